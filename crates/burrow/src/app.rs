@@ -1,0 +1,228 @@
+//! The [`App`] trait: one trait, a name, and a default no-op hook for every capability.
+//!
+//! An app overrides only what it provides. Apps are registered with
+//! [`Server::app`](crate::Server::app); the server orders them by [`App::dependencies`]
+//! and refuses to start on a missing dependency, a cycle or a duplicate name.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::Router;
+use include_dir::Dir;
+
+use crate::command::Command;
+use crate::config::{Config, ConfigError, Setting};
+use crate::db::Db;
+use crate::template::{RequestContext, RequestInfo, TemplateEnv, Templates};
+
+/// A boxed future, for the async hooks of [`App`] (which must stay object-safe).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The error type of app hooks.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What an app sees when it builds routes and middleware, runs a command, seeds or checks
+/// readiness.
+#[derive(Clone)]
+pub struct AppContext {
+    pub db: Db,
+    pub config: std::sync::Arc<Config>,
+    pub settings: std::sync::Arc<crate::Settings>,
+    pub templates: Templates,
+}
+
+/// A navigation entry contributed by an app, shown by `nav_links()` in templates.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NavItem {
+    pub label: &'static str,
+    pub path: &'static str,
+    /// Lower comes first; ties keep app order.
+    pub order: i32,
+}
+
+impl NavItem {
+    pub const fn new(label: &'static str, path: &'static str) -> Self {
+        NavItem { label, path, order: 0 }
+    }
+
+    pub const fn order(mut self, order: i32) -> Self {
+        self.order = order;
+        self
+    }
+}
+
+/// A composable piece of a Burrow server (like a Django app or a Bevy plugin).
+///
+/// Hooks run in this order at start-up: [`settings`](App::settings) →
+/// [`configure`](App::configure) → [`migrations`](App::migrations) →
+/// [`templates`](App::templates) / [`template_env`](App::template_env) →
+/// [`routes`](App::routes) → [`middleware`](App::middleware). At shutdown,
+/// [`shutdown`](App::shutdown) runs in reverse app order.
+#[allow(unused_variables)]
+pub trait App: Send + Sync + 'static {
+    /// A unique name; also the app's key in `_migrations`.
+    fn name(&self) -> &'static str;
+
+    /// Names of apps that must be registered and set up before this one.
+    fn dependencies(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Settings this app adds (flags, env vars, TOML keys), under its own prefix.
+    fn settings(&self) -> Vec<Setting> {
+        Vec::new()
+    }
+
+    /// Reads and validates this app's settings before anything is opened or written.
+    fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
+        Ok(())
+    }
+
+    /// Embedded `*.up.sql` migrations, applied in name order at start-up.
+    fn migrations(&self) -> Option<&'static Dir<'static>> {
+        None
+    }
+
+    /// Embedded templates, named by their path in the directory. An app registered later
+    /// overrides an earlier app's template of the same name.
+    fn templates(&self) -> Option<&'static Dir<'static>> {
+        None
+    }
+
+    /// Adds static template functions, filters and globals.
+    fn template_env(&self, env: &mut TemplateEnv) {}
+
+    /// Adds request-scoped template values and functions (e.g. `csrf_token()`), built
+    /// only when a page is rendered.
+    fn request_context(&self, request: &RequestInfo, context: &mut RequestContext) {}
+
+    /// Navigation entries for the layout.
+    fn nav_items(&self) -> Vec<NavItem> {
+        Vec::new()
+    }
+
+    /// Embedded static files, served under `/static/` with content-hashed URLs.
+    fn static_files(&self) -> Option<&'static Dir<'static>> {
+        None
+    }
+
+    /// The app's routes.
+    fn routes(&self, ctx: &AppContext) -> Router {
+        Router::new()
+    }
+
+    /// Wraps the whole router (every app's routes) in this app's middleware. Earlier
+    /// apps' middleware runs outside later apps' middleware.
+    fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
+        router
+    }
+
+    /// CLI subcommands (`server NAME …`).
+    fn commands(&self) -> Vec<Command> {
+        Vec::new()
+    }
+
+    /// Sample data for `server seed`.
+    fn seed<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Readiness for `/healthz/ready`; an `Err` makes it answer 503 naming this app.
+    fn ready<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Called once at graceful shutdown, after requests drained, in reverse app order.
+    fn shutdown<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, ()> {
+        Box::pin(async {})
+    }
+}
+
+/// Orders apps so every app comes after its dependencies; registration order breaks
+/// ties. Errors name the apps involved.
+pub(crate) fn order(apps: Vec<Box<dyn App>>) -> Result<Vec<Box<dyn App>>, ConfigError> {
+    let mut index = HashMap::new();
+    for (i, app) in apps.iter().enumerate() {
+        if index.insert(app.name(), i).is_some() {
+            return Err(ConfigError(format!("app '{}' is registered twice", app.name())));
+        }
+    }
+    for app in &apps {
+        for dep in app.dependencies() {
+            if !index.contains_key(dep) {
+                return Err(ConfigError(format!("app '{}' depends on app '{dep}', which is not registered", app.name())));
+            }
+        }
+    }
+    // Depth-first, visiting dependencies in declaration order; `path` catches cycles.
+    #[derive(Clone, Copy, PartialEq)]
+    enum Mark {
+        New,
+        Active,
+        Done,
+    }
+    fn visit(i: usize, apps: &[Box<dyn App>], index: &HashMap<&str, usize>, marks: &mut [Mark], path: &mut Vec<usize>, out: &mut Vec<usize>) -> Result<(), ConfigError> {
+        match marks[i] {
+            Mark::Done => return Ok(()),
+            Mark::Active => {
+                let start = path.iter().position(|&p| p == i).unwrap_or(0);
+                let mut names: Vec<_> = path[start..].iter().map(|&p| apps[p].name()).collect();
+                names.push(apps[i].name());
+                return Err(ConfigError(format!("apps depend on each other in a cycle: {}", names.join(" -> "))));
+            }
+            Mark::New => {}
+        }
+        marks[i] = Mark::Active;
+        path.push(i);
+        for dep in apps[i].dependencies() {
+            visit(index[dep], apps, index, marks, path, out)?;
+        }
+        path.pop();
+        marks[i] = Mark::Done;
+        out.push(i);
+        Ok(())
+    }
+    let mut marks = vec![Mark::New; apps.len()];
+    let mut sorted = Vec::with_capacity(apps.len());
+    for i in 0..apps.len() {
+        visit(i, &apps, &index, &mut marks, &mut Vec::new(), &mut sorted)?;
+    }
+    let mut slots: Vec<Option<Box<dyn App>>> = apps.into_iter().map(Some).collect();
+    Ok(sorted.into_iter().map(|i| slots[i].take().expect("each app once")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct A(&'static str, &'static [&'static str]);
+    impl App for A {
+        fn name(&self) -> &'static str {
+            self.0
+        }
+        fn dependencies(&self) -> &'static [&'static str] {
+            self.1
+        }
+    }
+
+    fn names(apps: Vec<Box<dyn App>>) -> Result<Vec<&'static str>, String> {
+        order(apps).map(|a| a.iter().map(|a| a.name()).collect()).map_err(|e| e.0)
+    }
+
+    #[test]
+    fn dependencies_come_first_and_registration_order_breaks_ties() {
+        let apps: Vec<Box<dyn App>> = vec![Box::new(A("notes", &["session", "csrf"])), Box::new(A("csrf", &["session"])), Box::new(A("session", &[])), Box::new(A("z", &[]))];
+        assert_eq!(names(apps).unwrap(), ["session", "csrf", "notes", "z"]);
+    }
+
+    #[test]
+    fn missing_cycle_and_duplicate_are_named() {
+        let err = names(vec![Box::new(A("notes", &["auth"]))]).unwrap_err();
+        assert!(err.contains("'notes'") && err.contains("'auth'"), "{err}");
+        let err = names(vec![Box::new(A("a", &["b"])), Box::new(A("b", &["c"])), Box::new(A("c", &["a"]))]).unwrap_err();
+        assert!(err.contains("a -> b -> c -> a"), "{err}");
+        let err = names(vec![Box::new(A("a", &[])), Box::new(A("a", &[]))]).unwrap_err();
+        assert!(err.contains("'a' is registered twice"), "{err}");
+    }
+}

@@ -1,0 +1,272 @@
+//! The SQLite backend: one writer connection plus a pool of readers.
+//!
+//! Writers take an async FIFO lock (tokio's `Mutex` is fair) before moving to a blocking
+//! thread, so queued writes wait without occupying threads. Readers are a stack of
+//! connections guarded by a semaphore.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex as StdMutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::types::{ToSqlOutput, ValueRef};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{Mutex, Semaphore};
+
+use super::{Conn, DbError, Dsn, Value};
+
+/// Applied to every connection (SPEC.md).
+const PRAGMAS: &str = "
+    PRAGMA synchronous = NORMAL;
+    PRAGMA foreign_keys = ON;
+    PRAGMA busy_timeout = 5000;
+    PRAGMA temp_store = MEMORY;
+    PRAGMA mmap_size = 134217728;
+    PRAGMA journal_size_limit = 27103364;
+    PRAGMA cache_size = -8000;
+";
+
+pub(super) struct SqlitePool {
+    dsn: Dsn,
+    /// What every connection opens: the file path, or a shared-cache memory URI.
+    target: String,
+    writer: Mutex<Option<Conn>>,
+    readers: StdMutex<Vec<Conn>>,
+    reader_slots: Semaphore,
+}
+
+impl SqlitePool {
+    pub(super) fn open(dsn: &Dsn, readers: usize) -> Result<SqlitePool, DbError> {
+        let target = match dsn {
+            Dsn::SqliteFile(path) => {
+                check_file(path)?;
+                path.to_string_lossy().into_owned()
+            }
+            Dsn::SqliteMemory => {
+                // Every connection must see the same in-memory database.
+                static NEXT: AtomicU64 = AtomicU64::new(0);
+                let n = NEXT.fetch_add(1, Ordering::Relaxed);
+                format!("file:burrow-memory-{}-{n}?mode=memory&cache=shared", std::process::id())
+            }
+        };
+        let writer = connect(&target, dsn)?;
+        Ok(SqlitePool {
+            dsn: dsn.clone(),
+            target,
+            writer: Mutex::new(Some(writer)),
+            readers: StdMutex::new(Vec::new()),
+            reader_slots: Semaphore::new(readers.max(1)),
+        })
+    }
+
+    pub(super) fn dsn(&self) -> &Dsn {
+        &self.dsn
+    }
+
+    /// Runs `f` on the writer outside any transaction, before serving (migrations).
+    /// Switches the file to WAL afterwards: a failed migration leaves the file byte for
+    /// byte as it was, even its journal mode.
+    pub(super) fn with_writer_blocking<T>(&self, f: impl FnOnce(&Conn) -> Result<T, DbError>) -> Result<T, DbError> {
+        let guard = self.writer.try_lock().map_err(|_| DbError::Setup("the writer connection is busy".into()))?;
+        let conn = guard.as_ref().ok_or(DbError::Closed)?;
+        let out = f(conn)?;
+        if matches!(self.dsn, Dsn::SqliteFile(_)) {
+            let mode: String = conn.0.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                return Err(DbError::Setup(format!("{}: cannot switch to WAL mode (got {mode})", self.dsn)));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(super) async fn write<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
+    {
+        let mut guard = self.writer.lock().await;
+        let conn = guard.take().ok_or(DbError::Closed)?;
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let result = transaction(&conn, f);
+            (conn, result)
+        })
+        .await
+        .map_err(|e| DbError::Other(format!("write task failed: {e}")))?;
+        *guard = Some(conn);
+        result
+    }
+
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
+    {
+        let _permit = self.reader_slots.acquire().await.map_err(|_| DbError::Closed)?;
+        let pooled = self.readers.lock().expect("reader pool poisoned").pop();
+        let target = self.target.clone();
+        let dsn = self.dsn.clone();
+        let (conn, result) = tokio::task::spawn_blocking(move || {
+            let conn = match pooled {
+                Some(conn) => conn,
+                None => connect(&target, &dsn)?,
+            };
+            let result = f(&conn);
+            Ok::<_, DbError>((conn, result))
+        })
+        .await
+        .map_err(|e| DbError::Other(format!("read task failed: {e}")))??;
+        self.readers.lock().expect("reader pool poisoned").push(conn);
+        result
+    }
+
+    pub(super) async fn check(&self) -> Result<(), DbError> {
+        if let Dsn::SqliteFile(path) = &self.dsn {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || check_access(&path))
+                .await
+                .map_err(|e| DbError::Other(e.to_string()))??;
+        }
+        self.read(|conn| conn.query_one::<(i64,)>("SELECT count(*) FROM sqlite_schema", &[]).map(|_| ())).await
+    }
+
+    pub(super) async fn close(&self) {
+        self.reader_slots.close();
+        let readers = std::mem::take(&mut *self.readers.lock().expect("reader pool poisoned"));
+        drop(readers);
+        if let Some(writer) = self.writer.lock().await.take() {
+            // Lets SQLite refresh its query planner statistics, then closing the last
+            // connection checkpoints the WAL into the main file.
+            let _ = writer.0.execute_batch("PRAGMA optimize;");
+            let _ = tokio::task::spawn_blocking(move || drop(writer)).await;
+        }
+    }
+}
+
+fn transaction<T>(conn: &Conn, f: impl FnOnce(&Conn) -> Result<T, DbError>) -> Result<T, DbError> {
+    conn.0.execute_batch("BEGIN IMMEDIATE")?;
+    match f(conn) {
+        Ok(value) => match conn.0.execute_batch("COMMIT") {
+            Ok(()) => Ok(value),
+            Err(e) => {
+                let _ = conn.0.execute_batch("ROLLBACK");
+                Err(e.into())
+            }
+        },
+        Err(e) => {
+            let _ = conn.0.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn connect(target: &str, dsn: &Dsn) -> Result<Conn, DbError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(target, flags).map_err(|e| DbError::Setup(format!("cannot open database {dsn}: {e}")))?;
+    conn.execute_batch(PRAGMAS).map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(Conn(conn))
+}
+
+/// Checks the database file and its directory before anything is created or written:
+/// the directory must exist and be writable (WAL creates `-wal` and `-shm` beside the
+/// file), and an existing file must be a readable, writable SQLite database.
+fn check_file(path: &Path) -> Result<(), DbError> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let setup = |msg: String| Err(DbError::Setup(msg));
+    match std::fs::metadata(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return setup(format!("database directory {} does not exist (create it, or change --database-dsn)", dir.display()));
+        }
+        Err(e) => return setup(format!("database directory {}: {e}", dir.display())),
+        Ok(meta) if !meta.is_dir() => return setup(format!("database directory {} is not a directory", dir.display())),
+        Ok(_) => {}
+    }
+    if !writable(&dir) {
+        return setup(format!(
+            "database directory {} is not writable by this user; SQLite needs to create {}-wal and {}-shm beside the database",
+            dir.display(),
+            path.display(),
+            path.display()
+        ));
+    }
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return setup(format!("database file {}: {e}", path.display())),
+        Ok(meta) if meta.is_dir() => return setup(format!("database file {} is a directory", path.display())),
+        Ok(meta) if meta.len() == 0 => {}
+        Ok(_) => {
+            let mut header = [0u8; 16];
+            let read = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header));
+            match read {
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                    return setup(format!("database file {} is not a SQLite database", path.display()));
+                }
+                Err(e) => return setup(format!("database file {} cannot be read: {e}", path.display())),
+                Ok(()) if &header != b"SQLite format 3\0" => {
+                    return setup(format!("database file {} is not a SQLite database", path.display()));
+                }
+                Ok(()) => {}
+            }
+        }
+    }
+    check_access(path)
+}
+
+fn check_access(path: &Path) -> Result<(), DbError> {
+    #[cfg(unix)]
+    {
+        use nix::unistd::{AccessFlags, access};
+        if let Err(e) = access(path, AccessFlags::R_OK | AccessFlags::W_OK) {
+            if e != nix::errno::Errno::ENOENT {
+                return Err(DbError::Setup(format!("database file {} is not readable and writable: {}", path.display(), e.desc())));
+            }
+            return Err(DbError::Setup(format!("database file {} is missing", path.display())));
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(path) {
+            return Err(DbError::Setup(format!("database file {} is not readable and writable: {e}", path.display())));
+        }
+    }
+    Ok(())
+}
+
+fn writable(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use nix::unistd::{AccessFlags, access};
+        access(dir, AccessFlags::W_OK | AccessFlags::X_OK).is_ok()
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+    }
+}
+
+pub(super) fn value_from_ref(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::Integer(i),
+        ValueRef::Real(f) => Value::Real(f),
+        ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+    }
+}
+
+impl rusqlite::ToSql for Value {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(match self {
+            Value::Null => ToSqlOutput::Borrowed(ValueRef::Null),
+            Value::Integer(i) => ToSqlOutput::Borrowed(ValueRef::Integer(*i)),
+            Value::Real(f) => ToSqlOutput::Borrowed(ValueRef::Real(*f)),
+            Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
+            Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
+        })
+    }
+}

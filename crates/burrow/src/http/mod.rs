@@ -1,0 +1,48 @@
+//! The HTTP stack: the router of every app wrapped in the core middleware.
+//!
+//! From the outside in: templates extension → request id → access log → gzip →
+//! error renderer → body-size limit (413) → panic catcher (500) → app middleware →
+//! routes. Everything that is not a route is a 404 through the error renderer.
+
+mod access_log;
+pub(crate) mod health;
+pub(crate) mod request_id;
+pub(crate) mod staticfiles;
+
+use std::any::Any;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware::from_fn;
+use axum::response::{IntoResponse, Response};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::error::{Error, render_errors};
+use crate::template::Templates;
+
+/// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack.
+pub(crate) fn core_stack(routes: Router, templates: Templates, max_body_size: usize) -> Router {
+    routes
+        .fallback(|| async { Error::not_found() })
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(max_body_size))
+        .layer(from_fn(render_errors))
+        .layer(CompressionLayer::new())
+        .layer(from_fn(access_log::access_log))
+        .layer(from_fn(request_id::request_id))
+        .layer(axum::Extension(templates))
+}
+
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!("handler panicked: {message}");
+    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+}

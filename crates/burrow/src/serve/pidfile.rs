@@ -1,0 +1,55 @@
+//! The PID file: always names the live serving process.
+//!
+//! Written atomically (temporary file + rename) once the server is ready, so a reader
+//! never sees a partial PID; removed at exit only if it still names this process.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub(crate) struct PidFile {
+    path: PathBuf,
+}
+
+impl PidFile {
+    /// Checks before start-up that the PID file can be written (its directory exists and
+    /// is writable), so a bad path fails before anything else happens.
+    pub(crate) fn check(path: &Path) -> Result<(), String> {
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        match std::fs::metadata(dir) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(format!("PID file directory {} is not a directory", dir.display())),
+            Err(e) => return Err(format!("PID file directory {}: {e}", dir.display())),
+        }
+        #[cfg(unix)]
+        if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+            return Err(format!("PID file directory {} is not writable by this user", dir.display()));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn write(path: &Path) -> std::io::Result<PidFile> {
+        let pid = std::process::id();
+        let tmp = path.with_extension(format!("tmp.{pid}"));
+        let result = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            writeln!(f, "{pid}")?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result.map(|()| PidFile { path: path.to_path_buf() })
+    }
+
+    /// Removes the file if it still names this process (a successor may have replaced it).
+    pub(crate) fn remove(self) {
+        let ours = std::fs::read_to_string(&self.path).is_ok_and(|s| s.trim() == std::process::id().to_string());
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}

@@ -1,0 +1,398 @@
+//! The server builder and its start-up sequence.
+//!
+//! parse config → validate (core, then each app) → open DB → migrations (dependency
+//! order) → templates → router (core middleware, app middleware, app routes) → listen →
+//! ready. Every failure before serving is one line on stderr and exit code 2, and
+//! nothing has been written: a database file created by this start is removed again.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use axum::Router;
+use clap::{Arg, ArgAction, ArgMatches};
+
+use crate::app::{self, App, AppContext};
+use crate::command::Command;
+use crate::config::{Config, ConfigError, Setting};
+use crate::db::{Db, DbError, Dsn, Migrations};
+use crate::http::{self, health, staticfiles::StaticFiles};
+use crate::serve::{self, Stop, pidfile::PidFile};
+use crate::settings::{CORE_SETTINGS, LogFormat, Settings, TlsMode};
+use crate::template::Templates;
+
+/// A Burrow server: a name, a version and the apps it is made of.
+///
+/// ```no_run
+/// # struct Notes;
+/// # impl burrow::App for Notes { fn name(&self) -> &'static str { "notes" } }
+/// fn main() -> std::process::ExitCode {
+///     burrow::Server::new("server", env!("CARGO_PKG_VERSION")).app(Notes).run()
+/// }
+/// ```
+pub struct Server {
+    name: &'static str,
+    version: &'static str,
+    about: &'static str,
+    apps: Vec<Box<dyn App>>,
+}
+
+/// A start-up failure: one line for the operator and the exit code.
+#[derive(Debug)]
+pub struct StartError {
+    pub code: u8,
+    pub message: String,
+}
+
+impl StartError {
+    fn config(message: impl Into<String>) -> StartError {
+        StartError { code: 2, message: message.into() }
+    }
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for StartError {}
+
+impl From<ConfigError> for StartError {
+    fn from(e: ConfigError) -> Self {
+        StartError::config(e.0)
+    }
+}
+
+/// A server whose database is migrated and whose router is built, but which is not
+/// listening: what `serve` runs, and what tests and benchmarks drive in-process.
+pub struct Booted {
+    pub router: Router,
+    pub ctx: AppContext,
+    apps: Arc<Vec<Box<dyn App>>>,
+}
+
+/// Parsed and validated: what every subcommand starts from.
+struct Prepared {
+    version: &'static str,
+    matches: ArgMatches,
+    config: Arc<Config>,
+    settings: Arc<Settings>,
+    apps: Vec<Box<dyn App>>,
+    commands: Vec<Command>,
+}
+
+impl Server {
+    pub fn new(name: &'static str, version: &'static str) -> Server {
+        Server { name, version, about: "A Burrow server", apps: Vec::new() }
+    }
+
+    /// The description `--help` shows.
+    pub fn about(mut self, about: &'static str) -> Server {
+        self.about = about;
+        self
+    }
+
+    /// Registers an app. Order matters only among apps without dependencies between them.
+    pub fn app(mut self, app: impl App) -> Server {
+        self.apps.push(Box::new(app));
+        self
+    }
+
+    /// Runs with the process arguments; returns the exit code.
+    pub fn run(self) -> ExitCode {
+        self.run_from(std::env::args_os())
+    }
+
+    /// Runs with the given arguments (the first is the program name).
+    pub fn run_from<I, T>(self, args: I) -> ExitCode
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let name = self.name;
+        let result = match self.prepare(args) {
+            Ok(Some(prepared)) => prepared.run(),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("{name}: error: {}", e.message.replace('\n', " "));
+                ExitCode::from(e.code)
+            }
+        }
+    }
+
+    /// Validates config, opens and migrates the database and builds the router, without
+    /// listening or logging. For tests and benchmarks.
+    pub fn build<I, T>(self, args: I) -> Result<Booted, StartError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let prepared = self.prepare(args)?.ok_or_else(|| StartError::config("--help or --version given"))?;
+        prepared.boot()
+    }
+
+    /// Parses flags, env and TOML, orders apps and lets each validate its settings.
+    /// `Ok(None)` when `--help` or `--version` was printed.
+    fn prepare<I, T>(mut self, args: I) -> Result<Option<Prepared>, StartError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut apps = app::order(std::mem::take(&mut self.apps))?;
+        let mut settings: Vec<Setting> = CORE_SETTINGS.to_vec();
+        for app in &apps {
+            for setting in app.settings() {
+                if let Some(existing) = settings.iter().find(|s| s.key == setting.key || s.flag == setting.flag || s.env == setting.env) {
+                    return Err(StartError::config(format!("app '{}' declares setting '{}', which clashes with '{}'", app.name(), setting.key, existing.key)));
+                }
+                settings.push(setting);
+            }
+        }
+        let commands: Vec<Command> = apps.iter().flat_map(|a| a.commands()).collect();
+        for (i, c) in commands.iter().enumerate() {
+            if ["serve", "migrate", "seed", "help"].contains(&c.name()) || commands[..i].iter().any(|o| o.name() == c.name()) {
+                return Err(StartError::config(format!("CLI command '{}' is defined twice", c.name())));
+            }
+        }
+        let matches = match self.cli(&settings, &commands).try_get_matches_from(args) {
+            Ok(m) => m,
+            Err(e) => {
+                use clap::error::ErrorKind;
+                if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                    let _ = e.print();
+                    return Ok(None);
+                }
+                // clap's message is several lines; the first one names the problem.
+                let text = e.render().to_string();
+                let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string();
+                return Err(StartError::config(format!("{first} (see --help)")));
+            }
+        };
+        let config = Config::resolve(&settings, &matches)?;
+        let core = Settings::from_config(&config)?;
+        if let Some(pid_file) = &core.pid_file {
+            PidFile::check(pid_file).map_err(|reason| config.error("server.pid_file", &reason))?;
+        }
+        for app in apps.iter_mut() {
+            app.configure(&config)?;
+        }
+        Ok(Some(Prepared { version: self.version, matches, config: Arc::new(config), settings: Arc::new(core), apps, commands }))
+    }
+
+    fn cli(&self, settings: &[Setting], commands: &[Command]) -> clap::Command {
+        let mut cli = clap::Command::new(self.name)
+            .version(self.version)
+            .about(self.about)
+            .after_help("Precedence: flag > environment variable > config file > default.")
+            .arg(Arg::new("config").long("config").env("CONFIG").global(true).value_name("FILE").help("TOML file with settings (e.g. [server] port = 8080)"))
+            .args(settings.iter().map(Setting::to_arg))
+            .subcommand(clap::Command::new("serve").about("Serve HTTP (the default when no command is given)"))
+            .subcommand(
+                clap::Command::new("migrate")
+                    .about("Apply pending migrations without serving")
+                    .arg(Arg::new("list").long("list").action(ArgAction::SetTrue).help("List applied and pending migrations; apply nothing")),
+            )
+            .subcommand(clap::Command::new("seed").about("Load every app's sample data"));
+        for command in commands {
+            cli = cli.subcommand(command.cli.clone());
+        }
+        cli
+    }
+}
+
+impl Prepared {
+    fn run(self) -> Result<(), StartError> {
+        init_logging(&self.settings);
+        match self.matches.subcommand() {
+            None | Some(("serve", _)) => {
+                let booted = self.boot()?;
+                booted.serve()
+            }
+            Some(("migrate", sub)) if sub.get_flag("list") => self.list_migrations(),
+            Some(("migrate", _)) => {
+                let applied = self.open_and_migrate()?.1;
+                if applied.is_empty() {
+                    println!("No pending migrations.");
+                }
+                for file in applied {
+                    println!("applied {file}");
+                }
+                Ok(())
+            }
+            Some(("seed", _)) => {
+                let booted = self.boot()?;
+                booted.block_on(async {
+                    for app in booted.apps.iter() {
+                        app.seed(&booted.ctx).await.map_err(|e| StartError { code: 1, message: format!("seed of app '{}' failed: {e}", app.name()) })?;
+                    }
+                    println!("Seeded.");
+                    Ok(())
+                })
+            }
+            Some((command, args)) => {
+                let command = self.commands.iter().find(|c| c.name() == command).cloned().expect("clap only accepts known commands");
+                let args = args.clone();
+                let booted = self.boot()?;
+                booted.block_on(async { (command.run)(&booted.ctx, &args).await.map_err(|e| StartError { code: 1, message: format!("{}: {e}", command.name()) }) })
+            }
+        }
+    }
+
+    fn migration_sets(&self) -> Vec<Migrations> {
+        self.apps.iter().filter_map(|a| a.migrations().map(|dir| Migrations::from_dir(a.name(), dir))).collect()
+    }
+
+    /// Opens the database and applies pending migrations. A database file this call
+    /// created is removed again when it fails, so a failed start writes nothing.
+    fn open_and_migrate(&self) -> Result<(Db, Vec<String>), StartError> {
+        let new_file = match &self.settings.database {
+            Dsn::SqliteFile(path) => (!path.exists()).then(|| path.clone()),
+            Dsn::SqliteMemory => None,
+        };
+        let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4);
+        let source = self.config.source("database.dsn");
+        let db = Db::open(&self.settings.database, readers).map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
+        match db.migrate_blocking(&self.migration_sets()) {
+            Ok(applied) => {
+                for file in &applied {
+                    tracing::info!("applied migration {file}");
+                }
+                Ok((db, applied))
+            }
+            Err(e) => {
+                drop(db);
+                if let Some(path) = new_file {
+                    remove_database(&path);
+                }
+                let message = match e {
+                    DbError::Migration { .. } => format!("{e}; the database was left unchanged"),
+                    other => other.to_string(),
+                };
+                Err(StartError::config(message))
+            }
+        }
+    }
+
+    fn list_migrations(&self) -> Result<(), StartError> {
+        let db = Db::open(&self.settings.database, 1).map_err(|e| StartError::config(e.to_string()))?;
+        let status = db.migration_status_blocking(&self.migration_sets()).map_err(|e| StartError::config(e.to_string()))?;
+        for m in &status {
+            match &m.applied_at {
+                Some(at) => println!("[x] {}/{}  (applied {at})", m.app, m.name),
+                None => println!("[ ] {}/{}  (pending)", m.app, m.name),
+            }
+        }
+        let pending = status.iter().filter(|m| m.applied_at.is_none()).count();
+        println!("{} applied, {pending} pending", status.len() - pending);
+        Ok(())
+    }
+
+    fn boot(self) -> Result<Booted, StartError> {
+        let version = self.version;
+        let (db, _) = self.open_and_migrate()?;
+        let apps = Arc::new(self.apps);
+        let files = StaticFiles::collect(&apps);
+        let templates = Templates::build(apps.clone(), |env| {
+            files.register(env);
+            env.add_global("app_version", version);
+        })
+        .map_err(StartError::config)?;
+        let ctx = AppContext { db, config: self.config, settings: self.settings, templates: templates.clone() };
+        let mut routes = Router::new().merge(health::routes(ctx.clone(), apps.clone(), version)).merge(files.routes());
+        for app in apps.iter() {
+            routes = routes.merge(app.routes(&ctx));
+        }
+        // Earlier apps' middleware wraps later apps' middleware.
+        for app in apps.iter().rev() {
+            routes = app.middleware(routes, &ctx);
+        }
+        let router = http::core_stack(routes, templates, ctx.settings.max_body_size);
+        Ok(Booted { router, ctx, apps })
+    }
+}
+
+impl Booted {
+    fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T, StartError>>) -> Result<T, StartError> {
+        runtime()?.block_on(f)
+    }
+
+    /// Listens and serves until SIGINT/SIGTERM, then shuts down gracefully: stop
+    /// accepting, drain, app shutdown hooks in reverse order, close the database, remove
+    /// the PID file.
+    pub fn serve(self) -> Result<(), StartError> {
+        let settings = self.ctx.settings.clone();
+        if settings.tls.mode != TlsMode::Off {
+            return Err(StartError::config(format!(
+                "TLS mode '{}' ({}) is not available in this build yet; use --tls-mode off",
+                settings.tls.mode.as_str(),
+                settings.tls.reason
+            )));
+        }
+        let addrs = serve::bind_addrs(&settings.host, settings.port);
+        let listener = serve::bind(&addrs).map_err(|e| StartError::config(format!("cannot listen on {}:{} (--host, --port): {e}", settings.host, settings.port)))?;
+        let local = listener.local_addr().map_err(|e| StartError::config(e.to_string()))?;
+        let runtime = runtime()?;
+        runtime.block_on(async move {
+            tracing::info!(tls = settings.tls.mode.as_str(), reason = %settings.tls.reason, "TLS mode");
+            tracing::info!(addr = %local, base_url = %settings.base_url, "listening on http://{local}");
+            let stop = Stop::new();
+            let server = tokio::spawn(serve::serve(vec![listener], self.router.clone(), stop.clone(), settings.shutdown_timeout));
+            let pid_file = match &settings.pid_file {
+                Some(path) => Some(PidFile::write(path).map_err(|e| StartError::config(format!("cannot write PID file {}: {e}", path.display())))?),
+                None => None,
+            };
+            tracing::info!(pid = std::process::id(), database = %settings.database, "ready");
+            let signal = serve::shutdown_signal().await;
+            tracing::info!(drain_timeout_s = settings.shutdown_timeout.as_secs_f64(), "{signal} received; shutting down");
+            stop.trigger();
+            match server.await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(cut)) => tracing::warn!(connections = cut, "connections cut off at the shutdown timeout"),
+                Ok(Err(e)) => tracing::error!("server error: {e}"),
+                Err(e) => tracing::error!("server task failed: {e}"),
+            }
+            for app in self.apps.iter().rev() {
+                app.shutdown(&self.ctx).await;
+            }
+            self.ctx.db.close().await;
+            if let Some(pid_file) = pid_file {
+                pid_file.remove();
+            }
+            tracing::info!("stopped");
+            Ok(())
+        })
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, StartError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| StartError { code: 1, message: format!("cannot start the async runtime: {e}") })
+}
+
+fn remove_database(path: &std::path::Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p: OsString = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn init_logging(settings: &Settings) {
+    use tracing_subscriber::EnvFilter;
+    let level = settings.log_level.to_string().to_lowercase();
+    // Dependencies are noisy at debug; the app's own level applies to burrow and apps.
+    let filter = EnvFilter::try_new(format!("{level},hyper=warn,hyper_util=warn,h2=warn,tower_http=warn")).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        LogFormat::Text => builder.with_target(false).try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+    };
+}

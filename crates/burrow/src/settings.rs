@@ -1,0 +1,256 @@
+//! The core settings every Burrow server has (SPEC.md's table), parsed and validated.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::config::{Config, ConfigError, Setting, parse_duration, parse_size};
+use crate::db::Dsn;
+
+pub(crate) const CORE_SETTINGS: &[Setting] = &[
+    Setting::new("server.host", "host", "HOST", "Interface or domain to bind and to use in URLs").default("localhost"),
+    Setting::new("server.port", "port", "PORT", "Port to listen on (not allowed with --tls-mode acme)").default("8080"),
+    Setting::new("server.base_url", "base-url", "BASE_URL", "Public URL of the site")
+        .default_note("https://HOST for acme, else scheme://HOST:PORT"),
+    Setting::new("server.max_body_size", "max-body-size", "MAX_BODY_SIZE", "Largest request body in MB (or 512KB, 2MB); larger bodies get 413")
+        .default("1"),
+    Setting::new("server.shutdown_timeout", "shutdown-timeout", "SHUTDOWN_TIMEOUT", "Seconds to drain in-flight requests on shutdown or restart")
+        .default("10"),
+    Setting::new("server.pid_file", "pid-file", "PID_FILE", "Write the PID of the serving process to this file").default_note("none"),
+    Setting::new("database.dsn", "database-dsn", "DATABASE_DSN", "Database: path, sqlite:///relative, sqlite:////absolute or sqlite://:memory:")
+        .default("app.db"),
+    Setting::new("log.level", "log-level", "LOG_LEVEL", "error, warn, info, debug or trace").default("info"),
+    Setting::new("log.format", "log-format", "LOG_FORMAT", "text or json").default("text"),
+    Setting::new("tls.mode", "tls-mode", "TLS_MODE", "auto, acme, selfsigned, manual or off").default("auto"),
+    Setting::new("tls.cert_dir", "tls-cert-dir", "TLS_CERT_DIR", "Directory for ACME and self-signed certificates").default("./data/certs"),
+    Setting::new("tls.email", "tls-email", "TLS_EMAIL", "ACME account email (required for acme)").default_note("none"),
+    Setting::new("tls.cert_file", "tls-cert-file", "TLS_CERT_FILE", "PEM certificate chain (manual mode)").default_note("none"),
+    Setting::new("tls.key_file", "tls-key-file", "TLS_KEY_FILE", "PEM private key (manual mode)").default_note("none"),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsMode {
+    Off,
+    Acme,
+    SelfSigned,
+    Manual,
+}
+
+impl TlsMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::Off => "off",
+            TlsMode::Acme => "acme",
+            TlsMode::SelfSigned => "selfsigned",
+            TlsMode::Manual => "manual",
+        }
+    }
+}
+
+/// TLS settings; `mode` is already resolved from `auto`.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    pub mode: TlsMode,
+    /// Why this mode was chosen, logged at start-up.
+    pub reason: String,
+    pub cert_dir: PathBuf,
+    pub email: Option<String>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+/// The validated core configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host: String,
+    pub port: u16,
+    pub base_url: String,
+    pub max_body_size: usize,
+    pub shutdown_timeout: Duration,
+    pub pid_file: Option<PathBuf>,
+    pub database: Dsn,
+    pub log_level: tracing::Level,
+    pub log_format: LogFormat,
+    pub tls: TlsSettings,
+}
+
+impl Settings {
+    pub(crate) fn from_config(config: &Config) -> Result<Settings, ConfigError> {
+        let host = config.raw("server.host").unwrap_or("").trim().to_string();
+        if host.contains(['/', ' ', '@']) {
+            return Err(config.error("server.host", "expected a host name or IP address"));
+        }
+        let tls = tls_settings(config, &host)?;
+        let port_explicit = *config.source("server.port") != crate::config::Source::Default;
+        if tls.mode == TlsMode::Acme && port_explicit {
+            return Err(config.error("server.port", "a port cannot be set with --tls-mode acme, which serves on 443 and 80"));
+        }
+        let port: u16 = config.require("server.port")?;
+        let base_url = match config.get::<String>("server.base_url")? {
+            Some(url) => validate_base_url(&url).map_err(|reason| config.error("server.base_url", &reason))?,
+            None => derive_base_url(&host, port, tls.mode),
+        };
+        let log_level = config
+            .parse_with("log.level", |raw| raw.parse::<tracing::Level>().map_err(|_| "expected error, warn, info, debug or trace".into()))?
+            .unwrap_or(tracing::Level::INFO);
+        let log_format = config
+            .parse_with("log.format", |raw| match raw {
+                "text" => Ok(LogFormat::Text),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("expected text or json".into()),
+            })?
+            .unwrap_or(LogFormat::Text);
+        Ok(Settings {
+            host,
+            port,
+            base_url,
+            max_body_size: config.parse_with("server.max_body_size", parse_size)?.unwrap_or(1 << 20),
+            shutdown_timeout: config.parse_with("server.shutdown_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10)),
+            pid_file: config.get::<PathBuf>("server.pid_file")?.filter(|p| !p.as_os_str().is_empty()),
+            database: config.parse_with("database.dsn", |raw| Dsn::parse(raw))?.expect("database.dsn has a default"),
+            log_level,
+            log_format,
+            tls,
+        })
+    }
+}
+
+fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError> {
+    let requested = config
+        .parse_with("tls.mode", |raw| match raw {
+            "auto" => Ok(None),
+            "off" => Ok(Some(TlsMode::Off)),
+            "acme" => Ok(Some(TlsMode::Acme)),
+            "selfsigned" => Ok(Some(TlsMode::SelfSigned)),
+            "manual" => Ok(Some(TlsMode::Manual)),
+            _ => Err("expected auto, acme, selfsigned, manual or off".into()),
+        })?
+        .flatten();
+    let (mode, reason) = match requested {
+        Some(mode) => (mode, format!("--tls-mode {} (from {})", mode.as_str(), config.source("tls.mode"))),
+        None if is_local_host(host) => (TlsMode::Off, format!("auto: host '{host}' is local")),
+        None => (TlsMode::Acme, format!("auto: host '{host}' is a public name")),
+    };
+    let optional_path = |key: &str| config.get::<PathBuf>(key).map(|p| p.filter(|p| !p.as_os_str().is_empty()));
+    let tls = TlsSettings {
+        mode,
+        reason,
+        cert_dir: config.require("tls.cert_dir")?,
+        email: config.get::<String>("tls.email")?.filter(|e| !e.is_empty()),
+        cert_file: optional_path("tls.cert_file")?,
+        key_file: optional_path("tls.key_file")?,
+    };
+    match mode {
+        TlsMode::Acme => {
+            if tls.email.is_none() {
+                return Err(config.error("tls.email", "an ACME account email is required with --tls-mode acme"));
+            }
+            if host.parse::<IpAddr>().is_ok() || !host.contains('.') {
+                return Err(config.error("server.host", "--tls-mode acme needs a public domain name as host"));
+            }
+        }
+        TlsMode::Manual => {
+            if tls.cert_file.is_none() {
+                return Err(config.error("tls.cert_file", "a certificate file is required with --tls-mode manual"));
+            }
+            if tls.key_file.is_none() {
+                return Err(config.error("tls.key_file", "a private key file is required with --tls-mode manual"));
+            }
+        }
+        TlsMode::Off | TlsMode::SelfSigned => {}
+    }
+    Ok(tls)
+}
+
+/// Hosts for which `auto` TLS means plain HTTP.
+pub fn is_local_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.is_empty()
+        || host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn derive_base_url(host: &str, port: u16, mode: TlsMode) -> String {
+    let host = match host {
+        "" => "localhost".to_string(),
+        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
+        h => h.to_string(),
+    };
+    match mode {
+        TlsMode::Acme => format!("https://{host}"),
+        TlsMode::Off if port == 80 => format!("http://{host}"),
+        TlsMode::Off => format!("http://{host}:{port}"),
+        TlsMode::SelfSigned | TlsMode::Manual if port == 443 => format!("https://{host}"),
+        TlsMode::SelfSigned | TlsMode::Manual => format!("https://{host}:{port}"),
+    }
+}
+
+fn validate_base_url(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("expected a URL starting with http:// or https://")?;
+    if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
+        return Err("expected a URL with a host, such as https://example.com".into());
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_config(&Config::from_pairs(CORE_SETTINGS, pairs))
+    }
+
+    #[test]
+    fn defaults_serve_plain_http_on_localhost() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.tls.mode, TlsMode::Off);
+        assert_eq!(s.base_url, "http://localhost:8080");
+        assert_eq!(s.max_body_size, 1 << 20);
+        assert_eq!(s.shutdown_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn auto_tls_picks_acme_for_domains_and_checks_its_requirements() {
+        let err = settings(&[("server.host", "example.com")]).unwrap_err();
+        assert!(err.0.contains("--tls-email"), "{err}");
+        let s = settings(&[("server.host", "example.com"), ("tls.email", "a@example.com")]).unwrap();
+        assert_eq!((s.tls.mode, s.base_url.as_str()), (TlsMode::Acme, "https://example.com"));
+        let err = settings(&[("server.host", "example.com"), ("tls.email", "a@b.c"), ("server.port", "8443")]).unwrap_err();
+        assert!(err.0.contains("--port"), "{err}");
+        for local in ["localhost", "app.localhost", "127.0.0.1", "::1", ""] {
+            assert_eq!(settings(&[("server.host", local)]).unwrap().tls.mode, TlsMode::Off, "{local}");
+        }
+    }
+
+    #[test]
+    fn manual_tls_needs_both_files() {
+        let err = settings(&[("tls.mode", "manual"), ("tls.cert_file", "c.pem")]).unwrap_err();
+        assert!(err.0.contains("--tls-key-file"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        for (key, value, flag) in [
+            ("server.port", "99999", "--port"),
+            ("log.level", "loud", "--log-level"),
+            ("log.format", "xml", "--log-format"),
+            ("tls.mode", "on", "--tls-mode"),
+            ("server.base_url", "example.com", "--base-url"),
+            ("database.dsn", "mysql://x", "--database-dsn"),
+        ] {
+            let err = settings(&[(key, value)]).unwrap_err();
+            assert!(err.0.contains(flag), "{key}: {err}");
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Templates: minijinja, embedded per app, layouts, htmx fragments, request-scoped functions.
+//!
+//! The environment is built once at start-up from every app's embedded templates (a later
+//! app overrides an earlier app's template of the same name). Request-scoped functions
+//! such as `current_path()`, `nav_links()` or `csrf_token()` are passed in the render
+//! context as closures, so nothing is rebuilt per request.
+//!
+//! Handlers render with the [`Render`] extractor:
+//!
+//! ```no_run
+//! use burrow::{Render, Html, Error};
+//! use minijinja::context;
+//! async fn home(render: Render) -> Result<Html, Error> {
+//!     render.page("home.html", context! { title => "Home" })
+//! }
+//! ```
+//!
+//! A page template extends a layout and puts its content in `{% block content %}`. For an
+//! htmx request (`HX-Request` without `HX-Boosted`) only that block is rendered.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, Uri, header};
+use axum::response::{IntoResponse, Response};
+use minijinja::value::{Value, merge_maps};
+use minijinja::{Environment, context};
+
+use crate::app::{App, NavItem};
+use crate::error::{Error, Handled};
+use crate::http::request_id::RequestId;
+
+/// The template environment apps add functions, filters and globals to.
+pub type TemplateEnv = Environment<'static>;
+
+/// The request as template hooks see it.
+#[derive(Clone, Debug)]
+pub struct RequestInfo {
+    pub method: Method,
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    /// Values middleware attached to the request (e.g. the session).
+    pub extensions: Extensions,
+}
+
+impl RequestInfo {
+    pub fn from_parts(parts: &Parts) -> RequestInfo {
+        RequestInfo { method: parts.method.clone(), uri: parts.uri.clone(), headers: parts.headers.clone(), extensions: parts.extensions.clone() }
+    }
+
+    /// True for an htmx request that wants a fragment (not a boosted full navigation).
+    pub fn wants_fragment(&self) -> bool {
+        self.headers.contains_key("hx-request") && !self.headers.contains_key("hx-boosted")
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        self.extensions.get::<RequestId>().map(|id| id.as_str())
+    }
+}
+
+/// Request-scoped template values, filled by [`App::request_context`](crate::App::request_context).
+#[derive(Default)]
+pub struct RequestContext {
+    values: BTreeMap<String, Value>,
+}
+
+impl RequestContext {
+    /// Adds a value.
+    pub fn insert(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        self.values.insert(name.into(), value.into());
+    }
+
+    /// Adds a function called without arguments, e.g. `{{ csrf_token() }}`. Returned
+    /// strings are escaped; use [`Value::from_safe_string`] for markup.
+    pub fn function<F, R>(&mut self, name: impl Into<String>, f: F)
+    where
+        F: Fn() -> R + Send + Sync + 'static,
+        R: Into<Value>,
+    {
+        self.values.insert(name.into(), Value::from_function(move || -> Value { f().into() }));
+    }
+}
+
+/// The compiled templates of every app; cheap to clone.
+#[derive(Clone)]
+pub struct Templates {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    env: TemplateEnv,
+    apps: Arc<Vec<Box<dyn App>>>,
+    nav: Vec<NavItem>,
+}
+
+static CORE_TEMPLATES: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+impl Templates {
+    /// Compiles the core templates, then each app's templates in app order. A syntax
+    /// error names the template and line.
+    pub(crate) fn build(apps: Arc<Vec<Box<dyn App>>>, configure: impl FnOnce(&mut TemplateEnv)) -> Result<Templates, String> {
+        let mut env = Environment::new();
+        let mut sources: BTreeMap<String, &'static str> = BTreeMap::new();
+        collect(&CORE_TEMPLATES, &mut sources);
+        for app in apps.iter() {
+            if let Some(dir) = app.templates() {
+                collect(dir, &mut sources);
+            }
+        }
+        for (name, source) in sources {
+            env.add_template_owned(name.clone(), source).map_err(|e| format!("template {name}: {}", one_line(&e)))?;
+        }
+        configure(&mut env);
+        for app in apps.iter() {
+            app.template_env(&mut env);
+        }
+        let mut nav: Vec<NavItem> = apps.iter().flat_map(|a| a.nav_items()).collect();
+        nav.sort_by_key(|item| item.order);
+        Ok(Templates { inner: Arc::new(Inner { env, apps, nav }) })
+    }
+
+    /// The environment, e.g. to render a template outside a request.
+    pub fn env(&self) -> &TemplateEnv {
+        &self.inner.env
+    }
+
+    /// Renders `name` for a request: the whole page, or only its `content` block when
+    /// `fragment` is set.
+    pub fn render(&self, name: &str, ctx: Value, request: &RequestInfo, fragment: bool) -> Result<String, minijinja::Error> {
+        let tmpl = self.inner.env.get_template(name)?;
+        let ctx = merge_maps([ctx, self.request_values(request)]);
+        if fragment {
+            let mut captured = tmpl.render_captured_to(ctx, std::io::sink())?;
+            captured.with_state_mut(|state| state.render_block("content"))
+        } else {
+            tmpl.render(ctx)
+        }
+    }
+
+    fn request_values(&self, request: &RequestInfo) -> Value {
+        let mut rc = RequestContext::default();
+        let path = request.uri.path().to_string();
+        let nav: Vec<Value> = self
+            .inner
+            .nav
+            .iter()
+            .map(|item| {
+                let active = if item.path == "/" { path == "/" } else { path == item.path || path.starts_with(&format!("{}/", item.path)) };
+                context! { label => item.label, path => item.path, active => active }
+            })
+            .collect();
+        rc.function("nav_links", move || nav.clone());
+        let current = path.clone();
+        rc.function("current_path", move || current.clone());
+        let id = request.request_id().unwrap_or_default().to_string();
+        rc.function("request_id", move || id.clone());
+        rc.insert("htmx", request.wants_fragment());
+        for app in self.inner.apps.iter() {
+            app.request_context(request, &mut rc);
+        }
+        Value::from_pairs(rc.values)
+    }
+}
+
+fn collect(dir: &'static include_dir::Dir<'static>, out: &mut BTreeMap<String, &'static str>) {
+    for file in dir.files() {
+        if let (Some(name), Some(source)) = (file.path().to_str(), file.contents_utf8()) {
+            out.insert(name.replace('\\', "/"), source);
+        }
+    }
+    for sub in dir.dirs() {
+        collect(sub, out);
+    }
+}
+
+pub(crate) fn one_line(e: &minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    if let (Some(name), Some(line)) = (e.name(), e.line()) {
+        if !msg.contains(name) {
+            msg = format!("{msg} ({name} line {line})");
+        }
+    }
+    msg.replace('\n', " ")
+}
+
+/// An HTML response produced by rendering; passes the error renderer untouched, so a
+/// handler can answer 422 with its re-rendered form.
+#[derive(Debug, Clone)]
+pub struct Html(pub String);
+
+impl IntoResponse for Html {
+    fn into_response(self) -> Response {
+        let mut res = self.0.into_response();
+        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        // Pages differ for htmx requests (fragment vs whole page).
+        res.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));
+        res.extensions_mut().insert(Handled);
+        res
+    }
+}
+
+/// Extractor that renders templates for the current request.
+pub struct Render {
+    templates: Templates,
+    request: RequestInfo,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Render {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let templates = parts.extensions.get::<Templates>().cloned().ok_or_else(|| Error::internal("templates are not installed on this router"))?;
+        Ok(Render { templates, request: RequestInfo::from_parts(parts) })
+    }
+}
+
+impl Render {
+    /// Renders a page: the whole layout, or the `content` block for htmx requests.
+    pub fn page(&self, name: &str, ctx: impl Into<Value>) -> Result<Html, Error> {
+        self.render(name, ctx.into(), self.request.wants_fragment())
+    }
+
+    /// Renders a template as is (a partial used for htmx swaps).
+    pub fn partial(&self, name: &str, ctx: impl Into<Value>) -> Result<Html, Error> {
+        self.render(name, ctx.into(), false)
+    }
+
+    /// True for htmx requests that want a fragment.
+    pub fn is_htmx(&self) -> bool {
+        self.request.wants_fragment()
+    }
+
+    pub fn request(&self) -> &RequestInfo {
+        &self.request
+    }
+
+    fn render(&self, name: &str, ctx: Value, fragment: bool) -> Result<Html, Error> {
+        self.templates
+            .render(name, ctx, &self.request, fragment)
+            .map(Html)
+            .map_err(|e| Error::internal(format!("rendering {name}: {}", one_line(&e))))
+    }
+}
