@@ -108,8 +108,20 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
         return res;
     }
     let status = res.status();
+    // Keep what the original response said besides its body (Allow on 405, Retry-After,
+    // WWW-Authenticate, htmx headers…).
+    let mut headers = res.headers().clone();
+    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_ENCODING, header::ETAG] {
+        headers.remove(name);
+    }
     let message = message_of(res).await.unwrap_or_else(|| default_message(status));
-    error_response(status, &message, &info, templates.as_ref())
+    let mut rendered = error_response(status, &message, &info, templates.as_ref());
+    for (name, value) in headers.iter() {
+        if !rendered.headers().contains_key(name) {
+            rendered.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    rendered
 }
 
 /// Builds the error page or JSON body for `status`.

@@ -334,10 +334,13 @@ impl Booted {
                 settings.tls.reason
             )));
         }
-        let addrs = serve::bind_addrs(&settings.host, settings.port);
-        let listener = serve::bind(&addrs).map_err(|e| StartError::config(format!("cannot listen on {}:{} (--host, --port): {e}", settings.host, settings.port)))?;
-        let local = listener.local_addr().map_err(|e| StartError::config(e.to_string()))?;
         let runtime = runtime()?;
+        let addrs = serve::bind_addrs(&settings.host, settings.port);
+        let listener = {
+            let _entered = runtime.enter();
+            serve::bind(&addrs).map_err(|e| StartError::config(format!("cannot listen on {}:{} (--host, --port): {e}", settings.host, settings.port)))?
+        };
+        let local = listener.local_addr().map_err(|e| StartError::config(e.to_string()))?;
         runtime.block_on(async move {
             tracing::info!(tls = settings.tls.mode.as_str(), reason = %settings.tls.reason, "TLS mode");
             tracing::info!(addr = %local, base_url = %settings.base_url, "listening on http://{local}");
@@ -390,7 +393,8 @@ fn init_logging(settings: &Settings) {
     let level = settings.log_level.to_string().to_lowercase();
     // Dependencies are noisy at debug; the app's own level applies to burrow and apps.
     let filter = EnvFilter::try_new(format!("{level},hyper=warn,hyper_util=warn,h2=warn,tower_http=warn")).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match settings.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),

@@ -1,1 +1,20 @@
+//! The notes example: a complete Burrow app, built as the `server` binary.
+//!
+//! Two apps, each one folder owning its routes, templates, static files and migrations:
+//! - [`Pages`]: the layout, the home page, the stylesheet and the error page override;
+//! - [`Notes`]: notes with create, edit, delete, validation, pagination, full-text search
+//!   and htmx partials.
 
+mod notes;
+mod pages;
+
+pub use notes::Notes;
+pub use pages::Pages;
+
+/// The server the `server` binary runs; tests and benchmarks build it in-process.
+pub fn server() -> burrow::Server {
+    burrow::Server::new("server", env!("CARGO_PKG_VERSION"))
+        .about("Notes: a Burrow example app on an embedded SQLite database")
+        .app(Pages)
+        .app(Notes)
+}

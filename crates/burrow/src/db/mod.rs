@@ -306,8 +306,10 @@ pub enum DbError {
     Setup(String),
     /// A query expected a row and found none.
     NotFound,
-    /// The database engine rejected a statement.
-    Sql { message: String, syntax: bool },
+    /// The database engine reported an error. `rejected` is set when the statement was
+    /// rejected as written (SQLITE_ERROR: bad SQL, or a bad FTS5 query string), as opposed
+    /// to I/O, locking, corruption or constraint failures.
+    Sql { message: String, rejected: bool },
     /// A column could not be converted.
     Decode { column: String, reason: String },
     /// A migration failed; the database was left as it was.
@@ -319,10 +321,10 @@ pub enum DbError {
 }
 
 impl DbError {
-    /// True when the statement itself was malformed (e.g. bad FTS5 query syntax),
-    /// which callers may turn into an empty result rather than an error.
-    pub fn is_syntax(&self) -> bool {
-        matches!(self, DbError::Sql { syntax: true, .. })
+    /// True when the statement was rejected as written, e.g. a user's FTS5 `MATCH` query
+    /// with bad syntax, which callers may turn into an empty result rather than an error.
+    pub fn is_rejected_query(&self) -> bool {
+        matches!(self, DbError::Sql { rejected: true, .. })
     }
 }
 
@@ -348,11 +350,10 @@ impl From<rusqlite::Error> for DbError {
             rusqlite::Error::QueryReturnedNoRows => DbError::NotFound,
             rusqlite::Error::SqliteFailure(code, ref message) => {
                 let message = message.clone().unwrap_or_else(|| code.to_string());
-                // FTS5 reports bad MATCH syntax as SQLITE_ERROR with an "fts5:" message.
-                let syntax = message.contains("syntax error") || message.starts_with("fts5:") || message.contains("malformed MATCH");
-                DbError::Sql { message, syntax }
+                // SQLITE_ERROR (primary code 1) is "rejected as written".
+                DbError::Sql { message, rejected: code.extended_code & 0xff == 1 }
             }
-            other => DbError::Sql { message: other.to_string(), syntax: false },
+            other => DbError::Sql { message: other.to_string(), rejected: false },
         }
     }
 }
