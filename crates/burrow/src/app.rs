@@ -162,7 +162,14 @@ pub(crate) fn order(apps: Vec<Box<dyn App>>) -> Result<Vec<Box<dyn App>>, Config
         Active,
         Done,
     }
-    fn visit(i: usize, apps: &[Box<dyn App>], index: &HashMap<&str, usize>, marks: &mut [Mark], path: &mut Vec<usize>, out: &mut Vec<usize>) -> Result<(), ConfigError> {
+    fn visit(
+        i: usize,
+        apps: &[Box<dyn App>],
+        index: &HashMap<&str, usize>,
+        marks: &mut [Mark],
+        path: &mut Vec<usize>,
+        out: &mut Vec<usize>,
+    ) -> Result<(), ConfigError> {
         match marks[i] {
             Mark::Done => return Ok(()),
             Mark::Active => {
@@ -212,7 +219,12 @@ mod tests {
 
     #[test]
     fn dependencies_come_first_and_registration_order_breaks_ties() {
-        let apps: Vec<Box<dyn App>> = vec![Box::new(A("notes", &["session", "csrf"])), Box::new(A("csrf", &["session"])), Box::new(A("session", &[])), Box::new(A("z", &[]))];
+        let apps: Vec<Box<dyn App>> = vec![
+            Box::new(A("notes", &["session", "csrf"])),
+            Box::new(A("csrf", &["session"])),
+            Box::new(A("session", &[])),
+            Box::new(A("z", &[])),
+        ];
         assert_eq!(names(apps).unwrap(), ["session", "csrf", "notes", "z"]);
     }
 

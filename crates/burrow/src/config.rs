@@ -58,12 +58,7 @@ impl Setting {
         if let Some(note) = self.default_note {
             help.push_str(&format!(" [default: {note}]"));
         }
-        let mut arg = Arg::new(self.key)
-            .long(self.flag)
-            .env(self.env)
-            .help(help)
-            .global(true)
-            .hide_env_values(self.secret);
+        let mut arg = Arg::new(self.key).long(self.flag).env(self.env).help(help).global(true).hide_env_values(self.secret);
         if let Some(default) = self.default {
             arg = arg.default_value(default);
         }
@@ -197,11 +192,7 @@ impl Config {
     }
 
     /// Parses a setting with a custom parser; the parser's message becomes the error's reason.
-    pub fn parse_with<T>(
-        &self,
-        key: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, ConfigError> {
+    pub fn parse_with<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
         let entry = self.entry(key);
         match entry.value.as_deref() {
             None => Ok(None),

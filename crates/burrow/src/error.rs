@@ -53,7 +53,11 @@ impl Error {
 
     /// A 500 whose `detail` is logged with the request id but not shown.
     pub fn internal(detail: impl Into<String>) -> Error {
-        Error { status: StatusCode::INTERNAL_SERVER_ERROR, message: "Something went wrong on our side.".into(), detail: Some(detail.into()) }
+        Error {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "Something went wrong on our side.".into(),
+            detail: Some(detail.into()),
+        }
     }
 
     pub fn status(&self) -> StatusCode {

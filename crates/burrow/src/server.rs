@@ -46,8 +46,10 @@ pub struct StartError {
 }
 
 impl StartError {
+    /// A configuration or environment problem (exit code 2), as one line.
     fn config(message: impl Into<String>) -> StartError {
-        StartError { code: 2, message: message.into() }
+        let message: String = message.into();
+        StartError { code: 2, message: message.split_whitespace().collect::<Vec<_>>().join(" ") }
     }
 }
 
@@ -149,7 +151,12 @@ impl Server {
         for app in &apps {
             for setting in app.settings() {
                 if let Some(existing) = settings.iter().find(|s| s.key == setting.key || s.flag == setting.flag || s.env == setting.env) {
-                    return Err(StartError::config(format!("app '{}' declares setting '{}', which clashes with '{}'", app.name(), setting.key, existing.key)));
+                    return Err(StartError::config(format!(
+                        "app '{}' declares setting '{}', which clashes with '{}'",
+                        app.name(),
+                        setting.key,
+                        existing.key
+                    )));
                 }
                 settings.push(setting);
             }
@@ -164,7 +171,10 @@ impl Server {
             Ok(m) => m,
             Err(e) => {
                 use clap::error::ErrorKind;
-                if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand) {
+                if matches!(
+                    e.kind(),
+                    ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                ) {
                     let _ = e.print();
                     return Ok(None);
                 }
@@ -186,19 +196,30 @@ impl Server {
     }
 
     fn cli(&self, settings: &[Setting], commands: &[Command]) -> clap::Command {
-        let mut cli = clap::Command::new(self.name)
-            .version(self.version)
-            .about(self.about)
-            .after_help("Precedence: flag > environment variable > config file > default.")
-            .arg(Arg::new("config").long("config").env("CONFIG").global(true).value_name("FILE").help("TOML file with settings (e.g. [server] port = 8080)"))
-            .args(settings.iter().map(Setting::to_arg))
-            .subcommand(clap::Command::new("serve").about("Serve HTTP (the default when no command is given)"))
-            .subcommand(
-                clap::Command::new("migrate")
-                    .about("Apply pending migrations without serving")
-                    .arg(Arg::new("list").long("list").action(ArgAction::SetTrue).help("List applied and pending migrations; apply nothing")),
-            )
-            .subcommand(clap::Command::new("seed").about("Load every app's sample data"));
+        let mut cli =
+            clap::Command::new(self.name)
+                .version(self.version)
+                .about(self.about)
+                // Repeating a flag is not an error: the last one wins, as in most CLIs.
+                .args_override_self(true)
+                .after_help(
+                    "Precedence: flag > environment variable > config file > default. \
+                 In the config file (--config), each option is the TOML key shown in <…>, e.g. [server] port = 8080.",
+                )
+                .arg(
+                    Arg::new("config")
+                        .long("config")
+                        .env("CONFIG")
+                        .global(true)
+                        .value_name("FILE")
+                        .help("TOML file with settings (e.g. [server] port = 8080)"),
+                )
+                .args(settings.iter().map(Setting::to_arg))
+                .subcommand(clap::Command::new("serve").about("Serve HTTP (the default when no command is given)"))
+                .subcommand(clap::Command::new("migrate").about("Apply pending migrations without serving").arg(
+                    Arg::new("list").long("list").action(ArgAction::SetTrue).help("List applied and pending migrations; apply nothing"),
+                ))
+                .subcommand(clap::Command::new("seed").about("Load every app's sample data"));
         for command in commands {
             cli = cli.subcommand(command.cli.clone());
         }
@@ -229,7 +250,9 @@ impl Prepared {
                 let booted = self.boot()?;
                 booted.block_on(async {
                     for app in booted.apps.iter() {
-                        app.seed(&booted.ctx).await.map_err(|e| StartError { code: 1, message: format!("seed of app '{}' failed: {e}", app.name()) })?;
+                        app.seed(&booted.ctx)
+                            .await
+                            .map_err(|e| StartError { code: 1, message: format!("seed of app '{}' failed: {e}", app.name()) })?;
                     }
                     println!("Seeded.");
                     Ok(())
@@ -239,7 +262,9 @@ impl Prepared {
                 let command = self.commands.iter().find(|c| c.name() == command).cloned().expect("clap only accepts known commands");
                 let args = args.clone();
                 let booted = self.boot()?;
-                booted.block_on(async { (command.run)(&booted.ctx, &args).await.map_err(|e| StartError { code: 1, message: format!("{}: {e}", command.name()) }) })
+                booted.block_on(async {
+                    (command.run)(&booted.ctx, &args).await.map_err(|e| StartError { code: 1, message: format!("{}: {e}", command.name()) })
+                })
             }
         }
     }
@@ -257,7 +282,8 @@ impl Prepared {
         };
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4);
         let source = self.config.source("database.dsn");
-        let db = Db::open(&self.settings.database, readers).map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
+        let db =
+            Db::open(&self.settings.database, readers).map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
         match db.migrate_blocking(&self.migration_sets()) {
             Ok(applied) => {
                 for file in &applied {
@@ -318,6 +344,14 @@ impl Prepared {
 }
 
 impl Booted {
+    /// Runs every app's shutdown hook in reverse app order, then closes the database.
+    pub async fn shutdown(&self) {
+        for app in self.apps.iter().rev() {
+            app.shutdown(&self.ctx).await;
+        }
+        self.ctx.db.close().await;
+    }
+
     fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T, StartError>>) -> Result<T, StartError> {
         runtime()?.block_on(f)
     }
@@ -338,7 +372,8 @@ impl Booted {
         let addrs = serve::bind_addrs(&settings.host, settings.port);
         let listener = {
             let _entered = runtime.enter();
-            serve::bind(&addrs).map_err(|e| StartError::config(format!("cannot listen on {}:{} (--host, --port): {e}", settings.host, settings.port)))?
+            serve::bind(&addrs)
+                .map_err(|e| StartError::config(format!("cannot listen on {}:{} (--host, --port): {e}", settings.host, settings.port)))?
         };
         let local = listener.local_addr().map_err(|e| StartError::config(e.to_string()))?;
         runtime.block_on(async move {
@@ -347,7 +382,9 @@ impl Booted {
             let stop = Stop::new();
             let server = tokio::spawn(serve::serve(vec![listener], self.router.clone(), stop.clone(), settings.shutdown_timeout));
             let pid_file = match &settings.pid_file {
-                Some(path) => Some(PidFile::write(path).map_err(|e| StartError::config(format!("cannot write PID file {}: {e}", path.display())))?),
+                Some(path) => {
+                    Some(PidFile::write(path).map_err(|e| StartError::config(format!("cannot write PID file {}: {e}", path.display())))?)
+                }
                 None => None,
             };
             tracing::info!(pid = std::process::id(), database = %settings.database, "ready");
@@ -360,10 +397,7 @@ impl Booted {
                 Ok(Err(e)) => tracing::error!("server error: {e}"),
                 Err(e) => tracing::error!("server task failed: {e}"),
             }
-            for app in self.apps.iter().rev() {
-                app.shutdown(&self.ctx).await;
-            }
-            self.ctx.db.close().await;
+            self.shutdown().await;
             if let Some(pid_file) = pid_file {
                 pid_file.remove();
             }
@@ -392,7 +426,8 @@ fn init_logging(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
     let level = settings.log_level.to_string().to_lowercase();
     // Dependencies are noisy at debug; the app's own level applies to burrow and apps.
-    let filter = EnvFilter::try_new(format!("{level},hyper=warn,hyper_util=warn,h2=warn,tower_http=warn")).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(format!("{level},hyper=warn,hyper_util=warn,h2=warn,tower_http=warn"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match settings.log_format {

@@ -12,13 +12,28 @@ pub(crate) const CORE_SETTINGS: &[Setting] = &[
     Setting::new("server.port", "port", "PORT", "Port to listen on (not allowed with --tls-mode acme)").default("8080"),
     Setting::new("server.base_url", "base-url", "BASE_URL", "Public URL of the site")
         .default_note("https://HOST for acme, else scheme://HOST:PORT"),
-    Setting::new("server.max_body_size", "max-body-size", "MAX_BODY_SIZE", "Largest request body in MB (or 512KB, 2MB); larger bodies get 413")
-        .default("1"),
-    Setting::new("server.shutdown_timeout", "shutdown-timeout", "SHUTDOWN_TIMEOUT", "Seconds to drain in-flight requests on shutdown or restart")
-        .default("10"),
+    Setting::new(
+        "server.max_body_size",
+        "max-body-size",
+        "MAX_BODY_SIZE",
+        "Largest request body in MB (or 512KB, 2MB); larger bodies get 413",
+    )
+    .default("1"),
+    Setting::new(
+        "server.shutdown_timeout",
+        "shutdown-timeout",
+        "SHUTDOWN_TIMEOUT",
+        "Seconds to drain in-flight requests on shutdown or restart",
+    )
+    .default("10"),
     Setting::new("server.pid_file", "pid-file", "PID_FILE", "Write the PID of the serving process to this file").default_note("none"),
-    Setting::new("database.dsn", "database-dsn", "DATABASE_DSN", "Database: path, sqlite:///relative, sqlite:////absolute or sqlite://:memory:")
-        .default("app.db"),
+    Setting::new(
+        "database.dsn",
+        "database-dsn",
+        "DATABASE_DSN",
+        "Database: path, sqlite:///relative, sqlite:////absolute or sqlite://:memory:",
+    )
+    .default("app.db"),
     Setting::new("log.level", "log-level", "LOG_LEVEL", "error, warn, info, debug or trace").default("info"),
     Setting::new("log.format", "log-format", "LOG_FORMAT", "text or json").default("text"),
     Setting::new("tls.mode", "tls-mode", "TLS_MODE", "auto, acme, selfsigned, manual or off").default("auto"),
@@ -113,7 +128,7 @@ impl Settings {
             max_body_size: config.parse_with("server.max_body_size", parse_size)?.unwrap_or(1 << 20),
             shutdown_timeout: config.parse_with("server.shutdown_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10)),
             pid_file: config.get::<PathBuf>("server.pid_file")?.filter(|p| !p.as_os_str().is_empty()),
-            database: config.parse_with("database.dsn", |raw| Dsn::parse(raw))?.expect("database.dsn has a default"),
+            database: config.parse_with("database.dsn", Dsn::parse)?.expect("database.dsn has a default"),
             log_level,
             log_format,
             tls,
@@ -171,10 +186,7 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
 /// Hosts for which `auto` TLS means plain HTTP.
 pub fn is_local_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.is_empty()
-        || host == "localhost"
-        || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.is_empty() || host == "localhost" || host.ends_with(".localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn derive_base_url(host: &str, port: u16, mode: TlsMode) -> String {
@@ -193,10 +205,8 @@ fn derive_base_url(host: &str, port: u16, mode: TlsMode) -> String {
 }
 
 fn validate_base_url(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or("expected a URL starting with http:// or https://")?;
+    let rest =
+        url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or("expected a URL starting with http:// or https://")?;
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
         return Err("expected a URL with a host, such as https://example.com".into());
     }

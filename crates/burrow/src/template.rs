@@ -47,7 +47,12 @@ pub struct RequestInfo {
 
 impl RequestInfo {
     pub fn from_parts(parts: &Parts) -> RequestInfo {
-        RequestInfo { method: parts.method.clone(), uri: parts.uri.clone(), headers: parts.headers.clone(), extensions: parts.extensions.clone() }
+        RequestInfo {
+            method: parts.method.clone(),
+            uri: parts.uri.clone(),
+            headers: parts.headers.clone(),
+            extensions: parts.extensions.clone(),
+        }
     }
 
     /// True for an htmx request that wants a fragment (not a boosted full navigation).
@@ -177,10 +182,10 @@ fn collect(dir: &'static include_dir::Dir<'static>, out: &mut BTreeMap<String, &
 
 pub(crate) fn one_line(e: &minijinja::Error) -> String {
     let mut msg = e.to_string();
-    if let (Some(name), Some(line)) = (e.name(), e.line()) {
-        if !msg.contains(name) {
-            msg = format!("{msg} ({name} line {line})");
-        }
+    if let (Some(name), Some(line)) = (e.name(), e.line())
+        && !msg.contains(name)
+    {
+        msg = format!("{msg} ({name} line {line})");
     }
     msg.replace('\n', " ")
 }
@@ -211,7 +216,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Render {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let templates = parts.extensions.get::<Templates>().cloned().ok_or_else(|| Error::internal("templates are not installed on this router"))?;
+        let templates =
+            parts.extensions.get::<Templates>().cloned().ok_or_else(|| Error::internal("templates are not installed on this router"))?;
         Ok(Render { templates, request: RequestInfo::from_parts(parts) })
     }
 }

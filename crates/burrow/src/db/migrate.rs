@@ -95,7 +95,8 @@ pub(crate) fn apply(conn: &Conn, sets: &[Migrations]) -> Result<Vec<String>, DbE
 /// Every known migration with its applied time, in the order they run.
 pub(crate) fn status(conn: &Conn, sets: &[Migrations]) -> Result<Vec<MigrationStatus>, DbError> {
     let table_exists: bool =
-        conn.0.query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '_migrations'", [], |r| r.get::<_, i64>(0))? > 0;
+        conn.0.query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '_migrations'", [], |r| r.get::<_, i64>(0))?
+            > 0;
     let mut applied = std::collections::HashMap::new();
     if table_exists {
         let mut stmt = conn.0.prepare("SELECT app, name, applied_at FROM _migrations")?;

@@ -245,9 +245,7 @@ pub trait FromRow: Sized {
 impl<T: FromValue> FromRow for (T,) {
     fn from_row(row: &Row) -> Result<Self, DbError> {
         let value = row.0.get_ref(0).map_err(DbError::from)?;
-        T::from_value(sqlite::value_from_ref(value))
-            .map(|v| (v,))
-            .map_err(|reason| DbError::Decode { column: "0".into(), reason })
+        T::from_value(sqlite::value_from_ref(value)).map(|v| (v,)).map_err(|reason| DbError::Decode { column: "0".into(), reason })
     }
 }
 

@@ -121,9 +121,7 @@ impl SqlitePool {
     pub(super) async fn check(&self) -> Result<(), DbError> {
         if let Dsn::SqliteFile(path) = &self.dsn {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || check_access(&path))
-                .await
-                .map_err(|e| DbError::Other(e.to_string()))??;
+            tokio::task::spawn_blocking(move || check_access(&path)).await.map_err(|e| DbError::Other(e.to_string()))??;
         }
         self.read(|conn| conn.query_one::<(i64,)>("SELECT count(*) FROM sqlite_schema", &[]).map(|_| ())).await
     }
@@ -159,10 +157,8 @@ fn transaction<T>(conn: &Conn, f: impl FnOnce(&Conn) -> Result<T, DbError>) -> R
 }
 
 fn connect(target: &str, dsn: &Dsn) -> Result<Conn, DbError> {
-    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-        | OpenFlags::SQLITE_OPEN_CREATE
-        | OpenFlags::SQLITE_OPEN_URI
-        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let flags =
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
     let conn = Connection::open_with_flags(target, flags).map_err(|e| DbError::Setup(format!("cannot open database {dsn}: {e}")))?;
     conn.execute_batch(PRAGMAS).map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
     conn.set_prepared_statement_cache_capacity(64);

@@ -38,11 +38,8 @@ pub(crate) fn core_stack(routes: Router, templates: Templates, max_body_size: us
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let message = panic
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| panic.downcast_ref::<&str>().copied())
-        .unwrap_or("(no message)");
+    let message =
+        panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("(no message)");
     tracing::error!("handler panicked: {message}");
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }

@@ -84,7 +84,8 @@ impl StaticFiles {
 
     pub(crate) fn routes(&self) -> Router {
         let files = self.clone();
-        Router::new().route("/static/{*path}", get(move |Path(path): Path<String>, request: Request| async move { files.serve(&path, &request) }))
+        Router::new()
+            .route("/static/{*path}", get(move |Path(path): Path<String>, request: Request| async move { files.serve(&path, &request) }))
     }
 
     fn serve(&self, path: &str, request: &Request) -> Response {

@@ -106,7 +106,13 @@ pub(crate) async fn serve(listeners: Vec<std::net::TcpListener>, router: Router,
     }
 }
 
-async fn accept_loop(listener: TcpListener, router: Router, builder: Builder<TokioExecutor>, graceful: Arc<GracefulShutdown>, stop: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    builder: Builder<TokioExecutor>,
+    graceful: Arc<GracefulShutdown>,
+    stop: watch::Receiver<bool>,
+) {
     let stopped = Stop::wait(stop);
     tokio::pin!(stopped);
     loop {

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine as on a developer's: installs what the tests
+# need, then checks formatting and lints, runs every test against the static release
+# `server` binary, and checks that binary is static and free of OpenSSL and aws-lc.
+# CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TARGET=x86_64-unknown-linux-gnu
+BIN="target/$TARGET/release/server"
+
+# Tools the tests use: setpriv (run the server as an unprivileged user), file and ldd
+# (static linkage check). A missing tool is installed, or the run fails loudly.
+missing=()
+command -v setpriv >/dev/null || missing+=(util-linux)
+command -v file >/dev/null || missing+=(file)
+command -v ldd >/dev/null || missing+=(libc-bin)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "==> installing ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# One build serves both the tests and the shipped binary: the tests drive
+# $BIN (CARGO_BIN_EXE_server), the static executable the release command produces.
+echo "==> cargo test (release, static, $TARGET)"
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static'
+cargo test --workspace --release --target "$TARGET" --locked
+
+echo "==> static binary check"
+file "$BIN"
+file "$BIN" | grep -Eq 'static(-pie)? linked|statically linked' || { echo "FAIL: $BIN is not statically linked"; exit 1; }
+ldd_out=$(ldd "$BIN" 2>&1 || true)
+echo "ldd: $ldd_out"
+echo "$ldd_out" | grep -Eq 'not a dynamic executable|statically linked' || { echo "FAIL: ldd sees $BIN as dynamic"; exit 1; }
+ls -l "$BIN"
+
+echo "==> dependency tree: no OpenSSL, no aws-lc"
+forbidden=$(cargo tree --workspace --target all -e normal,build,dev --prefix none --locked | awk '{print $1}' | grep -Ex 'openssl-sys|openssl|aws-lc-sys|aws-lc-rs|native-tls' | sort -u || true)
+if [ -n "$forbidden" ]; then
+  echo "FAIL: forbidden crates in the dependency tree: $forbidden"
+  exit 1
+fi
+echo "none found"
+
+echo "==> all checks passed"
