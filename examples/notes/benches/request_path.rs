@@ -1,1 +1,215 @@
-fn main(){}
+//! In-process benchmarks of the notes request path: routing, the core middleware stack
+//! (request id, access log, gzip layer, error renderer, body limit, panic catcher),
+//! template rendering and SQLite, without sockets or HTTP parsing.
+//!
+//! Run by hand: `cargo bench -p notes --bench request_path` (see bench/README.md).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use burrow::axum::Router;
+use burrow::axum::body::{Body, to_bytes};
+use burrow::axum::http::{Request, StatusCode, header};
+use criterion::{Criterion, criterion_group, criterion_main};
+use tempfile::TempDir;
+use tokio::runtime::Runtime;
+use tower::ServiceExt;
+
+/// Notes in the database before the benchmarks start.
+const NOTES: usize = 1000;
+
+/// Words the generated notes are made of.
+const WORDS: &[&str] = &[
+    "apple", "river", "stone", "cloud", "maple", "ember", "quartz", "harbor", "meadow", "cobalt",
+    "falcon", "willow", "copper", "glacier", "orchid", "summit", "thistle", "canyon", "juniper",
+    "saffron", "tundra", "walnut", "zephyr", "bramble", "cedar", "dune", "fjord", "grove", "heron",
+    "indigo", "jasper", "kelp", "lagoon", "mosaic", "nectar", "obsidian", "pebble", "quill",
+    "reef", "sparrow",
+];
+
+/// A word that every fourth note contains (see `note_text`), so a search finds more than
+/// one page of results.
+const SEARCH_WORD: &str = "lantern";
+
+struct Fixture {
+    rt: Runtime,
+    router: Router,
+    /// An id from the middle of the table, for the detail page, and its title.
+    detail_id: i64,
+    detail_title: String,
+    _dir: TempDir,
+}
+
+/// A deterministic title and content for note `i` (xorshift over `WORDS`).
+fn note_text(i: usize) -> (String, String) {
+    let mut state = (i as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut word = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        WORDS[(state % WORDS.len() as u64) as usize]
+    };
+    let title = format!("{} {} {} {i}", word(), word(), word());
+    let mut content: Vec<&str> = (0..60).map(|_| word()).collect();
+    if i.is_multiple_of(4) {
+        content[30] = SEARCH_WORD;
+    }
+    (title, content.join(" "))
+}
+
+fn setup() -> Fixture {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let dsn = dir.path().join("app.db");
+    let dsn = dsn.to_str().expect("UTF-8 temp dir");
+    let booted = {
+        let _guard = rt.enter();
+        notes::server()
+            .build(["server", "--database-dsn", dsn, "--log-level", "error"])
+            .expect("server builds")
+    };
+    let db = booted.ctx.db.clone();
+    let last_id = rt
+        .block_on(db.write(|c| {
+            for i in 0..NOTES {
+                let (title, content) = note_text(i);
+                c.execute(
+                    "INSERT INTO notes(title, content) VALUES (?, ?)",
+                    burrow::db::params![title, content],
+                )?;
+            }
+            Ok(c.last_insert_id())
+        }))
+        .expect("seed notes");
+    // Note `i` got the id `first_id + i`.
+    let first_id = last_id - NOTES as i64 + 1;
+    let detail_index = NOTES / 2;
+    Fixture {
+        rt,
+        router: booted.router,
+        detail_id: first_id + detail_index as i64,
+        detail_title: note_text(detail_index).0,
+        _dir: dir,
+    }
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).expect("request")
+}
+
+fn post_note(n: u64) -> Request<Body> {
+    let body = format!(
+        "title=Bench+note+{n}&content=Written+by+the+request_path+benchmark.+{SEARCH_WORD}+{}",
+        WORDS[n as usize % WORDS.len()]
+    );
+    Request::post("/notes")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .expect("request")
+}
+
+/// Sends one request through a clone of the router and reads the whole body.
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, burrow::axum::body::Bytes) {
+    let response = router
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let status = response.status();
+    let body = to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("response body");
+    (status, body)
+}
+
+/// Runs the request once and panics unless it answers `want` with a body containing
+/// `needle`, so that a broken route fails loudly instead of benchmarking an error page.
+/// Returns the body.
+fn check(
+    fx: &Fixture,
+    name: &str,
+    request: Request<Body>,
+    want: StatusCode,
+    needle: &str,
+) -> String {
+    let (status, body) = fx.rt.block_on(send(&fx.router, request));
+    let text = String::from_utf8_lossy(&body).into_owned();
+    assert_eq!(status, want, "{name}: unexpected status; body:\n{text}");
+    assert!(
+        text.contains(needle),
+        "{name}: body lacks {needle:?}:\n{text}"
+    );
+    text
+}
+
+/// Checks that a list page shows a full page of notes (20 rows).
+fn check_rows(fx: &Fixture, uri: &str) {
+    let text = check(fx, uri, get(uri), StatusCode::OK, "<li id=\"note-");
+    let rows = text.matches("<li id=\"note-").count();
+    assert_eq!(
+        rows, 20,
+        "{uri}: expected a full page of 20 notes, found {rows}"
+    );
+}
+
+fn bench_get(c: &mut Criterion, fx: &Fixture, name: &str, uri: &str, needle: &str) {
+    check(fx, name, get(uri), StatusCode::OK, needle);
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            let (status, body) = fx.rt.block_on(send(&fx.router, get(uri)));
+            debug_assert_eq!(status, StatusCode::OK);
+            black_box(body)
+        })
+    });
+}
+
+fn request_path(c: &mut Criterion) {
+    let fx = setup();
+    check_rows(&fx, "/notes");
+    check_rows(&fx, &format!("/notes?q={SEARCH_WORD}"));
+
+    bench_get(c, &fx, "GET /notes (list, 20 rows)", "/notes", "<li id=\"note-");
+    let detail = format!("/notes/{}", fx.detail_id);
+    bench_get(
+        c,
+        &fx,
+        "GET /notes/{id} (detail)",
+        &detail,
+        &fx.detail_title,
+    );
+    bench_get(
+        c,
+        &fx,
+        "GET /notes?q=word (FTS search)",
+        &format!("/notes?q={SEARCH_WORD}"),
+        "<li id=\"note-",
+    );
+    bench_get(
+        c,
+        &fx,
+        "GET /healthz/live (middleware baseline)",
+        "/healthz/live",
+        "\"status\":\"ok\"",
+    );
+
+    check(&fx, "POST /notes", post_note(0), StatusCode::SEE_OTHER, "");
+    let mut n = 1u64;
+    c.bench_function("POST /notes (form insert)", |b| {
+        b.iter(|| {
+            n += 1;
+            let (status, body) = fx.rt.block_on(send(&fx.router, post_note(n)));
+            debug_assert_eq!(status, StatusCode::SEE_OTHER);
+            black_box(body)
+        })
+    });
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(50).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
+    targets = request_path
+}
+criterion_main!(benches);

@@ -92,6 +92,12 @@ pub struct B {
     pub ready: bool,
 }
 
+impl Default for B {
+    fn default() -> Self {
+        B::new()
+    }
+}
+
 impl B {
     pub fn new() -> B {
         B { ready: true }

@@ -18,6 +18,12 @@ pub struct Site {
     pub dir: tempfile::TempDir,
 }
 
+impl Default for Site {
+    fn default() -> Self {
+        Site::new()
+    }
+}
+
 impl Site {
     pub fn new() -> Site {
         Site { dir: tempfile::tempdir().expect("temp dir") }
@@ -28,7 +34,7 @@ impl Site {
     }
 
     /// `server --database-dsn DIR/app.db EXTRA…`
-    pub fn args<'a>(&self, extra: &[&'a str]) -> Vec<String> {
+    pub fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut args = vec!["server".to_string(), "--database-dsn".into(), self.db().display().to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
         args

@@ -56,7 +56,11 @@ impl App for Notes {
 
     fn commands(&self) -> Vec<Command> {
         let cli = burrow::clap::Command::new("generate-notes").about("Insert generated notes (for demos and benchmarks)").arg(
-            Arg::new("count").long("count").default_value("100").value_parser(value_parser!(u32).range(1..=10_000_000)).help("How many notes"),
+            Arg::new("count")
+                .long("count")
+                .default_value("100")
+                .value_parser(value_parser!(u32).range(1..=10_000_000))
+                .help("How many notes"),
         );
         vec![Command::new(cli, |ctx, args| {
             let count = *args.get_one::<u32>("count").expect("count has a default");
@@ -170,7 +174,13 @@ async fn delete_htmx(State(db): State<Db>, Path(id): Path<String>, render: Rende
 }
 
 /// The create/edit page; 422 when re-rendered with validation errors.
-fn form_page(render: &Render, status: StatusCode, id: Option<i64>, form: &NoteForm, errors: &[(&'static str, String)]) -> Result<Response, Error> {
+fn form_page(
+    render: &Render,
+    status: StatusCode,
+    id: Option<i64>,
+    form: &NoteForm,
+    errors: &[(&'static str, String)],
+) -> Result<Response, Error> {
     let html = render.page("notes/form.html", form_context(id, form, errors, false))?;
     Ok((status, html).into_response())
 }
@@ -193,8 +203,8 @@ fn parse_id(raw: &str) -> Result<i64, Error> {
 /// Deterministic sample notes: a small vocabulary, so searches find predictable sets.
 fn generated(count: usize) -> Vec<(String, String)> {
     const WORDS: &[&str] = &[
-        "alpha", "burrow", "cedar", "delta", "ember", "fjord", "granite", "harbor", "indigo", "juniper", "kestrel", "lantern",
-        "meadow", "nectar", "orbit", "pebble", "quartz", "raven", "saffron", "tundra", "umber", "violet", "willow", "zephyr",
+        "alpha", "burrow", "cedar", "delta", "ember", "fjord", "granite", "harbor", "indigo", "juniper", "kestrel", "lantern", "meadow",
+        "nectar", "orbit", "pebble", "quartz", "raven", "saffron", "tundra", "umber", "violet", "willow", "zephyr",
     ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
