@@ -64,6 +64,7 @@ pub mod config;
 pub mod db;
 pub mod error;
 mod http;
+pub mod secrets;
 mod serve;
 mod server;
 pub mod settings;

@@ -18,8 +18,10 @@ use crate::command::Command;
 use crate::config::{Config, ConfigError, Setting};
 use crate::db::{Db, DbError, Dsn, Migrations};
 use crate::http::{self, health, staticfiles::StaticFiles};
-use crate::serve::{self, Stop, pidfile::PidFile};
-use crate::settings::{CORE_SETTINGS, LogFormat, Settings, TlsMode};
+use crate::serve::pidfile::PidFile;
+use crate::serve::restart::{self, Inherited, Mode};
+use crate::serve::{self, Draining, Signals, run};
+use crate::settings::{CORE_SETTINGS, Detach, LogFormat, Settings, TlsMode};
 use crate::template::Templates;
 
 /// A Burrow server: a name, a version and the apps it is made of.
@@ -46,8 +48,12 @@ pub struct StartError {
 }
 
 impl StartError {
+    pub(crate) fn new(code: u8, message: impl Into<String>) -> StartError {
+        StartError { code, message: message.into() }
+    }
+
     /// A configuration or environment problem (exit code 2), as one line.
-    fn config(message: impl Into<String>) -> StartError {
+    pub(crate) fn config(message: impl Into<String>) -> StartError {
         let message: String = message.into();
         StartError { code: 2, message: message.split_whitespace().collect::<Vec<_>>().join(" ") }
     }
@@ -73,6 +79,7 @@ pub struct Booted {
     pub router: Router,
     pub ctx: AppContext,
     apps: Arc<Vec<Box<dyn App>>>,
+    pub(crate) draining: Draining,
 }
 
 /// Parsed and validated: what every subcommand starts from.
@@ -114,15 +121,22 @@ impl Server {
         T: Into<OsString> + Clone,
     {
         let name = self.name;
+        restart::remember_executable();
+        // Before configuration: secrets handed over by a previous process must be in place
+        // when apps read their settings.
+        let inherited = Inherited::from_env();
         let result = match self.prepare(args) {
-            Ok(Some(prepared)) => prepared.run(),
+            Ok(Some(prepared)) => prepared.run(inherited),
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
-                eprintln!("{name}: error: {}", e.message.replace('\n', " "));
+                // An empty message: the failing process already said why.
+                if !e.message.is_empty() {
+                    eprintln!("{name}: error: {}", e.message.replace('\n', " "));
+                }
                 ExitCode::from(e.code)
             }
         }
@@ -228,13 +242,10 @@ impl Server {
 }
 
 impl Prepared {
-    fn run(self) -> Result<(), StartError> {
+    fn run(self, inherited: Inherited) -> Result<(), StartError> {
         init_logging(&self.settings);
         match self.matches.subcommand() {
-            None | Some(("serve", _)) => {
-                let booted = self.boot()?;
-                booted.serve()
-            }
+            None | Some(("serve", _)) => self.serve(inherited),
             Some(("migrate", sub)) if sub.get_flag("list") => self.list_migrations(),
             Some(("migrate", _)) => {
                 let applied = self.open_and_migrate()?.1;
@@ -267,6 +278,32 @@ impl Prepared {
                 })
             }
         }
+    }
+
+    /// `server` / `server serve`: detach if asked to, else take the listeners (inherited
+    /// or bound; before the database is touched, so a busy port writes nothing), boot and
+    /// serve until a signal.
+    fn serve(self, inherited: Inherited) -> Result<(), StartError> {
+        let settings = self.settings.clone();
+        if settings.tls.mode != TlsMode::Off {
+            return Err(StartError::config(format!(
+                "TLS mode '{}' ({}) is not available in this build yet; use --tls-mode off",
+                settings.tls.mode.as_str(),
+                settings.tls.reason
+            )));
+        }
+        let mode = Mode::detect();
+        let runtime = runtime()?;
+        if let Mode::Restart { exe } = &mode
+            && should_detach(&settings, &inherited)
+        {
+            return runtime.block_on(run::detach(exe, settings.restart_timeout));
+        }
+        let _entered = runtime.enter();
+        let signals = Signals::install().map_err(|e| StartError { code: 1, message: format!("cannot install signal handlers: {e}") })?;
+        let listeners = serve::listeners(&inherited.listeners, &settings).map_err(StartError::config)?;
+        let booted = self.boot()?;
+        runtime.block_on(run::run(booted, listeners, signals, inherited, mode))
     }
 
     fn migration_sets(&self) -> Vec<Migrations> {
@@ -338,8 +375,9 @@ impl Prepared {
         for app in apps.iter().rev() {
             routes = app.middleware(routes, &ctx);
         }
-        let router = http::core_stack(routes, templates, ctx.settings.max_body_size);
-        Ok(Booted { router, ctx, apps })
+        let draining = Draining::default();
+        let router = http::core_stack(routes, templates, ctx.settings.max_body_size, draining.clone());
+        Ok(Booted { router, ctx, apps, draining })
     }
 }
 
@@ -355,56 +393,17 @@ impl Booted {
     fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T, StartError>>) -> Result<T, StartError> {
         runtime()?.block_on(f)
     }
+}
 
-    /// Listens and serves until SIGINT/SIGTERM, then shuts down gracefully: stop
-    /// accepting, drain, app shutdown hooks in reverse order, close the database, remove
-    /// the PID file.
-    pub fn serve(self) -> Result<(), StartError> {
-        let settings = self.ctx.settings.clone();
-        if settings.tls.mode != TlsMode::Off {
-            return Err(StartError::config(format!(
-                "TLS mode '{}' ({}) is not available in this build yet; use --tls-mode off",
-                settings.tls.mode.as_str(),
-                settings.tls.reason
-            )));
-        }
-        let runtime = runtime()?;
-        let addrs = serve::bind_addrs(&settings.host, settings.port);
-        let listener = {
-            let _entered = runtime.enter();
-            serve::bind(&addrs)
-                .map_err(|e| StartError::config(format!("cannot listen on {}:{} (--host, --port): {e}", settings.host, settings.port)))?
-        };
-        let local = listener.local_addr().map_err(|e| StartError::config(e.to_string()))?;
-        runtime.block_on(async move {
-            tracing::info!(tls = settings.tls.mode.as_str(), reason = %settings.tls.reason, "TLS mode");
-            tracing::info!(addr = %local, base_url = %settings.base_url, "listening on http://{local}");
-            let stop = Stop::new();
-            let server = tokio::spawn(serve::serve(vec![listener], self.router.clone(), stop.clone(), settings.shutdown_timeout));
-            let pid_file = match &settings.pid_file {
-                Some(path) => {
-                    Some(PidFile::write(path).map_err(|e| StartError::config(format!("cannot write PID file {}: {e}", path.display())))?)
-                }
-                None => None,
-            };
-            tracing::info!(pid = std::process::id(), database = %settings.database, "ready");
-            let signal = serve::shutdown_signal().await;
-            tracing::info!(drain_timeout_s = settings.shutdown_timeout.as_secs_f64(), "{signal} received; shutting down");
-            stop.trigger();
-            match server.await {
-                Ok(Ok(0)) => {}
-                Ok(Ok(cut)) => tracing::warn!(connections = cut, "connections cut off at the shutdown timeout"),
-                Ok(Err(e)) => tracing::error!("server error: {e}"),
-                Err(e) => tracing::error!("server task failed: {e}"),
-            }
-            self.shutdown().await;
-            if let Some(pid_file) = pid_file {
-                pid_file.remove();
-            }
-            tracing::info!("stopped");
-            Ok(())
-        })
-    }
+/// Detach (the Type=forking contract) when asked, or by default with a PID file — but
+/// never when a process already waits for this one, under Type=notify, or as PID 1.
+fn should_detach(settings: &Settings, inherited: &Inherited) -> bool {
+    let wanted = match settings.detach {
+        Detach::Always => true,
+        Detach::Never => false,
+        Detach::Auto => settings.pid_file.is_some(),
+    };
+    wanted && !inherited.has_starter() && !serve::notify::enabled() && std::process::id() != 1
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, StartError> {

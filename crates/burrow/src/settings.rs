@@ -28,6 +28,15 @@ pub(crate) const CORE_SETTINGS: &[Setting] = &[
     .default("10"),
     Setting::new("server.pid_file", "pid-file", "PID_FILE", "Write the PID of the serving process to this file").default_note("none"),
     Setting::new(
+        "server.detach",
+        "detach",
+        "DETACH",
+        "With --pid-file, return once the server runs in the background: auto, true or false",
+    )
+    .default("auto"),
+    Setting::new("server.restart_timeout", "restart-timeout", "RESTART_TIMEOUT", "Seconds a new process may take to be ready on SIGHUP")
+        .default("30"),
+    Setting::new(
         "database.dsn",
         "database-dsn",
         "DATABASE_DSN",
@@ -42,6 +51,14 @@ pub(crate) const CORE_SETTINGS: &[Setting] = &[
     Setting::new("tls.cert_file", "tls-cert-file", "TLS_CERT_FILE", "PEM certificate chain (manual mode)").default_note("none"),
     Setting::new("tls.key_file", "tls-key-file", "TLS_KEY_FILE", "PEM private key (manual mode)").default_note("none"),
 ];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Detach {
+    /// Detach when a PID file is given (and not under Type=notify or as PID 1).
+    Auto,
+    Always,
+    Never,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
@@ -89,6 +106,9 @@ pub struct Settings {
     pub max_body_size: usize,
     pub shutdown_timeout: Duration,
     pub pid_file: Option<PathBuf>,
+    /// Start the server as a background process and exit once it is ready (Type=forking).
+    pub detach: Detach,
+    pub restart_timeout: Duration,
     pub database: Dsn,
     pub log_level: tracing::Level,
     pub log_format: LogFormat,
@@ -128,6 +148,15 @@ impl Settings {
             max_body_size: config.parse_with("server.max_body_size", parse_size)?.unwrap_or(1 << 20),
             shutdown_timeout: config.parse_with("server.shutdown_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10)),
             pid_file: config.get::<PathBuf>("server.pid_file")?.filter(|p| !p.as_os_str().is_empty()),
+            detach: config
+                .parse_with("server.detach", |raw| match raw {
+                    "auto" => Ok(Detach::Auto),
+                    "true" | "yes" | "1" => Ok(Detach::Always),
+                    "false" | "no" | "0" => Ok(Detach::Never),
+                    _ => Err("expected auto, true or false".into()),
+                })?
+                .unwrap_or(Detach::Auto),
+            restart_timeout: config.parse_with("server.restart_timeout", parse_duration)?.unwrap_or(Duration::from_secs(30)),
             database: config.parse_with("database.dsn", Dsn::parse)?.expect("database.dsn has a default"),
             log_level,
             log_format,

@@ -133,8 +133,11 @@ impl SqlitePool {
         if let Some(writer) = self.writer.lock().await.take() {
             // Lets SQLite refresh its query planner statistics, then closing the last
             // connection checkpoints the WAL into the main file.
-            let _ = writer.0.execute_batch("PRAGMA optimize;");
-            let _ = tokio::task::spawn_blocking(move || drop(writer)).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = writer.0.execute_batch("PRAGMA optimize;");
+                drop(writer);
+            })
+            .await;
         }
     }
 }

@@ -27,7 +27,7 @@ pub(crate) async fn access_log(request: Request, next: Next) -> Response {
         duration_us = micros,
         request_id = id.as_ref().map(|i| i.as_str()).unwrap_or(""),
         peer = peer.as_deref().unwrap_or(""),
-        "{method} {path} {status}"
+        "request"
     );
     response
 }

@@ -1,6 +1,6 @@
 //! The HTTP stack: the router of every app wrapped in the core middleware.
 //!
-//! From the outside in: templates extension → request id → access log → gzip →
+//! From the outside in: `Connection: close` while draining → templates extension → request id → access log → gzip →
 //! error renderer → body-size limit (413) → panic catcher (500) → app middleware →
 //! routes. Everything that is not a route is a 404 through the error renderer.
 
@@ -13,18 +13,20 @@ use std::any::Any;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::middleware::from_fn;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::error::{Error, render_errors};
+use crate::serve::Draining;
 use crate::template::Templates;
 
 /// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack.
-pub(crate) fn core_stack(routes: Router, templates: Templates, max_body_size: usize) -> Router {
+pub(crate) fn core_stack(routes: Router, templates: Templates, max_body_size: usize, draining: Draining) -> Router {
     routes
         .fallback(|| async { Error::not_found() })
         .layer(CatchPanicLayer::custom(panic_response))
@@ -35,6 +37,18 @@ pub(crate) fn core_stack(routes: Router, templates: Templates, max_body_size: us
         .layer(from_fn(access_log::access_log))
         .layer(from_fn(request_id::request_id))
         .layer(axum::Extension(templates))
+        .layer(from_fn(move |request: Request, next: Next| close_when_draining(draining.clone(), request, next)))
+}
+
+/// While draining, HTTP/1.x responses close their connection so keep-alive clients move
+/// to the new process (HTTP/2 clients get a GOAWAY from the connection instead).
+async fn close_when_draining(draining: Draining, request: Request, next: Next) -> Response {
+    let http1 = request.version() <= Version::HTTP_11;
+    let mut response = next.run(request).await;
+    if http1 && draining.is_set() {
+        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {

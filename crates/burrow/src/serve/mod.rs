@@ -5,10 +5,14 @@
 //! inherit them); [`serve`] runs one accept loop per listener until the shutdown signal,
 //! then drains in-flight requests up to the shutdown timeout.
 
+pub(crate) mod notify;
 pub(crate) mod pidfile;
+pub(crate) mod restart;
+pub(crate) mod run;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -59,21 +63,72 @@ pub(crate) fn bind(addrs: &[SocketAddr]) -> std::io::Result<std::net::TcpListene
     Err(last.unwrap_or_else(|| std::io::Error::other("no address to bind")))
 }
 
-/// A handle that tells the accept loops to stop.
+/// The listening sockets: handed over by the previous process on a restart, passed by
+/// systemd (socket activation), or bound here.
+pub(crate) fn listeners(inherited: &[i32], settings: &crate::Settings) -> Result<Vec<std::net::TcpListener>, String> {
+    let adopt = |fds: &[i32], source: &str| -> Result<Vec<std::net::TcpListener>, String> {
+        #[cfg(unix)]
+        {
+            use std::os::fd::FromRawFd;
+            fds.iter()
+                .map(|&fd| {
+                    // SAFETY: the fd was handed to this process to own, and is used once.
+                    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+                    listener.local_addr().map(|_| listener).map_err(|e| format!("fd {fd} from {source} is not a listening socket: {e}"))
+                })
+                .collect()
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (fds, source);
+            Ok(Vec::new())
+        }
+    };
+    if !inherited.is_empty() {
+        let listeners = adopt(inherited, "the previous process")?;
+        tracing::info!("inherited {} listeners", listeners.len());
+        return Ok(listeners);
+    }
+    let activated = notify::activated_fds();
+    if !activated.is_empty() {
+        let listeners = adopt(&activated, "systemd (LISTEN_FDS)")?;
+        tracing::info!("socket activation: {} listeners from systemd", listeners.len());
+        return Ok(listeners);
+    }
+    let listener = bind(&bind_addrs(&settings.host, settings.port))
+        .map_err(|e| format!("cannot listen on {}:{} (--host, --port): {e}", settings.host, settings.port))?;
+    Ok(vec![listener])
+}
+
+/// Tells the accept loops to stop, and whether responses should close their connection.
 #[derive(Clone)]
-pub(crate) struct Stop(watch::Sender<bool>);
+pub(crate) struct Stop {
+    stop: watch::Sender<Option<Duration>>,
+    draining: Draining,
+}
+
+/// Set while the server drains: HTTP/1.1 responses then carry `Connection: close`, so
+/// keep-alive clients open their next connection to the successor.
+#[derive(Clone, Default)]
+pub(crate) struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
 
 impl Stop {
-    pub(crate) fn new() -> Stop {
-        Stop(watch::channel(false).0)
+    pub(crate) fn new(draining: Draining) -> Stop {
+        Stop { stop: watch::channel(None).0, draining }
     }
 
-    pub(crate) fn trigger(&self) {
-        self.0.send_replace(true);
-    }
-
-    async fn wait(mut rx: watch::Receiver<bool>) {
-        let _ = rx.wait_for(|stop| *stop).await;
+    /// Stops accepting. With `grace`, already-open connections are kept serving (with
+    /// `Connection: close`) that long before idle ones are closed: requests a client had
+    /// already sent on them still get answers, instead of failing mid-hand-over.
+    pub(crate) fn trigger(&self, grace: Duration) {
+        self.draining.0.store(true, Ordering::Relaxed);
+        self.stop.send_replace(Some(grace));
     }
 }
 
@@ -87,10 +142,19 @@ pub(crate) async fn serve(listeners: Vec<std::net::TcpListener>, router: Router,
     for listener in listeners {
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
-        loops.push(tokio::spawn(accept_loop(listener, router.clone(), builder.clone(), graceful.clone(), stop.0.subscribe())));
+        loops.push(tokio::spawn(accept_loop(listener, router.clone(), builder.clone(), graceful.clone(), stop.stop.subscribe())));
     }
+    let mut rx = stop.stop.subscribe();
+    let grace = match rx.wait_for(Option::is_some).await {
+        Ok(grace) => grace.unwrap_or_default(),
+        Err(_) => Duration::ZERO,
+    };
     for l in loops {
         let _ = l.await;
+    }
+    let deadline = tokio::time::Instant::now() + drain;
+    if !grace.is_zero() {
+        tokio::time::sleep(grace.min(drain)).await;
     }
     let graceful = Arc::try_unwrap(graceful).map_err(|_| std::io::Error::other("accept loops still hold connections"))?;
     let open = graceful.count();
@@ -99,7 +163,7 @@ pub(crate) async fn serve(listeners: Vec<std::net::TcpListener>, router: Router,
     }
     tokio::select! {
         _ = graceful.shutdown() => Ok(0),
-        _ = tokio::time::sleep(drain) => {
+        _ = tokio::time::sleep_until(deadline) => {
             tracing::warn!(timeout_s = drain.as_secs_f64(), "shutdown timeout reached; closing remaining connections");
             Ok(open)
         }
@@ -111,9 +175,11 @@ async fn accept_loop(
     router: Router,
     builder: Builder<TokioExecutor>,
     graceful: Arc<GracefulShutdown>,
-    stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Option<Duration>>,
 ) {
-    let stopped = Stop::wait(stop);
+    let stopped = async move {
+        let _ = stop.wait_for(Option::is_some).await;
+    };
     tokio::pin!(stopped);
     loop {
         let (stream, peer) = tokio::select! {
@@ -144,21 +210,63 @@ async fn accept_loop(
     }
 }
 
-/// Resolves on SIGINT or SIGTERM (Ctrl-C elsewhere).
-pub(crate) async fn shutdown_signal() -> &'static str {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
-        let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
-        tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+/// The signals a server acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signal {
+    Hangup,
+    Terminate,
+    Interrupt,
+}
+
+impl Signal {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Signal::Hangup => "SIGHUP",
+            Signal::Terminate => "SIGTERM",
+            Signal::Interrupt => "SIGINT",
         }
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        "Ctrl-C"
+}
+
+/// Signal handlers, installed before the server is ready so a signal sent right after
+/// `ready` is never the default action (which would kill the process).
+pub(crate) struct Signals {
+    #[cfg(unix)]
+    streams: [(Signal, tokio::signal::unix::Signal); 3],
+}
+
+impl Signals {
+    /// Must be called inside the runtime.
+    pub(crate) fn install() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Signals {
+                streams: [
+                    (Signal::Hangup, signal(SignalKind::hangup())?),
+                    (Signal::Terminate, signal(SignalKind::terminate())?),
+                    (Signal::Interrupt, signal(SignalKind::interrupt())?),
+                ],
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    pub(crate) async fn next(&mut self) -> Signal {
+        #[cfg(unix)]
+        {
+            let [(a, sa), (b, sb), (c, sc)] = &mut self.streams;
+            tokio::select! {
+                _ = sa.recv() => *a,
+                _ = sb.recv() => *b,
+                _ = sc.recv() => *c,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            Signal::Interrupt
+        }
     }
 }

@@ -1,0 +1,141 @@
+//! A serving process from ready to exit: signals, SIGHUP hand-over, graceful shutdown.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use super::pidfile::PidFile;
+use super::restart::{Failure, Inherited, Mode, start_successor};
+use super::{Signal, Signals, Stop, notify, serve};
+use crate::server::{Booted, StartError};
+
+/// How long the old process keeps its open connections serving (with `Connection: close`)
+/// after a hand-over, before closing idle ones: requests already sent on them are answered.
+const HANDOVER_GRACE: Duration = Duration::from_millis(500);
+
+/// Serves until SIGINT/SIGTERM, or until a successor started on SIGHUP is ready; then
+/// drains, runs shutdown hooks, closes the database and removes the PID file if it is ours.
+pub(crate) async fn run(
+    booted: Booted,
+    listeners: Vec<TcpListener>,
+    mut signals: Signals,
+    mut inherited: Inherited,
+    mode: Mode,
+) -> Result<(), StartError> {
+    let settings = booted.ctx.settings.clone();
+    match &mode {
+        Mode::Restart { exe } => tracing::info!(mode = "restart", exe = %exe.display(), "process mode: SIGHUP restarts without downtime"),
+        Mode::Simple { reason } => tracing::info!(mode = "simple", reason = %reason, "process mode: graceful restart disabled"),
+    }
+    tracing::info!(tls = settings.tls.mode.as_str(), reason = %settings.tls.reason, "TLS mode");
+    // Duplicates of the listening sockets, kept to hand to a successor.
+    let handover =
+        listeners.iter().map(TcpListener::try_clone).collect::<std::io::Result<Vec<_>>>().map_err(|e| StartError::new(1, e.to_string()))?;
+    for listener in &listeners {
+        if let Ok(addr) = listener.local_addr() {
+            tracing::info!(addr = %addr, base_url = %settings.base_url, "listening on http://{addr}");
+        }
+    }
+    let stop = Stop::new(booted.draining.clone());
+    let server = tokio::spawn(serve(listeners, booted.router.clone(), stop.clone(), settings.shutdown_timeout));
+    let pid_file = match &settings.pid_file {
+        Some(path) => Some(PidFile::write(path).map_err(|e| StartError::config(format!("cannot write PID file {}: {e}", path.display())))?),
+        None => None,
+    };
+    tracing::info!(pid = std::process::id(), database = %settings.database, "ready");
+    if inherited.has_starter() {
+        // The starting process tells systemd about us (MAINPID) once it hears this.
+        inherited.signal_ready();
+    } else {
+        notify::notify("READY=1");
+    }
+
+    let mut upgrade: Option<tokio::task::JoinHandle<Result<u32, Failure>>> = None;
+    let handed_over = loop {
+        tokio::select! {
+            signal = signals.next() => match (signal, &mode) {
+                (Signal::Hangup, Mode::Simple { reason }) => tracing::info!("SIGHUP ignored: graceful restart is disabled ({reason})"),
+                (Signal::Hangup, Mode::Restart { .. }) if upgrade.is_some() => tracing::info!("SIGHUP ignored: a restart is already in progress"),
+                (Signal::Hangup, Mode::Restart { .. }) if inherited.parent_draining() => {
+                    tracing::info!("SIGHUP ignored: the previous process is still draining")
+                }
+                (Signal::Hangup, Mode::Restart { exe }) => {
+                    tracing::info!("SIGHUP received; starting a new process");
+                    notify::reloading();
+                    let exe = exe.clone();
+                    let fds = raw_fds(&handover);
+                    let timeout = settings.restart_timeout;
+                    upgrade = Some(tokio::spawn(async move { start_successor(&exe, &fds, timeout, false).await }));
+                }
+                (other, _) => {
+                    tracing::info!(drain_timeout_s = settings.shutdown_timeout.as_secs_f64(), "{} received; shutting down", other.name());
+                    break false;
+                }
+            },
+            result = async { upgrade.as_mut().expect("guarded").await }, if upgrade.is_some() => {
+                upgrade = None;
+                match result {
+                    Ok(Ok(pid)) => {
+                        notify::notify(&format!("MAINPID={pid}\nREADY=1"));
+                        tracing::info!(new_pid = pid, "new process {pid} ready; draining and exiting");
+                        break true;
+                    }
+                    Ok(Err(failure)) => {
+                        tracing::warn!("restart failed: {}; this process keeps serving", failure.reason);
+                        notify::notify("READY=1");
+                    }
+                    Err(e) => {
+                        tracing::warn!("restart failed: {e}; this process keeps serving");
+                        notify::notify("READY=1");
+                    }
+                }
+            }
+        }
+    };
+    if let Some(pending) = upgrade.take() {
+        // Shutting down mid-upgrade: the half-started successor must not outlive us.
+        pending.abort();
+    }
+    if !handed_over {
+        notify::notify("STOPPING=1");
+    }
+    stop.trigger(if handed_over { HANDOVER_GRACE } else { Duration::ZERO });
+    match server.await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(cut)) => tracing::warn!(connections = cut, "connections cut off at the shutdown timeout"),
+        Ok(Err(e)) => tracing::error!("server error: {e}"),
+        Err(e) => tracing::error!("server task failed: {e}"),
+    }
+    booted.shutdown().await;
+    drop(handover);
+    if let Some(pid_file) = pid_file {
+        pid_file.remove();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The Type=forking launcher: start the server as a background process, wait until it is
+/// ready (PID file written), exit 0; or exit with its code when it fails to start.
+pub(crate) async fn detach(exe: &Path, timeout: Duration) -> Result<(), StartError> {
+    match start_successor(exe, &[], timeout, true).await {
+        Ok(pid) => {
+            tracing::info!(pid, "server running in the background");
+            Ok(())
+        }
+        // The server printed its own one-line error; exit with its code.
+        Err(Failure { code: Some(code), .. }) if code > 0 => Err(StartError::new(code.min(255) as u8, "")),
+        Err(failure) => Err(StartError::new(1, failure.reason)),
+    }
+}
+
+#[cfg(unix)]
+fn raw_fds(listeners: &[TcpListener]) -> Vec<i32> {
+    use std::os::fd::AsRawFd;
+    listeners.iter().map(|l| l.as_raw_fd()).collect()
+}
+
+#[cfg(not(unix))]
+fn raw_fds(_: &[TcpListener]) -> Vec<i32> {
+    Vec::new()
+}
