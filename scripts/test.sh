@@ -12,7 +12,7 @@ BIN="target/$TARGET/release/server"
 # Tools the tests use: setpriv (run the server as an unprivileged user), file and ldd
 # (static linkage check). A missing tool is installed, or the run fails loudly.
 missing=()
-command -v setpriv >/dev/null || missing+=(util-linux)
+command -v setpriv >/dev/null && command -v unshare >/dev/null || missing+=(util-linux)
 command -v file >/dev/null || missing+=(file)
 command -v ldd >/dev/null || missing+=(libc-bin)
 if [ ${#missing[@]} -gt 0 ]; then
@@ -31,6 +31,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # $BIN (CARGO_BIN_EXE_server), the static executable the release command produces.
 echo "==> cargo test (release, static, $TARGET)"
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static'
+# Every binary first: the restart tests swap the server for the hello example beside it.
+cargo build --workspace --bins --release --target "$TARGET" --locked
 cargo test --workspace --release --target "$TARGET" --locked
 
 echo "==> static binary check"
@@ -40,6 +42,21 @@ ldd_out=$(ldd "$BIN" 2>&1 || true)
 echo "ldd: $ldd_out"
 echo "$ldd_out" | grep -Eq 'not a dynamic executable|statically linked' || { echo "FAIL: ldd sees $BIN as dynamic"; exit 1; }
 ls -l "$BIN"
+
+echo "==> the binary alone: runs in an empty chroot (no libc, no /etc)"
+root=$(mktemp -d)
+trap 'rm -rf "$root"' EXIT
+cp "$BIN" "$root/server"
+mkdir "$root/data"
+chroot "$root" /server --version
+chroot "$root" /server migrate --database-dsn sqlite:////data/app.db --log-level warn
+test -s "$root/data/app.db" || { echo "FAIL: no database created in the chroot"; exit 1; }
+
+echo "==> deploy/Dockerfile ships this static binary"
+grep -q "RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $TARGET -p notes" deploy/Dockerfile
+grep -q "cp target/$TARGET/release/server /server" deploy/Dockerfile
+grep -q "FROM gcr.io/distroless/static" deploy/Dockerfile
+echo "ok"
 
 echo "==> dependency tree: no OpenSSL, no aws-lc"
 forbidden=$(cargo tree --workspace --target all -e normal,build,dev --prefix none --locked | awk '{print $1}' | grep -Ex 'openssl-sys|openssl|aws-lc-sys|aws-lc-rs|native-tls' | sort -u || true)

@@ -179,6 +179,9 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
     let (mode, reason) = match requested {
         Some(mode) => (mode, format!("--tls-mode {} (from {})", mode.as_str(), config.source("tls.mode"))),
         None if is_local_host(host) => (TlsMode::Off, format!("auto: host '{host}' is local")),
+        None if host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok() => {
+            (TlsMode::Off, format!("auto: host '{host}' is an IP address (ACME certificates need a domain name)"))
+        }
         None => (TlsMode::Acme, format!("auto: host '{host}' is a public name")),
     };
     let optional_path = |key: &str| config.get::<PathBuf>(key).map(|p| p.filter(|p| !p.as_os_str().is_empty()));
@@ -267,7 +270,7 @@ mod tests {
         assert_eq!((s.tls.mode, s.base_url.as_str()), (TlsMode::Acme, "https://example.com"));
         let err = settings(&[("server.host", "example.com"), ("tls.email", "a@b.c"), ("server.port", "8443")]).unwrap_err();
         assert!(err.0.contains("--port"), "{err}");
-        for local in ["localhost", "app.localhost", "127.0.0.1", "::1", ""] {
+        for local in ["localhost", "app.localhost", "127.0.0.1", "::1", "", "0.0.0.0", "[::]", "192.0.2.7"] {
             assert_eq!(settings(&[("server.host", local)]).unwrap().tls.mode, TlsMode::Off, "{local}");
         }
     }

@@ -18,5 +18,7 @@ impl App for Hello {
 }
 
 fn main() -> std::process::ExitCode {
-    Server::new("hello", env!("CARGO_PKG_VERSION")).app(Hello).run()
+    // "+hello" tells this build apart from the notes server in /healthz/live (the restart
+    // tests replace one binary with the other).
+    Server::new("hello", concat!(env!("CARGO_PKG_VERSION"), "+hello")).app(Hello).run()
 }
