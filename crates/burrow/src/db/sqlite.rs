@@ -5,8 +5,8 @@
 //! connections guarded by a semaphore.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
@@ -29,9 +29,11 @@ pub(super) struct SqlitePool {
     dsn: Dsn,
     /// What every connection opens: the file path, or a shared-cache memory URI.
     target: String,
-    writer: Mutex<Option<Conn>>,
-    readers: StdMutex<Vec<Conn>>,
-    reader_slots: Semaphore,
+    /// `None` once closed. The guard travels into the blocking task, so a request that
+    /// is cancelled mid-write cannot lose the connection.
+    writer: Arc<Mutex<Option<Conn>>>,
+    readers: Arc<StdMutex<Vec<Conn>>>,
+    reader_slots: Arc<Semaphore>,
 }
 
 impl SqlitePool {
@@ -52,9 +54,9 @@ impl SqlitePool {
         Ok(SqlitePool {
             dsn: dsn.clone(),
             target,
-            writer: Mutex::new(Some(writer)),
-            readers: StdMutex::new(Vec::new()),
-            reader_slots: Semaphore::new(readers.max(1)),
+            writer: Arc::new(Mutex::new(Some(writer))),
+            readers: Arc::new(StdMutex::new(Vec::new())),
+            reader_slots: Arc::new(Semaphore::new(readers.max(1))),
         })
     }
 
@@ -83,16 +85,10 @@ impl SqlitePool {
         T: Send + 'static,
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let mut guard = self.writer.lock().await;
-        let conn = guard.take().ok_or(DbError::Closed)?;
-        let (conn, result) = tokio::task::spawn_blocking(move || {
-            let result = transaction(&conn, f);
-            (conn, result)
-        })
-        .await
-        .map_err(|e| DbError::Other(format!("write task failed: {e}")))?;
-        *guard = Some(conn);
-        result
+        let guard = self.writer.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || transaction(guard.as_ref().ok_or(DbError::Closed)?, f))
+            .await
+            .map_err(|e| DbError::Other(format!("write task failed: {e}")))?
     }
 
     pub(super) async fn read<T, F>(&self, f: F) -> Result<T, DbError>
@@ -100,30 +96,39 @@ impl SqlitePool {
         T: Send + 'static,
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let _permit = self.reader_slots.acquire().await.map_err(|_| DbError::Closed)?;
-        let pooled = self.readers.lock().expect("reader pool poisoned").pop();
+        let permit = self.reader_slots.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
+        let readers = self.readers.clone();
         let target = self.target.clone();
         let dsn = self.dsn.clone();
-        let (conn, result) = tokio::task::spawn_blocking(move || {
+        // The blocking task returns the connection to the pool itself: a cancelled request
+        // must not close a pooled connection.
+        tokio::task::spawn_blocking(move || {
+            let pooled = readers.lock().expect("reader pool poisoned").pop();
             let conn = match pooled {
                 Some(conn) => conn,
                 None => connect(&target, &dsn)?,
             };
             let result = f(&conn);
-            Ok::<_, DbError>((conn, result))
+            readers.lock().expect("reader pool poisoned").push(conn);
+            drop(permit);
+            result
         })
         .await
-        .map_err(|e| DbError::Other(format!("read task failed: {e}")))??;
-        self.readers.lock().expect("reader pool poisoned").push(conn);
-        result
+        .map_err(|e| DbError::Other(format!("read task failed: {e}")))?
     }
 
+    /// The file is still there and accessible, a reader can query, and the writer
+    /// connection is present and answers.
     pub(super) async fn check(&self) -> Result<(), DbError> {
         if let Dsn::SqliteFile(path) = &self.dsn {
             let path = path.clone();
             tokio::task::spawn_blocking(move || check_access(&path)).await.map_err(|e| DbError::Other(e.to_string()))??;
         }
-        self.read(|conn| conn.query_one::<(i64,)>("SELECT count(*) FROM sqlite_schema", &[]).map(|_| ())).await
+        self.read(|conn| conn.query_one::<(i64,)>("SELECT count(*) FROM sqlite_schema", &[]).map(|_| ())).await?;
+        let guard = self.writer.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || guard.as_ref().ok_or(DbError::Closed)?.query_one::<(i64,)>("SELECT 1", &[]).map(|_| ()))
+            .await
+            .map_err(|e| DbError::Other(e.to_string()))?
     }
 
     pub(super) async fn close(&self) {

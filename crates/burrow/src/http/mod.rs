@@ -17,8 +17,10 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
+use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::error::{Error, render_errors};
@@ -33,7 +35,7 @@ pub(crate) fn core_stack(routes: Router, templates: Templates, max_body_size: us
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_body_size))
         .layer(from_fn(render_errors))
-        .layer(CompressionLayer::new())
+        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest).compress_when(compressible()))
         .layer(from_fn(access_log::access_log))
         .layer(from_fn(request_id::request_id))
         .layer(axum::Extension(templates))
@@ -49,6 +51,11 @@ async fn close_when_draining(draining: Draining, request: Request, next: Next) -
         response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     response
+}
+
+/// Bodies worth compressing: small ones cost more CPU than they save bytes.
+fn compressible() -> impl Predicate {
+    SizeAbove::new(1024).and(NotForContentType::GRPC).and(NotForContentType::IMAGES).and(NotForContentType::SSE)
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {

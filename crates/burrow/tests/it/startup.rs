@@ -140,3 +140,26 @@ async fn concurrent_writers_queue_instead_of_failing() {
         .unwrap();
     assert_eq!((mode.as_str(), sync, fk), ("wal", 1, 1));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_request_does_not_lose_a_connection() {
+    // A client that disconnects mid-request drops the handler's future while its query
+    // still runs on a blocking thread; the connection must come back to the pool.
+    let site = Site::new();
+    let booted = site.build(Server::new("s", "1").app(A), &[]).unwrap();
+    let db = booted.ctx.db.clone();
+    let slow_write = db.write(|c| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        c.execute("INSERT INTO items (name) VALUES ('slow')", &[])
+    });
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(20), slow_write).await.is_err(), "cancelled");
+    let slow_read = db.read(|c| {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        c.query::<(String,)>("SELECT name FROM items", &[])
+    });
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(20), slow_read).await.is_err(), "cancelled");
+    db.write(|c| c.execute("INSERT INTO items (name) VALUES ('after')", &[])).await.expect("the writer is still there");
+    let (n,): (i64,) = db.read(|c| c.query_one("SELECT count(*) FROM items", &[])).await.unwrap();
+    assert_eq!(n, 3, "first, the cancelled-but-committed slow insert, after");
+    db.check().await.expect("ready");
+}
