@@ -61,6 +61,7 @@
 pub mod app;
 pub mod command;
 pub mod config;
+pub mod contrib;
 pub mod db;
 pub mod error;
 mod http;

@@ -125,7 +125,7 @@ impl Server {
         // Before configuration: secrets handed over by a previous process must be in place
         // when apps read their settings.
         let inherited = Inherited::from_env();
-        let result = match self.prepare(args) {
+        let result = match self.prepare(args, true) {
             Ok(Some(prepared)) => prepared.run(inherited),
             Ok(None) => Ok(()),
             Err(e) => Err(e),
@@ -149,13 +149,15 @@ impl Server {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let prepared = self.prepare(args)?.ok_or_else(|| StartError::config("--help or --version given"))?;
+        let prepared = self.prepare(args, false)?.ok_or_else(|| StartError::config("--help or --version given"))?;
         prepared.boot()
     }
 
     /// Parses flags, env and TOML, orders apps and lets each validate its settings.
     /// `Ok(None)` when `--help` or `--version` was printed.
-    fn prepare<I, T>(mut self, args: I) -> Result<Option<Prepared>, StartError>
+    /// With `log`, logging starts as soon as its settings are known, so apps' warnings
+    /// while they configure (e.g. a generated key) are seen.
+    fn prepare<I, T>(mut self, args: I, log: bool) -> Result<Option<Prepared>, StartError>
     where
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
@@ -200,6 +202,9 @@ impl Server {
         };
         let config = Config::resolve(&settings, &matches)?;
         let core = Settings::from_config(&config)?;
+        if log {
+            init_logging(&core);
+        }
         if let Some(pid_file) = &core.pid_file {
             PidFile::check(pid_file).map_err(|reason| config.error("server.pid_file", &reason))?;
         }
@@ -243,7 +248,6 @@ impl Server {
 
 impl Prepared {
     fn run(self, inherited: Inherited) -> Result<(), StartError> {
-        init_logging(&self.settings);
         match self.matches.subcommand() {
             None | Some(("serve", _)) => self.serve(inherited),
             Some(("migrate", sub)) if sub.get_flag("list") => self.list_migrations(),

@@ -1,9 +1,12 @@
 //! The notes example: a complete Burrow app, built as the `server` binary.
 //!
-//! Two apps, each one folder owning its routes, templates, static files and migrations:
+//! Two apps of its own, each one folder owning its routes, templates, static files and
+//! migrations, on top of the framework's session, CSRF and flash-message apps:
 //! - [`Pages`]: the layout, the home page, the stylesheet and the error page override;
-//! - [`Notes`]: notes with create, edit, delete, validation, pagination, full-text search
-//!   and htmx partials.
+//! - [`Notes`]: notes with create, edit, delete, validation, pagination, full-text search,
+//!   htmx partials and flash messages.
+
+use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions};
 
 mod notes;
 mod pages;
@@ -16,5 +19,8 @@ pub fn server() -> burrow::Server {
     burrow::Server::new("server", env!("CARGO_PKG_VERSION"))
         .about("Notes: a Burrow example app on an embedded SQLite database")
         .app(Pages)
+        .app(Sessions::new())
+        .app(Csrf::new())
+        .app(FlashMessages)
         .app(Notes)
 }

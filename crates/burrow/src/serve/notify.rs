@@ -1,8 +1,6 @@
 //! systemd integration: `sd_notify` messages on `$NOTIFY_SOCKET` (Type=notify units) and
 //! socket activation (`$LISTEN_FDS`).
 
-use std::os::fd::RawFd;
-
 /// Sends a notification (e.g. `READY=1`) when running under a Type=notify unit; does
 /// nothing otherwise. Failures are logged, never fatal.
 pub(crate) fn notify(message: &str) {
@@ -42,7 +40,7 @@ pub(crate) fn reloading() {
 }
 
 /// Socket activation: the fds systemd passed to this very process (`LISTEN_PID`).
-pub(crate) fn activated_fds() -> Vec<RawFd> {
+pub(crate) fn activated_fds() -> Vec<i32> {
     let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
     let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<i32>().ok()).unwrap_or(0);
     if !for_us || count <= 0 {

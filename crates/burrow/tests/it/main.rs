@@ -4,6 +4,7 @@
 
 mod apps;
 mod http;
+mod sessions;
 mod startup;
 
 use burrow::axum::Router;

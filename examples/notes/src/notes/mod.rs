@@ -8,6 +8,7 @@ use burrow::axum::response::{IntoResponse, Redirect, Response};
 use burrow::axum::routing::get;
 use burrow::axum::{Router, routing::post};
 use burrow::clap::{Arg, value_parser};
+use burrow::contrib::messages::Messages;
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
 use burrow::{App, AppContext, BoxError, BoxFuture, Command, Db, Error, Html, NavItem, Render};
@@ -26,9 +27,9 @@ impl App for Notes {
         "notes"
     }
 
-    /// Notes' templates extend the layout of the pages app.
+    /// Notes' templates extend the layout of the pages app; handlers flash messages.
     fn dependencies(&self) -> &'static [&'static str] {
-        &["pages"]
+        &["pages", "messages"]
     }
 
     fn migrations(&self) -> Option<&'static Dir<'static>> {
@@ -117,7 +118,7 @@ async fn new(render: Render) -> Result<Response, Error> {
     form_page(&render, StatusCode::OK, None, &NoteForm::default(), &[])
 }
 
-async fn create(State(db): State<Db>, render: Render, Form(form): Form<NoteForm>) -> Result<Response, Error> {
+async fn create(State(db): State<Db>, render: Render, messages: Messages, Form(form): Form<NoteForm>) -> Result<Response, Error> {
     let errors = form.errors();
     if !errors.is_empty() {
         if render.is_htmx() {
@@ -131,6 +132,7 @@ async fn create(State(db): State<Db>, render: Render, Form(form): Form<NoteForm>
         return form_page(&render, StatusCode::UNPROCESSABLE_ENTITY, None, &form, &errors);
     }
     let note = store::create(&db, form).await?;
+    messages.success(format!("Created “{}”.", note.title))?;
     if render.is_htmx() {
         return Ok(render.partial("notes/_created.html", context! { note => Serde(&note) })?.into_response());
     }
@@ -147,7 +149,13 @@ async fn edit(State(db): State<Db>, Path(id): Path<String>, render: Render) -> R
     form_page(&render, StatusCode::OK, Some(note.id), &NoteForm::from_note(&note), &[])
 }
 
-async fn update(State(db): State<Db>, Path(id): Path<String>, render: Render, Form(form): Form<NoteForm>) -> Result<Response, Error> {
+async fn update(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    render: Render,
+    messages: Messages,
+    Form(form): Form<NoteForm>,
+) -> Result<Response, Error> {
     let id = parse_id(&id)?;
     let errors = form.errors();
     if !errors.is_empty() {
@@ -156,11 +164,13 @@ async fn update(State(db): State<Db>, Path(id): Path<String>, render: Render, Fo
         return form_page(&render, StatusCode::UNPROCESSABLE_ENTITY, Some(id), &form, &errors);
     }
     let note = store::update(&db, id, form).await?.ok_or_else(Error::not_found)?;
+    messages.success("Saved your changes.")?;
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
 }
 
-async fn delete(State(db): State<Db>, Path(id): Path<String>) -> Result<Response, Error> {
-    store::delete(&db, parse_id(&id)?).await?.ok_or_else(Error::not_found)?;
+async fn delete(State(db): State<Db>, Path(id): Path<String>, messages: Messages) -> Result<Response, Error> {
+    let title = store::delete(&db, parse_id(&id)?).await?.ok_or_else(Error::not_found)?;
+    messages.success(format!("Deleted “{title}”."))?;
     Ok(Redirect::to("/notes").into_response())
 }
 

@@ -1,0 +1,13 @@
+//! Contrib apps shipped with the framework, registered like any other app:
+//!
+//! ```no_run
+//! use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions};
+//! # struct Notes;
+//! # impl burrow::App for Notes { fn name(&self) -> &'static str { "notes" } }
+//! burrow::Server::new("server", "1.0").app(Sessions::new()).app(Csrf::new()).app(FlashMessages).app(Notes).run();
+//! ```
+
+pub mod csrf;
+pub mod messages;
+pub mod securecookie;
+pub mod session;

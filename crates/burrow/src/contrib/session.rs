@@ -1,0 +1,321 @@
+//! The session app: the whole session in one signed (and optionally encrypted) cookie.
+//!
+//! Keys come from `--session-hash-key` / `SESSION_HASH_KEY` / `session.hash_key` (signs,
+//! HMAC-SHA256) and `--session-block-key` (encrypts, AES-256-GCM), 32 bytes as 64 hex
+//! characters; `…-previous` settings accept older keys for reading during a rotation. A
+//! missing hash key is generated (with one warning): sessions then survive a SIGHUP
+//! restart (the key is handed over) but not a stop/start.
+//!
+//! ```no_run
+//! use burrow::contrib::session::Session;
+//! async fn visits(session: Session) -> Result<String, burrow::Error> {
+//!     let n: u32 = session.get("visits").unwrap_or(0) + 1;
+//!     session.insert("visits", n)?;
+//!     Ok(format!("visit number {n}"))
+//! }
+//! ```
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::middleware::{Next, from_fn};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::securecookie::{Codec, TooLarge, now, parse_key};
+use crate::app::{App, AppContext};
+use crate::config::{Config, ConfigError, Setting};
+use crate::error::Error;
+
+/// Registers signed cookie sessions. Other apps get a [`Session`] extractor.
+#[derive(Default)]
+pub struct Sessions {
+    keys: Option<Keys>,
+    cookie_name: String,
+    max_age: u64,
+}
+
+#[derive(Clone)]
+struct Keys {
+    hash: Vec<[u8; 32]>,
+    block: Vec<[u8; 32]>,
+}
+
+impl Sessions {
+    pub fn new() -> Sessions {
+        Sessions::default()
+    }
+}
+
+/// Everything the middleware needs, shared by all requests.
+pub(crate) struct SessionConfig {
+    pub(crate) codec: Codec,
+    pub(crate) cookie_name: String,
+    pub(crate) secure: bool,
+}
+
+impl App for Sessions {
+    fn name(&self) -> &'static str {
+        "session"
+    }
+
+    fn settings(&self) -> Vec<Setting> {
+        vec![
+            Setting::new("session.cookie_name", "session-cookie-name", "SESSION_COOKIE_NAME", "Name of the session cookie")
+                .default("_session"),
+            Setting::new("session.max_age", "session-max-age", "SESSION_MAX_AGE", "Session lifetime in seconds").default("604800"),
+            Setting::new(
+                "session.hash_key",
+                "session-hash-key",
+                "SESSION_HASH_KEY",
+                "Signs session cookies: 32 bytes as 64 hex characters",
+            )
+            .default_note("random, with a warning")
+            .secret(),
+            Setting::new(
+                "session.block_key",
+                "session-block-key",
+                "SESSION_BLOCK_KEY",
+                "Encrypts session cookies: 32 bytes as 64 hex characters",
+            )
+            .default_note("none: signed, not encrypted")
+            .secret(),
+            Setting::new(
+                "session.hash_key_previous",
+                "session-hash-key-previous",
+                "SESSION_HASH_KEY_PREVIOUS",
+                "Former hash keys still accepted when reading (comma-separated), for key rotation",
+            )
+            .default_note("none")
+            .secret(),
+            Setting::new(
+                "session.block_key_previous",
+                "session-block-key-previous",
+                "SESSION_BLOCK_KEY_PREVIOUS",
+                "Former block keys still accepted when reading (comma-separated)",
+            )
+            .default_note("none")
+            .secret(),
+        ]
+    }
+
+    fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
+        let cookie_name: String = config.require("session.cookie_name")?;
+        if cookie_name.is_empty() || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+            return Err(config.error("session.cookie_name", "expected letters, digits, '_', '-' or '.'"));
+        }
+        let max_age: u64 = config.require("session.max_age")?;
+        if max_age == 0 {
+            return Err(config.error("session.max_age", "must be at least 1 second"));
+        }
+        let hash = match keys(config, "session.hash_key")?.into_iter().next() {
+            Some(key) => key,
+            None => generated_key(
+                "session.hash_key",
+                "no session hash key configured (--session-hash-key, SESSION_HASH_KEY or session.hash_key)",
+                "sessions",
+            ),
+        };
+        let mut hash_keys = vec![hash];
+        hash_keys.extend(keys(config, "session.hash_key_previous")?);
+        let mut block_keys = keys(config, "session.block_key")?;
+        block_keys.truncate(1);
+        let previous_block = keys(config, "session.block_key_previous")?;
+        if block_keys.is_empty() && !previous_block.is_empty() {
+            return Err(config.error("session.block_key_previous", "previous block keys need a current --session-block-key"));
+        }
+        block_keys.extend(previous_block);
+        self.keys = Some(Keys { hash: hash_keys, block: block_keys });
+        self.cookie_name = cookie_name;
+        self.max_age = max_age;
+        Ok(())
+    }
+
+    fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
+        let keys = self.keys.clone().expect("configure ran before middleware");
+        let config = Arc::new(SessionConfig {
+            codec: Codec::new(&keys.hash, &keys.block, self.max_age),
+            cookie_name: self.cookie_name.clone(),
+            secure: ctx.settings.base_url.starts_with("https://"),
+        });
+        router.layer(from_fn(move |request: Request, next: Next| session_middleware(config.clone(), request, next)))
+    }
+}
+
+/// Parses a key setting: one key, or several separated by commas (for `…_previous`).
+pub(crate) fn keys(config: &Config, key: &str) -> Result<Vec<[u8; 32]>, ConfigError> {
+    Ok(config
+        .parse_with(key, |raw| raw.split(',').map(str::trim).filter(|k| !k.is_empty()).map(parse_key).collect::<Result<Vec<_>, _>>())?
+        .unwrap_or_default())
+}
+
+/// A key generated because none was configured; warns once, never printing the key.
+pub(crate) fn generated_key(name: &str, missing: &str, what: &str) -> [u8; 32] {
+    let key: [u8; 32] = crate::secrets::generated(name, 32).try_into().expect("32 bytes");
+    let origin = if crate::secrets::was_inherited(name) { "kept from the previous process" } else { "generated at random" };
+    tracing::warn!(
+        "{missing}: using a key {origin}; {what} survive SIGHUP restarts but not a stop/start. Set a key of 64 hex characters for production."
+    );
+    key
+}
+
+async fn session_middleware(config: Arc<SessionConfig>, mut request: Request, next: Next) -> Response {
+    let data = cookie(request.headers(), &config.cookie_name)
+        .and_then(|value| config.codec.decode(&config.cookie_name, value, now()))
+        .and_then(|bytes| serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok());
+    let existed = data.is_some();
+    let session = Session {
+        state: Arc::new(Mutex::new(State { data: data.unwrap_or_default(), changed: false, regenerated: false })),
+        config: config.clone(),
+    };
+    request.extensions_mut().insert(session.clone());
+    let mut response = next.run(request).await;
+    let (changed, empty, encoded) = {
+        let state = session.state.lock().expect("session poisoned");
+        (state.changed, state.data.is_empty(), serde_json::to_vec(&state.data))
+    };
+    if !changed {
+        return response;
+    }
+    let header = if empty {
+        if !existed {
+            return response;
+        }
+        format!("{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}", config.cookie_name, secure(config.secure))
+    } else {
+        let encoded = encoded
+            .map_err(|e| e.to_string())
+            .and_then(|bytes| config.codec.encode(&config.cookie_name, &bytes, now()).map_err(|e| e.to_string()));
+        match encoded {
+            Ok(value) => format!(
+                "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+                config.cookie_name,
+                config.codec.max_age(),
+                secure(config.secure)
+            ),
+            Err(e) => return Error::internal(format!("session cookie not written: {e}")).into_response(),
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&header) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
+    response
+}
+
+pub(crate) fn secure(on: bool) -> &'static str {
+    if on { "; Secure" } else { "" }
+}
+
+/// The value of cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.trim_matches('"'))
+}
+
+struct State {
+    data: BTreeMap<String, serde_json::Value>,
+    changed: bool,
+    regenerated: bool,
+}
+
+/// The current request's session; cheap to clone, changes are written back as a cookie.
+#[derive(Clone)]
+pub struct Session {
+    state: Arc<Mutex<State>>,
+    config: Arc<SessionConfig>,
+}
+
+/// A session error for the developer: the value does not fit in a cookie.
+#[derive(Debug)]
+pub struct SessionError(pub String);
+
+impl std::fmt::Display for SessionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+impl From<SessionError> for Error {
+    fn from(e: SessionError) -> Error {
+        Error::internal(e.0)
+    }
+}
+
+impl Session {
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let state = self.state.lock().expect("session poisoned");
+        state.data.get(key).and_then(|v| serde_json::from_value(v.clone()).ok())
+    }
+
+    /// Stores a value. Fails, and stores nothing, when the session would no longer fit in
+    /// a cookie (4096 bytes) — a cookie is never dropped silently.
+    pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
+        let value = serde_json::to_value(value).map_err(|e| SessionError(format!("session value '{key}': {e}")))?;
+        let mut state = self.state.lock().expect("session poisoned");
+        let previous = state.data.insert(key.to_string(), value);
+        let bytes = serde_json::to_vec(&state.data).unwrap_or_default();
+        if let Err(TooLarge { size }) = self.config.codec.encode(&self.config.cookie_name, &bytes, now()) {
+            match previous {
+                Some(p) => state.data.insert(key.to_string(), p),
+                None => state.data.remove(key),
+            };
+            return Err(SessionError(format!(
+                "session value '{key}' not stored: the session cookie would be {size} bytes, over the 4096 browsers keep"
+            )));
+        }
+        state.changed = true;
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
+        let mut state = self.state.lock().expect("session poisoned");
+        let removed = state.data.remove(key);
+        state.changed |= removed.is_some();
+        removed
+    }
+
+    /// Removes a value and returns it (e.g. flash messages).
+    pub fn take<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        self.remove(key).and_then(|v| serde_json::from_value(v).ok())
+    }
+
+    /// Empties the session (logout).
+    pub fn clear(&self) {
+        let mut state = self.state.lock().expect("session poisoned");
+        state.changed |= !state.data.is_empty();
+        state.data.clear();
+    }
+
+    /// Keeps the data under a fresh cookie and rotates the CSRF secret (call on login, so
+    /// anything learned about the pre-login session is useless).
+    pub fn regenerate(&self) {
+        let mut state = self.state.lock().expect("session poisoned");
+        state.changed = true;
+        state.regenerated = true;
+    }
+
+    pub(crate) fn was_regenerated(&self) -> bool {
+        self.state.lock().expect("session poisoned").regenerated
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Session>().cloned().ok_or_else(|| Error::internal("Session used, but the session app is not registered"))
+    }
+}

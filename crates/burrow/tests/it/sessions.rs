@@ -1,0 +1,337 @@
+//! Sessions, CSRF and flash messages through the whole stack, with real cookies.
+
+use burrow::axum::body::Body;
+use burrow::axum::extract::Form;
+use burrow::axum::http::{Request, StatusCode, header};
+use burrow::axum::routing::{get, post};
+use burrow::axum::{Router, response::IntoResponse};
+use burrow::contrib::csrf::{Csrf, CsrfToken};
+use burrow::contrib::messages::{FlashMessages, Messages};
+use burrow::contrib::securecookie::{Codec, now, parse_key};
+use burrow::contrib::session::{Session, Sessions};
+use burrow::{App, AppContext, Error, Server};
+
+use crate::{Reply, Site, send};
+
+const HASH: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const HASH2: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+const BLOCK: &str = "3333333333333333333333333333333333333333333333333333333333333333";
+const CSRF: &str = "4444444444444444444444444444444444444444444444444444444444444444";
+const CSRF2: &str = "5555555555555555555555555555555555555555555555555555555555555555";
+
+#[derive(serde::Deserialize)]
+struct Value {
+    v: String,
+}
+
+/// Routes that read and write the session, hand out CSRF tokens and flash messages.
+struct Probe;
+
+impl App for Probe {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+
+    fn dependencies(&self) -> &'static [&'static str] {
+        &["session", "csrf", "messages"]
+    }
+
+    fn templates(&self) -> Option<&'static burrow::include_dir::Dir<'static>> {
+        static TEMPLATES: burrow::include_dir::Dir<'static> =
+            burrow::include_dir::include_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_probe");
+        Some(&TEMPLATES)
+    }
+
+    fn routes(&self, _ctx: &AppContext) -> Router {
+        Router::new()
+            .route("/get", get(|s: Session| async move { s.get::<String>("v").unwrap_or_else(|| "none".into()) }))
+            .route(
+                "/set",
+                post(|s: Session, Form(f): Form<Value>| async move {
+                    s.insert("v", f.v)?;
+                    Ok::<_, Error>("stored")
+                }),
+            )
+            .route("/big", post(|s: Session| async move { s.insert("v", "x".repeat(5000)).map(|_| "stored").map_err(Error::from) }))
+            .route("/token", get(|t: CsrfToken| async move { t.0 }))
+            .route("/hooks/ping", post(|| async { "pong" }))
+            .route(
+                "/flash",
+                post(|m: Messages| async move {
+                    m.success("saved")?;
+                    Ok::<_, Error>(burrow::axum::response::Redirect::to("/show").into_response())
+                }),
+            )
+            .route("/show", get(|render: burrow::Render| async move { render.partial("flash.html", burrow::minijinja::context! {}) }))
+    }
+}
+
+fn server() -> Server {
+    Server::new("s", "1").app(Sessions::new()).app(Csrf::new().exempt("/hooks/")).app(FlashMessages).app(Probe)
+}
+
+/// A browser's cookie jar, enough for one site.
+#[derive(Default, Clone)]
+struct Jar(Vec<(String, String)>);
+
+impl Jar {
+    fn take(&mut self, reply: &Reply) {
+        for value in reply.headers.get_all(header::SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (pair, attrs) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.0.retain(|(n, _)| n != name);
+            if !attrs.contains("Max-Age=0") {
+                self.0.push((name.to_string(), value.to_string()));
+            }
+        }
+    }
+
+    fn header(&self) -> String {
+        self.0.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone())
+    }
+
+    fn set(&mut self, name: &str, value: String) {
+        self.0.retain(|(n, _)| n != name);
+        self.0.push((name.to_string(), value));
+    }
+}
+
+async fn call(router: &Router, jar: &mut Jar, method: &str, path: &str, form: Option<&str>, token: Option<&str>) -> Reply {
+    let mut req = Request::builder().method(method).uri(path).header(header::COOKIE, jar.header());
+    if let Some(token) = token {
+        req = req.header("x-csrf-token", token);
+    }
+    let req = match form {
+        Some(body) => req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(body.to_string())),
+        None => req.body(Body::empty()),
+    };
+    let reply = send(router, req.unwrap()).await;
+    jar.take(&reply);
+    reply
+}
+
+/// Gets a token (and the CSRF cookie) like a page with a form would.
+async fn token(router: &Router, jar: &mut Jar) -> String {
+    let reply = call(router, jar, "GET", "/token", None, None).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    reply.body
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn session_round_trip_with_cookie_attributes() {
+    let site = Site::new();
+    let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
+    let mut jar = Jar::default();
+    let t = token(&booted.router, &mut jar).await;
+    let set = call(&booted.router, &mut jar, "POST", "/set", Some("v=hello"), Some(&t)).await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    let cookie = set.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).find(|c| c.starts_with("_session=")).unwrap();
+    for attr in ["Path=/", "Max-Age=604800", "HttpOnly", "SameSite=Lax"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain http base URL: {cookie}");
+    assert_eq!(call(&booted.router, &mut jar, "GET", "/get", None, None).await.body, "hello");
+    // A read-only request does not rewrite the cookie.
+    let again = call(&booted.router, &mut jar, "GET", "/get", None, None).await;
+    assert!(again.headers.get(header::SET_COOKIE).is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_flipped_byte_gives_an_empty_session_not_an_error() {
+    let site = Site::new();
+    let booted = site.build(server(), &["--session-hash-key", HASH, "--session-block-key", BLOCK, "--csrf-key", CSRF]).unwrap();
+    let mut jar = Jar::default();
+    let t = token(&booted.router, &mut jar).await;
+    call(&booted.router, &mut jar, "POST", "/set", Some("v=precious"), Some(&t)).await;
+    let good = jar.get("_session").unwrap();
+    assert_eq!(call(&booted.router, &mut jar.clone(), "GET", "/get", None, None).await.body, "precious");
+    let mut checked = 0;
+    for i in 0..good.len() {
+        for flip in [0x01u8, 0x20] {
+            let mut bytes = good.clone().into_bytes();
+            bytes[i] ^= flip;
+            let Ok(bad) = String::from_utf8(bytes) else { continue };
+            // What a browser could send back: visible ASCII without separators.
+            if bad.contains([';', ',']) || !bad.bytes().all(|b| (0x21..0x7f).contains(&b)) {
+                continue;
+            }
+            let mut tampered = jar.clone();
+            tampered.set("_session", bad);
+            let reply = call(&booted.router, &mut tampered, "GET", "/get", None, None).await;
+            assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "none"), "byte {i} ^ {flip:#x}");
+            checked += 1;
+        }
+    }
+    assert!(checked > good.len(), "{checked} tampered cookies tried");
+    for garbage in ["", "x", "...", "1.2.3", "99999999999999999999.AAAA.AAAA", "%00%ff"] {
+        let mut tampered = jar.clone();
+        tampered.set("_session", garbage.to_string());
+        assert_eq!(call(&booted.router, &mut tampered, "GET", "/get", None, None).await.body, "none", "{garbage:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_a_block_key_stored_values_are_not_in_the_cookie() {
+    let site = Site::new();
+    let booted = site.build(server(), &["--session-hash-key", HASH, "--session-block-key", BLOCK, "--csrf-key", CSRF]).unwrap();
+    let mut jar = Jar::default();
+    let t = token(&booted.router, &mut jar).await;
+    call(&booted.router, &mut jar, "POST", "/set", Some("v=topsecretvalue"), Some(&t)).await;
+    let cookie = jar.get("_session").unwrap();
+    use base64::Engine;
+    let decoded: Vec<u8> =
+        cookie.split('.').flat_map(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap_or_default()).collect();
+    for haystack in [cookie.as_bytes(), &decoded] {
+        assert!(!haystack.windows(9).any(|w| w == b"topsecret"), "value visible in the cookie");
+    }
+    assert_eq!(call(&booted.router, &mut jar, "GET", "/get", None, None).await.body, "topsecretvalue");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expired_and_foreign_cookies_are_empty_sessions() {
+    let site = Site::new();
+    let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF, "--session-max-age", "3600"]).unwrap();
+    let key = parse_key(HASH).unwrap();
+    let fresh = Codec::new(&[key], &[], 3600).encode("_session", br#"{"v":"fresh"}"#, now()).unwrap();
+    let old = Codec::new(&[key], &[], 3600).encode("_session", br#"{"v":"old"}"#, now() - 3601).unwrap();
+    let foreign = Codec::new(&[parse_key(HASH2).unwrap()], &[], 3600).encode("_session", br#"{"v":"foreign"}"#, now()).unwrap();
+    for (cookie, expected) in [(fresh, "fresh"), (old, "none"), (foreign, "none")] {
+        let mut jar = Jar::default();
+        jar.set("_session", cookie);
+        assert_eq!(call(&booted.router, &mut jar, "GET", "/get", None, None).await.body, expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn key_rotation_keeps_old_sessions_and_writes_with_the_new_key() {
+    let site = Site::new();
+    let before = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
+    let mut jar = Jar::default();
+    let t = token(&before.router, &mut jar).await;
+    call(&before.router, &mut jar, "POST", "/set", Some("v=kept"), Some(&t)).await;
+    drop(before);
+    let rotated = site
+        .build(
+            server(),
+            &["--session-hash-key", HASH2, "--session-hash-key-previous", HASH, "--csrf-key", CSRF2, "--csrf-key-previous", CSRF],
+        )
+        .unwrap();
+    assert_eq!(call(&rotated.router, &mut jar, "GET", "/get", None, None).await.body, "kept", "old session still valid");
+    let set = call(&rotated.router, &mut jar, "POST", "/set", Some("v=new"), Some(&t)).await;
+    assert_eq!(set.status, StatusCode::OK, "a token for the old CSRF key still works: {}", set.body);
+    let without_previous = site.build(server(), &["--session-hash-key", HASH2, "--csrf-key", CSRF2]).unwrap();
+    assert_eq!(call(&without_previous.router, &mut jar.clone(), "GET", "/get", None, None).await.body, "new", "written with the new key");
+    let old_only = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
+    assert_eq!(call(&old_only.router, &mut jar, "GET", "/get", None, None).await.body, "none");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_too_large_for_a_cookie_is_a_clear_error() {
+    let site = Site::new();
+    let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
+    let mut jar = Jar::default();
+    let t = token(&booted.router, &mut jar).await;
+    let reply = call(&booted.router, &mut jar, "POST", "/big", None, Some(&t)).await;
+    assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(jar.get("_session").is_none(), "no cookie written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn csrf_rejects_missing_invalid_foreign_and_other_users_tokens() {
+    let site = Site::new();
+    let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
+    let router = &booted.router;
+    let mut alice = Jar::default();
+    let alice_token = token(router, &mut alice).await;
+    let mut bob = Jar::default();
+    let bob_token = token(router, &mut bob).await;
+    let other = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF2]).unwrap();
+    let mut mallory = Jar::default();
+    let foreign_token = token(&other.router, &mut mallory).await;
+
+    let forbidden = [
+        ("no token", alice.clone(), None, None),
+        ("garbage token", alice.clone(), Some("not-a-token"), None),
+        ("another user's token", alice.clone(), Some(bob_token.as_str()), None),
+        ("a token and cookie signed with another key", mallory.clone(), Some(foreign_token.as_str()), None),
+        ("no cookie", Jar::default(), Some(alice_token.as_str()), None),
+        ("form field of another user", alice.clone(), None, Some(format!("v=x&csrf_token={bob_token}"))),
+    ];
+    for (case, mut jar, header_token, form) in forbidden {
+        let reply = call(router, &mut jar, "POST", "/set", Some(form.as_deref().unwrap_or("v=x")), header_token).await;
+        assert_eq!(reply.status, StatusCode::FORBIDDEN, "{case}");
+        assert!(reply.body.contains("403"), "{case}: rendered by the error renderer");
+    }
+    assert_eq!(call(router, &mut alice.clone(), "POST", "/set", Some("v=x"), Some(&alice_token)).await.status, StatusCode::OK);
+    let form = format!("v=via-form&csrf_token={alice_token}");
+    assert_eq!(call(router, &mut alice, "POST", "/set", Some(&form), None).await.status, StatusCode::OK, "token from the form field");
+    assert_eq!(call(router, &mut alice, "GET", "/get", None, None).await.body, "via-form", "the handler still reads the form");
+    assert_eq!(call(router, &mut Jar::default(), "POST", "/hooks/ping", None, None).await.status, StatusCode::OK, "exempt path");
+    assert_eq!(call(router, &mut Jar::default(), "GET", "/get", None, None).await.status, StatusCode::OK, "safe methods pass");
+    // Tokens are masked anew each time.
+    assert_ne!(token(router, &mut alice).await, token(router, &mut alice).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_https_the_origin_must_be_this_site() {
+    let site = Site::new();
+    let booted =
+        site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF, "--base-url", "https://notes.example.com"]).unwrap();
+    let router = &booted.router;
+    let mut jar = Jar::default();
+    let t = token(router, &mut jar).await;
+    let csrf_cookie = booted_cookie_attrs(router).await;
+    assert!(csrf_cookie.contains("; Secure"), "cookies are Secure under https: {csrf_cookie}");
+    let post = |origin: Option<&'static str>, referer: Option<&'static str>| {
+        let mut req = Request::post("/set").header(header::COOKIE, jar.header()).header("x-csrf-token", &t);
+        if let Some(o) = origin {
+            req = req.header(header::ORIGIN, o);
+        }
+        if let Some(r) = referer {
+            req = req.header(header::REFERER, r);
+        }
+        req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from("v=x")).unwrap()
+    };
+    assert_eq!(send(router, post(Some("https://notes.example.com"), None)).await.status, StatusCode::OK);
+    assert_eq!(send(router, post(None, Some("https://notes.example.com/notes/new"))).await.status, StatusCode::OK);
+    assert_eq!(send(router, post(Some("https://evil.example"), None)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(router, post(None, Some("https://notes.example.com.evil.example/x"))).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(router, post(None, None)).await.status, StatusCode::FORBIDDEN);
+}
+
+async fn booted_cookie_attrs(router: &Router) -> String {
+    let reply = send(router, Request::get("/token").body(Body::empty()).unwrap()).await;
+    reply.headers.get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_keys_are_start_up_errors_that_never_show_the_key() {
+    let site = Site::new();
+    for (flag, value) in [("--session-hash-key", "abc"), ("--session-block-key", &"zz".repeat(32)), ("--csrf-key", &"a".repeat(63))] {
+        let err = match site.build(server(), &[flag, value]) {
+            Ok(_) => panic!("{flag} {value} accepted"),
+            Err(e) => e,
+        };
+        assert_eq!(err.code, 2);
+        assert!(err.message.contains(flag), "{}", err.message);
+        assert!(!err.message.contains(value), "the value is a secret: {}", err.message);
+    }
+    assert!(!site.db().exists(), "nothing written");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flash_messages_show_once() {
+    let site = Site::new();
+    let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
+    let mut jar = Jar::default();
+    let t = token(&booted.router, &mut jar).await;
+    let flashed = call(&booted.router, &mut jar, "POST", "/flash", None, Some(&t)).await;
+    assert_eq!(flashed.status, StatusCode::SEE_OTHER);
+    assert_eq!(call(&booted.router, &mut jar, "GET", "/show", None, None).await.body, "success:saved;");
+    assert_eq!(call(&booted.router, &mut jar, "GET", "/show", None, None).await.body, "", "shown once");
+}
