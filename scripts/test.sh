@@ -10,8 +10,12 @@ TARGET=x86_64-unknown-linux-gnu
 BIN="target/$TARGET/release/server"
 
 # Tools the tests use: setpriv (run the server as an unprivileged user), file and ldd
-# (static linkage check). A missing tool is installed, or the run fails loudly.
+# (static linkage check), pebble + pebble-challtestsrv (the ACME CA of the TLS tests),
+# openssl (the CLI only: a TLS 1.1 client for the TLS tests). A missing tool is installed,
+# or the run fails loudly.
 missing=()
+command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null || missing+=(pebble)
+command -v openssl >/dev/null || missing+=(openssl)
 command -v setpriv >/dev/null && command -v unshare >/dev/null || missing+=(util-linux)
 command -v file >/dev/null || missing+=(file)
 command -v ldd >/dev/null || missing+=(libc-bin)
@@ -20,6 +24,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+for tool in setpriv unshare file ldd pebble pebble-challtestsrv openssl; do
+  command -v "$tool" >/dev/null || { echo "FAIL: $tool is required by the tests and could not be installed"; exit 1; }
+done
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -21,7 +21,7 @@ use crate::http::{self, health, staticfiles::StaticFiles};
 use crate::serve::pidfile::PidFile;
 use crate::serve::restart::{self, Inherited, Mode};
 use crate::serve::{self, Draining, Signals, run};
-use crate::settings::{CORE_SETTINGS, Detach, LogFormat, Settings, TlsMode};
+use crate::settings::{CORE_SETTINGS, Detach, LogFormat, Settings};
 use crate::template::Templates;
 
 /// A Burrow server: a name, a version and the apps it is made of.
@@ -289,13 +289,6 @@ impl Prepared {
     /// serve until a signal.
     fn serve(self, inherited: Inherited) -> Result<(), StartError> {
         let settings = self.settings.clone();
-        if settings.tls.mode != TlsMode::Off {
-            return Err(StartError::config(format!(
-                "TLS mode '{}' ({}) is not available in this build yet; use --tls-mode off",
-                settings.tls.mode.as_str(),
-                settings.tls.reason
-            )));
-        }
         let mode = Mode::detect();
         let runtime = runtime()?;
         if let Mode::Restart { exe } = &mode
@@ -306,8 +299,10 @@ impl Prepared {
         let _entered = runtime.enter();
         let signals = Signals::install().map_err(|e| StartError { code: 1, message: format!("cannot install signal handlers: {e}") })?;
         let listeners = serve::listeners(&inherited.listeners, &settings).map_err(StartError::config)?;
+        // Certificates before the database: a bad certificate file writes nothing.
+        let tls = serve::tls::prepare(&settings).map_err(StartError::config)?;
         let booted = self.boot()?;
-        runtime.block_on(run::run(booted, listeners, signals, inherited, mode))
+        runtime.block_on(run::run(booted, listeners, tls, signals, inherited, mode))
     }
 
     fn migration_sets(&self) -> Vec<Migrations> {

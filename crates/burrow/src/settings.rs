@@ -50,7 +50,27 @@ pub(crate) const CORE_SETTINGS: &[Setting] = &[
     Setting::new("tls.email", "tls-email", "TLS_EMAIL", "ACME account email (required for acme)").default_note("none"),
     Setting::new("tls.cert_file", "tls-cert-file", "TLS_CERT_FILE", "PEM certificate chain (manual mode)").default_note("none"),
     Setting::new("tls.key_file", "tls-key-file", "TLS_KEY_FILE", "PEM private key (manual mode)").default_note("none"),
+    Setting::new(
+        "tls.acme_directory",
+        "tls-acme-directory",
+        "TLS_ACME_DIRECTORY",
+        "ACME directory URL (Let's Encrypt staging, ZeroSSL, step-ca, pebble…)",
+    )
+    .default(LETS_ENCRYPT),
+    Setting::new(
+        "tls.acme_ca_root",
+        "tls-acme-ca-root",
+        "TLS_ACME_CA_ROOT",
+        "PEM file with a private CA's root certificate, trusted for the ACME API (besides the built-in roots)",
+    )
+    .default_note("none"),
+    Setting::new("tls.http_port", "tls-http-port", "TLS_HTTP_PORT", "acme: port for HTTP-01 challenges and the redirect to https")
+        .default("80"),
+    Setting::new("tls.https_port", "tls-https-port", "TLS_HTTPS_PORT", "acme: port serving HTTPS").default("443"),
 ];
+
+/// The default ACME directory: Let's Encrypt production.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detach {
@@ -95,6 +115,14 @@ pub struct TlsSettings {
     pub email: Option<String>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
+    /// ACME directory URL (https).
+    pub acme_directory: String,
+    /// Extra root certificate(s) trusted for the ACME API.
+    pub acme_ca_root: Option<PathBuf>,
+    /// acme: the port answering HTTP-01 challenges and redirecting to https.
+    pub http_port: u16,
+    /// acme: the port serving HTTPS.
+    pub https_port: u16,
 }
 
 /// The validated core configuration.
@@ -129,7 +157,7 @@ impl Settings {
         let port: u16 = config.require("server.port")?;
         let base_url = match config.get::<String>("server.base_url")? {
             Some(url) => validate_base_url(&url).map_err(|reason| config.error("server.base_url", &reason))?,
-            None => derive_base_url(&host, port, tls.mode),
+            None => derive_base_url(&host, if tls.mode == TlsMode::Acme { tls.https_port } else { port }, tls.mode),
         };
         let log_level = config
             .parse_with("log.level", |raw| raw.parse::<tracing::Level>().map_err(|_| "expected error, warn, info, debug or trace".into()))?
@@ -192,14 +220,24 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
         email: config.get::<String>("tls.email")?.filter(|e| !e.is_empty()),
         cert_file: optional_path("tls.cert_file")?,
         key_file: optional_path("tls.key_file")?,
+        acme_directory: config.require::<String>("tls.acme_directory")?.trim().to_string(),
+        acme_ca_root: optional_path("tls.acme_ca_root")?,
+        http_port: config.require("tls.http_port")?,
+        https_port: config.require("tls.https_port")?,
     };
     match mode {
         TlsMode::Acme => {
             if tls.email.is_none() {
                 return Err(config.error("tls.email", "an ACME account email is required with --tls-mode acme"));
             }
-            if host.parse::<IpAddr>().is_ok() || !host.contains('.') {
+            if host.parse::<IpAddr>().is_ok() || !host.contains('.') || is_local_host(host) {
                 return Err(config.error("server.host", "--tls-mode acme needs a public domain name as host"));
+            }
+            if !tls.acme_directory.starts_with("https://") || tls.acme_directory.len() <= "https://".len() {
+                return Err(config.error("tls.acme_directory", "expected an https:// URL of an ACME directory"));
+            }
+            if tls.http_port == 0 || tls.https_port == 0 || tls.http_port == tls.https_port {
+                return Err(config.error("tls.http_port", "--tls-http-port and --tls-https-port must be two different ports other than 0"));
             }
         }
         TlsMode::Manual => {
@@ -228,7 +266,8 @@ fn derive_base_url(host: &str, port: u16, mode: TlsMode) -> String {
         h => h.to_string(),
     };
     match mode {
-        TlsMode::Acme => format!("https://{host}"),
+        TlsMode::Acme if port == 443 => format!("https://{host}"),
+        TlsMode::Acme => format!("https://{host}:{port}"),
         TlsMode::Off if port == 80 => format!("http://{host}"),
         TlsMode::Off => format!("http://{host}:{port}"),
         TlsMode::SelfSigned | TlsMode::Manual if port == 443 => format!("https://{host}"),
@@ -273,6 +312,21 @@ mod tests {
         for local in ["localhost", "app.localhost", "127.0.0.1", "::1", "", "0.0.0.0", "[::]", "192.0.2.7"] {
             assert_eq!(settings(&[("server.host", local)]).unwrap().tls.mode, TlsMode::Off, "{local}");
         }
+    }
+
+    #[test]
+    fn acme_ports_and_directory() {
+        let base = [("server.host", "example.com"), ("tls.email", "a@example.com")];
+        let s = settings(&base).unwrap();
+        assert_eq!((s.tls.http_port, s.tls.https_port, s.tls.acme_directory.as_str()), (80, 443, LETS_ENCRYPT));
+        let s = settings(&[base[0], base[1], ("tls.https_port", "8443"), ("tls.http_port", "8080")]).unwrap();
+        assert_eq!(s.base_url, "https://example.com:8443");
+        let err = settings(&[base[0], base[1], ("tls.acme_directory", "http://ca.example/dir")]).unwrap_err();
+        assert!(err.0.contains("--tls-acme-directory"), "{err}");
+        let err = settings(&[base[0], base[1], ("tls.https_port", "80")]).unwrap_err();
+        assert!(err.0.contains("--tls-http-port"), "{err}");
+        let err = settings(&[("server.host", "localhost"), ("tls.mode", "acme"), ("tls.email", "a@b.c")]).unwrap_err();
+        assert!(err.0.contains("--host"), "{err}");
     }
 
     #[test]

@@ -2,13 +2,16 @@
 //! hyper-util, graceful shutdown.
 //!
 //! Listeners are plain `std` sockets created before serving (so a restarted process can
-//! inherit them); [`serve`] runs one accept loop per listener until the shutdown signal,
-//! then drains in-flight requests up to the shutdown timeout.
+//! inherit them), each with a [`Role`]; [`serve`] runs one accept loop per listener until
+//! the shutdown signal, then drains in-flight requests up to the shutdown timeout. A
+//! listener with a TLS acceptor does the handshake in the connection's task, never in the
+//! accept loop, so one slow client cannot hold up the others.
 
 pub(crate) mod notify;
 pub(crate) mod pidfile;
 pub(crate) mod restart;
 pub(crate) mod run;
+pub(crate) mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -18,10 +21,64 @@ use std::time::Duration;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
+
+use crate::settings::TlsMode;
+
+/// How long a client may take to complete the TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A connection that became ready for requests (accepted, or TLS handshake done) this
+/// recently when draining starts is served that long before it is asked to close: its
+/// client has sent, or is about to send, its first request. Without it a connection whose
+/// TLS handshake ends just as a SIGHUP hand-over drains would be closed (HTTP/2: before
+/// its preface is read) and its request would fail.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
+/// What a listening socket is for. Carried through the SIGHUP hand-over, so the successor
+/// serves each inherited socket the way its predecessor did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// The site: HTTPS or plain HTTP as the TLS mode says.
+    App,
+    /// acme mode's HTTP port: HTTP-01 challenges, and a redirect to https for the rest.
+    AcmeHttp,
+}
+
+impl Role {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::App => "app",
+            Role::AcmeHttp => "acme-http",
+        }
+    }
+
+    pub(crate) fn parse(name: &str) -> Option<Role> {
+        match name {
+            "app" => Some(Role::App),
+            "acme-http" => Some(Role::AcmeHttp),
+            _ => None,
+        }
+    }
+}
+
+/// A listening socket and its role.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub(crate) socket: std::net::TcpListener,
+    pub(crate) role: Role,
+}
+
+/// A listener ready to serve: the router behind it and, for HTTPS, the TLS acceptor.
+pub(crate) struct Endpoint {
+    pub(crate) socket: std::net::TcpListener,
+    pub(crate) router: Router,
+    pub(crate) tls: Option<TlsAcceptor>,
+}
 
 /// The client address of a request (in request extensions).
 #[derive(Clone, Copy, Debug)]
@@ -64,17 +121,23 @@ pub(crate) fn bind(addrs: &[SocketAddr]) -> std::io::Result<std::net::TcpListene
 }
 
 /// The listening sockets: handed over by the previous process on a restart, passed by
-/// systemd (socket activation), or bound here.
-pub(crate) fn listeners(inherited: &[i32], settings: &crate::Settings) -> Result<Vec<std::net::TcpListener>, String> {
-    let adopt = |fds: &[i32], source: &str| -> Result<Vec<std::net::TcpListener>, String> {
+/// systemd (socket activation), or bound here. In acme mode there are two (HTTPS on
+/// `--tls-https-port` and HTTP on `--tls-http-port`); otherwise one on `--port`. A role the
+/// mode needs but nobody handed over (e.g. the TLS mode changed before a SIGHUP) is bound
+/// here; a handed-over listener the mode has no use for is closed.
+pub(crate) fn listeners(inherited: &[(i32, Role)], settings: &crate::Settings) -> Result<Vec<Listener>, String> {
+    let adopt = |fds: &[(i32, Role)], source: &str| -> Result<Vec<Listener>, String> {
         #[cfg(unix)]
         {
             use std::os::fd::FromRawFd;
             fds.iter()
-                .map(|&fd| {
+                .map(|&(fd, role)| {
                     // SAFETY: the fd was handed to this process to own, and is used once.
-                    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-                    listener.local_addr().map(|_| listener).map_err(|e| format!("fd {fd} from {source} is not a listening socket: {e}"))
+                    let socket = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+                    socket
+                        .local_addr()
+                        .map(|_| Listener { socket, role })
+                        .map_err(|e| format!("fd {fd} from {source} is not a listening socket: {e}"))
                 })
                 .collect()
         }
@@ -84,20 +147,46 @@ pub(crate) fn listeners(inherited: &[i32], settings: &crate::Settings) -> Result
             Ok(Vec::new())
         }
     };
-    if !inherited.is_empty() {
+    let acme = settings.tls.mode == TlsMode::Acme;
+    let mut listeners = if !inherited.is_empty() {
         let listeners = adopt(inherited, "the previous process")?;
         tracing::info!("inherited {} listeners", listeners.len());
-        return Ok(listeners);
+        listeners
+    } else {
+        let activated = notify::activated_fds();
+        if activated.is_empty() {
+            Vec::new()
+        } else {
+            // LISTEN_FDNAMES (FileDescriptorName= in the .socket unit) may name the acme one.
+            let names: Vec<String> = std::env::var("LISTEN_FDNAMES").unwrap_or_default().split(':').map(str::to_string).collect();
+            let fds: Vec<(i32, Role)> = activated
+                .iter()
+                .enumerate()
+                .map(|(i, &fd)| (fd, if names.get(i).is_some_and(|n| n == "acme-http") { Role::AcmeHttp } else { Role::App }))
+                .collect();
+            let listeners = adopt(&fds, "systemd (LISTEN_FDS)")?;
+            tracing::info!("socket activation: {} listeners from systemd", listeners.len());
+            listeners
+        }
+    };
+    if !acme && listeners.iter().any(|l| l.role == Role::AcmeHttp) {
+        tracing::info!("closing the inherited ACME HTTP listener: the TLS mode is no longer acme");
+        listeners.retain(|l| l.role == Role::App);
     }
-    let activated = notify::activated_fds();
-    if !activated.is_empty() {
-        let listeners = adopt(&activated, "systemd (LISTEN_FDS)")?;
-        tracing::info!("socket activation: {} listeners from systemd", listeners.len());
-        return Ok(listeners);
+    let wanted: &[(Role, u16, &str)] = if acme {
+        &[(Role::App, settings.tls.https_port, "--tls-https-port"), (Role::AcmeHttp, settings.tls.http_port, "--tls-http-port")]
+    } else {
+        &[(Role::App, settings.port, "--port")]
+    };
+    for &(role, port, flag) in wanted {
+        if listeners.iter().any(|l| l.role == role) {
+            continue;
+        }
+        let socket = bind(&bind_addrs(&settings.host, port))
+            .map_err(|e| format!("cannot listen on {}:{port} (--host, {flag}): {e}", settings.host))?;
+        listeners.push(Listener { socket, role });
     }
-    let listener = bind(&bind_addrs(&settings.host, settings.port))
-        .map_err(|e| format!("cannot listen on {}:{} (--host, --port): {e}", settings.host, settings.port))?;
-    Ok(vec![listener])
+    Ok(listeners)
 }
 
 /// Tells the accept loops to stop, and whether responses should close their connection.
@@ -132,17 +221,21 @@ impl Stop {
     }
 }
 
-/// Serves `router` on `listeners` until `stop` is triggered, then waits for in-flight
-/// requests up to `drain`. Returns the number of connections cut off at the deadline.
-pub(crate) async fn serve(listeners: Vec<std::net::TcpListener>, router: Router, stop: Stop, drain: Duration) -> std::io::Result<usize> {
-    let graceful = Arc::new(GracefulShutdown::new());
+/// Serves each endpoint until `stop` is triggered, then waits for in-flight requests up
+/// to `drain`. Returns the number of connections cut off at the deadline.
+pub(crate) async fn serve(endpoints: Vec<Endpoint>, stop: Stop, drain: Duration) -> std::io::Result<usize> {
+    // Every connection task holds a receiver: the sender's receiver count is the number of
+    // open connections, and `closed()` resolves when all have ended.
+    let (drain_tx, _) = watch::channel(false);
+    let drain_tx = Arc::new(drain_tx);
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
     let mut loops = Vec::new();
-    for listener in listeners {
-        listener.set_nonblocking(true)?;
-        let listener = TcpListener::from_std(listener)?;
-        loops.push(tokio::spawn(accept_loop(listener, router.clone(), builder.clone(), graceful.clone(), stop.stop.subscribe())));
+    for endpoint in endpoints {
+        endpoint.socket.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(endpoint.socket)?;
+        let conns = Conns { router: endpoint.router, tls: endpoint.tls, builder: builder.clone(), drain: drain_tx.clone() };
+        loops.push(tokio::spawn(accept_loop(listener, conns, stop.stop.subscribe())));
     }
     let mut rx = stop.stop.subscribe();
     let grace = match rx.wait_for(Option::is_some).await {
@@ -156,13 +249,14 @@ pub(crate) async fn serve(listeners: Vec<std::net::TcpListener>, router: Router,
     if !grace.is_zero() {
         tokio::time::sleep(grace.min(drain)).await;
     }
-    let graceful = Arc::try_unwrap(graceful).map_err(|_| std::io::Error::other("accept loops still hold connections"))?;
-    let open = graceful.count();
+    let drain_tx = Arc::try_unwrap(drain_tx).map_err(|_| std::io::Error::other("accept loops still hold connections"))?;
+    let open = drain_tx.receiver_count();
     if open > 0 {
         tracing::info!(connections = open, "draining in-flight connections");
     }
+    let _ = drain_tx.send(true);
     tokio::select! {
-        _ = graceful.shutdown() => Ok(0),
+        _ = drain_tx.closed() => Ok(0),
         _ = tokio::time::sleep_until(deadline) => {
             tracing::warn!(timeout_s = drain.as_secs_f64(), "shutdown timeout reached; closing remaining connections");
             Ok(open)
@@ -170,13 +264,15 @@ pub(crate) async fn serve(listeners: Vec<std::net::TcpListener>, router: Router,
     }
 }
 
-async fn accept_loop(
-    listener: TcpListener,
+/// What an accept loop needs to serve a connection.
+struct Conns {
     router: Router,
+    tls: Option<TlsAcceptor>,
     builder: Builder<TokioExecutor>,
-    graceful: Arc<GracefulShutdown>,
-    mut stop: watch::Receiver<Option<Duration>>,
-) {
+    drain: Arc<watch::Sender<bool>>,
+}
+
+async fn accept_loop(listener: TcpListener, conns: Conns, mut stop: watch::Receiver<Option<Duration>>) {
     let stopped = async move {
         let _ = stop.wait_for(Option::is_some).await;
     };
@@ -195,19 +291,64 @@ async fn accept_loop(
             _ = &mut stopped => break,
         };
         let _ = stream.set_nodelay(true);
-        let router = router.clone();
+        let router = conns.router.clone();
         let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
             request.extensions_mut().insert(PeerAddr(peer));
             router.clone().oneshot(request.map(axum::body::Body::new))
         });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!("connection from {peer}: {e}");
+        let builder = conns.builder.clone();
+        // Taken before the task starts: a drain signalled while the TLS handshake runs
+        // still reaches this connection, and the drain waits for it.
+        let drain = conns.drain.subscribe();
+        match conns.tls.clone() {
+            None => {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                tokio::spawn(async move {
+                    if let Err(e) = drive(conn, drain, tokio::time::Instant::now()).await {
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                });
             }
-        });
+            Some(acceptor) => {
+                tokio::spawn(async move {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!("TLS handshake with {peer} failed: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!("TLS handshake with {peer} timed out");
+                            return;
+                        }
+                    };
+                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
+                    if let Err(e) = drive(conn, drain, tokio::time::Instant::now()).await {
+                        tracing::debug!("connection from {peer}: {e}");
+                    }
+                });
+            }
+        }
     }
+}
+
+/// Serves one connection until it ends; once draining starts, asks it to close gracefully
+/// (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY), after [`FIRST_REQUEST_GRACE`]
+/// if it only just became ready.
+async fn drive<C>(conn: C, mut drain: watch::Receiver<bool>, ready_at: tokio::time::Instant) -> Result<(), C::Error>
+where
+    C: GracefulConnection + std::future::Future<Output = Result<(), <C as GracefulConnection>::Error>>,
+{
+    tokio::pin!(conn);
+    tokio::select! {
+        result = conn.as_mut() => return result,
+        _ = drain.wait_for(|draining| *draining) => {}
+    }
+    if let Ok(result) = tokio::time::timeout_at(ready_at + FIRST_REQUEST_GRACE, conn.as_mut()).await {
+        return result;
+    }
+    conn.as_mut().graceful_shutdown();
+    conn.await
 }
 
 /// The signals a server acts on.

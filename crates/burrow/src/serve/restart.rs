@@ -5,7 +5,7 @@
 //!
 //! | variable | what the new process finds there |
 //! |---|---|
-//! | `BURROW_LISTEN_FDS` | the listening sockets, comma-separated fds, to use instead of binding |
+//! | `BURROW_LISTEN_FDS` | the listening sockets to use instead of binding: comma-separated `fd=role` (`3=app,4=acme-http`); a bare fd (`3,4`, the older form) is an app listener |
 //! | `BURROW_READY_FD` | a pipe to write one byte to once ready (PID file written) |
 //! | `BURROW_PARENT_FD` | a pipe that reaches EOF when the old process has exited |
 //! | `BURROW_SECRETS_FD` | a pipe carrying generated secrets ([`crate::secrets`]) |
@@ -81,6 +81,7 @@ mod unix {
     use nix::unistd::pipe2;
 
     use super::Failure;
+    use crate::serve::Role;
 
     const LISTEN_FDS: &str = "BURROW_LISTEN_FDS";
     const READY_FD: &str = "BURROW_READY_FD";
@@ -90,7 +91,7 @@ mod unix {
     /// What the process that started this one handed over.
     #[derive(Debug, Default)]
     pub(crate) struct Inherited {
-        pub(crate) listeners: Vec<RawFd>,
+        pub(crate) listeners: Vec<(RawFd, Role)>,
         ready: Option<OwnedFd>,
         parent: Option<OwnedFd>,
     }
@@ -117,11 +118,8 @@ mod unix {
                     crate::secrets::import(&bytes);
                 }
             }
-            let listeners = std::env::var(LISTEN_FDS)
-                .ok()
-                .map(|v| v.split(',').filter_map(|s| s.trim().parse::<RawFd>().ok()).filter(|fd| *fd > 2).collect::<Vec<_>>())
-                .unwrap_or_default();
-            for fd in &listeners {
+            let listeners = std::env::var(LISTEN_FDS).ok().map(|v| parse_listen_fds(&v)).unwrap_or_default();
+            for (fd, _) in &listeners {
                 unsafe { nix::libc::fcntl(*fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
             }
             let parent = owned(PARENT_FD);
@@ -155,19 +153,38 @@ mod unix {
         }
     }
 
+    /// `3=app,4=acme-http`; the older bare form `3,4` means app listeners. Unknown roles
+    /// and fds 0–2 are skipped.
+    pub(crate) fn parse_listen_fds(value: &str) -> Vec<(RawFd, Role)> {
+        value
+            .split(',')
+            .filter_map(|item| {
+                let (fd, role) = match item.split_once('=') {
+                    Some((fd, role)) => (fd, Role::parse(role.trim())?),
+                    None => (item, Role::App),
+                };
+                fd.trim().parse::<RawFd>().ok().filter(|fd| *fd > 2).map(|fd| (fd, role))
+            })
+            .collect()
+    }
+
+    pub(crate) fn format_listen_fds(listeners: &[(RawFd, Role)]) -> String {
+        listeners.iter().map(|(fd, role)| format!("{fd}={}", role.as_str())).collect::<Vec<_>>().join(",")
+    }
+
     /// Write ends of "parent alive" pipes: kept open until this process exits.
     static ALIVE: Mutex<Vec<OwnedFd>> = Mutex::new(Vec::new());
 
     /// Starts `exe` as this process's successor, handing over `listeners`, and waits until
     /// it is ready. Returns its PID, or why it failed (it is killed if still running).
-    pub(crate) async fn start_successor(exe: &Path, listeners: &[RawFd], timeout: Duration, detach: bool) -> Result<u32, Failure> {
+    pub(crate) async fn start_successor(exe: &Path, listeners: &[(RawFd, Role)], timeout: Duration, detach: bool) -> Result<u32, Failure> {
         let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Failure::new(format!("cannot create a pipe: {e}"), None));
         let (ready_r, ready_w) = pipe()?;
         let (secrets_r, secrets_w) = pipe()?;
         let (alive_r, alive_w) = pipe()?;
-        let mut keep: Vec<RawFd> = listeners.to_vec();
+        let mut keep: Vec<RawFd> = listeners.iter().map(|(fd, _)| *fd).collect();
         keep.extend([ready_w.as_raw_fd(), secrets_r.as_raw_fd(), alive_r.as_raw_fd()]);
-        let list = listeners.iter().map(|fd| fd.to_string()).collect::<Vec<_>>().join(",");
+        let list = format_listen_fds(listeners);
 
         let mut cmd = tokio::process::Command::new(exe);
         cmd.args(std::env::args_os().skip(1))
@@ -258,7 +275,7 @@ impl Failure {
 #[cfg(not(unix))]
 #[derive(Debug, Default)]
 pub(crate) struct Inherited {
-    pub(crate) listeners: Vec<i32>,
+    pub(crate) listeners: Vec<(i32, crate::serve::Role)>,
 }
 
 #[cfg(not(unix))]
@@ -276,6 +293,20 @@ impl Inherited {
 }
 
 #[cfg(not(unix))]
-pub(crate) async fn start_successor(_: &std::path::Path, _: &[i32], _: Duration, _: bool) -> Result<u32, Failure> {
+pub(crate) async fn start_successor(_: &std::path::Path, _: &[(i32, crate::serve::Role)], _: Duration, _: bool) -> Result<u32, Failure> {
     Err(Failure::new("graceful restart is not available on this platform".into(), None))
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::{format_listen_fds, parse_listen_fds};
+    use crate::serve::Role;
+
+    #[test]
+    fn listen_fds_carry_roles_and_accept_the_bare_form() {
+        assert_eq!(parse_listen_fds("3=app,4=acme-http"), vec![(3, Role::App), (4, Role::AcmeHttp)]);
+        assert_eq!(parse_listen_fds("3,4"), vec![(3, Role::App), (4, Role::App)]);
+        assert_eq!(parse_listen_fds("1,5=bogus, 6 = app"), vec![(6, Role::App)]);
+        assert_eq!(format_listen_fds(&[(3, Role::App), (4, Role::AcmeHttp)]), "3=app,4=acme-http");
+    }
 }

@@ -1,12 +1,12 @@
 //! A serving process from ready to exit: signals, SIGHUP hand-over, graceful shutdown.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
 use super::pidfile::PidFile;
 use super::restart::{Failure, Inherited, Mode, start_successor};
-use super::{Signal, Signals, Stop, notify, serve};
+use super::tls::Tls;
+use super::{Endpoint, Listener, Role, Signal, Signals, Stop, notify, serve};
 use crate::server::{Booted, StartError};
 
 /// How long the old process keeps its open connections serving (with `Connection: close`)
@@ -17,7 +17,8 @@ const HANDOVER_GRACE: Duration = Duration::from_millis(500);
 /// drains, runs shutdown hooks, closes the database and removes the PID file if it is ours.
 pub(crate) async fn run(
     booted: Booted,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listener>,
+    tls: Tls,
     mut signals: Signals,
     mut inherited: Inherited,
     mode: Mode,
@@ -28,16 +29,33 @@ pub(crate) async fn run(
         Mode::Simple { reason } => tracing::info!(mode = "simple", reason = %reason, "process mode: graceful restart disabled"),
     }
     tracing::info!(tls = settings.tls.mode.as_str(), reason = %settings.tls.reason, "TLS mode");
-    // Duplicates of the listening sockets, kept to hand to a successor.
-    let handover =
-        listeners.iter().map(TcpListener::try_clone).collect::<std::io::Result<Vec<_>>>().map_err(|e| StartError::new(1, e.to_string()))?;
-    for listener in &listeners {
-        if let Ok(addr) = listener.local_addr() {
-            tracing::info!(addr = %addr, base_url = %settings.base_url, "listening on http://{addr}");
-        }
+    // Duplicates of the listening sockets, kept (with their roles) to hand to a successor.
+    let handover = listeners
+        .iter()
+        .map(|l| l.socket.try_clone().map(|socket| Listener { socket, role: l.role }))
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(|e| StartError::new(1, e.to_string()))?;
+    let scheme = if tls.acceptor.is_some() { "https" } else { "http" };
+    let mut endpoints = Vec::new();
+    for listener in listeners {
+        let addr = listener.socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        let endpoint = match (listener.role, &tls.acme) {
+            (Role::AcmeHttp, Some(acme)) => {
+                tracing::info!(addr = %addr, "listening on http://{addr} (ACME HTTP-01 challenges; redirect to https)");
+                Endpoint { socket: listener.socket, router: acme.http_router(), tls: None }
+            }
+            _ => {
+                tracing::info!(addr = %addr, base_url = %settings.base_url, "listening on {scheme}://{addr}");
+                Endpoint { socket: listener.socket, router: booted.router.clone(), tls: tls.acceptor.clone() }
+            }
+        };
+        endpoints.push(endpoint);
     }
     let stop = Stop::new(booted.draining.clone());
-    let server = tokio::spawn(serve(listeners, booted.router.clone(), stop.clone(), settings.shutdown_timeout));
+    let server = tokio::spawn(serve(endpoints, stop.clone(), settings.shutdown_timeout));
+    // Ready does not wait for a first ACME certificate (docs/tls.md): the challenge port
+    // must be served for the CA to validate, and this process is the one serving it.
+    let acme = tls.acme.map(|acme| tokio::spawn(acme.run()));
     let pid_file = match &settings.pid_file {
         Some(path) => Some(PidFile::write(path).map_err(|e| StartError::config(format!("cannot write PID file {}: {e}", path.display())))?),
         None => None,
@@ -92,6 +110,11 @@ pub(crate) async fn run(
             }
         }
     };
+    if let Some(acme) = &acme {
+        // An order in progress is abandoned; the lock dies with it, the successor (if
+        // any) takes over renewals.
+        acme.abort();
+    }
     if let Some(pending) = upgrade.take() {
         // Shutting down mid-upgrade: the half-started successor must not outlive us.
         pending.abort();
@@ -130,12 +153,12 @@ pub(crate) async fn detach(exe: &Path, timeout: Duration) -> Result<(), StartErr
 }
 
 #[cfg(unix)]
-fn raw_fds(listeners: &[TcpListener]) -> Vec<i32> {
+fn raw_fds(listeners: &[Listener]) -> Vec<(i32, Role)> {
     use std::os::fd::AsRawFd;
-    listeners.iter().map(|l| l.as_raw_fd()).collect()
+    listeners.iter().map(|l| (l.socket.as_raw_fd(), l.role)).collect()
 }
 
 #[cfg(not(unix))]
-fn raw_fds(_: &[TcpListener]) -> Vec<i32> {
+fn raw_fds(_: &[Listener]) -> Vec<(i32, Role)> {
     Vec::new()
 }
