@@ -59,6 +59,7 @@
 //! ```
 
 pub mod app;
+mod check;
 pub mod command;
 pub mod config;
 pub mod contrib;

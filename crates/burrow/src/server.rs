@@ -179,7 +179,9 @@ impl Server {
         }
         let commands: Vec<Command> = apps.iter().flat_map(|a| a.commands()).collect();
         for (i, c) in commands.iter().enumerate() {
-            if ["serve", "migrate", "seed", "help"].contains(&c.name()) || commands[..i].iter().any(|o| o.name() == c.name()) {
+            if ["serve", "migrate", "seed", "backup", "check", "help"].contains(&c.name())
+                || commands[..i].iter().any(|o| o.name() == c.name())
+            {
                 return Err(StartError::config(format!("CLI command '{}' is defined twice", c.name())));
             }
         }
@@ -238,7 +240,13 @@ impl Server {
                 .subcommand(clap::Command::new("migrate").about("Apply pending migrations without serving").arg(
                     Arg::new("list").long("list").action(ArgAction::SetTrue).help("List applied and pending migrations; apply nothing"),
                 ))
-                .subcommand(clap::Command::new("seed").about("Load every app's sample data"));
+                .subcommand(clap::Command::new("seed").about("Load every app's sample data"))
+                .subcommand(
+                    clap::Command::new("backup")
+                        .about("Copy the live database consistently (safe while the server runs)")
+                        .arg(Arg::new("dest").required(true).value_name("DEST").help("File, or directory for app-YYYYMMDD-HHMMSS.db")),
+                )
+                .subcommand(clap::Command::new("check").about("Report what would go wrong in production"));
         for command in commands {
             cli = cli.subcommand(command.cli.clone());
         }
@@ -260,6 +268,20 @@ impl Prepared {
                     println!("applied {file}");
                 }
                 Ok(())
+            }
+            Some(("backup", args)) => self.backup(args.get_one::<String>("dest").expect("required")),
+            Some(("check", _)) => {
+                let problems = crate::check::run(&self.settings, &self.config);
+                for problem in &problems {
+                    println!("✗ {}", problem.0);
+                }
+                if problems.is_empty() {
+                    println!("All clear: nothing found that would go wrong in production.");
+                    Ok(())
+                } else {
+                    println!("{} problem(s) found.", problems.len());
+                    Err(StartError::new(1, ""))
+                }
             }
             Some(("seed", _)) => {
                 let booted = self.boot()?;
@@ -318,8 +340,8 @@ impl Prepared {
         };
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4);
         let source = self.config.source("database.dsn");
-        let db =
-            Db::open(&self.settings.database, readers).map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
+        let db = Db::open_with(&self.settings.database, readers, self.settings.checkpoints)
+            .map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
         match db.migrate_blocking(&self.migration_sets()) {
             Ok(applied) => {
                 for file in &applied {
@@ -339,6 +361,36 @@ impl Prepared {
                 Err(StartError::config(message))
             }
         }
+    }
+
+    /// `server backup DEST`: works whether or not a server runs on the database.
+    fn backup(&self, dest: &str) -> Result<(), StartError> {
+        let Dsn::SqliteFile(source) = &self.settings.database else {
+            return Err(StartError::config("an in-memory database (--database-dsn sqlite://:memory:) cannot be backed up"));
+        };
+        let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        let mut last = 0;
+        let report = crate::db::backup::backup(source, std::path::Path::new(dest), |done, total| {
+            // Progress for large databases (25,000 pages ≈ 100 MB), at most once per percent.
+            let percent = done * 100 / total.max(1);
+            if (show || total > 25_000) && percent != last {
+                last = percent;
+                eprint!("\rbacking up {}: {percent}% ({done}/{total} pages)", source.display());
+            }
+        })
+        .map_err(|e| StartError::new(1, e.to_string()))?;
+        if last > 0 {
+            eprintln!();
+        }
+        println!(
+            "Backed up {} to {} ({:.1} MB in {:.2} s, {:.1} MB/s; integrity ok)",
+            source.display(),
+            report.path.display(),
+            report.bytes as f64 / 1e6,
+            report.elapsed.as_secs_f64(),
+            report.mb_per_s()
+        );
+        Ok(())
     }
 
     fn list_migrations(&self) -> Result<(), StartError> {
@@ -375,7 +427,7 @@ impl Prepared {
             routes = app.middleware(routes, &ctx);
         }
         let draining = Draining::default();
-        let router = http::core_stack(routes, templates, ctx.settings.max_body_size, draining.clone());
+        let router = http::core_stack(routes, templates, &ctx.settings, draining.clone());
         Ok(Booted { router, ctx, apps, draining })
     }
 }

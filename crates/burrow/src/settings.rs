@@ -43,6 +43,15 @@ pub(crate) const CORE_SETTINGS: &[Setting] = &[
         "Database: path, sqlite:///relative, sqlite:////absolute or sqlite://:memory:",
     )
     .default("app.db"),
+    Setting::new("server.request_timeout", "request-timeout", "REQUEST_TIMEOUT", "Seconds a request may take before it is answered 503")
+        .default("10"),
+    Setting::new(
+        "database.checkpoints",
+        "database-checkpoints",
+        "DATABASE_CHECKPOINTS",
+        "Who checkpoints the SQLite WAL: server, or external (Litestream)",
+    )
+    .default("server"),
     Setting::new("log.level", "log-level", "LOG_LEVEL", "error, warn, info, debug or trace").default("info"),
     Setting::new("log.format", "log-format", "LOG_FORMAT", "text or json").default("text"),
     Setting::new("tls.mode", "tls-mode", "TLS_MODE", "auto, acme, selfsigned, manual or off").default("auto"),
@@ -138,6 +147,10 @@ pub struct Settings {
     pub detach: Detach,
     pub restart_timeout: Duration,
     pub database: Dsn,
+    /// `external` leaves WAL checkpoints to Litestream or a similar tool.
+    pub checkpoints: crate::db::Checkpoints,
+    /// Requests running longer are answered 503.
+    pub request_timeout: Duration,
     pub log_level: tracing::Level,
     pub log_format: LogFormat,
     pub tls: TlsSettings,
@@ -186,6 +199,14 @@ impl Settings {
                 .unwrap_or(Detach::Auto),
             restart_timeout: config.parse_with("server.restart_timeout", parse_duration)?.unwrap_or(Duration::from_secs(30)),
             database: config.parse_with("database.dsn", Dsn::parse)?.expect("database.dsn has a default"),
+            checkpoints: config
+                .parse_with("database.checkpoints", |raw| match raw {
+                    "server" => Ok(crate::db::Checkpoints::Server),
+                    "external" | "litestream" => Ok(crate::db::Checkpoints::External),
+                    _ => Err("expected server or external".into()),
+                })?
+                .unwrap_or(crate::db::Checkpoints::Server),
+            request_timeout: config.parse_with("server.request_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10)),
             log_level,
             log_format,
             tls,

@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod backup;
 mod dsn;
 pub(crate) mod migrate;
 mod sqlite;
@@ -33,6 +34,7 @@ use std::sync::Arc;
 
 pub use dsn::Dsn;
 pub use migrate::{MigrationStatus, Migrations};
+pub use sqlite::{Checkpoints, WAL_RESTART_BYTES};
 
 use sqlite::SqlitePool;
 
@@ -52,7 +54,14 @@ impl Db {
     /// Opens the database after checking that its file and directory are usable.
     /// Nothing is created or written when a check fails.
     pub fn open(dsn: &Dsn, readers: usize) -> Result<Db, DbError> {
-        Ok(Db { pool: Arc::new(SqlitePool::open(dsn, readers)?) })
+        Db::open_with(dsn, readers, Checkpoints::Server)
+    }
+
+    /// Like [`Db::open`], choosing who checkpoints the WAL.
+    pub fn open_with(dsn: &Dsn, readers: usize, checkpoints: Checkpoints) -> Result<Db, DbError> {
+        let pool = Arc::new(SqlitePool::open(dsn, readers, checkpoints)?);
+        SqlitePool::start_idle_checkpoints(&pool);
+        Ok(Db { pool })
     }
 
     /// Runs `f` on a reader connection.

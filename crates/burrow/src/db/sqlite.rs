@@ -34,10 +34,38 @@ pub(super) struct SqlitePool {
     writer: Arc<Mutex<Option<Conn>>>,
     readers: Arc<StdMutex<Vec<Conn>>>,
     reader_slots: Arc<Semaphore>,
+    checkpoints: Checkpoints,
+    /// Writes since the last idle checkpoint, and when the last one committed.
+    activity: Arc<Activity>,
+}
+
+/// Who checkpoints the WAL into the database file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checkpoints {
+    /// The server: SQLite's automatic PASSIVE checkpoints as commits go, a RESTART when
+    /// long readers let the WAL grow past [`WAL_RESTART_BYTES`], and a TRUNCATE once
+    /// writes pause, so the -wal file stays bounded and shrinks back to zero when idle.
+    Server,
+    /// An external tool such as Litestream, which must see every WAL frame: the server
+    /// never checkpoints (automatic checkpoints off).
+    External,
+}
+
+/// Past this size the writer forces a RESTART checkpoint, waiting for readers that pin
+/// old WAL frames (busy_timeout) so the WAL can be reused from the start.
+pub const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
+/// A TRUNCATE checkpoint runs after writes have paused this long.
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Default)]
+pub(super) struct Activity {
+    commits: std::sync::atomic::AtomicU64,
+    dirty: std::sync::atomic::AtomicBool,
+    last_commit: StdMutex<Option<std::time::Instant>>,
 }
 
 impl SqlitePool {
-    pub(super) fn open(dsn: &Dsn, readers: usize) -> Result<SqlitePool, DbError> {
+    pub(super) fn open(dsn: &Dsn, readers: usize, checkpoints: Checkpoints) -> Result<SqlitePool, DbError> {
         let target = match dsn {
             Dsn::SqliteFile(path) => {
                 check_file(path)?;
@@ -51,7 +79,15 @@ impl SqlitePool {
             }
         };
         let writer = connect(&target, dsn)?;
+        if checkpoints == Checkpoints::External {
+            writer
+                .0
+                .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+                .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
+        }
         Ok(SqlitePool {
+            checkpoints,
+            activity: Arc::default(),
             dsn: dsn.clone(),
             target,
             writer: Arc::new(Mutex::new(Some(writer))),
@@ -86,9 +122,60 @@ impl SqlitePool {
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
         let guard = self.writer.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || transaction(guard.as_ref().ok_or(DbError::Closed)?, f))
-            .await
-            .map_err(|e| DbError::Other(format!("write task failed: {e}")))?
+        let activity = self.activity.clone();
+        let wal = self.wal_path().filter(|_| self.checkpoints == Checkpoints::Server);
+        tokio::task::spawn_blocking(move || {
+            let conn = guard.as_ref().ok_or(DbError::Closed)?;
+            let result = transaction(conn, f);
+            activity.committed();
+            // Every 64 commits, look at the WAL: long readers can keep PASSIVE checkpoints
+            // from reusing it; a RESTART waits for them and bounds its size.
+            if let Some(wal) = wal
+                && activity.commits.load(std::sync::atomic::Ordering::Relaxed).is_multiple_of(64)
+                && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES)
+            {
+                let _ = conn.0.execute_batch("PRAGMA wal_checkpoint(RESTART);");
+            }
+            result
+        })
+        .await
+        .map_err(|e| DbError::Other(format!("write task failed: {e}")))?
+    }
+
+    fn wal_path(&self) -> Option<PathBuf> {
+        match &self.dsn {
+            Dsn::SqliteFile(path) => Some(PathBuf::from(format!("{}-wal", path.display()))),
+            Dsn::SqliteMemory => None,
+        }
+    }
+
+    /// The idle checkpointer: once writes pause for [`IDLE_AFTER`], a TRUNCATE checkpoint
+    /// folds the WAL into the database and empties the -wal file. Runs on its own thread
+    /// (it needs no runtime) until the pool is dropped or closed.
+    pub(super) fn start_idle_checkpoints(pool: &Arc<SqlitePool>) {
+        if pool.checkpoints != Checkpoints::Server || pool.wal_path().is_none() {
+            return;
+        }
+        let weak = Arc::downgrade(pool);
+        let _ = std::thread::Builder::new().name("burrow-checkpoint".into()).spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(250));
+                let Some(pool) = weak.upgrade() else { return };
+                if pool.reader_slots.is_closed() {
+                    return;
+                }
+                if !pool.activity.idle_since(IDLE_AFTER) {
+                    continue;
+                }
+                // Never wait for the writer: a write in progress means not idle.
+                if let Ok(guard) = pool.writer.try_lock()
+                    && let Some(conn) = guard.as_ref()
+                    && conn.0.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").is_ok()
+                {
+                    pool.activity.dirty.store(false, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        });
     }
 
     pub(super) async fn read<T, F>(&self, f: F) -> Result<T, DbError>
@@ -144,6 +231,20 @@ impl SqlitePool {
             })
             .await;
         }
+    }
+}
+
+impl Activity {
+    fn committed(&self) {
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        *self.last_commit.lock().expect("activity poisoned") = Some(std::time::Instant::now());
+    }
+
+    /// True when there were writes and none for `quiet`.
+    fn idle_since(&self, quiet: std::time::Duration) -> bool {
+        self.dirty.load(std::sync::atomic::Ordering::Relaxed)
+            && self.last_commit.lock().expect("activity poisoned").is_some_and(|t| t.elapsed() >= quiet)
     }
 }
 

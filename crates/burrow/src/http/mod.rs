@@ -1,7 +1,8 @@
 //! The HTTP stack: the router of every app wrapped in the core middleware.
 //!
 //! From the outside in: `Connection: close` while draining → templates extension → request id → access log → gzip →
-//! error renderer → body-size limit (413) → panic catcher (500) → app middleware →
+//! error renderer → body-size limit (413) → request timeout (503) → panic catcher (500) →
+//! app middleware →
 //! routes. Everything that is not a route is a 404 through the error renderer.
 
 mod access_log;
@@ -22,18 +23,20 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 use crate::error::{Error, render_errors};
 use crate::serve::Draining;
 use crate::template::Templates;
 
 /// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack.
-pub(crate) fn core_stack(routes: Router, templates: Templates, max_body_size: usize, draining: Draining) -> Router {
+pub(crate) fn core_stack(routes: Router, templates: Templates, settings: &crate::Settings, draining: Draining) -> Router {
     routes
         .fallback(|| async { Error::not_found() })
         .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(max_body_size))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_size))
         .layer(from_fn(render_errors))
         .layer(CompressionLayer::new().quality(CompressionLevel::Fastest).compress_when(compressible()))
         .layer(from_fn(access_log::access_log))

@@ -1,0 +1,105 @@
+//! `server check`: what would go wrong in production, in plain words (like Django's
+//! `check --deploy`). Each problem is one line; the exit code is 1 when there is one.
+
+use std::path::Path;
+
+use crate::config::Config;
+use crate::db::Dsn;
+use crate::serve::pidfile::PidFile;
+use crate::settings::{Settings, TlsMode};
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem(pub String);
+
+/// Runs every check against the resolved settings (after apps configured, so generated
+/// secrets are known).
+pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut say = |s: String| problems.push(Problem(s));
+
+    for name in crate::secrets::generated_names() {
+        let flag = format!("--{}", name.replace(['.', '_'], "-"));
+        let env = name.replace('.', "_").to_uppercase();
+        say(format!(
+            "{name} is not configured ({flag}, {env}): a random key is used, so sessions or form tokens are lost on every stop/start"
+        ));
+    }
+
+    match &settings.database {
+        Dsn::SqliteMemory => say("the database is in memory (--database-dsn sqlite://:memory:): every restart loses all data".into()),
+        Dsn::SqliteFile(path) => database(path, &mut say),
+    }
+
+    let host = settings.host.trim_start_matches('[').trim_end_matches(']');
+    let public_bind = host.is_empty() || host == "0.0.0.0" || host == "::" || !crate::settings::is_local_host(host);
+    match settings.tls.mode {
+        TlsMode::Off if public_bind && !settings.base_url.starts_with("https://") => say(format!(
+            "TLS is off ({}) while listening on '{}': traffic is plain HTTP unless a proxy in front terminates TLS",
+            settings.tls.reason,
+            if host.is_empty() { "all interfaces" } else { host }
+        )),
+        TlsMode::SelfSigned => {
+            say("--tls-mode selfsigned: browsers will warn about the certificate; use acme or manual in production".into())
+        }
+        TlsMode::Manual => {
+            for (file, flag) in [(&settings.tls.cert_file, "--tls-cert-file"), (&settings.tls.key_file, "--tls-key-file")] {
+                if let Some(file) = file
+                    && std::fs::File::open(file).is_err()
+                {
+                    say(format!("{flag} {} cannot be read", file.display()));
+                }
+            }
+        }
+        _ => {}
+    }
+
+    if let Some(pid_file) = &settings.pid_file
+        && let Err(reason) = PidFile::check(pid_file)
+    {
+        say(format!("{reason} (--pid-file {})", pid_file.display()));
+    }
+
+    #[cfg(unix)]
+    if nix::unistd::geteuid().is_root() {
+        say("running as root: run the server as a dedicated user (see deploy/systemd)".into());
+    }
+
+    if settings.shutdown_timeout < settings.request_timeout {
+        say(format!(
+            "--shutdown-timeout ({}s) is shorter than --request-timeout ({}s): requests still running at shutdown or restart can be cut off",
+            settings.shutdown_timeout.as_secs_f64(),
+            settings.request_timeout.as_secs_f64()
+        ));
+    }
+    let _ = config;
+    problems
+}
+
+fn database(path: &Path, say: &mut impl FnMut(String)) {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        say(format!("database directory {} does not exist", dir.display()));
+        return;
+    }
+    #[cfg(unix)]
+    if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK).is_err() {
+        say(format!(
+            "database directory {} is not writable by this user: SQLite must create {}-wal and -shm there (with systemd's ProtectSystem=strict, list it in ReadWritePaths=)",
+            dir.display(),
+            path.display()
+        ));
+    }
+    if path.exists() {
+        match rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)))
+        {
+            Ok(ok) if ok == "ok" => {}
+            Ok(problem) => say(format!("database {} fails PRAGMA quick_check: {problem}", path.display())),
+            Err(e) => say(format!("database {} cannot be read: {e}", path.display())),
+        }
+    }
+}
