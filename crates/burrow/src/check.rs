@@ -53,6 +53,22 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
         }
         _ => {}
     }
+    if let Some(cert) = certificate_file(settings)
+        && let Ok(pem) = std::fs::read(&cert)
+    {
+        let days_left = crate::serve::tls::pem::parse_chain(&pem)
+            .ok()
+            .and_then(|chain| crate::serve::tls::certinfo::CertInfo::parse(&chain[0]).ok())
+            .map(|info| info.not_after.duration_since(std::time::SystemTime::now()).map(|d| d.as_secs() / 86_400).unwrap_or(0));
+        match days_left {
+            None => say(format!("certificate {} cannot be parsed", cert.display())),
+            Some(0) => say(format!("certificate {} has expired", cert.display())),
+            // ACME renews with a third of the lifetime left (30 days for Let's Encrypt);
+            // under two weeks means renewal is failing, or a manual certificate is due.
+            Some(days) if days < 14 => say(format!("certificate {} expires in {days} days", cert.display())),
+            Some(_) => {}
+        }
+    }
 
     if let Some(pid_file) = &settings.pid_file
         && let Err(reason) = PidFile::check(pid_file)
@@ -74,6 +90,21 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
     }
     let _ = config;
     problems
+}
+
+/// The certificate the server would serve, where one is stored: the manual file, the
+/// self-signed one, or the ACME cache for the host.
+fn certificate_file(settings: &Settings) -> Option<std::path::PathBuf> {
+    match settings.tls.mode {
+        TlsMode::Manual => settings.tls.cert_file.clone(),
+        TlsMode::SelfSigned => Some(settings.tls.cert_dir.join(crate::serve::tls::selfsigned::CERT_FILE)),
+        TlsMode::Acme => std::fs::read_dir(settings.tls.cert_dir.join("acme"))
+            .ok()?
+            .filter_map(|entry| entry.ok())
+            .map(|entry| entry.path().join(format!("{}.cert.pem", settings.host)))
+            .find(|path| path.exists()),
+        TlsMode::Off => None,
+    }
 }
 
 fn database(path: &Path, say: &mut impl FnMut(String)) {
