@@ -11,20 +11,24 @@ BIN="target/$TARGET/release/server"
 
 # Tools the tests use: setpriv (run the server as an unprivileged user), file and ldd
 # (static linkage check), pebble + pebble-challtestsrv (the ACME CA of the TLS tests),
-# openssl (the CLI only: a TLS 1.1 client for the TLS tests). A missing tool is installed,
-# or the run fails loudly.
+# openssl (the CLI only: a TLS 1.1 client for the TLS tests), chromium + chromedriver (the
+# headless browser of the browser tests), sqlite3 (the guide's `.backup` beside a running
+# server in the SQLite tests). A missing tool is installed, or the run fails loudly.
 missing=()
 command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null || missing+=(pebble)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v setpriv >/dev/null && command -v unshare >/dev/null || missing+=(util-linux)
 command -v file >/dev/null || missing+=(file)
 command -v ldd >/dev/null || missing+=(libc-bin)
+command -v sqlite3 >/dev/null || missing+=(sqlite3)
+command -v chromium >/dev/null || missing+=(chromium)
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-for tool in setpriv unshare file ldd pebble pebble-challtestsrv openssl; do
+for tool in setpriv unshare file ldd pebble pebble-challtestsrv openssl chromium chromedriver sqlite3; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is required by the tests and could not be installed"; exit 1; }
 done
 

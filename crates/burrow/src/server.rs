@@ -428,6 +428,7 @@ impl Prepared {
         }
         let draining = Draining::default();
         let router = http::core_stack(routes, templates, &ctx.settings, draining.clone());
+        crate::secrets::flush_warnings();
         Ok(Booted { router, ctx, apps, draining })
     }
 }

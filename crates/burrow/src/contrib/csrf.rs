@@ -157,7 +157,9 @@ impl App for Csrf {
             origin,
             exempt: self.exempt.clone(),
         });
-        router.layer(from_fn(move |request: Request, next: Next| csrf_middleware(config.clone(), request, next)))
+        // A route layer: an unknown path is still a 404 and a wrong method a 405, checked
+        // before the token.
+        router.route_layer(from_fn(move |request: Request, next: Next| csrf_middleware(config.clone(), request, next)))
     }
 
     fn request_context(&self, request: &RequestInfo, context: &mut RequestContext) {

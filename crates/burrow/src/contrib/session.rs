@@ -158,9 +158,9 @@ pub(crate) fn keys(config: &Config, key: &str) -> Result<Vec<[u8; 32]>, ConfigEr
 pub(crate) fn generated_key(name: &str, missing: &str, what: &str) -> [u8; 32] {
     let key: [u8; 32] = crate::secrets::generated(name, 32).try_into().expect("32 bytes");
     let origin = if crate::secrets::was_inherited(name) { "kept from the previous process" } else { "generated at random" };
-    tracing::warn!(
+    crate::secrets::warn_once_started(format!(
         "{missing}: using a key {origin}; {what} survive SIGHUP restarts but not a stop/start. Set a key of 64 hex characters for production."
-    );
+    ));
     key
 }
 

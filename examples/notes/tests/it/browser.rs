@@ -1,0 +1,652 @@
+//! The notes pages in a real browser: headless Chromium, driven through chromedriver's W3C
+//! WebDriver HTTP API, against the real `server` binary. These check what only a browser
+//! running htmx shows: inline create and validation swapped in place, the CSRF header from
+//! `hx-headers`, infinite scroll, boosted navigation with flash messages after a redirect.
+//!
+//! Chromium and chromedriver come from Debian's `chromium` and `chromium-driver` packages
+//! (scripts/test.sh installs them). Every test starts its own chromedriver, browser profile
+//! and server, and waits for conditions by polling the DOM until a deadline: no sleeps as
+//! synchronization, no timing assertions.
+
+use std::io::{BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{Launch, Server, client, create_note, db_path, read_response, short, tempdir};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Chromium as root in a container, with no connections of its own to the outside.
+const CHROMIUM_ARGS: &[&str] = &[
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+];
+
+/// Upper bound for one DOM condition, chromedriver's start and one WebDriver command. Not a
+/// performance assertion: it only keeps a broken page from hanging the suite.
+const PATIENCE: Duration = Duration::from_secs(15);
+
+/// How often a condition is polled.
+const POLL: Duration = Duration::from_millis(50);
+
+/// The key of a web element reference in WebDriver answers.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// The outer size of the window every test browses in (set through `/window/rect`); the
+/// viewport, and so the screenshot, is a little shorter (1280x757 with Chromium 156).
+const WINDOW: (u32, u32) = (1280, 900);
+
+// ---------------------------------------------------------------------------------------
+// chromedriver
+
+/// A chromedriver process in its own process group; on drop it is sent SIGTERM, then the
+/// whole group (chromedriver and any browser it left behind) SIGKILL.
+struct Driver {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Driver {
+    fn spawn(port: u16, log: &Path) -> Driver {
+        let out = std::fs::File::create(log).expect("create the chromedriver log");
+        let err = out.try_clone().expect("clone the log file");
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER} (Debian package chromium-driver): {e}"));
+        Driver { child, port, log: log.to_path_buf() }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let pid = self.child.id();
+        if let Ok(None) = self.child.try_wait() {
+            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        // The group is chromedriver's own (process_group(0): its id is chromedriver's).
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- chromedriver log (port {}) ----\n{}\n---- end of chromedriver log ----", self.port, self.log());
+        }
+    }
+}
+
+/// A port that was free a moment ago (chromedriver has no `--port=0`).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local address").port()
+}
+
+// ---------------------------------------------------------------------------------------
+// The browser
+
+/// One WebDriver session in headless Chromium. Dropping it ends the session (the browser
+/// quits), then stops chromedriver, then removes the browser profile.
+struct Browser {
+    http: reqwest::Client,
+    /// `http://127.0.0.1:PORT/session/ID`
+    session: String,
+    session_id: String,
+    driver: Driver,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port (retrying with another port if it cannot listen),
+    /// waits until `/status` says it is ready, opens a session and sets the window size.
+    async fn start() -> Browser {
+        let http = reqwest::Client::builder().no_proxy().timeout(PATIENCE * 4).build().expect("build the WebDriver client");
+        let profile = tempfile::Builder::new().prefix("notes-browser-").tempdir().expect("create a browser profile directory");
+        let mut attempt = 0;
+        let driver = loop {
+            attempt += 1;
+            let mut driver = Driver::spawn(free_port(), &profile.path().join(format!("chromedriver-{attempt}.log")));
+            if wait_ready(&http, &mut driver).await {
+                break driver;
+            }
+            assert!(attempt < 3, "chromedriver never became ready; its log:\n{}", driver.log());
+        };
+        let mut args: Vec<String> = CHROMIUM_ARGS.iter().map(|a| a.to_string()).collect();
+        args.push(format!("--user-data-dir={}", profile.path().join("profile").display()));
+        let capabilities = json!({
+            "capabilities": {
+                "alwaysMatch": {
+                    "browserName": "chrome",
+                    "pageLoadStrategy": "normal",
+                    "goog:chromeOptions": {
+                        "binary": CHROMIUM,
+                        "args": args,
+                    },
+                },
+            },
+        });
+        let value = match send(&http, reqwest::Method::POST, &driver.url("/session"), Some(capabilities)).await {
+            Ok(value) => value,
+            Err(e) => panic!("cannot open a WebDriver session: {e}\nchromedriver log:\n{}", driver.log()),
+        };
+        let session_id = value["sessionId"].as_str().unwrap_or_else(|| panic!("no sessionId in {value}")).to_string();
+        let browser = Browser { http, session: driver.url(&format!("/session/{session_id}")), session_id, driver, _profile: profile };
+        browser.set_window_size(WINDOW.0, WINDOW.1).await;
+        browser
+    }
+
+    async fn command(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let what = format!("{method} {path}");
+        match send(&self.http, method, &format!("{}{path}", self.session), body).await {
+            Ok(value) => value,
+            Err(e) => panic!("WebDriver {what}: {e}"),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        self.command(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn set_window_size(&self, width: u32, height: u32) {
+        self.post("/window/rect", json!({ "width": width, "height": height })).await;
+    }
+
+    /// Navigates to `url` (a full page load) and waits until htmx is loaded.
+    async fn goto(&self, url: &str) {
+        self.post("/url", json!({ "url": url })).await;
+        self.wait("htmx loaded", "return document.readyState === 'complete' && !!window.htmx;", json!([])).await;
+    }
+
+    /// Runs `script` (a function body; `arguments` are `args`) and returns its result.
+    async fn js(&self, script: &str, args: Value) -> Value {
+        self.post("/execute/sync", json!({ "script": script, "args": args })).await
+    }
+
+    /// Polls `script` until it returns a truthy value, which is returned. Panics after
+    /// [`PATIENCE`], or as soon as htmx reports an error (see [`Browser::instrument`]),
+    /// describing the page.
+    async fn wait(&self, what: &str, script: &str, args: Value) -> Value {
+        let script = format!(
+            "const result = (function () {{ {script} }}).apply(null, arguments);
+             return [result, window.__htmxErrors ?? []];"
+        );
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let mut answer = self.js(&script, args.clone()).await;
+            let value = answer[0].take();
+            if answer[1].as_array().is_some_and(|errors| !errors.is_empty()) {
+                panic!("htmx reported an error while waiting for {what};\n{}", self.describe().await);
+            }
+            let truthy = match &value {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => !s.is_empty(),
+                Value::Array(_) | Value::Object(_) => true,
+            };
+            if truthy {
+                return value;
+            }
+            if Instant::now() >= deadline {
+                panic!("timed out waiting for {what} (last value {value});\n{}", self.describe().await);
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Where the page is and what it shows, for failure messages.
+    async fn describe(&self) -> String {
+        let state = self
+            .js(
+                "return { url: location.href, page: window.__page ?? null, htmxErrors: window.__htmxErrors ?? null,
+                          text: document.body ? document.body.innerText : null };",
+                json!([]),
+            )
+            .await;
+        format!(
+            "url: {}\nwindow.__page: {}\nhtmx errors: {}\npage text:\n{}",
+            state["url"],
+            state["page"],
+            state["htmxErrors"],
+            short(state["text"].as_str().unwrap_or(""))
+        )
+    }
+
+    /// The element matching a CSS selector; panics if there is none.
+    async fn find(&self, css: &str) -> String {
+        let value = self.post("/element", json!({ "using": "css selector", "value": css })).await;
+        value[ELEMENT].as_str().unwrap_or_else(|| panic!("no element id for `{css}` in {value}")).to_string()
+    }
+
+    async fn click(&self, css: &str) {
+        let id = self.find(css).await;
+        self.post(&format!("/element/{id}/click"), json!({})).await;
+    }
+
+    /// Clears a text field, then types `text` into it.
+    async fn type_into(&self, css: &str, text: &str) {
+        let id = self.find(css).await;
+        self.post(&format!("/element/{id}/clear"), json!({})).await;
+        self.post(&format!("/element/{id}/value"), json!({ "text": text })).await;
+    }
+
+    /// The page's current HTML.
+    async fn source(&self) -> String {
+        self.command(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
+    }
+
+    /// A PNG of the viewport.
+    async fn screenshot(&self) -> Vec<u8> {
+        let value = self.command(reqwest::Method::GET, "/screenshot", None).await;
+        base64_decode(value.as_str().unwrap_or_else(|| panic!("screenshot is not a string: {}", short(&value.to_string()))))
+    }
+
+    /// Marks the current document (`window.__page = 'same'`: a full page load would lose
+    /// it, an htmx swap does not) and records what htmx reports as errors and the CSRF
+    /// header of its requests.
+    async fn instrument(&self) {
+        self.js(
+            "window.__page = 'same';
+             window.__htmxErrors = [];
+             window.__csrfHeaders = [];
+             for (const name of ['htmx:responseError', 'htmx:sendError', 'htmx:swapError', 'htmx:targetError']) {
+               document.addEventListener(name, (e) => window.__htmxErrors.push(name + ' ' + (e.detail.xhr ? e.detail.xhr.status : '')));
+             }
+             document.addEventListener('htmx:configRequest', (e) => window.__csrfHeaders.push(e.detail.headers['X-CSRF-Token'] ?? null));",
+            json!([]),
+        )
+        .await;
+    }
+
+    /// Asserts that the document is still the one [`Browser::instrument`] marked.
+    async fn assert_same_document(&self, after: &str) {
+        let page = self.js("return window.__page ?? null;", json!([])).await;
+        assert_eq!(page, json!("same"), "a full page load happened after {after} (htmx did not swap);\n{}", self.describe().await);
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let value = self.js("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", json!([css])).await;
+        value.as_str().unwrap_or_else(|| panic!("no element `{css}`")).to_string()
+    }
+}
+
+impl Drop for Browser {
+    /// Ends the session (the browser quits) with a plain blocking request: drop cannot await.
+    fn drop(&mut self) {
+        let delete = || -> std::io::Result<u16> {
+            let mut stream = TcpStream::connect(("127.0.0.1", self.driver.port))?;
+            stream.set_read_timeout(Some(PATIENCE))?;
+            stream.set_write_timeout(Some(PATIENCE))?;
+            write!(
+                stream,
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                self.session_id, self.driver.port
+            )?;
+            Ok(read_response(&mut BufReader::new(stream))?.status)
+        };
+        match delete() {
+            Ok(200) => {}
+            Ok(status) => eprintln!("browser: DELETE session answered {status}"),
+            Err(e) => eprintln!("browser: DELETE session failed: {e}"),
+        }
+    }
+}
+
+/// Sends one WebDriver command; the answer's `value`, or the WebDriver error.
+async fn send(http: &reqwest::Client, method: reqwest::Method, url: &str, body: Option<Value>) -> Result<Value, String> {
+    let mut request = http.request(method, url);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let res = request.send().await.map_err(|e| format!("request failed: {e}"))?;
+    let status = res.status();
+    let mut answer: Value = res.json().await.map_err(|e| format!("{status}, answer is not JSON: {e}"))?;
+    let value = answer["value"].take();
+    if status.is_success() { Ok(value) } else { Err(format!("{status} {}: {}", value["error"], value["message"])) }
+}
+
+/// Polls chromedriver's `/status` until it is ready; false if it exited or never got ready.
+async fn wait_ready(http: &reqwest::Client, driver: &mut Driver) -> bool {
+    let deadline = Instant::now() + PATIENCE;
+    while Instant::now() < deadline {
+        if let Ok(value) = send(http, reqwest::Method::GET, &driver.url("/status"), None).await
+            && value["ready"] == json!(true)
+        {
+            return true;
+        }
+        if driver.child.try_wait().ok().flatten().is_some() {
+            return false;
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    false
+}
+
+/// Decodes standard base64 (the WebDriver screenshot), ignoring padding and whitespace.
+fn base64_decode(text: &str) -> Vec<u8> {
+    let sextet = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => panic!("not base64: {:?}", c as char),
+    };
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut count) = (0u32, 0);
+    for c in text.bytes().filter(|c| !c.is_ascii_whitespace() && *c != b'=') {
+        bits = bits << 6 | u32::from(sextet(c));
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
+
+/// Width and height from a PNG's IHDR chunk.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR", "not a PNG ({} bytes)", png.len());
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+/// The cargo target directory above this test executable: the outermost directory holding
+/// a `CACHEDIR.TAG` (with `--target TRIPLE`, `target/TRIPLE` holds one too).
+fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    exe.ancestors()
+        .filter(|dir| dir.join("CACHEDIR.TAG").is_file())
+        .last()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+}
+
+/// Prints how long a test took when it ends.
+struct Timing(&'static str, Instant);
+
+impl Timing {
+    fn start(name: &'static str) -> Timing {
+        Timing(name, Instant::now())
+    }
+}
+
+impl Drop for Timing {
+    fn drop(&mut self) {
+        eprintln!("browser test {}: {:.1} s", self.0, self.1.elapsed().as_secs_f64());
+    }
+}
+
+/// A server on a fresh database in `dir`.
+fn serve(dir: &Path) -> Server {
+    Launch::serve(dir).start()
+}
+
+/// Opens the "Quick note" form of the list page (the page must be /notes).
+async fn open_quick_note(browser: &Browser) {
+    browser.click("details.inline-create > summary").await;
+    browser.wait("the Quick note form to open", "return document.querySelector('details.inline-create').open;", json!([])).await;
+}
+
+/// JavaScript: the number of rows of the list (`li[id^=note-]` in #note-list).
+const ROW_COUNT: &str = "document.querySelectorAll('#note-list li[id^=\"note-\"]').length";
+
+// ---------------------------------------------------------------------------------------
+// Tests
+
+#[tokio::test]
+async fn browser_inline_create_swaps_the_new_note_in() {
+    let _timing = Timing::start("inline create");
+    let dir = tempdir();
+    let server = serve(dir.path());
+    let browser = Browser::start().await;
+
+    browser.goto(&server.url("/notes")).await;
+    browser.instrument().await;
+    open_quick_note(&browser).await;
+    // The form carries the token twice: a hidden `csrf_token` field and, through the
+    // layout's `hx-headers`, the X-CSRF-Token header, which the server checks first when
+    // present. Without the field, only the header can get the request past the CSRF check.
+    let token = browser
+        .js("const f = document.querySelector('#new-note input[name=csrf_token]'); const v = f.value; f.remove(); return v;", json!([]))
+        .await;
+    assert!(token.as_str().is_some_and(|t| !t.is_empty()), "no csrf_token field in the inline form: {token}");
+
+    let title = "Buy oat milk";
+    browser.type_into("#new-note input[name=title]", title).await;
+    browser.type_into("#new-note textarea[name=content]", "Two cartons, the barista kind.").await;
+    browser.click("#new-note button[type=submit]").await;
+
+    let row = browser
+        .wait(
+            "the new note in #note-list",
+            "const li = [...document.querySelectorAll('#note-list li[id^=\"note-\"]')]
+                 .find((li) => li.querySelector('a.title')?.textContent.trim() === arguments[0]);
+             return li ? li.id : null;",
+            json!([title]),
+        )
+        .await;
+    browser.assert_same_document("the inline create").await;
+    let messages = browser.wait("the flash message", "return document.querySelector('#messages').innerText;", json!([])).await;
+    assert!(
+        messages.as_str().unwrap_or("").contains(&format!("Created “{title}”.")),
+        "#messages: {messages};\n{}",
+        browser.describe().await
+    );
+    // The form resets in `hx-on::after-request`, which runs once the swap is done.
+    browser.wait("the form reset", "return document.querySelector('#new-note input[name=title]').value === '';", json!([])).await;
+    let content = browser.js("return document.querySelector('#new-note textarea[name=content]').value;", json!([])).await;
+    assert_eq!(content, json!(""), "content not reset");
+    // Tokens are masked anew for every use, so the header is compared with the layout's
+    // `hx-headers`, not with the form field.
+    let headers = browser.js("return window.__csrfHeaders;", json!([])).await;
+    let hx_headers = browser.js("return JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token'];", json!([])).await;
+    assert!(hx_headers.as_str().is_some_and(|t| !t.is_empty()), "no X-CSRF-Token in the body's hx-headers: {hx_headers}");
+    assert_eq!(headers, json!([hx_headers]), "X-CSRF-Token of htmx's requests");
+    let errors = browser.js("return window.__htmxErrors;", json!([])).await;
+    assert_eq!(errors, json!([]), "htmx errors");
+    eprintln!("browser: created {row} in place");
+}
+
+#[tokio::test]
+async fn browser_inline_create_shows_validation_errors_in_place() {
+    let _timing = Timing::start("inline validation");
+    let dir = tempdir();
+    let server = serve(dir.path());
+    let browser = Browser::start().await;
+
+    browser.goto(&server.url("/notes")).await;
+    browser.instrument().await;
+    open_quick_note(&browser).await;
+    // The browser itself would refuse an empty required field; let the server judge.
+    browser.js("document.querySelector('#new-note input[name=title]').removeAttribute('required');", json!([])).await;
+    browser.type_into("#new-note textarea[name=content]", "kept after the error").await;
+    browser.click("#new-note button[type=submit]").await;
+
+    // 422 with HX-Retarget: #new-note and HX-Reswap: outerHTML: the form is replaced.
+    browser
+        .wait(
+            "the validation error in the form",
+            "const e = document.querySelector('#new-note .errors'); return e && e.innerText.includes('Title is required.');",
+            json!([]),
+        )
+        .await;
+    browser.assert_same_document("the invalid inline create").await;
+    assert_eq!(browser.js(&format!("return {ROW_COUNT};"), json!([])).await, json!(0), "a row was added to #note-list");
+    let state = browser
+        .js(
+            "const f = document.querySelector('#new-note');
+             return { forms: document.querySelectorAll('#new-note').length,
+                      invalid: f.querySelector('input[name=title]').getAttribute('aria-invalid'),
+                      content: f.querySelector('textarea[name=content]').value,
+                      open: document.querySelector('details.inline-create').open };",
+            json!([]),
+        )
+        .await;
+    assert_eq!(state["forms"], json!(1), "the form was not replaced in place: {state}");
+    assert_eq!(state["invalid"], json!("true"), "title not marked invalid: {state}");
+    assert_eq!(state["content"], json!("kept after the error"), "entered content lost: {state}");
+    assert_eq!(state["open"], json!(true), "the Quick note section closed: {state}");
+    let errors = browser.js("return window.__htmxErrors;", json!([])).await;
+    assert_eq!(errors, json!([]), "htmx errors (422 is configured to swap, not to fail)");
+}
+
+#[tokio::test]
+async fn browser_infinite_scroll_loads_every_page() {
+    let _timing = Timing::start("infinite scroll");
+    let dir = tempdir();
+    let out = Launch::new(dir.path()).arg("generate-notes").args(["--count", "45", "--database-dsn"]).arg(db_path(dir.path())).run();
+    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+    let server = serve(dir.path());
+    let browser = Browser::start().await;
+
+    browser.goto(&server.url("/notes")).await;
+    browser.instrument().await;
+    assert_eq!(browser.js(&format!("return {ROW_COUNT};"), json!([])).await, json!(20), "rows on the first page");
+    let below =
+        browser.js("return document.querySelector('li.sentinel').getBoundingClientRect().top > window.innerHeight;", json!([])).await;
+    assert_eq!(below, json!(true), "the sentinel is visible without scrolling, the test cannot tell scrolling loaded the rows");
+
+    browser.js("document.querySelector('li.sentinel').scrollIntoView();", json!([])).await;
+    browser
+        .wait("40 rows and a new sentinel", &format!("return {ROW_COUNT} === 40 && !!document.querySelector('li.sentinel')"), json!([]))
+        .await;
+
+    browser.js("document.querySelector('li.sentinel').scrollIntoView();", json!([])).await;
+    browser
+        .wait("45 rows and no sentinel", &format!("return {ROW_COUNT} === 45 && !document.querySelector('li.sentinel')"), json!([]))
+        .await;
+
+    browser.assert_same_document("infinite scroll").await;
+    let ids = browser.js("return [...document.querySelectorAll('#note-list li[id^=\"note-\"]')].map((li) => li.id);", json!([])).await;
+    let ids: Vec<&str> = ids.as_array().expect("ids").iter().map(|v| v.as_str().unwrap()).collect();
+    let mut distinct = ids.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 45, "duplicate rows: {ids:?}");
+    let errors = browser.js("return window.__htmxErrors;", json!([])).await;
+    assert_eq!(errors, json!([]), "htmx errors");
+}
+
+#[tokio::test]
+async fn browser_boosted_edit_and_delete_show_flash_messages() {
+    let _timing = Timing::start("boosted edit and delete");
+    let dir = tempdir();
+    let server = serve(dir.path());
+    let id = create_note(&client(), &server, "Draft title", "Some content").await;
+    let browser = Browser::start().await;
+
+    browser.goto(&server.url(&format!("/notes/{id}"))).await;
+    browser.instrument().await;
+    browser.click(&format!("a[href=\"/notes/{id}/edit\"]")).await;
+    browser
+        .wait(
+            "the edit form",
+            "return location.pathname === arguments[0] && !!document.querySelector('#note-form input[name=title]');",
+            json!([format!("/notes/{id}/edit")]),
+        )
+        .await;
+    browser.assert_same_document("the boosted Edit link").await;
+
+    let title = "Final title";
+    browser.type_into("#note-form input[name=title]", title).await;
+    browser.click("#note-form button[type=submit]").await;
+    browser
+        .wait(
+            "the detail page with the new title and the flash message",
+            "const h1 = document.querySelector('article h1');
+             return location.pathname === arguments[0] && h1 && h1.innerText === arguments[1]
+                 && document.querySelector('#messages').innerText.includes('Saved your changes.');",
+            json!([format!("/notes/{id}"), title]),
+        )
+        .await;
+    browser.assert_same_document("the boosted edit form (303 to the detail page)").await;
+    assert_eq!(browser.js("return document.title;", json!([])).await, json!(format!("{title} · Burrow")), "document title");
+
+    // hx-confirm asks with window.confirm(); accept it.
+    browser.js("window.confirm = () => true;", json!([])).await;
+    browser.click(&format!("form[action=\"/notes/{id}/delete\"] button[type=submit]")).await;
+    browser
+        .wait(
+            "the list with the deletion message",
+            "return location.pathname === '/notes' && !!document.querySelector('#note-list')
+                 && document.querySelector('#messages').innerText.includes(arguments[0]);",
+            json!([format!("Deleted “{title}”.")]),
+        )
+        .await;
+    browser.assert_same_document("the boosted delete form (303 to /notes)").await;
+    let source = browser.source().await;
+    assert!(!source.contains(&format!("id=\"note-{id}\"")), "the deleted note is still listed:\n{}", short(&source));
+    let errors = browser.js("return window.__htmxErrors;", json!([])).await;
+    assert_eq!(errors, json!([]), "htmx errors");
+}
+
+#[tokio::test]
+async fn browser_screenshot_of_the_list_with_a_flash_message() {
+    let _timing = Timing::start("screenshot");
+    let dir = tempdir();
+    let server = serve(dir.path());
+    let http = client();
+    for (title, content) in [
+        ("Backups", "Use sqlite3 .backup or Litestream; never cp a live database file."),
+        ("Deploying", "Copy the binary to the server and run it."),
+        ("Reading", "The SQLite documentation on WAL mode is short and worth reading."),
+    ] {
+        create_note(&http, &server, title, content).await;
+    }
+    let browser = Browser::start().await;
+
+    browser.goto(&server.url("/notes")).await;
+    browser.instrument().await;
+    open_quick_note(&browser).await;
+    browser.type_into("#new-note input[name=title]", "Shopping list").await;
+    browser.type_into("#new-note textarea[name=content]", "Coffee beans, oat milk, bread, tomatoes.").await;
+    browser.click("#new-note button[type=submit]").await;
+    browser
+        .wait(
+            "the new note and its flash message",
+            &format!("return {ROW_COUNT} === 4 && document.querySelector('#messages').innerText.includes('Created “Shopping list”.')"),
+            json!([]),
+        )
+        .await;
+    assert!(browser.text("#messages").await.contains("Created “Shopping list”."));
+    // Fold the Quick note form away, so the picture shows the notes.
+    browser.click("details.inline-create > summary").await;
+    browser.wait("the Quick note form to close", "return !document.querySelector('details.inline-create').open;", json!([])).await;
+
+    let png = browser.screenshot().await;
+    let (width, height) = png_size(&png);
+    let dir = target_dir().join("browser-screenshots");
+    std::fs::create_dir_all(&dir).expect("create the screenshot directory");
+    let path = dir.join("notes.png");
+    std::fs::write(&path, &png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    eprintln!("browser: screenshot of /notes ({width}x{height}, {} bytes): {}", png.len(), path.display());
+    assert!(std::fs::metadata(&path).expect("screenshot written").len() > 0);
+    assert!(width >= 800 && height > 0, "screenshot is {width}x{height}");
+}

@@ -1,0 +1,131 @@
+//! The command line: --help, --version, migrate, seed.
+
+use crate::support::{CSRF_KEY, Launch, SESSION_HASH_KEY, VERSION, client, get, note_ids, tempdir};
+
+#[test]
+fn help_lists_every_setting_with_its_environment_variable() {
+    let dir = tempdir();
+    // Every key is set (the harness sets SESSION_HASH_KEY and CSRF_KEY): --help must not
+    // show them.
+    let block_key = "b10c".repeat(16);
+    let previous = "9e71".repeat(16);
+    let out = Launch::new(dir.path())
+        .env("SESSION_BLOCK_KEY", &block_key)
+        .env("SESSION_HASH_KEY_PREVIOUS", &previous)
+        .env("SESSION_BLOCK_KEY_PREVIOUS", &previous)
+        .env("CSRF_KEY_PREVIOUS", &previous)
+        .arg("--help")
+        .run();
+    assert_eq!(out.code(), Some(0), "--help: {out:?}");
+    // Help text is wrapped to the terminal width: compare with whitespace runs collapsed.
+    let help = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flags = [
+        ("--host", "HOST"),
+        ("--port", "PORT"),
+        ("--base-url", "BASE_URL"),
+        ("--max-body-size", "MAX_BODY_SIZE"),
+        ("--shutdown-timeout", "SHUTDOWN_TIMEOUT"),
+        ("--pid-file", "PID_FILE"),
+        ("--database-dsn", "DATABASE_DSN"),
+        ("--log-level", "LOG_LEVEL"),
+        ("--log-format", "LOG_FORMAT"),
+        ("--tls-mode", "TLS_MODE"),
+        ("--tls-cert-dir", "TLS_CERT_DIR"),
+        ("--tls-email", "TLS_EMAIL"),
+        ("--tls-cert-file", "TLS_CERT_FILE"),
+        ("--tls-key-file", "TLS_KEY_FILE"),
+        ("--config", "CONFIG"),
+        ("--session-cookie-name", "SESSION_COOKIE_NAME"),
+        ("--session-max-age", "SESSION_MAX_AGE"),
+        ("--csrf-cookie-name", "CSRF_COOKIE_NAME"),
+    ];
+    for (flag, env) in flags {
+        assert!(help.contains(&format!("{flag} ")), "{flag} missing from --help:\n{}", out.stdout);
+        assert!(help.contains(&format!("[env: {env}=")), "[env: {env}=] missing from --help:\n{}", out.stdout);
+    }
+    // Secret settings name their variable but never show its value.
+    let secrets = [
+        ("--session-hash-key", "SESSION_HASH_KEY"),
+        ("--session-block-key", "SESSION_BLOCK_KEY"),
+        ("--session-hash-key-previous", "SESSION_HASH_KEY_PREVIOUS"),
+        ("--session-block-key-previous", "SESSION_BLOCK_KEY_PREVIOUS"),
+        ("--csrf-key", "CSRF_KEY"),
+        ("--csrf-key-previous", "CSRF_KEY_PREVIOUS"),
+    ];
+    for (flag, env) in secrets {
+        assert!(help.contains(&format!("{flag} ")), "{flag} missing from --help:\n{}", out.stdout);
+        assert!(help.contains(&format!("[env: {env}")), "[env: {env}…] missing from --help:\n{}", out.stdout);
+    }
+    // Without any whitespace, in case wrapping split a value.
+    let squeezed: String = format!("{}{}", out.stdout, out.stderr).split_whitespace().collect();
+    for key in [SESSION_HASH_KEY, CSRF_KEY, &block_key, &previous] {
+        assert!(!squeezed.contains(key), "--help shows the key {key}:\n{}", out.stdout);
+    }
+    for default in ["[default: localhost]", "[default: 8080]", "[default: app.db]"] {
+        assert!(help.contains(default), "{default} missing from --help:\n{}", out.stdout);
+    }
+    for command in ["migrate", "seed", "generate-notes"] {
+        assert!(help.contains(command), "command {command} missing from --help:\n{}", out.stdout);
+    }
+    assert!(!dir.path().join("app.db").exists(), "--help created a database");
+}
+
+#[test]
+fn version() {
+    let dir = tempdir();
+    let out = Launch::new(dir.path()).arg("--version").run();
+    assert_eq!(out.code(), Some(0), "--version: {out:?}");
+    assert_eq!(out.stdout.trim_end(), format!("server {VERSION}"));
+}
+
+#[test]
+fn migrate_lists_and_applies() {
+    let dir = tempdir();
+    let migrate = |args: &[&str]| {
+        let out = Launch::new(dir.path()).args(["--database-dsn", "app.db", "migrate"]).args(args).run();
+        assert_eq!(out.code(), Some(0), "migrate {args:?}: {out:?}");
+        out.stdout
+    };
+
+    let list = migrate(&["--list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert!(lines.len() >= 2, "migrate --list:\n{list}");
+    assert!(lines.contains(&"[ ] notes/0001_notes.up.sql  (pending)"), "migrate --list on a fresh database:\n{list}");
+    let migrations = lines.len() - 1;
+    assert!(lines[..migrations].iter().all(|l| l.starts_with("[ ] ") && l.ends_with("(pending)")), "all pending:\n{list}");
+    assert_eq!(lines[migrations], format!("0 applied, {migrations} pending"));
+
+    let applied = migrate(&[]);
+    assert!(applied.lines().any(|l| l == "applied notes/0001_notes.up.sql"), "migrate:\n{applied}");
+    assert_eq!(applied.lines().filter(|l| l.starts_with("applied ")).count(), migrations, "migrate:\n{applied}");
+
+    let list = migrate(&["--list"]);
+    let lines: Vec<&str> = list.lines().collect();
+    assert!(lines.iter().any(|l| l.starts_with("[x] notes/0001_notes.up.sql  (applied ")), "migrate --list after migrate:\n{list}");
+    assert!(lines[..migrations].iter().all(|l| l.starts_with("[x] ")), "all applied:\n{list}");
+    assert_eq!(lines.last().copied(), Some(format!("{migrations} applied, 0 pending").as_str()));
+
+    assert_eq!(migrate(&[]).trim_end(), "No pending migrations.");
+}
+
+#[tokio::test]
+async fn seed_loads_sample_notes() {
+    let dir = tempdir();
+    let out = Launch::new(dir.path()).args(["--database-dsn", "app.db", "seed"]).run();
+    assert_eq!(out.code(), Some(0), "seed: {out:?}");
+    let server = Launch::serve(dir.path()).start();
+    let (status, list) = get(&client(), &server, "/notes").await;
+    assert_eq!(status, 200);
+    assert!(!note_ids(&list).is_empty(), "no notes after seed:\n{list}");
+}
+
+#[tokio::test]
+async fn generate_notes_inserts_the_count() {
+    let dir = tempdir();
+    let out = Launch::new(dir.path()).args(["--database-dsn", "app.db", "generate-notes", "--count", "7"]).run();
+    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+    let server = Launch::serve(dir.path()).start();
+    let (status, list) = get(&client(), &server, "/notes").await;
+    assert_eq!(status, 200);
+    assert_eq!(note_ids(&list).len(), 7, "{list}");
+}
