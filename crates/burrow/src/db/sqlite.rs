@@ -56,6 +56,10 @@ pub enum Checkpoints {
 pub const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
 /// A TRUNCATE checkpoint runs after writes have paused this long.
 const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long the idle TRUNCATE waits for readers before it gives up until the next tick.
+const IDLE_CHECKPOINT_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// `PRAGMA busy_timeout` of every connection (in [`PRAGMAS`]).
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000);
 
 #[derive(Default)]
 pub(super) struct Activity {
@@ -170,7 +174,7 @@ impl SqlitePool {
                 // Never wait for the writer: a write in progress means not idle.
                 if let Ok(guard) = pool.writer.try_lock()
                     && let Some(conn) = guard.as_ref()
-                    && conn.0.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);").is_ok()
+                    && truncate_wal(conn)
                 {
                     pool.activity.dirty.store(false, std::sync::atomic::Ordering::Relaxed);
                 }
@@ -232,6 +236,19 @@ impl SqlitePool {
             .await;
         }
     }
+}
+
+/// The idle checkpoint: a TRUNCATE that waits at most [`IDLE_CHECKPOINT_WAIT`] for
+/// readers still using the WAL (e.g. `server backup` or `sqlite3 .backup` holding a
+/// snapshot) instead of the connection's busy_timeout, since every write waits behind it.
+/// True only when it completed (SQLite reports `busy` = 1 in the first column otherwise,
+/// without an error): a busy checkpoint is tried again on the next tick, so the -wal file
+/// is emptied once the reader is done rather than left full until the next write.
+fn truncate_wal(conn: &Conn) -> bool {
+    let _ = conn.0.busy_timeout(IDLE_CHECKPOINT_WAIT);
+    let done = conn.0.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)).is_ok_and(|busy| busy == 0);
+    let _ = conn.0.busy_timeout(BUSY_TIMEOUT);
+    done
 }
 
 impl Activity {
