@@ -207,7 +207,10 @@ impl Server {
         if log {
             init_logging(&core);
         }
-        if let Some(pid_file) = &core.pid_file {
+        // `check` reports a bad PID file path among its findings instead of stopping.
+        if let Some(pid_file) = &core.pid_file
+            && matches.subcommand_name() != Some("check")
+        {
             PidFile::check(pid_file).map_err(|reason| config.error("server.pid_file", &reason))?;
         }
         for app in apps.iter_mut() {

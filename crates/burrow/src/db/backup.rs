@@ -36,7 +36,12 @@ impl BackupReport {
 pub fn destination(source: &Path, dest: &Path) -> PathBuf {
     if dest.is_dir() {
         let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("backup");
-        dest.join(format!("{stem}-{}.db", utc_stamp()))
+        let stamp = utc_stamp();
+        // Two backups within one second must not replace each other.
+        (1..)
+            .map(|n| if n == 1 { dest.join(format!("{stem}-{stamp}.db")) } else { dest.join(format!("{stem}-{stamp}-{n}.db")) })
+            .find(|path| !path.exists())
+            .expect("an unused name")
     } else {
         dest.to_path_buf()
     }
