@@ -22,96 +22,37 @@ THREADS=${THREADS:-2}
 NOTES=${NOTES:-1000}
 KEEP_OUTPUT=${KEEP_OUTPUT:-}
 
-BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$BENCH_DIR/.." && pwd)
-TARGET=x86_64-unknown-linux-gnu
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-log() { printf '==> %s\n' "$*" >&2; }
-die() { printf 'restart.sh: error: %s\n' "$*" >&2; exit 1; }
-
-# --- tools -----------------------------------------------------------------------
-if ! command -v wrk >/dev/null 2>&1; then
-    log "wrk not found; installing it with apt-get"
-    SUDO=()
-    if [ "$(id -u)" -ne 0 ]; then
-        command -v sudo >/dev/null 2>&1 || die "wrk is missing and we are not root (no sudo either)"
-        SUDO=(sudo)
-    fi
-    export DEBIAN_FRONTEND=noninteractive
-    "${SUDO[@]}" apt-get update -qq
-    "${SUDO[@]}" apt-get install -y -qq wrk >/dev/null
-    command -v wrk >/dev/null 2>&1 || die "apt-get did not install wrk"
-fi
-command -v curl >/dev/null 2>&1 || die "curl is required (readiness checks)"
-
-# --- server binary ---------------------------------------------------------------
-if [ -n "${SERVER_BIN:-}" ]; then
-    BIN=$SERVER_BIN
-    log "using SERVER_BIN=$BIN (no build)"
-else
-    log "building the static release binary (cargo build --release --target $TARGET -p notes)"
-    (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
-        cargo build --release --target "$TARGET" -p notes)
-    BIN=$ROOT/target/$TARGET/release/server
-fi
-[ -x "$BIN" ] || die "server binary not found or not executable: $BIN"
-
-# --- processes -------------------------------------------------------------------
-# True while the process runs (a zombie, an exited child not yet reaped, does not count).
-running() {
-    local stat
-    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-    stat=${stat##*) }
-    case ${stat:0:1} in Z | X) return 1 ;; *) return 0 ;; esac
-}
-pid_in_file() { tr -d '[:space:]' 2>/dev/null <"$PID_FILE" || true; }
-now_ms() { echo $(($(date +%s%N) / 1000000)); }
-
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/notes-restart.XXXXXX")
-DB=$TMP/app.db
+need_tools
+server_binary
+make_tmp restart
 PID_FILE=$TMP/server.pid
-SERVER_LOG=$TMP/server.log
-FIRST_PID=
-WRK_PID=
-cleanup() {
-    if [ -n "$WRK_PID" ]; then kill -INT "$WRK_PID" 2>/dev/null || true; fi
+pid_in_file() { tr -d '[:space:]' 2>/dev/null <"$PID_FILE" || true; }
+# On exit, also kill the process the PID file names (a successor of SERVER_PID).
+cleanup_extra() {
     local pid
-    for pid in "$(pid_in_file)" "$FIRST_PID"; do
-        if [ -n "$pid" ] && running "$pid"; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    wait 2>/dev/null || true
-    rm -rf "$TMP"
+    pid=$(pid_in_file)
+    if [ -n "$pid" ] && running "$pid"; then
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # --- data and start --------------------------------------------------------------
 log "generating $NOTES notes in $DB"
-"$BIN" --database-dsn "$DB" --log-level warn generate-notes --count "$NOTES" >"$TMP/generate.out" 2>&1 \
-    || { cat "$TMP/generate.out" >&2; die "generate-notes failed"; }
+generate_notes "$NOTES"
 
-# --port 0: the port is read from the log; it stays the same across restarts (the new
-# process inherits the listening socket). --detach false: the first process stays our child.
-log "starting $BIN with --pid-file $PID_FILE --detach false"
-"$BIN" --host 127.0.0.1 --port 0 --database-dsn "$DB" --log-level info \
-    --pid-file "$PID_FILE" --detach false >"$SERVER_LOG" 2>&1 &
-FIRST_PID=$!
-PORT=
+# The port stays the same across restarts (the new process inherits the listening
+# socket). --detach false: the first process stays our child. --log-level info: the log
+# has a `SIGHUP received` line per restart.
+start_server --log-level info --pid-file "$PID_FILE" --detach false
+FIRST_PID=$SERVER_PID
 for _ in $(seq 1 300); do # 300 x 0.1 s = 30 s
-    running "$FIRST_PID" || { cat "$SERVER_LOG" >&2; die "the server exited during start-up"; }
-    PORT=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$SERVER_LOG" | head -1)
-    if [ -n "$PORT" ] && [ "$(pid_in_file)" = "$FIRST_PID" ] \
-        && curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/healthz/ready" 2>/dev/null; then
-        break
-    fi
-    PORT=
+    [ "$(pid_in_file)" = "$FIRST_PID" ] && break
     sleep 0.1
 done
-[ -n "$PORT" ] || { cat "$SERVER_LOG" >&2; die "the server was not ready within 30 s"; }
-BASE=http://127.0.0.1:$PORT
+[ "$(pid_in_file)" = "$FIRST_PID" ] || { cat "$SERVER_LOG" >&2; die "the PID file does not name PID $FIRST_PID 30 s after start-up"; }
 log "serving on $BASE, PID $FIRST_PID"
 
 # --- one run: wrk for the whole time, SIGHUPs meanwhile ----------------------------
@@ -143,7 +84,10 @@ restart_once() {
         sleep 0.01
     done
     if [ "$old" = "$FIRST_PID" ]; then
-        wait "$FIRST_PID" || die "the first process exited with $? after its restart (expected 0)"
+        local rc=0
+        wait "$FIRST_PID" || rc=$?
+        SERVER_PID=
+        [ "$rc" = 0 ] || die "the first process exited with $rc after its restart (expected 0)"
     fi
     RESTART_MS=$((t1 - t0))
 }
@@ -177,14 +121,7 @@ run "keep-alive"
 run "new connections" --header 'Connection: close'
 
 # --- stop ------------------------------------------------------------------------
-LAST_PID=$(pid_in_file)
-log "stopping PID $LAST_PID (SIGTERM)"
-kill -TERM "$LAST_PID"
-for _ in $(seq 1 300); do # up to 30 s
-    running "$LAST_PID" || break
-    sleep 0.1
-done
-running "$LAST_PID" && die "the server did not exit within 30 s of SIGTERM"
+stop_server "$(pid_in_file)"
 [ -e "$PID_FILE" ] && die "the PID file is left after SIGTERM"
 
 if [ -n "$KEEP_OUTPUT" ]; then
@@ -199,18 +136,15 @@ printf '%-16s %9s %10s %12s %9s %10s %10s %10s\n' run requests req/s non-2xx/3xx
 failed=0
 for i in "${!NAMES[@]}"; do
     out=$TMP/wrk-$i.txt
-    total=$(awk '/ requests in / { print $1 }' "$out")
-    rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
-    non2xx=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")
-    sockerr=$(awk '/Socket errors:/ { s = 0; for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' "$out")
-    non2xx=${non2xx:-0}
-    sockerr=${sockerr:-0}
+    wrk_figures "$out"
+    non2xx=${WRK_NON2XX:-0}
+    sockerr=${WRK_SOCKERR:-0}
     sorted=$(sort -n "$TMP/times-$i.txt")
     count=$(echo "$sorted" | wc -l)
     min=$(echo "$sorted" | head -1)
     max=$(echo "$sorted" | tail -1)
     median=$(echo "$sorted" | sed -n "$(((count + 1) / 2))p")
-    printf '%-16s %9s %10s %12s %9s %10s %10s %10s\n' "${NAMES[$i]}" "${total:-?}" "${rps:-?}" "$non2xx" "$sockerr" "$min" "$median" "$max"
+    printf '%-16s %9s %10s %12s %9s %10s %10s %10s\n' "${NAMES[$i]}" "${WRK_TOTAL:-?}" "${WRK_RPS:-?}" "$non2xx" "$sockerr" "$min" "$median" "$max"
     grep -E 'Socket errors:' "$out" >&2 || true
     if [ "$non2xx" != 0 ] || [ "$sockerr" != 0 ]; then
         failed=1

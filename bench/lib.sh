@@ -1,0 +1,207 @@
+# shellcheck shell=bash
+# Many variables set here are used only by the scripts that source this file:
+# shellcheck disable=SC2034
+# Shared code of bench/load.sh, bench/restart.sh and bench/sqlite.sh; sourced, not run:
+#
+#   . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+#
+# Provides: log/die, the tools (wrk, installed with apt-get if missing; curl), the server
+# binary (SERVER_BIN or the static release build), a temporary directory removed on exit
+# (also on failure or Ctrl-C, after killing wrk and the server), starting the server on a
+# free port of 127.0.0.1 with fixed SESSION_HASH_KEY and CSRF_KEY (so it logs no warning
+# about generated keys) and waiting until it is ready, the CSRF credentials of the
+# new-note form, stopping the server with SIGTERM, and reading wrk's figures.
+#
+# Variables it sets and the scripts use: BENCH_DIR ROOT TARGET BIN TMP DB SERVER_LOG
+# PORT BASE SERVER_PID WRK_PID COOKIE TOKEN SERVER_RC and WRK_* (see wrk_figures).
+# Traffic goes to 127.0.0.1 only.
+
+BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$BENCH_DIR/.." && pwd)
+TARGET=x86_64-unknown-linux-gnu
+# Keys, so the server logs no warning about generated ones (any 64 hex characters).
+export SESSION_HASH_KEY=5e5510a0c0ffee00112233445566778899aabbccddeeff00deadbeefcafe0b01
+export CSRF_KEY=c5bf00d1e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7c5bf0b02
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf '%s: error: %s\n' "${0##*/}" "$*" >&2; exit 1; }
+
+# --- tools -----------------------------------------------------------------------
+# wrk (installed with apt-get if missing: needs root or sudo) and curl.
+need_tools() {
+    if ! command -v wrk >/dev/null 2>&1; then
+        log "wrk not found; installing it with apt-get"
+        local sudo=()
+        if [ "$(id -u)" -ne 0 ]; then
+            command -v sudo >/dev/null 2>&1 || die "wrk is missing and we are not root (no sudo either)"
+            sudo=(sudo)
+        fi
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+        command -v wrk >/dev/null 2>&1 || die "apt-get did not install wrk"
+    fi
+    command -v curl >/dev/null 2>&1 || die "curl is required (readiness checks, CSRF token)"
+}
+
+# --- server binary ---------------------------------------------------------------
+# Sets BIN: $SERVER_BIN if set, else the static release binary, built as shipped (the
+# README's release command; the target-specific variable is the same flag for the same
+# target, and the one scripts/test.sh builds with).
+server_binary() {
+    if [ -n "${SERVER_BIN:-}" ]; then
+        BIN=$SERVER_BIN
+        log "using SERVER_BIN=$BIN (no build)"
+    else
+        log "building the static release binary (cargo build --release --target $TARGET -p notes)"
+        (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
+            cargo build --release --target "$TARGET" -p notes)
+        BIN=$ROOT/target/$TARGET/release/server
+    fi
+    [ -x "$BIN" ] || die "server binary not found or not executable: $BIN"
+}
+
+# --- processes -------------------------------------------------------------------
+# True while the process runs (a zombie, an exited child not yet reaped, does not count).
+running() {
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    case ${stat:0:1} in Z | X) return 1 ;; *) return 0 ;; esac
+}
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# --- temp dir, cleanup -----------------------------------------------------------
+SERVER_PID=
+WRK_PID=
+# On exit: stops wrk (SIGINT) and kills the server (and, through cleanup_extra if the
+# script defines it, its own processes), then removes $TMP.
+cleanup() {
+    if [ -n "$WRK_PID" ]; then kill -INT "$WRK_PID" 2>/dev/null || true; fi
+    if declare -F cleanup_extra >/dev/null; then cleanup_extra; fi
+    if [ -n "$SERVER_PID" ] && running "$SERVER_PID"; then
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    wait 2>/dev/null || true
+    if [ -n "${TMP:-}" ]; then rm -rf "$TMP"; fi
+}
+# Creates TMP (notes-NAME.XXXXXX in $TMPDIR or /tmp) with DB=$TMP/app.db and
+# SERVER_LOG=$TMP/server.log, and installs the traps.
+make_tmp() { # name
+    TMP=$(mktemp -d "${TMPDIR:-/tmp}/notes-$1.XXXXXX")
+    DB=$TMP/app.db
+    SERVER_LOG=$TMP/server.log
+    trap cleanup EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+}
+
+# --- data --------------------------------------------------------------------------
+generate_notes() { # count
+    "$BIN" --database-dsn "$DB" --log-level warn generate-notes --count "$1" >"$TMP/generate.out" 2>&1 \
+        || { cat "$TMP/generate.out" >&2; die "generate-notes failed"; }
+}
+
+# --- start, stop -----------------------------------------------------------------
+free_port() {
+    if command -v python3 >/dev/null 2>&1; then
+        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+        return
+    fi
+    local port
+    for _ in $(seq 1 50); do
+        port=$((20000 + RANDOM % 20000))
+        # A refused connection means nothing listens there.
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return
+        fi
+    done
+    die "found no free port"
+}
+
+# Starts `$BIN --host 127.0.0.1 --port PORT --database-dsn $DB ARGS...` on a free port,
+# logging to $SERVER_LOG, and waits up to 30 s for GET /healthz/ready to answer 200.
+# Sets PORT, BASE and SERVER_PID.
+start_server() { # server args...
+    PORT=$(free_port)
+    BASE=http://127.0.0.1:$PORT
+    log "starting $BIN on $BASE"
+    "$BIN" --host 127.0.0.1 --port "$PORT" --database-dsn "$DB" "$@" >"$SERVER_LOG" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 300); do # 300 x 0.1 s = 30 s
+        running "$SERVER_PID" || { cat "$SERVER_LOG" >&2; die "the server exited during start-up"; }
+        if curl -fsS -o /dev/null --max-time 2 "$BASE/healthz/ready" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$SERVER_LOG" >&2
+    die "/healthz/ready did not answer 200 within 30 s"
+}
+
+# Sends SIGTERM to PID and waits up to 30 s for it to exit. For
+# $SERVER_PID (our child) sets SERVER_RC to its exit status, else to "?"; the caller
+# decides when to fail on it (after printing its summary).
+stop_server() { # pid
+    local pid=$1
+    [ -n "$pid" ] || die "no server PID to stop"
+    log "stopping PID $pid (SIGTERM)"
+    kill -TERM "$pid"
+    for _ in $(seq 1 300); do # up to 30 s
+        running "$pid" || break
+        sleep 0.1
+    done
+    if running "$pid"; then
+        tail -20 "$SERVER_LOG" >&2
+        die "the server did not exit within 30 s of SIGTERM"
+    fi
+    SERVER_RC='?'
+    if [ "$pid" = "$SERVER_PID" ]; then
+        SERVER_RC=0
+        wait "$pid" || SERVER_RC=$?
+        SERVER_PID=
+    fi
+}
+
+# The number of WARN and ERROR lines in the server log; show_warnings prints the first 20.
+count_warnings() { grep -c -E 'WARN|ERROR' "$SERVER_LOG" || true; }
+show_warnings() { grep -E 'WARN|ERROR' "$SERVER_LOG" | head -20 >&2 || true; }
+
+# --- requests ----------------------------------------------------------------------
+# Dies unless METHOD PATH answers the expected status.
+check_status() { # expected-status method path [curl args...]
+    local want=$1 method=$2 path=$3
+    shift 3
+    local got
+    got=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -X "$method" "$@" "$BASE$path") || got=curl-failed
+    [ "$got" = "$want" ] || die "$method $path answered $got, expected $want"
+}
+
+# The CSRF credentials every POST needs (docs/notes-contract.md): loads GET /notes/new and
+# sets COOKIE (its Set-Cookie values as one Cookie header value, `_csrf=…`) and TOKEN (the
+# form's hidden csrf_token, to send as X-CSRF-Token). CSRF_CURL holds the matching curl args.
+fetch_csrf() {
+    local headers=$TMP/csrf.headers page=$TMP/csrf.html
+    curl -fsS --max-time 5 -D "$headers" -o "$page" "$BASE/notes/new" || die "GET /notes/new failed"
+    COOKIE=$(grep -i '^set-cookie:' "$headers" | sed -E 's/^[^:]*: *//; s/;.*//' | tr -d '\r' | paste -sd ';' - | sed 's/;/; /g')
+    TOKEN=$(grep -o 'name="csrf_token" value="[^"]*"' "$page" | head -1 | sed -E 's/.*value="([^"]*)"/\1/')
+    [ -n "$COOKIE" ] || die "GET /notes/new set no cookie"
+    [ -n "$TOKEN" ] || die "no csrf_token in GET /notes/new"
+    CSRF_CURL=(-H "Cookie: $COOKIE" -H "X-CSRF-Token: $TOKEN")
+}
+
+# --- wrk output ----------------------------------------------------------------------
+# Reads a wrk output file (run with --latency) and sets WRK_TOTAL (requests), WRK_RPS
+# (requests/s), WRK_P50, WRK_P99, WRK_NON2XX ("Non-2xx or 3xx responses"), WRK_SOCKERR
+# (all socket errors: connect, read, write, timeout) and WRK_NOT303 (bench/post_note.lua's
+# "Unexpected status (not 303)"); each is empty when the line is absent.
+wrk_figures() { # file
+    WRK_TOTAL=$(awk '/ requests in / { print $1 }' "$1")
+    WRK_RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$1")
+    WRK_P50=$(awk '$1 == "50%" { print $2 }' "$1")
+    WRK_P99=$(awk '$1 == "99%" { print $2 }' "$1")
+    WRK_NON2XX=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$1")
+    WRK_SOCKERR=$(awk '/Socket errors:/ { s = 0; for (i = 3; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i; print s }' "$1")
+    WRK_NOT303=$(awk '/Unexpected status \(not 303\):/ { print $NF }' "$1")
+}
