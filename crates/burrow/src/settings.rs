@@ -73,6 +73,21 @@ pub(crate) const CORE_SETTINGS: &[Setting] = &[
         "PEM file with a private CA's root certificate, trusted for the ACME API (besides the built-in roots)",
     )
     .default_note("none"),
+    Setting::new(
+        "tls.acme_eab_kid",
+        "tls-acme-eab-kid",
+        "TLS_ACME_EAB_KID",
+        "ACME external account binding: key ID from the CA (ZeroSSL, some step-ca setups); needs --tls-acme-eab-hmac-key",
+    )
+    .default_note("none"),
+    Setting::new(
+        "tls.acme_eab_hmac_key",
+        "tls-acme-eab-hmac-key",
+        "TLS_ACME_EAB_HMAC_KEY",
+        "ACME external account binding: HMAC key from the CA, base64url; needs --tls-acme-eab-kid",
+    )
+    .default_note("none")
+    .secret(),
     Setting::new("tls.http_port", "tls-http-port", "TLS_HTTP_PORT", "acme: port for HTTP-01 challenges and the redirect to https")
         .default("80"),
     Setting::new("tls.https_port", "tls-https-port", "TLS_HTTPS_PORT", "acme: port serving HTTPS").default("443"),
@@ -128,10 +143,26 @@ pub struct TlsSettings {
     pub acme_directory: String,
     /// Extra root certificate(s) trusted for the ACME API.
     pub acme_ca_root: Option<PathBuf>,
+    /// External account binding for registering the ACME account (both flags or neither).
+    pub acme_eab: Option<AcmeEab>,
     /// acme: the port answering HTTP-01 challenges and redirecting to https.
     pub http_port: u16,
     /// acme: the port serving HTTPS.
     pub https_port: u16,
+}
+
+/// ACME external account binding (RFC 8555 §7.3.4): the key ID and the decoded HMAC key
+/// the CA handed out. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct AcmeEab {
+    pub kid: String,
+    pub hmac_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for AcmeEab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AcmeEab").field("kid", &self.kid).field("hmac_key", &"<redacted>").finish()
+    }
 }
 
 /// The validated core configuration.
@@ -243,6 +274,7 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
         key_file: optional_path("tls.key_file")?,
         acme_directory: config.require::<String>("tls.acme_directory")?.trim().to_string(),
         acme_ca_root: optional_path("tls.acme_ca_root")?,
+        acme_eab: acme_eab(config)?,
         http_port: config.require("tls.http_port")?,
         https_port: config.require("tls.https_port")?,
     };
@@ -272,6 +304,49 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
         TlsMode::Off | TlsMode::SelfSigned => {}
     }
     Ok(tls)
+}
+
+/// `--tls-acme-eab-kid` and `--tls-acme-eab-hmac-key`: both or neither. The key is
+/// base64url as CAs hand it out (padding optional; the standard alphabet is accepted too).
+/// Errors never contain the key, not even the offending character.
+fn acme_eab(config: &Config) -> Result<Option<AcmeEab>, ConfigError> {
+    let kid = config.get::<String>("tls.acme_eab_kid")?.map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
+    let key = config.parse_with("tls.acme_eab_hmac_key", |raw| Ok(decode_eab_key(raw)))?.flatten();
+    match (kid, key) {
+        (None, None) => Ok(None),
+        (Some(_), None) => {
+            Err(config.error("tls.acme_eab_kid", "set --tls-acme-eab-hmac-key too (the HMAC key the CA gave with the key ID)"))
+        }
+        (None, Some(_)) => {
+            Err(config.error("tls.acme_eab_hmac_key", "set --tls-acme-eab-kid too (the key ID the CA gave with the HMAC key)"))
+        }
+        (Some(_), Some(Err(()))) => Err(config
+            .error("tls.acme_eab_hmac_key", "expected the base64url HMAC key the CA gave with the key ID (letters, digits, '-' and '_')")),
+        (Some(kid), Some(Ok(hmac_key))) => Ok(Some(AcmeEab { kid, hmac_key })),
+    }
+}
+
+/// `None` for an empty value, `Some(Err)` for bad base64 or an empty key.
+fn decode_eab_key(raw: &str) -> Option<Result<Vec<u8>, ()>> {
+    use base64::Engine;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return None;
+    }
+    let normalized: String = raw
+        .chars()
+        .map(|c| match c {
+            '+' => '-',
+            '/' => '_',
+            c => c,
+        })
+        .collect();
+    Some(LENIENT.decode(normalized).ok().filter(|k| !k.is_empty()).ok_or(()))
 }
 
 /// Hosts for which `auto` TLS means plain HTTP.
@@ -348,6 +423,28 @@ mod tests {
         assert!(err.0.contains("--tls-http-port"), "{err}");
         let err = settings(&[("server.host", "localhost"), ("tls.mode", "acme"), ("tls.email", "a@b.c")]).unwrap_err();
         assert!(err.0.contains("--host"), "{err}");
+    }
+
+    #[test]
+    fn acme_eab_needs_both_values_and_a_base64url_key() {
+        let base = [("server.host", "example.com"), ("tls.email", "a@example.com")];
+        assert!(settings(&base).unwrap().tls.acme_eab.is_none());
+        // pebble's example key (base64url, no padding); padded and standard-alphabet forms too.
+        let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+        let s = settings(&[base[0], base[1], ("tls.acme_eab_kid", "kid-1"), ("tls.acme_eab_hmac_key", key)]).unwrap();
+        let eab = s.tls.acme_eab.expect("eab");
+        assert_eq!((eab.kid.as_str(), eab.hmac_key.len()), ("kid-1", 48));
+        assert!(!format!("{eab:?}").contains(key) && format!("{eab:?}").contains("redacted"));
+        let s = settings(&[base[0], base[1], ("tls.acme_eab_kid", "k"), ("tls.acme_eab_hmac_key", "ab+/ab8=")]).unwrap();
+        assert_eq!(s.tls.acme_eab.unwrap().hmac_key, vec![0x69, 0xbf, 0xbf, 0x69, 0xbf]);
+        let err = settings(&[base[0], base[1], ("tls.acme_eab_kid", "kid-1")]).unwrap_err();
+        assert!(err.0.contains("--tls-acme-eab-hmac-key"), "{err}");
+        let err = settings(&[base[0], base[1], ("tls.acme_eab_hmac_key", key)]).unwrap_err();
+        assert!(err.0.contains("--tls-acme-eab-kid") && !err.0.contains(key), "{err}");
+        for bad in ["not base64!!", "sec=ret", "Q"] {
+            let err = settings(&[base[0], base[1], ("tls.acme_eab_kid", "kid-1"), ("tls.acme_eab_hmac_key", bad)]).unwrap_err();
+            assert!(err.0.contains("--tls-acme-eab-hmac-key") && !err.0.contains(bad) && !err.0.contains('\n'), "{err}");
+        }
     }
 
     #[test]

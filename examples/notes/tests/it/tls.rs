@@ -3,7 +3,9 @@
 //! certificate), manual files (chain, PKCS#8 / SEC1 / RSA keys, every bad-file case, a
 //! renewed certificate installed by SIGHUP), TLS 1.1 refused (openssl s_client), and ACME
 //! end to end against Debian's `pebble` on loopback: HTTP-01, redirect, cache reuse,
-//! renewal while serving, SIGHUP hand-over of both listeners.
+//! renewal while serving, renewal failing while the CA is down (cached certificate kept,
+//! renewed once it is back), external account binding (right, missing and wrong key;
+//! backoff 10 s then 20 s), SIGHUP hand-over of both listeners.
 //!
 //! Tools (`pebble`, `pebble-challtestsrv`, `openssl`) are installed with apt-get when
 //! missing; a test fails loudly if that is impossible, it never skips.
@@ -451,8 +453,12 @@ const DOMAIN: &str = "burrow.test";
 /// the package ships none), `pebble-challtestsrv` as its DNS server resolving every name
 /// to 127.0.0.1, and validation (HTTP-01) against `http_port`.
 struct Pebble {
-    _procs: Vec<Proc>,
+    /// `None` while stopped ([`Pebble::stop`]).
+    pebble: Option<Proc>,
+    _dns: Proc,
     dir: PathBuf,
+    config_file: PathBuf,
+    dns_port: u16,
     api_port: u16,
     management_port: u16,
     /// CA of pebble's API certificate: what the server gets as --tls-acme-ca-root.
@@ -461,6 +467,15 @@ struct Pebble {
 
 impl Pebble {
     fn start(dir: &Path, http_port: u16, validity_s: Option<u64>) -> Pebble {
+        let mut extra = serde_json::json!({});
+        if let Some(v) = validity_s {
+            extra["certificateValidityPeriod"] = v.into();
+        }
+        Pebble::start_with(dir, http_port, extra)
+    }
+
+    /// Like [`Pebble::start`], with `extra` merged into pebble's configuration object.
+    fn start_with(dir: &Path, http_port: u16, extra: serde_json::Value) -> Pebble {
         require_tool("pebble", "pebble");
         require_tool("pebble-challtestsrv", "pebble");
         let dir = dir.join("pebble");
@@ -478,8 +493,8 @@ impl Pebble {
             "httpPort": http_port, "tlsPort": tls_port,
             "ocspResponderURL": "", "externalAccountBindingRequired": false,
         }});
-        if let Some(v) = validity_s {
-            config["pebble"]["certificateValidityPeriod"] = v.into();
+        for (key, value) in extra.as_object().expect("a JSON object") {
+            config["pebble"][key] = value.clone();
         }
         let config_file = dir.join("pebble-config.json");
         std::fs::write(&config_file, config.to_string()).unwrap();
@@ -493,8 +508,19 @@ impl Pebble {
             .expect("start pebble-challtestsrv");
         let dns = Proc(dns);
         wait_port(chall_mgmt, "pebble-challtestsrv");
+        let mut pebble = Pebble { pebble: None, _dns: dns, dir, config_file, dns_port, api_port, management_port, api_ca: api.ca };
+        pebble.restart();
+        pebble
+    }
+
+    /// Starts pebble (again, after [`Pebble::stop`]): same configuration and ports, but a
+    /// new issuing root and no memory of accounts, orders or certificates.
+    fn restart(&mut self) {
+        assert!(self.pebble.is_none(), "pebble is running");
+        // Appended to: `issued` counts across restarts.
+        let log = |name: &str| std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join(name)).unwrap();
         let pebble = Command::new("pebble")
-            .args(["-config", config_file.to_str().unwrap(), "-dnsserver", &format!("127.0.0.1:{dns_port}")])
+            .args(["-config", self.config_file.to_str().unwrap(), "-dnsserver", &format!("127.0.0.1:{}", self.dns_port)])
             .env("PEBBLE_VA_NOSLEEP", "1")
             .env("PEBBLE_WFE_NONCEREJECT", "0")
             .env("PEBBLE_AUTHZREUSE", "0")
@@ -502,10 +528,14 @@ impl Pebble {
             .stderr(log("pebble.err"))
             .spawn()
             .expect("start pebble");
-        let pebble = Proc(pebble);
-        wait_port(api_port, "pebble");
-        wait_port(management_port, "pebble management");
-        Pebble { _procs: vec![pebble, dns], dir, api_port, management_port, api_ca: api.ca }
+        self.pebble = Some(Proc(pebble));
+        wait_port(self.api_port, "pebble");
+        wait_port(self.management_port, "pebble management");
+    }
+
+    /// Kills pebble (its API port refuses connections until [`Pebble::restart`]).
+    fn stop(&mut self) {
+        drop(self.pebble.take().expect("pebble is running"));
     }
 
     fn directory(&self) -> String {
@@ -726,6 +756,195 @@ async fn acme_sighup_hands_over_both_listeners_without_a_failed_request() {
     assert_eq!(r.status, 200);
     let res = client().get(format!("http://127.0.0.1:{http_port}/x")).send().await.unwrap();
     assert_eq!(res.status(), 301);
+}
+
+// Multi-threaded: the load keeps running while the test thread blocks on log lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_renewal_failure_keeps_serving_the_cached_certificate_and_succeeds_once_the_ca_is_back() {
+    let dir = tempdir();
+    let (http_port, https_port) = (free_port(), free_port());
+    // 54 s certificates: renewal is due after 36 s; the first retry (10 s later) still
+    // happens while the certificate is valid.
+    let mut pebble = Pebble::start(dir.path(), http_port, Some(54));
+    let mut server = start_ready(&acme_launch(dir.path(), &pebble, http_port, https_port));
+    tokio::task::block_in_place(|| server.wait_for_log("certificate obtained", |l| l.contains("ACME certificate obtained")));
+    let obtained = Instant::now();
+    let old_root = pebble.issuing_root().await;
+    let old_root = {
+        let kept = dir.path().join("old-issuing-root.pem");
+        std::fs::rename(&old_root, &kept).unwrap();
+        kept
+    };
+    let first = https_get(https_port, DOMAIN, trusting(&old_root, &["h2"]), "/healthz/live").await.unwrap();
+
+    // The CA goes away; the server keeps serving while its renewal fails.
+    pebble.stop();
+    let stop = Arc::new(AtomicBool::new(false));
+    let leaves = Arc::new(Mutex::new(Vec::new()));
+    let load = hammer(https_port, trusting(&old_root, &["h2", "http/1.1"]), stop.clone(), leaves.clone());
+    let mark = server.log_len();
+    let (at, failure) = tokio::task::block_in_place(|| {
+        server.wait_for_log_after(mark, "renewal failure", |l| l.contains("ACME: could not obtain a certificate"))
+    });
+    let failed_after = obtained.elapsed();
+    // Keep serving a little after the failure.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (ok, failures) = load.await.unwrap();
+    eprintln!(
+        "renewal failure {:.1}s after the certificate was obtained:\n  {failure}\n  while the CA was down: {ok} requests, {} failed",
+        failed_after.as_secs_f64(),
+        failures.len()
+    );
+    assert!(failure.contains("Connection refused") || failure.contains("connection refused"), "the reason: {failure}");
+    assert!(failure.contains("still serving the current certificate (valid until") && failure.contains("retrying in 10s"), "{failure}");
+    assert!(failures.is_empty(), "failed requests while the CA was down: {failures:?}");
+    assert!(ok > 0);
+    assert_eq!(*leaves.lock().unwrap(), vec![first.chain[0].clone()], "the same certificate throughout");
+    assert_eq!(failures_after(&server, mark).len(), 1);
+
+    // The CA is back (same configuration and ports; a new root and no memory of the
+    // account): the retry registers a new account and renews.
+    pebble.restart();
+    let new_root = pebble.issuing_root().await;
+    let (_, renewed) = tokio::task::block_in_place(|| {
+        server.wait_for_log_after(at + 1, "certificate renewed", |l| l.contains("ACME certificate renewed"))
+    });
+    let renewed_after = obtained.elapsed();
+    let log = server.log()[at + 1..].join("\n");
+    eprintln!("  CA back; renewed {:.1}s after the first certificate: {renewed}", renewed_after.as_secs_f64());
+    assert!(log.contains("the CA does not know the cached account") && log.contains("registered an ACME account"), "{log}");
+    assert!(renewed_after < Duration::from_secs(54), "renewed after the certificate expired");
+    let r = https_get(https_port, DOMAIN, trusting(&new_root, &["h2"]), "/healthz/live").await.unwrap();
+    assert_eq!(r.status, 200);
+    assert_ne!(r.chain[0], first.chain[0], "a new certificate is served");
+    assert_eq!(server.terminate().code(), Some(0));
+}
+
+/// pebble's example EAB key (base64url, as CAs hand them out) and a different one.
+const EAB_KID: &str = "kid-1";
+const EAB_KEY: &str = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
+const WRONG_EAB_KEY: &str = "b10lLJs8l1GPIzsLP0s6pMt8O0XVGnfTaCeROxQM0BIt2XrJMDHJZBM5NuQmQJQH";
+
+/// The `ACME: could not obtain a certificate` warnings logged at index `from` or later.
+fn failures_after(server: &Server, from: usize) -> Vec<String> {
+    server.log()[from..].iter().filter(|l| l.contains("ACME: could not obtain a certificate")).cloned().collect()
+}
+
+// Multi-threaded: three servers' logs are awaited while the others keep running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acme_external_account_binding_right_key_gets_a_certificate_missing_or_wrong_key_is_refused_and_retried() {
+    let dir = tempdir();
+    let (http_port, https_port) = (free_port(), free_port());
+    let pebble = Pebble::start_with(
+        dir.path(),
+        http_port,
+        serde_json::json!({"externalAccountBindingRequired": true, "externalAccountMACKeys": {EAB_KID: EAB_KEY}}),
+    );
+    let server_dir = |name: &str| {
+        let d = dir.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    };
+    let (good_dir, none_dir, wrong_dir) = (server_dir("good"), server_dir("none"), server_dir("wrong"));
+    // The key as an environment variable (how a secret is best passed), the key ID as a flag.
+    let good =
+        acme_launch(&good_dir, &pebble, http_port, https_port).args(["--tls-acme-eab-kid", EAB_KID]).env("TLS_ACME_EAB_HMAC_KEY", EAB_KEY);
+    let (none_http, none_https) = (free_port(), free_port());
+    let mut none = start_ready(&acme_launch(&none_dir, &pebble, none_http, none_https));
+    let wrong = start_ready(&acme_launch(&wrong_dir, &pebble, free_port(), free_port()).args([
+        "--tls-acme-eab-kid",
+        EAB_KID,
+        "--tls-acme-eab-hmac-key",
+        WRONG_EAB_KEY,
+    ]));
+    let mut server = start_ready(&good);
+    let (at, line) = tokio::task::block_in_place(|| none.wait_for_log_after(0, "first failure", |l| l.contains("could not obtain")));
+    let first = Instant::now();
+
+    // The right key ID and key: registered with the binding, certificate obtained.
+    tokio::task::block_in_place(|| {
+        server.wait_for_log("certificate obtained", |l| l.contains("ACME certificate obtained"));
+    });
+    let registered: Vec<String> = server.log().into_iter().filter(|l| l.contains("registered an ACME account")).collect();
+    assert_eq!(registered.len(), 1, "{registered:?}");
+    assert!(registered[0].contains("with external account binding (key ID kid-1)"), "{}", registered[0]);
+    let root = pebble.issuing_root().await;
+    let r = https_get(https_port, DOMAIN, trusting(&root, &["h2"]), "/healthz/live").await.unwrap();
+    assert_eq!(r.status, 200);
+    eprintln!("EAB: {}", registered[0]);
+
+    // No binding: the CA's refusal, logged on one line, then retries 10 s and 20 s later.
+    let (_, second) = tokio::task::block_in_place(|| none.wait_for_log_after(at + 1, "second failure", |l| l.contains("could not obtain")));
+    let between = first.elapsed();
+    eprintln!("no EAB:\n  {line}\n  {second}\n  second failure {:.1}s after the first was seen", between.as_secs_f64());
+    assert!(line.contains("registering an ACME account at") && line.contains("externalAccountRequired"), "{line}");
+    assert!(line.contains("HTTPS has no valid certificate until this succeeds") && line.contains("retrying in 10s"), "{line}");
+    assert!(second.contains("externalAccountRequired") && second.contains("retrying in 20s"), "{second}");
+    assert!((8.0..16.0).contains(&between.as_secs_f64()), "second attempt {between:?} after the first");
+    // Still up: the HTTP port redirects, HTTPS fails the handshake cleanly.
+    assert_eq!(none.wait_exit(Duration::ZERO), None, "the server exited");
+    let res = client().get(format!("http://127.0.0.1:{none_http}/healthz/live")).send().await.unwrap();
+    assert_eq!(res.status(), 301);
+    let err = https_get(none_https, DOMAIN, trusting(&root, &["h2"]), "/healthz/live").await.unwrap_err();
+    assert!(err.starts_with("handshake:"), "{err}");
+    eprintln!("  meanwhile: HTTP port 301, HTTPS {err}");
+
+    // A wrong HMAC key: the CA's verification error; the key never appears in the log.
+    let (_, line) = tokio::task::block_in_place(|| wrong.wait_for_log_after(0, "failure", |l| l.contains("could not obtain")));
+    eprintln!("wrong key: {line}");
+    assert!(line.contains("with external account binding (key ID kid-1)") && line.contains("retrying in 10s"), "{line}");
+    assert!(line.to_lowercase().contains("external account binding") && line.contains("verification"), "{line}");
+    for (name, log) in [("good", server.log()), ("none", none.log()), ("wrong", wrong.log())] {
+        assert!(!log.iter().any(|l| l.contains(EAB_KEY) || l.contains(WRONG_EAB_KEY)), "{name}: key in the log");
+    }
+    assert!(!none.log().iter().any(|l| l.contains("ACME certificate obtained")));
+    assert!(!wrong.log().iter().any(|l| l.contains("ACME certificate obtained")));
+    assert_eq!(none.terminate().code(), Some(0), "a failing server still stops cleanly");
+
+    // The account is registered once: a new order (certificate removed) reuses account.json.
+    assert_eq!(server.terminate().code(), Some(0));
+    let cache = good_dir.join("certs/acme").join(format!("127.0.0.1_{}_dir", pebble.api_port));
+    assert!(cache.join("account.json").exists());
+    std::fs::remove_file(cache.join(format!("{DOMAIN}.cert.pem"))).unwrap();
+    let mut again = start_ready(&good);
+    tokio::task::block_in_place(|| {
+        again.wait_for_log("certificate obtained", |l| l.contains("ACME certificate obtained"));
+    });
+    assert!(!again.log().iter().any(|l| l.contains("registered an ACME account")), "{}", again.log().join("\n"));
+    assert_eq!(pebble.issued(), 2);
+    assert_eq!(again.terminate().code(), Some(0));
+}
+
+#[test]
+fn acme_external_account_binding_configuration_errors() {
+    let dir = tempdir();
+    let run = |extra: &[&str]| {
+        Launch::new(dir.path())
+            .args(["--host", DOMAIN, "--tls-mode", "acme", "--tls-email", "a@b.test", "--database-dsn"])
+            .arg(dir.path().join("app.db"))
+            .args(extra)
+            .run()
+    };
+    let bad_key = "this is not base64url!";
+    for (args, flag) in [
+        (&["--tls-acme-eab-kid", EAB_KID][..], "--tls-acme-eab-hmac-key"),
+        (&["--tls-acme-eab-hmac-key", EAB_KEY][..], "--tls-acme-eab-kid"),
+        (&["--tls-acme-eab-kid", EAB_KID, "--tls-acme-eab-hmac-key", bad_key][..], "--tls-acme-eab-hmac-key"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.code(), Some(2), "{args:?}: {}", out.stderr);
+        let errors: Vec<&str> = out.stderr.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: one error line expected:\n{}", out.stderr);
+        assert!(errors[0].contains(flag), "{args:?}: {}", errors[0]);
+        assert!(!out.stderr.contains(EAB_KEY) && !out.stderr.contains(bad_key), "{args:?}: the key in the output: {}", out.stderr);
+        eprintln!("{args:?}: {}", errors[0]);
+    }
+    assert!(!dir.path().join("app.db").exists());
+    // --help documents both settings and never shows the key's value from the environment.
+    let help = Launch::new(dir.path()).args(["--help"]).env("TLS_ACME_EAB_HMAC_KEY", EAB_KEY).run();
+    assert!(help.stdout.contains("--tls-acme-eab-kid") && help.stdout.contains("--tls-acme-eab-hmac-key"), "{}", help.stdout);
+    assert!(!help.stdout.contains(EAB_KEY) && !help.stderr.contains(EAB_KEY), "{}", help.stdout);
 }
 
 #[test]

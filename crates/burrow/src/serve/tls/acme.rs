@@ -18,6 +18,9 @@
 //!   socket (SIGHUP hand-over), the CA's request may reach either; both can answer.
 //! - Failures are logged with the CA's message and retried with backoff; the current
 //!   certificate keeps being served meanwhile.
+//! - External account binding (`--tls-acme-eab-kid` + `--tls-acme-eab-hmac-key`, ZeroSSL)
+//!   is used when the account is registered; a CA that no longer knows the cached account
+//!   (`accountDoesNotExist`) gets a new registration and the order is retried once.
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -33,8 +36,8 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, CertificateIdentifier, ChallengeType, HttpClient,
-    Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, CertificateIdentifier, ChallengeType, ExternalAccountKey,
+    HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
 };
 use rustls_pki_types::CertificateDer;
 
@@ -42,7 +45,7 @@ use super::certinfo::{CertInfo, format_time};
 use super::files::{ensure_private_dir, write_atomic};
 use super::pem;
 use super::resolver::CertStore;
-use crate::settings::Settings;
+use crate::settings::{AcmeEab, Settings};
 
 /// First retry after a failed order; doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_secs(10);
@@ -65,6 +68,8 @@ struct Inner {
     email: String,
     directory: String,
     extra_roots: Vec<CertificateDer<'static>>,
+    /// External account binding, used when registering the account.
+    eab: Option<AcmeEab>,
     /// `<cert dir>/acme/<directory slug>`
     dir: PathBuf,
     challenges: PathBuf,
@@ -111,6 +116,7 @@ impl Acme {
                 email: tls.email.clone().unwrap_or_default(),
                 directory: tls.acme_directory.clone(),
                 extra_roots,
+                eab: tls.acme_eab.clone(),
                 dir,
                 challenges,
                 store: Arc::new(CertStore::default()),
@@ -208,10 +214,13 @@ impl Acme {
                         }
                         _ => "HTTPS has no valid certificate until this succeeds".to_string(),
                     };
+                    // One line, whatever the CA's message looks like.
+                    let e = e.split_whitespace().collect::<Vec<_>>().join(" ");
                     tracing::warn!(
                         domain = %self.inner.domain,
                         retry_in_s = backoff.as_secs(),
-                        "ACME: could not obtain a certificate: {e}; {serving}"
+                        "ACME: could not obtain a certificate: {e}; {serving}; retrying in {}s",
+                        backoff.as_secs()
                     );
                     // The account may be what failed (e.g. a CA reset): start afresh.
                     account = None;
@@ -276,8 +285,22 @@ impl Acme {
         let renewing = self.current().is_some();
         tracing::info!(domain = %self.inner.domain, directory = %self.inner.directory, "ACME: ordering a certificate");
         let started = std::time::Instant::now();
-        let account = self.account(account).await?;
-        let (chain_pem, key_pem) = self.order(&account).await?;
+        let (chain_pem, key_pem) = match self.order(&self.account(account).await?).await {
+            Err(Failure::UnknownAccount(why)) => {
+                // The CA lost or deactivated the cached account (e.g. a test CA restarted,
+                // a CA reset): register a new one (with the binding, if any) and retry once.
+                tracing::warn!(
+                    domain = %self.inner.domain,
+                    directory = %self.inner.directory,
+                    "ACME: the CA does not know the cached account ({why}); registering a new one"
+                );
+                let path = self.account_path();
+                std::fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                *account = None;
+                self.order(&self.account(account).await?).await.map_err(Failure::into_message)?
+            }
+            other => other.map_err(Failure::into_message)?,
+        };
         let loaded = pem::load(chain_pem.as_bytes(), key_pem.as_bytes()).map_err(|e| format!("the CA's certificate is unusable: {e}"))?;
         write_atomic(&self.key_path(), key_pem.as_bytes(), 0o600)
             .map_err(|e| format!("cannot write {}: {e}", self.key_path().display()))?;
@@ -317,7 +340,7 @@ impl Acme {
         if let Some(account) = account {
             return Ok(account.clone());
         }
-        let path = self.inner.dir.join("account.json");
+        let path = self.account_path();
         let builder = || Ok::<_, String>(Account::builder_with_http(Box::new(self.http_client()?)));
         let fresh = if path.exists() {
             let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
@@ -326,27 +349,46 @@ impl Acme {
             builder()?.from_credentials(credentials).await.map_err(|e| format!("ACME directory {}: {}", self.inner.directory, why(&e)))?
         } else {
             let contact = format!("mailto:{}", self.inner.email);
+            let eab = self.inner.eab.as_ref().map(|eab| ExternalAccountKey::new(eab.kid.clone(), &eab.hmac_key));
+            let binding = match &self.inner.eab {
+                Some(eab) => format!(" with external account binding (key ID {})", eab.kid),
+                None => String::new(),
+            };
             let (account, credentials) = builder()?
                 .create(
                     &NewAccount { contact: &[&contact], terms_of_service_agreed: true, only_return_existing: false },
                     self.inner.directory.clone(),
-                    None,
+                    eab.as_ref(),
                 )
                 .await
-                .map_err(|e| format!("registering an ACME account at {}: {}", self.inner.directory, why(&e)))?;
+                .map_err(|e| format!("registering an ACME account{binding} at {}: {}", self.inner.directory, why(&e)))?;
             let json = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
             write_atomic(&path, &json, 0o600).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
-            tracing::info!(directory = %self.inner.directory, email = %self.inner.email, "registered an ACME account");
+            tracing::info!(directory = %self.inner.directory, email = %self.inner.email, "registered an ACME account{binding}");
             account
         };
         *account = Some(fresh.clone());
         Ok(fresh)
     }
 
+    fn account_path(&self) -> PathBuf {
+        self.inner.dir.join("account.json")
+    }
+
     /// One order: HTTP-01 for the domain, CSR with a fresh P-256 key, the chain.
-    async fn order(&self, account: &Account) -> Result<(String, String), String> {
+    async fn order(&self, account: &Account) -> Result<(String, String), Failure> {
         let ids = [Identifier::Dns(self.inner.domain.clone())];
-        let mut order = account.new_order(&NewOrder::new(&ids)).await.map_err(|e| format!("new order: {}", why(&e)))?;
+        let mut order = account.new_order(&NewOrder::new(&ids)).await.map_err(|e| match &e {
+            instant_acme::Error::Api(problem) if problem.r#type.as_deref() == Some(ACCOUNT_DOES_NOT_EXIST) => {
+                Failure::UnknownAccount(why(&e))
+            }
+            _ => Failure::Other(format!("new order: {}", why(&e))),
+        })?;
+        self.complete(&mut order).await.map_err(Failure::Other)
+    }
+
+    /// Validation, finalization and the chain of a placed order.
+    async fn complete(&self, order: &mut instant_acme::Order) -> Result<(String, String), String> {
         let mut tokens = Tokens { dir: self.inner.challenges.clone(), names: Vec::new() };
         let mut authorizations = order.authorizations();
         while let Some(authz) = authorizations.next().await {
@@ -402,6 +444,23 @@ impl Acme {
         let connector =
             hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().enable_http2().build();
         Ok(AcmeClient(HyperClient::builder(TokioExecutor::new()).build(connector)))
+    }
+}
+
+const ACCOUNT_DOES_NOT_EXIST: &str = "urn:ietf:params:acme:error:accountDoesNotExist";
+
+/// Why an order failed: the account is unknown to the CA (register again), or anything else.
+enum Failure {
+    UnknownAccount(String),
+    Other(String),
+}
+
+impl Failure {
+    fn into_message(self) -> String {
+        match self {
+            Failure::UnknownAccount(why) => format!("the CA does not know the ACME account: {why}"),
+            Failure::Other(message) => message,
+        }
     }
 }
 
