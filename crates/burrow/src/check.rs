@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use crate::config::Config;
 use crate::db::Dsn;
 use crate::serve::pidfile::PidFile;
 use crate::settings::{Settings, TlsMode};
@@ -14,7 +13,7 @@ pub struct Problem(pub String);
 
 /// Runs every check against the resolved settings (after apps configured, so generated
 /// secrets are known).
-pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
+pub(crate) fn run(settings: &Settings) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut say = |s: String| problems.push(Problem(s));
 
@@ -32,7 +31,8 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
     }
 
     let host = settings.host.trim_start_matches('[').trim_end_matches(']');
-    let public_bind = host.is_empty() || host == "0.0.0.0" || host == "::" || !crate::settings::is_local_host(host);
+    // An empty host binds every interface; unspecified addresses are not local either.
+    let public_bind = host.is_empty() || !crate::settings::is_local_host(host);
     match settings.tls.mode {
         TlsMode::Off if public_bind && !settings.base_url.starts_with("https://") => say(format!(
             "TLS is off ({}) while listening on '{}': traffic is plain HTTP unless a proxy in front terminates TLS",
@@ -88,7 +88,6 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
             settings.request_timeout.as_secs_f64()
         ));
     }
-    let _ = config;
     problems
 }
 

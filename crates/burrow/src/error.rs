@@ -8,18 +8,22 @@
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use minijinja::context;
 
 use crate::db::DbError;
+use crate::http::request_id::RequestId;
 use crate::template::{RequestInfo, Templates, one_line};
 
 /// Marks a response whose body the handler rendered itself.
 #[derive(Clone, Copy, Debug)]
 pub struct Handled;
+
+const NOT_FOUND: &str = "The page you asked for does not exist.";
+const SERVER_ERROR: &str = "Something went wrong on our side.";
 
 /// The public message of an error response, for the error renderer.
 #[derive(Clone, Debug)]
@@ -40,7 +44,7 @@ impl Error {
     }
 
     pub fn not_found() -> Error {
-        Error::new(StatusCode::NOT_FOUND, "The page you asked for does not exist.")
+        Error::new(StatusCode::NOT_FOUND, NOT_FOUND)
     }
 
     pub fn bad_request(message: impl Into<String>) -> Error {
@@ -53,11 +57,7 @@ impl Error {
 
     /// A 500 whose `detail` is logged with the request id but not shown.
     pub fn internal(detail: impl Into<String>) -> Error {
-        Error {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: "Something went wrong on our side.".into(),
-            detail: Some(detail.into()),
-        }
+        Error { status: StatusCode::INTERNAL_SERVER_ERROR, message: SERVER_ERROR.into(), detail: Some(detail.into()) }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -105,12 +105,12 @@ impl IntoResponse for Error {
 
 /// Middleware: renders every unhandled error response (status ≥ 400).
 pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
-    let info = summary(&request);
-    let templates = request.extensions().get::<Templates>().cloned();
+    let summary = Summary::of(&request);
     let res = next.run(request).await;
     if res.status().as_u16() < 400 || res.extensions().get::<Handled>().is_some() {
         return res;
     }
+    let (info, templates) = summary.into_info();
     let status = res.status();
     // Keep what the original response said besides its body (Allow on 405, Retry-After,
     // WWW-Authenticate, htmx headers…).
@@ -155,19 +155,43 @@ pub(crate) fn error_response(status: StatusCode, message: &str, info: &RequestIn
     res
 }
 
-/// What the error renderer needs of the request; taken before the request is consumed.
-fn summary(request: &Request) -> RequestInfo {
-    let mut headers = HeaderMap::new();
-    for name in [header::ACCEPT, header::HOST] {
-        if let Some(v) = request.headers().get(&name) {
-            headers.insert(name, v.clone());
+/// What the error renderer needs of the request, taken before the request is consumed.
+/// Every request passes here, so only cheap clones are taken; the [`RequestInfo`] (which
+/// allocates) is built only for an error response.
+struct Summary {
+    method: Method,
+    uri: Uri,
+    accept: Option<HeaderValue>,
+    host: Option<HeaderValue>,
+    request_id: Option<RequestId>,
+    templates: Option<Templates>,
+}
+
+impl Summary {
+    fn of(request: &Request) -> Summary {
+        Summary {
+            method: request.method().clone(),
+            uri: request.uri().clone(),
+            accept: request.headers().get(header::ACCEPT).cloned(),
+            host: request.headers().get(header::HOST).cloned(),
+            request_id: request.extensions().get::<RequestId>().cloned(),
+            templates: request.extensions().get::<Templates>().cloned(),
         }
     }
-    let mut extensions = axum::http::Extensions::new();
-    if let Some(id) = request.extensions().get::<crate::http::request_id::RequestId>() {
-        extensions.insert(id.clone());
+
+    fn into_info(self) -> (RequestInfo, Option<Templates>) {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [(header::ACCEPT, self.accept), (header::HOST, self.host)] {
+            if let Some(value) = value {
+                headers.insert(name, value);
+            }
+        }
+        let mut extensions = Extensions::new();
+        if let Some(id) = self.request_id {
+            extensions.insert(id);
+        }
+        (RequestInfo { method: self.method, uri: self.uri, headers, extensions }, self.templates)
     }
-    RequestInfo { method: request.method().clone(), uri: request.uri().clone(), headers, extensions }
 }
 
 /// The message to show: the handler's public message, or the short plain-text reason
@@ -188,10 +212,10 @@ async fn message_of(res: Response) -> Option<String> {
 
 fn default_message(status: StatusCode) -> String {
     match status {
-        StatusCode::NOT_FOUND => "The page you asked for does not exist.".into(),
+        StatusCode::NOT_FOUND => NOT_FOUND.into(),
         StatusCode::METHOD_NOT_ALLOWED => "This page does not accept that method.".into(),
         StatusCode::PAYLOAD_TOO_LARGE => "The request body is larger than this server accepts.".into(),
-        s if s.is_server_error() => "Something went wrong on our side.".into(),
+        s if s.is_server_error() => SERVER_ERROR.into(),
         s => s.canonical_reason().unwrap_or("Error").into(),
     }
 }

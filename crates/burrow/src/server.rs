@@ -6,7 +6,6 @@
 //! nothing has been written: a database file created by this start is removed again.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -274,7 +273,7 @@ impl Prepared {
             }
             Some(("backup", args)) => self.backup(args.get_one::<String>("dest").expect("required")),
             Some(("check", _)) => {
-                let problems = crate::check::run(&self.settings, &self.config);
+                let problems = crate::check::run(&self.settings);
                 for problem in &problems {
                     println!("✗ {}", problem.0);
                 }
@@ -470,9 +469,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, StartError> {
 
 fn remove_database(path: &std::path::Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut p: OsString = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
+        let _ = std::fs::remove_file(crate::db::sidecar(path, suffix));
     }
 }
 

@@ -361,14 +361,8 @@ fn derive_base_url(host: &str, port: u16, mode: TlsMode) -> String {
         h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
         h => h.to_string(),
     };
-    match mode {
-        TlsMode::Acme if port == 443 => format!("https://{host}"),
-        TlsMode::Acme => format!("https://{host}:{port}"),
-        TlsMode::Off if port == 80 => format!("http://{host}"),
-        TlsMode::Off => format!("http://{host}:{port}"),
-        TlsMode::SelfSigned | TlsMode::Manual if port == 443 => format!("https://{host}"),
-        TlsMode::SelfSigned | TlsMode::Manual => format!("https://{host}:{port}"),
-    }
+    let (scheme, default_port) = if mode == TlsMode::Off { ("http", 80) } else { ("https", 443) };
+    if port == default_port { format!("{scheme}://{host}") } else { format!("{scheme}://{host}:{port}") }
 }
 
 fn validate_base_url(url: &str) -> Result<String, String> {

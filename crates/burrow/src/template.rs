@@ -146,19 +146,24 @@ impl Templates {
 
     fn request_values(&self, request: &RequestInfo) -> Value {
         let mut rc = RequestContext::default();
-        let path = request.uri.path().to_string();
-        let nav: Vec<Value> = self
-            .inner
-            .nav
-            .iter()
-            .map(|item| {
-                let active = if item.path == "/" { path == "/" } else { path == item.path || path.starts_with(&format!("{}/", item.path)) };
-                context! { label => item.label, path => item.path, active => active }
-            })
-            .collect();
-        rc.function("nav_links", move || nav.clone());
-        let current = path.clone();
-        rc.function("current_path", move || current.clone());
+        let path: Arc<str> = request.uri.path().into();
+        // Built when a template calls it, not on every render.
+        let (inner, current) = (self.inner.clone(), path.clone());
+        rc.function("nav_links", move || -> Vec<Value> {
+            inner
+                .nav
+                .iter()
+                .map(|item| {
+                    let active = if item.path == "/" {
+                        &*current == "/"
+                    } else {
+                        current.strip_prefix(item.path).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                    };
+                    context! { label => item.label, path => item.path, active => active }
+                })
+                .collect()
+        });
+        rc.function("current_path", move || Value::from(&*path));
         let id = request.request_id().unwrap_or_default().to_string();
         rc.function("request_id", move || id.clone());
         rc.insert("htmx", request.wants_fragment());

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderValue, Method, header};
+use axum::http::{Method, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -25,7 +25,7 @@ use minijinja::value::Value;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::securecookie::{Codec, now};
-use super::session::{Session, cookie, generated_key, keys, secure};
+use super::session::{Session, append_cookie, cookie, generated_key, keys};
 use crate::app::{App, AppContext};
 use crate::config::{Config, ConfigError, Setting};
 use crate::error::Error;
@@ -209,14 +209,7 @@ async fn csrf_middleware(config: Arc<CsrfConfig>, request: Request, next: Next) 
     if state.0.fresh.load(Ordering::Relaxed) && state.0.used.load(Ordering::Relaxed) {
         let secret = *state.0.secret.lock().expect("csrf poisoned");
         if let Ok(value) = config.codec.encode(&config.cookie_name, &secret, now()) {
-            let header = format!(
-                "{}={value}; Path=/; Max-Age={COOKIE_MAX_AGE}; HttpOnly; SameSite=Lax{}",
-                config.cookie_name,
-                secure(config.secure)
-            );
-            if let Ok(value) = HeaderValue::from_str(&header) {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
+            append_cookie(&mut response, &config.cookie_name, &value, COOKIE_MAX_AGE, config.secure);
         }
     }
     response
@@ -231,7 +224,7 @@ async fn verify(config: &CsrfConfig, secret: Option<&[u8; SECRET_LEN]>, request:
         match (origin, referer) {
             (Some(o), _) if o == config.origin => {}
             (Some(o), _) => return Err(format!("Origin {o} is not {}", config.origin)),
-            (None, Some(r)) if r == config.origin || r.starts_with(&format!("{}/", config.origin)) => {}
+            (None, Some(r)) if r.strip_prefix(config.origin.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) => {}
             (None, Some(_)) => return Err("Referer is from another site".into()),
             (None, None) => return Err("no Origin or Referer header on an https request".into()),
         }

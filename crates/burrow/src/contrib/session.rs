@@ -40,7 +40,6 @@ pub struct Sessions {
     max_age: u64,
 }
 
-#[derive(Clone)]
 struct Keys {
     hash: Vec<[u8; 32]>,
     block: Vec<[u8; 32]>,
@@ -137,7 +136,7 @@ impl App for Sessions {
     }
 
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
-        let keys = self.keys.clone().expect("configure ran before middleware");
+        let keys = self.keys.as_ref().expect("configure ran before middleware");
         let config = Arc::new(SessionConfig {
             codec: Codec::new(&keys.hash, &keys.block, self.max_age),
             cookie_name: self.cookie_name.clone(),
@@ -175,40 +174,37 @@ async fn session_middleware(config: Arc<SessionConfig>, mut request: Request, ne
     };
     request.extensions_mut().insert(session.clone());
     let mut response = next.run(request).await;
-    let (changed, empty, encoded) = {
+    // Serialized only when the cookie is rewritten: most requests leave the session alone.
+    let encoded = {
         let state = session.state.lock().expect("session poisoned");
-        (state.changed, state.data.is_empty(), serde_json::to_vec(&state.data))
-    };
-    if !changed {
-        return response;
-    }
-    let header = if empty {
-        if !existed {
+        if !state.changed || (state.data.is_empty() && !existed) {
             return response;
         }
-        format!("{}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax{}", config.cookie_name, secure(config.secure))
-    } else {
-        let encoded = encoded
-            .map_err(|e| e.to_string())
-            .and_then(|bytes| config.codec.encode(&config.cookie_name, &bytes, now()).map_err(|e| e.to_string()));
-        match encoded {
-            Ok(value) => format!(
-                "{}={value}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
-                config.cookie_name,
-                config.codec.max_age(),
-                secure(config.secure)
-            ),
-            Err(e) => return Error::internal(format!("session cookie not written: {e}")).into_response(),
+        (!state.data.is_empty()).then(|| serde_json::to_vec(&state.data))
+    };
+    let (value, max_age) = match encoded {
+        None => (String::new(), 0),
+        Some(encoded) => {
+            let encoded = encoded
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| config.codec.encode(&config.cookie_name, &bytes, now()).map_err(|e| e.to_string()));
+            match encoded {
+                Ok(value) => (value, config.codec.max_age()),
+                Err(e) => return Error::internal(format!("session cookie not written: {e}")).into_response(),
+            }
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&header) {
-        response.headers_mut().append(header::SET_COOKIE, value);
-    }
+    append_cookie(&mut response, &config.cookie_name, &value, max_age, config.secure);
     response
 }
 
-pub(crate) fn secure(on: bool) -> &'static str {
-    if on { "; Secure" } else { "" }
+/// Appends `Set-Cookie` for a framework cookie (session, CSRF); `max_age` 0 deletes it.
+pub(crate) fn append_cookie(response: &mut Response, name: &str, value: &str, max_age: u64, secure: bool) {
+    let secure = if secure { "; Secure" } else { "" };
+    let header = format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+    if let Ok(value) = HeaderValue::from_str(&header) {
+        response.headers_mut().append(header::SET_COOKIE, value);
+    }
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.

@@ -75,7 +75,7 @@ pub fn backup(source: &Path, dest: &Path, mut progress: impl FnMut(u64, u64)) ->
     });
     if result.is_err() {
         for suffix in ["", "-journal", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", partial.display()));
+            let _ = std::fs::remove_file(super::sidecar(&partial, suffix));
         }
     }
     result

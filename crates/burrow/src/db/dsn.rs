@@ -21,8 +21,8 @@ impl Dsn {
         if let Some(rest) = raw.strip_prefix("sqlite://") {
             return match rest {
                 ":memory:" => Ok(Dsn::SqliteMemory),
-                // sqlite:///relative → "/relative" here; sqlite:////absolute → "//absolute".
-                _ if rest.starts_with("//") => Ok(Dsn::SqliteFile(PathBuf::from(&rest[1..]))),
+                // sqlite:///relative → "/relative" here, sqlite:////absolute → "//absolute":
+                // dropping the first slash gives the path either way.
                 _ if rest.len() > 1 && rest.starts_with('/') => Ok(Dsn::SqliteFile(PathBuf::from(&rest[1..]))),
                 _ => Err("expected sqlite:///relative/path, sqlite:////absolute/path or sqlite://:memory:".into()),
             };

@@ -59,8 +59,7 @@ pub(crate) fn apply(conn: &Conn, sets: &[Migrations]) -> Result<Vec<String>, DbE
     if pending.is_empty() {
         return Ok(Vec::new());
     }
-    conn.0.execute_batch("BEGIN IMMEDIATE")?;
-    let result = (|| {
+    super::sqlite::transaction(conn, |conn| {
         conn.0.execute_batch(CREATE_TABLE)?;
         let mut applied = Vec::new();
         for migration in &pending {
@@ -79,17 +78,7 @@ pub(crate) fn apply(conn: &Conn, sets: &[Migrations]) -> Result<Vec<String>, DbE
             applied.push(file);
         }
         Ok(applied)
-    })();
-    match result {
-        Ok(applied) => {
-            conn.0.execute_batch("COMMIT")?;
-            Ok(applied)
-        }
-        Err(e) => {
-            let _ = conn.0.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    })
 }
 
 /// Every known migration with its applied time, in the order they run.

@@ -109,6 +109,14 @@ impl Db {
     }
 }
 
+/// A file SQLite keeps beside the database (`-wal`, `-shm`, `-journal`): the name with
+/// `suffix` appended, byte for byte (a lossy `display()` would miss non-UTF-8 paths).
+pub(crate) fn sidecar(path: &Path, suffix: &str) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    name.into()
+}
+
 /// A value bound to a `?` placeholder or read from a column.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {

@@ -5,7 +5,7 @@
 //! connections guarded by a semaphore.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -34,7 +34,8 @@ pub(super) struct SqlitePool {
     writer: Arc<Mutex<Option<Conn>>>,
     readers: Arc<StdMutex<Vec<Conn>>>,
     reader_slots: Arc<Semaphore>,
-    checkpoints: Checkpoints,
+    /// The `-wal` file when the server checkpoints it (a file database, not external).
+    wal: Option<Arc<Path>>,
     /// Writes since the last idle checkpoint, and when the last one committed.
     activity: Arc<Activity>,
 }
@@ -63,8 +64,8 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(5000)
 
 #[derive(Default)]
 pub(super) struct Activity {
-    commits: std::sync::atomic::AtomicU64,
-    dirty: std::sync::atomic::AtomicBool,
+    commits: AtomicU64,
+    dirty: AtomicBool,
     last_commit: StdMutex<Option<std::time::Instant>>,
 }
 
@@ -89,8 +90,12 @@ impl SqlitePool {
                 .execute_batch("PRAGMA wal_autocheckpoint = 0;")
                 .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
         }
+        let wal = match dsn {
+            Dsn::SqliteFile(path) if checkpoints == Checkpoints::Server => Some(super::sidecar(path, "-wal").into()),
+            _ => None,
+        };
         Ok(SqlitePool {
-            checkpoints,
+            wal,
             activity: Arc::default(),
             dsn: dsn.clone(),
             target,
@@ -127,7 +132,7 @@ impl SqlitePool {
     {
         let guard = self.writer.clone().lock_owned().await;
         let activity = self.activity.clone();
-        let wal = self.wal_path().filter(|_| self.checkpoints == Checkpoints::Server);
+        let wal = self.wal.clone();
         tokio::task::spawn_blocking(move || {
             let conn = guard.as_ref().ok_or(DbError::Closed)?;
             let result = transaction(conn, f);
@@ -135,7 +140,7 @@ impl SqlitePool {
             // Every 64 commits, look at the WAL: long readers can keep PASSIVE checkpoints
             // from reusing it; a RESTART waits for them and bounds its size.
             if let Some(wal) = wal
-                && activity.commits.load(std::sync::atomic::Ordering::Relaxed).is_multiple_of(64)
+                && activity.commits.load(Ordering::Relaxed).is_multiple_of(64)
                 && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES)
             {
                 let _ = conn.0.execute_batch("PRAGMA wal_checkpoint(RESTART);");
@@ -146,18 +151,11 @@ impl SqlitePool {
         .map_err(|e| DbError::Other(format!("write task failed: {e}")))?
     }
 
-    fn wal_path(&self) -> Option<PathBuf> {
-        match &self.dsn {
-            Dsn::SqliteFile(path) => Some(PathBuf::from(format!("{}-wal", path.display()))),
-            Dsn::SqliteMemory => None,
-        }
-    }
-
     /// The idle checkpointer: once writes pause for [`IDLE_AFTER`], a TRUNCATE checkpoint
     /// folds the WAL into the database and empties the -wal file. Runs on its own thread
     /// (it needs no runtime) until the pool is dropped or closed.
     pub(super) fn start_idle_checkpoints(pool: &Arc<SqlitePool>) {
-        if pool.checkpoints != Checkpoints::Server || pool.wal_path().is_none() {
+        if pool.wal.is_none() {
             return;
         }
         let weak = Arc::downgrade(pool);
@@ -176,7 +174,7 @@ impl SqlitePool {
                     && let Some(conn) = guard.as_ref()
                     && truncate_wal(conn)
                 {
-                    pool.activity.dirty.store(false, std::sync::atomic::Ordering::Relaxed);
+                    pool.activity.dirty.store(false, Ordering::Relaxed);
                 }
             }
         });
@@ -253,19 +251,18 @@ fn truncate_wal(conn: &Conn) -> bool {
 
 impl Activity {
     fn committed(&self) {
-        self.commits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Relaxed);
         *self.last_commit.lock().expect("activity poisoned") = Some(std::time::Instant::now());
     }
 
     /// True when there were writes and none for `quiet`.
     fn idle_since(&self, quiet: std::time::Duration) -> bool {
-        self.dirty.load(std::sync::atomic::Ordering::Relaxed)
-            && self.last_commit.lock().expect("activity poisoned").is_some_and(|t| t.elapsed() >= quiet)
+        self.dirty.load(Ordering::Relaxed) && self.last_commit.lock().expect("activity poisoned").is_some_and(|t| t.elapsed() >= quiet)
     }
 }
 
-fn transaction<T>(conn: &Conn, f: impl FnOnce(&Conn) -> Result<T, DbError>) -> Result<T, DbError> {
+pub(super) fn transaction<T>(conn: &Conn, f: impl FnOnce(&Conn) -> Result<T, DbError>) -> Result<T, DbError> {
     conn.0.execute_batch("BEGIN IMMEDIATE")?;
     match f(conn) {
         Ok(value) => match conn.0.execute_batch("COMMIT") {
