@@ -139,6 +139,15 @@ pub trait App: Send + Sync + 'static {
     }
 }
 
+/// Every file of an embedded directory, recursively, with `/`-separated paths.
+pub(crate) fn embedded_files(dir: &'static Dir<'static>) -> Vec<(String, &'static include_dir::File<'static>)> {
+    let mut out: Vec<_> = dir.files().filter_map(|f| Some((f.path().to_str()?.replace('\\', "/"), f))).collect();
+    for sub in dir.dirs() {
+        out.extend(embedded_files(sub));
+    }
+    out
+}
+
 /// Orders apps so every app comes after its dependencies; registration order breaks
 /// ties. Errors name the apps involved.
 pub(crate) fn order(apps: Vec<Box<dyn App>>) -> Result<Vec<Box<dyn App>>, ConfigError> {

@@ -107,16 +107,12 @@ fn certificate_file(settings: &Settings) -> Option<std::path::PathBuf> {
 }
 
 fn database(path: &Path, say: &mut impl FnMut(String)) {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
+    let dir = crate::paths::parent_dir(path);
     if !dir.is_dir() {
         say(format!("database directory {} does not exist", dir.display()));
         return;
     }
-    #[cfg(unix)]
-    if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK).is_err() {
+    if !crate::paths::dir_writable(dir) {
         say(format!(
             "database directory {} is not writable by this user: SQLite must create {}-wal and -shm there (with systemd's ProtectSystem=strict, list it in ReadWritePaths=)",
             dir.display(),

@@ -66,6 +66,7 @@ pub mod contrib;
 pub mod db;
 pub mod error;
 mod http;
+mod paths;
 pub mod secrets;
 mod serve;
 mod server;

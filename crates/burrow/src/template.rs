@@ -175,13 +175,10 @@ impl Templates {
 }
 
 fn collect(dir: &'static include_dir::Dir<'static>, out: &mut BTreeMap<String, &'static str>) {
-    for file in dir.files() {
-        if let (Some(name), Some(source)) = (file.path().to_str(), file.contents_utf8()) {
-            out.insert(name.replace('\\', "/"), source);
+    for (name, file) in crate::app::embedded_files(dir) {
+        if let Some(source) = file.contents_utf8() {
+            out.insert(name, source);
         }
-    }
-    for sub in dir.dirs() {
-        collect(sub, out);
     }
 }
 

@@ -55,10 +55,7 @@ pub fn backup(source: &Path, dest: &Path, mut progress: impl FnMut(u64, u64)) ->
         return Err(DbError::Setup(format!("database file {} does not exist", source.display())));
     }
     let target = destination(source, dest);
-    let dir = match target.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = crate::paths::parent_dir(&target).to_path_buf();
     if !dir.is_dir() {
         return Err(DbError::Setup(format!("backup directory {} does not exist", dir.display())));
     }

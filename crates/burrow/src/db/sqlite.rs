@@ -4,7 +4,7 @@
 //! thread, so queued writes wait without occupying threads. Readers are a stack of
 //! connections guarded by a semaphore.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 
@@ -292,12 +292,9 @@ fn connect(target: &str, dsn: &Dsn) -> Result<Conn, DbError> {
 /// the directory must exist and be writable (WAL creates `-wal` and `-shm` beside the
 /// file), and an existing file must be a readable, writable SQLite database.
 fn check_file(path: &Path) -> Result<(), DbError> {
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let dir = crate::paths::parent_dir(path);
     let setup = |msg: String| Err(DbError::Setup(msg));
-    match std::fs::metadata(&dir) {
+    match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return setup(format!("database directory {} does not exist (create it, or change --database-dsn)", dir.display()));
         }
@@ -305,7 +302,7 @@ fn check_file(path: &Path) -> Result<(), DbError> {
         Ok(meta) if !meta.is_dir() => return setup(format!("database directory {} is not a directory", dir.display())),
         Ok(_) => {}
     }
-    if !writable(&dir) {
+    if !crate::paths::dir_writable(dir) {
         return setup(format!(
             "database directory {} is not writable by this user; SQLite needs to create {}-wal and {}-shm beside the database",
             dir.display(),
@@ -354,18 +351,6 @@ fn check_access(path: &Path) -> Result<(), DbError> {
         }
     }
     Ok(())
-}
-
-fn writable(dir: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use nix::unistd::{AccessFlags, access};
-        access(dir, AccessFlags::W_OK | AccessFlags::X_OK).is_ok()
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
-    }
 }
 
 pub(super) fn value_from_ref(value: ValueRef<'_>) -> Value {

@@ -110,14 +110,7 @@ impl StaticFiles {
 }
 
 fn walk(dir: &'static Dir<'static>, out: &mut HashMap<String, &'static [u8]>) {
-    for file in dir.files() {
-        if let Some(path) = file.path().to_str() {
-            out.insert(path.replace('\\', "/"), file.contents());
-        }
-    }
-    for sub in dir.dirs() {
-        walk(sub, out);
-    }
+    out.extend(crate::app::embedded_files(dir).into_iter().map(|(path, file)| (path, file.contents())));
 }
 
 fn content_type(path: &str) -> &'static str {

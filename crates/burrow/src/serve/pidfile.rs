@@ -14,17 +14,13 @@ impl PidFile {
     /// Checks before start-up that the PID file can be written (its directory exists and
     /// is writable), so a bad path fails before anything else happens.
     pub(crate) fn check(path: &Path) -> Result<(), String> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = crate::paths::parent_dir(path);
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => return Err(format!("PID file directory {} is not a directory", dir.display())),
             Err(e) => return Err(format!("PID file directory {}: {e}", dir.display())),
         }
-        #[cfg(unix)]
-        if nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK).is_err() {
+        if !crate::paths::dir_writable(dir) {
             return Err(format!("PID file directory {} is not writable by this user", dir.display()));
         }
         Ok(())
