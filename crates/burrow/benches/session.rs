@@ -53,7 +53,8 @@ fn session(c: &mut Criterion) {
     };
     c.bench_function("csrf verify (cookie decode + token check)", |b| {
         b.iter(|| {
-            let secret: [u8; 32] = csrf_codec.decode("_csrf", black_box(&cookie), t).unwrap().try_into().unwrap();
+            let secret: [u8; 32] =
+                csrf_codec.decode("_csrf", black_box(&cookie), t).unwrap().try_into().unwrap();
             assert!(csrf::matches(black_box(&token), &secret));
         })
     });

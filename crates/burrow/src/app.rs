@@ -140,8 +140,11 @@ pub trait App: Send + Sync + 'static {
 }
 
 /// Every file of an embedded directory, recursively, with `/`-separated paths.
-pub(crate) fn embedded_files(dir: &'static Dir<'static>) -> Vec<(String, &'static include_dir::File<'static>)> {
-    let mut out: Vec<_> = dir.files().filter_map(|f| Some((f.path().to_str()?.replace('\\', "/"), f))).collect();
+pub(crate) fn embedded_files(
+    dir: &'static Dir<'static>,
+) -> Vec<(String, &'static include_dir::File<'static>)> {
+    let mut out: Vec<_> =
+        dir.files().filter_map(|f| Some((f.path().to_str()?.replace('\\', "/"), f))).collect();
     for sub in dir.dirs() {
         out.extend(embedded_files(sub));
     }
@@ -160,7 +163,10 @@ pub(crate) fn order(apps: Vec<Box<dyn App>>) -> Result<Vec<Box<dyn App>>, Config
     for app in &apps {
         for dep in app.dependencies() {
             if !index.contains_key(dep) {
-                return Err(ConfigError(format!("app '{}' depends on app '{dep}', which is not registered", app.name())));
+                return Err(ConfigError(format!(
+                    "app '{}' depends on app '{dep}', which is not registered",
+                    app.name()
+                )));
             }
         }
     }
@@ -185,7 +191,10 @@ pub(crate) fn order(apps: Vec<Box<dyn App>>) -> Result<Vec<Box<dyn App>>, Config
                 let start = path.iter().position(|&p| p == i).unwrap_or(0);
                 let mut names: Vec<_> = path[start..].iter().map(|&p| apps[p].name()).collect();
                 names.push(apps[i].name());
-                return Err(ConfigError(format!("apps depend on each other in a cycle: {}", names.join(" -> "))));
+                return Err(ConfigError(format!(
+                    "apps depend on each other in a cycle: {}",
+                    names.join(" -> ")
+                )));
             }
             Mark::New => {}
         }
@@ -241,7 +250,12 @@ mod tests {
     fn missing_cycle_and_duplicate_are_named() {
         let err = names(vec![Box::new(A("notes", &["auth"]))]).unwrap_err();
         assert!(err.contains("'notes'") && err.contains("'auth'"), "{err}");
-        let err = names(vec![Box::new(A("a", &["b"])), Box::new(A("b", &["c"])), Box::new(A("c", &["a"]))]).unwrap_err();
+        let err = names(vec![
+            Box::new(A("a", &["b"])),
+            Box::new(A("b", &["c"])),
+            Box::new(A("c", &["a"])),
+        ])
+        .unwrap_err();
         assert!(err.contains("a -> b -> c -> a"), "{err}");
         let err = names(vec![Box::new(A("a", &[])), Box::new(A("a", &[]))]).unwrap_err();
         assert!(err.contains("'a' is registered twice"), "{err}");

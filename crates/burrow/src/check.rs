@@ -59,13 +59,20 @@ pub(crate) fn run(settings: &Settings) -> Vec<Problem> {
         let days_left = crate::serve::tls::pem::parse_chain(&pem)
             .ok()
             .and_then(|chain| crate::serve::tls::certinfo::CertInfo::parse(&chain[0]).ok())
-            .map(|info| info.not_after.duration_since(std::time::SystemTime::now()).map(|d| d.as_secs() / 86_400).unwrap_or(0));
+            .map(|info| {
+                info.not_after
+                    .duration_since(std::time::SystemTime::now())
+                    .map(|d| d.as_secs() / 86_400)
+                    .unwrap_or(0)
+            });
         match days_left {
             None => say(format!("certificate {} cannot be parsed", cert.display())),
             Some(0) => say(format!("certificate {} has expired", cert.display())),
             // ACME renews with a third of the lifetime left (30 days for Let's Encrypt);
             // under two weeks means renewal is failing, or a manual certificate is due.
-            Some(days) if days < 14 => say(format!("certificate {} expires in {days} days", cert.display())),
+            Some(days) if days < 14 => {
+                say(format!("certificate {} expires in {days} days", cert.display()))
+            }
             Some(_) => {}
         }
     }
@@ -96,7 +103,9 @@ pub(crate) fn run(settings: &Settings) -> Vec<Problem> {
 fn certificate_file(settings: &Settings) -> Option<std::path::PathBuf> {
     match settings.tls.mode {
         TlsMode::Manual => settings.tls.cert_file.clone(),
-        TlsMode::SelfSigned => Some(settings.tls.cert_dir.join(crate::serve::tls::selfsigned::CERT_FILE)),
+        TlsMode::SelfSigned => {
+            Some(settings.tls.cert_dir.join(crate::serve::tls::selfsigned::CERT_FILE))
+        }
         TlsMode::Acme => std::fs::read_dir(settings.tls.cert_dir.join("acme"))
             .ok()?
             .filter_map(|entry| entry.ok())
@@ -120,11 +129,16 @@ fn database(path: &Path, say: &mut impl FnMut(String)) {
         ));
     }
     if path.exists() {
-        match rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)))
+        match rusqlite::Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .and_then(|c| c.query_row("PRAGMA quick_check", [], |r| r.get::<_, String>(0)))
         {
             Ok(ok) if ok == "ok" => {}
-            Ok(problem) => say(format!("database {} fails PRAGMA quick_check: {problem}", path.display())),
+            Ok(problem) => {
+                say(format!("database {} fails PRAGMA quick_check: {problem}", path.display()))
+            }
             Err(e) => say(format!("database {} cannot be read: {e}", path.display())),
         }
     }

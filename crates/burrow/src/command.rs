@@ -9,7 +9,9 @@ use clap::ArgMatches;
 
 use crate::app::{AppContext, BoxError, BoxFuture};
 
-type Run = dyn for<'a> Fn(&'a AppContext, &'a ArgMatches) -> BoxFuture<'a, Result<(), BoxError>> + Send + Sync;
+type Run = dyn for<'a> Fn(&'a AppContext, &'a ArgMatches) -> BoxFuture<'a, Result<(), BoxError>>
+    + Send
+    + Sync;
 
 /// A subcommand: its clap definition and what it runs.
 #[derive(Clone)]
@@ -33,7 +35,10 @@ impl Command {
     /// ```
     pub fn new<F>(cli: clap::Command, run: F) -> Command
     where
-        F: for<'a> Fn(&'a AppContext, &'a ArgMatches) -> BoxFuture<'a, Result<(), BoxError>> + Send + Sync + 'static,
+        F: for<'a> Fn(&'a AppContext, &'a ArgMatches) -> BoxFuture<'a, Result<(), BoxError>>
+            + Send
+            + Sync
+            + 'static,
     {
         Command { cli, run: Arc::new(run) }
     }

@@ -34,7 +34,12 @@ pub struct Setting {
 }
 
 impl Setting {
-    pub const fn new(key: &'static str, flag: &'static str, env: &'static str, help: &'static str) -> Self {
+    pub const fn new(
+        key: &'static str,
+        flag: &'static str,
+        env: &'static str,
+        help: &'static str,
+    ) -> Self {
         Setting { key, flag, env, default: None, default_note: None, help, secret: false }
     }
 
@@ -58,7 +63,12 @@ impl Setting {
         if let Some(note) = self.default_note {
             help.push_str(&format!(" [default: {note}]"));
         }
-        let mut arg = Arg::new(self.key).long(self.flag).env(self.env).help(help).global(true).hide_env_values(self.secret);
+        let mut arg = Arg::new(self.key)
+            .long(self.flag)
+            .env(self.env)
+            .help(help)
+            .global(true)
+            .hide_env_values(self.secret);
         if let Some(default) = self.default {
             arg = arg.default_value(default);
         }
@@ -115,7 +125,10 @@ pub struct Config {
 
 impl Config {
     /// Resolves every setting from parsed flags/env (clap) and the optional TOML file.
-    pub(crate) fn resolve(settings: &[Setting], matches: &ArgMatches) -> Result<Config, ConfigError> {
+    pub(crate) fn resolve(
+        settings: &[Setting],
+        matches: &ArgMatches,
+    ) -> Result<Config, ConfigError> {
         let file = matches.get_one::<String>("config").map(PathBuf::from);
         let table = match &file {
             Some(path) => load_toml(path)?,
@@ -131,15 +144,23 @@ impl Config {
             let (value, source) = match explicit {
                 Some(source) => (matches.get_one::<String>(setting.key).cloned(), source),
                 None => match table.get(setting.key) {
-                    Some(value) => (Some(value.clone()), Source::File(file.clone().unwrap_or_default())),
+                    Some(value) => {
+                        (Some(value.clone()), Source::File(file.clone().unwrap_or_default()))
+                    }
                     None => (setting.default.map(str::to_string), Source::Default),
                 },
             };
-            values.insert(setting.key, Resolved { value, source, flag: setting.flag, secret: setting.secret });
+            values.insert(
+                setting.key,
+                Resolved { value, source, flag: setting.flag, secret: setting.secret },
+            );
         }
         if let Some(unknown) = table.keys().find(|key| !values.contains_key(key.as_str())) {
             let path = file.as_deref().unwrap_or(Path::new("?"));
-            return Err(ConfigError(format!("unknown setting '{unknown}' in config file {}", path.display())));
+            return Err(ConfigError(format!(
+                "unknown setting '{unknown}' in config file {}",
+                path.display()
+            )));
         }
         Ok(Config { values, file })
     }
@@ -148,12 +169,16 @@ impl Config {
     pub fn from_pairs(settings: &[Setting], pairs: &[(&str, &str)]) -> Config {
         let mut values = BTreeMap::new();
         for setting in settings {
-            let explicit = pairs.iter().find(|(k, _)| *k == setting.key).map(|(_, v)| v.to_string());
+            let explicit =
+                pairs.iter().find(|(k, _)| *k == setting.key).map(|(_, v)| v.to_string());
             let (value, source) = match explicit {
                 Some(v) => (Some(v), Source::Flag(setting.flag)),
                 None => (setting.default.map(str::to_string), Source::Default),
             };
-            values.insert(setting.key, Resolved { value, source, flag: setting.flag, secret: setting.secret });
+            values.insert(
+                setting.key,
+                Resolved { value, source, flag: setting.flag, secret: setting.secret },
+            );
         }
         Config { values, file: None }
     }
@@ -192,7 +217,11 @@ impl Config {
     }
 
     /// Parses a setting with a custom parser; the parser's message becomes the error's reason.
-    pub fn parse_with<T>(&self, key: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>, ConfigError> {
+    pub fn parse_with<T>(
+        &self,
+        key: &str,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<Option<T>, ConfigError> {
         let entry = self.entry(key);
         match entry.value.as_deref() {
             None => Ok(None),
@@ -200,7 +229,10 @@ impl Config {
                 if entry.secret {
                     self.error(key, &reason)
                 } else {
-                    ConfigError(format!("invalid value '{raw}' for --{} (from {}): {reason}", entry.flag, entry.source))
+                    ConfigError(format!(
+                        "invalid value '{raw}' for --{} (from {}): {reason}",
+                        entry.flag, entry.source
+                    ))
                 }
             }),
         }
@@ -213,19 +245,24 @@ impl Config {
     }
 
     fn entry(&self, key: &str) -> &Resolved {
-        self.values.get(key).unwrap_or_else(|| panic!("setting '{key}' was read but never declared"))
+        self.values
+            .get(key)
+            .unwrap_or_else(|| panic!("setting '{key}' was read but never declared"))
     }
 }
 
 /// Flattens a TOML file into dotted keys (`[server] port = 80` → `server.port = "80"`).
 fn load_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError(format!("cannot read config file {} (from --config): {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        ConfigError(format!("cannot read config file {} (from --config): {e}", path.display()))
+    })?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
         let reason = e.message().replace('\n', " ");
         let line = e.span().map(|span| text[..span.start].lines().count().max(1));
         match line {
-            Some(line) => ConfigError(format!("config file {} line {line}: {reason}", path.display())),
+            Some(line) => {
+                ConfigError(format!("config file {} line {line}: {reason}", path.display()))
+            }
             None => ConfigError(format!("config file {}: {reason}", path.display())),
         }
     })?;
@@ -234,7 +271,12 @@ fn load_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     Ok(out)
 }
 
-fn flatten(path: &Path, prefix: &str, table: &toml::Table, out: &mut BTreeMap<String, String>) -> Result<(), ConfigError> {
+fn flatten(
+    path: &Path,
+    prefix: &str,
+    table: &toml::Table,
+    out: &mut BTreeMap<String, String>,
+) -> Result<(), ConfigError> {
     for (name, value) in table {
         let key = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
         let text = match value {
@@ -248,7 +290,10 @@ fn flatten(path: &Path, prefix: &str, table: &toml::Table, out: &mut BTreeMap<St
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Datetime(d) => d.to_string(),
             toml::Value::Array(_) => {
-                return Err(ConfigError(format!("setting '{key}' in config file {}: lists are not supported", path.display())));
+                return Err(ConfigError(format!(
+                    "setting '{key}' in config file {}: lists are not supported",
+                    path.display()
+                )));
             }
         };
         out.insert(key, text);
@@ -259,7 +304,9 @@ fn flatten(path: &Path, prefix: &str, table: &toml::Table, out: &mut BTreeMap<St
 /// Parses a duration: plain seconds (`10`) or with a unit (`500ms`, `10s`, `2m`).
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let (number, unit) = split_unit(raw);
-    let value: f64 = number.parse().map_err(|_| "expected a duration such as 10, 10s, 500ms or 2m".to_string())?;
+    let value: f64 = number
+        .parse()
+        .map_err(|_| "expected a duration such as 10, 10s, 500ms or 2m".to_string())?;
     if !value.is_finite() || value < 0.0 {
         return Err("a duration must be zero or positive".into());
     }
@@ -276,7 +323,8 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
 /// Parses a size: plain megabytes (`1`) or with a unit (`512KB`, `2MB`, `100B`).
 pub fn parse_size(raw: &str) -> Result<usize, String> {
     let (number, unit) = split_unit(raw);
-    let value: f64 = number.parse().map_err(|_| "expected a size such as 1 (MB), 512KB or 2MB".to_string())?;
+    let value: f64 =
+        number.parse().map_err(|_| "expected a size such as 1 (MB), 512KB or 2MB".to_string())?;
     if !value.is_finite() || value <= 0.0 {
         return Err("a size must be positive".into());
     }
@@ -316,12 +364,21 @@ mod tests {
     fn errors_name_flag_and_source_but_not_secrets() {
         let settings = [
             Setting::new("server.port", "port", "PORT", "port").default("8080"),
-            Setting::new("session.hash_key", "session-hash-key", "SESSION_HASH_KEY", "key").secret(),
+            Setting::new("session.hash_key", "session-hash-key", "SESSION_HASH_KEY", "key")
+                .secret(),
         ];
-        let config = Config::from_pairs(&settings, &[("server.port", "eighty"), ("session.hash_key", "hunter2")]);
+        let config = Config::from_pairs(
+            &settings,
+            &[("server.port", "eighty"), ("session.hash_key", "hunter2")],
+        );
         let err = config.get::<u16>("server.port").unwrap_err().to_string();
-        assert!(err.contains("--port") && err.contains("eighty") && err.contains("flag --port"), "{err}");
-        let err = config.parse_with::<()>("session.hash_key", |_| Err("must be 64 hex characters".into())).unwrap_err();
+        assert!(
+            err.contains("--port") && err.contains("eighty") && err.contains("flag --port"),
+            "{err}"
+        );
+        let err = config
+            .parse_with::<()>("session.hash_key", |_| Err("must be 64 hex characters".into()))
+            .unwrap_err();
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(err.to_string().contains("--session-hash-key"));
     }

@@ -57,7 +57,11 @@ impl Error {
 
     /// A 500 whose `detail` is logged with the request id but not shown.
     pub fn internal(detail: impl Into<String>) -> Error {
-        Error { status: StatusCode::INTERNAL_SERVER_ERROR, message: SERVER_ERROR.into(), detail: Some(detail.into()) }
+        Error {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: SERVER_ERROR.into(),
+            detail: Some(detail.into()),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -115,7 +119,9 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
     // Keep what the original response said besides its body (Allow on 405, Retry-After,
     // WWW-Authenticate, htmx headers…).
     let mut headers = res.headers().clone();
-    for name in [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_ENCODING, header::ETAG] {
+    for name in
+        [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_ENCODING, header::ETAG]
+    {
         headers.remove(name);
     }
     let message = message_of(res).await.unwrap_or_else(|| default_message(status));
@@ -129,12 +135,18 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
 }
 
 /// Builds the error page or JSON body for `status`.
-pub(crate) fn error_response(status: StatusCode, message: &str, info: &RequestInfo, templates: Option<&Templates>) -> Response {
+pub(crate) fn error_response(
+    status: StatusCode,
+    message: &str,
+    info: &RequestInfo,
+    templates: Option<&Templates>,
+) -> Response {
     let code = status.as_u16();
     let title = status.canonical_reason().unwrap_or("Error");
     let request_id = info.request_id().unwrap_or_default();
     let mut res = if wants_json(&info.headers) {
-        axum::Json(serde_json::json!({ "error": message, "code": code, "request_id": request_id })).into_response()
+        axum::Json(serde_json::json!({ "error": message, "code": code, "request_id": request_id }))
+            .into_response()
     } else {
         let ctx = context! { code => code, title => title, message => message };
         let html = templates
@@ -147,7 +159,8 @@ pub(crate) fn error_response(status: StatusCode, message: &str, info: &RequestIn
             })
             .unwrap_or_else(|| fallback_page(code, title, message));
         let mut res = html.into_response();
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         res
     };
     *res.status_mut() = status;
@@ -200,7 +213,11 @@ async fn message_of(res: Response) -> Option<String> {
     if let Some(PublicMessage(m)) = res.extensions().get::<PublicMessage>() {
         return Some(m.clone());
     }
-    let plain = res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/plain"));
+    let plain = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
     if !res.status().is_client_error() || !plain {
         return None;
     }
@@ -214,7 +231,9 @@ fn default_message(status: StatusCode) -> String {
     match status {
         StatusCode::NOT_FOUND => NOT_FOUND.into(),
         StatusCode::METHOD_NOT_ALLOWED => "This page does not accept that method.".into(),
-        StatusCode::PAYLOAD_TOO_LARGE => "The request body is larger than this server accepts.".into(),
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            "The request body is larger than this server accepts.".into()
+        }
         s if s.is_server_error() => SERVER_ERROR.into(),
         s => s.canonical_reason().unwrap_or("Error").into(),
     }
@@ -235,7 +254,9 @@ pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
 }
 
 fn fallback_page(code: u16, title: &str, message: &str) -> String {
-    let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;");
+    let esc = |s: &str| {
+        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    };
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {title}</title></head>\
          <body><h1>{code} {title}</h1><p>{}</p></body></html>",

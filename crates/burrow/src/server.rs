@@ -148,7 +148,9 @@ impl Server {
         I: IntoIterator<Item = T>,
         T: Into<OsString> + Clone,
     {
-        let prepared = self.prepare(args, false)?.ok_or_else(|| StartError::config("--help or --version given"))?;
+        let prepared = self
+            .prepare(args, false)?
+            .ok_or_else(|| StartError::config("--help or --version given"))?;
         prepared.boot()
     }
 
@@ -165,7 +167,9 @@ impl Server {
         let mut settings: Vec<Setting> = CORE_SETTINGS.to_vec();
         for app in &apps {
             for setting in app.settings() {
-                if let Some(existing) = settings.iter().find(|s| s.key == setting.key || s.flag == setting.flag || s.env == setting.env) {
+                if let Some(existing) = settings.iter().find(|s| {
+                    s.key == setting.key || s.flag == setting.flag || s.env == setting.env
+                }) {
                     return Err(StartError::config(format!(
                         "app '{}' declares setting '{}', which clashes with '{}'",
                         app.name(),
@@ -181,7 +185,10 @@ impl Server {
             if ["serve", "migrate", "seed", "backup", "check", "help"].contains(&c.name())
                 || commands[..i].iter().any(|o| o.name() == c.name())
             {
-                return Err(StartError::config(format!("CLI command '{}' is defined twice", c.name())));
+                return Err(StartError::config(format!(
+                    "CLI command '{}' is defined twice",
+                    c.name()
+                )));
             }
         }
         let matches = match self.cli(&settings, &commands).try_get_matches_from(args) {
@@ -190,14 +197,21 @@ impl Server {
                 use clap::error::ErrorKind;
                 if matches!(
                     e.kind(),
-                    ErrorKind::DisplayHelp | ErrorKind::DisplayVersion | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+                    ErrorKind::DisplayHelp
+                        | ErrorKind::DisplayVersion
+                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
                 ) {
                     let _ = e.print();
                     return Ok(None);
                 }
                 // clap's message is several lines; the first one names the problem.
                 let text = e.render().to_string();
-                let first = text.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ").to_string();
+                let first = text
+                    .lines()
+                    .next()
+                    .unwrap_or("invalid arguments")
+                    .trim_start_matches("error: ")
+                    .to_string();
                 return Err(StartError::config(format!("{first} (see --help)")));
             }
         };
@@ -215,7 +229,14 @@ impl Server {
         for app in apps.iter_mut() {
             app.configure(&config)?;
         }
-        Ok(Some(Prepared { version: self.version, matches, config: Arc::new(config), settings: Arc::new(core), apps, commands }))
+        Ok(Some(Prepared {
+            version: self.version,
+            matches,
+            config: Arc::new(config),
+            settings: Arc::new(core),
+            apps,
+            commands,
+        }))
     }
 
     fn cli(&self, settings: &[Setting], commands: &[Command]) -> clap::Command {
@@ -271,7 +292,9 @@ impl Prepared {
                 }
                 Ok(())
             }
-            Some(("backup", args)) => self.backup(args.get_one::<String>("dest").expect("required")),
+            Some(("backup", args)) => {
+                self.backup(args.get_one::<String>("dest").expect("required"))
+            }
             Some(("check", _)) => {
                 let problems = crate::check::run(&self.settings);
                 for problem in &problems {
@@ -289,20 +312,29 @@ impl Prepared {
                 let booted = self.boot()?;
                 booted.block_on(async {
                     for app in booted.apps.iter() {
-                        app.seed(&booted.ctx)
-                            .await
-                            .map_err(|e| StartError { code: 1, message: format!("seed of app '{}' failed: {e}", app.name()) })?;
+                        app.seed(&booted.ctx).await.map_err(|e| StartError {
+                            code: 1,
+                            message: format!("seed of app '{}' failed: {e}", app.name()),
+                        })?;
                     }
                     println!("Seeded.");
                     Ok(())
                 })
             }
             Some((command, args)) => {
-                let command = self.commands.iter().find(|c| c.name() == command).cloned().expect("clap only accepts known commands");
+                let command = self
+                    .commands
+                    .iter()
+                    .find(|c| c.name() == command)
+                    .cloned()
+                    .expect("clap only accepts known commands");
                 let args = args.clone();
                 let booted = self.boot()?;
                 booted.block_on(async {
-                    (command.run)(&booted.ctx, &args).await.map_err(|e| StartError { code: 1, message: format!("{}: {e}", command.name()) })
+                    (command.run)(&booted.ctx, &args).await.map_err(|e| StartError {
+                        code: 1,
+                        message: format!("{}: {e}", command.name()),
+                    })
                 })
             }
         }
@@ -321,8 +353,12 @@ impl Prepared {
             return runtime.block_on(run::detach(exe, settings.restart_timeout));
         }
         let _entered = runtime.enter();
-        let signals = Signals::install().map_err(|e| StartError { code: 1, message: format!("cannot install signal handlers: {e}") })?;
-        let listeners = serve::listeners(&inherited.listeners, &settings).map_err(StartError::config)?;
+        let signals = Signals::install().map_err(|e| StartError {
+            code: 1,
+            message: format!("cannot install signal handlers: {e}"),
+        })?;
+        let listeners =
+            serve::listeners(&inherited.listeners, &settings).map_err(StartError::config)?;
         // Certificates before the database: a bad certificate file writes nothing.
         let tls = serve::tls::prepare(&settings).map_err(StartError::config)?;
         let booted = self.boot()?;
@@ -330,7 +366,10 @@ impl Prepared {
     }
 
     fn migration_sets(&self) -> Vec<Migrations> {
-        self.apps.iter().filter_map(|a| a.migrations().map(|dir| Migrations::from_dir(a.name(), dir))).collect()
+        self.apps
+            .iter()
+            .filter_map(|a| a.migrations().map(|dir| Migrations::from_dir(a.name(), dir)))
+            .collect()
     }
 
     /// Opens the database and applies pending migrations. A database file this call
@@ -368,19 +407,22 @@ impl Prepared {
     /// `server backup DEST`: works whether or not a server runs on the database.
     fn backup(&self, dest: &str) -> Result<(), StartError> {
         let Dsn::SqliteFile(source) = &self.settings.database else {
-            return Err(StartError::config("an in-memory database (--database-dsn sqlite://:memory:) cannot be backed up"));
+            return Err(StartError::config(
+                "an in-memory database (--database-dsn sqlite://:memory:) cannot be backed up",
+            ));
         };
         let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let mut last = 0;
-        let report = crate::db::backup::backup(source, std::path::Path::new(dest), |done, total| {
-            // Progress for large databases (25,000 pages ≈ 100 MB), at most once per percent.
-            let percent = done * 100 / total.max(1);
-            if (show || total > 25_000) && percent != last {
-                last = percent;
-                eprint!("\rbacking up {}: {percent}% ({done}/{total} pages)", source.display());
-            }
-        })
-        .map_err(|e| StartError::new(1, e.to_string()))?;
+        let report =
+            crate::db::backup::backup(source, std::path::Path::new(dest), |done, total| {
+                // Progress for large databases (25,000 pages ≈ 100 MB), at most once per percent.
+                let percent = done * 100 / total.max(1);
+                if (show || total > 25_000) && percent != last {
+                    last = percent;
+                    eprint!("\rbacking up {}: {percent}% ({done}/{total} pages)", source.display());
+                }
+            })
+            .map_err(|e| StartError::new(1, e.to_string()))?;
         if last > 0 {
             eprintln!();
         }
@@ -396,8 +438,11 @@ impl Prepared {
     }
 
     fn list_migrations(&self) -> Result<(), StartError> {
-        let db = Db::open(&self.settings.database, 1).map_err(|e| StartError::config(e.to_string()))?;
-        let status = db.migration_status_blocking(&self.migration_sets()).map_err(|e| StartError::config(e.to_string()))?;
+        let db =
+            Db::open(&self.settings.database, 1).map_err(|e| StartError::config(e.to_string()))?;
+        let status = db
+            .migration_status_blocking(&self.migration_sets())
+            .map_err(|e| StartError::config(e.to_string()))?;
         for m in &status {
             match &m.applied_at {
                 Some(at) => println!("[x] {}/{}  (applied {at})", m.app, m.name),
@@ -419,8 +464,15 @@ impl Prepared {
             env.add_global("app_version", version);
         })
         .map_err(StartError::config)?;
-        let ctx = AppContext { db, config: self.config, settings: self.settings, templates: templates.clone() };
-        let mut routes = Router::new().merge(health::routes(ctx.clone(), apps.clone(), version)).merge(files.routes());
+        let ctx = AppContext {
+            db,
+            config: self.config,
+            settings: self.settings,
+            templates: templates.clone(),
+        };
+        let mut routes = Router::new()
+            .merge(health::routes(ctx.clone(), apps.clone(), version))
+            .merge(files.routes());
         for app in apps.iter() {
             routes = routes.merge(app.routes(&ctx));
         }
@@ -444,7 +496,10 @@ impl Booted {
         self.ctx.db.close().await;
     }
 
-    fn block_on<T>(&self, f: impl std::future::Future<Output = Result<T, StartError>>) -> Result<T, StartError> {
+    fn block_on<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, StartError>>,
+    ) -> Result<T, StartError> {
         runtime()?.block_on(f)
     }
 }
@@ -461,10 +516,10 @@ fn should_detach(settings: &Settings, inherited: &Inherited) -> bool {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, StartError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| StartError { code: 1, message: format!("cannot start the async runtime: {e}") })
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| StartError {
+        code: 1,
+        message: format!("cannot start the async runtime: {e}"),
+    })
 }
 
 fn remove_database(path: &std::path::Path) {
@@ -477,10 +532,14 @@ fn init_logging(settings: &Settings) {
     use tracing_subscriber::EnvFilter;
     let level = settings.log_level.to_string().to_lowercase();
     // Dependencies are noisy at debug; the app's own level applies to burrow and apps.
-    let filter = EnvFilter::try_new(format!("{level},hyper=warn,hyper_util=warn,h2=warn,tower_http=warn"))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_new(format!("{level},hyper=warn,hyper_util=warn,h2=warn,tower_http=warn"))
+            .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match settings.log_format {
         LogFormat::Text => builder.with_target(false).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),

@@ -196,15 +196,26 @@ impl Settings {
         let tls = tls_settings(config, &host)?;
         let port_explicit = *config.source("server.port") != crate::config::Source::Default;
         if tls.mode == TlsMode::Acme && port_explicit {
-            return Err(config.error("server.port", "a port cannot be set with --tls-mode acme, which serves on 443 and 80"));
+            return Err(config.error(
+                "server.port",
+                "a port cannot be set with --tls-mode acme, which serves on 443 and 80",
+            ));
         }
         let port: u16 = config.require("server.port")?;
         let base_url = match config.get::<String>("server.base_url")? {
-            Some(url) => validate_base_url(&url).map_err(|reason| config.error("server.base_url", &reason))?,
-            None => derive_base_url(&host, if tls.mode == TlsMode::Acme { tls.https_port } else { port }, tls.mode),
+            Some(url) => validate_base_url(&url)
+                .map_err(|reason| config.error("server.base_url", &reason))?,
+            None => derive_base_url(
+                &host,
+                if tls.mode == TlsMode::Acme { tls.https_port } else { port },
+                tls.mode,
+            ),
         };
         let log_level = config
-            .parse_with("log.level", |raw| raw.parse::<tracing::Level>().map_err(|_| "expected error, warn, info, debug or trace".into()))?
+            .parse_with("log.level", |raw| {
+                raw.parse::<tracing::Level>()
+                    .map_err(|_| "expected error, warn, info, debug or trace".into())
+            })?
             .unwrap_or(tracing::Level::INFO);
         let log_format = config
             .parse_with("log.format", |raw| match raw {
@@ -217,9 +228,15 @@ impl Settings {
             host,
             port,
             base_url,
-            max_body_size: config.parse_with("server.max_body_size", parse_size)?.unwrap_or(1 << 20),
-            shutdown_timeout: config.parse_with("server.shutdown_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10)),
-            pid_file: config.get::<PathBuf>("server.pid_file")?.filter(|p| !p.as_os_str().is_empty()),
+            max_body_size: config
+                .parse_with("server.max_body_size", parse_size)?
+                .unwrap_or(1 << 20),
+            shutdown_timeout: config
+                .parse_with("server.shutdown_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(10)),
+            pid_file: config
+                .get::<PathBuf>("server.pid_file")?
+                .filter(|p| !p.as_os_str().is_empty()),
             detach: config
                 .parse_with("server.detach", |raw| match raw {
                     "auto" => Ok(Detach::Auto),
@@ -228,8 +245,12 @@ impl Settings {
                     _ => Err("expected auto, true or false".into()),
                 })?
                 .unwrap_or(Detach::Auto),
-            restart_timeout: config.parse_with("server.restart_timeout", parse_duration)?.unwrap_or(Duration::from_secs(30)),
-            database: config.parse_with("database.dsn", Dsn::parse)?.expect("database.dsn has a default"),
+            restart_timeout: config
+                .parse_with("server.restart_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(30)),
+            database: config
+                .parse_with("database.dsn", Dsn::parse)?
+                .expect("database.dsn has a default"),
             checkpoints: config
                 .parse_with("database.checkpoints", |raw| match raw {
                     "server" => Ok(crate::db::Checkpoints::Server),
@@ -237,7 +258,9 @@ impl Settings {
                     _ => Err("expected server or external".into()),
                 })?
                 .unwrap_or(crate::db::Checkpoints::Server),
-            request_timeout: config.parse_with("server.request_timeout", parse_duration)?.unwrap_or(Duration::from_secs(10)),
+            request_timeout: config
+                .parse_with("server.request_timeout", parse_duration)?
+                .unwrap_or(Duration::from_secs(10)),
             log_level,
             log_format,
             tls,
@@ -257,14 +280,18 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
         })?
         .flatten();
     let (mode, reason) = match requested {
-        Some(mode) => (mode, format!("--tls-mode {} (from {})", mode.as_str(), config.source("tls.mode"))),
-        None if is_local_host(host) => (TlsMode::Off, format!("auto: host '{host}' is local")),
-        None if host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok() => {
-            (TlsMode::Off, format!("auto: host '{host}' is an IP address (ACME certificates need a domain name)"))
+        Some(mode) => {
+            (mode, format!("--tls-mode {} (from {})", mode.as_str(), config.source("tls.mode")))
         }
+        None if is_local_host(host) => (TlsMode::Off, format!("auto: host '{host}' is local")),
+        None if host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok() => (
+            TlsMode::Off,
+            format!("auto: host '{host}' is an IP address (ACME certificates need a domain name)"),
+        ),
         None => (TlsMode::Acme, format!("auto: host '{host}' is a public name")),
     };
-    let optional_path = |key: &str| config.get::<PathBuf>(key).map(|p| p.filter(|p| !p.as_os_str().is_empty()));
+    let optional_path =
+        |key: &str| config.get::<PathBuf>(key).map(|p| p.filter(|p| !p.as_os_str().is_empty()));
     let tls = TlsSettings {
         mode,
         reason,
@@ -281,24 +308,38 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
     match mode {
         TlsMode::Acme => {
             if tls.email.is_none() {
-                return Err(config.error("tls.email", "an ACME account email is required with --tls-mode acme"));
+                return Err(config
+                    .error("tls.email", "an ACME account email is required with --tls-mode acme"));
             }
             if host.parse::<IpAddr>().is_ok() || !host.contains('.') || is_local_host(host) {
-                return Err(config.error("server.host", "--tls-mode acme needs a public domain name as host"));
+                return Err(config
+                    .error("server.host", "--tls-mode acme needs a public domain name as host"));
             }
-            if !tls.acme_directory.starts_with("https://") || tls.acme_directory.len() <= "https://".len() {
-                return Err(config.error("tls.acme_directory", "expected an https:// URL of an ACME directory"));
+            if !tls.acme_directory.starts_with("https://")
+                || tls.acme_directory.len() <= "https://".len()
+            {
+                return Err(config
+                    .error("tls.acme_directory", "expected an https:// URL of an ACME directory"));
             }
             if tls.http_port == 0 || tls.https_port == 0 || tls.http_port == tls.https_port {
-                return Err(config.error("tls.http_port", "--tls-http-port and --tls-https-port must be two different ports other than 0"));
+                return Err(config.error(
+                    "tls.http_port",
+                    "--tls-http-port and --tls-https-port must be two different ports other than 0",
+                ));
             }
         }
         TlsMode::Manual => {
             if tls.cert_file.is_none() {
-                return Err(config.error("tls.cert_file", "a certificate file is required with --tls-mode manual"));
+                return Err(config.error(
+                    "tls.cert_file",
+                    "a certificate file is required with --tls-mode manual",
+                ));
             }
             if tls.key_file.is_none() {
-                return Err(config.error("tls.key_file", "a private key file is required with --tls-mode manual"));
+                return Err(config.error(
+                    "tls.key_file",
+                    "a private key file is required with --tls-mode manual",
+                ));
             }
         }
         TlsMode::Off | TlsMode::SelfSigned => {}
@@ -310,7 +351,10 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
 /// base64url as CAs hand it out (padding optional; the standard alphabet is accepted too).
 /// Errors never contain the key, not even the offending character.
 fn acme_eab(config: &Config) -> Result<Option<AcmeEab>, ConfigError> {
-    let kid = config.get::<String>("tls.acme_eab_kid")?.map(|k| k.trim().to_string()).filter(|k| !k.is_empty());
+    let kid = config
+        .get::<String>("tls.acme_eab_kid")?
+        .map(|k| k.trim().to_string())
+        .filter(|k| !k.is_empty());
     let key = config.parse_with("tls.acme_eab_hmac_key", |raw| Ok(decode_eab_key(raw)))?.flatten();
     match (kid, key) {
         (None, None) => Ok(None),
@@ -352,7 +396,10 @@ fn decode_eab_key(raw: &str) -> Option<Result<Vec<u8>, ()>> {
 /// Hosts for which `auto` TLS means plain HTTP.
 pub fn is_local_host(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.is_empty() || host == "localhost" || host.ends_with(".localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    host.is_empty()
+        || host == "localhost"
+        || host.ends_with(".localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn derive_base_url(host: &str, port: u16, mode: TlsMode) -> String {
@@ -362,12 +409,18 @@ fn derive_base_url(host: &str, port: u16, mode: TlsMode) -> String {
         h => h.to_string(),
     };
     let (scheme, default_port) = if mode == TlsMode::Off { ("http", 80) } else { ("https", 443) };
-    if port == default_port { format!("{scheme}://{host}") } else { format!("{scheme}://{host}:{port}") }
+    if port == default_port {
+        format!("{scheme}://{host}")
+    } else {
+        format!("{scheme}://{host}:{port}")
+    }
 }
 
 fn validate_base_url(url: &str) -> Result<String, String> {
-    let rest =
-        url.strip_prefix("https://").or_else(|| url.strip_prefix("http://")).ok_or("expected a URL starting with http:// or https://")?;
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or("expected a URL starting with http:// or https://")?;
     if rest.is_empty() || rest.starts_with('/') || rest.contains(char::is_whitespace) {
         return Err("expected a URL with a host, such as https://example.com".into());
     }
@@ -395,12 +448,24 @@ mod tests {
     fn auto_tls_picks_acme_for_domains_and_checks_its_requirements() {
         let err = settings(&[("server.host", "example.com")]).unwrap_err();
         assert!(err.0.contains("--tls-email"), "{err}");
-        let s = settings(&[("server.host", "example.com"), ("tls.email", "a@example.com")]).unwrap();
+        let s =
+            settings(&[("server.host", "example.com"), ("tls.email", "a@example.com")]).unwrap();
         assert_eq!((s.tls.mode, s.base_url.as_str()), (TlsMode::Acme, "https://example.com"));
-        let err = settings(&[("server.host", "example.com"), ("tls.email", "a@b.c"), ("server.port", "8443")]).unwrap_err();
+        let err = settings(&[
+            ("server.host", "example.com"),
+            ("tls.email", "a@b.c"),
+            ("server.port", "8443"),
+        ])
+        .unwrap_err();
         assert!(err.0.contains("--port"), "{err}");
-        for local in ["localhost", "app.localhost", "127.0.0.1", "::1", "", "0.0.0.0", "[::]", "192.0.2.7"] {
-            assert_eq!(settings(&[("server.host", local)]).unwrap().tls.mode, TlsMode::Off, "{local}");
+        for local in
+            ["localhost", "app.localhost", "127.0.0.1", "::1", "", "0.0.0.0", "[::]", "192.0.2.7"]
+        {
+            assert_eq!(
+                settings(&[("server.host", local)]).unwrap().tls.mode,
+                TlsMode::Off,
+                "{local}"
+            );
         }
     }
 
@@ -408,14 +473,22 @@ mod tests {
     fn acme_ports_and_directory() {
         let base = [("server.host", "example.com"), ("tls.email", "a@example.com")];
         let s = settings(&base).unwrap();
-        assert_eq!((s.tls.http_port, s.tls.https_port, s.tls.acme_directory.as_str()), (80, 443, LETS_ENCRYPT));
-        let s = settings(&[base[0], base[1], ("tls.https_port", "8443"), ("tls.http_port", "8080")]).unwrap();
+        assert_eq!(
+            (s.tls.http_port, s.tls.https_port, s.tls.acme_directory.as_str()),
+            (80, 443, LETS_ENCRYPT)
+        );
+        let s =
+            settings(&[base[0], base[1], ("tls.https_port", "8443"), ("tls.http_port", "8080")])
+                .unwrap();
         assert_eq!(s.base_url, "https://example.com:8443");
-        let err = settings(&[base[0], base[1], ("tls.acme_directory", "http://ca.example/dir")]).unwrap_err();
+        let err = settings(&[base[0], base[1], ("tls.acme_directory", "http://ca.example/dir")])
+            .unwrap_err();
         assert!(err.0.contains("--tls-acme-directory"), "{err}");
         let err = settings(&[base[0], base[1], ("tls.https_port", "80")]).unwrap_err();
         assert!(err.0.contains("--tls-http-port"), "{err}");
-        let err = settings(&[("server.host", "localhost"), ("tls.mode", "acme"), ("tls.email", "a@b.c")]).unwrap_err();
+        let err =
+            settings(&[("server.host", "localhost"), ("tls.mode", "acme"), ("tls.email", "a@b.c")])
+                .unwrap_err();
         assert!(err.0.contains("--host"), "{err}");
     }
 
@@ -425,19 +498,42 @@ mod tests {
         assert!(settings(&base).unwrap().tls.acme_eab.is_none());
         // pebble's example key (base64url, no padding); padded and standard-alphabet forms too.
         let key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W";
-        let s = settings(&[base[0], base[1], ("tls.acme_eab_kid", "kid-1"), ("tls.acme_eab_hmac_key", key)]).unwrap();
+        let s = settings(&[
+            base[0],
+            base[1],
+            ("tls.acme_eab_kid", "kid-1"),
+            ("tls.acme_eab_hmac_key", key),
+        ])
+        .unwrap();
         let eab = s.tls.acme_eab.expect("eab");
         assert_eq!((eab.kid.as_str(), eab.hmac_key.len()), ("kid-1", 48));
         assert!(!format!("{eab:?}").contains(key) && format!("{eab:?}").contains("redacted"));
-        let s = settings(&[base[0], base[1], ("tls.acme_eab_kid", "k"), ("tls.acme_eab_hmac_key", "ab+/ab8=")]).unwrap();
+        let s = settings(&[
+            base[0],
+            base[1],
+            ("tls.acme_eab_kid", "k"),
+            ("tls.acme_eab_hmac_key", "ab+/ab8="),
+        ])
+        .unwrap();
         assert_eq!(s.tls.acme_eab.unwrap().hmac_key, vec![0x69, 0xbf, 0xbf, 0x69, 0xbf]);
         let err = settings(&[base[0], base[1], ("tls.acme_eab_kid", "kid-1")]).unwrap_err();
         assert!(err.0.contains("--tls-acme-eab-hmac-key"), "{err}");
         let err = settings(&[base[0], base[1], ("tls.acme_eab_hmac_key", key)]).unwrap_err();
         assert!(err.0.contains("--tls-acme-eab-kid") && !err.0.contains(key), "{err}");
         for bad in ["not base64!!", "sec=ret", "Q"] {
-            let err = settings(&[base[0], base[1], ("tls.acme_eab_kid", "kid-1"), ("tls.acme_eab_hmac_key", bad)]).unwrap_err();
-            assert!(err.0.contains("--tls-acme-eab-hmac-key") && !err.0.contains(bad) && !err.0.contains('\n'), "{err}");
+            let err = settings(&[
+                base[0],
+                base[1],
+                ("tls.acme_eab_kid", "kid-1"),
+                ("tls.acme_eab_hmac_key", bad),
+            ])
+            .unwrap_err();
+            assert!(
+                err.0.contains("--tls-acme-eab-hmac-key")
+                    && !err.0.contains(bad)
+                    && !err.0.contains('\n'),
+                "{err}"
+            );
         }
     }
 

@@ -100,12 +100,16 @@ struct Inner {
     nav: Vec<NavItem>,
 }
 
-static CORE_TEMPLATES: include_dir::Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/templates");
+static CORE_TEMPLATES: include_dir::Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 impl Templates {
     /// Compiles the core templates, then each app's templates in app order. A syntax
     /// error names the template and line.
-    pub(crate) fn build(apps: Arc<Vec<Box<dyn App>>>, configure: impl FnOnce(&mut TemplateEnv)) -> Result<Templates, String> {
+    pub(crate) fn build(
+        apps: Arc<Vec<Box<dyn App>>>,
+        configure: impl FnOnce(&mut TemplateEnv),
+    ) -> Result<Templates, String> {
         let mut env = Environment::new();
         let mut sources: BTreeMap<String, &'static str> = BTreeMap::new();
         collect(&CORE_TEMPLATES, &mut sources);
@@ -115,7 +119,8 @@ impl Templates {
             }
         }
         for (name, source) in sources {
-            env.add_template_owned(name.clone(), source).map_err(|e| format!("template {name}: {}", one_line(&e)))?;
+            env.add_template_owned(name.clone(), source)
+                .map_err(|e| format!("template {name}: {}", one_line(&e)))?;
         }
         configure(&mut env);
         for app in apps.iter() {
@@ -133,7 +138,13 @@ impl Templates {
 
     /// Renders `name` for a request: the whole page, or only its `content` block when
     /// `fragment` is set.
-    pub fn render(&self, name: &str, ctx: Value, request: &RequestInfo, fragment: bool) -> Result<String, minijinja::Error> {
+    pub fn render(
+        &self,
+        name: &str,
+        ctx: Value,
+        request: &RequestInfo,
+        fragment: bool,
+    ) -> Result<String, minijinja::Error> {
         let tmpl = self.inner.env.get_template(name)?;
         let ctx = merge_maps([ctx, self.request_values(request)]);
         if fragment {
@@ -157,7 +168,9 @@ impl Templates {
                     let active = if item.path == "/" {
                         &*current == "/"
                     } else {
-                        current.strip_prefix(item.path).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                        current
+                            .strip_prefix(item.path)
+                            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
                     };
                     context! { label => item.label, path => item.path, active => active }
                 })
@@ -200,7 +213,8 @@ pub struct Html(pub String);
 impl IntoResponse for Html {
     fn into_response(self) -> Response {
         let mut res = self.0.into_response();
-        res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
         // Pages differ for htmx requests (fragment vs whole page).
         res.headers_mut().insert(header::VARY, HeaderValue::from_static("HX-Request"));
         res.extensions_mut().insert(Handled);
@@ -218,8 +232,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Render {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let templates =
-            parts.extensions.get::<Templates>().cloned().ok_or_else(|| Error::internal("templates are not installed on this router"))?;
+        let templates = parts
+            .extensions
+            .get::<Templates>()
+            .cloned()
+            .ok_or_else(|| Error::internal("templates are not installed on this router"))?;
         Ok(Render { templates, request: RequestInfo::from_parts(parts) })
     }
 }

@@ -20,9 +20,11 @@ const NOTES: usize = 1000;
 
 /// Words the generated notes are made of.
 const WORDS: &[&str] = &[
-    "apple", "river", "stone", "cloud", "maple", "ember", "quartz", "harbor", "meadow", "cobalt", "falcon", "willow", "copper", "glacier",
-    "orchid", "summit", "thistle", "canyon", "juniper", "saffron", "tundra", "walnut", "zephyr", "bramble", "cedar", "dune", "fjord",
-    "grove", "heron", "indigo", "jasper", "kelp", "lagoon", "mosaic", "nectar", "obsidian", "pebble", "quill", "reef", "sparrow",
+    "apple", "river", "stone", "cloud", "maple", "ember", "quartz", "harbor", "meadow", "cobalt",
+    "falcon", "willow", "copper", "glacier", "orchid", "summit", "thistle", "canyon", "juniper",
+    "saffron", "tundra", "walnut", "zephyr", "bramble", "cedar", "dune", "fjord", "grove", "heron",
+    "indigo", "jasper", "kelp", "lagoon", "mosaic", "nectar", "obsidian", "pebble", "quill",
+    "reef", "sparrow",
 ];
 
 /// A word that every fourth note contains (see `note_text`), so a search finds more than
@@ -56,20 +58,26 @@ fn note_text(i: usize) -> (String, String) {
 }
 
 fn setup() -> Fixture {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let dsn = dir.path().join("app.db");
     let dsn = dsn.to_str().expect("UTF-8 temp dir");
     let booted = {
         let _guard = rt.enter();
-        notes::server().build(["server", "--database-dsn", dsn, "--log-level", "error"]).expect("server builds")
+        notes::server()
+            .build(["server", "--database-dsn", dsn, "--log-level", "error"])
+            .expect("server builds")
     };
     let db = booted.ctx.db.clone();
     let last_id = rt
         .block_on(db.write(|c| {
             for i in 0..NOTES {
                 let (title, content) = note_text(i);
-                c.execute("INSERT INTO notes(title, content) VALUES (?, ?)", burrow::db::params![title, content])?;
+                c.execute(
+                    "INSERT INTO notes(title, content) VALUES (?, ?)",
+                    burrow::db::params![title, content],
+                )?;
             }
             Ok(c.last_insert_id())
         }))
@@ -77,7 +85,13 @@ fn setup() -> Fixture {
     // Note `i` got the id `first_id + i`.
     let first_id = last_id - NOTES as i64 + 1;
     let detail_index = NOTES / 2;
-    Fixture { rt, router: booted.router, detail_id: first_id + detail_index as i64, detail_title: note_text(detail_index).0, _dir: dir }
+    Fixture {
+        rt,
+        router: booted.router,
+        detail_id: first_id + detail_index as i64,
+        detail_title: note_text(detail_index).0,
+        _dir: dir,
+    }
 }
 
 fn get(uri: &str) -> Request<Body> {
@@ -89,9 +103,14 @@ fn get_gzip(uri: &str) -> Request<Body> {
 }
 
 fn post_note(n: u64) -> Request<Body> {
-    let body =
-        format!("title=Bench+note+{n}&content=Written+by+the+request_path+benchmark.+{SEARCH_WORD}+{}", WORDS[n as usize % WORDS.len()]);
-    Request::post("/notes").header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(body)).expect("request")
+    let body = format!(
+        "title=Bench+note+{n}&content=Written+by+the+request_path+benchmark.+{SEARCH_WORD}+{}",
+        WORDS[n as usize % WORDS.len()]
+    );
+    Request::post("/notes")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::from(body))
+        .expect("request")
 }
 
 /// Sends one request through a clone of the router and reads the whole body.
@@ -105,7 +124,13 @@ async fn send(router: &Router, request: Request<Body>) -> (StatusCode, burrow::a
 /// Runs the request once and panics unless it answers `want` with a body containing
 /// `needle`, so that a broken route fails loudly instead of benchmarking an error page.
 /// Returns the body.
-fn check(fx: &Fixture, name: &str, request: Request<Body>, want: StatusCode, needle: &str) -> String {
+fn check(
+    fx: &Fixture,
+    name: &str,
+    request: Request<Body>,
+    want: StatusCode,
+    needle: &str,
+) -> String {
     let (status, body) = fx.rt.block_on(send(&fx.router, request));
     let text = String::from_utf8_lossy(&body).into_owned();
     assert_eq!(status, want, "{name}: unexpected status; body:\n{text}");
@@ -139,11 +164,26 @@ fn request_path(c: &mut Criterion) {
     bench_get(c, &fx, "GET /notes (list, 20 rows)", "/notes", "<li id=\"note-");
     let detail = format!("/notes/{}", fx.detail_id);
     bench_get(c, &fx, "GET /notes/{id} (detail)", &detail, &fx.detail_title);
-    bench_get(c, &fx, "GET /notes?q=word (FTS search)", &format!("/notes?q={SEARCH_WORD}"), "<li id=\"note-");
-    bench_get(c, &fx, "GET /healthz/live (middleware baseline)", "/healthz/live", "\"status\":\"ok\"");
+    bench_get(
+        c,
+        &fx,
+        "GET /notes?q=word (FTS search)",
+        &format!("/notes?q={SEARCH_WORD}"),
+        "<li id=\"note-",
+    );
+    bench_get(
+        c,
+        &fx,
+        "GET /healthz/live (middleware baseline)",
+        "/healthz/live",
+        "\"status\":\"ok\"",
+    );
 
     // The list page again, as a browser asks for it: gzip-compressed.
-    let response = fx.rt.block_on(fx.router.clone().oneshot(get_gzip("/notes"))).expect("the router is infallible");
+    let response = fx
+        .rt
+        .block_on(fx.router.clone().oneshot(get_gzip("/notes")))
+        .expect("the router is infallible");
     assert_eq!(response.status(), StatusCode::OK, "GET /notes with gzip");
     assert_eq!(
         response.headers().get(header::CONTENT_ENCODING).map(|v| v.as_bytes()),

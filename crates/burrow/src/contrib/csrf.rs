@@ -75,9 +75,14 @@ pub struct CsrfToken(pub String);
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CsrfToken {
     type Rejection = Error;
 
-    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let state =
-            parts.extensions.get::<CsrfState>().ok_or_else(|| Error::internal("CsrfToken used, but the csrf app is not registered"))?;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let state = parts
+            .extensions
+            .get::<CsrfState>()
+            .ok_or_else(|| Error::internal("CsrfToken used, but the csrf app is not registered"))?;
         Ok(CsrfToken(state.token()))
     }
 }
@@ -118,9 +123,14 @@ impl App for Csrf {
 
     fn settings(&self) -> Vec<Setting> {
         vec![
-            Setting::new("csrf.key", "csrf-key", "CSRF_KEY", "Signs CSRF tokens: 32 bytes as 64 hex characters")
-                .default_note("random, with a warning")
-                .secret(),
+            Setting::new(
+                "csrf.key",
+                "csrf-key",
+                "CSRF_KEY",
+                "Signs CSRF tokens: 32 bytes as 64 hex characters",
+            )
+            .default_note("random, with a warning")
+            .secret(),
             Setting::new(
                 "csrf.key_previous",
                 "csrf-key-previous",
@@ -129,14 +139,24 @@ impl App for Csrf {
             )
             .default_note("none")
             .secret(),
-            Setting::new("csrf.cookie_name", "csrf-cookie-name", "CSRF_COOKIE_NAME", "Name of the CSRF cookie").default("_csrf"),
+            Setting::new(
+                "csrf.cookie_name",
+                "csrf-cookie-name",
+                "CSRF_COOKIE_NAME",
+                "Name of the CSRF cookie",
+            )
+            .default("_csrf"),
         ]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
         let current = match keys(config, "csrf.key")?.into_iter().next() {
             Some(key) => key,
-            None => generated_key("csrf.key", "no CSRF key configured (--csrf-key, CSRF_KEY or csrf.key)", "form tokens"),
+            None => generated_key(
+                "csrf.key",
+                "no CSRF key configured (--csrf-key, CSRF_KEY or csrf.key)",
+                "form tokens",
+            ),
         };
         self.keys = vec![current];
         self.keys.extend(keys(config, "csrf.key_previous")?);
@@ -147,7 +167,9 @@ impl App for Csrf {
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
         let base = &ctx.settings.base_url;
         let origin = match base.find("://") {
-            Some(i) => base[..i + 3 + base[i + 3..].find('/').unwrap_or(base.len() - i - 3)].to_string(),
+            Some(i) => {
+                base[..i + 3 + base[i + 3..].find('/').unwrap_or(base.len() - i - 3)].to_string()
+            }
             None => base.clone(),
         };
         let config = Arc::new(CsrfConfig {
@@ -159,7 +181,9 @@ impl App for Csrf {
         });
         // A route layer: an unknown path is still a 404 and a wrong method a 405, checked
         // before the token.
-        router.route_layer(from_fn(move |request: Request, next: Next| csrf_middleware(config.clone(), request, next)))
+        router.route_layer(from_fn(move |request: Request, next: Next| {
+            csrf_middleware(config.clone(), request, next)
+        }))
     }
 
     fn request_context(&self, request: &RequestInfo, context: &mut RequestContext) {
@@ -167,10 +191,14 @@ impl App for Csrf {
         // middleware), so layouts can always call them.
         let state = request.extensions.get::<CsrfState>().cloned();
         let for_token = state.clone();
-        context.function("csrf_token", move || for_token.as_ref().map(CsrfState::token).unwrap_or_default());
+        context.function("csrf_token", move || {
+            for_token.as_ref().map(CsrfState::token).unwrap_or_default()
+        });
         context.function("csrf_field", move || {
             let token = state.as_ref().map(CsrfState::token).unwrap_or_default();
-            Value::from_safe_string(format!("<input type=\"hidden\" name=\"{FIELD}\" value=\"{token}\">"))
+            Value::from_safe_string(format!(
+                "<input type=\"hidden\" name=\"{FIELD}\" value=\"{token}\">"
+            ))
         });
     }
 }
@@ -179,7 +207,8 @@ async fn csrf_middleware(config: Arc<CsrfConfig>, request: Request, next: Next) 
     let existing: Option<[u8; SECRET_LEN]> = cookie(request.headers(), &config.cookie_name)
         .and_then(|v| config.codec.decode(&config.cookie_name, v, now()))
         .and_then(|bytes| bytes.try_into().ok());
-    let unsafe_method = !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
+    let unsafe_method =
+        !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
     let exempt = config.exempt.iter().any(|p| request.uri().path().starts_with(p.as_str()));
     let mut request = request;
     if unsafe_method && !exempt {
@@ -209,14 +238,24 @@ async fn csrf_middleware(config: Arc<CsrfConfig>, request: Request, next: Next) 
     if state.0.fresh.load(Ordering::Relaxed) && state.0.used.load(Ordering::Relaxed) {
         let secret = *state.0.secret.lock().expect("csrf poisoned");
         if let Ok(value) = config.codec.encode(&config.cookie_name, &secret, now()) {
-            append_cookie(&mut response, &config.cookie_name, &value, COOKIE_MAX_AGE, config.secure);
+            append_cookie(
+                &mut response,
+                &config.cookie_name,
+                &value,
+                COOKIE_MAX_AGE,
+                config.secure,
+            );
         }
     }
     response
 }
 
 /// Checks origin and token; gives the request back (with its body, if it was read).
-async fn verify(config: &CsrfConfig, secret: Option<&[u8; SECRET_LEN]>, request: Request) -> Result<Request, String> {
+async fn verify(
+    config: &CsrfConfig,
+    secret: Option<&[u8; SECRET_LEN]>,
+    request: Request,
+) -> Result<Request, String> {
     if config.secure {
         let headers = request.headers();
         let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
@@ -224,7 +263,9 @@ async fn verify(config: &CsrfConfig, secret: Option<&[u8; SECRET_LEN]>, request:
         match (origin, referer) {
             (Some(o), _) if o == config.origin => {}
             (Some(o), _) => return Err(format!("Origin {o} is not {}", config.origin)),
-            (None, Some(r)) if r.strip_prefix(config.origin.as_str()).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) => {}
+            (None, Some(r))
+                if r.strip_prefix(config.origin.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) => {}
             (None, Some(_)) => return Err("Referer is from another site".into()),
             (None, None) => return Err("no Origin or Referer header on an https request".into()),
         }
@@ -256,13 +297,19 @@ async fn form_token(request: Request) -> Result<(String, Request), String> {
     }
     let (parts, body) = request.into_parts();
     // The core body limit already wraps this body; exceeding it fails here.
-    let bytes = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| format!("cannot read the form: {e}"))?;
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .map_err(|e| format!("cannot read the form: {e}"))?;
     let token = form_urlencoded_value(&bytes, FIELD).unwrap_or_default();
     Ok((token, Request::from_parts(parts, Body::from(bytes))))
 }
 
 fn form_urlencoded_value(body: &[u8], name: &str) -> Option<String> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body).ok()?.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
 }
 
 /// Unmasks a token and compares it with the secret in constant time.
@@ -272,7 +319,8 @@ pub fn matches(token: &str, secret: &[u8; SECRET_LEN]) -> bool {
         return false;
     }
     let (mask, masked) = bytes.split_at(SECRET_LEN);
-    let diff = masked.iter().zip(mask).zip(secret).fold(0u8, |acc, ((m, k), s)| acc | ((m ^ k) ^ s));
+    let diff =
+        masked.iter().zip(mask).zip(secret).fold(0u8, |acc, ((m, k), s)| acc | ((m ^ k) ^ s));
     diff == 0
 }
 
@@ -304,7 +352,10 @@ mod tests {
 
     #[test]
     fn form_field_is_found() {
-        assert_eq!(form_urlencoded_value(b"title=x&csrf_token=abc%2Bd&content=y", FIELD).as_deref(), Some("abc+d"));
+        assert_eq!(
+            form_urlencoded_value(b"title=x&csrf_token=abc%2Bd&content=y", FIELD).as_deref(),
+            Some("abc+d")
+        );
         assert_eq!(form_urlencoded_value(b"title=x", FIELD), None);
     }
 }

@@ -47,7 +47,8 @@ impl App for FlashMessages {
     fn request_context(&self, request: &RequestInfo, context: &mut RequestContext) {
         let session = request.extensions.get::<Session>().cloned();
         context.function("messages", move || -> Value {
-            let messages: Vec<Message> = session.as_ref().and_then(|s| s.take(KEY)).unwrap_or_default();
+            let messages: Vec<Message> =
+                session.as_ref().and_then(|s| s.take(KEY)).unwrap_or_default();
             Value::from(minijinja::value::Serde(messages))
         });
     }

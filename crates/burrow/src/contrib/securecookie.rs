@@ -36,7 +36,11 @@ pub struct TooLarge {
 
 impl std::fmt::Display for TooLarge {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the cookie would be {} bytes, more than the {MAX_COOKIE_SIZE} browsers keep", self.size)
+        write!(
+            f,
+            "the cookie would be {} bytes, more than the {MAX_COOKIE_SIZE} browsers keep",
+            self.size
+        )
     }
 }
 
@@ -47,7 +51,12 @@ impl Codec {
     pub fn new(hash_keys: &[[u8; 32]], block_keys: &[[u8; 32]], max_age_secs: u64) -> Codec {
         Codec {
             hash: hash_keys.iter().map(|k| hmac::Key::new(hmac::HMAC_SHA256, k)).collect(),
-            block: block_keys.iter().map(|k| LessSafeKey::new(UnboundKey::new(&AES_256_GCM, k).expect("32-byte AES key"))).collect(),
+            block: block_keys
+                .iter()
+                .map(|k| {
+                    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, k).expect("32-byte AES key"))
+                })
+                .collect(),
             max_age: max_age_secs,
         }
     }
@@ -63,8 +72,12 @@ impl Codec {
                 let mut nonce = [0u8; NONCE_LEN];
                 SystemRandom::new().fill(&mut nonce).expect("system random");
                 let mut sealed = bytes.to_vec();
-                key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(name.as_bytes()), &mut sealed)
-                    .expect("AES-GCM sealing cannot fail for cookie-sized input");
+                key.seal_in_place_append_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(name.as_bytes()),
+                    &mut sealed,
+                )
+                .expect("AES-GCM sealing cannot fail for cookie-sized input");
                 let mut out = nonce.to_vec();
                 out.extend_from_slice(&sealed);
                 B64.encode(out)
@@ -110,7 +123,9 @@ impl Codec {
         self.block.iter().find_map(|key| {
             let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
             let mut buf = sealed.to_vec();
-            key.open_in_place(nonce, Aad::from(name.as_bytes()), &mut buf).ok().map(|plain| plain.to_vec())
+            key.open_in_place(nonce, Aad::from(name.as_bytes()), &mut buf)
+                .ok()
+                .map(|plain| plain.to_vec())
         })
     }
 }
@@ -129,18 +144,25 @@ fn signed_message(name: &str, ts: &str, payload: &str) -> Vec<u8> {
 pub fn parse_key(raw: &str) -> Result<[u8; 32], String> {
     let raw = raw.trim();
     if raw.len() != 64 {
-        return Err(format!("expected 32 bytes written as 64 hex characters, got {} characters", raw.len()));
+        return Err(format!(
+            "expected 32 bytes written as 64 hex characters, got {} characters",
+            raw.len()
+        ));
     }
     let mut key = [0u8; 32];
     for (i, byte) in key.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&raw[2 * i..2 * i + 2], 16).map_err(|_| "expected hex characters (0-9, a-f)".to_string())?;
+        *byte = u8::from_str_radix(&raw[2 * i..2 * i + 2], 16)
+            .map_err(|_| "expected hex characters (0-9, a-f)".to_string())?;
     }
     Ok(key)
 }
 
 /// Seconds since the Unix epoch.
 pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -217,7 +239,8 @@ mod tests {
             seed ^= seed << 17;
             seed
         };
-        const ALPHABET: &[u8] = b"0123456789.-_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz=|%\\\"\x00\xff";
+        const ALPHABET: &[u8] =
+            b"0123456789.-_ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz=|%\\\"\x00\xff";
         for i in 0..200_000 {
             let input: Vec<u8> = if i % 2 == 0 {
                 let len = (rand() % 200) as usize;
@@ -231,7 +254,10 @@ mod tests {
                         bytes[at] = ALPHABET[(rand() % ALPHABET.len() as u64) as usize];
                     }
                     1 => bytes.truncate((rand() as usize) % bytes.len()),
-                    2 => bytes.insert((rand() as usize) % bytes.len(), ALPHABET[(rand() % ALPHABET.len() as u64) as usize]),
+                    2 => bytes.insert(
+                        (rand() as usize) % bytes.len(),
+                        ALPHABET[(rand() % ALPHABET.len() as u64) as usize],
+                    ),
                     _ => {
                         let at = (rand() as usize) % bytes.len();
                         bytes.remove(at);
@@ -242,7 +268,10 @@ mod tests {
             let text = String::from_utf8_lossy(&input);
             for c in [&codec, &plain] {
                 if let Some(decoded) = c.decode("s", &text, 10_000) {
-                    assert!(text == valid || text == valid_plain, "forged cookie accepted: {text:?} -> {decoded:?}");
+                    assert!(
+                        text == valid || text == valid_plain,
+                        "forged cookie accepted: {text:?} -> {decoded:?}"
+                    );
                 }
             }
             assert!(!crate::contrib::csrf::matches(&text, &[7; 32]));

@@ -65,9 +65,20 @@ impl App for Sessions {
 
     fn settings(&self) -> Vec<Setting> {
         vec![
-            Setting::new("session.cookie_name", "session-cookie-name", "SESSION_COOKIE_NAME", "Name of the session cookie")
-                .default("_session"),
-            Setting::new("session.max_age", "session-max-age", "SESSION_MAX_AGE", "Session lifetime in seconds").default("604800"),
+            Setting::new(
+                "session.cookie_name",
+                "session-cookie-name",
+                "SESSION_COOKIE_NAME",
+                "Name of the session cookie",
+            )
+            .default("_session"),
+            Setting::new(
+                "session.max_age",
+                "session-max-age",
+                "SESSION_MAX_AGE",
+                "Session lifetime in seconds",
+            )
+            .default("604800"),
             Setting::new(
                 "session.hash_key",
                 "session-hash-key",
@@ -105,8 +116,12 @@ impl App for Sessions {
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
         let cookie_name: String = config.require("session.cookie_name")?;
-        if cookie_name.is_empty() || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
-            return Err(config.error("session.cookie_name", "expected letters, digits, '_', '-' or '.'"));
+        if cookie_name.is_empty()
+            || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            return Err(
+                config.error("session.cookie_name", "expected letters, digits, '_', '-' or '.'")
+            );
         }
         let max_age: u64 = config.require("session.max_age")?;
         if max_age == 0 {
@@ -126,7 +141,10 @@ impl App for Sessions {
         block_keys.truncate(1);
         let previous_block = keys(config, "session.block_key_previous")?;
         if block_keys.is_empty() && !previous_block.is_empty() {
-            return Err(config.error("session.block_key_previous", "previous block keys need a current --session-block-key"));
+            return Err(config.error(
+                "session.block_key_previous",
+                "previous block keys need a current --session-block-key",
+            ));
         }
         block_keys.extend(previous_block);
         self.keys = Some(Keys { hash: hash_keys, block: block_keys });
@@ -142,34 +160,56 @@ impl App for Sessions {
             cookie_name: self.cookie_name.clone(),
             secure: ctx.settings.base_url.starts_with("https://"),
         });
-        router.layer(from_fn(move |request: Request, next: Next| session_middleware(config.clone(), request, next)))
+        router.layer(from_fn(move |request: Request, next: Next| {
+            session_middleware(config.clone(), request, next)
+        }))
     }
 }
 
 /// Parses a key setting: one key, or several separated by commas (for `…_previous`).
 pub(crate) fn keys(config: &Config, key: &str) -> Result<Vec<[u8; 32]>, ConfigError> {
     Ok(config
-        .parse_with(key, |raw| raw.split(',').map(str::trim).filter(|k| !k.is_empty()).map(parse_key).collect::<Result<Vec<_>, _>>())?
+        .parse_with(key, |raw| {
+            raw.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(parse_key)
+                .collect::<Result<Vec<_>, _>>()
+        })?
         .unwrap_or_default())
 }
 
 /// A key generated because none was configured; warns once, never printing the key.
 pub(crate) fn generated_key(name: &str, missing: &str, what: &str) -> [u8; 32] {
     let key: [u8; 32] = crate::secrets::generated(name, 32).try_into().expect("32 bytes");
-    let origin = if crate::secrets::was_inherited(name) { "kept from the previous process" } else { "generated at random" };
+    let origin = if crate::secrets::was_inherited(name) {
+        "kept from the previous process"
+    } else {
+        "generated at random"
+    };
     crate::secrets::warn_once_started(format!(
         "{missing}: using a key {origin}; {what} survive SIGHUP restarts but not a stop/start. Set a key of 64 hex characters for production."
     ));
     key
 }
 
-async fn session_middleware(config: Arc<SessionConfig>, mut request: Request, next: Next) -> Response {
+async fn session_middleware(
+    config: Arc<SessionConfig>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let data = cookie(request.headers(), &config.cookie_name)
         .and_then(|value| config.codec.decode(&config.cookie_name, value, now()))
-        .and_then(|bytes| serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok());
+        .and_then(|bytes| {
+            serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok()
+        });
     let existed = data.is_some();
     let session = Session {
-        state: Arc::new(Mutex::new(State { data: data.unwrap_or_default(), changed: false, regenerated: false })),
+        state: Arc::new(Mutex::new(State {
+            data: data.unwrap_or_default(),
+            changed: false,
+            regenerated: false,
+        })),
         config: config.clone(),
     };
     request.extensions_mut().insert(session.clone());
@@ -185,12 +225,15 @@ async fn session_middleware(config: Arc<SessionConfig>, mut request: Request, ne
     let (value, max_age) = match encoded {
         None => (String::new(), 0),
         Some(encoded) => {
-            let encoded = encoded
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| config.codec.encode(&config.cookie_name, &bytes, now()).map_err(|e| e.to_string()));
+            let encoded = encoded.map_err(|e| e.to_string()).and_then(|bytes| {
+                config.codec.encode(&config.cookie_name, &bytes, now()).map_err(|e| e.to_string())
+            });
             match encoded {
                 Ok(value) => (value, config.codec.max_age()),
-                Err(e) => return Error::internal(format!("session cookie not written: {e}")).into_response(),
+                Err(e) => {
+                    return Error::internal(format!("session cookie not written: {e}"))
+                        .into_response();
+                }
             }
         }
     };
@@ -199,9 +242,16 @@ async fn session_middleware(config: Arc<SessionConfig>, mut request: Request, ne
 }
 
 /// Appends `Set-Cookie` for a framework cookie (session, CSRF); `max_age` 0 deletes it.
-pub(crate) fn append_cookie(response: &mut Response, name: &str, value: &str, max_age: u64, secure: bool) {
+pub(crate) fn append_cookie(
+    response: &mut Response,
+    name: &str,
+    value: &str,
+    max_age: u64,
+    secure: bool,
+) {
     let secure = if secure { "; Secure" } else { "" };
-    let header = format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
+    let header =
+        format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}");
     if let Ok(value) = HeaderValue::from_str(&header) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
@@ -259,11 +309,14 @@ impl Session {
     /// Stores a value. Fails, and stores nothing, when the session would no longer fit in
     /// a cookie (4096 bytes) — a cookie is never dropped silently.
     pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        let value = serde_json::to_value(value).map_err(|e| SessionError(format!("session value '{key}': {e}")))?;
+        let value = serde_json::to_value(value)
+            .map_err(|e| SessionError(format!("session value '{key}': {e}")))?;
         let mut state = self.state.lock().expect("session poisoned");
         let previous = state.data.insert(key.to_string(), value);
         let bytes = serde_json::to_vec(&state.data).unwrap_or_default();
-        if let Err(TooLarge { size }) = self.config.codec.encode(&self.config.cookie_name, &bytes, now()) {
+        if let Err(TooLarge { size }) =
+            self.config.codec.encode(&self.config.cookie_name, &bytes, now())
+        {
             match previous {
                 Some(p) => state.data.insert(key.to_string(), p),
                 None => state.data.remove(key),
@@ -312,6 +365,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or_else(|| Error::internal("Session used, but the session app is not registered"))
+        parts
+            .extensions
+            .get::<Session>()
+            .cloned()
+            .ok_or_else(|| Error::internal("Session used, but the session app is not registered"))
     }
 }

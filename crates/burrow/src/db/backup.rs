@@ -39,7 +39,13 @@ pub fn destination(source: &Path, dest: &Path) -> PathBuf {
         let stamp = utc_stamp();
         // Two backups within one second must not replace each other.
         (1..)
-            .map(|n| if n == 1 { dest.join(format!("{stem}-{stamp}.db")) } else { dest.join(format!("{stem}-{stamp}-{n}.db")) })
+            .map(|n| {
+                if n == 1 {
+                    dest.join(format!("{stem}-{stamp}.db"))
+                } else {
+                    dest.join(format!("{stem}-{stamp}-{n}.db"))
+                }
+            })
             .find(|path| !path.exists())
             .expect("an unused name")
     } else {
@@ -49,7 +55,11 @@ pub fn destination(source: &Path, dest: &Path) -> PathBuf {
 
 /// Copies the database at `source` to `dest` (see [`destination`]). `progress` is called
 /// with (pages copied, pages total) as the copy advances.
-pub fn backup(source: &Path, dest: &Path, mut progress: impl FnMut(u64, u64)) -> Result<BackupReport, DbError> {
+pub fn backup(
+    source: &Path,
+    dest: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<BackupReport, DbError> {
     let started = Instant::now();
     if !source.exists() {
         return Err(DbError::Setup(format!("database file {} does not exist", source.display())));
@@ -62,8 +72,12 @@ pub fn backup(source: &Path, dest: &Path, mut progress: impl FnMut(u64, u64)) ->
     let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("backup.db");
     let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
     let result = copy(source, &partial, &mut progress).and_then(|pages| {
-        std::fs::rename(&partial, &target)
-            .map_err(|e| DbError::Setup(format!("cannot move the backup into place at {}: {e}", target.display())))?;
+        std::fs::rename(&partial, &target).map_err(|e| {
+            DbError::Setup(format!(
+                "cannot move the backup into place at {}: {e}",
+                target.display()
+            ))
+        })?;
         if let Ok(d) = std::fs::File::open(&dir) {
             let _ = d.sync_all();
         }
@@ -78,18 +92,27 @@ pub fn backup(source: &Path, dest: &Path, mut progress: impl FnMut(u64, u64)) ->
     result
 }
 
-fn copy(source: &Path, partial: &Path, progress: &mut impl FnMut(u64, u64)) -> Result<u64, DbError> {
+fn copy(
+    source: &Path,
+    partial: &Path,
+    progress: &mut impl FnMut(u64, u64),
+) -> Result<u64, DbError> {
     fn sql(what: &str) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
         move |e| DbError::Setup(format!("backup: {what}: {e}"))
     }
-    let src = Connection::open_with_flags(source, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
-        .map_err(|e| DbError::Setup(format!("backup: cannot open {}: {e}", source.display())))?;
+    let src = Connection::open_with_flags(
+        source,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| DbError::Setup(format!("backup: cannot open {}: {e}", source.display())))?;
     // Wait for a writer's lock instead of failing, as the server does.
     src.busy_timeout(Duration::from_secs(5)).map_err(sql("busy_timeout"))?;
     // One read transaction for the whole copy: a fixed snapshot, so concurrent writes
     // neither restart the backup nor appear half in it.
-    src.execute_batch("BEGIN; SELECT count(*) FROM sqlite_schema;").map_err(sql("cannot start a read transaction"))?;
-    let mut dst = Connection::open(partial).map_err(|e| DbError::Setup(format!("backup: cannot create {}: {e}", partial.display())))?;
+    src.execute_batch("BEGIN; SELECT count(*) FROM sqlite_schema;")
+        .map_err(sql("cannot start a read transaction"))?;
+    let mut dst = Connection::open(partial)
+        .map_err(|e| DbError::Setup(format!("backup: cannot create {}: {e}", partial.display())))?;
     let pages = {
         let backup = Backup::new(&src, &mut dst).map_err(sql("cannot start"))?;
         loop {
@@ -108,18 +131,25 @@ fn copy(source: &Path, partial: &Path, progress: &mut impl FnMut(u64, u64)) -> R
     drop(src);
     // A backup is one self-contained file: no -wal beside it.
     dst.execute_batch("PRAGMA journal_mode = DELETE;").map_err(sql("journal mode"))?;
-    let check: String = dst.query_row("PRAGMA integrity_check", [], |r| r.get(0)).map_err(sql("integrity_check"))?;
+    let check: String = dst
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(sql("integrity_check"))?;
     if check != "ok" {
         return Err(DbError::Setup(format!("backup failed its integrity check: {check}")));
     }
     drop(dst);
-    std::fs::File::open(partial).and_then(|f| f.sync_all()).map_err(|e| DbError::Setup(format!("cannot sync the backup: {e}")))?;
+    std::fs::File::open(partial)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| DbError::Setup(format!("cannot sync the backup: {e}")))?;
     Ok(pages)
 }
 
 /// UTC time as YYYYMMDD-HHMMSS, without a date crate.
 fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
     let z = days as i64 + 719_468;
@@ -143,14 +173,22 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let src = dir.path().join("app.db");
         let conn = Connection::open(&src).unwrap();
-        conn.execute_batch("PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);").unwrap();
+        conn.execute_batch(
+            "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);",
+        )
+        .unwrap();
         let out = dir.path().join("backups");
         std::fs::create_dir(&out).unwrap();
         let mut calls = 0;
         let report = backup(&src, &out, |_, _| calls += 1).unwrap();
         assert!(calls > 0);
         let name = report.path.file_name().unwrap().to_str().unwrap().to_string();
-        assert!(name.starts_with("app-20") && name.ends_with(".db") && name.len() == "app-YYYYMMDD-HHMMSS.db".len(), "{name}");
+        assert!(
+            name.starts_with("app-20")
+                && name.ends_with(".db")
+                && name.len() == "app-YYYYMMDD-HHMMSS.db".len(),
+            "{name}"
+        );
         let copy = Connection::open(&report.path).unwrap();
         let n: i64 = copy.query_row("SELECT count(*) FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 3);
@@ -162,7 +200,8 @@ mod tests {
     #[test]
     fn errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        let err = backup(&dir.path().join("missing.db"), dir.path(), |_, _| {}).unwrap_err().to_string();
+        let err =
+            backup(&dir.path().join("missing.db"), dir.path(), |_, _| {}).unwrap_err().to_string();
         assert!(err.contains("missing.db"), "{err}");
     }
 }

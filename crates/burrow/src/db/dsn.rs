@@ -31,7 +31,9 @@ impl Dsn {
             return Err("PostgreSQL is not supported by this build yet; use a SQLite path".into());
         }
         if let Some((scheme, _)) = raw.split_once("://") {
-            return Err(format!("unsupported database scheme '{scheme}'; use a path or sqlite:///path"));
+            return Err(format!(
+                "unsupported database scheme '{scheme}'; use a path or sqlite:///path"
+            ));
         }
         if raw == ":memory:" {
             return Ok(Dsn::SqliteMemory);
@@ -57,7 +59,10 @@ mod tests {
     fn forms_of_spec() {
         assert_eq!(Dsn::parse("app.db"), Ok(Dsn::SqliteFile("app.db".into())));
         assert_eq!(Dsn::parse("sqlite:///data/app.db"), Ok(Dsn::SqliteFile("data/app.db".into())));
-        assert_eq!(Dsn::parse("sqlite:////var/lib/myapp/app.db"), Ok(Dsn::SqliteFile("/var/lib/myapp/app.db".into())));
+        assert_eq!(
+            Dsn::parse("sqlite:////var/lib/myapp/app.db"),
+            Ok(Dsn::SqliteFile("/var/lib/myapp/app.db".into()))
+        );
         assert_eq!(Dsn::parse("sqlite://:memory:"), Ok(Dsn::SqliteMemory));
         assert!(Dsn::parse("sqlite://").is_err());
         assert!(Dsn::parse("sqlite://host/x.db").is_err());

@@ -55,7 +55,8 @@ const CREATE_TABLE: &str = "CREATE TABLE IF NOT EXISTS _migrations (
 
 /// Applies every pending migration; returns `app/name` of each one applied.
 pub(crate) fn apply(conn: &Conn, sets: &[Migrations]) -> Result<Vec<String>, DbError> {
-    let pending: Vec<_> = status(conn, sets)?.into_iter().filter(|s| s.applied_at.is_none()).collect();
+    let pending: Vec<_> =
+        status(conn, sets)?.into_iter().filter(|s| s.applied_at.is_none()).collect();
     if pending.is_empty() {
         return Ok(Vec::new());
     }
@@ -70,7 +71,10 @@ pub(crate) fn apply(conn: &Conn, sets: &[Migrations]) -> Result<Vec<String>, DbE
                 .map(|(_, sql)| *sql)
                 .expect("pending migration comes from the sets");
             let file = format!("{}/{}", migration.app, migration.name);
-            conn.0.execute_batch(sql).map_err(|e| DbError::Migration { file: file.clone(), message: sqlite_message(e) })?;
+            conn.0.execute_batch(sql).map_err(|e| DbError::Migration {
+                file: file.clone(),
+                message: sqlite_message(e),
+            })?;
             conn.0.execute(
                 "INSERT INTO _migrations (app, name, applied_at) VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
                 (&migration.app, &migration.name),
@@ -83,13 +87,17 @@ pub(crate) fn apply(conn: &Conn, sets: &[Migrations]) -> Result<Vec<String>, DbE
 
 /// Every known migration with its applied time, in the order they run.
 pub(crate) fn status(conn: &Conn, sets: &[Migrations]) -> Result<Vec<MigrationStatus>, DbError> {
-    let table_exists: bool =
-        conn.0.query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '_migrations'", [], |r| r.get::<_, i64>(0))?
-            > 0;
+    let table_exists: bool = conn.0.query_row(
+        "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = '_migrations'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0;
     let mut applied = std::collections::HashMap::new();
     if table_exists {
         let mut stmt = conn.0.prepare("SELECT app, name, applied_at FROM _migrations")?;
-        let rows = stmt.query_map([], |r| Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, String>(2)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok(((r.get::<_, String>(0)?, r.get::<_, String>(1)?), r.get::<_, String>(2)?))
+        })?;
         for row in rows {
             let (key, at) = row?;
             applied.insert(key, at);
@@ -109,7 +117,9 @@ pub(crate) fn status(conn: &Conn, sets: &[Migrations]) -> Result<Vec<MigrationSt
 
 fn sqlite_message(e: rusqlite::Error) -> String {
     match e {
-        rusqlite::Error::SqliteFailure(code, Some(message)) => format!("{message} ({:?})", code.code),
+        rusqlite::Error::SqliteFailure(code, Some(message)) => {
+            format!("{message} ({:?})", code.code)
+        }
         other => other.to_string(),
     }
 }
@@ -126,10 +136,22 @@ mod tests {
     fn applies_in_order_once_and_records_rows() {
         let c = conn();
         let sets = [
-            Migrations::from_static("a", &[("0002_b.up.sql", "ALTER TABLE t ADD COLUMN y"), ("0001_a.up.sql", "CREATE TABLE t(x)")]),
-            Migrations::from_static("b", &[("0001_u.up.sql", "CREATE TABLE u(t_x REFERENCES t(x))")]),
+            Migrations::from_static(
+                "a",
+                &[
+                    ("0002_b.up.sql", "ALTER TABLE t ADD COLUMN y"),
+                    ("0001_a.up.sql", "CREATE TABLE t(x)"),
+                ],
+            ),
+            Migrations::from_static(
+                "b",
+                &[("0001_u.up.sql", "CREATE TABLE u(t_x REFERENCES t(x))")],
+            ),
         ];
-        assert_eq!(apply(&c, &sets).unwrap(), ["a/0001_a.up.sql", "a/0002_b.up.sql", "b/0001_u.up.sql"]);
+        assert_eq!(
+            apply(&c, &sets).unwrap(),
+            ["a/0001_a.up.sql", "a/0002_b.up.sql", "b/0001_u.up.sql"]
+        );
         assert!(apply(&c, &sets).unwrap().is_empty());
         assert!(status(&c, &sets).unwrap().iter().all(|s| s.applied_at.is_some()));
     }
@@ -137,10 +159,14 @@ mod tests {
     #[test]
     fn a_failing_file_rolls_back_the_whole_run() {
         let c = conn();
-        let sets = [Migrations::from_static("a", &[("0001_ok.up.sql", "CREATE TABLE t(x)"), ("0002_bad.up.sql", "CREAT TABLE")])];
+        let sets = [Migrations::from_static(
+            "a",
+            &[("0001_ok.up.sql", "CREATE TABLE t(x)"), ("0002_bad.up.sql", "CREAT TABLE")],
+        )];
         let err = apply(&c, &sets).unwrap_err().to_string();
         assert!(err.contains("a/0002_bad.up.sql") && err.contains("syntax error"), "{err}");
-        let tables: i64 = c.0.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).unwrap();
+        let tables: i64 =
+            c.0.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).unwrap();
         assert_eq!(tables, 0, "nothing of the failed run remains");
     }
 }

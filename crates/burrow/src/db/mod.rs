@@ -104,7 +104,10 @@ impl Db {
         self.pool.with_writer_blocking(|conn| migrate::apply(conn, sets))
     }
 
-    pub(crate) fn migration_status_blocking(&self, sets: &[Migrations]) -> Result<Vec<MigrationStatus>, DbError> {
+    pub(crate) fn migration_status_blocking(
+        &self,
+        sets: &[Migrations],
+    ) -> Result<Vec<MigrationStatus>, DbError> {
         self.pool.with_writer_blocking(|conn| migrate::status(conn, sets))
     }
 }
@@ -250,7 +253,8 @@ pub struct Row<'a>(pub(crate) &'a rusqlite::Row<'a>);
 impl Row<'_> {
     pub fn get<T: FromValue>(&self, column: &str) -> Result<T, DbError> {
         let value = self.0.get_ref(column).map_err(DbError::from)?;
-        T::from_value(sqlite::value_from_ref(value)).map_err(|reason| DbError::Decode { column: column.to_string(), reason })
+        T::from_value(sqlite::value_from_ref(value))
+            .map_err(|reason| DbError::Decode { column: column.to_string(), reason })
     }
 }
 
@@ -262,7 +266,9 @@ pub trait FromRow: Sized {
 impl<T: FromValue> FromRow for (T,) {
     fn from_row(row: &Row) -> Result<Self, DbError> {
         let value = row.0.get_ref(0).map_err(DbError::from)?;
-        T::from_value(sqlite::value_from_ref(value)).map(|v| (v,)).map_err(|reason| DbError::Decode { column: "0".into(), reason })
+        T::from_value(sqlite::value_from_ref(value))
+            .map(|v| (v,))
+            .map_err(|reason| DbError::Decode { column: "0".into(), reason })
     }
 }
 

@@ -70,7 +70,11 @@ pub(super) struct Activity {
 }
 
 impl SqlitePool {
-    pub(super) fn open(dsn: &Dsn, readers: usize, checkpoints: Checkpoints) -> Result<SqlitePool, DbError> {
+    pub(super) fn open(
+        dsn: &Dsn,
+        readers: usize,
+        checkpoints: Checkpoints,
+    ) -> Result<SqlitePool, DbError> {
         let target = match dsn {
             Dsn::SqliteFile(path) => {
                 check_file(path)?;
@@ -91,7 +95,9 @@ impl SqlitePool {
                 .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
         }
         let wal = match dsn {
-            Dsn::SqliteFile(path) if checkpoints == Checkpoints::Server => Some(super::sidecar(path, "-wal").into()),
+            Dsn::SqliteFile(path) if checkpoints == Checkpoints::Server => {
+                Some(super::sidecar(path, "-wal").into())
+            }
             _ => None,
         };
         Ok(SqlitePool {
@@ -112,14 +118,23 @@ impl SqlitePool {
     /// Runs `f` on the writer outside any transaction, before serving (migrations).
     /// Switches the file to WAL afterwards: a failed migration leaves the file byte for
     /// byte as it was, even its journal mode.
-    pub(super) fn with_writer_blocking<T>(&self, f: impl FnOnce(&Conn) -> Result<T, DbError>) -> Result<T, DbError> {
-        let guard = self.writer.try_lock().map_err(|_| DbError::Setup("the writer connection is busy".into()))?;
+    pub(super) fn with_writer_blocking<T>(
+        &self,
+        f: impl FnOnce(&Conn) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let guard = self
+            .writer
+            .try_lock()
+            .map_err(|_| DbError::Setup("the writer connection is busy".into()))?;
         let conn = guard.as_ref().ok_or(DbError::Closed)?;
         let out = f(conn)?;
         if matches!(self.dsn, Dsn::SqliteFile(_)) {
             let mode: String = conn.0.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
-                return Err(DbError::Setup(format!("{}: cannot switch to WAL mode (got {mode})", self.dsn)));
+                return Err(DbError::Setup(format!(
+                    "{}: cannot switch to WAL mode (got {mode})",
+                    self.dsn
+                )));
             }
         }
         Ok(out)
@@ -185,7 +200,8 @@ impl SqlitePool {
         T: Send + 'static,
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let permit = self.reader_slots.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
+        let permit =
+            self.reader_slots.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
         let readers = self.readers.clone();
         let target = self.target.clone();
         let dsn = self.dsn.clone();
@@ -211,13 +227,20 @@ impl SqlitePool {
     pub(super) async fn check(&self) -> Result<(), DbError> {
         if let Dsn::SqliteFile(path) = &self.dsn {
             let path = path.clone();
-            tokio::task::spawn_blocking(move || check_access(&path)).await.map_err(|e| DbError::Other(e.to_string()))??;
+            tokio::task::spawn_blocking(move || check_access(&path))
+                .await
+                .map_err(|e| DbError::Other(e.to_string()))??;
         }
-        self.read(|conn| conn.query_one::<(i64,)>("SELECT count(*) FROM sqlite_schema", &[]).map(|_| ())).await?;
+        self.read(|conn| {
+            conn.query_one::<(i64,)>("SELECT count(*) FROM sqlite_schema", &[]).map(|_| ())
+        })
+        .await?;
         let guard = self.writer.clone().lock_owned().await;
-        tokio::task::spawn_blocking(move || guard.as_ref().ok_or(DbError::Closed)?.query_one::<(i64,)>("SELECT 1", &[]).map(|_| ()))
-            .await
-            .map_err(|e| DbError::Other(e.to_string()))?
+        tokio::task::spawn_blocking(move || {
+            guard.as_ref().ok_or(DbError::Closed)?.query_one::<(i64,)>("SELECT 1", &[]).map(|_| ())
+        })
+        .await
+        .map_err(|e| DbError::Other(e.to_string()))?
     }
 
     pub(super) async fn close(&self) {
@@ -244,7 +267,10 @@ impl SqlitePool {
 /// is emptied once the reader is done rather than left full until the next write.
 fn truncate_wal(conn: &Conn) -> bool {
     let _ = conn.0.busy_timeout(IDLE_CHECKPOINT_WAIT);
-    let done = conn.0.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0)).is_ok_and(|busy| busy == 0);
+    let done = conn
+        .0
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
+        .is_ok_and(|busy| busy == 0);
     let _ = conn.0.busy_timeout(BUSY_TIMEOUT);
     done
 }
@@ -258,11 +284,19 @@ impl Activity {
 
     /// True when there were writes and none for `quiet`.
     fn idle_since(&self, quiet: std::time::Duration) -> bool {
-        self.dirty.load(Ordering::Relaxed) && self.last_commit.lock().expect("activity poisoned").is_some_and(|t| t.elapsed() >= quiet)
+        self.dirty.load(Ordering::Relaxed)
+            && self
+                .last_commit
+                .lock()
+                .expect("activity poisoned")
+                .is_some_and(|t| t.elapsed() >= quiet)
     }
 }
 
-pub(super) fn transaction<T>(conn: &Conn, f: impl FnOnce(&Conn) -> Result<T, DbError>) -> Result<T, DbError> {
+pub(super) fn transaction<T>(
+    conn: &Conn,
+    f: impl FnOnce(&Conn) -> Result<T, DbError>,
+) -> Result<T, DbError> {
     conn.0.execute_batch("BEGIN IMMEDIATE")?;
     match f(conn) {
         Ok(value) => match conn.0.execute_batch("COMMIT") {
@@ -280,10 +314,14 @@ pub(super) fn transaction<T>(conn: &Conn, f: impl FnOnce(&Conn) -> Result<T, DbE
 }
 
 fn connect(target: &str, dsn: &Dsn) -> Result<Conn, DbError> {
-    let flags =
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(target, flags).map_err(|e| DbError::Setup(format!("cannot open database {dsn}: {e}")))?;
-    conn.execute_batch(PRAGMAS).map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_URI
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(target, flags)
+        .map_err(|e| DbError::Setup(format!("cannot open database {dsn}: {e}")))?;
+    conn.execute_batch(PRAGMAS)
+        .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(Conn(conn))
 }
@@ -296,10 +334,15 @@ fn check_file(path: &Path) -> Result<(), DbError> {
     let setup = |msg: String| Err(DbError::Setup(msg));
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return setup(format!("database directory {} does not exist (create it, or change --database-dsn)", dir.display()));
+            return setup(format!(
+                "database directory {} does not exist (create it, or change --database-dsn)",
+                dir.display()
+            ));
         }
         Err(e) => return setup(format!("database directory {}: {e}", dir.display())),
-        Ok(meta) if !meta.is_dir() => return setup(format!("database directory {} is not a directory", dir.display())),
+        Ok(meta) if !meta.is_dir() => {
+            return setup(format!("database directory {} is not a directory", dir.display()));
+        }
         Ok(_) => {}
     }
     if !crate::paths::dir_writable(dir) {
@@ -313,18 +356,29 @@ fn check_file(path: &Path) -> Result<(), DbError> {
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return setup(format!("database file {}: {e}", path.display())),
-        Ok(meta) if meta.is_dir() => return setup(format!("database file {} is a directory", path.display())),
+        Ok(meta) if meta.is_dir() => {
+            return setup(format!("database file {} is a directory", path.display()));
+        }
         Ok(meta) if meta.len() == 0 => {}
         Ok(_) => {
             let mut header = [0u8; 16];
-            let read = std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header));
+            let read = std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut header));
             match read {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                    return setup(format!("database file {} is not a SQLite database", path.display()));
+                    return setup(format!(
+                        "database file {} is not a SQLite database",
+                        path.display()
+                    ));
                 }
-                Err(e) => return setup(format!("database file {} cannot be read: {e}", path.display())),
+                Err(e) => {
+                    return setup(format!("database file {} cannot be read: {e}", path.display()));
+                }
                 Ok(()) if &header != b"SQLite format 3\0" => {
-                    return setup(format!("database file {} is not a SQLite database", path.display()));
+                    return setup(format!(
+                        "database file {} is not a SQLite database",
+                        path.display()
+                    ));
                 }
                 Ok(()) => {}
             }
@@ -339,7 +393,11 @@ fn check_access(path: &Path) -> Result<(), DbError> {
         use nix::unistd::{AccessFlags, access};
         if let Err(e) = access(path, AccessFlags::R_OK | AccessFlags::W_OK) {
             if e != nix::errno::Errno::ENOENT {
-                return Err(DbError::Setup(format!("database file {} is not readable and writable: {}", path.display(), e.desc())));
+                return Err(DbError::Setup(format!(
+                    "database file {} is not readable and writable: {}",
+                    path.display(),
+                    e.desc()
+                )));
             }
             return Err(DbError::Setup(format!("database file {} is missing", path.display())));
         }
@@ -347,7 +405,10 @@ fn check_access(path: &Path) -> Result<(), DbError> {
     #[cfg(not(unix))]
     {
         if let Err(e) = std::fs::OpenOptions::new().read(true).write(true).open(path) {
-            return Err(DbError::Setup(format!("database file {} is not readable and writable: {e}", path.display())));
+            return Err(DbError::Setup(format!(
+                "database file {} is not readable and writable: {e}",
+                path.display()
+            )));
         }
     }
     Ok(())

@@ -12,9 +12,18 @@ use serde_json::{Map, json};
 use crate::app::{App, AppContext};
 use crate::error::Handled;
 
-pub(crate) fn routes(ctx: AppContext, apps: Arc<Vec<Box<dyn App>>>, version: &'static str) -> Router {
+pub(crate) fn routes(
+    ctx: AppContext,
+    apps: Arc<Vec<Box<dyn App>>>,
+    version: &'static str,
+) -> Router {
     Router::new()
-        .route("/healthz/live", get(move || async move { respond(StatusCode::OK, json!({ "status": "ok", "version": version })) }))
+        .route(
+            "/healthz/live",
+            get(move || async move {
+                respond(StatusCode::OK, json!({ "status": "ok", "version": version }))
+            }),
+        )
         .route("/healthz/ready", get(move || ready(ctx.clone(), apps.clone(), version)))
 }
 
@@ -32,13 +41,19 @@ async fn ready(ctx: AppContext, apps: Arc<Vec<Box<dyn App>>>, version: &'static 
         respond(StatusCode::OK, json!({ "status": "ready", "version": version }))
     } else {
         tracing::warn!(failed = %serde_json::Value::Object(failed.clone()), "not ready");
-        respond(StatusCode::SERVICE_UNAVAILABLE, json!({ "status": "unavailable", "version": version, "failed": failed }))
+        respond(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({ "status": "unavailable", "version": version, "failed": failed }),
+        )
     }
 }
 
 fn respond(status: StatusCode, body: serde_json::Value) -> Response {
     let mut res = (status, axum::Json(body)).into_response();
-    res.headers_mut().insert(axum::http::header::CACHE_CONTROL, axum::http::HeaderValue::from_static("no-store"));
+    res.headers_mut().insert(
+        axum::http::header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
     res.extensions_mut().insert(Handled);
     res
 }

@@ -30,19 +30,33 @@ use crate::serve::Draining;
 use crate::template::Templates;
 
 /// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack.
-pub(crate) fn core_stack(routes: Router, templates: Templates, settings: &crate::Settings, draining: Draining) -> Router {
+pub(crate) fn core_stack(
+    routes: Router,
+    templates: Templates,
+    settings: &crate::Settings,
+    draining: Draining,
+) -> Router {
     routes
         .fallback(|| async { Error::not_found() })
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(StatusCode::SERVICE_UNAVAILABLE, settings.request_timeout))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(settings.max_body_size))
         .layer(from_fn(render_errors))
-        .layer(CompressionLayer::new().quality(CompressionLevel::Fastest).compress_when(compressible()))
+        .layer(
+            CompressionLayer::new()
+                .quality(CompressionLevel::Fastest)
+                .compress_when(compressible()),
+        )
         .layer(from_fn(access_log::access_log))
         .layer(from_fn(request_id::request_id))
         .layer(axum::Extension(templates))
-        .layer(from_fn(move |request: Request, next: Next| close_when_draining(draining.clone(), request, next)))
+        .layer(from_fn(move |request: Request, next: Next| {
+            close_when_draining(draining.clone(), request, next)
+        }))
 }
 
 /// While draining, HTTP/1.x responses close their connection so keep-alive clients move
@@ -58,12 +72,18 @@ async fn close_when_draining(draining: Draining, request: Request, next: Next) -
 
 /// Bodies worth compressing: small ones cost more CPU than they save bytes.
 fn compressible() -> impl Predicate {
-    SizeAbove::new(1024).and(NotForContentType::GRPC).and(NotForContentType::IMAGES).and(NotForContentType::SSE)
+    SizeAbove::new(1024)
+        .and(NotForContentType::GRPC)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::SSE)
 }
 
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
-    let message =
-        panic.downcast_ref::<String>().map(String::as_str).or_else(|| panic.downcast_ref::<&str>().copied()).unwrap_or("(no message)");
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
     tracing::error!("handler panicked: {message}");
     StatusCode::INTERNAL_SERVER_ERROR.into_response()
 }

@@ -49,7 +49,9 @@ pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
 
 /// Ids from clients end up in logs: accept short tokens of safe characters only.
 fn acceptable(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
+    !id.is_empty()
+        && id.len() <= 128
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
 }
 
 /// A random per-process prefix plus a counter: unique, cheap, and sortable within a process.
@@ -58,7 +60,8 @@ fn generate() -> RequestId {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| {
         let mut bytes = [0u8; 6];
-        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes).expect("system random");
+        ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+            .expect("system random");
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);

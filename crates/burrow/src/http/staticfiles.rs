@@ -52,7 +52,9 @@ impl StaticFiles {
             let digest = ring::digest::digest(&ring::digest::SHA256, body);
             let hash: String = digest.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect();
             let hashed_path = match path.rsplit_once('.') {
-                Some((stem, ext)) if !stem.ends_with('/') && !stem.is_empty() => format!("{stem}.{hash}.{ext}"),
+                Some((stem, ext)) if !stem.ends_with('/') && !stem.is_empty() => {
+                    format!("{stem}.{hash}.{ext}")
+                }
                 _ => format!("{path}.{hash}"),
             };
             let asset = Arc::new(Asset {
@@ -68,7 +70,9 @@ impl StaticFiles {
 
     /// The content-hashed URL of a logical path, e.g. `/static/css/app.1a2b3c4d5e6f.css`.
     pub fn url(&self, path: &str) -> Option<String> {
-        self.logical.get(path.trim_start_matches('/')).map(|(hashed, _)| format!("/static/{hashed}"))
+        self.logical
+            .get(path.trim_start_matches('/'))
+            .map(|(hashed, _)| format!("/static/{hashed}"))
     }
 
     /// Adds `static_url(path)` to templates; an unknown path is a template error, so a
@@ -77,15 +81,22 @@ impl StaticFiles {
         let files = self.clone();
         env.add_function("static_url", move |path: String| -> Result<Value, minijinja::Error> {
             files.url(&path).map(Value::from_safe_string).ok_or_else(|| {
-                minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, format!("static_url: no static file '{path}'"))
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("static_url: no static file '{path}'"),
+                )
             })
         });
     }
 
     pub(crate) fn routes(&self) -> Router {
         let files = self.clone();
-        Router::new()
-            .route("/static/{*path}", get(move |Path(path): Path<String>, request: Request| async move { files.serve(&path, &request) }))
+        Router::new().route(
+            "/static/{*path}",
+            get(move |Path(path): Path<String>, request: Request| async move {
+                files.serve(&path, &request)
+            }),
+        )
     }
 
     fn serve(&self, path: &str, request: &Request) -> Response {
@@ -100,7 +111,8 @@ impl StaticFiles {
             StatusCode::NOT_MODIFIED.into_response()
         } else {
             let mut res = asset.body.into_response();
-            res.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
+            res.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(asset.content_type));
             res
         };
         res.headers_mut().insert(header::ETAG, asset.etag.clone());
@@ -110,7 +122,9 @@ impl StaticFiles {
 }
 
 fn walk(dir: &'static Dir<'static>, out: &mut HashMap<String, &'static [u8]>) {
-    out.extend(crate::app::embedded_files(dir).into_iter().map(|(path, file)| (path, file.contents())));
+    out.extend(
+        crate::app::embedded_files(dir).into_iter().map(|(path, file)| (path, file.contents())),
+    );
 }
 
 fn content_type(path: &str) -> &'static str {

@@ -94,7 +94,10 @@ pub(crate) fn bind_addrs(host: &str, port: u16) -> Vec<SocketAddr> {
     if bare == "localhost" || bare.ends_with(".localhost") {
         return vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)];
     }
-    vec![SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port), SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port)]
+    vec![
+        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+    ]
 }
 
 /// Binds the first address that works: `[::]` (dual-stack) falls back to `0.0.0.0` on
@@ -125,7 +128,10 @@ pub(crate) fn bind(addrs: &[SocketAddr]) -> std::io::Result<std::net::TcpListene
 /// `--tls-https-port` and HTTP on `--tls-http-port`); otherwise one on `--port`. A role the
 /// mode needs but nobody handed over (e.g. the TLS mode changed before a SIGHUP) is bound
 /// here; a handed-over listener the mode has no use for is closed.
-pub(crate) fn listeners(inherited: &[(i32, Role)], settings: &crate::Settings) -> Result<Vec<Listener>, String> {
+pub(crate) fn listeners(
+    inherited: &[(i32, Role)],
+    settings: &crate::Settings,
+) -> Result<Vec<Listener>, String> {
     let adopt = |fds: &[(i32, Role)], source: &str| -> Result<Vec<Listener>, String> {
         #[cfg(unix)]
         {
@@ -134,10 +140,9 @@ pub(crate) fn listeners(inherited: &[(i32, Role)], settings: &crate::Settings) -
                 .map(|&(fd, role)| {
                     // SAFETY: the fd was handed to this process to own, and is used once.
                     let socket = unsafe { std::net::TcpListener::from_raw_fd(fd) };
-                    socket
-                        .local_addr()
-                        .map(|_| Listener { socket, role })
-                        .map_err(|e| format!("fd {fd} from {source} is not a listening socket: {e}"))
+                    socket.local_addr().map(|_| Listener { socket, role }).map_err(|e| {
+                        format!("fd {fd} from {source} is not a listening socket: {e}")
+                    })
                 })
                 .collect()
         }
@@ -158,11 +163,24 @@ pub(crate) fn listeners(inherited: &[(i32, Role)], settings: &crate::Settings) -
             Vec::new()
         } else {
             // LISTEN_FDNAMES (FileDescriptorName= in the .socket unit) may name the acme one.
-            let names: Vec<String> = std::env::var("LISTEN_FDNAMES").unwrap_or_default().split(':').map(str::to_string).collect();
+            let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
+                .unwrap_or_default()
+                .split(':')
+                .map(str::to_string)
+                .collect();
             let fds: Vec<(i32, Role)> = activated
                 .iter()
                 .enumerate()
-                .map(|(i, &fd)| (fd, if names.get(i).is_some_and(|n| n == "acme-http") { Role::AcmeHttp } else { Role::App }))
+                .map(|(i, &fd)| {
+                    (
+                        fd,
+                        if names.get(i).is_some_and(|n| n == "acme-http") {
+                            Role::AcmeHttp
+                        } else {
+                            Role::App
+                        },
+                    )
+                })
                 .collect();
             let listeners = adopt(&fds, "systemd (LISTEN_FDS)")?;
             tracing::info!("socket activation: {} listeners from systemd", listeners.len());
@@ -174,7 +192,10 @@ pub(crate) fn listeners(inherited: &[(i32, Role)], settings: &crate::Settings) -
         listeners.retain(|l| l.role == Role::App);
     }
     let wanted: &[(Role, u16, &str)] = if acme {
-        &[(Role::App, settings.tls.https_port, "--tls-https-port"), (Role::AcmeHttp, settings.tls.http_port, "--tls-http-port")]
+        &[
+            (Role::App, settings.tls.https_port, "--tls-https-port"),
+            (Role::AcmeHttp, settings.tls.http_port, "--tls-http-port"),
+        ]
     } else {
         &[(Role::App, settings.port, "--port")]
     };
@@ -182,8 +203,9 @@ pub(crate) fn listeners(inherited: &[(i32, Role)], settings: &crate::Settings) -
         if listeners.iter().any(|l| l.role == role) {
             continue;
         }
-        let socket = bind(&bind_addrs(&settings.host, port))
-            .map_err(|e| format!("cannot listen on {}:{port} (--host, {flag}): {e}", settings.host))?;
+        let socket = bind(&bind_addrs(&settings.host, port)).map_err(|e| {
+            format!("cannot listen on {}:{port} (--host, {flag}): {e}", settings.host)
+        })?;
         listeners.push(Listener { socket, role });
     }
     Ok(listeners)
@@ -223,7 +245,11 @@ impl Stop {
 
 /// Serves each endpoint until `stop` is triggered, then waits for in-flight requests up
 /// to `drain`. Returns the number of connections cut off at the deadline.
-pub(crate) async fn serve(endpoints: Vec<Endpoint>, stop: Stop, drain: Duration) -> std::io::Result<usize> {
+pub(crate) async fn serve(
+    endpoints: Vec<Endpoint>,
+    stop: Stop,
+    drain: Duration,
+) -> std::io::Result<usize> {
     // Every connection task holds a receiver: the sender's receiver count is the number of
     // open connections, and `closed()` resolves when all have ended.
     let (drain_tx, _) = watch::channel(false);
@@ -234,7 +260,12 @@ pub(crate) async fn serve(endpoints: Vec<Endpoint>, stop: Stop, drain: Duration)
     for endpoint in endpoints {
         endpoint.socket.set_nonblocking(true)?;
         let listener = TcpListener::from_std(endpoint.socket)?;
-        let conns = Conns { router: endpoint.router, tls: endpoint.tls, builder: builder.clone(), drain: drain_tx.clone() };
+        let conns = Conns {
+            router: endpoint.router,
+            tls: endpoint.tls,
+            builder: builder.clone(),
+            drain: drain_tx.clone(),
+        };
         loops.push(tokio::spawn(accept_loop(listener, conns, stop.stop.subscribe())));
     }
     let mut rx = stop.stop.subscribe();
@@ -249,7 +280,8 @@ pub(crate) async fn serve(endpoints: Vec<Endpoint>, stop: Stop, drain: Duration)
     if !grace.is_zero() {
         tokio::time::sleep(grace.min(drain)).await;
     }
-    let drain_tx = Arc::try_unwrap(drain_tx).map_err(|_| std::io::Error::other("accept loops still hold connections"))?;
+    let drain_tx = Arc::try_unwrap(drain_tx)
+        .map_err(|_| std::io::Error::other("accept loops still hold connections"))?;
     let open = drain_tx.receiver_count();
     if open > 0 {
         tracing::info!(connections = open, "draining in-flight connections");
@@ -272,7 +304,11 @@ struct Conns {
     drain: Arc<watch::Sender<bool>>,
 }
 
-async fn accept_loop(listener: TcpListener, conns: Conns, mut stop: watch::Receiver<Option<Duration>>) {
+async fn accept_loop(
+    listener: TcpListener,
+    conns: Conns,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
     let stopped = async move {
         let _ = stop.wait_for(Option::is_some).await;
     };
@@ -292,17 +328,21 @@ async fn accept_loop(listener: TcpListener, conns: Conns, mut stop: watch::Recei
         };
         let _ = stream.set_nodelay(true);
         let router = conns.router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            request.extensions_mut().insert(PeerAddr(peer));
-            router.clone().oneshot(request.map(axum::body::Body::new))
-        });
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(PeerAddr(peer));
+                router.clone().oneshot(request.map(axum::body::Body::new))
+            },
+        );
         let builder = conns.builder.clone();
         // Taken before the task starts: a drain signalled while the TLS handshake runs
         // still reaches this connection, and the drain waits for it.
         let drain = conns.drain.subscribe();
         match conns.tls.clone() {
             None => {
-                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
                 tokio::spawn(async move {
                     if let Err(e) = drive(conn, drain, tokio::time::Instant::now()).await {
                         tracing::debug!("connection from {peer}: {e}");
@@ -311,7 +351,9 @@ async fn accept_loop(listener: TcpListener, conns: Conns, mut stop: watch::Recei
             }
             Some(acceptor) => {
                 tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(tls)) => tls,
                         Ok(Err(e)) => {
                             tracing::debug!("TLS handshake with {peer} failed: {e}");
@@ -322,7 +364,9 @@ async fn accept_loop(listener: TcpListener, conns: Conns, mut stop: watch::Recei
                             return;
                         }
                     };
-                    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned();
+                    let conn = builder
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+                        .into_owned();
                     if let Err(e) = drive(conn, drain, tokio::time::Instant::now()).await {
                         tracing::debug!("connection from {peer}: {e}");
                     }
@@ -335,16 +379,22 @@ async fn accept_loop(listener: TcpListener, conns: Conns, mut stop: watch::Recei
 /// Serves one connection until it ends; once draining starts, asks it to close gracefully
 /// (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY), after [`FIRST_REQUEST_GRACE`]
 /// if it only just became ready.
-async fn drive<C>(conn: C, mut drain: watch::Receiver<bool>, ready_at: tokio::time::Instant) -> Result<(), C::Error>
+async fn drive<C>(
+    conn: C,
+    mut drain: watch::Receiver<bool>,
+    ready_at: tokio::time::Instant,
+) -> Result<(), C::Error>
 where
-    C: GracefulConnection + std::future::Future<Output = Result<(), <C as GracefulConnection>::Error>>,
+    C: GracefulConnection
+        + std::future::Future<Output = Result<(), <C as GracefulConnection>::Error>>,
 {
     tokio::pin!(conn);
     tokio::select! {
         result = conn.as_mut() => return result,
         _ = drain.wait_for(|draining| *draining) => {}
     }
-    if let Ok(result) = tokio::time::timeout_at(ready_at + FIRST_REQUEST_GRACE, conn.as_mut()).await {
+    if let Ok(result) = tokio::time::timeout_at(ready_at + FIRST_REQUEST_GRACE, conn.as_mut()).await
+    {
         return result;
     }
     conn.as_mut().graceful_shutdown();

@@ -14,7 +14,8 @@ pub(crate) fn notify(message: &str) {
             Some(abstract_name) => SocketAddr::from_abstract_name(abstract_name.as_bytes()),
             None => SocketAddr::from_pathname(&path),
         };
-        let sent = addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(message.as_bytes(), &addr));
+        let sent =
+            addr.and_then(|addr| UnixDatagram::unbound()?.send_to_addr(message.as_bytes(), &addr));
         if let Err(e) = sent {
             tracing::warn!("systemd notification to {path} failed: {e}");
         }
@@ -41,7 +42,8 @@ pub(crate) fn reloading() {
 
 /// Socket activation: the fds systemd passed to this very process (`LISTEN_PID`).
 pub(crate) fn activated_fds() -> Vec<i32> {
-    let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
+    let for_us = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
     let count = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse::<i32>().ok()).unwrap_or(0);
     if !for_us || count <= 0 {
         return Vec::new();

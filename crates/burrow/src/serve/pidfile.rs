@@ -17,11 +17,16 @@ impl PidFile {
         let dir = crate::paths::parent_dir(path);
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(format!("PID file directory {} is not a directory", dir.display())),
+            Ok(_) => {
+                return Err(format!("PID file directory {} is not a directory", dir.display()));
+            }
             Err(e) => return Err(format!("PID file directory {}: {e}", dir.display())),
         }
         if !crate::paths::dir_writable(dir) {
-            return Err(format!("PID file directory {} is not writable by this user", dir.display()));
+            return Err(format!(
+                "PID file directory {} is not writable by this user",
+                dir.display()
+            ));
         }
         Ok(())
     }
@@ -43,7 +48,8 @@ impl PidFile {
 
     /// Removes the file if it still names this process (a successor may have replaced it).
     pub(crate) fn remove(self) {
-        let ours = std::fs::read_to_string(&self.path).is_ok_and(|s| s.trim() == std::process::id().to_string());
+        let ours = std::fs::read_to_string(&self.path)
+            .is_ok_and(|s| s.trim() == std::process::id().to_string());
         if ours {
             let _ = std::fs::remove_file(&self.path);
         }

@@ -35,7 +35,11 @@ impl Mode {
         #[cfg(unix)]
         {
             if std::process::id() == 1 {
-                return Mode::Simple { reason: "running as PID 1 (container): the parent exiting would stop the container".into() };
+                return Mode::Simple {
+                    reason:
+                        "running as PID 1 (container): the parent exiting would stop the container"
+                            .into(),
+                };
             }
             match executable() {
                 Some(exe) => Mode::Restart { exe },
@@ -100,7 +104,9 @@ mod unix {
         /// Reads the hand-over once at start-up: imports secrets, and marks every inherited
         /// fd close-on-exec so it does not leak into processes this one starts later.
         pub(crate) fn from_env() -> Inherited {
-            let fd = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<RawFd>().ok()).filter(|fd| *fd > 2);
+            let fd = |name: &str| {
+                std::env::var(name).ok().and_then(|v| v.parse::<RawFd>().ok()).filter(|fd| *fd > 2)
+            };
             let owned = |name: &str| {
                 fd(name).and_then(|fd| {
                     // Only take fds that are open; a stale variable must not adopt a random fd.
@@ -118,7 +124,8 @@ mod unix {
                     crate::secrets::import(&bytes);
                 }
             }
-            let listeners = std::env::var(LISTEN_FDS).ok().map(|v| parse_listen_fds(&v)).unwrap_or_default();
+            let listeners =
+                std::env::var(LISTEN_FDS).ok().map(|v| parse_listen_fds(&v)).unwrap_or_default();
             for (fd, _) in &listeners {
                 unsafe { nix::libc::fcntl(*fd, nix::libc::F_SETFD, nix::libc::FD_CLOEXEC) };
             }
@@ -169,7 +176,11 @@ mod unix {
     }
 
     pub(crate) fn format_listen_fds(listeners: &[(RawFd, Role)]) -> String {
-        listeners.iter().map(|(fd, role)| format!("{fd}={}", role.as_str())).collect::<Vec<_>>().join(",")
+        listeners
+            .iter()
+            .map(|(fd, role)| format!("{fd}={}", role.as_str()))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// Write ends of "parent alive" pipes: kept open until this process exits.
@@ -177,8 +188,16 @@ mod unix {
 
     /// Starts `exe` as this process's successor, handing over `listeners`, and waits until
     /// it is ready. Returns its PID, or why it failed (it is killed if still running).
-    pub(crate) async fn start_successor(exe: &Path, listeners: &[(RawFd, Role)], timeout: Duration, detach: bool) -> Result<u32, Failure> {
-        let pipe = || pipe2(OFlag::O_CLOEXEC).map_err(|e| Failure::new(format!("cannot create a pipe: {e}"), None));
+    pub(crate) async fn start_successor(
+        exe: &Path,
+        listeners: &[(RawFd, Role)],
+        timeout: Duration,
+        detach: bool,
+    ) -> Result<u32, Failure> {
+        let pipe = || {
+            pipe2(OFlag::O_CLOEXEC)
+                .map_err(|e| Failure::new(format!("cannot create a pipe: {e}"), None))
+        };
         let (ready_r, ready_w) = pipe()?;
         let (secrets_r, secrets_w) = pipe()?;
         let (alive_r, alive_w) = pipe()?;
@@ -217,7 +236,9 @@ mod unix {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| Failure::new(format!("cannot start {}: {e}", exe.display()), None))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Failure::new(format!("cannot start {}: {e}", exe.display()), None))?;
         let pid = child.id().unwrap_or(0);
         drop((ready_w, secrets_r, alive_r));
         ALIVE.lock().expect("alive pipes").push(alive_w);
@@ -265,7 +286,10 @@ impl Failure {
     #[cfg(unix)]
     fn exited(pid: u32, status: std::io::Result<std::process::ExitStatus>) -> Failure {
         match status {
-            Ok(status) => Failure::new(format!("new process {pid} exited ({status}) before it was ready"), status.code()),
+            Ok(status) => Failure::new(
+                format!("new process {pid} exited ({status}) before it was ready"),
+                status.code(),
+            ),
             Err(e) => Failure::new(format!("new process {pid} failed: {e}"), None),
         }
     }
@@ -293,7 +317,12 @@ impl Inherited {
 }
 
 #[cfg(not(unix))]
-pub(crate) async fn start_successor(_: &std::path::Path, _: &[(i32, crate::serve::Role)], _: Duration, _: bool) -> Result<u32, Failure> {
+pub(crate) async fn start_successor(
+    _: &std::path::Path,
+    _: &[(i32, crate::serve::Role)],
+    _: Duration,
+    _: bool,
+) -> Result<u32, Failure> {
     Err(Failure::new("graceful restart is not available on this platform".into(), None))
 }
 
@@ -304,7 +333,10 @@ mod tests {
 
     #[test]
     fn listen_fds_carry_roles_and_accept_the_bare_form() {
-        assert_eq!(parse_listen_fds("3=app,4=acme-http"), vec![(3, Role::App), (4, Role::AcmeHttp)]);
+        assert_eq!(
+            parse_listen_fds("3=app,4=acme-http"),
+            vec![(3, Role::App), (4, Role::AcmeHttp)]
+        );
         assert_eq!(parse_listen_fds("3,4"), vec![(3, Role::App), (4, Role::App)]);
         assert_eq!(parse_listen_fds("1,5=bogus, 6 = app"), vec![(6, Role::App)]);
         assert_eq!(format_listen_fds(&[(3, Role::App), (4, Role::AcmeHttp)]), "3=app,4=acme-http");

@@ -25,8 +25,12 @@ pub(crate) async fn run(
 ) -> Result<(), StartError> {
     let settings = booted.ctx.settings.clone();
     match &mode {
-        Mode::Restart { exe } => tracing::info!(mode = "restart", exe = %exe.display(), "process mode: SIGHUP restarts without downtime"),
-        Mode::Simple { reason } => tracing::info!(mode = "simple", reason = %reason, "process mode: graceful restart disabled"),
+        Mode::Restart { exe } => {
+            tracing::info!(mode = "restart", exe = %exe.display(), "process mode: SIGHUP restarts without downtime")
+        }
+        Mode::Simple { reason } => {
+            tracing::info!(mode = "simple", reason = %reason, "process mode: graceful restart disabled")
+        }
     }
     tracing::info!(tls = settings.tls.mode.as_str(), reason = %settings.tls.reason, "TLS mode");
     // Duplicates of the listening sockets, kept (with their roles) to hand to a successor.
@@ -46,7 +50,11 @@ pub(crate) async fn run(
             }
             _ => {
                 tracing::info!(addr = %addr, base_url = %settings.base_url, "listening on {scheme}://{addr}");
-                Endpoint { socket: listener.socket, router: booted.router.clone(), tls: tls.acceptor.clone() }
+                Endpoint {
+                    socket: listener.socket,
+                    router: booted.router.clone(),
+                    tls: tls.acceptor.clone(),
+                }
             }
         };
         endpoints.push(endpoint);
@@ -57,7 +65,9 @@ pub(crate) async fn run(
     // must be served for the CA to validate, and this process is the one serving it.
     let acme = tls.acme.map(|acme| tokio::spawn(acme.run()));
     let pid_file = match &settings.pid_file {
-        Some(path) => Some(PidFile::write(path).map_err(|e| StartError::config(format!("cannot write PID file {}: {e}", path.display())))?),
+        Some(path) => Some(PidFile::write(path).map_err(|e| {
+            StartError::config(format!("cannot write PID file {}: {e}", path.display()))
+        })?),
         None => None,
     };
     tracing::info!(pid = std::process::id(), database = %settings.database, "ready");
@@ -125,7 +135,9 @@ pub(crate) async fn run(
     stop.trigger(if handed_over { HANDOVER_GRACE } else { Duration::ZERO });
     match server.await {
         Ok(Ok(0)) => {}
-        Ok(Ok(cut)) => tracing::warn!(connections = cut, "connections cut off at the shutdown timeout"),
+        Ok(Ok(cut)) => {
+            tracing::warn!(connections = cut, "connections cut off at the shutdown timeout")
+        }
         Ok(Err(e)) => tracing::error!("server error: {e}"),
         Err(e) => tracing::error!("server task failed: {e}"),
     }
@@ -147,7 +159,9 @@ pub(crate) async fn detach(exe: &Path, timeout: Duration) -> Result<(), StartErr
             Ok(())
         }
         // The server printed its own one-line error; exit with its code.
-        Err(Failure { code: Some(code), .. }) if code > 0 => Err(StartError::new(code.min(255) as u8, "")),
+        Err(Failure { code: Some(code), .. }) if code > 0 => {
+            Err(StartError::new(code.min(255) as u8, ""))
+        }
         Err(failure) => Err(StartError::new(1, failure.reason)),
     }
 }

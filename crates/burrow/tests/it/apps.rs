@@ -12,7 +12,8 @@ use burrow::db::params;
 use burrow::include_dir::{Dir, include_dir};
 use burrow::minijinja::context;
 use burrow::{
-    App, AppContext, BoxFuture, Config, ConfigError, Db, Error, Html, NavItem, Render, RequestContext, RequestId, RequestInfo, Setting,
+    App, AppContext, BoxFuture, Config, ConfigError, Db, Error, Html, NavItem, Render,
+    RequestContext, RequestId, RequestInfo, Setting,
 };
 
 static TEMPLATES_A: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_a");
@@ -57,19 +58,43 @@ impl App for A {
     }
 
     fn request_context(&self, request: &RequestInfo, context: &mut RequestContext) {
-        let agent = request.headers.get("x-who").and_then(|v| v.to_str().ok()).unwrap_or("nobody").to_string();
+        let agent = request
+            .headers
+            .get("x-who")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("nobody")
+            .to_string();
         context.function("who", move || agent.clone());
     }
 
     fn routes(&self, ctx: &AppContext) -> Router {
         Router::new()
-            .route("/page", get(|render: Render| async move { render.page("page.html", context! { message => "<hi>" }) }))
-            .route("/only-a", get(|render: Render| async move { render.page("only_a.html", context! {}) }))
+            .route(
+                "/page",
+                get(|render: Render| async move {
+                    render.page("page.html", context! { message => "<hi>" })
+                }),
+            )
+            .route(
+                "/only-a",
+                get(|render: Render| async move { render.page("only_a.html", context! {}) }),
+            )
             .route("/panic", get(panics))
             .route("/id", get(|id: RequestId| async move { id.as_str().to_string() }))
             .route("/items", get(items))
-            .route("/trail", get(|Extension(trail): Extension<Trail>| async move { trail.0.join(",") }))
-            .route("/teapot", get(|| async { Err::<Html, _>(Error::new(burrow::axum::http::StatusCode::IM_A_TEAPOT, "short and stout")) }))
+            .route(
+                "/trail",
+                get(|Extension(trail): Extension<Trail>| async move { trail.0.join(",") }),
+            )
+            .route(
+                "/teapot",
+                get(|| async {
+                    Err::<Html, _>(Error::new(
+                        burrow::axum::http::StatusCode::IM_A_TEAPOT,
+                        "short and stout",
+                    ))
+                }),
+            )
             .with_state(ctx.db.clone())
     }
 
@@ -83,7 +108,8 @@ async fn panics() -> &'static str {
 }
 
 async fn items(State(db): State<Db>) -> Result<String, Error> {
-    let names: Vec<(String,)> = db.read(|c| c.query("SELECT name FROM items ORDER BY id", params![])).await?;
+    let names: Vec<(String,)> =
+        db.read(|c| c.query("SELECT name FROM items ORDER BY id", params![])).await?;
     Ok(names.into_iter().map(|(n,)| n).collect::<Vec<_>>().join(","))
 }
 
@@ -114,7 +140,10 @@ impl App for B {
     }
 
     fn settings(&self) -> Vec<Setting> {
-        vec![Setting::new("b.ready", "b-ready", "B_READY", "Whether app b reports ready").default("true")]
+        vec![
+            Setting::new("b.ready", "b-ready", "B_READY", "Whether app b reports ready")
+                .default("true"),
+        ]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
@@ -132,7 +161,9 @@ impl App for B {
 
     fn ready<'a>(&'a self, _ctx: &'a AppContext) -> BoxFuture<'a, Result<(), String>> {
         let ready = self.ready;
-        Box::pin(async move { if ready { Ok(()) } else { Err("b is switched off (--b-ready false)".into()) } })
+        Box::pin(async move {
+            if ready { Ok(()) } else { Err("b is switched off (--b-ready false)".into()) }
+        })
     }
 }
 

@@ -15,9 +15,17 @@ fn server() -> Server {
 async fn later_app_overrides_template_and_layout_gets_request_scoped_functions() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
-    let page = send(&booted.router, Request::get("/page").header("x-who", "carol").body(Body::empty()).unwrap()).await;
+    let page = send(
+        &booted.router,
+        Request::get("/page").header("x-who", "carol").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("page from B: &lt;hi&gt;"), "B's template wins, values escaped: {}", page.body);
+    assert!(
+        page.body.contains("page from B: &lt;hi&gt;"),
+        "B's template wins, values escaped: {}",
+        page.body
+    );
     assert!(page.body.contains("path=&#x2f;page who=carol"), "{}", page.body);
     // nav_links(): ordered by `order`, the current one marked active.
     let home = page.body.find(">Home<").unwrap();
@@ -31,12 +39,22 @@ async fn later_app_overrides_template_and_layout_gets_request_scoped_functions()
 async fn htmx_requests_get_the_content_block_only() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
-    let fragment = send(&booted.router, Request::get("/page").header("hx-request", "true").body(Body::empty()).unwrap()).await;
+    let fragment = send(
+        &booted.router,
+        Request::get("/page").header("hx-request", "true").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(fragment.body, "page from B: &lt;hi&gt;");
     // A boosted navigation is a full page.
-    let boosted =
-        send(&booted.router, Request::get("/page").header("hx-request", "true").header("hx-boosted", "true").body(Body::empty()).unwrap())
-            .await;
+    let boosted = send(
+        &booted.router,
+        Request::get("/page")
+            .header("hx-request", "true")
+            .header("hx-boosted", "true")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert!(boosted.body.starts_with("<html>"), "{}", boosted.body);
 }
 
@@ -44,7 +62,11 @@ async fn htmx_requests_get_the_content_block_only() {
 async fn app_middleware_runs_in_app_order_around_all_routes() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
-    assert_eq!(get(&booted.router, "/trail").await.body, "a,b", "a is registered before b (b depends on a), so a is outer");
+    assert_eq!(
+        get(&booted.router, "/trail").await.body,
+        "a,b",
+        "a is registered before b (b depends on a), so a is outer"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -62,7 +84,11 @@ async fn panics_become_a_500_page_and_the_server_goes_on() {
     assert_eq!(res.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(res.body.contains("500") && res.body.contains("Something went wrong"), "{}", res.body);
     assert!(!res.body.contains("boom"), "panic messages are logged, not shown");
-    let json = send(&booted.router, Request::get("/panic").header("accept", "application/json").body(Body::empty()).unwrap()).await;
+    let json = send(
+        &booted.router,
+        Request::get("/panic").header("accept", "application/json").body(Body::empty()).unwrap(),
+    )
+    .await;
     let v: serde_json::Value = serde_json::from_str(&json.body).unwrap();
     assert_eq!(v["code"], 500);
     assert_eq!(get(&booted.router, "/items").await.status, StatusCode::OK);
@@ -74,12 +100,21 @@ async fn every_error_goes_through_one_renderer() {
     let booted = site.build(server(), &[]).unwrap();
     let teapot = get(&booted.router, "/teapot").await;
     assert_eq!(teapot.status, StatusCode::IM_A_TEAPOT);
-    assert!(teapot.body.contains("short and stout") && teapot.body.contains("<html"), "{}", teapot.body);
-    let missing = send(&booted.router, Request::get("/nope").header("accept", "application/json").body(Body::empty()).unwrap()).await;
+    assert!(
+        teapot.body.contains("short and stout") && teapot.body.contains("<html"),
+        "{}",
+        teapot.body
+    );
+    let missing = send(
+        &booted.router,
+        Request::get("/nope").header("accept", "application/json").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     let v: serde_json::Value = serde_json::from_str(&missing.body).unwrap();
     assert_eq!((v["code"].as_u64(), v["request_id"].as_str().is_some()), (Some(404), true));
-    let wrong_method = send(&booted.router, Request::post("/page").body(Body::empty()).unwrap()).await;
+    let wrong_method =
+        send(&booted.router, Request::post("/page").body(Body::empty()).unwrap()).await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.headers[header::ALLOW], "GET,HEAD");
     assert!(wrong_method.body.contains("405"), "{}", wrong_method.body);
@@ -89,7 +124,11 @@ async fn every_error_goes_through_one_renderer() {
 async fn request_ids_are_honoured_or_generated() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
-    let echoed = send(&booted.router, Request::get("/id").header("x-request-id", "abc-123").body(Body::empty()).unwrap()).await;
+    let echoed = send(
+        &booted.router,
+        Request::get("/id").header("x-request-id", "abc-123").body(Body::empty()).unwrap(),
+    )
+    .await;
     assert_eq!(echoed.body, "abc-123");
     assert_eq!(echoed.headers["x-request-id"], "abc-123");
     let generated = get(&booted.router, "/id").await;
@@ -102,16 +141,28 @@ async fn static_files_have_hashed_immutable_urls() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
     let page = get(&booted.router, "/only-a").await;
-    let url = page.body.split("css at ").nth(1).and_then(|s| s.split('<').next()).unwrap().to_string();
-    assert!(url.starts_with("/static/probe/site.") && url.ends_with(".css") && url.len() > "/static/probe/site.css".len(), "{url}");
+    let url =
+        page.body.split("css at ").nth(1).and_then(|s| s.split('<').next()).unwrap().to_string();
+    assert!(
+        url.starts_with("/static/probe/site.")
+            && url.ends_with(".css")
+            && url.len() > "/static/probe/site.css".len(),
+        "{url}"
+    );
     let css = get(&booted.router, &url).await;
     assert_eq!(css.status, StatusCode::OK);
     assert_eq!(css.body, "body { color: red }\n");
     assert_eq!(css.headers[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
     assert_eq!(css.headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
     let etag = css.headers[header::ETAG].clone();
-    let unhashed =
-        send(&booted.router, Request::get("/static/probe/site.css").header(header::IF_NONE_MATCH, etag).body(Body::empty()).unwrap()).await;
+    let unhashed = send(
+        &booted.router,
+        Request::get("/static/probe/site.css")
+            .header(header::IF_NONE_MATCH, etag)
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(unhashed.status, StatusCode::NOT_MODIFIED);
     assert_eq!(get(&booted.router, "/static/probe/other.css").await.status, StatusCode::NOT_FOUND);
     // htmx ships with the framework.
@@ -140,8 +191,14 @@ async fn readiness_names_the_failing_app_and_liveness_the_version() {
 async fn body_limit_answers_413_through_the_renderer() {
     let site = Site::new();
     let booted = site.build(server(), &["--max-body-size", "1KB"]).unwrap();
-    let big =
-        send(&booted.router, Request::post("/page").header(header::CONTENT_LENGTH, 4096).body(Body::from(vec![b'a'; 4096])).unwrap()).await;
+    let big = send(
+        &booted.router,
+        Request::post("/page")
+            .header(header::CONTENT_LENGTH, 4096)
+            .body(Body::from(vec![b'a'; 4096]))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert!(big.body.contains("413"), "{}", big.body);
 }
@@ -155,5 +212,8 @@ async fn shutdown_hooks_run_in_reverse_app_order_and_close_the_database() {
     let booted = site.build(Server::new("server", "1").app(second).app(first), &[]).unwrap();
     booted.shutdown().await;
     assert_eq!(*log.lock().unwrap(), ["second", "first"]);
-    assert!(booted.ctx.db.read(|c| c.query::<(i64,)>("SELECT 1", &[])).await.is_err(), "database closed");
+    assert!(
+        booted.ctx.db.read(|c| c.query::<(i64,)>("SELECT 1", &[])).await.is_err(),
+        "database closed"
+    );
 }

@@ -36,7 +36,8 @@ impl Site {
 
     /// `server --database-dsn DIR/app.db EXTRA…`
     pub fn args(&self, extra: &[&str]) -> Vec<String> {
-        let mut args = vec!["server".to_string(), "--database-dsn".into(), self.db().display().to_string()];
+        let mut args =
+            vec!["server".to_string(), "--database-dsn".into(), self.db().display().to_string()];
         args.extend(extra.iter().map(|s| s.to_string()));
         args
     }

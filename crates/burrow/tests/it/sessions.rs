@@ -67,7 +67,11 @@ impl App for Probe {
 }
 
 fn server() -> Server {
-    Server::new("s", "1").app(Sessions::new()).app(Csrf::new().exempt("/hooks/")).app(FlashMessages).app(Probe)
+    Server::new("s", "1")
+        .app(Sessions::new())
+        .app(Csrf::new().exempt("/hooks/"))
+        .app(FlashMessages)
+        .app(Probe)
 }
 
 /// A browser's cookie jar, enough for one site.
@@ -101,13 +105,22 @@ impl Jar {
     }
 }
 
-async fn call(router: &Router, jar: &mut Jar, method: &str, path: &str, form: Option<&str>, token: Option<&str>) -> Reply {
+async fn call(
+    router: &Router,
+    jar: &mut Jar,
+    method: &str,
+    path: &str,
+    form: Option<&str>,
+    token: Option<&str>,
+) -> Reply {
     let mut req = Request::builder().method(method).uri(path).header(header::COOKIE, jar.header());
     if let Some(token) = token {
         req = req.header("x-csrf-token", token);
     }
     let req = match form {
-        Some(body) => req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from(body.to_string())),
+        Some(body) => req
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body.to_string())),
         None => req.body(Body::empty()),
     };
     let reply = send(router, req.unwrap()).await;
@@ -130,7 +143,13 @@ async fn session_round_trip_with_cookie_attributes() {
     let t = token(&booted.router, &mut jar).await;
     let set = call(&booted.router, &mut jar, "POST", "/set", Some("v=hello"), Some(&t)).await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.body);
-    let cookie = set.headers.get_all(header::SET_COOKIE).iter().map(|v| v.to_str().unwrap()).find(|c| c.starts_with("_session=")).unwrap();
+    let cookie = set
+        .headers
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|c| c.starts_with("_session="))
+        .unwrap();
     for attr in ["Path=/", "Max-Age=604800", "HttpOnly", "SameSite=Lax"] {
         assert!(cookie.contains(attr), "{cookie}");
     }
@@ -144,12 +163,20 @@ async fn session_round_trip_with_cookie_attributes() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_flipped_byte_gives_an_empty_session_not_an_error() {
     let site = Site::new();
-    let booted = site.build(server(), &["--session-hash-key", HASH, "--session-block-key", BLOCK, "--csrf-key", CSRF]).unwrap();
+    let booted = site
+        .build(
+            server(),
+            &["--session-hash-key", HASH, "--session-block-key", BLOCK, "--csrf-key", CSRF],
+        )
+        .unwrap();
     let mut jar = Jar::default();
     let t = token(&booted.router, &mut jar).await;
     call(&booted.router, &mut jar, "POST", "/set", Some("v=precious"), Some(&t)).await;
     let good = jar.get("_session").unwrap();
-    assert_eq!(call(&booted.router, &mut jar.clone(), "GET", "/get", None, None).await.body, "precious");
+    assert_eq!(
+        call(&booted.router, &mut jar.clone(), "GET", "/get", None, None).await.body,
+        "precious"
+    );
     let mut checked = 0;
     for i in 0..good.len() {
         for flip in [0x01u8, 0x20] {
@@ -163,7 +190,11 @@ async fn every_flipped_byte_gives_an_empty_session_not_an_error() {
             let mut tampered = jar.clone();
             tampered.set("_session", bad);
             let reply = call(&booted.router, &mut tampered, "GET", "/get", None, None).await;
-            assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "none"), "byte {i} ^ {flip:#x}");
+            assert_eq!(
+                (reply.status, reply.body.as_str()),
+                (StatusCode::OK, "none"),
+                "byte {i} ^ {flip:#x}"
+            );
             checked += 1;
         }
     }
@@ -171,35 +202,60 @@ async fn every_flipped_byte_gives_an_empty_session_not_an_error() {
     for garbage in ["", "x", "...", "1.2.3", "99999999999999999999.AAAA.AAAA", "%00%ff"] {
         let mut tampered = jar.clone();
         tampered.set("_session", garbage.to_string());
-        assert_eq!(call(&booted.router, &mut tampered, "GET", "/get", None, None).await.body, "none", "{garbage:?}");
+        assert_eq!(
+            call(&booted.router, &mut tampered, "GET", "/get", None, None).await.body,
+            "none",
+            "{garbage:?}"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn with_a_block_key_stored_values_are_not_in_the_cookie() {
     let site = Site::new();
-    let booted = site.build(server(), &["--session-hash-key", HASH, "--session-block-key", BLOCK, "--csrf-key", CSRF]).unwrap();
+    let booted = site
+        .build(
+            server(),
+            &["--session-hash-key", HASH, "--session-block-key", BLOCK, "--csrf-key", CSRF],
+        )
+        .unwrap();
     let mut jar = Jar::default();
     let t = token(&booted.router, &mut jar).await;
     call(&booted.router, &mut jar, "POST", "/set", Some("v=topsecretvalue"), Some(&t)).await;
     let cookie = jar.get("_session").unwrap();
     use base64::Engine;
-    let decoded: Vec<u8> =
-        cookie.split('.').flat_map(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap_or_default()).collect();
+    let decoded: Vec<u8> = cookie
+        .split('.')
+        .flat_map(|p| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).unwrap_or_default()
+        })
+        .collect();
     for haystack in [cookie.as_bytes(), &decoded] {
         assert!(!haystack.windows(9).any(|w| w == b"topsecret"), "value visible in the cookie");
     }
-    assert_eq!(call(&booted.router, &mut jar, "GET", "/get", None, None).await.body, "topsecretvalue");
+    assert_eq!(
+        call(&booted.router, &mut jar, "GET", "/get", None, None).await.body,
+        "topsecretvalue"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn expired_and_foreign_cookies_are_empty_sessions() {
     let site = Site::new();
-    let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF, "--session-max-age", "3600"]).unwrap();
+    let booted = site
+        .build(
+            server(),
+            &["--session-hash-key", HASH, "--csrf-key", CSRF, "--session-max-age", "3600"],
+        )
+        .unwrap();
     let key = parse_key(HASH).unwrap();
-    let fresh = Codec::new(&[key], &[], 3600).encode("_session", br#"{"v":"fresh"}"#, now()).unwrap();
-    let old = Codec::new(&[key], &[], 3600).encode("_session", br#"{"v":"old"}"#, now() - 3601).unwrap();
-    let foreign = Codec::new(&[parse_key(HASH2).unwrap()], &[], 3600).encode("_session", br#"{"v":"foreign"}"#, now()).unwrap();
+    let fresh =
+        Codec::new(&[key], &[], 3600).encode("_session", br#"{"v":"fresh"}"#, now()).unwrap();
+    let old =
+        Codec::new(&[key], &[], 3600).encode("_session", br#"{"v":"old"}"#, now() - 3601).unwrap();
+    let foreign = Codec::new(&[parse_key(HASH2).unwrap()], &[], 3600)
+        .encode("_session", br#"{"v":"foreign"}"#, now())
+        .unwrap();
     for (cookie, expected) in [(fresh, "fresh"), (old, "none"), (foreign, "none")] {
         let mut jar = Jar::default();
         jar.set("_session", cookie);
@@ -218,14 +274,37 @@ async fn key_rotation_keeps_old_sessions_and_writes_with_the_new_key() {
     let rotated = site
         .build(
             server(),
-            &["--session-hash-key", HASH2, "--session-hash-key-previous", HASH, "--csrf-key", CSRF2, "--csrf-key-previous", CSRF],
+            &[
+                "--session-hash-key",
+                HASH2,
+                "--session-hash-key-previous",
+                HASH,
+                "--csrf-key",
+                CSRF2,
+                "--csrf-key-previous",
+                CSRF,
+            ],
         )
         .unwrap();
-    assert_eq!(call(&rotated.router, &mut jar, "GET", "/get", None, None).await.body, "kept", "old session still valid");
+    assert_eq!(
+        call(&rotated.router, &mut jar, "GET", "/get", None, None).await.body,
+        "kept",
+        "old session still valid"
+    );
     let set = call(&rotated.router, &mut jar, "POST", "/set", Some("v=new"), Some(&t)).await;
-    assert_eq!(set.status, StatusCode::OK, "a token for the old CSRF key still works: {}", set.body);
-    let without_previous = site.build(server(), &["--session-hash-key", HASH2, "--csrf-key", CSRF2]).unwrap();
-    assert_eq!(call(&without_previous.router, &mut jar.clone(), "GET", "/get", None, None).await.body, "new", "written with the new key");
+    assert_eq!(
+        set.status,
+        StatusCode::OK,
+        "a token for the old CSRF key still works: {}",
+        set.body
+    );
+    let without_previous =
+        site.build(server(), &["--session-hash-key", HASH2, "--csrf-key", CSRF2]).unwrap();
+    assert_eq!(
+        call(&without_previous.router, &mut jar.clone(), "GET", "/get", None, None).await.body,
+        "new",
+        "written with the new key"
+    );
     let old_only = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
     assert_eq!(call(&old_only.router, &mut jar, "GET", "/get", None, None).await.body, "none");
 }
@@ -258,21 +337,60 @@ async fn csrf_rejects_missing_invalid_foreign_and_other_users_tokens() {
         ("no token", alice.clone(), None, None),
         ("garbage token", alice.clone(), Some("not-a-token"), None),
         ("another user's token", alice.clone(), Some(bob_token.as_str()), None),
-        ("a token and cookie signed with another key", mallory.clone(), Some(foreign_token.as_str()), None),
+        (
+            "a token and cookie signed with another key",
+            mallory.clone(),
+            Some(foreign_token.as_str()),
+            None,
+        ),
         ("no cookie", Jar::default(), Some(alice_token.as_str()), None),
-        ("form field of another user", alice.clone(), None, Some(format!("v=x&csrf_token={bob_token}"))),
+        (
+            "form field of another user",
+            alice.clone(),
+            None,
+            Some(format!("v=x&csrf_token={bob_token}")),
+        ),
     ];
     for (case, mut jar, header_token, form) in forbidden {
-        let reply = call(router, &mut jar, "POST", "/set", Some(form.as_deref().unwrap_or("v=x")), header_token).await;
+        let reply = call(
+            router,
+            &mut jar,
+            "POST",
+            "/set",
+            Some(form.as_deref().unwrap_or("v=x")),
+            header_token,
+        )
+        .await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{case}");
         assert!(reply.body.contains("403"), "{case}: rendered by the error renderer");
     }
-    assert_eq!(call(router, &mut alice.clone(), "POST", "/set", Some("v=x"), Some(&alice_token)).await.status, StatusCode::OK);
+    assert_eq!(
+        call(router, &mut alice.clone(), "POST", "/set", Some("v=x"), Some(&alice_token))
+            .await
+            .status,
+        StatusCode::OK
+    );
     let form = format!("v=via-form&csrf_token={alice_token}");
-    assert_eq!(call(router, &mut alice, "POST", "/set", Some(&form), None).await.status, StatusCode::OK, "token from the form field");
-    assert_eq!(call(router, &mut alice, "GET", "/get", None, None).await.body, "via-form", "the handler still reads the form");
-    assert_eq!(call(router, &mut Jar::default(), "POST", "/hooks/ping", None, None).await.status, StatusCode::OK, "exempt path");
-    assert_eq!(call(router, &mut Jar::default(), "GET", "/get", None, None).await.status, StatusCode::OK, "safe methods pass");
+    assert_eq!(
+        call(router, &mut alice, "POST", "/set", Some(&form), None).await.status,
+        StatusCode::OK,
+        "token from the form field"
+    );
+    assert_eq!(
+        call(router, &mut alice, "GET", "/get", None, None).await.body,
+        "via-form",
+        "the handler still reads the form"
+    );
+    assert_eq!(
+        call(router, &mut Jar::default(), "POST", "/hooks/ping", None, None).await.status,
+        StatusCode::OK,
+        "exempt path"
+    );
+    assert_eq!(
+        call(router, &mut Jar::default(), "GET", "/get", None, None).await.status,
+        StatusCode::OK,
+        "safe methods pass"
+    );
     // Tokens are masked anew each time.
     assert_ne!(token(router, &mut alice).await, token(router, &mut alice).await);
 }
@@ -280,39 +398,73 @@ async fn csrf_rejects_missing_invalid_foreign_and_other_users_tokens() {
 #[tokio::test(flavor = "multi_thread")]
 async fn under_https_the_origin_must_be_this_site() {
     let site = Site::new();
-    let booted =
-        site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF, "--base-url", "https://notes.example.com"]).unwrap();
+    let booted = site
+        .build(
+            server(),
+            &[
+                "--session-hash-key",
+                HASH,
+                "--csrf-key",
+                CSRF,
+                "--base-url",
+                "https://notes.example.com",
+            ],
+        )
+        .unwrap();
     let router = &booted.router;
     let mut jar = Jar::default();
     let t = token(router, &mut jar).await;
     let csrf_cookie = booted_cookie_attrs(router).await;
     assert!(csrf_cookie.contains("; Secure"), "cookies are Secure under https: {csrf_cookie}");
     let post = |origin: Option<&'static str>, referer: Option<&'static str>| {
-        let mut req = Request::post("/set").header(header::COOKIE, jar.header()).header("x-csrf-token", &t);
+        let mut req =
+            Request::post("/set").header(header::COOKIE, jar.header()).header("x-csrf-token", &t);
         if let Some(o) = origin {
             req = req.header(header::ORIGIN, o);
         }
         if let Some(r) = referer {
             req = req.header(header::REFERER, r);
         }
-        req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(Body::from("v=x")).unwrap()
+        req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("v=x"))
+            .unwrap()
     };
-    assert_eq!(send(router, post(Some("https://notes.example.com"), None)).await.status, StatusCode::OK);
-    assert_eq!(send(router, post(None, Some("https://notes.example.com/notes/new"))).await.status, StatusCode::OK);
-    assert_eq!(send(router, post(Some("https://evil.example"), None)).await.status, StatusCode::FORBIDDEN);
-    assert_eq!(send(router, post(None, Some("https://notes.example.com.evil.example/x"))).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(router, post(Some("https://notes.example.com"), None)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(router, post(None, Some("https://notes.example.com/notes/new"))).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(router, post(Some("https://evil.example"), None)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        send(router, post(None, Some("https://notes.example.com.evil.example/x"))).await.status,
+        StatusCode::FORBIDDEN
+    );
     assert_eq!(send(router, post(None, None)).await.status, StatusCode::FORBIDDEN);
 }
 
 async fn booted_cookie_attrs(router: &Router) -> String {
     let reply = send(router, Request::get("/token").body(Body::empty()).unwrap()).await;
-    reply.headers.get(header::SET_COOKIE).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default()
+    reply
+        .headers
+        .get(header::SET_COOKIE)
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_keys_are_start_up_errors_that_never_show_the_key() {
     let site = Site::new();
-    for (flag, value) in [("--session-hash-key", "abc"), ("--session-block-key", &"zz".repeat(32)), ("--csrf-key", &"a".repeat(63))] {
+    for (flag, value) in [
+        ("--session-hash-key", "abc"),
+        ("--session-block-key", &"zz".repeat(32)),
+        ("--csrf-key", &"a".repeat(63)),
+    ] {
         let err = match site.build(server(), &[flag, value]) {
             Ok(_) => panic!("{flag} {value} accepted"),
             Err(e) => e,
@@ -332,6 +484,13 @@ async fn flash_messages_show_once() {
     let t = token(&booted.router, &mut jar).await;
     let flashed = call(&booted.router, &mut jar, "POST", "/flash", None, Some(&t)).await;
     assert_eq!(flashed.status, StatusCode::SEE_OTHER);
-    assert_eq!(call(&booted.router, &mut jar, "GET", "/show", None, None).await.body, "success:saved;");
-    assert_eq!(call(&booted.router, &mut jar, "GET", "/show", None, None).await.body, "", "shown once");
+    assert_eq!(
+        call(&booted.router, &mut jar, "GET", "/show", None, None).await.body,
+        "success:saved;"
+    );
+    assert_eq!(
+        call(&booted.router, &mut jar, "GET", "/show", None, None).await.body,
+        "",
+        "shown once"
+    );
 }

@@ -22,7 +22,11 @@ fn missing_dependency_cycle_and_duplicate_name_are_start_up_errors() {
     let site = Site::new();
     let msg = error(&site, Server::new("s", "1").app(B::new()), &[]);
     assert!(msg.contains("'b'") && msg.contains("'a'"), "{msg}");
-    let msg = error(&site, Server::new("s", "1").app(Named::new("x", &["y"])).app(Named::new("y", &["x"])), &[]);
+    let msg = error(
+        &site,
+        Server::new("s", "1").app(Named::new("x", &["y"])).app(Named::new("y", &["x"])),
+        &[],
+    );
     assert!(msg.contains("x -> y -> x"), "{msg}");
     let msg = error(&site, Server::new("s", "1").app(A).app(A), &[]);
     assert!(msg.contains("'a' is registered twice"), "{msg}");
@@ -33,12 +37,25 @@ fn missing_dependency_cycle_and_duplicate_name_are_start_up_errors() {
 fn flag_beats_toml_beats_default_for_core_and_app_settings() {
     let site = Site::new();
     let toml = site.dir.path().join("app.toml");
-    std::fs::write(&toml, "[server]\nmax_body_size = \"64KB\"\nshutdown_timeout = \"3s\"\n[b]\nready = false\n").unwrap();
+    std::fs::write(
+        &toml,
+        "[server]\nmax_body_size = \"64KB\"\nshutdown_timeout = \"3s\"\n[b]\nready = false\n",
+    )
+    .unwrap();
     let toml = toml.display().to_string();
-    let booted = site.build(Server::new("s", "1").app(A).app(B::new()), &["--config", &toml, "--shutdown-timeout", "7"]).unwrap();
+    let booted = site
+        .build(
+            Server::new("s", "1").app(A).app(B::new()),
+            &["--config", &toml, "--shutdown-timeout", "7"],
+        )
+        .unwrap();
     assert_eq!(booted.ctx.settings.max_body_size, 64 * 1024, "from the file");
     assert_eq!(booted.ctx.settings.shutdown_timeout.as_secs(), 7, "the flag wins over the file");
-    assert_eq!(booted.ctx.config.raw("b.ready"), Some("false"), "app settings come from the file too");
+    assert_eq!(
+        booted.ctx.config.raw("b.ready"),
+        Some("false"),
+        "app settings come from the file too"
+    );
     assert_eq!(booted.ctx.settings.port, 8080, "default");
 }
 
@@ -49,7 +66,10 @@ fn bad_toml_values_and_unknown_keys_name_the_file() {
     std::fs::write(&toml, "[server]\nport = \"eighty\"\n").unwrap();
     let path = toml.display().to_string();
     let msg = error(&site, Server::new("s", "1").app(A), &["--config", &path]);
-    assert!(msg.contains("--port") && msg.contains("config file") && msg.contains("bad.toml"), "{msg}");
+    assert!(
+        msg.contains("--port") && msg.contains("config file") && msg.contains("bad.toml"),
+        "{msg}"
+    );
     std::fs::write(&toml, "[server]\nprot = 80\n").unwrap();
     let msg = error(&site, Server::new("s", "1").app(A), &["--config", &path]);
     assert!(msg.contains("server.prot"), "{msg}");
@@ -93,10 +113,17 @@ fn database_problems_are_named_before_anything_is_written() {
 #[tokio::test(flavor = "multi_thread")]
 async fn in_memory_database_is_shared_by_writer_and_readers() {
     let site = Site::new();
-    let booted = site.build(Server::new("s", "1").app(A), &["--database-dsn", "sqlite://:memory:"]).unwrap();
+    let booted =
+        site.build(Server::new("s", "1").app(A), &["--database-dsn", "sqlite://:memory:"]).unwrap();
     assert_eq!(booted.ctx.settings.database, Dsn::SqliteMemory);
-    booted.ctx.db.write(|c| c.execute("INSERT INTO items (name) VALUES ('second')", &[])).await.unwrap();
-    let names: Vec<(String,)> = booted.ctx.db.read(|c| c.query("SELECT name FROM items ORDER BY id", &[])).await.unwrap();
+    booted
+        .ctx
+        .db
+        .write(|c| c.execute("INSERT INTO items (name) VALUES ('second')", &[]))
+        .await
+        .unwrap();
+    let names: Vec<(String,)> =
+        booted.ctx.db.read(|c| c.query("SELECT name FROM items ORDER BY id", &[])).await.unwrap();
     assert_eq!(names.len(), 2);
     assert!(!site.db().exists());
 }
@@ -113,7 +140,10 @@ async fn concurrent_writers_queue_instead_of_failing() {
                 db.write(move |c| {
                     // Read-modify-write: lost updates would show if transactions overlapped.
                     let (n,): (i64,) = c.query_one("SELECT count(*) FROM items", &[])?;
-                    c.execute("INSERT INTO items (name) VALUES (?)", burrow::db::params![format!("w{i}-{n}")])?;
+                    c.execute(
+                        "INSERT INTO items (name) VALUES (?)",
+                        burrow::db::params![format!("w{i}-{n}")],
+                    )?;
                     Ok(())
                 })
                 .await
@@ -125,7 +155,8 @@ async fn concurrent_writers_queue_instead_of_failing() {
     }
     let names: Vec<(String,)> = db.read(|c| c.query("SELECT name FROM items", &[])).await.unwrap();
     assert_eq!(names.len(), 65);
-    let mut counts: Vec<i64> = names.iter().skip(1).map(|(n,)| n.rsplit('-').next().unwrap().parse().unwrap()).collect();
+    let mut counts: Vec<i64> =
+        names.iter().skip(1).map(|(n,)| n.rsplit('-').next().unwrap().parse().unwrap()).collect();
     counts.sort();
     assert_eq!(counts, (1..=64).collect::<Vec<_>>(), "each write saw every earlier one");
     // The file is in WAL mode, with the PRAGMAs of the spec on every connection.
@@ -152,13 +183,21 @@ async fn a_cancelled_request_does_not_lose_a_connection() {
         std::thread::sleep(std::time::Duration::from_millis(300));
         c.execute("INSERT INTO items (name) VALUES ('slow')", &[])
     });
-    assert!(tokio::time::timeout(std::time::Duration::from_millis(20), slow_write).await.is_err(), "cancelled");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(20), slow_write).await.is_err(),
+        "cancelled"
+    );
     let slow_read = db.read(|c| {
         std::thread::sleep(std::time::Duration::from_millis(300));
         c.query::<(String,)>("SELECT name FROM items", &[])
     });
-    assert!(tokio::time::timeout(std::time::Duration::from_millis(20), slow_read).await.is_err(), "cancelled");
-    db.write(|c| c.execute("INSERT INTO items (name) VALUES ('after')", &[])).await.expect("the writer is still there");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(20), slow_read).await.is_err(),
+        "cancelled"
+    );
+    db.write(|c| c.execute("INSERT INTO items (name) VALUES ('after')", &[]))
+        .await
+        .expect("the writer is still there");
     let (n,): (i64,) = db.read(|c| c.query_one("SELECT count(*) FROM items", &[])).await.unwrap();
     assert_eq!(n, 3, "first, the cancelled-but-committed slow insert, after");
     db.check().await.expect("ready");

@@ -41,7 +41,10 @@ impl App for Notes {
     }
 
     fn nav_items(&self) -> Vec<NavItem> {
-        vec![NavItem::new("Notes", "/notes").order(10), NavItem::new("New note", "/notes/new").order(20)]
+        vec![
+            NavItem::new("Notes", "/notes").order(10),
+            NavItem::new("New note", "/notes/new").order(20),
+        ]
     }
 
     fn routes(&self, ctx: &AppContext) -> Router {
@@ -56,13 +59,15 @@ impl App for Notes {
     }
 
     fn commands(&self) -> Vec<Command> {
-        let cli = burrow::clap::Command::new("generate-notes").about("Insert generated notes (for demos and benchmarks)").arg(
-            Arg::new("count")
-                .long("count")
-                .default_value("100")
-                .value_parser(value_parser!(u32).range(1..=10_000_000))
-                .help("How many notes"),
-        );
+        let cli = burrow::clap::Command::new("generate-notes")
+            .about("Insert generated notes (for demos and benchmarks)")
+            .arg(
+                Arg::new("count")
+                    .long("count")
+                    .default_value("100")
+                    .value_parser(value_parser!(u32).range(1..=10_000_000))
+                    .help("How many notes"),
+            );
         vec![Command::new(cli, |ctx, args| {
             let count = *args.get_one::<u32>("count").expect("count has a default");
             Box::pin(async move {
@@ -76,13 +81,23 @@ impl App for Notes {
     fn seed<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(async move {
             let samples = [
-                ("Welcome to Burrow notes", "Notes live in one SQLite file next to the binary. Try the search box: it uses SQLite's FTS5."),
-                ("Deploying", "Copy the binary to the server and run it. Use --pid-file and SIGHUP for zero-downtime restarts."),
+                (
+                    "Welcome to Burrow notes",
+                    "Notes live in one SQLite file next to the binary. Try the search box: it uses SQLite's FTS5.",
+                ),
+                (
+                    "Deploying",
+                    "Copy the binary to the server and run it. Use --pid-file and SIGHUP for zero-downtime restarts.",
+                ),
                 ("Backups", "Use sqlite3 .backup or Litestream; never cp a live database file."),
                 ("Shopping list", "Coffee beans, oat milk, bread, tomatoes."),
                 ("Reading", "The SQLite documentation on WAL mode is short and worth reading."),
             ];
-            store::insert_many(&ctx.db, samples.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect()).await?;
+            store::insert_many(
+                &ctx.db,
+                samples.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect(),
+            )
+            .await?;
             Ok(())
         })
     }
@@ -103,13 +118,24 @@ impl ListQuery {
     }
 }
 
-async fn list(State(db): State<Db>, Query(query): Query<ListQuery>, render: Render) -> Result<Html, Error> {
+async fn list(
+    State(db): State<Db>,
+    Query(query): Query<ListQuery>,
+    render: Render,
+) -> Result<Html, Error> {
     let page = store::page(&db, &query.q, query.page()).await?;
-    render.page("notes/list.html", context! { page => Serde(&page), q => query.q.trim(), form => Serde(NoteForm::default()) })
+    render.page(
+        "notes/list.html",
+        context! { page => Serde(&page), q => query.q.trim(), form => Serde(NoteForm::default()) },
+    )
 }
 
 /// The rows of one page, for infinite scroll.
-async fn rows(State(db): State<Db>, Query(query): Query<ListQuery>, render: Render) -> Result<Html, Error> {
+async fn rows(
+    State(db): State<Db>,
+    Query(query): Query<ListQuery>,
+    render: Render,
+) -> Result<Html, Error> {
     let page = store::page(&db, &query.q, query.page()).await?;
     render.partial("notes/_rows.html", context! { page => Serde(&page), q => query.q.trim() })
 }
@@ -118,15 +144,27 @@ async fn new(render: Render) -> Result<Response, Error> {
     form_page(&render, StatusCode::OK, None, &NoteForm::default(), &[])
 }
 
-async fn create(State(db): State<Db>, render: Render, messages: Messages, Form(form): Form<NoteForm>) -> Result<Response, Error> {
+async fn create(
+    State(db): State<Db>,
+    render: Render,
+    messages: Messages,
+    Form(form): Form<NoteForm>,
+) -> Result<Response, Error> {
     let errors = form.errors();
     if !errors.is_empty() {
         if render.is_htmx() {
             // The inline form on the list page: swap the form itself, not the list.
-            let html = render.partial("notes/_form.html", form_context(None, &form, &errors, true))?;
+            let html =
+                render.partial("notes/_form.html", form_context(None, &form, &errors, true))?;
             let mut res = (StatusCode::UNPROCESSABLE_ENTITY, html).into_response();
-            res.headers_mut().insert(HeaderName::from_static("hx-retarget"), HeaderValue::from_static("#new-note"));
-            res.headers_mut().insert(HeaderName::from_static("hx-reswap"), HeaderValue::from_static("outerHTML"));
+            res.headers_mut().insert(
+                HeaderName::from_static("hx-retarget"),
+                HeaderValue::from_static("#new-note"),
+            );
+            res.headers_mut().insert(
+                HeaderName::from_static("hx-reswap"),
+                HeaderValue::from_static("outerHTML"),
+            );
             return Ok(res);
         }
         return form_page(&render, StatusCode::UNPROCESSABLE_ENTITY, None, &form, &errors);
@@ -134,7 +172,9 @@ async fn create(State(db): State<Db>, render: Render, messages: Messages, Form(f
     let note = store::create(&db, form).await?;
     messages.success(format!("Created “{}”.", note.title))?;
     if render.is_htmx() {
-        return Ok(render.partial("notes/_created.html", context! { note => Serde(&note) })?.into_response());
+        return Ok(render
+            .partial("notes/_created.html", context! { note => Serde(&note) })?
+            .into_response());
     }
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
 }
@@ -144,7 +184,11 @@ async fn show(State(db): State<Db>, Path(id): Path<String>, render: Render) -> R
     render.page("notes/detail.html", context! { note => Serde(&note) })
 }
 
-async fn edit(State(db): State<Db>, Path(id): Path<String>, render: Render) -> Result<Response, Error> {
+async fn edit(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    render: Render,
+) -> Result<Response, Error> {
     let note = store::get(&db, parse_id(&id)?).await?.ok_or_else(Error::not_found)?;
     form_page(&render, StatusCode::OK, Some(note.id), &NoteForm::from_note(&note), &[])
 }
@@ -168,14 +212,22 @@ async fn update(
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
 }
 
-async fn delete(State(db): State<Db>, Path(id): Path<String>, messages: Messages) -> Result<Response, Error> {
+async fn delete(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    messages: Messages,
+) -> Result<Response, Error> {
     let title = store::delete(&db, parse_id(&id)?).await?.ok_or_else(Error::not_found)?;
     messages.success(format!("Deleted “{title}”."))?;
     Ok(Redirect::to("/notes").into_response())
 }
 
 /// `hx-delete` from a list row: the row is replaced by a short confirmation.
-async fn delete_htmx(State(db): State<Db>, Path(id): Path<String>, render: Render) -> Result<Response, Error> {
+async fn delete_htmx(
+    State(db): State<Db>,
+    Path(id): Path<String>,
+    render: Render,
+) -> Result<Response, Error> {
     let id = parse_id(&id)?;
     let title = store::delete(&db, id).await?.ok_or_else(Error::not_found)?;
     let mut res = render.partial("notes/_deleted.html", context! { id, title })?.into_response();
@@ -195,7 +247,12 @@ fn form_page(
     Ok((status, html).into_response())
 }
 
-fn form_context(id: Option<i64>, form: &NoteForm, errors: &[(&'static str, String)], inline: bool) -> burrow::minijinja::Value {
+fn form_context(
+    id: Option<i64>,
+    form: &NoteForm,
+    errors: &[(&'static str, String)],
+    inline: bool,
+) -> burrow::minijinja::Value {
     let messages: Vec<String> = errors.iter().map(|(_, m)| m.clone()).collect();
     let fields: Vec<&str> = errors.iter().map(|(f, _)| *f).collect();
     let action = match id {
@@ -213,8 +270,9 @@ fn parse_id(raw: &str) -> Result<i64, Error> {
 /// Deterministic sample notes: a small vocabulary, so searches find predictable sets.
 fn generated(count: usize) -> Vec<(String, String)> {
     const WORDS: &[&str] = &[
-        "alpha", "burrow", "cedar", "delta", "ember", "fjord", "granite", "harbor", "indigo", "juniper", "kestrel", "lantern", "meadow",
-        "nectar", "orbit", "pebble", "quartz", "raven", "saffron", "tundra", "umber", "violet", "willow", "zephyr",
+        "alpha", "burrow", "cedar", "delta", "ember", "fjord", "granite", "harbor", "indigo",
+        "juniper", "kestrel", "lantern", "meadow", "nectar", "orbit", "pebble", "quartz", "raven",
+        "saffron", "tundra", "umber", "violet", "willow", "zephyr",
     ];
     let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
@@ -225,8 +283,13 @@ fn generated(count: usize) -> Vec<(String, String)> {
     };
     (1..=count)
         .map(|n| {
-            let title = format!("Note {n}: {} {}", WORDS[next() as usize % WORDS.len()], WORDS[next() as usize % WORDS.len()]);
-            let content: Vec<&str> = (0..40).map(|_| WORDS[next() as usize % WORDS.len()]).collect();
+            let title = format!(
+                "Note {n}: {} {}",
+                WORDS[next() as usize % WORDS.len()],
+                WORDS[next() as usize % WORDS.len()]
+            );
+            let content: Vec<&str> =
+                (0..40).map(|_| WORDS[next() as usize % WORDS.len()]).collect();
             (title, content.join(" "))
         })
         .collect()

@@ -98,7 +98,13 @@ pub async fn page(db: &Db, q: &str, page: usize) -> Result<Page, DbError> {
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Note>, DbError> {
-    db.read(move |c| c.query_opt("SELECT id, title, content, created_at, updated_at FROM notes WHERE id = ?", params![id])).await
+    db.read(move |c| {
+        c.query_opt(
+            "SELECT id, title, content, created_at, updated_at FROM notes WHERE id = ?",
+            params![id],
+        )
+    })
+    .await
 }
 
 pub async fn create(db: &Db, form: NoteForm) -> Result<Note, DbError> {
@@ -125,8 +131,11 @@ pub async fn update(db: &Db, id: i64, form: NoteForm) -> Result<Option<Note>, Db
 
 /// Deletes a note; returns its title, or `None` when it did not exist.
 pub async fn delete(db: &Db, id: i64) -> Result<Option<String>, DbError> {
-    db.write(move |c| c.query_opt::<(String,)>("DELETE FROM notes WHERE id = ? RETURNING title", params![id]).map(|r| r.map(|(t,)| t)))
-        .await
+    db.write(move |c| {
+        c.query_opt::<(String,)>("DELETE FROM notes WHERE id = ? RETURNING title", params![id])
+            .map(|r| r.map(|(t,)| t))
+    })
+    .await
 }
 
 /// Inserts many notes in few transactions.
@@ -135,7 +144,10 @@ pub async fn insert_many(db: &Db, notes: Vec<(String, String)>) -> Result<(), Db
         let chunk = chunk.to_vec();
         db.write(move |c| {
             for (title, content) in &chunk {
-                c.execute("INSERT INTO notes (title, content) VALUES (?, ?)", params![title, content])?;
+                c.execute(
+                    "INSERT INTO notes (title, content) VALUES (?, ?)",
+                    params![title, content],
+                )?;
             }
             Ok(())
         })
@@ -198,7 +210,10 @@ mod tests {
 
     #[test]
     fn marks_matches_and_escapes_the_rest() {
-        assert_eq!(marked("a <b> \u{2}word\u{3} & 'c'"), "a &lt;b&gt; <mark>word</mark> &amp; &#x27;c&#x27;");
+        assert_eq!(
+            marked("a <b> \u{2}word\u{3} & 'c'"),
+            "a &lt;b&gt; <mark>word</mark> &amp; &#x27;c&#x27;"
+        );
     }
 
     #[test]

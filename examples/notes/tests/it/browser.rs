@@ -70,7 +70,9 @@ impl Driver {
             .stderr(err)
             .process_group(0)
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {CHROMEDRIVER} (Debian package chromium-driver): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {CHROMEDRIVER} (Debian package chromium-driver): {e}")
+            });
         Driver { child, port, log: log.to_path_buf() }
     }
 
@@ -94,17 +96,28 @@ impl Drop for Driver {
             }
         }
         // The group is chromedriver's own (process_group(0): its id is chromedriver's).
-        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{pid}")]).stderr(Stdio::null()).status();
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{pid}")])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
         if std::thread::panicking() {
-            eprintln!("---- chromedriver log (port {}) ----\n{}\n---- end of chromedriver log ----", self.port, self.log());
+            eprintln!(
+                "---- chromedriver log (port {}) ----\n{}\n---- end of chromedriver log ----",
+                self.port,
+                self.log()
+            );
         }
     }
 }
 
 /// A port that was free a moment ago (chromedriver has no `--port=0`).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local address").port()
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local address")
+        .port()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -125,12 +138,22 @@ impl Browser {
     /// Starts chromedriver on a free port (retrying with another port if it cannot listen),
     /// waits until `/status` says it is ready, opens a session and sets the window size.
     async fn start() -> Browser {
-        let http = reqwest::Client::builder().no_proxy().timeout(PATIENCE * 4).build().expect("build the WebDriver client");
-        let profile = tempfile::Builder::new().prefix("notes-browser-").tempdir().expect("create a browser profile directory");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(PATIENCE * 4)
+            .build()
+            .expect("build the WebDriver client");
+        let profile = tempfile::Builder::new()
+            .prefix("notes-browser-")
+            .tempdir()
+            .expect("create a browser profile directory");
         let mut attempt = 0;
         let driver = loop {
             attempt += 1;
-            let mut driver = Driver::spawn(free_port(), &profile.path().join(format!("chromedriver-{attempt}.log")));
+            let mut driver = Driver::spawn(
+                free_port(),
+                &profile.path().join(format!("chromedriver-{attempt}.log")),
+            );
             if wait_ready(&http, &mut driver).await {
                 break driver;
             }
@@ -150,12 +173,27 @@ impl Browser {
                 },
             },
         });
-        let value = match send(&http, reqwest::Method::POST, &driver.url("/session"), Some(capabilities)).await {
-            Ok(value) => value,
-            Err(e) => panic!("cannot open a WebDriver session: {e}\nchromedriver log:\n{}", driver.log()),
+        let value =
+            match send(&http, reqwest::Method::POST, &driver.url("/session"), Some(capabilities))
+                .await
+            {
+                Ok(value) => value,
+                Err(e) => panic!(
+                    "cannot open a WebDriver session: {e}\nchromedriver log:\n{}",
+                    driver.log()
+                ),
+            };
+        let session_id = value["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no sessionId in {value}"))
+            .to_string();
+        let browser = Browser {
+            http,
+            session: driver.url(&format!("/session/{session_id}")),
+            session_id,
+            driver,
+            _profile: profile,
         };
-        let session_id = value["sessionId"].as_str().unwrap_or_else(|| panic!("no sessionId in {value}")).to_string();
-        let browser = Browser { http, session: driver.url(&format!("/session/{session_id}")), session_id, driver, _profile: profile };
         browser.set_window_size(WINDOW.0, WINDOW.1).await;
         browser
     }
@@ -179,7 +217,12 @@ impl Browser {
     /// Navigates to `url` (a full page load) and waits until htmx is loaded.
     async fn goto(&self, url: &str) {
         self.post("/url", json!({ "url": url })).await;
-        self.wait("htmx loaded", "return document.readyState === 'complete' && !!window.htmx;", json!([])).await;
+        self.wait(
+            "htmx loaded",
+            "return document.readyState === 'complete' && !!window.htmx;",
+            json!([]),
+        )
+        .await;
     }
 
     /// Runs `script` (a function body; `arguments` are `args`) and returns its result.
@@ -200,7 +243,10 @@ impl Browser {
             let mut answer = self.js(&script, args.clone()).await;
             let value = answer[0].take();
             if answer[1].as_array().is_some_and(|errors| !errors.is_empty()) {
-                panic!("htmx reported an error while waiting for {what};\n{}", self.describe().await);
+                panic!(
+                    "htmx reported an error while waiting for {what};\n{}",
+                    self.describe().await
+                );
             }
             let truthy = match &value {
                 Value::Null => false,
@@ -213,7 +259,10 @@ impl Browser {
                 return value;
             }
             if Instant::now() >= deadline {
-                panic!("timed out waiting for {what} (last value {value});\n{}", self.describe().await);
+                panic!(
+                    "timed out waiting for {what} (last value {value});\n{}",
+                    self.describe().await
+                );
             }
             tokio::time::sleep(POLL).await;
         }
@@ -240,7 +289,10 @@ impl Browser {
     /// The element matching a CSS selector; panics if there is none.
     async fn find(&self, css: &str) -> String {
         let value = self.post("/element", json!({ "using": "css selector", "value": css })).await;
-        value[ELEMENT].as_str().unwrap_or_else(|| panic!("no element id for `{css}` in {value}")).to_string()
+        value[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element id for `{css}` in {value}"))
+            .to_string()
     }
 
     async fn click(&self, css: &str) {
@@ -257,13 +309,21 @@ impl Browser {
 
     /// The page's current HTML.
     async fn source(&self) -> String {
-        self.command(reqwest::Method::GET, "/source", None).await.as_str().unwrap_or_default().to_string()
+        self.command(reqwest::Method::GET, "/source", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
     }
 
     /// A PNG of the viewport.
     async fn screenshot(&self) -> Vec<u8> {
         let value = self.command(reqwest::Method::GET, "/screenshot", None).await;
-        base64_decode(value.as_str().unwrap_or_else(|| panic!("screenshot is not a string: {}", short(&value.to_string()))))
+        base64_decode(
+            value.as_str().unwrap_or_else(|| {
+                panic!("screenshot is not a string: {}", short(&value.to_string()))
+            }),
+        )
     }
 
     /// Marks the current document (`window.__page = 'same'`: a full page load would lose
@@ -286,11 +346,21 @@ impl Browser {
     /// Asserts that the document is still the one [`Browser::instrument`] marked.
     async fn assert_same_document(&self, after: &str) {
         let page = self.js("return window.__page ?? null;", json!([])).await;
-        assert_eq!(page, json!("same"), "a full page load happened after {after} (htmx did not swap);\n{}", self.describe().await);
+        assert_eq!(
+            page,
+            json!("same"),
+            "a full page load happened after {after} (htmx did not swap);\n{}",
+            self.describe().await
+        );
     }
 
     async fn text(&self, css: &str) -> String {
-        let value = self.js("const e = document.querySelector(arguments[0]); return e ? e.innerText : null;", json!([css])).await;
+        let value = self
+            .js(
+                "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+                json!([css]),
+            )
+            .await;
         value.as_str().unwrap_or_else(|| panic!("no element `{css}`")).to_string()
     }
 }
@@ -318,16 +388,26 @@ impl Drop for Browser {
 }
 
 /// Sends one WebDriver command; the answer's `value`, or the WebDriver error.
-async fn send(http: &reqwest::Client, method: reqwest::Method, url: &str, body: Option<Value>) -> Result<Value, String> {
+async fn send(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    body: Option<Value>,
+) -> Result<Value, String> {
     let mut request = http.request(method, url);
     if let Some(body) = body {
         request = request.json(&body);
     }
     let res = request.send().await.map_err(|e| format!("request failed: {e}"))?;
     let status = res.status();
-    let mut answer: Value = res.json().await.map_err(|e| format!("{status}, answer is not JSON: {e}"))?;
+    let mut answer: Value =
+        res.json().await.map_err(|e| format!("{status}, answer is not JSON: {e}"))?;
     let value = answer["value"].take();
-    if status.is_success() { Ok(value) } else { Err(format!("{status} {}: {}", value["error"], value["message"])) }
+    if status.is_success() {
+        Ok(value)
+    } else {
+        Err(format!("{status} {}: {}", value["error"], value["message"]))
+    }
 }
 
 /// Polls chromedriver's `/status` until it is ready; false if it exited or never got ready.
@@ -372,7 +452,11 @@ fn base64_decode(text: &str) -> Vec<u8> {
 
 /// Width and height from a PNG's IHDR chunk.
 fn png_size(png: &[u8]) -> (u32, u32) {
-    assert!(png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR", "not a PNG ({} bytes)", png.len());
+    assert!(
+        png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n") && &png[12..16] == b"IHDR",
+        "not a PNG ({} bytes)",
+        png.len()
+    );
     let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
     (be(16), be(20))
 }
@@ -411,7 +495,13 @@ fn serve(dir: &Path) -> Server {
 /// Opens the "Quick note" form of the list page (the page must be /notes).
 async fn open_quick_note(browser: &Browser) {
     browser.click("details.inline-create > summary").await;
-    browser.wait("the Quick note form to open", "return document.querySelector('details.inline-create').open;", json!([])).await;
+    browser
+        .wait(
+            "the Quick note form to open",
+            "return document.querySelector('details.inline-create').open;",
+            json!([]),
+        )
+        .await;
 }
 
 /// JavaScript: the number of rows of the list (`li[id^=note-]` in #note-list).
@@ -436,7 +526,10 @@ async fn browser_inline_create_swaps_the_new_note_in() {
     let token = browser
         .js("const f = document.querySelector('#new-note input[name=csrf_token]'); const v = f.value; f.remove(); return v;", json!([]))
         .await;
-    assert!(token.as_str().is_some_and(|t| !t.is_empty()), "no csrf_token field in the inline form: {token}");
+    assert!(
+        token.as_str().is_some_and(|t| !t.is_empty()),
+        "no csrf_token field in the inline form: {token}"
+    );
 
     let title = "Buy oat milk";
     browser.type_into("#new-note input[name=title]", title).await;
@@ -453,21 +546,43 @@ async fn browser_inline_create_swaps_the_new_note_in() {
         )
         .await;
     browser.assert_same_document("the inline create").await;
-    let messages = browser.wait("the flash message", "return document.querySelector('#messages').innerText;", json!([])).await;
+    let messages = browser
+        .wait(
+            "the flash message",
+            "return document.querySelector('#messages').innerText;",
+            json!([]),
+        )
+        .await;
     assert!(
         messages.as_str().unwrap_or("").contains(&format!("Created “{title}”.")),
         "#messages: {messages};\n{}",
         browser.describe().await
     );
     // The form resets in `hx-on::after-request`, which runs once the swap is done.
-    browser.wait("the form reset", "return document.querySelector('#new-note input[name=title]').value === '';", json!([])).await;
-    let content = browser.js("return document.querySelector('#new-note textarea[name=content]').value;", json!([])).await;
+    browser
+        .wait(
+            "the form reset",
+            "return document.querySelector('#new-note input[name=title]').value === '';",
+            json!([]),
+        )
+        .await;
+    let content = browser
+        .js("return document.querySelector('#new-note textarea[name=content]').value;", json!([]))
+        .await;
     assert_eq!(content, json!(""), "content not reset");
     // Tokens are masked anew for every use, so the header is compared with the layout's
     // `hx-headers`, not with the form field.
     let headers = browser.js("return window.__csrfHeaders;", json!([])).await;
-    let hx_headers = browser.js("return JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token'];", json!([])).await;
-    assert!(hx_headers.as_str().is_some_and(|t| !t.is_empty()), "no X-CSRF-Token in the body's hx-headers: {hx_headers}");
+    let hx_headers = browser
+        .js(
+            "return JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token'];",
+            json!([]),
+        )
+        .await;
+    assert!(
+        hx_headers.as_str().is_some_and(|t| !t.is_empty()),
+        "no X-CSRF-Token in the body's hx-headers: {hx_headers}"
+    );
     assert_eq!(headers, json!([hx_headers]), "X-CSRF-Token of htmx's requests");
     let errors = browser.js("return window.__htmxErrors;", json!([])).await;
     assert_eq!(errors, json!([]), "htmx errors");
@@ -485,7 +600,12 @@ async fn browser_inline_create_shows_validation_errors_in_place() {
     browser.instrument().await;
     open_quick_note(&browser).await;
     // The browser itself would refuse an empty required field; let the server judge.
-    browser.js("document.querySelector('#new-note input[name=title]').removeAttribute('required');", json!([])).await;
+    browser
+        .js(
+            "document.querySelector('#new-note input[name=title]').removeAttribute('required');",
+            json!([]),
+        )
+        .await;
     browser.type_into("#new-note textarea[name=content]", "kept after the error").await;
     browser.click("#new-note button[type=submit]").await;
 
@@ -498,7 +618,11 @@ async fn browser_inline_create_shows_validation_errors_in_place() {
         )
         .await;
     browser.assert_same_document("the invalid inline create").await;
-    assert_eq!(browser.js(&format!("return {ROW_COUNT};"), json!([])).await, json!(0), "a row was added to #note-list");
+    assert_eq!(
+        browser.js(&format!("return {ROW_COUNT};"), json!([])).await,
+        json!(0),
+        "a row was added to #note-list"
+    );
     let state = browser
         .js(
             "const f = document.querySelector('#new-note');
@@ -521,26 +645,46 @@ async fn browser_inline_create_shows_validation_errors_in_place() {
 async fn browser_infinite_scroll_loads_every_page() {
     let _timing = Timing::start("infinite scroll");
     let dir = tempdir();
-    let out = Launch::new(dir.path()).arg("generate-notes").args(["--count", "45", "--database-dsn"]).arg(db_path(dir.path())).run();
+    let out = Launch::new(dir.path())
+        .arg("generate-notes")
+        .args(["--count", "45", "--database-dsn"])
+        .arg(db_path(dir.path()))
+        .run();
     assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
     let server = serve(dir.path());
     let browser = Browser::start().await;
 
     browser.goto(&server.url("/notes")).await;
     browser.instrument().await;
-    assert_eq!(browser.js(&format!("return {ROW_COUNT};"), json!([])).await, json!(20), "rows on the first page");
+    assert_eq!(
+        browser.js(&format!("return {ROW_COUNT};"), json!([])).await,
+        json!(20),
+        "rows on the first page"
+    );
     let below =
         browser.js("return document.querySelector('li.sentinel').getBoundingClientRect().top > window.innerHeight;", json!([])).await;
-    assert_eq!(below, json!(true), "the sentinel is visible without scrolling, the test cannot tell scrolling loaded the rows");
+    assert_eq!(
+        below,
+        json!(true),
+        "the sentinel is visible without scrolling, the test cannot tell scrolling loaded the rows"
+    );
 
     browser.js("document.querySelector('li.sentinel').scrollIntoView();", json!([])).await;
     browser
-        .wait("40 rows and a new sentinel", &format!("return {ROW_COUNT} === 40 && !!document.querySelector('li.sentinel')"), json!([]))
+        .wait(
+            "40 rows and a new sentinel",
+            &format!("return {ROW_COUNT} === 40 && !!document.querySelector('li.sentinel')"),
+            json!([]),
+        )
         .await;
 
     browser.js("document.querySelector('li.sentinel').scrollIntoView();", json!([])).await;
     browser
-        .wait("45 rows and no sentinel", &format!("return {ROW_COUNT} === 45 && !document.querySelector('li.sentinel')"), json!([]))
+        .wait(
+            "45 rows and no sentinel",
+            &format!("return {ROW_COUNT} === 45 && !document.querySelector('li.sentinel')"),
+            json!([]),
+        )
         .await;
 
     browser.assert_same_document("infinite scroll").await;
@@ -587,7 +731,11 @@ async fn browser_boosted_edit_and_delete_show_flash_messages() {
         )
         .await;
     browser.assert_same_document("the boosted edit form (303 to the detail page)").await;
-    assert_eq!(browser.js("return document.title;", json!([])).await, json!(format!("{title} · Burrow")), "document title");
+    assert_eq!(
+        browser.js("return document.title;", json!([])).await,
+        json!(format!("{title} · Burrow")),
+        "document title"
+    );
 
     // hx-confirm asks with window.confirm(); accept it.
     browser.js("window.confirm = () => true;", json!([])).await;
@@ -602,7 +750,11 @@ async fn browser_boosted_edit_and_delete_show_flash_messages() {
         .await;
     browser.assert_same_document("the boosted delete form (303 to /notes)").await;
     let source = browser.source().await;
-    assert!(!source.contains(&format!("id=\"note-{id}\"")), "the deleted note is still listed:\n{}", short(&source));
+    assert!(
+        !source.contains(&format!("id=\"note-{id}\"")),
+        "the deleted note is still listed:\n{}",
+        short(&source)
+    );
     let errors = browser.js("return window.__htmxErrors;", json!([])).await;
     assert_eq!(errors, json!([]), "htmx errors");
 }
@@ -626,7 +778,9 @@ async fn browser_screenshot_of_the_list_with_a_flash_message() {
     browser.instrument().await;
     open_quick_note(&browser).await;
     browser.type_into("#new-note input[name=title]", "Shopping list").await;
-    browser.type_into("#new-note textarea[name=content]", "Coffee beans, oat milk, bread, tomatoes.").await;
+    browser
+        .type_into("#new-note textarea[name=content]", "Coffee beans, oat milk, bread, tomatoes.")
+        .await;
     browser.click("#new-note button[type=submit]").await;
     browser
         .wait(
@@ -638,7 +792,13 @@ async fn browser_screenshot_of_the_list_with_a_flash_message() {
     assert!(browser.text("#messages").await.contains("Created “Shopping list”."));
     // Fold the Quick note form away, so the picture shows the notes.
     browser.click("details.inline-create > summary").await;
-    browser.wait("the Quick note form to close", "return !document.querySelector('details.inline-create').open;", json!([])).await;
+    browser
+        .wait(
+            "the Quick note form to close",
+            "return !document.querySelector('details.inline-create').open;",
+            json!([]),
+        )
+        .await;
 
     let png = browser.screenshot().await;
     let (width, height) = png_size(&png);
@@ -646,7 +806,11 @@ async fn browser_screenshot_of_the_list_with_a_flash_message() {
     std::fs::create_dir_all(&dir).expect("create the screenshot directory");
     let path = dir.join("notes.png");
     std::fs::write(&path, &png).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
-    eprintln!("browser: screenshot of /notes ({width}x{height}, {} bytes): {}", png.len(), path.display());
+    eprintln!(
+        "browser: screenshot of /notes ({width}x{height}, {} bytes): {}",
+        png.len(),
+        path.display()
+    );
     assert!(std::fs::metadata(&path).expect("screenshot written").len() > 0);
     assert!(width >= 800 && height > 0, "screenshot is {width}x{height}");
 }

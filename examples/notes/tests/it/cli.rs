@@ -41,7 +41,11 @@ fn help_lists_every_setting_with_its_environment_variable() {
     ];
     for (flag, env) in flags {
         assert!(help.contains(&format!("{flag} ")), "{flag} missing from --help:\n{}", out.stdout);
-        assert!(help.contains(&format!("[env: {env}=")), "[env: {env}=] missing from --help:\n{}", out.stdout);
+        assert!(
+            help.contains(&format!("[env: {env}=")),
+            "[env: {env}=] missing from --help:\n{}",
+            out.stdout
+        );
     }
     // Secret settings name their variable but never show its value.
     let secrets = [
@@ -54,7 +58,11 @@ fn help_lists_every_setting_with_its_environment_variable() {
     ];
     for (flag, env) in secrets {
         assert!(help.contains(&format!("{flag} ")), "{flag} missing from --help:\n{}", out.stdout);
-        assert!(help.contains(&format!("[env: {env}")), "[env: {env}…] missing from --help:\n{}", out.stdout);
+        assert!(
+            help.contains(&format!("[env: {env}")),
+            "[env: {env}…] missing from --help:\n{}",
+            out.stdout
+        );
     }
     // Without any whitespace, in case wrapping split a value.
     let squeezed: String = format!("{}{}", out.stdout, out.stderr).split_whitespace().collect();
@@ -82,7 +90,8 @@ fn version() {
 fn migrate_lists_and_applies() {
     let dir = tempdir();
     let migrate = |args: &[&str]| {
-        let out = Launch::new(dir.path()).args(["--database-dsn", "app.db", "migrate"]).args(args).run();
+        let out =
+            Launch::new(dir.path()).args(["--database-dsn", "app.db", "migrate"]).args(args).run();
         assert_eq!(out.code(), Some(0), "migrate {args:?}: {out:?}");
         out.stdout
     };
@@ -90,18 +99,31 @@ fn migrate_lists_and_applies() {
     let list = migrate(&["--list"]);
     let lines: Vec<&str> = list.lines().collect();
     assert!(lines.len() >= 2, "migrate --list:\n{list}");
-    assert!(lines.contains(&"[ ] notes/0001_notes.up.sql  (pending)"), "migrate --list on a fresh database:\n{list}");
+    assert!(
+        lines.contains(&"[ ] notes/0001_notes.up.sql  (pending)"),
+        "migrate --list on a fresh database:\n{list}"
+    );
     let migrations = lines.len() - 1;
-    assert!(lines[..migrations].iter().all(|l| l.starts_with("[ ] ") && l.ends_with("(pending)")), "all pending:\n{list}");
+    assert!(
+        lines[..migrations].iter().all(|l| l.starts_with("[ ] ") && l.ends_with("(pending)")),
+        "all pending:\n{list}"
+    );
     assert_eq!(lines[migrations], format!("0 applied, {migrations} pending"));
 
     let applied = migrate(&[]);
     assert!(applied.lines().any(|l| l == "applied notes/0001_notes.up.sql"), "migrate:\n{applied}");
-    assert_eq!(applied.lines().filter(|l| l.starts_with("applied ")).count(), migrations, "migrate:\n{applied}");
+    assert_eq!(
+        applied.lines().filter(|l| l.starts_with("applied ")).count(),
+        migrations,
+        "migrate:\n{applied}"
+    );
 
     let list = migrate(&["--list"]);
     let lines: Vec<&str> = list.lines().collect();
-    assert!(lines.iter().any(|l| l.starts_with("[x] notes/0001_notes.up.sql  (applied ")), "migrate --list after migrate:\n{list}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("[x] notes/0001_notes.up.sql  (applied ")),
+        "migrate --list after migrate:\n{list}"
+    );
     assert!(lines[..migrations].iter().all(|l| l.starts_with("[x] ")), "all applied:\n{list}");
     assert_eq!(lines.last().copied(), Some(format!("{migrations} applied, 0 pending").as_str()));
 
@@ -122,7 +144,9 @@ async fn seed_loads_sample_notes() {
 #[tokio::test]
 async fn generate_notes_inserts_the_count() {
     let dir = tempdir();
-    let out = Launch::new(dir.path()).args(["--database-dsn", "app.db", "generate-notes", "--count", "7"]).run();
+    let out = Launch::new(dir.path())
+        .args(["--database-dsn", "app.db", "generate-notes", "--count", "7"])
+        .run();
     assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
     let server = Launch::serve(dir.path()).start();
     let (status, list) = get(&client(), &server, "/notes").await;

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use crate::support::{
-    Credentials, Launch, VERSION, can_drop_privileges, chmod, client, create_note, db_path, get, header, note_ids, post_expecting_continue,
-    tempdir,
+    Credentials, Launch, VERSION, can_drop_privileges, chmod, client, create_note, db_path, get,
+    header, note_ids, post_expecting_continue, tempdir,
 };
 
 #[tokio::test]
@@ -24,8 +24,13 @@ async fn errors_are_html_or_json() {
     let body = res.text().await.unwrap();
     assert!(body.contains("404"), "404 page does not show the code:\n{body}");
 
-    let res =
-        http.get(server.url("/no/such/page")).header("Accept", "application/json").header("X-Request-Id", "json-404").send().await.unwrap();
+    let res = http
+        .get(server.url("/no/such/page"))
+        .header("Accept", "application/json")
+        .header("X-Request-Id", "json-404")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
     assert!(
         header(&res, "content-type").is_some_and(|t| t.starts_with("application/json")),
@@ -46,7 +51,12 @@ async fn errors_are_html_or_json() {
     assert!(allow.contains("GET") && allow.contains("POST"), "Allow: {allow}");
     assert!(res.text().await.unwrap().contains("405"), "405 page does not show the code");
 
-    let res = csrf.attach(http.put(server.url("/notes"))).header("Accept", "application/json").send().await.unwrap();
+    let res = csrf
+        .attach(http.put(server.url("/notes")))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 405);
     let json: Value = res.json().await.unwrap();
     assert_eq!(json["code"], 405, "{json}");
@@ -67,11 +77,16 @@ async fn large_bodies_get_413() {
     // With the cookies and CSRF token (as a header) a form needs, so that nothing but the
     // size is wrong.
     let csrf = Credentials::fetch(server.port).headers();
-    let mut headers: Vec<(&str, &str)> = csrf.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let mut headers: Vec<(&str, &str)> =
+        csrf.iter().map(|(name, value)| (*name, value.as_str())).collect();
 
     let res = post_expecting_continue(&server, "/notes", &headers, big.as_bytes());
     assert_eq!(res.status, 413, "2 MB form with the default 1 MB limit");
-    assert!(res.header("content-type").is_some_and(|t| t.starts_with("text/html")), "413 content type {:?}", res.header("content-type"));
+    assert!(
+        res.header("content-type").is_some_and(|t| t.starts_with("text/html")),
+        "413 content type {:?}",
+        res.header("content-type")
+    );
     assert!(String::from_utf8_lossy(&res.body).contains("413"), "413 page does not show the code");
     assert!(res.header("x-request-id").is_some(), "no X-Request-Id on 413");
 
@@ -99,7 +114,8 @@ async fn max_body_size_setting_applies() {
     let http = client();
     let form = format!("title=twenty&content={}", "c".repeat(20 * 1024));
     let csrf = Credentials::fetch(server.port).headers();
-    let csrf_pairs: Vec<(&str, &str)> = csrf.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let csrf_pairs: Vec<(&str, &str)> =
+        csrf.iter().map(|(name, value)| (*name, value.as_str())).collect();
     let res = post_expecting_continue(&server, "/notes", &csrf_pairs, form.as_bytes());
     assert_eq!(res.status, 413, "20 KB form with --max-body-size 10KB");
     let id = create_note(&http, &server, "five", &"c".repeat(5 * 1024)).await;
@@ -122,7 +138,11 @@ async fn request_ids_are_echoed_or_generated() {
     };
 
     assert_eq!(request_id(Some("test-abc-123"), "/").await, "test-abc-123");
-    assert_eq!(request_id(Some("test-abc-123"), "/nope").await, "test-abc-123", "404s carry it too");
+    assert_eq!(
+        request_id(Some("test-abc-123"), "/nope").await,
+        "test-abc-123",
+        "404s carry it too"
+    );
     let longest = "a".repeat(128);
     assert_eq!(request_id(Some(&longest), "/").await, longest, "128 characters is allowed");
 
@@ -135,7 +155,11 @@ async fn request_ids_are_echoed_or_generated() {
         let id = request_id(Some(bad), "/").await;
         assert!(!id.is_empty(), "empty id for bad {bad:?}");
         assert_ne!(id, bad, "bad id {bad:?} was echoed");
-        assert!(id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b)), "generated id {id:?}");
+        assert!(
+            id.len() <= 128
+                && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b)),
+            "generated id {id:?}"
+        );
     }
 }
 
@@ -162,7 +186,10 @@ async fn health_checks_answer_json() {
 /// File permissions do not apply to root, so the server runs as `nobody`.
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_unusable() {
-    assert!(can_drop_privileges(), "this test needs root and setpriv (util-linux) to run the server as nobody");
+    assert!(
+        can_drop_privileges(),
+        "this test needs root and setpriv (util-linux) to run the server as nobody"
+    );
     let dir = tempdir();
     chmod(dir.path(), 0o777);
     let server = Launch::serve(dir.path()).nobody().start();
@@ -179,8 +206,15 @@ async fn readiness_fails_when_the_database_is_unusable() {
     let (status, json) = ready().await;
     assert_eq!(status, 503, "ready with an unreadable database: {json}");
     assert_eq!(json["status"], "unavailable", "{json}");
-    assert!(json["failed"]["database"].as_str().is_some_and(|r| !r.is_empty()), "failed.database missing: {json}");
-    assert_eq!(json["failed"].as_object().map(|o| o.len()), Some(1), "only the database failed: {json}");
+    assert!(
+        json["failed"]["database"].as_str().is_some_and(|r| !r.is_empty()),
+        "failed.database missing: {json}"
+    );
+    assert_eq!(
+        json["failed"].as_object().map(|o| o.len()),
+        Some(1),
+        "only the database failed: {json}"
+    );
     let res = http.get(server.url("/healthz/live")).send().await.unwrap();
     assert_eq!(res.status(), 200, "live does not depend on the database");
 
@@ -196,11 +230,16 @@ async fn responses_are_gzipped_on_request() {
     let server = Launch::serve(dir.path()).start();
     let http = client();
     for path in ["/", "/notes"] {
-        let res = http.get(server.url(path)).header("Accept-Encoding", "gzip").send().await.unwrap();
+        let res =
+            http.get(server.url(path)).header("Accept-Encoding", "gzip").send().await.unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(header(&res, "content-encoding").as_deref(), Some("gzip"), "GET {path}");
         let body = res.bytes().await.unwrap();
-        assert!(body.starts_with(&[0x1f, 0x8b]), "GET {path}: body is not gzip: {:?}", &body[..body.len().min(16)]);
+        assert!(
+            body.starts_with(&[0x1f, 0x8b]),
+            "GET {path}: body is not gzip: {:?}",
+            &body[..body.len().min(16)]
+        );
     }
     let res = http.get(server.url("/")).send().await.unwrap();
     assert_eq!(header(&res, "content-encoding"), None, "compressed without Accept-Encoding");
@@ -217,28 +256,49 @@ async fn home_page_links_a_cacheable_stylesheet() {
     // minijinja escapes `/` in attributes as `&#x2f;`, which browsers decode.
     let decoded = home.replace("&#x2f;", "/");
     for (label, href) in [("Home", "/"), ("Notes", "/notes")] {
-        let link = decoded
-            .split("<a ")
-            .filter_map(|a| a.split_once("</a>"))
-            .find(|(a, _)| a.contains(&format!("href=\"{href}\"")) && a.ends_with(&format!(">{label}")));
+        let link = decoded.split("<a ").filter_map(|a| a.split_once("</a>")).find(|(a, _)| {
+            a.contains(&format!("href=\"{href}\"")) && a.ends_with(&format!(">{label}"))
+        });
         assert!(link.is_some(), "nav link {label} → {href} missing:\n{home}");
     }
 
     let prefix = "/static/css/app.";
-    let start = home.find(prefix).unwrap_or_else(|| panic!("no {prefix}HASH.css link in the home page:\n{home}"));
+    let start = home
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no {prefix}HASH.css link in the home page:\n{home}"));
     let end = start + home[start..].find('"').expect("closing quote");
     let href = &home[start..end];
-    let hash = href.strip_prefix(prefix).and_then(|h| h.strip_suffix(".css")).unwrap_or_else(|| panic!("stylesheet URL `{href}`"));
-    assert!(!hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit()), "no content hash in `{href}`");
-    assert!(home[..start].rfind('<').is_some_and(|tag| home[tag..start].contains("stylesheet")), "`{href}` is not in a stylesheet link");
+    let hash = href
+        .strip_prefix(prefix)
+        .and_then(|h| h.strip_suffix(".css"))
+        .unwrap_or_else(|| panic!("stylesheet URL `{href}`"));
+    assert!(
+        !hash.is_empty() && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+        "no content hash in `{href}`"
+    );
+    assert!(
+        home[..start].rfind('<').is_some_and(|tag| home[tag..start].contains("stylesheet")),
+        "`{href}` is not in a stylesheet link"
+    );
 
     let res = http.get(server.url(href)).send().await.unwrap();
     assert_eq!(res.status(), 200, "GET {href}");
-    assert!(header(&res, "content-type").is_some_and(|t| t.starts_with("text/css")), "content type {:?}", header(&res, "content-type"));
+    assert!(
+        header(&res, "content-type").is_some_and(|t| t.starts_with("text/css")),
+        "content type {:?}",
+        header(&res, "content-type")
+    );
     let cache = header(&res, "cache-control").unwrap_or_default();
-    assert!(cache.contains("immutable") && cache.contains("max-age=31536000"), "Cache-Control: {cache}");
+    assert!(
+        cache.contains("immutable") && cache.contains("max-age=31536000"),
+        "Cache-Control: {cache}"
+    );
     assert!(!res.text().await.unwrap().is_empty(), "empty stylesheet");
 
     assert_eq!(get(&http, &server, "/static/nope.css").await.0, 404);
-    assert_eq!(get(&http, &server, "/static/css/app.000000000000.css").await.0, 404, "a wrong hash is not served");
+    assert_eq!(
+        get(&http, &server, "/static/css/app.000000000000.css").await.0,
+        404,
+        "a wrong hash is not served"
+    );
 }

@@ -13,24 +13,41 @@ use serde_json::Value;
 
 use crate::load::Load;
 use crate::procs::{
-    Cleanup, PATIENCE, SlowPost, alive, children_of, fd_counts, live, live_version, post_note, processes_mentioning, read_pid_file,
-    replace_file, server_has_read_its_connections, stop, wait_for_successor, wait_gone, wait_until, with_pid_file,
+    Cleanup, PATIENCE, SlowPost, alive, children_of, fd_counts, live, live_version, post_note,
+    processes_mentioning, read_pid_file, replace_file, server_has_read_its_connections, stop,
+    wait_for_successor, wait_gone, wait_until, with_pid_file,
 };
-use crate::support::{BIN, Credentials, Launch, Server, VERSION, client, db_path, files_in, get, raw_get, signal, tempdir};
+use crate::support::{
+    BIN, Credentials, Launch, Server, VERSION, client, db_path, files_in, get, raw_get, signal,
+    tempdir,
+};
 
 #[tokio::test]
 async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
     let dir = tempdir();
     let mut server = Launch::serve(dir.path()).start();
     let http = client();
-    let id =
-        post_note(server.port, &Credentials::fetch(server.port), "Survives a restart", "written before SIGTERM").expect("create a note");
+    let id = post_note(
+        server.port,
+        &Credentials::fetch(server.port),
+        "Survives a restart",
+        "written before SIGTERM",
+    )
+    .expect("create a note");
 
     let status = server.terminate();
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status:?}");
-    assert!(server.log().iter().any(|l| l.contains("stopped")), "no `stopped` line:\n{}", server.log().join("\n"));
+    assert!(
+        server.log().iter().any(|l| l.contains("stopped")),
+        "no `stopped` line:\n{}",
+        server.log().join("\n")
+    );
 
-    let conn = rusqlite::Connection::open_with_flags(db_path(dir.path()), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn = rusqlite::Connection::open_with_flags(
+        db_path(dir.path()),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
     let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(check, "ok");
     drop(conn);
@@ -40,7 +57,11 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
     let (status, body) = get(&http, &server, &format!("/notes/{id}")).await;
     assert_eq!(status, 200);
     assert!(body.contains("Survives a restart"), "{body}");
-    assert!(!server.log().iter().any(|l| l.contains("0001_notes.up.sql")), "migration applied twice:\n{}", server.log().join("\n"));
+    assert!(
+        !server.log().iter().any(|l| l.contains("0001_notes.up.sql")),
+        "migration applied twice:\n{}",
+        server.log().join("\n")
+    );
 }
 
 #[tokio::test]
@@ -48,16 +69,22 @@ async fn pid_file_names_the_server_while_it_runs() {
     let dir = tempdir();
     let pid_file = dir.path().join("server.pid");
     // `--detach false`: the process started here is the server (see `forking_*` for detaching).
-    let mut server = Launch::serve(dir.path()).arg("--pid-file").arg(&pid_file).args(["--detach", "false"]).start();
+    let mut server = Launch::serve(dir.path())
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .args(["--detach", "false"])
+        .start();
     // `start` returned after the `ready` line, which is logged once the PID file is written.
-    let content = std::fs::read_to_string(&pid_file).unwrap_or_else(|e| panic!("PID file {} after ready: {e}", pid_file.display()));
+    let content = std::fs::read_to_string(&pid_file)
+        .unwrap_or_else(|e| panic!("PID file {} after ready: {e}", pid_file.display()));
     assert_eq!(content.trim(), server.pid().to_string(), "PID file content {content:?}");
     let (status, _) = get(&client(), &server, "/healthz/live").await;
     assert_eq!(status, 200);
 
     assert_eq!(server.terminate().code(), Some(0));
     assert!(!pid_file.exists(), "PID file left after SIGTERM");
-    let leftovers: Vec<_> = crate::support::files_in(dir.path()).into_iter().filter(|f| f.contains("pid")).collect();
+    let leftovers: Vec<_> =
+        crate::support::files_in(dir.path()).into_iter().filter(|f| f.contains("pid")).collect();
     assert!(leftovers.is_empty(), "PID temporary files left: {leftovers:?}");
 }
 
@@ -65,15 +92,31 @@ async fn pid_file_names_the_server_while_it_runs() {
 async fn json_log_format() {
     let dir = tempdir();
     let mut server = Launch::serve(dir.path()).args(["--log-format", "json"]).start();
-    let res = client().get(server.url("/notes")).header("X-Request-Id", "json-log-req-1").send().await.unwrap();
+    let res = client()
+        .get(server.url("/notes"))
+        .header("X-Request-Id", "json-log-req-1")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
-    let res = client().get(server.url("/missing")).header("X-Request-Id", "json-log-req-2").send().await.unwrap();
+    let res = client()
+        .get(server.url("/missing"))
+        .header("X-Request-Id", "json-log-req-2")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404);
 
-    for (request_id, path, status) in [("json-log-req-1", "/notes", 200), ("json-log-req-2", "/missing", 404)] {
-        let line = server.wait_for_log(&format!("with request_id {request_id}"), |l| l.contains(request_id));
-        let entry: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("access log line is not JSON ({e}): {line}"));
-        let find = |field: &str| entry.get(field).or_else(|| entry["fields"].get(field)).cloned().unwrap_or(Value::Null);
+    for (request_id, path, status) in
+        [("json-log-req-1", "/notes", 200), ("json-log-req-2", "/missing", 404)]
+    {
+        let line = server
+            .wait_for_log(&format!("with request_id {request_id}"), |l| l.contains(request_id));
+        let entry: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("access log line is not JSON ({e}): {line}"));
+        let find = |field: &str| {
+            entry.get(field).or_else(|| entry["fields"].get(field)).cloned().unwrap_or(Value::Null)
+        };
         assert_eq!(find("method"), "GET", "{line}");
         assert_eq!(find("path"), path, "{line}");
         assert_eq!(find("status"), status, "{line}");
@@ -84,7 +127,8 @@ async fn json_log_format() {
     let log = server.log();
     assert!(log.len() >= 4, "too few log lines: {log:?}");
     for line in &log {
-        let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+        let entry: Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
         assert!(entry.is_object(), "log line is not an object: {line}");
     }
 }
@@ -121,7 +165,11 @@ fn count_lines(server: &Server, needle: &str) -> usize {
 }
 
 fn notes_in(dir: &Path) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(db_path(dir), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn = rusqlite::Connection::open_with_flags(
+        db_path(dir),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
     conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0)).unwrap()
 }
 
@@ -152,7 +200,12 @@ fn sighup_restarts_under_load_without_failing_a_request() {
     let mut slow_created = 0;
     let mut pids = vec![pid];
     for round in 1..=RESTARTS {
-        let slow = SlowPost::start(port, &credentials, &format!("slow {round}"), Duration::from_millis(1500));
+        let slow = SlowPost::start(
+            port,
+            &credentials,
+            &format!("slow {round}"),
+            Duration::from_millis(1500),
+        );
         let old = pid;
         assert!(signal(old, "HUP"), "kill -HUP {old} failed");
         pid = wait_for_successor(&pid_file, port, old);
@@ -180,12 +233,23 @@ fn sighup_restarts_under_load_without_failing_a_request() {
     stop(pid);
     assert!(!pid_file.exists(), "PID file left after SIGTERM to the last process");
 
-    assert_eq!(totals.failed, 0, "failed requests during {RESTARTS} restarts: {:#?}", totals.failures);
-    assert!(slow_failures.is_empty(), "slow requests that did not complete with 303: {slow_failures:#?}");
+    assert_eq!(
+        totals.failed, 0,
+        "failed requests during {RESTARTS} restarts: {:#?}",
+        totals.failures
+    );
+    assert!(
+        slow_failures.is_empty(),
+        "slow requests that did not complete with 303: {slow_failures:#?}"
+    );
     assert_eq!(count_lines(&server, "SIGHUP received"), RESTARTS, "`SIGHUP received` lines");
     assert_eq!(count_lines(&server, "restart failed"), 0, "a restart failed");
     // Every 303 stored its note, exactly once.
-    assert_eq!(notes_in(dir.path()), totals.posts as i64 + RESTARTS as i64, "notes in the database vs POSTs answered 303");
+    assert_eq!(
+        notes_in(dir.path()),
+        totals.posts as i64 + RESTARTS as i64,
+        "notes in the database vs POSTs answered 303"
+    );
     // Descriptors do not pile up from one generation to the next (client connections and
     // SQLite files excluded: they follow the load). The first process has inherited
     // nothing; compare from the first restarted one.
@@ -225,7 +289,11 @@ fn sighup_picks_up_a_binary_replaced_on_disk() {
     let new = wait_for_successor(&pid_file, port, old);
     wait_gone(old);
     assert_eq!(read_pid_file(&pid_file), Some(new));
-    assert_eq!(live_version(port), Ok(format!("{VERSION}+hello")), "/healthz/live after the restart into `hello`");
+    assert_eq!(
+        live_version(port),
+        Ok(format!("{VERSION}+hello")),
+        "/healthz/live after the restart into `hello`"
+    );
     let home = raw_get(port, "/").expect("GET / after the restart");
     assert_eq!(home.status, 200);
     assert!(
@@ -249,10 +317,15 @@ fn failed_upgrade_binary_that_exits_changes_nothing() {
     replace_file(&bin, b"#!/bin/sh\nexit 1\n", 0o755);
     let mark = server.log_len();
     assert!(signal(old, "HUP"));
-    let (_, line) = server.wait_for_log_after(mark, "`restart failed`", |l| l.contains("restart failed"));
+    let (_, line) =
+        server.wait_for_log_after(mark, "`restart failed`", |l| l.contains("restart failed"));
     eprintln!("logged: {line}");
     keeps_serving(port, old, &pid_file);
-    assert_eq!(processes_mentioning(dir.path().to_str().unwrap()), vec![old], "processes left after the failed restart");
+    assert_eq!(
+        processes_mentioning(dir.path().to_str().unwrap()),
+        vec![old],
+        "processes left after the failed restart"
+    );
 
     // The next deployment works.
     replace_file(&bin, &std::fs::read(BIN).unwrap(), 0o755);
@@ -271,7 +344,11 @@ fn failed_upgrade_invalid_config_changes_nothing() {
     // value below is the one in effect.
     let valid = "[server]\nport = 0\n\n[log]\nlevel = \"info\"\n";
     std::fs::write(&config, valid).unwrap();
-    let launch = Launch::new(dir.path()).arg("--database-dsn").arg(db_path(dir.path())).arg("--config").arg(&config);
+    let launch = Launch::new(dir.path())
+        .arg("--database-dsn")
+        .arg(db_path(dir.path()))
+        .arg("--config")
+        .arg(&config);
     let server = with_pid_file(launch, &pid_file).start();
     let _cleanup = Cleanup::new(dir.path());
     let (port, old) = (server.port, server.pid());
@@ -279,7 +356,8 @@ fn failed_upgrade_invalid_config_changes_nothing() {
     replace_file(&config, b"[server]\nport = \"x\"\n", 0o644);
     let mark = server.log_len();
     assert!(signal(old, "HUP"));
-    let (_, line) = server.wait_for_log_after(mark, "`restart failed`", |l| l.contains("restart failed"));
+    let (_, line) =
+        server.wait_for_log_after(mark, "`restart failed`", |l| l.contains("restart failed"));
     eprintln!("logged: {line}");
     keeps_serving(port, old, &pid_file);
 
@@ -301,14 +379,21 @@ fn sighup_during_a_restart_is_ignored() {
 
     // A slow request keeps the old process draining for a while after the hand-over, so
     // the second SIGHUP falls into the restart or the drain, whatever the machine's speed.
-    let slow = SlowPost::start(port, &Credentials::fetch(port), "during two SIGHUPs", Duration::from_secs(2));
+    let slow = SlowPost::start(
+        port,
+        &Credentials::fetch(port),
+        "during two SIGHUPs",
+        Duration::from_secs(2),
+    );
     let mark = server.log_len();
     assert!(signal(old, "HUP"));
     // Two signals sent back to back could merge into one pending signal; send the second
     // once the first has been handled.
-    let (at, _) = server.wait_for_log_after(mark, "`SIGHUP received`", |l| l.contains("SIGHUP received"));
+    let (at, _) =
+        server.wait_for_log_after(mark, "`SIGHUP received`", |l| l.contains("SIGHUP received"));
     assert!(signal(old, "HUP"), "the old process is gone right after the first SIGHUP");
-    let (_, line) = server.wait_for_log_after(at + 1, "`SIGHUP ignored`", |l| l.contains("SIGHUP ignored"));
+    let (_, line) =
+        server.wait_for_log_after(at + 1, "`SIGHUP ignored`", |l| l.contains("SIGHUP ignored"));
     eprintln!("logged: {line}");
 
     let new = wait_for_successor(&pid_file, port, old);
@@ -316,10 +401,19 @@ fn sighup_during_a_restart_is_ignored() {
     assert_eq!(slow.expect_created().map(|_| ()), Ok(()));
     // Exactly one new process, and it stays the only one.
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(processes_mentioning(dir.path().to_str().unwrap()), vec![new], "server processes after two SIGHUPs");
+    assert_eq!(
+        processes_mentioning(dir.path().to_str().unwrap()),
+        vec![new],
+        "server processes after two SIGHUPs"
+    );
     assert_eq!(read_pid_file(&pid_file), Some(new));
     let ready_lines = server.log().iter().filter(|l| l.contains("ready pid=")).count();
-    assert_eq!(ready_lines, 2, "`ready` lines (first process + one new one):\n{}", server.log().join("\n"));
+    assert_eq!(
+        ready_lines,
+        2,
+        "`ready` lines (first process + one new one):\n{}",
+        server.log().join("\n")
+    );
     assert_eq!(count_lines(&server, "SIGHUP received"), 1, "`SIGHUP received` lines");
     // The new process inherited no client connection of the old one (the slow request's
     // was open when it started): once idle, it holds no TCP connection at all.
@@ -345,24 +439,40 @@ fn sighup_keeps_generated_secrets_and_stop_start_does_not() {
         "the new-note form has no CSRF token or no cookie, so there is no generated secret to check: {credentials:?}"
     );
     post_note(port, &credentials, "before the restart", "").expect("POST with the form's token");
-    let forged = Credentials { token: credentials.token.chars().rev().collect(), ..credentials.clone() };
-    assert!(post_note(port, &forged, "forged", "").is_err(), "a POST with a wrong CSRF token was accepted");
+    let forged =
+        Credentials { token: credentials.token.chars().rev().collect(), ..credentials.clone() };
+    assert!(
+        post_note(port, &forged, "forged", "").is_err(),
+        "a POST with a wrong CSRF token was accepted"
+    );
 
     assert!(signal(old, "HUP"));
     let new = wait_for_successor(&pid_file, port, old);
     wait_gone(old);
     // The form loaded from the old process still posts: the keys were handed over.
-    post_note(port, &credentials, "after the restart", "").expect("POST with a token of the previous process after SIGHUP");
+    post_note(port, &credentials, "after the restart", "")
+        .expect("POST with a token of the previous process after SIGHUP");
     // Not through the environment (the test starts the server with PATH alone; what the
     // restart adds may name descriptors, not carry keys) nor through a file.
-    let environ = std::fs::read(format!("/proc/{new}/environ")).expect("environment of the new process");
-    for var in String::from_utf8_lossy(&environ).split('\0').filter(|v| !v.is_empty() && !v.starts_with("PATH=")) {
-        assert!(var.len() <= 40, "the new process's environment holds a long value, a secret?: {var}");
+    let environ =
+        std::fs::read(format!("/proc/{new}/environ")).expect("environment of the new process");
+    for var in String::from_utf8_lossy(&environ)
+        .split('\0')
+        .filter(|v| !v.is_empty() && !v.starts_with("PATH="))
+    {
+        assert!(
+            var.len() <= 40,
+            "the new process's environment holds a long value, a secret?: {var}"
+        );
     }
-    let extra: Vec<String> = files_in(dir.path()).into_iter().filter(|f| !f.starts_with("app.db") && f != "server.pid").collect();
+    let extra: Vec<String> = files_in(dir.path())
+        .into_iter()
+        .filter(|f| !f.starts_with("app.db") && f != "server.pid")
+        .collect();
     assert!(extra.is_empty(), "files besides the database and the PID file: {extra:?}");
     let log = server.log().join("\n");
-    let first_status = server.wait_exit(PATIENCE).expect("the first process exits after the hand-over");
+    let first_status =
+        server.wait_exit(PATIENCE).expect("the first process exits after the hand-over");
     assert_eq!(first_status.code(), Some(0));
     stop(new);
     drop(server);
@@ -370,7 +480,10 @@ fn sighup_keeps_generated_secrets_and_stop_start_does_not() {
     // A stop/start generates new keys: the old form no longer posts.
     let server = Launch::serve(dir.path()).without_keys().start();
     let res = post_note(server.port, &credentials, "after a stop/start", "");
-    assert!(res.as_ref().is_err_and(|e| e.contains("403")), "POST with a token of a stopped server: {res:?}\nlog before:\n{log}");
+    assert!(
+        res.as_ref().is_err_and(|e| e.contains("403")),
+        "POST with a token of a stopped server: {res:?}\nlog before:\n{log}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -384,7 +497,12 @@ fn sigterm_lets_a_slow_request_finish() {
     let _cleanup = Cleanup::new(dir.path());
     let (port, pid) = (server.port, server.pid());
 
-    let slow = SlowPost::start(port, &Credentials::fetch(port), "finished during shutdown", Duration::from_secs(2));
+    let slow = SlowPost::start(
+        port,
+        &Credentials::fetch(port),
+        "finished during shutdown",
+        Duration::from_secs(2),
+    );
     // Shut down only once the server has accepted the connection and read the request head
     // (its socket has no unread bytes): the request is in flight, not waiting in the backlog.
     wait_until(PATIENCE, "the server reads the slow request", |state| {
@@ -395,7 +513,9 @@ fn sigterm_lets_a_slow_request_finish() {
     let id = slow.expect_created().expect("the request in flight completes with 303");
     let status = server.wait_exit(PATIENCE).expect("the server exits after SIGTERM");
     assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status:?}");
-    server.wait_for_log("`SIGTERM received; shutting down`", |l| l.contains("SIGTERM received; shutting down"));
+    server.wait_for_log("`SIGTERM received; shutting down`", |l| {
+        l.contains("SIGTERM received; shutting down")
+    });
     server.wait_for_log("`stopped`", |l| l.contains("stopped"));
     assert!(!pid_file.exists(), "PID file left after SIGTERM");
     drop(server);
@@ -412,15 +532,17 @@ fn sigterm_lets_a_slow_request_finish() {
 #[test]
 fn as_pid_1_sighup_is_ignored_and_sigterm_drains() {
     let dir = tempdir();
-    let mut server = Launch::serve(dir.path()).wrapped(["unshare", "--fork", "--pid", "--mount-proc"]).start();
+    let mut server =
+        Launch::serve(dir.path()).wrapped(["unshare", "--fork", "--pid", "--mount-proc"]).start();
     let _cleanup = Cleanup::new(dir.path());
     let port = server.port;
     // `unshare --fork` is the test's child; the server (PID 1 inside) is its child.
-    let host_pid = wait_until(Duration::from_secs(10), "the server under unshare is found", |state| {
-        let children = children_of(server.pid());
-        *state = format!("children of unshare ({}): {children:?}", server.pid());
-        children.first().copied()
-    });
+    let host_pid =
+        wait_until(Duration::from_secs(10), "the server under unshare is found", |state| {
+            let children = children_of(server.pid());
+            *state = format!("children of unshare ({}): {children:?}", server.pid());
+            children.first().copied()
+        });
     let mode = server.wait_for_log("naming simple mode", |l| l.contains("simple"));
     assert!(mode.contains("PID 1"), "mode line does not give PID 1 as the reason: {mode}");
 
@@ -432,7 +554,11 @@ fn as_pid_1_sighup_is_ignored_and_sigterm_drains() {
         assert!(live(port), "the server does not answer after SIGHUP");
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(children_of(server.pid()), vec![host_pid], "SIGHUP as PID 1 started another process");
+    assert_eq!(
+        children_of(server.pid()),
+        vec![host_pid],
+        "SIGHUP as PID 1 started another process"
+    );
 
     assert!(signal(host_pid, "TERM"));
     let status = server.wait_exit(PATIENCE).expect("unshare exits after the server's SIGTERM");
@@ -451,10 +577,21 @@ fn forking_unit_start_reload_stop() {
     let pid_file = dir.path().join("server.pid");
     let dsn = format!("sqlite:///{}", db_path(dir.path()).display());
     assert!(dsn.starts_with("sqlite:////"), "{dsn}");
-    let mut exec_start = Launch::new(dir.path()).arg("--pid-file").arg(&pid_file).args(["--database-dsn", &dsn, "--port", "0"]).spawn();
+    let mut exec_start = Launch::new(dir.path())
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .args(["--database-dsn", &dsn, "--port", "0"])
+        .spawn();
     let _cleanup = Cleanup::new(dir.path());
-    let status = exec_start.wait_exit(PATIENCE).unwrap_or_else(|| panic!("ExecStart did not exit; log:\n{}", exec_start.log().join("\n")));
-    assert_eq!(status.code(), Some(0), "ExecStart exit status; log:\n{}", exec_start.log().join("\n"));
+    let status = exec_start
+        .wait_exit(PATIENCE)
+        .unwrap_or_else(|| panic!("ExecStart did not exit; log:\n{}", exec_start.log().join("\n")));
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "ExecStart exit status; log:\n{}",
+        exec_start.log().join("\n")
+    );
     // The server logs to the stderr it inherited; --port 0, so the port comes from there.
     exec_start.wait_listening();
     let port = exec_start.port;
@@ -488,7 +625,12 @@ fn forking_unit_start_reload_stop() {
     let out = Launch::new(bad_dir.path())
         .arg("--pid-file")
         .arg(&bad_pid_file)
-        .args(["--database-dsn", &format!("sqlite:///{}", db_path(bad_dir.path()).display()), "--port", "not-a-port"])
+        .args([
+            "--database-dsn",
+            &format!("sqlite:///{}", db_path(bad_dir.path()).display()),
+            "--port",
+            "not-a-port",
+        ])
         .run();
     assert_eq!(out.code(), Some(2), "ExecStart with a bad --port: {out:?}");
     let lines: Vec<&str> = out.stderr.lines().collect();
@@ -498,7 +640,12 @@ fn forking_unit_start_reload_stop() {
 }
 
 /// Receives sd_notify datagrams until one satisfies `pred`; every message is kept in `all`.
-fn receive_until(socket: &std::os::unix::net::UnixDatagram, all: &mut Vec<String>, what: &str, pred: impl Fn(&str) -> bool) -> String {
+fn receive_until(
+    socket: &std::os::unix::net::UnixDatagram,
+    all: &mut Vec<String>,
+    what: &str,
+    pred: impl Fn(&str) -> bool,
+) -> String {
     let deadline = Instant::now() + PATIENCE;
     let mut buf = vec![0u8; 4096];
     loop {
@@ -510,7 +657,11 @@ fn receive_until(socket: &std::os::unix::net::UnixDatagram, all: &mut Vec<String
                     return message;
                 }
             }
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => panic!("receive on the notify socket: {e}"),
         }
         assert!(Instant::now() < deadline, "no notification {what}; received: {all:?}");
@@ -523,19 +674,33 @@ fn notify_unit_ready_reloading_stopping() {
     let socket_path = dir.path().join("notify.sock");
     let socket = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-    let server = Launch::serve(dir.path()).env("NOTIFY_SOCKET", socket_path.to_str().unwrap()).start();
+    let server =
+        Launch::serve(dir.path()).env("NOTIFY_SOCKET", socket_path.to_str().unwrap()).start();
     let _cleanup = Cleanup::new(dir.path());
     let (port, old) = (server.port, server.pid());
     let mut all = Vec::new();
     receive_until(&socket, &mut all, "READY=1", |m| m.lines().any(|l| l == "READY=1"));
 
     assert!(signal(old, "HUP"));
-    let reloading = receive_until(&socket, &mut all, "RELOADING=1", |m| m.lines().any(|l| l == "RELOADING=1"));
-    assert!(reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")), "RELOADING=1 without MONOTONIC_USEC=: {reloading:?}");
-    let main = receive_until(&socket, &mut all, "MAINPID=", |m| m.lines().any(|l| l.starts_with("MAINPID=")));
-    let new: u32 = main.lines().find_map(|l| l.strip_prefix("MAINPID=")).unwrap().parse().expect("MAINPID value");
+    let reloading =
+        receive_until(&socket, &mut all, "RELOADING=1", |m| m.lines().any(|l| l == "RELOADING=1"));
+    assert!(
+        reloading.lines().any(|l| l.starts_with("MONOTONIC_USEC=")),
+        "RELOADING=1 without MONOTONIC_USEC=: {reloading:?}"
+    );
+    let main = receive_until(&socket, &mut all, "MAINPID=", |m| {
+        m.lines().any(|l| l.starts_with("MAINPID="))
+    });
+    let new: u32 = main
+        .lines()
+        .find_map(|l| l.strip_prefix("MAINPID="))
+        .unwrap()
+        .parse()
+        .expect("MAINPID value");
     if !main.lines().any(|l| l == "READY=1") {
-        receive_until(&socket, &mut all, "READY=1 after MAINPID=", |m| m.lines().any(|l| l == "READY=1"));
+        receive_until(&socket, &mut all, "READY=1 after MAINPID=", |m| {
+            m.lines().any(|l| l == "READY=1")
+        });
     }
     assert_ne!(new, old, "MAINPID names the old process");
     assert!(alive(new), "MAINPID {new} is not running");
@@ -564,6 +729,13 @@ fn notify_unit_ready_reloading_stopping() {
             events
         })
         .collect();
-    assert_eq!(events, ["READY", "RELOADING", "MAINPID", "READY", "STOPPING"], "notifications: {all:?}");
-    assert!(!all[..before_stop].iter().any(|m| m.contains("STOPPING=1")), "STOPPING=1 before SIGTERM: {all:?}");
+    assert_eq!(
+        events,
+        ["READY", "RELOADING", "MAINPID", "READY", "STOPPING"],
+        "notifications: {all:?}"
+    );
+    assert!(
+        !all[..before_stop].iter().any(|m| m.contains("STOPPING=1")),
+        "STOPPING=1 before SIGTERM: {all:?}"
+    );
 }

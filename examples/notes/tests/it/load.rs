@@ -53,9 +53,17 @@ impl Load {
         let counters = Arc::new(Counters::default());
         let (stop2, counters2) = (stop.clone(), counters.clone());
         let thread = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio runtime");
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
             runtime.block_on(async move {
-                let builder = || reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(30));
+                let builder = || {
+                    reqwest::Client::builder()
+                        .redirect(reqwest::redirect::Policy::none())
+                        .timeout(Duration::from_secs(30))
+                };
                 let keep_alive = builder().build().expect("HTTP client");
                 let fresh = builder().pool_max_idle_per_host(0).build().expect("HTTP client");
                 let mut handles = Vec::new();
@@ -140,7 +148,9 @@ async fn client_task(
             1 => ("GET /healthz/live", 200, client.get(url("/healthz/live"))),
             _ => {
                 let title = format!("load {task}-{n}");
-                let mut post = client.post(url("/notes")).form(&[("title", title.as_str()), ("content", "under load")]);
+                let mut post = client
+                    .post(url("/notes"))
+                    .form(&[("title", title.as_str()), ("content", "under load")]);
                 for (name, value) in credentials.headers() {
                     post = post.header(name, value);
                 }
@@ -153,7 +163,10 @@ async fn client_task(
                 // Read the whole body: a connection cut mid-body is a failure too.
                 match res.bytes().await {
                     Ok(_) if status == expected => Ok(()),
-                    Ok(body) => Err(format!("{status}: {}", String::from_utf8_lossy(&body[..body.len().min(200)]))),
+                    Ok(body) => Err(format!(
+                        "{status}: {}",
+                        String::from_utf8_lossy(&body[..body.len().min(200)])
+                    )),
                     Err(e) => Err(format!("{status}, body error: {}", chain(&e))),
                 }
             }

@@ -1,6 +1,8 @@
 //! The notes pages over HTTP: CRUD, htmx partials, pagination, search, validation.
 
-use crate::support::{Credentials, Launch, client, create_note, encode, get, get_htmx, header, note_ids, tempdir};
+use crate::support::{
+    Credentials, Launch, client, create_note, encode, get, get_htmx, header, note_ids, tempdir,
+};
 
 #[tokio::test]
 async fn notes_crud_over_http() {
@@ -12,7 +14,10 @@ async fn notes_crud_over_http() {
 
     let (status, body) = get(&http, &server, "/notes/new").await;
     assert_eq!(status, 200);
-    assert!(body.contains("name=\"title\"") && body.contains("name=\"content\""), "new-note form:\n{body}");
+    assert!(
+        body.contains("name=\"title\"") && body.contains("name=\"content\""),
+        "new-note form:\n{body}"
+    );
 
     // Create.
     let id = create_note(&http, &server, "Shopping list", "Milk and eggs").await;
@@ -25,8 +30,14 @@ async fn notes_crud_over_http() {
     // Edit form holds the current values.
     let (status, body) = get(&http, &server, &format!("/notes/{id}/edit")).await;
     assert_eq!(status, 200);
-    assert!(body.contains("name=\"title\"") && body.contains("name=\"content\""), "edit form:\n{body}");
-    assert!(body.contains("Shopping list") && body.contains("Milk and eggs"), "edit form values:\n{body}");
+    assert!(
+        body.contains("name=\"title\"") && body.contains("name=\"content\""),
+        "edit form:\n{body}"
+    );
+    assert!(
+        body.contains("Shopping list") && body.contains("Milk and eggs"),
+        "edit form values:\n{body}"
+    );
 
     // Update.
     let res = csrf
@@ -39,8 +50,14 @@ async fn notes_crud_over_http() {
     assert_eq!(header(&res, "location").as_deref(), Some(format!("/notes/{id}").as_str()));
     let (status, body) = get(&http, &server, &format!("/notes/{id}")).await;
     assert_eq!(status, 200);
-    assert!(body.contains("Groceries") && body.contains("Bread and butter"), "detail after update:\n{body}");
-    assert!(!body.contains("Shopping list") && !body.contains("Milk and eggs"), "old values remain:\n{body}");
+    assert!(
+        body.contains("Groceries") && body.contains("Bread and butter"),
+        "detail after update:\n{body}"
+    );
+    assert!(
+        !body.contains("Shopping list") && !body.contains("Milk and eggs"),
+        "old values remain:\n{body}"
+    );
 
     // An invalid update is 422 and changes nothing.
     let res = csrf
@@ -51,28 +68,44 @@ async fn notes_crud_over_http() {
         .unwrap();
     assert_eq!(res.status(), 422);
     let body = res.text().await.unwrap();
-    assert!(body.contains("Title is required.") && body.contains("kept on update"), "422 on update:\n{body}");
+    assert!(
+        body.contains("Title is required.") && body.contains("kept on update"),
+        "422 on update:\n{body}"
+    );
     let (_, body) = get(&http, &server, &format!("/notes/{id}")).await;
-    assert!(body.contains("Groceries") && !body.contains("kept on update"), "a rejected update was saved:\n{body}");
+    assert!(
+        body.contains("Groceries") && !body.contains("kept on update"),
+        "a rejected update was saved:\n{body}"
+    );
 
     // Missing notes.
     let missing = id + 1000;
     assert_eq!(get(&http, &server, &format!("/notes/{missing}")).await.0, 404);
     assert_eq!(get(&http, &server, &format!("/notes/{missing}/edit")).await.0, 404);
-    let res =
-        csrf.attach(http.post(server.url(&format!("/notes/{missing}")))).form(&[("title", "x"), ("content", "y")]).send().await.unwrap();
+    let res = csrf
+        .attach(http.post(server.url(&format!("/notes/{missing}"))))
+        .form(&[("title", "x"), ("content", "y")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404, "update of a missing note");
-    let res = csrf.attach(http.post(server.url(&format!("/notes/{missing}/delete")))).send().await.unwrap();
+    let res = csrf
+        .attach(http.post(server.url(&format!("/notes/{missing}/delete"))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404, "delete of a missing note");
 
     // Delete.
-    let res = csrf.attach(http.post(server.url(&format!("/notes/{id}/delete")))).send().await.unwrap();
+    let res =
+        csrf.attach(http.post(server.url(&format!("/notes/{id}/delete")))).send().await.unwrap();
     assert_eq!(res.status(), 303);
     assert_eq!(header(&res, "location").as_deref(), Some("/notes"));
     assert_eq!(get(&http, &server, &format!("/notes/{id}")).await.0, 404);
     let (_, list) = get(&http, &server, "/notes").await;
     assert!(note_ids(&list).is_empty(), "list after delete:\n{list}");
-    let res = csrf.attach(http.post(server.url(&format!("/notes/{id}/delete")))).send().await.unwrap();
+    let res =
+        csrf.attach(http.post(server.url(&format!("/notes/{id}/delete")))).send().await.unwrap();
     assert_eq!(res.status(), 404, "second delete");
 }
 
@@ -89,7 +122,10 @@ async fn user_text_is_html_escaped() {
         assert!(body.contains("&lt;script&gt;alert(1)"), "{path}: escaped title missing:\n{body}");
     }
     let (_, body) = get(&http, &server, &format!("/notes/{id}")).await;
-    assert!(!body.contains("<b>bold") && body.contains("&lt;b&gt;bold"), "content not escaped:\n{body}");
+    assert!(
+        !body.contains("<b>bold") && body.contains("&lt;b&gt;bold"),
+        "content not escaped:\n{body}"
+    );
     assert!(body.contains("a &amp; b"), "ampersand not escaped:\n{body}");
 }
 
@@ -114,7 +150,11 @@ async fn htmx_requests_get_partials() {
     assert_eq!(ids.len(), 1, "htmx create should hold exactly the new row:\n{body}");
     let id = ids[0];
     assert!(body.contains("From htmx"), "new row lacks its title:\n{body}");
-    assert_eq!(get(&http, &server, &format!("/notes/{id}")).await.0, 200, "the htmx-created note exists");
+    assert_eq!(
+        get(&http, &server, &format!("/notes/{id}")).await.0,
+        200,
+        "the htmx-created note exists"
+    );
 
     let (status, fragment) = get_htmx(&http, &server, "/notes").await;
     assert_eq!(status, 200);
@@ -127,25 +167,47 @@ async fn htmx_requests_get_partials() {
     assert_eq!(note_ids(&page), [id]);
 
     // A boosted navigation wants the whole page.
-    let res = http.get(server.url("/notes")).header("HX-Request", "true").header("HX-Boosted", "true").send().await.unwrap();
+    let res = http
+        .get(server.url("/notes"))
+        .header("HX-Request", "true")
+        .header("HX-Boosted", "true")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let boosted = res.text().await.unwrap();
     assert!(boosted.contains("<html"), "boosted GET /notes should be a whole page:\n{boosted}");
 
     // Delete via htmx.
-    let res = csrf.attach(http.delete(server.url(&format!("/notes/{id}")))).header("HX-Request", "true").send().await.unwrap();
+    let res = csrf
+        .attach(http.delete(server.url(&format!("/notes/{id}"))))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200, "htmx delete");
     let body = res.text().await.unwrap();
     assert!(!body.contains("<html"), "htmx delete returned a whole page:\n{body}");
-    assert_eq!(get(&http, &server, &format!("/notes/{id}")).await.0, 404, "deleted note still served");
-    let res = csrf.attach(http.delete(server.url(&format!("/notes/{id}")))).header("HX-Request", "true").send().await.unwrap();
+    assert_eq!(
+        get(&http, &server, &format!("/notes/{id}")).await.0,
+        404,
+        "deleted note still served"
+    );
+    let res = csrf
+        .attach(http.delete(server.url(&format!("/notes/{id}"))))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 404, "htmx delete of a missing note");
 }
 
 #[tokio::test]
 async fn list_is_paginated_newest_first() {
     let dir = tempdir();
-    let out = Launch::new(dir.path()).args(["--database-dsn", "app.db", "generate-notes", "--count", "45"]).run();
+    let out = Launch::new(dir.path())
+        .args(["--database-dsn", "app.db", "generate-notes", "--count", "45"])
+        .run();
     assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
     let server = Launch::serve(dir.path()).start();
     let http = client();
@@ -156,7 +218,11 @@ async fn list_is_paginated_newest_first() {
         assert_eq!(status, 200, "page {page}");
         pages.push(note_ids(&body));
     }
-    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [20, 20, 5], "rows per page: {pages:?}");
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [20, 20, 5],
+        "rows per page: {pages:?}"
+    );
     let mut all: Vec<i64> = pages.concat();
     all.sort();
     all.dedup();
@@ -240,7 +306,11 @@ async fn search_finds_exactly_the_matching_notes() {
     assert!(search("zebra").await.is_empty(), "old word still found after update");
     assert_eq!(search("okapi").await, [zebra], "new word not found after update");
     // ...and deletes.
-    let res = csrf.attach(http.post(server.url(&format!("/notes/{banana}/delete")))).send().await.unwrap();
+    let res = csrf
+        .attach(http.post(server.url(&format!("/notes/{banana}/delete"))))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 303);
     assert!(search("banana").await.is_empty(), "deleted note still found");
     assert_eq!(search("fruit").await, [apple_juice]);
@@ -248,12 +318,20 @@ async fn search_finds_exactly_the_matching_notes() {
     // Bad FTS syntax is a friendly message, never a 500.
     for bad in ["\"unbalanced", "AND", "*"] {
         for path in ["/notes", "/notes/rows"] {
-            let res = http.get(server.url(&format!("{path}?q={}", encode(bad)))).send().await.unwrap();
+            let res =
+                http.get(server.url(&format!("{path}?q={}", encode(bad)))).send().await.unwrap();
             assert_eq!(res.status(), 200, "{path}?q={bad}");
             let body = res.text().await.unwrap();
-            assert!(note_ids(&body).is_empty(), "{path}?q={bad} lists notes: {:?}", note_ids(&body));
+            assert!(
+                note_ids(&body).is_empty(),
+                "{path}?q={bad} lists notes: {:?}",
+                note_ids(&body)
+            );
             if bad == "\"unbalanced" && path == "/notes" {
-                assert!(body.contains("Invalid search"), "{path}?q={bad} lacks `Invalid search`:\n{body}");
+                assert!(
+                    body.contains("Invalid search"),
+                    "{path}?q={bad} lacks `Invalid search`:\n{body}"
+                );
             }
         }
     }
@@ -272,7 +350,12 @@ async fn invalid_notes_are_rejected_with_422() {
         ("empty title", Some(""), "content one kept", "Title is required."),
         ("blank title", Some("   "), "content two kept", "Title is required."),
         ("missing title", None, "content three kept", "Title is required."),
-        ("201-char title", Some(long.as_str()), "content four kept", "Title must be at most 200 characters."),
+        (
+            "201-char title",
+            Some(long.as_str()),
+            "content four kept",
+            "Title must be at most 200 characters.",
+        ),
     ];
     for (case, title, content, message) in cases {
         let mut form = vec![("content", content)];
@@ -281,10 +364,16 @@ async fn invalid_notes_are_rejected_with_422() {
         }
         let res = csrf.attach(http.post(server.url("/notes"))).form(&form).send().await.unwrap();
         assert_eq!(res.status(), 422, "{case}");
-        assert!(header(&res, "content-type").is_some_and(|t| t.starts_with("text/html")), "{case}: not HTML");
+        assert!(
+            header(&res, "content-type").is_some_and(|t| t.starts_with("text/html")),
+            "{case}: not HTML"
+        );
         let body = res.text().await.unwrap();
         assert!(body.contains(message), "{case}: no `{message}`:\n{body}");
-        assert!(body.contains("name=\"title\"") && body.contains("name=\"content\""), "{case}: form not re-rendered:\n{body}");
+        assert!(
+            body.contains("name=\"title\"") && body.contains("name=\"content\""),
+            "{case}: form not re-rendered:\n{body}"
+        );
         assert!(body.contains(content), "{case}: entered content not kept:\n{body}");
     }
     let (_, list) = get(&http, &server, "/notes").await;

@@ -19,7 +19,11 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Polls `check` every 20 ms until it returns `Some`; panics with `what` (and the last
 /// state `check` reported through `state`) after `within`.
-pub fn wait_until<T>(within: Duration, what: &str, mut check: impl FnMut(&mut String) -> Option<T>) -> T {
+pub fn wait_until<T>(
+    within: Duration,
+    what: &str,
+    mut check: impl FnMut(&mut String) -> Option<T>,
+) -> T {
     let deadline = Instant::now() + within;
     let mut state = String::new();
     loop {
@@ -50,12 +54,16 @@ pub fn with_pid_file(launch: Launch, pid_file: &Path) -> Launch {
 /// Waits until the PID file names a running process other than `old` and
 /// `/healthz/live` answers; returns that PID.
 pub fn wait_for_successor(pid_file: &Path, port: u16, old: u32) -> u32 {
-    wait_until(PATIENCE, &format!("the PID file names a new serving process (old: {old})"), |state| {
-        let named = read_pid_file(pid_file);
-        *state = format!("PID file names {named:?}; old process alive: {}", alive(old));
-        let pid = named.filter(|&p| p != old && alive(p))?;
-        live(port).then_some(pid)
-    })
+    wait_until(
+        PATIENCE,
+        &format!("the PID file names a new serving process (old: {old})"),
+        |state| {
+            let named = read_pid_file(pid_file);
+            *state = format!("PID file names {named:?}; old process alive: {}", alive(old));
+            let pid = named.filter(|&p| p != old && alive(p))?;
+            live(port).then_some(pid)
+        },
+    )
 }
 
 /// Waits until `pid` has exited (gone from /proc, or a zombie).
@@ -92,7 +100,10 @@ pub fn alive(pid: u32) -> bool {
 }
 
 fn all_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc").expect("read /proc").filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect()
+    std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// The running children of `pid`.
@@ -109,7 +120,8 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
         .into_iter()
         .filter(|&pid| pid != me && alive(pid))
         .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|raw| String::from_utf8_lossy(&raw).replace('\0', " ").contains(needle))
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|raw| String::from_utf8_lossy(&raw).replace('\0', " ").contains(needle))
         })
         .collect()
 }
@@ -131,8 +143,13 @@ fn tcp_sockets(pid: u32) -> std::collections::HashMap<String, (String, u64)> {
         let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
         for line in text.lines().skip(1) {
             let fields: Vec<&str> = line.split_whitespace().collect();
-            if let (Some(st), Some(queues), Some(inode)) = (fields.get(3), fields.get(4), fields.get(9)) {
-                let rx = queues.split_once(':').and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok()).unwrap_or(0);
+            if let (Some(st), Some(queues), Some(inode)) =
+                (fields.get(3), fields.get(4), fields.get(9))
+            {
+                let rx = queues
+                    .split_once(':')
+                    .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())
+                    .unwrap_or(0);
                 sockets.insert(inode.to_string(), (st.to_string(), rx));
             }
         }
@@ -183,13 +200,18 @@ pub fn fd_counts(pid: u32, database: &Path) -> Fds {
 /// received on each (so a request whose head was sent is being handled).
 pub fn server_has_read_its_connections(pid: u32) -> bool {
     let tcp = tcp_sockets(pid);
-    let connections: Vec<u64> =
-        fd_links(pid).iter().filter_map(|l| tcp.get(socket_inode(l)?)).filter(|(st, _)| st != "0A").map(|&(_, rx)| rx).collect();
+    let connections: Vec<u64> = fd_links(pid)
+        .iter()
+        .filter_map(|l| tcp.get(socket_inode(l)?))
+        .filter(|(st, _)| st != "0A")
+        .map(|&(_, rx)| rx)
+        .collect();
     !connections.is_empty() && connections.iter().all(|&rx| rx == 0)
 }
 
 fn unix_socket(inode: &str) -> bool {
-    std::fs::read_to_string("/proc/net/unix").is_ok_and(|t| t.lines().skip(1).any(|l| l.split_whitespace().nth(6) == Some(inode)))
+    std::fs::read_to_string("/proc/net/unix")
+        .is_ok_and(|t| t.lines().skip(1).any(|l| l.split_whitespace().nth(6) == Some(inode)))
 }
 
 /// Kills, when dropped, every process whose command line mentions the test's directory,
@@ -228,7 +250,8 @@ pub fn replace_file(path: &Path, contents: &[u8], mode: u32) {
     let tmp: PathBuf = path.with_extension("new");
     std::fs::write(&tmp, contents).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
     crate::support::chmod(&tmp, mode);
-    std::fs::rename(&tmp, path).unwrap_or_else(|e| panic!("rename {} over {}: {e}", tmp.display(), path.display()));
+    std::fs::rename(&tmp, path)
+        .unwrap_or_else(|e| panic!("rename {} over {}: {e}", tmp.display(), path.display()));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -242,8 +265,12 @@ pub fn live_version(port: u16) -> Result<String, String> {
     if res.status != 200 {
         return Err(format!("GET /healthz/live: {} {body}", res.status));
     }
-    let json: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("GET /healthz/live: not JSON ({e}): {body}"))?;
-    json["version"].as_str().map(str::to_string).ok_or_else(|| format!("GET /healthz/live: no version in {body}"))
+    let json: serde_json::Value = serde_json::from_str(&body)
+        .map_err(|e| format!("GET /healthz/live: not JSON ({e}): {body}"))?;
+    json["version"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("GET /healthz/live: no version in {body}"))
 }
 
 /// True if `GET /healthz/live` answers 200.
@@ -253,8 +280,17 @@ pub fn live(port: u16) -> bool {
 
 /// `POST /notes` on a new connection with the given credentials; the id from
 /// `303 Location: /notes/{id}`, or a description of what came instead.
-pub fn post_note(port: u16, credentials: &Credentials, title: &str, content: &str) -> Result<i64, String> {
-    let body = format!("title={}&content={}", crate::support::encode(title), crate::support::encode(content));
+pub fn post_note(
+    port: u16,
+    credentials: &Credentials,
+    title: &str,
+    content: &str,
+) -> Result<i64, String> {
+    let body = format!(
+        "title={}&content={}",
+        crate::support::encode(title),
+        crate::support::encode(content)
+    );
     let fail = |e: std::io::Error| format!("POST /notes {title:?}: {e}");
     let mut stream = connect(port).map_err(fail)?;
     let mut head = format!(
@@ -265,7 +301,10 @@ pub fn post_note(port: u16, credentials: &Credentials, title: &str, content: &st
         head.push_str(&format!("{name}: {value}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body.as_bytes())).map_err(fail)?;
+    stream
+        .write_all(head.as_bytes())
+        .and_then(|()| stream.write_all(body.as_bytes()))
+        .map_err(fail)?;
     created(title, read_response(&mut BufReader::new(stream)).map_err(fail)?)
 }
 
@@ -273,9 +312,16 @@ pub fn post_note(port: u16, credentials: &Credentials, title: &str, content: &st
 fn created(title: &str, res: RawResponse) -> Result<i64, String> {
     let location = res.header("location").unwrap_or("").to_string();
     if res.status != 303 {
-        return Err(format!("POST /notes {title:?}: expected 303, got {} {}", res.status, String::from_utf8_lossy(&res.body)));
+        return Err(format!(
+            "POST /notes {title:?}: expected 303, got {} {}",
+            res.status,
+            String::from_utf8_lossy(&res.body)
+        ));
     }
-    location.strip_prefix("/notes/").and_then(|id| id.parse().ok()).ok_or_else(|| format!("POST /notes {title:?}: Location {location:?}"))
+    location
+        .strip_prefix("/notes/")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| format!("POST /notes {title:?}: Location {location:?}"))
 }
 
 /// A `POST /notes` whose body is sent a few bytes at a time over `over`, from its own
@@ -290,8 +336,16 @@ impl SlowPost {
     /// of the body follows from the thread).
     pub fn start(port: u16, credentials: &Credentials, title: &str, over: Duration) -> SlowPost {
         let (tx, started) = mpsc::channel();
-        let body = format!("title={}&content=sent+slowly+{}", crate::support::encode(title), "x".repeat(40));
-        let extra: String = credentials.headers().iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+        let body = format!(
+            "title={}&content=sent+slowly+{}",
+            crate::support::encode(title),
+            "x".repeat(40)
+        );
+        let extra: String = credentials
+            .headers()
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect();
         let thread = std::thread::spawn(move || {
             let fail = |step: &str, e: std::io::Error| format!("slow POST ({step}): {e}");
             let mut stream = connect(port).map_err(|e| fail("connect", e))?;

@@ -9,7 +9,9 @@ use serde_json::Value;
 
 use crate::procs::{Cleanup, stop, wait_for_successor, wait_gone, with_pid_file};
 use crate::startup::Failure;
-use crate::support::{Launch, Server, client, csrf_token, db_path, header, note_ids, signal, tempdir};
+use crate::support::{
+    Launch, Server, client, csrf_token, db_path, header, note_ids, signal, tempdir,
+};
 
 // ---------------------------------------------------------------------------------------
 // A browser
@@ -28,7 +30,13 @@ struct Reply {
 impl Reply {
     /// The `Location` of a 303 (panics, showing the answer, if it is not one).
     fn redirect(&self, what: &str) -> String {
-        assert_eq!(self.status, 303, "{what}: expected 303, got {} {}", self.status, crate::support::short(&self.body));
+        assert_eq!(
+            self.status,
+            303,
+            "{what}: expected 303, got {} {}",
+            self.status,
+            crate::support::short(&self.body)
+        );
         self.location.clone().unwrap_or_else(|| panic!("{what}: 303 without Location"))
     }
 
@@ -58,18 +66,32 @@ impl Browser {
     }
 
     fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
+        self.cookies
+            .iter()
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Sends `request` with this browser's cookies; keeps the cookies the answer sets.
     async fn send(&mut self, request: reqwest::RequestBuilder, what: &str) -> Reply {
-        let request = if self.cookies.is_empty() { request } else { request.header("Cookie", self.cookie_header()) };
+        let request = if self.cookies.is_empty() {
+            request
+        } else {
+            request.header("Cookie", self.cookie_header())
+        };
         let res = request.send().await.unwrap_or_else(|e| panic!("{what}: {e}"));
-        let set_cookies: Vec<String> =
-            res.headers().get_all("set-cookie").iter().map(|v| v.to_str().expect("ASCII Set-Cookie").to_string()).collect();
+        let set_cookies: Vec<String> = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().expect("ASCII Set-Cookie").to_string())
+            .collect();
         for set in &set_cookies {
             let mut parts = set.split(';');
-            let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else { continue };
+            let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else {
+                continue;
+            };
             let expired = parts.any(|attr| attr.trim().eq_ignore_ascii_case("max-age=0"));
             if value.is_empty() || expired {
                 self.cookies.remove(name);
@@ -93,7 +115,8 @@ impl Browser {
     async fn load_form(&mut self, server: &Server, path: &str) {
         let reply = self.get(server, path).await;
         assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
-        self.token = csrf_token(&reply.body).unwrap_or_else(|| panic!("GET {path}: no csrf_token field:\n{}", reply.body));
+        self.token = csrf_token(&reply.body)
+            .unwrap_or_else(|| panic!("GET {path}: no csrf_token field:\n{}", reply.body));
         assert!(!self.token.is_empty(), "GET {path}: empty csrf_token");
     }
 
@@ -109,9 +132,13 @@ impl Browser {
 
     /// Creates a note through the form and returns the 303's `Location`, not followed.
     async fn create(&mut self, server: &Server, title: &str) -> String {
-        self.submit(server, "/notes", &[("title", title), ("content", "written by the sessions tests")])
-            .await
-            .redirect(&format!("create {title:?}"))
+        self.submit(
+            server,
+            "/notes",
+            &[("title", title), ("content", "written by the sessions tests")],
+        )
+        .await
+        .redirect(&format!("create {title:?}"))
     }
 }
 
@@ -132,14 +159,20 @@ fn created(title: &str) -> String {
 
 fn assert_shown(reply: &Reply, text: &str, what: &str) {
     assert_eq!(reply.status, 200, "{what}: status; body:\n{}", reply.body);
-    let div = messages_div(&reply.body).unwrap_or_else(|| panic!("{what}: no <div id=\"messages\">:\n{}", reply.body));
-    assert!(div.contains(text), "{what}: `{text}` is not in the messages:\n{div}\npage:\n{}", reply.body);
+    let div = messages_div(&reply.body)
+        .unwrap_or_else(|| panic!("{what}: no <div id=\"messages\">:\n{}", reply.body));
+    assert!(
+        div.contains(text),
+        "{what}: `{text}` is not in the messages:\n{div}\npage:\n{}",
+        reply.body
+    );
 }
 
 /// The page has its messages element, and no message in it, nor `text` anywhere.
 fn assert_not_shown(reply: &Reply, text: &str, what: &str) {
     assert_eq!(reply.status, 200, "{what}: status; body:\n{}", reply.body);
-    let div = messages_div(&reply.body).unwrap_or_else(|| panic!("{what}: no <div id=\"messages\">:\n{}", reply.body));
+    let div = messages_div(&reply.body)
+        .unwrap_or_else(|| panic!("{what}: no <div id=\"messages\">:\n{}", reply.body));
     assert!(!div.contains("<p class=\"message"), "{what}: a message is shown:\n{div}");
     assert!(!reply.body.contains(text), "{what}: `{text}` is shown:\n{}", reply.body);
 }
@@ -178,7 +211,10 @@ fn assert_no_key_in(log: &[String]) {
         let (hex, at) = longest_run(line, |b| b.is_ascii_hexdigit());
         assert!(hex < 64, "the log shows {hex} hex characters in a row (a key?) at {at}: {line}");
         let (b64, at) = longest_run(line, |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        assert!(b64 < 43, "the log shows {b64} base64url characters in a row (a key?) at {at}: {line}");
+        assert!(
+            b64 < 43,
+            "the log shows {b64} base64url characters in a row (a key?) at {at}: {line}"
+        );
     }
 }
 
@@ -214,7 +250,10 @@ fn base64url_encode(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -227,7 +266,9 @@ struct Random(u64);
 
 impl Random {
     fn new() -> Random {
-        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+                as u64;
         let seed = nanos | 1;
         eprintln!("random seed {seed:#x}");
         Random(seed)
@@ -273,7 +314,10 @@ async fn flash_messages_show_once_after_create_edit_and_delete() {
 
     browser.load_form(&server, "/notes/new").await;
     let target = browser.create(&server, "Flash one").await;
-    assert!(browser.cookies.contains_key("_session"), "no _session cookie after a create: {browser:?}");
+    assert!(
+        browser.cookies.contains_key("_session"),
+        "no _session cookie after a create: {browser:?}"
+    );
     let page = browser.get(&server, &target).await;
     assert_shown(&page, &created("Flash one"), "the page after the create");
     let again = browser.get(&server, &target).await;
@@ -282,12 +326,18 @@ async fn flash_messages_show_once_after_create_edit_and_delete() {
 
     // Edit, with the token of the edit form.
     browser.load_form(&server, &format!("/notes/{id}/edit")).await;
-    let reply = browser.submit(&server, &target, &[("title", "Flash one, edited"), ("content", "changed")]).await;
+    let reply = browser
+        .submit(&server, &target, &[("title", "Flash one, edited"), ("content", "changed")])
+        .await;
     assert_eq!(reply.redirect("edit"), target);
     let page = browser.get(&server, &target).await;
     assert_shown(&page, "Saved your changes.", "the page after the edit");
     assert!(page.body.contains("Flash one, edited"), "the edit was not saved:\n{}", page.body);
-    assert_not_shown(&browser.get(&server, &target).await, "Saved your changes.", "the page after the edit, loaded again");
+    assert_not_shown(
+        &browser.get(&server, &target).await,
+        "Saved your changes.",
+        "the page after the edit, loaded again",
+    );
 
     // Delete (the form on the detail page).
     browser.load_form(&server, &target).await;
@@ -296,7 +346,11 @@ async fn flash_messages_show_once_after_create_edit_and_delete() {
     let list = browser.get(&server, "/notes").await;
     assert_shown(&list, "Deleted “Flash one, edited”.", "/notes after the delete");
     assert!(note_ids(&list.body).is_empty(), "the deleted note is listed:\n{}", list.body);
-    assert_not_shown(&browser.get(&server, "/notes").await, "Deleted “Flash one, edited”.", "/notes loaded again");
+    assert_not_shown(
+        &browser.get(&server, "/notes").await,
+        "Deleted “Flash one, edited”.",
+        "/notes loaded again",
+    );
 }
 
 #[tokio::test]
@@ -318,11 +372,23 @@ async fn htmx_create_returns_the_row_and_the_message_out_of_band() {
     let reply = browser.send(request, "htmx POST /notes").await;
     assert_eq!(reply.status, 200, "htmx create: {}", reply.body);
     assert!(!reply.body.contains("<html"), "htmx create returned a whole page:\n{}", reply.body);
-    assert_eq!(note_ids(&reply.body).len(), 1, "htmx create should hold the new row:\n{}", reply.body);
-    let div = messages_div(&reply.body).unwrap_or_else(|| panic!("no messages element in the htmx answer:\n{}", reply.body));
+    assert_eq!(
+        note_ids(&reply.body).len(),
+        1,
+        "htmx create should hold the new row:\n{}",
+        reply.body
+    );
+    let div = messages_div(&reply.body)
+        .unwrap_or_else(|| panic!("no messages element in the htmx answer:\n{}", reply.body));
     let open_tag = &div[..div.find('>').unwrap()];
-    assert!(open_tag.contains("hx-swap-oob=\"true\""), "the messages element is not out of band: {open_tag}");
-    assert!(div.contains(&created("Inline flash")), "the message is not in the out-of-band element:\n{div}");
+    assert!(
+        open_tag.contains("hx-swap-oob=\"true\""),
+        "the messages element is not out of band: {open_tag}"
+    );
+    assert!(
+        div.contains(&created("Inline flash")),
+        "the message is not in the out-of-band element:\n{div}"
+    );
 
     // Shown once: not again on the next page.
     let list = browser.get(&server, "/notes").await;
@@ -345,16 +411,28 @@ async fn configured_keys_keep_sessions_and_tokens_across_stop_start_and_sighup()
     browser.load_form(&first, "/notes/new").await;
     let token = browser.token.clone();
     let target = browser.create(&first, "Before the stop").await;
-    assert!(browser.cookies.contains_key("_session"), "no _session cookie after a create: {browser:?}");
+    assert!(
+        browser.cookies.contains_key("_session"),
+        "no _session cookie after a create: {browser:?}"
+    );
     assert_eq!(first.terminate().code(), Some(0), "exit status after SIGTERM");
-    assert_eq!(key_warnings(&first.log()), (0, 0), "key warnings although keys are configured:\n{}", first.log().join("\n"));
+    assert_eq!(
+        key_warnings(&first.log()),
+        (0, 0),
+        "key warnings although keys are configured:\n{}",
+        first.log().join("\n")
+    );
 
     // A new process on the same database with the same keys.
     let pid_file = dir.path().join("server.pid");
     let second = with_pid_file(launch, &pid_file).start();
     let _cleanup = Cleanup::new(dir.path());
     let page = browser.get(&second, &target).await;
-    assert_shown(&page, &created("Before the stop"), "the page after a stop/start (session from before)");
+    assert_shown(
+        &page,
+        &created("Before the stop"),
+        "the page after a stop/start (session from before)",
+    );
     assert_eq!(browser.token, token);
     let target = browser.create(&second, "After the start").await;
 
@@ -380,7 +458,11 @@ async fn without_keys_the_server_warns_and_a_stop_start_ends_sessions_and_tokens
     browser.load_form(&first, "/notes/new").await;
     let target = browser.create(&first, "Before the stop").await;
     // Controls: the cookie holds the message and the token posts, on this server.
-    assert_shown(&browser.clone().get(&first, &target).await, &created("Before the stop"), "the page after the create");
+    assert_shown(
+        &browser.clone().get(&first, &target).await,
+        &created("Before the stop"),
+        "the page after the create",
+    );
     browser.clone().create(&first, "Control").await;
     assert_eq!(first.terminate().code(), Some(0), "exit status after SIGTERM");
     let log = first.log();
@@ -389,12 +471,23 @@ async fn without_keys_the_server_warns_and_a_stop_start_ends_sessions_and_tokens
 
     let mut second = Launch::serve(dir.path()).without_keys().start();
     let page = browser.get(&second, &target).await;
-    assert_not_shown(&page, &created("Before the stop"), "the page after a stop/start with generated keys");
-    let reply = browser.submit(&second, "/notes", &[("title", "With a stale token"), ("content", "")]).await;
+    assert_not_shown(
+        &page,
+        &created("Before the stop"),
+        "the page after a stop/start with generated keys",
+    );
+    let reply = browser
+        .submit(&second, "/notes", &[("title", "With a stale token"), ("content", "")])
+        .await;
     assert_eq!(reply.status, 403, "POST with the token of a stopped server: {}", reply.body);
     assert_eq!(second.terminate().code(), Some(0));
     let log = second.log();
-    assert_eq!(key_warnings(&log), (1, 1), "(session, CSRF) key warnings of the second server:\n{}", log.join("\n"));
+    assert_eq!(
+        key_warnings(&log),
+        (1, 1),
+        "(session, CSRF) key warnings of the second server:\n{}",
+        log.join("\n")
+    );
     assert_no_key_in(&log);
 }
 
@@ -416,9 +509,15 @@ async fn a_block_key_hides_the_session_contents() {
         browser.load_form(&server, "/notes/new").await;
         let reply = browser.submit(&server, "/notes", &[("title", TITLE), ("content", "")]).await;
         let target = reply.redirect("create");
-        let value = reply.cookie("_session").unwrap_or_else(|| panic!("no _session cookie set: {:?}", reply.set_cookies));
+        let value = reply
+            .cookie("_session")
+            .unwrap_or_else(|| panic!("no _session cookie set: {:?}", reply.set_cookies));
         // The cookie does hold the message.
-        assert_shown(&browser.get(&server, &target).await, &created(TITLE), "the page after the create");
+        assert_shown(
+            &browser.get(&server, &target).await,
+            &created(TITLE),
+            "the page after the create",
+        );
         // Its bytes, as sent, and each '.'-separated part base64url-decoded.
         let mut views = vec![value.as_bytes().to_vec()];
         views.extend(value.split('.').filter_map(base64url_decode));
@@ -445,16 +544,24 @@ async fn tampered_and_garbage_session_cookies_are_ignored() {
         let what = if block_key.is_some() { "encrypted" } else { "signed" };
         let mut browser = Browser::new();
         browser.load_form(&server, "/notes/new").await;
-        let reply = browser.submit(&server, "/notes", &[("title", "Tamper target"), ("content", "")]).await;
+        let reply =
+            browser.submit(&server, "/notes", &[("title", "Tamper target"), ("content", "")]).await;
         reply.redirect("create");
-        let valid = reply.cookie("_session").unwrap_or_else(|| panic!("no _session cookie set: {:?}", reply.set_cookies));
+        let valid = reply
+            .cookie("_session")
+            .unwrap_or_else(|| panic!("no _session cookie set: {:?}", reply.set_cookies));
         let http = client();
         let with_session = async |value: &str| -> Reply {
-            let request = http.get(server.url("/notes")).header("Cookie", format!("_session={value}"));
+            let request =
+                http.get(server.url("/notes")).header("Cookie", format!("_session={value}"));
             Browser::new().send(request, &format!("GET /notes with _session={value}")).await
         };
         // Control: the untouched cookie shows the message.
-        assert_shown(&with_session(&valid).await, &created("Tamper target"), &format!("{what}: the valid cookie"));
+        assert_shown(
+            &with_session(&valid).await,
+            &created("Tamper target"),
+            &format!("{what}: the valid cookie"),
+        );
 
         let mut tried = 0;
         for at in 0..valid.len() {
@@ -464,24 +571,39 @@ async fn tampered_and_garbage_session_cookies_are_ignored() {
                 continue;
             }
             let forged = String::from_utf8(bytes).unwrap();
-            assert_not_shown(&with_session(&forged).await, &created("Tamper target"), &format!("{what}: byte {at} flipped: {forged}"));
+            assert_not_shown(
+                &with_session(&forged).await,
+                &created("Tamper target"),
+                &format!("{what}: byte {at} flipped: {forged}"),
+            );
             tried += 1;
         }
         assert!(tried > valid.len() / 2, "{what}: only {tried} of {} flips tried", valid.len());
 
         let (ts, rest) = valid.split_once('.').expect("TIMESTAMP.PAYLOAD.MAC");
         let payload = rest.split('.').next().unwrap();
-        let mut garbage: Vec<String> = [1, 16, 32, 48, 100, 600, 2000].iter().map(|&n| base64url_encode(&random.bytes(n))).collect();
+        let mut garbage: Vec<String> = [1, 16, 32, 48, 100, 600, 2000]
+            .iter()
+            .map(|&n| base64url_encode(&random.bytes(n)))
+            .collect();
         garbage.extend([
             format!("{ts}.{payload}.{}", base64url_encode(&random.bytes(32))),
-            format!("{ts}.{}.{}", base64url_encode(&random.bytes(80)), base64url_encode(&random.bytes(32))),
+            format!(
+                "{ts}.{}.{}",
+                base64url_encode(&random.bytes(80)),
+                base64url_encode(&random.bytes(32))
+            ),
             format!("{ts}.{payload}"),
             format!("\"{valid}x\""),
             "..".to_string(),
             String::new(),
         ]);
         for value in garbage {
-            assert_not_shown(&with_session(&value).await, &created("Tamper target"), &format!("{what}: garbage cookie {value}"));
+            assert_not_shown(
+                &with_session(&value).await,
+                &created("Tamper target"),
+                &format!("{what}: garbage cookie {value}"),
+            );
         }
     }
 }
@@ -497,7 +619,11 @@ async fn csrf_is_enforced_over_http() {
     alice.load_form(&server, "/notes/new").await;
     let mut bob = Browser::new();
     bob.load_form(&server, "/notes/new").await;
-    assert_ne!(alice.cookies.get("_csrf"), bob.cookies.get("_csrf"), "two clients got the same CSRF cookie");
+    assert_ne!(
+        alice.cookies.get("_csrf"),
+        bob.cookies.get("_csrf"),
+        "two clients got the same CSRF cookie"
+    );
 
     // A server with another CSRF key (its own directory): its cookie and token are valid
     // there, and only there.
@@ -526,18 +652,37 @@ async fn csrf_is_enforced_over_http() {
         ("empty token", post(&alice, Some(""), false).await),
         ("a token but no cookie", post(&cookieless, Some(&alice.token), false).await),
         ("another user's token", post(&alice, Some(&bob.token), false).await),
-        ("cookie and token from a server with another key", post(&mallory, Some(&mallory.token), false).await),
-        ("own token, cookie from a server with another key", post(&alice_with_mallorys_cookies, Some(&alice.token), false).await),
+        (
+            "cookie and token from a server with another key",
+            post(&mallory, Some(&mallory.token), false).await,
+        ),
+        (
+            "own token, cookie from a server with another key",
+            post(&alice_with_mallorys_cookies, Some(&alice.token), false).await,
+        ),
     ];
     for (case, reply) in &rejected {
         assert_eq!(reply.status, 403, "{case}: {}", reply.body);
-        assert!(reply.content_type.starts_with("text/html"), "{case}: 403 content type {}", reply.content_type);
-        assert!(reply.body.contains("403"), "{case}: the 403 page does not show the code:\n{}", reply.body);
+        assert!(
+            reply.content_type.starts_with("text/html"),
+            "{case}: 403 content type {}",
+            reply.content_type
+        );
+        assert!(
+            reply.body.contains("403"),
+            "{case}: the 403 page does not show the code:\n{}",
+            reply.body
+        );
     }
     let reply = post(&alice, None, true).await;
     assert_eq!(reply.status, 403, "no token, JSON: {}", reply.body);
-    assert!(reply.content_type.starts_with("application/json"), "JSON 403 content type {}", reply.content_type);
-    let json: Value = serde_json::from_str(&reply.body).unwrap_or_else(|e| panic!("JSON 403 body ({e}): {}", reply.body));
+    assert!(
+        reply.content_type.starts_with("application/json"),
+        "JSON 403 content type {}",
+        reply.content_type
+    );
+    let json: Value = serde_json::from_str(&reply.body)
+        .unwrap_or_else(|e| panic!("JSON 403 body ({e}): {}", reply.body));
     assert_eq!(json["code"], 403, "{json}");
     assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()), "{json}");
 
@@ -545,7 +690,9 @@ async fn csrf_is_enforced_over_http() {
     let mut from = 0;
     for n in 1..=rejected.len() + 1 {
         let (at, line) =
-            server.wait_for_log_after(from, &format!("number {n} with `CSRF check failed`"), |l| l.contains("CSRF check failed"));
+            server.wait_for_log_after(from, &format!("number {n} with `CSRF check failed`"), |l| {
+                l.contains("CSRF check failed")
+            });
         assert!(line.contains("WARN"), "not a WARN line: {line}");
         from = at + 1;
     }
@@ -555,8 +702,11 @@ async fn csrf_is_enforced_over_http() {
     assert!(note_ids(&list.body).is_empty(), "a rejected POST created a note:\n{}", list.body);
     alice.create(&server, "Valid in the form").await;
     let token = alice.token.clone();
-    let request =
-        alice.http.post(server.url("/notes")).header("X-CSRF-Token", token).form(&[("title", "Valid in the header"), ("content", "")]);
+    let request = alice
+        .http
+        .post(server.url("/notes"))
+        .header("X-CSRF-Token", token)
+        .form(&[("title", "Valid in the header"), ("content", "")]);
     alice.send(request, "POST /notes with X-CSRF-Token").await.redirect("token in the header");
     let list = alice.get(&server, "/notes").await;
     assert_eq!(note_ids(&list.body).len(), 2, "{}", list.body);
@@ -571,7 +721,8 @@ async fn previous_keys_keep_sessions_and_tokens_during_a_rotation() {
     let (hash_1, hash_2) = (key("1a51"), key("2a52"));
     let (csrf_1, csrf_2) = (key("1c51"), key("2c52"));
 
-    let mut a = Launch::serve(dir.path()).env("SESSION_HASH_KEY", &hash_1).env("CSRF_KEY", &csrf_1).start();
+    let mut a =
+        Launch::serve(dir.path()).env("SESSION_HASH_KEY", &hash_1).env("CSRF_KEY", &csrf_1).start();
     let mut browser = Browser::new();
     browser.load_form(&a, "/notes/new").await;
     let target = browser.create(&a, "Signed with the old key").await;
@@ -584,18 +735,35 @@ async fn previous_keys_keep_sessions_and_tokens_during_a_rotation() {
         .env("CSRF_KEY", &csrf_2)
         .env("CSRF_KEY_PREVIOUS", &csrf_1)
         .start();
-    assert_shown(&browser.clone().get(&b, &target).await, &created("Signed with the old key"), "server with the previous key");
+    assert_shown(
+        &browser.clone().get(&b, &target).await,
+        &created("Signed with the old key"),
+        "server with the previous key",
+    );
     // A new session value is written with the new key (checked on the next server).
     let mut rewritten = browser.clone();
     let second = rewritten.create(&b, "Signed with the new key").await;
     assert_eq!(b.terminate().code(), Some(0));
 
     // The old keys dropped.
-    let c = Launch::serve(dir.path()).env("SESSION_HASH_KEY", &hash_2).env("CSRF_KEY", &csrf_2).start();
-    assert_not_shown(&browser.clone().get(&c, &target).await, &created("Signed with the old key"), "server without the previous key");
+    let c =
+        Launch::serve(dir.path()).env("SESSION_HASH_KEY", &hash_2).env("CSRF_KEY", &csrf_2).start();
+    assert_not_shown(
+        &browser.clone().get(&c, &target).await,
+        &created("Signed with the old key"),
+        "server without the previous key",
+    );
     let reply = browser.submit(&c, "/notes", &[("title", "Old token"), ("content", "")]).await;
-    assert_eq!(reply.status, 403, "POST with a token signed with a dropped CSRF key: {}", reply.body);
-    assert_shown(&rewritten.get(&c, &second).await, &created("Signed with the new key"), "a cookie written during the rotation");
+    assert_eq!(
+        reply.status, 403,
+        "POST with a token signed with a dropped CSRF key: {}",
+        reply.body
+    );
+    assert_shown(
+        &rewritten.get(&c, &second).await,
+        &created("Signed with the new key"),
+        "a cookie written during the rotation",
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -608,17 +776,30 @@ fn bad_keys_are_start_up_errors_that_never_show_the_value() {
     let not_hex = "not-hex!".repeat(8);
     // (variable, value, what the error line names)
     let cases: [(&str, String, &[&str]); 5] = [
-        ("SESSION_HASH_KEY", "abc".to_string(), &["--session-hash-key", "environment variable SESSION_HASH_KEY"]),
+        (
+            "SESSION_HASH_KEY",
+            "abc".to_string(),
+            &["--session-hash-key", "environment variable SESSION_HASH_KEY"],
+        ),
         ("CSRF_KEY", not_hex.clone(), &["--csrf-key", "environment variable CSRF_KEY"]),
         ("SESSION_BLOCK_KEY", almost.clone(), &["--session-block-key", "SESSION_BLOCK_KEY"]),
-        ("SESSION_HASH_KEY_PREVIOUS", format!("{valid},{almost}"), &["--session-hash-key-previous", "SESSION_HASH_KEY_PREVIOUS"]),
-        ("CSRF_KEY_PREVIOUS", format!("{valid},abc"), &["--csrf-key-previous", "CSRF_KEY_PREVIOUS"]),
+        (
+            "SESSION_HASH_KEY_PREVIOUS",
+            format!("{valid},{almost}"),
+            &["--session-hash-key-previous", "SESSION_HASH_KEY_PREVIOUS"],
+        ),
+        (
+            "CSRF_KEY_PREVIOUS",
+            format!("{valid},abc"),
+            &["--csrf-key-previous", "CSRF_KEY_PREVIOUS"],
+        ),
     ];
     for (variable, value, names) in cases {
         let dir = tempdir();
         let out = Launch::serve(dir.path()).env(variable, &value).run();
         eprintln!("{variable}: {}", out.stderr.trim_end());
-        let mut failure = Failure::of(&out).mentions(names).no_database(dir.path()).never_shows(&value);
+        let mut failure =
+            Failure::of(&out).mentions(names).no_database(dir.path()).never_shows(&value);
         for part in value.split(',') {
             failure = failure.never_shows(part);
         }
@@ -628,5 +809,9 @@ fn bad_keys_are_start_up_errors_that_never_show_the_value() {
     // The same through the flag.
     let dir = tempdir();
     let out = Launch::serve(dir.path()).args(["--session-hash-key", &almost]).run();
-    Failure::of(&out).mentions(&["--session-hash-key"]).no_database(dir.path()).never_shows(&almost).check();
+    Failure::of(&out)
+        .mentions(&["--session-hash-key"])
+        .no_database(dir.path())
+        .never_shows(&almost)
+        .check();
 }

@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::support::{Credentials, Launch, Output, Server, can_drop_privileges, chmod, db_path, files_in, signal, tempdir};
+use crate::support::{
+    Credentials, Launch, Output, Server, can_drop_privileges, chmod, db_path, files_in, signal,
+    tempdir,
+};
 
 /// Upper bound for any wait here; not a performance assertion.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -68,7 +71,13 @@ struct Load {
 
 impl Load {
     fn new(prefix: &str, tasks: usize, content: usize) -> Load {
-        Load { prefix: prefix.to_string(), tasks, content, limit: usize::MAX, pause: Duration::ZERO }
+        Load {
+            prefix: prefix.to_string(),
+            tasks,
+            content,
+            limit: usize::MAX,
+            pause: Duration::ZERO,
+        }
     }
 
     fn limit(mut self, limit: usize) -> Load {
@@ -104,8 +113,13 @@ impl Writers {
         let client = http_client();
         let tasks = (0..load.tasks)
             .map(|_| {
-                let (stop, shared, client, credentials, load) =
-                    (stop.clone(), shared.clone(), client.clone(), credentials.clone(), load.clone());
+                let (stop, shared, client, credentials, load) = (
+                    stop.clone(),
+                    shared.clone(),
+                    client.clone(),
+                    credentials.clone(),
+                    load.clone(),
+                );
                 tokio::spawn(async move {
                     while !stop.load(Ordering::Relaxed) {
                         let n = shared.next.fetch_add(1, Ordering::Relaxed);
@@ -113,7 +127,15 @@ impl Writers {
                             break;
                         }
                         let title = format!("{} {n}", load.prefix);
-                        match post_note(&client, port, &credentials, &title, &content(&title, load.content)).await {
+                        match post_note(
+                            &client,
+                            port,
+                            &credentials,
+                            &title,
+                            &content(&title, load.content),
+                        )
+                        .await
+                        {
                             Ok(id) => shared.acked.lock().unwrap().push(Acked { id, title }),
                             Err(e) => {
                                 shared.failed.fetch_add(1, Ordering::Relaxed);
@@ -167,9 +189,13 @@ impl Writers {
     /// Waits for the tasks to reach their limit.
     async fn join(self) -> Report {
         for task in self.tasks {
-            tokio::time::timeout(PATIENCE, task).await.expect("writers did not finish").expect("writer task panicked");
+            tokio::time::timeout(PATIENCE, task)
+                .await
+                .expect("writers did not finish")
+                .expect("writer task panicked");
         }
-        let shared = Arc::try_unwrap(self.shared).unwrap_or_else(|_| panic!("writer state still shared"));
+        let shared =
+            Arc::try_unwrap(self.shared).unwrap_or_else(|_| panic!("writer state still shared"));
         Report {
             acked: shared.acked.into_inner().unwrap(),
             failed: shared.failed.into_inner(),
@@ -195,7 +221,8 @@ impl Readers {
         let client = http_client();
         let tasks = (0..tasks)
             .map(|task| {
-                let (stop, done, failures, client) = (stop.clone(), done.clone(), failures.clone(), client.clone());
+                let (stop, done, failures, client) =
+                    (stop.clone(), done.clone(), failures.clone(), client.clone());
                 tokio::spawn(async move {
                     let mut i = task;
                     while !stop.load(Ordering::Relaxed) {
@@ -205,11 +232,15 @@ impl Readers {
                         } else {
                             format!("/notes?page={}", i % 50 + 1)
                         };
-                        let outcome = match client.get(format!("http://127.0.0.1:{port}{path}")).send().await {
-                            Ok(res) if res.status() == 200 => res.bytes().await.map(|_| ()).map_err(|e| e.to_string()),
-                            Ok(res) => Err(res.status().to_string()),
-                            Err(e) => Err(e.to_string()),
-                        };
+                        let outcome =
+                            match client.get(format!("http://127.0.0.1:{port}{path}")).send().await
+                            {
+                                Ok(res) if res.status() == 200 => {
+                                    res.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+                                }
+                                Ok(res) => Err(res.status().to_string()),
+                                Err(e) => Err(e.to_string()),
+                            };
                         match outcome {
                             Ok(()) => {
                                 done.fetch_add(1, Ordering::Relaxed);
@@ -227,7 +258,10 @@ impl Readers {
     async fn finish(self) -> (u64, Vec<String>) {
         self.stop.store(true, Ordering::Relaxed);
         for task in self.tasks {
-            tokio::time::timeout(PATIENCE, task).await.expect("readers did not finish").expect("reader task panicked");
+            tokio::time::timeout(PATIENCE, task)
+                .await
+                .expect("readers did not finish")
+                .expect("reader task panicked");
         }
         (self.done.load(Ordering::Relaxed), std::mem::take(&mut *self.failures.lock().unwrap()))
     }
@@ -235,25 +269,51 @@ impl Readers {
 
 /// A keep-alive client that does not follow redirects.
 fn http_client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(Duration::from_secs(30)).build().expect("HTTP client")
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("HTTP client")
 }
 
 /// `POST /notes` with the form's credentials; the new note's id from the 303's Location.
-async fn post_note(client: &reqwest::Client, port: u16, credentials: &Credentials, title: &str, content: &str) -> Result<i64, String> {
-    let request = client.post(format!("http://127.0.0.1:{port}/notes")).form(&[("title", title), ("content", content)]);
-    let res = credentials.attach(request).send().await.map_err(|e| format!("POST /notes {title:?}: {e}"))?;
+async fn post_note(
+    client: &reqwest::Client,
+    port: u16,
+    credentials: &Credentials,
+    title: &str,
+    content: &str,
+) -> Result<i64, String> {
+    let request = client
+        .post(format!("http://127.0.0.1:{port}/notes"))
+        .form(&[("title", title), ("content", content)]);
+    let res = credentials
+        .attach(request)
+        .send()
+        .await
+        .map_err(|e| format!("POST /notes {title:?}: {e}"))?;
     let status = res.status();
-    let location = res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let location =
+        res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
     if status != 303 {
         let body = res.text().await.unwrap_or_default();
-        return Err(format!("POST /notes {title:?}: {status} {}", body.chars().take(300).collect::<String>()));
+        return Err(format!(
+            "POST /notes {title:?}: {status} {}",
+            body.chars().take(300).collect::<String>()
+        ));
     }
-    location.strip_prefix("/notes/").and_then(|id| id.parse().ok()).ok_or_else(|| format!("POST /notes {title:?}: Location {location:?}"))
+    location
+        .strip_prefix("/notes/")
+        .and_then(|id| id.parse().ok())
+        .ok_or_else(|| format!("POST /notes {title:?}: Location {location:?}"))
 }
 
 /// Note text of `len` bytes; every note contains the word `lantern` (the readers' search).
 fn content(title: &str, len: usize) -> String {
-    const WORDS: [&str; 10] = ["lorem", "ipsum", "lantern", "dolor", "harbor", "meadow", "copper", "willow", "amet", "quiet"];
+    const WORDS: [&str; 10] = [
+        "lorem", "ipsum", "lantern", "dolor", "harbor", "meadow", "copper", "willow", "amet",
+        "quiet",
+    ];
     let mut text = format!("{title}:");
     let mut i = title.len();
     while text.len() < len {
@@ -293,16 +353,22 @@ fn size(path: &Path) -> u64 {
 
 /// `PRAGMA integrity_check` and every note (id → title) of a database.
 fn read_notes(conn: &Connection, what: &str) -> HashMap<i64, String> {
-    let check: String =
-        conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap_or_else(|e| panic!("{what}: integrity_check: {e}"));
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap_or_else(|e| panic!("{what}: integrity_check: {e}"));
     assert_eq!(check, "ok", "{what}: PRAGMA integrity_check");
-    let mut stmt = conn.prepare("SELECT id, title FROM notes").unwrap_or_else(|e| panic!("{what}: {e}"));
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap_or_else(|e| panic!("{what}: {e}"))
+    let mut stmt =
+        conn.prepare("SELECT id, title FROM notes").unwrap_or_else(|e| panic!("{what}: {e}"));
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
 /// A backup copy: opens, passes integrity_check, has `journal_mode`; its notes.
 fn read_copy(path: &Path, journal_mode: &str) -> HashMap<i64, String> {
-    let conn = Connection::open(path).unwrap_or_else(|e| panic!("open the backup {}: {e}", path.display()));
+    let conn = Connection::open(path)
+        .unwrap_or_else(|e| panic!("open the backup {}: {e}", path.display()));
     let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
     assert_eq!(mode, journal_mode, "journal mode of {}", path.display());
     read_notes(&conn, &path.display().to_string())
@@ -310,13 +376,15 @@ fn read_copy(path: &Path, journal_mode: &str) -> HashMap<i64, String> {
 
 /// The live database (read-only; a server may be running on it).
 fn read_live(db: &Path) -> HashMap<i64, String> {
-    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
+    let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .unwrap_or_else(|e| panic!("open {}: {e}", db.display()));
     read_notes(&conn, &db.display().to_string())
 }
 
 /// Every acknowledged note is in `notes`, under its id.
 fn assert_all_present(notes: &HashMap<i64, String>, acked: &[Acked], what: &str) {
-    let missing: Vec<&Acked> = acked.iter().filter(|a| notes.get(&a.id) != Some(&a.title)).collect();
+    let missing: Vec<&Acked> =
+        acked.iter().filter(|a| notes.get(&a.id) != Some(&a.title)).collect();
     assert!(
         missing.is_empty(),
         "{what}: {} of {} acknowledged notes missing (or under another id), e.g. {:?}",
@@ -328,7 +396,11 @@ fn assert_all_present(notes: &HashMap<i64, String>, acked: &[Acked], what: &str)
 
 /// The path of a `Backed up SRC to PATH (… MB in … s, … MB/s; integrity ok)` line.
 fn backed_up_to(out: &Output) -> (PathBuf, String) {
-    let line = out.stdout.lines().find(|l| l.starts_with("Backed up ")).unwrap_or_else(|| panic!("no `Backed up` line: {out:?}"));
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("Backed up "))
+        .unwrap_or_else(|| panic!("no `Backed up` line: {out:?}"));
     let (_, rest) = line.split_once(" to ").unwrap_or_else(|| panic!("{line}"));
     let (path, figures) = rest.rsplit_once(" (").unwrap_or_else(|| panic!("{line}"));
     assert!(figures.contains("MB/s") && figures.contains("integrity ok"), "{line}");
@@ -358,10 +430,19 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
     let dir = tempdir();
     let db = db_path(dir.path());
     // A database of a few MB, so that writes go on while the copy runs.
-    let out = run(Launch::new(dir.path()).arg("--database-dsn").arg(&db).args(["generate-notes", "--count", "5000"])).await;
+    let out = run(Launch::new(dir.path()).arg("--database-dsn").arg(&db).args([
+        "generate-notes",
+        "--count",
+        "5000",
+    ]))
+    .await;
     assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
     let mut server = start(Launch::serve(dir.path())).await;
-    let writers = Writers::start(server.port, &credentials(server.port).await, Load::new("during backup", 3, 1000));
+    let writers = Writers::start(
+        server.port,
+        &credentials(server.port).await,
+        Load::new("during backup", 3, 1000),
+    );
     writers.wait_for(100).await;
 
     // Into a directory: app-YYYYMMDD-HHMMSS.db, a second process, writes going on.
@@ -373,8 +454,16 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
     assert_eq!(out.code(), Some(0), "backup into a directory: {out:?}");
     let (path, figures) = backed_up_to(&out);
     let names = files_in(&backups);
-    assert_eq!(names.len(), 1, "the backup directory holds the backup only (no partial file): {names:?}");
-    assert!(is_dated_name(&names[0]), "backup file name {:?} is not app-YYYYMMDD-HHMMSS.db", names[0]);
+    assert_eq!(
+        names.len(),
+        1,
+        "the backup directory holds the backup only (no partial file): {names:?}"
+    );
+    assert!(
+        is_dated_name(&names[0]),
+        "backup file name {:?} is not app-YYYYMMDD-HHMMSS.db",
+        names[0]
+    );
     assert_eq!(path, backups.join(&names[0]), "the path printed is the file written");
     let notes = read_copy(&path, "delete");
     assert_all_present(&notes, &before, "backup into a directory");
@@ -393,8 +482,10 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
     assert_eq!(out.code(), Some(0), "backup to a file: {out:?}");
     assert_eq!(backed_up_to(&out).0, explicit);
     assert_all_present(&read_copy(&explicit, "delete"), &before, "backup to a file");
-    let leftovers: Vec<String> =
-        files_in(dir.path()).into_iter().filter(|f| f.contains("partial") || f.starts_with("explicit.db-")).collect();
+    let leftovers: Vec<String> = files_in(dir.path())
+        .into_iter()
+        .filter(|f| f.contains("partial") || f.starts_with("explicit.db-"))
+        .collect();
     assert!(leftovers.is_empty(), "files left beside the backup: {leftovers:?}");
 
     // Into a directory that does not exist: an error naming it; nothing written.
@@ -414,9 +505,15 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
     assert_eq!(out.code(), Some(0), "backup without a server: {out:?}");
     assert_all_present(&read_copy(&offline, "delete"), &report.acked, "backup without a server");
     for suffix in ["-wal", "-shm", "-journal"] {
-        assert!(!dir.path().join(format!("offline.db{suffix}")).exists(), "offline.db{suffix} left beside the backup");
+        assert!(
+            !dir.path().join(format!("offline.db{suffix}")).exists(),
+            "offline.db{suffix} left beside the backup"
+        );
     }
-    eprintln!("backup: {} notes acknowledged in all, every one in the backup taken after the server stopped", report.acked.len());
+    eprintln!(
+        "backup: {} notes acknowledged in all, every one in the backup taken after the server stopped",
+        report.acked.len()
+    );
 }
 
 /// The guide's command, `sqlite3 app.db ".backup DEST"`, beside the running server: both
@@ -425,13 +522,21 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
 /// so the load here is a steady trickle, not a flood.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite3_backup_command_beside_the_running_server() {
-    let found = Command::new("sqlite3").arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let found = Command::new("sqlite3")
+        .arg("-version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     assert!(found, "this test needs the sqlite3 command-line shell (scripts/test.sh installs it)");
     let dir = tempdir();
     let db = db_path(dir.path());
     let mut server = start(Launch::serve(dir.path())).await;
-    let writers =
-        Writers::start(server.port, &credentials(server.port).await, Load::new("beside sqlite3", 2, 1000).pause(Duration::from_millis(5)));
+    let writers = Writers::start(
+        server.port,
+        &credentials(server.port).await,
+        Load::new("beside sqlite3", 2, 1000).pause(Duration::from_millis(5)),
+    );
     writers.wait_for(100).await;
 
     let before = writers.acked();
@@ -457,7 +562,11 @@ async fn sqlite3_backup_command_beside_the_running_server() {
             std::thread::sleep(Duration::from_millis(20));
         }
         let out = child.wait_with_output().expect("sqlite3 output");
-        (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status,
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     })
     .await
     .unwrap();
@@ -490,7 +599,8 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 =
+            self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         self.0 >> 33
     }
 }
@@ -506,10 +616,15 @@ async fn acknowledged_writes_survive_kill_9() {
     let db = db_path(dir.path());
     let mut rng = Lcg(SEED);
     let mut server = start(Launch::serve(dir.path())).await;
-    let (mut all, mut delays, mut wal_at_kill, mut per_trial) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut all, mut delays, mut wal_at_kill, mut per_trial) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for trial in 1..=TRIALS {
         let delay = Duration::from_millis(50 + rng.next() % 451);
-        let writers = Writers::start(server.port, &credentials(server.port).await, Load::new(&format!("trial {trial}"), 3, 300));
+        let writers = Writers::start(
+            server.port,
+            &credentials(server.port).await,
+            Load::new(&format!("trial {trial}"), 3, 300),
+        );
         writers.wait_for(1).await;
         tokio::time::sleep(delay).await;
         assert!(signal(server.pid(), "KILL"), "kill -9 {}", server.pid());
@@ -533,7 +648,11 @@ async fn acknowledged_writes_survive_kill_9() {
         })
         .await
         .unwrap();
-        assert_all_present(&notes, &report.acked, &format!("trial {trial} (kill -9 after {delay:?})"));
+        assert_all_present(
+            &notes,
+            &report.acked,
+            &format!("trial {trial} (kill -9 after {delay:?})"),
+        );
         delays.push(delay.as_millis());
         per_trial.push(report.acked.len());
         all.extend(report.acked);
@@ -653,7 +772,8 @@ async fn idle_truncation_waits_for_a_long_reader_and_then_empties_the_wal() {
     let db = db_path(dir.path());
     let wal = wal_path(&db);
     let mut server = start(Launch::serve(dir.path())).await;
-    let writers = Writers::start(server.port, &credentials(server.port).await, Load::new("pinned", 2, 2000));
+    let writers =
+        Writers::start(server.port, &credentials(server.port).await, Load::new("pinned", 2, 2000));
     writers.wait_for(100).await;
     let reader = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     reader.execute_batch("BEGIN; SELECT count(*) FROM notes;").unwrap();
@@ -687,9 +807,16 @@ async fn external_checkpoints_leave_the_wal_to_another_tool() {
     let dir = tempdir();
     let db = db_path(dir.path());
     let wal = wal_path(&db);
-    let mut server = start(Launch::serve(dir.path()).args(["--database-checkpoints", "external"])).await;
+    let mut server =
+        start(Launch::serve(dir.path()).args(["--database-checkpoints", "external"])).await;
     let file_before = std::fs::read(&db).unwrap();
-    let report = Writers::start(server.port, &credentials(server.port).await, Load::new("external", 4, 2000).limit(NOTES)).join().await;
+    let report = Writers::start(
+        server.port,
+        &credentials(server.port).await,
+        Load::new("external", 4, 2000).limit(NOTES),
+    )
+    .join()
+    .await;
     assert_eq!(report.failed, 0, "failed writes: {:#?}", report.failures);
     let wal_after_writes = size(&wal);
     // Longer than the idle delay (1 s) and a few ticks of the idle checkpointer (250 ms).
@@ -704,9 +831,18 @@ async fn external_checkpoints_leave_the_wal_to_another_tool() {
         file_after.len(),
         file_before == file_after
     );
-    assert!(wal_after_writes > 4 * MIB, "the -wal file holds {wal_after_writes} bytes after {NOTES} notes of 2 KB");
-    assert_eq!(wal_idle, wal_after_writes, "the -wal file changed while idle: the server checkpointed");
-    assert!(file_before == file_after, "the database file changed: the server checkpointed into it");
+    assert!(
+        wal_after_writes > 4 * MIB,
+        "the -wal file holds {wal_after_writes} bytes after {NOTES} notes of 2 KB"
+    );
+    assert_eq!(
+        wal_idle, wal_after_writes,
+        "the -wal file changed while idle: the server checkpointed"
+    );
+    assert!(
+        file_before == file_after,
+        "the database file changed: the server checkpointed into it"
+    );
     assert_eq!(server.terminate().code(), Some(0));
     assert_eq!(read_live(&db).len(), NOTES);
 }
@@ -732,13 +868,20 @@ fn assert_problems(out: &Output, expected: &[&[&str]]) {
         );
     }
     assert_eq!(found.len(), expected.len(), "problem lines:\n{}", found.join("\n"));
-    assert!(out.stdout.contains(&format!("{} problem(s) found.", expected.len())), "stdout:\n{}", out.stdout);
+    assert!(
+        out.stdout.contains(&format!("{} problem(s) found.", expected.len())),
+        "stdout:\n{}",
+        out.stdout
+    );
     assert_eq!(out.code(), Some(1), "exit code of check with problems: {out:?}");
 }
 
 /// A temporary directory `nobody` can enter, with a `data` directory it owns.
 fn nobody_dir() -> (tempfile::TempDir, PathBuf) {
-    assert!(can_drop_privileges(), "this test needs root and setpriv (util-linux) to run the server as nobody");
+    assert!(
+        can_drop_privileges(),
+        "this test needs root and setpriv (util-linux) to run the server as nobody"
+    );
     let dir = tempdir();
     chmod(dir.path(), 0o755);
     let data = dir.path().join("data");
@@ -753,7 +896,16 @@ fn check_lists_each_problem_of_a_bad_setup() {
     let dir = tempdir();
     let out = Launch::new(dir.path())
         .without_keys()
-        .args(["check", "--host", "0.0.0.0", "--shutdown-timeout", "5", "--request-timeout", "30", "--database-dsn"])
+        .args([
+            "check",
+            "--host",
+            "0.0.0.0",
+            "--shutdown-timeout",
+            "5",
+            "--request-timeout",
+            "30",
+            "--database-dsn",
+        ])
         .arg(db_path(dir.path()))
         .run();
     assert_problems(
@@ -816,7 +968,12 @@ fn check_lists_each_problem_of_a_bad_setup() {
     // A PID file whose directory does not exist.
     let dir = tempdir();
     let pid_file = dir.path().join("no-such-dir").join("server.pid");
-    let out = Launch::new(dir.path()).args(["check", "--pid-file"]).arg(&pid_file).arg("--database-dsn").arg(db_path(dir.path())).run();
+    let out = Launch::new(dir.path())
+        .args(["check", "--pid-file"])
+        .arg(&pid_file)
+        .arg("--database-dsn")
+        .arg(db_path(dir.path()))
+        .run();
     assert_ne!(out.code(), Some(0), "check with a PID file in a missing directory: {out:?}");
     let said = format!("{}{}", out.stdout, out.stderr);
     assert!(said.contains("PID file directory") && said.contains("no-such-dir"), "{out:?}");

@@ -24,7 +24,13 @@ impl<'a> Failure<'a> {
         if lines.len() != 1 {
             problems.push(format!("{} lines on stderr, expected exactly one", lines.len()));
         }
-        let line = lines.iter().rev().find(|l| l.starts_with("server: error: ")).copied().unwrap_or("").to_string();
+        let line = lines
+            .iter()
+            .rev()
+            .find(|l| l.starts_with("server: error: "))
+            .copied()
+            .unwrap_or("")
+            .to_string();
         if line.len() <= "server: error: ".len() {
             problems.push("no non-empty `server: error: ` line".to_string());
         }
@@ -50,7 +56,8 @@ impl<'a> Failure<'a> {
 
     /// No `app.db*` file was created in `dir`.
     pub fn no_database(mut self, dir: &Path) -> Self {
-        let created: Vec<String> = files_in(dir).into_iter().filter(|f| f.starts_with("app.db")).collect();
+        let created: Vec<String> =
+            files_in(dir).into_iter().filter(|f| f.starts_with("app.db")).collect();
         if !created.is_empty() {
             self.problems.push(format!("database files were created: {created:?}"));
         }
@@ -78,14 +85,21 @@ fn bad_flag() {
 #[test]
 fn bad_port_flag() {
     let dir = tempdir();
-    let out = Launch::new(dir.path()).args(["--port", "abc", "--database-dsn"]).arg(db_path(dir.path())).run();
+    let out = Launch::new(dir.path())
+        .args(["--port", "abc", "--database-dsn"])
+        .arg(db_path(dir.path()))
+        .run();
     Failure::of(&out).mentions(&["--port", "abc"]).no_database(dir.path()).check();
 }
 
 #[test]
 fn bad_port_from_environment() {
     let dir = tempdir();
-    let out = Launch::new(dir.path()).args(["--database-dsn"]).arg(db_path(dir.path())).env("PORT", "abc").run();
+    let out = Launch::new(dir.path())
+        .args(["--database-dsn"])
+        .arg(db_path(dir.path()))
+        .env("PORT", "abc")
+        .run();
     Failure::of(&out).mentions(&["PORT", "environment"]).no_database(dir.path()).check();
 }
 
@@ -94,8 +108,16 @@ fn bad_value_in_config_file() {
     let dir = tempdir();
     let config = dir.path().join("server.toml");
     std::fs::write(&config, "[server]\nport = \"x\"\n").unwrap();
-    let out = Launch::new(dir.path()).args(["--database-dsn"]).arg(db_path(dir.path())).arg("--config").arg(&config).run();
-    Failure::of(&out).mentions(&[config.to_str().unwrap(), "--port"]).no_database(dir.path()).check();
+    let out = Launch::new(dir.path())
+        .args(["--database-dsn"])
+        .arg(db_path(dir.path()))
+        .arg("--config")
+        .arg(&config)
+        .run();
+    Failure::of(&out)
+        .mentions(&[config.to_str().unwrap(), "--port"])
+        .no_database(dir.path())
+        .check();
 }
 
 #[test]
@@ -119,7 +141,10 @@ fn unsupported_database_dsn() {
 fn missing_database_directory() {
     let dir = tempdir();
     let missing = dir.path().join("xyz-nonexistent");
-    let out = Launch::new(dir.path()).args(["--port", "0", "--database-dsn"]).arg(missing.join("app.db")).run();
+    let out = Launch::new(dir.path())
+        .args(["--port", "0", "--database-dsn"])
+        .arg(missing.join("app.db"))
+        .run();
     Failure::of(&out).mentions(&[missing.to_str().unwrap()]).check();
     assert!(!missing.exists(), "the directory was created");
     assert!(files_in(dir.path()).is_empty(), "files created: {:?}", files_in(dir.path()));
@@ -139,11 +164,17 @@ fn file_that_is_not_a_database() {
 /// Root may write anywhere, so the server runs as `nobody` in a root-owned 0755 directory.
 #[test]
 fn unwritable_database_directory() {
-    assert!(can_drop_privileges(), "this test needs root and setpriv (util-linux) to run the server as nobody");
+    assert!(
+        can_drop_privileges(),
+        "this test needs root and setpriv (util-linux) to run the server as nobody"
+    );
     let dir = tempdir();
     chmod(dir.path(), 0o755);
     let out = Launch::serve(dir.path()).nobody().run();
-    Failure::of(&out).mentions(&["not writable", dir.path().to_str().unwrap()]).no_database(dir.path()).check();
+    Failure::of(&out)
+        .mentions(&["not writable", dir.path().to_str().unwrap()])
+        .no_database(dir.path())
+        .check();
 }
 
 #[test]
@@ -154,7 +185,8 @@ fn failing_migration_leaves_the_database_unchanged() {
         let conn = rusqlite::Connection::open(&db).unwrap();
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "wal");
-        conn.execute_batch("CREATE TABLE notes(x); INSERT INTO notes VALUES ('precious');").unwrap();
+        conn.execute_batch("CREATE TABLE notes(x); INSERT INTO notes VALUES ('precious');")
+            .unwrap();
         conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
     }
     assert_eq!(files_in(dir.path()), ["app.db"], "the WAL was not cleaned up on close");
@@ -164,7 +196,9 @@ fn failing_migration_leaves_the_database_unchanged() {
     Failure::of(&out).mentions(&["notes/0001_notes.up.sql", "already exists"]).check();
 
     assert!(std::fs::read(&db).unwrap() == before, "the database file changed");
-    let conn = rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
+    let conn =
+        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
     let tables: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_schema ORDER BY name")
         .unwrap()
@@ -182,7 +216,10 @@ fn port_in_use() {
     let dir = tempdir();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = Launch::new(dir.path()).args(["--port", &port, "--database-dsn"]).arg(db_path(dir.path())).run();
+    let out = Launch::new(dir.path())
+        .args(["--port", &port, "--database-dsn"])
+        .arg(db_path(dir.path()))
+        .run();
     Failure::of(&out).mentions(&[&port, "--port"]).no_database(dir.path()).check();
     drop(taken);
 }

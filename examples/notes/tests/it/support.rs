@@ -48,7 +48,9 @@ impl Lines {
                 match reader.read_until(b'\n', &mut buf) {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {
-                        let line = strip_ansi(String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']));
+                        let line = strip_ansi(
+                            String::from_utf8_lossy(&buf).trim_end_matches(['\n', '\r']),
+                        );
                         let (state, cv) = &*shared.0;
                         state.lock().unwrap().lines.push(line);
                         cv.notify_all();
@@ -148,7 +150,8 @@ pub fn signal(pid: u32, name: &str) -> bool {
 
 /// The session hash key every server gets unless the test says otherwise (see
 /// [`Launch::without_keys`]): 32 bytes as 64 hex characters.
-pub const SESSION_HASH_KEY: &str = "5e5510a0c0ffee00112233445566778899aabbccddeeff00deadbeefcafe0001";
+pub const SESSION_HASH_KEY: &str =
+    "5e5510a0c0ffee00112233445566778899aabbccddeeff00deadbeefcafe0001";
 /// The CSRF key every server gets unless the test says otherwise.
 pub const CSRF_KEY: &str = "c5bf00d1e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7c5bf0002";
 
@@ -190,7 +193,15 @@ impl Output {
 impl Launch {
     /// A run with `dir` as working directory and no arguments.
     pub fn new(dir: &Path) -> Launch {
-        Launch { dir: dir.to_path_buf(), args: Vec::new(), envs: Vec::new(), keys: true, nobody: false, program: None, wrapper: Vec::new() }
+        Launch {
+            dir: dir.to_path_buf(),
+            args: Vec::new(),
+            envs: Vec::new(),
+            keys: true,
+            nobody: false,
+            program: None,
+            wrapper: Vec::new(),
+        }
     }
 
     /// `--port 0 --database-dsn DIR/app.db`: what almost every test serves with.
@@ -260,7 +271,10 @@ impl Launch {
         }
         line.push(program.into_os_string());
         let mut cmd = Command::new(&line[0]);
-        cmd.args(&line[1..]).args(&self.args).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin");
+        cmd.args(&line[1..])
+            .args(&self.args)
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin");
         if self.keys {
             cmd.env("SESSION_HASH_KEY", SESSION_HASH_KEY).env("CSRF_KEY", CSRF_KEY);
         }
@@ -277,25 +291,36 @@ impl Launch {
         let keys = if self.keys { "SESSION_HASH_KEY=… CSRF_KEY=… " } else { "" };
         let envs: String = self.envs.iter().map(|(k, v)| format!("{k}={v} ")).collect();
         let wrapper: String = self.wrapper.iter().map(|w| format!("{w} ")).collect();
-        let program = self.program.as_deref().map_or_else(|| "server".to_string(), |p| p.display().to_string());
+        let program = self
+            .program
+            .as_deref()
+            .map_or_else(|| "server".to_string(), |p| p.display().to_string());
         format!("{keys}{envs}{wrapper}{program} {}{user}", self.args.join(" "))
     }
 
     /// Runs to completion (for commands and start-up errors) and returns its output.
     /// Panics if it is still running after a generous delay (e.g. it started serving).
     pub fn run(&self) -> Output {
-        let mut child = self.command().spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.describe()));
+        let mut child = self
+            .command()
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.describe()));
         let (stdout, out_reader) = Lines::capture(child.stdout.take().expect("piped stdout"));
         let (stderr, err_reader) = Lines::capture(child.stderr.take().expect("piped stderr"));
         if !stderr.wait_closed() || !stdout.wait_closed() {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("`{}` did not exit; stderr so far:\n{}", self.describe(), stderr.snapshot().join("\n"));
+            panic!(
+                "`{}` did not exit; stderr so far:\n{}",
+                self.describe(),
+                stderr.snapshot().join("\n")
+            );
         }
         let status = child.wait().expect("wait for server");
         let _ = out_reader.join();
         let _ = err_reader.join();
-        let join = |lines: &Lines| lines.snapshot().iter().map(|l| format!("{l}\n")).collect::<String>();
+        let join =
+            |lines: &Lines| lines.snapshot().iter().map(|l| format!("{l}\n")).collect::<String>();
         Output { status, stdout: join(&stdout), stderr: join(&stderr) }
     }
 
@@ -311,10 +336,21 @@ impl Launch {
     /// [`Server::wait_listening`]). For processes that exit by design, such as a `--pid-file`
     /// launcher that detaches the server.
     pub fn spawn(&self) -> Server {
-        let mut child = self.command().spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", self.describe()));
+        let mut child = self
+            .command()
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.describe()));
         let (stdout, out_reader) = Lines::capture(child.stdout.take().expect("piped stdout"));
         let (stderr, err_reader) = Lines::capture(child.stderr.take().expect("piped stderr"));
-        Server { child, port: 0, stderr, stdout, readers: vec![out_reader, err_reader], exit: None, what: self.describe() }
+        Server {
+            child,
+            port: 0,
+            stderr,
+            stdout,
+            readers: vec![out_reader, err_reader],
+            exit: None,
+            what: self.describe(),
+        }
     }
 }
 
@@ -348,13 +384,24 @@ impl Server {
     pub fn wait_listening(&mut self) {
         const MARK: &str = "listening on http://127.0.0.1:";
         let Some((at, line)) = self.stderr.wait_for(0, |l| l.contains(MARK)) else {
-            panic!("`{}` never logged `{MARK}PORT`; stderr:\n{}", self.what, self.stderr.snapshot().join("\n"));
+            panic!(
+                "`{}` never logged `{MARK}PORT`; stderr:\n{}",
+                self.what,
+                self.stderr.snapshot().join("\n")
+            );
         };
-        let digits: String = line[line.find(MARK).unwrap() + MARK.len()..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = line[line.find(MARK).unwrap() + MARK.len()..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         self.port = digits.parse().unwrap_or_else(|_| panic!("no port in `{line}`"));
         assert_ne!(self.port, 0, "listening line names port 0: {line}");
         if self.stderr.wait_for(at + 1, |l| l.contains("ready")).is_none() {
-            panic!("`{}` never logged `ready`; stderr:\n{}", self.what, self.stderr.snapshot().join("\n"));
+            panic!(
+                "`{}` never logged `ready`; stderr:\n{}",
+                self.what,
+                self.stderr.snapshot().join("\n")
+            );
         }
     }
 
@@ -384,10 +431,17 @@ impl Server {
 
     /// Waits for a log line at index `from` or later satisfying `pred`; returns its index
     /// and text.
-    pub fn wait_for_log_after(&self, from: usize, what: &str, pred: impl Fn(&str) -> bool) -> (usize, String) {
+    pub fn wait_for_log_after(
+        &self,
+        from: usize,
+        what: &str,
+        pred: impl Fn(&str) -> bool,
+    ) -> (usize, String) {
         match self.stderr.wait_for(from, pred) {
             Some(found) => found,
-            None => panic!("no log line {what} after line {from}; stderr:\n{}", self.log().join("\n")),
+            None => {
+                panic!("no log line {what} after line {from}; stderr:\n{}", self.log().join("\n"))
+            }
         }
     }
 
@@ -464,15 +518,25 @@ pub fn chmod(path: &Path, mode: u32) {
 
 /// True if running as root and `setpriv` exists, which the `nobody` tests need.
 pub fn can_drop_privileges() -> bool {
-    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
-    let setpriv = Command::new("setpriv").arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let setpriv = Command::new("setpriv")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
     root && setpriv
 }
 
 /// The names of the files in `dir`, sorted.
 pub fn files_in(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> =
-        std::fs::read_dir(dir).expect("read dir").map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     names.sort();
     names
 }
@@ -483,7 +547,11 @@ pub fn files_in(dir: &Path) -> Vec<String> {
 /// An HTTP client that does not follow redirects (303s stay visible) and keeps no
 /// connections alive across a server restart.
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).pool_max_idle_per_host(0).build().expect("build the HTTP client")
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
+        .build()
+        .expect("build the HTTP client")
 }
 
 /// The ids of the `id="note-{id}"` elements in an HTML answer, in document order.
@@ -507,7 +575,12 @@ pub fn header(res: &reqwest::Response, name: &str) -> Option<String> {
 
 /// Posts the note form, with the cookies and CSRF token of a freshly loaded form, and
 /// returns the new note's id, from `Location: /notes/{id}`.
-pub async fn create_note(client: &reqwest::Client, server: &Server, title: &str, content: &str) -> i64 {
+pub async fn create_note(
+    client: &reqwest::Client,
+    server: &Server,
+    title: &str,
+    content: &str,
+) -> i64 {
     let credentials = Credentials::fetch(server.port);
     let res = credentials
         .attach(client.post(server.url("/notes")))
@@ -521,19 +594,28 @@ pub async fn create_note(client: &reqwest::Client, server: &Server, title: &str,
         panic!("POST /notes {:?}: expected 303, got {status}:\n{}", short(title), short(&body));
     }
     let location = header(&res, "location").expect("Location header on 303");
-    location.strip_prefix("/notes/").and_then(|id| id.parse().ok()).unwrap_or_else(|| panic!("Location `{location}` is not /notes/{{id}}"))
+    location
+        .strip_prefix("/notes/")
+        .and_then(|id| id.parse().ok())
+        .unwrap_or_else(|| panic!("Location `{location}` is not /notes/{{id}}"))
 }
 
 /// GETs `path` and returns status and body.
 pub async fn get(client: &reqwest::Client, server: &Server, path: &str) -> (u16, String) {
-    let res = client.get(server.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let res =
+        client.get(server.url(path)).send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
     let status = res.status().as_u16();
     (status, res.text().await.expect("body"))
 }
 
 /// GETs `path` as htmx does (`HX-Request: true`).
 pub async fn get_htmx(client: &reqwest::Client, server: &Server, path: &str) -> (u16, String) {
-    let res = client.get(server.url(path)).header("HX-Request", "true").send().await.unwrap_or_else(|e| panic!("GET {path}: {e}"));
+    let res = client
+        .get(server.url(path))
+        .header("HX-Request", "true")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"));
     let status = res.status().as_u16();
     (status, res.text().await.expect("body"))
 }
@@ -543,7 +625,9 @@ pub fn encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -593,7 +677,12 @@ pub fn raw_get(port: u16, path: &str) -> std::io::Result<RawResponse> {
 /// `100 Continue`. A server that rejects the request from its headers (413) answers
 /// before any body byte is sent, so the answer cannot be lost to a connection reset
 /// while the client is still writing, as it can with a client that writes eagerly.
-pub fn post_expecting_continue(server: &Server, path: &str, extra_headers: &[(&str, &str)], body: &[u8]) -> RawResponse {
+pub fn post_expecting_continue(
+    server: &Server,
+    path: &str,
+    extra_headers: &[(&str, &str)],
+    body: &[u8],
+) -> RawResponse {
     use std::io::Write;
     let mut stream = connect(server.port).expect("connect");
     let mut head = format!(
@@ -624,9 +713,16 @@ fn invalid(message: String) -> std::io::Error {
 pub fn read_response(reader: &mut impl BufRead) -> std::io::Result<RawResponse> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed before the status line"));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed before the status line",
+        ));
     }
-    let status = line.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or_else(|| invalid(format!("bad status line {line:?}")))?;
+    let status = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| invalid(format!("bad status line {line:?}")))?;
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -635,7 +731,8 @@ pub fn read_response(reader: &mut impl BufRead) -> std::io::Result<RawResponse> 
         if trimmed.is_empty() {
             break;
         }
-        let (name, value) = trimmed.split_once(':').ok_or_else(|| invalid(format!("bad header {trimmed:?}")))?;
+        let (name, value) =
+            trimmed.split_once(':').ok_or_else(|| invalid(format!("bad header {trimmed:?}")))?;
         headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
     }
     let mut response = RawResponse { status, headers, body: Vec::new() };
@@ -643,10 +740,14 @@ pub fn read_response(reader: &mut impl BufRead) -> std::io::Result<RawResponse> 
         return Ok(response);
     }
     if let Some(length) = response.header("content-length") {
-        let mut body = vec![0; length.parse().map_err(|_| invalid(format!("bad content-length {length}")))?];
+        let mut body =
+            vec![0; length.parse().map_err(|_| invalid(format!("bad content-length {length}")))?];
         reader.read_exact(&mut body)?;
         response.body = body;
-    } else if response.header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+    } else if response
+        .header("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
         loop {
             line.clear();
             reader.read_line(&mut line)?;

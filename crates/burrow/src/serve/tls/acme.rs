@@ -36,8 +36,9 @@ use hyper_util::client::legacy::Client as HyperClient;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use instant_acme::{
-    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse, CertificateIdentifier, ChallengeType, ExternalAccountKey,
-    HttpClient, Identifier, NewAccount, NewOrder, OrderStatus, RetryPolicy,
+    Account, AccountCredentials, AuthorizationStatus, BodyWrapper, BytesResponse,
+    CertificateIdentifier, ChallengeType, ExternalAccountKey, HttpClient, Identifier, NewAccount,
+    NewOrder, OrderStatus, RetryPolicy,
 };
 use rustls_pki_types::CertificateDer;
 
@@ -91,9 +92,15 @@ impl Acme {
         let tls = &settings.tls;
         let extra_roots = match &tls.acme_ca_root {
             Some(path) => {
-                let bytes = std::fs::read(path)
-                    .map_err(|e| format!("cannot read the ACME CA root file {} (--tls-acme-ca-root): {e}", path.display()))?;
-                pem::parse_chain(&bytes).map_err(|e| format!("ACME CA root file {} (--tls-acme-ca-root): {e}", path.display()))?
+                let bytes = std::fs::read(path).map_err(|e| {
+                    format!(
+                        "cannot read the ACME CA root file {} (--tls-acme-ca-root): {e}",
+                        path.display()
+                    )
+                })?;
+                pem::parse_chain(&bytes).map_err(|e| {
+                    format!("ACME CA root file {} (--tls-acme-ca-root): {e}", path.display())
+                })?
             }
             None => Vec::new(),
         };
@@ -143,7 +150,9 @@ impl Acme {
                 directory = %acme.inner.directory,
                 "no cached ACME certificate; one will be ordered once listening (HTTPS handshakes fail until it arrives)"
             ),
-            Err(e) => tracing::warn!(domain = %acme.inner.domain, "the cached ACME certificate cannot be used ({e}); ordering a new one"),
+            Err(e) => {
+                tracing::warn!(domain = %acme.inner.domain, "the cached ACME certificate cannot be used ({e}); ordering a new one")
+            }
         }
         Ok(acme)
     }
@@ -166,17 +175,25 @@ impl Acme {
         if !cert.exists() || !key.exists() {
             return Ok(None);
         }
-        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
-        let loaded = pem::load(&read(&cert)?, &read(&key)?).map_err(|e| format!("{}: {e}", cert.display()))?;
+        let read =
+            |p: &Path| std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+        let loaded = pem::load(&read(&cert)?, &read(&key)?)
+            .map_err(|e| format!("{}: {e}", cert.display()))?;
         if !loaded.info.covers(&self.inner.domain) {
-            return Err(format!("{} is for {}, not {}", cert.display(), loaded.info.names().join(", "), self.inner.domain));
+            return Err(format!(
+                "{} is for {}, not {}",
+                cert.display(),
+                loaded.info.names().join(", "),
+                self.inner.domain
+            ));
         }
         Ok(Some(Cached { loaded }))
     }
 
     fn install(&self, cached: Cached) {
         let leaf = cached.loaded.key.cert[0].clone();
-        *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) = Some((leaf, cached.loaded.info));
+        *self.inner.current.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((leaf, cached.loaded.info));
         self.inner.store.set(cached.loaded.key);
     }
 
@@ -210,7 +227,10 @@ impl Acme {
                 Err(e) => {
                     let serving = match self.current() {
                         Some((_, info)) if !info.expired(SystemTime::now()) => {
-                            format!("still serving the current certificate (valid until {})", format_time(info.not_after))
+                            format!(
+                                "still serving the current certificate (valid until {})",
+                                format_time(info.not_after)
+                            )
                         }
                         _ => "HTTPS has no valid certificate until this succeeds".to_string(),
                     };
@@ -244,14 +264,19 @@ impl Acme {
         {
             match account.renewal_info(&id).await {
                 Ok((ari, retry_after)) => {
-                    let (start, end) = (SystemTime::from(ari.suggested_window.start), SystemTime::from(ari.suggested_window.end));
+                    let (start, end) = (
+                        SystemTime::from(ari.suggested_window.start),
+                        SystemTime::from(ari.suggested_window.end),
+                    );
                     let span = end.duration_since(start).unwrap_or_default();
                     let at = start + span.mul_f64(random_fraction());
                     tracing::debug!(domain = %self.inner.domain, window_start = %format_time(start), window_end = %format_time(end), "ACME renewal information");
                     return (at, retry_after.clamp(Duration::from_secs(60), RECHECK));
                 }
                 Err(instant_acme::Error::Unsupported(_)) => {}
-                Err(e) => tracing::debug!(domain = %self.inner.domain, "ACME renewal information unavailable: {e}"),
+                Err(e) => {
+                    tracing::debug!(domain = %self.inner.domain, "ACME renewal information unavailable: {e}")
+                }
             }
         }
         (fallback, RECHECK)
@@ -261,7 +286,9 @@ impl Acme {
     fn adopt_newer_cache(&self) {
         let Ok(Some(cached)) = self.read_cache() else { return };
         let newer = match self.current() {
-            Some((leaf, info)) => leaf != cached.loaded.key.cert[0] && cached.loaded.info.not_after > info.not_after,
+            Some((leaf, info)) => {
+                leaf != cached.loaded.key.cert[0] && cached.loaded.info.not_after > info.not_after
+            }
             None => true,
         };
         if newer && !cached.loaded.info.expired(SystemTime::now()) {
@@ -275,7 +302,8 @@ impl Acme {
         let _lock = self.lock().await?;
         if let Ok(Some(cached)) = self.read_cache() {
             let fresh = SystemTime::now() < renew_at(&cached.loaded.info);
-            let installed = self.current().is_some_and(|(leaf, _)| leaf == cached.loaded.key.cert[0]);
+            let installed =
+                self.current().is_some_and(|(leaf, _)| leaf == cached.loaded.key.cert[0]);
             if fresh && !installed {
                 tracing::info!(domain = %self.inner.domain, not_after = %format_time(cached.loaded.info.not_after), "installed the ACME certificate another process stored");
                 self.install(cached);
@@ -295,13 +323,15 @@ impl Acme {
                     "ACME: the CA does not know the cached account ({why}); registering a new one"
                 );
                 let path = self.account_path();
-                std::fs::remove_file(&path).map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                std::fs::remove_file(&path)
+                    .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
                 *account = None;
                 self.order(&self.account(account).await?).await.map_err(Failure::into_message)?
             }
             other => other.map_err(Failure::into_message)?,
         };
-        let loaded = pem::load(chain_pem.as_bytes(), key_pem.as_bytes()).map_err(|e| format!("the CA's certificate is unusable: {e}"))?;
+        let loaded = pem::load(chain_pem.as_bytes(), key_pem.as_bytes())
+            .map_err(|e| format!("the CA's certificate is unusable: {e}"))?;
         write_atomic(&self.key_path(), key_pem.as_bytes(), 0o600)
             .map_err(|e| format!("cannot write {}: {e}", self.key_path().display()))?;
         write_atomic(&self.cert_path(), chain_pem.as_bytes(), 0o644)
@@ -343,27 +373,46 @@ impl Acme {
         let path = self.account_path();
         let builder = || Ok::<_, String>(Account::builder_with_http(Box::new(self.http_client()?)));
         let fresh = if path.exists() {
-            let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-            let credentials: AccountCredentials =
-                serde_json::from_slice(&bytes).map_err(|e| format!("{} is not an ACME account file: {e}", path.display()))?;
-            builder()?.from_credentials(credentials).await.map_err(|e| format!("ACME directory {}: {}", self.inner.directory, why(&e)))?
+            let bytes =
+                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            let credentials: AccountCredentials = serde_json::from_slice(&bytes)
+                .map_err(|e| format!("{} is not an ACME account file: {e}", path.display()))?;
+            builder()?
+                .from_credentials(credentials)
+                .await
+                .map_err(|e| format!("ACME directory {}: {}", self.inner.directory, why(&e)))?
         } else {
             let contact = format!("mailto:{}", self.inner.email);
-            let eab = self.inner.eab.as_ref().map(|eab| ExternalAccountKey::new(eab.kid.clone(), &eab.hmac_key));
+            let eab = self
+                .inner
+                .eab
+                .as_ref()
+                .map(|eab| ExternalAccountKey::new(eab.kid.clone(), &eab.hmac_key));
             let binding = match &self.inner.eab {
                 Some(eab) => format!(" with external account binding (key ID {})", eab.kid),
                 None => String::new(),
             };
             let (account, credentials) = builder()?
                 .create(
-                    &NewAccount { contact: &[&contact], terms_of_service_agreed: true, only_return_existing: false },
+                    &NewAccount {
+                        contact: &[&contact],
+                        terms_of_service_agreed: true,
+                        only_return_existing: false,
+                    },
                     self.inner.directory.clone(),
                     eab.as_ref(),
                 )
                 .await
-                .map_err(|e| format!("registering an ACME account{binding} at {}: {}", self.inner.directory, why(&e)))?;
+                .map_err(|e| {
+                    format!(
+                        "registering an ACME account{binding} at {}: {}",
+                        self.inner.directory,
+                        why(&e)
+                    )
+                })?;
             let json = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
-            write_atomic(&path, &json, 0o600).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            write_atomic(&path, &json, 0o600)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             tracing::info!(directory = %self.inner.directory, email = %self.inner.email, "registered an ACME account{binding}");
             account
         };
@@ -379,7 +428,9 @@ impl Acme {
     async fn order(&self, account: &Account) -> Result<(String, String), Failure> {
         let ids = [Identifier::Dns(self.inner.domain.clone())];
         let mut order = account.new_order(&NewOrder::new(&ids)).await.map_err(|e| match &e {
-            instant_acme::Error::Api(problem) if problem.r#type.as_deref() == Some(ACCOUNT_DOES_NOT_EXIST) => {
+            instant_acme::Error::Api(problem)
+                if problem.r#type.as_deref() == Some(ACCOUNT_DOES_NOT_EXIST) =>
+            {
                 Failure::UnknownAccount(why(&e))
             }
             _ => Failure::Other(format!("new order: {}", why(&e))),
@@ -396,9 +447,13 @@ impl Acme {
             match authz.status {
                 AuthorizationStatus::Pending => {}
                 AuthorizationStatus::Valid => continue,
-                other => return Err(format!("authorization for {} is {other:?}", self.inner.domain)),
+                other => {
+                    return Err(format!("authorization for {} is {other:?}", self.inner.domain));
+                }
             }
-            let mut challenge = authz.challenge(ChallengeType::Http01).ok_or("the CA offered no HTTP-01 challenge")?;
+            let mut challenge = authz
+                .challenge(ChallengeType::Http01)
+                .ok_or("the CA offered no HTTP-01 challenge")?;
             let token = challenge.token.clone();
             if !valid_token(&token) {
                 return Err("the CA sent a malformed challenge token".into());
@@ -409,8 +464,14 @@ impl Acme {
             tokens.names.push(token);
             challenge.set_ready().await.map_err(|e| format!("challenge: {}", why(&e)))?;
         }
-        let policy = RetryPolicy::new().initial_delay(Duration::from_millis(250)).backoff(1.5).timeout(ORDER_TIMEOUT);
-        let status = order.poll_ready(&policy).await.map_err(|e| format!("waiting for validation: {}", why(&e)))?;
+        let policy = RetryPolicy::new()
+            .initial_delay(Duration::from_millis(250))
+            .backoff(1.5)
+            .timeout(ORDER_TIMEOUT);
+        let status = order
+            .poll_ready(&policy)
+            .await
+            .map_err(|e| format!("waiting for validation: {}", why(&e)))?;
         if status != OrderStatus::Ready {
             // The CA's reason is on the challenge (e.g. "connection refused").
             let mut reasons = Vec::new();
@@ -419,13 +480,21 @@ impl Acme {
             }
             let mut authorizations = order.authorizations();
             while let Some(Ok(authz)) = authorizations.next().await {
-                reasons.extend(authz.challenges.iter().filter_map(|c| c.error.as_ref()).map(|p| p.to_string()));
+                reasons.extend(
+                    authz.challenges.iter().filter_map(|c| c.error.as_ref()).map(|p| p.to_string()),
+                );
             }
-            return Err(format!("order is {status:?}: {}", if reasons.is_empty() { "no reason given".into() } else { reasons.join("; ") }));
+            return Err(format!(
+                "order is {status:?}: {}",
+                if reasons.is_empty() { "no reason given".into() } else { reasons.join("; ") }
+            ));
         }
         drop(tokens);
         let key_pem = order.finalize().await.map_err(|e| format!("finalize: {}", why(&e)))?;
-        let chain = order.poll_certificate(&policy).await.map_err(|e| format!("certificate: {}", why(&e)))?;
+        let chain = order
+            .poll_certificate(&policy)
+            .await
+            .map_err(|e| format!("certificate: {}", why(&e)))?;
         Ok((chain, key_pem))
     }
 
@@ -434,15 +503,21 @@ impl Acme {
     fn http_client(&self) -> Result<AcmeClient, String> {
         let mut roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
         for root in &self.inner.extra_roots {
-            roots.add(root.clone()).map_err(|e| format!("--tls-acme-ca-root: unusable certificate: {e}"))?;
+            roots
+                .add(root.clone())
+                .map_err(|e| format!("--tls-acme-ca-root: unusable certificate: {e}"))?;
         }
         let config = rustls::ClientConfig::builder_with_provider(super::provider())
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        let connector =
-            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config).https_only().enable_http1().enable_http2().build();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(config)
+            .https_only()
+            .enable_http1()
+            .enable_http2()
+            .build();
         Ok(AcmeClient(HyperClient::builder(TokioExecutor::new()).build(connector)))
     }
 }
@@ -495,12 +570,16 @@ fn random_fraction() -> f64 {
 /// `https://acme-v02.api.letsencrypt.org/directory` → `acme-v02.api.letsencrypt.org_directory`.
 fn slug(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, rest)| rest).trim_end_matches('/');
-    rest.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+    rest.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' })
+        .collect()
 }
 
 /// ACME tokens are base64url; anything else never names a file.
 fn valid_token(token: &str) -> bool {
-    !token.is_empty() && token.len() <= 256 && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    !token.is_empty()
+        && token.len() <= 256
+        && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Challenge files of one order, removed when it is done (validated or failed).
@@ -522,7 +601,11 @@ async fn http_port(State(acme): State<Acme>, method: Method, uri: Uri) -> Respon
         return (StatusCode::BAD_REQUEST, "This port only redirects to https.\n").into_response();
     }
     if let Some(token) = uri.path().strip_prefix("/.well-known/acme-challenge/") {
-        let answer = if valid_token(token) { std::fs::read(acme.inner.challenges.join(token)).ok() } else { None };
+        let answer = if valid_token(token) {
+            std::fs::read(acme.inner.challenges.join(token)).ok()
+        } else {
+            None
+        };
         return match answer {
             Some(body) => {
                 tracing::info!(token, "answered an ACME HTTP-01 challenge");
@@ -591,7 +674,10 @@ mod tests {
 
     #[test]
     fn directory_slugs_and_tokens() {
-        assert_eq!(slug("https://acme-v02.api.letsencrypt.org/directory"), "acme-v02.api.letsencrypt.org_directory");
+        assert_eq!(
+            slug("https://acme-v02.api.letsencrypt.org/directory"),
+            "acme-v02.api.letsencrypt.org_directory"
+        );
         assert_eq!(slug("https://127.0.0.1:14000/dir"), "127.0.0.1_14000_dir");
         assert!(valid_token("abc-DEF_123"));
         assert!(!valid_token("../etc/passwd") && !valid_token("") && !valid_token("a/b"));

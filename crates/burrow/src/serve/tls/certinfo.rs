@@ -17,8 +17,10 @@ pub(crate) struct CertInfo {
 impl CertInfo {
     /// Parses a DER certificate.
     pub(crate) fn parse(der: &[u8]) -> Result<CertInfo, String> {
-        let (_, cert) = x509_parser::parse_x509_certificate(der).map_err(|e| format!("not an X.509 certificate ({e})"))?;
-        let time = |t: i64| if t >= 0 { UNIX_EPOCH + Duration::from_secs(t as u64) } else { UNIX_EPOCH };
+        let (_, cert) = x509_parser::parse_x509_certificate(der)
+            .map_err(|e| format!("not an X.509 certificate ({e})"))?;
+        let time =
+            |t: i64| if t >= 0 { UNIX_EPOCH + Duration::from_secs(t as u64) } else { UNIX_EPOCH };
         let validity = cert.validity();
         let mut info = CertInfo {
             not_before: time(validity.not_before.timestamp()),
@@ -31,8 +33,12 @@ impl CertInfo {
                 match name {
                     GeneralName::DNSName(dns) => info.dns.push(dns.to_ascii_lowercase()),
                     GeneralName::IPAddress(bytes) => match bytes.len() {
-                        4 => info.ips.push(IpAddr::from(<[u8; 4]>::try_from(*bytes).expect("4 bytes"))),
-                        16 => info.ips.push(IpAddr::from(<[u8; 16]>::try_from(*bytes).expect("16 bytes"))),
+                        4 => info
+                            .ips
+                            .push(IpAddr::from(<[u8; 4]>::try_from(*bytes).expect("4 bytes"))),
+                        16 => info
+                            .ips
+                            .push(IpAddr::from(<[u8; 16]>::try_from(*bytes).expect("16 bytes"))),
                         _ => {}
                     },
                     _ => {}
@@ -63,7 +69,9 @@ impl CertInfo {
             return self.ips.contains(&ip);
         }
         self.dns.iter().any(|name| match name.strip_prefix("*.") {
-            Some(suffix) => host.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+            Some(suffix) => host
+                .split_once('.')
+                .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
             None => *name == host,
         })
     }
@@ -82,11 +90,25 @@ mod tests {
     #[test]
     fn names_and_validity_of_a_generated_certificate() {
         let key = rcgen::KeyPair::generate().unwrap();
-        let params = rcgen::CertificateParams::new(vec!["example.com".into(), "*.apps.example.com".into(), "127.0.0.1".into()]).unwrap();
+        let params = rcgen::CertificateParams::new(vec![
+            "example.com".into(),
+            "*.apps.example.com".into(),
+            "127.0.0.1".into(),
+        ])
+        .unwrap();
         let cert = params.self_signed(&key).unwrap();
         let info = CertInfo::parse(cert.der()).unwrap();
-        assert!(info.covers("example.com") && info.covers("EXAMPLE.com") && info.covers("x.apps.example.com"));
-        assert!(info.covers("127.0.0.1") && !info.covers("::1") && !info.covers("a.b.apps.example.com") && !info.covers("other.com"));
+        assert!(
+            info.covers("example.com")
+                && info.covers("EXAMPLE.com")
+                && info.covers("x.apps.example.com")
+        );
+        assert!(
+            info.covers("127.0.0.1")
+                && !info.covers("::1")
+                && !info.covers("a.b.apps.example.com")
+                && !info.covers("other.com")
+        );
         assert!(!info.expired(SystemTime::now()));
         assert!(info.lifetime() > Duration::from_secs(86400));
     }

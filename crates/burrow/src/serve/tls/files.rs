@@ -10,12 +10,15 @@ pub(crate) fn ensure_private_dir(dir: &Path, setting: &str) -> Result<(), String
     if dir.is_dir() {
         return Ok(());
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create the certificate directory {} ({setting}): {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| {
+        format!("cannot create the certificate directory {} ({setting}): {e}", dir.display())
+    })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot restrict the certificate directory {} ({setting}): {e}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            format!("cannot restrict the certificate directory {} ({setting}): {e}", dir.display())
+        })?;
     }
     Ok(())
 }

@@ -10,13 +10,20 @@ use super::pem::{self, Loaded, Problem};
 pub(crate) fn load(cert_file: &Path, key_file: &Path) -> Result<Loaded, String> {
     let cert_at = || format!("certificate file {} (--tls-cert-file)", cert_file.display());
     let key_at = || format!("private key file {} (--tls-key-file)", key_file.display());
-    let cert_pem = std::fs::read(cert_file).map_err(|e| format!("cannot read {}: {e}", cert_at()))?;
+    let cert_pem =
+        std::fs::read(cert_file).map_err(|e| format!("cannot read {}: {e}", cert_at()))?;
     let key_pem = std::fs::read(key_file).map_err(|e| format!("cannot read {}: {e}", key_at()))?;
     pem::load(&cert_pem, &key_pem).map_err(|problem| match problem {
-        Problem::CertNotPem(_) | Problem::NoCert | Problem::BadCert(_) => format!("{}: {problem}", cert_at()),
+        Problem::CertNotPem(_) | Problem::NoCert | Problem::BadCert(_) => {
+            format!("{}: {problem}", cert_at())
+        }
         Problem::KeyNotPem | Problem::NoKey | Problem::BadKey => format!("{}: {problem}", key_at()),
         Problem::Mismatch => {
-            format!("the private key in {} does not match the certificate in {}", key_at(), cert_at())
+            format!(
+                "the private key in {} does not match the certificate in {}",
+                key_at(),
+                cert_at()
+            )
         }
     })
 }

@@ -49,7 +49,10 @@ pub(crate) fn prepare(settings: &Settings) -> Result<Tls, String> {
     match tls.mode {
         TlsMode::Off => Ok(Tls { acceptor: None, acme: None }),
         TlsMode::Manual => {
-            let (cert, key) = (tls.cert_file.as_deref().expect("validated"), tls.key_file.as_deref().expect("validated"));
+            let (cert, key) = (
+                tls.cert_file.as_deref().expect("validated"),
+                tls.key_file.as_deref().expect("validated"),
+            );
             let loaded = manual::load(cert, key)?;
             tracing::info!(
                 cert_file = %cert.display(),

@@ -39,7 +39,10 @@ pub(crate) fn names(host: &str) -> Vec<String> {
 pub(crate) fn load_or_generate(dir: &Path, host: &str) -> Result<CertifiedKey, String> {
     let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
     if cert_path.exists() && key_path.exists() {
-        let read = |path: &Path| std::fs::read(path).map_err(|e| format!("cannot read {} (--tls-cert-dir): {e}", path.display()));
+        let read = |path: &Path| {
+            std::fs::read(path)
+                .map_err(|e| format!("cannot read {} (--tls-cert-dir): {e}", path.display()))
+        };
         let (cert_pem, key_pem) = (read(&cert_path)?, read(&key_path)?);
         let replace_because = match pem::load(&cert_pem, &key_pem) {
             Ok(loaded) if loaded.info.expired(SystemTime::now()) => {
@@ -68,7 +71,8 @@ pub(crate) fn load_or_generate(dir: &Path, host: &str) -> Result<CertifiedKey, S
 fn generate(dir: &Path, host: &str) -> Result<CertifiedKey, String> {
     ensure_private_dir(dir, "--tls-cert-dir")?;
     let names = names(host);
-    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).map_err(|e| format!("cannot generate a key: {e}"))?;
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
+        .map_err(|e| format!("cannot generate a key: {e}"))?;
     let mut params = CertificateParams::default();
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, names[0].clone());
@@ -78,20 +82,28 @@ fn generate(dir: &Path, host: &str) -> Result<CertifiedKey, String> {
         .iter()
         .map(|n| match n.parse::<IpAddr>() {
             Ok(ip) => Ok(SanType::IpAddress(ip)),
-            Err(_) => n.clone().try_into().map(SanType::DnsName).map_err(|e| format!("'{n}' cannot be a certificate name: {e}")),
+            Err(_) => n
+                .clone()
+                .try_into()
+                .map(SanType::DnsName)
+                .map_err(|e| format!("'{n}' cannot be a certificate name: {e}")),
         })
         .collect::<Result<_, _>>()?;
     // A minute back, for clients whose clock is slightly behind.
     let now = SystemTime::now() - Duration::from_secs(60);
     params.not_before = now.into();
     params.not_after = (now + VALIDITY).into();
-    let cert = params.self_signed(&key).map_err(|e| format!("cannot create a self-signed certificate: {e}"))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(|e| format!("cannot create a self-signed certificate: {e}"))?;
     let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
     let key_pem = key.serialize_pem();
-    write_atomic(&key_path, key_pem.as_bytes(), 0o600).map_err(|e| format!("cannot write {} (--tls-cert-dir): {e}", key_path.display()))?;
+    write_atomic(&key_path, key_pem.as_bytes(), 0o600)
+        .map_err(|e| format!("cannot write {} (--tls-cert-dir): {e}", key_path.display()))?;
     write_atomic(&cert_path, cert.pem().as_bytes(), 0o644)
         .map_err(|e| format!("cannot write {} (--tls-cert-dir): {e}", cert_path.display()))?;
-    let loaded = pem::load(cert.pem().as_bytes(), key_pem.as_bytes()).map_err(|e| format!("generated certificate unusable: {e}"))?;
+    let loaded = pem::load(cert.pem().as_bytes(), key_pem.as_bytes())
+        .map_err(|e| format!("generated certificate unusable: {e}"))?;
     tracing::info!(
         cert_file = %cert_path.display(),
         names = %names.join(","),
