@@ -46,6 +46,62 @@ pub(crate) const CORE_SETTINGS: &[Setting] = &[
     Setting::new("server.request_timeout", "request-timeout", "REQUEST_TIMEOUT", "Seconds a request may take before it is answered 503")
         .default("10"),
     Setting::new(
+        "server.header_timeout",
+        "header-timeout",
+        "HEADER_TIMEOUT",
+        "Seconds a new connection may take to send its first request (TLS handshake included)",
+    )
+    .default("10"),
+    Setting::new(
+        "server.idle_timeout",
+        "idle-timeout",
+        "IDLE_TIMEOUT",
+        "Seconds a keep-alive connection may wait for its next request before it is closed",
+    )
+    .default("60"),
+    Setting::new(
+        "server.max_connections",
+        "max-connections",
+        "MAX_CONNECTIONS",
+        "Open connections at most; further clients wait (capped by the open-file limit)",
+    )
+    .default("10000"),
+    Setting::new(
+        "server.max_connections_per_ip",
+        "max-connections-per-ip",
+        "MAX_CONNECTIONS_PER_IP",
+        "Open connections per client address at most; more are closed at once (0: no limit)",
+    )
+    .default("512"),
+    Setting::new(
+        "server.content_security_policy",
+        "content-security-policy",
+        "CONTENT_SECURITY_POLICY",
+        "Content-Security-Policy header for every response (frame-ancestors 'none' is added)",
+    )
+    .default_note("none"),
+    Setting::new(
+        "server.permissions_policy",
+        "permissions-policy",
+        "PERMISSIONS_POLICY",
+        "Permissions-Policy header for every response, e.g. camera=(), geolocation=()",
+    )
+    .default_note("none"),
+    Setting::new(
+        "server.hsts_preload",
+        "hsts-preload",
+        "HSTS_PRELOAD",
+        "Add preload to Strict-Transport-Security (https base URLs only): true or false",
+    )
+    .default("false"),
+    Setting::new(
+        "database.read_timeout",
+        "database-read-timeout",
+        "DATABASE_READ_TIMEOUT",
+        "Seconds a database read may run before it is interrupted",
+    )
+    .default("30"),
+    Setting::new(
         "database.checkpoints",
         "database-checkpoints",
         "DATABASE_CHECKPOINTS",
@@ -165,6 +221,29 @@ impl std::fmt::Debug for AcmeEab {
     }
 }
 
+/// How long connections may stay silent and how many may be open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// From accept until the first request's headers have arrived (TLS handshake and
+    /// HTTP/2 preface included).
+    pub header_timeout: Duration,
+    /// A keep-alive connection without a request in flight is closed after this long.
+    pub idle_timeout: Duration,
+    /// Open connections at most (further clients wait in the listen backlog).
+    pub max: usize,
+    /// Open connections per client IP address at most; 0 for no limit.
+    pub max_per_ip: usize,
+}
+
+/// The configurable security headers (the fixed ones are always sent).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SecurityHeaders {
+    pub content_security_policy: Option<String>,
+    pub permissions_policy: Option<String>,
+    /// `preload` in Strict-Transport-Security (sent only for an https base URL).
+    pub hsts_preload: bool,
+}
+
 /// The validated core configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -182,6 +261,12 @@ pub struct Settings {
     pub checkpoints: crate::db::Checkpoints,
     /// Requests running longer are answered 503.
     pub request_timeout: Duration,
+    /// Limits on connections: how long they may stay silent, how many may be open.
+    pub connections: ConnectionLimits,
+    /// Headers every response carries (beyond the fixed ones).
+    pub security: SecurityHeaders,
+    /// A read running longer is interrupted (SQLITE_INTERRUPT).
+    pub db_read_timeout: Duration,
     pub log_level: tracing::Level,
     pub log_format: LogFormat,
     pub tls: TlsSettings,
@@ -261,10 +346,64 @@ impl Settings {
             request_timeout: config
                 .parse_with("server.request_timeout", parse_duration)?
                 .unwrap_or(Duration::from_secs(10)),
+            connections: connection_limits(config)?,
+            security: SecurityHeaders {
+                content_security_policy: header_value(config, "server.content_security_policy")?,
+                permissions_policy: header_value(config, "server.permissions_policy")?,
+                hsts_preload: config
+                    .parse_with("server.hsts_preload", parse_bool)?
+                    .unwrap_or(false),
+            },
+            db_read_timeout: positive_duration(config, "database.read_timeout")?,
             log_level,
             log_format,
             tls,
         })
+    }
+}
+
+fn connection_limits(config: &Config) -> Result<ConnectionLimits, ConfigError> {
+    let max: usize = config.require("server.max_connections")?;
+    if max == 0 {
+        return Err(config.error("server.max_connections", "must be at least 1"));
+    }
+    Ok(ConnectionLimits {
+        header_timeout: positive_duration(config, "server.header_timeout")?,
+        idle_timeout: positive_duration(config, "server.idle_timeout")?,
+        max,
+        max_per_ip: config.require("server.max_connections_per_ip")?,
+    })
+}
+
+/// A duration setting with a default, which must not be zero.
+fn positive_duration(config: &Config, key: &str) -> Result<Duration, ConfigError> {
+    let value = config
+        .parse_with(key, parse_duration)?
+        .ok_or_else(|| config.error(key, "a value is required"))?;
+    if value.is_zero() {
+        return Err(config.error(key, "must be longer than zero"));
+    }
+    Ok(value)
+}
+
+/// An optional response header value: printable ASCII on one line, or absent when empty.
+fn header_value(config: &Config, key: &str) -> Result<Option<String>, ConfigError> {
+    Ok(config
+        .parse_with(key, |raw| {
+            if raw.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+                Ok(raw.to_string())
+            } else {
+                Err("expected printable ASCII on one line (a header value)".into())
+            }
+        })?
+        .filter(|v| !v.is_empty()))
+}
+
+fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
     }
 }
 
