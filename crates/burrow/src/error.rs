@@ -24,6 +24,7 @@ pub struct Handled;
 
 const NOT_FOUND: &str = "The page you asked for does not exist.";
 const SERVER_ERROR: &str = "Something went wrong on our side.";
+const BUSY: &str = "The server is too busy to answer this request. Try again in a moment.";
 
 /// The public message of an error response, for the error renderer.
 #[derive(Clone, Debug)]
@@ -85,6 +86,11 @@ impl From<DbError> for Error {
     fn from(e: DbError) -> Error {
         match e {
             DbError::NotFound => Error::not_found(),
+            // Too slow, or cut short by a shutdown: the server is busy, not broken.
+            DbError::Timeout(_) | DbError::Interrupted | DbError::Closed => {
+                tracing::warn!("database: {e}");
+                Error::new(StatusCode::SERVICE_UNAVAILABLE, BUSY)
+            }
             other => Error::internal(format!("database: {other}")),
         }
     }

@@ -15,7 +15,7 @@ use clap::{Arg, ArgAction, ArgMatches};
 use crate::app::{self, App, AppContext};
 use crate::command::Command;
 use crate::config::{Config, ConfigError, Setting};
-use crate::db::{Db, DbError, Dsn, Migrations};
+use crate::db::{Db, DbError, DbOptions, Dsn, Migrations};
 use crate::http::{self, health, staticfiles::StaticFiles};
 use crate::serve::pidfile::PidFile;
 use crate::serve::restart::{self, Inherited, Mode};
@@ -362,7 +362,12 @@ impl Prepared {
         // Certificates before the database: a bad certificate file writes nothing.
         let tls = serve::tls::prepare(&settings).map_err(StartError::config)?;
         let booted = self.boot()?;
-        runtime.block_on(run::run(booted, listeners, tls, signals, inherited, mode))
+        let result = runtime.block_on(run::run(booted, listeners, tls, signals, inherited, mode));
+        // Dropping a runtime waits for every blocking task without limit; the shutdown
+        // already waited for database work up to --shutdown-timeout, so what is left is
+        // abandoned (and logged as such) rather than waited for.
+        runtime.shutdown_timeout(ABANDON_AFTER);
+        result
     }
 
     fn migration_sets(&self) -> Vec<Migrations> {
@@ -381,7 +386,12 @@ impl Prepared {
         };
         let readers = std::thread::available_parallelism().map_or(4, |n| n.get() * 2).max(4);
         let source = self.config.source("database.dsn");
-        let db = Db::open_with(&self.settings.database, readers, self.settings.checkpoints)
+        let options = DbOptions {
+            readers,
+            checkpoints: self.settings.checkpoints,
+            read_timeout: self.settings.db_read_timeout,
+        };
+        let db = Db::open_with(&self.settings.database, &options)
             .map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
         match db.migrate_blocking(&self.migration_sets()) {
             Ok(applied) => {
@@ -490,10 +500,25 @@ impl Prepared {
 impl Booted {
     /// Runs every app's shutdown hook in reverse app order, then closes the database.
     pub async fn shutdown(&self) {
+        self.shutdown_within(self.ctx.settings.shutdown_timeout).await;
+    }
+
+    /// [`Booted::shutdown`], waiting at most `grace` for database work still running on
+    /// blocking threads (it is interrupted first); what is still running then is logged
+    /// and abandoned.
+    pub(crate) async fn shutdown_within(&self, grace: std::time::Duration) {
         for app in self.apps.iter().rev() {
             app.shutdown(&self.ctx).await;
         }
-        self.ctx.db.close().await;
+        let abandoned = self.ctx.db.close(grace).await;
+        if abandoned > 0 {
+            tracing::warn!(
+                operations = abandoned,
+                "shutdown: abandoning {abandoned} database operation(s) still running after \
+                 {:.1} s (interrupted; they end with the process)",
+                grace.as_secs_f64()
+            );
+        }
     }
 
     fn block_on<T>(
@@ -503,6 +528,10 @@ impl Booted {
         runtime()?.block_on(f)
     }
 }
+
+/// How long the runtime still waits for blocking tasks once the server has shut down:
+/// only for tasks finishing right now, since the shutdown already waited for them.
+const ABANDON_AFTER: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Detach (the Type=forking contract) when asked, or by default with a PID file — but
 /// never when a process already waits for this one, under Type=notify, or as PID 1.

@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 pub use dsn::Dsn;
 pub use migrate::{MigrationStatus, Migrations};
-pub use sqlite::{Checkpoints, WAL_RESTART_BYTES};
+pub use sqlite::{Checkpoints, DbOptions, WAL_RESTART_BYTES};
 
 use sqlite::SqlitePool;
 
@@ -54,17 +54,19 @@ impl Db {
     /// Opens the database after checking that its file and directory are usable.
     /// Nothing is created or written when a check fails.
     pub fn open(dsn: &Dsn, readers: usize) -> Result<Db, DbError> {
-        Db::open_with(dsn, readers, Checkpoints::Server)
+        Db::open_with(dsn, &DbOptions { readers, ..DbOptions::default() })
     }
 
-    /// Like [`Db::open`], choosing who checkpoints the WAL.
-    pub fn open_with(dsn: &Dsn, readers: usize, checkpoints: Checkpoints) -> Result<Db, DbError> {
-        let pool = Arc::new(SqlitePool::open(dsn, readers, checkpoints)?);
+    /// Like [`Db::open`], with every option (readers, checkpoints, read budget).
+    pub fn open_with(dsn: &Dsn, options: &DbOptions) -> Result<Db, DbError> {
+        let pool = Arc::new(SqlitePool::open(dsn, options)?);
         SqlitePool::start_idle_checkpoints(&pool);
         Ok(Db { pool })
     }
 
-    /// Runs `f` on a reader connection.
+    /// Runs `f` on a reader connection. It is interrupted ([`DbError::Timeout`]) when it
+    /// runs longer than the read budget (`--database-read-timeout`), and stopped when this
+    /// future is dropped (e.g. the request timed out or its client went away).
     pub async fn read<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
@@ -95,9 +97,11 @@ impl Db {
         }
     }
 
-    /// Closes every connection; later calls fail with [`DbError::Closed`].
-    pub async fn close(&self) {
-        self.pool.close().await
+    /// Closes every connection; later calls fail with [`DbError::Closed`]. Running
+    /// statements are interrupted; waits at most `grace` for them and returns how many
+    /// closures were still running on blocking threads when it gave up.
+    pub async fn close(&self, grace: std::time::Duration) -> usize {
+        self.pool.close(grace).await
     }
 
     pub(crate) fn migrate_blocking(&self, sets: &[Migrations]) -> Result<Vec<String>, DbError> {
@@ -337,6 +341,10 @@ pub enum DbError {
     Migration { file: String, message: String },
     /// The database was closed during shutdown.
     Closed,
+    /// A statement was interrupted: its caller went away, or the database is closing.
+    Interrupted,
+    /// A read ran longer than its budget (`--database-read-timeout`) and was interrupted.
+    Timeout(std::time::Duration),
     /// Application-level error raised inside a transaction closure (rolls back).
     Other(String),
 }
@@ -358,6 +366,12 @@ impl fmt::Display for DbError {
             DbError::Decode { column, reason } => write!(f, "column {column}: {reason}"),
             DbError::Migration { file, message } => write!(f, "migration {file} failed: {message}"),
             DbError::Closed => f.write_str("the database is closed"),
+            DbError::Interrupted => f.write_str("the statement was interrupted"),
+            DbError::Timeout(budget) => write!(
+                f,
+                "the read ran longer than {} s (--database-read-timeout) and was interrupted",
+                budget.as_secs_f64()
+            ),
             DbError::Other(message) => f.write_str(message),
         }
     }
@@ -369,6 +383,11 @@ impl From<rusqlite::Error> for DbError {
     fn from(e: rusqlite::Error) -> Self {
         match e {
             rusqlite::Error::QueryReturnedNoRows => DbError::NotFound,
+            rusqlite::Error::SqliteFailure(code, _)
+                if code.code == rusqlite::ErrorCode::OperationInterrupted =>
+            {
+                DbError::Interrupted
+            }
             rusqlite::Error::SqliteFailure(code, ref message) => {
                 let message = message.clone().unwrap_or_else(|| code.to_string());
                 // SQLITE_ERROR (primary code 1) is "rejected as written".

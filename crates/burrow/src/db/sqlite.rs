@@ -3,10 +3,19 @@
 //! Writers take an async FIFO lock (tokio's `Mutex` is fair) before moving to a blocking
 //! thread, so queued writes wait without occupying threads. Readers are a stack of
 //! connections guarded by a semaphore.
+//!
+//! Work on a blocking thread cannot be cancelled by dropping its future, so every closure
+//! runs under a [`Stop`]: SQLite's progress handler asks it every [`PROGRESS_STEPS`]
+//! virtual-machine steps whether to go on, and a statement told to stop fails with
+//! SQLITE_INTERRUPT. A read stops when its caller goes away (request timeout, client
+//! gone), when it outlives its budget (`--database-read-timeout`), or when the pool
+//! closes; a write only when the pool closes (a write whose request was cancelled still
+//! commits, as the client may have been told nothing either way).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
+use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
@@ -38,6 +47,101 @@ pub(super) struct SqlitePool {
     wal: Option<Arc<Path>>,
     /// Writes since the last idle checkpoint, and when the last one committed.
     activity: Arc<Activity>,
+    /// How long one read may run.
+    read_timeout: Duration,
+    /// Set by [`SqlitePool::close`]: every running statement stops.
+    closing: Arc<AtomicBool>,
+    /// Closures running on blocking threads right now.
+    running: Arc<AtomicUsize>,
+}
+
+/// How often (in SQLite virtual-machine steps) a running statement asks its [`Stop`]
+/// whether to go on: about every 50–100 µs of work, negligible next to the work itself.
+const PROGRESS_STEPS: i32 = 1000;
+
+/// Why a statement should stop, checked from SQLite's progress handler on the thread
+/// running the statement; set from any thread.
+struct Stop {
+    /// The caller went away (its future was dropped).
+    cancelled: AtomicBool,
+    /// The pool is closing.
+    closing: Arc<AtomicBool>,
+    /// The read budget runs out at this instant.
+    deadline: Option<Instant>,
+    /// The read budget, for the error message.
+    budget: Option<Duration>,
+}
+
+impl Stop {
+    fn now(&self) -> bool {
+        self.cancelled.load(Ordering::Relaxed)
+            || self.closing.load(Ordering::Relaxed)
+            || self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn timed_out(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+}
+
+/// Runs `f` on `conn` with `stop` watching its statements (see the module docs), counted
+/// in `running` while it runs.
+fn run_under<T>(
+    conn: &mut Conn,
+    stop: &Arc<Stop>,
+    running: &AtomicUsize,
+    f: impl FnOnce(&Conn) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    struct Running<'a>(&'a AtomicUsize);
+    impl Drop for Running<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+    running.fetch_add(1, Ordering::Relaxed);
+    let _running = Running(running);
+    let watch = stop.clone();
+    let _ = conn.0.progress_handler(PROGRESS_STEPS, Some(move || watch.now()));
+    let result = f(conn);
+    // Drops the handler's reference to this closure's Stop.
+    let _ = conn.0.progress_handler(0, None::<fn() -> bool>);
+    match result {
+        Err(DbError::Interrupted) if stop.timed_out() => {
+            Err(DbError::Timeout(stop.budget.unwrap_or_default()))
+        }
+        other => other,
+    }
+}
+
+/// Cancels a read when its future is dropped before the read finished.
+struct CancelOnDrop(Option<Arc<Stop>>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(stop) = self.0.take() {
+            stop.cancelled.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Options for opening the pool.
+#[derive(Clone, Copy, Debug)]
+pub struct DbOptions {
+    /// Reader connections at most.
+    pub readers: usize,
+    pub checkpoints: Checkpoints,
+    /// A read running longer is interrupted and fails with [`DbError::Timeout`].
+    pub read_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> DbOptions {
+        DbOptions {
+            readers: 4,
+            checkpoints: Checkpoints::Server,
+            read_timeout: Duration::from_secs(30),
+        }
+    }
 }
 
 /// Who checkpoints the WAL into the database file.
@@ -70,11 +174,8 @@ pub(super) struct Activity {
 }
 
 impl SqlitePool {
-    pub(super) fn open(
-        dsn: &Dsn,
-        readers: usize,
-        checkpoints: Checkpoints,
-    ) -> Result<SqlitePool, DbError> {
+    pub(super) fn open(dsn: &Dsn, options: &DbOptions) -> Result<SqlitePool, DbError> {
+        let DbOptions { readers, checkpoints, read_timeout } = *options;
         let target = match dsn {
             Dsn::SqliteFile(path) => {
                 check_file(path)?;
@@ -108,6 +209,9 @@ impl SqlitePool {
             writer: Arc::new(Mutex::new(Some(writer))),
             readers: Arc::new(StdMutex::new(Vec::new())),
             reader_slots: Arc::new(Semaphore::new(readers.max(1))),
+            read_timeout,
+            closing: Arc::default(),
+            running: Arc::default(),
         })
     }
 
@@ -145,12 +249,14 @@ impl SqlitePool {
         T: Send + 'static,
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let guard = self.writer.clone().lock_owned().await;
+        let mut guard = self.writer.clone().lock_owned().await;
         let activity = self.activity.clone();
         let wal = self.wal.clone();
+        let stop = self.stop(None);
+        let running = self.running.clone();
         tokio::task::spawn_blocking(move || {
-            let conn = guard.as_ref().ok_or(DbError::Closed)?;
-            let result = transaction(conn, f);
+            let conn = guard.as_mut().ok_or(DbError::Closed)?;
+            let result = run_under(conn, &stop, &running, |c| transaction(c, f));
             activity.committed();
             // Every 64 commits, look at the WAL: long readers can keep PASSIVE checkpoints
             // from reusing it; a RESTART waits for them and bounds its size.
@@ -164,6 +270,16 @@ impl SqlitePool {
         })
         .await
         .map_err(|e| DbError::Other(format!("write task failed: {e}")))?
+    }
+
+    /// A [`Stop`] for one closure; reads get a deadline.
+    fn stop(&self, budget: Option<Duration>) -> Arc<Stop> {
+        Arc::new(Stop {
+            cancelled: AtomicBool::new(false),
+            closing: self.closing.clone(),
+            deadline: budget.map(|b| Instant::now() + b),
+            budget,
+        })
     }
 
     /// The idle checkpointer: once writes pause for [`IDLE_AFTER`], a TRUNCATE checkpoint
@@ -205,21 +321,27 @@ impl SqlitePool {
         let readers = self.readers.clone();
         let target = self.target.clone();
         let dsn = self.dsn.clone();
+        let stop = self.stop(Some(self.read_timeout));
+        let running = self.running.clone();
+        // Dropped with this future: a request that timed out or whose client left stops
+        // its statement instead of leaving it running on a blocking thread.
+        let mut cancel = CancelOnDrop(Some(stop.clone()));
         // The blocking task returns the connection to the pool itself: a cancelled request
         // must not close a pooled connection.
-        tokio::task::spawn_blocking(move || {
+        let result = tokio::task::spawn_blocking(move || {
             let pooled = readers.lock().expect("reader pool poisoned").pop();
-            let conn = match pooled {
+            let mut conn = match pooled {
                 Some(conn) => conn,
                 None => connect(&target, &dsn)?,
             };
-            let result = f(&conn);
+            let result = run_under(&mut conn, &stop, &running, f);
             readers.lock().expect("reader pool poisoned").push(conn);
             drop(permit);
             result
         })
-        .await
-        .map_err(|e| DbError::Other(format!("read task failed: {e}")))?
+        .await;
+        cancel.0 = None;
+        result.map_err(|e| DbError::Other(format!("read task failed: {e}")))?
     }
 
     /// The file is still there and accessible, a reader can query, and the writer
@@ -243,19 +365,32 @@ impl SqlitePool {
         .map_err(|e| DbError::Other(e.to_string()))?
     }
 
-    pub(super) async fn close(&self) {
+    /// Stops every running statement, refuses new work and closes the connections, waiting
+    /// at most `grace` for closures still running on blocking threads. Returns how many
+    /// were still running when it gave up (they end with the process).
+    pub(super) async fn close(&self, grace: Duration) -> usize {
+        let deadline = tokio::time::Instant::now() + grace;
+        self.closing.store(true, Ordering::Relaxed);
         self.reader_slots.close();
         let readers = std::mem::take(&mut *self.readers.lock().expect("reader pool poisoned"));
         drop(readers);
-        if let Some(writer) = self.writer.lock().await.take() {
+        if let Ok(mut guard) = tokio::time::timeout_at(deadline, self.writer.lock()).await
+            && let Some(writer) = guard.take()
+        {
             // Lets SQLite refresh its query planner statistics, then closing the last
             // connection checkpoints the WAL into the main file.
-            let _ = tokio::task::spawn_blocking(move || {
+            let closed = tokio::task::spawn_blocking(move || {
                 let _ = writer.0.execute_batch("PRAGMA optimize;");
                 drop(writer);
-            })
-            .await;
+            });
+            let _ = tokio::time::timeout_at(deadline, closed).await;
         }
+        // Interrupted statements end within a progress step; what is still running now
+        // is stuck outside SQLite's virtual machine (e.g. waiting on a file lock).
+        while self.running.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        self.running.load(Ordering::Relaxed)
     }
 }
 
@@ -433,5 +568,83 @@ impl rusqlite::ToSql for Value {
             Value::Text(s) => ToSqlOutput::Borrowed(ValueRef::Text(s.as_bytes())),
             Value::Blob(b) => ToSqlOutput::Borrowed(ValueRef::Blob(b)),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    /// Counts forever: a statement that only stops when it is told to.
+    const ENDLESS: &str =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+
+    fn memory_db(readers: usize, read_timeout: Duration) -> Db {
+        let options = DbOptions { readers, read_timeout, ..DbOptions::default() };
+        Db::open_with(&Dsn::SqliteMemory, &options).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_read_past_its_budget_is_interrupted() {
+        let db = memory_db(1, Duration::from_millis(100));
+        let started = Instant::now();
+        let err = db.read(|c| c.query_one::<(i64,)>(ENDLESS, &[])).await.unwrap_err();
+        assert!(matches!(err, DbError::Timeout(_)), "{err:?}");
+        assert!(err.to_string().contains("--database-read-timeout"), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        // The reader is back in the pool and usable.
+        let (one,): (i64,) = db.read(|c| c.query_one("SELECT 1", &[])).await.unwrap();
+        assert_eq!(one, 1);
+    }
+
+    #[tokio::test]
+    async fn dropping_a_read_stops_its_statement_and_frees_the_reader() {
+        // One reader and no useful budget: only the cancellation can free it.
+        let db = memory_db(1, Duration::from_secs(3600));
+        let endless = db.read(|c| c.query_one::<(i64,)>(ENDLESS, &[]));
+        assert!(tokio::time::timeout(Duration::from_millis(100), endless).await.is_err());
+        let next = db.read(|c| c.query_one::<(i64,)>("SELECT 2", &[]));
+        let (two,) = tokio::time::timeout(Duration::from_secs(10), next)
+            .await
+            .expect("the reader was freed when the first read was dropped")
+            .unwrap();
+        assert_eq!(two, 2);
+    }
+
+    #[tokio::test]
+    async fn closing_interrupts_running_work_and_reports_nothing_abandoned() {
+        let db = memory_db(2, Duration::from_secs(3600));
+        let reader = tokio::spawn({
+            let db = db.clone();
+            async move { db.read(|c| c.query_one::<(i64,)>(ENDLESS, &[])).await }
+        });
+        let writer = tokio::spawn({
+            let db = db.clone();
+            async move { db.write(|c| c.query_one::<(i64,)>(ENDLESS, &[])).await }
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let abandoned = db.close(Duration::from_secs(10)).await;
+        assert_eq!(abandoned, 0);
+        assert!(matches!(reader.await.unwrap(), Err(DbError::Interrupted)));
+        assert!(matches!(writer.await.unwrap(), Err(DbError::Interrupted)));
+        assert!(matches!(
+            db.read(|c| c.query_one::<(i64,)>("SELECT 1", &[])).await,
+            Err(DbError::Closed)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_caller_went_away_still_commits() {
+        let db = memory_db(1, Duration::from_secs(3600));
+        db.write(|c| c.execute_batch("CREATE TABLE t(x)")).await.unwrap();
+        let slow = db.write(|c| {
+            std::thread::sleep(Duration::from_millis(200));
+            c.execute("INSERT INTO t VALUES (1)", &[])
+        });
+        assert!(tokio::time::timeout(Duration::from_millis(20), slow).await.is_err());
+        // Queued behind the dropped write, so it sees its commit.
+        let (n,): (i64,) = db.write(|c| c.query_one("SELECT count(*) FROM t", &[])).await.unwrap();
+        assert_eq!(n, 1);
     }
 }

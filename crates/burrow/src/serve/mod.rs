@@ -3,10 +3,12 @@
 //!
 //! Listeners are plain `std` sockets created before serving (so a restarted process can
 //! inherit them), each with a [`Role`]; [`serve`] runs one accept loop per listener until
-//! the shutdown signal, then drains in-flight requests up to the shutdown timeout. A
-//! listener with a TLS acceptor does the handshake in the connection's task, never in the
-//! accept loop, so one slow client cannot hold up the others.
+//! the shutdown signal, then drains in-flight requests up to the shutdown timeout. Each
+//! connection is served in its own task ([`conn`]: the TLS handshake too, so one slow
+//! client cannot hold up the others), under the deadlines and caps of [`limits`].
 
+mod conn;
+mod limits;
 pub(crate) mod notify;
 pub(crate) mod pidfile;
 pub(crate) mod restart;
@@ -19,25 +21,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
-use crate::settings::TlsMode;
-
-/// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// A connection that became ready for requests (accepted, or TLS handshake done) this
-/// recently when draining starts is served that long before it is asked to close: its
-/// client has sent, or is about to send, its first request. Without it a connection whose
-/// TLS handshake ends just as a SIGHUP hand-over drains would be closed (HTTP/2: before
-/// its preface is read) and its request would fail.
-const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+use crate::settings::{ConnectionLimits, TlsMode};
 
 /// What a listening socket is for. Carried through the SIGHUP hand-over, so the successor
 /// serves each inherited socket the way its predecessor did.
@@ -249,24 +237,31 @@ pub(crate) async fn serve(
     endpoints: Vec<Endpoint>,
     stop: Stop,
     drain: Duration,
+    limits: ConnectionLimits,
 ) -> std::io::Result<usize> {
     // Every connection task holds a receiver: the sender's receiver count is the number of
     // open connections, and `closed()` resolves when all have ended.
     let (drain_tx, _) = watch::channel(false);
     let drain_tx = Arc::new(drain_tx);
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(Duration::from_secs(30));
+    let builder = conn::builder(&limits);
+    // One cap for all listeners: they share the process's file descriptors.
+    let max = limits::effective_max(limits.max, limits::raise_open_files_limit());
+    let caps = Arc::new(limits::Caps::new(&limits, max));
+    let accept_errors = Arc::new(limits::Throttle::default());
     let mut loops = Vec::new();
     for endpoint in endpoints {
         endpoint.socket.set_nonblocking(true)?;
         let listener = TcpListener::from_std(endpoint.socket)?;
-        let conns = Conns {
+        let conns = conn::Conns {
             router: endpoint.router,
             tls: endpoint.tls,
             builder: builder.clone(),
+            limits,
+            caps: caps.clone(),
             drain: drain_tx.clone(),
+            accept_errors: accept_errors.clone(),
         };
-        loops.push(tokio::spawn(accept_loop(listener, conns, stop.stop.subscribe())));
+        loops.push(tokio::spawn(conn::accept_loop(listener, conns, stop.stop.subscribe())));
     }
     let mut rx = stop.stop.subscribe();
     let grace = match rx.wait_for(Option::is_some).await {
@@ -294,111 +289,6 @@ pub(crate) async fn serve(
             Ok(open)
         }
     }
-}
-
-/// What an accept loop needs to serve a connection.
-struct Conns {
-    router: Router,
-    tls: Option<TlsAcceptor>,
-    builder: Builder<TokioExecutor>,
-    drain: Arc<watch::Sender<bool>>,
-}
-
-async fn accept_loop(
-    listener: TcpListener,
-    conns: Conns,
-    mut stop: watch::Receiver<Option<Duration>>,
-) {
-    let stopped = async move {
-        let _ = stop.wait_for(Option::is_some).await;
-    };
-    tokio::pin!(stopped);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = &mut stopped => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let router = conns.router.clone();
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(PeerAddr(peer));
-                router.clone().oneshot(request.map(axum::body::Body::new))
-            },
-        );
-        let builder = conns.builder.clone();
-        // Taken before the task starts: a drain signalled while the TLS handshake runs
-        // still reaches this connection, and the drain waits for it.
-        let drain = conns.drain.subscribe();
-        match conns.tls.clone() {
-            None => {
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                tokio::spawn(async move {
-                    if let Err(e) = drive(conn, drain, tokio::time::Instant::now()).await {
-                        tracing::debug!("connection from {peer}: {e}");
-                    }
-                });
-            }
-            Some(acceptor) => {
-                tokio::spawn(async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::debug!("TLS handshake with {peer} failed: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!("TLS handshake with {peer} timed out");
-                            return;
-                        }
-                    };
-                    let conn = builder
-                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
-                        .into_owned();
-                    if let Err(e) = drive(conn, drain, tokio::time::Instant::now()).await {
-                        tracing::debug!("connection from {peer}: {e}");
-                    }
-                });
-            }
-        }
-    }
-}
-
-/// Serves one connection until it ends; once draining starts, asks it to close gracefully
-/// (HTTP/1.1: after the response in flight; HTTP/2: GOAWAY), after [`FIRST_REQUEST_GRACE`]
-/// if it only just became ready.
-async fn drive<C>(
-    conn: C,
-    mut drain: watch::Receiver<bool>,
-    ready_at: tokio::time::Instant,
-) -> Result<(), C::Error>
-where
-    C: GracefulConnection
-        + std::future::Future<Output = Result<(), <C as GracefulConnection>::Error>>,
-{
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => return result,
-        _ = drain.wait_for(|draining| *draining) => {}
-    }
-    if let Ok(result) = tokio::time::timeout_at(ready_at + FIRST_REQUEST_GRACE, conn.as_mut()).await
-    {
-        return result;
-    }
-    conn.as_mut().graceful_shutdown();
-    conn.await
 }
 
 /// The signals a server acts on.

@@ -13,6 +13,10 @@ use crate::server::{Booted, StartError};
 /// after a hand-over, before closing idle ones: requests already sent on them are answered.
 const HANDOVER_GRACE: Duration = Duration::from_millis(500);
 
+/// The least time the database gets to close after draining, even when draining used up
+/// the shutdown timeout: interrupted statements end within milliseconds.
+const MIN_CLOSE_GRACE: Duration = Duration::from_millis(200);
+
 /// Serves until SIGINT/SIGTERM, or until a successor started on SIGHUP is ready; then
 /// drains, runs shutdown hooks, closes the database and removes the PID file if it is ours.
 pub(crate) async fn run(
@@ -60,7 +64,12 @@ pub(crate) async fn run(
         endpoints.push(endpoint);
     }
     let stop = Stop::new(booted.draining.clone());
-    let server = tokio::spawn(serve(endpoints, stop.clone(), settings.shutdown_timeout));
+    let server = tokio::spawn(serve(
+        endpoints,
+        stop.clone(),
+        settings.shutdown_timeout,
+        settings.connections,
+    ));
     // Ready does not wait for a first ACME certificate (docs/tls.md): the challenge port
     // must be served for the CA to validate, and this process is the one serving it.
     let acme = tls.acme.map(|acme| tokio::spawn(acme.run()));
@@ -132,6 +141,8 @@ pub(crate) async fn run(
     if !handed_over {
         notify::notify("STOPPING=1");
     }
+    // Draining and the database's blocking work share one deadline.
+    let deadline = tokio::time::Instant::now() + settings.shutdown_timeout;
     stop.trigger(if handed_over { HANDOVER_GRACE } else { Duration::ZERO });
     match server.await {
         Ok(Ok(0)) => {}
@@ -141,7 +152,8 @@ pub(crate) async fn run(
         Ok(Err(e)) => tracing::error!("server error: {e}"),
         Err(e) => tracing::error!("server task failed: {e}"),
     }
-    booted.shutdown().await;
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    booted.shutdown_within(left.max(MIN_CLOSE_GRACE)).await;
     drop(handover);
     if let Some(pid_file) = pid_file {
         pid_file.remove();

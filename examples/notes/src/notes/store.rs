@@ -57,15 +57,48 @@ pub struct Page {
     pub page: usize,
     pub next: Option<usize>,
     pub prev: Option<usize>,
-    /// Set when the search query is not valid FTS5 syntax.
-    pub search_error: bool,
+    /// Why the search query was not run: bad FTS5 syntax, or over the limits below.
+    pub search_error: Option<&'static str>,
+}
+
+const SYNTAX: &str = "check quotes and operators (AND, OR, NOT), or search for plain words.";
+
+/// The longest search query, in characters.
+pub const QUERY_MAX_CHARS: usize = 200;
+/// The most terms (words, prefixes, phrase words) in a search query. Each term of an
+/// OR is looked up and ranked separately, so the cost of a query grows with its terms:
+/// hundreds of one-letter prefixes (`a* OR b* OR …`) kept a reader busy for seconds.
+pub const QUERY_MAX_TERMS: usize = 12;
+
+/// Why a search query is refused before it reaches SQLite, if it is.
+fn query_error(q: &str) -> Option<&'static str> {
+    if q.chars().count() > QUERY_MAX_CHARS {
+        return Some("use at most 200 characters.");
+    }
+    let terms: Vec<&str> = q
+        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"'))
+        .filter(|t| !t.is_empty() && !matches!(*t, "AND" | "OR" | "NOT"))
+        .collect();
+    if terms.len() > QUERY_MAX_TERMS {
+        return Some("use at most 12 words.");
+    }
+    // `a*` matches a good part of every note's words, and costs accordingly.
+    let short_prefix = terms.iter().any(|t| {
+        t.strip_suffix('*').is_some_and(|stem| stem.trim_start_matches('^').chars().count() < 2)
+    });
+    short_prefix.then_some("put at least 2 letters before a * (e.g. dep*).")
 }
 
 /// Lists newest first, or searches by relevance when `q` is not blank. Invalid search
-/// syntax is an empty page with `search_error`, never an error.
+/// syntax, or a query over the limits, is an empty page with `search_error`, never an
+/// error.
 pub async fn page(db: &Db, q: &str, page: usize) -> Result<Page, DbError> {
     let q = q.trim().to_string();
     let page = page.max(1);
+    if let Some(reason) = query_error(&q) {
+        let search_error = Some(reason);
+        return Ok(Page { items: Vec::new(), page, next: None, prev: None, search_error });
+    }
     let offset = (page - 1) * PER_PAGE;
     // One row more than a page tells whether there is a next page.
     let limit = PER_PAGE + 1;
@@ -88,8 +121,8 @@ pub async fn page(db: &Db, q: &str, page: usize) -> Result<Page, DbError> {
         })
         .await;
     let (mut items, search_error) = match result {
-        Ok(items) => (items, false),
-        Err(e) if e.is_rejected_query() => (Vec::new(), true),
+        Ok(items) => (items, None),
+        Err(e) if e.is_rejected_query() => (Vec::new(), Some(SYNTAX)),
         Err(e) => return Err(e),
     };
     let next = (items.len() > PER_PAGE).then_some(page + 1);
@@ -111,7 +144,7 @@ pub async fn create(db: &Db, form: NoteForm) -> Result<Note, DbError> {
     db.write(move |c| {
         c.query_one(
             "INSERT INTO notes (title, content) VALUES (?, ?) RETURNING id, title, content, created_at, updated_at",
-            params![form.title.trim(), form.content],
+            params![plain(form.title.trim()), plain(&form.content)],
         )
     })
     .await
@@ -123,7 +156,7 @@ pub async fn update(db: &Db, id: i64, form: NoteForm) -> Result<Option<Note>, Db
         c.query_opt(
             "UPDATE notes SET title = ?, content = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?
              RETURNING id, title, content, created_at, updated_at",
-            params![form.title.trim(), form.content, id],
+            params![plain(form.title.trim()), plain(&form.content), id],
         )
     })
     .await
@@ -146,7 +179,7 @@ pub async fn insert_many(db: &Db, notes: Vec<(String, String)>) -> Result<(), Db
             for (title, content) in &chunk {
                 c.execute(
                     "INSERT INTO notes (title, content) VALUES (?, ?)",
-                    params![title, content],
+                    params![plain(title), plain(content)],
                 )?;
             }
             Ok(())
@@ -186,7 +219,16 @@ impl NoteForm {
     }
 }
 
+/// Text as stored: without control characters other than tab and line breaks. They have
+/// no place in a note, and search results use two of them (\x02, \x03) to mark matches,
+/// so text that contained them could inject `<mark>` tags (migration 0003 cleaned the
+/// notes stored before).
+fn plain(text: &str) -> String {
+    text.chars().filter(|&c| !c.is_control() || matches!(c, '\t' | '\n' | '\r')).collect()
+}
+
 /// Escapes text for HTML, turning the FTS highlight markers (\x02, \x03) into `<mark>`.
+/// Stored text never contains them ([`plain`]).
 fn marked(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     for ch in text.chars() {
@@ -214,6 +256,24 @@ mod tests {
             marked("a <b> \u{2}word\u{3} & 'c'"),
             "a &lt;b&gt; <mark>word</mark> &amp; &#x27;c&#x27;"
         );
+    }
+
+    #[test]
+    fn stored_text_has_no_control_characters_but_keeps_line_breaks() {
+        assert_eq!(plain("a\u{2}b\u{3}c\u{0}d\u{1b}[0m\u{85}e"), "abcd[0me");
+        assert_eq!(plain("line 1\r\nline 2\tcol"), "line 1\r\nline 2\tcol");
+    }
+
+    #[test]
+    fn search_queries_are_bounded() {
+        assert_eq!(query_error("backup OR deploy*"), None);
+        assert_eq!(query_error(&["w"; 12].join(" OR ")), None);
+        assert!(query_error(&["w*"; 13].join(" OR ")).is_some_and(|m| m.contains("12 words")));
+        assert!(query_error("\"a b c d e f g h i j k l m\"").is_some());
+        assert!(query_error(&"x".repeat(201)).is_some_and(|m| m.contains("200 characters")));
+        assert!(query_error("backup OR d*").is_some_and(|m| m.contains("2 letters")));
+        assert!(query_error("^a* OR *").is_some());
+        assert_eq!(query_error("de* ^dep*"), None);
     }
 
     #[test]

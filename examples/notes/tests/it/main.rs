@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod http;
 mod lifecycle;
+mod limits;
 mod load;
 mod notes;
 mod procs;

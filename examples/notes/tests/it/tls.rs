@@ -66,7 +66,7 @@ fn client_config(
     Arc::new(config)
 }
 
-fn trusting(pem_file: &Path, alpn: &[&str]) -> Arc<ClientConfig> {
+pub(crate) fn trusting(pem_file: &Path, alpn: &[&str]) -> Arc<ClientConfig> {
     client_config(&certs_in(pem_file), alpn, rustls::DEFAULT_VERSIONS)
 }
 
@@ -138,7 +138,7 @@ async fn https_get(
 // Starting servers and tools
 
 /// Starts `launch` and waits for `listening on https://127.0.0.1:PORT` and `ready`.
-fn start_https(launch: &Launch) -> Server {
+pub(crate) fn start_https(launch: &Launch) -> Server {
     let mut server = launch.spawn();
     const MARK: &str = "listening on https://127.0.0.1:";
     let line = server.wait_for_log("listening on https://127.0.0.1:PORT", |l| l.contains(MARK));

@@ -1,0 +1,332 @@
+//! Accepting and serving connections: one path for plain and TLS connections, with the
+//! deadlines that close connections which never speak or sit idle.
+//!
+//! A connection lives in its own task. Its deadlines:
+//! - **first request**: the TLS handshake (if any), HTTP/2 preface or protocol detection
+//!   and the first request's headers must arrive within `--header-timeout` of the accept;
+//!   otherwise the connection is dropped. hyper itself has no deadline before it knows
+//!   the protocol, so a client sending nothing, or half an HTTP/2 preface, would be kept
+//!   forever.
+//! - **idle**: with no request in flight for `--idle-timeout`, the connection is asked to
+//!   close (HTTP/1.1: closed; HTTP/2: GOAWAY); hyper also closes HTTP/1.1 connections
+//!   whose next request's headers do not arrive within it, and pings HTTP/2 clients to
+//!   find dead peers.
+//! - **closing**: a connection asked to close that has no request in flight yet stays
+//!   open for another `--header-timeout` is dropped.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulConnection;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+
+use super::PeerAddr;
+use super::limits::{Caps, Throttle};
+use crate::settings::ConnectionLimits;
+
+/// A connection that became ready for requests (accepted, or TLS handshake done) this
+/// recently when draining starts is served that long before it is asked to close: its
+/// client has sent, or is about to send, its first request. Without it a connection whose
+/// TLS handshake ends just as a SIGHUP hand-over drains would be closed (HTTP/2: before
+/// its preface is read) and its request would fail.
+const FIRST_REQUEST_GRACE: Duration = Duration::from_secs(1);
+
+/// The most a client may send before its request's headers are complete (HTTP/1.1: the
+/// read buffer; HTTP/2: the header list). hyper's default buffer of ~400 KB let every
+/// unfinished request pin that much memory; beyond this HTTP/1.1 answers 431.
+pub(crate) const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// How often an HTTP/2 connection is pinged; a peer that does not answer within the same
+/// time is gone and its connection is closed.
+const H2_PING_EVERY: Duration = Duration::from_secs(20);
+
+/// The hyper connection builder with the limits above.
+pub(crate) fn builder(limits: &ConnectionLimits) -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout)
+        .max_buf_size(MAX_HEADER_BYTES);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(H2_PING_EVERY)
+        .keep_alive_timeout(H2_PING_EVERY)
+        .max_header_list_size(MAX_HEADER_BYTES as u32);
+    builder
+}
+
+/// What an accept loop needs to serve a connection.
+pub(crate) struct Conns {
+    pub(crate) router: Router,
+    pub(crate) tls: Option<TlsAcceptor>,
+    pub(crate) builder: Builder<TokioExecutor>,
+    pub(crate) limits: ConnectionLimits,
+    pub(crate) caps: Arc<Caps>,
+    /// Every connection task holds a receiver (see [`super::serve`]).
+    pub(crate) drain: Arc<watch::Sender<bool>>,
+    pub(crate) accept_errors: Arc<Throttle>,
+}
+
+/// Accepts connections until `stop`, each served in its own task.
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    conns: Conns,
+    mut stop: watch::Receiver<Option<Duration>>,
+) {
+    let stopped = async move {
+        let _ = stop.wait_for(Option::is_some).await;
+    };
+    tokio::pin!(stopped);
+    loop {
+        let room = tokio::select! {
+            room = conns.caps.room() => room,
+            _ = &mut stopped => break,
+        };
+        let Some(room) = room else { break };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning, and say so at
+                    // most once a second instead of flooding the log.
+                    if let Some(suppressed) = conns.accept_errors.ready() {
+                        tracing::warn!(suppressed, "accept failed: {e}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = &mut stopped => break,
+        };
+        let Some(slot) = conns.caps.admit(room, peer.ip()) else { continue };
+        let accepted_at = Instant::now();
+        let _ = stream.set_nodelay(true);
+        let conn = Connection {
+            peer,
+            accepted_at,
+            router: conns.router.clone(),
+            builder: conns.builder.clone(),
+            limits: conns.limits,
+            // Taken before the task starts: a drain signalled while the TLS handshake
+            // runs still reaches this connection, and the drain waits for it.
+            drain: conns.drain.subscribe(),
+        };
+        let tls = conns.tls.clone();
+        tokio::spawn(async move {
+            conn.run(stream, tls).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One accepted connection.
+struct Connection {
+    peer: std::net::SocketAddr,
+    accepted_at: Instant,
+    router: Router,
+    builder: Builder<TokioExecutor>,
+    limits: ConnectionLimits,
+    drain: watch::Receiver<bool>,
+}
+
+impl Connection {
+    async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        let peer = self.peer;
+        let Some(acceptor) = tls else {
+            return self.serve(stream).await;
+        };
+        let deadline = self.accepted_at + self.limits.header_timeout;
+        match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
+            Ok(Ok(tls)) => self.serve(tls).await,
+            Ok(Err(e)) => tracing::debug!("TLS handshake with {peer} failed: {e}"),
+            Err(_) => tracing::debug!("TLS handshake with {peer} timed out (--header-timeout)"),
+        }
+    }
+
+    /// Serves HTTP/1.1 or HTTP/2 on `io` until the connection ends or a deadline closes it.
+    async fn serve<I>(self, io: I)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = self.peer;
+        let activity = Arc::new(Activity::new(self.accepted_at));
+        let tracked = activity.clone();
+        let router = self.router;
+        let service = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                let done = tracked.request_started();
+                request.extensions_mut().insert(PeerAddr(peer));
+                let response = router.clone().oneshot(request.map(axum::body::Body::new));
+                // In flight until its body is sent (or dropped): a long download or an
+                // event stream is not idle.
+                async move { response.await.map(|r| r.map(|body| Tracked { body, _done: done })) }
+            },
+        );
+        let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        let ready_at = Instant::now();
+        let deadlines = Deadlines { accepted_at: self.accepted_at, ready_at, limits: self.limits };
+        if let Err(e) = drive(conn, self.drain, &activity, deadlines).await {
+            tracing::debug!("connection from {peer}: {e}");
+        }
+    }
+}
+
+/// Requests on one connection, as seen by the service: how many are in flight (from the
+/// request's headers to the last byte of its response) and when the last one started or
+/// ended.
+struct Activity {
+    origin: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds after `origin` of the last request start or end; `u64::MAX` before the
+    /// first request.
+    last_ms: AtomicU64,
+}
+
+/// Ends a request in [`Activity`] when dropped: with its response body, or with the
+/// response future when the request is abandoned before it has one.
+struct RequestDone(Arc<Activity>);
+
+impl Activity {
+    fn new(origin: Instant) -> Activity {
+        Activity { origin, in_flight: AtomicUsize::new(0), last_ms: AtomicU64::new(u64::MAX) }
+    }
+
+    fn request_started(self: &Arc<Self>) -> RequestDone {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        RequestDone(self.clone())
+    }
+
+    fn touch(&self) {
+        self.last_ms.store(self.origin.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn busy(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) > 0
+    }
+
+    /// When the last request started or ended; `None` before the first request.
+    fn last(&self) -> Option<Instant> {
+        match self.last_ms.load(Ordering::Relaxed) {
+            u64::MAX => None,
+            ms => Some(self.origin + Duration::from_millis(ms)),
+        }
+    }
+}
+
+/// A response body that ends its request in [`Activity`] when it is finished or dropped.
+struct Tracked {
+    body: axum::body::Body,
+    _done: RequestDone,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for RequestDone {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Deadlines {
+    accepted_at: Instant,
+    /// When the connection became ready for requests (after the TLS handshake).
+    ready_at: Instant,
+    limits: ConnectionLimits,
+}
+
+/// Serves one connection until it ends, closing it when it misses a deadline (module
+/// docs). Once draining starts it is asked to close gracefully (HTTP/1.1: after the
+/// response in flight; HTTP/2: GOAWAY), after [`FIRST_REQUEST_GRACE`] if it only just
+/// became ready.
+async fn drive<C>(
+    conn: C,
+    mut drain: watch::Receiver<bool>,
+    activity: &Activity,
+    at: Deadlines,
+) -> Result<(), C::Error>
+where
+    C: GracefulConnection
+        + std::future::Future<Output = Result<(), <C as GracefulConnection>::Error>>,
+{
+    let ConnectionLimits { header_timeout, idle_timeout, .. } = at.limits;
+    tokio::pin!(conn);
+    let mut draining = false;
+    let mut closing_since: Option<Instant> = None;
+    loop {
+        let now = Instant::now();
+        let check_at = match (closing_since, activity.last()) {
+            _ if activity.busy() => now + idle_timeout,
+            (Some(since), _) => since + header_timeout,
+            // Nothing wakes this loop when the first request arrives, so with an idle
+            // timeout shorter than the header timeout look again after the former.
+            (None, None) => {
+                let first_look = at.accepted_at + idle_timeout.min(header_timeout);
+                if first_look > now { first_look } else { at.accepted_at + header_timeout }
+            }
+            (None, Some(last)) => last + idle_timeout,
+        };
+        let drain_close_at = at.ready_at + FIRST_REQUEST_GRACE;
+        tokio::select! {
+            result = conn.as_mut() => return result,
+            _ = drain.wait_for(|draining| *draining), if !draining => draining = true,
+            _ = tokio::time::sleep_until(drain_close_at), if draining && closing_since.is_none() => {
+                conn.as_mut().graceful_shutdown();
+                closing_since = Some(Instant::now());
+            }
+            _ = tokio::time::sleep_until(check_at) => {
+                if activity.busy() {
+                    continue;
+                }
+                if closing_since.is_some() {
+                    tracing::debug!("connection did not close when asked to; dropping it");
+                    return Ok(());
+                }
+                match activity.last() {
+                    None if Instant::now() >= at.accepted_at + header_timeout => {
+                        tracing::debug!("no request within --header-timeout; closing the connection");
+                        return Ok(());
+                    }
+                    None => {}
+                    Some(last) if last + idle_timeout <= Instant::now() => {
+                        tracing::debug!("no request for --idle-timeout; closing the connection");
+                        conn.as_mut().graceful_shutdown();
+                        closing_since = Some(Instant::now());
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}
