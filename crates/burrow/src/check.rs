@@ -53,6 +53,14 @@ pub(crate) fn run(settings: &Settings) -> Vec<Problem> {
         }
         _ => {}
     }
+    // A cert dir open to others is tightened at start when this user owns it; otherwise
+    // the start is refused, with this line.
+    if matches!(settings.tls.mode, TlsMode::SelfSigned | TlsMode::Acme)
+        && let Err(problem) =
+            crate::files::check_private_dir(&settings.tls.cert_dir, "--tls-cert-dir")
+    {
+        say(problem);
+    }
     if let Some(cert) = certificate_file(settings)
         && let Ok(pem) = std::fs::read(&cert)
     {
@@ -116,17 +124,28 @@ fn certificate_file(settings: &Settings) -> Option<std::path::PathBuf> {
 }
 
 fn database(path: &Path, say: &mut impl FnMut(String)) {
-    let dir = crate::paths::parent_dir(path);
+    let dir = crate::files::parent_dir(path);
     if !dir.is_dir() {
         say(format!("database directory {} does not exist", dir.display()));
         return;
     }
-    if !crate::paths::dir_writable(dir) {
+    if !crate::files::dir_writable(dir) {
         say(format!(
             "database directory {} is not writable by this user: SQLite must create {}-wal and -shm there (with systemd's ProtectSystem=strict, list it in ReadWritePaths=)",
             dir.display(),
             path.display()
         ));
+    }
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::MetadataExt;
+        let mode = meta.mode() & 0o777;
+        if mode & 0o006 != 0 {
+            say(format!(
+                "database file {} is open to every user on this machine (mode {mode:04o}; SQLite gives its -wal and -shm files the same mode): chmod 600 it (the server creates it 0600)",
+                path.display()
+            ));
+        }
     }
     if path.exists() {
         match rusqlite::Connection::open_with_flags(

@@ -267,7 +267,8 @@ impl Server {
                 .subcommand(
                     clap::Command::new("backup")
                         .about("Copy the live database consistently (safe while the server runs)")
-                        .arg(Arg::new("dest").required(true).value_name("DEST").help("File, or directory for app-YYYYMMDD-HHMMSS.db")),
+                        .arg(Arg::new("dest").required(true).value_name("DEST").help("File, or directory for app-YYYYMMDD-HHMMSS.db"))
+                        .arg(Arg::new("force").long("force").action(ArgAction::SetTrue).help("Replace DEST if it is an existing file (never the database itself, never a symbolic link)")),
                 )
                 .subcommand(clap::Command::new("check").about("Report what would go wrong in production"));
         for command in commands {
@@ -292,9 +293,8 @@ impl Prepared {
                 }
                 Ok(())
             }
-            Some(("backup", args)) => {
-                self.backup(args.get_one::<String>("dest").expect("required"))
-            }
+            Some(("backup", args)) => self
+                .backup(args.get_one::<String>("dest").expect("required"), args.get_flag("force")),
             Some(("check", _)) => {
                 let problems = crate::check::run(&self.settings);
                 for problem in &problems {
@@ -414,8 +414,10 @@ impl Prepared {
         }
     }
 
-    /// `server backup DEST`: works whether or not a server runs on the database.
-    fn backup(&self, dest: &str) -> Result<(), StartError> {
+    /// `server backup DEST [--force]`: works whether or not a server runs on the database.
+    /// A destination that is refused is bad input (exit code 2, nothing written); a backup
+    /// that fails while copying exits with 1.
+    fn backup(&self, dest: &str, force: bool) -> Result<(), StartError> {
         let Dsn::SqliteFile(source) = &self.settings.database else {
             return Err(StartError::config(
                 "an in-memory database (--database-dsn sqlite://:memory:) cannot be backed up",
@@ -423,8 +425,10 @@ impl Prepared {
         };
         let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let mut last = 0;
-        let report =
-            crate::db::backup::backup(source, std::path::Path::new(dest), |done, total| {
+        let plan = crate::db::backup::plan(source, std::path::Path::new(dest), force)
+            .map_err(|e| StartError::config(e.to_string()))?;
+        let report = plan
+            .run(|done, total| {
                 // Progress for large databases (25,000 pages ≈ 100 MB), at most once per percent.
                 let percent = done * 100 / total.max(1);
                 if (show || total > 25_000) && percent != last {

@@ -3,9 +3,15 @@
 //! SQLite's online backup API copies pages from a read snapshot: the source connection
 //! holds one read transaction for the whole copy, so in WAL mode writers keep going and
 //! the copy is exactly the database as of the moment the backup began. The copy is
-//! written under a temporary name, switched out of WAL mode (one self-contained file),
-//! checked with `PRAGMA integrity_check`, synced, and only then renamed into place — a
-//! crash or an error never leaves a half-written file under the final name.
+//! written to a [`TempFile`] (random name, 0600), switched out of WAL mode (one
+//! self-contained file), checked with `PRAGMA integrity_check`, synced, and only then
+//! renamed into place — a crash or an error never leaves a half-written file under the
+//! final name.
+//!
+//! The destination is checked first ([`plan`]), before anything is written: never the
+//! database or one of its -wal, -shm, -journal files (by path, and by device and inode for
+//! an existing file, so a hard link is caught too), never through a symbolic link, and an
+//! existing file only with `--force`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -14,6 +20,10 @@ use rusqlite::backup::{Backup, StepResult};
 use rusqlite::{Connection, OpenFlags};
 
 use super::DbError;
+use crate::files::{TempFile, dir_writable, parent_dir};
+
+/// The files SQLite keeps beside a database.
+const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
 
 /// What a finished backup reports.
 #[derive(Debug, Clone)]
@@ -31,65 +41,214 @@ impl BackupReport {
     }
 }
 
-/// Where the backup goes: `dest` itself, or a timestamped file inside it when `dest` is a
-/// directory (`app-YYYYMMDD-HHMMSS.db` for `app.db`).
-pub fn destination(source: &Path, dest: &Path) -> PathBuf {
-    if dest.is_dir() {
-        let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("backup");
-        let stamp = utc_stamp();
-        // Two backups within one second must not replace each other.
-        (1..)
-            .map(|n| {
-                if n == 1 {
-                    dest.join(format!("{stem}-{stamp}.db"))
-                } else {
-                    dest.join(format!("{stem}-{stamp}-{n}.db"))
-                }
-            })
-            .find(|path| !path.exists())
-            .expect("an unused name")
+/// A backup whose destination passed [`plan`]'s checks.
+#[derive(Debug)]
+pub struct Plan {
+    source: PathBuf,
+    target: PathBuf,
+    /// `--force`: an existing file at `target` is replaced.
+    replace: bool,
+}
+
+/// Checks a backup of the database at `source` to `dest` before anything is written, and
+/// returns the file it will create: `dest` itself, or a timestamped file inside it when
+/// `dest` is a directory (`app-YYYYMMDD-HHMMSS.db` for `app.db`; a symbolic link to a
+/// directory is a directory). An error is one line naming the problem: a missing database
+/// or destination directory; a destination that is the database or one of its sidecar
+/// files; a symbolic link (even with `force`); something other than a regular file; an
+/// existing file without `force`; a stale `-wal` beside the destination (SQLite would apply
+/// it to the copy); a directory this user cannot write.
+pub fn plan(source: &Path, dest: &Path, force: bool) -> Result<Plan, DbError> {
+    fn refuse<T>(message: String) -> Result<T, DbError> {
+        Err(DbError::Setup(message))
+    }
+    match std::fs::metadata(source) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return refuse(format!("database {} is not a file", source.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return refuse(format!("database file {} does not exist", source.display()));
+        }
+        Err(e) => return refuse(format!("database file {}: {e}", source.display())),
+    }
+    let target = if dest.is_dir() {
+        dated_name(source, dest)
+    } else if dest.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return refuse(format!("backup directory {} does not exist", dest.display()));
     } else {
         dest.to_path_buf()
+    };
+    let dir = parent_dir(&target);
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => return refuse(format!("backup directory {} is not a directory", dir.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return refuse(format!("backup directory {} does not exist", dir.display()));
+        }
+        Err(e) => return refuse(format!("backup directory {}: {e}", dir.display())),
+    }
+    let name = target.file_name().expect("a file name: checked above");
+    let canonical = std::fs::canonicalize(dir)
+        .map_err(|e| DbError::Setup(format!("backup directory {}: {e}", dir.display())))?
+        .join(name);
+    let live = live_files(source);
+    if let Some((_, suffix)) = live.iter().find(|(path, _)| *path == canonical) {
+        return refuse(format!(
+            "backup destination {} is {}: a backup must go to another file",
+            target.display(),
+            describe(source, suffix)
+        ));
+    }
+    match std::fs::symlink_metadata(&target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return refuse(format!("backup destination {}: {e}", target.display())),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            return refuse(format!(
+                "backup destination {} is a symbolic link, which a backup never follows or replaces (not even with --force): give the path of the file itself",
+                target.display()
+            ));
+        }
+        Ok(meta) if !meta.is_file() => {
+            return refuse(format!(
+                "backup destination {} is not a regular file",
+                target.display()
+            ));
+        }
+        Ok(meta) => {
+            if let Some(suffix) = same_file(&meta, &live) {
+                return refuse(format!(
+                    "backup destination {} is {} under another name (a hard link): a backup must go to another file",
+                    target.display(),
+                    describe(source, suffix)
+                ));
+            }
+            if !force {
+                return refuse(format!(
+                    "backup destination {} already exists: use --force to replace it",
+                    target.display()
+                ));
+            }
+        }
+    }
+    let wal = super::sidecar(&target, "-wal");
+    if std::fs::symlink_metadata(&wal).is_ok() {
+        return refuse(format!(
+            "backup destination {} has a {} beside it, which SQLite would apply to the backup: remove it or choose another name",
+            target.display(),
+            wal.display()
+        ));
+    }
+    if !dir_writable(dir) {
+        return refuse(format!("backup directory {} is not writable by this user", dir.display()));
+    }
+    Ok(Plan { source: source.to_path_buf(), target, replace: force })
+}
+
+/// The database's own files, each with its suffix (`""` for the database file), under the
+/// paths SQLite may use for them: beside the path as given and beside the file it resolves
+/// to, both with symbolic links and `..` resolved.
+fn live_files(source: &Path) -> Vec<(PathBuf, &'static str)> {
+    let mut bases = Vec::new();
+    if let Ok(real) = std::fs::canonicalize(source) {
+        bases.push(real);
+    }
+    if let (Ok(dir), Some(name)) = (std::fs::canonicalize(parent_dir(source)), source.file_name()) {
+        bases.push(dir.join(name));
+    }
+    bases
+        .iter()
+        .flat_map(|base| {
+            std::iter::once("").chain(SIDECARS).map(|suffix| (super::sidecar(base, suffix), suffix))
+        })
+        .collect()
+}
+
+/// The suffix of the live file that `meta` is (same device and inode), if any.
+fn same_file(meta: &std::fs::Metadata, live: &[(PathBuf, &'static str)]) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        live.iter().find_map(|(path, suffix)| {
+            std::fs::metadata(path)
+                .ok()
+                .filter(|m| (m.dev(), m.ino()) == (meta.dev(), meta.ino()))
+                .map(|_| *suffix)
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (meta, live);
+        None
     }
 }
 
-/// Copies the database at `source` to `dest` (see [`destination`]). `progress` is called
-/// with (pages copied, pages total) as the copy advances.
-pub fn backup(
-    source: &Path,
-    dest: &Path,
-    mut progress: impl FnMut(u64, u64),
-) -> Result<BackupReport, DbError> {
-    let started = Instant::now();
-    if !source.exists() {
-        return Err(DbError::Setup(format!("database file {} does not exist", source.display())));
+fn describe(source: &Path, suffix: &str) -> String {
+    if suffix.is_empty() {
+        format!("the database {} itself", source.display())
+    } else {
+        format!("the database's {suffix} file ({}{suffix})", source.display())
     }
-    let target = destination(source, dest);
-    let dir = crate::paths::parent_dir(&target).to_path_buf();
-    if !dir.is_dir() {
-        return Err(DbError::Setup(format!("backup directory {} does not exist", dir.display())));
+}
+
+/// `STEM-YYYYMMDD-HHMMSS.db` in `dir`, with `-2`, `-3`… when backups within one second
+/// would share a name (anything at a name, even a dangling symbolic link, takes it).
+fn dated_name(source: &Path, dir: &Path) -> PathBuf {
+    let stem = source.file_stem().and_then(|s| s.to_str()).unwrap_or("backup");
+    let stamp = utc_stamp();
+    (1..)
+        .map(|n| {
+            if n == 1 {
+                dir.join(format!("{stem}-{stamp}.db"))
+            } else {
+                dir.join(format!("{stem}-{stamp}-{n}.db"))
+            }
+        })
+        .find(|path| std::fs::symlink_metadata(path).is_err())
+        .expect("an unused name")
+}
+
+impl Plan {
+    /// The file the backup creates.
+    pub fn target(&self) -> &Path {
+        &self.target
     }
-    let name = target.file_name().and_then(|n| n.to_str()).unwrap_or("backup.db");
-    let partial = dir.join(format!(".{name}.partial-{}", std::process::id()));
-    let result = copy(source, &partial, &mut progress).and_then(|pages| {
-        std::fs::rename(&partial, &target).map_err(|e| {
+
+    /// Copies the database. `progress` is called with (pages copied, pages total) as the
+    /// copy advances. Without `force`, a file that appeared at the destination meanwhile is
+    /// left alone and the backup fails.
+    pub fn run(&self, mut progress: impl FnMut(u64, u64)) -> Result<BackupReport, DbError> {
+        let started = Instant::now();
+        let target = &self.target;
+        // 0600 whatever the database's mode: a backup holds everything in the database and
+        // often lands in a shared directory; whoever restores it sets the mode then.
+        let partial = TempFile::new(target, 0o600).map_err(|e| {
             DbError::Setup(format!(
-                "cannot move the backup into place at {}: {e}",
-                target.display()
+                "cannot create the backup in {}: {e}",
+                parent_dir(target).display()
             ))
         })?;
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
+        let partial_path = partial.path().to_path_buf();
+        let result = copy(&self.source, &partial_path, &mut progress).and_then(|pages| {
+            let placed = if self.replace { partial.persist() } else { partial.persist_new() };
+            placed.map_err(|e| {
+                DbError::Setup(if e.kind() == std::io::ErrorKind::AlreadyExists {
+                    format!(
+                        "{} appeared while the backup ran and was left alone: use --force to replace it",
+                        target.display()
+                    )
+                } else {
+                    format!("cannot move the backup into place at {}: {e}", target.display())
+                })
+            })?;
+            let bytes = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
+            Ok(BackupReport { path: target.clone(), bytes, pages, elapsed: started.elapsed() })
+        });
+        if result.is_err() {
+            for suffix in SIDECARS {
+                let _ = std::fs::remove_file(super::sidecar(&partial_path, suffix));
+            }
         }
-        let bytes = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
-        Ok(BackupReport { path: target.clone(), bytes, pages, elapsed: started.elapsed() })
-    });
-    if result.is_err() {
-        for suffix in ["", "-journal", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(super::sidecar(&partial, suffix));
-        }
+        result
     }
-    result
 }
 
 fn copy(
@@ -112,7 +271,7 @@ fn copy(
     src.execute_batch("BEGIN; SELECT count(*) FROM sqlite_schema;")
         .map_err(sql("cannot start a read transaction"))?;
     let mut dst = Connection::open(partial)
-        .map_err(|e| DbError::Setup(format!("backup: cannot create {}: {e}", partial.display())))?;
+        .map_err(|e| DbError::Setup(format!("backup: cannot open {}: {e}", partial.display())))?;
     let pages = {
         let backup = Backup::new(&src, &mut dst).map_err(sql("cannot start"))?;
         loop {
@@ -138,9 +297,6 @@ fn copy(
         return Err(DbError::Setup(format!("backup failed its integrity check: {check}")));
     }
     drop(dst);
-    std::fs::File::open(partial)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| DbError::Setup(format!("cannot sync the backup: {e}")))?;
     Ok(pages)
 }
 
@@ -168,19 +324,23 @@ fn utc_stamp() -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn backs_up_a_database_into_a_directory_with_a_dated_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("app.db");
-        let conn = Connection::open(&src).unwrap();
+    fn database(path: &Path) {
+        let conn = Connection::open(path).unwrap();
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);",
         )
         .unwrap();
+    }
+
+    #[test]
+    fn backs_up_a_database_into_a_directory_with_a_dated_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("app.db");
+        database(&src);
         let out = dir.path().join("backups");
         std::fs::create_dir(&out).unwrap();
         let mut calls = 0;
-        let report = backup(&src, &out, |_, _| calls += 1).unwrap();
+        let report = plan(&src, &out, false).unwrap().run(|_, _| calls += 1).unwrap();
         assert!(calls > 0);
         let name = report.path.file_name().unwrap().to_str().unwrap().to_string();
         assert!(
@@ -195,13 +355,52 @@ mod tests {
         let mode: String = copy.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
         assert_eq!(mode, "delete");
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 1, "no partial file left");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&report.path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[test]
     fn errors_name_the_path() {
         let dir = tempfile::tempdir().unwrap();
-        let err =
-            backup(&dir.path().join("missing.db"), dir.path(), |_, _| {}).unwrap_err().to_string();
+        let err = plan(&dir.path().join("missing.db"), dir.path(), false).unwrap_err().to_string();
         assert!(err.contains("missing.db"), "{err}");
+    }
+
+    #[test]
+    fn refuses_the_database_its_sidecars_and_existing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("app.db");
+        database(&src);
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let refused = |dest: &Path, force: bool, says: &str| {
+            let err = plan(&src, dest, force).unwrap_err().to_string();
+            assert!(err.contains(says), "{}: {err}", dest.display());
+        };
+        for force in [false, true] {
+            refused(&src, force, "is the database");
+            refused(&dir.path().join("sub/../app.db"), force, "is the database");
+            refused(&dir.path().join("app.db-wal"), force, "-wal file");
+            refused(&dir.path().join("app.db-journal"), force, "-journal file");
+        }
+        #[cfg(unix)]
+        {
+            let link = dir.path().join("link.db");
+            std::os::unix::fs::symlink(&src, &link).unwrap();
+            refused(&link, true, "symbolic link");
+            let hard = dir.path().join("hard.db");
+            std::fs::hard_link(&src, &hard).unwrap();
+            refused(&hard, true, "under another name");
+        }
+        let other = dir.path().join("other.db");
+        std::fs::write(&other, "old").unwrap();
+        refused(&other, false, "--force");
+        assert_eq!(plan(&src, &other, true).unwrap().target(), other);
+        std::fs::write(dir.path().join("other.db-wal"), "stale").unwrap();
+        refused(&other, true, "other.db-wal");
+        assert_eq!(std::fs::read_to_string(&other).unwrap(), "old");
     }
 }

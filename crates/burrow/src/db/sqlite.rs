@@ -179,6 +179,7 @@ impl SqlitePool {
         let target = match dsn {
             Dsn::SqliteFile(path) => {
                 check_file(path)?;
+                create_private(path)?;
                 path.to_string_lossy().into_owned()
             }
             Dsn::SqliteMemory => {
@@ -465,7 +466,7 @@ fn connect(target: &str, dsn: &Dsn) -> Result<Conn, DbError> {
 /// the directory must exist and be writable (WAL creates `-wal` and `-shm` beside the
 /// file), and an existing file must be a readable, writable SQLite database.
 fn check_file(path: &Path) -> Result<(), DbError> {
-    let dir = crate::paths::parent_dir(path);
+    let dir = crate::files::parent_dir(path);
     let setup = |msg: String| Err(DbError::Setup(msg));
     match std::fs::metadata(dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -480,7 +481,7 @@ fn check_file(path: &Path) -> Result<(), DbError> {
         }
         Ok(_) => {}
     }
-    if !crate::paths::dir_writable(dir) {
+    if !crate::files::dir_writable(dir) {
         return setup(format!(
             "database directory {} is not writable by this user; SQLite needs to create {}-wal and {}-shm beside the database",
             dir.display(),
@@ -520,6 +521,19 @@ fn check_file(path: &Path) -> Result<(), DbError> {
         }
     }
     check_access(path)
+}
+
+/// Creates a missing database file 0600 (never through a symbolic link) before SQLite opens
+/// it: SQLite would create it 0644 (less the umask), readable by every user, and it gives
+/// the -wal and -shm files the database file's mode. An existing file keeps its mode.
+fn create_private(path: &Path) -> Result<(), DbError> {
+    match crate::files::create_new(path, 0o600) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => {
+            Err(DbError::Setup(format!("cannot create database file {}: {e}", path.display())))
+        }
+    }
 }
 
 fn check_access(path: &Path) -> Result<(), DbError> {

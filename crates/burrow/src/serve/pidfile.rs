@@ -1,9 +1,9 @@
 //! The PID file: always names the live serving process.
 //!
-//! Written atomically (temporary file + rename) once the server is ready, so a reader
-//! never sees a partial PID; removed at exit only if it still names this process.
+//! Written atomically (temporary file under a random name + rename) once the server is
+//! ready, so a reader never sees a partial PID and nothing planted in the directory is
+//! written through; removed at exit only if it still names this process.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub(crate) struct PidFile {
@@ -14,7 +14,7 @@ impl PidFile {
     /// Checks before start-up that the PID file can be written (its directory exists and
     /// is writable), so a bad path fails before anything else happens.
     pub(crate) fn check(path: &Path) -> Result<(), String> {
-        let dir = crate::paths::parent_dir(path);
+        let dir = crate::files::parent_dir(path);
         match std::fs::metadata(dir) {
             Ok(m) if m.is_dir() => {}
             Ok(_) => {
@@ -22,7 +22,7 @@ impl PidFile {
             }
             Err(e) => return Err(format!("PID file directory {}: {e}", dir.display())),
         }
-        if !crate::paths::dir_writable(dir) {
+        if !crate::files::dir_writable(dir) {
             return Err(format!(
                 "PID file directory {} is not writable by this user",
                 dir.display()
@@ -31,19 +31,13 @@ impl PidFile {
         Ok(())
     }
 
+    /// Writes this process's PID through a [`TempFile`](crate::files::TempFile) (random
+    /// name, never through a symbolic link), 0644 so that supervisors and monitoring tools
+    /// running as other users can read it.
     pub(crate) fn write(path: &Path) -> std::io::Result<PidFile> {
-        let pid = std::process::id();
-        let tmp = path.with_extension(format!("tmp.{pid}"));
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            writeln!(f, "{pid}")?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result.map(|()| PidFile { path: path.to_path_buf() })
+        let pid = format!("{}\n", std::process::id());
+        crate::files::write_atomic(path, pid.as_bytes(), 0o644)?;
+        Ok(PidFile { path: path.to_path_buf() })
     }
 
     /// Removes the file if it still names this process (a successor may have replaced it).

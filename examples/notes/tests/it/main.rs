@@ -4,6 +4,7 @@
 
 mod browser;
 mod cli;
+mod files;
 mod http;
 mod lifecycle;
 mod limits;

@@ -491,7 +491,7 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
     // Into a directory that does not exist: an error naming it; nothing written.
     let missing = dir.path().join("no-such-dir").join("x.db");
     let out = run(backup(dir.path(), &db, &missing)).await;
-    assert_eq!(out.code(), Some(1), "backup into a missing directory: {out:?}");
+    assert_eq!(out.code(), Some(2), "backup into a missing directory: {out:?}");
     assert!(out.stderr.contains("no-such-dir") && out.stderr.contains("does not exist"), "{out:?}");
     assert!(!dir.path().join("no-such-dir").exists());
 

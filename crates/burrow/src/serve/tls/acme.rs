@@ -43,9 +43,9 @@ use instant_acme::{
 use rustls_pki_types::CertificateDer;
 
 use super::certinfo::{CertInfo, format_time};
-use super::files::{ensure_private_dir, write_atomic};
 use super::pem;
 use super::resolver::CertStore;
+use crate::files::{ensure_private_dir, write_atomic};
 use crate::settings::{AcmeEab, Settings};
 
 /// First retry after a failed order; doubles up to [`MAX_BACKOFF`].
@@ -627,10 +627,16 @@ struct Lock {
 
 impl Lock {
     fn try_acquire(path: &Path) -> Result<Option<Lock>, String> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        // Shared by the processes of a SIGHUP hand-over, so not a TempFile; still never
+        // opened through a symbolic link.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_CLOEXEC);
+        }
+        let file = options
             .open(path)
             .map_err(|e| format!("cannot open the lock file {}: {e}", path.display()))?;
         #[cfg(unix)]

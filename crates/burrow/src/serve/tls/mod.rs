@@ -13,7 +13,6 @@
 
 pub(crate) mod acme;
 pub(crate) mod certinfo;
-pub(crate) mod files;
 pub(crate) mod manual;
 pub(crate) mod pem;
 pub(crate) mod resolver;

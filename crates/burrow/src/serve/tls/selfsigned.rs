@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
 use rustls::sign::CertifiedKey;
 
-use super::files::{ensure_private_dir, write_atomic};
 use super::pem;
+use crate::files::{ensure_private_dir, write_atomic};
 
 pub(crate) const CERT_FILE: &str = "selfsigned-cert.pem";
 pub(crate) const KEY_FILE: &str = "selfsigned-key.pem";
@@ -37,6 +37,9 @@ pub(crate) fn names(host: &str) -> Vec<String> {
 
 /// Reuses the stored certificate when it is still good for `host`, else generates one.
 pub(crate) fn load_or_generate(dir: &Path, host: &str) -> Result<CertifiedKey, String> {
+    // Also when the certificate is reused: a key in a directory others can enter is no
+    // longer private.
+    ensure_private_dir(dir, "--tls-cert-dir")?;
     let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
     if cert_path.exists() && key_path.exists() {
         let read = |path: &Path| {
@@ -69,7 +72,6 @@ pub(crate) fn load_or_generate(dir: &Path, host: &str) -> Result<CertifiedKey, S
 }
 
 fn generate(dir: &Path, host: &str) -> Result<CertifiedKey, String> {
-    ensure_private_dir(dir, "--tls-cert-dir")?;
     let names = names(host);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)
         .map_err(|e| format!("cannot generate a key: {e}"))?;
