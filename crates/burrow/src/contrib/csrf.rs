@@ -350,8 +350,7 @@ fn check_origin(config: &CsrfConfig, request: &Request) -> Result<(), String> {
 /// `scheme://authority` of an absolute URL: what comes before its path, query or fragment.
 fn origin_of(url: &str) -> Option<&str> {
     let after_scheme = url.find("://")? + 3;
-    let end =
-        url[after_scheme..].find(['/', '?', '#']).map_or(url.len(), |at| after_scheme + at);
+    let end = url[after_scheme..].find(['/', '?', '#']).map_or(url.len(), |at| after_scheme + at);
     Some(&url[..end])
 }
 
@@ -386,9 +385,8 @@ async fn form_token(request: Request) -> Result<(String, Request), Error> {
     let (parts, body) = request.into_parts();
     // The core body limit already wraps this body; exceeding it fails here, as it would in
     // the handler's extractor.
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|e| Error::unreadable_body(&e))?;
+    let bytes =
+        axum::body::to_bytes(body, usize::MAX).await.map_err(|e| Error::unreadable_body(&e))?;
     let token = form_urlencoded_value(&bytes, FIELD).unwrap_or_default();
     Ok((token, Request::from_parts(parts, Body::from(bytes))))
 }

@@ -574,9 +574,7 @@ async fn under_https_cookies_get_the_host_prefix_and_unprefixed_ones_are_ignored
     assert_eq!(call(router, &mut planted, "GET", "/get", None, None).await.body, "none");
     let secret = [7u8; 32];
     let csrf_codec = Codec::new(&[parse_key(CSRF).unwrap()], &[], 3600);
-    for (name, expected) in
-        [("_csrf", StatusCode::FORBIDDEN), ("__Host-_csrf", StatusCode::OK)]
-    {
+    for (name, expected) in [("_csrf", StatusCode::FORBIDDEN), ("__Host-_csrf", StatusCode::OK)] {
         let value = csrf_codec.encode(name, &secret, now()).unwrap();
         let reply = send(
             router,
@@ -696,8 +694,9 @@ async fn flash_messages_make_room_in_the_cookie_instead_of_failing() {
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
     assert!(session_size(&reply) <= 4096);
     let shown = call(router, &mut jar, "GET", "/show", None, None).await.body;
-    let text = shown.strip_prefix("info:").and_then(|s| s.strip_suffix("…;")).unwrap_or_else(|| {
-        panic!("not one shortened message: {}", &shown[..shown.len().min(200)])
-    });
+    let text = shown
+        .strip_prefix("info:")
+        .and_then(|s| s.strip_suffix("…;"))
+        .unwrap_or_else(|| panic!("not one shortened message: {}", &shown[..shown.len().min(200)]));
     assert!(text.chars().all(|c| c == 'é') && text.chars().count() > 1000, "{text}");
 }

@@ -9,6 +9,7 @@ mod lifecycle;
 mod load;
 mod notes;
 mod procs;
+mod security;
 mod sessions;
 mod sqlite;
 mod startup;
