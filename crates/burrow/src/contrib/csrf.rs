@@ -199,7 +199,7 @@ impl App for Csrf {
             cookie_name: cookie_name(&self.cookie_name, secure),
             secure,
             scheme,
-            authority: without_default_port(authority, scheme).to_ascii_lowercase(),
+            authority: without_default_port(authority, scheme).to_string(),
             exempt: self.exempt.clone(),
         });
         // A route layer, so an unknown path is a 404 whatever the token. In axum a route

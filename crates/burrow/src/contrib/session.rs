@@ -6,6 +6,10 @@
 //! missing hash key is generated (with one warning): sessions then survive a SIGHUP
 //! restart (the key is handed over) but not a stop/start.
 //!
+//! Under an https base URL the cookie is `Secure` and named `__Host-` + the configured name
+//! (`__Host-_session`), which no other site and no one on plain http can set. Of several
+//! cookies of that name in a request, the first one that validates is used.
+//!
 //! ```no_run
 //! use burrow::contrib::session::Session;
 //! async fn visits(session: Session) -> Result<String, burrow::Error> {

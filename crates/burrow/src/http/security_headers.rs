@@ -82,6 +82,8 @@ impl SecurityHeaders {
     }
 
     fn add_missing(&self, response: &mut HeaderMap) {
+        // One growth of the map at most, instead of one per header.
+        response.reserve(self.0.len());
         for (name, value) in self.0.iter() {
             response.entry(name).or_insert_with(|| value.clone());
         }

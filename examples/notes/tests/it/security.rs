@@ -25,8 +25,11 @@ const CSP_SENT: &str = "default-src 'self'; img-src 'self' data:; frame-ancestor
 const PERMISSIONS: &str = "camera=(), geolocation=()";
 const HSTS: &str = "max-age=63072000; includeSubDomains";
 
-/// Header names (lower case) and values of a reqwest response, as [`RawResponse`] has them.
-fn pairs(res: &reqwest::Response) -> Vec<(String, String)> {
+/// Header names (lower case) and values, as [`RawResponse`] has them.
+type Headers = Vec<(String, String)>;
+
+/// The headers of a reqwest response.
+fn pairs(res: &reqwest::Response) -> Headers {
     res.headers()
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.to_str().expect("ASCII header").to_string()))
@@ -104,7 +107,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
         .start();
     let http = client();
     let credentials = Credentials::fetch(server.port);
-    let mut seen: Vec<(&str, u16, Vec<(String, String)>)> = Vec::new();
+    let mut seen: Vec<(&str, u16, Headers)> = Vec::new();
 
     let res = http.get(server.url("/")).send().await.unwrap();
     let (status, headers) = (res.status().as_u16(), pairs(&res));
@@ -217,7 +220,7 @@ async fn hsts_and_host_prefixed_cookies_only_under_https() {
         let tls = trusting(&certs.join("selfsigned-cert.pem"), &["h2", "http/1.1"]);
         for path in ["/notes/new", "/no/such/page"] {
             let reply = https_get(server.port, "localhost", tls.clone(), path).await.unwrap();
-            let headers: Vec<(String, String)> = reply
+            let headers: Headers = reply
                 .headers
                 .iter()
                 .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap().to_string()))
@@ -312,7 +315,8 @@ async fn chunked_forms_over_the_limit_are_413_not_403() {
     let content = "b".repeat(40 * 1024);
     let cookie = ("Cookie", credentials.cookie.clone());
     let in_form = format!("title=big&content={content}&csrf_token={}", credentials.token);
-    let res = post_chunked(server.port, "/notes", &[cookie.clone()], in_form.as_bytes());
+    let res =
+        post_chunked(server.port, "/notes", std::slice::from_ref(&cookie), in_form.as_bytes());
     assert_eq!(res.status, 413, "token in the form: {}", String::from_utf8_lossy(&res.body));
     assert!(String::from_utf8_lossy(&res.body).contains("413"), "the 413 page");
     let in_header = format!("title=big&content={content}");
