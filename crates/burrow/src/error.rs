@@ -25,6 +25,7 @@ pub struct Handled;
 const NOT_FOUND: &str = "The page you asked for does not exist.";
 const SERVER_ERROR: &str = "Something went wrong on our side.";
 const BUSY: &str = "The server is too busy to answer this request. Try again in a moment.";
+const TOO_LARGE: &str = "The request body is larger than this server accepts.";
 
 /// The public message of an error response, for the error renderer.
 #[derive(Clone, Debug)]
@@ -54,6 +55,21 @@ impl Error {
 
     pub fn forbidden(message: impl Into<String>) -> Error {
         Error::new(StatusCode::FORBIDDEN, message)
+    }
+
+    /// A request body that could not be read: 413 when it went over `--max-body-size` (an
+    /// `http_body_util::LengthLimitError` in the error's source chain: a chunked body is cut
+    /// off while it is read, not refused from its headers), 400 for anything else (e.g. the
+    /// client went away mid-body).
+    pub fn unreadable_body(error: &(dyn std::error::Error + 'static)) -> Error {
+        let mut cause = Some(error);
+        while let Some(e) = cause {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return Error::new(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
+            }
+            cause = e.source();
+        }
+        Error::bad_request("The request body could not be read.")
     }
 
     /// A 500 whose `detail` is logged with the request id but not shown.
@@ -237,9 +253,7 @@ fn default_message(status: StatusCode) -> String {
     match status {
         StatusCode::NOT_FOUND => NOT_FOUND.into(),
         StatusCode::METHOD_NOT_ALLOWED => "This page does not accept that method.".into(),
-        StatusCode::PAYLOAD_TOO_LARGE => {
-            "The request body is larger than this server accepts.".into()
-        }
+        StatusCode::PAYLOAD_TOO_LARGE => TOO_LARGE.into(),
         s if s.is_server_error() => SERVER_ERROR.into(),
         s => s.canonical_reason().unwrap_or("Error").into(),
     }

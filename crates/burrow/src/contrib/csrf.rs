@@ -2,13 +2,23 @@
 //! `csrf_token` or the `X-CSRF-Token` header (htmx sends it).
 //!
 //! The user's secret lives in a cookie signed with `CSRF_KEY` (so a planted cookie is
-//! rejected). Tokens are the secret masked with fresh random bytes on every use, so the
-//! token in a compressed page changes each time (BREACH cannot recover it). Under https
-//! the `Origin` (or `Referer`) must also match the base URL. Failures answer 403 through
-//! the error renderer; the reason is logged.
+//! rejected; under https it is named `__Host-_csrf`, so it cannot even be planted). Tokens
+//! are the secret masked with fresh random bytes on every use, so the token in a compressed
+//! page changes each time (BREACH cannot recover it).
+//!
+//! The `Origin` header, or the `Referer` when there is no `Origin`, must be this site, as
+//! in Django: the base URL's origin, or the base URL's scheme with the request's `Host`
+//! (a browser sends the host it is really talking to, so this is sound, and a server
+//! reached as 127.0.0.1:PORT with a base URL of localhost:PORT still works). `Origin:
+//! null` (sandboxed frames, some redirects) is refused. A request with neither header is
+//! refused under https, where every browser sends one, and allowed over plain http, for
+//! clients that are not browsers.
+//!
+//! Failures answer 403 through the error renderer; the reason is logged. A body too large
+//! to read for its token is a 413, as it would be in the handler.
 //!
 //! Templates get `csrf_token()` and `csrf_field()`; pages for htmx put the token in
-//! `hx-headers`. Paths can be exempted (webhooks): `Csrf::new().exempt("/hooks/")`.
+//! `hx-headers`. Paths can be exempted (webhooks): `Csrf::new().exempt("/hooks")`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,7 +35,7 @@ use minijinja::value::Value;
 use ring::rand::{SecureRandom, SystemRandom};
 
 use super::securecookie::{Codec, now};
-use super::session::{Session, append_cookie, cookie, generated_key, keys};
+use super::session::{Session, append_cookie, cookie_name, cookies, generated_key, keys};
 use crate::app::{App, AppContext};
 use crate::config::{Config, ConfigError, Setting};
 use crate::error::Error;
@@ -51,21 +61,36 @@ impl Csrf {
         Csrf::default()
     }
 
-    /// Skips the check for paths starting with `prefix` (e.g. a webhook that other sites
-    /// post to, which authenticates its callers itself).
+    /// Skips the check for the path `prefix` and the paths below it (e.g. a webhook that
+    /// other sites post to, which authenticates its callers itself). `"/hooks"` and
+    /// `"/hooks/"` both exempt `/hooks` and `/hooks/github`, never `/hooksevil`.
     pub fn exempt(mut self, prefix: impl Into<String>) -> Csrf {
-        self.exempt.push(prefix.into());
+        let prefix: String = prefix.into();
+        self.exempt.push(prefix.trim_end_matches('/').to_string());
         self
     }
 }
 
 struct CsrfConfig {
     codec: Codec,
+    /// The name the cookie is sent under (`__Host-` prefixed under https).
     cookie_name: String,
     secure: bool,
-    /// scheme://host[:port] of the base URL, for the Origin check under https.
-    origin: String,
+    /// `http` or `https`: the base URL's scheme, also used with the request's Host.
+    scheme: &'static str,
+    /// host[:port] of the base URL, without a default port.
+    authority: String,
+    /// Path prefixes without their trailing `/`.
     exempt: Vec<String>,
+}
+
+impl CsrfConfig {
+    fn is_exempt(&self, path: &str) -> bool {
+        self.exempt.iter().any(|prefix| {
+            path.strip_prefix(prefix.as_str())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        })
+    }
 }
 
 /// A fresh masked CSRF token for this request, for clients that send it in the
@@ -166,21 +191,21 @@ impl App for Csrf {
 
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
         let base = &ctx.settings.base_url;
-        let origin = match base.find("://") {
-            Some(i) => {
-                base[..i + 3 + base[i + 3..].find('/').unwrap_or(base.len() - i - 3)].to_string()
-            }
-            None => base.clone(),
-        };
+        let secure = base.starts_with("https://");
+        let scheme = if secure { "https" } else { "http" };
+        let authority = origin_of(base).and_then(|o| o.split_once("://")).map_or("", |(_, a)| a);
         let config = Arc::new(CsrfConfig {
             codec: Codec::new(&self.keys, &[], COOKIE_MAX_AGE),
-            cookie_name: self.cookie_name.clone(),
-            secure: base.starts_with("https://"),
-            origin,
+            cookie_name: cookie_name(&self.cookie_name, secure),
+            secure,
+            scheme,
+            authority: without_default_port(authority, scheme).to_string(),
             exempt: self.exempt.clone(),
         });
-        // A route layer: an unknown path is still a 404 and a wrong method a 405, checked
-        // before the token.
+        // A route layer, so an unknown path is a 404 whatever the token. In axum a route
+        // layer also wraps a matched path's 405 fallback: an unsafe method that the path
+        // does not have is checked like one it has (403 without a valid token, 405 with one),
+        // as Django's CsrfViewMiddleware checks before the view looks at the method.
         router.route_layer(from_fn(move |request: Request, next: Next| {
             csrf_middleware(config.clone(), request, next)
         }))
@@ -204,21 +229,21 @@ impl App for Csrf {
 }
 
 async fn csrf_middleware(config: Arc<CsrfConfig>, request: Request, next: Next) -> Response {
-    let existing: Option<[u8; SECRET_LEN]> = cookie(request.headers(), &config.cookie_name)
-        .and_then(|v| config.codec.decode(&config.cookie_name, v, now()))
-        .and_then(|bytes| bytes.try_into().ok());
+    let now_secs = now();
+    let existing: Option<[u8; SECRET_LEN]> = cookies(request.headers(), &config.cookie_name)
+        .find_map(|v| config.codec.decode(&config.cookie_name, v, now_secs)?.try_into().ok());
     let unsafe_method =
         !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
-    let exempt = config.exempt.iter().any(|p| request.uri().path().starts_with(p.as_str()));
     let mut request = request;
-    if unsafe_method && !exempt {
+    if unsafe_method && !config.is_exempt(request.uri().path()) {
         match verify(&config, existing.as_ref(), request).await {
             Ok(checked) => request = checked,
-            Err(reason) => {
+            Err(Refused::Check(reason)) => {
                 tracing::warn!(reason = %reason, "CSRF check failed");
                 return Error::forbidden("The form has expired or did not come from this site. Reload the page and try again.")
                     .into_response();
             }
+            Err(Refused::Body(error)) => return error.into_response(),
         }
     }
     let state = CsrfState(Arc::new(Inner {
@@ -250,30 +275,31 @@ async fn csrf_middleware(config: Arc<CsrfConfig>, request: Request, next: Next) 
     response
 }
 
+/// Why an unsafe request was not let through.
+enum Refused {
+    /// The CSRF check failed (403); the reason is for the log.
+    Check(String),
+    /// The body, read for its token, could not be read (413 when too large, else 400).
+    Body(Error),
+}
+
+impl From<&str> for Refused {
+    fn from(reason: &str) -> Refused {
+        Refused::Check(reason.to_string())
+    }
+}
+
 /// Checks origin and token; gives the request back (with its body, if it was read).
 async fn verify(
     config: &CsrfConfig,
     secret: Option<&[u8; SECRET_LEN]>,
     request: Request,
-) -> Result<Request, String> {
-    if config.secure {
-        let headers = request.headers();
-        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
-        let referer = headers.get(header::REFERER).and_then(|v| v.to_str().ok());
-        match (origin, referer) {
-            (Some(o), _) if o == config.origin => {}
-            (Some(o), _) => return Err(format!("Origin {o} is not {}", config.origin)),
-            (None, Some(r))
-                if r.strip_prefix(config.origin.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/')) => {}
-            (None, Some(_)) => return Err("Referer is from another site".into()),
-            (None, None) => return Err("no Origin or Referer header on an https request".into()),
-        }
-    }
+) -> Result<Request, Refused> {
+    check_origin(config, &request).map_err(Refused::Check)?;
     let secret = secret.ok_or("no valid CSRF cookie")?;
     let (token, request) = match request.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
         Some(token) => (token.to_string(), request),
-        None => form_token(request).await?,
+        None => form_token(request).await.map_err(Refused::Body)?,
     };
     if token.is_empty() {
         return Err("no CSRF token in the form or the X-CSRF-Token header".into());
@@ -284,9 +310,70 @@ async fn verify(
     Ok(request)
 }
 
+/// The Origin (or, without one, the Referer's origin) must be this site; see the module
+/// documentation. The error is the reason, for the log: it names origins, never a whole
+/// Referer, whose path and query may hold secrets.
+fn check_origin(config: &CsrfConfig, request: &Request) -> Result<(), String> {
+    let headers = request.headers();
+    let (header, claimed) = if let Some(origin) = headers.get(header::ORIGIN) {
+        ("Origin", origin.to_str().map_err(|_| "the Origin header is not ASCII")?)
+    } else if let Some(referer) = headers.get(header::REFERER) {
+        let referer = referer.to_str().map_err(|_| "the Referer header is not ASCII")?;
+        ("Referer", origin_of(referer).ok_or("the Referer header is not an absolute URL")?)
+    } else if config.secure {
+        return Err("no Origin or Referer header on an https request".into());
+    } else {
+        return Ok(());
+    };
+    if claimed == "null" {
+        return Err("Origin null (a sandboxed page, a file or a cross-site redirect)".into());
+    }
+    // Under HTTP/2 the host travels in the URI (`:authority`), not in a Host header.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .or_else(|| request.uri().authority().map(|a| a.as_str()));
+    let this_site = |authority: &str| is_origin(claimed, config.scheme, authority);
+    if this_site(&config.authority) || host.is_some_and(this_site) {
+        return Ok(());
+    }
+    // Both come from the client: kept short in the log.
+    let short = |text: &str| text.chars().take(200).collect::<String>();
+    Err(format!(
+        "{header} {} is neither the base URL's origin nor {}://{}",
+        short(claimed),
+        config.scheme,
+        short(host.unwrap_or("(no host)"))
+    ))
+}
+
+/// `scheme://authority` of an absolute URL: what comes before its path, query or fragment.
+fn origin_of(url: &str) -> Option<&str> {
+    let after_scheme = url.find("://")? + 3;
+    let end = url[after_scheme..].find(['/', '?', '#']).map_or(url.len(), |at| after_scheme + at);
+    Some(&url[..end])
+}
+
+/// True if `origin` is `scheme://authority`, ignoring case and a default port on either.
+fn is_origin(origin: &str, scheme: &str, authority: &str) -> bool {
+    let Some((origin_scheme, origin_authority)) = origin.split_once("://") else {
+        return false;
+    };
+    !authority.is_empty()
+        && origin_scheme.eq_ignore_ascii_case(scheme)
+        && without_default_port(origin_authority, scheme)
+            .eq_ignore_ascii_case(without_default_port(authority, scheme))
+}
+
+/// `host:443` under https and `host:80` under http are `host`, as browsers write origins.
+fn without_default_port<'a>(authority: &'a str, scheme: &str) -> &'a str {
+    let default = if scheme == "https" { ":443" } else { ":80" };
+    authority.strip_suffix(default).unwrap_or(authority)
+}
+
 /// Reads the `csrf_token` field of a urlencoded form, then rebuilds the request with the
 /// same body for the handler.
-async fn form_token(request: Request) -> Result<(String, Request), String> {
+async fn form_token(request: Request) -> Result<(String, Request), Error> {
     let is_form = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -296,10 +383,10 @@ async fn form_token(request: Request) -> Result<(String, Request), String> {
         return Ok((String::new(), request));
     }
     let (parts, body) = request.into_parts();
-    // The core body limit already wraps this body; exceeding it fails here.
-    let bytes = axum::body::to_bytes(body, usize::MAX)
-        .await
-        .map_err(|e| format!("cannot read the form: {e}"))?;
+    // The core body limit already wraps this body; exceeding it fails here, as it would in
+    // the handler's extractor.
+    let bytes =
+        axum::body::to_bytes(body, usize::MAX).await.map_err(|e| Error::unreadable_body(&e))?;
     let token = form_urlencoded_value(&bytes, FIELD).unwrap_or_default();
     Ok((token, Request::from_parts(parts, Body::from(bytes))))
 }
@@ -348,6 +435,41 @@ mod tests {
         assert!(!matches("", &[7; 32]));
         assert!(!matches("not base64 !!", &[7; 32]));
         assert!(!matches(&a[..a.len() - 2], &[7; 32]));
+    }
+
+    #[test]
+    fn origins_match_the_base_url_or_the_host() {
+        assert_eq!(origin_of("https://a.example:8443/x?y#z"), Some("https://a.example:8443"));
+        assert_eq!(origin_of("http://a.example?q"), Some("http://a.example"));
+        assert_eq!(origin_of("https://a.example"), Some("https://a.example"));
+        assert_eq!(origin_of("/relative"), None);
+        assert!(is_origin("https://A.example", "https", "a.example:443"));
+        assert!(is_origin("http://127.0.0.1:8080", "http", "127.0.0.1:8080"));
+        assert!(is_origin("http://a.example:80", "http", "a.example"));
+        assert!(!is_origin("https://a.example", "http", "a.example"), "scheme differs");
+        assert!(!is_origin("http://a.example:8080", "http", "a.example"), "port differs");
+        assert!(!is_origin("http://a.example.evil.example", "http", "a.example"));
+        assert!(!is_origin("null", "http", "a.example"));
+        assert!(!is_origin("http://", "http", ""), "no authority");
+    }
+
+    #[test]
+    fn exempt_prefixes_end_on_a_path_segment() {
+        let csrf = Csrf::new().exempt("/hooks/").exempt("/api");
+        let config = CsrfConfig {
+            codec: Codec::new(&[[1; 32]], &[], 60),
+            cookie_name: "_csrf".into(),
+            secure: false,
+            scheme: "http",
+            authority: "localhost".into(),
+            exempt: csrf.exempt,
+        };
+        for path in ["/hooks", "/hooks/", "/hooks/github", "/api", "/api/v1/x"] {
+            assert!(config.is_exempt(path), "{path}");
+        }
+        for path in ["/hooksevil", "/hook", "/apis", "/", "/notes/hooks"] {
+            assert!(!config.is_exempt(path), "{path}");
+        }
     }
 
     #[test]

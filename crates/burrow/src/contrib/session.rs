@@ -6,6 +6,10 @@
 //! missing hash key is generated (with one warning): sessions then survive a SIGHUP
 //! restart (the key is handed over) but not a stop/start.
 //!
+//! Under an https base URL the cookie is `Secure` and named `__Host-` + the configured name
+//! (`__Host-_session`), which no other site and no one on plain http can set. Of several
+//! cookies of that name in a request, the first one that validates is used.
+//!
 //! ```no_run
 //! use burrow::contrib::session::Session;
 //! async fn visits(session: Session) -> Result<String, burrow::Error> {
@@ -23,11 +27,11 @@ use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{Next, from_fn};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::securecookie::{Codec, TooLarge, now, parse_key};
+use super::securecookie::{Codec, MAX_COOKIE_SIZE, TooLarge, now, parse_key};
 use crate::app::{App, AppContext};
 use crate::config::{Config, ConfigError, Setting};
 use crate::error::Error;
@@ -54,6 +58,7 @@ impl Sessions {
 /// Everything the middleware needs, shared by all requests.
 pub(crate) struct SessionConfig {
     pub(crate) codec: Codec,
+    /// The name the cookie is sent under (see [`cookie_name`]).
     pub(crate) cookie_name: String,
     pub(crate) secure: bool,
 }
@@ -155,10 +160,11 @@ impl App for Sessions {
 
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
         let keys = self.keys.as_ref().expect("configure ran before middleware");
+        let secure = ctx.settings.base_url.starts_with("https://");
         let config = Arc::new(SessionConfig {
             codec: Codec::new(&keys.hash, &keys.block, self.max_age),
-            cookie_name: self.cookie_name.clone(),
-            secure: ctx.settings.base_url.starts_with("https://"),
+            cookie_name: cookie_name(&self.cookie_name, secure),
+            secure,
         });
         router.layer(from_fn(move |request: Request, next: Next| {
             session_middleware(config.clone(), request, next)
@@ -198,11 +204,11 @@ async fn session_middleware(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let data = cookie(request.headers(), &config.cookie_name)
-        .and_then(|value| config.codec.decode(&config.cookie_name, value, now()))
-        .and_then(|bytes| {
-            serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok()
-        });
+    let now_secs = now();
+    let data = cookies(request.headers(), &config.cookie_name).find_map(|value| {
+        let bytes = config.codec.decode(&config.cookie_name, value, now_secs)?;
+        serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok()
+    });
     let existed = data.is_some();
     let session = Session {
         state: Arc::new(Mutex::new(State {
@@ -230,9 +236,11 @@ async fn session_middleware(
             });
             match encoded {
                 Ok(value) => (value, config.codec.max_age()),
+                // `insert` refuses what does not fit, so this is not expected; if it happens,
+                // the handler's work (often a committed write) still gets its answer.
                 Err(e) => {
-                    return Error::internal(format!("session cookie not written: {e}"))
-                        .into_response();
+                    tracing::error!("session cookie not written: {e}");
+                    return response;
                 }
             }
         }
@@ -257,15 +265,25 @@ pub(crate) fn append_cookie(
     }
 }
 
-/// The value of cookie `name` in the request's `Cookie` headers.
-pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The name a framework cookie (session, CSRF) is sent under: under https with the
+/// `__Host-` prefix, which browsers accept only from a secure origin, with `Secure`,
+/// `Path=/` and no `Domain`, so a sibling subdomain or a man in the middle on plain http
+/// cannot plant one.
+pub(crate) fn cookie_name(configured: &str, secure: bool) -> String {
+    if secure { format!("__Host-{configured}") } else { configured.to_string() }
+}
+
+/// Every value of cookie `name` in the request's `Cookie` headers, in order. A browser
+/// sends several when cookies of the same name exist for other paths or domains, and
+/// one planted by another site may come first: callers take the first that validates.
+pub(crate) fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v.trim_matches('"'))
 }
 
@@ -282,13 +300,34 @@ pub struct Session {
     config: Arc<SessionConfig>,
 }
 
-/// A session error for the developer: the value does not fit in a cookie.
-#[derive(Debug)]
-pub struct SessionError(pub String);
+/// A value that [`Session::insert`] did not store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The value cannot be written as JSON (e.g. a map with non-string keys).
+    NotSerializable { key: String, reason: String },
+    /// With the value, the session cookie would be `size` bytes, more than browsers keep.
+    TooLarge { key: String, size: usize },
+}
+
+impl SessionError {
+    /// True when the value did not fit: a smaller one may.
+    pub fn is_too_large(&self) -> bool {
+        matches!(self, SessionError::TooLarge { .. })
+    }
+}
 
 impl std::fmt::Display for SessionError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        match self {
+            SessionError::NotSerializable { key, reason } => {
+                write!(f, "session value '{key}': {reason}")
+            }
+            SessionError::TooLarge { key, size } => write!(
+                f,
+                "session value '{key}' not stored: the session cookie would be {size} bytes, over the {MAX_COOKIE_SIZE} browsers keep"
+            ),
+        }
     }
 }
 
@@ -296,7 +335,7 @@ impl std::error::Error for SessionError {}
 
 impl From<SessionError> for Error {
     fn from(e: SessionError) -> Error {
-        Error::internal(e.0)
+        Error::internal(e.to_string())
     }
 }
 
@@ -309,8 +348,10 @@ impl Session {
     /// Stores a value. Fails, and stores nothing, when the session would no longer fit in
     /// a cookie (4096 bytes) — a cookie is never dropped silently.
     pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionError> {
-        let value = serde_json::to_value(value)
-            .map_err(|e| SessionError(format!("session value '{key}': {e}")))?;
+        let value = serde_json::to_value(value).map_err(|e| SessionError::NotSerializable {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })?;
         let mut state = self.state.lock().expect("session poisoned");
         let previous = state.data.insert(key.to_string(), value);
         let bytes = serde_json::to_vec(&state.data).unwrap_or_default();
@@ -321,9 +362,7 @@ impl Session {
                 Some(p) => state.data.insert(key.to_string(), p),
                 None => state.data.remove(key),
             };
-            return Err(SessionError(format!(
-                "session value '{key}' not stored: the session cookie would be {size} bytes, over the 4096 browsers keep"
-            )));
+            return Err(SessionError::TooLarge { key: key.to_string(), size });
         }
         state.changed = true;
         Ok(())

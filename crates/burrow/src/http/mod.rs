@@ -1,13 +1,15 @@
 //! The HTTP stack: the router of every app wrapped in the core middleware.
 //!
-//! From the outside in: `Connection: close` while draining → templates extension → request id → access log → gzip →
-//! error renderer → body-size limit (413) → request timeout (503) → panic catcher (500) →
-//! app middleware →
-//! routes. Everything that is not a route is a 404 through the error renderer.
+//! From the outside in: security headers → `Connection: close` while draining → templates
+//! extension → request id → access log → gzip → error renderer → body-size limit (413) →
+//! request timeout (503) → panic catcher (500) → app middleware → routes. Everything that is
+//! not a route is a 404 through the error renderer. The security headers are outermost so
+//! that every response of every inner layer gets them.
 
 mod access_log;
 pub(crate) mod health;
 pub(crate) mod request_id;
+mod security_headers;
 pub(crate) mod staticfiles;
 
 use std::any::Any;
@@ -29,6 +31,8 @@ use crate::error::{Error, render_errors};
 use crate::serve::Draining;
 use crate::template::Templates;
 
+pub(crate) use security_headers::security_headers;
+
 /// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack.
 pub(crate) fn core_stack(
     routes: Router,
@@ -36,7 +40,7 @@ pub(crate) fn core_stack(
     settings: &crate::Settings,
     draining: Draining,
 ) -> Router {
-    routes
+    let routes = routes
         .fallback(|| async { Error::not_found() })
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(TimeoutLayer::with_status_code(
@@ -56,7 +60,8 @@ pub(crate) fn core_stack(
         .layer(axum::Extension(templates))
         .layer(from_fn(move |request: Request, next: Next| {
             close_when_draining(draining.clone(), request, next)
-        }))
+        }));
+    security_headers(routes, settings)
 }
 
 /// While draining, HTTP/1.x responses close their connection so keep-alive clients move

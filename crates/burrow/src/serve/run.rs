@@ -50,7 +50,8 @@ pub(crate) async fn run(
         let endpoint = match (listener.role, &tls.acme) {
             (Role::AcmeHttp, Some(acme)) => {
                 tracing::info!(addr = %addr, "listening on http://{addr} (ACME HTTP-01 challenges; redirect to https)");
-                Endpoint { socket: listener.socket, router: acme.http_router(), tls: None }
+                let router = crate::http::security_headers(acme.http_router(), &settings);
+                Endpoint { socket: listener.socket, router, tls: None }
             }
             _ => {
                 tracing::info!(addr = %addr, base_url = %settings.base_url, "listening on {scheme}://{addr}");

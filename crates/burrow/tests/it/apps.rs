@@ -80,6 +80,14 @@ impl App for A {
                 get(|render: Render| async move { render.page("only_a.html", context! {}) }),
             )
             .route("/panic", get(panics))
+            // A page other sites of the same origin may frame: its own X-Frame-Options wins
+            // over the server-wide DENY.
+            .route(
+                "/framable",
+                get(|| async {
+                    ([(burrow::axum::http::header::X_FRAME_OPTIONS, "SAMEORIGIN")], "framable")
+                }),
+            )
             .route("/id", get(|id: RequestId| async move { id.as_str().to_string() }))
             .route("/items", get(items))
             .route(

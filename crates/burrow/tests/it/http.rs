@@ -217,3 +217,31 @@ async fn shutdown_hooks_run_in_reverse_app_order_and_close_the_database() {
         "database closed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn security_headers_are_added_unless_a_route_sets_its_own() {
+    let site = Site::new();
+    let booted = site
+        .build(
+            server(),
+            &["--base-url", "https://a.example", "--content-security-policy", "default-src 'self'"],
+        )
+        .unwrap();
+    let page = get(&booted.router, "/page").await;
+    let framable = get(&booted.router, "/framable").await;
+    let missing = get(&booted.router, "/nope").await;
+    for (what, reply) in [("page", &page), ("framable", &framable), ("404", &missing)] {
+        assert_eq!(reply.headers["x-content-type-options"], "nosniff", "{what}");
+        assert_eq!(
+            reply.headers["strict-transport-security"], "max-age=63072000; includeSubDomains",
+            "{what}"
+        );
+        assert_eq!(
+            reply.headers["content-security-policy"], "default-src 'self'; frame-ancestors 'none'",
+            "{what}"
+        );
+    }
+    assert_eq!(page.headers["x-frame-options"], "DENY");
+    let framing: Vec<_> = framable.headers.get_all(header::X_FRAME_OPTIONS).iter().collect();
+    assert_eq!(framing, ["SAMEORIGIN"], "the route's own header, and only it");
+}

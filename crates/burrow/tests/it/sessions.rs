@@ -55,6 +55,16 @@ impl App for Probe {
             .route("/big", post(|s: Session| async move { s.insert("v", "x".repeat(5000)).map(|_| "stored").map_err(Error::from) }))
             .route("/token", get(|t: CsrfToken| async move { t.0 }))
             .route("/hooks/ping", post(|| async { "pong" }))
+            .route("/hooks", post(|| async { "hooks" }))
+            .route("/hooksevil", post(|| async { "not exempt" }))
+            .route("/json", post(|burrow::axum::Json(v): burrow::axum::Json<serde_json::Value>| async move { v.to_string() }))
+            .route(
+                "/flash-long",
+                post(|m: Messages, Form(f): Form<Value>| async move {
+                    m.info(f.v)?;
+                    Ok::<_, Error>(burrow::axum::response::Redirect::to("/show").into_response())
+                }),
+            )
             .route(
                 "/flash",
                 post(|m: Messages| async move {
@@ -493,4 +503,200 @@ async fn flash_messages_show_once() {
         "",
         "shown once"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exempt_prefixes_match_whole_path_segments() {
+    let site = Site::new();
+    let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
+    // Exempted as "/hooks/": the prefix itself and what is below it, not a longer name.
+    for (path, expected) in [
+        ("/hooks/ping", StatusCode::OK),
+        ("/hooks", StatusCode::OK),
+        ("/hooksevil", StatusCode::FORBIDDEN),
+    ] {
+        let reply = call(&booted.router, &mut Jar::default(), "POST", path, None, None).await;
+        assert_eq!(reply.status, expected, "POST {path} without a token: {}", reply.body);
+    }
+}
+
+/// A token for `secret` masked with zeros: what `CsrfToken` hands out, minus the randomness.
+fn token_for(secret: &[u8; 32]) -> String {
+    use base64::Engine;
+    let mut raw = vec![0u8; 32];
+    raw.extend_from_slice(secret);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn under_https_cookies_get_the_host_prefix_and_unprefixed_ones_are_ignored() {
+    let site = Site::new();
+    let booted = site
+        .build(
+            server(),
+            &["--session-hash-key", HASH, "--csrf-key", CSRF, "--base-url", "https://n.example"],
+        )
+        .unwrap();
+    let router = &booted.router;
+    let mut jar = Jar::default();
+    let t = token(router, &mut jar).await;
+    assert!(jar.get("__Host-_csrf").is_some() && jar.get("_csrf").is_none(), "{:?}", jar.0);
+    let set = send(
+        router,
+        Request::post("/set")
+            .header(header::COOKIE, jar.header())
+            .header(header::ORIGIN, "https://n.example")
+            .header("x-csrf-token", &t)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from("v=prefixed"))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    jar.take(&set);
+    for cookie in set.headers.get_all(header::SET_COOKIE) {
+        let cookie = cookie.to_str().unwrap();
+        assert!(cookie.starts_with("__Host-_session="), "{cookie}");
+        for attr in ["; Secure", "; Path=/;"] {
+            assert!(cookie.contains(attr), "a __Host- cookie needs {attr}: {cookie}");
+        }
+        assert!(!cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
+    }
+    assert_eq!(call(router, &mut jar, "GET", "/get", None, None).await.body, "prefixed");
+
+    // Valid values under the plain names, as the site itself would have set them over http
+    // (or as an attacker holding such cookies would plant them): not read under https.
+    let session = Codec::new(&[parse_key(HASH).unwrap()], &[], 3600)
+        .encode("_session", br#"{"v":"planted"}"#, now())
+        .unwrap();
+    let mut planted = Jar::default();
+    planted.set("_session", session);
+    assert_eq!(call(router, &mut planted, "GET", "/get", None, None).await.body, "none");
+    let secret = [7u8; 32];
+    let csrf_codec = Codec::new(&[parse_key(CSRF).unwrap()], &[], 3600);
+    for (name, expected) in [("_csrf", StatusCode::FORBIDDEN), ("__Host-_csrf", StatusCode::OK)] {
+        let value = csrf_codec.encode(name, &secret, now()).unwrap();
+        let reply = send(
+            router,
+            Request::post("/set")
+                .header(header::COOKIE, format!("{name}={value}"))
+                .header(header::ORIGIN, "https://n.example")
+                .header("x-csrf-token", token_for(&secret))
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from("v=x"))
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(reply.status, expected, "CSRF cookie named {name}: {}", reply.body);
+    }
+}
+
+/// A request body that fails after its first bytes, as when a client goes away mid-upload.
+struct BrokenBody(bool);
+
+impl burrow::axum::body::HttpBody for BrokenBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>> {
+        if self.0 {
+            let gone = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away");
+            return std::task::Poll::Ready(Some(Err(gone)));
+        }
+        self.0 = true;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(bytes::Bytes::from_static(
+            b"v=partial&csrf_",
+        )))))
+    }
+}
+
+/// Bodies sent without Content-Length (as chunked uploads are) go over the limit while they
+/// are read: by the CSRF layer looking for the form's token, or by the handler's extractor.
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_over_the_limit_are_413_wherever_they_are_read() {
+    let site = Site::new();
+    let booted = site
+        .build(
+            server(),
+            &["--session-hash-key", HASH, "--csrf-key", CSRF, "--max-body-size", "1KB"],
+        )
+        .unwrap();
+    let router = &booted.router;
+    let mut jar = Jar::default();
+    let t = token(router, &mut jar).await;
+    let big = format!("v={}", "x".repeat(4096));
+
+    let in_form = format!("{big}&csrf_token={t}");
+    let reply = call(router, &mut jar.clone(), "POST", "/set", Some(&in_form), None).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "token in the form: {}", reply.body);
+    assert!(reply.body.contains("413"), "rendered by the error renderer: {}", reply.body);
+    let reply = call(router, &mut jar.clone(), "POST", "/set", Some(&big), Some(&t)).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "token in the header: {}", reply.body);
+
+    let json = |body: String| {
+        Request::post("/json")
+            .header(header::COOKIE, jar.header())
+            .header("x-csrf-token", &t)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::from(body))
+            .unwrap()
+    };
+    let reply = send(router, json(format!("[{}1]", "1,".repeat(1000)))).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "JSON: {}", reply.body);
+    let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(v["code"], 413, "{v}");
+    assert_eq!(send(router, json("[1,2]".into())).await.body, "[1,2]", "a small JSON body");
+
+    // A body that breaks off is a bad request, not a CSRF failure.
+    let broken = Request::post("/set")
+        .header(header::COOKIE, jar.header())
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(Body::new(BrokenBody(false)))
+        .unwrap();
+    assert_eq!(send(router, broken).await.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn flash_messages_make_room_in_the_cookie_instead_of_failing() {
+    let site = Site::new();
+    let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
+    let router = &booted.router;
+    let mut jar = Jar::default();
+    let t = token(router, &mut jar).await;
+    let session_size = |reply: &Reply| {
+        reply
+            .headers
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .map(|c| c.to_str().unwrap())
+            .find(|c| c.starts_with("_session="))
+            .map(|c| c.split(';').next().unwrap().len())
+            .expect("a session cookie")
+    };
+
+    // Each message alone fits, two do not: the older one is dropped.
+    for letter in ["a", "b", "c"] {
+        let form = format!("v={}", letter.repeat(1500));
+        let reply = call(router, &mut jar, "POST", "/flash-long", Some(&form), Some(&t)).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{letter}: {}", reply.body);
+        assert!(session_size(&reply) <= 4096);
+    }
+    let shown = call(router, &mut jar, "GET", "/show", None, None).await.body;
+    assert_eq!(shown, format!("info:{};", "c".repeat(1500)));
+
+    // One message alone too large: shortened, with an ellipsis.
+    let form = format!("v={}", "é".repeat(3000));
+    let reply = call(router, &mut jar, "POST", "/flash-long", Some(&form), Some(&t)).await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
+    assert!(session_size(&reply) <= 4096);
+    let shown = call(router, &mut jar, "GET", "/show", None, None).await.body;
+    let text = shown
+        .strip_prefix("info:")
+        .and_then(|s| s.strip_suffix("…;"))
+        .unwrap_or_else(|| panic!("not one shortened message: {}", &shown[..shown.len().min(200)]));
+    assert!(text.chars().all(|c| c == 'é') && text.chars().count() > 1000, "{text}");
 }

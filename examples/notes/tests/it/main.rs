@@ -11,6 +11,7 @@ mod limits;
 mod load;
 mod notes;
 mod procs;
+mod security;
 mod sessions;
 mod sqlite;
 mod startup;

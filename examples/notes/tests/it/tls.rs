@@ -32,8 +32,9 @@ use crate::support::{Launch, Server, client, signal, tempdir};
 
 /// What one HTTPS request saw.
 #[derive(Debug)]
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) headers: hyper::HeaderMap,
     http: hyper::Version,
     tls: rustls::ProtocolVersion,
     /// DER of every certificate the server presented (leaf first).
@@ -79,7 +80,7 @@ fn certs_in(pem_file: &Path) -> Vec<CertificateDer<'static>> {
 
 /// GET `path` over a new TLS connection to 127.0.0.1:`port`, presenting `name` as SNI and
 /// verifying the certificate for it. HTTP/2 when ALPN picked h2, else HTTP/1.1.
-async fn https_get(
+pub(crate) async fn https_get(
     port: u16,
     name: &str,
     config: Arc<ClientConfig>,
@@ -124,9 +125,11 @@ async fn https_get(
     };
     let status = response.status().as_u16();
     let http = response.version();
+    let headers = response.headers().clone();
     let body = response.into_body().collect().await.map_err(|e| format!("body: {e}"))?.to_bytes();
     Ok(Reply {
         status,
+        headers,
         http,
         tls: tls_version,
         chain,
