@@ -37,6 +37,8 @@ struct Fixture {
     /// An id from the middle of the table, for the detail page, and its title.
     detail_id: i64,
     detail_title: String,
+    /// The `Cookie` header and the token of a loaded form, which every POST needs.
+    csrf: (String, String),
     _dir: TempDir,
 }
 
@@ -85,8 +87,10 @@ fn setup() -> Fixture {
     // Note `i` got the id `first_id + i`.
     let first_id = last_id - NOTES as i64 + 1;
     let detail_index = NOTES / 2;
+    let csrf = rt.block_on(csrf_credentials(&booted.router));
     Fixture {
         rt,
+        csrf,
         router: booted.router,
         detail_id: first_id + detail_index as i64,
         detail_title: note_text(detail_index).0,
@@ -102,13 +106,33 @@ fn get_gzip(uri: &str) -> Request<Body> {
     Request::get(uri).header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).expect("request")
 }
 
-fn post_note(n: u64) -> Request<Body> {
+/// Loads the new-note form as a browser does: its `_csrf` cookie and hidden token.
+async fn csrf_credentials(router: &Router) -> (String, String) {
+    let response = router.clone().oneshot(get("/notes/new")).await.expect("infallible");
+    let cookie = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
+        .collect::<Vec<_>>()
+        .join("; ");
+    let body = to_bytes(response.into_body(), usize::MAX).await.expect("form body");
+    let html = String::from_utf8_lossy(&body);
+    const FIELD: &str = "name=\"csrf_token\" value=\"";
+    let at = html.find(FIELD).expect("a csrf_token field in /notes/new") + FIELD.len();
+    let token = html[at..].chars().take_while(|&c| c != '"').collect();
+    (cookie, token)
+}
+
+fn post_note(fx: &Fixture, n: u64) -> Request<Body> {
     let body = format!(
         "title=Bench+note+{n}&content=Written+by+the+request_path+benchmark.+{SEARCH_WORD}+{}",
         WORDS[n as usize % WORDS.len()]
     );
     Request::post("/notes")
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, &fx.csrf.0)
+        .header("x-csrf-token", &fx.csrf.1)
         .body(Body::from(body))
         .expect("request")
 }
@@ -198,12 +222,12 @@ fn request_path(c: &mut Criterion) {
         })
     });
 
-    check(&fx, "POST /notes", post_note(0), StatusCode::SEE_OTHER, "");
+    check(&fx, "POST /notes", post_note(&fx, 0), StatusCode::SEE_OTHER, "");
     let mut n = 1u64;
     c.bench_function("POST /notes (form insert)", |b| {
         b.iter(|| {
             n += 1;
-            let (status, body) = fx.rt.block_on(send(&fx.router, post_note(n)));
+            let (status, body) = fx.rt.block_on(send(&fx.router, post_note(&fx, n)));
             debug_assert_eq!(status, StatusCode::SEE_OTHER);
             black_box(body)
         })
