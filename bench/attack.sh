@@ -50,10 +50,16 @@ generate_notes "$NOTES"
 start_server --log-level warn --request-timeout "$REQUEST_TIMEOUT"
 check_status 200 GET /notes
 
-# The attacking client: SILENT connections that never send a byte (reopened when the
-# server closes them), and 8 threads each sending one search after another.
+# The attacking client, from 127.0.0.2: SILENT connections that never send a byte
+# (reopened when the server closes them), and 8 threads each sending one search after
+# another.
 cat >"$TMP/attack.py" <<'EOF'
-import socket, sys, threading, time, urllib.parse, urllib.request
+import http.client, signal, socket, sys, threading, time, urllib.parse
+
+# Background jobs of a script ignore SIGINT: the script stops this one with SIGTERM.
+def stop_now(*_):
+    raise KeyboardInterrupt
+signal.signal(signal.SIGTERM, stop_now)
 
 port, silent, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 letters = "abcdefghijklmnopqrstuvwxyz"
@@ -62,16 +68,20 @@ if kind == "attack":
     query = " OR ".join(terms)
 else:
     query = " OR ".join("alpha burrow cedar delta ember fjord granite harbor indigo juniper kestrel lantern".split())
-url = f"http://127.0.0.1:{port}/notes?q=" + urllib.parse.quote(query)
+path = "/notes?q=" + urllib.parse.quote(query)
+# The attacker is another client address than wrk (127.0.0.1): the server counts
+# connections per address, and a real attacker is not the users it slows down.
+SOURCE = ("127.0.0.2", 0)
 stop = False
 answers = {}
 
 def search():
     while not stop:
         try:
-            status = urllib.request.urlopen(url, timeout=30).status
-        except urllib.error.HTTPError as e:
-            status = e.code
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=SOURCE)
+            conn.request("GET", path)
+            status = conn.getresponse().status
+            conn.close()
         except Exception:
             status = "error"
         answers[status] = answers.get(status, 0) + 1
@@ -95,7 +105,7 @@ def hold():
         socks = alive
         while len(socks) < silent:
             try:
-                socks.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+                socks.append(socket.create_connection(("127.0.0.1", port), 5, SOURCE))
             except OSError:
                 break
         time.sleep(0.2)
@@ -143,7 +153,7 @@ round() { # name attack-kind|none
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=
     if [ -n "$ATTACK_PID" ]; then
-        kill -INT "$ATTACK_PID" 2>/dev/null || true
+        kill -TERM "$ATTACK_PID" 2>/dev/null || true
         wait "$ATTACK_PID" 2>/dev/null || true
         ATTACK_PID=
         log "$(grep 'search answers' "$TMP/attack-$name.txt" || echo 'search answers: ?')"

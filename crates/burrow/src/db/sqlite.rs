@@ -84,6 +84,22 @@ impl Stop {
     }
 }
 
+/// Work this long may have used a lot of memory (FTS5 builds large intermediate results,
+/// sorts spill into memory): see [`release_freed_memory`].
+const LONG_WORK: Duration = Duration::from_millis(100);
+
+/// Hands memory freed after long work back to the operating system. glibc keeps freed
+/// memory in per-thread arenas, so a few expensive queries would otherwise leave the
+/// process at its highest memory use for good. Costs about a millisecond, after work
+/// that took at least [`LONG_WORK`].
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's free lists, under their locks.
+    unsafe {
+        nix::libc::malloc_trim(0);
+    }
+}
+
 /// Runs `f` on `conn` with `stop` watching its statements (see the module docs), counted
 /// in `running` while it runs.
 fn run_under<T>(
@@ -101,10 +117,14 @@ fn run_under<T>(
     running.fetch_add(1, Ordering::Relaxed);
     let _running = Running(running);
     let watch = stop.clone();
+    let started = Instant::now();
     let _ = conn.0.progress_handler(PROGRESS_STEPS, Some(move || watch.now()));
     let result = f(conn);
     // Drops the handler's reference to this closure's Stop.
     let _ = conn.0.progress_handler(0, None::<fn() -> bool>);
+    if started.elapsed() >= LONG_WORK {
+        release_freed_memory();
+    }
     match result {
         Err(DbError::Interrupted) if stop.timed_out() => {
             Err(DbError::Timeout(stop.budget.unwrap_or_default()))
