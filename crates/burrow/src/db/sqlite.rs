@@ -669,6 +669,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn work_outside_sqlite_is_abandoned_after_the_grace() {
+        let db = memory_db(1, Duration::from_secs(3600));
+        let stuck = tokio::spawn({
+            let db = db.clone();
+            // Not in a statement: nothing can interrupt it.
+            async move {
+                db.read(|_| {
+                    std::thread::sleep(Duration::from_secs(2));
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        assert_eq!(db.close(Duration::from_millis(100)).await, 1, "one closure still running");
+        assert!(started.elapsed() < Duration::from_secs(1), "close waited {:?}", started.elapsed());
+        assert!(stuck.await.unwrap().is_ok());
+    }
+
+    #[tokio::test]
     async fn a_write_whose_caller_went_away_still_commits() {
         let db = memory_db(1, Duration::from_secs(3600));
         db.write(|c| c.execute_batch("CREATE TABLE t(x)")).await.unwrap();
