@@ -6,51 +6,14 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 
 use axum::Router;
 use include_dir::Dir;
 
 use crate::command::Command;
 use crate::config::{Config, ConfigError, Setting};
-use crate::db::Db;
-use crate::template::{RequestContext, RequestInfo, TemplateEnv, Templates};
-
-/// A boxed future, for the async hooks of [`App`] (which must stay object-safe).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// The error type of app hooks.
-pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// What an app sees when it builds routes and middleware, runs a command, seeds or checks
-/// readiness.
-#[derive(Clone)]
-pub struct AppContext {
-    pub db: Db,
-    pub config: std::sync::Arc<Config>,
-    pub settings: std::sync::Arc<crate::Settings>,
-    pub templates: Templates,
-}
-
-/// A navigation entry contributed by an app, shown by `nav_links()` in templates.
-#[derive(Clone, Debug, serde::Serialize)]
-pub struct NavItem {
-    pub label: &'static str,
-    pub path: &'static str,
-    /// Lower comes first; ties keep app order.
-    pub order: i32,
-}
-
-impl NavItem {
-    pub const fn new(label: &'static str, path: &'static str) -> Self {
-        NavItem { label, path, order: 0 }
-    }
-
-    pub const fn order(mut self, order: i32) -> Self {
-        self.order = order;
-        self
-    }
-}
+use crate::context::{AppContext, BoxError, BoxFuture};
+use crate::template::{NavItem, RequestContext, RequestInfo, TemplateEnv};
 
 /// A composable piece of a Burrow server (like a Django app or a Bevy plugin).
 ///
@@ -124,36 +87,104 @@ pub trait App: Send + Sync + 'static {
     }
 
     /// Sample data for `server seed`.
-    fn seed<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async { Ok(()) })
+    ///
+    /// ```ignore
+    /// async fn seed(&self, ctx: &AppContext) -> Result<(), BoxError> {
+    ///     ctx.db.write(|c| c.execute("INSERT INTO notes(title) VALUES ('Hello')", &[])).await?;
+    ///     Ok(())
+    /// }
+    /// ```
+    fn seed(&self, ctx: &AppContext) -> impl Future<Output = Result<(), BoxError>> + Send {
+        async { Ok(()) }
     }
 
     /// Readiness for `/healthz/ready`; an `Err` makes it answer 503 naming this app.
-    fn ready<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async { Ok(()) })
+    fn ready(&self, ctx: &AppContext) -> impl Future<Output = Result<(), String>> + Send {
+        async { Ok(()) }
     }
 
     /// Called once at graceful shutdown, after requests drained, in reverse app order.
-    fn shutdown<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, ()> {
-        Box::pin(async {})
+    fn shutdown(&self, ctx: &AppContext) -> impl Future<Output = ()> + Send {
+        async {}
     }
 }
 
-/// Every file of an embedded directory, recursively, with `/`-separated paths.
-pub(crate) fn embedded_files(
-    dir: &'static Dir<'static>,
-) -> Vec<(String, &'static include_dir::File<'static>)> {
-    let mut out: Vec<_> =
-        dir.files().filter_map(|f| Some((f.path().to_str()?.replace('\\', "/"), f))).collect();
-    for sub in dir.dirs() {
-        out.extend(embedded_files(sub));
+/// How the server holds apps: [`App`] with its async hooks boxed. `App` itself cannot be
+/// a trait object (its hooks are `async fn`s, so apps write them as such), and every app
+/// gets this for free.
+pub(crate) trait DynApp: Send + Sync + 'static {
+    fn name(&self) -> &'static str;
+    fn dependencies(&self) -> &'static [&'static str];
+    fn settings(&self) -> Vec<Setting>;
+    fn configure(&mut self, config: &Config) -> Result<(), ConfigError>;
+    fn migrations(&self) -> Option<&'static Dir<'static>>;
+    fn templates(&self) -> Option<&'static Dir<'static>>;
+    fn template_env(&self, env: &mut TemplateEnv);
+    fn request_context(&self, request: &RequestInfo, context: &mut RequestContext);
+    fn nav_items(&self) -> Vec<NavItem>;
+    fn static_files(&self) -> Option<&'static Dir<'static>>;
+    fn routes(&self, ctx: &AppContext) -> Router;
+    fn middleware(&self, router: Router, ctx: &AppContext) -> Router;
+    fn commands(&self) -> Vec<Command>;
+    fn seed<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), BoxError>>;
+    fn ready<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), String>>;
+    fn shutdown<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, ()>;
+}
+
+impl<A: App> DynApp for A {
+    fn name(&self) -> &'static str {
+        App::name(self)
     }
-    out
+    fn dependencies(&self) -> &'static [&'static str] {
+        App::dependencies(self)
+    }
+    fn settings(&self) -> Vec<Setting> {
+        App::settings(self)
+    }
+    fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
+        App::configure(self, config)
+    }
+    fn migrations(&self) -> Option<&'static Dir<'static>> {
+        App::migrations(self)
+    }
+    fn templates(&self) -> Option<&'static Dir<'static>> {
+        App::templates(self)
+    }
+    fn template_env(&self, env: &mut TemplateEnv) {
+        App::template_env(self, env)
+    }
+    fn request_context(&self, request: &RequestInfo, context: &mut RequestContext) {
+        App::request_context(self, request, context)
+    }
+    fn nav_items(&self) -> Vec<NavItem> {
+        App::nav_items(self)
+    }
+    fn static_files(&self) -> Option<&'static Dir<'static>> {
+        App::static_files(self)
+    }
+    fn routes(&self, ctx: &AppContext) -> Router {
+        App::routes(self, ctx)
+    }
+    fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
+        App::middleware(self, router, ctx)
+    }
+    fn commands(&self) -> Vec<Command> {
+        App::commands(self)
+    }
+    fn seed<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), BoxError>> {
+        Box::pin(App::seed(self, ctx))
+    }
+    fn ready<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(App::ready(self, ctx))
+    }
+    fn shutdown<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, ()> {
+        Box::pin(App::shutdown(self, ctx))
+    }
 }
 
 /// Orders apps so every app comes after its dependencies; registration order breaks
 /// ties. Errors name the apps involved.
-pub(crate) fn order(apps: Vec<Box<dyn App>>) -> Result<Vec<Box<dyn App>>, ConfigError> {
+pub(crate) fn order(apps: Vec<Box<dyn DynApp>>) -> Result<Vec<Box<dyn DynApp>>, ConfigError> {
     let mut index = HashMap::new();
     for (i, app) in apps.iter().enumerate() {
         if index.insert(app.name(), i).is_some() {
@@ -179,7 +210,7 @@ pub(crate) fn order(apps: Vec<Box<dyn App>>) -> Result<Vec<Box<dyn App>>, Config
     }
     fn visit(
         i: usize,
-        apps: &[Box<dyn App>],
+        apps: &[Box<dyn DynApp>],
         index: &HashMap<&str, usize>,
         marks: &mut [Mark],
         path: &mut Vec<usize>,
@@ -213,7 +244,7 @@ pub(crate) fn order(apps: Vec<Box<dyn App>>) -> Result<Vec<Box<dyn App>>, Config
     for i in 0..apps.len() {
         visit(i, &apps, &index, &mut marks, &mut Vec::new(), &mut sorted)?;
     }
-    let mut slots: Vec<Option<Box<dyn App>>> = apps.into_iter().map(Some).collect();
+    let mut slots: Vec<Option<Box<dyn DynApp>>> = apps.into_iter().map(Some).collect();
     Ok(sorted.into_iter().map(|i| slots[i].take().expect("each app once")).collect())
 }
 
@@ -231,13 +262,13 @@ mod tests {
         }
     }
 
-    fn names(apps: Vec<Box<dyn App>>) -> Result<Vec<&'static str>, String> {
+    fn names(apps: Vec<Box<dyn DynApp>>) -> Result<Vec<&'static str>, String> {
         order(apps).map(|a| a.iter().map(|a| a.name()).collect()).map_err(|e| e.0)
     }
 
     #[test]
     fn dependencies_come_first_and_registration_order_breaks_ties() {
-        let apps: Vec<Box<dyn App>> = vec![
+        let apps: Vec<Box<dyn DynApp>> = vec![
             Box::new(A("notes", &["session", "csrf"])),
             Box::new(A("csrf", &["session"])),
             Box::new(A("session", &[])),

@@ -3,15 +3,14 @@
 //! A command runs after configuration, database checks and migrations, with the same
 //! [`AppContext`] the server has, but without listening.
 
+use std::future::Future;
 use std::sync::Arc;
 
 use clap::ArgMatches;
 
-use crate::app::{AppContext, BoxError, BoxFuture};
+use crate::context::{AppContext, BoxError, BoxFuture};
 
-type Run = dyn for<'a> Fn(&'a AppContext, &'a ArgMatches) -> BoxFuture<'a, Result<(), BoxError>>
-    + Send
-    + Sync;
+type Run = dyn Fn(AppContext, ArgMatches) -> BoxFuture<'static, Result<(), BoxError>> + Send + Sync;
 
 /// A subcommand: its clap definition and what it runs.
 #[derive(Clone)]
@@ -21,26 +20,24 @@ pub struct Command {
 }
 
 impl Command {
-    /// `cli` names the subcommand and its arguments; `run` gets the parsed arguments.
+    /// `cli` names the subcommand and its arguments; `run` gets the context and the parsed
+    /// arguments (both owned, so the async block borrows nothing).
     ///
     /// ```
     /// # use burrow::Command;
-    /// let count = Command::new(clap::Command::new("count").about("Print the number of notes"), |ctx, _args| {
-    ///     Box::pin(async move {
-    ///         let (n,): (i64,) = ctx.db.read(|c| c.query_one("SELECT count(*) FROM notes", &[])).await?;
-    ///         println!("{n}");
-    ///         Ok(())
-    ///     })
+    /// let cli = burrow::clap::Command::new("count").about("Print the number of notes");
+    /// let count = Command::new(cli, |ctx, _args| async move {
+    ///     let (n,): (i64,) = ctx.db.read(|c| c.query_one("SELECT count(*) FROM notes", &[])).await?;
+    ///     println!("{n}");
+    ///     Ok(())
     /// });
     /// ```
-    pub fn new<F>(cli: clap::Command, run: F) -> Command
+    pub fn new<F, Fut>(cli: clap::Command, run: F) -> Command
     where
-        F: for<'a> Fn(&'a AppContext, &'a ArgMatches) -> BoxFuture<'a, Result<(), BoxError>>
-            + Send
-            + Sync
-            + 'static,
+        F: Fn(AppContext, ArgMatches) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), BoxError>> + Send + 'static,
     {
-        Command { cli, run: Arc::new(run) }
+        Command { cli, run: Arc::new(move |ctx, args| Box::pin(run(ctx, args))) }
     }
 
     pub fn name(&self) -> &str {

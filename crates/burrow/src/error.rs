@@ -1,35 +1,28 @@
-//! Errors in handlers, and the one renderer every error response goes through.
+//! Errors in handlers: [`Error`], a status and a message safe to show.
 //!
-//! Handlers return [`Error`]; routing produces 404 and 405; middleware produces 413 and
-//! panics become 500. All of them leave the router as a bare status and are turned into
-//! an HTML error page (template `error.html`, which apps may override) or, when the
-//! client asks for JSON, `{"error": …, "code": …}`. Responses a handler rendered itself
-//! (e.g. a 422 form) carry a [`Handled`] marker and pass untouched.
+//! An `Error` leaves the handler as a bare status carrying its public message; the error
+//! renderer of the core stack (`http/errors.rs`) turns it, like every other error
+//! response (404 and 405 from routing, 413 from the body limit, 500 from a panic), into
+//! the error page or JSON.
 
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-use axum::middleware::Next;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt;
-use minijinja::context;
 
 use crate::db::DbError;
-use crate::http::request_id::RequestId;
-use crate::template::{RequestInfo, Templates, one_line};
 
-/// Marks a response whose body the handler rendered itself.
+/// Marks a response whose body the handler rendered itself (e.g. a 422 form): the error
+/// renderer passes it untouched.
 #[derive(Clone, Copy, Debug)]
-pub struct Handled;
+pub(crate) struct Handled;
 
-const NOT_FOUND: &str = "The page you asked for does not exist.";
-const SERVER_ERROR: &str = "Something went wrong on our side.";
+pub(crate) const NOT_FOUND: &str = "The page you asked for does not exist.";
+pub(crate) const SERVER_ERROR: &str = "Something went wrong on our side.";
 const BUSY: &str = "The server is too busy to answer this request. Try again in a moment.";
-const TOO_LARGE: &str = "The request body is larger than this server accepts.";
+pub(crate) const TOO_LARGE: &str = "The request body is larger than this server accepts.";
 
 /// The public message of an error response, for the error renderer.
 #[derive(Clone, Debug)]
-struct PublicMessage(String);
+pub(crate) struct PublicMessage(pub(crate) String);
 
 /// An error a handler returns: a status and a message safe to show to the client.
 /// Details of 5xx errors are logged, never shown.
@@ -129,177 +122,13 @@ impl IntoResponse for Error {
     }
 }
 
-/// Middleware: renders every unhandled error response (status ≥ 400).
-pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
-    let summary = Summary::of(&request);
-    let res = next.run(request).await;
-    if res.status().as_u16() < 400 || res.extensions().get::<Handled>().is_some() {
-        return res;
-    }
-    let (info, templates) = summary.into_info();
-    let status = res.status();
-    // Keep what the original response said besides its body (Allow on 405, Retry-After,
-    // WWW-Authenticate, htmx headers…).
-    let mut headers = res.headers().clone();
-    for name in
-        [header::CONTENT_TYPE, header::CONTENT_LENGTH, header::CONTENT_ENCODING, header::ETAG]
+/// A template error on one line, naming the template and line when minijinja knows them.
+pub(crate) fn one_line(e: &minijinja::Error) -> String {
+    let mut msg = e.to_string();
+    if let (Some(name), Some(line)) = (e.name(), e.line())
+        && !msg.contains(name)
     {
-        headers.remove(name);
+        msg = format!("{msg} ({name} line {line})");
     }
-    let message = message_of(res).await.unwrap_or_else(|| default_message(status));
-    let mut rendered = error_response(status, &message, &info, templates.as_ref());
-    for (name, value) in headers.iter() {
-        if !rendered.headers().contains_key(name) {
-            rendered.headers_mut().append(name.clone(), value.clone());
-        }
-    }
-    rendered
-}
-
-/// Builds the error page or JSON body for `status`.
-pub(crate) fn error_response(
-    status: StatusCode,
-    message: &str,
-    info: &RequestInfo,
-    templates: Option<&Templates>,
-) -> Response {
-    let code = status.as_u16();
-    let title = status.canonical_reason().unwrap_or("Error");
-    let request_id = info.request_id().unwrap_or_default();
-    let mut res = if wants_json(&info.headers) {
-        axum::Json(serde_json::json!({ "error": message, "code": code, "request_id": request_id }))
-            .into_response()
-    } else {
-        let ctx = context! { code => code, title => title, message => message };
-        let html = templates
-            .and_then(|t| match t.render("error.html", ctx, info, false) {
-                Ok(html) => Some(html),
-                Err(e) => {
-                    tracing::error!("rendering error.html: {}", one_line(&e));
-                    None
-                }
-            })
-            .unwrap_or_else(|| fallback_page(code, title, message));
-        let mut res = html.into_response();
-        res.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        res
-    };
-    *res.status_mut() = status;
-    res.extensions_mut().insert(Handled);
-    res
-}
-
-/// What the error renderer needs of the request, taken before the request is consumed.
-/// Every request passes here, so only cheap clones are taken; the [`RequestInfo`] (which
-/// allocates) is built only for an error response.
-struct Summary {
-    method: Method,
-    uri: Uri,
-    accept: Option<HeaderValue>,
-    host: Option<HeaderValue>,
-    request_id: Option<RequestId>,
-    templates: Option<Templates>,
-}
-
-impl Summary {
-    fn of(request: &Request) -> Summary {
-        Summary {
-            method: request.method().clone(),
-            uri: request.uri().clone(),
-            accept: request.headers().get(header::ACCEPT).cloned(),
-            host: request.headers().get(header::HOST).cloned(),
-            request_id: request.extensions().get::<RequestId>().cloned(),
-            templates: request.extensions().get::<Templates>().cloned(),
-        }
-    }
-
-    fn into_info(self) -> (RequestInfo, Option<Templates>) {
-        let mut headers = HeaderMap::new();
-        for (name, value) in [(header::ACCEPT, self.accept), (header::HOST, self.host)] {
-            if let Some(value) = value {
-                headers.insert(name, value);
-            }
-        }
-        let mut extensions = Extensions::new();
-        if let Some(id) = self.request_id {
-            extensions.insert(id);
-        }
-        (RequestInfo { method: self.method, uri: self.uri, headers, extensions }, self.templates)
-    }
-}
-
-/// The message to show: the handler's public message, or the short plain-text reason
-/// that axum and tower-http put in 4xx bodies (e.g. a form that failed to parse).
-async fn message_of(res: Response) -> Option<String> {
-    if let Some(PublicMessage(m)) = res.extensions().get::<PublicMessage>() {
-        return Some(m.clone());
-    }
-    let plain = res
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("text/plain"));
-    if !res.status().is_client_error() || !plain {
-        return None;
-    }
-    let body: Body = res.into_body();
-    let bytes = http_body_util::Limited::new(body, 1024).collect().await.ok()?.to_bytes();
-    let text = String::from_utf8_lossy(&bytes).trim().to_string();
-    (!text.is_empty()).then_some(text)
-}
-
-fn default_message(status: StatusCode) -> String {
-    match status {
-        StatusCode::NOT_FOUND => NOT_FOUND.into(),
-        StatusCode::METHOD_NOT_ALLOWED => "This page does not accept that method.".into(),
-        StatusCode::PAYLOAD_TOO_LARGE => TOO_LARGE.into(),
-        s if s.is_server_error() => SERVER_ERROR.into(),
-        s => s.canonical_reason().unwrap_or("Error").into(),
-    }
-}
-
-/// True when the client prefers JSON over HTML.
-pub(crate) fn wants_json(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let json = accept.find("application/json").or_else(|| accept.find("+json"));
-    let html = accept.find("text/html");
-    match (json, html) {
-        (Some(j), Some(h)) => j < h,
-        (Some(_), None) => true,
-        _ => false,
-    }
-}
-
-fn fallback_page(code: u16, title: &str, message: &str) -> String {
-    let esc = |s: &str| {
-        s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-    };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {title}</title></head>\
-         <body><h1>{code} {title}</h1><p>{}</p></body></html>",
-        esc(message),
-        title = esc(title)
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_is_chosen_only_when_preferred() {
-        let h = |v: &str| {
-            let mut m = HeaderMap::new();
-            m.insert(header::ACCEPT, HeaderValue::from_str(v).unwrap());
-            m
-        };
-        assert!(wants_json(&h("application/json")));
-        assert!(wants_json(&h("application/problem+json")));
-        assert!(!wants_json(&h("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8")));
-        assert!(!wants_json(&h("*/*")));
-        assert!(!wants_json(&HeaderMap::new()));
-    }
+    msg.replace('\n', " ")
 }

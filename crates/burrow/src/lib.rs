@@ -9,8 +9,7 @@
 //! shutdown. The smallest server:
 //!
 //! ```no_run
-//! use burrow::{App, AppContext, Server};
-//! use burrow::axum::{Router, routing::get};
+//! use burrow::prelude::*;
 //!
 //! struct Hello;
 //!
@@ -34,16 +33,25 @@
 //!
 //! ## A tour
 //!
+//! - [`prelude`]: what handlers and apps use most, in one import.
+//! - [`App`]: the hooks an app may override (settings, migrations, templates, static files,
+//!   routes, middleware, commands, and the `async fn`s `seed`, `ready`, `shutdown`); an app's
+//!   folders are compiled in with [`embed_dir!`].
 //! - [`config`]: flag > env > TOML > default; apps declare [`Setting`]s and read them in
 //!   [`App::configure`]. Bad values are one line naming the setting and its source.
 //! - [`db`]: [`Db::read`] and [`Db::write`] run closures on blocking threads; one writer
-//!   connection (writes queue), a pool of readers; embedded `*.up.sql` migrations.
+//!   connection (writes queue), a pool of readers; a read is interrupted when nobody waits
+//!   for it any more; embedded `*.up.sql` migrations.
 //! - [`template`]: minijinja, per-app embedded templates, layouts, htmx fragments via the
 //!   [`Render`] extractor, request-scoped functions (`current_path()`, `nav_links()`).
 //! - [`error`]: handlers return [`Error`]; every error response becomes an HTML page or
 //!   JSON, through one renderer.
+//! - [`contrib`]: sessions ([`Session`]), CSRF, flash [`Messages`].
 //! - [`Server`]: the builder and start-up sequence; `server migrate [--list]`,
-//!   `server seed` and app commands ([`Command`]).
+//!   `server seed`, `server backup`, `server check` and app commands ([`Command`]).
+//!
+//! How the modules fit together, and how a request and a SIGHUP travel through them, is
+//! in `docs/architecture.md`.
 //!
 //! A page handler that reads the database and renders a template:
 //!
@@ -62,32 +70,61 @@ pub mod app;
 mod check;
 pub mod command;
 pub mod config;
+mod context;
 pub mod contrib;
 pub mod db;
+mod embed;
 pub mod error;
 mod files;
 mod http;
-pub mod secrets;
+mod request;
+pub(crate) mod secrets;
 mod serve;
 mod server;
 pub mod settings;
 pub mod template;
 
-pub use app::{App, AppContext, BoxError, BoxFuture, NavItem};
+pub use app::App;
 pub use command::Command;
 pub use config::{Config, ConfigError, Setting};
+pub use context::{AppContext, BoxError, BoxFuture};
+pub use contrib::messages::Messages;
+pub use contrib::session::Session;
 pub use db::Db;
+pub use embed::Dir;
 pub use error::Error;
-pub use http::request_id::RequestId;
-pub use http::staticfiles::StaticFiles;
-pub use serve::PeerAddr;
+pub use request::{PeerAddr, RequestId};
 pub use server::{Booted, Server, StartError};
 pub use settings::Settings;
-pub use template::{Html, Render, RequestContext, RequestInfo, TemplateEnv, Templates};
+pub use template::{Html, NavItem, Render, RequestContext, RequestInfo, TemplateEnv, Templates};
 
-// The crates app code needs, at the versions Burrow uses.
+// The crates app code needs, at the versions Burrow uses. serde's derives name their
+// crate in the code they generate: with `#[serde(crate = "burrow::serde")]` on the type,
+// an app needs no serde dependency of its own.
 pub use axum;
 pub use clap;
-pub use include_dir;
 pub use minijinja;
+pub use serde;
 pub use tracing;
+
+/// What handlers and apps use most, in one import: `use burrow::prelude::*;`
+pub mod prelude {
+    pub use crate::contrib::csrf::CsrfToken;
+    pub use crate::db::{DbError, FromRow, Row, params};
+    pub use crate::{
+        App, AppContext, BoxError, Command, Config, ConfigError, Db, Dir, Error, Html, Messages,
+        NavItem, Render, Server, Session, Setting, embed_dir,
+    };
+    pub use axum::Router;
+    pub use axum::extract::{Form, Path, Query, State};
+    pub use axum::http::StatusCode;
+    pub use axum::response::{IntoResponse, Redirect, Response};
+    pub use axum::routing::{delete, get, post};
+    pub use minijinja::context;
+}
+
+/// What the exported macros need from other crates; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use include_dir;
+}

@@ -4,12 +4,6 @@
 //! A generated secret is handed to the process that replaces this one on a SIGHUP
 //! restart, through a pipe (never the environment, a file or a log), so a reload does not
 //! log users out. A stop/start generates new ones: configure real keys for that.
-//!
-//! ```
-//! let key = burrow::secrets::generated("session.hash_key", 32);
-//! assert_eq!(key.len(), 32);
-//! assert_eq!(burrow::secrets::generated("session.hash_key", 32), key, "stable within the process");
-//! ```
 
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};

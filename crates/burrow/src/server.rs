@@ -12,16 +12,18 @@ use std::sync::Arc;
 use axum::Router;
 use clap::{Arg, ArgAction, ArgMatches};
 
-use crate::app::{self, App, AppContext};
+use crate::app::{self, App, DynApp};
 use crate::command::Command;
 use crate::config::{Config, ConfigError, Setting};
+use crate::context::AppContext;
 use crate::db::{Db, DbError, DbOptions, Dsn, Migrations};
+use crate::http::Draining;
 use crate::http::{self, health, staticfiles::StaticFiles};
 use crate::serve::pidfile::PidFile;
 use crate::serve::restart::{self, Inherited, Mode};
-use crate::serve::{self, Draining, Signals, run};
+use crate::serve::{self, Signals, run};
 use crate::settings::{CORE_SETTINGS, Detach, LogFormat, Settings};
-use crate::template::Templates;
+use crate::template::{self, Templates};
 
 /// A Burrow server: a name, a version and the apps it is made of.
 ///
@@ -36,7 +38,7 @@ pub struct Server {
     name: &'static str,
     version: &'static str,
     about: &'static str,
-    apps: Vec<Box<dyn App>>,
+    apps: Vec<Box<dyn DynApp>>,
 }
 
 /// A start-up failure: one line for the operator and the exit code.
@@ -77,7 +79,7 @@ impl From<ConfigError> for StartError {
 pub struct Booted {
     pub router: Router,
     pub ctx: AppContext,
-    apps: Arc<Vec<Box<dyn App>>>,
+    apps: Arc<Vec<Box<dyn DynApp>>>,
     pub(crate) draining: Draining,
 }
 
@@ -87,7 +89,7 @@ struct Prepared {
     matches: ArgMatches,
     config: Arc<Config>,
     settings: Arc<Settings>,
-    apps: Vec<Box<dyn App>>,
+    apps: Vec<Box<dyn DynApp>>,
     commands: Vec<Command>,
 }
 
@@ -331,7 +333,7 @@ impl Prepared {
                 let args = args.clone();
                 let booted = self.boot()?;
                 booted.block_on(async {
-                    (command.run)(&booted.ctx, &args).await.map_err(|e| StartError {
+                    (command.run)(booted.ctx.clone(), args).await.map_err(|e| StartError {
                         code: 1,
                         message: format!("{}: {e}", command.name()),
                     })
@@ -477,10 +479,14 @@ impl Prepared {
         let version = self.version;
         let (db, _) = self.open_and_migrate()?;
         let apps = Arc::new(self.apps);
-        let files = StaticFiles::collect(&apps);
-        let templates = Templates::build(apps.clone(), |env| {
+        let static_dirs: Vec<_> = apps.iter().filter_map(|a| a.static_files()).collect();
+        let files = StaticFiles::collect(&static_dirs);
+        let templates = Templates::build(template_sources(&apps), |env| {
             files.register(env);
             env.add_global("app_version", version);
+            for app in apps.iter() {
+                app.template_env(env);
+            }
         })
         .map_err(StartError::config)?;
         let ctx = AppContext {
@@ -490,7 +496,7 @@ impl Prepared {
             templates: templates.clone(),
         };
         let mut routes = Router::new()
-            .merge(health::routes(ctx.clone(), apps.clone(), version))
+            .merge(health::routes(ctx.db.clone(), readiness_checks(&apps, &ctx), version))
             .merge(files.routes());
         for app in apps.iter() {
             routes = routes.merge(app.routes(&ctx));
@@ -504,6 +510,36 @@ impl Prepared {
         crate::secrets::flush_warnings();
         Ok(Booted { router, ctx, apps, draining })
     }
+}
+
+/// The apps' templates, navigation entries and request-context hooks, in app order.
+fn template_sources(apps: &Arc<Vec<Box<dyn DynApp>>>) -> template::Sources {
+    let hooks = apps.clone();
+    template::Sources {
+        dirs: apps.iter().filter_map(|a| a.templates()).collect(),
+        nav: apps.iter().flat_map(|a| a.nav_items()).collect(),
+        request_hooks: Box::new(move |request, context| {
+            for app in hooks.iter() {
+                app.request_context(request, context);
+            }
+        }),
+    }
+}
+
+/// Each app's readiness hook, for `/healthz/ready`.
+fn readiness_checks(apps: &Arc<Vec<Box<dyn DynApp>>>, ctx: &AppContext) -> Vec<health::Check> {
+    (0..apps.len())
+        .map(|i| {
+            let (apps, ctx) = (apps.clone(), ctx.clone());
+            health::Check {
+                name: apps[i].name(),
+                run: Box::new(move || {
+                    let (apps, ctx) = (apps.clone(), ctx.clone());
+                    Box::pin(async move { apps[i].ready(&ctx).await })
+                }),
+            }
+        })
+        .collect()
 }
 
 impl Booted {

@@ -28,9 +28,8 @@ use axum::response::{IntoResponse, Response};
 use minijinja::value::{Value, merge_maps};
 use minijinja::{Environment, context};
 
-use crate::app::{App, NavItem};
-use crate::error::{Error, Handled};
-use crate::http::request_id::RequestId;
+use crate::error::{Error, Handled, one_line};
+use crate::request::RequestId;
 
 /// The template environment apps add functions, filters and globals to.
 pub type TemplateEnv = Environment<'static>;
@@ -88,6 +87,41 @@ impl RequestContext {
     }
 }
 
+/// A navigation entry contributed by an app, shown by `nav_links()` in templates.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NavItem {
+    pub label: &'static str,
+    pub path: &'static str,
+    /// Lower comes first; ties keep app order.
+    pub order: i32,
+}
+
+impl NavItem {
+    pub const fn new(label: &'static str, path: &'static str) -> Self {
+        NavItem { label, path, order: 0 }
+    }
+
+    pub const fn order(mut self, order: i32) -> Self {
+        self.order = order;
+        self
+    }
+}
+
+/// Adds the request-scoped values of every app to a render (the apps'
+/// [`App::request_context`](crate::App::request_context) hooks, in app order).
+pub(crate) type RequestHooks = Box<dyn Fn(&RequestInfo, &mut RequestContext) + Send + Sync>;
+
+/// What the templates are built from; the server collects it from the apps, so this
+/// module does not know about apps.
+pub(crate) struct Sources {
+    /// Each app's embedded template folder, in app order: a later app's template
+    /// overrides an earlier app's template of the same name.
+    pub(crate) dirs: Vec<&'static include_dir::Dir<'static>>,
+    /// Every app's navigation entries, in app order.
+    pub(crate) nav: Vec<NavItem>,
+    pub(crate) request_hooks: RequestHooks,
+}
+
 /// The compiled templates of every app; cheap to clone.
 #[derive(Clone)]
 pub struct Templates {
@@ -96,7 +130,7 @@ pub struct Templates {
 
 struct Inner {
     env: TemplateEnv,
-    apps: Arc<Vec<Box<dyn App>>>,
+    request_hooks: RequestHooks,
     nav: Vec<NavItem>,
 }
 
@@ -104,36 +138,28 @@ static CORE_TEMPLATES: include_dir::Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 impl Templates {
-    /// Compiles the core templates, then each app's templates in app order. A syntax
-    /// error names the template and line.
+    /// Compiles the core templates, then each app's templates in app order, then lets
+    /// `configure` add functions, filters and globals. A syntax error names the template
+    /// and line.
     pub(crate) fn build(
-        apps: Arc<Vec<Box<dyn App>>>,
+        sources: Sources,
         configure: impl FnOnce(&mut TemplateEnv),
     ) -> Result<Templates, String> {
         let mut env = Environment::new();
-        let mut sources: BTreeMap<String, &'static str> = BTreeMap::new();
-        collect(&CORE_TEMPLATES, &mut sources);
-        for app in apps.iter() {
-            if let Some(dir) = app.templates() {
-                collect(dir, &mut sources);
-            }
+        let mut templates: BTreeMap<String, &'static str> = BTreeMap::new();
+        collect(&CORE_TEMPLATES, &mut templates);
+        for dir in sources.dirs {
+            collect(dir, &mut templates);
         }
-        for (name, source) in sources {
+        for (name, source) in templates {
             env.add_template_owned(name.clone(), source)
                 .map_err(|e| format!("template {name}: {}", one_line(&e)))?;
         }
         configure(&mut env);
-        for app in apps.iter() {
-            app.template_env(&mut env);
-        }
-        let mut nav: Vec<NavItem> = apps.iter().flat_map(|a| a.nav_items()).collect();
+        let mut nav = sources.nav;
         nav.sort_by_key(|item| item.order);
-        Ok(Templates { inner: Arc::new(Inner { env, apps, nav }) })
-    }
-
-    /// The environment, e.g. to render a template outside a request.
-    pub fn env(&self) -> &TemplateEnv {
-        &self.inner.env
+        let inner = Inner { env, request_hooks: sources.request_hooks, nav };
+        Ok(Templates { inner: Arc::new(inner) })
     }
 
     /// Renders `name` for a request: the whole page, or only its `content` block when
@@ -180,29 +206,17 @@ impl Templates {
         let id = request.request_id().unwrap_or_default().to_string();
         rc.function("request_id", move || id.clone());
         rc.insert("htmx", request.wants_fragment());
-        for app in self.inner.apps.iter() {
-            app.request_context(request, &mut rc);
-        }
+        (self.inner.request_hooks)(request, &mut rc);
         Value::from_pairs(rc.values)
     }
 }
 
 fn collect(dir: &'static include_dir::Dir<'static>, out: &mut BTreeMap<String, &'static str>) {
-    for (name, file) in crate::app::embedded_files(dir) {
+    for (name, file) in crate::embed::files(dir) {
         if let Some(source) = file.contents_utf8() {
             out.insert(name, source);
         }
     }
-}
-
-pub(crate) fn one_line(e: &minijinja::Error) -> String {
-    let mut msg = e.to_string();
-    if let (Some(name), Some(line)) = (e.name(), e.line())
-        && !msg.contains(name)
-    {
-        msg = format!("{msg} ({name} line {line})");
-    }
-    msg.replace('\n', " ")
 }
 
 /// An HTML response produced by rendering; passes the error renderer untouched, so a
@@ -255,10 +269,6 @@ impl Render {
     /// True for htmx requests that want a fragment.
     pub fn is_htmx(&self) -> bool {
         self.request.wants_fragment()
-    }
-
-    pub fn request(&self) -> &RequestInfo {
-        &self.request
     }
 
     fn render(&self, name: &str, ctx: Value, fragment: bool) -> Result<Html, Error> {

@@ -2,8 +2,7 @@
 //!
 //! `cargo run -p hello` serves "Hello from Burrow!" at http://localhost:8080/.
 
-use burrow::axum::{Router, routing::get};
-use burrow::{App, AppContext, Server};
+use burrow::prelude::*;
 
 struct Hello;
 

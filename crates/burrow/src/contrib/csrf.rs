@@ -36,8 +36,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 
 use super::securecookie::{Codec, now};
 use super::session::{Session, append_cookie, cookie_name, cookies, generated_key, keys};
-use crate::app::{App, AppContext};
+use crate::app::App;
 use crate::config::{Config, ConfigError, Setting};
+use crate::context::AppContext;
 use crate::error::Error;
 use crate::template::{RequestContext, RequestInfo};
 

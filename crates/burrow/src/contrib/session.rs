@@ -32,8 +32,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::securecookie::{Codec, MAX_COOKIE_SIZE, TooLarge, now, parse_key};
-use crate::app::{App, AppContext};
+use crate::app::App;
 use crate::config::{Config, ConfigError, Setting};
+use crate::context::AppContext;
 use crate::error::Error;
 
 /// Registers signed cookie sessions. Other apps get a [`Session`] extractor.

@@ -30,7 +30,6 @@ const SIDECARS: [&str; 3] = ["-wal", "-shm", "-journal"];
 pub struct BackupReport {
     pub path: PathBuf,
     pub bytes: u64,
-    pub pages: u64,
     pub elapsed: Duration,
 }
 
@@ -207,11 +206,6 @@ fn dated_name(source: &Path, dir: &Path) -> PathBuf {
 }
 
 impl Plan {
-    /// The file the backup creates.
-    pub fn target(&self) -> &Path {
-        &self.target
-    }
-
     /// Copies the database. `progress` is called with (pages copied, pages total) as the
     /// copy advances. Without `force`, a file that appeared at the destination meanwhile is
     /// left alone and the backup fails.
@@ -227,7 +221,7 @@ impl Plan {
             ))
         })?;
         let partial_path = partial.path().to_path_buf();
-        let result = copy(&self.source, &partial_path, &mut progress).and_then(|pages| {
+        let result = copy(&self.source, &partial_path, &mut progress).and_then(|()| {
             let placed = if self.replace { partial.persist() } else { partial.persist_new() };
             placed.map_err(|e| {
                 DbError::Setup(if e.kind() == std::io::ErrorKind::AlreadyExists {
@@ -240,7 +234,7 @@ impl Plan {
                 })
             })?;
             let bytes = std::fs::metadata(target).map(|m| m.len()).unwrap_or(0);
-            Ok(BackupReport { path: target.clone(), bytes, pages, elapsed: started.elapsed() })
+            Ok(BackupReport { path: target.clone(), bytes, elapsed: started.elapsed() })
         });
         if result.is_err() {
             for suffix in SIDECARS {
@@ -251,11 +245,7 @@ impl Plan {
     }
 }
 
-fn copy(
-    source: &Path,
-    partial: &Path,
-    progress: &mut impl FnMut(u64, u64),
-) -> Result<u64, DbError> {
+fn copy(source: &Path, partial: &Path, progress: &mut impl FnMut(u64, u64)) -> Result<(), DbError> {
     fn sql(what: &str) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
         move |e| DbError::Setup(format!("backup: {what}: {e}"))
     }
@@ -272,7 +262,7 @@ fn copy(
         .map_err(sql("cannot start a read transaction"))?;
     let mut dst = Connection::open(partial)
         .map_err(|e| DbError::Setup(format!("backup: cannot open {}: {e}", partial.display())))?;
-    let pages = {
+    {
         let backup = Backup::new(&src, &mut dst).map_err(sql("cannot start"))?;
         loop {
             let step = backup.step(1024).map_err(sql("copying pages"))?;
@@ -280,13 +270,13 @@ fn copy(
             let total = p.pagecount.max(0) as u64;
             progress(total - p.remaining.max(0) as u64, total);
             match step {
-                StepResult::Done => break total,
+                StepResult::Done => break,
                 StepResult::More => {}
                 // Locks held by a checkpoint; the busy handler already waited, so pause and retry.
                 _ => std::thread::sleep(Duration::from_millis(20)),
             }
         }
-    };
+    }
     drop(src);
     // A backup is one self-contained file: no -wal beside it.
     dst.execute_batch("PRAGMA journal_mode = DELETE;").map_err(sql("journal mode"))?;
@@ -297,7 +287,7 @@ fn copy(
         return Err(DbError::Setup(format!("backup failed its integrity check: {check}")));
     }
     drop(dst);
-    Ok(pages)
+    Ok(())
 }
 
 /// UTC time as YYYYMMDD-HHMMSS, without a date crate.
@@ -398,7 +388,7 @@ mod tests {
         let other = dir.path().join("other.db");
         std::fs::write(&other, "old").unwrap();
         refused(&other, false, "--force");
-        assert_eq!(plan(&src, &other, true).unwrap().target(), other);
+        assert_eq!(plan(&src, &other, true).unwrap().target, other);
         std::fs::write(dir.path().join("other.db-wal"), "stale").unwrap();
         refused(&other, true, "other.db-wal");
         assert_eq!(std::fs::read_to_string(&other).unwrap(), "old");

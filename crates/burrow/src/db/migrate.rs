@@ -29,7 +29,8 @@ impl Migrations {
         Migrations { app, files }
     }
 
-    /// Migrations given in code, e.g. for tests: `(name, sql)` pairs.
+    /// Migrations given in code: `(name, sql)` pairs.
+    #[cfg(test)]
     pub fn from_static(app: &'static str, files: &[(&'static str, &'static str)]) -> Migrations {
         let mut files = files.to_vec();
         files.sort_by_key(|(name, _)| *name);

@@ -23,7 +23,7 @@
 //! # Ok(()) }
 //! ```
 
-pub mod backup;
+pub(crate) mod backup;
 mod dsn;
 pub(crate) mod migrate;
 mod sqlite;
@@ -33,7 +33,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use dsn::Dsn;
-pub use migrate::{MigrationStatus, Migrations};
+pub(crate) use migrate::{MigrationStatus, Migrations};
 pub use sqlite::{Checkpoints, DbOptions, WAL_RESTART_BYTES};
 
 use sqlite::SqlitePool;
@@ -87,14 +87,6 @@ impl Db {
     /// Checks that the database is reachable, readable and writable (for `/healthz/ready`).
     pub async fn check(&self) -> Result<(), DbError> {
         self.pool.check().await
-    }
-
-    /// The database file, if it is one.
-    pub fn path(&self) -> Option<&Path> {
-        match self.pool.dsn() {
-            Dsn::SqliteFile(path) => Some(path),
-            Dsn::SqliteMemory => None,
-        }
     }
 
     /// Closes every connection; later calls fail with [`DbError::Closed`]. Running

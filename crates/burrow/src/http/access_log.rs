@@ -6,8 +6,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::request_id::RequestId;
-use crate::serve::PeerAddr;
+use crate::request::{PeerAddr, RequestId};
 
 pub(crate) async fn access_log(request: Request, next: Next) -> Response {
     let start = Instant::now();

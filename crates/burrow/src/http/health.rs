@@ -9,14 +9,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, json};
 
-use crate::app::{App, AppContext};
+use crate::context::BoxFuture;
+use crate::db::Db;
 use crate::error::Handled;
 
-pub(crate) fn routes(
-    ctx: AppContext,
-    apps: Arc<Vec<Box<dyn App>>>,
-    version: &'static str,
-) -> Router {
+/// A readiness check of an app: its name and the check (an `Err` names what is wrong).
+pub(crate) struct Check {
+    pub(crate) name: &'static str,
+    pub(crate) run: Box<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>,
+}
+
+pub(crate) fn routes(db: Db, checks: Vec<Check>, version: &'static str) -> Router {
+    let checks = Arc::new(checks);
     Router::new()
         .route(
             "/healthz/live",
@@ -24,17 +28,17 @@ pub(crate) fn routes(
                 respond(StatusCode::OK, json!({ "status": "ok", "version": version }))
             }),
         )
-        .route("/healthz/ready", get(move || ready(ctx.clone(), apps.clone(), version)))
+        .route("/healthz/ready", get(move || ready(db.clone(), checks.clone(), version)))
 }
 
-async fn ready(ctx: AppContext, apps: Arc<Vec<Box<dyn App>>>, version: &'static str) -> Response {
+async fn ready(db: Db, checks: Arc<Vec<Check>>, version: &'static str) -> Response {
     let mut failed = Map::new();
-    if let Err(e) = ctx.db.check().await {
+    if let Err(e) = db.check().await {
         failed.insert("database".into(), e.to_string().into());
     }
-    for app in apps.iter() {
-        if let Err(reason) = app.ready(&ctx).await {
-            failed.insert(app.name().into(), reason.into());
+    for check in checks.iter() {
+        if let Err(reason) = (check.run)().await {
+            failed.insert(check.name.into(), reason.into());
         }
     }
     if failed.is_empty() {

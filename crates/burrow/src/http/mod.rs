@@ -7,12 +7,15 @@
 //! that every response of every inner layer gets them.
 
 mod access_log;
+pub(crate) mod errors;
 pub(crate) mod health;
 pub(crate) mod request_id;
 mod security_headers;
 pub(crate) mod staticfiles;
 
 use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -27,9 +30,9 @@ use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
-use crate::error::{Error, render_errors};
-use crate::serve::Draining;
+use crate::error::Error;
 use crate::template::Templates;
+use errors::render_errors;
 
 pub(crate) use security_headers::security_headers;
 
@@ -62,6 +65,21 @@ pub(crate) fn core_stack(
             close_when_draining(draining.clone(), request, next)
         }));
     security_headers(routes, settings)
+}
+
+/// Set while the server drains: HTTP/1.1 responses then carry `Connection: close`, so
+/// keep-alive clients open their next connection to the successor.
+#[derive(Clone, Default)]
+pub(crate) struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    pub(crate) fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// While draining, HTTP/1.x responses close their connection so keep-alive clients move

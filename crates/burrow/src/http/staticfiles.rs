@@ -16,7 +16,6 @@ use axum::routing::get;
 use include_dir::Dir;
 use minijinja::value::Value;
 
-use crate::app::App;
 use crate::error::Error;
 use crate::template::TemplateEnv;
 
@@ -28,7 +27,7 @@ struct Asset {
 
 /// The collected static files of all apps.
 #[derive(Clone, Default)]
-pub struct StaticFiles {
+pub(crate) struct StaticFiles {
     /// hashed path → asset
     hashed: Arc<HashMap<String, Arc<Asset>>>,
     /// logical path → (hashed path, asset)
@@ -38,13 +37,13 @@ pub struct StaticFiles {
 static CORE_STATIC: Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/static");
 
 impl StaticFiles {
-    pub(crate) fn collect(apps: &[Box<dyn App>]) -> StaticFiles {
+    /// The core's files, then each folder's in order (a later folder's file overrides an
+    /// earlier one's of the same path).
+    pub(crate) fn collect(dirs: &[&'static Dir<'static>]) -> StaticFiles {
         let mut files: HashMap<String, &'static [u8]> = HashMap::new();
         walk(&CORE_STATIC, &mut files);
-        for app in apps {
-            if let Some(dir) = app.static_files() {
-                walk(dir, &mut files);
-            }
+        for dir in dirs {
+            walk(dir, &mut files);
         }
         let mut hashed = HashMap::new();
         let mut logical = HashMap::new();
@@ -69,7 +68,7 @@ impl StaticFiles {
     }
 
     /// The content-hashed URL of a logical path, e.g. `/static/css/app.1a2b3c4d5e6f.css`.
-    pub fn url(&self, path: &str) -> Option<String> {
+    pub(crate) fn url(&self, path: &str) -> Option<String> {
         self.logical
             .get(path.trim_start_matches('/'))
             .map(|(hashed, _)| format!("/static/{hashed}"))
@@ -122,9 +121,7 @@ impl StaticFiles {
 }
 
 fn walk(dir: &'static Dir<'static>, out: &mut HashMap<String, &'static [u8]>) {
-    out.extend(
-        crate::app::embedded_files(dir).into_iter().map(|(path, file)| (path, file.contents())),
-    );
+    out.extend(crate::embed::files(dir).into_iter().map(|(path, file)| (path, file.contents())));
 }
 
 fn content_type(path: &str) -> &'static str {

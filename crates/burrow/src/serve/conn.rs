@@ -29,8 +29,8 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
-use super::PeerAddr;
 use super::limits::{Caps, Throttle};
+use crate::request::PeerAddr;
 use crate::settings::ConnectionLimits;
 
 /// A connection that became ready for requests (accepted, or TLS handshake done) this

@@ -17,7 +17,6 @@ pub(crate) mod tls;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
+use crate::http::Draining;
 use crate::settings::{ConnectionLimits, TlsMode};
 
 /// What a listening socket is for. Carried through the SIGHUP hand-over, so the successor
@@ -67,10 +67,6 @@ pub(crate) struct Endpoint {
     pub(crate) router: Router,
     pub(crate) tls: Option<TlsAcceptor>,
 }
-
-/// The client address of a request (in request extensions).
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub SocketAddr);
 
 /// Where to bind for a host: loopback for local names, all interfaces for an empty host
 /// or a domain (whose address may be a router's), the address itself for an IP.
@@ -206,17 +202,6 @@ pub(crate) struct Stop {
     draining: Draining,
 }
 
-/// Set while the server drains: HTTP/1.1 responses then carry `Connection: close`, so
-/// keep-alive clients open their next connection to the successor.
-#[derive(Clone, Default)]
-pub(crate) struct Draining(Arc<AtomicBool>);
-
-impl Draining {
-    pub(crate) fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
 impl Stop {
     pub(crate) fn new(draining: Draining) -> Stop {
         Stop { stop: watch::channel(None).0, draining }
@@ -226,7 +211,7 @@ impl Stop {
     /// `Connection: close`) that long before idle ones are closed: requests a client had
     /// already sent on them still get answers, instead of failing mid-hand-over.
     pub(crate) fn trigger(&self, grace: Duration) {
-        self.draining.0.store(true, Ordering::Relaxed);
+        self.draining.set();
         self.stop.send_replace(Some(grace));
     }
 }

@@ -9,18 +9,19 @@ use burrow::axum::response::Response;
 use burrow::axum::routing::get;
 use burrow::axum::{Extension, Router};
 use burrow::db::params;
-use burrow::include_dir::{Dir, include_dir};
 use burrow::minijinja::context;
 use burrow::{
-    App, AppContext, BoxFuture, Config, ConfigError, Db, Error, Html, NavItem, Render,
-    RequestContext, RequestId, RequestInfo, Setting,
+    App, AppContext, Config, ConfigError, Db, Dir, Error, Html, NavItem, Render, RequestContext,
+    RequestId, RequestInfo, Setting,
 };
 
-static TEMPLATES_A: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_a");
-static TEMPLATES_B: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_b");
-static STATIC_A: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/it/static_a");
-static MIGRATIONS_OK: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/it/migrations_ok");
-static MIGRATIONS_BAD: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/tests/it/migrations_bad");
+static TEMPLATES_A: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_a");
+static TEMPLATES_B: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_b");
+static STATIC_A: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/static_a");
+static MIGRATIONS_OK: Dir<'static> =
+    burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/migrations_ok");
+static MIGRATIONS_BAD: Dir<'static> =
+    burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/migrations_bad");
 
 /// Which middleware ran, outermost first.
 #[derive(Clone, Default)]
@@ -167,11 +168,8 @@ impl App for B {
         router.layer(from_fn(|r, n| mark("b", r, n)))
     }
 
-    fn ready<'a>(&'a self, _ctx: &'a AppContext) -> BoxFuture<'a, Result<(), String>> {
-        let ready = self.ready;
-        Box::pin(async move {
-            if ready { Ok(()) } else { Err("b is switched off (--b-ready false)".into()) }
-        })
+    async fn ready(&self, _ctx: &AppContext) -> Result<(), String> {
+        if self.ready { Ok(()) } else { Err("b is switched off (--b-ready false)".into()) }
     }
 }
 
@@ -206,8 +204,7 @@ impl App for Named {
         self.1
     }
 
-    fn shutdown<'a>(&'a self, _ctx: &'a AppContext) -> BoxFuture<'a, ()> {
+    async fn shutdown(&self, _ctx: &AppContext) {
         self.2.lock().unwrap().push(self.0);
-        Box::pin(async {})
     }
 }

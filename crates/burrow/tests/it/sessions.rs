@@ -36,9 +36,9 @@ impl App for Probe {
         &["session", "csrf", "messages"]
     }
 
-    fn templates(&self) -> Option<&'static burrow::include_dir::Dir<'static>> {
-        static TEMPLATES: burrow::include_dir::Dir<'static> =
-            burrow::include_dir::include_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_probe");
+    fn templates(&self) -> Option<&'static burrow::Dir<'static>> {
+        static TEMPLATES: burrow::Dir<'static> =
+            burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_probe");
         Some(&TEMPLATES)
     }
 

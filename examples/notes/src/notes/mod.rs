@@ -11,14 +11,13 @@ use burrow::clap::{Arg, value_parser};
 use burrow::contrib::messages::Messages;
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
-use burrow::{App, AppContext, BoxError, BoxFuture, Command, Db, Error, Html, NavItem, Render};
-use include_dir::{Dir, include_dir};
+use burrow::{App, AppContext, BoxError, Command, Db, Dir, Error, Html, NavItem, Render};
 use serde::Deserialize;
 
 use store::NoteForm;
 
-static MIGRATIONS: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/src/notes/migrations");
-static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/src/notes/templates");
+static MIGRATIONS: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/notes/migrations");
+static TEMPLATES: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/notes/templates");
 
 pub struct Notes;
 
@@ -68,38 +67,34 @@ impl App for Notes {
                     .value_parser(value_parser!(u32).range(1..=10_000_000))
                     .help("How many notes"),
             );
-        vec![Command::new(cli, |ctx, args| {
+        vec![Command::new(cli, |ctx, args| async move {
             let count = *args.get_one::<u32>("count").expect("count has a default");
-            Box::pin(async move {
-                store::insert_many(&ctx.db, generated(count as usize)).await?;
-                println!("Inserted {count} notes.");
-                Ok(())
-            })
+            store::insert_many(&ctx.db, generated(count as usize)).await?;
+            println!("Inserted {count} notes.");
+            Ok(())
         })]
     }
 
-    fn seed<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), BoxError>> {
-        Box::pin(async move {
-            let samples = [
-                (
-                    "Welcome to Burrow notes",
-                    "Notes live in one SQLite file next to the binary. Try the search box: it uses SQLite's FTS5.",
-                ),
-                (
-                    "Deploying",
-                    "Copy the binary to the server and run it. Use --pid-file and SIGHUP for zero-downtime restarts.",
-                ),
-                ("Backups", "Use sqlite3 .backup or Litestream; never cp a live database file."),
-                ("Shopping list", "Coffee beans, oat milk, bread, tomatoes."),
-                ("Reading", "The SQLite documentation on WAL mode is short and worth reading."),
-            ];
-            store::insert_many(
-                &ctx.db,
-                samples.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect(),
-            )
-            .await?;
-            Ok(())
-        })
+    async fn seed(&self, ctx: &AppContext) -> Result<(), BoxError> {
+        let samples = [
+            (
+                "Welcome to Burrow notes",
+                "Notes live in one SQLite file next to the binary. Try the search box: it uses SQLite's FTS5.",
+            ),
+            (
+                "Deploying",
+                "Copy the binary to the server and run it. Use --pid-file and SIGHUP for zero-downtime restarts.",
+            ),
+            ("Backups", "Use sqlite3 .backup or Litestream; never cp a live database file."),
+            ("Shopping list", "Coffee beans, oat milk, bread, tomatoes."),
+            ("Reading", "The SQLite documentation on WAL mode is short and worth reading."),
+        ];
+        store::insert_many(
+            &ctx.db,
+            samples.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect(),
+        )
+        .await?;
+        Ok(())
     }
 }
 

@@ -1,12 +1,12 @@
 //! The site frame: layout, home page, stylesheet, and an error page in the site's style.
 
+use burrow::Dir;
 use burrow::axum::{Router, routing::get};
 use burrow::minijinja::context;
 use burrow::{App, AppContext, Error, Html, NavItem, Render};
-use include_dir::{Dir, include_dir};
 
-static TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/src/pages/templates");
-static STATIC: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/src/pages/static");
+static TEMPLATES: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/pages/templates");
+static STATIC: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/pages/static");
 
 pub struct Pages;
 

@@ -1,0 +1,27 @@
+//! What apps are handed when they build routes, run a command, seed, check readiness or
+//! shut down: the [`AppContext`], and the future and error types of async hooks.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::settings::Settings;
+use crate::template::Templates;
+
+/// A boxed future, for async hooks that must stay object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The error type of app hooks and commands: any error, shown as its message.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The database, the configuration and the templates of a running server; cheap to clone
+/// (every field is shared).
+#[derive(Clone)]
+pub struct AppContext {
+    pub db: Db,
+    pub config: Arc<Config>,
+    pub settings: Arc<Settings>,
+    pub templates: Templates,
+}
