@@ -27,7 +27,8 @@ impl Command {
     /// # use burrow::Command;
     /// let cli = burrow::clap::Command::new("count").about("Print the number of notes");
     /// let count = Command::new(cli, |ctx, _args| async move {
-    ///     let (n,): (i64,) = ctx.db.read(|c| c.query_one("SELECT count(*) FROM notes", &[])).await?;
+    ///     let sql = "SELECT count(*) FROM notes";
+    ///     let (n,): (i64,) = ctx.db.read(move |c| c.query_one(sql, &[])).await?;
     ///     println!("{n}");
     ///     Ok(())
     /// });

@@ -8,7 +8,8 @@ pub use include_dir::{Dir, File};
 /// crate's root):
 ///
 /// ```ignore
-/// static TEMPLATES: burrow::Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/notes/templates");
+/// static TEMPLATES: burrow::Dir<'static> =
+///     burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/notes/templates");
 /// ```
 ///
 /// The calling crate needs no dependency of its own for this (the `include_dir!` macro

@@ -102,7 +102,8 @@ pub fn plan(source: &Path, dest: &Path, force: bool) -> Result<Plan, DbError> {
         Err(e) => return refuse(format!("backup destination {}: {e}", target.display())),
         Ok(meta) if meta.file_type().is_symlink() => {
             return refuse(format!(
-                "backup destination {} is a symbolic link, which a backup never follows or replaces (not even with --force): give the path of the file itself",
+                "backup destination {} is a symbolic link, which a backup never follows or \
+                 replaces (not even with --force): give the path of the file itself",
                 target.display()
             ));
         }
@@ -115,7 +116,8 @@ pub fn plan(source: &Path, dest: &Path, force: bool) -> Result<Plan, DbError> {
         Ok(meta) => {
             if let Some(suffix) = same_file(&meta, &live) {
                 return refuse(format!(
-                    "backup destination {} is {} under another name (a hard link): a backup must go to another file",
+                    "backup destination {} is {} under another name (a hard link): a backup must \
+                     go to another file",
                     target.display(),
                     describe(source, suffix)
                 ));
@@ -131,7 +133,8 @@ pub fn plan(source: &Path, dest: &Path, force: bool) -> Result<Plan, DbError> {
     let wal = super::sidecar(&target, "-wal");
     if std::fs::symlink_metadata(&wal).is_ok() {
         return refuse(format!(
-            "backup destination {} has a {} beside it, which SQLite would apply to the backup: remove it or choose another name",
+            "backup destination {} has a {} beside it, which SQLite would apply to the backup: \
+             remove it or choose another name",
             target.display(),
             wal.display()
         ));
@@ -226,7 +229,8 @@ impl Plan {
             placed.map_err(|e| {
                 DbError::Setup(if e.kind() == std::io::ErrorKind::AlreadyExists {
                     format!(
-                        "{} appeared while the backup ran and was left alone: use --force to replace it",
+                        "{} appeared while the backup ran and was left alone: use --force to \
+                         replace it",
                         target.display()
                     )
                 } else {

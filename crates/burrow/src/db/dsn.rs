@@ -23,8 +23,12 @@ impl Dsn {
                 ":memory:" => Ok(Dsn::SqliteMemory),
                 // sqlite:///relative → "/relative" here, sqlite:////absolute → "//absolute":
                 // dropping the first slash gives the path either way.
-                _ if rest.len() > 1 && rest.starts_with('/') => Ok(Dsn::SqliteFile(PathBuf::from(&rest[1..]))),
-                _ => Err("expected sqlite:///relative/path, sqlite:////absolute/path or sqlite://:memory:".into()),
+                _ if rest.len() > 1 && rest.starts_with('/') => {
+                    Ok(Dsn::SqliteFile(PathBuf::from(&rest[1..])))
+                }
+                _ => Err("expected sqlite:///relative/path, sqlite:////absolute/path or \
+                          sqlite://:memory:"
+                    .into()),
             };
         }
         if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {

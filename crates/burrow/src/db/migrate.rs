@@ -77,7 +77,8 @@ pub(crate) fn apply(conn: &Conn, sets: &[Migrations]) -> Result<Vec<String>, DbE
                 message: sqlite_message(e),
             })?;
             conn.0.execute(
-                "INSERT INTO _migrations (app, name, applied_at) VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
+                "INSERT INTO _migrations (app, name, applied_at) \
+                 VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))",
                 (&migration.app, &migration.name),
             )?;
             applied.push(file);

@@ -18,7 +18,12 @@
 //!         Ok(Note { id: row.get("id")?, title: row.get("title")? })
 //!     }
 //! }
-//! let id = db.write(|c| { c.execute("INSERT INTO notes(title) VALUES (?)", params!["hi"])?; Ok(c.last_insert_id()) }).await?;
+//! let id = db
+//!     .write(|c| {
+//!         c.execute("INSERT INTO notes(title) VALUES (?)", params!["hi"])?;
+//!         Ok(c.last_insert_id())
+//!     })
+//!     .await?;
 //! let notes: Vec<Note> = db.read(|c| c.query("SELECT id, title FROM notes", params![])).await?;
 //! # Ok(()) }
 //! ```
@@ -133,7 +138,10 @@ macro_rules! value_from {
         }
     )*};
 }
-value_from!(i64 => Integer, i32 => Integer as i64, u32 => Integer as i64, f64 => Real, String => Text, Vec<u8> => Blob);
+value_from!(
+    i64 => Integer, i32 => Integer as i64, u32 => Integer as i64,
+    f64 => Real, String => Text, Vec<u8> => Blob,
+);
 
 impl From<&str> for Value {
     fn from(v: &str) -> Value {

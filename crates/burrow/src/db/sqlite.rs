@@ -503,7 +503,8 @@ fn check_file(path: &Path) -> Result<(), DbError> {
     }
     if !crate::files::dir_writable(dir) {
         return setup(format!(
-            "database directory {} is not writable by this user; SQLite needs to create {}-wal and {}-shm beside the database",
+            "database directory {} is not writable by this user; SQLite needs to create {}-wal \
+             and {}-shm beside the database",
             dir.display(),
             path.display(),
             path.display()

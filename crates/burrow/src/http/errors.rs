@@ -165,7 +165,8 @@ fn fallback_page(code: u16, title: &str, message: &str) -> String {
         s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
     };
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>{code} {title}</title></head>\
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>{code} {title}</title></head>\
          <body><h1>{code} {title}</h1><p>{}</p></body></html>",
         esc(message),
         title = esc(title)

@@ -79,11 +79,13 @@ impl App for Notes {
         let samples = [
             (
                 "Welcome to Burrow notes",
-                "Notes live in one SQLite file next to the binary. Try the search box: it uses SQLite's FTS5.",
+                "Notes live in one SQLite file next to the binary. Try the search box: it uses \
+                 SQLite's FTS5.",
             ),
             (
                 "Deploying",
-                "Copy the binary to the server and run it. Use --pid-file and SIGHUP for zero-downtime restarts.",
+                "Copy the binary to the server and run it. Use --pid-file and SIGHUP for \
+                 zero-downtime restarts.",
             ),
             ("Backups", "Use sqlite3 .backup or Litestream; never cp a live database file."),
             ("Shopping list", "Coffee beans, oat milk, bread, tomatoes."),

@@ -106,13 +106,15 @@ pub async fn page(db: &Db, q: &str, page: usize) -> Result<Page, DbError> {
         .read(move |c| {
             if q.is_empty() {
                 c.query::<Item>(
-                    "SELECT id, title, substr(content, 1, 240) AS excerpt, created_at FROM notes ORDER BY id DESC LIMIT ? OFFSET ?",
+                    "SELECT id, title, substr(content, 1, 240) AS excerpt, created_at
+                     FROM notes ORDER BY id DESC LIMIT ? OFFSET ?",
                     params![limit, offset],
                 )
             } else {
                 c.query::<Item>(
                     "SELECT n.id, highlight(notes_fts, 0, char(2), char(3)) AS title,
-                            snippet(notes_fts, 1, char(2), char(3), '…', 24) AS excerpt, n.created_at
+                            snippet(notes_fts, 1, char(2), char(3), '…', 24) AS excerpt,
+                            n.created_at
                      FROM notes_fts JOIN notes n ON n.id = notes_fts.rowid
                      WHERE notes_fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?",
                     params![q, limit, offset],
@@ -143,7 +145,8 @@ pub async fn get(db: &Db, id: i64) -> Result<Option<Note>, DbError> {
 pub async fn create(db: &Db, form: NoteForm) -> Result<Note, DbError> {
     db.write(move |c| {
         c.query_one(
-            "INSERT INTO notes (title, content) VALUES (?, ?) RETURNING id, title, content, created_at, updated_at",
+            "INSERT INTO notes (title, content) VALUES (?, ?)
+             RETURNING id, title, content, created_at, updated_at",
             params![plain(form.title.trim()), plain(&form.content)],
         )
     })
@@ -154,8 +157,9 @@ pub async fn create(db: &Db, form: NoteForm) -> Result<Note, DbError> {
 pub async fn update(db: &Db, id: i64, form: NoteForm) -> Result<Option<Note>, DbError> {
     db.write(move |c| {
         c.query_opt(
-            "UPDATE notes SET title = ?, content = ?, updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now') WHERE id = ?
-             RETURNING id, title, content, created_at, updated_at",
+            "UPDATE notes SET title = ?, content = ?,
+                              updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+             WHERE id = ? RETURNING id, title, content, created_at, updated_at",
             params![plain(form.title.trim()), plain(&form.content), id],
         )
     })
