@@ -8,8 +8,6 @@
 //! and server, and waits for conditions by polling the DOM until a deadline: no sleeps as
 //! synchronization, no timing assertions.
 
-use std::io::{BufReader, Write};
-use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -17,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::{Launch, Server, client, create_note, db_path, read_response, short, tempdir};
+use crate::support::{
+    Launch, RawRequest, Server, client, create_note, free_port, generate_notes, short, tempdir,
+};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -111,15 +111,6 @@ impl Drop for Driver {
     }
 }
 
-/// A port that was free a moment ago (chromedriver has no `--port=0`).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind 127.0.0.1:0")
-        .local_addr()
-        .expect("local address")
-        .port()
-}
-
 // ---------------------------------------------------------------------------------------
 // The browser
 
@@ -150,6 +141,7 @@ impl Browser {
         let mut attempt = 0;
         let driver = loop {
             attempt += 1;
+            // chromedriver has no `--port=0`.
             let mut driver = Driver::spawn(
                 free_port(),
                 &profile.path().join(format!("chromedriver-{attempt}.log")),
@@ -368,18 +360,9 @@ impl Browser {
 impl Drop for Browser {
     /// Ends the session (the browser quits) with a plain blocking request: drop cannot await.
     fn drop(&mut self) {
-        let delete = || -> std::io::Result<u16> {
-            let mut stream = TcpStream::connect(("127.0.0.1", self.driver.port))?;
-            stream.set_read_timeout(Some(PATIENCE))?;
-            stream.set_write_timeout(Some(PATIENCE))?;
-            write!(
-                stream,
-                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                self.session_id, self.driver.port
-            )?;
-            Ok(read_response(&mut BufReader::new(stream))?.status)
-        };
-        match delete() {
+        let session = format!("/session/{}", self.session_id);
+        let delete = RawRequest::new(self.driver.port, "DELETE", &session).body(Vec::new());
+        match delete.send().map(|res| res.status) {
             Ok(200) => {}
             Ok(status) => eprintln!("browser: DELETE session answered {status}"),
             Err(e) => eprintln!("browser: DELETE session failed: {e}"),
@@ -645,12 +628,7 @@ async fn browser_inline_create_shows_validation_errors_in_place() {
 async fn browser_infinite_scroll_loads_every_page() {
     let _timing = Timing::start("infinite scroll");
     let dir = tempdir();
-    let out = Launch::new(dir.path())
-        .arg("generate-notes")
-        .args(["--count", "45", "--database-dsn"])
-        .arg(db_path(dir.path()))
-        .run();
-    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+    generate_notes(dir.path(), 45);
     let server = serve(dir.path());
     let browser = Browser::start().await;
 

@@ -10,45 +10,23 @@
 //! certificates): `sh` plants them with its own PID (`$$`), then `exec`s the server, which
 //! keeps that PID.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::startup::Failure;
+use crate::support::failure::Failure;
+use crate::support::procs::with_pid_file;
 use crate::support::{
-    Launch, Output, Server, can_drop_privileges, chmod, client, create_note, db_path, files_in,
-    get, note_ids, tempdir,
+    Launch, NOBODY, Output, Server, chmod, client, create_note, db_path, files_in, generate_notes,
+    get, mode, note_ids, require_nobody, sidecar, tempdir,
 };
-
-/// UID/GID of `nobody`: the other user of the shared directories.
-const NOBODY: u32 = 65534;
-
-fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .permissions()
-        .mode()
-        & 0o7777
-}
 
 fn inode(path: &Path) -> (u64, u64) {
     let meta = std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (meta.dev(), meta.ino())
 }
 
-fn sidecar(db: &Path, suffix: &str) -> PathBuf {
-    PathBuf::from(format!("{}{suffix}", db.display()))
-}
-
 fn is_symlink(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
-}
-
-/// Root is needed to give the shared directory and the planted links to `nobody`.
-fn require_root() {
-    assert!(
-        can_drop_privileges(),
-        "this test needs root and setpriv (util-linux) to act as another user"
-    );
 }
 
 /// Runs the server through `sh`, which first plants a symbolic link to `target` at each of
@@ -181,12 +159,7 @@ async fn backup_refuses_the_live_database_its_links_and_sidecars_and_existing_fi
 fn backup_force_replaces_a_file_atomically_and_backups_are_private() {
     let dir = tempdir();
     let db = db_path(dir.path());
-    let out = Launch::new(dir.path())
-        .arg("--database-dsn")
-        .arg(&db)
-        .args(["generate-notes", "--count", "3"])
-        .run();
-    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+    generate_notes(dir.path(), 3);
     let notes_in = |path: &Path| -> i64 {
         let conn = rusqlite::Connection::open(path).unwrap();
         conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0)).unwrap()
@@ -243,7 +216,8 @@ fn backup_force_replaces_a_file_atomically_and_backups_are_private() {
 
 #[tokio::test]
 async fn pid_file_is_not_written_through_links_planted_in_a_shared_directory() {
-    require_root();
+    // Root gives the shared directory and the planted links to `nobody`.
+    require_nobody();
     let dir = tempdir();
     let run = dir.path().join("run");
     std::fs::create_dir(&run).unwrap();
@@ -256,8 +230,7 @@ async fn pid_file_is_not_written_through_links_planted_in_a_shared_directory() {
     std::fs::write(&victim, "precious").unwrap();
     let pid_file = run.join("server.pid");
     let planted = ["server.tmp.$$", ".server.pid.$$.tmp", "server.pid.tmp"];
-    let launch =
-        Launch::serve(dir.path()).arg("--pid-file").arg(&pid_file).args(["--detach", "false"]);
+    let launch = with_pid_file(Launch::serve(dir.path()), &pid_file);
     let mut server = planting(launch, &run, &planted, &victim, NOBODY).start();
     let pid = server.pid();
 
@@ -278,20 +251,10 @@ async fn pid_file_is_not_written_through_links_planted_in_a_shared_directory() {
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
 
-/// Starts a selfsigned server and waits until it is ready.
-fn start_selfsigned(launch: Launch) -> Server {
-    let server = launch.spawn();
-    server.wait_for_log("ready", |l| l.contains("ready pid="));
-    server
-}
-
-fn selfsigned(dir: &Path, certs: &Path) -> Launch {
-    Launch::serve(dir).args(["--tls-mode", "selfsigned", "--tls-cert-dir"]).arg(certs)
-}
-
 #[test]
 fn an_open_cert_dir_is_made_private_when_ours_and_refused_when_not() {
-    require_root();
+    // Root gives the shared directory and the planted links to `nobody`.
+    require_nobody();
     let dir = tempdir();
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "precious").unwrap();
@@ -302,8 +265,8 @@ fn an_open_cert_dir_is_made_private_when_ours_and_refused_when_not() {
     std::fs::create_dir(&certs).unwrap();
     chmod(&certs, 0o1777);
     let planted = [".selfsigned-key.pem.$$.tmp", ".selfsigned-cert.pem.$$.tmp"];
-    let mut server =
-        start_selfsigned(planting(selfsigned(dir.path(), &certs), &certs, &planted, &victim, 0));
+    let launch = Launch::serve(dir.path()).selfsigned(&certs);
+    let mut server = planting(launch, &certs, &planted, &victim, 0).start_https();
     assert_eq!(mode(&certs), 0o700, "cert dir mode");
     // Logged before `ready`.
     let log = server.log();
@@ -332,7 +295,7 @@ fn an_open_cert_dir_is_made_private_when_ours_and_refused_when_not() {
     chmod(&theirs, 0o755);
     std::os::unix::fs::chown(&theirs, Some(NOBODY), Some(NOBODY)).unwrap();
     let other = tempdir();
-    let out = selfsigned(other.path(), &theirs).run();
+    let out = Launch::serve(other.path()).selfsigned(&theirs).run();
     assert_refused(&out, &[theirs.to_str().unwrap(), "--tls-cert-dir", "0755"]);
     assert!(files_in(&theirs).is_empty(), "written into the refused cert dir");
     assert!(files_in(other.path()).is_empty(), "files created: {:?}", files_in(other.path()));

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use crate::support::{
-    Credentials, Launch, VERSION, can_drop_privileges, chmod, client, create_note, db_path, get,
-    header, note_ids, post_expecting_continue, tempdir,
+    Credentials, Launch, RawRequest, VERSION, chmod, client, create_note, db_path, get, header,
+    note_ids, require_nobody, tempdir,
 };
 
 #[tokio::test]
@@ -67,7 +67,7 @@ async fn errors_are_html_or_json() {
 }
 
 /// Large bodies are sent as curl sends them (`Expect: 100-continue`); see
-/// [`post_expecting_continue`] for why not with the HTTP client.
+/// [`RawRequest::send_expecting_continue`] for why not with the HTTP client.
 #[tokio::test]
 async fn large_bodies_get_413() {
     let dir = tempdir();
@@ -77,10 +77,10 @@ async fn large_bodies_get_413() {
     // With the cookies and CSRF token (as a header) a form needs, so that nothing but the
     // size is wrong.
     let csrf = Credentials::fetch(server.port).headers();
-    let mut headers: Vec<(&str, &str)> =
-        csrf.iter().map(|(name, value)| (*name, value.as_str())).collect();
+    let post =
+        || RawRequest::post_form(server.port, "/notes", big.as_bytes()).headers(csrf.clone());
 
-    let res = post_expecting_continue(&server, "/notes", &headers, big.as_bytes());
+    let res = post().send_expecting_continue().expect("POST /notes");
     assert_eq!(res.status, 413, "2 MB form with the default 1 MB limit");
     assert!(
         res.header("content-type").is_some_and(|t| t.starts_with("text/html")),
@@ -90,8 +90,8 @@ async fn large_bodies_get_413() {
     assert!(String::from_utf8_lossy(&res.body).contains("413"), "413 page does not show the code");
     assert!(res.header("x-request-id").is_some(), "no X-Request-Id on 413");
 
-    headers.push(("Accept", "application/json"));
-    let res = post_expecting_continue(&server, "/notes", &headers, big.as_bytes());
+    let res =
+        post().header("Accept", "application/json").send_expecting_continue().expect("POST /notes");
     assert_eq!(res.status, 413);
     assert!(
         res.header("content-type").is_some_and(|t| t.starts_with("application/json")),
@@ -113,10 +113,10 @@ async fn max_body_size_setting_applies() {
     let server = Launch::serve(dir.path()).args(["--max-body-size", "10KB"]).start();
     let http = client();
     let form = format!("title=twenty&content={}", "c".repeat(20 * 1024));
-    let csrf = Credentials::fetch(server.port).headers();
-    let csrf_pairs: Vec<(&str, &str)> =
-        csrf.iter().map(|(name, value)| (*name, value.as_str())).collect();
-    let res = post_expecting_continue(&server, "/notes", &csrf_pairs, form.as_bytes());
+    let res = RawRequest::post_form(server.port, "/notes", form)
+        .headers(Credentials::fetch(server.port).headers())
+        .send_expecting_continue()
+        .expect("POST /notes");
     assert_eq!(res.status, 413, "20 KB form with --max-body-size 10KB");
     let id = create_note(&http, &server, "five", &"c".repeat(5 * 1024)).await;
     let (_, list) = get(&http, &server, "/notes").await;
@@ -186,10 +186,7 @@ async fn health_checks_answer_json() {
 /// File permissions do not apply to root, so the server runs as `nobody`.
 #[tokio::test]
 async fn readiness_fails_when_the_database_is_unusable() {
-    assert!(
-        can_drop_privileges(),
-        "this test needs root and setpriv (util-linux) to run the server as nobody"
-    );
+    require_nobody();
     let dir = tempdir();
     chmod(dir.path(), 0o777);
     let server = Launch::serve(dir.path()).nobody().start();

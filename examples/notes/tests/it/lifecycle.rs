@@ -11,15 +11,16 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::load::Load;
-use crate::procs::{
-    Cleanup, PATIENCE, SlowPost, alive, children_of, fd_counts, live, live_version, post_note,
-    processes_mentioning, read_pid_file, replace_file, server_has_read_its_connections, stop,
+use crate::support::fds::{fd_counts, server_has_read_its_connections};
+use crate::support::load::Load;
+use crate::support::probes::{SlowPost, live, live_version, post_note};
+use crate::support::procs::{
+    Cleanup, alive, children_of, processes_mentioning, read_pid_file, replace_file, stop,
     wait_for_successor, wait_gone, wait_until, with_pid_file,
 };
 use crate::support::{
-    BIN, Credentials, Launch, Server, VERSION, client, db_path, files_in, get, raw_get, signal,
-    tempdir,
+    BIN, Credentials, Launch, PATIENCE, Server, VERSION, client, db_path, files_in, get, raw_get,
+    signal, tempdir,
 };
 
 #[tokio::test]
@@ -69,11 +70,7 @@ async fn pid_file_names_the_server_while_it_runs() {
     let dir = tempdir();
     let pid_file = dir.path().join("server.pid");
     // `--detach false`: the process started here is the server (see `forking_*` for detaching).
-    let mut server = Launch::serve(dir.path())
-        .arg("--pid-file")
-        .arg(&pid_file)
-        .args(["--detach", "false"])
-        .start();
+    let mut server = with_pid_file(Launch::serve(dir.path()), &pid_file).start();
     // `start` returned after the `ready` line, which is logged once the PID file is written.
     let content = std::fs::read_to_string(&pid_file)
         .unwrap_or_else(|e| panic!("PID file {} after ready: {e}", pid_file.display()));
@@ -84,7 +81,7 @@ async fn pid_file_names_the_server_while_it_runs() {
     assert_eq!(server.terminate().code(), Some(0));
     assert!(!pid_file.exists(), "PID file left after SIGTERM");
     let leftovers: Vec<_> =
-        crate::support::files_in(dir.path()).into_iter().filter(|f| f.contains("pid")).collect();
+        files_in(dir.path()).into_iter().filter(|f| f.contains("pid")).collect();
     assert!(leftovers.is_empty(), "PID temporary files left: {leftovers:?}");
 }
 

@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::support::{Launch, Server, client, connect, db_path, raw_get, tempdir};
+use crate::support::https::trusting;
+use crate::support::{
+    Launch, RawRequest, Server, client, connect, db_path, encode, generate_notes, get, raw_get,
+    read_response, short, signal, tempdir,
+};
 
 // ---------------------------------------------------------------------------------------
 // Helpers
@@ -24,12 +28,7 @@ fn big_database(dir: &Path) -> PathBuf {
     static TEMPLATE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, template) = TEMPLATE.get_or_init(|| {
         let holder = tempdir();
-        let out = Launch::new(holder.path())
-            .args(["--database-dsn", "app.db", "--log-level", "warn"])
-            .args(["generate-notes", "--count", "50000"])
-            .run();
-        assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
-        let path = db_path(holder.path());
+        let path = generate_notes(holder.path(), 50_000);
         (holder, path)
     });
     let path = db_path(dir);
@@ -51,7 +50,7 @@ fn hostile_search() -> String {
 }
 
 fn search_path(q: &str) -> String {
-    format!("/notes?q={}", crate::support::encode(q))
+    format!("/notes?q={}", encode(q))
 }
 
 /// Sends `n` GETs of `path` at once; returns each status (0 when the request failed)
@@ -173,16 +172,9 @@ fn probe_until(
 ) -> (usize, Vec<String>) {
     let (mut ok, mut failed) = (0, Vec::new());
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let mut stream = connect_from(source, port);
+        let stream = connect_from(source, port);
         stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let result =
-            write!(stream, "GET /healthz/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .map_err(|e| e.to_string())
-                .and_then(|()| {
-                    crate::support::read_response(&mut std::io::BufReader::new(stream))
-                        .map_err(|e| e.to_string())
-                });
-        match result {
+        match RawRequest::get(port, "/healthz/live").send_on(stream).map_err(|e| e.to_string()) {
             Ok(res) if res.status == 200 => ok += 1,
             Ok(res) => failed.push(format!("status {}", res.status)),
             Err(e) => failed.push(e),
@@ -205,8 +197,8 @@ async fn searches_are_bounded_and_interrupted_when_their_request_times_out() {
 
     // The attack's query never reaches SQLite: it is over the limits.
     for (status, body) in parallel_gets(&server, &search_path(&hostile_search()), 8).await {
-        assert_eq!(status, 200, "hostile search: {}", crate::support::short(&body));
-        assert!(body.contains("Invalid search"), "{}", crate::support::short(&body));
+        assert_eq!(status, 200, "hostile search: {}", short(&body));
+        assert!(body.contains("Invalid search"), "{}", short(&body));
     }
 
     // Within the limits but slower than the request timeout: 8 at once.
@@ -217,7 +209,7 @@ async fn searches_are_bounded_and_interrupted_when_their_request_times_out() {
         "statuses: {:?}",
         replies.iter().map(|r| r.0).collect::<Vec<_>>()
     );
-    let (status, _) = crate::support::get(&client(), &server, "/notes").await;
+    let (status, _) = get(&client(), &server, "/notes").await;
     assert_eq!(status, 200, "a normal page right after the timeouts");
     assert!(
         timed_out.elapsed() < Duration::from_secs(1),
@@ -246,13 +238,12 @@ async fn a_read_past_the_database_read_timeout_is_interrupted() {
     let server = Launch::serve(dir.path())
         .args(["--request-timeout", "60", "--database-read-timeout", "50ms"])
         .start();
-    let (status, body) =
-        crate::support::get(&client(), &server, &search_path(EXPENSIVE_SEARCH)).await;
-    assert_eq!(status, 503, "{}", crate::support::short(&body));
+    let (status, body) = get(&client(), &server, &search_path(EXPENSIVE_SEARCH)).await;
+    assert_eq!(status, 503, "{}", short(&body));
     server.wait_for_log("the read budget in the log", |l| {
         l.contains("--database-read-timeout") && l.contains("interrupted")
     });
-    assert_eq!(crate::support::get(&client(), &server, "/notes").await.0, 200);
+    assert_eq!(get(&client(), &server, "/notes").await.0, 200);
 }
 
 #[tokio::test]
@@ -272,7 +263,7 @@ async fn sigterm_during_expensive_searches_exits_within_the_shutdown_timeout() {
     // The eight searches keep two cores busy for about two seconds once they arrived.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let signalled = Instant::now();
-    assert!(crate::support::signal(server.pid(), "TERM"));
+    assert!(signal(server.pid(), "TERM"));
     let status = server.wait_exit(Duration::from_secs(30)).expect("the server exits");
     let took = signalled.elapsed();
     assert!(status.success(), "exit status {status:?}");
@@ -341,14 +332,11 @@ fn silent_connections_are_closed_by_the_header_timeout_while_clients_are_served(
 async fn idle_tls_connections_are_closed_by_the_header_timeout() {
     raise_own_open_files_limit();
     let dir = tempdir();
-    let server = crate::tls::start_https(&Launch::serve(dir.path()).args([
-        "--tls-mode",
-        "selfsigned",
-        "--header-timeout",
-        "1s",
-    ]));
+    let server = Launch::serve(dir.path())
+        .args(["--tls-mode", "selfsigned", "--header-timeout", "1s"])
+        .start_https();
     let cert = dir.path().join("data/certs/selfsigned-cert.pem");
-    let config = crate::tls::trusting(&cert, &["h2", "http/1.1"]);
+    let config = trusting(&cert, &["h2", "http/1.1"]);
     let mut idle = Vec::new();
     for _ in 0..20 {
         let tcp = tokio::net::TcpStream::connect(("127.0.0.1", server.port)).await.unwrap();
@@ -384,7 +372,7 @@ fn a_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let mut stream = connect(server.port).unwrap();
     write!(stream, "GET /healthz/live HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
     let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-    let res = crate::support::read_response(&mut reader).unwrap();
+    let res = read_response(&mut reader).unwrap();
     assert_eq!(res.status, 200);
     let answered = Instant::now();
     wait_closed(&mut stream, Duration::from_secs(5)).expect("idle keep-alive connection");
@@ -437,9 +425,8 @@ fn connections_beyond_the_per_address_cap_are_refused_and_logged_once() {
         wait_closed(&mut extra, Duration::from_secs(3)).expect("a connection over the cap");
     }
     // Another address is served.
-    let mut stream = connect_from([127, 0, 0, 2], server.port);
-    write!(stream, "GET /healthz/live HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    let res = crate::support::read_response(&mut std::io::BufReader::new(stream)).unwrap();
+    let stream = connect_from([127, 0, 0, 2], server.port);
+    let res = RawRequest::get(server.port, "/healthz/live").send_on(stream).unwrap();
     assert_eq!(res.status, 200, "a client at 127.0.0.2");
     server.wait_for_log("the refusal", |l| l.contains("refused a connection from 127.0.0.1"));
     let lines = server.log().iter().filter(|l| l.contains("refused a connection")).count();
@@ -502,14 +489,8 @@ fn oversized_request_headers_get_431_and_normal_large_ones_pass() {
     let dir = tempdir();
     let server = Launch::serve(dir.path()).start();
     let send = |header_bytes: usize| {
-        let mut stream = connect(server.port).unwrap();
-        let value = "x".repeat(header_bytes);
-        let head = format!(
-            "GET /healthz/live HTTP/1.1\r\nHost: x\r\nX-Big: {value}\r\nConnection: close\r\n\r\n"
-        );
-        // The server may answer and close before reading everything.
-        let _ = stream.write_all(head.as_bytes());
-        crate::support::read_response(&mut std::io::BufReader::new(stream)).map(|r| r.status)
+        let request = RawRequest::get(server.port, "/healthz/live");
+        request.header("X-Big", "x".repeat(header_bytes)).send().map(|r| r.status)
     };
     assert_eq!(send(32 * 1024).unwrap(), 200, "a 32 KB header");
     assert_eq!(send(100 * 1024).unwrap(), 431, "a 100 KB header");

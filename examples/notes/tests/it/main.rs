@@ -1,6 +1,8 @@
 //! Integration tests of the notes server: the real `server` binary as a child process,
 //! a real SQLite file in a temporary directory, a real HTTP client.
 //! The contract they check is docs/notes-contract.md.
+//!
+//! Each module but `support` (the harness they share) tests one area.
 
 mod browser;
 mod cli;
@@ -8,9 +10,7 @@ mod files;
 mod http;
 mod lifecycle;
 mod limits;
-mod load;
 mod notes;
-mod procs;
 mod security;
 mod sessions;
 mod sqlite;

@@ -1,7 +1,8 @@
 //! The notes pages over HTTP: CRUD, htmx partials, pagination, search, validation.
 
 use crate::support::{
-    Credentials, Launch, client, create_note, encode, get, get_htmx, header, note_ids, tempdir,
+    Credentials, Launch, client, create_note, encode, generate_notes, get, get_htmx, header,
+    note_ids, tempdir,
 };
 
 #[tokio::test]
@@ -205,10 +206,7 @@ async fn htmx_requests_get_partials() {
 #[tokio::test]
 async fn list_is_paginated_newest_first() {
     let dir = tempdir();
-    let out = Launch::new(dir.path())
-        .args(["--database-dsn", "app.db", "generate-notes", "--count", "45"])
-        .run();
-    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+    generate_notes(dir.path(), 45);
     let server = Launch::serve(dir.path()).start();
     let http = client();
 

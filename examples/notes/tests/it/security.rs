@@ -4,13 +4,11 @@
 //! over the limit, flash messages that cannot overflow the session cookie, and cookies
 //! that cannot be shadowed by a bad one of the same name.
 
-use std::io::{BufReader, Write};
-
+use crate::support::https::{https_get, trusting};
 use crate::support::{
-    Credentials, Launch, RawResponse, client, connect, db_path, note_ids, post_expecting_continue,
-    read_response, tempdir,
+    Credentials, Launch, RawRequest, RawResponse, client, generate_notes, get, note_ids,
+    set_cookie_value, tempdir,
 };
-use crate::tls::{https_get, start_https, trusting};
 
 /// Headers every response carries, whatever the settings.
 const FIXED: [(&str, &str); 4] = [
@@ -28,9 +26,9 @@ const HSTS: &str = "max-age=63072000; includeSubDomains";
 /// Header names (lower case) and values, as [`RawResponse`] has them.
 type Headers = Vec<(String, String)>;
 
-/// The headers of a reqwest response.
-fn pairs(res: &reqwest::Response) -> Headers {
-    res.headers()
+/// The headers of a response, as [`RawResponse`] has them.
+fn pairs(headers: &reqwest::header::HeaderMap) -> Headers {
+    headers
         .iter()
         .map(|(n, v)| (n.as_str().to_string(), v.to_str().expect("ASCII header").to_string()))
         .collect()
@@ -62,37 +60,19 @@ fn assert_all_security_headers(what: &str, headers: &[(String, String)]) {
 }
 
 /// POSTs `body` with `Transfer-Encoding: chunked` on a new connection, so the server learns
-/// its size only while reading it. The whole request is written in one go, before the
-/// answer is read: an answer sent early cannot be lost to a write failing on a connection
-/// the server closed.
+/// its size only while reading it.
 fn post_chunked(port: u16, path: &str, headers: &[(&str, String)], body: &[u8]) -> RawResponse {
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"
-    )
-    .into_bytes();
-    for (name, value) in headers {
-        request.extend_from_slice(format!("{name}: {value}\r\n").as_bytes());
-    }
-    request.extend_from_slice(b"\r\n");
-    for chunk in body.chunks(1024) {
-        request.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
-        request.extend_from_slice(chunk);
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(b"0\r\n\r\n");
-    let mut stream = connect(port).expect("connect");
-    stream.write_all(&request).expect("write the chunked request");
-    read_response(&mut BufReader::new(stream)).expect("read the answer to a chunked POST")
+    RawRequest::post_form(port, path, body)
+        .headers(headers.iter().cloned())
+        .chunked()
+        .send()
+        .expect("the answer to a chunked POST")
 }
 
 /// The value of cookie `name` among a response's `Set-Cookie` headers.
 fn set_cookie(headers: &[(String, String)], name: &str) -> Option<String> {
-    headers
-        .iter()
-        .filter(|(n, _)| n == "set-cookie")
-        .filter_map(|(_, v)| v.split(';').next()?.trim().split_once('='))
-        .find(|(n, _)| *n == name)
-        .map(|(_, v)| v.to_string())
+    let set_cookies = headers.iter().filter(|(n, _)| n == "set-cookie");
+    set_cookie_value(set_cookies.map(|(_, v)| v.as_str()), name)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -110,7 +90,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
     let mut seen: Vec<(&str, u16, Headers)> = Vec::new();
 
     let res = http.get(server.url("/")).send().await.unwrap();
-    let (status, headers) = (res.status().as_u16(), pairs(&res));
+    let (status, headers) = (res.status().as_u16(), pairs(res.headers()));
     let home = res.text().await.unwrap();
     seen.push(("home page", status, headers));
     let start = home.find("/static/css/app.").expect("a stylesheet link");
@@ -122,20 +102,22 @@ async fn every_kind_of_response_carries_the_security_headers() {
         ("readiness", "/healthz/ready"),
     ] {
         let res = http.get(server.url(path)).send().await.unwrap();
-        seen.push((what, res.status().as_u16(), pairs(&res)));
+        seen.push((what, res.status().as_u16(), pairs(res.headers())));
     }
     let form = [("title", "Headers"), ("content", "")];
     let res = credentials.attach(http.post(server.url("/notes"))).form(&form).send().await.unwrap();
-    seen.push(("redirect after a create", res.status().as_u16(), pairs(&res)));
+    seen.push(("redirect after a create", res.status().as_u16(), pairs(res.headers())));
     let res = http.post(server.url("/notes")).form(&form).send().await.unwrap();
-    seen.push(("CSRF failure", res.status().as_u16(), pairs(&res)));
+    seen.push(("CSRF failure", res.status().as_u16(), pairs(res.headers())));
     let res = credentials.attach(http.put(server.url("/notes"))).send().await.unwrap();
-    seen.push(("wrong method", res.status().as_u16(), pairs(&res)));
+    seen.push(("wrong method", res.status().as_u16(), pairs(res.headers())));
 
     let big =
         format!("title=big&content={}&csrf_token={}", "a".repeat(20 * 1024), credentials.token);
-    let cookie = ("Cookie", credentials.cookie.as_str());
-    let res = post_expecting_continue(&server, "/notes", &[cookie], big.as_bytes());
+    let res = RawRequest::post_form(server.port, "/notes", big.as_bytes())
+        .header("Cookie", &credentials.cookie)
+        .send_expecting_continue()
+        .expect("POST /notes");
     seen.push(("413 from Content-Length", res.status, res.headers));
     let res = post_chunked(
         server.port,
@@ -171,12 +153,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
 #[tokio::test]
 async fn a_request_timeout_503_carries_the_security_headers() {
     let dir = tempdir();
-    let out = Launch::new(dir.path())
-        .arg("generate-notes")
-        .args(["--count", "5000", "--database-dsn"])
-        .arg(db_path(dir.path()))
-        .run();
-    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+    generate_notes(dir.path(), 5000);
     let server = Launch::serve(dir.path())
         .args(["--content-security-policy", CSP, "--permissions-policy", PERMISSIONS])
         .args(["--request-timeout", "1ms"])
@@ -189,7 +166,7 @@ async fn a_request_timeout_503_carries_the_security_headers() {
         let status = res.status().as_u16();
         statuses.push(status);
         if status == 503 {
-            assert_all_security_headers("503 from the request timeout", &pairs(&res));
+            assert_all_security_headers("503 from the request timeout", &pairs(res.headers()));
             assert!(res.text().await.unwrap().contains("503"), "the error page shows the code");
             return;
         }
@@ -203,28 +180,22 @@ async fn hsts_and_host_prefixed_cookies_only_under_https() {
     let dir = tempdir();
     let server = Launch::serve(dir.path()).args(["--hsts-preload", "true"]).start();
     let res = client().get(server.url("/notes/new")).send().await.unwrap();
-    let headers = pairs(&res);
+    let headers = pairs(res.headers());
     assert_headers("http", &headers, &FIXED, &["strict-transport-security"]);
     assert!(set_cookie(&headers, "_csrf").is_some(), "{headers:?}");
 
     for (preload, hsts) in [(false, HSTS.to_string()), (true, format!("{HSTS}; preload"))] {
         let dir = tempdir();
         let certs = dir.path().join("certs");
-        let mut launch = Launch::serve(dir.path())
-            .args(["--tls-mode", "selfsigned", "--tls-cert-dir"])
-            .arg(&certs);
+        let mut launch = Launch::serve(dir.path()).selfsigned(&certs);
         if preload {
             launch = launch.args(["--hsts-preload", "true"]);
         }
-        let server = start_https(&launch);
+        let server = launch.start_https();
         let tls = trusting(&certs.join("selfsigned-cert.pem"), &["h2", "http/1.1"]);
         for path in ["/notes/new", "/no/such/page"] {
             let reply = https_get(server.port, "localhost", tls.clone(), path).await.unwrap();
-            let headers: Headers = reply
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap().to_string()))
-                .collect();
+            let headers = pairs(&reply.headers);
             let what = format!("https, preload {preload}, {path} ({})", reply.status);
             let mut expected = FIXED.to_vec();
             expected.push(("strict-transport-security", &hsts));
@@ -288,7 +259,7 @@ async fn csrf_refuses_foreign_origins_over_plain_http() {
     for (case, origin, referer) in accepted.clone() {
         assert_eq!(post(origin, referer).await, 303, "{case}");
     }
-    let (_, list) = crate::support::get(&http, &server, "/notes").await;
+    let (_, list) = get(&http, &server, "/notes").await;
     assert_eq!(note_ids(&list).len(), accepted.len(), "only the accepted posts created notes");
 
     let mut from = 0;
@@ -355,7 +326,7 @@ async fn flash_messages_never_overflow_the_session_cookie() {
             .send()
             .await
             .unwrap();
-        let headers = pairs(&res);
+        let headers = pairs(res.headers());
         let status = res.status().as_u16();
         assert_eq!(status, 303, "create {}: {}", &title[..1], res.text().await.unwrap());
         location = header_value(&headers, "location");
@@ -420,7 +391,7 @@ async fn a_bad_cookie_in_front_of_a_valid_one_does_not_hide_it() {
             request = request.header("Cookie", cookie);
         }
         let res = request.send().await.unwrap();
-        let headers = pairs(&res);
+        let headers = pairs(res.headers());
         assert_eq!(res.status(), 303, "{case}: {}", res.text().await.unwrap());
         session = set_cookie(&headers, "_session").map(|s| (s, header_value(&headers, "location")));
     }

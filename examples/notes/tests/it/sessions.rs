@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use crate::procs::{Cleanup, stop, wait_for_successor, wait_gone, with_pid_file};
-use crate::startup::Failure;
+use crate::support::failure::Failure;
+use crate::support::procs::{Cleanup, stop, wait_for_successor, wait_gone, with_pid_file};
 use crate::support::{
-    Launch, Server, client, csrf_token, db_path, header, note_ids, signal, tempdir,
+    Launch, Server, client, cookie_set_by, csrf_token, db_path, header, note_ids, set_cookie_value,
+    short, signal, tempdir,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -35,18 +36,14 @@ impl Reply {
             303,
             "{what}: expected 303, got {} {}",
             self.status,
-            crate::support::short(&self.body)
+            short(&self.body)
         );
         self.location.clone().unwrap_or_else(|| panic!("{what}: 303 without Location"))
     }
 
     /// The value this answer sets for cookie `name`.
     fn cookie(&self, name: &str) -> Option<String> {
-        self.set_cookies
-            .iter()
-            .filter_map(|c| c.split(';').next()?.trim().split_once('='))
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.to_string())
+        set_cookie_value(self.set_cookies.iter().map(String::as_str), name)
     }
 }
 
@@ -88,11 +85,11 @@ impl Browser {
             .map(|v| v.to_str().expect("ASCII Set-Cookie").to_string())
             .collect();
         for set in &set_cookies {
-            let mut parts = set.split(';');
-            let Some((name, value)) = parts.next().and_then(|p| p.trim().split_once('=')) else {
+            let Some((name, value)) = cookie_set_by(set) else {
                 continue;
             };
-            let expired = parts.any(|attr| attr.trim().eq_ignore_ascii_case("max-age=0"));
+            let mut attributes = set.split(';').skip(1);
+            let expired = attributes.any(|attr| attr.trim().eq_ignore_ascii_case("max-age=0"));
             if value.is_empty() || expired {
                 self.cookies.remove(name);
             } else {

@@ -19,15 +19,12 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::support::tools::succeeds;
 use crate::support::{
-    Credentials, Launch, Output, Server, can_drop_privileges, chmod, db_path, files_in, signal,
-    tempdir,
+    Credentials, Launch, NOBODY, Output, PATIENCE, Server, chmod, db_path, files_in,
+    require_nobody, sidecar, signal, tempdir, try_create_note,
 };
 
-/// Upper bound for any wait here; not a performance assertion.
-const PATIENCE: Duration = Duration::from_secs(60);
-/// UID/GID of `nobody`, for the `check` runs that must not be root.
-const NOBODY: u32 = 65534;
 /// `WAL_RESTART_BYTES` of crates/burrow/src/db/sqlite.rs: past this size the writer forces
 /// a RESTART checkpoint (the size is looked at every 64 commits).
 const WAL_RESTART_BYTES: u64 = 64 * 1024 * 1024;
@@ -127,15 +124,8 @@ impl Writers {
                             break;
                         }
                         let title = format!("{} {n}", load.prefix);
-                        match post_note(
-                            &client,
-                            port,
-                            &credentials,
-                            &title,
-                            &content(&title, load.content),
-                        )
-                        .await
-                        {
+                        let content = content(&title, load.content);
+                        match try_create_note(&client, port, &credentials, &title, &content).await {
                             Ok(id) => shared.acked.lock().unwrap().push(Acked { id, title }),
                             Err(e) => {
                                 shared.failed.fetch_add(1, Ordering::Relaxed);
@@ -276,38 +266,6 @@ fn http_client() -> reqwest::Client {
         .expect("HTTP client")
 }
 
-/// `POST /notes` with the form's credentials; the new note's id from the 303's Location.
-async fn post_note(
-    client: &reqwest::Client,
-    port: u16,
-    credentials: &Credentials,
-    title: &str,
-    content: &str,
-) -> Result<i64, String> {
-    let request = client
-        .post(format!("http://127.0.0.1:{port}/notes"))
-        .form(&[("title", title), ("content", content)]);
-    let res = credentials
-        .attach(request)
-        .send()
-        .await
-        .map_err(|e| format!("POST /notes {title:?}: {e}"))?;
-    let status = res.status();
-    let location =
-        res.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    if status != 303 {
-        let body = res.text().await.unwrap_or_default();
-        return Err(format!(
-            "POST /notes {title:?}: {status} {}",
-            body.chars().take(300).collect::<String>()
-        ));
-    }
-    location
-        .strip_prefix("/notes/")
-        .and_then(|id| id.parse().ok())
-        .ok_or_else(|| format!("POST /notes {title:?}: Location {location:?}"))
-}
-
 /// Note text of `len` bytes; every note contains the word `lantern` (the readers' search).
 fn content(title: &str, len: usize) -> String {
     const WORDS: [&str; 10] = [
@@ -342,10 +300,6 @@ async fn start(launch: Launch) -> Server {
 
 // ---------------------------------------------------------------------------------------
 // Database files
-
-fn wal_path(db: &Path) -> PathBuf {
-    PathBuf::from(format!("{}-wal", db.display()))
-}
 
 fn size(path: &Path) -> u64 {
     std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
@@ -522,12 +476,7 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
 /// so the load here is a steady trickle, not a flood.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite3_backup_command_beside_the_running_server() {
-    let found = Command::new("sqlite3")
-        .arg("-version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let found = succeeds("sqlite3", &["-version"]);
     assert!(found, "this test needs the sqlite3 command-line shell (scripts/test.sh installs it)");
     let dir = tempdir();
     let db = db_path(dir.path());
@@ -637,7 +586,7 @@ async fn acknowledged_writes_survive_kill_9() {
         let status = status.expect("the server exits after kill -9");
         assert_eq!(status.signal(), Some(9), "trial {trial}: exit status {status:?}");
         drop(killed);
-        wal_at_kill.push(size(&wal_path(&db)));
+        wal_at_kill.push(size(&sidecar(&db, "-wal")));
         let report = writers.finish().await;
 
         // The same database, after the crash: SQLite recovers the WAL on open.
@@ -731,7 +680,7 @@ async fn wal_stays_bounded_under_sustained_writes_and_is_emptied_when_idle() {
     const BOUND: u64 = WAL_RESTART_BYTES + 16 * MIB;
     let dir = tempdir();
     let db = db_path(dir.path());
-    let wal = wal_path(&db);
+    let wal = sidecar(&db, "-wal");
     let mut server = start(Launch::serve(dir.path())).await;
     let credentials = credentials(server.port).await;
     let sampler = WalSampler::start(wal.clone());
@@ -770,7 +719,7 @@ async fn wal_stays_bounded_under_sustained_writes_and_is_emptied_when_idle() {
 async fn idle_truncation_waits_for_a_long_reader_and_then_empties_the_wal() {
     let dir = tempdir();
     let db = db_path(dir.path());
-    let wal = wal_path(&db);
+    let wal = sidecar(&db, "-wal");
     let mut server = start(Launch::serve(dir.path())).await;
     let writers =
         Writers::start(server.port, &credentials(server.port).await, Load::new("pinned", 2, 2000));
@@ -806,7 +755,7 @@ async fn external_checkpoints_leave_the_wal_to_another_tool() {
     const NOTES: usize = 1000;
     let dir = tempdir();
     let db = db_path(dir.path());
-    let wal = wal_path(&db);
+    let wal = sidecar(&db, "-wal");
     let mut server =
         start(Launch::serve(dir.path()).args(["--database-checkpoints", "external"])).await;
     let file_before = std::fs::read(&db).unwrap();
@@ -878,10 +827,7 @@ fn assert_problems(out: &Output, expected: &[&[&str]]) {
 
 /// A temporary directory `nobody` can enter, with a `data` directory it owns.
 fn nobody_dir() -> (tempfile::TempDir, PathBuf) {
-    assert!(
-        can_drop_privileges(),
-        "this test needs root and setpriv (util-linux) to run the server as nobody"
-    );
+    require_nobody();
     let dir = tempdir();
     chmod(dir.path(), 0o755);
     let data = dir.path().join("data");

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::support::Credentials;
+use super::Credentials;
 
 #[derive(Default)]
 struct Counters {
@@ -148,13 +148,10 @@ async fn client_task(
             1 => ("GET /healthz/live", 200, client.get(url("/healthz/live"))),
             _ => {
                 let title = format!("load {task}-{n}");
-                let mut post = client
+                let post = client
                     .post(url("/notes"))
                     .form(&[("title", title.as_str()), ("content", "under load")]);
-                for (name, value) in credentials.headers() {
-                    post = post.header(name, value);
-                }
-                ("POST /notes", 303, post)
+                ("POST /notes", 303, credentials.attach(post))
             }
         };
         let outcome = match request.send().await {
