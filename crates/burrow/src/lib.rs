@@ -67,6 +67,7 @@ pub mod db;
 pub mod error;
 mod files;
 mod http;
+mod random;
 pub mod secrets;
 mod serve;
 mod server;
