@@ -36,14 +36,6 @@ pub(crate) fn dir_writable(dir: &Path) -> bool {
     }
 }
 
-/// 16 hex digits from the operating system's random generator: a name nobody can guess.
-pub(crate) fn random_hex() -> String {
-    use ring::rand::SecureRandom;
-    let mut bytes = [0u8; 8];
-    ring::rand::SystemRandom::new().fill(&mut bytes).expect("system random");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Creates `path`, which must not exist yet (`O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC`): a file
 /// or a symbolic link already there, even a dangling one, is an `AlreadyExists` error rather
 /// than something written through. The file has `mode` (less the umask) from creation, so
@@ -79,7 +71,8 @@ impl TempFile {
         })?;
         let mut temp = OsString::from(".");
         temp.push(name);
-        temp.push(format!(".{}.tmp", random_hex()));
+        // 16 hex digits: a name nobody can guess.
+        temp.push(format!(".{}.tmp", crate::random::hex(8)));
         let path = parent_dir(dest).join(temp);
         let file = create_new(&path, mode)?;
         Ok(TempFile { path, dest: dest.to_path_buf(), file, persisted: false })

@@ -77,6 +77,7 @@ mod embed;
 pub mod error;
 mod files;
 mod http;
+mod random;
 mod request;
 pub(crate) mod secrets;
 mod serve;

@@ -29,12 +29,7 @@ impl RequestId {
     pub(crate) fn generate() -> RequestId {
         static PREFIX: OnceLock<String> = OnceLock::new();
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let prefix = PREFIX.get_or_init(|| {
-            let mut bytes = [0u8; 6];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
-                .expect("system random");
-            bytes.iter().map(|b| format!("{b:02x}")).collect()
-        });
+        let prefix = PREFIX.get_or_init(|| crate::random::hex(6));
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         RequestId(format!("{prefix}-{n:08x}").into())
     }

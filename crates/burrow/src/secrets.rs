@@ -21,8 +21,7 @@ pub fn generated(name: &str, len: usize) -> Vec<u8> {
         return secret.clone();
     }
     let mut secret = vec![0u8; len];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut secret)
-        .expect("system random");
+    crate::random::fill(&mut secret);
     store.insert(name.to_string(), secret.clone());
     secret
 }

@@ -17,11 +17,11 @@ use crate::command::Command;
 use crate::config::{Config, ConfigError, Setting};
 use crate::context::AppContext;
 use crate::db::{Db, DbError, DbOptions, Dsn, Migrations};
-use crate::http::Draining;
-use crate::http::{self, health, staticfiles::StaticFiles};
+use crate::http::{self, Draining, health, staticfiles::StaticFiles};
 use crate::serve::pidfile::PidFile;
 use crate::serve::restart::{self, Inherited, Mode};
-use crate::serve::{self, Signals, run};
+use crate::serve::run::{self, RunError};
+use crate::serve::{self, Signals};
 use crate::settings::{CORE_SETTINGS, Detach, LogFormat, Settings};
 use crate::template::{self, Templates};
 
@@ -71,6 +71,16 @@ impl std::error::Error for StartError {}
 impl From<ConfigError> for StartError {
     fn from(e: ConfigError) -> Self {
         StartError::config(e.0)
+    }
+}
+
+impl From<RunError> for StartError {
+    fn from(e: RunError) -> Self {
+        match e {
+            RunError::PidFile { .. } => StartError::config(e.to_string()),
+            RunError::DetachedExited { code } => StartError::new(code, ""),
+            RunError::Listeners(_) | RunError::Detach(_) => StartError::new(1, e.to_string()),
+        }
     }
 }
 
@@ -352,7 +362,9 @@ impl Prepared {
         if let Mode::Restart { exe } = &mode
             && should_detach(&settings, &inherited)
         {
-            return runtime.block_on(run::detach(exe, settings.restart_timeout));
+            return runtime
+                .block_on(run::detach(exe, settings.restart_timeout))
+                .map_err(StartError::from);
         }
         let _entered = runtime.enter();
         let signals = Signals::install().map_err(|e| StartError {
@@ -364,7 +376,20 @@ impl Prepared {
         // Certificates before the database: a bad certificate file writes nothing.
         let tls = serve::tls::prepare(&settings).map_err(StartError::config)?;
         let booted = self.boot()?;
-        let result = runtime.block_on(run::run(booted, listeners, tls, signals, inherited, mode));
+        let site = run::Site {
+            settings: settings.clone(),
+            router: booted.router.clone(),
+            // The ACME HTTP port's answers get the security headers too.
+            acme_router: tls
+                .acme
+                .as_ref()
+                .map(|a| http::security_headers(a.http_router(), &settings)),
+            draining: booted.draining.clone(),
+            close: move |grace| async move { booted.shutdown_within(grace).await },
+        };
+        let result = runtime
+            .block_on(run::run(site, listeners, tls, signals, inherited, mode))
+            .map_err(StartError::from);
         // Dropping a runtime waits for every blocking task without limit; the shutdown
         // already waited for database work up to --shutdown-timeout, so what is left is
         // abandoned (and logged as such) rather than waited for.

@@ -32,7 +32,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use minijinja::value::Value;
-use ring::rand::{SecureRandom, SystemRandom};
 
 use super::securecookie::{Codec, now};
 use super::session::{Session, append_cookie, cookie_name, cookies, generated_key, keys};
@@ -129,7 +128,7 @@ impl CsrfState {
         self.0.used.store(true, Ordering::Relaxed);
         let secret = *self.0.secret.lock().expect("csrf poisoned");
         let mut mask = [0u8; SECRET_LEN];
-        SystemRandom::new().fill(&mut mask).expect("system random");
+        crate::random::fill(&mut mask);
         let mut out = mask.to_vec();
         out.extend(secret.iter().zip(mask.iter()).map(|(s, m)| s ^ m));
         B64.encode(out)
@@ -414,7 +413,7 @@ pub fn matches(token: &str, secret: &[u8; SECRET_LEN]) -> bool {
 
 fn random_secret() -> [u8; SECRET_LEN] {
     let mut secret = [0u8; SECRET_LEN];
-    SystemRandom::new().fill(&mut secret).expect("system random");
+    crate::random::fill(&mut secret);
     secret
 }
 

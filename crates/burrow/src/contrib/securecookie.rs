@@ -15,7 +15,6 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::hmac;
-use ring::rand::{SecureRandom, SystemRandom};
 
 /// The largest cookie (name, `=` and value) browsers keep.
 pub const MAX_COOKIE_SIZE: usize = 4096;
@@ -70,7 +69,7 @@ impl Codec {
         let payload = match self.block.first() {
             Some(key) => {
                 let mut nonce = [0u8; NONCE_LEN];
-                SystemRandom::new().fill(&mut nonce).expect("system random");
+                crate::random::fill(&mut nonce);
                 let mut sealed = bytes.to_vec();
                 key.seal_in_place_append_tag(
                     Nonce::assume_unique_for_key(nonce),

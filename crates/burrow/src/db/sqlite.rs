@@ -23,7 +23,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::{Conn, DbError, Dsn, Value};
 
-/// Applied to every connection (SPEC.md).
+/// Applied to every connection (docs/sqlite.md).
 const PRAGMAS: &str = "
     PRAGMA synchronous = NORMAL;
     PRAGMA foreign_keys = ON;

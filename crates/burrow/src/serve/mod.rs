@@ -276,6 +276,21 @@ pub(crate) async fn serve(
     }
 }
 
+/// Runs blocking work (file I/O with its fsyncs, `flock`) on the blocking pool: on a
+/// runtime thread it would stall every connection that thread serves. A panic in it is
+/// resumed here, as if the work had run inline.
+pub(crate) async fn blocking<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(value) => value,
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            // Only a runtime shutting down cancels blocking work, and it no longer polls
+            // the task awaiting it.
+            Err(e) => panic!("blocking work did not run: {e}"),
+        },
+    }
+}
+
 /// The signals a server acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Signal {

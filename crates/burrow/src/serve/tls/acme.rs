@@ -46,6 +46,7 @@ use super::certinfo::{CertInfo, format_time};
 use super::pem;
 use super::resolver::CertStore;
 use crate::files::{ensure_private_dir, write_atomic};
+use crate::serve::blocking;
 use crate::settings::{AcmeEab, Settings};
 
 /// First retry after a failed order; doubles up to [`MAX_BACKOFF`].
@@ -213,7 +214,7 @@ impl Acme {
         let mut account: Option<Account> = None;
         let mut backoff = FIRST_BACKOFF;
         loop {
-            self.adopt_newer_cache();
+            self.install_stored().await;
             let (due, recheck) = self.due(&mut account).await;
             let now = SystemTime::now();
             if due > now {
@@ -282,33 +283,35 @@ impl Acme {
         (fallback, RECHECK)
     }
 
-    /// Installs the cached certificate when another process (a SIGHUP sibling) renewed it.
-    fn adopt_newer_cache(&self) {
-        let Ok(Some(cached)) = self.read_cache() else { return };
+    /// Installs the certificate another process stored in the cache when it is not the one
+    /// being served, is newer and has not expired: during a SIGHUP hand-over two processes
+    /// share the cache, and whichever renews, the other serves its certificate instead of
+    /// ordering one of its own. Returns what it installed.
+    async fn install_stored(&self) -> Option<CertInfo> {
+        let acme = self.clone();
+        let Ok(Some(cached)) = blocking(move || acme.read_cache()).await else { return None };
+        let info = cached.loaded.info.clone();
         let newer = match self.current() {
-            Some((leaf, info)) => {
-                leaf != cached.loaded.key.cert[0] && cached.loaded.info.not_after > info.not_after
+            Some((leaf, current)) => {
+                leaf != cached.loaded.key.cert[0] && info.not_after > current.not_after
             }
             None => true,
         };
-        if newer && !cached.loaded.info.expired(SystemTime::now()) {
-            tracing::info!(domain = %self.inner.domain, not_after = %format_time(cached.loaded.info.not_after), "installed the ACME certificate another process stored");
-            self.install(cached);
+        if !newer || info.expired(SystemTime::now()) {
+            return None;
         }
+        self.install(cached);
+        tracing::info!(domain = %self.inner.domain, not_after = %format_time(info.not_after), "installed the ACME certificate another process stored");
+        Some(info)
     }
 
     /// Under the lock: takes a certificate another process stored meanwhile, or orders one.
     async fn obtain(&self, account: &mut Option<Account>) -> Result<(), String> {
         let _lock = self.lock().await?;
-        if let Ok(Some(cached)) = self.read_cache() {
-            let fresh = SystemTime::now() < renew_at(&cached.loaded.info);
-            let installed =
-                self.current().is_some_and(|(leaf, _)| leaf == cached.loaded.key.cert[0]);
-            if fresh && !installed {
-                tracing::info!(domain = %self.inner.domain, not_after = %format_time(cached.loaded.info.not_after), "installed the ACME certificate another process stored");
-                self.install(cached);
-                return Ok(());
-            }
+        if let Some(stored) = self.install_stored().await
+            && SystemTime::now() < renew_at(&stored)
+        {
+            return Ok(());
         }
         let renewing = self.current().is_some();
         tracing::info!(domain = %self.inner.domain, directory = %self.inner.directory, "ACME: ordering a certificate");
@@ -323,8 +326,11 @@ impl Acme {
                     "ACME: the CA does not know the cached account ({why}); registering a new one"
                 );
                 let path = self.account_path();
-                std::fs::remove_file(&path)
-                    .map_err(|e| format!("cannot remove {}: {e}", path.display()))?;
+                blocking(move || {
+                    std::fs::remove_file(&path)
+                        .map_err(|e| format!("cannot remove {}: {e}", path.display()))
+                })
+                .await?;
                 *account = None;
                 self.order(&self.account(account).await?).await.map_err(Failure::into_message)?
             }
@@ -332,18 +338,18 @@ impl Acme {
         };
         let loaded = pem::load(chain_pem.as_bytes(), key_pem.as_bytes())
             .map_err(|e| format!("the CA's certificate is unusable: {e}"))?;
-        write_atomic(&self.key_path(), key_pem.as_bytes(), 0o600)
-            .map_err(|e| format!("cannot write {}: {e}", self.key_path().display()))?;
-        write_atomic(&self.cert_path(), chain_pem.as_bytes(), 0o644)
-            .map_err(|e| format!("cannot write {}: {e}", self.cert_path().display()))?;
+        write_file(self.key_path(), key_pem.into_bytes(), 0o600).await?;
+        write_file(self.cert_path(), chain_pem.into_bytes(), 0o644).await?;
+        let not_after = loaded.info.not_after;
+        // Installed before it is logged: whoever reads "now serving it" gets it.
+        self.install(Cached { loaded });
         tracing::info!(
             domain = %self.inner.domain,
-            not_after = %format_time(loaded.info.not_after),
+            not_after = %format_time(not_after),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "ACME certificate {}; now serving it",
             if renewing { "renewed" } else { "obtained" }
         );
-        self.install(Cached { loaded });
         Ok(())
     }
 
@@ -352,7 +358,8 @@ impl Acme {
         let path = self.inner.dir.join(format!("{}.lock", self.inner.domain));
         let mut logged = false;
         loop {
-            match Lock::try_acquire(&path)? {
+            let attempt = path.clone();
+            match blocking(move || Lock::try_acquire(&attempt)).await? {
                 Some(lock) => return Ok(lock),
                 None => {
                     if !logged {
@@ -372,9 +379,19 @@ impl Acme {
         }
         let path = self.account_path();
         let builder = || Ok::<_, String>(Account::builder_with_http(Box::new(self.http_client()?)));
-        let fresh = if path.exists() {
-            let bytes =
-                std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let stored = {
+            let path = path.clone();
+            blocking(move || {
+                if !path.exists() {
+                    return Ok(None);
+                }
+                std::fs::read(&path)
+                    .map(Some)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))
+            })
+            .await?
+        };
+        let fresh = if let Some(bytes) = stored {
             let credentials: AccountCredentials = serde_json::from_slice(&bytes)
                 .map_err(|e| format!("{} is not an ACME account file: {e}", path.display()))?;
             builder()?
@@ -411,8 +428,7 @@ impl Acme {
                     )
                 })?;
             let json = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
-            write_atomic(&path, &json, 0o600)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            write_file(path, json, 0o600).await?;
             tracing::info!(directory = %self.inner.directory, email = %self.inner.email, "registered an ACME account{binding}");
             account
         };
@@ -458,9 +474,8 @@ impl Acme {
             if !valid_token(&token) {
                 return Err("the CA sent a malformed challenge token".into());
             }
-            let path = self.inner.challenges.join(&token);
-            write_atomic(&path, challenge.key_authorization().as_str().as_bytes(), 0o644)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            let answer = challenge.key_authorization().as_str().as_bytes().to_vec();
+            write_file(self.inner.challenges.join(&token), answer, 0o644).await?;
             tokens.names.push(token);
             challenge.set_ready().await.map_err(|e| format!("challenge: {}", why(&e)))?;
         }
@@ -560,10 +575,20 @@ fn renew_at(info: &CertInfo) -> SystemTime {
     info.not_before + info.lifetime().mul_f64(2.0 / 3.0)
 }
 
+/// Writes a file of the cache or a challenge answer through [`write_atomic`], whose fsyncs
+/// run on the blocking pool.
+async fn write_file(path: PathBuf, bytes: Vec<u8>, mode: u32) -> Result<(), String> {
+    blocking(move || {
+        write_atomic(&path, &bytes, mode)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))
+    })
+    .await
+}
+
 /// In [0, 1): spreads renewals over the ARI window as RFC 9773 asks.
 fn random_fraction() -> f64 {
     let mut bytes = [0u8; 4];
-    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes);
+    crate::random::fill(&mut bytes);
     f64::from(u32::from_le_bytes(bytes)) / (f64::from(u32::MAX) + 1.0)
 }
 
@@ -589,9 +614,18 @@ struct Tokens {
 }
 
 impl Drop for Tokens {
+    /// Unlinking is blocking I/O: on the blocking pool when there is a runtime (an order
+    /// ends, or is dropped, inside the renewal task), inline otherwise.
     fn drop(&mut self) {
-        for name in &self.names {
-            let _ = std::fs::remove_file(self.dir.join(name));
+        let paths: Vec<PathBuf> = self.names.drain(..).map(|name| self.dir.join(name)).collect();
+        let remove = move || {
+            for path in paths {
+                let _ = std::fs::remove_file(path);
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(remove)),
+            Err(_) => remove(),
         }
     }
 }
@@ -602,7 +636,8 @@ async fn http_port(State(acme): State<Acme>, method: Method, uri: Uri) -> Respon
     }
     if let Some(token) = uri.path().strip_prefix("/.well-known/acme-challenge/") {
         let answer = if valid_token(token) {
-            std::fs::read(acme.inner.challenges.join(token)).ok()
+            let path = acme.inner.challenges.join(token);
+            blocking(move || std::fs::read(path).ok()).await
         } else {
             None
         };
