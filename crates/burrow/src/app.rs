@@ -12,7 +12,7 @@ use axum::Router;
 use include_dir::Dir;
 
 use crate::command::Command;
-use crate::config::{Config, ConfigError, Setting};
+use crate::config::{AnySetting, Config, ConfigError};
 use crate::db::Db;
 use crate::template::{RequestContext, RequestInfo, TemplateEnv, Templates};
 
@@ -69,12 +69,14 @@ pub trait App: Send + Sync + 'static {
         &[]
     }
 
-    /// Settings this app adds (flags, env vars, TOML keys), under its own prefix.
-    fn settings(&self) -> Vec<Setting> {
-        Vec::new()
+    /// Settings this app adds (flags, env vars, TOML keys), under its own prefix: its
+    /// [`Setting`](crate::Setting) constants, e.g. `&[&COOKIE_NAME, &MAX_AGE]`.
+    fn settings(&self) -> &'static [&'static dyn AnySetting] {
+        &[]
     }
 
-    /// Reads and validates this app's settings before anything is opened or written.
+    /// Reads (with [`Config::get`]) and validates this app's settings before anything is
+    /// opened or written.
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
         Ok(())
     }

@@ -34,8 +34,11 @@
 //!
 //! ## A tour
 //!
-//! - [`config`]: flag > env > TOML > default; apps declare [`Setting`]s and read them in
-//!   [`App::configure`]. Bad values are one line naming the setting and its source.
+//! - [`config`]: flag > env > TOML > default. A setting is declared once, as a typed
+//!   constant (`const PORT: Setting<u16> = Setting::new("server.port").default("8080")`,
+//!   flag `--port` and env var `PORT` derived from the key); apps list theirs in
+//!   [`App::settings`] and read them with [`Config::get`] in [`App::configure`]. Bad values
+//!   are one line naming the setting and its source.
 //! - [`db`]: [`Db::read`] and [`Db::write`] run closures on blocking threads; one writer
 //!   connection (writes queue), a pool of readers; embedded `*.up.sql` migrations.
 //! - [`template`]: minijinja, per-app embedded templates, layouts, htmx fragments via the
@@ -75,7 +78,7 @@ pub mod template;
 
 pub use app::{App, AppContext, BoxError, BoxFuture, NavItem};
 pub use command::Command;
-pub use config::{Config, ConfigError, Setting};
+pub use config::{AnySetting, Config, ConfigError, Setting};
 pub use db::Db;
 pub use error::Error;
 pub use http::request_id::RequestId;
