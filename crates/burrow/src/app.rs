@@ -11,7 +11,7 @@ use axum::Router;
 use include_dir::Dir;
 
 use crate::command::Command;
-use crate::config::{Config, ConfigError, Setting};
+use crate::config::{AnySetting, Config, ConfigError};
 use crate::context::{AppContext, BoxError, BoxFuture};
 use crate::template::{NavItem, RequestContext, RequestInfo, TemplateEnv};
 
@@ -32,12 +32,14 @@ pub trait App: Send + Sync + 'static {
         &[]
     }
 
-    /// Settings this app adds (flags, env vars, TOML keys), under its own prefix.
-    fn settings(&self) -> Vec<Setting> {
-        Vec::new()
+    /// Settings this app adds (flags, env vars, TOML keys), under its own prefix: its
+    /// [`Setting`](crate::Setting) constants, e.g. `&[&COOKIE_NAME, &MAX_AGE]`.
+    fn settings(&self) -> &'static [&'static dyn AnySetting] {
+        &[]
     }
 
-    /// Reads and validates this app's settings before anything is opened or written.
+    /// Reads (with [`Config::get`]) and validates this app's settings before anything is
+    /// opened or written.
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
         Ok(())
     }
@@ -115,7 +117,7 @@ pub trait App: Send + Sync + 'static {
 pub(crate) trait DynApp: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     fn dependencies(&self) -> &'static [&'static str];
-    fn settings(&self) -> Vec<Setting>;
+    fn settings(&self) -> &'static [&'static dyn AnySetting];
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError>;
     fn migrations(&self) -> Option<&'static Dir<'static>>;
     fn templates(&self) -> Option<&'static Dir<'static>>;
@@ -138,7 +140,7 @@ impl<A: App> DynApp for A {
     fn dependencies(&self) -> &'static [&'static str] {
         App::dependencies(self)
     }
-    fn settings(&self) -> Vec<Setting> {
+    fn settings(&self) -> &'static [&'static dyn AnySetting] {
         App::settings(self)
     }
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
+use crate::config::Config;
 use crate::db::Dsn;
 use crate::serve::pidfile::PidFile;
-use crate::settings::{Settings, TlsMode};
+use crate::settings::{Host, Settings, TlsMode};
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,15 +14,18 @@ pub struct Problem(pub String);
 
 /// Runs every check against the resolved settings (after apps configured, so generated
 /// secrets are known).
-pub(crate) fn run(settings: &Settings) -> Vec<Problem> {
+pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut say = |s: String| problems.push(Problem(s));
 
+    // Generated secrets are named by the key of the setting that was missing.
     for name in crate::secrets::generated_names() {
-        let flag = format!("--{}", name.replace(['.', '_'], "-"));
-        let env = name.replace('.', "_").to_uppercase();
+        let how = config
+            .declared(&name)
+            .map(|setting| format!(" (--{}, {})", setting.flag(), setting.env()))
+            .unwrap_or_default();
         say(format!(
-            "{name} is not configured ({flag}, {env}): a random key is used, so sessions or form tokens are lost on every stop/start"
+            "{name} is not configured{how}: a random key is used, so sessions or form tokens are lost on every stop/start"
         ));
     }
 
@@ -30,14 +34,14 @@ pub(crate) fn run(settings: &Settings) -> Vec<Problem> {
         Dsn::SqliteFile(path) => database(path, &mut say),
     }
 
-    let host = settings.host.trim_start_matches('[').trim_end_matches(']');
+    let host = &settings.host;
     // An empty host binds every interface; unspecified addresses are not local either.
-    let public_bind = host.is_empty() || !crate::settings::is_local_host(host);
+    let public_bind = *host == Host::Any || !host.is_local();
     match settings.tls.mode {
         TlsMode::Off if public_bind && !settings.base_url.starts_with("https://") => say(format!(
             "TLS is off ({}) while listening on '{}': traffic is plain HTTP unless a proxy in front terminates TLS",
             settings.tls.reason,
-            if host.is_empty() { "all interfaces" } else { host }
+            if *host == Host::Any { "all interfaces".to_string() } else { host.name() }
         )),
         TlsMode::SelfSigned => {
             say("--tls-mode selfsigned: browsers will warn about the certificate; use acme or manual in production".into())

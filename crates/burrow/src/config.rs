@@ -1,13 +1,54 @@
 //! Configuration: every setting has a flag, an environment variable and a TOML key.
 //!
-//! Precedence is **flag > env > TOML (`--config FILE`) > default**. Apps declare their
-//! settings with [`Setting`] in [`App::settings`](crate::App::settings) and read them in
-//! [`App::configure`](crate::App::configure) through [`Config`]. Every error names the
-//! setting and where its value came from, so an operator knows what to fix; the
-//! process then exits with code 2 before anything is written.
+//! Precedence is **flag > env > TOML (`--config FILE`) > default**. A setting is declared
+//! once, as a typed [`Setting`] constant: its TOML key, how its value is parsed, its
+//! default and its help. The flag and the environment variable are derived from the key
+//! (`session.max_age` → `--session-max-age`, `SESSION_MAX_AGE`; the core `server` section
+//! goes without its name: `server.port` → `--port`, `PORT`), and can be overridden with
+//! [`Setting::flag`] and [`Setting::env`].
+//!
+//! Apps return their settings from [`App::settings`](crate::App::settings) and read them in
+//! [`App::configure`](crate::App::configure) with [`Config::get`], which returns the parsed
+//! value (an `Option` for settings declared [`optional`](Setting::optional)). Every error
+//! is one line naming the flag and where the value came from (never a secret value), so an
+//! operator knows what to fix; the process then exits with code 2 before anything is
+//! written. At start-up the server parses every declared setting once, so a bad value is
+//! reported even for a setting no app reads, and reading a setting that was never declared
+//! is such an error too, not a panic.
+//!
+//! ```
+//! use std::time::Duration;
+//! use burrow::config::{AnySetting, Config, Optional, Setting, parse_duration};
+//!
+//! const GREETING: Setting<String> =
+//!     Setting::new("hello.greeting").default("Hello").help("What the home page says");
+//! const TIMEOUT: Setting<Duration> = Setting::with_parser("hello.timeout", parse_duration)
+//!     .default("5")
+//!     .help("Seconds to wait for the upstream service");
+//! const API_KEY: Setting<String, Optional> =
+//!     Setting::new("hello.api_key").optional().secret().help("Key for the upstream service");
+//!
+//! // What `App::settings` returns.
+//! const SETTINGS: &[&dyn AnySetting] = &[&GREETING, &TIMEOUT, &API_KEY];
+//!
+//! let config = Config::from_pairs(SETTINGS, &[("hello.timeout", "2m")]);
+//! assert_eq!(config.get(&GREETING).unwrap(), "Hello");
+//! assert_eq!(config.get(&TIMEOUT).unwrap(), Duration::from_secs(120));
+//! assert_eq!(config.get(&API_KEY).unwrap(), None);
+//! assert_eq!(TIMEOUT.info().flag(), "hello-timeout");
+//! assert_eq!(TIMEOUT.info().env(), "HELLO_TIMEOUT");
+//!
+//! let config = Config::from_pairs(SETTINGS, &[("hello.timeout", "soon")]);
+//! assert_eq!(
+//!     config.get(&TIMEOUT).unwrap_err().to_string(),
+//!     "invalid value 'soon' for --hello-timeout (from flag --hello-timeout): \
+//!      expected a duration such as 10, 10s, 500ms or 2m"
+//! );
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,57 +56,208 @@ use std::time::Duration;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgMatches};
 
-/// One configurable value, declared once and exposed as flag, env var and TOML key.
-#[derive(Clone, Debug)]
-pub struct Setting {
-    /// Dotted TOML key, e.g. `server.port`; also the id used with [`Config`].
-    pub key: &'static str,
-    /// Long flag without dashes, e.g. `port`.
-    pub flag: &'static str,
-    /// Environment variable, e.g. `PORT`.
-    pub env: &'static str,
-    /// Default value as text, parsed like any other source.
-    pub default: Option<&'static str>,
-    /// What `--help` shows when there is no default, e.g. "random, with a warning".
-    pub default_note: Option<&'static str>,
-    pub help: &'static str,
-    /// Secret values never appear in `--help` output, logs or error messages.
-    pub secret: bool,
+/// One configurable value of type `T`, declared once as a constant and read with
+/// [`Config::get`]. `P` is [`Required`] (a value, from a source or the default) or
+/// [`Optional`] (`None` when set nowhere or set to an empty value).
+pub struct Setting<T, P = Required> {
+    info: SettingInfo,
+    parse: fn(&str) -> Result<T, String>,
+    // `fn() -> P`: the marker is never stored, and the setting stays `Send + Sync`.
+    presence: PhantomData<fn() -> P>,
 }
 
-impl Setting {
-    pub const fn new(
-        key: &'static str,
-        flag: &'static str,
-        env: &'static str,
-        help: &'static str,
-    ) -> Self {
-        Setting { key, flag, env, default: None, default_note: None, help, secret: false }
+/// A setting's declaration without its type: key, flag, env var, default and help.
+#[derive(Clone, Copy, Debug)]
+pub struct SettingInfo {
+    key: &'static str,
+    flag: Option<&'static str>,
+    env: Option<&'static str>,
+    help: &'static str,
+    default: Option<&'static str>,
+    default_note: Option<&'static str>,
+    secret: bool,
+    optional: bool,
+}
+
+/// A setting must have a value: from a source or its default.
+pub struct Required;
+
+/// A setting may be absent: [`Config::get`] returns an `Option`.
+pub struct Optional;
+
+/// What reading a setting returns: `T` for [`Required`], `Option<T>` for [`Optional`].
+pub trait Presence<T> {
+    type Value;
+    fn present(value: T) -> Self::Value;
+    /// The value when the setting is set nowhere; `None` when that is an error.
+    fn absent() -> Option<Self::Value>;
+}
+
+impl<T> Presence<T> for Required {
+    type Value = T;
+    fn present(value: T) -> T {
+        value
+    }
+    fn absent() -> Option<T> {
+        None
+    }
+}
+
+impl<T> Presence<T> for Optional {
+    type Value = Option<T>;
+    fn present(value: T) -> Option<T> {
+        Some(value)
+    }
+    fn absent() -> Option<Option<T>> {
+        Some(None)
+    }
+}
+
+fn from_str<T>(raw: &str) -> Result<T, String>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    raw.parse().map_err(|e: T::Err| e.to_string())
+}
+
+const fn info(key: &'static str) -> SettingInfo {
+    SettingInfo {
+        key,
+        flag: None,
+        env: None,
+        help: "",
+        default: None,
+        default_note: None,
+        secret: false,
+        optional: false,
+    }
+}
+
+impl<T> Setting<T>
+where
+    T: FromStr,
+    T::Err: fmt::Display,
+{
+    /// A setting parsed with `T`'s `FromStr`; the key is its TOML key, e.g. `server.port`.
+    pub const fn new(key: &'static str) -> Self {
+        Setting { info: info(key), parse: from_str::<T>, presence: PhantomData }
+    }
+}
+
+impl<T> Setting<T> {
+    /// A setting with its own parser, e.g. [`parse_duration`]; the parser's message
+    /// becomes the error's reason.
+    pub const fn with_parser(key: &'static str, parse: fn(&str) -> Result<T, String>) -> Self {
+        Setting { info: info(key), parse, presence: PhantomData }
     }
 
+    /// Reading gives `None` when the setting is set nowhere or set to an empty value (so
+    /// `PID_FILE=` in an environment file switches it off). `--help` shows
+    /// `[default: none]` unless [`default_note`](Setting::default_note) says otherwise.
+    pub const fn optional(self) -> Setting<T, Optional> {
+        let mut info = self.info;
+        info.optional = true;
+        Setting { info, parse: self.parse, presence: PhantomData }
+    }
+}
+
+impl<T, P> Setting<T, P> {
+    /// The text `--help` shows.
+    pub const fn help(mut self, help: &'static str) -> Self {
+        self.info.help = help;
+        self
+    }
+
+    /// The default, written as an operator would write the value (`"10"`, `"512KB"`):
+    /// `--help` shows it, and it is parsed like a value from any other source.
     pub const fn default(mut self, value: &'static str) -> Self {
-        self.default = Some(value);
+        self.info.default = Some(value);
         self
     }
 
+    /// What `--help` shows for a setting without a default, e.g. "random, with a warning".
     pub const fn default_note(mut self, note: &'static str) -> Self {
-        self.default_note = Some(note);
+        self.info.default_note = Some(note);
         self
     }
 
+    /// The value never appears in `--help`, logs or error messages.
     pub const fn secret(mut self) -> Self {
-        self.secret = true;
+        self.info.secret = true;
         self
     }
 
-    pub(crate) fn to_arg(&self) -> Arg {
+    /// The long flag (without dashes), where the derived one does not fit.
+    pub const fn flag(mut self, flag: &'static str) -> Self {
+        self.info.flag = Some(flag);
+        self
+    }
+
+    /// The environment variable, where the derived one does not fit.
+    pub const fn env(mut self, env: &'static str) -> Self {
+        self.info.env = Some(env);
+        self
+    }
+
+    /// The declaration without its type: key, derived flag and env var, help.
+    pub const fn info(&self) -> &SettingInfo {
+        &self.info
+    }
+}
+
+impl<T, P> fmt::Debug for Setting<T, P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.info.fmt(f)
+    }
+}
+
+impl SettingInfo {
+    /// The dotted TOML key, e.g. `server.port`; a setting's identity.
+    pub fn key(&self) -> &'static str {
+        self.key
+    }
+
+    /// The long flag without dashes: the key with `.` and `_` as `-`, without the core
+    /// section's `server.` (`server.max_body_size` → `max-body-size`, `tls.cert_dir` →
+    /// `tls-cert-dir`), unless overridden.
+    pub fn flag(&self) -> String {
+        self.flag.map_or_else(|| self.derived_flag(), str::to_string)
+    }
+
+    /// The environment variable: the derived flag in upper case with `_` (`TLS_CERT_DIR`),
+    /// unless overridden.
+    pub fn env(&self) -> String {
+        self.env.map_or_else(
+            || self.derived_flag().to_ascii_uppercase().replace('-', "_"),
+            str::to_string,
+        )
+    }
+
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
+
+    /// Every way to set it, for messages: `--csrf-key, CSRF_KEY or csrf.key`.
+    pub fn ways_to_set(&self) -> String {
+        format!("--{}, {} or {}", self.flag(), self.env(), self.key)
+    }
+
+    fn derived_flag(&self) -> String {
+        self.key.strip_prefix("server.").unwrap_or(self.key).replace(['.', '_'], "-")
+    }
+
+    pub(crate) fn clap_arg(&self) -> Arg {
         let mut help = self.help.to_string();
-        if let Some(note) = self.default_note {
+        let none = (self.optional && self.default.is_none()).then_some("none");
+        if let Some(note) = self.default_note.or(none) {
             help.push_str(&format!(" [default: {note}]"));
         }
+        // The id is the key, which clap also shows as the value name: `--port <server.port>`
+        // tells how to write the setting in the config file.
         let mut arg = Arg::new(self.key)
-            .long(self.flag)
-            .env(self.env)
+            .long(self.flag())
+            .env(self.env())
             .help(help)
             .global(true)
             .hide_env_values(self.secret);
@@ -76,11 +268,31 @@ impl Setting {
     }
 }
 
+/// A [`Setting`] of any type, as apps list them in
+/// [`App::settings`](crate::App::settings): `&[&PORT, &PID_FILE]`.
+pub trait AnySetting: fmt::Debug + Send + Sync {
+    fn info(&self) -> &SettingInfo;
+
+    /// Parses a (trimmed) value, keeping only the reason it is invalid.
+    fn check(&self, raw: &str) -> Result<(), String>;
+}
+
+impl<T, P> AnySetting for Setting<T, P> {
+    fn info(&self) -> &SettingInfo {
+        &self.info
+    }
+
+    fn check(&self, raw: &str) -> Result<(), String> {
+        (self.parse)(raw).map(drop)
+    }
+}
+
 /// Where a value came from; part of every configuration error.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Source {
-    Flag(&'static str),
-    Env(&'static str),
+    /// The flag, without dashes.
+    Flag(String),
+    Env(String),
     File(PathBuf),
     Default,
 }
@@ -110,13 +322,20 @@ impl std::error::Error for ConfigError {}
 
 #[derive(Clone, Debug)]
 struct Resolved {
+    setting: &'static dyn AnySetting,
     value: Option<String>,
     source: Source,
-    flag: &'static str,
-    secret: bool,
 }
 
-/// The resolved settings of every app, read with typed getters.
+impl Resolved {
+    /// The trimmed value to parse; `None` when unset (an empty optional setting is unset).
+    fn text(&self) -> Option<&str> {
+        let optional = self.setting.info().optional;
+        self.value.as_deref().map(str::trim).filter(|text| !(optional && text.is_empty()))
+    }
+}
+
+/// The resolved settings of every app, read with [`Config::get`].
 #[derive(Clone, Debug, Default)]
 pub struct Config {
     values: BTreeMap<&'static str, Resolved>,
@@ -126,7 +345,7 @@ pub struct Config {
 impl Config {
     /// Resolves every setting from parsed flags/env (clap) and the optional TOML file.
     pub(crate) fn resolve(
-        settings: &[Setting],
+        settings: &[&'static dyn AnySetting],
         matches: &ArgMatches,
     ) -> Result<Config, ConfigError> {
         let file = matches.get_one::<String>("config").map(PathBuf::from);
@@ -135,25 +354,23 @@ impl Config {
             None => BTreeMap::new(),
         };
         let mut values = BTreeMap::new();
-        for setting in settings {
-            let explicit = match matches.value_source(setting.key) {
-                Some(ValueSource::CommandLine) => Some(Source::Flag(setting.flag)),
-                Some(ValueSource::EnvVariable) => Some(Source::Env(setting.env)),
+        for &setting in settings {
+            let info = setting.info();
+            let explicit = match matches.value_source(info.key) {
+                Some(ValueSource::CommandLine) => Some(Source::Flag(info.flag())),
+                Some(ValueSource::EnvVariable) => Some(Source::Env(info.env())),
                 _ => None,
             };
             let (value, source) = match explicit {
-                Some(source) => (matches.get_one::<String>(setting.key).cloned(), source),
-                None => match table.get(setting.key) {
+                Some(source) => (matches.get_one::<String>(info.key).cloned(), source),
+                None => match table.get(info.key) {
                     Some(value) => {
                         (Some(value.clone()), Source::File(file.clone().unwrap_or_default()))
                     }
-                    None => (setting.default.map(str::to_string), Source::Default),
+                    None => (info.default.map(str::to_string), Source::Default),
                 },
             };
-            values.insert(
-                setting.key,
-                Resolved { value, source, flag: setting.flag, secret: setting.secret },
-            );
+            values.insert(info.key, Resolved { setting, value, source });
         }
         if let Some(unknown) = table.keys().find(|key| !values.contains_key(key.as_str())) {
             let path = file.as_deref().unwrap_or(Path::new("?"));
@@ -165,20 +382,18 @@ impl Config {
         Ok(Config { values, file })
     }
 
-    /// A configuration built from explicit values, for tests and embedding.
-    pub fn from_pairs(settings: &[Setting], pairs: &[(&str, &str)]) -> Config {
+    /// A configuration built from explicit values (`(key, value)`, as if given as flags),
+    /// for tests and embedding.
+    pub fn from_pairs(settings: &[&'static dyn AnySetting], pairs: &[(&str, &str)]) -> Config {
         let mut values = BTreeMap::new();
-        for setting in settings {
-            let explicit =
-                pairs.iter().find(|(k, _)| *k == setting.key).map(|(_, v)| v.to_string());
+        for &setting in settings {
+            let info = setting.info();
+            let explicit = pairs.iter().find(|(k, _)| *k == info.key).map(|(_, v)| v.to_string());
             let (value, source) = match explicit {
-                Some(v) => (Some(v), Source::Flag(setting.flag)),
-                None => (setting.default.map(str::to_string), Source::Default),
+                Some(v) => (Some(v), Source::Flag(info.flag())),
+                None => (info.default.map(str::to_string), Source::Default),
             };
-            values.insert(
-                setting.key,
-                Resolved { value, source, flag: setting.flag, secret: setting.secret },
-            );
+            values.insert(info.key, Resolved { setting, value, source });
         }
         Config { values, file: None }
     }
@@ -188,69 +403,77 @@ impl Config {
         self.file.as_deref()
     }
 
-    /// The raw text of a setting, if set anywhere (including its default).
-    pub fn raw(&self, key: &str) -> Option<&str> {
-        self.entry(key).value.as_deref()
-    }
-
-    /// Where the setting's value came from.
-    pub fn source(&self, key: &str) -> &Source {
-        &self.entry(key).source
-    }
-
-    /// Parses a setting that may be absent.
-    pub fn get<T>(&self, key: &str) -> Result<Option<T>, ConfigError>
-    where
-        T: FromStr,
-        T::Err: fmt::Display,
-    {
-        self.parse_with(key, |raw| raw.parse::<T>().map_err(|e| e.to_string()))
-    }
-
-    /// Parses a setting that must have a value (it has a default, or is required).
-    pub fn require<T>(&self, key: &str) -> Result<T, ConfigError>
-    where
-        T: FromStr,
-        T::Err: fmt::Display,
-    {
-        self.get(key)?.ok_or_else(|| self.error(key, "a value is required"))
-    }
-
-    /// Parses a setting with a custom parser; the parser's message becomes the error's reason.
-    pub fn parse_with<T>(
-        &self,
-        key: &str,
-        parse: impl FnOnce(&str) -> Result<T, String>,
-    ) -> Result<Option<T>, ConfigError> {
-        let entry = self.entry(key);
-        match entry.value.as_deref() {
-            None => Ok(None),
-            Some(raw) => parse(raw.trim()).map(Some).map_err(|reason| {
-                if entry.secret {
-                    self.error(key, &reason)
-                } else {
-                    ConfigError(format!(
-                        "invalid value '{raw}' for --{} (from {}): {reason}",
-                        entry.flag, entry.source
-                    ))
-                }
-            }),
+    /// The parsed value of a setting: `T`, or `Option<T>` for an [`Optional`] one. A bad
+    /// value, a missing required one, or a setting no app declared is an error.
+    pub fn get<T, P: Presence<T>>(&self, setting: &Setting<T, P>) -> Result<P::Value, ConfigError> {
+        let Some(entry) = self.values.get(setting.info.key) else {
+            return Err(undeclared(&setting.info));
+        };
+        match entry.text() {
+            None => P::absent().ok_or_else(|| missing(entry)),
+            Some(text) => {
+                (setting.parse)(text).map(P::present).map_err(|reason| invalid(entry, &reason))
+            }
         }
     }
 
-    /// An error about a setting, naming its flag and source but never a secret value.
-    pub fn error(&self, key: &str, reason: &str) -> ConfigError {
-        let entry = self.entry(key);
-        ConfigError(format!("invalid --{} (from {}): {reason}", entry.flag, entry.source))
+    /// Where the setting's value came from ([`Source::Default`] for one not declared).
+    pub fn source<T, P>(&self, setting: &Setting<T, P>) -> &Source {
+        self.values.get(setting.info.key).map_or(&Source::Default, |entry| &entry.source)
     }
 
-    fn entry(&self, key: &str) -> &Resolved {
-        self.values
-            .get(key)
-            .unwrap_or_else(|| panic!("setting '{key}' was read but never declared"))
+    /// An error about a setting, naming its flag and source but never its value.
+    pub fn error<T, P>(&self, setting: &Setting<T, P>, reason: &str) -> ConfigError {
+        let source = self.source(setting);
+        ConfigError(format!("invalid --{} (from {source}): {reason}", setting.info.flag()))
+    }
+
+    /// The declaration of the setting called `key`, if one was declared.
+    pub(crate) fn declared(&self, key: &str) -> Option<&SettingInfo> {
+        self.values.get(key).map(|entry| entry.setting.info())
+    }
+
+    /// Parses every declared setting once, so a bad value is an error at start-up even
+    /// for a setting nothing has read yet (or a bad default).
+    pub(crate) fn check_all(&self) -> Result<(), ConfigError> {
+        for entry in self.values.values() {
+            match entry.text() {
+                Some(text) => {
+                    entry.setting.check(text).map_err(|reason| invalid(entry, &reason))?
+                }
+                None if entry.setting.info().optional => {}
+                None => return Err(missing(entry)),
+            }
+        }
+        Ok(())
     }
 }
 
+/// The error for a value that does not parse: with the value, unless it is secret.
+fn invalid(entry: &Resolved, reason: &str) -> ConfigError {
+    let info = entry.setting.info();
+    let (flag, source) = (info.flag(), &entry.source);
+    match entry.value.as_deref() {
+        Some(raw) if !info.secret => {
+            ConfigError(format!("invalid value '{raw}' for --{flag} (from {source}): {reason}"))
+        }
+        _ => ConfigError(format!("invalid --{flag} (from {source}): {reason}")),
+    }
+}
+
+fn missing(entry: &Resolved) -> ConfigError {
+    let flag = entry.setting.info().flag();
+    ConfigError(format!("invalid --{flag} (from {}): a value is required", entry.source))
+}
+
+/// A programming error in an app, reported at start-up (configure runs before anything is
+/// opened) rather than as a panic.
+fn undeclared(info: &SettingInfo) -> ConfigError {
+    ConfigError(format!(
+        "setting '{}' is read but was never declared (add it to its app's App::settings)",
+        info.key
+    ))
+}
 /// Flattens a TOML file into dotted keys (`[server] port = 80` → `server.port = "80"`).
 fn load_toml(path: &Path) -> Result<BTreeMap<String, String>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
@@ -343,6 +566,15 @@ fn split_unit(raw: &str) -> (&str, &str) {
     (raw[..at].trim(), raw[at..].trim())
 }
 
+/// Parses a yes/no value: `true`, `yes`, `1`, `on` or `false`, `no`, `0`, `off`.
+pub fn parse_bool(raw: &str) -> Result<bool, String> {
+    match raw {
+        "true" | "yes" | "1" | "on" => Ok(true),
+        "false" | "no" | "0" | "off" => Ok(false),
+        _ => Err("expected true or false".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -360,26 +592,65 @@ mod tests {
         assert!(parse_size("3 parsecs").is_err());
     }
 
+    const PORT: Setting<u16> = Setting::new("server.port").default("8080").help("port");
+    const HASH_KEY: Setting<String, Optional> =
+        Setting::with_parser("session.hash_key", |_| Err("must be 64 hex characters".into()))
+            .optional()
+            .secret()
+            .help("key");
+    const LEVEL: Setting<String> = Setting::new("log.level").flag("verbosity").env("RUST_LOG");
+    const UNDECLARED: Setting<u16> = Setting::new("server.undeclared");
+
+    #[test]
+    fn flag_and_env_are_derived_from_the_key_unless_overridden() {
+        assert_eq!((PORT.info().flag(), PORT.info().env()), ("port".into(), "PORT".into()));
+        let info = HASH_KEY.info();
+        assert_eq!(
+            (info.flag(), info.env()),
+            ("session-hash-key".into(), "SESSION_HASH_KEY".into())
+        );
+        assert_eq!(info.ways_to_set(), "--session-hash-key, SESSION_HASH_KEY or session.hash_key");
+        assert_eq!(
+            (LEVEL.info().flag(), LEVEL.info().env()),
+            ("verbosity".into(), "RUST_LOG".into())
+        );
+    }
+
     #[test]
     fn errors_name_flag_and_source_but_not_secrets() {
-        let settings = [
-            Setting::new("server.port", "port", "PORT", "port").default("8080"),
-            Setting::new("session.hash_key", "session-hash-key", "SESSION_HASH_KEY", "key")
-                .secret(),
-        ];
+        let settings: &[&dyn AnySetting] = &[&PORT, &HASH_KEY];
         let config = Config::from_pairs(
-            &settings,
+            settings,
             &[("server.port", "eighty"), ("session.hash_key", "hunter2")],
         );
-        let err = config.get::<u16>("server.port").unwrap_err().to_string();
-        assert!(
-            err.contains("--port") && err.contains("eighty") && err.contains("flag --port"),
-            "{err}"
+        assert_eq!(
+            config.get(&PORT).unwrap_err().to_string(),
+            "invalid value 'eighty' for --port (from flag --port): invalid digit found in string"
         );
-        let err = config
-            .parse_with::<()>("session.hash_key", |_| Err("must be 64 hex characters".into()))
-            .unwrap_err();
-        assert!(!err.to_string().contains("hunter2"), "{err}");
-        assert!(err.to_string().contains("--session-hash-key"));
+        let err = config.get(&HASH_KEY).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "invalid --session-hash-key (from flag --session-hash-key): must be 64 hex characters"
+        );
+        let config = Config::from_pairs(settings, &[("session.hash_key", "hunter2")]);
+        assert_eq!(config.check_all().unwrap_err().to_string(), err, "checked at start-up too");
+    }
+
+    #[test]
+    fn optional_settings_are_none_when_unset_or_empty() {
+        let settings: &[&dyn AnySetting] = &[&PORT, &HASH_KEY];
+        let config = Config::from_pairs(settings, &[]);
+        assert_eq!((config.get(&PORT), config.get(&HASH_KEY)), (Ok(8080), Ok(None)));
+        assert_eq!(config.source(&PORT), &Source::Default);
+        let config = Config::from_pairs(settings, &[("session.hash_key", " ")]);
+        assert_eq!(config.get(&HASH_KEY), Ok(None));
+        assert!(config.check_all().is_ok());
+    }
+
+    #[test]
+    fn reading_an_undeclared_setting_is_an_error_not_a_panic() {
+        let config = Config::from_pairs(&[&PORT], &[]);
+        let err = config.get(&UNDECLARED).unwrap_err().to_string();
+        assert!(err.contains("'server.undeclared'") && err.contains("never declared"), "{err}");
     }
 }

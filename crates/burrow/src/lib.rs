@@ -37,8 +37,11 @@
 //! - [`App`]: the hooks an app may override (settings, migrations, templates, static files,
 //!   routes, middleware, commands, and the `async fn`s `seed`, `ready`, `shutdown`); an app's
 //!   folders are compiled in with [`embed_dir!`].
-//! - [`config`]: flag > env > TOML > default; apps declare [`Setting`]s and read them in
-//!   [`App::configure`]. Bad values are one line naming the setting and its source.
+//! - [`config`]: flag > env > TOML > default. A setting is declared once, as a typed
+//!   constant (`const PORT: Setting<u16> = Setting::new("server.port").default("8080")`,
+//!   flag `--port` and env var `PORT` derived from the key); apps list theirs in
+//!   [`App::settings`] and read them with [`Config::get`] in [`App::configure`]. Bad values
+//!   are one line naming the setting and its source.
 //! - [`db`]: [`Db::read`] and [`Db::write`] run closures on blocking threads; one writer
 //!   connection (writes queue), a pool of readers; a read is interrupted when nobody waits
 //!   for it any more; embedded `*.up.sql` migrations.
@@ -87,7 +90,7 @@ pub mod template;
 
 pub use app::App;
 pub use command::Command;
-pub use config::{Config, ConfigError, Setting};
+pub use config::{AnySetting, Config, ConfigError, Setting};
 pub use context::{AppContext, BoxError, BoxFuture};
 pub use contrib::messages::Messages;
 pub use contrib::session::Session;
@@ -113,8 +116,8 @@ pub mod prelude {
     pub use crate::contrib::csrf::CsrfToken;
     pub use crate::db::{DbError, FromRow, Row, params};
     pub use crate::{
-        App, AppContext, BoxError, Command, Config, ConfigError, Db, Dir, Error, Html, Messages,
-        NavItem, Render, Server, Session, Setting, embed_dir,
+        AnySetting, App, AppContext, BoxError, Command, Config, ConfigError, Db, Dir, Error, Html,
+        Messages, NavItem, Render, Server, Session, Setting, embed_dir,
     };
     pub use axum::Router;
     pub use axum::extract::{Form, Path, Query, State};

@@ -14,7 +14,7 @@ use clap::{Arg, ArgAction, ArgMatches};
 
 use crate::app::{self, App, DynApp};
 use crate::command::Command;
-use crate::config::{Config, ConfigError, Setting};
+use crate::config::{AnySetting, Config, ConfigError};
 use crate::context::AppContext;
 use crate::db::{Db, DbError, DbOptions, Dsn, Migrations};
 use crate::http::{self, Draining, health, staticfiles::StaticFiles};
@@ -22,7 +22,7 @@ use crate::serve::pidfile::PidFile;
 use crate::serve::restart::{self, Inherited, Mode};
 use crate::serve::run::{self, RunError};
 use crate::serve::{self, Signals};
-use crate::settings::{CORE_SETTINGS, Detach, LogFormat, Settings};
+use crate::settings::{self, CORE_SETTINGS, Detach, LogFormat, Settings};
 use crate::template::{self, Templates};
 
 /// A Burrow server: a name, a version and the apps it is made of.
@@ -176,20 +176,21 @@ impl Server {
         T: Into<OsString> + Clone,
     {
         let mut apps = app::order(std::mem::take(&mut self.apps))?;
-        let mut settings: Vec<Setting> = CORE_SETTINGS.to_vec();
+        let mut declared: Vec<&'static dyn AnySetting> = CORE_SETTINGS.to_vec();
         for app in &apps {
-            for setting in app.settings() {
-                if let Some(existing) = settings.iter().find(|s| {
-                    s.key == setting.key || s.flag == setting.flag || s.env == setting.env
+            for &setting in app.settings() {
+                let new = setting.info();
+                if let Some(existing) = declared.iter().map(|s| s.info()).find(|s| {
+                    s.key() == new.key() || s.flag() == new.flag() || s.env() == new.env()
                 }) {
                     return Err(StartError::config(format!(
                         "app '{}' declares setting '{}', which clashes with '{}'",
                         app.name(),
-                        setting.key,
-                        existing.key
+                        new.key(),
+                        existing.key()
                     )));
                 }
-                settings.push(setting);
+                declared.push(setting);
             }
         }
         let commands: Vec<Command> = apps.iter().flat_map(|a| a.commands()).collect();
@@ -203,7 +204,7 @@ impl Server {
                 )));
             }
         }
-        let matches = match self.cli(&settings, &commands).try_get_matches_from(args) {
+        let matches = match self.cli(&declared, &commands).try_get_matches_from(args) {
             Ok(m) => m,
             Err(e) => {
                 use clap::error::ErrorKind;
@@ -227,7 +228,7 @@ impl Server {
                 return Err(StartError::config(format!("{first} (see --help)")));
             }
         };
-        let config = Config::resolve(&settings, &matches)?;
+        let config = Config::resolve(&declared, &matches)?;
         let core = Settings::from_config(&config)?;
         if log {
             init_logging(&core);
@@ -236,11 +237,14 @@ impl Server {
         if let Some(pid_file) = &core.pid_file
             && matches.subcommand_name() != Some("check")
         {
-            PidFile::check(pid_file).map_err(|reason| config.error("server.pid_file", &reason))?;
+            PidFile::check(pid_file)
+                .map_err(|reason| config.error(&settings::PID_FILE, &reason))?;
         }
         for app in apps.iter_mut() {
             app.configure(&config)?;
         }
+        // Also the settings nothing read: a bad value is an error now, not when first used.
+        config.check_all()?;
         Ok(Some(Prepared {
             version: self.version,
             matches,
@@ -251,7 +255,7 @@ impl Server {
         }))
     }
 
-    fn cli(&self, settings: &[Setting], commands: &[Command]) -> clap::Command {
+    fn cli(&self, settings: &[&dyn AnySetting], commands: &[Command]) -> clap::Command {
         let mut cli =
             clap::Command::new(self.name)
                 .version(self.version)
@@ -270,7 +274,7 @@ impl Server {
                         .value_name("FILE")
                         .help("TOML file with settings (e.g. [server] port = 8080)"),
                 )
-                .args(settings.iter().map(Setting::to_arg))
+                .args(settings.iter().map(|setting| setting.info().clap_arg()))
                 .subcommand(clap::Command::new("serve").about("Serve HTTP (the default when no command is given)"))
                 .subcommand(clap::Command::new("migrate").about("Apply pending migrations without serving").arg(
                     Arg::new("list").long("list").action(ArgAction::SetTrue).help("List applied and pending migrations; apply nothing"),
@@ -308,7 +312,7 @@ impl Prepared {
             Some(("backup", args)) => self
                 .backup(args.get_one::<String>("dest").expect("required"), args.get_flag("force")),
             Some(("check", _)) => {
-                let problems = crate::check::run(&self.settings);
+                let problems = crate::check::run(&self.settings, &self.config);
                 for problem in &problems {
                     println!("✗ {}", problem.0);
                 }
@@ -417,7 +421,7 @@ impl Prepared {
         // normal pages to 13 requests/s (p99 0.86 s); with 16, 1,576 requests/s (p99 26 ms).
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let readers = (cores * 8).clamp(8, 64);
-        let source = self.config.source("database.dsn");
+        let source = self.config.source(&settings::DATABASE_DSN);
         let options = DbOptions {
             readers,
             checkpoints: self.settings.checkpoints,

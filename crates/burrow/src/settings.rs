@@ -1,156 +1,232 @@
 //! The core settings every Burrow server has (SPEC.md's table), parsed and validated.
 
+use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::{Config, ConfigError, Setting, parse_duration, parse_size};
-use crate::db::Dsn;
+use crate::config::{
+    AnySetting, Config, ConfigError, Optional, Setting, Source, parse_bool, parse_duration,
+    parse_size,
+};
+use crate::db::{Checkpoints, Dsn};
 
-pub(crate) const CORE_SETTINGS: &[Setting] = &[
-    Setting::new("server.host", "host", "HOST", "Interface or domain to bind and to use in URLs").default("localhost"),
-    Setting::new("server.port", "port", "PORT", "Port to listen on (not allowed with --tls-mode acme)").default("8080"),
-    Setting::new("server.base_url", "base-url", "BASE_URL", "Public URL of the site")
-        .default_note("https://HOST for acme, else scheme://HOST:PORT"),
-    Setting::new(
-        "server.max_body_size",
-        "max-body-size",
-        "MAX_BODY_SIZE",
-        "Largest request body in MB (or 512KB, 2MB); larger bodies get 413",
-    )
-    .default("1"),
-    Setting::new(
-        "server.shutdown_timeout",
-        "shutdown-timeout",
-        "SHUTDOWN_TIMEOUT",
-        "Seconds to drain in-flight requests on shutdown or restart",
-    )
-    .default("10"),
-    Setting::new("server.pid_file", "pid-file", "PID_FILE", "Write the PID of the serving process to this file").default_note("none"),
-    Setting::new(
-        "server.detach",
-        "detach",
-        "DETACH",
-        "With --pid-file, return once the server runs in the background: auto, true or false",
-    )
-    .default("auto"),
-    Setting::new("server.restart_timeout", "restart-timeout", "RESTART_TIMEOUT", "Seconds a new process may take to be ready on SIGHUP")
-        .default("30"),
-    Setting::new(
-        "database.dsn",
-        "database-dsn",
-        "DATABASE_DSN",
-        "Database: path, sqlite:///relative, sqlite:////absolute or sqlite://:memory:",
-    )
-    .default("app.db"),
-    Setting::new("server.request_timeout", "request-timeout", "REQUEST_TIMEOUT", "Seconds a request may take before it is answered 503")
-        .default("10"),
-    Setting::new(
-        "server.header_timeout",
-        "header-timeout",
-        "HEADER_TIMEOUT",
+pub(crate) const HOST: Setting<Host> = Setting::new("server.host")
+    .default("localhost")
+    .help("Interface or domain to bind and to use in URLs");
+pub(crate) const PORT: Setting<u16> = Setting::new("server.port")
+    .default("8080")
+    .help("Port to listen on (not allowed with --tls-mode acme)");
+pub(crate) const BASE_URL: Setting<String, Optional> = Setting::new("server.base_url")
+    .optional()
+    .default_note("https://HOST for acme, else scheme://HOST:PORT")
+    .help("Public URL of the site");
+pub(crate) const MAX_BODY_SIZE: Setting<usize> =
+    Setting::with_parser("server.max_body_size", parse_size)
+        .default("1")
+        .help("Largest request body in MB (or 512KB, 2MB); larger bodies get 413");
+pub(crate) const SHUTDOWN_TIMEOUT: Setting<Duration> =
+    Setting::with_parser("server.shutdown_timeout", parse_duration)
+        .default("10")
+        .help("Seconds to drain in-flight requests on shutdown or restart");
+pub(crate) const PID_FILE: Setting<PathBuf, Optional> = Setting::new("server.pid_file")
+    .optional()
+    .help("Write the PID of the serving process to this file");
+pub(crate) const DETACH: Setting<Detach> = Setting::new("server.detach")
+    .default("auto")
+    .help("With --pid-file, return once the server runs in the background: auto, true or false");
+pub(crate) const RESTART_TIMEOUT: Setting<Duration> =
+    Setting::with_parser("server.restart_timeout", parse_duration)
+        .default("30")
+        .help("Seconds a new process may take to be ready on SIGHUP");
+pub(crate) const DATABASE_DSN: Setting<Dsn> = Setting::with_parser("database.dsn", Dsn::parse)
+    .default("app.db")
+    .help("Database: path, sqlite:///relative, sqlite:////absolute or sqlite://:memory:");
+pub(crate) const REQUEST_TIMEOUT: Setting<Duration> =
+    Setting::with_parser("server.request_timeout", parse_duration)
+        .default("10")
+        .help("Seconds a request may take before it is answered 503");
+pub(crate) const HEADER_TIMEOUT: Setting<Duration> =
+    Setting::with_parser("server.header_timeout", parse_duration).default("10").help(
         "Seconds a new connection may take to send its first request (TLS handshake included)",
-    )
-    .default("10"),
-    Setting::new(
-        "server.idle_timeout",
-        "idle-timeout",
-        "IDLE_TIMEOUT",
-        "Seconds a keep-alive connection may wait for its next request before it is closed",
-    )
-    .default("60"),
-    Setting::new(
-        "server.max_connections",
-        "max-connections",
-        "MAX_CONNECTIONS",
-        "Open connections at most; further clients wait (capped by the open-file limit)",
-    )
-    .default("10000"),
-    Setting::new(
-        "server.max_connections_per_ip",
-        "max-connections-per-ip",
-        "MAX_CONNECTIONS_PER_IP",
-        "Open connections per client address at most; more are closed at once (0: no limit)",
-    )
-    .default("512"),
-    Setting::new(
-        "server.content_security_policy",
-        "content-security-policy",
-        "CONTENT_SECURITY_POLICY",
+    );
+pub(crate) const IDLE_TIMEOUT: Setting<Duration> =
+    Setting::with_parser("server.idle_timeout", parse_duration)
+        .default("60")
+        .help("Seconds a keep-alive connection may wait for its next request before it is closed");
+pub(crate) const MAX_CONNECTIONS: Setting<usize> = Setting::new("server.max_connections")
+    .default("10000")
+    .help("Open connections at most; further clients wait (capped by the open-file limit)");
+pub(crate) const MAX_CONNECTIONS_PER_IP: Setting<usize> =
+    Setting::new("server.max_connections_per_ip")
+        .default("512")
+        .help("Open connections per client address at most; more are closed at once (0: no limit)");
+pub(crate) const CONTENT_SECURITY_POLICY: Setting<String, Optional> =
+    Setting::with_parser("server.content_security_policy", parse_header_value).optional().help(
         "Content-Security-Policy header for every response (frame-ancestors 'none' is added)",
-    )
-    .default_note("none"),
-    Setting::new(
-        "server.permissions_policy",
-        "permissions-policy",
-        "PERMISSIONS_POLICY",
-        "Permissions-Policy header for every response, e.g. camera=(), geolocation=()",
-    )
-    .default_note("none"),
-    Setting::new(
-        "server.hsts_preload",
-        "hsts-preload",
-        "HSTS_PRELOAD",
-        "Add preload to Strict-Transport-Security (https base URLs only): true or false",
-    )
-    .default("false"),
-    Setting::new(
-        "database.read_timeout",
-        "database-read-timeout",
-        "DATABASE_READ_TIMEOUT",
-        "Seconds a database read may run before it is interrupted",
-    )
-    .default("30"),
-    Setting::new(
-        "database.checkpoints",
-        "database-checkpoints",
-        "DATABASE_CHECKPOINTS",
-        "Who checkpoints the SQLite WAL: server, or external (Litestream)",
-    )
-    .default("server"),
-    Setting::new("log.level", "log-level", "LOG_LEVEL", "error, warn, info, debug or trace").default("info"),
-    Setting::new("log.format", "log-format", "LOG_FORMAT", "text or json").default("text"),
-    Setting::new("tls.mode", "tls-mode", "TLS_MODE", "auto, acme, selfsigned, manual or off").default("auto"),
-    Setting::new("tls.cert_dir", "tls-cert-dir", "TLS_CERT_DIR", "Directory for ACME and self-signed certificates").default("./data/certs"),
-    Setting::new("tls.email", "tls-email", "TLS_EMAIL", "ACME account email (required for acme)").default_note("none"),
-    Setting::new("tls.cert_file", "tls-cert-file", "TLS_CERT_FILE", "PEM certificate chain (manual mode)").default_note("none"),
-    Setting::new("tls.key_file", "tls-key-file", "TLS_KEY_FILE", "PEM private key (manual mode)").default_note("none"),
-    Setting::new(
-        "tls.acme_directory",
-        "tls-acme-directory",
-        "TLS_ACME_DIRECTORY",
-        "ACME directory URL (Let's Encrypt staging, ZeroSSL, step-ca, pebble…)",
-    )
-    .default(LETS_ENCRYPT),
-    Setting::new(
-        "tls.acme_ca_root",
-        "tls-acme-ca-root",
-        "TLS_ACME_CA_ROOT",
+    );
+pub(crate) const PERMISSIONS_POLICY: Setting<String, Optional> =
+    Setting::with_parser("server.permissions_policy", parse_header_value)
+        .optional()
+        .help("Permissions-Policy header for every response, e.g. camera=(), geolocation=()");
+pub(crate) const HSTS_PRELOAD: Setting<bool> =
+    Setting::with_parser("server.hsts_preload", parse_bool)
+        .default("false")
+        .help("Add preload to Strict-Transport-Security (https base URLs only): true or false");
+pub(crate) const DATABASE_READ_TIMEOUT: Setting<Duration> =
+    Setting::with_parser("database.read_timeout", parse_duration)
+        .default("30")
+        .help("Seconds a database read may run before it is interrupted");
+pub(crate) const DATABASE_CHECKPOINTS: Setting<Checkpoints> =
+    Setting::with_parser("database.checkpoints", parse_checkpoints)
+        .default("server")
+        .help("Who checkpoints the SQLite WAL: server, or external (Litestream)");
+pub(crate) const LOG_LEVEL: Setting<tracing::Level> =
+    Setting::with_parser("log.level", parse_log_level)
+        .default("info")
+        .help("error, warn, info, debug or trace");
+pub(crate) const LOG_FORMAT: Setting<LogFormat> =
+    Setting::new("log.format").default("text").help("text or json");
+/// `None`: auto, resolved from the host.
+pub(crate) const TLS_MODE: Setting<Option<TlsMode>> =
+    Setting::with_parser("tls.mode", parse_tls_mode)
+        .default("auto")
+        .help("auto, acme, selfsigned, manual or off");
+pub(crate) const TLS_CERT_DIR: Setting<PathBuf> = Setting::new("tls.cert_dir")
+    .default("./data/certs")
+    .help("Directory for ACME and self-signed certificates");
+pub(crate) const TLS_EMAIL: Setting<String, Optional> =
+    Setting::new("tls.email").optional().help("ACME account email (required for acme)");
+pub(crate) const TLS_CERT_FILE: Setting<PathBuf, Optional> =
+    Setting::new("tls.cert_file").optional().help("PEM certificate chain (manual mode)");
+pub(crate) const TLS_KEY_FILE: Setting<PathBuf, Optional> =
+    Setting::new("tls.key_file").optional().help("PEM private key (manual mode)");
+pub(crate) const TLS_ACME_DIRECTORY: Setting<String> = Setting::new("tls.acme_directory")
+    .default(LETS_ENCRYPT)
+    .help("ACME directory URL (Let's Encrypt staging, ZeroSSL, step-ca, pebble…)");
+pub(crate) const TLS_ACME_CA_ROOT: Setting<PathBuf, Optional> =
+    Setting::new("tls.acme_ca_root").optional().help(
         "PEM file with a private CA's root certificate, trusted for the ACME API (besides the built-in roots)",
-    )
-    .default_note("none"),
-    Setting::new(
-        "tls.acme_eab_kid",
-        "tls-acme-eab-kid",
-        "TLS_ACME_EAB_KID",
+    );
+pub(crate) const TLS_ACME_EAB_KID: Setting<String, Optional> =
+    Setting::new("tls.acme_eab_kid").optional().help(
         "ACME external account binding: key ID from the CA (ZeroSSL, some step-ca setups); needs --tls-acme-eab-hmac-key",
-    )
-    .default_note("none"),
-    Setting::new(
-        "tls.acme_eab_hmac_key",
-        "tls-acme-eab-hmac-key",
-        "TLS_ACME_EAB_HMAC_KEY",
+    );
+pub(crate) const TLS_ACME_EAB_HMAC_KEY: Setting<String, Optional> =
+    Setting::new("tls.acme_eab_hmac_key").optional().secret().help(
         "ACME external account binding: HMAC key from the CA, base64url; needs --tls-acme-eab-kid",
-    )
-    .default_note("none")
-    .secret(),
-    Setting::new("tls.http_port", "tls-http-port", "TLS_HTTP_PORT", "acme: port for HTTP-01 challenges and the redirect to https")
-        .default("80"),
-    Setting::new("tls.https_port", "tls-https-port", "TLS_HTTPS_PORT", "acme: port serving HTTPS").default("443"),
+    );
+pub(crate) const TLS_HTTP_PORT: Setting<u16> = Setting::new("tls.http_port")
+    .default("80")
+    .help("acme: port for HTTP-01 challenges and the redirect to https");
+pub(crate) const TLS_HTTPS_PORT: Setting<u16> =
+    Setting::new("tls.https_port").default("443").help("acme: port serving HTTPS");
+
+/// Every core setting, in the order `--help` lists them.
+pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
+    &HOST,
+    &PORT,
+    &BASE_URL,
+    &MAX_BODY_SIZE,
+    &SHUTDOWN_TIMEOUT,
+    &PID_FILE,
+    &DETACH,
+    &RESTART_TIMEOUT,
+    &DATABASE_DSN,
+    &REQUEST_TIMEOUT,
+    &HEADER_TIMEOUT,
+    &IDLE_TIMEOUT,
+    &MAX_CONNECTIONS,
+    &MAX_CONNECTIONS_PER_IP,
+    &CONTENT_SECURITY_POLICY,
+    &PERMISSIONS_POLICY,
+    &HSTS_PRELOAD,
+    &DATABASE_READ_TIMEOUT,
+    &DATABASE_CHECKPOINTS,
+    &LOG_LEVEL,
+    &LOG_FORMAT,
+    &TLS_MODE,
+    &TLS_CERT_DIR,
+    &TLS_EMAIL,
+    &TLS_CERT_FILE,
+    &TLS_KEY_FILE,
+    &TLS_ACME_DIRECTORY,
+    &TLS_ACME_CA_ROOT,
+    &TLS_ACME_EAB_KID,
+    &TLS_ACME_EAB_HMAC_KEY,
+    &TLS_HTTP_PORT,
+    &TLS_HTTPS_PORT,
 ];
 
 /// The default ACME directory: Let's Encrypt production.
 pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+
+/// `--host`, parsed once: where to bind, and the name for URLs, TLS and certificates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Host {
+    /// Empty: every interface; URLs then use `localhost`.
+    Any,
+    /// A domain name, in lower case (as DNS, ACME and certificates compare names).
+    Domain(String),
+    /// An IP address; IPv6 may be written with or without `[…]`.
+    Ip(IpAddr),
+}
+
+impl Host {
+    /// The name without brackets, as certificates and ACME spell it; empty for [`Host::Any`].
+    pub fn name(&self) -> String {
+        match self {
+            Host::Any => String::new(),
+            Host::Domain(name) => name.clone(),
+            Host::Ip(ip) => ip.to_string(),
+        }
+    }
+
+    /// Hosts on which `auto` TLS serves plain HTTP: every interface, `localhost`,
+    /// `*.localhost` and loopback addresses.
+    pub fn is_local(&self) -> bool {
+        match self {
+            Host::Any => true,
+            Host::Domain(name) => name == "localhost" || name.ends_with(".localhost"),
+            Host::Ip(ip) => ip.is_loopback(),
+        }
+    }
+}
+
+impl FromStr for Host {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Host, String> {
+        let raw = raw.trim();
+        if raw.is_empty() {
+            return Ok(Host::Any);
+        }
+        let bracketed = raw.strip_prefix('[').and_then(|inner| inner.strip_suffix(']'));
+        if let Ok(ip) = bracketed.unwrap_or(raw).parse::<IpAddr>() {
+            return Ok(Host::Ip(ip));
+        }
+        if bracketed.is_some()
+            || raw.contains(['/', '@', '[', ']'])
+            || raw.contains(char::is_whitespace)
+        {
+            return Err("expected a host name or IP address".into());
+        }
+        Ok(Host::Domain(raw.to_ascii_lowercase()))
+    }
+}
+
+/// As in a URL: IPv6 in brackets; empty for [`Host::Any`].
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Any => Ok(()),
+            Host::Domain(name) => f.write_str(name),
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]"),
+            Host::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Detach {
@@ -160,12 +236,36 @@ pub enum Detach {
     Never,
 }
 
+impl FromStr for Detach {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Detach, String> {
+        match raw {
+            "auto" => Ok(Detach::Auto),
+            "true" | "yes" | "1" => Ok(Detach::Always),
+            "false" | "no" | "0" => Ok(Detach::Never),
+            _ => Err("expected auto, true or false".into()),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
 }
 
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<LogFormat, String> {
+        match raw {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json".into()),
+        }
+    }
+}
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TlsMode {
     Off,
@@ -247,7 +347,7 @@ pub struct SecurityHeaders {
 /// The validated core configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
-    pub host: String,
+    pub host: Host,
     pub port: u16,
     pub base_url: String,
     pub max_body_size: usize,
@@ -258,7 +358,7 @@ pub struct Settings {
     pub restart_timeout: Duration,
     pub database: Dsn,
     /// `external` leaves WAL checkpoints to Litestream or a similar tool.
-    pub checkpoints: crate::db::Checkpoints,
+    pub checkpoints: Checkpoints,
     /// Requests running longer are answered 503.
     pub request_timeout: Duration,
     /// Limits on connections: how long they may stay silent, how many may be open.
@@ -274,87 +374,46 @@ pub struct Settings {
 
 impl Settings {
     pub(crate) fn from_config(config: &Config) -> Result<Settings, ConfigError> {
-        let host = config.raw("server.host").unwrap_or("").trim().to_string();
-        if host.contains(['/', ' ', '@']) {
-            return Err(config.error("server.host", "expected a host name or IP address"));
-        }
+        let host = config.get(&HOST)?;
         let tls = tls_settings(config, &host)?;
-        let port_explicit = *config.source("server.port") != crate::config::Source::Default;
-        if tls.mode == TlsMode::Acme && port_explicit {
+        if tls.mode == TlsMode::Acme && *config.source(&PORT) != Source::Default {
             return Err(config.error(
-                "server.port",
+                &PORT,
                 "a port cannot be set with --tls-mode acme, which serves on 443 and 80",
             ));
         }
-        let port: u16 = config.require("server.port")?;
-        let base_url = match config.get::<String>("server.base_url")? {
-            Some(url) => validate_base_url(&url)
-                .map_err(|reason| config.error("server.base_url", &reason))?,
+        let port = config.get(&PORT)?;
+        let base_url = match config.get(&BASE_URL)? {
+            Some(url) => {
+                validate_base_url(&url).map_err(|reason| config.error(&BASE_URL, &reason))?
+            }
             None => derive_base_url(
                 &host,
                 if tls.mode == TlsMode::Acme { tls.https_port } else { port },
                 tls.mode,
             ),
         };
-        let log_level = config
-            .parse_with("log.level", |raw| {
-                raw.parse::<tracing::Level>()
-                    .map_err(|_| "expected error, warn, info, debug or trace".into())
-            })?
-            .unwrap_or(tracing::Level::INFO);
-        let log_format = config
-            .parse_with("log.format", |raw| match raw {
-                "text" => Ok(LogFormat::Text),
-                "json" => Ok(LogFormat::Json),
-                _ => Err("expected text or json".into()),
-            })?
-            .unwrap_or(LogFormat::Text);
+        let log_level = config.get(&LOG_LEVEL)?;
+        let log_format = config.get(&LOG_FORMAT)?;
         Ok(Settings {
             host,
             port,
             base_url,
-            max_body_size: config
-                .parse_with("server.max_body_size", parse_size)?
-                .unwrap_or(1 << 20),
-            shutdown_timeout: config
-                .parse_with("server.shutdown_timeout", parse_duration)?
-                .unwrap_or(Duration::from_secs(10)),
-            pid_file: config
-                .get::<PathBuf>("server.pid_file")?
-                .filter(|p| !p.as_os_str().is_empty()),
-            detach: config
-                .parse_with("server.detach", |raw| match raw {
-                    "auto" => Ok(Detach::Auto),
-                    "true" | "yes" | "1" => Ok(Detach::Always),
-                    "false" | "no" | "0" => Ok(Detach::Never),
-                    _ => Err("expected auto, true or false".into()),
-                })?
-                .unwrap_or(Detach::Auto),
-            restart_timeout: config
-                .parse_with("server.restart_timeout", parse_duration)?
-                .unwrap_or(Duration::from_secs(30)),
-            database: config
-                .parse_with("database.dsn", Dsn::parse)?
-                .expect("database.dsn has a default"),
-            checkpoints: config
-                .parse_with("database.checkpoints", |raw| match raw {
-                    "server" => Ok(crate::db::Checkpoints::Server),
-                    "external" | "litestream" => Ok(crate::db::Checkpoints::External),
-                    _ => Err("expected server or external".into()),
-                })?
-                .unwrap_or(crate::db::Checkpoints::Server),
-            request_timeout: config
-                .parse_with("server.request_timeout", parse_duration)?
-                .unwrap_or(Duration::from_secs(10)),
+            max_body_size: config.get(&MAX_BODY_SIZE)?,
+            shutdown_timeout: config.get(&SHUTDOWN_TIMEOUT)?,
+            pid_file: config.get(&PID_FILE)?,
+            detach: config.get(&DETACH)?,
+            restart_timeout: config.get(&RESTART_TIMEOUT)?,
+            database: config.get(&DATABASE_DSN)?,
+            checkpoints: config.get(&DATABASE_CHECKPOINTS)?,
+            request_timeout: config.get(&REQUEST_TIMEOUT)?,
             connections: connection_limits(config)?,
             security: SecurityHeaders {
-                content_security_policy: header_value(config, "server.content_security_policy")?,
-                permissions_policy: header_value(config, "server.permissions_policy")?,
-                hsts_preload: config
-                    .parse_with("server.hsts_preload", parse_bool)?
-                    .unwrap_or(false),
+                content_security_policy: config.get(&CONTENT_SECURITY_POLICY)?,
+                permissions_policy: config.get(&PERMISSIONS_POLICY)?,
+                hsts_preload: config.get(&HSTS_PRELOAD)?,
             },
-            db_read_timeout: positive_duration(config, "database.read_timeout")?,
+            db_read_timeout: positive_duration(config, &DATABASE_READ_TIMEOUT)?,
             log_level,
             log_format,
             tls,
@@ -363,106 +422,108 @@ impl Settings {
 }
 
 fn connection_limits(config: &Config) -> Result<ConnectionLimits, ConfigError> {
-    let max: usize = config.require("server.max_connections")?;
+    let max = config.get(&MAX_CONNECTIONS)?;
     if max == 0 {
-        return Err(config.error("server.max_connections", "must be at least 1"));
+        return Err(config.error(&MAX_CONNECTIONS, "must be at least 1"));
     }
     Ok(ConnectionLimits {
-        header_timeout: positive_duration(config, "server.header_timeout")?,
-        idle_timeout: positive_duration(config, "server.idle_timeout")?,
+        header_timeout: positive_duration(config, &HEADER_TIMEOUT)?,
+        idle_timeout: positive_duration(config, &IDLE_TIMEOUT)?,
         max,
-        max_per_ip: config.require("server.max_connections_per_ip")?,
+        max_per_ip: config.get(&MAX_CONNECTIONS_PER_IP)?,
     })
 }
 
-/// A duration setting with a default, which must not be zero.
-fn positive_duration(config: &Config, key: &str) -> Result<Duration, ConfigError> {
-    let value = config
-        .parse_with(key, parse_duration)?
-        .ok_or_else(|| config.error(key, "a value is required"))?;
+/// A duration that must not be zero.
+fn positive_duration(
+    config: &Config,
+    setting: &Setting<Duration>,
+) -> Result<Duration, ConfigError> {
+    let value = config.get(setting)?;
     if value.is_zero() {
-        return Err(config.error(key, "must be longer than zero"));
+        return Err(config.error(setting, "must be longer than zero"));
     }
     Ok(value)
 }
 
-/// An optional response header value: printable ASCII on one line, or absent when empty.
-fn header_value(config: &Config, key: &str) -> Result<Option<String>, ConfigError> {
-    Ok(config
-        .parse_with(key, |raw| {
-            if raw.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
-                Ok(raw.to_string())
-            } else {
-                Err("expected printable ASCII on one line (a header value)".into())
-            }
-        })?
-        .filter(|v| !v.is_empty()))
-}
-
-fn parse_bool(raw: &str) -> Result<bool, String> {
-    match raw {
-        "true" | "yes" | "1" | "on" => Ok(true),
-        "false" | "no" | "0" | "off" => Ok(false),
-        _ => Err("expected true or false".into()),
+/// A response header value: printable ASCII on one line.
+fn parse_header_value(raw: &str) -> Result<String, String> {
+    if raw.bytes().all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic()) {
+        Ok(raw.to_string())
+    } else {
+        Err("expected printable ASCII on one line (a header value)".into())
     }
 }
 
-fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError> {
-    let requested = config
-        .parse_with("tls.mode", |raw| match raw {
-            "auto" => Ok(None),
-            "off" => Ok(Some(TlsMode::Off)),
-            "acme" => Ok(Some(TlsMode::Acme)),
-            "selfsigned" => Ok(Some(TlsMode::SelfSigned)),
-            "manual" => Ok(Some(TlsMode::Manual)),
-            _ => Err("expected auto, acme, selfsigned, manual or off".into()),
-        })?
-        .flatten();
-    let (mode, reason) = match requested {
+fn parse_log_level(raw: &str) -> Result<tracing::Level, String> {
+    raw.parse().map_err(|_| "expected error, warn, info, debug or trace".into())
+}
+
+fn parse_checkpoints(raw: &str) -> Result<Checkpoints, String> {
+    match raw {
+        "server" => Ok(Checkpoints::Server),
+        "external" | "litestream" => Ok(Checkpoints::External),
+        _ => Err("expected server or external".into()),
+    }
+}
+
+fn parse_tls_mode(raw: &str) -> Result<Option<TlsMode>, String> {
+    match raw {
+        "auto" => Ok(None),
+        "off" => Ok(Some(TlsMode::Off)),
+        "acme" => Ok(Some(TlsMode::Acme)),
+        "selfsigned" => Ok(Some(TlsMode::SelfSigned)),
+        "manual" => Ok(Some(TlsMode::Manual)),
+        _ => Err("expected auto, acme, selfsigned, manual or off".into()),
+    }
+}
+
+fn tls_settings(config: &Config, host: &Host) -> Result<TlsSettings, ConfigError> {
+    let (mode, reason) = match config.get(&TLS_MODE)? {
         Some(mode) => {
-            (mode, format!("--tls-mode {} (from {})", mode.as_str(), config.source("tls.mode")))
+            (mode, format!("--tls-mode {} (from {})", mode.as_str(), config.source(&TLS_MODE)))
         }
-        None if is_local_host(host) => (TlsMode::Off, format!("auto: host '{host}' is local")),
-        None if host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().is_ok() => (
+        None if host.is_local() => (TlsMode::Off, format!("auto: host '{host}' is local")),
+        None if matches!(host, Host::Ip(_)) => (
             TlsMode::Off,
             format!("auto: host '{host}' is an IP address (ACME certificates need a domain name)"),
         ),
         None => (TlsMode::Acme, format!("auto: host '{host}' is a public name")),
     };
-    let optional_path =
-        |key: &str| config.get::<PathBuf>(key).map(|p| p.filter(|p| !p.as_os_str().is_empty()));
     let tls = TlsSettings {
         mode,
         reason,
-        cert_dir: config.require("tls.cert_dir")?,
-        email: config.get::<String>("tls.email")?.filter(|e| !e.is_empty()),
-        cert_file: optional_path("tls.cert_file")?,
-        key_file: optional_path("tls.key_file")?,
-        acme_directory: config.require::<String>("tls.acme_directory")?.trim().to_string(),
-        acme_ca_root: optional_path("tls.acme_ca_root")?,
+        cert_dir: config.get(&TLS_CERT_DIR)?,
+        email: config.get(&TLS_EMAIL)?,
+        cert_file: config.get(&TLS_CERT_FILE)?,
+        key_file: config.get(&TLS_KEY_FILE)?,
+        acme_directory: config.get(&TLS_ACME_DIRECTORY)?,
+        acme_ca_root: config.get(&TLS_ACME_CA_ROOT)?,
         acme_eab: acme_eab(config)?,
-        http_port: config.require("tls.http_port")?,
-        https_port: config.require("tls.https_port")?,
+        http_port: config.get(&TLS_HTTP_PORT)?,
+        https_port: config.get(&TLS_HTTPS_PORT)?,
     };
     match mode {
         TlsMode::Acme => {
             if tls.email.is_none() {
                 return Err(config
-                    .error("tls.email", "an ACME account email is required with --tls-mode acme"));
+                    .error(&TLS_EMAIL, "an ACME account email is required with --tls-mode acme"));
             }
-            if host.parse::<IpAddr>().is_ok() || !host.contains('.') || is_local_host(host) {
-                return Err(config
-                    .error("server.host", "--tls-mode acme needs a public domain name as host"));
+            let public_domain = matches!(host, Host::Domain(name) if name.contains('.'));
+            if !public_domain || host.is_local() {
+                return Err(
+                    config.error(&HOST, "--tls-mode acme needs a public domain name as host")
+                );
             }
             if !tls.acme_directory.starts_with("https://")
                 || tls.acme_directory.len() <= "https://".len()
             {
                 return Err(config
-                    .error("tls.acme_directory", "expected an https:// URL of an ACME directory"));
+                    .error(&TLS_ACME_DIRECTORY, "expected an https:// URL of an ACME directory"));
             }
             if tls.http_port == 0 || tls.https_port == 0 || tls.http_port == tls.https_port {
                 return Err(config.error(
-                    "tls.http_port",
+                    &TLS_HTTP_PORT,
                     "--tls-http-port and --tls-https-port must be two different ports other than 0",
                 ));
             }
@@ -470,13 +531,13 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
         TlsMode::Manual => {
             if tls.cert_file.is_none() {
                 return Err(config.error(
-                    "tls.cert_file",
+                    &TLS_CERT_FILE,
                     "a certificate file is required with --tls-mode manual",
                 ));
             }
             if tls.key_file.is_none() {
                 return Err(config.error(
-                    "tls.key_file",
+                    &TLS_KEY_FILE,
                     "a private key file is required with --tls-mode manual",
                 ));
             }
@@ -490,37 +551,32 @@ fn tls_settings(config: &Config, host: &str) -> Result<TlsSettings, ConfigError>
 /// base64url as CAs hand it out (padding optional; the standard alphabet is accepted too).
 /// Errors never contain the key, not even the offending character.
 fn acme_eab(config: &Config) -> Result<Option<AcmeEab>, ConfigError> {
-    let kid = config
-        .get::<String>("tls.acme_eab_kid")?
-        .map(|k| k.trim().to_string())
-        .filter(|k| !k.is_empty());
-    let key = config.parse_with("tls.acme_eab_hmac_key", |raw| Ok(decode_eab_key(raw)))?.flatten();
+    let kid = config.get(&TLS_ACME_EAB_KID)?;
+    let key = config.get(&TLS_ACME_EAB_HMAC_KEY)?;
     match (kid, key) {
         (None, None) => Ok(None),
         (Some(_), None) => {
-            Err(config.error("tls.acme_eab_kid", "set --tls-acme-eab-hmac-key too (the HMAC key the CA gave with the key ID)"))
+            Err(config.error(&TLS_ACME_EAB_KID, "set --tls-acme-eab-hmac-key too (the HMAC key the CA gave with the key ID)"))
         }
         (None, Some(_)) => {
-            Err(config.error("tls.acme_eab_hmac_key", "set --tls-acme-eab-kid too (the key ID the CA gave with the HMAC key)"))
+            Err(config.error(&TLS_ACME_EAB_HMAC_KEY, "set --tls-acme-eab-kid too (the key ID the CA gave with the HMAC key)"))
         }
-        (Some(_), Some(Err(()))) => Err(config
-            .error("tls.acme_eab_hmac_key", "expected the base64url HMAC key the CA gave with the key ID (letters, digits, '-' and '_')")),
-        (Some(kid), Some(Ok(hmac_key))) => Ok(Some(AcmeEab { kid, hmac_key })),
+        (Some(kid), Some(key)) => match decode_eab_key(&key) {
+            Some(hmac_key) => Ok(Some(AcmeEab { kid, hmac_key })),
+            None => Err(config
+                .error(&TLS_ACME_EAB_HMAC_KEY, "expected the base64url HMAC key the CA gave with the key ID (letters, digits, '-' and '_')")),
+        },
     }
 }
 
-/// `None` for an empty value, `Some(Err)` for bad base64 or an empty key.
-fn decode_eab_key(raw: &str) -> Option<Result<Vec<u8>, ()>> {
+/// `None` for bad base64 or an empty key.
+fn decode_eab_key(raw: &str) -> Option<Vec<u8>> {
     use base64::Engine;
     use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::URL_SAFE,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
     );
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
     let normalized: String = raw
         .chars()
         .map(|c| match c {
@@ -529,23 +585,13 @@ fn decode_eab_key(raw: &str) -> Option<Result<Vec<u8>, ()>> {
             c => c,
         })
         .collect();
-    Some(LENIENT.decode(normalized).ok().filter(|k| !k.is_empty()).ok_or(()))
+    LENIENT.decode(normalized).ok().filter(|k| !k.is_empty())
 }
 
-/// Hosts for which `auto` TLS means plain HTTP.
-pub fn is_local_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.is_empty()
-        || host == "localhost"
-        || host.ends_with(".localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
-fn derive_base_url(host: &str, port: u16, mode: TlsMode) -> String {
+fn derive_base_url(host: &Host, port: u16, mode: TlsMode) -> String {
     let host = match host {
-        "" => "localhost".to_string(),
-        h if h.contains(':') && !h.starts_with('[') => format!("[{h}]"),
-        h => h.to_string(),
+        Host::Any => "localhost".to_string(),
+        host => host.to_string(),
     };
     let (scheme, default_port) = if mode == TlsMode::Off { ("http", 80) } else { ("https", 443) };
     if port == default_port {
@@ -695,5 +741,64 @@ mod tests {
             let err = settings(&[(key, value)]).unwrap_err();
             assert!(err.0.contains(flag), "{key}: {err}");
         }
+    }
+    #[test]
+    fn every_core_setting_is_declared_once_under_the_guides_names() {
+        Config::from_pairs(CORE_SETTINGS, &[]).check_all().expect("every default parses");
+        let names: Vec<(String, String)> =
+            CORE_SETTINGS.iter().map(|s| (s.info().flag(), s.info().env())).collect();
+        for (i, (flag, env)) in names.iter().enumerate() {
+            assert!(!names[..i].iter().any(|(f, e)| f == flag || e == env), "{flag} twice");
+        }
+        for (flag, env) in [
+            ("host", "HOST"),
+            ("port", "PORT"),
+            ("base-url", "BASE_URL"),
+            ("max-body-size", "MAX_BODY_SIZE"),
+            ("shutdown-timeout", "SHUTDOWN_TIMEOUT"),
+            ("pid-file", "PID_FILE"),
+            ("database-dsn", "DATABASE_DSN"),
+            ("log-level", "LOG_LEVEL"),
+            ("log-format", "LOG_FORMAT"),
+            ("tls-mode", "TLS_MODE"),
+            ("tls-cert-dir", "TLS_CERT_DIR"),
+            ("tls-email", "TLS_EMAIL"),
+            ("tls-cert-file", "TLS_CERT_FILE"),
+            ("tls-key-file", "TLS_KEY_FILE"),
+        ] {
+            assert!(names.contains(&(flag.into(), env.into())), "--{flag} / {env} missing");
+        }
+    }
+
+    #[test]
+    fn the_host_is_parsed_once() {
+        let v6: IpAddr = "::1".parse().unwrap();
+        for (raw, host, in_urls) in [
+            ("", Host::Any, ""),
+            (" Example.COM ", Host::Domain("example.com".into()), "example.com"),
+            ("192.0.2.7", Host::Ip("192.0.2.7".parse().unwrap()), "192.0.2.7"),
+            ("::1", Host::Ip(v6), "[::1]"),
+            ("[::1]", Host::Ip(v6), "[::1]"),
+        ] {
+            assert_eq!(raw.parse::<Host>().as_ref(), Ok(&host), "{raw}");
+            assert_eq!(host.to_string(), in_urls, "{raw}");
+        }
+        assert_eq!(Host::Ip(v6).name(), "::1");
+        for bad in ["a/b", "user@example.com", "a b", "[example.com]", "[::1"] {
+            assert!(bad.parse::<Host>().is_err(), "{bad}");
+        }
+        for (raw, base_url) in [
+            ("", "http://localhost:8080"),
+            ("::1", "http://[::1]:8080"),
+            ("[::1]", "http://[::1]:8080"),
+            ("0.0.0.0", "http://0.0.0.0:8080"),
+        ] {
+            assert_eq!(settings(&[("server.host", raw)]).unwrap().base_url, base_url, "{raw}");
+        }
+        let err = settings(&[("server.host", "a/b")]).unwrap_err();
+        assert_eq!(
+            err.0,
+            "invalid value 'a/b' for --host (from flag --host): expected a host name or IP address"
+        );
     }
 }

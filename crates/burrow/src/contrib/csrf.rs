@@ -34,9 +34,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use minijinja::value::Value;
 
 use super::securecookie::{Codec, now};
-use super::session::{Session, append_cookie, cookie_name, cookies, generated_key, keys};
+use super::session::{Session, append_cookie, cookie_name, cookies, generated_key, parse_keys};
 use crate::app::App;
-use crate::config::{Config, ConfigError, Setting};
+use crate::config::{AnySetting, Config, ConfigError, Optional, Setting};
 use crate::context::AppContext;
 use crate::error::Error;
 use crate::template::{RequestContext, RequestInfo};
@@ -47,6 +47,19 @@ pub const HEADER: &str = "x-csrf-token";
 const SECRET_LEN: usize = 32;
 /// The CSRF cookie lasts a year; the session does not need to exist.
 const COOKIE_MAX_AGE: u64 = 365 * 24 * 3600;
+
+const KEY: Setting<Vec<[u8; 32]>, Optional> = Setting::with_parser("csrf.key", parse_keys)
+    .optional()
+    .default_note("random, with a warning")
+    .secret()
+    .help("Signs CSRF tokens: 32 bytes as 64 hex characters");
+const KEY_PREVIOUS: Setting<Vec<[u8; 32]>, Optional> =
+    Setting::with_parser("csrf.key_previous", parse_keys)
+        .optional()
+        .secret()
+        .help("Former CSRF keys still accepted (comma-separated)");
+const COOKIE_NAME: Setting<String> =
+    Setting::new("csrf.cookie_name").default("_csrf").help("Name of the CSRF cookie");
 
 /// Registers CSRF protection for every unsafe request.
 #[derive(Default)]
@@ -146,46 +159,18 @@ impl App for Csrf {
         &["session"]
     }
 
-    fn settings(&self) -> Vec<Setting> {
-        vec![
-            Setting::new(
-                "csrf.key",
-                "csrf-key",
-                "CSRF_KEY",
-                "Signs CSRF tokens: 32 bytes as 64 hex characters",
-            )
-            .default_note("random, with a warning")
-            .secret(),
-            Setting::new(
-                "csrf.key_previous",
-                "csrf-key-previous",
-                "CSRF_KEY_PREVIOUS",
-                "Former CSRF keys still accepted (comma-separated)",
-            )
-            .default_note("none")
-            .secret(),
-            Setting::new(
-                "csrf.cookie_name",
-                "csrf-cookie-name",
-                "CSRF_COOKIE_NAME",
-                "Name of the CSRF cookie",
-            )
-            .default("_csrf"),
-        ]
+    fn settings(&self) -> &'static [&'static dyn AnySetting] {
+        &[&KEY, &KEY_PREVIOUS, &COOKIE_NAME]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
-        let current = match keys(config, "csrf.key")?.into_iter().next() {
+        let current = match config.get(&KEY)?.unwrap_or_default().into_iter().next() {
             Some(key) => key,
-            None => generated_key(
-                "csrf.key",
-                "no CSRF key configured (--csrf-key, CSRF_KEY or csrf.key)",
-                "form tokens",
-            ),
+            None => generated_key(KEY.info(), "no CSRF key configured", "form tokens"),
         };
         self.keys = vec![current];
-        self.keys.extend(keys(config, "csrf.key_previous")?);
-        self.cookie_name = config.require("csrf.cookie_name")?;
+        self.keys.extend(config.get(&KEY_PREVIOUS)?.unwrap_or_default());
+        self.cookie_name = config.get(&COOKIE_NAME)?;
         Ok(())
     }
 

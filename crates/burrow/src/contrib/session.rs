@@ -33,9 +33,36 @@ use serde::de::DeserializeOwned;
 
 use super::securecookie::{Codec, MAX_COOKIE_SIZE, TooLarge, now, parse_key};
 use crate::app::App;
-use crate::config::{Config, ConfigError, Setting};
+use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, SettingInfo};
 use crate::context::AppContext;
 use crate::error::Error;
+
+const COOKIE_NAME: Setting<String> =
+    Setting::new("session.cookie_name").default("_session").help("Name of the session cookie");
+const MAX_AGE: Setting<u64> =
+    Setting::new("session.max_age").default("604800").help("Session lifetime in seconds");
+const HASH_KEY: Setting<Vec<[u8; 32]>, Optional> =
+    Setting::with_parser("session.hash_key", parse_keys)
+        .optional()
+        .default_note("random, with a warning")
+        .secret()
+        .help("Signs session cookies: 32 bytes as 64 hex characters");
+const BLOCK_KEY: Setting<Vec<[u8; 32]>, Optional> =
+    Setting::with_parser("session.block_key", parse_keys)
+        .optional()
+        .default_note("none: signed, not encrypted")
+        .secret()
+        .help("Encrypts session cookies: 32 bytes as 64 hex characters");
+const HASH_KEY_PREVIOUS: Setting<Vec<[u8; 32]>, Optional> =
+    Setting::with_parser("session.hash_key_previous", parse_keys)
+        .optional()
+        .secret()
+        .help("Former hash keys still accepted when reading (comma-separated), for key rotation");
+const BLOCK_KEY_PREVIOUS: Setting<Vec<[u8; 32]>, Optional> =
+    Setting::with_parser("session.block_key_previous", parse_keys)
+        .optional()
+        .secret()
+        .help("Former block keys still accepted when reading (comma-separated)");
 
 /// Registers signed cookie sessions. Other apps get a [`Session`] extractor.
 #[derive(Default)]
@@ -69,86 +96,33 @@ impl App for Sessions {
         "session"
     }
 
-    fn settings(&self) -> Vec<Setting> {
-        vec![
-            Setting::new(
-                "session.cookie_name",
-                "session-cookie-name",
-                "SESSION_COOKIE_NAME",
-                "Name of the session cookie",
-            )
-            .default("_session"),
-            Setting::new(
-                "session.max_age",
-                "session-max-age",
-                "SESSION_MAX_AGE",
-                "Session lifetime in seconds",
-            )
-            .default("604800"),
-            Setting::new(
-                "session.hash_key",
-                "session-hash-key",
-                "SESSION_HASH_KEY",
-                "Signs session cookies: 32 bytes as 64 hex characters",
-            )
-            .default_note("random, with a warning")
-            .secret(),
-            Setting::new(
-                "session.block_key",
-                "session-block-key",
-                "SESSION_BLOCK_KEY",
-                "Encrypts session cookies: 32 bytes as 64 hex characters",
-            )
-            .default_note("none: signed, not encrypted")
-            .secret(),
-            Setting::new(
-                "session.hash_key_previous",
-                "session-hash-key-previous",
-                "SESSION_HASH_KEY_PREVIOUS",
-                "Former hash keys still accepted when reading (comma-separated), for key rotation",
-            )
-            .default_note("none")
-            .secret(),
-            Setting::new(
-                "session.block_key_previous",
-                "session-block-key-previous",
-                "SESSION_BLOCK_KEY_PREVIOUS",
-                "Former block keys still accepted when reading (comma-separated)",
-            )
-            .default_note("none")
-            .secret(),
-        ]
+    fn settings(&self) -> &'static [&'static dyn AnySetting] {
+        &[&COOKIE_NAME, &MAX_AGE, &HASH_KEY, &BLOCK_KEY, &HASH_KEY_PREVIOUS, &BLOCK_KEY_PREVIOUS]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
-        let cookie_name: String = config.require("session.cookie_name")?;
+        let cookie_name = config.get(&COOKIE_NAME)?;
         if cookie_name.is_empty()
             || !cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
         {
-            return Err(
-                config.error("session.cookie_name", "expected letters, digits, '_', '-' or '.'")
-            );
+            return Err(config.error(&COOKIE_NAME, "expected letters, digits, '_', '-' or '.'"));
         }
-        let max_age: u64 = config.require("session.max_age")?;
+        let max_age = config.get(&MAX_AGE)?;
         if max_age == 0 {
-            return Err(config.error("session.max_age", "must be at least 1 second"));
+            return Err(config.error(&MAX_AGE, "must be at least 1 second"));
         }
-        let hash = match keys(config, "session.hash_key")?.into_iter().next() {
+        let hash = match config.get(&HASH_KEY)?.unwrap_or_default().into_iter().next() {
             Some(key) => key,
-            None => generated_key(
-                "session.hash_key",
-                "no session hash key configured (--session-hash-key, SESSION_HASH_KEY or session.hash_key)",
-                "sessions",
-            ),
+            None => generated_key(HASH_KEY.info(), "no session hash key configured", "sessions"),
         };
         let mut hash_keys = vec![hash];
-        hash_keys.extend(keys(config, "session.hash_key_previous")?);
-        let mut block_keys = keys(config, "session.block_key")?;
+        hash_keys.extend(config.get(&HASH_KEY_PREVIOUS)?.unwrap_or_default());
+        let mut block_keys = config.get(&BLOCK_KEY)?.unwrap_or_default();
         block_keys.truncate(1);
-        let previous_block = keys(config, "session.block_key_previous")?;
+        let previous_block = config.get(&BLOCK_KEY_PREVIOUS)?.unwrap_or_default();
         if block_keys.is_empty() && !previous_block.is_empty() {
             return Err(config.error(
-                "session.block_key_previous",
+                &BLOCK_KEY_PREVIOUS,
                 "previous block keys need a current --session-block-key",
             ));
         }
@@ -174,20 +148,15 @@ impl App for Sessions {
 }
 
 /// Parses a key setting: one key, or several separated by commas (for `…_previous`).
-pub(crate) fn keys(config: &Config, key: &str) -> Result<Vec<[u8; 32]>, ConfigError> {
-    Ok(config
-        .parse_with(key, |raw| {
-            raw.split(',')
-                .map(str::trim)
-                .filter(|k| !k.is_empty())
-                .map(parse_key)
-                .collect::<Result<Vec<_>, _>>()
-        })?
-        .unwrap_or_default())
+pub(crate) fn parse_keys(raw: &str) -> Result<Vec<[u8; 32]>, String> {
+    raw.split(',').map(str::trim).filter(|k| !k.is_empty()).map(parse_key).collect()
 }
 
-/// A key generated because none was configured; warns once, never printing the key.
-pub(crate) fn generated_key(name: &str, missing: &str, what: &str) -> [u8; 32] {
+/// The key `setting` would have held, generated because none was configured (named by
+/// the setting's key, so `server check` can name the setting); warns once, never printing
+/// the key.
+pub(crate) fn generated_key(setting: &SettingInfo, missing: &str, what: &str) -> [u8; 32] {
+    let name = setting.key();
     let key: [u8; 32] = crate::secrets::generated(name, 32).try_into().expect("32 bytes");
     let origin = if crate::secrets::was_inherited(name) {
         "kept from the previous process"
@@ -195,7 +164,8 @@ pub(crate) fn generated_key(name: &str, missing: &str, what: &str) -> [u8; 32] {
         "generated at random"
     };
     crate::secrets::warn_once_started(format!(
-        "{missing}: using a key {origin}; {what} survive SIGHUP restarts but not a stop/start. Set a key of 64 hex characters for production."
+        "{missing} ({}): using a key {origin}; {what} survive SIGHUP restarts but not a stop/start. Set a key of 64 hex characters for production.",
+        setting.ways_to_set()
     ));
     key
 }

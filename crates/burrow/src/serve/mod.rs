@@ -25,7 +25,7 @@ use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
 use crate::http::Draining;
-use crate::settings::{ConnectionLimits, TlsMode};
+use crate::settings::{ConnectionLimits, Host, TlsMode};
 
 /// What a listening socket is for. Carried through the SIGHUP hand-over, so the successor
 /// serves each inherited socket the way its predecessor did.
@@ -70,18 +70,17 @@ pub(crate) struct Endpoint {
 
 /// Where to bind for a host: loopback for local names, all interfaces for an empty host
 /// or a domain (whose address may be a router's), the address itself for an IP.
-pub(crate) fn bind_addrs(host: &str, port: u16) -> Vec<SocketAddr> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = bare.parse::<IpAddr>() {
-        return vec![SocketAddr::new(ip, port)];
+pub(crate) fn bind_addrs(host: &Host, port: u16) -> Vec<SocketAddr> {
+    match host {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, port)],
+        Host::Domain(_) if host.is_local() => {
+            vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)]
+        }
+        Host::Domain(_) | Host::Any => vec![
+            SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
+            SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        ],
     }
-    if bare == "localhost" || bare.ends_with(".localhost") {
-        return vec![SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)];
-    }
-    vec![
-        SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), port),
-        SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
-    ]
 }
 
 /// Binds the first address that works: `[::]` (dual-stack) falls back to `0.0.0.0` on

@@ -11,8 +11,8 @@ use burrow::axum::{Extension, Router};
 use burrow::db::params;
 use burrow::minijinja::context;
 use burrow::{
-    App, AppContext, Config, ConfigError, Db, Dir, Error, Html, NavItem, Render, RequestContext,
-    RequestId, RequestInfo, Setting,
+    AnySetting, App, AppContext, Config, ConfigError, Db, Dir, Error, Html, NavItem, Render,
+    RequestContext, RequestId, RequestInfo, Setting,
 };
 
 static TEMPLATES_A: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_a");
@@ -122,6 +122,10 @@ async fn items(State(db): State<Db>) -> Result<String, Error> {
     Ok(names.into_iter().map(|(n,)| n).collect::<Vec<_>>().join(","))
 }
 
+/// `--b-ready` / `B_READY` / `b.ready`.
+pub const B_READY: Setting<bool> =
+    Setting::new("b.ready").default("true").help("Whether app b reports ready");
+
 /// Depends on A, overrides A's `page.html`, has a setting and a readiness hook.
 pub struct B {
     pub ready: bool,
@@ -148,15 +152,12 @@ impl App for B {
         &["a"]
     }
 
-    fn settings(&self) -> Vec<Setting> {
-        vec![
-            Setting::new("b.ready", "b-ready", "B_READY", "Whether app b reports ready")
-                .default("true"),
-        ]
+    fn settings(&self) -> &'static [&'static dyn AnySetting] {
+        &[&B_READY]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
-        self.ready = config.require("b.ready")?;
+        self.ready = config.get(&B_READY)?;
         Ok(())
     }
 

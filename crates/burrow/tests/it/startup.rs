@@ -4,7 +4,7 @@ use burrow::Server;
 use burrow::db::Dsn;
 
 use crate::Site;
-use crate::apps::{A, B, Broken, Named};
+use crate::apps::{A, B, B_READY, Broken, Named};
 
 fn error(site: &Site, server: Server, extra: &[&str]) -> String {
     match site.build(server, extra) {
@@ -51,11 +51,7 @@ fn flag_beats_toml_beats_default_for_core_and_app_settings() {
         .unwrap();
     assert_eq!(booted.ctx.settings.max_body_size, 64 * 1024, "from the file");
     assert_eq!(booted.ctx.settings.shutdown_timeout.as_secs(), 7, "the flag wins over the file");
-    assert_eq!(
-        booted.ctx.config.raw("b.ready"),
-        Some("false"),
-        "app settings come from the file too"
-    );
+    assert_eq!(booted.ctx.config.get(&B_READY), Ok(false), "app settings come from the file too");
     assert_eq!(booted.ctx.settings.port, 8080, "default");
 }
 

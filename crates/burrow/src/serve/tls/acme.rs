@@ -120,7 +120,7 @@ impl Acme {
         };
         let acme = Acme {
             inner: Arc::new(Inner {
-                domain: settings.host.to_ascii_lowercase(),
+                domain: settings.host.name(),
                 email: tls.email.clone().unwrap_or_default(),
                 directory: tls.acme_directory.clone(),
                 extra_roots,

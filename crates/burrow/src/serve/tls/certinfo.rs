@@ -64,7 +64,7 @@ impl CertInfo {
     /// True when a client connecting to `host` accepts this certificate's names (exact DNS
     /// name, a `*.` wildcard one label deep, or the IP address).
     pub(crate) fn covers(&self, host: &str) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host.to_ascii_lowercase();
         if let Ok(ip) = host.parse::<IpAddr>() {
             return self.ips.contains(&ip);
         }

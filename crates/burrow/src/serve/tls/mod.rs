@@ -65,7 +65,7 @@ pub(crate) fn prepare(settings: &Settings) -> Result<Tls, String> {
             Ok(Tls { acceptor: Some(acceptor(CertStore::with(loaded.key))), acme: None })
         }
         TlsMode::SelfSigned => {
-            let key = selfsigned::load_or_generate(&tls.cert_dir, &settings.host)?;
+            let key = selfsigned::load_or_generate(&tls.cert_dir, &settings.host.name())?;
             Ok(Tls { acceptor: Some(acceptor(CertStore::with(key))), acme: None })
         }
         TlsMode::Acme => {

@@ -21,7 +21,7 @@ const VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
 /// The names the certificate is for: the host (unless empty or already listed), then the
 /// loopback names a developer connects with.
 pub(crate) fn names(host: &str) -> Vec<String> {
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+    let host = host.to_ascii_lowercase();
     let mut names = Vec::new();
     let unspecified = host.parse::<IpAddr>().is_ok_and(|ip| ip.is_unspecified());
     if !host.is_empty() && !unspecified {
@@ -130,7 +130,7 @@ mod tests {
     fn names_always_include_loopback_once() {
         assert_eq!(names("example.com"), ["example.com", "localhost", "127.0.0.1", "::1"]);
         assert_eq!(names("localhost"), ["localhost", "127.0.0.1", "::1"]);
-        assert_eq!(names("[::1]"), ["::1", "localhost", "127.0.0.1"]);
+        assert_eq!(names("::1"), ["::1", "localhost", "127.0.0.1"]);
         assert_eq!(names(""), ["localhost", "127.0.0.1", "::1"]);
         assert_eq!(names("0.0.0.0"), ["localhost", "127.0.0.1", "::1"]);
     }
