@@ -160,7 +160,7 @@ pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
 ];
 
 /// The default ACME directory: Let's Encrypt production.
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+pub(crate) const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 /// `--host`, parsed once: where to bind, and the name for URLs, TLS and certificates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -229,7 +229,7 @@ impl fmt::Display for Host {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Detach {
+pub(crate) enum Detach {
     /// Detach when a PID file is given (and not under Type=notify or as PID 1).
     Auto,
     Always,
@@ -250,7 +250,7 @@ impl FromStr for Detach {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -267,7 +267,7 @@ impl FromStr for LogFormat {
     }
 }
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TlsMode {
+pub(crate) enum TlsMode {
     Off,
     Acme,
     SelfSigned,
@@ -287,7 +287,7 @@ impl TlsMode {
 
 /// TLS settings; `mode` is already resolved from `auto`.
 #[derive(Clone, Debug)]
-pub struct TlsSettings {
+pub(crate) struct TlsSettings {
     pub mode: TlsMode,
     /// Why this mode was chosen, logged at start-up.
     pub reason: String,
@@ -310,7 +310,7 @@ pub struct TlsSettings {
 /// ACME external account binding (RFC 8555 §7.3.4): the key ID and the decoded HMAC key
 /// the CA handed out. `Debug` never shows the key.
 #[derive(Clone)]
-pub struct AcmeEab {
+pub(crate) struct AcmeEab {
     pub kid: String,
     pub hmac_key: Vec<u8>,
 }
@@ -337,7 +337,7 @@ pub struct ConnectionLimits {
 
 /// The configurable security headers (the fixed ones are always sent).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SecurityHeaders {
+pub(crate) struct SecurityHeaders {
     pub content_security_policy: Option<String>,
     pub permissions_policy: Option<String>,
     /// `preload` in Strict-Transport-Security (sent only for an https base URL).
@@ -352,10 +352,10 @@ pub struct Settings {
     pub base_url: String,
     pub max_body_size: usize,
     pub shutdown_timeout: Duration,
-    pub pid_file: Option<PathBuf>,
+    pub(crate) pid_file: Option<PathBuf>,
     /// Start the server as a background process and exit once it is ready (Type=forking).
-    pub detach: Detach,
-    pub restart_timeout: Duration,
+    pub(crate) detach: Detach,
+    pub(crate) restart_timeout: Duration,
     pub database: Dsn,
     /// `external` leaves WAL checkpoints to Litestream or a similar tool.
     pub checkpoints: Checkpoints,
@@ -364,12 +364,12 @@ pub struct Settings {
     /// Limits on connections: how long they may stay silent, how many may be open.
     pub connections: ConnectionLimits,
     /// Headers every response carries (beyond the fixed ones).
-    pub security: SecurityHeaders,
+    pub(crate) security: SecurityHeaders,
     /// A read running longer is interrupted (SQLITE_INTERRUPT).
     pub db_read_timeout: Duration,
     pub log_level: tracing::Level,
-    pub log_format: LogFormat,
-    pub tls: TlsSettings,
+    pub(crate) log_format: LogFormat,
+    pub(crate) tls: TlsSettings,
 }
 
 impl Settings {
