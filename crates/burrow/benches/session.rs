@@ -9,7 +9,8 @@ use burrow::contrib::securecookie::{Codec, now};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 fn session(c: &mut Criterion) {
-    let payload = br#"{"_messages":[{"level":"success","text":"Created a note."}],"user_id":42,"theme":"dark","last_seen":"/notes/17"}"#;
+    let payload = b"{\"_messages\":[{\"level\":\"success\",\"text\":\"Created a note.\"}],\
+                    \"user_id\":42,\"theme\":\"dark\",\"last_seen\":\"/notes/17\"}";
     let signed = Codec::new(&[[1; 32]], &[], 604_800);
     let encrypted = Codec::new(&[[1; 32]], &[[2; 32]], 604_800);
     let t = now();

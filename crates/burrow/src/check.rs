@@ -25,12 +25,17 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
             .map(|setting| format!(" (--{}, {})", setting.flag(), setting.env()))
             .unwrap_or_default();
         say(format!(
-            "{name} is not configured{how}: a random key is used, so sessions or form tokens are lost on every stop/start"
+            "{name} is not configured{how}: a random key is used, so sessions or form tokens \
+             are lost on every stop/start"
         ));
     }
 
     match &settings.database {
-        Dsn::SqliteMemory => say("the database is in memory (--database-dsn sqlite://:memory:): every restart loses all data".into()),
+        Dsn::SqliteMemory => say(
+            "the database is in memory (--database-dsn sqlite://:memory:): every restart loses \
+             all data"
+                .into(),
+        ),
         Dsn::SqliteFile(path) => database(path, &mut say),
     }
 
@@ -39,15 +44,21 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
     let public_bind = *host == Host::Any || !host.is_local();
     match settings.tls.mode {
         TlsMode::Off if public_bind && !settings.base_url.starts_with("https://") => say(format!(
-            "TLS is off ({}) while listening on '{}': traffic is plain HTTP unless a proxy in front terminates TLS",
+            "TLS is off ({}) while listening on '{}': traffic is plain HTTP unless a proxy in \
+             front terminates TLS",
             settings.tls.reason,
             if *host == Host::Any { "all interfaces".to_string() } else { host.name() }
         )),
         TlsMode::SelfSigned => {
-            say("--tls-mode selfsigned: browsers will warn about the certificate; use acme or manual in production".into())
+            say("--tls-mode selfsigned: browsers will warn about the certificate; use acme or \
+                 manual in production"
+                .into())
         }
         TlsMode::Manual => {
-            for (file, flag) in [(&settings.tls.cert_file, "--tls-cert-file"), (&settings.tls.key_file, "--tls-key-file")] {
+            for (file, flag) in [
+                (&settings.tls.cert_file, "--tls-cert-file"),
+                (&settings.tls.key_file, "--tls-key-file"),
+            ] {
                 if let Some(file) = file
                     && std::fs::File::open(file).is_err()
                 {
@@ -102,7 +113,8 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
 
     if settings.shutdown_timeout < settings.request_timeout {
         say(format!(
-            "--shutdown-timeout ({}s) is shorter than --request-timeout ({}s): requests still running at shutdown or restart can be cut off",
+            "--shutdown-timeout ({}s) is shorter than --request-timeout ({}s): requests still \
+             running at shutdown or restart can be cut off",
             settings.shutdown_timeout.as_secs_f64(),
             settings.request_timeout.as_secs_f64()
         ));
@@ -135,7 +147,8 @@ fn database(path: &Path, say: &mut impl FnMut(String)) {
     }
     if !crate::files::dir_writable(dir) {
         say(format!(
-            "database directory {} is not writable by this user: SQLite must create {}-wal and -shm there (with systemd's ProtectSystem=strict, list it in ReadWritePaths=)",
+            "database directory {} is not writable by this user: SQLite must create {}-wal and \
+             -shm there (with systemd's ProtectSystem=strict, list it in ReadWritePaths=)",
             dir.display(),
             path.display()
         ));
@@ -146,7 +159,9 @@ fn database(path: &Path, say: &mut impl FnMut(String)) {
         let mode = meta.mode() & 0o777;
         if mode & 0o006 != 0 {
             say(format!(
-                "database file {} is open to every user on this machine (mode {mode:04o}; SQLite gives its -wal and -shm files the same mode): chmod 600 it (the server creates it 0600)",
+                "database file {} is open to every user on this machine (mode {mode:04o}; SQLite \
+                 gives its -wal and -shm files the same mode): chmod 600 it (the server creates \
+                 it 0600)",
                 path.display()
             ));
         }

@@ -181,7 +181,9 @@ pub(crate) fn check_private_dir(dir: &Path, setting: &str) -> Result<Option<u32>
             return Ok(Some(mode));
         }
         Err(format!(
-            "directory {} ({setting}) holds private keys but is open to other users (mode {mode:04o}) and belongs to uid {}, not to this user (uid {me}): make it mode 0700 or owned by this user",
+            "directory {} ({setting}) holds private keys but is open to other users (mode \
+             {mode:04o}) and belongs to uid {}, not to this user (uid {me}): make it mode 0700 or \
+             owned by this user",
             dir.display(),
             meta.uid()
         ))
@@ -204,7 +206,8 @@ pub(crate) fn ensure_private_dir(dir: &Path, setting: &str) -> Result<(), String
         }
         tracing::warn!(
             dir = %dir.display(),
-            "directory {} ({setting}) was open to other users (mode {mode:04o}); changed it to 0700: it holds private keys",
+            "directory {} ({setting}) was open to other users (mode {mode:04o}); changed it to \
+             0700: it holds private keys",
             dir.display()
         );
         return Ok(());

@@ -256,37 +256,57 @@ impl Server {
     }
 
     fn cli(&self, settings: &[&dyn AnySetting], commands: &[Command]) -> clap::Command {
-        let mut cli =
-            clap::Command::new(self.name)
-                .version(self.version)
-                .about(self.about)
-                // Repeating a flag is not an error: the last one wins, as in most CLIs.
-                .args_override_self(true)
-                .after_help(
-                    "Precedence: flag > environment variable > config file > default. \
-                 In the config file (--config), each option is the TOML key shown in <…>, e.g. [server] port = 8080.",
-                )
-                .arg(
-                    Arg::new("config")
-                        .long("config")
-                        .env("CONFIG")
-                        .global(true)
-                        .value_name("FILE")
-                        .help("TOML file with settings (e.g. [server] port = 8080)"),
-                )
-                .args(settings.iter().map(|setting| setting.info().clap_arg()))
-                .subcommand(clap::Command::new("serve").about("Serve HTTP (the default when no command is given)"))
-                .subcommand(clap::Command::new("migrate").about("Apply pending migrations without serving").arg(
-                    Arg::new("list").long("list").action(ArgAction::SetTrue).help("List applied and pending migrations; apply nothing"),
-                ))
-                .subcommand(clap::Command::new("seed").about("Load every app's sample data"))
-                .subcommand(
-                    clap::Command::new("backup")
-                        .about("Copy the live database consistently (safe while the server runs)")
-                        .arg(Arg::new("dest").required(true).value_name("DEST").help("File, or directory for app-YYYYMMDD-HHMMSS.db"))
-                        .arg(Arg::new("force").long("force").action(ArgAction::SetTrue).help("Replace DEST if it is an existing file (never the database itself, never a symbolic link)")),
-                )
-                .subcommand(clap::Command::new("check").about("Report what would go wrong in production"));
+        let mut cli = clap::Command::new(self.name)
+            .version(self.version)
+            .about(self.about)
+            // Repeating a flag is not an error: the last one wins, as in most CLIs.
+            .args_override_self(true)
+            .after_help(
+                "Precedence: flag > environment variable > config file > default. \
+                 In the config file (--config), each option is the TOML key shown in <…>, \
+                 e.g. [server] port = 8080.",
+            )
+            .arg(
+                Arg::new("config")
+                    .long("config")
+                    .env("CONFIG")
+                    .global(true)
+                    .value_name("FILE")
+                    .help("TOML file with settings (e.g. [server] port = 8080)"),
+            )
+            .args(settings.iter().map(|setting| setting.info().clap_arg()))
+            .subcommand(
+                clap::Command::new("serve")
+                    .about("Serve HTTP (the default when no command is given)"),
+            )
+            .subcommand(
+                clap::Command::new("migrate")
+                    .about("Apply pending migrations without serving")
+                    .arg(
+                        Arg::new("list")
+                            .long("list")
+                            .action(ArgAction::SetTrue)
+                            .help("List applied and pending migrations; apply nothing"),
+                    ),
+            )
+            .subcommand(clap::Command::new("seed").about("Load every app's sample data"))
+            .subcommand(
+                clap::Command::new("backup")
+                    .about("Copy the live database consistently (safe while the server runs)")
+                    .arg(
+                        Arg::new("dest")
+                            .required(true)
+                            .value_name("DEST")
+                            .help("File, or directory for app-YYYYMMDD-HHMMSS.db"),
+                    )
+                    .arg(Arg::new("force").long("force").action(ArgAction::SetTrue).help(
+                        "Replace DEST if it is an existing file (never the database \
+                         itself, never a symbolic link)",
+                    )),
+            )
+            .subcommand(
+                clap::Command::new("check").about("Report what would go wrong in production"),
+            );
         for command in commands {
             cli = cli.subcommand(command.cli.clone());
         }

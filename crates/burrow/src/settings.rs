@@ -107,11 +107,13 @@ pub(crate) const TLS_ACME_DIRECTORY: Setting<String> = Setting::new("tls.acme_di
     .help("ACME directory URL (Let's Encrypt staging, ZeroSSL, step-ca, pebble…)");
 pub(crate) const TLS_ACME_CA_ROOT: Setting<PathBuf, Optional> =
     Setting::new("tls.acme_ca_root").optional().help(
-        "PEM file with a private CA's root certificate, trusted for the ACME API (besides the built-in roots)",
+        "PEM file with a private CA's root certificate, trusted for the ACME API (besides the \
+         built-in roots)",
     );
 pub(crate) const TLS_ACME_EAB_KID: Setting<String, Optional> =
     Setting::new("tls.acme_eab_kid").optional().help(
-        "ACME external account binding: key ID from the CA (ZeroSSL, some step-ca setups); needs --tls-acme-eab-hmac-key",
+        "ACME external account binding: key ID from the CA (ZeroSSL, some step-ca setups); \
+         needs --tls-acme-eab-hmac-key",
     );
 pub(crate) const TLS_ACME_EAB_HMAC_KEY: Setting<String, Optional> =
     Setting::new("tls.acme_eab_hmac_key").optional().secret().help(
@@ -555,16 +557,21 @@ fn acme_eab(config: &Config) -> Result<Option<AcmeEab>, ConfigError> {
     let key = config.get(&TLS_ACME_EAB_HMAC_KEY)?;
     match (kid, key) {
         (None, None) => Ok(None),
-        (Some(_), None) => {
-            Err(config.error(&TLS_ACME_EAB_KID, "set --tls-acme-eab-hmac-key too (the HMAC key the CA gave with the key ID)"))
-        }
-        (None, Some(_)) => {
-            Err(config.error(&TLS_ACME_EAB_HMAC_KEY, "set --tls-acme-eab-kid too (the key ID the CA gave with the HMAC key)"))
-        }
+        (Some(_), None) => Err(config.error(
+            &TLS_ACME_EAB_KID,
+            "set --tls-acme-eab-hmac-key too (the HMAC key the CA gave with the key ID)",
+        )),
+        (None, Some(_)) => Err(config.error(
+            &TLS_ACME_EAB_HMAC_KEY,
+            "set --tls-acme-eab-kid too (the key ID the CA gave with the HMAC key)",
+        )),
         (Some(kid), Some(key)) => match decode_eab_key(&key) {
             Some(hmac_key) => Ok(Some(AcmeEab { kid, hmac_key })),
-            None => Err(config
-                .error(&TLS_ACME_EAB_HMAC_KEY, "expected the base64url HMAC key the CA gave with the key ID (letters, digits, '-' and '_')")),
+            None => Err(config.error(
+                &TLS_ACME_EAB_HMAC_KEY,
+                "expected the base64url HMAC key the CA gave with the key ID (letters, digits, '-' \
+                 and '_')",
+            )),
         },
     }
 }

@@ -225,8 +225,11 @@ async fn csrf_middleware(config: Arc<CsrfConfig>, request: Request, next: Next) 
             Ok(checked) => request = checked,
             Err(Refused::Check(reason)) => {
                 tracing::warn!(reason = %reason, "CSRF check failed");
-                return Error::forbidden("The form has expired or did not come from this site. Reload the page and try again.")
-                    .into_response();
+                return Error::forbidden(
+                    "The form has expired or did not come from this site. Reload the page and try \
+                     again.",
+                )
+                .into_response();
             }
             Err(Refused::Body(error)) => return error.into_response(),
         }

@@ -4,7 +4,12 @@
 //! use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions};
 //! # struct Notes;
 //! # impl burrow::App for Notes { fn name(&self) -> &'static str { "notes" } }
-//! burrow::Server::new("server", "1.0").app(Sessions::new()).app(Csrf::new()).app(FlashMessages).app(Notes).run();
+//! burrow::Server::new("server", "1.0")
+//!     .app(Sessions::new())
+//!     .app(Csrf::new())
+//!     .app(FlashMessages)
+//!     .app(Notes)
+//!     .run();
 //! ```
 
 pub mod csrf;

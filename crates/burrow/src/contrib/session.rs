@@ -164,7 +164,8 @@ pub(crate) fn generated_key(setting: &SettingInfo, missing: &str, what: &str) ->
         "generated at random"
     };
     crate::secrets::warn_once_started(format!(
-        "{missing} ({}): using a key {origin}; {what} survive SIGHUP restarts but not a stop/start. Set a key of 64 hex characters for production.",
+        "{missing} ({}): using a key {origin}; {what} survive SIGHUP restarts but not a \
+         stop/start. Set a key of 64 hex characters for production.",
         setting.ways_to_set()
     ));
     key
@@ -296,7 +297,8 @@ impl std::fmt::Display for SessionError {
             }
             SessionError::TooLarge { key, size } => write!(
                 f,
-                "session value '{key}' not stored: the session cookie would be {size} bytes, over the {MAX_COOKIE_SIZE} browsers keep"
+                "session value '{key}' not stored: the session cookie would be {size} bytes, \
+                 over the {MAX_COOKIE_SIZE} browsers keep"
             ),
         }
     }

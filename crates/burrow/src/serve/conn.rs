@@ -301,7 +301,9 @@ where
         tokio::select! {
             result = conn.as_mut() => return result,
             _ = drain.wait_for(|draining| *draining), if !draining => draining = true,
-            _ = tokio::time::sleep_until(drain_close_at), if draining && closing_since.is_none() => {
+            _ = tokio::time::sleep_until(drain_close_at),
+                if draining && closing_since.is_none() =>
+            {
                 conn.as_mut().graceful_shutdown();
                 closing_since = Some(Instant::now());
             }
@@ -315,7 +317,9 @@ where
                 }
                 match activity.last() {
                     None if Instant::now() >= at.accepted_at + header_timeout => {
-                        tracing::debug!("no request within --header-timeout; closing the connection");
+                        tracing::debug!(
+                            "no request within --header-timeout; closing the connection"
+                        );
                         return Ok(());
                     }
                     None => {}

@@ -269,7 +269,10 @@ pub(crate) async fn serve(
     tokio::select! {
         _ = drain_tx.closed() => Ok(0),
         _ = tokio::time::sleep_until(deadline) => {
-            tracing::warn!(timeout_s = drain.as_secs_f64(), "shutdown timeout reached; closing remaining connections");
+            tracing::warn!(
+                timeout_s = drain.as_secs_f64(),
+                "shutdown timeout reached; closing remaining connections"
+            );
             Ok(open)
         }
     }

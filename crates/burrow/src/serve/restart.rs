@@ -5,10 +5,13 @@
 //!
 //! | variable | what the new process finds there |
 //! |---|---|
-//! | `BURROW_LISTEN_FDS` | the listening sockets to use instead of binding: comma-separated `fd=role` (`3=app,4=acme-http`); a bare fd (`3,4`, the older form) is an app listener |
+//! | `BURROW_LISTEN_FDS` | the listening sockets to use instead of binding (see below) |
 //! | `BURROW_READY_FD` | a pipe to write one byte to once ready (PID file written) |
 //! | `BURROW_PARENT_FD` | a pipe that reaches EOF when the old process has exited |
 //! | `BURROW_SECRETS_FD` | a pipe carrying generated secrets ([`crate::secrets`]) |
+//!
+//! `BURROW_LISTEN_FDS` is comma-separated `fd=role` (`3=app,4=acme-http`); a bare fd
+//! (`3,4`, the older form) is an app listener.
 //!
 //! The old process keeps serving until the byte arrives; if the new process exits first
 //! or misses the deadline, the old one carries on as if nothing happened.
@@ -259,7 +262,14 @@ mod unix {
             _ = tokio::time::sleep(timeout) => {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
-                Err(Failure::new(format!("new process {pid} was not ready within {}s (--restart-timeout) and was killed", timeout.as_secs_f64()), None))
+                Err(Failure::new(
+                    format!(
+                        "new process {pid} was not ready within {}s (--restart-timeout) and was \
+                         killed",
+                        timeout.as_secs_f64()
+                    ),
+                    None,
+                ))
             }
         };
         if outcome.is_ok() {

@@ -133,10 +133,18 @@ where
 fn log_modes(mode: &Mode, settings: &Settings) {
     match mode {
         Mode::Restart { exe } => {
-            tracing::info!(mode = "restart", exe = %exe.display(), "process mode: SIGHUP restarts without downtime")
+            tracing::info!(
+                mode = "restart",
+                exe = %exe.display(),
+                "process mode: SIGHUP restarts without downtime"
+            )
         }
         Mode::Simple { reason } => {
-            tracing::info!(mode = "simple", reason = %reason, "process mode: graceful restart disabled")
+            tracing::info!(
+                mode = "simple",
+                reason = %reason,
+                "process mode: graceful restart disabled"
+            )
         }
     }
     tracing::info!(tls = settings.tls.mode.as_str(), reason = %settings.tls.reason, "TLS mode");
@@ -168,11 +176,18 @@ fn endpoints(
             let addr = listener.socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
             match (listener.role, acme_router) {
                 (Role::AcmeHttp, Some(acme_router)) => {
-                    tracing::info!(addr = %addr, "listening on http://{addr} (ACME HTTP-01 challenges; redirect to https)");
+                    tracing::info!(
+                        addr = %addr,
+                        "listening on http://{addr} (ACME HTTP-01 challenges; redirect to https)"
+                    );
                     Endpoint { socket: listener.socket, router: acme_router.clone(), tls: None }
                 }
                 _ => {
-                    tracing::info!(addr = %addr, base_url = %settings.base_url, "listening on {scheme}://{addr}");
+                    tracing::info!(
+                        addr = %addr,
+                        base_url = %settings.base_url,
+                        "listening on {scheme}://{addr}"
+                    );
                     Endpoint {
                         socket: listener.socket,
                         router: router.clone(),
@@ -225,16 +240,24 @@ async fn wait_for_end(
             signal = signals.next() => match signal {
                 Signal::Hangup => {
                     let restarting = successor.is_some();
-                    if let Some(started) = on_hangup(mode, restarting, inherited, handover, settings.restart_timeout) {
+                    if let Some(started) =
+                        on_hangup(mode, restarting, inherited, handover, settings.restart_timeout)
+                    {
                         successor = Some(started);
                     }
                 }
                 other => {
-                    tracing::info!(drain_timeout_s = settings.shutdown_timeout.as_secs_f64(), "{} received; shutting down", other.name());
+                    tracing::info!(
+                        drain_timeout_s = settings.shutdown_timeout.as_secs_f64(),
+                        "{} received; shutting down",
+                        other.name()
+                    );
                     break Ending::Stopped;
                 }
             },
-            result = async { successor.as_mut().expect("guarded").await }, if successor.is_some() => {
+            result = async { successor.as_mut().expect("guarded").await },
+                if successor.is_some() =>
+            {
                 successor = None;
                 if successor_ready(result) {
                     break Ending::HandedOver;

@@ -44,7 +44,12 @@ impl App for Probe {
 
     fn routes(&self, _ctx: &AppContext) -> Router {
         Router::new()
-            .route("/get", get(|s: Session| async move { s.get::<String>("v").unwrap_or_else(|| "none".into()) }))
+            .route(
+                "/get",
+                get(|s: Session| async move {
+                    s.get::<String>("v").unwrap_or_else(|| "none".into())
+                }),
+            )
             .route(
                 "/set",
                 post(|s: Session, Form(f): Form<Value>| async move {
@@ -52,12 +57,22 @@ impl App for Probe {
                     Ok::<_, Error>("stored")
                 }),
             )
-            .route("/big", post(|s: Session| async move { s.insert("v", "x".repeat(5000)).map(|_| "stored").map_err(Error::from) }))
+            .route(
+                "/big",
+                post(|s: Session| async move {
+                    s.insert("v", "x".repeat(5000)).map(|_| "stored").map_err(Error::from)
+                }),
+            )
             .route("/token", get(|t: CsrfToken| async move { t.0 }))
             .route("/hooks/ping", post(|| async { "pong" }))
             .route("/hooks", post(|| async { "hooks" }))
             .route("/hooksevil", post(|| async { "not exempt" }))
-            .route("/json", post(|burrow::axum::Json(v): burrow::axum::Json<serde_json::Value>| async move { v.to_string() }))
+            .route(
+                "/json",
+                post(|burrow::axum::Json(v): burrow::axum::Json<serde_json::Value>| async move {
+                    v.to_string()
+                }),
+            )
             .route(
                 "/flash-long",
                 post(|m: Messages, Form(f): Form<Value>| async move {
@@ -72,7 +87,12 @@ impl App for Probe {
                     Ok::<_, Error>(burrow::axum::response::Redirect::to("/show").into_response())
                 }),
             )
-            .route("/show", get(|render: burrow::Render| async move { render.partial("flash.html", burrow::minijinja::context! {}) }))
+            .route(
+                "/show",
+                get(|render: burrow::Render| async move {
+                    render.partial("flash.html", burrow::minijinja::context! {})
+                }),
+            )
     }
 }
 

@@ -84,7 +84,8 @@ fn a_failing_migration_stops_start_up_and_leaves_no_trace() {
     assert!(msg.contains("broken/0002_broken.up.sql") && msg.contains("syntax error"), "{msg}");
     assert!(!site.db().exists(), "the database file this start created is removed again");
 
-    // An existing database keeps its bytes: the first migration of the failed run is rolled back too.
+    // An existing database keeps its bytes: the first migration of the failed run is rolled
+    // back too.
     drop(site.build(Server::new("s", "1").app(A), &[]).unwrap());
     let before = std::fs::read(site.db()).unwrap();
     let msg = error(&site, Server::new("s", "1").app(A).app(Broken), &[]);

@@ -264,7 +264,8 @@ impl Browser {
     async fn describe(&self) -> String {
         let state = self
             .js(
-                "return { url: location.href, page: window.__page ?? null, htmxErrors: window.__htmxErrors ?? null,
+                "return { url: location.href, page: window.__page ?? null, \
+                 htmxErrors: window.__htmxErrors ?? null,
                           text: document.body ? document.body.innerText : null };",
                 json!([]),
             )
@@ -326,10 +327,13 @@ impl Browser {
             "window.__page = 'same';
              window.__htmxErrors = [];
              window.__csrfHeaders = [];
-             for (const name of ['htmx:responseError', 'htmx:sendError', 'htmx:swapError', 'htmx:targetError']) {
-               document.addEventListener(name, (e) => window.__htmxErrors.push(name + ' ' + (e.detail.xhr ? e.detail.xhr.status : '')));
+             for (const name of ['htmx:responseError', 'htmx:sendError', \
+                                 'htmx:swapError', 'htmx:targetError']) {
+               document.addEventListener(name, (e) => window.__htmxErrors.push(name + ' ' + \
+                 (e.detail.xhr ? e.detail.xhr.status : '')));
              }
-             document.addEventListener('htmx:configRequest', (e) => window.__csrfHeaders.push(e.detail.headers['X-CSRF-Token'] ?? null));",
+             document.addEventListener('htmx:configRequest', (e) => \
+               window.__csrfHeaders.push(e.detail.headers['X-CSRF-Token'] ?? null));",
             json!([]),
         )
         .await;
@@ -507,7 +511,11 @@ async fn browser_inline_create_swaps_the_new_note_in() {
     // layout's `hx-headers`, the X-CSRF-Token header, which the server checks first when
     // present. Without the field, only the header can get the request past the CSRF check.
     let token = browser
-        .js("const f = document.querySelector('#new-note input[name=csrf_token]'); const v = f.value; f.remove(); return v;", json!([]))
+        .js(
+            "const f = document.querySelector('#new-note input[name=csrf_token]'); \
+             const v = f.value; f.remove(); return v;",
+            json!([]),
+        )
         .await;
     assert!(
         token.as_str().is_some_and(|t| !t.is_empty()),
@@ -596,7 +604,8 @@ async fn browser_inline_create_shows_validation_errors_in_place() {
     browser
         .wait(
             "the validation error in the form",
-            "const e = document.querySelector('#new-note .errors'); return e && e.innerText.includes('Title is required.');",
+            "const e = document.querySelector('#new-note .errors'); \
+             return e && e.innerText.includes('Title is required.');",
             json!([]),
         )
         .await;
@@ -639,8 +648,13 @@ async fn browser_infinite_scroll_loads_every_page() {
         json!(20),
         "rows on the first page"
     );
-    let below =
-        browser.js("return document.querySelector('li.sentinel').getBoundingClientRect().top > window.innerHeight;", json!([])).await;
+    let below = browser
+        .js(
+            "return document.querySelector('li.sentinel').getBoundingClientRect().top \
+             > window.innerHeight;",
+            json!([]),
+        )
+        .await;
     assert_eq!(
         below,
         json!(true),
@@ -666,7 +680,13 @@ async fn browser_infinite_scroll_loads_every_page() {
         .await;
 
     browser.assert_same_document("infinite scroll").await;
-    let ids = browser.js("return [...document.querySelectorAll('#note-list li[id^=\"note-\"]')].map((li) => li.id);", json!([])).await;
+    let ids = browser
+        .js(
+            "return [...document.querySelectorAll('#note-list li[id^=\"note-\"]')]\
+             .map((li) => li.id);",
+            json!([]),
+        )
+        .await;
     let ids: Vec<&str> = ids.as_array().expect("ids").iter().map(|v| v.as_str().unwrap()).collect();
     let mut distinct = ids.clone();
     distinct.sort();
@@ -690,7 +710,8 @@ async fn browser_boosted_edit_and_delete_show_flash_messages() {
     browser
         .wait(
             "the edit form",
-            "return location.pathname === arguments[0] && !!document.querySelector('#note-form input[name=title]');",
+            "return location.pathname === arguments[0] \
+             && !!document.querySelector('#note-form input[name=title]');",
             json!([format!("/notes/{id}/edit")]),
         )
         .await;
@@ -763,7 +784,10 @@ async fn browser_screenshot_of_the_list_with_a_flash_message() {
     browser
         .wait(
             "the new note and its flash message",
-            &format!("return {ROW_COUNT} === 4 && document.querySelector('#messages').innerText.includes('Created “Shopping list”.')"),
+            &format!(
+                "return {ROW_COUNT} === 4 && document.querySelector('#messages').innerText\
+                 .includes('Created “Shopping list”.')"
+            ),
             json!([]),
         )
         .await;

@@ -37,7 +37,8 @@ fn planting(launch: Launch, dir: &Path, names: &[&str], target: &Path, owner: u3
         .iter()
         .map(|name| {
             format!(
-                "ln -s '{target}' \"{dir}/{name}\" && chown -h {owner}:{owner} \"{dir}/{name}\" || exit 99; ",
+                "ln -s '{target}' \"{dir}/{name}\" && chown -h {owner}:{owner} \"{dir}/{name}\" \
+                 || exit 99; ",
                 target = target.display(),
                 dir = dir.display()
             )

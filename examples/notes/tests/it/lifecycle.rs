@@ -217,7 +217,9 @@ fn sighup_restarts_under_load_without_failing_a_request() {
     }
     let totals = load.finish();
     eprintln!(
-        "restart under load: {} requests done ({} POSTs), {} failed, {RESTARTS} restarts, {slow_created} slow POSTs created; PIDs {pids:?}; stable descriptors per generation {:?}; all {:?}",
+        "restart under load: {} requests done ({} POSTs), {} failed, {RESTARTS} restarts, \
+         {slow_created} slow POSTs created; PIDs {pids:?}; stable descriptors per generation {:?}; \
+         all {:?}",
         totals.done,
         totals.posts,
         totals.failed,
@@ -254,7 +256,8 @@ fn sighup_restarts_under_load_without_failing_a_request() {
     for (generation, &count) in stable.iter().enumerate().skip(2) {
         assert!(
             count <= stable[1] + 2,
-            "process generation {generation} has {count} descriptors, generation 1 had {}: {stable:?} ({fds:?})",
+            "process generation {generation} has {count} descriptors, generation 1 had {}: \
+             {stable:?} ({fds:?})",
             stable[1]
         );
     }
@@ -266,7 +269,9 @@ fn sighup_picks_up_a_binary_replaced_on_disk() {
     assert!(
         hello.exists(),
         "{} not found: build the `hello` example with the same profile and target as this test \
-         (e.g. `cargo build -p hello`, or `cargo build --release --target x86_64-unknown-linux-gnu -p hello`; scripts/test.sh builds it)",
+         (e.g. `cargo build -p hello`, or \
+         `cargo build --release --target x86_64-unknown-linux-gnu -p hello`; scripts/test.sh \
+         builds it)",
         hello.display()
     );
     let dir = tempdir();
@@ -433,7 +438,8 @@ fn sighup_keeps_generated_secrets_and_stop_start_does_not() {
     let credentials = Credentials::fetch(port);
     assert!(
         !credentials.token.is_empty() && !credentials.cookie.is_empty(),
-        "the new-note form has no CSRF token or no cookie, so there is no generated secret to check: {credentials:?}"
+        "the new-note form has no CSRF token or no cookie, so there is no generated secret to \
+         check: {credentials:?}"
     );
     post_note(port, &credentials, "before the restart", "").expect("POST with the form's token");
     let forged =

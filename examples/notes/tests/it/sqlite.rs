@@ -423,7 +423,8 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
     assert_all_present(&notes, &before, "backup into a directory");
     assert!(notes.len() >= 5000 + before.len(), "{} notes in the backup", notes.len());
     eprintln!(
-        "backup under load: {figures}; {} notes in the copy, {} acknowledged before it began (all present), {during} acknowledged while it ran",
+        "backup under load: {figures}; {} notes in the copy, {} acknowledged before it began \
+         (all present), {during} acknowledged while it ran",
         notes.len(),
         before.len()
     );
@@ -465,7 +466,8 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
         );
     }
     eprintln!(
-        "backup: {} notes acknowledged in all, every one in the backup taken after the server stopped",
+        "backup: {} notes acknowledged in all, every one in the backup taken after the server \
+         stopped",
         report.acked.len()
     );
 }
@@ -532,7 +534,8 @@ async fn sqlite3_backup_command_beside_the_running_server() {
     assert_all_present(&notes, &before, "sqlite3 .backup");
     assert_eq!(server.terminate().code(), Some(0));
     eprintln!(
-        "sqlite3 .backup beside the server: {} notes in the copy, {} acknowledged before it began (all present), {} writes in all, 0 failed",
+        "sqlite3 .backup beside the server: {} notes in the copy, {} acknowledged before it \
+         began (all present), {} writes in all, 0 failed",
         notes.len(),
         before.len(),
         report.acked.len()
@@ -611,7 +614,9 @@ async fn acknowledged_writes_survive_kill_9() {
     assert_all_present(&notes, &all, "after the last server stopped");
     let found = all.iter().filter(|a| notes.get(&a.id) == Some(&a.title)).count();
     eprintln!(
-        "kill -9: {TRIALS} trials (seed {SEED:#x}), {} writes acknowledged, {found} found after restart; acknowledged per trial {per_trial:?}; kill after {delays:?} ms; -wal bytes at each kill {wal_at_kill:?}",
+        "kill -9: {TRIALS} trials (seed {SEED:#x}), {} writes acknowledged, {found} found after \
+         restart; acknowledged per trial {per_trial:?}; kill after {delays:?} ms; -wal bytes at \
+         each kill {wal_at_kill:?}",
         all.len()
     );
 }
@@ -698,7 +703,9 @@ async fn wal_stays_bounded_under_sustained_writes_and_is_emptied_when_idle() {
     assert!(read_failures.is_empty(), "failed reads: {read_failures:#?}");
     assert_eq!(report.acked.len(), NOTES);
     eprintln!(
-        "WAL under load: {NOTES} notes of 2 KB in {elapsed:.1?} ({:.0} writes/s) with {reads} reads; -wal max {:.1} MiB over {samples} samples (bound {} MiB); database {:.1} MiB; -wal emptied when idle: {emptied}",
+        "WAL under load: {NOTES} notes of 2 KB in {elapsed:.1?} ({:.0} writes/s) with {reads} \
+         reads; -wal max {:.1} MiB over {samples} samples (bound {} MiB); database {:.1} MiB; \
+         -wal emptied when idle: {emptied}",
         NOTES as f64 / elapsed.as_secs_f64(),
         max as f64 / MIB as f64,
         BOUND / MIB,
@@ -739,7 +746,8 @@ async fn idle_truncation_waits_for_a_long_reader_and_then_empties_the_wal() {
     drop(reader);
     let emptied = wait_empty(&wal, Duration::from_secs(10)).await;
     eprintln!(
-        "long reader: -wal {:.1} MiB while the reader held its snapshot; emptied after it let go: {emptied}",
+        "long reader: -wal {:.1} MiB while the reader held its snapshot; emptied after it let \
+         go: {emptied}",
         pinned as f64 / MIB as f64
     );
     assert!(emptied, "the -wal file still holds {} bytes after the reader finished", size(&wal));
@@ -773,7 +781,8 @@ async fn external_checkpoints_leave_the_wal_to_another_tool() {
     let wal_idle = size(&wal);
     let file_after = std::fs::read(&db).unwrap();
     eprintln!(
-        "external checkpoints: {NOTES} notes; -wal {:.1} MiB after the writes ({} KB per note), {:.1} MiB after 3 s idle; database file {} bytes, unchanged: {}",
+        "external checkpoints: {NOTES} notes; -wal {:.1} MiB after the writes ({} KB per note), \
+         {:.1} MiB after 3 s idle; database file {} bytes, unchanged: {}",
         wal_after_writes as f64 / MIB as f64,
         wal_after_writes / NOTES as u64 / 1000,
         wal_idle as f64 / MIB as f64,

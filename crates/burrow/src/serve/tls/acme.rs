@@ -143,16 +143,21 @@ impl Acme {
             }
             Ok(Some(cached)) => tracing::info!(
                 domain = %acme.inner.domain,
-                "the cached ACME certificate expired at {}; a new one will be ordered once listening",
+                "the cached ACME certificate expired at {}; a new one will be ordered once \
+                 listening",
                 format_time(cached.loaded.info.not_after)
             ),
             Ok(None) => tracing::info!(
                 domain = %acme.inner.domain,
                 directory = %acme.inner.directory,
-                "no cached ACME certificate; one will be ordered once listening (HTTPS handshakes fail until it arrives)"
+                "no cached ACME certificate; one will be ordered once listening (HTTPS \
+                 handshakes fail until it arrives)"
             ),
             Err(e) => {
-                tracing::warn!(domain = %acme.inner.domain, "the cached ACME certificate cannot be used ({e}); ordering a new one")
+                tracing::warn!(
+                    domain = %acme.inner.domain,
+                    "the cached ACME certificate cannot be used ({e}); ordering a new one"
+                )
             }
         }
         Ok(acme)
@@ -219,7 +224,11 @@ impl Acme {
             let now = SystemTime::now();
             if due > now {
                 let wait = due.duration_since(now).unwrap_or_default();
-                tracing::debug!(domain = %self.inner.domain, renew_at = %format_time(due), "next ACME renewal");
+                tracing::debug!(
+                    domain = %self.inner.domain,
+                    renew_at = %format_time(due),
+                    "next ACME renewal"
+                );
                 tokio::time::sleep(wait.min(recheck)).await;
                 continue;
             }
@@ -271,12 +280,20 @@ impl Acme {
                     );
                     let span = end.duration_since(start).unwrap_or_default();
                     let at = start + span.mul_f64(random_fraction());
-                    tracing::debug!(domain = %self.inner.domain, window_start = %format_time(start), window_end = %format_time(end), "ACME renewal information");
+                    tracing::debug!(
+                        domain = %self.inner.domain,
+                        window_start = %format_time(start),
+                        window_end = %format_time(end),
+                        "ACME renewal information"
+                    );
                     return (at, retry_after.clamp(Duration::from_secs(60), RECHECK));
                 }
                 Err(instant_acme::Error::Unsupported(_)) => {}
                 Err(e) => {
-                    tracing::debug!(domain = %self.inner.domain, "ACME renewal information unavailable: {e}")
+                    tracing::debug!(
+                        domain = %self.inner.domain,
+                        "ACME renewal information unavailable: {e}"
+                    )
                 }
             }
         }
@@ -301,7 +318,11 @@ impl Acme {
             return None;
         }
         self.install(cached);
-        tracing::info!(domain = %self.inner.domain, not_after = %format_time(info.not_after), "installed the ACME certificate another process stored");
+        tracing::info!(
+            domain = %self.inner.domain,
+            not_after = %format_time(info.not_after),
+            "installed the ACME certificate another process stored"
+        );
         Some(info)
     }
 
@@ -314,7 +335,11 @@ impl Acme {
             return Ok(());
         }
         let renewing = self.current().is_some();
-        tracing::info!(domain = %self.inner.domain, directory = %self.inner.directory, "ACME: ordering a certificate");
+        tracing::info!(
+            domain = %self.inner.domain,
+            directory = %self.inner.directory,
+            "ACME: ordering a certificate"
+        );
         let started = std::time::Instant::now();
         let (chain_pem, key_pem) = match self.order(&self.account(account).await?).await {
             Err(Failure::UnknownAccount(why)) => {
@@ -363,7 +388,10 @@ impl Acme {
                 Some(lock) => return Ok(lock),
                 None => {
                     if !logged {
-                        tracing::info!(domain = %self.inner.domain, "another process is ordering this certificate; waiting for it");
+                        tracing::info!(
+                            domain = %self.inner.domain,
+                            "another process is ordering this certificate; waiting for it"
+                        );
                         logged = true;
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -429,7 +457,11 @@ impl Acme {
                 })?;
             let json = serde_json::to_vec(&credentials).map_err(|e| e.to_string())?;
             write_file(path, json, 0o600).await?;
-            tracing::info!(directory = %self.inner.directory, email = %self.inner.email, "registered an ACME account{binding}");
+            tracing::info!(
+                directory = %self.inner.directory,
+                email = %self.inner.email,
+                "registered an ACME account{binding}"
+            );
             account
         };
         *account = Some(fresh.clone());

@@ -60,7 +60,10 @@ pub(crate) fn prepare(settings: &Settings) -> Result<Tls, String> {
                 "TLS certificate loaded"
             );
             if loaded.info.expired(std::time::SystemTime::now()) {
-                tracing::warn!(cert_file = %cert.display(), "the TLS certificate has expired; clients will refuse it");
+                tracing::warn!(
+                    cert_file = %cert.display(),
+                    "the TLS certificate has expired; clients will refuse it"
+                );
             }
             Ok(Tls { acceptor: Some(acceptor(CertStore::with(loaded.key))), acme: None })
         }

@@ -66,7 +66,10 @@ pub(crate) fn load_or_generate(dir: &Path, host: &str) -> Result<CertifiedKey, S
             }
             Err(problem) => format!("it cannot be used: {problem}"),
         };
-        tracing::warn!(cert_file = %cert_path.display(), "replacing the stored self-signed certificate: {replace_because}");
+        tracing::warn!(
+            cert_file = %cert_path.display(),
+            "replacing the stored self-signed certificate: {replace_because}"
+        );
     }
     generate(dir, host)
 }

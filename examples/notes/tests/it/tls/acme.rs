@@ -157,7 +157,8 @@ async fn acme_renews_short_lived_certificates_while_serving_without_a_failed_req
     let (ok, failures) = load.await.unwrap();
     let distinct = leaves.lock().unwrap().len();
     eprintln!(
-        "renewal: {line}\nrenewed {:.1}s after the first certificate; {ok} requests, {} failed, {distinct} certificates seen",
+        "renewal: {line}\nrenewed {:.1}s after the first certificate; {ok} requests, {} failed, \
+         {distinct} certificates seen",
         renewed_after.as_secs_f64(),
         failures.len()
     );
@@ -239,8 +240,7 @@ async fn acme_sighup_hands_over_both_listeners_without_a_failed_request() {
 
 // Multi-threaded: the load keeps running while the test thread blocks on log lines.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acme_renewal_failure_keeps_serving_the_cached_certificate_and_succeeds_once_the_ca_is_back()
- {
+async fn acme_renewal_failure_keeps_serving_the_cached_cert_and_succeeds_once_the_ca_is_back() {
     let dir = tempdir();
     let (http_port, https_port) = (free_port(), free_port());
     // 54 s certificates: renewal is due after 36 s; the first retry (10 s later) still
@@ -278,7 +278,8 @@ async fn acme_renewal_failure_keeps_serving_the_cached_certificate_and_succeeds_
     stop.store(true, Ordering::Relaxed);
     let (ok, failures) = load.await.unwrap();
     eprintln!(
-        "renewal failure {:.1}s after the certificate was obtained:\n  {failure}\n  while the CA was down: {ok} requests, {} failed",
+        "renewal failure {:.1}s after the certificate was obtained:\n  {failure}\n  \
+         while the CA was down: {ok} requests, {} failed",
         failed_after.as_secs_f64(),
         failures.len()
     );

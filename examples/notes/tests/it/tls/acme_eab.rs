@@ -14,14 +14,16 @@ const WRONG_EAB_KEY: &str = "b10lLJs8l1GPIzsLP0s6pMt8O0XVGnfTaCeROxQM0BIt2XrJMDH
 
 // Multi-threaded: three servers' logs are awaited while the others keep running.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acme_external_account_binding_right_key_gets_a_certificate_missing_or_wrong_key_is_refused_and_retried()
- {
+async fn acme_eab_right_key_gets_a_certificate_missing_or_wrong_key_is_refused_and_retried() {
     let dir = tempdir();
     let (http_port, https_port) = (free_port(), free_port());
     let pebble = Pebble::start_with(
         dir.path(),
         http_port,
-        serde_json::json!({"externalAccountBindingRequired": true, "externalAccountMACKeys": {EAB_KID: EAB_KEY}}),
+        serde_json::json!({
+            "externalAccountBindingRequired": true,
+            "externalAccountMACKeys": {EAB_KID: EAB_KEY}
+        }),
     );
     let server_dir = |name: &str| {
         let d = dir.path().join(name);

@@ -50,7 +50,9 @@ async fn manual_serves_the_given_chain_with_pkcs8_sec1_and_rsa_keys() {
         let key = dir.path().join(format!("{kind}-key.pem"));
         let cert = dir.path().join(format!("{kind}-cert.pem"));
         let script = format!(
-            "{} && openssl req -x509 -key {} -out {} -days 30 -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE",
+            "{} && openssl req -x509 -key {} -out {} -days 30 -subj /CN=localhost \
+             -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+             -addext basicConstraints=critical,CA:FALSE",
             genkey.replace("KEY", key.to_str().unwrap()),
             key.display(),
             cert.display()
