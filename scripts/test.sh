@@ -14,6 +14,7 @@ BIN="target/$TARGET/release/server"
 # openssl (the CLI only: a TLS 1.1 client for the TLS tests), chromium + chromedriver (the
 # headless browser of the browser tests), sqlite3 (the guide's `.backup` beside a running
 # server in the SQLite tests). A missing tool is installed, or the run fails loudly.
+# PostgreSQL is not in this list: scripts/pg-cluster.sh installs it when it starts the cluster.
 missing=()
 command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null || missing+=(pebble)
 command -v openssl >/dev/null || missing+=(openssl)
@@ -38,6 +39,28 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Everything the run leaves behind goes in one EXIT trap (a second `trap ... EXIT` would
+# replace the first), which also runs on failure and on SIGTERM. Each step tolerates failure:
+# under `set -e` a failing command would skip the rest and replace the run's exit status.
+pgdir=
+root=
+cleanup() {
+  if [ -n "$pgdir" ]; then scripts/pg-cluster.sh stop "$pgdir" || true; fi
+  if [ -n "$root" ]; then rm -rf "$root" || true; fi
+}
+trap cleanup EXIT
+
+# The PostgreSQL tests share one throwaway cluster (PostgreSQL is installed if missing); the
+# URL, CA file, directory and port reach them as BURROW_TEST_PG_*. A test that restarts or
+# stops the database should start a cluster of its own with $BURROW_TEST_PG_SCRIPT, or it
+# breaks the tests running beside it.
+echo "==> PostgreSQL cluster for the tests"
+pgdir=$(mktemp -d /tmp/burrow-pg.XXXXXX)
+scripts/pg-cluster.sh start "$pgdir"
+# shellcheck source=/dev/null
+source "$pgdir/env"
+export BURROW_TEST_PG_SCRIPT="$PWD/scripts/pg-cluster.sh"
+
 # One build serves both the tests and the shipped binary: the tests drive
 # $BIN (CARGO_BIN_EXE_server), the static executable the release command produces.
 echo "==> cargo test (release, static, $TARGET)"
@@ -56,7 +79,6 @@ ls -l "$BIN"
 
 echo "==> the binary alone: runs in an empty chroot (no libc, no /etc)"
 root=$(mktemp -d)
-trap 'rm -rf "$root"' EXIT
 cp "$BIN" "$root/server"
 mkdir "$root/data"
 chroot "$root" /server --version
