@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::config::Config;
-use crate::db::Dsn;
+use crate::db::{Db, Dsn, PgDsn, PgTls};
 use crate::serve::pidfile::PidFile;
 use crate::settings::{Host, Settings, TlsMode};
 
@@ -37,6 +37,7 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
                 .into(),
         ),
         Dsn::SqliteFile(path) => database(path, &mut say),
+        Dsn::Postgres(pg) => postgres(settings, pg, &mut say),
     }
 
     let host = &settings.host;
@@ -180,4 +181,52 @@ fn database(path: &Path, say: &mut impl FnMut(String)) {
             Err(e) => say(format!("database {} cannot be read: {e}", path.display())),
         }
     }
+}
+
+/// Connects as the server would: reports the server's version and whether the connection
+/// is encrypted; a failure to connect is a problem.
+fn postgres(settings: &Settings, pg: &PgDsn, say: &mut impl FnMut(String)) {
+    let dsn = &settings.database;
+    let db = match Db::open_with(dsn, &settings.db_options()) {
+        Ok(db) => db,
+        Err(e) => return say(format!("database {dsn}: {e}")),
+    };
+    let info = db.with_conn_blocking(|c| {
+        c.query_one::<(String, Option<bool>, Option<String>)>(
+            "SELECT current_setting('server_version'), s.ssl, s.version
+             FROM pg_stat_ssl s WHERE s.pid = pg_backend_pid()",
+            &[],
+        )
+    });
+    match info {
+        Ok((version, ssl, tls_version)) => {
+            let tls = match (ssl, tls_version) {
+                (Some(true), Some(v)) => format!("TLS on ({v})"),
+                _ => "TLS off".to_string(),
+            };
+            let verified = matches!(pg.tls, PgTls::VerifyFull { .. });
+            println!(
+                "PostgreSQL {version} at {dsn}: {tls}{}, the pool can connect",
+                if verified { ", certificate verified" } else { "" }
+            );
+            if ssl != Some(true) && !pg_host_is_local(pg) {
+                say(format!(
+                    "the connection to PostgreSQL at {dsn} is not encrypted: use \
+                     sslmode=verify-full (or require)"
+                ));
+            }
+        }
+        Err(e) => say(format!("cannot use PostgreSQL at {dsn}: {e}")),
+    }
+}
+
+/// True when every host of the DSN is this machine (a Unix socket or a loopback address).
+fn pg_host_is_local(pg: &PgDsn) -> bool {
+    use postgres::config::Host as PgHost;
+    pg.config().get_hosts().iter().all(|h| match h {
+        PgHost::Unix(_) => true,
+        PgHost::Tcp(name) => {
+            name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        }
+    })
 }

@@ -433,20 +433,10 @@ impl Prepared {
     fn open_and_migrate(&self) -> Result<(Db, Vec<String>), StartError> {
         let new_file = match &self.settings.database {
             Dsn::SqliteFile(path) => (!path.exists()).then(|| path.clone()),
-            Dsn::SqliteMemory => None,
+            Dsn::SqliteMemory | Dsn::Postgres(_) => None,
         };
-        // More readers than cores: one expensive query per reader can then not make the
-        // cheap ones queue behind it (they share the CPU instead of waiting for a reader).
-        // bench/attack.sh: with 4 readers on 2 cores, 8 costly searches in a loop cut
-        // normal pages to 13 requests/s (p99 0.86 s); with 16, 1,576 requests/s (p99 26 ms).
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let readers = (cores * 8).clamp(8, 64);
         let source = self.config.source(&settings::DATABASE_DSN);
-        let options = DbOptions {
-            readers,
-            checkpoints: self.settings.checkpoints,
-            read_timeout: self.settings.db_read_timeout,
-        };
+        let options = self.settings.db_options();
         let db = Db::open_with(&self.settings.database, &options)
             .map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
         match db.migrate_blocking(&self.migration_sets()) {
@@ -474,10 +464,19 @@ impl Prepared {
     /// A destination that is refused is bad input (exit code 2, nothing written); a backup
     /// that fails while copying exits with 1.
     fn backup(&self, dest: &str, force: bool) -> Result<(), StartError> {
-        let Dsn::SqliteFile(source) = &self.settings.database else {
-            return Err(StartError::config(
-                "an in-memory database (--database-dsn sqlite://:memory:) cannot be backed up",
-            ));
+        let source = match &self.settings.database {
+            Dsn::SqliteFile(source) => source,
+            Dsn::SqliteMemory => {
+                return Err(StartError::config(
+                    "an in-memory database (--database-dsn sqlite://:memory:) cannot be backed up",
+                ));
+            }
+            Dsn::Postgres(_) => {
+                return Err(StartError::config(
+                    "server backup copies SQLite files; back up PostgreSQL with pg_dump (e.g. \
+                     pg_dump -Fc -f app.dump DBNAME), see docs/postgres.md",
+                ));
+            }
         };
         let show = std::io::IsTerminal::is_terminal(&std::io::stderr());
         let mut last = 0;
@@ -508,8 +507,9 @@ impl Prepared {
     }
 
     fn list_migrations(&self) -> Result<(), StartError> {
-        let db =
-            Db::open(&self.settings.database, 1).map_err(|e| StartError::config(e.to_string()))?;
+        let options = DbOptions { readers: 1, ..self.settings.db_options() };
+        let db = Db::open_with(&self.settings.database, &options)
+            .map_err(|e| StartError::config(e.to_string()))?;
         let status = db
             .migration_status_blocking(&self.migration_sets())
             .map_err(|e| StartError::config(e.to_string()))?;

@@ -81,7 +81,7 @@ fn setup() -> Fixture {
                     burrow::db::params![title, content],
                 )?;
             }
-            Ok(c.last_insert_id())
+            c.last_insert_id()
         }))
         .expect("seed notes");
     // Note `i` got the id `first_id + i`.

@@ -21,7 +21,8 @@ use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{Mutex, Semaphore};
 
-use super::{Conn, DbError, Dsn, Value};
+use super::conn::Inner;
+use super::{Conn, DbError, DbOptions, Dsn, Value};
 
 /// Applied to every connection (docs/sqlite.md).
 const PRAGMAS: &str = "
@@ -118,10 +119,10 @@ fn run_under<T>(
     let _running = Running(running);
     let watch = stop.clone();
     let started = Instant::now();
-    let _ = conn.0.progress_handler(PROGRESS_STEPS, Some(move || watch.now()));
+    let _ = conn.sqlite_mut().progress_handler(PROGRESS_STEPS, Some(move || watch.now()));
     let result = f(conn);
     // Drops the handler's reference to this closure's Stop.
-    let _ = conn.0.progress_handler(0, None::<fn() -> bool>);
+    let _ = conn.sqlite_mut().progress_handler(0, None::<fn() -> bool>);
     if started.elapsed() >= LONG_WORK {
         release_freed_memory();
     }
@@ -140,26 +141,6 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let Some(stop) = self.0.take() {
             stop.cancelled.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Options for opening the pool.
-#[derive(Clone, Copy, Debug)]
-pub struct DbOptions {
-    /// Reader connections at most.
-    pub readers: usize,
-    pub checkpoints: Checkpoints,
-    /// A read running longer is interrupted and fails with [`DbError::Timeout`].
-    pub read_timeout: Duration,
-}
-
-impl Default for DbOptions {
-    fn default() -> DbOptions {
-        DbOptions {
-            readers: 4,
-            checkpoints: Checkpoints::Server,
-            read_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -195,13 +176,14 @@ pub(super) struct Activity {
 
 impl SqlitePool {
     pub(super) fn open(dsn: &Dsn, options: &DbOptions) -> Result<SqlitePool, DbError> {
-        let DbOptions { readers, checkpoints, read_timeout } = *options;
+        let DbOptions { readers, checkpoints, read_timeout, .. } = *options;
         let target = match dsn {
             Dsn::SqliteFile(path) => {
                 check_file(path)?;
                 create_private(path)?;
                 path.to_string_lossy().into_owned()
             }
+            Dsn::Postgres(_) => unreachable!("a PostgreSQL DSN opens a PostgreSQL pool"),
             Dsn::SqliteMemory => {
                 // Every connection must see the same in-memory database.
                 static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -212,7 +194,7 @@ impl SqlitePool {
         let writer = connect(&target, dsn)?;
         if checkpoints == Checkpoints::External {
             writer
-                .0
+                .sqlite()
                 .execute_batch("PRAGMA wal_autocheckpoint = 0;")
                 .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
         }
@@ -254,7 +236,8 @@ impl SqlitePool {
         let conn = guard.as_ref().ok_or(DbError::Closed)?;
         let out = f(conn)?;
         if matches!(self.dsn, Dsn::SqliteFile(_)) {
-            let mode: String = conn.0.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+            let mode: String =
+                conn.sqlite().query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
             if !mode.eq_ignore_ascii_case("wal") {
                 return Err(DbError::Setup(format!(
                     "{}: cannot switch to WAL mode (got {mode})",
@@ -285,7 +268,7 @@ impl SqlitePool {
                 && activity.commits.load(Ordering::Relaxed).is_multiple_of(64)
                 && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES)
             {
-                let _ = conn.0.execute_batch("PRAGMA wal_checkpoint(RESTART);");
+                let _ = conn.sqlite().execute_batch("PRAGMA wal_checkpoint(RESTART);");
             }
             result
         })
@@ -401,7 +384,7 @@ impl SqlitePool {
             // Lets SQLite refresh its query planner statistics, then closing the last
             // connection checkpoints the WAL into the main file.
             let closed = tokio::task::spawn_blocking(move || {
-                let _ = writer.0.execute_batch("PRAGMA optimize;");
+                let _ = writer.sqlite().execute_batch("PRAGMA optimize;");
                 drop(writer);
             });
             let _ = tokio::time::timeout_at(deadline, closed).await;
@@ -422,12 +405,12 @@ impl SqlitePool {
 /// without an error): a busy checkpoint is tried again on the next tick, so the -wal file
 /// is emptied once the reader is done rather than left full until the next write.
 fn truncate_wal(conn: &Conn) -> bool {
-    let _ = conn.0.busy_timeout(IDLE_CHECKPOINT_WAIT);
+    let _ = conn.sqlite().busy_timeout(IDLE_CHECKPOINT_WAIT);
     let done = conn
-        .0
+        .sqlite()
         .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| r.get::<_, i64>(0))
         .is_ok_and(|busy| busy == 0);
-    let _ = conn.0.busy_timeout(BUSY_TIMEOUT);
+    let _ = conn.sqlite().busy_timeout(BUSY_TIMEOUT);
     done
 }
 
@@ -453,17 +436,17 @@ pub(super) fn transaction<T>(
     conn: &Conn,
     f: impl FnOnce(&Conn) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
-    conn.0.execute_batch("BEGIN IMMEDIATE")?;
+    conn.sqlite().execute_batch("BEGIN IMMEDIATE")?;
     match f(conn) {
-        Ok(value) => match conn.0.execute_batch("COMMIT") {
+        Ok(value) => match conn.sqlite().execute_batch("COMMIT") {
             Ok(()) => Ok(value),
             Err(e) => {
-                let _ = conn.0.execute_batch("ROLLBACK");
+                let _ = conn.sqlite().execute_batch("ROLLBACK");
                 Err(e.into())
             }
         },
         Err(e) => {
-            let _ = conn.0.execute_batch("ROLLBACK");
+            let _ = conn.sqlite().execute_batch("ROLLBACK");
             Err(e)
         }
     }
@@ -479,7 +462,7 @@ fn connect(target: &str, dsn: &Dsn) -> Result<Conn, DbError> {
     conn.execute_batch(PRAGMAS)
         .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(Conn(conn))
+    Ok(Conn(Inner::Sqlite(conn)))
 }
 
 /// Checks the database file and its directory before anything is created or written:

@@ -1,0 +1,132 @@
+//! [`Conn`]: the connection a [`Db::read`](super::Db::read) or
+//! [`Db::write`](super::Db::write) closure gets, the same API on both engines.
+
+use super::postgres::PgConn;
+use super::row::{Row, RowInner};
+use super::{DbError, FromRow, Value};
+
+/// Which database engine a [`Conn`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+impl Engine {
+    /// `sqlite` or `postgres`: the infix of per-engine migration files
+    /// (`0002_search.postgres.up.sql`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+}
+
+/// A connection inside [`Db::read`](super::Db::read) or [`Db::write`](super::Db::write).
+///
+/// SQL is written once with `?` placeholders (or `?1`, `?2`, … to reuse a value); on
+/// PostgreSQL they become `$1`, `$2`, … outside string literals, quoted names and comments.
+pub struct Conn(pub(super) Inner);
+
+pub(super) enum Inner {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<PgConn>),
+}
+
+impl Conn {
+    /// The engine behind this connection. App code should not need it: write SQL that runs
+    /// on both, and put what cannot into per-engine migration files.
+    pub fn engine(&self) -> Engine {
+        match &self.0 {
+            Inner::Sqlite(_) => Engine::Sqlite,
+            Inner::Postgres(_) => Engine::Postgres,
+        }
+    }
+
+    /// Runs a statement; returns the number of rows changed.
+    pub fn execute(&self, sql: &str, params: &[Value]) -> Result<usize, DbError> {
+        match &self.0 {
+            Inner::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                Ok(stmt.execute(rusqlite::params_from_iter(params.iter()))?)
+            }
+            Inner::Postgres(c) => c.execute(sql, params),
+        }
+    }
+
+    /// Runs several statements separated by `;` (no parameters).
+    pub fn execute_batch(&self, sql: &str) -> Result<(), DbError> {
+        match &self.0 {
+            Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
+            Inner::Postgres(c) => c.execute_batch(sql),
+        }
+    }
+
+    /// All rows of a query.
+    pub fn query<T: FromRow>(&self, sql: &str, params: &[Value]) -> Result<Vec<T>, DbError> {
+        match &self.0 {
+            Inner::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                let mut out = Vec::new();
+                while let Some(row) = rows.next()? {
+                    out.push(T::from_row(&Row(RowInner::Sqlite(row)))?);
+                }
+                Ok(out)
+            }
+            Inner::Postgres(c) => c
+                .query(sql, params)?
+                .iter()
+                .map(|row| T::from_row(&Row(RowInner::Postgres(row))))
+                .collect(),
+        }
+    }
+
+    /// The first row of a query, if any.
+    pub fn query_opt<T: FromRow>(&self, sql: &str, params: &[Value]) -> Result<Option<T>, DbError> {
+        match &self.0 {
+            Inner::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                match rows.next()? {
+                    Some(row) => Ok(Some(T::from_row(&Row(RowInner::Sqlite(row)))?)),
+                    None => Ok(None),
+                }
+            }
+            Inner::Postgres(c) => match c.query(sql, params)?.first() {
+                Some(row) => Ok(Some(T::from_row(&Row(RowInner::Postgres(row)))?)),
+                None => Ok(None),
+            },
+        }
+    }
+
+    /// The first row of a query; [`DbError::NotFound`] when there is none.
+    pub fn query_one<T: FromRow>(&self, sql: &str, params: &[Value]) -> Result<T, DbError> {
+        self.query_opt(sql, params)?.ok_or(DbError::NotFound)
+    }
+
+    /// The id of the row this connection inserted last (SQLite's rowid, PostgreSQL's
+    /// `lastval()`). `INSERT … RETURNING id` says the same in one statement on both.
+    pub fn last_insert_id(&self) -> Result<i64, DbError> {
+        match &self.0 {
+            Inner::Sqlite(c) => Ok(c.last_insert_rowid()),
+            Inner::Postgres(_) => self.query_one("SELECT lastval()", &[]),
+        }
+    }
+
+    pub(super) fn sqlite_mut(&mut self) -> &mut rusqlite::Connection {
+        match &mut self.0 {
+            Inner::Sqlite(c) => c,
+            Inner::Postgres(_) => unreachable!("a SQLite pool holds SQLite connections"),
+        }
+    }
+
+    /// The SQLite connection of a SQLite pool's own work (migrations, checkpoints).
+    pub(super) fn sqlite(&self) -> &rusqlite::Connection {
+        match &self.0 {
+            Inner::Sqlite(c) => c,
+            Inner::Postgres(_) => unreachable!("a SQLite pool holds SQLite connections"),
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! [`Row`] and [`FromRow`]: rows read by column name (or position) on either engine.
+
+use super::{DbError, FromValue, Value};
+
+/// One result row; read columns by name with [`Row::get`] or by position with
+/// [`Row::get_at`].
+pub struct Row<'a>(pub(super) RowInner<'a>);
+
+pub(super) enum RowInner<'a> {
+    Sqlite(&'a rusqlite::Row<'a>),
+    Postgres(&'a postgres::Row),
+}
+
+impl Row<'_> {
+    /// The column `column` converted to `T`.
+    pub fn get<T: FromValue>(&self, column: &str) -> Result<T, DbError> {
+        let index = self.index(column).ok_or_else(|| DbError::Decode {
+            column: column.to_string(),
+            reason: "no such column in the result".into(),
+        })?;
+        self.convert(index, column)
+    }
+
+    /// The column at `index` (from 0) converted to `T`.
+    pub fn get_at<T: FromValue>(&self, index: usize) -> Result<T, DbError> {
+        if index >= self.len() {
+            return Err(DbError::Decode {
+                column: index.to_string(),
+                reason: format!("the result has {} columns", self.len()),
+            });
+        }
+        self.convert(index, &index.to_string())
+    }
+
+    /// True when the result has a column named `column`.
+    pub fn contains(&self, column: &str) -> bool {
+        self.index(column).is_some()
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        match &self.0 {
+            RowInner::Sqlite(row) => row.as_ref().column_count(),
+            RowInner::Postgres(row) => row.len(),
+        }
+    }
+
+    /// True when the result has no columns.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn index(&self, column: &str) -> Option<usize> {
+        match &self.0 {
+            RowInner::Sqlite(row) => row.as_ref().column_index(column).ok(),
+            RowInner::Postgres(row) => row.columns().iter().position(|c| c.name() == column),
+        }
+    }
+
+    fn value(&self, index: usize) -> Result<Value, DbError> {
+        match &self.0 {
+            RowInner::Sqlite(row) => Ok(super::sqlite::value_from_ref(row.get_ref(index)?)),
+            RowInner::Postgres(row) => super::postgres::value_at(row, index),
+        }
+    }
+
+    fn convert<T: FromValue>(&self, index: usize, column: &str) -> Result<T, DbError> {
+        T::from_value(self.value(index)?)
+            .map_err(|reason| DbError::Decode { column: column.to_string(), reason })
+    }
+}
+
+/// Builds a value from a row: derive it (`#[derive(FromRow)]`) for a struct whose fields
+/// are named like the columns; tuples take the columns in order, and a single value
+/// (`i64`, `String`, `Option<T>`, …) takes the first column.
+pub trait FromRow: Sized {
+    fn from_row(row: &Row) -> Result<Self, DbError>;
+}
+
+impl<T: FromValue> FromRow for T {
+    fn from_row(row: &Row) -> Result<Self, DbError> {
+        row.get_at(0)
+    }
+}
+
+macro_rules! tuple_from_row {
+    ($($name:ident $index:tt),+) => {
+        impl<$($name: FromValue),+> FromRow for ($($name,)+) {
+            fn from_row(row: &Row) -> Result<Self, DbError> {
+                Ok(($(row.get_at::<$name>($index)?,)+))
+            }
+        }
+    };
+}
+tuple_from_row!(A 0);
+tuple_from_row!(A 0, B 1);
+tuple_from_row!(A 0, B 1, C 2);
+tuple_from_row!(A 0, B 1, C 2, D 3);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
+tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
