@@ -453,7 +453,7 @@ impl Prepared {
                 }
                 let message = match e {
                     DbError::Migration { .. } => format!("{e}; the database was left unchanged"),
-                    other => other.to_string(),
+                    other => format!("{other} (--database-dsn from {source})"),
                 };
                 Err(StartError::config(message))
             }

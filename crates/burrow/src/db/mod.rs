@@ -35,7 +35,7 @@ mod error;
 pub(crate) mod migrate;
 mod postgres;
 mod row;
-// pub mod search;
+pub mod search;
 mod sqlite;
 mod value;
 

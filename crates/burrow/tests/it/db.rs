@@ -373,3 +373,73 @@ async fn postgres_values_read_as_on_sqlite() {
     let err = db.read(|c| c.query_one::<i64>("SELECT ?::smallint", params![70_000])).await;
     assert!(err.is_err());
 }
+
+both!(full_text_search_reads_the_same_on_both_engines, |db: Db| async move {
+    use burrow::db::search::{SearchIndex, SearchQuery};
+    const DOCS: SearchIndex = SearchIndex::new("docs", &["title", "body"]);
+    let create = DOCS.create_sql(db.engine());
+    db.write(move |c| {
+        c.execute_batch("CREATE TABLE docs (id BIGINT PRIMARY KEY, title TEXT, body TEXT)")?;
+        c.execute_batch(&create)?;
+        let rows = [
+            (1, "Deploying with systemd", "Copy the binary, write a unit file and start it."),
+            (2, "Backups", "Run server backup nightly; deploying a copy elsewhere is a restore."),
+            (3, "Draft: deployment notes", "Unfinished deploy checklist."),
+            (4, "Cooking", "Nothing about servers at all."),
+        ];
+        for (id, title, body) in rows {
+            c.execute("INSERT INTO docs VALUES (?, ?, ?)", params![id, title, body])?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    let search = |raw: &'static str| {
+        let db = db.clone();
+        async move {
+            let query = SearchQuery::parse(raw).unwrap().expect("not blank");
+            db.read(move |c| {
+                c.search(&DOCS, &query)
+                    .select(&["id"])
+                    .highlight("title")
+                    .excerpt("body", 8, "excerpt")
+                    .page(10, 0)
+                    .fetch::<(i64, String, String)>()
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let ids = |hits: &[(i64, String, String)]| hits.iter().map(|h| h.0).collect::<Vec<_>>();
+
+    // A title match ranks above a body-only match; prefixes match longer words.
+    let hits = search("deploy*").await;
+    assert_eq!(ids(&hits).len(), 3, "{hits:?}");
+    assert_eq!(ids(&hits)[2], 2, "title matches first: {hits:?}");
+    let title = &hits.iter().find(|h| h.0 == 1).unwrap().1;
+    assert_eq!(title, "\u{2}Deploying\u{3} with systemd");
+    let body = &hits.iter().find(|h| h.0 == 2).unwrap().2;
+    assert!(body.contains("\u{2}deploying\u{3}"), "{body:?}");
+    // Exclusion, alternatives, phrases.
+    assert_eq!(ids(&search("deploy* -draft").await).len(), 2);
+    let mut either = ids(&search("systemd OR cooking").await);
+    either.sort();
+    assert_eq!(either, [1, 4]);
+    assert_eq!(ids(&search("\"unit file\"").await), [1]);
+    assert!(search("\"file unit\"").await.is_empty());
+    // The index follows updates and deletes.
+    db.write(|c| {
+        c.execute("UPDATE docs SET title = 'Cooking for servers' WHERE id = 1", &[])?;
+        c.execute("DELETE FROM docs WHERE id = 3", &[])
+    })
+    .await
+    .unwrap();
+    assert!(ids(&search("systemd").await).is_empty());
+    assert_eq!(ids(&search("cooking servers").await).len(), 2);
+    assert!(!ids(&search("draft").await).contains(&3));
+    // Pages.
+    let query = SearchQuery::parse("cooking").unwrap().unwrap();
+    let second: Vec<i64> =
+        db.read(move |c| c.search(&DOCS, &query).select(&["id"]).page(1, 1).fetch()).await.unwrap();
+    assert_eq!(second.len(), 1);
+});

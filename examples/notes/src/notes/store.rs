@@ -1,7 +1,8 @@
-//! Notes in SQLite: queries, validation and the search index (FTS5, kept by triggers).
+//! Notes on SQLite or PostgreSQL (the same SQL): queries, validation and search.
 
 use burrow::Db;
-use burrow::db::{DbError, FromRow, Row, params};
+use burrow::db::search::{SearchIndex, SearchQuery};
+use burrow::db::{DbError, FromRow, Row, params, utc_now};
 use serde::{Deserialize, Serialize};
 
 pub const PER_PAGE: usize = 20;
@@ -57,79 +58,47 @@ pub struct Page {
     pub page: usize,
     pub next: Option<usize>,
     pub prev: Option<usize>,
-    /// Why the search query was not run: bad FTS5 syntax, or over the limits below.
+    /// Why the search query was not run: no word in it, or over the limits of
+    /// [`SearchQuery::parse`] (every term costs a lookup).
     pub search_error: Option<&'static str>,
 }
 
-const SYNTAX: &str = "check quotes and operators (AND, OR, NOT), or search for plain words.";
+/// Title and content are searchable, the title weighing more (migrations 0002).
+pub const SEARCH: SearchIndex = SearchIndex::new("notes", &["title", "content"]);
 
-/// The longest search query, in characters.
-pub const QUERY_MAX_CHARS: usize = 200;
-/// The most terms (words, prefixes, phrase words) in a search query. Each term of an
-/// OR is looked up and ranked separately, so the cost of a query grows with its terms:
-/// hundreds of one-letter prefixes (`a* OR b* OR …`) kept a reader busy for seconds.
-pub const QUERY_MAX_TERMS: usize = 12;
-
-/// Why a search query is refused before it reaches SQLite, if it is.
-fn query_error(q: &str) -> Option<&'static str> {
-    if q.chars().count() > QUERY_MAX_CHARS {
-        return Some("use at most 200 characters.");
-    }
-    let terms: Vec<&str> = q
-        .split(|c: char| c.is_whitespace() || matches!(c, '(' | ')' | '"'))
-        .filter(|t| !t.is_empty() && !matches!(*t, "AND" | "OR" | "NOT"))
-        .collect();
-    if terms.len() > QUERY_MAX_TERMS {
-        return Some("use at most 12 words.");
-    }
-    // `a*` matches a good part of every note's words, and costs accordingly.
-    let short_prefix = terms.iter().any(|t| {
-        t.strip_suffix('*').is_some_and(|stem| stem.trim_start_matches('^').chars().count() < 2)
-    });
-    short_prefix.then_some("put at least 2 letters before a * (e.g. dep*).")
-}
-
-/// Lists newest first, or searches by relevance when `q` is not blank. Invalid search
-/// syntax, or a query over the limits, is an empty page with `search_error`, never an
-/// error.
+/// Lists newest first, or searches by relevance when `q` is not blank. A query that
+/// cannot be run is an empty page with `search_error`, never an error.
 pub async fn page(db: &Db, q: &str, page: usize) -> Result<Page, DbError> {
-    let q = q.trim().to_string();
     let page = page.max(1);
-    if let Some(reason) = query_error(&q) {
-        let search_error = Some(reason);
-        return Ok(Page { items: Vec::new(), page, next: None, prev: None, search_error });
-    }
+    let query = match SearchQuery::parse(q) {
+        Ok(query) => query,
+        Err(reason) => {
+            let search_error = Some(reason.0);
+            return Ok(Page { items: Vec::new(), page, next: None, prev: None, search_error });
+        }
+    };
     let offset = (page - 1) * PER_PAGE;
     // One row more than a page tells whether there is a next page.
     let limit = PER_PAGE + 1;
-    let result = db
-        .read(move |c| {
-            if q.is_empty() {
-                c.query::<Item>(
-                    "SELECT id, title, substr(content, 1, 240) AS excerpt, created_at
-                     FROM notes ORDER BY id DESC LIMIT ? OFFSET ?",
-                    params![limit, offset],
-                )
-            } else {
-                c.query::<Item>(
-                    "SELECT n.id, highlight(notes_fts, 0, char(2), char(3)) AS title,
-                            snippet(notes_fts, 1, char(2), char(3), '…', 24) AS excerpt,
-                            n.created_at
-                     FROM notes_fts JOIN notes n ON n.id = notes_fts.rowid
-                     WHERE notes_fts MATCH ? ORDER BY rank LIMIT ? OFFSET ?",
-                    params![q, limit, offset],
-                )
-            }
+    let mut items = db
+        .read(move |c| match query {
+            None => c.query::<Item>(
+                "SELECT id, title, substr(content, 1, 240) AS excerpt, created_at
+                 FROM notes ORDER BY id DESC LIMIT ? OFFSET ?",
+                params![limit, offset],
+            ),
+            Some(query) => c
+                .search(&SEARCH, &query)
+                .select(&["id", "created_at"])
+                .highlight("title")
+                .excerpt("content", 24, "excerpt")
+                .page(limit, offset)
+                .fetch(),
         })
-        .await;
-    let (mut items, search_error) = match result {
-        Ok(items) => (items, None),
-        Err(e) if e.is_rejected_query() => (Vec::new(), Some(SYNTAX)),
-        Err(e) => return Err(e),
-    };
+        .await?;
     let next = (items.len() > PER_PAGE).then_some(page + 1);
     items.truncate(PER_PAGE);
-    Ok(Page { items, page, next, prev: (page > 1).then(|| page - 1), search_error })
+    Ok(Page { items, page, next, prev: (page > 1).then(|| page - 1), search_error: None })
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Note>, DbError> {
@@ -157,10 +126,9 @@ pub async fn create(db: &Db, form: NoteForm) -> Result<Note, DbError> {
 pub async fn update(db: &Db, id: i64, form: NoteForm) -> Result<Option<Note>, DbError> {
     db.write(move |c| {
         c.query_opt(
-            "UPDATE notes SET title = ?, content = ?,
-                              updated_at = strftime('%Y-%m-%dT%H:%M:%SZ', 'now')
+            "UPDATE notes SET title = ?, content = ?, updated_at = ?
              WHERE id = ? RETURNING id, title, content, created_at, updated_at",
-            params![plain(form.title.trim()), plain(&form.content), id],
+            params![plain(form.title.trim()), plain(&form.content), utc_now(), id],
         )
     })
     .await
@@ -168,11 +136,8 @@ pub async fn update(db: &Db, id: i64, form: NoteForm) -> Result<Option<Note>, Db
 
 /// Deletes a note; returns its title, or `None` when it did not exist.
 pub async fn delete(db: &Db, id: i64) -> Result<Option<String>, DbError> {
-    db.write(move |c| {
-        c.query_opt::<(String,)>("DELETE FROM notes WHERE id = ? RETURNING title", params![id])
-            .map(|r| r.map(|(t,)| t))
-    })
-    .await
+    db.write(move |c| c.query_opt("DELETE FROM notes WHERE id = ? RETURNING title", params![id]))
+        .await
 }
 
 /// Inserts many notes in few transactions.
@@ -269,15 +234,11 @@ mod tests {
     }
 
     #[test]
-    fn search_queries_are_bounded() {
-        assert_eq!(query_error("backup OR deploy*"), None);
-        assert_eq!(query_error(&["w"; 12].join(" OR ")), None);
-        assert!(query_error(&["w*"; 13].join(" OR ")).is_some_and(|m| m.contains("12 words")));
-        assert!(query_error("\"a b c d e f g h i j k l m\"").is_some());
-        assert!(query_error(&"x".repeat(201)).is_some_and(|m| m.contains("200 characters")));
-        assert!(query_error("backup OR d*").is_some_and(|m| m.contains("2 letters")));
-        assert!(query_error("^a* OR *").is_some());
-        assert_eq!(query_error("de* ^dep*"), None);
+    fn the_postgres_search_migration_is_what_the_index_declares() {
+        let file = include_str!("migrations/0002_notes_search.postgres.up.sql");
+        let sql: String =
+            file.lines().filter(|l| !l.starts_with("--")).map(|l| format!("{l}\n")).collect();
+        assert_eq!(sql, SEARCH.create_sql(burrow::db::Engine::Postgres));
     }
 
     #[test]
