@@ -77,6 +77,9 @@ WRK_PID=
 # script defines it, its own processes), then removes $TMP.
 cleanup() {
     if [ -n "$WRK_PID" ]; then kill -INT "$WRK_PID" 2>/dev/null || true; fi
+    if [ -n "${PG_BENCH_DB:-}" ]; then
+        psql "$PG_URL" -qc "DROP DATABASE IF EXISTS $PG_BENCH_DB WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
     if declare -F cleanup_extra >/dev/null; then cleanup_extra; fi
     if [ -n "$SERVER_PID" ] && running "$SERVER_PID"; then
         kill -KILL "$SERVER_PID" 2>/dev/null || true
@@ -85,8 +88,10 @@ cleanup() {
     wait 2>/dev/null || true
     if [ -n "${TMP:-}" ]; then rm -rf "$TMP"; fi
 }
-# Creates TMP (notes-NAME.XXXXXX in $TMPDIR or /tmp) with DB=$TMP/app.db and
-# SERVER_LOG=$TMP/server.log, and installs the traps.
+# Creates TMP (notes-NAME.XXXXXX in $TMPDIR or /tmp) with SERVER_LOG=$TMP/server.log,
+# installs the traps, and sets DB, the --database-dsn: $TMP/app.db, or with
+# ENGINE=postgres a fresh database on the cluster at PG_URL (an admin URL such as
+# scripts/pg-cluster.sh's BURROW_TEST_PG_URL; needs psql), dropped on exit.
 make_tmp() { # name
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/notes-$1.XXXXXX")
     DB=$TMP/app.db
@@ -94,6 +99,12 @@ make_tmp() { # name
     trap cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
+    if [ "${ENGINE:-sqlite}" = postgres ]; then
+        [ -n "${PG_URL:-}" ] || die "ENGINE=postgres needs PG_URL (e.g. from scripts/pg-cluster.sh start DIR; source DIR/env; PG_URL=\$BURROW_TEST_PG_URL)"
+        PG_BENCH_DB=bench_$$
+        psql "$PG_URL" -qc "CREATE DATABASE $PG_BENCH_DB" >/dev/null || die "cannot create database $PG_BENCH_DB"
+        DB="${PG_URL%/*}/$PG_BENCH_DB?sslmode=${PG_SSLMODE:-disable}"
+    fi
 }
 
 # --- data --------------------------------------------------------------------------

@@ -10,7 +10,12 @@
 #   GZIP=1       send `Accept-Encoding: gzip` with the GET requests
 #   KEEP_OUTPUT  a directory to copy the raw wrk outputs and the server log into
 #   SERVER_LOG_LEVEL  the server's --log-level (default warn; info logs every request)
+#   ENGINE=postgres   run on a fresh database of the PostgreSQL cluster at PG_URL
+#   INSTANCES=2  two servers on the same database (PostgreSQL), each loaded by its own
+#                wrk with half the connections at the same time; figures are summed
 #
+# Two instances share the machine's 2 cores with wrk and PostgreSQL: the figure shows that
+# they serve one database correctly at once, not how they scale across hosts.
 # Traffic goes to 127.0.0.1 only.
 set -euo pipefail
 
@@ -32,8 +37,22 @@ make_tmp load
 # --- data, start -------------------------------------------------------------------
 log "generating $NOTES notes in $DB"
 generate_notes "$NOTES"
+INSTANCES=${INSTANCES:-1}
 start_server --log-level "$SERVER_LOG_LEVEL"
-# Every POST needs the CSRF cookie and token of a loaded form.
+BASES=("$BASE")
+PIDS=("$SERVER_PID")
+if [ "$INSTANCES" = 2 ]; then
+    [ "${ENGINE:-sqlite}" = postgres ] || die "INSTANCES=2 needs ENGINE=postgres"
+    FIRST_LOG=$SERVER_LOG FIRST_PID=$SERVER_PID FIRST_BASE=$BASE
+    SERVER_LOG=$TMP/server2.log
+    start_server --log-level "$SERVER_LOG_LEVEL"
+    BASES+=("$BASE")
+    PIDS+=("$SERVER_PID")
+    SECOND_PID=$SERVER_PID
+    cleanup_extra() { kill -KILL "$FIRST_PID" "$SECOND_PID" 2>/dev/null || true; }
+    SERVER_LOG=$FIRST_LOG SERVER_PID=$FIRST_PID BASE=$FIRST_BASE
+fi
+# Every POST needs the CSRF cookie and token of a loaded form (the instances share keys).
 fetch_csrf
 
 # Sanity checks: one request per endpoint, so a broken route fails before the load.
@@ -51,21 +70,31 @@ WRK_ARGS=(--threads "$THREADS" --connections "$CONNECTIONS" --duration "$DURATIO
 GET_ARGS=()
 [ "$GZIP" = 1 ] && GET_ARGS=(--header 'Accept-Encoding: gzip')
 
+if [ "$INSTANCES" = 2 ]; then
+    WRK_ARGS=(--threads 1 --connections $((CONNECTIONS / 2)) --duration "$DURATION" --timeout 5s --latency)
+fi
 NAMES=()
-run_wrk() { # name wrk-args...
-    local name=$1
-    shift
-    local out=$TMP/wrk-${#NAMES[@]}.txt
-    log "wrk ${WRK_ARGS[*]} $*"
-    wrk "${WRK_ARGS[@]}" "$@" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed for $name"; }
-    cat "$out" >&2
+# Runs wrk against PATH on every instance at once (one output file per instance).
+run_wrk() { # name path wrk-args...
+    local name=$1 path=$2
+    shift 2
+    local n=${#NAMES[@]} i pids=()
+    for i in "${!BASES[@]}"; do
+        log "wrk ${WRK_ARGS[*]} ${BASES[$i]}$path $*"
+        wrk "${WRK_ARGS[@]}" "${BASES[$i]}$path" "$@" >"$TMP/wrk-$n-$i.txt" 2>&1 &
+        pids+=($!)
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || { cat "$TMP/wrk-$n-$i.txt" >&2; die "wrk failed for $name"; }
+        cat "$TMP/wrk-$n-$i.txt" >&2
+    done
     NAMES+=("$name")
 }
 
-run_wrk "GET /notes" "${GET_ARGS[@]}" "$BASE/notes"
-run_wrk "GET /notes/1" "${GET_ARGS[@]}" "$BASE/notes/1"
-run_wrk "POST /notes" --script "$BENCH_DIR/post_note.lua" "$BASE/notes" -- "$COOKIE" "$TOKEN"
-run_wrk "GET /healthz/live" "${GET_ARGS[@]}" "$BASE/healthz/live"
+run_wrk "GET /notes" /notes "${GET_ARGS[@]}"
+run_wrk "GET /notes/1" /notes/1 "${GET_ARGS[@]}"
+run_wrk "POST /notes" /notes --script "$BENCH_DIR/post_note.lua" -- "$COOKIE" "$TOKEN"
+run_wrk "GET /healthz/live" /healthz/live "${GET_ARGS[@]}"
 
 # The server must still answer normally after the load (e.g. writes after clients
 # disconnected in the middle of a request).
@@ -74,27 +103,35 @@ after_load=ok
 (sanity_checks) || after_load=failed
 
 # --- stop the server -------------------------------------------------------------
+if [ "$INSTANCES" = 2 ]; then
+    stop_server "$SECOND_PID"
+    cleanup_extra() { :; }
+fi
 stop_server "$SERVER_PID"
 
 if [ -n "$KEEP_OUTPUT" ]; then
     mkdir -p "$KEEP_OUTPUT"
-    cp "$TMP"/wrk-*.txt "$SERVER_LOG" "$KEEP_OUTPUT"/
+    cp "$TMP"/wrk-*.txt "$TMP"/server*.log "$KEEP_OUTPUT"/
 fi
 
 # --- summary ---------------------------------------------------------------------
-printf '\nnotes server, %s notes, wrk: %s threads, %s connections, %s per endpoint%s\n' \
-    "$NOTES" "$THREADS" "$CONNECTIONS" "$DURATION" "${GET_ARGS[*]:+, gzip}"
+printf '\nnotes server on %s (%s instance(s)), %s notes, wrk: %s connections in all, %s per endpoint%s\n' \
+    "${ENGINE:-sqlite}" "$INSTANCES" "$NOTES" "$CONNECTIONS" "$DURATION" "${GET_ARGS[*]:+, gzip}"
 printf '%-18s %9s %10s %9s %9s %12s %9s %8s\n' endpoint requests req/s p50 p99 non-2xx/3xx sock-err not-303
 failed=0
 for i in "${!NAMES[@]}"; do
-    wrk_figures "$TMP/wrk-$i.txt"
-    non2xx=${WRK_NON2XX:-0}
-    sockerr=${WRK_SOCKERR:-0}
-    printf '%-18s %9s %10s %9s %9s %12s %9s %8s\n' "${NAMES[$i]}" "${WRK_TOTAL:-?}" "${WRK_RPS:-?}" \
-        "${WRK_P50:-?}" "${WRK_P99:-?}" "$non2xx" "$sockerr" "${WRK_NOT303:--}"
-    if [ "$non2xx" != 0 ] || [ "$sockerr" != 0 ] || [ "${WRK_NOT303:-0}" != 0 ]; then
-        failed=1
-    fi
+    for j in "${!BASES[@]}"; do
+        wrk_figures "$TMP/wrk-$i-$j.txt"
+        non2xx=${WRK_NON2XX:-0}
+        sockerr=${WRK_SOCKERR:-0}
+        label=${NAMES[$i]}
+        [ "$INSTANCES" = 1 ] || label="${NAMES[$i]} #$((j + 1))"
+        printf '%-18s %9s %10s %9s %9s %12s %9s %8s\n' "$label" "${WRK_TOTAL:-?}" "${WRK_RPS:-?}" \
+            "${WRK_P50:-?}" "${WRK_P99:-?}" "$non2xx" "$sockerr" "${WRK_NOT303:--}"
+        if [ "$non2xx" != 0 ] || [ "$sockerr" != 0 ] || [ "${WRK_NOT303:-0}" != 0 ]; then
+            failed=1
+        fi
+    done
 done
 
 warnings=$(count_warnings)

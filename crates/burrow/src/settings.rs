@@ -752,6 +752,23 @@ mod tests {
     }
 
     #[test]
+    fn postgres_settings_and_no_acme_on_postgres() {
+        let pg = ("database.dsn", "postgres://app:pw@db.internal/notes?sslmode=verify-full");
+        let err =
+            settings(&[pg, ("server.host", "example.com"), ("tls.email", "a@b.c")]).unwrap_err();
+        assert!(err.0.contains("--tls-mode") && err.0.contains("PostgreSQL"), "{err}");
+        assert!(!err.0.contains("pw@"), "{err}");
+        let s = settings(&[pg, ("database.pool_size", "4"), ("database.acquire_timeout", "2")])
+            .unwrap();
+        assert_eq!(s.database_pool_size, 4);
+        assert_eq!(s.database_acquire_timeout, Duration::from_secs(2));
+        let err = settings(&[pg, ("database.pool_size", "0")]).unwrap_err();
+        assert!(err.0.contains("--database-pool-size"), "{err}");
+        let err = settings(&[pg, ("database.password_file", "/nonexistent/pw")]).unwrap_err();
+        assert!(err.0.contains("--database-password-file") && err.0.contains("cannot read"));
+    }
+
+    #[test]
     fn acme_ports_and_directory() {
         let base = [("server.host", "example.com"), ("tls.email", "a@example.com")];
         let s = settings(&base).unwrap();

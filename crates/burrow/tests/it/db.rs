@@ -443,3 +443,32 @@ both!(full_text_search_reads_the_same_on_both_engines, |db: Db| async move {
         db.read(move |c| c.search(&DOCS, &query).select(&["id"]).page(1, 1).fetch()).await.unwrap();
     assert_eq!(second.len(), 1);
 });
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmodes_connect_as_they_say_and_errors_hide_the_password() {
+    let pg = PgDatabase::create();
+    let base = pg.url.split_once('?').expect("a query").0.to_string();
+    let ca = std::env::var("BURROW_TEST_PG_CA").expect("BURROW_TEST_PG_CA (scripts/test.sh)");
+    let ssl_of = |url: String| async move {
+        let db = Db::open(&Dsn::parse(&url).expect("a DSN"), 1).expect("open");
+        db.read(|c| {
+            c.query_one::<bool>("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        })
+        .await
+    };
+    assert!(!ssl_of(format!("{base}?sslmode=disable")).await.unwrap());
+    assert!(ssl_of(format!("{base}?sslmode=require")).await.unwrap());
+    assert!(ssl_of(format!("{base}?sslmode=prefer")).await.unwrap());
+    let localhost = base.replace("127.0.0.1", "localhost");
+    let verified = format!("{localhost}?sslmode=verify-full&sslrootcert={ca}");
+    assert!(ssl_of(verified).await.unwrap());
+    // The test CA is not among the built-in roots: verification must fail, clearly.
+    let err = ssl_of(format!("{base}?sslmode=verify-full")).await.unwrap_err();
+    assert!(matches!(err, DbError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().to_lowercase().contains("certificate"), "{err}");
+    // A wrong password is refused, and never shown.
+    let wrong = base.replace("postgres:postgres@", "postgres:hunter2-secret@");
+    let err = ssl_of(format!("{wrong}?sslmode=require")).await.unwrap_err();
+    assert!(err.to_string().contains("password"), "{err}");
+    assert!(!err.to_string().contains("hunter2"), "{err}");
+}
