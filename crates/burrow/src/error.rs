@@ -95,8 +95,12 @@ impl From<DbError> for Error {
     fn from(e: DbError) -> Error {
         match e {
             DbError::NotFound => Error::not_found(),
-            // Too slow, or cut short by a shutdown: the server is busy, not broken.
-            DbError::Timeout(_) | DbError::Interrupted | DbError::Closed => {
+            // Too slow, cut short by a shutdown, or the database server is down or out of
+            // connections: the server is busy, not broken, and the client may retry.
+            DbError::Timeout(_)
+            | DbError::Interrupted
+            | DbError::Closed
+            | DbError::Unavailable(_) => {
                 tracing::warn!("database: {e}");
                 Error::new(StatusCode::SERVICE_UNAVAILABLE, BUSY)
             }

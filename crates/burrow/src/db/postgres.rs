@@ -337,8 +337,16 @@ impl PgPool {
         f(&conn)
     }
 
+    /// The server answers and takes writes (after a failover, the old address may lead to
+    /// a standby that is read-only).
     pub(super) async fn check(self: &Arc<Self>) -> Result<(), DbError> {
-        self.read(|c| c.query_one::<i64>("SELECT 1", &[]).map(|_| ())).await
+        let read_only: String = self
+            .read(|c| c.query_one("SELECT current_setting('transaction_read_only')", &[]))
+            .await?;
+        if read_only == "on" {
+            return Err(DbError::Unavailable(format!("{} is read-only (a standby?)", self.dsn)));
+        }
+        Ok(())
     }
 
     /// Cancels every running statement, refuses new work, closes idle connections and
