@@ -69,6 +69,10 @@
 //! }
 //! ```
 
+// `#[derive(FromRow)]` generates `::burrow::db::…` paths; this makes them resolve inside
+// this crate too.
+extern crate self as burrow;
+
 pub mod app;
 mod check;
 pub mod command;

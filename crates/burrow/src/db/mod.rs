@@ -1,30 +1,36 @@
-//! The database: one writer connection, a pool of readers, migrations.
+//! The database: SQLite or PostgreSQL, chosen by the DSN (`--database-dsn`), behind the same
+//! API; migrations.
 //!
 //! Handlers use [`Db::read`] and [`Db::write`] with closures over a [`Conn`]; the closures
-//! run on blocking threads, never on the async runtime. Writes run one at a time inside
-//! `BEGIN IMMEDIATE … COMMIT` on the single writer connection, so concurrent writers
-//! queue (in arrival order) instead of failing with `SQLITE_BUSY`.
+//! run on blocking threads, never on the async runtime. Writes run one at a time, each in a
+//! transaction: on SQLite inside `BEGIN IMMEDIATE … COMMIT` on the single writer
+//! connection, so concurrent writers queue (in arrival order) instead of failing with
+//! `SQLITE_BUSY`; on PostgreSQL across every process sharing the database.
 //!
-//! The app-facing types ([`Conn`], [`Row`], [`Value`], [`FromRow`], [`DbError`]) do not
-//! expose rusqlite, so another backend can be put behind them later. SQL uses `?`
-//! placeholders.
+//! The app-facing types ([`Conn`], [`Row`], [`Value`], [`FromRow`](trait@FromRow),
+//! [`DbError`]) are the same on both engines and expose neither rusqlite nor the PostgreSQL
+//! client: SQL is written once, with `?` placeholders. A query returns structs that
+//! `#[derive(FromRow)]` (each field read from the column of its name; see
+//! [the derive](derive@FromRow) for `rename`, `default`, `flatten` and `skip`), tuples, or
+//! single values.
 //!
 //! ```no_run
 //! # async fn demo(db: burrow::Db) -> Result<(), burrow::db::DbError> {
-//! use burrow::db::{params, FromRow, Row, DbError};
-//! struct Note { id: i64, title: String }
-//! impl FromRow for Note {
-//!     fn from_row(row: &Row) -> Result<Self, DbError> {
-//!         Ok(Note { id: row.get("id")?, title: row.get("title")? })
-//!     }
+//! use burrow::db::{FromRow, params};
+//!
+//! #[derive(FromRow)]
+//! struct Note {
+//!     id: i64,
+//!     title: String,
 //! }
-//! let id = db
-//!     .write(|c| {
-//!         c.execute("INSERT INTO notes(title) VALUES (?)", params!["hi"])?;
-//!         Ok(c.last_insert_id())
-//!     })
+//!
+//! let insert = "INSERT INTO notes (title) VALUES (?) RETURNING id";
+//! let id: i64 = db.write(|c| c.query_one(insert, params!["hi"])).await?;
+//! let note: Note = db
+//!     .read(move |c| c.query_one("SELECT id, title FROM notes WHERE id = ?", params![id]))
 //!     .await?;
 //! let notes: Vec<Note> = db.read(|c| c.query("SELECT id, title FROM notes", params![])).await?;
+//! # let _ = (note.id, note.title, notes);
 //! # Ok(()) }
 //! ```
 
@@ -49,6 +55,8 @@ pub use conn::{Conn, Engine};
 pub use dsn::{Dsn, PgDsn, PgTls};
 pub use error::{Constraint, DbError};
 pub(crate) use migrate::{MigrationStatus, Migrations};
+// The trait and its derive macro, under one name (they live in different namespaces).
+pub use burrow_macros::FromRow;
 pub use row::{FromRow, Row};
 pub use sqlite::{Checkpoints, WAL_RESTART_BYTES};
 pub use value::{FromValue, Value, utc_now};

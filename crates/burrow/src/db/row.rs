@@ -73,6 +73,53 @@ impl Row<'_> {
 /// Builds a value from a row: derive it (`#[derive(FromRow)]`) for a struct whose fields
 /// are named like the columns; tuples take the columns in order, and a single value
 /// (`i64`, `String`, `Option<T>`, …) takes the first column.
+///
+/// The derive reads each field with [`Row::get`] (a tuple struct's with [`Row::get_at`]);
+/// `#[row(...)]` on a field changes that:
+///
+/// ```no_run
+/// # async fn demo(db: burrow::Db) -> Result<(), burrow::db::DbError> {
+/// use burrow::db::{FromRow, params};
+///
+/// #[derive(FromRow)]
+/// struct Author {
+///     #[row(rename = "author_name")] // the column `author_name`
+///     name: String,
+/// }
+///
+/// #[derive(FromRow)]
+/// struct Post {
+///     id: i64,
+///     published_at: Option<String>, // NULL is None
+///     #[row(default)] // 0 when the query has no `comments` column
+///     comments: i64,
+///     #[row(flatten)] // Author reads its own columns from this row
+///     author: Author,
+///     #[row(skip)] // never read: always false
+///     selected: bool,
+/// }
+///
+/// #[derive(FromRow)]
+/// struct PostId(i64); // the first column
+///
+/// let posts: Vec<Post> = db
+///     .read(|c| {
+///         c.query(
+///             "SELECT p.id, p.published_at, a.name AS author_name
+///              FROM posts p JOIN authors a ON a.id = p.author_id",
+///             params![],
+///         )
+///     })
+///     .await?;
+/// let PostId(id) = db
+///     .write(|c| c.query_one("INSERT INTO posts (author_id) VALUES (?) RETURNING id", params![1]))
+///     .await?;
+/// # let _ = (posts, id);
+/// # Ok(()) }
+/// ```
+///
+/// A missing column, or one that does not convert to its field's type, is a
+/// [`DbError::Decode`] naming the column.
 pub trait FromRow: Sized {
     fn from_row(row: &Row) -> Result<Self, DbError>;
 }
@@ -104,3 +151,51 @@ tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8);
 tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9);
 tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10);
 tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
+
+#[cfg(test)]
+mod tests {
+    use crate::db::conn::{Conn, Inner};
+    use crate::db::{DbError, FromRow};
+
+    // The derive inside the crate itself: its `::burrow::db` paths resolve through
+    // `extern crate self as burrow` in lib.rs.
+    #[derive(Debug, PartialEq, FromRow)]
+    struct Person {
+        id: i64,
+        #[row(rename = "full_name")]
+        name: String,
+        nickname: Option<String>,
+        #[row(default)]
+        age: i64,
+        #[row(skip)]
+        note: String,
+    }
+
+    #[derive(Debug, PartialEq, FromRow)]
+    struct Tagged {
+        tag: String,
+        #[row(flatten)]
+        person: Person,
+    }
+
+    #[derive(Debug, PartialEq, FromRow)]
+    struct Id(i64);
+
+    #[test]
+    fn derived_structs_read_their_columns() {
+        let conn = Conn(Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()));
+        let sql = "SELECT 'x' AS tag, 7 AS id, 'Ada' AS full_name, NULL AS nickname";
+        let tagged: Tagged = conn.query_one(sql, &[]).unwrap();
+        let person =
+            Person { id: 7, name: "Ada".into(), nickname: None, age: 0, note: String::new() };
+        assert_eq!(tagged, Tagged { tag: "x".into(), person });
+        assert_eq!(conn.query_one::<Id>("SELECT 3", &[]).unwrap(), Id(3));
+        let with_age = "SELECT 7 AS id, 'Ada' AS full_name, 'A' AS nickname, 36 AS age";
+        assert_eq!(conn.query_one::<Person>(with_age, &[]).unwrap().age, 36);
+        let bad = "SELECT 'seven' AS id, 'Ada' AS full_name, NULL AS nickname";
+        let Err(DbError::Decode { column, .. }) = conn.query_one::<Person>(bad, &[]) else {
+            panic!("reading text into `id: i64` must fail");
+        };
+        assert_eq!(column, "id");
+    }
+}

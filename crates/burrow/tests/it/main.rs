@@ -5,6 +5,7 @@
 mod apps;
 mod db;
 mod http;
+mod rows;
 mod sessions;
 mod startup;
 

@@ -9,25 +9,13 @@ pub const PER_PAGE: usize = 20;
 pub const TITLE_MAX: usize = 200;
 pub const CONTENT_MAX: usize = 100_000;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, FromRow)]
 pub struct Note {
     pub id: i64,
     pub title: String,
     pub content: String,
     pub created_at: String,
     pub updated_at: String,
-}
-
-impl FromRow for Note {
-    fn from_row(row: &Row) -> Result<Self, DbError> {
-        Ok(Note {
-            id: row.get("id")?,
-            title: row.get("title")?,
-            content: row.get("content")?,
-            created_at: row.get("created_at")?,
-            updated_at: row.get("updated_at")?,
-        })
-    }
 }
 
 /// A note in a list: title and excerpt as HTML, escaped here so search matches can be
