@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::both_engines;
 use crate::support::fds::{fd_counts, server_has_read_its_connections};
 use crate::support::load::Load;
 use crate::support::probes::{SlowPost, live, live_version, post_note};
@@ -19,8 +20,8 @@ use crate::support::procs::{
     wait_for_successor, wait_gone, wait_until, with_pid_file,
 };
 use crate::support::{
-    BIN, Credentials, Launch, PATIENCE, Server, VERSION, client, db_path, files_in, get, raw_get,
-    signal, tempdir,
+    BIN, Credentials, Database, Engine, Launch, PATIENCE, Server, VERSION, client, db_path,
+    files_in, get, raw_get, signal, tempdir,
 };
 
 #[tokio::test]
@@ -161,25 +162,17 @@ fn count_lines(server: &Server, needle: &str) -> usize {
     server.log().iter().filter(|l| l.contains(needle)).count()
 }
 
-fn notes_in(dir: &Path) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(
-        db_path(dir),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0)).unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // Zero-downtime restart (SIGHUP)
 
-#[test]
-fn sighup_restarts_under_load_without_failing_a_request() {
+// On SQLite and on PostgreSQL (`::sqlite`, `::postgres`).
+both_engines!(blocking sighup_restarts_under_load_without_failing_a_request, |engine: Engine| {
     const RESTARTS: usize = 10;
     const CLIENTS: usize = 32;
     let dir = tempdir();
+    let db = Database::new(engine, dir.path());
     let pid_file = dir.path().join("server.pid");
-    let mut server = with_pid_file(Launch::serve(dir.path()), &pid_file).start();
+    let mut server = with_pid_file(Launch::serve_on(&db, dir.path()), &pid_file).start();
     let _cleanup = Cleanup::new(dir.path());
     let port = server.port;
     let mut pid = read_pid_file(&pid_file).expect("PID file after ready");
@@ -217,7 +210,7 @@ fn sighup_restarts_under_load_without_failing_a_request() {
     }
     let totals = load.finish();
     eprintln!(
-        "restart under load: {} requests done ({} POSTs), {} failed, {RESTARTS} restarts, \
+        "restart under load on {engine:?}: {} requests done ({} POSTs), {} failed, {RESTARTS} restarts, \
          {slow_created} slow POSTs created; PIDs {pids:?}; stable descriptors per generation {:?}; \
          all {:?}",
         totals.done,
@@ -245,7 +238,7 @@ fn sighup_restarts_under_load_without_failing_a_request() {
     assert_eq!(count_lines(&server, "restart failed"), 0, "a restart failed");
     // Every 303 stored its note, exactly once.
     assert_eq!(
-        notes_in(dir.path()),
+        db.count_notes(),
         totals.posts as i64 + RESTARTS as i64,
         "notes in the database vs POSTs answered 303"
     );
@@ -261,7 +254,7 @@ fn sighup_restarts_under_load_without_failing_a_request() {
             stable[1]
         );
     }
-}
+});
 
 #[test]
 fn sighup_picks_up_a_binary_replaced_on_disk() {
