@@ -188,7 +188,7 @@ impl Recorder {
                             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                                 n += 1;
                                 let url = format!("http://127.0.0.1:{port}/notes");
-                                let (what, request) = if (task + n) % 4 == 0 {
+                                let (what, request) = if (task + n).is_multiple_of(4) {
                                     let title = format!("restart {task}-{n}");
                                     let post = http
                                         .post(&url)
