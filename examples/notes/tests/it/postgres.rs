@@ -1,5 +1,5 @@
 //! PostgreSQL in production, against the real binary: several `server` processes on one
-//! database (notes, forms and CSRF tokens shared; migrations applied once when they start
+//! database (notes, forms, CSRF tokens and sessions shared; migrations applied once when they start
 //! together), PostgreSQL restarted under load (quick 503s while it is down, then service
 //! again without restarting the server), and a clear 503 when the pool is exhausted.
 //!
@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::support::postgres::PgCluster;
 use crate::support::{
-    Credentials, Database, Engine, Launch, PATIENCE, Server, client, create_note, encode, get,
-    note_ids, tempdir, try_create_note,
+    Credentials, Database, Engine, Launch, PATIENCE, Server, client, cookie_set_by, create_note,
+    encode, get, header, note_ids, tempdir, try_create_note,
 };
 
 /// Starts a server off the async runtime.
@@ -52,9 +52,37 @@ async fn two_instances_share_notes_and_accept_each_others_forms() {
     // The form (cookies and CSRF token) loaded from A posts to B: same keys.
     let from_a = credentials(a.port).await;
     assert!(!from_a.token.is_empty() && !from_a.cookie.is_empty(), "{from_a:?}");
-    let id2 = try_create_note(&http, b.port, &from_a, "Posted to B", "with A's form")
+    let res = from_a
+        .attach(http.post(b.url("/notes")))
+        .form(&[("title", "Posted to B"), ("content", "with A's form")])
+        .send()
         .await
-        .expect("POST to B with A's cookies and token is a 303");
+        .unwrap();
+    assert_eq!(res.status(), 303, "POST to B with A's cookies and token");
+    let location = header(&res, "location").expect("Location");
+    let id2: i64 = location.strip_prefix("/notes/").and_then(|i| i.parse().ok()).expect("id");
+    // The session B set (its flash message) is read by A.
+    let session = res
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| cookie_set_by(v.to_str().ok()?))
+        .find(|(name, _)| *name == "_session")
+        .map(|(name, value)| format!("{name}={value}"))
+        .expect("B sets a _session cookie (the flash message) after a create");
+    let page = http
+        .get(a.url(&location))
+        .header("Cookie", format!("{}; {session}", from_a.cookie))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Created “Posted to B”."),
+        "A does not show the flash message of B's session:\n{page}"
+    );
     // A forged token is refused by B: the check really ran.
     let forged = Credentials { token: from_a.token.chars().rev().collect(), ..from_a.clone() };
     let refused = try_create_note(&http, b.port, &forged, "forged", "").await;
