@@ -24,10 +24,10 @@ use crate::support::{
     files_in, get, raw_get, signal, tempdir,
 };
 
-#[tokio::test]
-async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
+both_engines!(sigterm_shuts_down_gracefully_and_keeps_the_data, |engine: Engine| async move {
     let dir = tempdir();
-    let mut server = Launch::serve(dir.path()).start();
+    let db = Database::new(engine, dir.path());
+    let mut server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
     let id = post_note(
         server.port,
@@ -45,17 +45,26 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
         server.log().join("\n")
     );
 
-    let conn = rusqlite::Connection::open_with_flags(
-        db_path(dir.path()),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(check, "ok");
-    drop(conn);
+    if engine == Engine::Sqlite {
+        let conn = rusqlite::Connection::open_with_flags(
+            db.path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok");
+    }
+    // No connection of the stopped server is left on the database server.
+    if engine == Engine::Postgres {
+        let left = db.psql(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        );
+        assert_eq!(left.trim(), "0", "sessions left after SIGTERM");
+    }
 
     // The same database serves the note after a restart (migrations are not reapplied).
-    let server = Launch::serve(dir.path()).start();
+    let server = Launch::serve_on(&db, dir.path()).start();
     let (status, body) = get(&http, &server, &format!("/notes/{id}")).await;
     assert_eq!(status, 200);
     assert!(body.contains("Survives a restart"), "{body}");
@@ -64,7 +73,7 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
         "migration applied twice:\n{}",
         server.log().join("\n")
     );
-}
+});
 
 #[tokio::test]
 async fn pid_file_names_the_server_while_it_runs() {
@@ -485,11 +494,11 @@ fn sighup_keeps_generated_secrets_and_stop_start_does_not() {
 // ---------------------------------------------------------------------------------------
 // Graceful shutdown
 
-#[test]
-fn sigterm_lets_a_slow_request_finish() {
+both_engines!(blocking sigterm_lets_a_slow_request_finish, |engine: Engine| {
     let dir = tempdir();
+    let db = Database::new(engine, dir.path());
     let pid_file = dir.path().join("server.pid");
-    let mut server = with_pid_file(Launch::serve(dir.path()), &pid_file).start();
+    let mut server = with_pid_file(Launch::serve_on(&db, dir.path()), &pid_file).start();
     let _cleanup = Cleanup::new(dir.path());
     let (port, pid) = (server.port, server.pid());
 
@@ -516,11 +525,11 @@ fn sigterm_lets_a_slow_request_finish() {
     assert!(!pid_file.exists(), "PID file left after SIGTERM");
     drop(server);
 
-    let server = Launch::serve(dir.path()).start();
+    let server = Launch::serve_on(&db, dir.path()).start();
     let res = raw_get(server.port, &format!("/notes/{id}")).expect("GET the note");
     assert_eq!(res.status, 200);
     assert!(String::from_utf8_lossy(&res.body).contains("finished during shutdown"));
-}
+});
 
 // ---------------------------------------------------------------------------------------
 // PID 1: simple mode
