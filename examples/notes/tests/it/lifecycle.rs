@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::both_engines;
-use crate::support::fds::{fd_counts, server_has_read_its_connections};
+use crate::support::fds::{Fds, fd_counts, fd_counts_to, server_has_read_its_connections};
 use crate::support::load::Load;
 use crate::support::probes::{SlowPost, live, live_version, post_note};
 use crate::support::procs::{
@@ -194,7 +194,18 @@ both_engines!(blocking sighup_restarts_under_load_without_failing_a_request, |en
     let load = Load::start(port, CLIENTS, &credentials);
     load.wait_progress(50);
     let database = db_path(dir.path());
-    let mut fds = vec![fd_counts(pid, &database)];
+    // On PostgreSQL each pooled connection also holds epoll/eventfd descriptors: they follow
+    // the load as the connections do.
+    let stable = |f: &Fds| match engine {
+        Engine::Sqlite => f.stable(),
+        Engine::Postgres => f.stable_on_postgres(),
+    };
+    let pg_port = (engine == Engine::Postgres).then(|| {
+        let authority = db.dsn.split('@').nth(1).expect("user@host:port in the DSN");
+        let port = authority.split('/').next().unwrap().rsplit_once(':').expect("a port").1;
+        port.parse::<u16>().expect("the PostgreSQL port")
+    });
+    let mut fds = vec![fd_counts_to(pid, &database, pg_port)];
     let mut slow_failures = Vec::new();
     let mut slow_created = 0;
     let mut pids = vec![pid];
@@ -213,7 +224,7 @@ both_engines!(blocking sighup_restarts_under_load_without_failing_a_request, |en
             Ok(_) => slow_created += 1,
             Err(e) => slow_failures.push(format!("round {round}: {e}")),
         }
-        fds.push(fd_counts(pid, &database));
+        fds.push(fd_counts_to(pid, &database, pg_port));
         pids.push(pid);
         load.wait_progress(10);
     }
@@ -225,7 +236,7 @@ both_engines!(blocking sighup_restarts_under_load_without_failing_a_request, |en
         totals.done,
         totals.posts,
         totals.failed,
-        fds.iter().map(|f| f.stable()).collect::<Vec<_>>(),
+        fds.iter().map(stable).collect::<Vec<_>>(),
         fds.iter().map(|f| f.all).collect::<Vec<_>>()
     );
 
@@ -254,7 +265,7 @@ both_engines!(blocking sighup_restarts_under_load_without_failing_a_request, |en
     // Descriptors do not pile up from one generation to the next (client connections and
     // SQLite files excluded: they follow the load). The first process has inherited
     // nothing; compare from the first restarted one.
-    let stable: Vec<usize> = fds.iter().map(|f| f.stable()).collect();
+    let stable: Vec<usize> = fds.iter().map(stable).collect();
     for (generation, &count) in stable.iter().enumerate().skip(2) {
         assert!(
             count <= stable[1] + 2,
