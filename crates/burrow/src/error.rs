@@ -95,8 +95,8 @@ impl From<DbError> for Error {
     fn from(e: DbError) -> Error {
         match e {
             DbError::NotFound => Error::not_found(),
-            // Too slow, cut short by a shutdown, or the database server is down or out of
-            // connections: the server is busy, not broken, and the client may retry.
+            // Too slow, cut short by a shutdown, or no database connection to be had (the
+            // pool is exhausted, PostgreSQL is restarting): the server is busy, not broken.
             DbError::Timeout(_)
             | DbError::Interrupted
             | DbError::Closed
@@ -135,4 +135,27 @@ pub(crate) fn one_line(e: &minijinja::Error) -> String {
         msg = format!("{msg} ({name} line {line})");
     }
     msg.replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn database_errors_that_mean_busy_are_503() {
+        for e in [
+            DbError::Unavailable("no database connection became free within 1 s".into()),
+            DbError::Timeout(std::time::Duration::from_secs(1)),
+            DbError::Interrupted,
+            DbError::Closed,
+        ] {
+            let what = format!("{e:?}");
+            assert_eq!(Error::from(e).status, StatusCode::SERVICE_UNAVAILABLE, "{what}");
+        }
+        assert_eq!(Error::from(DbError::NotFound).status, StatusCode::NOT_FOUND);
+        assert_eq!(
+            Error::from(DbError::Other("x".into())).status,
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }

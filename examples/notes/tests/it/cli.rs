@@ -1,6 +1,10 @@
-//! The command line: --help, --version, migrate, seed.
+//! The command line: --help, --version, migrate, seed (the database commands on SQLite and
+//! on PostgreSQL).
 
-use crate::support::{CSRF_KEY, Launch, SESSION_HASH_KEY, VERSION, client, get, note_ids, tempdir};
+use crate::both_engines;
+use crate::support::{
+    CSRF_KEY, Database, Engine, Launch, SESSION_HASH_KEY, VERSION, client, get, note_ids, tempdir,
+};
 
 #[test]
 fn help_lists_every_setting_with_its_environment_variable() {
@@ -86,12 +90,12 @@ fn version() {
     assert_eq!(out.stdout.trim_end(), format!("server {VERSION}"));
 }
 
-#[test]
-fn migrate_lists_and_applies() {
+both_engines!(blocking migrate_lists_and_applies, |engine: Engine| {
     let dir = tempdir();
+    let db = Database::new(engine, dir.path());
     let migrate = |args: &[&str]| {
         let out =
-            Launch::new(dir.path()).args(["--database-dsn", "app.db", "migrate"]).args(args).run();
+            Launch::new(dir.path()).database(&db).arg("migrate").args(args).run();
         assert_eq!(out.code(), Some(0), "migrate {args:?}: {out:?}");
         out.stdout
     };
@@ -128,28 +132,26 @@ fn migrate_lists_and_applies() {
     assert_eq!(lines.last().copied(), Some(format!("{migrations} applied, 0 pending").as_str()));
 
     assert_eq!(migrate(&[]).trim_end(), "No pending migrations.");
-}
+});
 
-#[tokio::test]
-async fn seed_loads_sample_notes() {
+both_engines!(seed_loads_sample_notes, |engine: Engine| async move {
     let dir = tempdir();
-    let out = Launch::new(dir.path()).args(["--database-dsn", "app.db", "seed"]).run();
+    let db = Database::new(engine, dir.path());
+    let out = Launch::new(dir.path()).database(&db).arg("seed").run();
     assert_eq!(out.code(), Some(0), "seed: {out:?}");
-    let server = Launch::serve(dir.path()).start();
+    let server = Launch::serve_on(&db, dir.path()).start();
     let (status, list) = get(&client(), &server, "/notes").await;
     assert_eq!(status, 200);
     assert!(!note_ids(&list).is_empty(), "no notes after seed:\n{list}");
-}
+});
 
-#[tokio::test]
-async fn generate_notes_inserts_the_count() {
+both_engines!(generate_notes_inserts_the_count, |engine: Engine| async move {
     let dir = tempdir();
-    let out = Launch::new(dir.path())
-        .args(["--database-dsn", "app.db", "generate-notes", "--count", "7"])
-        .run();
+    let db = Database::new(engine, dir.path());
+    let out = Launch::new(dir.path()).database(&db).args(["generate-notes", "--count", "7"]).run();
     assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
-    let server = Launch::serve(dir.path()).start();
+    let server = Launch::serve_on(&db, dir.path()).start();
     let (status, list) = get(&client(), &server, "/notes").await;
     assert_eq!(status, 200);
     assert_eq!(note_ids(&list).len(), 7, "{list}");
-}
+});

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::fds::{fd_counts, server_has_read_its_connections};
+use crate::both_engines;
+use crate::support::fds::{Fds, fd_counts, fd_counts_to, server_has_read_its_connections};
 use crate::support::load::Load;
 use crate::support::probes::{SlowPost, live, live_version, post_note};
 use crate::support::procs::{
@@ -19,14 +20,14 @@ use crate::support::procs::{
     wait_for_successor, wait_gone, wait_until, with_pid_file,
 };
 use crate::support::{
-    BIN, Credentials, Launch, PATIENCE, Server, VERSION, client, db_path, files_in, get, raw_get,
-    signal, tempdir,
+    BIN, Credentials, Database, Engine, Launch, PATIENCE, Server, VERSION, client, db_path,
+    files_in, get, raw_get, signal, tempdir,
 };
 
-#[tokio::test]
-async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
+both_engines!(sigterm_shuts_down_gracefully_and_keeps_the_data, |engine: Engine| async move {
     let dir = tempdir();
-    let mut server = Launch::serve(dir.path()).start();
+    let db = Database::new(engine, dir.path());
+    let mut server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
     let id = post_note(
         server.port,
@@ -44,17 +45,26 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
         server.log().join("\n")
     );
 
-    let conn = rusqlite::Connection::open_with_flags(
-        db_path(dir.path()),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
-    assert_eq!(check, "ok");
-    drop(conn);
+    if engine == Engine::Sqlite {
+        let conn = rusqlite::Connection::open_with_flags(
+            db.path(),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let check: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(check, "ok");
+    }
+    // No connection of the stopped server is left on the database server.
+    if engine == Engine::Postgres {
+        let left = db.psql(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        );
+        assert_eq!(left.trim(), "0", "sessions left after SIGTERM");
+    }
 
     // The same database serves the note after a restart (migrations are not reapplied).
-    let server = Launch::serve(dir.path()).start();
+    let server = Launch::serve_on(&db, dir.path()).start();
     let (status, body) = get(&http, &server, &format!("/notes/{id}")).await;
     assert_eq!(status, 200);
     assert!(body.contains("Survives a restart"), "{body}");
@@ -63,7 +73,7 @@ async fn sigterm_shuts_down_gracefully_and_keeps_the_data() {
         "migration applied twice:\n{}",
         server.log().join("\n")
     );
-}
+});
 
 #[tokio::test]
 async fn pid_file_names_the_server_while_it_runs() {
@@ -161,25 +171,17 @@ fn count_lines(server: &Server, needle: &str) -> usize {
     server.log().iter().filter(|l| l.contains(needle)).count()
 }
 
-fn notes_in(dir: &Path) -> i64 {
-    let conn = rusqlite::Connection::open_with_flags(
-        db_path(dir),
-        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-    )
-    .unwrap();
-    conn.query_row("SELECT count(*) FROM notes", [], |r| r.get(0)).unwrap()
-}
-
 // ---------------------------------------------------------------------------------------
 // Zero-downtime restart (SIGHUP)
 
-#[test]
-fn sighup_restarts_under_load_without_failing_a_request() {
+// On SQLite and on PostgreSQL (`::sqlite`, `::postgres`).
+both_engines!(blocking sighup_restarts_under_load_without_failing_a_request, |engine: Engine| {
     const RESTARTS: usize = 10;
     const CLIENTS: usize = 32;
     let dir = tempdir();
+    let db = Database::new(engine, dir.path());
     let pid_file = dir.path().join("server.pid");
-    let mut server = with_pid_file(Launch::serve(dir.path()), &pid_file).start();
+    let mut server = with_pid_file(Launch::serve_on(&db, dir.path()), &pid_file).start();
     let _cleanup = Cleanup::new(dir.path());
     let port = server.port;
     let mut pid = read_pid_file(&pid_file).expect("PID file after ready");
@@ -192,7 +194,18 @@ fn sighup_restarts_under_load_without_failing_a_request() {
     let load = Load::start(port, CLIENTS, &credentials);
     load.wait_progress(50);
     let database = db_path(dir.path());
-    let mut fds = vec![fd_counts(pid, &database)];
+    // On PostgreSQL each pooled connection also holds epoll/eventfd descriptors: they follow
+    // the load as the connections do.
+    let stable = |f: &Fds| match engine {
+        Engine::Sqlite => f.stable(),
+        Engine::Postgres => f.stable_on_postgres(),
+    };
+    let pg_port = (engine == Engine::Postgres).then(|| {
+        let authority = db.dsn.split('@').nth(1).expect("user@host:port in the DSN");
+        let port = authority.split('/').next().unwrap().rsplit_once(':').expect("a port").1;
+        port.parse::<u16>().expect("the PostgreSQL port")
+    });
+    let mut fds = vec![fd_counts_to(pid, &database, pg_port)];
     let mut slow_failures = Vec::new();
     let mut slow_created = 0;
     let mut pids = vec![pid];
@@ -211,19 +224,19 @@ fn sighup_restarts_under_load_without_failing_a_request() {
             Ok(_) => slow_created += 1,
             Err(e) => slow_failures.push(format!("round {round}: {e}")),
         }
-        fds.push(fd_counts(pid, &database));
+        fds.push(fd_counts_to(pid, &database, pg_port));
         pids.push(pid);
         load.wait_progress(10);
     }
     let totals = load.finish();
     eprintln!(
-        "restart under load: {} requests done ({} POSTs), {} failed, {RESTARTS} restarts, \
+        "restart under load on {engine:?}: {} requests done ({} POSTs), {} failed, {RESTARTS} restarts, \
          {slow_created} slow POSTs created; PIDs {pids:?}; stable descriptors per generation {:?}; \
          all {:?}",
         totals.done,
         totals.posts,
         totals.failed,
-        fds.iter().map(|f| f.stable()).collect::<Vec<_>>(),
+        fds.iter().map(stable).collect::<Vec<_>>(),
         fds.iter().map(|f| f.all).collect::<Vec<_>>()
     );
 
@@ -245,14 +258,14 @@ fn sighup_restarts_under_load_without_failing_a_request() {
     assert_eq!(count_lines(&server, "restart failed"), 0, "a restart failed");
     // Every 303 stored its note, exactly once.
     assert_eq!(
-        notes_in(dir.path()),
+        db.count_notes(),
         totals.posts as i64 + RESTARTS as i64,
         "notes in the database vs POSTs answered 303"
     );
     // Descriptors do not pile up from one generation to the next (client connections and
     // SQLite files excluded: they follow the load). The first process has inherited
     // nothing; compare from the first restarted one.
-    let stable: Vec<usize> = fds.iter().map(|f| f.stable()).collect();
+    let stable: Vec<usize> = fds.iter().map(stable).collect();
     for (generation, &count) in stable.iter().enumerate().skip(2) {
         assert!(
             count <= stable[1] + 2,
@@ -261,7 +274,7 @@ fn sighup_restarts_under_load_without_failing_a_request() {
             stable[1]
         );
     }
-}
+});
 
 #[test]
 fn sighup_picks_up_a_binary_replaced_on_disk() {
@@ -492,11 +505,11 @@ fn sighup_keeps_generated_secrets_and_stop_start_does_not() {
 // ---------------------------------------------------------------------------------------
 // Graceful shutdown
 
-#[test]
-fn sigterm_lets_a_slow_request_finish() {
+both_engines!(blocking sigterm_lets_a_slow_request_finish, |engine: Engine| {
     let dir = tempdir();
+    let db = Database::new(engine, dir.path());
     let pid_file = dir.path().join("server.pid");
-    let mut server = with_pid_file(Launch::serve(dir.path()), &pid_file).start();
+    let mut server = with_pid_file(Launch::serve_on(&db, dir.path()), &pid_file).start();
     let _cleanup = Cleanup::new(dir.path());
     let (port, pid) = (server.port, server.pid());
 
@@ -523,11 +536,11 @@ fn sigterm_lets_a_slow_request_finish() {
     assert!(!pid_file.exists(), "PID file left after SIGTERM");
     drop(server);
 
-    let server = Launch::serve(dir.path()).start();
+    let server = Launch::serve_on(&db, dir.path()).start();
     let res = raw_get(server.port, &format!("/notes/{id}")).expect("GET the note");
     assert_eq!(res.status, 200);
     assert!(String::from_utf8_lossy(&res.body).contains("finished during shutdown"));
-}
+});
 
 // ---------------------------------------------------------------------------------------
 // PID 1: simple mode

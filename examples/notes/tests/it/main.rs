@@ -1,5 +1,6 @@
 //! Integration tests of the notes server: the real `server` binary as a child process,
-//! a real SQLite file in a temporary directory, a real HTTP client.
+//! a real SQLite file in a temporary directory or a real PostgreSQL database on the test
+//! cluster (`both_engines!` runs a test on each), a real HTTP client.
 //! The contract they check is docs/notes-contract.md.
 //!
 //! Each module but `support` (the harness they share) tests one area.
@@ -11,6 +12,7 @@ mod http;
 mod lifecycle;
 mod limits;
 mod notes;
+mod postgres;
 mod security;
 mod sessions;
 mod sqlite;

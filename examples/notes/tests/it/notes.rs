@@ -1,14 +1,16 @@
-//! The notes pages over HTTP: CRUD, htmx partials, pagination, search, validation.
+//! The notes pages over HTTP: CRUD, htmx partials, pagination, search, validation; each
+//! test runs on SQLite and on PostgreSQL (`both_engines!`: `name::sqlite`, `name::postgres`).
 
+use crate::both_engines;
 use crate::support::{
-    Credentials, Launch, client, create_note, encode, generate_notes, get, get_htmx, header,
-    note_ids, tempdir,
+    Credentials, Database, Engine, Launch, client, create_note, encode, generate_notes_in, get,
+    get_htmx, header, note_ids, tempdir,
 };
 
-#[tokio::test]
-async fn notes_crud_over_http() {
+both_engines!(notes_crud_over_http, |engine: Engine| async move {
     let dir = tempdir();
-    let server = Launch::serve(dir.path()).start();
+    let db = Database::new(engine, dir.path());
+    let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
     // Cookies and CSRF token of a loaded form, for every POST below.
     let csrf = Credentials::fetch(server.port);
@@ -108,12 +110,12 @@ async fn notes_crud_over_http() {
     let res =
         csrf.attach(http.post(server.url(&format!("/notes/{id}/delete")))).send().await.unwrap();
     assert_eq!(res.status(), 404, "second delete");
-}
+});
 
-#[tokio::test]
-async fn user_text_is_html_escaped() {
+both_engines!(user_text_is_html_escaped, |engine: Engine| async move {
     let dir = tempdir();
-    let server = Launch::serve(dir.path()).start();
+    let db = Database::new(engine, dir.path());
+    let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
     let id = create_note(&http, &server, "<script>alert(1)</script>", "a & b <b>bold</b>").await;
     for path in [format!("/notes/{id}"), format!("/notes/{id}/edit"), "/notes".to_string()] {
@@ -128,12 +130,12 @@ async fn user_text_is_html_escaped() {
         "content not escaped:\n{body}"
     );
     assert!(body.contains("a &amp; b"), "ampersand not escaped:\n{body}");
-}
+});
 
-#[tokio::test]
-async fn htmx_requests_get_partials() {
+both_engines!(htmx_requests_get_partials, |engine: Engine| async move {
     let dir = tempdir();
-    let server = Launch::serve(dir.path()).start();
+    let db = Database::new(engine, dir.path());
+    let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
     let csrf = Credentials::fetch(server.port);
 
@@ -201,13 +203,13 @@ async fn htmx_requests_get_partials() {
         .await
         .unwrap();
     assert_eq!(res.status(), 404, "htmx delete of a missing note");
-}
+});
 
-#[tokio::test]
-async fn list_is_paginated_newest_first() {
+both_engines!(list_is_paginated_newest_first, |engine: Engine| async move {
     let dir = tempdir();
-    generate_notes(dir.path(), 45);
-    let server = Launch::serve(dir.path()).start();
+    let db = Database::new(engine, dir.path());
+    generate_notes_in(&db, dir.path(), 45);
+    let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
 
     let mut pages = Vec::new();
@@ -256,12 +258,12 @@ async fn list_is_paginated_newest_first() {
     assert_eq!(&first[1..], &pages[0][..19], "the rest shifts by one");
     let (_, body) = get(&http, &server, "/notes?page=3").await;
     assert_eq!(note_ids(&body).len(), 6);
-}
+});
 
-#[tokio::test]
-async fn search_finds_exactly_the_matching_notes() {
+both_engines!(search_finds_exactly_the_matching_notes, |engine: Engine| async move {
     let dir = tempdir();
-    let server = Launch::serve(dir.path()).start();
+    let db = Database::new(engine, dir.path());
+    let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
     let csrf = Credentials::fetch(server.port);
     let apple_pie = create_note(&http, &server, "Apple pie", "Bake with cinnamon").await;
@@ -287,6 +289,15 @@ async fn search_finds_exactly_the_matching_notes() {
     assert_eq!(search("zebra").await, [zebra]);
     assert!(search("kiwi").await.is_empty(), "q=kiwi");
     assert_eq!(search("").await.len(), 4, "empty q lists everything");
+
+    // Matches are highlighted (title and excerpt), and only the matching words.
+    let res = http.get(server.url("/notes?q=cinnamon")).send().await.unwrap();
+    let body = res.text().await.unwrap();
+    assert!(body.contains("<mark>cinnamon</mark>"), "q=cinnamon: no highlight:\n{body}");
+    assert!(!body.contains("<mark>Bake</mark>"), "q=cinnamon: a non-match is marked:\n{body}");
+    let res = http.get(server.url("/notes?q=apple")).send().await.unwrap();
+    let body = res.text().await.unwrap();
+    assert!(body.contains("<mark>Apple</mark>"), "q=apple: title not highlighted:\n{body}");
 
     // The rows partial searches too.
     let res = http.get(server.url("/notes/rows?q=banana")).send().await.unwrap();
@@ -334,12 +345,12 @@ async fn search_finds_exactly_the_matching_notes() {
             }
         }
     }
-}
+});
 
-#[tokio::test]
-async fn invalid_notes_are_rejected_with_422() {
+both_engines!(invalid_notes_are_rejected_with_422, |engine: Engine| async move {
     let dir = tempdir();
-    let server = Launch::serve(dir.path()).start();
+    let db = Database::new(engine, dir.path());
+    let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
     let csrf = Credentials::fetch(server.port);
 
@@ -385,4 +396,4 @@ async fn invalid_notes_are_rejected_with_422() {
     let mut ids = note_ids(&list);
     ids.sort();
     assert_eq!(ids, [id, id2]);
-}
+});

@@ -1,6 +1,7 @@
 //! SQLite in production (docs/sqlite.md), against the real binary, real database files and
 //! real signals: `server backup` and the guide's `sqlite3 app.db ".backup …"` beside a
-//! server under write load, acknowledged writes surviving `kill -9`, the WAL kept bounded
+//! server under write load, acknowledged writes surviving `kill -9` (also on PostgreSQL:
+//! `acknowledged_writes_survive_kill_9::postgres`), the WAL kept bounded
 //! by the server's checkpoints and emptied when idle (and left alone with
 //! `--database-checkpoints external`), and `server check` on bad and good setups.
 //!
@@ -19,10 +20,11 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags};
 
+use crate::both_engines;
 use crate::support::tools::succeeds;
 use crate::support::{
-    Credentials, Launch, NOBODY, Output, PATIENCE, Server, chmod, db_path, files_in,
-    require_nobody, sidecar, signal, tempdir, try_create_note,
+    Credentials, Database, Engine, Launch, NOBODY, Output, PATIENCE, Server, chmod, db_path,
+    files_in, require_nobody, sidecar, signal, tempdir, try_create_note,
 };
 
 /// `WAL_RESTART_BYTES` of crates/burrow/src/db/sqlite.rs: past this size the writer forces
@@ -557,17 +559,17 @@ impl Lcg {
     }
 }
 
-/// WAL mode with synchronous=NORMAL: a commit is in the -wal file (the OS page cache)
-/// before it is acknowledged, so killing the process loses nothing acknowledged (a power
-/// loss may lose the last commits; that needs synchronous=FULL).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_writes_survive_kill_9() {
+// WAL mode with synchronous=NORMAL: a commit is in the -wal file (the OS page cache)
+// before it is acknowledged, so killing the process loses nothing acknowledged (a power
+// loss may lose the last commits; that needs synchronous=FULL). On PostgreSQL a commit is
+// acknowledged once the database server has it: killing `server` loses nothing either.
+both_engines!(acknowledged_writes_survive_kill_9, |engine: Engine| async move {
     const TRIALS: usize = 10;
     const SEED: u64 = 0x5eed_2026;
     let dir = tempdir();
-    let db = db_path(dir.path());
+    let db = Database::new(engine, dir.path());
     let mut rng = Lcg(SEED);
-    let mut server = start(Launch::serve(dir.path())).await;
+    let mut server = start(Launch::serve_on(&db, dir.path())).await;
     let (mut all, mut delays, mut wal_at_kill, mut per_trial) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for trial in 1..=TRIALS {
@@ -589,14 +591,17 @@ async fn acknowledged_writes_survive_kill_9() {
         let status = status.expect("the server exits after kill -9");
         assert_eq!(status.signal(), Some(9), "trial {trial}: exit status {status:?}");
         drop(killed);
-        wal_at_kill.push(size(&sidecar(&db, "-wal")));
+        if engine == Engine::Sqlite {
+            wal_at_kill.push(size(&sidecar(&db.path(), "-wal")));
+        }
         let report = writers.finish().await;
 
-        // The same database, after the crash: SQLite recovers the WAL on open.
-        server = start(Launch::serve(dir.path())).await;
+        // The same database, after the crash (SQLite recovers the WAL on open), through a
+        // new server.
+        server = start(Launch::serve_on(&db, dir.path())).await;
         let notes = tokio::task::spawn_blocking({
             let db = db.clone();
-            move || read_live(&db)
+            move || db.notes()
         })
         .await
         .unwrap();
@@ -605,21 +610,29 @@ async fn acknowledged_writes_survive_kill_9() {
             &report.acked,
             &format!("trial {trial} (kill -9 after {delay:?})"),
         );
+        // …and the new server serves them.
+        if let Some(last) = report.acked.iter().max_by_key(|a| a.id) {
+            let res = http_client().get(server.url(&format!("/notes/{}", last.id))).send().await;
+            let res = res.expect("GET the last acknowledged note");
+            assert_eq!(res.status(), 200, "trial {trial}: GET /notes/{}", last.id);
+            let body = res.text().await.unwrap();
+            assert!(body.contains(&last.title), "trial {trial}: {:?} not served", last.title);
+        }
         delays.push(delay.as_millis());
         per_trial.push(report.acked.len());
         all.extend(report.acked);
     }
     assert_eq!(server.terminate().code(), Some(0));
-    let notes = read_live(&db);
+    let notes = db.notes();
     assert_all_present(&notes, &all, "after the last server stopped");
     let found = all.iter().filter(|a| notes.get(&a.id) == Some(&a.title)).count();
     eprintln!(
-        "kill -9: {TRIALS} trials (seed {SEED:#x}), {} writes acknowledged, {found} found after \
+        "kill -9 on {engine:?}: {TRIALS} trials (seed {SEED:#x}), {} writes acknowledged, {found} found after \
          restart; acknowledged per trial {per_trial:?}; kill after {delays:?} ms; -wal bytes at \
          each kill {wal_at_kill:?}",
         all.len()
     );
-}
+});
 
 // ---------------------------------------------------------------------------------------
 // WAL size

@@ -1,8 +1,9 @@
 //! Start-up errors: one line on stderr starting with `server: error: `, exit code 2, and
 //! the database file neither created nor changed.
 
+use crate::both_engines;
 use crate::support::failure::Failure;
-use crate::support::{Launch, chmod, db_path, files_in, require_nobody, tempdir};
+use crate::support::{Database, Engine, Launch, chmod, db_path, files_in, require_nobody, tempdir};
 
 #[test]
 fn bad_flag() {
@@ -103,39 +104,66 @@ fn unwritable_database_directory() {
         .check();
 }
 
-#[test]
-fn failing_migration_leaves_the_database_unchanged() {
+// A table `notes` made outside the server: migration 0001 (CREATE TABLE notes) fails, and
+// nothing of the pending migrations stays (they run in one transaction on both engines).
+both_engines!(blocking failing_migration_leaves_the_database_unchanged, |engine: Engine| {
     let dir = tempdir();
-    let db = db_path(dir.path());
-    {
-        let conn = rusqlite::Connection::open(&db).unwrap();
-        let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).unwrap();
-        assert_eq!(mode, "wal");
-        conn.execute_batch("CREATE TABLE notes(x); INSERT INTO notes VALUES ('precious');")
-            .unwrap();
-        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
-    }
-    assert_eq!(files_in(dir.path()), ["app.db"], "the WAL was not cleaned up on close");
-    let before = std::fs::read(&db).unwrap();
+    let db = Database::new(engine, dir.path());
+    let before = match engine {
+        Engine::Sqlite => {
+            let conn = rusqlite::Connection::open(db.path()).unwrap();
+            let mode: String =
+                conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0)).unwrap();
+            assert_eq!(mode, "wal");
+            conn.execute_batch("CREATE TABLE notes(x); INSERT INTO notes VALUES ('precious');")
+                .unwrap();
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+            drop(conn);
+            assert_eq!(files_in(dir.path()), ["app.db"], "the WAL was not cleaned up on close");
+            std::fs::read(db.path()).unwrap()
+        }
+        Engine::Postgres => {
+            db.psql("CREATE TABLE notes(x text); INSERT INTO notes VALUES ('precious');");
+            Vec::new()
+        }
+    };
 
-    let out = Launch::serve(dir.path()).run();
+    let out = Launch::serve_on(&db, dir.path()).run();
     Failure::of(&out).mentions(&["notes/0001_notes.up.sql", "already exists"]).check();
 
-    assert!(std::fs::read(&db).unwrap() == before, "the database file changed");
-    let conn =
-        rusqlite::Connection::open_with_flags(&db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+    match engine {
+        Engine::Sqlite => {
+            assert!(std::fs::read(db.path()).unwrap() == before, "the database file changed");
+            let conn = rusqlite::Connection::open_with_flags(
+                db.path(),
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+            )
             .unwrap();
-    let tables: Vec<String> = conn
-        .prepare("SELECT name FROM sqlite_schema ORDER BY name")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
-    assert_eq!(tables, ["notes"], "tables after the failed migration");
-    let kept: String = conn.query_row("SELECT x FROM notes", [], |r| r.get(0)).unwrap();
-    assert_eq!(kept, "precious");
-}
+            let tables: Vec<String> = conn
+                .prepare("SELECT name FROM sqlite_schema ORDER BY name")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            assert_eq!(tables, ["notes"], "tables after the failed migration");
+            let kept: String = conn.query_row("SELECT x FROM notes", [], |r| r.get(0)).unwrap();
+            assert_eq!(kept, "precious");
+        }
+        Engine::Postgres => {
+            // Neither `_migrations` nor anything else was left behind.
+            assert_eq!(db.tables(), ["notes"], "tables after the failed migration");
+            let columns = db.psql(
+                "SELECT column_name FROM information_schema.columns \
+                 WHERE table_name = 'notes' ORDER BY ordinal_position",
+            );
+            assert_eq!(columns.trim(), "x", "columns of notes after the failed migration");
+            assert_eq!(db.psql("SELECT x FROM notes").trim(), "precious");
+            let indexes = db.psql("SELECT count(*) FROM pg_indexes WHERE schemaname = 'public'");
+            assert_eq!(indexes.trim(), "0", "indexes after the failed migration");
+        }
+    }
+});
 
 #[test]
 fn port_in_use() {

@@ -47,6 +47,11 @@ pub struct Fds {
     pub connections: usize,
     /// The SQLite files (database, -wal, -shm): their number follows the connection pool.
     pub database: usize,
+    /// epoll and eventfd descriptors: on PostgreSQL each pooled connection (the blocking
+    /// client runs its own small runtime) holds some, so their number follows the pool too.
+    pub events: usize,
+    /// TCP connections to the port given to [`fd_counts_to`] (PostgreSQL's).
+    pub peers: usize,
 }
 
 impl Fds {
@@ -55,11 +60,41 @@ impl Fds {
     pub fn stable(&self) -> usize {
         self.all - self.connections - self.database
     }
+
+    /// [`Fds::stable`] on PostgreSQL: each pooled connection (counted in [`Fds::peers`])
+    /// also holds a unix socket, and epoll and eventfd descriptors (the blocking client runs
+    /// a small runtime of its own), so those follow the pool as the connections do.
+    pub fn stable_on_postgres(&self) -> usize {
+        (self.stable() - self.events).saturating_sub(self.peers)
+    }
 }
 
 /// Counts the open file descriptors of `pid`; `database` is the SQLite file.
 pub fn fd_counts(pid: u32, database: &Path) -> Fds {
+    fd_counts_to(pid, database, None)
+}
+
+/// [`fd_counts`], also counting the TCP connections to `peer_port` ([`Fds::peers`]).
+pub fn fd_counts_to(pid: u32, database: &Path, peer_port: Option<u16>) -> Fds {
     let links = fd_links(pid);
+    let mut peer_inodes = std::collections::HashSet::new();
+    if let Some(port) = peer_port {
+        for table in ["tcp", "tcp6"] {
+            let text =
+                std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+            for line in text.lines().skip(1) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if let (Some(remote), Some(inode)) = (fields.get(2), fields.get(9))
+                    && remote
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                        .is_some_and(|p| p == port)
+                {
+                    peer_inodes.insert(inode.to_string());
+                }
+            }
+        }
+    }
     let tcp = tcp_sockets(pid);
     let connection = |link: &String| {
         let Some(inode) = socket_inode(link) else { return false };
@@ -71,6 +106,14 @@ pub fn fd_counts(pid: u32, database: &Path) -> Fds {
         all: links.len(),
         connections: links.iter().filter(|l| connection(l)).count(),
         database: links.iter().filter(|l| l.starts_with(database)).count(),
+        events: links
+            .iter()
+            .filter(|l| *l == "anon_inode:[eventfd]" || *l == "anon_inode:[eventpoll]")
+            .count(),
+        peers: links
+            .iter()
+            .filter(|l| socket_inode(l).is_some_and(|i| peer_inodes.contains(i)))
+            .count(),
     }
 }
 

@@ -3,10 +3,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::files::{NOBODY, db_path};
 use super::lines::Lines;
+use super::postgres::{Database, PgDatabase};
 use super::server::Server;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_server");
@@ -38,6 +40,8 @@ pub struct Launch {
     program: Option<PathBuf>,
     /// A command the server runs under (e.g. `unshare --fork --pid`).
     wrapper: Vec<String>,
+    /// The PostgreSQL database the server uses, kept until the last server using it ends.
+    db: Option<Arc<PgDatabase>>,
 }
 
 /// A finished `server` run.
@@ -65,12 +69,26 @@ impl Launch {
             nobody: false,
             program: None,
             wrapper: Vec::new(),
+            db: None,
         }
     }
 
     /// `--port 0 --database-dsn DIR/app.db`: what almost every test serves with.
     pub fn serve(dir: &Path) -> Launch {
         Launch::new(dir).args(["--port", "0", "--database-dsn"]).arg(db_path(dir))
+    }
+
+    /// `--port 0 --database-dsn DSN` of `db` (DIR/app.db, or a database on the PostgreSQL
+    /// test cluster): [`Launch::serve`] on either engine.
+    pub fn serve_on(db: &Database, dir: &Path) -> Launch {
+        Launch::new(dir).args(["--port", "0"]).database(db)
+    }
+
+    /// Adds `--database-dsn DSN` of `db`, and keeps its PostgreSQL database while the
+    /// servers started from this launch run.
+    pub fn database(mut self, db: &Database) -> Launch {
+        self.db = db.pg.clone();
+        self.args(["--database-dsn", &db.dsn])
     }
 
     /// Adds `--tls-mode selfsigned --tls-cert-dir CERTS`.
@@ -212,7 +230,7 @@ impl Launch {
     /// launcher that detaches the server.
     pub fn spawn(&self) -> Server {
         let (child, stdout, stderr, readers) = self.spawn_captured();
-        Server::new(child, stdout, stderr, readers, self.describe())
+        Server::new(child, stdout, stderr, readers, self.describe(), self.db.clone())
     }
 
     /// The started child, its stdout and stderr as they are captured, and the threads
@@ -238,4 +256,14 @@ pub fn generate_notes(dir: &Path, count: usize) -> PathBuf {
         .run();
     assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
     db
+}
+
+/// Fills `db` with `count` generated notes (`server generate-notes`), on either engine.
+pub fn generate_notes_in(db: &Database, dir: &Path, count: usize) {
+    let out = Launch::new(dir)
+        .arg("generate-notes")
+        .args(["--count", &count.to_string()])
+        .database(db)
+        .run();
+    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
 }

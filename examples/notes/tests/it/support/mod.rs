@@ -19,6 +19,8 @@
 //! - [`probes`]: requests made while servers restart, reporting errors instead of panicking;
 //! - [`fds`]: what a process holds open (connections, database files);
 //! - [`load`]: a load generator for restarts;
+//! - [`postgres`]: the engine a test runs on ([`Engine`], [`Database`], the `both_engines!`
+//!   macro), psql, and PostgreSQL clusters of a test's own;
 //! - [`https`]: a TLS client that shows what the handshake negotiated;
 //! - [`failure`]: what a refused start or command must look like;
 //! - [`tools`]: programs the tests need (installed if missing), root to act as `nobody`.
@@ -34,6 +36,7 @@ pub mod https;
 pub mod launch;
 mod lines;
 pub mod load;
+pub mod postgres;
 pub mod probes;
 pub mod procs;
 pub mod raw;
@@ -45,7 +48,10 @@ pub use files::{NOBODY, chmod, db_path, files_in, mode, sidecar, tempdir};
 pub use http::{
     client, create_note, encode, get, get_htmx, header, note_ids, short, try_create_note,
 };
-pub use launch::{BIN, CSRF_KEY, Launch, Output, SESSION_HASH_KEY, VERSION, generate_notes};
+pub use launch::{
+    BIN, CSRF_KEY, Launch, Output, SESSION_HASH_KEY, VERSION, generate_notes, generate_notes_in,
+};
+pub use postgres::{Database, Engine};
 pub use raw::{RawRequest, RawResponse, connect, free_port, raw_get, read_response};
 pub use server::{Server, signal};
 pub use tools::require_nobody;

@@ -6,6 +6,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::lines::Lines;
+use super::postgres::PgDatabase;
 
 /// Sends a signal (`"HUP"`, `"TERM"`, `"KILL"`…) to `pid` with kill(1); false if kill
 /// failed (e.g. no such process).
@@ -28,6 +29,8 @@ pub struct Server {
     readers: Vec<JoinHandle<()>>,
     exit: Option<ExitStatus>,
     what: String,
+    /// The PostgreSQL database it uses, dropped after the process ended.
+    _db: Option<std::sync::Arc<PgDatabase>>,
 }
 
 impl Server {
@@ -37,8 +40,9 @@ impl Server {
         stderr: Lines,
         readers: Vec<JoinHandle<()>>,
         what: String,
+        db: Option<std::sync::Arc<PgDatabase>>,
     ) -> Server {
-        Server { child, port: 0, stderr, stdout, readers, exit: None, what }
+        Server { child, port: 0, stderr, stdout, readers, exit: None, what, _db: db }
     }
 
     pub fn url(&self, path: &str) -> String {
