@@ -732,7 +732,7 @@ async fn browser_boosted_edit_and_delete_show_flash_messages() {
     browser.assert_same_document("the boosted edit form (303 to the detail page)").await;
     assert_eq!(
         browser.js("return document.title;", json!([])).await,
-        json!(format!("{title} · Burrow")),
+        json!(format!("{title} · Burrow Notes")),
         "document title"
     );
 
