@@ -16,4 +16,5 @@ mod sessions;
 mod sqlite;
 mod startup;
 mod support;
+mod theme;
 mod tls;
