@@ -46,10 +46,12 @@
 //!   connection (writes queue), a pool of readers; a read is interrupted when nobody waits
 //!   for it any more; embedded `*.up.sql` migrations.
 //! - [`template`]: minijinja, per-app embedded templates, layouts, htmx fragments via the
-//!   [`Render`] extractor, request-scoped functions (`current_path()`, `nav_links()`).
+//!   [`Render`] extractor, request-scoped functions (`current_path()`, `nav_links()`), and
+//!   filters every app gets (`date`, `naturaltime`, `intcomma`, `pluralize`, `urlize`, …).
 //! - [`error`]: handlers return [`Error`]; every error response becomes an HTML page or
 //!   JSON, through one renderer.
-//! - [`contrib`]: sessions ([`Session`]), CSRF, flash [`Messages`].
+//! - [`contrib`]: sessions ([`Session`]), CSRF, flash [`Messages`], and the default look
+//!   (`contrib::theme`: layout, error page, favicon, stylesheet).
 //! - [`Server`]: the builder and start-up sequence; `server migrate [--list]`,
 //!   `server seed`, `server backup`, `server check` and app commands ([`Command`]).
 //!

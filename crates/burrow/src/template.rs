@@ -31,6 +31,8 @@ use minijinja::{Environment, context};
 use crate::error::{Error, Handled, one_line};
 use crate::request::RequestId;
 
+mod filters;
+
 /// The template environment apps add functions, filters and globals to.
 pub type TemplateEnv = Environment<'static>;
 
@@ -138,8 +140,9 @@ static CORE_TEMPLATES: include_dir::Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/templates");
 
 impl Templates {
-    /// Compiles the core templates, then each app's templates in app order, then lets
-    /// `configure` add functions, filters and globals. A syntax error names the template
+    /// Compiles the core templates, then each app's templates in app order, adds the
+    /// framework's filters, then lets `configure` add (or replace) functions, filters and
+    /// globals. A syntax error names the template
     /// and line.
     pub(crate) fn build(
         sources: Sources,
@@ -155,6 +158,7 @@ impl Templates {
             env.add_template_owned(name.clone(), source)
                 .map_err(|e| format!("template {name}: {}", one_line(&e)))?;
         }
+        filters::register(&mut env);
         configure(&mut env);
         let mut nav = sources.nav;
         nav.sort_by_key(|item| item.order);
@@ -187,17 +191,10 @@ impl Templates {
         // Built when a template calls it, not on every render.
         let (inner, current) = (self.inner.clone(), path.clone());
         rc.function("nav_links", move || -> Vec<Value> {
-            inner
-                .nav
-                .iter()
-                .map(|item| {
-                    let active = if item.path == "/" {
-                        &*current == "/"
-                    } else {
-                        current
-                            .strip_prefix(item.path)
-                            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-                    };
+            let current = current_item(&inner.nav, &current);
+            (inner.nav.iter().enumerate())
+                .map(|(i, item)| {
+                    let active = current == Some(i);
                     context! { label => item.label, path => item.path, active => active }
                 })
                 .collect()
@@ -209,6 +206,24 @@ impl Templates {
         (self.inner.request_hooks)(request, &mut rc);
         Value::from_pairs(rc.values)
     }
+}
+
+/// The one entry the path is under: the longest matching path, so on /notes/new "New note"
+/// (/notes/new) is current and "Notes" (/notes) is not. "/" matches only the home page.
+fn current_item(nav: &[NavItem], path: &str) -> Option<usize> {
+    let under = |item: &NavItem| {
+        if item.path == "/" {
+            path == "/"
+        } else {
+            let prefix = item.path.trim_end_matches('/');
+            path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+        }
+    };
+    // `rev` so that of two entries with the same path the first one wins.
+    (nav.iter().enumerate().rev())
+        .filter(|(_, item)| under(item))
+        .max_by_key(|(_, item)| item.path.len())
+        .map(|(i, _)| i)
 }
 
 fn collect(dir: &'static include_dir::Dir<'static>, out: &mut BTreeMap<String, &'static str>) {
@@ -276,5 +291,28 @@ impl Render {
             .render(name, ctx, &self.request, fragment)
             .map(Html)
             .map_err(|e| Error::internal(format!("rendering {name}: {}", one_line(&e))))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_nav_item_is_current_the_longest_match() {
+        let nav = [
+            NavItem::new("Home", "/"),
+            NavItem::new("Notes", "/notes"),
+            NavItem::new("New note", "/notes/new"),
+            NavItem::new("Also notes", "/notes"),
+        ];
+        let current = |path| current_item(&nav, path).map(|i| nav[i].label);
+        assert_eq!(current("/"), Some("Home"));
+        assert_eq!(current("/notes"), Some("Notes"));
+        assert_eq!(current("/notes/3/edit"), Some("Notes"));
+        assert_eq!(current("/notes/new"), Some("New note"));
+        assert_eq!(current("/notes/newer"), Some("Notes"));
+        assert_eq!(current("/notebook"), None);
+        assert_eq!(current("/about"), None);
     }
 }

@@ -1,12 +1,12 @@
 //! The notes example: a complete Burrow app, built as the `server` binary.
 //!
 //! Two apps of its own, each one folder owning its routes, templates, static files and
-//! migrations, on top of the framework's session, CSRF and flash-message apps:
-//! - [`Pages`]: the layout, the home page, the stylesheet and the error page override;
+//! migrations, on top of the framework's theme, session, CSRF and flash-message apps:
+//! - [`Pages`]: the home page, the site's brand in the theme's layout, the notes stylesheet;
 //! - [`Notes`]: notes with create, edit, delete, validation, pagination, full-text search,
 //!   htmx partials and flash messages.
 
-use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions};
+use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions, theme::Theme};
 
 mod notes;
 mod pages;
@@ -18,6 +18,7 @@ pub use pages::Pages;
 pub fn server() -> burrow::Server {
     burrow::Server::new("server", env!("CARGO_PKG_VERSION"))
         .about("Notes: a Burrow example app on an embedded SQLite database")
+        .app(Theme::new("Burrow Notes"))
         .app(Pages)
         .app(Sessions::new())
         .app(Csrf::new())

@@ -1,10 +1,11 @@
 //! Contrib apps shipped with the framework, registered like any other app:
 //!
 //! ```no_run
-//! use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions};
+//! use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions, theme::Theme};
 //! # struct Notes;
 //! # impl burrow::App for Notes { fn name(&self) -> &'static str { "notes" } }
 //! burrow::Server::new("server", "1.0")
+//!     .app(Theme::new("Notes"))
 //!     .app(Sessions::new())
 //!     .app(Csrf::new())
 //!     .app(FlashMessages)
@@ -16,3 +17,4 @@ pub mod csrf;
 pub mod messages;
 pub mod securecookie;
 pub mod session;
+pub mod theme;

@@ -3,7 +3,8 @@
 //! `static_url("css/app.css")` in a template gives `/static/css/app.1a2b3c4d5e6f.css`;
 //! that URL is cached forever (`immutable`), and a changed file gets a new URL. The
 //! unhashed path is served too, revalidated by ETag. A later app's file overrides an
-//! earlier app's file of the same path.
+//! earlier app's file of the same path. A `favicon.ico` at the top of a static folder is
+//! also served at `/favicon.ico`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +34,8 @@ pub(crate) struct StaticFiles {
     /// logical path → (hashed path, asset)
     logical: Arc<HashMap<String, (String, Arc<Asset>)>>,
 }
+
+const FAVICON: &str = "favicon.ico";
 
 static CORE_STATIC: Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/static");
 
@@ -90,12 +93,23 @@ impl StaticFiles {
 
     pub(crate) fn routes(&self) -> Router {
         let files = self.clone();
-        Router::new().route(
+        let mut router = Router::new().route(
             "/static/{*path}",
             get(move |Path(path): Path<String>, request: Request| async move {
                 files.serve(&path, &request)
             }),
-        )
+        );
+        // Browsers ask for /favicon.ico whatever the page links to (and for responses that
+        // are not pages at all), so a `favicon.ico` at the top of a static folder is served
+        // there too, revalidated like any unhashed path.
+        if self.logical.contains_key(FAVICON) {
+            let files = self.clone();
+            router = router.route(
+                "/favicon.ico",
+                get(move |request: Request| async move { files.serve(FAVICON, &request) }),
+            );
+        }
+        router
     }
 
     fn serve(&self, path: &str, request: &Request) -> Response {

@@ -8,6 +8,7 @@ mod http;
 mod rows;
 mod sessions;
 mod startup;
+mod theme;
 
 use burrow::axum::Router;
 use burrow::axum::body::Body;

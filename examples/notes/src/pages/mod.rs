@@ -1,4 +1,5 @@
-//! The site frame: layout, home page, stylesheet, and an error page in the site's style.
+//! The home page, and what the site changes of the theme: the brand in the layout and a
+//! stylesheet for the notes pages.
 
 use burrow::Dir;
 use burrow::axum::{Router, routing::get};
@@ -13,6 +14,11 @@ pub struct Pages;
 impl App for Pages {
     fn name(&self) -> &'static str {
         "pages"
+    }
+
+    /// Its layout.html replaces the theme's, so it must come after the theme.
+    fn dependencies(&self) -> &'static [&'static str] {
+        &["theme"]
     }
 
     fn templates(&self) -> Option<&'static Dir<'static>> {

@@ -732,7 +732,7 @@ async fn browser_boosted_edit_and_delete_show_flash_messages() {
     browser.assert_same_document("the boosted edit form (303 to the detail page)").await;
     assert_eq!(
         browser.js("return document.title;", json!([])).await,
-        json!(format!("{title} · Burrow")),
+        json!(format!("{title} · Burrow Notes")),
         "document title"
     );
 
@@ -815,4 +815,50 @@ async fn browser_screenshot_of_the_list_with_a_flash_message() {
     );
     assert!(std::fs::metadata(&path).expect("screenshot written").len() > 0);
     assert!(width >= 800 && height > 0, "screenshot is {width}x{height}");
+}
+
+#[tokio::test]
+async fn browser_phone_width_keeps_buttons_on_one_line() {
+    let _timing = Timing::start("phone width");
+    let dir = tempdir();
+    let server = serve(dir.path());
+    create_note(&client(), &server, "Phone", "A note, so the list is not empty.").await;
+    let browser = Browser::start().await;
+    // An iPhone 12 to 15 is 390 CSS pixels wide.
+    browser.set_window_size(390, 844).await;
+
+    browser.goto(&server.url("/notes")).await;
+    let layout = browser
+        .js(
+            "const one_line = (el) => {
+                 const style = getComputedStyle(el);
+                 const text = el.getBoundingClientRect().height
+                     - parseFloat(style.paddingTop) - parseFloat(style.paddingBottom)
+                     - parseFloat(style.borderTopWidth) - parseFloat(style.borderBottomWidth);
+                 return { text, line: parseFloat(style.lineHeight), rects: el.getClientRects().length };
+             };
+             return {
+                 width: window.innerWidth,
+                 scroll_width: document.documentElement.scrollWidth,
+                 button: one_line(document.querySelector('.toolbar a.button[href=\"/notes/new\"]')),
+                 nav: one_line(document.querySelector('.site-nav a[href=\"/notes/new\"]')),
+             };",
+            json!([]),
+        )
+        .await;
+    let width = layout["width"].as_f64().expect("innerWidth");
+    assert!(width <= 390.0, "the viewport is {width} px wide, not a phone's: {layout}");
+    assert!(
+        layout["scroll_width"].as_f64().is_some_and(|w| w <= width),
+        "the page scrolls sideways: {layout}"
+    );
+    for what in ["button", "nav"] {
+        let (text, line) = (layout[what]["text"].as_f64(), layout[what]["line"].as_f64());
+        let (Some(text), Some(line)) = (text, line) else {
+            panic!("no sizes for the New note {what}: {layout}");
+        };
+        // One line of text, within rounding; two lines would be twice the line height.
+        assert!((text - line).abs() < 1.0, "the New note {what} wraps: {layout}");
+        assert_eq!(layout[what]["rects"], 1, "the New note {what} is split: {layout}");
+    }
 }

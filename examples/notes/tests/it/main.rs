@@ -18,4 +18,5 @@ mod sessions;
 mod sqlite;
 mod startup;
 mod support;
+mod theme;
 mod tls;
