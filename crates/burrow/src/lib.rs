@@ -82,8 +82,10 @@ pub mod contrib;
 pub mod db;
 mod embed;
 pub mod error;
+pub mod extract;
 mod files;
 mod http;
+pub mod pagination;
 mod random;
 mod request;
 pub(crate) mod secrets;
@@ -100,7 +102,9 @@ pub use contrib::messages::Messages;
 pub use contrib::session::Session;
 pub use db::Db;
 pub use embed::Dir;
-pub use error::Error;
+pub use error::{Error, Result};
+pub use extract::Path;
+pub use pagination::{Page, Paginator};
 pub use request::{PeerAddr, RequestId};
 pub use server::{Booted, Server, StartError};
 pub use settings::Settings;
@@ -121,10 +125,11 @@ pub mod prelude {
     pub use crate::db::{DbError, FromRow, Row, params};
     pub use crate::{
         AnySetting, App, AppContext, BoxError, Command, Config, ConfigError, Db, Dir, Error, Html,
-        Messages, NavItem, Render, Server, Session, Setting, embed_dir,
+        Messages, NavItem, Page, Paginator, Path, Render, Result, Server, Session, Setting,
+        embed_dir,
     };
     pub use axum::Router;
-    pub use axum::extract::{Form, Path, Query, State};
+    pub use axum::extract::{Form, Query, State};
     pub use axum::http::StatusCode;
     pub use axum::response::{IntoResponse, Redirect, Response};
     pub use axum::routing::{delete, get, post};
