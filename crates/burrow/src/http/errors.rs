@@ -218,10 +218,8 @@ mod tests {
     async fn any_error_is_a_500_logged_with_the_request_id() {
         let log = Captured::default();
         let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
         let _guard = tracing::subscriber::set_default(subscriber);
 
         async fn fails() -> crate::Result<String> {

@@ -66,6 +66,7 @@ impl App for Notes {
             .arg(
                 Arg::new("count")
                     .long("count")
+                    .value_name("N")
                     .default_value("100")
                     .value_parser(value_parser!(u32).range(1..=10_000_000))
                     .help("How many notes"),
@@ -94,11 +95,18 @@ impl App for Notes {
             ("Shopping list", "Coffee beans, oat milk, bread, tomatoes."),
             ("Reading", "The SQLite documentation on WAL mode is short and worth reading."),
         ];
-        store::insert_many(
-            &ctx.db,
-            samples.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect(),
-        )
-        .await?;
+        // Seeding twice must not duplicate the samples: those whose title is there are kept.
+        let samples: Vec<_> = samples.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect();
+        let total = samples.len();
+        let added = store::insert_missing(&ctx.db, samples).await?;
+        let kept = total - added;
+        match kept {
+            0 => println!("notes: added {added} sample notes."),
+            _ => println!(
+                "notes: added {added} sample notes; {kept} already there (same title) were left \
+                 as they are."
+            ),
+        }
         Ok(())
     }
 }

@@ -139,6 +139,27 @@ pub async fn insert_many(db: &Db, notes: Vec<(String, String)>) -> Result<(), Db
     Ok(())
 }
 
+/// Inserts the notes whose title no note has yet, in one transaction; returns how many.
+pub async fn insert_missing(db: &Db, notes: Vec<(String, String)>) -> Result<usize, DbError> {
+    db.write(move |c| {
+        let mut added = 0;
+        for (title, content) in &notes {
+            let (title, content) = (plain(title), plain(content));
+            let existing: Option<(i64,)> =
+                c.query_opt("SELECT id FROM notes WHERE title = ? LIMIT 1", params![&title])?;
+            if existing.is_none() {
+                c.execute(
+                    "INSERT INTO notes (title, content) VALUES (?, ?)",
+                    params![title, content],
+                )?;
+                added += 1;
+            }
+        }
+        Ok(added)
+    })
+    .await
+}
+
 /// The note form as submitted; missing fields are empty so validation reports them.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct NoteForm {
