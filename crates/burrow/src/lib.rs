@@ -47,8 +47,10 @@
 //!   for it any more; embedded `*.up.sql` migrations.
 //! - [`template`]: minijinja, per-app embedded templates, layouts, htmx fragments via the
 //!   [`Render`] extractor, request-scoped functions (`current_path()`, `nav_links()`).
-//! - [`error`]: handlers return [`Error`]; every error response becomes an HTML page or
-//!   JSON, through one renderer.
+//! - [`error`]: handlers return [`Result`] (an [`Error`]); `?` converts any error, a 5xx's
+//!   cause is logged with the request id; every error response becomes an HTML page or
+//!   JSON, through one renderer. [`Path`] answers 404 for a segment that does not parse.
+//! - [`pagination`]: [`Paginator`] and [`Page`], `?page=` to `LIMIT`/`OFFSET` and back.
 //! - [`contrib`]: sessions ([`Session`]), CSRF, flash [`Messages`].
 //! - [`Server`]: the builder and start-up sequence; `server migrate [--list]`,
 //!   `server seed`, `server backup`, `server check` and app commands ([`Command`]).
@@ -66,6 +68,30 @@
 //! async fn count(State(db): State<Db>, render: Render) -> Result<Html, Error> {
 //!     let (n,): (i64,) = db.read(|c| c.query_one("SELECT count(*) FROM notes", &[])).await?;
 //!     render.page("count.html", context! { n })
+//! }
+//! ```
+//!
+//! `?` works on any error in a handler returning [`Result`]; [`Path`] answers 404 for an id
+//! that does not parse; [`Paginator`] reads `?page=` and gives `LIMIT`/`OFFSET`:
+//!
+//! ```no_run
+//! use burrow::axum::extract::RawQuery;
+//! use burrow::minijinja::value::Serde;
+//! use burrow::prelude::*;
+//!
+//! async fn show(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Result<Html> {
+//!     let sql = "SELECT title FROM notes WHERE id = ?";
+//!     let (title,): (String,) = db.read(move |c| c.query_one(sql, params![id])).await?;
+//!     render.page("note.html", context! { title })
+//! }
+//!
+//! async fn list(State(db): State<Db>, RawQuery(q): RawQuery, render: Render) -> Result<Html> {
+//!     let paginator = Paginator::from_query(q.as_deref(), 20);
+//!     let (limit, offset) = (paginator.limit(), paginator.offset());
+//!     let sql = "SELECT id, title FROM notes ORDER BY id DESC LIMIT ? OFFSET ?";
+//!     let rows: Vec<(i64, String)> = db.read(move |c| c.query(sql, params![limit, offset])).await?;
+//!     let page = paginator.page_of(rows); // items, page, per_page, next, prev
+//!     render.page("notes.html", context! { page => Serde(&page) })
 //! }
 //! ```
 

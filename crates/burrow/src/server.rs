@@ -1,7 +1,7 @@
 //! The server builder and its start-up sequence.
 //!
-//! parse config → validate (core, then each app) → open DB → migrations (dependency
-//! order) → templates → router (core middleware, app middleware, app routes) → listen →
+//! parse config → validate (core, then each app) → templates → open DB → migrations
+//! (dependency order) → router (core middleware, app middleware, app routes) → listen →
 //! ready. Every failure before serving is one line on stderr and exit code 2, and
 //! nothing has been written: a database file created by this start is removed again.
 
