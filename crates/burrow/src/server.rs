@@ -285,13 +285,14 @@ impl Server {
         let Some(sub) = cli.find_subcommand_mut(name) else {
             return rendered;
         };
+        let globals = format!(
+            "Global settings (--port, --database-dsn, --log-level, …) go before or after the \
+             command: see {} --help.",
+            self.name
+        );
         // The one global option clap lists here goes after the command's own.
         let mut sub =
-            sub.clone().mut_arg("config", |a| a.display_order(usize::MAX)).after_help(format!(
-                "Global settings (--port, --database-dsn, --log-level, …) go before or after the \
-             command: see {} --help.",
-                self.name
-            ));
+            sub.clone().mut_arg("config", |a| a.display_order(usize::MAX)).after_help(globals);
         sub.render_help().to_string()
     }
 
