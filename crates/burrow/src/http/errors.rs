@@ -2,7 +2,8 @@
 //! the [`Handled`] marker) becomes the error page (template `error.html`, which apps may
 //! override) or, when the client prefers JSON, `{"error": …, "code": …, "request_id": …}`.
 //! The message is the handler's [`Error`](crate::Error) message, the short plain-text
-//! reason axum or tower-http gave, or a default for the status.
+//! reason axum or tower-http gave, or a default for the status. The cause of a 5xx (an
+//! [`Error`](crate::Error)'s detail, a panic's message) is logged here, with the request id.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -215,7 +216,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn any_error_is_a_500_logged_with_the_request_id() {
+    async fn any_error_or_panic_is_a_500_logged_with_the_request_id() {
         let log = Captured::default();
         let writer = log.clone();
         let subscriber =
@@ -225,8 +226,13 @@ mod tests {
         async fn fails() -> crate::Result<String> {
             Ok(std::fs::read_to_string("/no/such/dir/settings.toml")?)
         }
+        async fn panics() -> &'static str {
+            panic!("boom at the counter")
+        }
         let router = Router::new()
             .route("/fails", get(fails))
+            .route("/panics", get(panics))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(super::super::panic_response))
             .layer(from_fn(render_errors))
             .layer(from_fn(crate::http::request_id::request_id));
         let request = axum::http::Request::get("/fails")
@@ -234,20 +240,31 @@ mod tests {
             .header(header::ACCEPT, "application/json")
             .body(Body::empty())
             .unwrap();
-        let res = router.oneshot(request).await.unwrap();
+        let res = router.clone().oneshot(request).await.unwrap();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
         let body = res.into_body().collect().await.unwrap().to_bytes();
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(json["error"], SERVER_ERROR, "the cause is not shown: {json}");
         assert_eq!(json["request_id"], "req-500");
 
-        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-        let line = log.lines().find(|l| l.contains("ERROR")).unwrap_or_default();
+        let text = || String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let logged = text();
+        let line = logged.lines().find(|l| l.contains("ERROR")).unwrap_or_default();
         assert!(
             line.contains("request_id=\"req-500\"") || line.contains("request_id=req-500"),
-            "{log}"
+            "{logged}"
         );
-        assert!(line.contains("No such file"), "the cause is logged: {log}");
+        assert!(line.contains("No such file"), "the cause is logged: {logged}");
+
+        let request = axum::http::Request::get("/panics")
+            .header("x-request-id", "req-panic")
+            .body(Body::empty())
+            .unwrap();
+        let res = router.oneshot(request).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let logged = text();
+        let line = logged.lines().find(|l| l.contains("boom at the counter")).unwrap_or_default();
+        assert!(line.contains("handler panicked") && line.contains("req-panic"), "{logged}");
     }
 
     #[test]
