@@ -109,7 +109,9 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
 
     #[cfg(unix)]
     if nix::unistd::geteuid().is_root() {
-        say("running as root: run the server as a dedicated user (see deploy/systemd)".into());
+        say("running as root: run the server as a dedicated user without a login shell \
+             (e.g. created with useradd --system, and named in User= of its systemd unit)"
+            .into());
     }
 
     if settings.shutdown_timeout < settings.request_timeout {

@@ -247,16 +247,24 @@ impl SettingInfo {
         self.key.strip_prefix("server.").unwrap_or(self.key).replace(['.', '_'], "-")
     }
 
+    /// What `--help` shows as the value: the key's last part in capitals (`server.port` →
+    /// `PORT`, `tls.cert_dir` → `CERT_DIR`).
+    fn value_name(&self) -> String {
+        self.key.rsplit('.').next().unwrap_or(self.key).to_ascii_uppercase()
+    }
+
     pub(crate) fn clap_arg(&self) -> Arg {
         let mut help = self.help.to_string();
         let none = (self.optional && self.default.is_none()).then_some("none");
         if let Some(note) = self.default_note.or(none) {
             help.push_str(&format!(" [default: {note}]"));
         }
-        // The id is the key, which clap also shows as the value name: `--port <server.port>`
-        // tells how to write the setting in the config file.
+        // The TOML key is where the setting goes in the config file; the placeholder is
+        // what to write (`--port <PORT>`, `--database-dsn <DSN>`).
+        help.push_str(&format!(" [config: {}]", self.key));
         let mut arg = Arg::new(self.key)
             .long(self.flag())
+            .value_name(self.value_name())
             .env(self.env())
             .help(help)
             .global(true)
@@ -610,6 +618,10 @@ mod tests {
             ("session-hash-key".into(), "SESSION_HASH_KEY".into())
         );
         assert_eq!(info.ways_to_set(), "--session-hash-key, SESSION_HASH_KEY or session.hash_key");
+        assert_eq!(
+            (PORT.info().value_name(), info.value_name()),
+            ("PORT".into(), "HASH_KEY".into())
+        );
         assert_eq!(
             (LEVEL.info().flag(), LEVEL.info().env()),
             ("verbosity".into(), "RUST_LOG".into())

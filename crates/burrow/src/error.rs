@@ -24,8 +24,34 @@ pub(crate) const TOO_LARGE: &str = "The request body is larger than this server 
 #[derive(Clone, Debug)]
 pub(crate) struct PublicMessage(pub(crate) String);
 
+/// What went wrong behind a 5xx, for the log only: the error renderer logs it with the
+/// request id, which the handler that failed does not know.
+#[derive(Clone, Debug)]
+pub(crate) struct LogDetail(pub(crate) String);
+
+/// `Result<T, burrow::Error>`, what handlers return: `?` works on any error (see
+/// [`Error`]'s `From` impl).
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
 /// An error a handler returns: a status and a message safe to show to the client.
-/// Details of 5xx errors are logged, never shown.
+/// Details of 5xx errors are logged with the request id, never shown.
+///
+/// `?` converts any error: [`DbError::NotFound`] is a 404, a database that is busy, down or
+/// shutting down a 503, and anything else a 500 whose cause is logged.
+///
+/// ```
+/// use burrow::{Error, Result};
+///
+/// fn read_config(path: &str) -> Result<String> {
+///     // An io::Error: a logged 500, "Something went wrong on our side." for the client.
+///     Ok(std::fs::read_to_string(path)?)
+/// }
+/// let err = read_config("/no/such/file").unwrap_err();
+/// assert_eq!(err.status(), 500);
+/// ```
+///
+/// `Error` is not itself a `std::error::Error` (like `anyhow::Error`, so that the blanket
+/// `From` is possible), but converts into a [`BoxError`](crate::BoxError) for commands.
 #[derive(Debug)]
 pub struct Error {
     status: StatusCode,
@@ -74,25 +100,22 @@ impl Error {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        self.status
+    /// Any error, as `?` converts it (a boxed error, which `?` cannot take: std may one day
+    /// make `Box<dyn Error>` an error itself): database and template errors keep their meaning
+    /// (see [`Error`]), anything else is a 500 logging the error and its sources.
+    pub fn from_boxed(error: Box<dyn std::error::Error + Send + Sync>) -> Error {
+        let error = match error.downcast::<DbError>() {
+            Ok(db) => return Error::from_db(*db),
+            Err(other) => other,
+        };
+        let error = match error.downcast::<minijinja::Error>() {
+            Ok(t) => return Error::internal(format!("template: {}", one_line(&t))),
+            Err(other) => other,
+        };
+        Error::internal(with_sources(&*error))
     }
 
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
-impl std::fmt::Display for Error {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.status, self.message)
-    }
-}
-
-impl std::error::Error for Error {}
-
-impl From<DbError> for Error {
-    fn from(e: DbError) -> Error {
+    fn from_db(e: DbError) -> Error {
         match e {
             DbError::NotFound => Error::not_found(),
             // Too slow, cut short by a shutdown, or no database connection to be had (the
@@ -100,30 +123,92 @@ impl From<DbError> for Error {
             DbError::Timeout(_)
             | DbError::Interrupted
             | DbError::Closed
-            | DbError::Unavailable(_) => {
-                tracing::warn!("database: {e}");
-                Error::new(StatusCode::SERVICE_UNAVAILABLE, BUSY)
-            }
+            | DbError::Unavailable(_) => Error {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message: BUSY.into(),
+                detail: Some(format!("database: {e}")),
+            },
             other => Error::internal(format!("database: {other}")),
         }
     }
-}
 
-impl From<minijinja::Error> for Error {
-    fn from(e: minijinja::Error) -> Error {
-        Error::internal(format!("template: {}", one_line(&e)))
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// What is logged (never shown) for this error, if anything.
+    pub fn detail(&self) -> Option<&str> {
+        self.detail.as_deref()
     }
 }
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.status, self.message)?;
+        match &self.detail {
+            Some(detail) => write!(f, " ({detail})"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<E> From<E> for Error
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    fn from(e: E) -> Error {
+        Error::from_boxed(Box::new(e))
+    }
+}
+
+/// So that a command (whose errors are [`BoxError`](crate::BoxError)s) can use `?` on a
+/// function that returns `burrow::Result`.
+impl From<Error> for Box<dyn std::error::Error + Send + Sync> {
+    fn from(e: Error) -> Self {
+        Box::new(AsStdError(e))
+    }
+}
+
+#[derive(Debug)]
+struct AsStdError(Error);
+
+impl std::fmt::Display for AsStdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for AsStdError {}
 
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        if let Some(detail) = &self.detail {
-            tracing::error!(status = self.status.as_u16(), "{detail}");
-        }
         let mut res = self.status.into_response();
         res.extensions_mut().insert(PublicMessage(self.message));
+        if let Some(detail) = self.detail {
+            res.extensions_mut().insert(LogDetail(detail));
+        }
         res
     }
+}
+
+/// An error and its sources on one line: `a: b: c`, without repeating a source that the
+/// error's own message already includes.
+fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = e.source();
+    }
+    out.replace('\n', " ")
 }
 
 /// A template error on one line, naming the template and line when minijinja knows them.
@@ -150,12 +235,58 @@ mod tests {
             DbError::Closed,
         ] {
             let what = format!("{e:?}");
-            assert_eq!(Error::from(e).status, StatusCode::SERVICE_UNAVAILABLE, "{what}");
+            assert_eq!(Error::from(e).status(), StatusCode::SERVICE_UNAVAILABLE, "{what}");
         }
-        assert_eq!(Error::from(DbError::NotFound).status, StatusCode::NOT_FOUND);
+        assert_eq!(Error::from(DbError::NotFound).status(), StatusCode::NOT_FOUND);
         assert_eq!(
-            Error::from(DbError::Other("x".into())).status,
+            Error::from(DbError::Other("x".into())).status(),
             StatusCode::INTERNAL_SERVER_ERROR
         );
+    }
+
+    #[test]
+    fn question_mark_keeps_database_meanings_and_hides_the_rest() {
+        fn db(e: DbError) -> Result<()> {
+            Err(e)?
+        }
+        assert_eq!(db(DbError::NotFound).unwrap_err().status(), StatusCode::NOT_FOUND);
+        for busy in [DbError::Interrupted, DbError::Closed] {
+            let err = db(busy).unwrap_err();
+            assert_eq!(err.status(), StatusCode::SERVICE_UNAVAILABLE);
+            assert!(err.detail().is_some_and(|d| d.starts_with("database: ")), "{err}");
+        }
+
+        fn io() -> Result<String> {
+            Ok(std::fs::read_to_string("/no/such/file/anywhere")?)
+        }
+        let err = io().unwrap_err();
+        assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(err.message(), SERVER_ERROR, "the cause is never shown");
+        assert!(err.detail().is_some_and(|d| d.contains("No such file")), "{err}");
+
+        fn parse() -> Result<i64> {
+            Ok("x".parse::<i64>()?)
+        }
+        assert_eq!(parse().unwrap_err().status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+        fn boxed() -> Result<()> {
+            let e: Box<dyn std::error::Error + Send + Sync> = Box::new(DbError::NotFound);
+            Err(Error::from_boxed(e))
+        }
+        assert_eq!(boxed().unwrap_err().status(), StatusCode::NOT_FOUND, "downcast from a box");
+    }
+
+    #[test]
+    fn an_error_goes_back_into_a_box_for_commands() {
+        fn command() -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            Err(Error::not_found())?
+        }
+        assert!(command().unwrap_err().to_string().starts_with("404"));
+    }
+
+    #[test]
+    fn sources_are_logged_once() {
+        let io = std::io::Error::other(std::fmt::Error);
+        assert_eq!(with_sources(&io), "an error occurred when formatting an argument");
     }
 }

@@ -48,8 +48,10 @@
 //! - [`template`]: minijinja, per-app embedded templates, layouts, htmx fragments via the
 //!   [`Render`] extractor, request-scoped functions (`current_path()`, `nav_links()`), and
 //!   filters every app gets (`date`, `naturaltime`, `intcomma`, `pluralize`, `urlize`, …).
-//! - [`error`]: handlers return [`Error`]; every error response becomes an HTML page or
-//!   JSON, through one renderer.
+//! - [`error`]: handlers return [`Result`] (an [`Error`]); `?` converts any error, a 5xx's
+//!   cause is logged with the request id; every error response becomes an HTML page or
+//!   JSON, through one renderer. [`Path`] answers 404 for a segment that does not parse.
+//! - [`pagination`]: [`Paginator`] and [`Page`], `?page=` to `LIMIT`/`OFFSET` and back.
 //! - [`contrib`]: sessions ([`Session`]), CSRF, flash [`Messages`], and the default look
 //!   (`contrib::theme`: layout, error page, favicon, stylesheet).
 //! - [`Server`]: the builder and start-up sequence; `server migrate [--list]`,
@@ -70,6 +72,30 @@
 //!     render.page("count.html", context! { n })
 //! }
 //! ```
+//!
+//! `?` works on any error in a handler returning [`Result`]; [`Path`] answers 404 for an id
+//! that does not parse; [`Paginator`] reads `?page=` and gives `LIMIT`/`OFFSET`:
+//!
+//! ```no_run
+//! use burrow::axum::extract::RawQuery;
+//! use burrow::minijinja::value::Serde;
+//! use burrow::prelude::*;
+//!
+//! async fn show(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Result<Html> {
+//!     let sql = "SELECT title FROM notes WHERE id = ?";
+//!     let (title,): (String,) = db.read(move |c| c.query_one(sql, params![id])).await?;
+//!     render.page("note.html", context! { title })
+//! }
+//!
+//! async fn list(State(db): State<Db>, RawQuery(q): RawQuery, render: Render) -> Result<Html> {
+//!     let paginator = Paginator::from_query(q.as_deref(), 20);
+//!     let (limit, offset) = (paginator.limit(), paginator.offset());
+//!     let sql = "SELECT id, title FROM notes ORDER BY id DESC LIMIT ? OFFSET ?";
+//!     let rows: Vec<(i64, String)> = db.read(move |c| c.query(sql, params![limit, offset])).await?;
+//!     let page = paginator.page_of(rows); // items, page, per_page, next, prev
+//!     render.page("notes.html", context! { page => Serde(&page) })
+//! }
+//! ```
 
 // `#[derive(FromRow)]` generates `::burrow::db::…` paths; this makes them resolve inside
 // this crate too.
@@ -84,8 +110,10 @@ pub mod contrib;
 pub mod db;
 mod embed;
 pub mod error;
+pub mod extract;
 mod files;
 mod http;
+pub mod pagination;
 mod random;
 mod request;
 pub(crate) mod secrets;
@@ -102,7 +130,9 @@ pub use contrib::messages::Messages;
 pub use contrib::session::Session;
 pub use db::Db;
 pub use embed::Dir;
-pub use error::Error;
+pub use error::{Error, Result};
+pub use extract::Path;
+pub use pagination::{Page, Paginator};
 pub use request::{PeerAddr, RequestId};
 pub use server::{Booted, Server, StartError};
 pub use settings::Settings;
@@ -123,10 +153,11 @@ pub mod prelude {
     pub use crate::db::{DbError, FromRow, Row, params};
     pub use crate::{
         AnySetting, App, AppContext, BoxError, Command, Config, ConfigError, Db, Dir, Error, Html,
-        Messages, NavItem, Render, Server, Session, Setting, embed_dir,
+        Messages, NavItem, Page, Paginator, Path, Render, Result, Server, Session, Setting,
+        embed_dir,
     };
     pub use axum::Router;
-    pub use axum::extract::{Form, Path, Query, State};
+    pub use axum::extract::{Form, Query, State};
     pub use axum::http::StatusCode;
     pub use axum::response::{IntoResponse, Redirect, Response};
     pub use axum::routing::{delete, get, post};

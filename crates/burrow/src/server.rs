@@ -1,7 +1,7 @@
 //! The server builder and its start-up sequence.
 //!
-//! parse config → validate (core, then each app) → open DB → migrations (dependency
-//! order) → templates → router (core middleware, app middleware, app routes) → listen →
+//! parse config → validate (core, then each app) → templates → open DB → migrations
+//! (dependency order) → router (core middleware, app middleware, app routes) → listen →
 //! ready. Every failure before serving is one line on stderr and exit code 2, and
 //! nothing has been written: a database file created by this start is removed again.
 
@@ -208,27 +208,51 @@ impl Server {
             Ok(m) => m,
             Err(e) => {
                 use clap::error::ErrorKind;
-                if matches!(
-                    e.kind(),
-                    ErrorKind::DisplayHelp
-                        | ErrorKind::DisplayVersion
-                        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-                ) {
-                    let _ = e.print();
-                    return Ok(None);
+                match e.kind() {
+                    ErrorKind::DisplayHelp => {
+                        print!("{}", self.help(e.render().to_string(), &commands));
+                        return Ok(None);
+                    }
+                    ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                        let _ = e.print();
+                        return Ok(None);
+                    }
+                    _ => return Err(StartError::config(clap_one_line(&e.render().to_string()))),
                 }
-                // clap's message is several lines; the first one names the problem.
-                let text = e.render().to_string();
-                let first = text
-                    .lines()
-                    .next()
-                    .unwrap_or("invalid arguments")
-                    .trim_start_matches("error: ")
-                    .to_string();
-                return Err(StartError::config(format!("{first} (see --help)")));
             }
         };
-        let config = Config::resolve(&declared, &matches)?;
+        // `check` reports what is wrong with the configuration among its findings, as a
+        // problem like any other, instead of stopping at the first one.
+        let checking = matches.subcommand_name() == Some("check");
+        let (config, core) = match Self::configure(&declared, &matches, &mut apps, log) {
+            Ok(resolved) => resolved,
+            Err(e) if checking => {
+                println!("✗ {}", e.message);
+                println!("1 problem(s) found (a configuration error stops the other checks).");
+                return Err(StartError::new(1, ""));
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Some(Prepared {
+            version: self.version,
+            matches,
+            config: Arc::new(config),
+            settings: Arc::new(core),
+            apps,
+            commands,
+        }))
+    }
+
+    /// Resolves the configuration, starts logging (with `log`), and lets each app read its
+    /// settings.
+    fn configure(
+        declared: &[&'static dyn AnySetting],
+        matches: &ArgMatches,
+        apps: &mut [Box<dyn DynApp>],
+        log: bool,
+    ) -> Result<(Config, Settings), StartError> {
+        let config = Config::resolve(declared, matches)?;
         let core = Settings::from_config(&config)?;
         if log {
             init_logging(&core);
@@ -245,14 +269,31 @@ impl Server {
         }
         // Also the settings nothing read: a bad value is an error now, not when first used.
         config.check_all()?;
-        Ok(Some(Prepared {
-            version: self.version,
-            matches,
-            config: Arc::new(config),
-            settings: Arc::new(core),
-            apps,
-            commands,
-        }))
+        Ok((config, core))
+    }
+
+    /// The text for `--help`. A subcommand's help (clap's usage line names it: `Usage:
+    /// server backup …`) lists its own arguments without the global settings, which every
+    /// subcommand accepts but which would bury them; `server --help` lists those.
+    fn help(&self, rendered: String, commands: &[Command]) -> String {
+        let path = usage_path(&rendered);
+        let [_, name] = path.as_slice() else {
+            return rendered;
+        };
+        let mut cli = self.cli(&[], commands).bin_name(self.name);
+        cli.build();
+        let Some(sub) = cli.find_subcommand_mut(name) else {
+            return rendered;
+        };
+        let globals = format!(
+            "Global settings (--port, --database-dsn, --log-level, …) go before or after the \
+             command: see {} --help.",
+            self.name
+        );
+        // The one global option clap lists here goes after the command's own.
+        let mut sub =
+            sub.clone().mut_arg("config", |a| a.display_order(usize::MAX)).after_help(globals);
+        sub.render_help().to_string()
     }
 
     fn cli(&self, settings: &[&dyn AnySetting], commands: &[Command]) -> clap::Command {
@@ -263,8 +304,8 @@ impl Server {
             .args_override_self(true)
             .after_help(
                 "Precedence: flag > environment variable > config file > default. \
-                 In the config file (--config), each option is the TOML key shown in <…>, \
-                 e.g. [server] port = 8080.",
+                 In the config file (--config), each option is the TOML key shown in \
+                 [config: …], e.g. [server] port = 8080 for [config: server.port].",
             )
             .arg(
                 Arg::new("config")
@@ -428,36 +469,9 @@ impl Prepared {
             .collect()
     }
 
-    /// Opens the database and applies pending migrations. A database file this call
-    /// created is removed again when it fails, so a failed start writes nothing.
+    /// Opens the database and applies pending migrations (see [`open_and_migrate`]).
     fn open_and_migrate(&self) -> Result<(Db, Vec<String>), StartError> {
-        let new_file = match &self.settings.database {
-            Dsn::SqliteFile(path) => (!path.exists()).then(|| path.clone()),
-            Dsn::SqliteMemory | Dsn::Postgres(_) => None,
-        };
-        let source = self.config.source(&settings::DATABASE_DSN);
-        let options = self.settings.db_options();
-        let db = Db::open_with(&self.settings.database, &options)
-            .map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
-        match db.migrate_blocking(&self.migration_sets()) {
-            Ok(applied) => {
-                for file in &applied {
-                    tracing::info!("applied migration {file}");
-                }
-                Ok((db, applied))
-            }
-            Err(e) => {
-                drop(db);
-                if let Some(path) = new_file {
-                    remove_database(&path);
-                }
-                let message = match e {
-                    DbError::Migration { .. } => format!("{e}; the database was left unchanged"),
-                    other => format!("{other} (--database-dsn from {source})"),
-                };
-                Err(StartError::config(message))
-            }
-        }
+        open_and_migrate(&self.settings, &self.config, &self.migration_sets())
     }
 
     /// `server backup DEST [--force]`: works whether or not a server runs on the database.
@@ -474,7 +488,7 @@ impl Prepared {
             Dsn::Postgres(_) => {
                 return Err(StartError::config(
                     "server backup copies SQLite files; back up PostgreSQL with pg_dump (e.g. \
-                     pg_dump -Fc -f app.dump DBNAME), see docs/postgres.md",
+                     pg_dump -Fc -f app.dump DBNAME)",
                 ));
             }
         };
@@ -526,7 +540,9 @@ impl Prepared {
 
     fn boot(self) -> Result<Booted, StartError> {
         let version = self.version;
-        let (db, _) = self.open_and_migrate()?;
+        // Templates before the database: a template that does not compile stops the start
+        // before a database file is created or migrated.
+        let migrations = self.migration_sets();
         let apps = Arc::new(self.apps);
         let static_dirs: Vec<_> = apps.iter().filter_map(|a| a.static_files()).collect();
         let files = StaticFiles::collect(&static_dirs);
@@ -538,6 +554,7 @@ impl Prepared {
             }
         })
         .map_err(StartError::config)?;
+        let (db, _) = open_and_migrate(&self.settings, &self.config, &migrations)?;
         let ctx = AppContext {
             db,
             config: self.config,
@@ -559,6 +576,88 @@ impl Prepared {
         crate::secrets::flush_warnings();
         Ok(Booted { router, ctx, apps, draining })
     }
+}
+
+/// Opens the database and applies pending migrations. A database file this call
+/// created is removed again when it fails, so a failed start writes nothing.
+fn open_and_migrate(
+    settings: &Settings,
+    config: &Config,
+    migrations: &[Migrations],
+) -> Result<(Db, Vec<String>), StartError> {
+    let new_file = match &settings.database {
+        Dsn::SqliteFile(path) => (!path.exists()).then(|| path.clone()),
+        Dsn::SqliteMemory | Dsn::Postgres(_) => None,
+    };
+    let source = config.source(&settings::DATABASE_DSN);
+    let options = settings.db_options();
+    let db = Db::open_with(&settings.database, &options)
+        .map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
+    match db.migrate_blocking(migrations) {
+        Ok(applied) => {
+            for file in &applied {
+                tracing::info!("applied migration {file}");
+            }
+            Ok((db, applied))
+        }
+        Err(e) => {
+            drop(db);
+            if let Some(path) = new_file {
+                remove_database(&path);
+            }
+            let message = match e {
+                DbError::Migration { .. } => format!("{e}; the database was left unchanged"),
+                other => format!("{other} (--database-dsn from {source})"),
+            };
+            Err(StartError::config(message))
+        }
+    }
+}
+
+/// clap's error on one line: the problem, its tips (`a similar argument exists: '--port'`)
+/// and the command whose `--help` explains it, without the usage block.
+fn clap_one_line(rendered: &str) -> String {
+    let path = usage_path(rendered);
+    let mut parts: Vec<String> = Vec::new();
+    let mut lines = rendered.lines().map(str::trim).peekable();
+    while let Some(line) = lines.next() {
+        if line.starts_with("Usage:") || line.starts_with("For more information") {
+            break;
+        }
+        if line.is_empty() {
+            continue;
+        }
+        let line = line.trim_start_matches("error: ");
+        // "the following required arguments were not provided:" is followed by the
+        // arguments, one per line: one clause.
+        if line.ends_with(':') {
+            let mut items = Vec::new();
+            while let Some(item) = lines.peek().filter(|l| !l.is_empty() && !l.ends_with(':')) {
+                items.push(item.to_string());
+                lines.next();
+            }
+            parts.push(format!("{line} {}", items.join(", ")));
+        } else {
+            parts.push(line.to_string());
+        }
+    }
+    let problem = if parts.is_empty() { "invalid arguments".to_string() } else { parts.join("; ") };
+    let command =
+        if path.is_empty() { "--help".to_string() } else { format!("{} --help", path.join(" ")) };
+    format!("{problem} (see {command})")
+}
+
+/// The command path of clap's `Usage:` line: `["server", "backup"]` for `Usage: server
+/// backup [OPTIONS] <DEST>`.
+fn usage_path(rendered: &str) -> Vec<String> {
+    let Some(usage) = rendered.lines().find_map(|l| l.trim().strip_prefix("Usage:")) else {
+        return Vec::new();
+    };
+    usage
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(['[', '<', '-']))
+        .map(str::to_string)
+        .collect()
 }
 
 /// The apps' templates, navigation entries and request-context hooks, in app order.

@@ -306,12 +306,6 @@ impl std::fmt::Display for SessionError {
 
 impl std::error::Error for SessionError {}
 
-impl From<SessionError> for Error {
-    fn from(e: SessionError) -> Error {
-        Error::internal(e.to_string())
-    }
-}
-
 impl Session {
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let state = self.state.lock().expect("session poisoned");

@@ -2,7 +2,8 @@
 //! the [`Handled`] marker) becomes the error page (template `error.html`, which apps may
 //! override) or, when the client prefers JSON, `{"error": …, "code": …, "request_id": …}`.
 //! The message is the handler's [`Error`](crate::Error) message, the short plain-text
-//! reason axum or tower-http gave, or a default for the status.
+//! reason axum or tower-http gave, or a default for the status. The cause of a 5xx (an
+//! [`Error`](crate::Error)'s detail, a panic's message) is logged here, with the request id.
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -12,7 +13,9 @@ use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use minijinja::context;
 
-use crate::error::{Handled, NOT_FOUND, PublicMessage, SERVER_ERROR, TOO_LARGE, one_line};
+use crate::error::{
+    Handled, LogDetail, NOT_FOUND, PublicMessage, SERVER_ERROR, TOO_LARGE, one_line,
+};
 use crate::request::RequestId;
 use crate::template::{RequestInfo, Templates};
 
@@ -20,6 +23,16 @@ use crate::template::{RequestInfo, Templates};
 pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
     let summary = Summary::of(&request);
     let res = next.run(request).await;
+    if let Some(LogDetail(detail)) = res.extensions().get::<LogDetail>() {
+        // Here rather than where the error was made: the request id ties the line to the
+        // access log line and to the id the client was shown.
+        let (status, request_id) = (res.status().as_u16(), summary.request_id());
+        if status == 500 {
+            tracing::error!(status, request_id, "{detail}");
+        } else {
+            tracing::warn!(status, request_id, "{detail}");
+        }
+    }
     if res.status().as_u16() < 400 || res.extensions().get::<Handled>().is_some() {
         return res;
     }
@@ -101,6 +114,10 @@ impl Summary {
         }
     }
 
+    fn request_id(&self) -> &str {
+        self.request_id.as_ref().map_or("", |id| id.as_str())
+    }
+
     fn into_info(self) -> (RequestInfo, Option<Templates>) {
         let mut headers = HeaderMap::new();
         for (name, value) in [(header::ACCEPT, self.accept), (header::HOST, self.host)] {
@@ -175,7 +192,80 @@ fn fallback_page(code: u16, title: &str, message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::middleware::from_fn;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
     use super::*;
+
+    /// The log lines written while the test runs on this thread.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn any_error_or_panic_is_a_500_logged_with_the_request_id() {
+        let log = Captured::default();
+        let writer = log.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+
+        async fn fails() -> crate::Result<String> {
+            Ok(std::fs::read_to_string("/no/such/dir/settings.toml")?)
+        }
+        async fn panics() -> &'static str {
+            panic!("boom at the counter")
+        }
+        let router = Router::new()
+            .route("/fails", get(fails))
+            .route("/panics", get(panics))
+            .layer(tower_http::catch_panic::CatchPanicLayer::custom(super::super::panic_response))
+            .layer(from_fn(render_errors))
+            .layer(from_fn(crate::http::request_id::request_id));
+        let request = axum::http::Request::get("/fails")
+            .header("x-request-id", "req-500")
+            .header(header::ACCEPT, "application/json")
+            .body(Body::empty())
+            .unwrap();
+        let res = router.clone().oneshot(request).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body = res.into_body().collect().await.unwrap().to_bytes();
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"], SERVER_ERROR, "the cause is not shown: {json}");
+        assert_eq!(json["request_id"], "req-500");
+
+        let text = || String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let logged = text();
+        let line = logged.lines().find(|l| l.contains("ERROR")).unwrap_or_default();
+        assert!(
+            line.contains("request_id=\"req-500\"") || line.contains("request_id=req-500"),
+            "{logged}"
+        );
+        assert!(line.contains("No such file"), "the cause is logged: {logged}");
+
+        let request = axum::http::Request::get("/panics")
+            .header("x-request-id", "req-panic")
+            .body(Body::empty())
+            .unwrap();
+        let res = router.oneshot(request).await.unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let logged = text();
+        let line = logged.lines().find(|l| l.contains("boom at the counter")).unwrap_or_default();
+        assert!(line.contains("handler panicked") && line.contains("req-panic"), "{logged}");
+    }
 
     #[test]
     fn json_is_chosen_only_when_preferred() {

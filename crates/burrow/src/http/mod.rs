@@ -107,6 +107,6 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .map(String::as_str)
         .or_else(|| panic.downcast_ref::<&str>().copied())
         .unwrap_or("(no message)");
-    tracing::error!("handler panicked: {message}");
-    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+    // Logged by the error renderer, which knows the request id.
+    Error::internal(format!("handler panicked: {message}")).into_response()
 }

@@ -17,6 +17,8 @@ use burrow::{
 
 static TEMPLATES_A: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_a");
 static TEMPLATES_B: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_b");
+static TEMPLATES_BAD: Dir<'static> =
+    burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_bad");
 static STATIC_A: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/static_a");
 static MIGRATIONS_OK: Dir<'static> =
     burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/migrations_ok");
@@ -184,6 +186,23 @@ impl App for Broken {
 
     fn migrations(&self) -> Option<&'static Dir<'static>> {
         Some(&MIGRATIONS_BAD)
+    }
+}
+
+/// An app with migrations and a template that does not compile.
+pub struct BadTemplate;
+
+impl App for BadTemplate {
+    fn name(&self) -> &'static str {
+        "bad_template"
+    }
+
+    fn migrations(&self) -> Option<&'static Dir<'static>> {
+        Some(&MIGRATIONS_OK)
+    }
+
+    fn templates(&self) -> Option<&'static Dir<'static>> {
+        Some(&TEMPLATES_BAD)
     }
 }
 

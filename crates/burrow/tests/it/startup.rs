@@ -4,7 +4,7 @@ use burrow::Server;
 use burrow::db::Dsn;
 
 use crate::Site;
-use crate::apps::{A, B, B_READY, Broken, Named};
+use crate::apps::{A, B, B_READY, BadTemplate, Broken, Named};
 
 fn error(site: &Site, server: Server, extra: &[&str]) -> String {
     match site.build(server, extra) {
@@ -91,6 +91,14 @@ fn a_failing_migration_stops_start_up_and_leaves_no_trace() {
     let msg = error(&site, Server::new("s", "1").app(A).app(Broken), &[]);
     assert!(msg.contains("broken/0002_broken.up.sql"), "{msg}");
     assert_eq!(std::fs::read(site.db()).unwrap(), before);
+}
+
+#[test]
+fn a_template_error_stops_start_up_before_the_database_is_created() {
+    let site = Site::new();
+    let msg = error(&site, Server::new("s", "1").app(BadTemplate), &[]);
+    assert!(msg.contains("broken.html"), "{msg}");
+    assert!(!site.db().exists(), "the database was created before the templates were checked");
 }
 
 #[test]

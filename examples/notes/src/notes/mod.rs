@@ -2,7 +2,7 @@
 
 mod store;
 
-use burrow::axum::extract::{Form, Path, Query, State};
+use burrow::axum::extract::{Form, Query, State};
 use burrow::axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use burrow::axum::response::{IntoResponse, Redirect, Response};
 use burrow::axum::routing::get;
@@ -11,7 +11,10 @@ use burrow::clap::{Arg, value_parser};
 use burrow::contrib::messages::Messages;
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
-use burrow::{App, AppContext, BoxError, Command, Db, Dir, Error, Html, NavItem, Render};
+use burrow::{
+    App, AppContext, BoxError, Command, Db, Dir, Error, Html, NavItem, Paginator, Path, Render,
+    Result,
+};
 use serde::Deserialize;
 
 use store::NoteForm;
@@ -63,6 +66,7 @@ impl App for Notes {
             .arg(
                 Arg::new("count")
                     .long("count")
+                    .value_name("N")
                     .default_value("100")
                     .value_parser(value_parser!(u32).range(1..=10_000_000))
                     .help("How many notes"),
@@ -91,11 +95,18 @@ impl App for Notes {
             ("Shopping list", "Coffee beans, oat milk, bread, tomatoes."),
             ("Reading", "The SQLite documentation on WAL mode is short and worth reading."),
         ];
-        store::insert_many(
-            &ctx.db,
-            samples.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect(),
-        )
-        .await?;
+        // Seeding twice must not duplicate the samples: those whose title is there are kept.
+        let samples: Vec<_> = samples.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect();
+        let total = samples.len();
+        let added = store::insert_missing(&ctx.db, samples).await?;
+        let kept = total - added;
+        match kept {
+            0 => println!("notes: added {added} sample notes."),
+            _ => println!(
+                "notes: added {added} sample notes; {kept} already there (same title) were left \
+                 as they are."
+            ),
+        }
         Ok(())
     }
 }
@@ -110,8 +121,8 @@ struct ListQuery {
 
 impl ListQuery {
     /// A bad or missing page number is the first page, not an error.
-    fn page(&self) -> usize {
-        self.page.trim().parse::<usize>().ok().filter(|p| (1..=100_000).contains(p)).unwrap_or(1)
+    fn page(&self) -> Paginator {
+        Paginator::parse(&self.page, store::PER_PAGE)
     }
 }
 
@@ -119,7 +130,7 @@ async fn list(
     State(db): State<Db>,
     Query(query): Query<ListQuery>,
     render: Render,
-) -> Result<Html, Error> {
+) -> Result<Html> {
     let page = store::page(&db, &query.q, query.page()).await?;
     render.page(
         "notes/list.html",
@@ -132,12 +143,12 @@ async fn rows(
     State(db): State<Db>,
     Query(query): Query<ListQuery>,
     render: Render,
-) -> Result<Html, Error> {
+) -> Result<Html> {
     let page = store::page(&db, &query.q, query.page()).await?;
     render.partial("notes/_rows.html", context! { page => Serde(&page), q => query.q.trim() })
 }
 
-async fn new(render: Render) -> Result<Response, Error> {
+async fn new(render: Render) -> Result<Response> {
     form_page(&render, StatusCode::OK, None, &NoteForm::default(), &[])
 }
 
@@ -146,7 +157,7 @@ async fn create(
     render: Render,
     messages: Messages,
     Form(form): Form<NoteForm>,
-) -> Result<Response, Error> {
+) -> Result<Response> {
     let errors = form.errors();
     if !errors.is_empty() {
         if render.is_htmx() {
@@ -176,28 +187,23 @@ async fn create(
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
 }
 
-async fn show(State(db): State<Db>, Path(id): Path<String>, render: Render) -> Result<Html, Error> {
-    let note = store::get(&db, parse_id(&id)?).await?.ok_or_else(Error::not_found)?;
+async fn show(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Result<Html> {
+    let note = store::get(&db, id).await?.ok_or_else(Error::not_found)?;
     render.page("notes/detail.html", context! { note => Serde(&note) })
 }
 
-async fn edit(
-    State(db): State<Db>,
-    Path(id): Path<String>,
-    render: Render,
-) -> Result<Response, Error> {
-    let note = store::get(&db, parse_id(&id)?).await?.ok_or_else(Error::not_found)?;
+async fn edit(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Result<Response> {
+    let note = store::get(&db, id).await?.ok_or_else(Error::not_found)?;
     form_page(&render, StatusCode::OK, Some(note.id), &NoteForm::from_note(&note), &[])
 }
 
 async fn update(
     State(db): State<Db>,
-    Path(id): Path<String>,
+    Path(id): Path<i64>,
     render: Render,
     messages: Messages,
     Form(form): Form<NoteForm>,
-) -> Result<Response, Error> {
-    let id = parse_id(&id)?;
+) -> Result<Response> {
     let errors = form.errors();
     if !errors.is_empty() {
         // Editing a note that was deleted meanwhile is a 404, not a validation error.
@@ -209,12 +215,8 @@ async fn update(
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
 }
 
-async fn delete(
-    State(db): State<Db>,
-    Path(id): Path<String>,
-    messages: Messages,
-) -> Result<Response, Error> {
-    let title = store::delete(&db, parse_id(&id)?).await?.ok_or_else(Error::not_found)?;
+async fn delete(State(db): State<Db>, Path(id): Path<i64>, messages: Messages) -> Result<Response> {
+    let title = store::delete(&db, id).await?.ok_or_else(Error::not_found)?;
     messages.success(format!("Deleted “{title}”."))?;
     Ok(Redirect::to("/notes").into_response())
 }
@@ -222,10 +224,9 @@ async fn delete(
 /// `hx-delete` from a list row: the row is replaced by a short confirmation.
 async fn delete_htmx(
     State(db): State<Db>,
-    Path(id): Path<String>,
+    Path(id): Path<i64>,
     render: Render,
-) -> Result<Response, Error> {
-    let id = parse_id(&id)?;
+) -> Result<Response> {
     let title = store::delete(&db, id).await?.ok_or_else(Error::not_found)?;
     let mut res = render.partial("notes/_deleted.html", context! { id, title })?.into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -239,7 +240,7 @@ fn form_page(
     id: Option<i64>,
     form: &NoteForm,
     errors: &[(&'static str, String)],
-) -> Result<Response, Error> {
+) -> Result<Response> {
     let html = render.page("notes/form.html", form_context(id, form, errors, false))?;
     Ok((status, html).into_response())
 }
@@ -257,11 +258,6 @@ fn form_context(
         None => "/notes".to_string(),
     };
     context! { id, form => Serde(form), errors => messages, invalid => fields, action, inline }
-}
-
-/// Ids that are not numbers are pages that do not exist.
-fn parse_id(raw: &str) -> Result<i64, Error> {
-    raw.parse::<i64>().ok().filter(|id| *id > 0).ok_or_else(Error::not_found)
 }
 
 /// Deterministic sample notes: a small vocabulary, so searches find predictable sets.

@@ -3,6 +3,7 @@
 use burrow::Db;
 use burrow::db::search::{SearchIndex, SearchQuery};
 use burrow::db::{DbError, FromRow, Row, params, utc_now};
+use burrow::pagination::{Page, Paginator};
 use serde::{Deserialize, Serialize};
 
 pub const PER_PAGE: usize = 20;
@@ -39,13 +40,11 @@ impl FromRow for Item {
     }
 }
 
-/// One page of a listing or search.
+/// One page of a listing or search: `page.items`, `page.next`… in templates.
 #[derive(Debug, Serialize)]
-pub struct Page {
-    pub items: Vec<Item>,
-    pub page: usize,
-    pub next: Option<usize>,
-    pub prev: Option<usize>,
+pub struct Listing {
+    #[serde(flatten)]
+    pub page: Page<Item>,
     /// Why the search query was not run: no word in it, or over the limits of
     /// [`SearchQuery::parse`] (every term costs a lookup).
     pub search_error: Option<&'static str>,
@@ -56,19 +55,15 @@ pub const SEARCH: SearchIndex = SearchIndex::new("notes", &["title", "content"])
 
 /// Lists newest first, or searches by relevance when `q` is not blank. A query that
 /// cannot be run is an empty page with `search_error`, never an error.
-pub async fn page(db: &Db, q: &str, page: usize) -> Result<Page, DbError> {
-    let page = page.max(1);
+pub async fn page(db: &Db, q: &str, paginator: Paginator) -> Result<Listing, DbError> {
     let query = match SearchQuery::parse(q) {
         Ok(query) => query,
         Err(reason) => {
-            let search_error = Some(reason.0);
-            return Ok(Page { items: Vec::new(), page, next: None, prev: None, search_error });
+            return Ok(Listing { page: paginator.empty(), search_error: Some(reason.0) });
         }
     };
-    let offset = (page - 1) * PER_PAGE;
-    // One row more than a page tells whether there is a next page.
-    let limit = PER_PAGE + 1;
-    let mut items = db
+    let (limit, offset) = (paginator.limit(), paginator.offset());
+    let items = db
         .read(move |c| match query {
             None => c.query::<Item>(
                 "SELECT id, title, substr(content, 1, 240) AS excerpt, created_at
@@ -84,9 +79,7 @@ pub async fn page(db: &Db, q: &str, page: usize) -> Result<Page, DbError> {
                 .fetch(),
         })
         .await?;
-    let next = (items.len() > PER_PAGE).then_some(page + 1);
-    items.truncate(PER_PAGE);
-    Ok(Page { items, page, next, prev: (page > 1).then(|| page - 1), search_error: None })
+    Ok(Listing { page: paginator.page_of(items), search_error: None })
 }
 
 pub async fn get(db: &Db, id: i64) -> Result<Option<Note>, DbError> {
@@ -144,6 +137,27 @@ pub async fn insert_many(db: &Db, notes: Vec<(String, String)>) -> Result<(), Db
         .await?;
     }
     Ok(())
+}
+
+/// Inserts the notes whose title no note has yet, in one transaction; returns how many.
+pub async fn insert_missing(db: &Db, notes: Vec<(String, String)>) -> Result<usize, DbError> {
+    db.write(move |c| {
+        let mut added = 0;
+        for (title, content) in &notes {
+            let (title, content) = (plain(title), plain(content));
+            let existing: Option<(i64,)> =
+                c.query_opt("SELECT id FROM notes WHERE title = ? LIMIT 1", params![&title])?;
+            if existing.is_none() {
+                c.execute(
+                    "INSERT INTO notes (title, content) VALUES (?, ?)",
+                    params![title, content],
+                )?;
+                added += 1;
+            }
+        }
+        Ok(added)
+    })
+    .await
 }
 
 /// The note form as submitted; missing fields are empty so validation reports them.

@@ -1,9 +1,11 @@
 //! The command line: --help, --version, migrate, seed (the database commands on SQLite and
-//! on PostgreSQL).
+//! on PostgreSQL), backup and check refusals.
 
 use crate::both_engines;
+use crate::support::failure::Failure;
 use crate::support::{
-    CSRF_KEY, Database, Engine, Launch, SESSION_HASH_KEY, VERSION, client, get, note_ids, tempdir,
+    CSRF_KEY, Database, Engine, Launch, SESSION_HASH_KEY, VERSION, client, db_path, get, note_ids,
+    tempdir,
 };
 
 #[test]
@@ -79,7 +81,69 @@ fn help_lists_every_setting_with_its_environment_variable() {
     for command in ["migrate", "seed", "generate-notes"] {
         assert!(help.contains(command), "command {command} missing from --help:\n{}", out.stdout);
     }
+    // Placeholders say what to write; the TOML key is in the text (README's table).
+    for shown in ["--port <PORT>", "--database-dsn <DSN>", "[config: server.port]"] {
+        assert!(help.contains(shown), "{shown} missing from --help:\n{}", out.stdout);
+    }
+    assert!(!help.contains("<server.port>"), "a TOML key as placeholder:\n{}", out.stdout);
     assert!(!dir.path().join("app.db").exists(), "--help created a database");
+}
+
+#[test]
+fn a_command_help_shows_its_own_options_not_every_setting() {
+    let dir = tempdir();
+    for (command, own) in
+        [("backup", "--force"), ("migrate", "--list"), ("generate-notes", "--count")]
+    {
+        let out = Launch::new(dir.path()).args([command, "--help"]).run();
+        assert_eq!(out.code(), Some(0), "{command} --help: {out:?}");
+        let help = out.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(help.contains(own), "{own} missing from {command} --help:\n{}", out.stdout);
+        for global in ["--max-body-size", "--session-hash-key", "--tls-mode"] {
+            assert!(!help.contains(global), "{command} --help lists {global}:\n{}", out.stdout);
+        }
+        assert!(help.contains("see server --help"), "{command} --help:\n{}", out.stdout);
+        let config = help.find("--config").unwrap_or(usize::MAX);
+        assert!(help.find(own) < Some(config), "own options first:\n{}", out.stdout);
+    }
+    // Global settings are still accepted after the command.
+    let out = Launch::new(dir.path())
+        .args(["migrate", "--list", "--database-dsn"])
+        .arg(db_path(dir.path()))
+        .run();
+    assert_eq!(out.code(), Some(0), "migrate --list --database-dsn: {out:?}");
+}
+
+#[test]
+fn backup_without_a_destination_names_it() {
+    let dir = tempdir();
+    let out = Launch::new(dir.path()).arg("backup").run();
+    Failure::of(&out).mentions(&["DEST", "server backup --help"]).no_database(dir.path()).check();
+}
+
+#[test]
+fn backup_into_a_missing_directory_is_refused() {
+    let dir = tempdir();
+    let migrate = Launch::new(dir.path()).arg("migrate").run();
+    assert_eq!(migrate.code(), Some(0), "migrate: {migrate:?}");
+    let missing = dir.path().join("missing/dir/");
+    let shown = format!("{}/", dir.path().join("missing/dir").display());
+    let out = Launch::new(dir.path()).arg("backup").arg(&missing).run();
+    Failure::of(&out).mentions(&[&shown, "does not exist"]).check();
+    assert!(!dir.path().join("missing").exists(), "the directory was created");
+}
+
+#[test]
+fn check_reports_a_configuration_error_as_a_problem() {
+    let dir = tempdir();
+    // A public host means ACME, which needs an email: an error that stops `serve`.
+    let out = Launch::new(dir.path()).args(["check", "--host", "example.com"]).run();
+    assert_eq!(out.code(), Some(1), "check: {out:?}");
+    let problems: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("✗ ")).collect();
+    assert_eq!(problems.len(), 1, "{out:?}");
+    assert!(problems[0].contains("--tls-email"), "{out:?}");
+    assert!(out.stdout.contains("1 problem(s) found"), "{out:?}");
+    assert!(!db_path(dir.path()).exists(), "check created the database");
 }
 
 #[test]
@@ -142,7 +206,19 @@ both_engines!(seed_loads_sample_notes, |engine: Engine| async move {
     let server = Launch::serve_on(&db, dir.path()).start();
     let (status, list) = get(&client(), &server, "/notes").await;
     assert_eq!(status, 200);
-    assert!(!note_ids(&list).is_empty(), "no notes after seed:\n{list}");
+    let seeded = note_ids(&list);
+    assert!(!seeded.is_empty(), "no notes after seed:\n{list}");
+    assert!(out.stdout.contains(&format!("added {} sample notes", seeded.len())), "{out:?}");
+    drop(server);
+
+    // Again: nothing is added twice, and the output says so.
+    let again = Launch::new(dir.path()).database(&db).arg("seed").run();
+    assert_eq!(again.code(), Some(0), "seed again: {again:?}");
+    assert!(again.stdout.contains("added 0 sample notes"), "{again:?}");
+    assert!(again.stdout.contains("already there"), "{again:?}");
+    let server = Launch::serve_on(&db, dir.path()).start();
+    let (_, list) = get(&client(), &server, "/notes").await;
+    assert_eq!(note_ids(&list), seeded, "seeding twice duplicated notes");
 });
 
 both_engines!(generate_notes_inserts_the_count, |engine: Engine| async move {

@@ -61,9 +61,26 @@ async fn errors_are_html_or_json() {
     let json: Value = res.json().await.unwrap();
     assert_eq!(json["code"], 405, "{json}");
 
-    for path in ["/notes/abc", "/notes/abc/edit", "/notes/1.5", "/notes/99999999999999999999999"] {
+    // burrow::Path: an id that does not parse is a page that does not exist, not a 400.
+    for path in [
+        "/notes/abc",
+        "/notes/abc/edit",
+        "/notes/1.5",
+        "/notes/99999999999999999999999",
+        "/notes/0",
+        "/notes/-1",
+    ] {
         assert_eq!(get(&http, &server, path).await.0, 404, "GET {path}");
     }
+    let res = http
+        .get(server.url("/notes/abc"))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    let json: Value = res.json().await.unwrap();
+    assert_eq!(json["code"], 404, "{json}");
 }
 
 /// Large bodies are sent as curl sends them (`Expect: 100-continue`); see

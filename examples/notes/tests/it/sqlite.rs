@@ -886,6 +886,10 @@ fn check_lists_each_problem_of_a_bad_setup() {
             &["--shutdown-timeout (5s) is shorter than --request-timeout (30s)"],
         ],
     );
+    // A binary's user has no copy of the repository: say what to do, not where to read.
+    for path in ["deploy/", "docs/", "examples/"] {
+        assert!(!out.stdout.contains(path), "check points at {path}:\n{}", out.stdout);
+    }
     assert!(!db_path(dir.path()).exists(), "check created the database");
 
     // As nobody: a database directory it cannot write, manual TLS with missing files.

@@ -9,7 +9,21 @@ use crate::support::{Database, Engine, Launch, chmod, db_path, files_in, require
 fn bad_flag() {
     let dir = tempdir();
     let out = Launch::serve(dir.path()).args(["--prot", "80"]).run();
-    Failure::of(&out).mentions(&["--prot"]).no_database(dir.path()).check();
+    // clap's tip survives the one-line format.
+    Failure::of(&out)
+        .mentions(&["--prot", "a similar argument exists: '--port'", "--help"])
+        .no_database(dir.path())
+        .check();
+}
+
+#[test]
+fn misspelt_command() {
+    let dir = tempdir();
+    let out = Launch::new(dir.path()).arg("migrat").run();
+    Failure::of(&out)
+        .mentions(&["'migrat'", "a similar subcommand exists: 'migrate'", "--help"])
+        .no_database(dir.path())
+        .check();
 }
 
 #[test]
