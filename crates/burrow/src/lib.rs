@@ -47,6 +47,8 @@
 //!   for it any more; embedded `*.up.sql` migrations.
 //! - [`template`]: minijinja, per-app embedded templates, layouts, htmx fragments via the
 //!   [`Render`] extractor, request-scoped functions (`current_path()`, `nav_links()`).
+//! - [`forms`]: `#[derive(Form)]` structs with declared rules, the [`forms::FormResult`]
+//!   extractor, 422 re-renders (htmx-aware) and `forms.html` template macros.
 //! - [`error`]: handlers return [`Error`]; every error response becomes an HTML page or
 //!   JSON, through one renderer.
 //! - [`contrib`]: sessions ([`Session`]), CSRF, flash [`Messages`].
@@ -69,7 +71,7 @@
 //! }
 //! ```
 
-// `#[derive(FromRow)]` generates `::burrow::db::…` paths; this makes them resolve inside
+// `#[derive(FromRow)]` and `#[derive(Form)]` generate `::burrow::…` paths; this makes them resolve inside
 // this crate too.
 extern crate self as burrow;
 
@@ -83,6 +85,7 @@ pub mod db;
 mod embed;
 pub mod error;
 mod files;
+pub mod forms;
 mod http;
 mod random;
 mod request;
@@ -119,6 +122,7 @@ pub use tracing;
 pub mod prelude {
     pub use crate::contrib::csrf::CsrfToken;
     pub use crate::db::{DbError, FromRow, Row, params};
+    pub use crate::forms::{FormResult, Valid};
     pub use crate::{
         AnySetting, App, AppContext, BoxError, Command, Config, ConfigError, Db, Dir, Error, Html,
         Messages, NavItem, Render, Server, Session, Setting, embed_dir,

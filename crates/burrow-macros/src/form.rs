@@ -1,0 +1,321 @@
+//! `#[derive(Form)]`: a `static` describing the fields, and the code that reads them.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
+use syn::meta::ParseNestedMeta;
+use syn::spanned::Spanned;
+use syn::{Attribute, Data, DeriveInput, Error, Field, Fields, Ident, LitInt, LitStr};
+
+use super::{Errors, flag, key_of};
+
+/// The keys a field takes, for the error naming an unknown one.
+const FIELD_KEYS: &str = "`required`, `max_length = N`, `min_length = N`, `min = N`, \
+                          `max = N`, `email`, `url`, `regex = \"…\"`, `choices = …`, \
+                          `custom = path`, `label = \"…\"`, `help = \"…\"`, \
+                          `widget = \"…\"` or `no_trim`";
+
+/// The controls `widget = "…"` may name, and their `InputType` variants.
+const WIDGETS: [(&str, &str); 10] = [
+    ("text", "Text"),
+    ("textarea", "Textarea"),
+    ("email", "Email"),
+    ("url", "Url"),
+    ("number", "Number"),
+    ("checkbox", "Checkbox"),
+    ("select", "Select"),
+    ("password", "Password"),
+    ("hidden", "Hidden"),
+    ("date", "Date"),
+];
+
+/// The `impl ::burrow::forms::Form` (and `Clean`, unless the struct asks to write its own)
+/// for `input`, or every error found in it.
+pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let ident = &input.ident;
+    let only = "Form can only be derived for structs with named fields";
+    let fields = match &input.data {
+        Data::Struct(data) => match &data.fields {
+            Fields::Named(named) => &named.named,
+            _ => return Err(Error::new_spanned(ident, only)),
+        },
+        Data::Enum(data) => return Err(Error::new_spanned(data.enum_token, only)),
+        Data::Union(data) => return Err(Error::new_spanned(data.union_token, only)),
+    };
+    if let Some(param) = input.generics.params.first() {
+        // The field descriptions are one `static`, which cannot depend on type parameters.
+        return Err(Error::new_spanned(param, "Form cannot be derived for generic structs"));
+    }
+
+    let mut errors = Errors::default();
+    let own_clean = errors.check(struct_attributes(&input.attrs)).unwrap_or(false);
+    let parsed: Vec<(&Field, FieldAttrs)> = fields
+        .iter()
+        .filter_map(|field| Some((field, errors.check(FieldAttrs::parse(field))?)))
+        .collect();
+    errors.finish()?;
+
+    // Locals of the generated code, unseen by the paths an attribute names.
+    let local = |name: &str| Ident::new(name, Span::mixed_site());
+    let (data, all, errs, value) =
+        (local("data"), local("fields"), local("errors"), local("value"));
+    let count = parsed.len();
+    let specs = parsed.iter().map(|(field, attrs)| spec(field, attrs));
+    let vars: Vec<Ident> =
+        (0..count).map(|i| format_ident!("field_{}", i, span = Span::mixed_site())).collect();
+    let names: Vec<&Ident> = parsed.iter().map(|(f, _)| f.ident.as_ref().expect("named")).collect();
+    let reads = parsed.iter().enumerate().map(|(i, (field, attrs))| {
+        let (var, ty, name) = (&vars[i], &field.ty, wire_name(field));
+        let customs = attrs.custom.iter().map(|custom| {
+            quote_spanned! {custom.span()=>
+                if let ::core::option::Option::Some(#value) = &#var {
+                    if let ::core::result::Result::Err(message) = (#custom)(#value) {
+                        #errs.add(#name, message);
+                    }
+                }
+            }
+        });
+        quote! {
+            let #var = ::burrow::forms::read_field::<#ty>(#data, &#all[#i], &mut #errs);
+            #(#customs)*
+        }
+    });
+    let types = parsed.iter().map(|(f, _)| &f.ty);
+    let clean = if own_clean {
+        quote!()
+    } else {
+        quote! {
+            #[automatically_derived]
+            impl ::burrow::forms::Clean for #ident {}
+        }
+    };
+    Ok(quote! {
+        #[automatically_derived]
+        impl ::burrow::forms::Form for #ident {
+            fn fields() -> &'static [::burrow::forms::Field] {
+                static FIELDS: [::burrow::forms::Field; #count] = [#(#specs),*];
+                &FIELDS
+            }
+
+            #[allow(unused_variables)]
+            fn read_fields(
+                #data: &::burrow::forms::FormData,
+            ) -> ::core::result::Result<Self, ::burrow::forms::Errors> {
+                let #all = <Self as ::burrow::forms::Form>::fields();
+                let mut #errs = ::burrow::forms::Errors::new();
+                #(#reads)*
+                match (#(#vars,)*) {
+                    (#(::core::option::Option::Some(#vars),)*) if #errs.is_empty() => {
+                        ::core::result::Result::Ok(Self { #(#names: #vars),* })
+                    }
+                    _ => ::core::result::Result::Err(#errs),
+                }
+            }
+
+            fn values(&self) -> ::std::vec::Vec<::std::string::String> {
+                ::std::vec![#(<#types as ::burrow::forms::FieldValue>::to_input(&self.#names)),*]
+            }
+        }
+        #clean
+    })
+}
+
+/// The field's name in the body: the Rust name without `r#`.
+fn wire_name(field: &Field) -> LitStr {
+    let ident = field.ident.as_ref().expect("a named field");
+    LitStr::new(&ident.unraw().to_string(), ident.span())
+}
+
+/// `title_text` reads "Title text".
+fn default_label(name: &str) -> String {
+    let spaced = name.replace('_', " ");
+    let mut chars = spaced.trim().chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
+/// The `Field` built in the `static`: a chain of `const` calls. Calls of rules that need a
+/// kind of value take the field's type, spanned on the attribute, so "`TextValue` is not
+/// implemented for `i64`" points at `max_length`.
+fn spec(field: &Field, attrs: &FieldAttrs) -> TokenStream {
+    let ty = &field.ty;
+    let name = wire_name(field);
+    let label = match &attrs.label {
+        Some(label) => label.clone(),
+        None => LitStr::new(&default_label(&name.value()), name.span()),
+    };
+    let mut out = quote_spanned!(ty.span()=> ::burrow::forms::Field::new::<#ty>(#name, #label));
+    if attrs.required {
+        out.extend(quote!(.required()));
+    }
+    if attrs.no_trim {
+        out.extend(quote!(.no_trim()));
+    }
+    if let Some(help) = &attrs.help {
+        out.extend(quote!(.help(#help)));
+    }
+    if let Some((n, span)) = &attrs.min_length {
+        out.extend(quote_spanned!(*span=> .min_length::<#ty>(#n)));
+    }
+    if let Some((n, span)) = &attrs.max_length {
+        out.extend(quote_spanned!(*span=> .max_length::<#ty>(#n)));
+    }
+    if let Some((n, span)) = &attrs.min {
+        out.extend(quote_spanned!(*span=> .min::<#ty>((#n) as f64)));
+    }
+    if let Some((n, span)) = &attrs.max {
+        out.extend(quote_spanned!(*span=> .max::<#ty>((#n) as f64)));
+    }
+    if let Some(span) = attrs.email {
+        out.extend(quote_spanned!(span=> .email::<#ty>()));
+    }
+    if let Some(span) = attrs.url {
+        out.extend(quote_spanned!(span=> .url::<#ty>()));
+    }
+    if let Some(pattern) = &attrs.regex {
+        out.extend(quote_spanned! {pattern.span()=>
+            .regex::<#ty>({
+                static PATTERN: ::burrow::forms::Pattern = ::burrow::forms::Pattern::new(#pattern);
+                &PATTERN
+            })
+        });
+    }
+    if let Some(choices) = &attrs.choices {
+        out.extend(quote!(.choices(#choices)));
+    }
+    // Last: an explicit widget wins over the one `email`, `url` or `choices` imply.
+    if let Some(widget) = &attrs.widget {
+        let variant = Ident::new(widget, Span::call_site());
+        out.extend(quote!(.widget(::burrow::forms::InputType::#variant)));
+    }
+    out
+}
+
+/// What `#[form(...)]` says about one field.
+#[derive(Default)]
+struct FieldAttrs {
+    required: bool,
+    no_trim: bool,
+    email: Option<Span>,
+    url: Option<Span>,
+    min_length: Option<(LitInt, Span)>,
+    max_length: Option<(LitInt, Span)>,
+    min: Option<(TokenStream, Span)>,
+    max: Option<(TokenStream, Span)>,
+    regex: Option<LitStr>,
+    choices: Option<TokenStream>,
+    custom: Vec<TokenStream>,
+    label: Option<LitStr>,
+    help: Option<LitStr>,
+    /// The `InputType` variant.
+    widget: Option<&'static str>,
+}
+
+impl FieldAttrs {
+    fn parse(field: &Field) -> syn::Result<FieldAttrs> {
+        let mut attrs = FieldAttrs::default();
+        let mut seen: Vec<String> = Vec::new();
+        for attr in field.attrs.iter().filter(|a| a.path().is_ident("form")) {
+            attr.parse_nested_meta(|meta| {
+                let key = key_of(&meta);
+                let span = meta.path.span();
+                // `custom` may be given once per rule function.
+                if key != "custom" && seen.contains(&key) {
+                    return Err(meta.error(format!("`{key}` is given twice")));
+                }
+                seen.push(key.clone());
+                match key.as_str() {
+                    "required" => attrs.required = flag(&meta, &key)?,
+                    "no_trim" => attrs.no_trim = flag(&meta, &key)?,
+                    "email" => attrs.email = flag(&meta, &key)?.then_some(span),
+                    "url" => attrs.url = flag(&meta, &key)?.then_some(span),
+                    "min_length" => attrs.min_length = Some((length(&meta)?, span)),
+                    "max_length" => attrs.max_length = Some((length(&meta)?, span)),
+                    "min" => attrs.min = Some((expression(&meta, &key)?, span)),
+                    "max" => attrs.max = Some((expression(&meta, &key)?, span)),
+                    "choices" => attrs.choices = Some(expression(&meta, &key)?),
+                    "custom" => attrs.custom.push(expression(&meta, &key)?),
+                    "label" => attrs.label = Some(text(&meta, &key)?),
+                    "help" => attrs.help = Some(text(&meta, &key)?),
+                    "regex" => {
+                        let pattern = text(&meta, &key)?;
+                        if let Err(e) = regex_syntax::Parser::new().parse(&pattern.value()) {
+                            let first =
+                                e.to_string().lines().last().unwrap_or_default().to_string();
+                            return Err(Error::new_spanned(
+                                pattern,
+                                format!("`regex` is not a valid pattern: {}", first.trim()),
+                            ));
+                        }
+                        attrs.regex = Some(pattern);
+                    }
+                    "widget" => {
+                        let widget = text(&meta, &key)?;
+                        let found = WIDGETS.iter().find(|(w, _)| *w == widget.value());
+                        let Some((_, variant)) = found else {
+                            let known: Vec<&str> = WIDGETS.iter().map(|(w, _)| *w).collect();
+                            return Err(Error::new_spanned(
+                                widget,
+                                format!("unknown widget; one of: {}", known.join(", ")),
+                            ));
+                        };
+                        attrs.widget = Some(variant);
+                    }
+                    _ => {
+                        return Err(meta.error(format!(
+                            "unknown attribute `form({key})`: a field takes {FIELD_KEYS}"
+                        )));
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(attrs)
+    }
+}
+
+/// A string value: `label = "Title"`.
+fn text(meta: &ParseNestedMeta, key: &str) -> syn::Result<LitStr> {
+    let value = meta.value()?;
+    value.parse::<LitStr>().map_err(|e| Error::new(e.span(), format!("`{key}` takes a string")))
+}
+
+/// A character count: `max_length = 200`.
+fn length(meta: &ParseNestedMeta) -> syn::Result<LitInt> {
+    let n: LitInt = meta.value()?.parse()?;
+    n.base10_parse::<usize>()?;
+    Ok(LitInt::new(&format!("{}usize", n.base10_digits()), n.span()))
+}
+
+/// Any expression, up to the next comma: `min = -5`, `choices = &[("a", "A")]`,
+/// `custom = path::to::check`. Taken as tokens: it is type-checked where it is used.
+fn expression(meta: &ParseNestedMeta, key: &str) -> syn::Result<TokenStream> {
+    let input = meta.value()?;
+    let mut tokens = TokenStream::new();
+    while !input.is_empty() && !input.peek(syn::Token![,]) {
+        tokens.extend([input.parse::<TokenTree>()?]);
+    }
+    if tokens.is_empty() {
+        return Err(meta.error(format!("`{key}` needs a value")));
+    }
+    Ok(tokens)
+}
+
+/// The struct takes `#[form(clean)]` alone: it implements `Clean` itself.
+fn struct_attributes(attrs: &[Attribute]) -> syn::Result<bool> {
+    let mut clean = false;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("form")) {
+        attr.parse_nested_meta(|meta| {
+            let key = key_of(&meta);
+            if key == "clean" {
+                clean = flag(&meta, &key)?;
+                Ok(())
+            } else {
+                Err(meta.error(format!(
+                    "unknown attribute `form({key})` on a struct: it takes `clean` (the struct \
+                     implements `burrow::forms::Clean` itself); rules go on fields"
+                )))
+            }
+        })?;
+    }
+    Ok(clean)
+}
