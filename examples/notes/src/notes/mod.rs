@@ -2,13 +2,14 @@
 
 mod store;
 
-use burrow::axum::extract::{Form, Path, Query, State};
-use burrow::axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use burrow::axum::extract::{Path, Query, State};
+use burrow::axum::http::{HeaderValue, header};
 use burrow::axum::response::{IntoResponse, Redirect, Response};
 use burrow::axum::routing::get;
 use burrow::axum::{Router, routing::post};
 use burrow::clap::{Arg, value_parser};
 use burrow::contrib::messages::Messages;
+use burrow::forms::{Form, FormResult, Valid};
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
 use burrow::{App, AppContext, BoxError, Command, Db, Dir, Error, Html, NavItem, Render};
@@ -123,7 +124,7 @@ async fn list(
     let page = store::page(&db, &query.q, query.page()).await?;
     render.page(
         "notes/list.html",
-        context! { page => Serde(&page), q => query.q.trim(), form => Serde(NoteForm::default()) },
+        context! { page => Serde(&page), q => query.q.trim(), form => NoteForm::blank() },
     )
 }
 
@@ -137,35 +138,24 @@ async fn rows(
     render.partial("notes/_rows.html", context! { page => Serde(&page), q => query.q.trim() })
 }
 
-async fn new(render: Render) -> Result<Response, Error> {
-    form_page(&render, StatusCode::OK, None, &NoteForm::default(), &[])
+async fn new(render: Render) -> Result<Html, Error> {
+    render.page("notes/form.html", form_context(None, false))
 }
 
 async fn create(
     State(db): State<Db>,
     render: Render,
     messages: Messages,
-    Form(form): Form<NoteForm>,
+    form: FormResult<NoteForm>,
 ) -> Result<Response, Error> {
-    let errors = form.errors();
-    if !errors.is_empty() {
-        if render.is_htmx() {
-            // The inline form on the list page: swap the form itself, not the list.
-            let html =
-                render.partial("notes/_form.html", form_context(None, &form, &errors, true))?;
-            let mut res = (StatusCode::UNPROCESSABLE_ENTITY, html).into_response();
-            res.headers_mut().insert(
-                HeaderName::from_static("hx-retarget"),
-                HeaderValue::from_static("#new-note"),
-            );
-            res.headers_mut().insert(
-                HeaderName::from_static("hx-reswap"),
-                HeaderValue::from_static("outerHTML"),
-            );
-            return Ok(res);
+    let form = match form {
+        Ok(Valid(form)) => form,
+        // The inline form of the list page (htmx) replaces itself; the page, the page.
+        Err(invalid) if render.is_htmx() => {
+            return invalid.partial(&render, "notes/_form.html", form_context(None, true));
         }
-        return form_page(&render, StatusCode::UNPROCESSABLE_ENTITY, None, &form, &errors);
-    }
+        Err(invalid) => return invalid.page(&render, "notes/form.html", form_context(None, false)),
+    };
     let note = store::create(&db, form).await?;
     messages.success(format!("Created “{}”.", note.title))?;
     if render.is_htmx() {
@@ -181,13 +171,10 @@ async fn show(State(db): State<Db>, Path(id): Path<String>, render: Render) -> R
     render.page("notes/detail.html", context! { note => Serde(&note) })
 }
 
-async fn edit(
-    State(db): State<Db>,
-    Path(id): Path<String>,
-    render: Render,
-) -> Result<Response, Error> {
+async fn edit(State(db): State<Db>, Path(id): Path<String>, render: Render) -> Result<Html, Error> {
     let note = store::get(&db, parse_id(&id)?).await?.ok_or_else(Error::not_found)?;
-    form_page(&render, StatusCode::OK, Some(note.id), &NoteForm::from_note(&note), &[])
+    let form = NoteForm::from_note(&note).bound();
+    render.page("notes/form.html", context! { form, ..form_context(Some(note.id), false) })
 }
 
 async fn update(
@@ -195,15 +182,17 @@ async fn update(
     Path(id): Path<String>,
     render: Render,
     messages: Messages,
-    Form(form): Form<NoteForm>,
+    form: FormResult<NoteForm>,
 ) -> Result<Response, Error> {
     let id = parse_id(&id)?;
-    let errors = form.errors();
-    if !errors.is_empty() {
-        // Editing a note that was deleted meanwhile is a 404, not a validation error.
-        store::get(&db, id).await?.ok_or_else(Error::not_found)?;
-        return form_page(&render, StatusCode::UNPROCESSABLE_ENTITY, Some(id), &form, &errors);
-    }
+    let form = match form {
+        Ok(Valid(form)) => form,
+        Err(invalid) => {
+            // Editing a note that was deleted meanwhile is a 404, not a validation error.
+            store::get(&db, id).await?.ok_or_else(Error::not_found)?;
+            return invalid.page(&render, "notes/form.html", form_context(Some(id), false));
+        }
+    };
     let note = store::update(&db, id, form).await?.ok_or_else(Error::not_found)?;
     messages.success("Saved your changes.")?;
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
@@ -232,31 +221,14 @@ async fn delete_htmx(
     Ok(res)
 }
 
-/// The create/edit page; 422 when re-rendered with validation errors.
-fn form_page(
-    render: &Render,
-    status: StatusCode,
-    id: Option<i64>,
-    form: &NoteForm,
-    errors: &[(&'static str, String)],
-) -> Result<Response, Error> {
-    let html = render.page("notes/form.html", form_context(id, form, errors, false))?;
-    Ok((status, html).into_response())
-}
-
-fn form_context(
-    id: Option<i64>,
-    form: &NoteForm,
-    errors: &[(&'static str, String)],
-    inline: bool,
-) -> burrow::minijinja::Value {
-    let messages: Vec<String> = errors.iter().map(|(_, m)| m.clone()).collect();
-    let fields: Vec<&str> = errors.iter().map(|(f, _)| *f).collect();
+/// What the form templates need besides the form: where it posts, and whether it is the
+/// inline form of the list page. A blank form unless the caller puts its own first.
+fn form_context(id: Option<i64>, inline: bool) -> burrow::minijinja::Value {
     let action = match id {
         Some(id) => format!("/notes/{id}"),
         None => "/notes".to_string(),
     };
-    context! { id, form => Serde(form), errors => messages, invalid => fields, action, inline }
+    context! { id, action, inline, form => NoteForm::blank() }
 }
 
 /// Ids that are not numbers are pages that do not exist.
