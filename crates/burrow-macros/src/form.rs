@@ -39,8 +39,8 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             Fields::Named(named) => &named.named,
             _ => return Err(Error::new_spanned(ident, only)),
         },
-        Data::Enum(data) => return Err(Error::new_spanned(data.enum_token, only)),
-        Data::Union(data) => return Err(Error::new_spanned(data.union_token, only)),
+        Data::Enum(data) => return Err(Error::new_spanned(&data.enum_token, only)),
+        Data::Union(data) => return Err(Error::new_spanned(&data.union_token, only)),
     };
     if let Some(param) = input.generics.params.first() {
         // The field descriptions are one `static`, which cannot depend on type parameters.
@@ -140,8 +140,11 @@ fn spec(field: &Field, attrs: &FieldAttrs) -> TokenStream {
     let ty = &field.ty;
     let name = wire_name(field);
     let label = match &attrs.label {
-        Some(label) => label.clone(),
-        None => LitStr::new(&default_label(&name.value()), name.span()),
+        Some(label) => quote!(#label),
+        None => {
+            let label = LitStr::new(&default_label(&name.value()), name.span());
+            quote!(#label)
+        }
     };
     let mut out = quote_spanned!(ty.span()=> ::burrow::forms::Field::new::<#ty>(#name, #label));
     if attrs.required {
@@ -318,4 +321,121 @@ fn struct_attributes(attrs: &[Attribute]) -> syn::Result<bool> {
         })?;
     }
     Ok(clean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand(input: DeriveInput) -> Result<String, Vec<String>> {
+        derive(&input)
+            .map(|tokens| tokens.to_string())
+            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+    }
+
+    fn error(input: DeriveInput) -> String {
+        match expand(input) {
+            Ok(tokens) => panic!("expected an error, got {tokens}"),
+            Err(errors) => errors.join("\n"),
+        }
+    }
+
+    fn has(out: &str, expected: &str) {
+        let expected: TokenStream = expected.parse().unwrap();
+        assert!(out.contains(&expected.to_string()), "{expected} not in {out}");
+    }
+
+    #[test]
+    fn fields_become_a_static_and_reads() {
+        let out = expand(syn::parse_quote! {
+            struct Note {
+                #[form(required, max_length = 200, label = "Title", help = "Short")]
+                title: String,
+                #[form(max_length = 100_000, widget = "textarea", no_trim)]
+                content: String,
+                #[form(min = -1, max = 5, custom = check::positive, custom = odd)]
+                r#count: i64,
+                #[form(email, regex = "[a-z]+@x\\.org", choices = &[("a", "A")])]
+                contact_email: Option<String>,
+            }
+        })
+        .unwrap();
+        has(&out, "impl :: burrow :: forms :: Form for Note");
+        has(&out, "static FIELDS : [:: burrow :: forms :: Field ; 4usize]");
+        has(
+            &out,
+            ":: burrow :: forms :: Field :: new :: < String > (\"title\" , \"Title\") . required () \
+             . help (\"Short\") . max_length :: < String > (200usize)",
+        );
+        has(
+            &out,
+            ". no_trim () . max_length :: < String > (100000usize) \
+             . widget (:: burrow :: forms :: InputType :: Textarea)",
+        );
+        has(&out, "new :: < i64 > (\"count\" , \"Count\") . min :: < i64 > ((- 1) as f64)");
+        has(&out, "(\"contact_email\" , \"Contact email\") . email :: < Option < String > > ()");
+        has(&out, ":: burrow :: forms :: Pattern :: new (\"[a-z]+@x\\\\.org\")");
+        has(&out, ". choices (& [(\"a\" , \"A\")])");
+        has(&out, "(check :: positive) (value)");
+        has(&out, "(odd) (value)");
+        has(
+            &out,
+            "Self { title : field_0 , content : field_1 , r#count : field_2 , contact_email : field_3 }",
+        );
+        has(&out, "impl :: burrow :: forms :: Clean for Note { }");
+    }
+
+    #[test]
+    fn clean_on_the_struct_leaves_clean_to_the_app() {
+        let out = expand(syn::parse_quote! {
+            #[form(clean)]
+            struct S { a: String }
+        })
+        .unwrap();
+        assert!(!out.contains("Clean for S"), "{out}");
+    }
+
+    #[test]
+    fn only_plain_structs_with_named_fields() {
+        let message = "Form can only be derived for structs with named fields";
+        assert_eq!(error(syn::parse_quote! { enum E { A } }), message);
+        assert_eq!(error(syn::parse_quote! { union U { a: u8 } }), message);
+        assert_eq!(error(syn::parse_quote! { struct T(String); }), message);
+        assert_eq!(
+            error(syn::parse_quote! { struct G<T> { a: T } }),
+            "Form cannot be derived for generic structs"
+        );
+    }
+
+    #[test]
+    fn unknown_and_misused_attributes_are_errors() {
+        let e = error(syn::parse_quote! { struct S { #[form(maxlength = 3)] a: String } });
+        assert!(e.starts_with("unknown attribute `form(maxlength)`: a field takes"), "{e}");
+        let e = error(syn::parse_quote! { #[form(required)] struct S { a: String } });
+        assert!(e.starts_with("unknown attribute `form(required)` on a struct"), "{e}");
+        let e = error(syn::parse_quote! { struct S { #[form(required = true)] a: String } });
+        assert_eq!(e, "`required` takes no value");
+        let e = error(syn::parse_quote! { struct S { #[form(required, required)] a: String } });
+        assert_eq!(e, "`required` is given twice");
+        let e = error(syn::parse_quote! { struct S { #[form(label = 3)] a: String } });
+        assert_eq!(e, "`label` takes a string");
+        let e = error(syn::parse_quote! { struct S { #[form(max_length = -1)] a: String } });
+        assert!(e.contains("invalid digit"), "{e}");
+        let e = error(syn::parse_quote! { struct S { #[form(widget = "slider")] a: String } });
+        assert!(e.starts_with("unknown widget; one of: text, textarea"), "{e}");
+        let e = error(syn::parse_quote! { struct S { #[form(regex = "a(")] a: String } });
+        assert!(e.starts_with("`regex` is not a valid pattern"), "{e}");
+        let e = error(syn::parse_quote! { struct S { #[form(min = )] a: i64 } });
+        assert_eq!(e, "`min` needs a value");
+    }
+
+    #[test]
+    fn every_bad_field_is_reported() {
+        let errors = expand(syn::parse_quote! {
+            struct S { #[form(nope)] a: String, #[form(also_nope)] b: String }
+        })
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[1].starts_with("unknown attribute `form(also_nope)`"));
+    }
 }
