@@ -39,8 +39,15 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             Fields::Named(named) => &named.named,
             _ => return Err(Error::new_spanned(ident, only)),
         },
-        Data::Enum(data) => return Err(Error::new_spanned(&data.enum_token, only)),
-        Data::Union(data) => return Err(Error::new_spanned(&data.union_token, only)),
+        // Through `quote!`: the tokens are `Copy` only with syn features this crate lacks.
+        Data::Enum(data) => {
+            let keyword = &data.enum_token;
+            return Err(Error::new_spanned(quote!(#keyword), only));
+        }
+        Data::Union(data) => {
+            let keyword = &data.union_token;
+            return Err(Error::new_spanned(quote!(#keyword), only));
+        }
     };
     if let Some(param) = input.generics.params.first() {
         // The field descriptions are one `static`, which cannot depend on type parameters.
@@ -92,6 +99,8 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
     Ok(quote! {
         #[automatically_derived]
         impl ::burrow::forms::Form for #ident {
+            // `min = 1` becomes `(1) as f64`, which is exact for any number written.
+            #[allow(clippy::unnecessary_cast)]
             fn fields() -> &'static [::burrow::forms::Field] {
                 static FIELDS: [::burrow::forms::Field; #count] = [#(#specs),*];
                 &FIELDS
