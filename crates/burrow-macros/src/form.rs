@@ -373,8 +373,8 @@ mod tests {
         has(&out, "static FIELDS : [:: burrow :: forms :: Field ; 4usize]");
         has(
             &out,
-            ":: burrow :: forms :: Field :: new :: < String > (\"title\" , \"Title\") . required () \
-             . help (\"Short\") . max_length :: < String > (200usize)",
+            ":: burrow :: forms :: Field :: new :: < String > (\"title\" , \"Title\") \
+             . required () . help (\"Short\") . max_length :: < String > (200usize)",
         );
         has(
             &out,
@@ -389,7 +389,8 @@ mod tests {
         has(&out, "(odd) (value)");
         has(
             &out,
-            "Self { title : field_0 , content : field_1 , r#count : field_2 , contact_email : field_3 }",
+            "Self { title : field_0 , content : field_1 , r#count : field_2 , \
+             contact_email : field_3 }",
         );
         has(&out, "impl :: burrow :: forms :: Clean for Note { }");
     }

@@ -71,8 +71,8 @@
 //! }
 //! ```
 
-// `#[derive(FromRow)]` and `#[derive(Form)]` generate `::burrow::…` paths; this makes them resolve inside
-// this crate too.
+// `#[derive(FromRow)]` and `#[derive(Form)]` generate `::burrow::…` paths; this makes them
+// resolve inside this crate too.
 extern crate self as burrow;
 
 pub mod app;

@@ -13,7 +13,7 @@ use super::bound::BoundForm;
 use super::data::FormData;
 use super::errors::Errors;
 use crate::error::Error;
-use crate::template::Render;
+use crate::template::{Html, Render};
 
 /// A handler argument that is either the valid form or the submission to show again:
 /// `async fn create(form: FormResult<NoteForm>)`, then
@@ -169,7 +169,7 @@ impl<T> Invalid<T> {
     fn respond(
         self,
         context: impl Into<Value>,
-        render: impl FnOnce(Value) -> Result<crate::Html, Error>,
+        render: impl FnOnce(Value) -> Result<Html, Error>,
     ) -> Result<Response, Error> {
         let (form, htmx_target) = match self.outcome {
             Outcome::Rejected { form, htmx_target, .. } => (form, htmx_target),

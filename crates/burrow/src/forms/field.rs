@@ -320,8 +320,20 @@ fn number_from<N: std::str::FromStr + Copy + Into<Finite>>(text: &str) -> Option
 struct Finite(bool);
 
 macro_rules! finite {
-    (int: $($t:ty),*) => {$( impl From<$t> for Finite { fn from(_: $t) -> Finite { Finite(true) } } )*};
-    (float: $($t:ty),*) => {$( impl From<$t> for Finite { fn from(x: $t) -> Finite { Finite(x.is_finite()) } } )*};
+    (int: $($t:ty),*) => {$(
+        impl From<$t> for Finite {
+            fn from(_: $t) -> Finite {
+                Finite(true)
+            }
+        }
+    )*};
+    (float: $($t:ty),*) => {$(
+        impl From<$t> for Finite {
+            fn from(x: $t) -> Finite {
+                Finite(x.is_finite())
+            }
+        }
+    )*};
 }
 finite!(int: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
 finite!(float: f32, f64);
