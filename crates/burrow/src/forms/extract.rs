@@ -110,8 +110,8 @@ impl<T> Invalid<T> {
         Invalid { outcome: Outcome::Unreadable(error), form: PhantomData }
     }
 
-    /// Renders a page with the form as `form` in its context (a key `form` in `context`
-    /// wins), answering 422. An htmx request gets the page's `content` block, as from
+    /// Renders a page with the form as `form` in its context (replacing a `form` that
+    /// `context` may hold, such as a blank one), answering 422. An htmx request gets the page's `content` block, as from
     /// [`Render::page`], plus `HX-Retarget` (the form that sent it) and `HX-Reswap:
     /// outerHTML`. A body that could not be read is its error (400, 413, 415) instead.
     pub fn page(

@@ -208,9 +208,17 @@ pub trait FieldValue: Sized {
 }
 
 /// Types whose input is text: `min_length`, `max_length`, `email`, `url`, `regex`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not text: this rule needs a `String` or `Option<String>` field",
+    label = "a rule for text fields"
+)]
 pub trait TextValue: FieldValue {}
 
 /// Numeric types: `min` and `max`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a number: `min` and `max` need a number or `Option` of one",
+    label = "a rule for number fields"
+)]
 pub trait NumberValue: FieldValue {}
 
 impl FieldValue for String {

@@ -74,6 +74,36 @@
 //! }
 //! ```
 //!
+//! Mistakes in a declaration are compile errors: an unknown key,
+//!
+//! ```compile_fail
+//! #[derive(burrow::forms::Form)]
+//! struct Note {
+//!     #[form(maxlength = 200)] // unknown attribute `form(maxlength)`: a field takes …
+//!     title: String,
+//! }
+//! ```
+//!
+//! a rule that does not fit the field's type,
+//!
+//! ```compile_fail
+//! #[derive(burrow::forms::Form)]
+//! struct Note {
+//!     #[form(max_length = 200)] // `i64` is not text: this rule needs a `String` …
+//!     count: i64,
+//! }
+//! ```
+//!
+//! or a pattern that is not a regular expression:
+//!
+//! ```compile_fail
+//! #[derive(burrow::forms::Form)]
+//! struct Note {
+//!     #[form(regex = "[a-z")] // `regex` is not a valid pattern: unclosed character class
+//!     code: String,
+//! }
+//! ```
+//!
 //! Error messages are codes with arguments ([`Message`]), made English by
 //! [`Message::english`] only when shown, so they can be translated by code later.
 
