@@ -4,6 +4,8 @@
 //! This is the seam for multipart: a multipart reader would fill the same pairs with its
 //! text parts, and forms would not change.
 
+use crate::error::Error;
+
 /// Submitted `name=value` pairs, in order; a name may repeat.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FormData {
@@ -15,9 +17,11 @@ impl FormData {
         FormData { pairs }
     }
 
-    /// Parses `a=1&b=two` (a urlencoded body or a query string).
-    pub fn from_urlencoded(bytes: &[u8]) -> Result<FormData, serde_urlencoded::de::Error> {
-        serde_urlencoded::from_bytes(bytes).map(FormData::new)
+    /// Parses `a=1&b=two` (a urlencoded body or a query string); a 400 if it is not one.
+    pub fn from_urlencoded(bytes: &[u8]) -> Result<FormData, Error> {
+        serde_urlencoded::from_bytes(bytes)
+            .map(FormData::new)
+            .map_err(|_| Error::bad_request("The form data could not be read."))
     }
 
     /// The first value of `name`.

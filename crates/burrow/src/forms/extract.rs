@@ -74,10 +74,8 @@ impl<S: Send + Sync, T: Form> FromRequest<S> for Valid<T> {
 
 /// The submitted fields: the query string of a GET or HEAD, else a urlencoded body.
 async fn read(request: Request) -> Result<FormData, Error> {
-    let bad = |_| Error::bad_request("The form data could not be read.");
     if matches!(*request.method(), Method::GET | Method::HEAD) {
-        return FormData::from_urlencoded(request.uri().query().unwrap_or_default().as_bytes())
-            .map_err(bad);
+        return FormData::from_urlencoded(request.uri().query().unwrap_or_default().as_bytes());
     }
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     if !content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded")) {
@@ -90,7 +88,7 @@ async fn read(request: Request) -> Result<FormData, Error> {
     let bytes = axum::body::to_bytes(request.into_body(), usize::MAX)
         .await
         .map_err(|e| Error::unreadable_body(&e))?;
-    FormData::from_urlencoded(&bytes).map_err(bad)
+    FormData::from_urlencoded(&bytes)
 }
 
 /// For an htmx request (not boosted), the `#id` of the form that sent it: htmx names the

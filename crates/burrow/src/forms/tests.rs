@@ -276,3 +276,13 @@ fn macros_render_nothing_for_a_form_without_errors() {
     );
     assert!(!html.contains("secret"), "{html}");
 }
+
+#[test]
+fn urlencoded_bodies() {
+    let data = FormData::from_urlencoded(b"title=a+b%26c&tag=x&tag=y&empty=&csrf_token=t").unwrap();
+    assert_eq!(data.get("title"), Some("a b&c"));
+    assert_eq!(data.get("tag"), Some("x"), "the first of a repeated name");
+    assert_eq!(data.get_all("tag").collect::<Vec<_>>(), ["x", "y"]);
+    assert_eq!((data.get("empty"), data.get("missing")), (Some(""), None));
+    assert_eq!(FormData::from_urlencoded(b"").unwrap(), FormData::default());
+}
