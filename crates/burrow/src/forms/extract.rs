@@ -156,7 +156,7 @@ impl<T> Invalid<T> {
         }
     }
 
-    /// What was wrong, as codes and arguments (empty when the body could not be read).
+    /// What was wrong, as codes and arguments; `None` when the body could not be read.
     pub fn errors(&self) -> Option<&Errors> {
         match &self.outcome {
             Outcome::Rejected { errors, .. } => Some(errors),

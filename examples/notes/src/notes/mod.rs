@@ -150,8 +150,10 @@ async fn create(
 ) -> Result<Response, Error> {
     let form = match form {
         Ok(Valid(form)) => form,
-        // The inline form of the list page (htmx) replaces itself; the page, the page.
+        // htmx posts only from the inline form of the list page: that form replaces itself
+        // (named, not taken from HX-Trigger, since the partial is always that form).
         Err(invalid) if render.is_htmx() => {
+            let invalid = invalid.retarget("#new-note");
             return invalid.partial(&render, "notes/_form.html", form_context(None, true));
         }
         Err(invalid) => return invalid.page(&render, "notes/form.html", form_context(None, false)),
