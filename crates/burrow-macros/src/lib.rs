@@ -1,6 +1,8 @@
-//! Burrow's derive macros. Use them through `burrow` (`burrow::db::FromRow`, or
-//! `use burrow::prelude::*`), not from this crate: the code they generate names
-//! `::burrow::db`, so the crate using them must depend on `burrow`.
+//! Burrow's derive macros. Use them through `burrow` (`burrow::db::FromRow`,
+//! `burrow::forms::Form`, or `use burrow::prelude::*`), not from this crate: the code they
+//! generate names `::burrow::…`, so the crate using them must depend on `burrow`.
+
+mod form;
 
 use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote, quote_spanned};
@@ -62,6 +64,26 @@ use syn::{Attribute, Data, DeriveInput, Error, Field, Fields, LitStr, Token, par
 pub fn derive_from_row(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
     from_row(&input).unwrap_or_else(Error::into_compile_error).into()
+}
+
+/// Derives `burrow::forms::Form` (and an empty `burrow::forms::Clean`) for a struct with
+/// named fields: a form declared once, its rules in `#[form(...)]` on each field.
+///
+/// Field keys, several separated by commas: `required`, `max_length = N` and
+/// `min_length = N` (characters), `min = N` and `max = N` (numbers), `email`, `url`,
+/// `regex = "…"` (the whole value must match; checked at compile time), `choices = …` (a
+/// `&'static [(&str, &str)]` of value and label, or a constant naming one), `custom = path`
+/// (a `fn(&T) -> Result<(), Message>`, may repeat), `label = "…"` (default: the name,
+/// capitalized, `_` as spaces), `help = "…"`, `widget = "…"` (`text`, `textarea`, `email`,
+/// `url`, `number`, `checkbox`, `select`, `password`, `hidden`, `date`) and `no_trim`
+/// (strings are trimmed unless it is given).
+///
+/// On the struct, `#[form(clean)]` leaves `Clean` to the app, for checks across fields.
+/// The runtime and examples are in `burrow::forms`.
+#[proc_macro_derive(Form, attributes(form))]
+pub fn derive_form(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    form::derive(&input).unwrap_or_else(Error::into_compile_error).into()
 }
 
 /// The `impl ::burrow::db::FromRow` for `input`, or every error found in it.

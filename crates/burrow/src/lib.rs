@@ -48,6 +48,8 @@
 //! - [`template`]: minijinja, per-app embedded templates, layouts, htmx fragments via the
 //!   [`Render`] extractor, request-scoped functions (`current_path()`, `nav_links()`), and
 //!   filters every app gets (`date`, `naturaltime`, `intcomma`, `pluralize`, `urlize`, …).
+//! - [`forms`]: `#[derive(Form)]` structs with declared rules, the [`forms::FormResult`]
+//!   extractor, 422 re-renders (htmx-aware) and `forms.html` template macros.
 //! - [`error`]: handlers return [`Result`] (an [`Error`]); `?` converts any error, a 5xx's
 //!   cause is logged with the request id; every error response becomes an HTML page or
 //!   JSON, through one renderer. [`Path`] answers 404 for a segment that does not parse.
@@ -97,8 +99,8 @@
 //! }
 //! ```
 
-// `#[derive(FromRow)]` generates `::burrow::db::…` paths; this makes them resolve inside
-// this crate too.
+// `#[derive(FromRow)]` and `#[derive(Form)]` generate `::burrow::…` paths; this makes them
+// resolve inside this crate too.
 extern crate self as burrow;
 
 pub mod app;
@@ -112,6 +114,7 @@ mod embed;
 pub mod error;
 pub mod extract;
 mod files;
+pub mod forms;
 mod http;
 pub mod pagination;
 mod random;
@@ -151,6 +154,7 @@ pub use tracing;
 pub mod prelude {
     pub use crate::contrib::csrf::CsrfToken;
     pub use crate::db::{DbError, FromRow, Row, params};
+    pub use crate::forms::{FormResult, Valid};
     pub use crate::{
         AnySetting, App, AppContext, BoxError, Command, Config, ConfigError, Db, Dir, Error, Html,
         Messages, NavItem, Page, Paginator, Path, Render, Result, Server, Session, Setting,

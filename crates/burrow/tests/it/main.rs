@@ -4,6 +4,7 @@
 
 mod apps;
 mod db;
+mod forms;
 mod http;
 mod rows;
 mod sessions;

@@ -2,13 +2,14 @@
 
 mod store;
 
-use burrow::axum::extract::{Form, Query, State};
-use burrow::axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use burrow::axum::extract::{Query, State};
+use burrow::axum::http::{HeaderValue, header};
 use burrow::axum::response::{IntoResponse, Redirect, Response};
 use burrow::axum::routing::get;
 use burrow::axum::{Router, routing::post};
 use burrow::clap::{Arg, value_parser};
 use burrow::contrib::messages::Messages;
+use burrow::forms::{Form, FormResult, Valid};
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
 use burrow::{
@@ -134,7 +135,7 @@ async fn list(
     let page = store::page(&db, &query.q, query.page()).await?;
     render.page(
         "notes/list.html",
-        context! { page => Serde(&page), q => query.q.trim(), form => Serde(NoteForm::default()) },
+        context! { page => Serde(&page), q => query.q.trim(), form => NoteForm::blank() },
     )
 }
 
@@ -148,35 +149,26 @@ async fn rows(
     render.partial("notes/_rows.html", context! { page => Serde(&page), q => query.q.trim() })
 }
 
-async fn new(render: Render) -> Result<Response> {
-    form_page(&render, StatusCode::OK, None, &NoteForm::default(), &[])
+async fn new(render: Render) -> Result<Html> {
+    render.page("notes/form.html", form_context(None, false))
 }
 
 async fn create(
     State(db): State<Db>,
     render: Render,
     messages: Messages,
-    Form(form): Form<NoteForm>,
+    form: FormResult<NoteForm>,
 ) -> Result<Response> {
-    let errors = form.errors();
-    if !errors.is_empty() {
-        if render.is_htmx() {
-            // The inline form on the list page: swap the form itself, not the list.
-            let html =
-                render.partial("notes/_form.html", form_context(None, &form, &errors, true))?;
-            let mut res = (StatusCode::UNPROCESSABLE_ENTITY, html).into_response();
-            res.headers_mut().insert(
-                HeaderName::from_static("hx-retarget"),
-                HeaderValue::from_static("#new-note"),
-            );
-            res.headers_mut().insert(
-                HeaderName::from_static("hx-reswap"),
-                HeaderValue::from_static("outerHTML"),
-            );
-            return Ok(res);
+    let form = match form {
+        Ok(Valid(form)) => form,
+        // htmx posts only from the inline form of the list page: that form replaces itself
+        // (named, not taken from HX-Trigger, since the partial is always that form).
+        Err(invalid) if render.is_htmx() => {
+            let invalid = invalid.retarget("#new-note");
+            return invalid.partial(&render, "notes/_form.html", form_context(None, true));
         }
-        return form_page(&render, StatusCode::UNPROCESSABLE_ENTITY, None, &form, &errors);
-    }
+        Err(invalid) => return invalid.page(&render, "notes/form.html", form_context(None, false)),
+    };
     let note = store::create(&db, form).await?;
     messages.success(format!("Created “{}”.", note.title))?;
     if render.is_htmx() {
@@ -192,9 +184,10 @@ async fn show(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Resu
     render.page("notes/detail.html", context! { note => Serde(&note) })
 }
 
-async fn edit(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Result<Response> {
+async fn edit(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Result<Html> {
     let note = store::get(&db, id).await?.ok_or_else(Error::not_found)?;
-    form_page(&render, StatusCode::OK, Some(note.id), &NoteForm::from_note(&note), &[])
+    let form = NoteForm::from_note(&note).bound();
+    render.page("notes/form.html", context! { form, ..form_context(Some(note.id), false) })
 }
 
 async fn update(
@@ -202,14 +195,16 @@ async fn update(
     Path(id): Path<i64>,
     render: Render,
     messages: Messages,
-    Form(form): Form<NoteForm>,
+    form: FormResult<NoteForm>,
 ) -> Result<Response> {
-    let errors = form.errors();
-    if !errors.is_empty() {
-        // Editing a note that was deleted meanwhile is a 404, not a validation error.
-        store::get(&db, id).await?.ok_or_else(Error::not_found)?;
-        return form_page(&render, StatusCode::UNPROCESSABLE_ENTITY, Some(id), &form, &errors);
-    }
+    let form = match form {
+        Ok(Valid(form)) => form,
+        Err(invalid) => {
+            // Editing a note that was deleted meanwhile is a 404, not a validation error.
+            store::get(&db, id).await?.ok_or_else(Error::not_found)?;
+            return invalid.page(&render, "notes/form.html", form_context(Some(id), false));
+        }
+    };
     let note = store::update(&db, id, form).await?.ok_or_else(Error::not_found)?;
     messages.success("Saved your changes.")?;
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
@@ -233,31 +228,14 @@ async fn delete_htmx(
     Ok(res)
 }
 
-/// The create/edit page; 422 when re-rendered with validation errors.
-fn form_page(
-    render: &Render,
-    status: StatusCode,
-    id: Option<i64>,
-    form: &NoteForm,
-    errors: &[(&'static str, String)],
-) -> Result<Response> {
-    let html = render.page("notes/form.html", form_context(id, form, errors, false))?;
-    Ok((status, html).into_response())
-}
-
-fn form_context(
-    id: Option<i64>,
-    form: &NoteForm,
-    errors: &[(&'static str, String)],
-    inline: bool,
-) -> burrow::minijinja::Value {
-    let messages: Vec<String> = errors.iter().map(|(_, m)| m.clone()).collect();
-    let fields: Vec<&str> = errors.iter().map(|(f, _)| *f).collect();
+/// What the form templates need besides the form: where it posts, and whether it is the
+/// inline form of the list page. A blank form unless the caller puts its own first.
+fn form_context(id: Option<i64>, inline: bool) -> burrow::minijinja::Value {
     let action = match id {
         Some(id) => format!("/notes/{id}"),
         None => "/notes".to_string(),
     };
-    context! { id, form => Serde(form), errors => messages, invalid => fields, action, inline }
+    context! { id, action, inline, form => NoteForm::blank() }
 }
 
 /// Deterministic sample notes: a small vocabulary, so searches find predictable sets.

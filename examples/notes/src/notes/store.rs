@@ -3,12 +3,11 @@
 use burrow::Db;
 use burrow::db::search::{SearchIndex, SearchQuery};
 use burrow::db::{DbError, FromRow, Row, params, utc_now};
+use burrow::forms::Form;
 use burrow::pagination::{Page, Paginator};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub const PER_PAGE: usize = 20;
-pub const TITLE_MAX: usize = 200;
-pub const CONTENT_MAX: usize = 100_000;
 
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct Note {
@@ -97,7 +96,7 @@ pub async fn create(db: &Db, form: NoteForm) -> Result<Note, DbError> {
         c.query_one(
             "INSERT INTO notes (title, content) VALUES (?, ?)
              RETURNING id, title, content, created_at, updated_at",
-            params![plain(form.title.trim()), plain(&form.content)],
+            params![plain(&form.title), plain(&form.content)],
         )
     })
     .await
@@ -109,7 +108,7 @@ pub async fn update(db: &Db, id: i64, form: NoteForm) -> Result<Option<Note>, Db
         c.query_opt(
             "UPDATE notes SET title = ?, content = ?, updated_at = ?
              WHERE id = ? RETURNING id, title, content, created_at, updated_at",
-            params![plain(form.title.trim()), plain(&form.content), utc_now(), id],
+            params![plain(&form.title), plain(&form.content), utc_now(), id],
         )
     })
     .await
@@ -160,33 +159,19 @@ pub async fn insert_missing(db: &Db, notes: Vec<(String, String)>) -> Result<usi
     .await
 }
 
-/// The note form as submitted; missing fields are empty so validation reports them.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+/// The note form: declared once, validated by its `#[form(...)]` rules. The title is
+/// trimmed; the content is kept as typed (leading indentation may matter in a note).
+#[derive(Debug, Clone, Default, Form)]
 pub struct NoteForm {
-    #[serde(default)]
+    #[form(required, max_length = 200, label = "Title")]
     pub title: String,
-    #[serde(default)]
+    #[form(max_length = 100_000, label = "Content", widget = "textarea", no_trim)]
     pub content: String,
 }
 
 impl NoteForm {
     pub fn from_note(note: &Note) -> NoteForm {
         NoteForm { title: note.title.clone(), content: note.content.clone() }
-    }
-
-    /// Field → message, empty when valid.
-    pub fn errors(&self) -> Vec<(&'static str, String)> {
-        let mut errors = Vec::new();
-        let title = self.title.trim();
-        if title.is_empty() {
-            errors.push(("title", "Title is required.".to_string()));
-        } else if title.chars().count() > TITLE_MAX {
-            errors.push(("title", format!("Title must be at most {TITLE_MAX} characters.")));
-        }
-        if self.content.chars().count() > CONTENT_MAX {
-            errors.push(("content", format!("Content must be at most {CONTENT_MAX} characters.")));
-        }
-        errors
     }
 }
 
@@ -245,9 +230,21 @@ mod tests {
 
     #[test]
     fn validation() {
-        let form = |t: &str| NoteForm { title: t.into(), content: String::new() };
-        assert_eq!(form("  ").errors()[0].1, "Title is required.");
-        assert!(form(&"x".repeat(201)).errors()[0].1.contains("at most 200"));
-        assert!(form(&"é".repeat(200)).errors().is_empty());
+        use burrow::forms::FormData;
+        let errors = |title: &str, content: &str| {
+            let data: FormData = [("title", title), ("content", content)].into_iter().collect();
+            let errors = NoteForm::from_data(&data).err().unwrap_or_default();
+            let field = |name| errors.field(name).map(|m| m.english(Some("Title"))).collect();
+            (field("title"), field("content"))
+        };
+        let none: Vec<String> = Vec::new();
+        assert_eq!(errors("  ", "").0, ["Title is required."]);
+        assert_eq!(errors(&"x".repeat(201), "").0, ["Title must be at most 200 characters."]);
+        assert_eq!(errors(&"é".repeat(200), ""), (none.clone(), none.clone()));
+        assert_eq!(errors("t", &"x".repeat(100_001)).1.len(), 1);
+        let data: FormData =
+            [("title", "  Trimmed  "), ("content", "  kept  ")].into_iter().collect();
+        let form = NoteForm::from_data(&data).unwrap();
+        assert_eq!((form.title.as_str(), form.content.as_str()), ("Trimmed", "  kept  "));
     }
 }

@@ -1,0 +1,347 @@
+//! What a form declares about each field ([`Field`], built by `#[derive(Form)]` as a
+//! `static`), and how a Rust type is read from form input ([`FieldValue`]).
+
+use std::sync::OnceLock;
+
+use serde::Serialize;
+
+use super::message::Message;
+
+/// The HTML control a field is shown as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InputType {
+    Text,
+    Textarea,
+    Email,
+    Url,
+    Number,
+    Checkbox,
+    Select,
+    Password,
+    Hidden,
+    Date,
+}
+
+impl InputType {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InputType::Text => "text",
+            InputType::Textarea => "textarea",
+            InputType::Email => "email",
+            InputType::Url => "url",
+            InputType::Number => "number",
+            InputType::Checkbox => "checkbox",
+            InputType::Select => "select",
+            InputType::Password => "password",
+            InputType::Hidden => "hidden",
+            InputType::Date => "date",
+        }
+    }
+}
+
+/// A `#[form(regex = "…")]` pattern, compiled on first use. The derive checks its syntax
+/// at compile time; it must match the whole value, as HTML's `pattern` does.
+pub struct Pattern {
+    source: &'static str,
+    compiled: OnceLock<regex::Regex>,
+}
+
+impl Pattern {
+    pub const fn new(source: &'static str) -> Pattern {
+        Pattern { source, compiled: OnceLock::new() }
+    }
+
+    pub fn source(&self) -> &'static str {
+        self.source
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.compiled
+            .get_or_init(|| {
+                regex::Regex::new(&format!("^(?:{})$", self.source))
+                    .expect("#[derive(Form)] checked this pattern's syntax")
+            })
+            .is_match(text)
+    }
+}
+
+/// One field of a form: its name in the body, how it is shown, and its rules. Built with
+/// the `const` methods below, by `#[derive(Form)]`.
+#[derive(Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub help: Option<&'static str>,
+    pub input: InputType,
+    pub required: bool,
+    /// A number with a fraction ([`FieldValue::FRACTIONAL`]).
+    pub fractional: bool,
+    /// Surrounding whitespace is removed before parsing and validation.
+    pub trim: bool,
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub email: bool,
+    pub url: bool,
+    pub regex: Option<&'static Pattern>,
+    /// `(value, label)` pairs; the value must be one of them.
+    pub choices: &'static [(&'static str, &'static str)],
+}
+
+/// Field builders taking the field's type check, at compile time, that a rule fits it
+/// (`max_length` on an `i64` is an error naming [`TextValue`]).
+impl Field {
+    pub const fn new<T: FieldValue>(name: &'static str, label: &'static str) -> Field {
+        Field {
+            name,
+            label,
+            help: None,
+            input: T::INPUT,
+            required: T::REQUIRED,
+            fractional: T::FRACTIONAL,
+            trim: true,
+            min_length: None,
+            max_length: None,
+            min: None,
+            max: None,
+            email: false,
+            url: false,
+            regex: None,
+            choices: &[],
+        }
+    }
+
+    pub const fn help(mut self, help: &'static str) -> Field {
+        self.help = Some(help);
+        self
+    }
+
+    pub const fn widget(mut self, input: InputType) -> Field {
+        self.input = input;
+        self
+    }
+
+    pub const fn required(mut self) -> Field {
+        self.required = true;
+        self
+    }
+
+    pub const fn no_trim(mut self) -> Field {
+        self.trim = false;
+        self
+    }
+
+    pub const fn min_length<T: TextValue>(mut self, min: usize) -> Field {
+        self.min_length = Some(min);
+        self
+    }
+
+    pub const fn max_length<T: TextValue>(mut self, max: usize) -> Field {
+        self.max_length = Some(max);
+        self
+    }
+
+    pub const fn min<T: NumberValue>(mut self, min: f64) -> Field {
+        self.min = Some(min);
+        self
+    }
+
+    pub const fn max<T: NumberValue>(mut self, max: f64) -> Field {
+        self.max = Some(max);
+        self
+    }
+
+    pub const fn email<T: TextValue>(mut self) -> Field {
+        self.email = true;
+        if matches!(self.input, InputType::Text) {
+            self.input = InputType::Email;
+        }
+        self
+    }
+
+    pub const fn url<T: TextValue>(mut self) -> Field {
+        self.url = true;
+        if matches!(self.input, InputType::Text) {
+            self.input = InputType::Url;
+        }
+        self
+    }
+
+    pub const fn regex<T: TextValue>(mut self, pattern: &'static Pattern) -> Field {
+        self.regex = Some(pattern);
+        self
+    }
+
+    pub const fn choices(mut self, choices: &'static [(&'static str, &'static str)]) -> Field {
+        self.choices = choices;
+        if matches!(self.input, InputType::Text | InputType::Number) {
+            self.input = InputType::Select;
+        }
+        self
+    }
+}
+
+/// A type a form field can hold: how it is read from the submitted text and written back
+/// into an input.
+pub trait FieldValue: Sized {
+    /// The control shown unless `#[form(widget = "…")]` says otherwise.
+    const INPUT: InputType;
+    /// True for types with no empty value (numbers): the field is always required.
+    const REQUIRED: bool;
+    /// True for numbers with a fraction: the input takes `step="any"`, else browsers
+    /// refuse `2.5`.
+    const FRACTIONAL: bool = false;
+
+    /// Reads the submitted text (already trimmed unless `no_trim`); `None` when the field
+    /// was absent.
+    fn parse(input: Option<&str>) -> Result<Self, Message>;
+
+    /// The text an input shows for this value.
+    fn to_input(&self) -> String;
+
+    /// The value as a number, for `min` and `max`.
+    fn number(&self) -> Option<f64> {
+        None
+    }
+}
+
+/// Types whose input is text: `min_length`, `max_length`, `email`, `url`, `regex`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not text: this rule needs a `String` or `Option<String>` field",
+    label = "a rule for text fields"
+)]
+pub trait TextValue: FieldValue {}
+
+/// Numeric types: `min` and `max`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a number: `min` and `max` need a number or `Option` of one",
+    label = "a rule for number fields"
+)]
+pub trait NumberValue: FieldValue {}
+
+impl FieldValue for String {
+    const INPUT: InputType = InputType::Text;
+    const REQUIRED: bool = false;
+
+    fn parse(input: Option<&str>) -> Result<Self, Message> {
+        Ok(input.unwrap_or_default().to_string())
+    }
+
+    fn to_input(&self) -> String {
+        self.clone()
+    }
+}
+impl TextValue for String {}
+
+impl FieldValue for Option<String> {
+    const INPUT: InputType = InputType::Text;
+    const REQUIRED: bool = false;
+
+    fn parse(input: Option<&str>) -> Result<Self, Message> {
+        Ok(input.filter(|s| !s.is_empty()).map(str::to_string))
+    }
+
+    fn to_input(&self) -> String {
+        self.clone().unwrap_or_default()
+    }
+}
+impl TextValue for Option<String> {}
+
+/// A checkbox: browsers send it only when checked, so an absent field is `false`.
+impl FieldValue for bool {
+    const INPUT: InputType = InputType::Checkbox;
+    const REQUIRED: bool = false;
+
+    fn parse(input: Option<&str>) -> Result<Self, Message> {
+        Ok(is_checked(input.unwrap_or_default()))
+    }
+
+    fn to_input(&self) -> String {
+        if *self { "on".into() } else { String::new() }
+    }
+}
+
+/// What a checked checkbox sends: `on` (no `value` attribute) or a true-ish value.
+pub(crate) fn is_checked(input: &str) -> bool {
+    matches!(input.trim().to_ascii_lowercase().as_str(), "on" | "true" | "1" | "yes")
+}
+
+macro_rules! numbers {
+    ($code:literal, $fractional:literal: $($t:ty),*) => {$(
+        impl FieldValue for $t {
+            const INPUT: InputType = InputType::Number;
+            const REQUIRED: bool = true;
+            const FRACTIONAL: bool = $fractional;
+
+            fn parse(input: Option<&str>) -> Result<Self, Message> {
+                let text = input.unwrap_or_default().trim();
+                if text.is_empty() {
+                    return Err(Message::new("required"));
+                }
+                number_from(text).ok_or_else(|| Message::new($code))
+            }
+
+            fn to_input(&self) -> String {
+                self.to_string()
+            }
+
+            fn number(&self) -> Option<f64> {
+                Some(*self as f64)
+            }
+        }
+        impl NumberValue for $t {}
+
+        impl FieldValue for Option<$t> {
+            const INPUT: InputType = InputType::Number;
+            const REQUIRED: bool = false;
+            const FRACTIONAL: bool = $fractional;
+
+            fn parse(input: Option<&str>) -> Result<Self, Message> {
+                match input.map(str::trim).filter(|t| !t.is_empty()) {
+                    None => Ok(None),
+                    Some(text) => number_from(text).map(Some).ok_or_else(|| Message::new($code)),
+                }
+            }
+
+            fn to_input(&self) -> String {
+                self.map(|n| n.to_string()).unwrap_or_default()
+            }
+
+            fn number(&self) -> Option<f64> {
+                self.map(|n| n as f64)
+            }
+        }
+        impl NumberValue for Option<$t> {}
+    )*};
+}
+numbers!("integer", false: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+numbers!("number", true: f32, f64);
+
+/// A number from text; infinities and NaN are not numbers a form means.
+fn number_from<N: std::str::FromStr + Copy + Into<Finite>>(text: &str) -> Option<N> {
+    text.parse::<N>().ok().filter(|n| (*n).into().0)
+}
+
+/// Whether a parsed number is finite (integers always are).
+struct Finite(bool);
+
+macro_rules! finite {
+    (int: $($t:ty),*) => {$(
+        impl From<$t> for Finite {
+            fn from(_: $t) -> Finite {
+                Finite(true)
+            }
+        }
+    )*};
+    (float: $($t:ty),*) => {$(
+        impl From<$t> for Finite {
+            fn from(x: $t) -> Finite {
+                Finite(x.is_finite())
+            }
+        }
+    )*};
+}
+finite!(int: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+finite!(float: f32, f64);

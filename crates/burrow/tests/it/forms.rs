@@ -1,0 +1,208 @@
+//! Forms through a real router: the CSRF app in front, `FormResult` in the handler, the
+//! page shown again with 422, escaped values and aria attributes, and the htmx headers.
+
+use burrow::axum::Router;
+use burrow::axum::body::Body;
+use burrow::axum::http::{Request, StatusCode, header};
+use burrow::axum::response::{IntoResponse, Response};
+use burrow::axum::routing::{get, post};
+use burrow::contrib::csrf::{Csrf, CsrfToken};
+use burrow::contrib::session::Sessions;
+use burrow::forms::{Form, FormResult, Valid};
+use burrow::minijinja::context;
+use burrow::{App, AppContext, Dir, Error, Render, Server};
+
+use crate::{Reply, Site, send};
+
+static TEMPLATES: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_forms");
+
+const HASH: &str = "1111111111111111111111111111111111111111111111111111111111111111";
+const CSRF: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+#[derive(Debug, Form)]
+struct Signup {
+    #[form(required, max_length = 40)]
+    name: String,
+    #[form(required, email, label = "Email address", help = "We never share it.")]
+    email: String,
+    #[form(min = 13)]
+    age: Option<u32>,
+    newsletter: bool,
+}
+
+struct Signups;
+
+impl App for Signups {
+    fn name(&self) -> &'static str {
+        "signups"
+    }
+
+    fn dependencies(&self) -> &'static [&'static str] {
+        &["csrf"]
+    }
+
+    fn templates(&self) -> Option<&'static Dir<'static>> {
+        Some(&TEMPLATES)
+    }
+
+    fn routes(&self, _ctx: &AppContext) -> Router {
+        Router::new()
+            .route("/token", get(|t: CsrfToken| async move { t.0 }))
+            .route("/signup", get(page).post(create))
+            // `Valid` alone: an invalid submission is a plain 422.
+            .route("/api/signup", post(|Valid(s): Valid<Signup>| async move { s.name }))
+    }
+}
+
+async fn page(render: Render) -> Result<Response, Error> {
+    Ok(render
+        .page("signup.html", context! { form => Signup::blank(), button => "Sign up" })?
+        .into_response())
+}
+
+async fn create(render: Render, form: FormResult<Signup>) -> Result<Response, Error> {
+    match form {
+        Ok(Valid(signup)) => Ok(format!(
+            "welcome {} {} {:?} {}",
+            signup.name, signup.email, signup.age, signup.newsletter
+        )
+        .into_response()),
+        Err(invalid) => invalid.page(&render, "signup.html", context! { button => "Try again" }),
+    }
+}
+
+fn server() -> Server {
+    Server::new("f", "1").app(Sessions::new()).app(Csrf::new()).app(Signups)
+}
+
+/// A CSRF cookie and a token for it, as a page with a form would give.
+async fn credentials(router: &Router) -> (String, String) {
+    let reply = send(router, Request::get("/token").body(Body::empty()).unwrap()).await;
+    let cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
+    (cookie.split(';').next().unwrap().to_string(), reply.body)
+}
+
+async fn post_form(router: &Router, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+    let (cookie, token) = credentials(router).await;
+    let mut request = Request::post(path)
+        .header(header::COOKIE, cookie)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    // The token travels in the body, beside the form's own fields.
+    let body = format!("{body}&csrf_token={}", urlencode(&token));
+    send(router, request.body(Body::from(body)).unwrap()).await
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn booted() -> burrow::Booted {
+    Site::new().build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_valid_submission_reaches_the_handler() {
+    let booted = booted();
+    let reply = post_form(
+        &booted.router,
+        "/signup",
+        "name=+Ada+&email=ada%40example.org&age=36&newsletter=on",
+        &[],
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    assert_eq!(reply.body, "welcome Ada ada@example.org Some(36) true");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_blank_page_shows_the_fields() {
+    let booted = booted();
+    let reply = send(&booted.router, Request::get("/signup").body(Body::empty()).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let body = reply.body;
+    assert!(body.contains(r#"<label for="email">Email address</label>"#), "{body}");
+    assert!(
+        body.contains(r#"<input type="email" id="email" name="email" required aria-describedby="email-help" value="">"#),
+        "{body}"
+    );
+    assert!(body.contains(r#"name="csrf_token""#) && !body.contains("role=\"alert\""), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_invalid_submission_is_shown_again_with_422() {
+    let booted = booted();
+    let body = "name=%3Cscript%3Ealert(1)%3C%2Fscript%3E&email=not-an-email&age=7";
+    let reply = post_form(&booted.router, "/signup", body, &[]).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
+    let content_type = reply.headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    assert!(reply.headers.get("hx-retarget").is_none(), "not an htmx request");
+    let body = reply.body;
+    assert!(body.contains("<html") && body.contains("Try again"), "the whole page:\n{body}");
+    // What was entered comes back, escaped.
+    assert!(!body.contains("<script>alert(1)"), "{body}");
+    assert!(body.contains(r#"value="&lt;script&gt;alert(1)&lt;&#x2f;script&gt;""#), "{body}");
+    assert!(
+        body.contains(r#"<input type="email" id="email" name="email" required class="invalid" aria-invalid="true" aria-describedby="email-error email-help" value="not-an-email">"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(
+            r#"<p id="email-error" class="field-error">Email address must be an email address.</p>"#
+        ),
+        "{body}"
+    );
+    assert!(body.contains(r#"<div class="errors" role="alert">"#), "{body}");
+    assert!(body.contains(r##"<a href="#age">Age must be at least 13.</a>"##), "{body}");
+    assert!(
+        !body.contains(r#"id="name" name="name" required class="invalid""#),
+        "name is valid: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_htmx_submission_replaces_the_form_that_sent_it() {
+    let booted = booted();
+    let htmx = [("hx-request", "true"), ("hx-trigger", "signup")];
+    let reply = post_form(&booted.router, "/signup", "name=&email=a%40b.co", &htmx).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let header = |name| reply.headers.get(name).map(|v| v.to_str().unwrap().to_string());
+    assert_eq!(header("hx-retarget").as_deref(), Some("#signup"));
+    assert_eq!(header("hx-reswap").as_deref(), Some("outerHTML"));
+    assert!(!reply.body.contains("<html"), "only the content block:\n{}", reply.body);
+    assert!(reply.body.contains("Name is required."), "{}", reply.body);
+
+    // An id that is not a plain name is not made into a selector.
+    let htmx = [("hx-request", "true"), ("hx-trigger", "x\"],body")];
+    let reply = post_form(&booted.router, "/signup", "name=", &htmx).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.headers.get("hx-retarget").is_none() && reply.headers.get("hx-reswap").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forms_other_bodies_and_bare_valid() {
+    let booted = booted();
+    let (cookie, token) = credentials(&booted.router).await;
+    let request = Request::post("/signup")
+        .header(header::COOKIE, cookie)
+        .header("x-csrf-token", token)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"name":"Ada"}"#))
+        .unwrap();
+    let reply = send(&booted.router, request).await;
+    assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", reply.body);
+
+    let reply = post_form(&booted.router, "/api/signup", "name=Ada&email=nope", &[]).await;
+    assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(reply.body.contains("Email address must be an email address."), "{}", reply.body);
+    let reply = post_form(&booted.router, "/api/signup", "name=Ada&email=a%40b.co", &[]).await;
+    assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "Ada"));
+}
