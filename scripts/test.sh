@@ -86,6 +86,12 @@ chroot "$root" /server migrate --database-dsn sqlite:////data/app.db --log-level
 test -s "$root/data/app.db" || { echo "FAIL: no database created in the chroot"; exit 1; }
 # PostgreSQL from the same binary: no libpq, no OpenSSL, no CA bundle on the host. TLS
 # verified against the cluster's CA (copied in), by IP, as nothing resolves names there.
+# SCRAM's nonce comes from /dev/urandom in a static glibc build (getrandom 0.4 cannot find
+# libc's getrandom() without dlsym, and polls /dev/random once first): device files every
+# host and container has.
+mkdir "$root/dev"
+mknod -m 444 "$root/dev/random" c 1 8
+mknod -m 444 "$root/dev/urandom" c 1 9
 psql "$BURROW_TEST_PG_URL" -qc "CREATE DATABASE chroot_check" >/dev/null
 cp "$BURROW_TEST_PG_CA" "$root/ca.crt"
 pg_chroot="postgres://postgres:postgres@127.0.0.1:$BURROW_TEST_PG_PORT/chroot_check?sslmode=verify-full&sslrootcert=/ca.crt"

@@ -1,7 +1,8 @@
 //! PostgreSQL in production, against the real binary: several `server` processes on one
 //! database (notes, forms, CSRF tokens and sessions shared; migrations applied once when they start
 //! together), PostgreSQL restarted under load (quick 503s while it is down, then service
-//! again without restarting the server), and a clear 503 when the pool is exhausted.
+//! again without restarting the server), a clear 503 when the pool is exhausted, and the CLI
+//! (`backup` points at pg_dump, `check` reports the server and its TLS state).
 //!
 //! The tests of the other modules written with `both_engines!` run on PostgreSQL too
 //! (`…::postgres`); this module holds what only a shared database server raises.
@@ -501,4 +502,42 @@ async fn exhausted_pool_gives_a_503_not_a_500() {
     server.wait_for_log("naming the exhausted pool", |l| {
         l.contains("no database connection became free")
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// The CLI on PostgreSQL
+
+#[test]
+fn backup_points_at_pg_dump_and_check_reports_the_server() {
+    let dir = tempdir();
+    let db = Database::new(Engine::Postgres, dir.path());
+    let dest = dir.path().join("copy.db");
+    let out = Launch::new(dir.path())
+        .args(["backup", dest.to_str().unwrap(), "--database-dsn", &db.dsn])
+        .run();
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("pg_dump"), "{}", out.stderr);
+    assert_eq!(out.stderr.trim_end().lines().count(), 1, "one line:\n{}", out.stderr);
+    assert!(!dest.exists(), "nothing written");
+
+    // Over verified TLS, by name, as the docs recommend.
+    let ca = std::env::var("BURROW_TEST_PG_CA").expect("BURROW_TEST_PG_CA (scripts/test.sh)");
+    let verified = db
+        .dsn
+        .replace("127.0.0.1", "localhost")
+        .replace("sslmode=disable", &format!("sslmode=verify-full&sslrootcert={ca}"));
+    let out = Launch::new(dir.path()).args(["check", "--database-dsn", &verified]).run();
+    let report = out.stdout.lines().find(|l| l.starts_with("PostgreSQL ")).unwrap_or_default();
+    for part in ["TLS on (TLSv1.3)", "certificate verified", "the pool can connect"] {
+        assert!(report.contains(part), "{part} in: {}", out.stdout);
+    }
+    assert!(!out.stdout.contains("cannot use PostgreSQL"), "{}", out.stdout);
+
+    // Without TLS to a server that is not local, or with no server at all: a problem.
+    let port = db.dsn.split("127.0.0.1:").nth(1).and_then(|r| r.split('/').next()).expect("port");
+    let down = db.dsn.replace(&format!(":{port}/"), ":1/");
+    let out = Launch::new(dir.path()).args(["check", "--database-dsn", &down]).run();
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stdout.contains("✗ cannot use PostgreSQL"), "{}", out.stdout);
+    assert!(!out.stdout.contains(":postgres@"), "password shown: {}", out.stdout);
 }
