@@ -122,6 +122,22 @@ impl Conn {
         }
     }
 
+    /// Runs `f` between `begin` (e.g. `BEGIN IMMEDIATE`) and COMMIT; an `Err` from `f`, or
+    /// a COMMIT that fails, rolls back. The one transaction wrapper of both pools and of
+    /// migrations.
+    pub(super) fn transaction<T>(
+        &self,
+        begin: &str,
+        f: impl FnOnce(&Conn) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.execute_batch(begin)?;
+        let result = f(self).and_then(|value| self.execute_batch("COMMIT").map(|()| value));
+        if result.is_err() {
+            let _ = self.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
     /// The SQLite connection of a SQLite pool's own work (migrations, checkpoints).
     pub(super) fn sqlite(&self) -> &rusqlite::Connection {
         match &self.0 {

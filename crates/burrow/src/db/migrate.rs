@@ -136,8 +136,7 @@ fn apply_pending(conn: &Conn, sets: &[Migrations]) -> Result<Vec<String>, DbErro
         Engine::Sqlite => "BEGIN IMMEDIATE",
         Engine::Postgres => "BEGIN",
     };
-    conn.execute_batch(begin)?;
-    let result = (|| {
+    conn.transaction(begin, |conn| {
         conn.execute_batch(CREATE_TABLE)?;
         let mut applied = Vec::new();
         for migration in &pending {
@@ -158,14 +157,7 @@ fn apply_pending(conn: &Conn, sets: &[Migrations]) -> Result<Vec<String>, DbErro
             applied.push(file);
         }
         Ok(applied)
-    })();
-    match result {
-        Ok(applied) => conn.execute_batch("COMMIT").map(|()| applied),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
+    })
 }
 
 /// Every known migration with its applied time, in the order they run.

@@ -4,7 +4,7 @@
 //! blocking `postgres::Client` that does its own I/O on the thread running the closure: no
 //! hop through the async runtime per statement. Writes keep SQLite's guarantee that they
 //! run one at a time: in this process behind a fair async lock, and across every process
-//! on the database behind a transaction-level advisory lock ([`WRITE_LOCK`]), so a
+//! on the database behind a transaction-level advisory lock ([`BEGIN_WRITE`]), so a
 //! read-modify-write in `Db::write` never loses an update on either engine.
 //!
 //! A read whose future is dropped (request timeout, client gone) has its statement
@@ -30,9 +30,10 @@ use super::conn::Inner;
 use super::dsn::{PgDsn, PgTls};
 use super::{Conn, DbError, DbOptions, Dsn, Value};
 
-/// Key of the transaction-level advisory lock every write takes: one writer at a time
-/// across all processes sharing the database, as SQLite's single writer gives.
-const WRITE_LOCK: i64 = 0x6275_7272_6f77_0001;
+/// How a write transaction starts: with the transaction-level advisory lock that makes
+/// writes one at a time across every process on the database, as SQLite's single writer
+/// does (key 0x6275_7272_6f77_0001, "burrow" + 1; [`MIGRATE_LOCK`] is + 2).
+const BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(7094702623813992449)";
 /// Key of the session-level advisory lock held while migrating: of several processes
 /// starting at once, one migrates and the others wait, then find nothing to do.
 pub(super) const MIGRATE_LOCK: i64 = 0x6275_7272_6f77_0002;
@@ -289,7 +290,7 @@ impl PgPool {
                 return Err(DbError::Closed);
             }
             pool.busy.fetch_add(1, Ordering::Relaxed);
-            let result = if write { transaction(&conn, f) } else { f(&conn) };
+            let result = if write { conn.transaction(BEGIN_WRITE, f) } else { f(&conn) };
             pool.busy.fetch_sub(1, Ordering::Relaxed);
             pool.running.lock().expect("pool poisoned").remove(&id);
             *cancel.token.lock().expect("cancel poisoned") = None;
@@ -372,18 +373,6 @@ fn pg(conn: &Conn) -> &PgConn {
     match &conn.0 {
         Inner::Postgres(c) => c,
         Inner::Sqlite(_) => unreachable!("a PostgreSQL pool holds PostgreSQL connections"),
-    }
-}
-
-/// A write transaction: one at a time across every process on the database.
-fn transaction<T>(conn: &Conn, f: impl FnOnce(&Conn) -> Result<T, DbError>) -> Result<T, DbError> {
-    conn.execute_batch(&format!("BEGIN; SELECT pg_advisory_xact_lock({WRITE_LOCK})"))?;
-    match f(conn) {
-        Ok(value) => conn.execute_batch("COMMIT").map(|()| value),
-        Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
-            Err(e)
-        }
     }
 }
 

@@ -288,7 +288,7 @@ fn tokens(raw: &str) -> Vec<(&str, bool)> {
 pub struct Search<'c> {
     conn: &'c Conn,
     index: SearchIndex,
-    query: SearchQuery,
+    query: &'c SearchQuery,
     select: Vec<String>,
     shown: Vec<(usize, Shown)>,
     limit: usize,
@@ -304,11 +304,11 @@ enum Shown {
 
 impl Conn {
     /// Starts a search of `index` for `query`; see [`Search`].
-    pub fn search(&self, index: &SearchIndex, query: &SearchQuery) -> Search<'_> {
+    pub fn search<'c>(&'c self, index: &SearchIndex, query: &'c SearchQuery) -> Search<'c> {
         Search {
             conn: self,
             index: *index,
-            query: query.clone(),
+            query,
             select: Vec::new(),
             shown: Vec::new(),
             limit: 20,

@@ -260,7 +260,7 @@ impl SqlitePool {
         let running = self.running.clone();
         tokio::task::spawn_blocking(move || {
             let conn = guard.as_mut().ok_or(DbError::Closed)?;
-            let result = run_under(conn, &stop, &running, |c| transaction(c, f));
+            let result = run_under(conn, &stop, &running, |c| c.transaction("BEGIN IMMEDIATE", f));
             activity.committed();
             // Every 64 commits, look at the WAL: long readers can keep PASSIVE checkpoints
             // from reusing it; a RESTART waits for them and bounds its size.
@@ -429,26 +429,6 @@ impl Activity {
                 .lock()
                 .expect("activity poisoned")
                 .is_some_and(|t| t.elapsed() >= quiet)
-    }
-}
-
-pub(super) fn transaction<T>(
-    conn: &Conn,
-    f: impl FnOnce(&Conn) -> Result<T, DbError>,
-) -> Result<T, DbError> {
-    conn.sqlite().execute_batch("BEGIN IMMEDIATE")?;
-    match f(conn) {
-        Ok(value) => match conn.sqlite().execute_batch("COMMIT") {
-            Ok(()) => Ok(value),
-            Err(e) => {
-                let _ = conn.sqlite().execute_batch("ROLLBACK");
-                Err(e.into())
-            }
-        },
-        Err(e) => {
-            let _ = conn.sqlite().execute_batch("ROLLBACK");
-            Err(e)
-        }
     }
 }
 
