@@ -339,16 +339,11 @@ mod tests {
     use super::*;
 
     fn expand(input: DeriveInput) -> Result<String, Vec<String>> {
-        derive(&input)
-            .map(|tokens| tokens.to_string())
-            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+        crate::expand_with(derive, input)
     }
 
     fn error(input: DeriveInput) -> String {
-        match expand(input) {
-            Ok(tokens) => panic!("expected an error, got {tokens}"),
-            Err(errors) => errors.join("\n"),
-        }
+        crate::error_of(expand(input))
     }
 
     fn has(out: &str, expected: &str) {

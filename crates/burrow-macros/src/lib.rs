@@ -314,21 +314,36 @@ impl Errors {
     }
 }
 
+/// What the derives' tests share: an expansion as text, or its errors.
+#[cfg(test)]
+fn expand_with(
+    derive: fn(&DeriveInput) -> syn::Result<TokenStream>,
+    input: DeriveInput,
+) -> Result<String, Vec<String>> {
+    derive(&input)
+        .map(|tokens| tokens.to_string())
+        .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+}
+
+/// The errors of an expansion that must fail, one per line.
+#[cfg(test)]
+fn error_of(expanded: Result<String, Vec<String>>) -> String {
+    match expanded {
+        Ok(tokens) => panic!("expected an error, got {tokens}"),
+        Err(errors) => errors.join("\n"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn expand(input: DeriveInput) -> Result<String, Vec<String>> {
-        from_row(&input)
-            .map(|tokens| tokens.to_string())
-            .map_err(|e| e.into_iter().map(|e| e.to_string()).collect())
+        expand_with(from_row, input)
     }
 
     fn error(input: DeriveInput) -> String {
-        match expand(input) {
-            Ok(tokens) => panic!("expected an error, got {tokens}"),
-            Err(errors) => errors.join("\n"),
-        }
+        error_of(expand(input))
     }
 
     #[test]
