@@ -2,6 +2,7 @@
 //! `burrow::forms::Form`, or `use burrow::prelude::*`), not from this crate: the code they
 //! generate names `::burrow::…`, so the crate using them must depend on `burrow`.
 
+mod files;
 mod form;
 
 use proc_macro2::{Span, TokenStream};
@@ -332,6 +333,18 @@ fn error_of(expanded: Result<String, Vec<String>>) -> String {
         Ok(tokens) => panic!("expected an error, got {tokens}"),
         Err(errors) => errors.join("\n"),
     }
+}
+
+/// An app's folders, compiled into the binary: `migrations/`, `templates/` and `static/`
+/// under `path` (relative to the crate's root), each only if it exists. Gives a
+/// `burrow::AppFiles` for `App::files`; use it through `burrow::app_files!`.
+///
+/// A folder created after the last build is seen once the crate compiles again (any
+/// edit to its Rust code; `cargo` does not watch for new folders).
+#[proc_macro]
+pub fn app_files(input: proc_macro::TokenStream) -> proc_macro::TokenStream {
+    let path = parse_macro_input!(input as LitStr);
+    files::expand(&path).unwrap_or_else(Error::into_compile_error).into()
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@ use include_dir::Dir;
 use crate::command::Command;
 use crate::config::{AnySetting, Config, ConfigError};
 use crate::context::{AppContext, BoxError, BoxFuture};
+use crate::embed::AppFiles;
 use crate::template::{NavItem, RequestContext, RequestInfo, TemplateEnv};
 
 /// A composable piece of a Burrow server (like a Django app or a Bevy plugin).
@@ -44,15 +45,22 @@ pub trait App: Send + Sync + 'static {
         Ok(())
     }
 
+    /// The app's folders (`migrations/`, `templates/`, `static/`), compiled in with
+    /// [`app_files!`](crate::app_files): the usual way to provide all three at once. The
+    /// three hooks below read from it unless an app overrides them.
+    fn files(&self) -> Option<&'static AppFiles> {
+        None
+    }
+
     /// Embedded `*.up.sql` migrations, applied in name order at start-up.
     fn migrations(&self) -> Option<&'static Dir<'static>> {
-        None
+        self.files().and_then(AppFiles::migrations)
     }
 
     /// Embedded templates, named by their path in the directory. An app registered later
     /// overrides an earlier app's template of the same name.
     fn templates(&self) -> Option<&'static Dir<'static>> {
-        None
+        self.files().and_then(AppFiles::templates)
     }
 
     /// Adds static template functions, filters and globals.
@@ -69,7 +77,7 @@ pub trait App: Send + Sync + 'static {
 
     /// Embedded static files, served under `/static/` with content-hashed URLs.
     fn static_files(&self) -> Option<&'static Dir<'static>> {
-        None
+        self.files().and_then(AppFiles::static_files)
     }
 
     /// The app's routes.
@@ -186,6 +194,101 @@ impl<A: App> DynApp for A {
 
 /// Orders apps so every app comes after its dependencies; registration order breaks
 /// ties. Errors name the apps involved.
+/// An [`App`] declared with values instead of a trait impl, for an app that only brings
+/// its folders, settings, routes and menu entries (Flask calls this a blueprint). An app
+/// that reads its settings in [`App::configure`], adds commands, middleware or shutdown
+/// work implements [`App`] instead; both register the same way.
+///
+/// ```
+/// use burrow::prelude::*;
+///
+/// let blog = AppBuilder::new("blog")
+///     .nav(NavItem::new("Blog", "/blog"))
+///     .routes(Router::new().route("/blog", get(|| async { "Posts" })));
+/// let server = Server::new("site", "1.0").defaults("My site").app(blog);
+/// ```
+///
+/// Handlers reach the database with the [`Db`](crate::Db) extractor (`db: Db`) and
+/// settings from templates with `setting("key")`, so the router needs no state.
+pub struct AppBuilder {
+    name: &'static str,
+    dependencies: &'static [&'static str],
+    files: Option<&'static AppFiles>,
+    settings: &'static [&'static dyn AnySetting],
+    nav: Vec<NavItem>,
+    routes: Router,
+}
+
+impl AppBuilder {
+    /// An app called `name` (its key in `_migrations`) that provides nothing yet.
+    pub fn new(name: &'static str) -> AppBuilder {
+        AppBuilder {
+            name,
+            dependencies: &[],
+            files: None,
+            settings: &[],
+            nav: Vec::new(),
+            routes: Router::new(),
+        }
+    }
+
+    /// Its folders, from [`app_files!`](crate::app_files).
+    pub fn files(mut self, files: &'static AppFiles) -> AppBuilder {
+        self.files = Some(files);
+        self
+    }
+
+    /// Its settings, as [`App::settings`].
+    pub fn settings(mut self, settings: &'static [&'static dyn AnySetting]) -> AppBuilder {
+        self.settings = settings;
+        self
+    }
+
+    /// Apps that must be registered before it, as [`App::dependencies`].
+    pub fn dependencies(mut self, names: &'static [&'static str]) -> AppBuilder {
+        self.dependencies = names;
+        self
+    }
+
+    /// Adds a navigation entry for the layout.
+    pub fn nav(mut self, item: NavItem) -> AppBuilder {
+        self.nav.push(item);
+        self
+    }
+
+    /// Its routes (merged with routes given before).
+    pub fn routes(mut self, routes: Router) -> AppBuilder {
+        self.routes = self.routes.merge(routes);
+        self
+    }
+}
+
+impl App for AppBuilder {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn dependencies(&self) -> &'static [&'static str] {
+        self.dependencies
+    }
+
+    fn settings(&self) -> &'static [&'static dyn AnySetting] {
+        self.settings
+    }
+
+    fn files(&self) -> Option<&'static AppFiles> {
+        self.files
+    }
+
+    fn nav_items(&self) -> Vec<NavItem> {
+        self.nav.clone()
+    }
+
+    fn routes(&self, _ctx: &AppContext) -> Router {
+        self.routes.clone()
+    }
+}
+
 pub(crate) fn order(apps: Vec<Box<dyn DynApp>>) -> Result<Vec<Box<dyn DynApp>>, ConfigError> {
     let mut index = HashMap::new();
     for (i, app) in apps.iter().enumerate() {

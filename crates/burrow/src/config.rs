@@ -436,6 +436,19 @@ impl Config {
         ConfigError(format!("invalid --{} (from {source}): {reason}", setting.info.flag()))
     }
 
+    /// The value of the setting `key` as text, for the `setting("key")` template function:
+    /// `None` for an optional setting without a value. A key no app declared, or a secret
+    /// setting, is an error (templates can be edited by people who should not see keys).
+    pub(crate) fn text_for_template(&self, key: &str) -> Result<Option<String>, String> {
+        let Some(entry) = self.values.get(key) else {
+            return Err(format!("setting(\"{key}\"): no app declares this setting"));
+        };
+        if entry.setting.info().secret {
+            return Err(format!("setting(\"{key}\"): a secret setting is not given to templates"));
+        }
+        Ok(entry.text().map(str::to_string))
+    }
+
     /// The declaration of the setting called `key`, if one was declared.
     pub(crate) fn declared(&self, key: &str) -> Option<&SettingInfo> {
         self.values.get(key).map(|entry| entry.setting.info())

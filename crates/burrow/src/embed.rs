@@ -1,7 +1,64 @@
 //! Files compiled into the binary: an app's `migrations/`, `templates/` and `static/`
-//! folders, embedded with [`embed_dir!`](crate::embed_dir) and walked here.
+//! folders, embedded together with [`app_files!`](crate::app_files) (or one by one with
+//! [`embed_dir!`](crate::embed_dir)) and walked here.
 
 pub use include_dir::{Dir, File};
+
+/// An app's folders, compiled in by [`app_files!`](crate::app_files): its
+/// `migrations/`, `templates/` and `static/`, each present only if the folder exists. An app
+/// hands it over once, in [`App::files`](crate::App::files):
+///
+/// ```ignore
+/// static FILES: AppFiles = app_files!("src/blog");
+///
+/// impl App for Blog {
+///     fn files(&self) -> Option<&'static AppFiles> {
+///         Some(&FILES)
+///     }
+/// }
+/// ```
+///
+/// The folder's path at build time is kept too: `server --dev` reads templates and static
+/// files from there, so an edit shows without a rebuild.
+#[derive(Debug)]
+pub struct AppFiles {
+    source: &'static str,
+    migrations: Option<&'static Dir<'static>>,
+    templates: Option<&'static Dir<'static>>,
+    static_files: Option<&'static Dir<'static>>,
+}
+
+impl AppFiles {
+    #[doc(hidden)]
+    pub const fn __new(
+        source: &'static str,
+        migrations: Option<&'static Dir<'static>>,
+        templates: Option<&'static Dir<'static>>,
+        static_files: Option<&'static Dir<'static>>,
+    ) -> AppFiles {
+        AppFiles { source, migrations, templates, static_files }
+    }
+
+    /// The folder these files were compiled from (an absolute path on the build machine).
+    pub fn source(&self) -> &'static std::path::Path {
+        std::path::Path::new(self.source)
+    }
+
+    /// `migrations/`: `*.up.sql`, applied in name order.
+    pub fn migrations(&self) -> Option<&'static Dir<'static>> {
+        self.migrations
+    }
+
+    /// `templates/`, named by their path inside it.
+    pub fn templates(&self) -> Option<&'static Dir<'static>> {
+        self.templates
+    }
+
+    /// `static/`, served under `/static/`.
+    pub fn static_files(&self) -> Option<&'static Dir<'static>> {
+        self.static_files
+    }
+}
 
 /// Embeds a folder of the calling crate into the binary, for an app's migrations,
 /// templates or static files. The path starts with `$CARGO_MANIFEST_DIR` (the calling

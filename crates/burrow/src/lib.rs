@@ -79,8 +79,6 @@
 //! that does not parse; [`Paginator`] reads `?page=` and gives `LIMIT`/`OFFSET`:
 //!
 //! ```no_run
-//! use burrow::axum::extract::RawQuery;
-//! use burrow::minijinja::value::Serde;
 //! use burrow::prelude::*;
 //!
 //! async fn show(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Result<Html> {
@@ -89,13 +87,11 @@
 //!     render.page("note.html", context! { title })
 //! }
 //!
-//! async fn list(State(db): State<Db>, RawQuery(q): RawQuery, render: Render) -> Result<Html> {
-//!     let paginator = Paginator::from_query(q.as_deref(), 20);
-//!     let (limit, offset) = (paginator.limit(), paginator.offset());
-//!     let sql = "SELECT id, title FROM notes ORDER BY id DESC LIMIT ? OFFSET ?";
-//!     let rows: Vec<(i64, String)> = db.read(move |c| c.query(sql, params![limit, offset])).await?;
-//!     let page = paginator.page_of(rows); // items, page, per_page, next, prev
-//!     render.page("notes.html", context! { page => Serde(&page) })
+//! // `?page=N`, 20 rows a page; `page` has items, page, per_page, next, prev.
+//! async fn list(State(db): State<Db>, pages: Paginator, render: Render) -> Result<Html> {
+//!     let sql = "SELECT id, title FROM notes ORDER BY id DESC";
+//!     let page: Page<(i64, String)> = db.read(move |c| c.query_page(sql, &[], pages)).await?;
+//!     render.page("notes.html", context! { page })
 //! }
 //! ```
 
@@ -125,14 +121,15 @@ mod server;
 pub mod settings;
 pub mod template;
 
-pub use app::App;
+pub use app::{App, AppBuilder};
+pub use burrow_macros::app_files;
 pub use command::Command;
 pub use config::{AnySetting, Config, ConfigError, Setting};
 pub use context::{AppContext, BoxError, BoxFuture};
 pub use contrib::messages::Messages;
 pub use contrib::session::Session;
 pub use db::Db;
-pub use embed::Dir;
+pub use embed::{AppFiles, Dir};
 pub use error::{Error, Result};
 pub use extract::Path;
 pub use pagination::{Page, Paginator};
@@ -154,18 +151,19 @@ pub use tracing;
 pub mod prelude {
     pub use crate::contrib::csrf::CsrfToken;
     pub use crate::db::{DbError, FromRow, Row, params};
-    pub use crate::forms::{FormResult, Valid};
+    pub use crate::forms::{Form, FormResult, Valid};
     pub use crate::{
-        AnySetting, App, AppContext, BoxError, Command, Config, ConfigError, Db, Dir, Error, Html,
-        Messages, NavItem, Page, Paginator, Path, Render, Result, Server, Session, Setting,
-        embed_dir,
+        AnySetting, App, AppBuilder, AppContext, AppFiles, BoxError, Command, Config, ConfigError,
+        Db, Dir, Error, Html, Messages, NavItem, Page, Paginator, Path, Render, Result, Server,
+        Session, Setting, app_files, embed_dir,
     };
     pub use axum::Router;
-    pub use axum::extract::{Form, Query, State};
+    pub use axum::extract::{Query, State};
     pub use axum::http::StatusCode;
     pub use axum::response::{IntoResponse, Redirect, Response};
     pub use axum::routing::{delete, get, post};
     pub use minijinja::context;
+    pub use serde::{Deserialize, Serialize};
 }
 
 /// What the exported macros need from other crates; not part of the API.

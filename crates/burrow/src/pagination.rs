@@ -17,7 +17,7 @@
 //! }
 //! ```
 //!
-//! In a template (`page` passed as `Serde(&page)`):
+//! In a template (`context! { page }`):
 //!
 //! ```jinja
 //! {% for item in page.items %}…{% endfor %}
@@ -38,6 +38,9 @@ impl Paginator {
     /// The last page number taken as asked: `OFFSET` costs a scan of every skipped row, so
     /// a link to page 10⁹ must not become a full-table scan. Beyond it is page 1.
     pub const MAX_PAGE: usize = 100_000;
+
+    /// Rows a page for the [`Paginator`] extractor, as Django's admin lists show.
+    pub const DEFAULT_PER_PAGE: usize = 20;
 
     /// Page `page` (1 is the first) of `per_page` rows. A page outside `1..=MAX_PAGE` is
     /// page 1; a `per_page` of 0 is 1.
@@ -60,6 +63,11 @@ impl Paginator {
             .find_map(|pair| pair.strip_prefix("page="))
             .unwrap_or("");
         Paginator::parse(raw, per_page)
+    }
+
+    /// The same page number with `per_page` rows a page (0 is 1).
+    pub fn with_per_page(self, per_page: usize) -> Paginator {
+        Paginator::new(self.page, per_page)
     }
 
     pub fn page(&self) -> usize {
@@ -100,6 +108,26 @@ impl Paginator {
     }
 }
 
+/// The first page, [`Paginator::DEFAULT_PER_PAGE`] rows.
+impl Default for Paginator {
+    fn default() -> Paginator {
+        Paginator::new(1, Paginator::DEFAULT_PER_PAGE)
+    }
+}
+
+/// A handler argument: the page `?page=` asks for, [`Paginator::DEFAULT_PER_PAGE`] rows a
+/// page (change it with [`Paginator::with_per_page`]). Never rejects a request.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Paginator {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Paginator, Self::Rejection> {
+        Ok(Paginator::from_query(parts.uri.query(), Paginator::DEFAULT_PER_PAGE))
+    }
+}
+
 /// One page of rows, serializable for templates: `items`, `page`, `per_page`, and the
 /// `next` and `prev` page numbers (`None`, which templates see as false, at either end).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -109,6 +137,13 @@ pub struct Page<T> {
     pub per_page: usize,
     pub next: Option<usize>,
     pub prev: Option<usize>,
+}
+
+/// `context! { page }` in a handler: a page goes into a template as it serializes.
+impl<T: Serialize> From<Page<T>> for minijinja::Value {
+    fn from(page: Page<T>) -> minijinja::Value {
+        minijinja::Value::from(minijinja::value::Serde(page))
+    }
 }
 
 #[cfg(test)]

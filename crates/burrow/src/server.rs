@@ -120,6 +120,18 @@ impl Server {
         self
     }
 
+    /// Registers the apps a server-rendered site starts with, as Django's default
+    /// `INSTALLED_APPS` do: the theme (layout, error pages, stylesheet; `site_name` in its
+    /// header), sessions, CSRF protection and flash messages. To replace one (a theme of
+    /// your own, say), register them one by one instead.
+    pub fn defaults(self, site_name: &'static str) -> Server {
+        use crate::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions};
+        self.app(crate::contrib::theme::Theme::new(site_name))
+            .app(Sessions::new())
+            .app(Csrf::new())
+            .app(FlashMessages)
+    }
+
     /// Runs with the process arguments; returns the exit code.
     pub fn run(self) -> ExitCode {
         self.run_from(std::env::args_os())
@@ -549,6 +561,11 @@ impl Prepared {
         let templates = Templates::build(template_sources(&apps), |env| {
             files.register(env);
             env.add_global("app_version", version);
+            let config = self.config.clone();
+            env.add_function("setting", move |key: &str| {
+                let text = config.text_for_template(key);
+                text.map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
+            });
             for app in apps.iter() {
                 app.template_env(env);
             }
@@ -572,7 +589,8 @@ impl Prepared {
             routes = app.middleware(routes, &ctx);
         }
         let draining = Draining::default();
-        let router = http::core_stack(routes, templates, &ctx.settings, draining.clone());
+        let router =
+            http::core_stack(routes, templates, ctx.db.clone(), &ctx.settings, draining.clone());
         crate::secrets::flush_warnings();
         Ok(Booted { router, ctx, apps, draining })
     }

@@ -83,6 +83,29 @@ impl Conn {
         }
     }
 
+    /// One page of a query's rows: `sql` (ordered, without `LIMIT`) gets `LIMIT ? OFFSET ?`
+    /// from the [`Paginator`](crate::Paginator), one row more than a page to know whether
+    /// there is a next one.
+    ///
+    /// ```ignore
+    /// async fn list(State(db): State<Db>, pages: Paginator, render: Render) -> Result<Html> {
+    ///     let sql = "SELECT title FROM posts ORDER BY id DESC";
+    ///     let page: Page<Post> = db.read(move |c| c.query_page(sql, &[], pages)).await?;
+    ///     render.page("posts.html", context! { page })
+    /// }
+    /// ```
+    pub fn query_page<T: FromRow>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        pages: crate::Paginator,
+    ) -> Result<crate::Page<T>, DbError> {
+        let sql = format!("{sql} LIMIT ? OFFSET ?");
+        let mut all = params.to_vec();
+        all.extend([Value::from(pages.limit()), Value::from(pages.offset())]);
+        Ok(pages.page_of(self.query(&sql, &all)?))
+    }
+
     /// The first row of a query, if any.
     pub fn query_opt<T: FromRow>(&self, sql: &str, params: &[Value]) -> Result<Option<T>, DbError> {
         match &self.0 {

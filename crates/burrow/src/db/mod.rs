@@ -76,6 +76,19 @@ enum Pool {
     Postgres(Arc<PgPool>),
 }
 
+/// A handler argument: the server's database, without router state (`db: Db`).
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Db {
+    type Rejection = crate::Error;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Db, Self::Rejection> {
+        let db = parts.extensions.get::<Db>().cloned();
+        db.ok_or_else(|| crate::Error::internal("the database is not installed on this router"))
+    }
+}
+
 impl fmt::Debug for Db {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Db").field("dsn", &self.dsn().to_string()).finish()

@@ -40,6 +40,7 @@ pub(crate) use security_headers::security_headers;
 pub(crate) fn core_stack(
     routes: Router,
     templates: Templates,
+    db: crate::Db,
     settings: &crate::Settings,
     draining: Draining,
 ) -> Router {
@@ -61,6 +62,7 @@ pub(crate) fn core_stack(
         .layer(from_fn(access_log::access_log))
         .layer(from_fn(request_id::request_id))
         .layer(axum::Extension(templates))
+        .layer(axum::Extension(db))
         .layer(from_fn(move |request: Request, next: Next| {
             close_when_draining(draining.clone(), request, next)
         }));

@@ -13,15 +13,14 @@ use burrow::forms::{Form, FormResult, Valid};
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
 use burrow::{
-    App, AppContext, BoxError, Command, Db, Dir, Error, Html, NavItem, Paginator, Path, Render,
-    Result,
+    App, AppContext, AppFiles, BoxError, Command, Db, Error, Html, NavItem, Paginator, Path,
+    Render, Result,
 };
 use serde::Deserialize;
 
 use store::NoteForm;
 
-static MIGRATIONS: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/notes/migrations");
-static TEMPLATES: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/notes/templates");
+static FILES: AppFiles = burrow::app_files!("src/notes");
 
 pub struct Notes;
 
@@ -35,12 +34,8 @@ impl App for Notes {
         &["pages", "messages"]
     }
 
-    fn migrations(&self) -> Option<&'static Dir<'static>> {
-        Some(&MIGRATIONS)
-    }
-
-    fn templates(&self) -> Option<&'static Dir<'static>> {
-        Some(&TEMPLATES)
+    fn files(&self) -> Option<&'static AppFiles> {
+        Some(&FILES)
     }
 
     fn nav_items(&self) -> Vec<NavItem> {

@@ -1,13 +1,12 @@
 //! The home page, and what the site changes of the theme: the brand in the layout and a
 //! stylesheet for the notes pages.
 
-use burrow::Dir;
+use burrow::AppFiles;
 use burrow::axum::{Router, routing::get};
 use burrow::minijinja::context;
 use burrow::{App, AppContext, Error, Html, NavItem, Render};
 
-static TEMPLATES: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/pages/templates");
-static STATIC: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/src/pages/static");
+static FILES: AppFiles = burrow::app_files!("src/pages");
 
 pub struct Pages;
 
@@ -21,12 +20,8 @@ impl App for Pages {
         &["theme"]
     }
 
-    fn templates(&self) -> Option<&'static Dir<'static>> {
-        Some(&TEMPLATES)
-    }
-
-    fn static_files(&self) -> Option<&'static Dir<'static>> {
-        Some(&STATIC)
+    fn files(&self) -> Option<&'static AppFiles> {
+        Some(&FILES)
     }
 
     fn nav_items(&self) -> Vec<NavItem> {

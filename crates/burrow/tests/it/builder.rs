@@ -1,0 +1,91 @@
+//! An app declared with `AppBuilder` and `app_files!`: its folders (here without a
+//! `static/`), the `Db` and `Paginator` extractors, `Conn::query_page`, and the
+//! `setting()` template function, which never hands a secret to a template.
+
+use burrow::axum::routing::{get, post};
+use burrow::db::params;
+use burrow::minijinja::context;
+use burrow::{
+    AnySetting, App, AppBuilder, AppFiles, Db, Html, Page, Paginator, Render, Result, Server,
+    Setting, app_files,
+};
+
+use crate::{Site, get as fetch, send};
+
+static FILES: AppFiles = app_files!("tests/it/builder_app");
+
+const HEADING: Setting<String> = Setting::new("blog.heading").default("Posts");
+const API_KEY: Setting<String> = Setting::new("blog.api_key").default("s3cr3t-value").secret();
+static SETTINGS: [&dyn AnySetting; 2] = [&HEADING, &API_KEY];
+
+#[derive(serde::Serialize, burrow::db::FromRow)]
+struct Post {
+    title: String,
+}
+
+async fn list(db: Db, pages: Paginator, render: Render) -> Result<Html> {
+    let pages = pages.with_per_page(2);
+    let sql = "SELECT title FROM posts ORDER BY id";
+    let page: Page<Post> = db.read(move |c| c.query_page(sql, &[], pages)).await?;
+    render.page("posts.html", context! { page })
+}
+
+async fn add(db: Db, body: String) -> Result<&'static str> {
+    db.write(move |c| c.execute("INSERT INTO posts (title) VALUES (?)", params![body])).await?;
+    Ok("added")
+}
+
+fn server() -> Server {
+    let page = |name: &'static str| move |r: Render| async move { r.page(name, context! {}) };
+    let blog = AppBuilder::new("blog").files(&FILES).settings(&SETTINGS).routes(
+        burrow::axum::Router::new()
+            .route("/posts", get(list))
+            .route("/posts/add", post(add))
+            .route("/leak", get(page("leak.html")))
+            .route("/undeclared", get(page("undeclared.html"))),
+    );
+    Server::new("server", "1.0").app(blog)
+}
+
+#[tokio::test]
+async fn a_declared_app_brings_its_folders_and_reaches_the_database_without_state() {
+    let files = &FILES;
+    assert!(files.migrations().is_some() && files.templates().is_some());
+    assert!(files.static_files().is_none(), "no static/ folder, so none is embedded");
+    assert!(files.source().ends_with("tests/it/builder_app"), "{}", files.source().display());
+    assert_eq!(AppBuilder::new("blog").files(files).name(), "blog");
+
+    let site = Site::new();
+    let booted = site.build(server(), &["--blog-heading", "Our posts"]).expect("starts");
+    for title in ["one", "two", "three"] {
+        let add = burrow::axum::http::Request::post("/posts/add")
+            .header("sec-fetch-site", "same-origin")
+            .body(title.into())
+            .unwrap();
+        let reply = send(&booted.router, add).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let first = fetch(&booted.router, "/posts").await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert!(first.body.contains("<h1>Our posts</h1>"), "{}", first.body);
+    assert!(first.body.contains("<li>one</li><li>two</li></ul>"), "{}", first.body);
+    assert!(first.body.contains("page 1, next 2</p>"), "{}", first.body);
+    let second = fetch(&booted.router, "/posts?page=2").await;
+    assert!(second.body.contains("<li>three</li></ul>"), "{}", second.body);
+    assert!(second.body.contains("page 2, prev 1</p>"), "{}", second.body);
+    let bad = fetch(&booted.router, "/posts?page=-1").await;
+    assert!(bad.body.contains("page 1, next 2</p>"), "a bad page is page 1: {}", bad.body);
+    booted.shutdown().await;
+}
+
+#[tokio::test]
+async fn templates_get_declared_settings_but_never_secret_ones() {
+    let site = Site::new();
+    let booted = site.build(server(), &[]).expect("starts");
+    for path in ["/leak", "/undeclared"] {
+        let reply = fetch(&booted.router, path).await;
+        assert_eq!(reply.status, 500, "{path}: {}", reply.body);
+        assert!(!reply.body.contains("s3cr3t-value"), "{path}: {}", reply.body);
+    }
+    booted.shutdown().await;
+}
