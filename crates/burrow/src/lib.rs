@@ -166,6 +166,32 @@ pub mod prelude {
     pub use serde::{Deserialize, Serialize};
 }
 
+/// The guide's concept pages (docs/guide/): their Rust blocks run as doctests of this crate,
+/// so the guide cannot rot. The tutorial is checked against `examples/guestbook` instead.
+#[cfg(doctest)]
+mod guide {
+    #[doc = include_str!("../../../docs/guide/apps.md")]
+    mod apps {}
+    #[doc = include_str!("../../../docs/guide/settings.md")]
+    mod settings {}
+    #[doc = include_str!("../../../docs/guide/database.md")]
+    mod database {}
+    #[doc = include_str!("../../../docs/guide/templates.md")]
+    mod templates {}
+    #[doc = include_str!("../../../docs/guide/forms.md")]
+    mod forms {}
+    #[doc = include_str!("../../../docs/guide/sessions.md")]
+    mod sessions {}
+    #[doc = include_str!("../../../docs/guide/static-files.md")]
+    mod static_files {}
+    #[doc = include_str!("../../../docs/guide/deployment.md")]
+    mod deployment {}
+    #[doc = include_str!("../../../docs/guide/tls.md")]
+    mod tls {}
+    #[doc = include_str!("../../../docs/guide/sqlite.md")]
+    mod sqlite {}
+}
+
 /// What the exported macros need from other crates; not part of the API.
 #[doc(hidden)]
 pub mod __private {
