@@ -58,6 +58,9 @@
 //!   (`contrib::theme`: layout, error page, favicon, stylesheet).
 //! - [`Server`]: the builder and start-up sequence; `server migrate [--list]`,
 //!   `server seed`, `server backup`, `server check` and app commands ([`Command`]).
+//! - `test` (cargo feature `testing`, for `[dev-dependencies]`): `test::Client`, an
+//!   in-process client for tests: cookies, CSRF tokens, redirects, CSS selectors, forms and
+//!   flash messages (docs/guide/testing.md).
 //!
 //! How the modules fit together, and how a request and a SIGHUP travel through them, is
 //! in `docs/architecture.md`.
@@ -120,6 +123,8 @@ mod serve;
 mod server;
 pub mod settings;
 pub mod template;
+#[cfg(feature = "testing")]
+pub mod test;
 
 pub use app::{App, AppBuilder};
 pub use burrow_macros::app_files;

@@ -709,6 +709,12 @@ fn readiness_checks(apps: &Arc<Vec<Box<dyn DynApp>>>, ctx: &AppContext) -> Vec<h
 }
 
 impl Booted {
+    /// True if the server has an app of this name (the test client looks for `csrf`).
+    #[cfg(feature = "testing")]
+    pub(crate) fn has_app(&self, name: &str) -> bool {
+        self.apps.iter().any(|app| app.name() == name)
+    }
+
     /// Runs every app's shutdown hook in reverse app order, then closes the database.
     pub async fn shutdown(&self) {
         self.shutdown_within(self.ctx.settings.shutdown_timeout).await;

@@ -106,6 +106,14 @@ impl CsrfConfig {
     }
 }
 
+/// The name the CSRF cookie is sent under by a server with this context (for the test
+/// client, which must tell it from other cookies).
+#[cfg(feature = "testing")]
+pub(crate) fn cookie_name_for(ctx: &AppContext) -> String {
+    let configured = ctx.config.get(&COOKIE_NAME).unwrap_or_else(|_| "_csrf".to_string());
+    cookie_name(&configured, ctx.settings.base_url.starts_with("https://"))
+}
+
 /// A fresh masked CSRF token for this request, for clients that send it in the
 /// `X-CSRF-Token` header (JavaScript, APIs) rather than in a rendered form.
 pub struct CsrfToken(pub String);
@@ -336,7 +344,7 @@ fn check_origin(config: &CsrfConfig, request: &Request) -> Result<(), String> {
 }
 
 /// `scheme://authority` of an absolute URL: what comes before its path, query or fragment.
-fn origin_of(url: &str) -> Option<&str> {
+pub(crate) fn origin_of(url: &str) -> Option<&str> {
     let after_scheme = url.find("://")? + 3;
     let end = url[after_scheme..].find(['/', '?', '#']).map_or(url.len(), |at| after_scheme + at);
     Some(&url[..end])

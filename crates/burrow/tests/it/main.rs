@@ -4,6 +4,7 @@
 
 mod apps;
 mod builder;
+mod client;
 mod db;
 mod forms;
 mod http;
