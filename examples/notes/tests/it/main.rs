@@ -9,6 +9,7 @@ mod browser;
 mod cli;
 mod files;
 mod http;
+mod inprocess;
 mod lifecycle;
 mod limits;
 mod notes;
