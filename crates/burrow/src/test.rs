@@ -40,48 +40,7 @@
 //! form sends it) and as the `X-CSRF-Token` header otherwise (as htmx sends it). Nothing is
 //! added when the server has no CSRF app.
 //!
-//! ```
-//! use burrow::prelude::*;
-//! use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions, theme::Theme};
-//! use burrow::test::Client;
-//!
-//! struct Hello;
-//!
-//! impl App for Hello {
-//!     fn name(&self) -> &'static str { "hello" }
-//!
-//!     fn routes(&self, _ctx: &AppContext) -> Router {
-//!         Router::new()
-//!             .route("/", get(|| async { Html("<h1>Hello</h1>".to_string()) }))
-//!             .route("/hello", post(|messages: Messages| async move {
-//!                 messages.success("Said hello.")?;
-//!                 Ok::<_, Error>(Redirect::to("/done"))
-//!             }))
-//!             // The theme's layout shows the flash messages.
-//!             .route("/done", get(|render: Render| async move {
-//!                 render.page("layout.html", context! {})
-//!             }))
-//!     }
-//! }
-//!
-//! let server = Server::new("server", "0.1.0")
-//!     .app(Theme::new("Hello"))
-//!     .app(Sessions::new())
-//!     .app(Csrf::new())
-//!     .app(FlashMessages)
-//!     .app(Hello);
-//! let client = Client::new(server);
-//!
-//! let page = client.get("/");
-//! assert_eq!(page.status(), 200);
-//! assert_eq!(page.select_one("h1"), "Hello");
-//!
-//! // The CSRF token is added; the redirect is followed with the same cookies.
-//! let page = client.post("/hello", &[("name", "Ann")]);
-//! assert_eq!(page.status(), 303);
-//! let page = page.follow();
-//! assert_eq!(page.messages(), ["Said hello."]);
-//! ```
+//! [`Client`] has an example; docs/guide/testing.md shows more.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -115,6 +74,49 @@ const MAX_REDIRECTS: usize = 20;
 ///
 /// Dropping it runs the apps' shutdown hooks, closes the database and deletes the
 /// temporary directory.
+///
+/// ```
+/// use burrow::prelude::*;
+/// use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions, theme::Theme};
+/// use burrow::test::Client;
+///
+/// struct Hello;
+///
+/// impl App for Hello {
+///     fn name(&self) -> &'static str { "hello" }
+///
+///     fn routes(&self, _ctx: &AppContext) -> Router {
+///         Router::new()
+///             .route("/", get(|| async { Html("<h1>Hello</h1>".to_string()) }))
+///             .route("/hello", post(|messages: Messages| async move {
+///                 messages.success("Said hello.")?;
+///                 Ok::<_, Error>(Redirect::to("/done"))
+///             }))
+///             // The theme's layout shows the flash messages.
+///             .route("/done", get(|render: Render| async move {
+///                 render.page("layout.html", context! {})
+///             }))
+///     }
+/// }
+///
+/// let server = Server::new("server", "0.1.0")
+///     .app(Theme::new("Hello"))
+///     .app(Sessions::new())
+///     .app(Csrf::new())
+///     .app(FlashMessages)
+///     .app(Hello);
+/// let client = Client::new(server);
+///
+/// let page = client.get("/");
+/// assert_eq!(page.status(), 200);
+/// assert_eq!(page.select_one("h1"), "Hello");
+///
+/// // The CSRF token is added; the redirect is followed with the same cookies.
+/// let page = client.post("/hello", &[("name", "Ann")]);
+/// assert_eq!(page.status(), 303);
+/// let page = page.follow();
+/// assert_eq!(page.messages(), ["Said hello."]);
+/// ```
 pub struct Client {
     /// `None` only while dropping (the fields below must go first).
     inner: Option<Inner>,
