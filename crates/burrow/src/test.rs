@@ -320,6 +320,8 @@ impl Client {
             "the test client could not get a CSRF token from {MINT_PATH}: {}",
             excerpt(&minted.body)
         );
+        // Good for the CSRF cookie just set (or kept): the next requests use it too.
+        self.state().csrf_token = Some(minted.body.clone());
         Some(minted.body)
     }
 
@@ -413,6 +415,7 @@ impl App for TestSupport {
 }
 
 /// Which CSRF token a request carries.
+#[derive(Clone)]
 enum CsrfMode {
     /// The client's, unless the request already has one.
     Auto,
@@ -435,8 +438,9 @@ pub struct RequestBuilder<'c> {
 }
 
 impl<'c> RequestBuilder<'c> {
-    /// Adds a header (another value if it is already there). Headers the client sets
-    /// itself (`Host`, `Origin`, `Cookie`, `X-CSRF-Token`) are not added when given here.
+    /// Adds a header (another value if it is already there). The client's own `Host`,
+    /// `Accept`, `Origin` (also left out when a `Referer` is given), `Cookie` and
+    /// `X-CSRF-Token` are not sent when given here.
     pub fn header(mut self, name: &str, value: &str) -> Self {
         let name = HeaderName::from_bytes(name.as_bytes())
             .unwrap_or_else(|e| panic!("invalid header name {name:?}: {e}"));
@@ -509,7 +513,7 @@ impl<'c> RequestBuilder<'c> {
                 path: path.clone(),
                 headers: headers.clone(),
                 body: body.clone(),
-                csrf,
+                csrf: csrf.clone(),
                 follow: None,
             };
             let token = builder.token();
@@ -529,13 +533,13 @@ impl<'c> RequestBuilder<'c> {
             path = resolve(client, &path, location);
             // 307 and 308 repeat the request; the others become a GET without a body, as
             // browsers do.
+            // A repeated request is the same request (its token too); a GET needs none.
             if !keep_method {
                 method = Method::GET;
                 body = Vec::new();
                 headers.remove(header::CONTENT_TYPE);
+                csrf = CsrfMode::Auto;
             }
-            // A token given for the first request is not sent on to the next.
-            csrf = CsrfMode::Auto;
         }
         panic!("more than {MAX_REDIRECTS} redirects, the last to {path}: a redirect loop?");
     }

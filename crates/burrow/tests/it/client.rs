@@ -268,6 +268,22 @@ fn redirects_are_followed_on_request() {
 }
 
 #[test]
+fn an_https_site_gets_its_host_cookies_and_origin() {
+    // Under https the cookies are `__Host-` prefixed and an Origin is required: the client
+    // sends the base URL's.
+    let client = Client::with_args(server(), &["--base-url", "https://book.example"]);
+    let page = client.post("/", &[("name", "Ann"), ("message", "Hi")]);
+    assert_eq!(page.status(), 303, "{page:?}");
+    assert!(client.cookie("__Host-_csrf").is_some() && client.cookie("_csrf").is_none());
+    assert_eq!(page.follow().messages(), ["Thanks, Ann."]);
+    let page = client.follow_redirects(true).post("/login", &[("who", "ann")]);
+    assert_eq!((page.status(), page.text()), (200, "ann"));
+    assert!(page.header("strict-transport-security").is_some(), "{page:?}");
+    let page = client.post("/", &[("name", "Ann"), ("message", "again")]);
+    assert_eq!(page.messages(), ["Thanks, Ann."], "after the login's rotation: {page:?}");
+}
+
+#[test]
 #[should_panic(expected = "a redirect loop?")]
 fn a_redirect_loop_is_reported() {
     let client = Client::new(server());
