@@ -1,7 +1,7 @@
 //! An in-process test client: [`Client`] (cargo feature `testing`).
 //!
 //! It builds the server with [`Server::build`] on a fresh SQLite file in a temporary
-//! directory, then sends requests to the same [`Router`](axum::Router) the accept loop
+//! directory, then sends requests to the same [`Router`] the accept loop
 //! serves, so every request goes through the whole middleware stack (security headers,
 //! sessions, CSRF, the error renderer, …) without a port. It behaves like a browser where
 //! tests need it to:
@@ -30,7 +30,7 @@
 //! secret) makes that token stale, and it is forgotten. Without a token (a POST as the very
 //! first request, or after such a rotation), the client asks the server for one: it adds a
 //! small app to the server it builds whose only route, `GET /__burrow/test/csrf-token`,
-//! answers the framework's [`CsrfToken`](crate::contrib::csrf::CsrfToken) through the real
+//! answers the framework's [`CsrfToken`] through the real
 //! session and CSRF middleware, which also sets the signed CSRF cookie. Either way, the
 //! request is checked by the real CSRF middleware; a token the test gives itself (a
 //! `csrf_token` form field, an `X-CSRF-Token` header, or [`RequestBuilder::csrf_token`])
