@@ -77,7 +77,6 @@ const MAX_REDIRECTS: usize = 20;
 ///
 /// ```
 /// use burrow::prelude::*;
-/// use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions, theme::Theme};
 /// use burrow::test::Client;
 ///
 /// struct Hello;
@@ -99,12 +98,8 @@ const MAX_REDIRECTS: usize = 20;
 ///     }
 /// }
 ///
-/// let server = Server::new("server", "0.1.0")
-///     .app(Theme::new("Hello"))
-///     .app(Sessions::new())
-///     .app(Csrf::new())
-///     .app(FlashMessages)
-///     .app(Hello);
+/// // The default apps: theme, sessions, CSRF, flash messages.
+/// let server = Server::new("server", "0.1.0").defaults("Hello").app(Hello);
 /// let client = Client::new(server);
 ///
 /// let page = client.get("/");

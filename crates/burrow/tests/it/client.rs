@@ -3,6 +3,8 @@
 //! and the page helpers.
 
 use burrow::axum::Json;
+// axum's form extractor (the prelude's `Form` is the derive).
+use burrow::axum::extract::Form;
 use burrow::axum::routing::put;
 use burrow::contrib::csrf::Csrf;
 use burrow::contrib::messages::FlashMessages;
