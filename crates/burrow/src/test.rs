@@ -146,8 +146,9 @@ impl Client {
         Client::with_args(server, &[])
     }
 
-    /// [`Client::new`] with more command-line arguments (settings such as
-    /// `["--notes-page-size", "5"]`; the database is always the temporary one).
+    /// [`Client::new`] with more command-line arguments, e.g. `["--base-url",
+    /// "https://example.com"]`. A `--database-dsn` among them replaces the temporary
+    /// SQLite file (e.g. with a PostgreSQL test database, which the client leaves as it is).
     ///
     /// As for a server, settings not given here may come from environment variables.
     pub fn with_args(server: Server, args: &[&str]) -> Client {
