@@ -195,6 +195,10 @@ mod guide {
     mod tls {}
     #[doc = include_str!("../../../docs/guide/sqlite.md")]
     mod sqlite {}
+    // The test client exists with the `testing` feature, which burrow's own tests turn on.
+    #[cfg(feature = "testing")]
+    #[doc = include_str!("../../../docs/guide/testing.md")]
+    mod testing {}
 }
 
 /// What the exported macros need from other crates; not part of the API.

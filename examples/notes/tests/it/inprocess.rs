@@ -186,36 +186,3 @@ fn search_finds_the_matching_notes() {
     let page = client.get("/notes?q=*");
     assert!(page.select_one("p.errors").starts_with("Invalid search"), "{page:?}");
 }
-
-/// docs/guide/testing.md quotes this file (and this package's Cargo.toml): each of its code
-/// blocks must still be here, line for line (indentation aside), so the guide cannot show
-/// code that no longer compiles or passes.
-#[test]
-fn the_testing_guide_quotes_these_tests() {
-    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let guide = std::fs::read_to_string(here.join("../../docs/guide/testing.md")).unwrap();
-    let sources: Vec<Vec<String>> = ["tests/it/inprocess.rs", "Cargo.toml"]
-        .iter()
-        .map(|file| std::fs::read_to_string(here.join(file)).unwrap())
-        .map(|text| text.lines().map(|l| l.trim().to_string()).collect())
-        .collect();
-    let mut blocks: Vec<Vec<String>> = Vec::new();
-    let mut open: Option<Vec<String>> = None;
-    for line in guide.lines() {
-        match (open.as_mut(), line.starts_with("```")) {
-            (None, true) => open = Some(Vec::new()),
-            (Some(_), true) => blocks.extend(open.take()),
-            (Some(block), false) => block.push(line.trim().to_string()),
-            (None, false) => {}
-        }
-    }
-    assert!(blocks.len() >= 4, "only {} code blocks in docs/guide/testing.md", blocks.len());
-    for block in &blocks {
-        let quoted = sources.iter().any(|lines| lines.windows(block.len()).any(|w| w == block));
-        assert!(
-            quoted,
-            "docs/guide/testing.md shows code not in the notes tests:\n{}",
-            block.join("\n")
-        );
-    }
-}
