@@ -137,6 +137,25 @@ pub(crate) const TLS_HTTP_PORT: Setting<u16> = Setting::new("tls.http_port")
     .help("acme: port for HTTP-01 challenges and the redirect to https");
 pub(crate) const TLS_HTTPS_PORT: Setting<u16> =
     Setting::new("tls.https_port").default("443").help("acme: port serving HTTPS");
+pub(crate) const DEV: Setting<bool> = Setting::with_parser("server.dev", parse_bool)
+    .default("false")
+    .switch()
+    .env("BURROW_DEV")
+    .help(
+        "Development: templates and static files read from the source folders and reloaded on \
+         change (the page too), generated keys kept in .burrow-dev-keys, request timing logged; \
+         loopback hosts only",
+    );
+pub(crate) const DEV_ALLOW_PUBLIC: Setting<bool> =
+    Setting::with_parser("server.dev_allow_public", parse_bool)
+        .default("false")
+        .switch()
+        .help("Let --dev bind a host other than a loopback one (it shows template errors)");
+pub(crate) const DEV_SOURCE_ROOT: Setting<PathBuf, Optional> =
+    Setting::new("server.dev_source_root").optional().default_note("where the app was built").help(
+        "--dev: the crate folder to read app folders from (app_files!(\"src/blog\") → \
+         DIR/src/blog)",
+    );
 
 /// Every core setting, in the order `--help` lists them.
 pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
@@ -175,6 +194,9 @@ pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
     &TLS_ACME_EAB_HMAC_KEY,
     &TLS_HTTP_PORT,
     &TLS_HTTPS_PORT,
+    &DEV,
+    &DEV_ALLOW_PUBLIC,
+    &DEV_SOURCE_ROOT,
 ];
 
 /// The default ACME directory: Let's Encrypt production.
@@ -198,6 +220,16 @@ impl Host {
             Host::Any => String::new(),
             Host::Domain(name) => name.clone(),
             Host::Ip(ip) => ip.to_string(),
+        }
+    }
+
+    /// Hosts only this machine can reach: `localhost`, `*.localhost` and loopback addresses
+    /// (not every interface).
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Host::Any => false,
+            Host::Domain(name) => name == "localhost" || name.ends_with(".localhost"),
+            Host::Ip(ip) => ip.is_loopback(),
         }
     }
 
@@ -393,6 +425,15 @@ pub struct Settings {
     pub log_level: tracing::Level,
     pub(crate) log_format: LogFormat,
     pub(crate) tls: TlsSettings,
+    /// `--dev`: development mode (`None` in production).
+    pub(crate) dev: Option<DevSettings>,
+}
+
+/// What `--dev` changes (docs/guide/development.md).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DevSettings {
+    /// Where app folders are read from instead of where they were built.
+    pub source_root: Option<PathBuf>,
 }
 
 impl Settings {
@@ -432,6 +473,7 @@ impl Settings {
         };
         let log_level = config.get(&LOG_LEVEL)?;
         let log_format = config.get(&LOG_FORMAT)?;
+        let dev = dev_settings(config, &host)?;
         Ok(Settings {
             host,
             port,
@@ -457,8 +499,31 @@ impl Settings {
             log_level,
             log_format,
             tls,
+            dev,
         })
     }
+}
+
+/// `--dev` shows template errors and source files and opens a reload stream, so it binds
+/// only loopback hosts unless `--dev-allow-public` says otherwise.
+fn dev_settings(config: &Config, host: &Host) -> Result<Option<DevSettings>, ConfigError> {
+    if !config.get(&DEV)? {
+        return Ok(None);
+    }
+    if !host.is_loopback() && !config.get(&DEV_ALLOW_PUBLIC)? {
+        let shown = match host {
+            Host::Any => "'' (every interface)".to_string(),
+            host => format!("'{}'", host.name()),
+        };
+        return Err(config.error(
+            &DEV,
+            &format!(
+                "development mode would be reachable from other machines (--host {shown}); \
+                 use a loopback host such as localhost, or add --dev-allow-public"
+            ),
+        ));
+    }
+    Ok(Some(DevSettings { source_root: config.get(&DEV_SOURCE_ROOT)? }))
 }
 
 fn connection_limits(config: &Config) -> Result<ConnectionLimits, ConfigError> {

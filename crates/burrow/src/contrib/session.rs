@@ -160,6 +160,8 @@ pub(crate) fn generated_key(setting: &SettingInfo, missing: &str, what: &str) ->
     let key: [u8; 32] = crate::secrets::generated(name, 32).try_into().expect("32 bytes");
     let origin = if crate::secrets::was_inherited(name) {
         "kept from the previous process"
+    } else if crate::secrets::from_dev_file(name) {
+        "kept in .burrow-dev-keys by --dev"
     } else {
         "generated at random"
     };
