@@ -182,4 +182,17 @@ mod tests {
         assert!(was_inherited("test.a"));
         import(b"garbage without structure");
     }
+
+    #[test]
+    fn dev_keys_file_lines_are_name_and_hex() {
+        assert_eq!(decode_hex("00ff10"), Some(vec![0, 255, 16]));
+        for bad in ["", "0", "zz", "0g"] {
+            assert_eq!(decode_hex(bad), None, "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        std::fs::write(&path, "session.hash_key 00ff\nno hex here\n").unwrap();
+        let err = use_dev_file(&path).unwrap_err();
+        assert!(err.contains("line 2") && !err.contains("00ff"), "{err}");
+    }
 }

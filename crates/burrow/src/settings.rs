@@ -902,6 +902,31 @@ mod tests {
     }
 
     #[test]
+    fn dev_mode_binds_loopback_hosts_only_unless_allowed() {
+        assert!(settings(&[]).unwrap().dev.is_none());
+        for host in ["localhost", "app.localhost", "127.0.0.1", "::1"] {
+            let s = settings(&[("server.dev", "true"), ("server.host", host)]).unwrap();
+            assert!(s.dev.is_some(), "{host}");
+        }
+        for host in ["0.0.0.0", "", "192.0.2.7", "[::]"] {
+            let err = settings(&[("server.dev", "true"), ("server.host", host)]).unwrap_err();
+            assert!(
+                err.0.starts_with("invalid --dev (from flag --dev)")
+                    && err.0.contains("--dev-allow-public"),
+                "{host}: {err}"
+            );
+            let pairs = [
+                ("server.dev", "true"),
+                ("server.host", host),
+                ("server.dev_allow_public", "true"),
+                ("server.dev_source_root", "/src/app"),
+            ];
+            let dev = settings(&pairs).unwrap().dev.expect("dev");
+            assert_eq!(dev.source_root.as_deref(), Some(std::path::Path::new("/src/app")));
+        }
+    }
+
+    #[test]
     fn manual_tls_needs_both_files() {
         let err = settings(&[("tls.mode", "manual"), ("tls.cert_file", "c.pem")]).unwrap_err();
         assert!(err.0.contains("--tls-key-file"), "{err}");

@@ -5,6 +5,10 @@
 //! request timeout (503) → panic catcher (500) → app middleware → routes. Everything that is
 //! not a route is a 404 through the error renderer. The security headers are outermost so
 //! that every response of every inner layer gets them.
+//!
+//! With `--dev` ([`dev`]), the reload routes are added, pages get the reload script
+//! (between gzip and the error renderer, so error pages get it too), and the access log is
+//! one readable line with the duration.
 
 mod access_log;
 pub(crate) mod dev;
