@@ -151,11 +151,15 @@ pub(crate) const DEV_ALLOW_PUBLIC: Setting<bool> =
         .default("false")
         .switch()
         .help("Let --dev bind a host other than a loopback one (it shows template errors)");
-pub(crate) const DEV_SOURCE_ROOT: Setting<PathBuf, Optional> =
-    Setting::new("server.dev_source_root").optional().default_note("where the app was built").help(
-        "--dev: the crate folder to read app folders from (app_files!(\"src/blog\") → \
-         DIR/src/blog)",
-    );
+pub(crate) const DEV_SOURCE_ROOT: Setting<PathBuf, Optional> = Setting::new(
+    "server.dev_source_root",
+)
+.optional()
+.default_note("where the app was built")
+.help(
+    "--dev: a copy of the app's crate to read its folders from instead (app_files!(\"src/blog\") \
+         is read from DEV_SOURCE_ROOT/src/blog)",
+);
 
 /// Every core setting, in the order `--help` lists them.
 pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[

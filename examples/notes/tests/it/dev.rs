@@ -211,6 +211,10 @@ async fn dev_mode_binds_loopback_only_unless_forced() {
         .check();
     assert!(!dir.path().join(".burrow-dev-keys").exists(), "nothing written before the refusal");
 
+    // `server check` names it among what would go wrong in production.
+    let out = launch.clone().arg("check").run();
+    assert!(out.stdout.contains("--dev is on (from flag --dev)"), "{out:?}");
+
     let mut server = launch.args(["--host", "0.0.0.0", "--dev-allow-public"]).start_ready();
     server.wait_for_log("listening", |l| l.contains("listening on http://0.0.0.0:"));
     assert!(server.terminate().success());
