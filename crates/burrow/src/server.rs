@@ -775,15 +775,18 @@ fn watch_sources(
     for folder in folders.iter().filter(|f| !f.is_dir()) {
         tracing::debug!("--dev: {} does not exist (yet)", folder.display());
     }
-    let (templates, notify) = (templates.clone(), reloads.clone());
+    let Some(reloader) = templates.reloader() else { return reloads };
+    let notify = reloads.clone();
     http::dev::watch_folders(folders, move || {
         let started = std::time::Instant::now();
-        match templates.reload() {
-            Ok(()) => tracing::info!(
+        match reloader.reload() {
+            // The server is gone (a server built in-process and dropped): stop watching.
+            None => return false,
+            Some(Ok(())) => tracing::info!(
                 "--dev: change seen; templates rebuilt in {:.1} ms, reloading pages",
                 started.elapsed().as_secs_f64() * 1000.0
             ),
-            Err(e) => tracing::error!("--dev: {e} (shown on every page until fixed)"),
+            Some(Err(e)) => tracing::error!("--dev: {e} (shown on every page until fixed)"),
         }
         notify.notify();
         true

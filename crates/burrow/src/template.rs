@@ -21,7 +21,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -188,23 +188,10 @@ impl Templates {
         Ok(Templates { inner, live })
     }
 
-    /// `--dev`: compiles every template again from its source. On an error the last good
-    /// environment stays for the error page, and every other render fails with the error
-    /// until a reload succeeds. Returns the error, as one line naming the template and line.
-    pub(crate) fn reload(&self) -> Result<(), String> {
-        let Some(live) = &self.live else { return Ok(()) };
-        let result = compile(&live.sources, &live.configure);
-        let mut current = live.current.write().unwrap_or_else(|e| e.into_inner());
-        match result {
-            Ok(inner) => {
-                *current = (Arc::new(inner), None);
-                Ok(())
-            }
-            Err(e) => {
-                current.1 = Some(e.clone());
-                Err(e)
-            }
-        }
+    /// `--dev`: what rebuilds these templates, holding them only weakly, so that a watcher
+    /// stops once the server is gone. `None` in production.
+    pub(crate) fn reloader(&self) -> Option<Reloader> {
+        self.live.as_ref().map(|live| Reloader(Arc::downgrade(live)))
     }
 
     /// True in `--dev`, where template errors are shown on the error page.
@@ -231,6 +218,31 @@ impl Templates {
             }
             _ => inner.render(name, ctx, request, fragment),
         }
+    }
+}
+
+/// Rebuilds `--dev` templates (see [`Templates::reloader`]).
+pub(crate) struct Reloader(Weak<Live>);
+
+impl Reloader {
+    /// Compiles every template again from its source. On an error the last good
+    /// environment stays for the error page, and every other render fails with the error
+    /// until a reload succeeds. `None` once the templates are gone; else the error, as one
+    /// line naming the template and line.
+    pub(crate) fn reload(&self) -> Option<Result<(), String>> {
+        let live = self.0.upgrade()?;
+        let result = compile(&live.sources, &live.configure);
+        let mut current = live.current.write().unwrap_or_else(|e| e.into_inner());
+        Some(match result {
+            Ok(inner) => {
+                *current = (Arc::new(inner), None);
+                Ok(())
+            }
+            Err(e) => {
+                current.1 = Some(e.clone());
+                Err(e)
+            }
+        })
     }
 }
 
