@@ -271,8 +271,10 @@ impl Server {
         if log {
             init_logging(&core);
         }
-        // Before the apps configure: they ask for generated keys, which --dev keeps.
-        if core.dev.is_some() {
+        // Before the apps configure: they ask for generated keys, which --dev keeps. Not
+        // for a server built in-process (tests, benchmarks: `log` is off), which would
+        // write the file into whatever directory the test runs in.
+        if core.dev.is_some() && log {
             crate::secrets::use_dev_file(std::path::Path::new(crate::secrets::DEV_KEYS_FILE))
                 .map_err(StartError::config)?;
         }
