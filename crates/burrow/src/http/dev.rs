@@ -156,7 +156,10 @@ fn event_stream(mut changes: watch::Receiver<u64>, draining: Draining) -> Respon
         loop {
             let event = tokio::select! {
                 changed = changes.changed() => match changed {
-                    Ok(()) => Bytes::from(format!("event: reload\ndata: {}\n\n", *changes.borrow_and_update())),
+                    Ok(()) => {
+                        let n = *changes.borrow_and_update();
+                        Bytes::from(format!("event: reload\ndata: {n}\n\n"))
+                    }
                     Err(_) => return,
                 },
                 // Draining is a flag, not an event: look at it a few times a second.
