@@ -91,6 +91,11 @@ pub(crate) fn save_dev_file() {
     }
 }
 
+/// True when `--dev` keeps generated secrets in its keys file (see [`use_dev_file`]).
+pub fn dev_file_in_use() -> bool {
+    DEV_FILE.get().is_some()
+}
+
 /// True when `name` came from `--dev`'s keys file.
 pub fn from_dev_file(name: &str) -> bool {
     DEV_FILE.get().is_some_and(|(_, names)| names.iter().any(|n| n == name))
