@@ -48,6 +48,6 @@ pub fn expand(path: &LitStr) -> Result<TokenStream, Error> {
         #[allow(unused_imports)]
         use ::burrow::__private::include_dir;
         #(#statics)*
-        ::burrow::AppFiles::__new(#root_str, #(#args),*)
+        ::burrow::AppFiles::__new(#root_str, #relative, #(#args),*)
     }})
 }

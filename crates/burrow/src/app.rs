@@ -127,6 +127,7 @@ pub(crate) trait DynApp: Send + Sync + 'static {
     fn dependencies(&self) -> &'static [&'static str];
     fn settings(&self) -> &'static [&'static dyn AnySetting];
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError>;
+    fn files(&self) -> Option<&'static AppFiles>;
     fn migrations(&self) -> Option<&'static Dir<'static>>;
     fn templates(&self) -> Option<&'static Dir<'static>>;
     fn template_env(&self, env: &mut TemplateEnv);
@@ -153,6 +154,9 @@ impl<A: App> DynApp for A {
     }
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
         App::configure(self, config)
+    }
+    fn files(&self) -> Option<&'static AppFiles> {
+        App::files(self)
     }
     fn migrations(&self) -> Option<&'static Dir<'static>> {
         App::migrations(self)

@@ -30,6 +30,15 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
         ));
     }
 
+    if settings.dev.is_some() {
+        say(format!(
+            "--dev is on (from {}): templates and static files are read from the source \
+             folders, template errors are shown to visitors and generated keys are kept in \
+             .burrow-dev-keys; production runs without it",
+            config.source(&crate::settings::DEV)
+        ));
+    }
+
     match &settings.database {
         Dsn::SqliteMemory => say(
             "the database is in memory (--database-dsn sqlite://:memory:): every restart loses \

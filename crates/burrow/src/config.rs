@@ -77,6 +77,7 @@ pub struct SettingInfo {
     default_note: Option<&'static str>,
     secret: bool,
     optional: bool,
+    switch: bool,
 }
 
 /// A setting must have a value: from a source or its default.
@@ -131,6 +132,7 @@ const fn info(key: &'static str) -> SettingInfo {
         default_note: None,
         secret: false,
         optional: false,
+        switch: false,
     }
 }
 
@@ -185,6 +187,13 @@ impl<T, P> Setting<T, P> {
     /// The value never appears in `--help`, logs or error messages.
     pub const fn secret(mut self) -> Self {
         self.info.secret = true;
+        self
+    }
+
+    /// The flag may be given without a value (`--dev` for `--dev=true`); a value then
+    /// needs `=` (`--dev=false`), so that `--dev serve` is not read as `--dev=serve`.
+    pub const fn switch(mut self) -> Self {
+        self.info.switch = true;
         self
     }
 
@@ -271,6 +280,9 @@ impl SettingInfo {
             .hide_env_values(self.secret);
         if let Some(default) = self.default {
             arg = arg.default_value(default);
+        }
+        if self.switch {
+            arg = arg.num_args(0..=1).require_equals(true).default_missing_value("true");
         }
         arg
     }

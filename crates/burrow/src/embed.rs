@@ -23,6 +23,7 @@ pub use include_dir::{Dir, File};
 #[derive(Debug)]
 pub struct AppFiles {
     source: &'static str,
+    relative: &'static str,
     migrations: Option<&'static Dir<'static>>,
     templates: Option<&'static Dir<'static>>,
     static_files: Option<&'static Dir<'static>>,
@@ -32,16 +33,23 @@ impl AppFiles {
     #[doc(hidden)]
     pub const fn __new(
         source: &'static str,
+        relative: &'static str,
         migrations: Option<&'static Dir<'static>>,
         templates: Option<&'static Dir<'static>>,
         static_files: Option<&'static Dir<'static>>,
     ) -> AppFiles {
-        AppFiles { source, migrations, templates, static_files }
+        AppFiles { source, relative, migrations, templates, static_files }
     }
 
     /// The folder these files were compiled from (an absolute path on the build machine).
     pub fn source(&self) -> &'static std::path::Path {
         std::path::Path::new(self.source)
+    }
+
+    /// The folder as `app_files!` was given it, relative to its crate's root (`src/blog`):
+    /// `--dev-source-root` reads it from another checkout.
+    pub fn relative(&self) -> &'static str {
+        self.relative
     }
 
     /// `migrations/`: `*.up.sql`, applied in name order.

@@ -100,6 +100,15 @@ impl Error {
         }
     }
 
+    /// A 500 whose `detail` is logged and also shown: `--dev`'s template errors.
+    pub(crate) fn internal_shown(detail: String) -> Error {
+        Error {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: detail.clone(),
+            detail: Some(detail),
+        }
+    }
+
     /// Any error, as `?` converts it (a boxed error, which `?` cannot take: std may one day
     /// make `Box<dyn Error>` an error itself): database and template errors keep their meaning
     /// (see [`Error`]), anything else is a 500 logging the error and its sources.

@@ -4,8 +4,12 @@
 //! A generated secret is handed to the process that replaces this one on a SIGHUP
 //! restart, through a pipe (never the environment, a file or a log), so a reload does not
 //! log users out. A stop/start generates new ones: configure real keys for that.
+//!
+//! In development (`--dev`) they are also kept in [`DEV_KEYS_FILE`] in the working
+//! directory (mode 0600, git-ignored), so sessions survive a stop/start while coding.
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
 fn store() -> &'static Mutex<BTreeMap<String, Vec<u8>>> {
@@ -24,6 +28,85 @@ pub fn generated(name: &str, len: usize) -> Vec<u8> {
     crate::random::fill(&mut secret);
     store.insert(name.to_string(), secret.clone());
     secret
+}
+
+/// The file `--dev` keeps generated secrets in, in the working directory.
+pub(crate) const DEV_KEYS_FILE: &str = ".burrow-dev-keys";
+
+/// `--dev`'s keys file, once [`use_dev_file`] read it, and the names it held.
+static DEV_FILE: OnceLock<(PathBuf, Vec<String>)> = OnceLock::new();
+
+/// `--dev`: loads the secrets kept in `path` (one `name hex` per line); a secret handed
+/// over by a previous process wins. New secrets are written there by [`save_dev_file`].
+/// A missing file is no error; an unreadable or malformed one is (one line, no content).
+pub(crate) fn use_dev_file(path: &Path) -> Result<(), String> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(format!("--dev: cannot read {}: {e}", path.display())),
+    };
+    let mut loaded = BTreeMap::new();
+    for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let parsed = line.split_once(' ').and_then(|(name, hex)| Some((name, decode_hex(hex)?)));
+        let Some((name, secret)) = parsed else {
+            return Err(format!(
+                "--dev: line {} of {} is not `name hex`; delete the file to start over",
+                n + 1,
+                path.display()
+            ));
+        };
+        loaded.insert(name.to_string(), secret);
+    }
+    let names = loaded.keys().cloned().collect();
+    let mut store = store().lock().expect("secrets poisoned");
+    for (name, secret) in loaded {
+        store.entry(name).or_insert(secret);
+    }
+    let _ = DEV_FILE.set((path.to_path_buf(), names));
+    Ok(())
+}
+
+/// `--dev`: writes every secret to the keys file when one is not there yet (mode 0600,
+/// replaced atomically). A failure is a warning: sessions then end with the process.
+pub(crate) fn save_dev_file() {
+    let Some((path, saved)) = DEV_FILE.get() else { return };
+    let store = store().lock().expect("secrets poisoned");
+    if store.keys().all(|name| saved.contains(name)) {
+        return;
+    }
+    let mut text = String::new();
+    for (name, secret) in store.iter() {
+        let hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        text.push_str(&format!("{name} {hex}\n"));
+    }
+    let written = crate::files::TempFile::new(path, 0o600).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, text.as_bytes())?;
+        file.persist()
+    });
+    match written {
+        Ok(_) => {
+            tracing::info!("--dev: generated keys kept in {} for the next run", path.display())
+        }
+        Err(e) => tracing::warn!("--dev: cannot write {}: {e}", path.display()),
+    }
+}
+
+/// True when `--dev` keeps generated secrets in its keys file (see [`use_dev_file`]).
+pub fn dev_file_in_use() -> bool {
+    DEV_FILE.get().is_some()
+}
+
+/// True when `name` came from `--dev`'s keys file.
+pub fn from_dev_file(name: &str) -> bool {
+    DEV_FILE.get().is_some_and(|(_, names)| names.iter().any(|n| n == name))
+}
+
+fn decode_hex(hex: &str) -> Option<Vec<u8>> {
+    let hex = hex.trim();
+    if hex.is_empty() || !hex.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok()).collect()
 }
 
 /// True when `name` came from the previous process rather than being generated here.
@@ -103,5 +186,18 @@ mod tests {
         assert_eq!(generated("test.b", 16), b);
         assert!(was_inherited("test.a"));
         import(b"garbage without structure");
+    }
+
+    #[test]
+    fn dev_keys_file_lines_are_name_and_hex() {
+        assert_eq!(decode_hex("00ff10"), Some(vec![0, 255, 16]));
+        for bad in ["", "0", "zz", "0g"] {
+            assert_eq!(decode_hex(bad), None, "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keys");
+        std::fs::write(&path, "session.hash_key 00ff\nno hex here\n").unwrap();
+        let err = use_dev_file(&path).unwrap_err();
+        assert!(err.contains("line 2") && !err.contains("00ff"), "{err}");
     }
 }

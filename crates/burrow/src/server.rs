@@ -6,6 +6,7 @@
 //! nothing has been written: a database file created by this start is removed again.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -17,13 +18,14 @@ use crate::command::Command;
 use crate::config::{AnySetting, Config, ConfigError};
 use crate::context::AppContext;
 use crate::db::{Db, DbError, DbOptions, Dsn, Migrations};
-use crate::http::{self, Draining, health, staticfiles::StaticFiles};
+use crate::http::staticfiles::{StaticDir, StaticFiles};
+use crate::http::{self, Draining, health};
 use crate::serve::pidfile::PidFile;
 use crate::serve::restart::{self, Inherited, Mode};
 use crate::serve::run::{self, RunError};
 use crate::serve::{self, Signals};
-use crate::settings::{self, CORE_SETTINGS, Detach, LogFormat, Settings};
-use crate::template::{self, Templates};
+use crate::settings::{self, CORE_SETTINGS, Detach, DevSettings, LogFormat, Settings};
+use crate::template::{self, TemplateDir, Templates};
 
 /// A Burrow server: a name, a version and the apps it is made of.
 ///
@@ -268,6 +270,13 @@ impl Server {
         let core = Settings::from_config(&config)?;
         if log {
             init_logging(&core);
+        }
+        // Before the apps configure: they ask for generated keys, which --dev keeps. Not
+        // for a server built in-process (tests, benchmarks: `log` is off), which would
+        // write the file into whatever directory the test runs in.
+        if core.dev.is_some() && log {
+            crate::secrets::use_dev_file(std::path::Path::new(crate::secrets::DEV_KEYS_FILE))
+                .map_err(StartError::config)?;
         }
         // `check` reports a bad PID file path among its findings instead of stopping.
         if let Some(pid_file) = &core.pid_file
@@ -556,21 +565,42 @@ impl Prepared {
         // before a database file is created or migrated.
         let migrations = self.migration_sets();
         let apps = Arc::new(self.apps);
-        let static_dirs: Vec<_> = apps.iter().filter_map(|a| a.static_files()).collect();
-        let files = StaticFiles::collect(&static_dirs);
-        let templates = Templates::build(template_sources(&apps), |env| {
-            files.register(env);
-            env.add_global("app_version", version);
-            let config = self.config.clone();
-            env.add_function("setting", move |key: &str| {
-                let text = config.text_for_template(key);
-                text.map_err(|e| minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
-            });
-            for app in apps.iter() {
-                app.template_env(env);
+        // --dev: each app's source folder, where it has one (`None` in production).
+        let roots = self.settings.dev.as_ref().map(|dev| source_roots(&apps, dev));
+        let files = match &roots {
+            None => {
+                let static_dirs: Vec<_> = apps.iter().filter_map(|a| a.static_files()).collect();
+                StaticFiles::collect(&static_dirs)
             }
-        })
-        .map_err(StartError::config)?;
+            Some(roots) => StaticFiles::dev(
+                (apps.iter().zip(roots))
+                    .filter_map(|(app, root)| match root {
+                        Some(root) => Some(StaticDir::Disk(root.join("static"))),
+                        None => app.static_files().map(StaticDir::Embedded),
+                    })
+                    .collect(),
+            ),
+        };
+        let configure: template::Configure = Arc::new({
+            let (files, config, apps) = (files.clone(), self.config.clone(), apps.clone());
+            move |env: &mut template::TemplateEnv| {
+                files.register(env);
+                env.add_global("app_version", version);
+                let config = config.clone();
+                env.add_function("setting", move |key: &str| {
+                    let text = config.text_for_template(key);
+                    text.map_err(|e| {
+                        minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e)
+                    })
+                });
+                for app in apps.iter() {
+                    app.template_env(env);
+                }
+            }
+        });
+        let sources = template_sources(&apps, roots.as_deref());
+        let templates =
+            Templates::build(sources, configure, roots.is_some()).map_err(StartError::config)?;
         let (db, _) = open_and_migrate(&self.settings, &self.config, &migrations)?;
         let ctx = AppContext {
             db,
@@ -589,8 +619,18 @@ impl Prepared {
             routes = app.middleware(routes, &ctx);
         }
         let draining = Draining::default();
-        let router =
-            http::core_stack(routes, templates, ctx.db.clone(), &ctx.settings, draining.clone());
+        let reloads = roots.map(|roots| watch_sources(&apps, &roots, &templates));
+        let router = http::core_stack(
+            routes,
+            templates,
+            ctx.db.clone(),
+            &ctx.settings,
+            draining.clone(),
+            reloads,
+        );
+        if ctx.settings.dev.is_some() {
+            crate::secrets::save_dev_file();
+        }
         crate::secrets::flush_warnings();
         Ok(Booted { router, ctx, apps, draining })
     }
@@ -678,18 +718,82 @@ fn usage_path(rendered: &str) -> Vec<String> {
         .collect()
 }
 
-/// The apps' templates, navigation entries and request-context hooks, in app order.
-fn template_sources(apps: &Arc<Vec<Box<dyn DynApp>>>) -> template::Sources {
+/// The apps' templates, navigation entries and request-context hooks, in app order. With
+/// `roots` (--dev), an app with a source folder has its templates read from there.
+fn template_sources(
+    apps: &Arc<Vec<Box<dyn DynApp>>>,
+    roots: Option<&[Option<PathBuf>]>,
+) -> template::Sources {
     let hooks = apps.clone();
+    let dirs = apps.iter().enumerate().filter_map(|(i, app)| {
+        match roots.and_then(|roots| roots[i].as_ref()) {
+            Some(root) => Some(TemplateDir::Disk(root.join("templates"))),
+            None => app.templates().map(TemplateDir::Embedded),
+        }
+    });
     template::Sources {
-        dirs: apps.iter().filter_map(|a| a.templates()).collect(),
+        dirs: dirs.collect(),
         nav: apps.iter().flat_map(|a| a.nav_items()).collect(),
-        request_hooks: Box::new(move |request, context| {
+        request_hooks: Arc::new(move |request, context| {
             for app in hooks.iter() {
                 app.request_context(request, context);
             }
         }),
     }
+}
+
+/// --dev: each app's source folder (`None` for an app without one, such as the contrib
+/// apps, which stay embedded): where `app_files!` was built from, or under
+/// `--dev-source-root`.
+fn source_roots(apps: &[Box<dyn DynApp>], dev: &DevSettings) -> Vec<Option<PathBuf>> {
+    (apps.iter().map(|app| app.files()))
+        .map(|files| {
+            files.map(|files| match &dev.source_root {
+                Some(root) => root.join(files.relative()),
+                None => files.source().to_path_buf(),
+            })
+        })
+        .collect()
+}
+
+/// --dev: watches the apps' `templates/` and `static/` folders; after a change the
+/// templates are compiled again and open pages are told to reload.
+fn watch_sources(
+    apps: &[Box<dyn DynApp>],
+    roots: &[Option<PathBuf>],
+    templates: &Templates,
+) -> http::dev::Reloads {
+    let reloads = http::dev::Reloads::default();
+    let folders: Vec<PathBuf> = (roots.iter().flatten())
+        .flat_map(|root| [root.join("templates"), root.join("static")])
+        .collect();
+    let names: Vec<&str> =
+        (apps.iter().zip(roots)).filter(|(_, r)| r.is_some()).map(|(a, _)| a.name()).collect();
+    tracing::info!(
+        "--dev: templates and static files of {} read from their source folders and reloaded \
+         on change (production serves the embedded copies)",
+        if names.is_empty() { "no app".to_string() } else { names.join(", ") }
+    );
+    for folder in folders.iter().filter(|f| !f.is_dir()) {
+        tracing::debug!("--dev: {} does not exist (yet)", folder.display());
+    }
+    let Some(reloader) = templates.reloader() else { return reloads };
+    let notify = reloads.clone();
+    http::dev::watch_folders(folders, move || {
+        let started = std::time::Instant::now();
+        match reloader.reload() {
+            // The server is gone (a server built in-process and dropped): stop watching.
+            None => return false,
+            Some(Ok(())) => tracing::info!(
+                "--dev: change seen; templates rebuilt in {:.1} ms, reloading pages",
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
+            Some(Err(e)) => tracing::error!("--dev: {e} (shown on every page until fixed)"),
+        }
+        notify.notify();
+        true
+    });
+    reloads
 }
 
 /// Each app's readiness hook, for `/healthz/ready`.

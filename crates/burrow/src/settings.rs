@@ -137,6 +137,29 @@ pub(crate) const TLS_HTTP_PORT: Setting<u16> = Setting::new("tls.http_port")
     .help("acme: port for HTTP-01 challenges and the redirect to https");
 pub(crate) const TLS_HTTPS_PORT: Setting<u16> =
     Setting::new("tls.https_port").default("443").help("acme: port serving HTTPS");
+pub(crate) const DEV: Setting<bool> = Setting::with_parser("server.dev", parse_bool)
+    .default("false")
+    .switch()
+    .env("BURROW_DEV")
+    .help(
+        "Development: templates and static files read from the source folders and reloaded on \
+         change (the page too), generated keys kept in .burrow-dev-keys, request timing logged; \
+         loopback hosts only",
+    );
+pub(crate) const DEV_ALLOW_PUBLIC: Setting<bool> =
+    Setting::with_parser("server.dev_allow_public", parse_bool)
+        .default("false")
+        .switch()
+        .help("Let --dev bind a host other than a loopback one (it shows template errors)");
+pub(crate) const DEV_SOURCE_ROOT: Setting<PathBuf, Optional> = Setting::new(
+    "server.dev_source_root",
+)
+.optional()
+.default_note("where the app was built")
+.help(
+    "--dev: a copy of the app's crate to read its folders from instead (app_files!(\"src/blog\") \
+         is read from DEV_SOURCE_ROOT/src/blog)",
+);
 
 /// Every core setting, in the order `--help` lists them.
 pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
@@ -175,6 +198,9 @@ pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
     &TLS_ACME_EAB_HMAC_KEY,
     &TLS_HTTP_PORT,
     &TLS_HTTPS_PORT,
+    &DEV,
+    &DEV_ALLOW_PUBLIC,
+    &DEV_SOURCE_ROOT,
 ];
 
 /// The default ACME directory: Let's Encrypt production.
@@ -198,6 +224,16 @@ impl Host {
             Host::Any => String::new(),
             Host::Domain(name) => name.clone(),
             Host::Ip(ip) => ip.to_string(),
+        }
+    }
+
+    /// Hosts only this machine can reach: `localhost`, `*.localhost` and loopback addresses
+    /// (not every interface).
+    pub fn is_loopback(&self) -> bool {
+        match self {
+            Host::Any => false,
+            Host::Domain(name) => name == "localhost" || name.ends_with(".localhost"),
+            Host::Ip(ip) => ip.is_loopback(),
         }
     }
 
@@ -393,6 +429,15 @@ pub struct Settings {
     pub log_level: tracing::Level,
     pub(crate) log_format: LogFormat,
     pub(crate) tls: TlsSettings,
+    /// `--dev`: development mode (`None` in production).
+    pub(crate) dev: Option<DevSettings>,
+}
+
+/// What `--dev` changes (docs/guide/development.md).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct DevSettings {
+    /// Where app folders are read from instead of where they were built.
+    pub source_root: Option<PathBuf>,
 }
 
 impl Settings {
@@ -432,6 +477,7 @@ impl Settings {
         };
         let log_level = config.get(&LOG_LEVEL)?;
         let log_format = config.get(&LOG_FORMAT)?;
+        let dev = dev_settings(config, &host)?;
         Ok(Settings {
             host,
             port,
@@ -457,8 +503,31 @@ impl Settings {
             log_level,
             log_format,
             tls,
+            dev,
         })
     }
+}
+
+/// `--dev` shows template errors and source files and opens a reload stream, so it binds
+/// only loopback hosts unless `--dev-allow-public` says otherwise.
+fn dev_settings(config: &Config, host: &Host) -> Result<Option<DevSettings>, ConfigError> {
+    if !config.get(&DEV)? {
+        return Ok(None);
+    }
+    if !host.is_loopback() && !config.get(&DEV_ALLOW_PUBLIC)? {
+        let shown = match host {
+            Host::Any => "'' (every interface)".to_string(),
+            host => format!("'{}'", host.name()),
+        };
+        return Err(config.error(
+            &DEV,
+            &format!(
+                "development mode would be reachable from other machines (--host {shown}); \
+                 use a loopback host such as localhost, or add --dev-allow-public"
+            ),
+        ));
+    }
+    Ok(Some(DevSettings { source_root: config.get(&DEV_SOURCE_ROOT)? }))
 }
 
 fn connection_limits(config: &Config) -> Result<ConnectionLimits, ConfigError> {
@@ -833,6 +902,31 @@ mod tests {
                     && !err.0.contains('\n'),
                 "{err}"
             );
+        }
+    }
+
+    #[test]
+    fn dev_mode_binds_loopback_hosts_only_unless_allowed() {
+        assert!(settings(&[]).unwrap().dev.is_none());
+        for host in ["localhost", "app.localhost", "127.0.0.1", "::1"] {
+            let s = settings(&[("server.dev", "true"), ("server.host", host)]).unwrap();
+            assert!(s.dev.is_some(), "{host}");
+        }
+        for host in ["0.0.0.0", "", "192.0.2.7", "[::]"] {
+            let err = settings(&[("server.dev", "true"), ("server.host", host)]).unwrap_err();
+            assert!(
+                err.0.starts_with("invalid --dev (from flag --dev)")
+                    && err.0.contains("--dev-allow-public"),
+                "{host}: {err}"
+            );
+            let pairs = [
+                ("server.dev", "true"),
+                ("server.host", host),
+                ("server.dev_allow_public", "true"),
+                ("server.dev_source_root", "/src/app"),
+            ];
+            let dev = settings(&pairs).unwrap().dev.expect("dev");
+            assert_eq!(dev.source_root.as_deref(), Some(std::path::Path::new("/src/app")));
         }
     }
 

@@ -18,8 +18,10 @@
 //! A page template extends a layout and puts its content in `{% block content %}`. For an
 //! htmx request (`HX-Request` without `HX-Boosted`) only that block is rendered.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock, Weak};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -111,14 +113,28 @@ impl NavItem {
 
 /// Adds the request-scoped values of every app to a render (the apps'
 /// [`App::request_context`](crate::App::request_context) hooks, in app order).
-pub(crate) type RequestHooks = Box<dyn Fn(&RequestInfo, &mut RequestContext) + Send + Sync>;
+pub(crate) type RequestHooks = Arc<dyn Fn(&RequestInfo, &mut RequestContext) + Send + Sync>;
+
+/// Adds functions, filters and globals to a new environment (the server's and the apps');
+/// shared because `--dev` builds the environment again on every change.
+pub(crate) type Configure = Arc<dyn Fn(&mut TemplateEnv) + Send + Sync>;
+
+/// Where an app's templates come from.
+#[derive(Clone)]
+pub(crate) enum TemplateDir {
+    /// Compiled into the binary: production, and every app without source folders.
+    Embedded(&'static include_dir::Dir<'static>),
+    /// Read from disk at each (re)build: `--dev`, for apps with source folders.
+    Disk(PathBuf),
+}
 
 /// What the templates are built from; the server collects it from the apps, so this
 /// module does not know about apps.
+#[derive(Clone)]
 pub(crate) struct Sources {
-    /// Each app's embedded template folder, in app order: a later app's template
-    /// overrides an earlier app's template of the same name.
-    pub(crate) dirs: Vec<&'static include_dir::Dir<'static>>,
+    /// Each app's template folder, in app order: a later app's template overrides an
+    /// earlier app's template of the same name.
+    pub(crate) dirs: Vec<TemplateDir>,
     /// Every app's navigation entries, in app order.
     pub(crate) nav: Vec<NavItem>,
     pub(crate) request_hooks: RequestHooks,
@@ -128,6 +144,9 @@ pub(crate) struct Sources {
 #[derive(Clone)]
 pub struct Templates {
     inner: Arc<Inner>,
+    /// `--dev` only: the environment rebuilt on change. `None` in production, where a
+    /// render reads `inner` without a lock.
+    live: Option<Arc<Live>>,
 }
 
 struct Inner {
@@ -136,34 +155,48 @@ struct Inner {
     nav: Vec<NavItem>,
 }
 
+/// The reloadable state of `--dev`.
+struct Live {
+    sources: Sources,
+    configure: Configure,
+    /// The last environment that compiled, and the error of the last rebuild if it failed
+    /// (then every page but the error page shows it, until a rebuild succeeds).
+    current: RwLock<(Arc<Inner>, Option<String>)>,
+}
+
 static CORE_TEMPLATES: include_dir::Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+/// The template every error page is rendered with; still rendered, from the last good
+/// build, while a `--dev` rebuild is broken, so the page can show what is wrong.
+const ERROR_TEMPLATE: &str = "error.html";
 
 impl Templates {
     /// Compiles the core templates, then each app's templates in app order, adds the
     /// framework's filters, then lets `configure` add (or replace) functions, filters and
-    /// globals. A syntax error names the template
-    /// and line.
+    /// globals. A syntax error names the template and line. With `live` (`--dev`), the
+    /// sources are kept for [`Templates::reload`].
     pub(crate) fn build(
         sources: Sources,
-        configure: impl FnOnce(&mut TemplateEnv),
+        configure: Configure,
+        live: bool,
     ) -> Result<Templates, String> {
-        let mut env = Environment::new();
-        let mut templates: BTreeMap<String, &'static str> = BTreeMap::new();
-        collect(&CORE_TEMPLATES, &mut templates);
-        for dir in sources.dirs {
-            collect(dir, &mut templates);
-        }
-        for (name, source) in templates {
-            env.add_template_owned(name.clone(), source)
-                .map_err(|e| format!("template {name}: {}", one_line(&e)))?;
-        }
-        filters::register(&mut env);
-        configure(&mut env);
-        let mut nav = sources.nav;
-        nav.sort_by_key(|item| item.order);
-        let inner = Inner { env, request_hooks: sources.request_hooks, nav };
-        Ok(Templates { inner: Arc::new(inner) })
+        let inner = Arc::new(compile(&sources, &configure)?);
+        let live = live.then(|| {
+            Arc::new(Live { sources, configure, current: RwLock::new((inner.clone(), None)) })
+        });
+        Ok(Templates { inner, live })
+    }
+
+    /// `--dev`: what rebuilds these templates, holding them only weakly, so that a watcher
+    /// stops once the server is gone. `None` in production.
+    pub(crate) fn reloader(&self) -> Option<Reloader> {
+        self.live.as_ref().map(|live| Reloader(Arc::downgrade(live)))
+    }
+
+    /// True in `--dev`, where template errors are shown on the error page.
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.is_some()
     }
 
     /// Renders `name` for a request: the whole page, or only its `content` block when
@@ -175,7 +208,53 @@ impl Templates {
         request: &RequestInfo,
         fragment: bool,
     ) -> Result<String, minijinja::Error> {
-        let tmpl = self.inner.env.get_template(name)?;
+        let Some(live) = &self.live else {
+            return self.inner.render(name, ctx, request, fragment);
+        };
+        let (inner, broken) = live.current.read().unwrap_or_else(|e| e.into_inner()).clone();
+        match broken {
+            Some(e) if name != ERROR_TEMPLATE => {
+                Err(minijinja::Error::new(minijinja::ErrorKind::InvalidOperation, e))
+            }
+            _ => inner.render(name, ctx, request, fragment),
+        }
+    }
+}
+
+/// Rebuilds `--dev` templates (see [`Templates::reloader`]).
+pub(crate) struct Reloader(Weak<Live>);
+
+impl Reloader {
+    /// Compiles every template again from its source. On an error the last good
+    /// environment stays for the error page, and every other render fails with the error
+    /// until a reload succeeds. `None` once the templates are gone; else the error, as one
+    /// line naming the template and line.
+    pub(crate) fn reload(&self) -> Option<Result<(), String>> {
+        let live = self.0.upgrade()?;
+        let result = compile(&live.sources, &live.configure);
+        let mut current = live.current.write().unwrap_or_else(|e| e.into_inner());
+        Some(match result {
+            Ok(inner) => {
+                *current = (Arc::new(inner), None);
+                Ok(())
+            }
+            Err(e) => {
+                current.1 = Some(e.clone());
+                Err(e)
+            }
+        })
+    }
+}
+
+impl Inner {
+    fn render(
+        self: &Arc<Self>,
+        name: &str,
+        ctx: Value,
+        request: &RequestInfo,
+        fragment: bool,
+    ) -> Result<String, minijinja::Error> {
+        let tmpl = self.env.get_template(name)?;
         let ctx = merge_maps([ctx, self.request_values(request)]);
         if fragment {
             let mut captured = tmpl.render_captured_to(ctx, std::io::sink())?;
@@ -185,11 +264,11 @@ impl Templates {
         }
     }
 
-    fn request_values(&self, request: &RequestInfo) -> Value {
+    fn request_values(self: &Arc<Self>, request: &RequestInfo) -> Value {
         let mut rc = RequestContext::default();
         let path: Arc<str> = request.uri.path().into();
         // Built when a template calls it, not on every render.
-        let (inner, current) = (self.inner.clone(), path.clone());
+        let (inner, current) = (self.clone(), path.clone());
         rc.function("nav_links", move || -> Vec<Value> {
             let current = current_item(&inner.nav, &current);
             (inner.nav.iter().enumerate())
@@ -203,9 +282,31 @@ impl Templates {
         let id = request.request_id().unwrap_or_default().to_string();
         rc.function("request_id", move || id.clone());
         rc.insert("htmx", request.wants_fragment());
-        (self.inner.request_hooks)(request, &mut rc);
+        (self.request_hooks)(request, &mut rc);
         Value::from_pairs(rc.values)
     }
+}
+
+/// The environment of `sources`: core templates, then each app's in order.
+fn compile(sources: &Sources, configure: &Configure) -> Result<Inner, String> {
+    let mut env = Environment::new();
+    let mut templates: BTreeMap<String, Cow<'static, str>> = BTreeMap::new();
+    collect(&CORE_TEMPLATES, &mut templates);
+    for dir in &sources.dirs {
+        match dir {
+            TemplateDir::Embedded(dir) => collect(dir, &mut templates),
+            TemplateDir::Disk(path) => collect_disk(path, path, &mut templates)?,
+        }
+    }
+    for (name, source) in templates {
+        env.add_template_owned(name.clone(), source)
+            .map_err(|e| format!("template {name}: {}", one_line(&e)))?;
+    }
+    filters::register(&mut env);
+    configure(&mut env);
+    let mut nav = sources.nav.clone();
+    nav.sort_by_key(|item| item.order);
+    Ok(Inner { env, request_hooks: sources.request_hooks.clone(), nav })
 }
 
 /// The one entry the path is under: the longest matching path, so on /notes/new "New note"
@@ -226,12 +327,43 @@ fn current_item(nav: &[NavItem], path: &str) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-fn collect(dir: &'static include_dir::Dir<'static>, out: &mut BTreeMap<String, &'static str>) {
+fn collect(dir: &'static include_dir::Dir<'static>, out: &mut BTreeMap<String, Cow<'static, str>>) {
     for (name, file) in crate::embed::files(dir) {
         if let Some(source) = file.contents_utf8() {
-            out.insert(name, source);
+            out.insert(name, Cow::Borrowed(source));
         }
     }
+}
+
+/// The templates under `dir` on disk, named by their `/`-separated path below `root`. A
+/// missing folder has none (an app may create it later); hidden files (editors' swap and
+/// backup files) are skipped.
+fn collect_disk(
+    root: &Path,
+    dir: &Path,
+    out: &mut BTreeMap<String, Cow<'static, str>>,
+) -> Result<(), String> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_disk(root, &path, out)?;
+            continue;
+        }
+        let Ok(relative) = path.strip_prefix(root) else { continue };
+        let name: Vec<_> = relative.iter().map(|part| part.to_string_lossy()).collect();
+        let name = name.join("/");
+        match std::fs::read_to_string(&path) {
+            Ok(source) => {
+                out.insert(name, Cow::Owned(source));
+            }
+            Err(e) => return Err(format!("template {name}: cannot read {}: {e}", path.display())),
+        }
+    }
+    Ok(())
 }
 
 /// An HTML response produced by rendering; passes the error renderer untouched, so a
@@ -287,10 +419,15 @@ impl Render {
     }
 
     fn render(&self, name: &str, ctx: Value, fragment: bool) -> Result<Html, Error> {
-        self.templates
-            .render(name, ctx, &self.request, fragment)
-            .map(Html)
-            .map_err(|e| Error::internal(format!("rendering {name}: {}", one_line(&e))))
+        self.templates.render(name, ctx, &self.request, fragment).map(Html).map_err(|e| {
+            let detail = format!("rendering {name}: {}", one_line(&e));
+            // In development the page says what is wrong, not only the log.
+            if self.templates.is_live() {
+                Error::internal_shown(detail)
+            } else {
+                Error::internal(detail)
+            }
+        })
     }
 }
 

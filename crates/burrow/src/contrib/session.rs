@@ -160,12 +160,19 @@ pub(crate) fn generated_key(setting: &SettingInfo, missing: &str, what: &str) ->
     let key: [u8; 32] = crate::secrets::generated(name, 32).try_into().expect("32 bytes");
     let origin = if crate::secrets::was_inherited(name) {
         "kept from the previous process"
+    } else if crate::secrets::from_dev_file(name) {
+        "kept in .burrow-dev-keys by --dev"
     } else {
         "generated at random"
     };
+    let lasts = if crate::secrets::dev_file_in_use() {
+        "survive restarts (--dev keeps the key in .burrow-dev-keys)"
+    } else {
+        "survive SIGHUP restarts but not a stop/start"
+    };
     crate::secrets::warn_once_started(format!(
-        "{missing} ({}): using a key {origin}; {what} survive SIGHUP restarts but not a \
-         stop/start. Set a key of 64 hex characters for production.",
+        "{missing} ({}): using a key {origin}; {what} {lasts}. Set a key of 64 hex characters \
+         for production.",
         setting.ways_to_set()
     ));
     key

@@ -5,8 +5,13 @@
 //! request timeout (503) → panic catcher (500) → app middleware → routes. Everything that is
 //! not a route is a 404 through the error renderer. The security headers are outermost so
 //! that every response of every inner layer gets them.
+//!
+//! With `--dev` ([`dev`]), the reload routes are added, pages get the reload script
+//! (between gzip and the error renderer, so error pages get it too), and the access log is
+//! one readable line with the duration.
 
 mod access_log;
+pub(crate) mod dev;
 pub(crate) mod errors;
 pub(crate) mod health;
 pub(crate) mod request_id;
@@ -43,7 +48,13 @@ pub(crate) fn core_stack(
     db: crate::Db,
     settings: &crate::Settings,
     draining: Draining,
+    dev: Option<dev::Reloads>,
 ) -> Router {
+    let live = dev.is_some();
+    let routes = match dev {
+        Some(reloads) => routes.merge(dev::routes(reloads, draining.clone())),
+        None => routes,
+    };
     let routes = routes
         .fallback(|| async { Error::not_found() })
         .layer(CatchPanicLayer::custom(panic_response))
@@ -53,13 +64,19 @@ pub(crate) fn core_stack(
         ))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(settings.max_body_size))
-        .layer(from_fn(render_errors))
-        .layer(
-            CompressionLayer::new()
-                .quality(CompressionLevel::Fastest)
-                .compress_when(compressible()),
-        )
-        .layer(from_fn(access_log::access_log))
+        .layer(from_fn(render_errors));
+    // --dev: the reload script goes into pages before they are compressed, and the access
+    // log becomes one readable line with the duration.
+    let routes = if live { routes.layer(from_fn(dev::inject_script)) } else { routes };
+    let routes = routes.layer(
+        CompressionLayer::new().quality(CompressionLevel::Fastest).compress_when(compressible()),
+    );
+    let routes = if live {
+        routes.layer(from_fn(dev::log_request))
+    } else {
+        routes.layer(from_fn(access_log::access_log))
+    };
+    let routes = routes
         .layer(from_fn(request_id::request_id))
         .layer(axum::Extension(templates))
         .layer(axum::Extension(db))

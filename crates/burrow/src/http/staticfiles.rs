@@ -5,8 +5,14 @@
 //! unhashed path is served too, revalidated by ETag. A later app's file overrides an
 //! earlier app's file of the same path. A `favicon.ico` at the top of a static folder is
 //! also served at `/favicon.ico`.
+//!
+//! With `--dev`, the folders of apps with source folders are read from disk on every
+//! request instead: `static_url` gives the unhashed URL, answered with `no-cache`, so an
+//! edit shows on the next load.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -33,6 +39,14 @@ pub(crate) struct StaticFiles {
     hashed: Arc<HashMap<String, Arc<Asset>>>,
     /// logical path → (hashed path, asset)
     logical: Arc<HashMap<String, (String, Arc<Asset>)>>,
+    /// `--dev` only: every folder in order (core first), looked up on each request.
+    dev: Option<Arc<Vec<StaticDir>>>,
+}
+
+/// Where a folder of static files is, in `--dev`.
+pub(crate) enum StaticDir {
+    Embedded(&'static Dir<'static>),
+    Disk(PathBuf),
 }
 
 const FAVICON: &str = "favicon.ico";
@@ -67,11 +81,52 @@ impl StaticFiles {
             hashed.insert(hashed_path.clone(), asset.clone());
             logical.insert(path, (hashed_path, asset));
         }
-        StaticFiles { hashed: Arc::new(hashed), logical: Arc::new(logical) }
+        StaticFiles { hashed: Arc::new(hashed), logical: Arc::new(logical), dev: None }
+    }
+
+    /// `--dev`: the core's files, then each folder's, looked up in reverse order (a later
+    /// folder's file wins) when a URL is made or a file is asked for.
+    pub(crate) fn dev(dirs: Vec<StaticDir>) -> StaticFiles {
+        let mut all = vec![StaticDir::Embedded(&CORE_STATIC)];
+        all.extend(dirs);
+        StaticFiles { dev: Some(Arc::new(all)), ..StaticFiles::default() }
+    }
+
+    /// `--dev`: the file's current content, or `None`. Only plain relative paths are looked
+    /// up on disk: no `..`, no absolute path, nothing hidden.
+    fn dev_lookup(dirs: &[StaticDir], path: &str) -> Option<Cow<'static, [u8]>> {
+        let path = path.trim_start_matches('/');
+        let relative = std::path::Path::new(path);
+        let plain = relative.components().all(|c| {
+            matches!(c, std::path::Component::Normal(part)
+                if !part.to_string_lossy().starts_with('.'))
+        });
+        if path.is_empty() || !plain {
+            return None;
+        }
+        dirs.iter().rev().find_map(|dir| match dir {
+            StaticDir::Embedded(dir) => dir.get_file(path).map(|f| Cow::Borrowed(f.contents())),
+            StaticDir::Disk(root) => std::fs::read(root.join(relative)).ok().map(Cow::Owned),
+        })
+    }
+
+    fn dev_serve(dirs: &[StaticDir], path: &str) -> Response {
+        let Some(body) = StaticFiles::dev_lookup(dirs, path) else {
+            return Error::not_found().into_response();
+        };
+        let mut res = body.into_response();
+        let headers = res.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type(path)));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache, no-store"));
+        res
     }
 
     /// The content-hashed URL of a logical path, e.g. `/static/css/app.1a2b3c4d5e6f.css`.
     pub(crate) fn url(&self, path: &str) -> Option<String> {
+        if let Some(dirs) = &self.dev {
+            let path = path.trim_start_matches('/');
+            return StaticFiles::dev_lookup(dirs, path).map(|_| format!("/static/{path}"));
+        }
         self.logical
             .get(path.trim_start_matches('/'))
             .map(|(hashed, _)| format!("/static/{hashed}"))
@@ -102,7 +157,7 @@ impl StaticFiles {
         // Browsers ask for /favicon.ico whatever the page links to (and for responses that
         // are not pages at all), so a `favicon.ico` at the top of a static folder is served
         // there too, revalidated like any unhashed path.
-        if self.logical.contains_key(FAVICON) {
+        if self.logical.contains_key(FAVICON) || self.dev.is_some() {
             let files = self.clone();
             router = router.route(
                 "/favicon.ico",
@@ -113,6 +168,9 @@ impl StaticFiles {
     }
 
     fn serve(&self, path: &str, request: &Request) -> Response {
+        if let Some(dirs) = &self.dev {
+            return StaticFiles::dev_serve(dirs, path);
+        }
         let (asset, cache) = if let Some(asset) = self.hashed.get(path) {
             (asset, "public, max-age=31536000, immutable")
         } else if let Some((_, asset)) = self.logical.get(path) {

@@ -89,3 +89,59 @@ async fn templates_get_declared_settings_but_never_secret_ones() {
     }
     booted.shutdown().await;
 }
+
+/// `--dev` on a copy of the app's folder (`--dev-source-root`, so the repository's files
+/// are not edited): templates come from disk, an edit is served without a restart, a
+/// syntax error is shown until fixed, and the reload routes exist.
+#[tokio::test]
+async fn dev_mode_reads_the_app_folder_and_rebuilds_it_on_change() {
+    let site = Site::new();
+    let root = site.dir.path().join("copy");
+    let templates = root.join("tests/it/builder_app/templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    for entry in std::fs::read_dir(FILES.source().join("templates")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), templates.join(entry.file_name())).unwrap();
+    }
+    let root_arg = root.to_str().unwrap();
+    let booted = site.build(server(), &["--dev", "--dev-source-root", root_arg]).expect("starts");
+    assert_eq!(fetch(&booted.router, "/__burrow/reload.js").await.status, 200);
+    assert!(fetch(&booted.router, "/posts").await.body.contains("<h1>Posts</h1>"));
+
+    let posts = templates.join("posts.html");
+    let original = std::fs::read_to_string(&posts).unwrap();
+    std::fs::write(&posts, original.replace("<h1>", "<h1 class=\"edited\">")).unwrap();
+    let edited = wait_for(&booted.router, |r| r.body.contains("<h1 class=\"edited\">")).await;
+    assert_eq!(edited.status, 200, "{}", edited.body);
+
+    std::fs::write(&posts, format!("{{% for %}}{original}")).unwrap();
+    let broken = wait_for(&booted.router, |r| r.status == 500).await;
+    assert!(broken.body.contains("posts.html") && broken.body.contains("syntax error"));
+    std::fs::write(&posts, &original).unwrap();
+    let fixed = wait_for(&booted.router, |r| r.status == 200).await;
+    assert!(fixed.body.contains("<h1>Posts</h1>"), "{}", fixed.body);
+    booted.shutdown().await;
+
+    // Without --dev: the embedded copy, and no reload routes.
+    let site = Site::new();
+    let booted = site.build(server(), &[]).expect("starts");
+    assert_eq!(fetch(&booted.router, "/__burrow/reload.js").await.status, 404);
+    assert_eq!(fetch(&booted.router, "/__burrow/reload").await.status, 404);
+    booted.shutdown().await;
+}
+
+/// GETs /posts until `done`; panics after 10 s (the watcher looks every 200 ms).
+async fn wait_for(
+    router: &burrow::axum::Router,
+    done: impl Fn(&crate::Reply) -> bool,
+) -> crate::Reply {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let reply = fetch(router, "/posts").await;
+        if done(&reply) {
+            return reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "still {}: {}", reply.status, reply.body);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}

@@ -7,6 +7,7 @@
 
 mod browser;
 mod cli;
+mod dev;
 mod files;
 mod http;
 mod inprocess;

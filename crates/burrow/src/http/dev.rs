@@ -1,0 +1,246 @@
+//! `--dev`: the pieces installed only in development (docs/guide/development.md).
+//!
+//! - A watcher thread polls the app source folders every [`POLL`] and calls back when a
+//!   file was added, removed or changed (polling mtimes: portable, no dependency, and a
+//!   few folders of a few files cost nothing).
+//! - `/__burrow/reload` is a server-sent event stream that sends `reload` after each
+//!   change; `/__burrow/reload.js` is the script that listens to it and reloads the page.
+//!   A script file rather than inline code, so a `script-src 'self'` CSP allows it.
+//! - Every HTML response gets `<script src="/__burrow/reload.js">` before `</body>`.
+//! - Each request is logged on one readable line with its duration.
+//!
+//! Nothing here is installed without `--dev`.
+
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use hyper::body::Frame;
+use tokio::sync::{mpsc, watch};
+
+use super::Draining;
+use crate::request::RequestId;
+
+/// How often the watched folders are looked at: an edit shows within this (plus a rebuild).
+pub(crate) const POLL: Duration = Duration::from_millis(200);
+
+/// The reload stream's path.
+pub(crate) const RELOAD_PATH: &str = "/__burrow/reload";
+const SCRIPT_PATH: &str = "/__burrow/reload.js";
+const SCRIPT_TAG: &str = "<script src=\"/__burrow/reload.js\" defer></script>";
+
+/// Reconnects after a restart (the stream ends when the server drains) and reloads once
+/// the server answers again, so a rebuilt binary shows too.
+const SCRIPT: &str = r#"// Burrow --dev: reload the page when a template or static file changes.
+(() => {
+  let lost = false;
+  const source = new EventSource("/__burrow/reload");
+  source.addEventListener("reload", () => location.reload());
+  source.addEventListener("open", () => { if (lost) location.reload(); });
+  source.addEventListener("error", () => { lost = true; });
+})();
+"#;
+
+/// A comment line on the stream this often, so a client that went away is noticed.
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Counts changes; the reload streams wait on it.
+#[derive(Clone)]
+pub(crate) struct Reloads(watch::Sender<u64>);
+
+impl Default for Reloads {
+    fn default() -> Self {
+        Reloads(watch::channel(0).0)
+    }
+}
+
+impl Reloads {
+    /// Tells every open page to reload.
+    pub(crate) fn notify(&self) {
+        self.0.send_modify(|n| *n += 1);
+    }
+}
+
+/// Starts the watcher thread: `on_change` runs after files under `folders` changed (each
+/// poll that sees a change calls it once). The thread ends when `on_change` returns false.
+pub(crate) fn watch_folders(
+    folders: Vec<PathBuf>,
+    mut on_change: impl FnMut() -> bool + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new().name("burrow-dev-watch".into()).spawn(move || {
+        let mut last = snapshot(&folders);
+        loop {
+            std::thread::sleep(POLL);
+            let now = snapshot(&folders);
+            if now != last {
+                last = now;
+                if !on_change() {
+                    return;
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("--dev: cannot watch the source folders ({e}); edits need a restart");
+    }
+}
+
+/// Every file under the folders with its size and modification time, in a stable order.
+fn snapshot(folders: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<(PathBuf, u64, Option<SystemTime>)>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                walk(&entry.path(), out);
+            } else {
+                out.push((entry.path(), meta.len(), meta.modified().ok()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for folder in folders {
+        walk(folder, &mut out);
+    }
+    out.sort();
+    out
+}
+
+/// `/__burrow/reload` and `/__burrow/reload.js`.
+pub(crate) fn routes(reloads: Reloads, draining: Draining) -> Router {
+    Router::new()
+        .route(
+            RELOAD_PATH,
+            get(move || {
+                let (reloads, draining) = (reloads.clone(), draining.clone());
+                async move { event_stream(reloads.0.subscribe(), draining) }
+            }),
+        )
+        .route(
+            SCRIPT_PATH,
+            get(|| async {
+                (
+                    [
+                        (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                        (header::CACHE_CONTROL, "no-cache"),
+                    ],
+                    SCRIPT,
+                )
+            }),
+        )
+}
+
+/// An event stream: `reload` after each change. It ends when the server starts draining
+/// (it would otherwise hold a restart or shutdown for the whole drain timeout); the script
+/// then reconnects to the new process.
+fn event_stream(mut changes: watch::Receiver<u64>, draining: Draining) -> Response {
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    changes.mark_unchanged();
+    tokio::spawn(async move {
+        // Tells the browser to retry quickly after a restart.
+        if tx.send(Bytes::from_static(b"retry: 500\n\n")).await.is_err() {
+            return;
+        }
+        let mut keep_alive = Instant::now() + KEEP_ALIVE;
+        loop {
+            let event = tokio::select! {
+                changed = changes.changed() => match changed {
+                    Ok(()) => {
+                        let n = *changes.borrow_and_update();
+                        Bytes::from(format!("event: reload\ndata: {n}\n\n"))
+                    }
+                    Err(_) => return,
+                },
+                // Draining is a flag, not an event: look at it a few times a second.
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                    if draining.is_set() {
+                        return;
+                    }
+                    if Instant::now() < keep_alive {
+                        continue;
+                    }
+                    keep_alive = Instant::now() + KEEP_ALIVE;
+                    Bytes::from_static(b": keep-alive\n\n")
+                }
+            };
+            if tx.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut res = Body::new(ChannelBody(rx)).into_response();
+    let headers = res.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
+}
+
+/// A response body fed by a channel; ends when the sender is dropped.
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
+    }
+}
+
+/// Middleware: adds the reload script to HTML pages (error pages included, so fixing a
+/// broken template reloads the page that showed the error).
+pub(crate) async fn inject_script(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let html = (response.headers().get(header::CONTENT_TYPE))
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if !html || response.headers().contains_key(header::CONTENT_ENCODING) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let Ok(collected) = body.collect().await else {
+        return Response::from_parts(parts, Body::empty());
+    };
+    let page = collected.to_bytes();
+    let text = String::from_utf8_lossy(&page);
+    let with_script = match text.rfind("</body>") {
+        Some(at) => format!("{}{SCRIPT_TAG}{}", &text[..at], &text[at..]),
+        // A fragment (htmx) is not a page: the page it lands in already has the script.
+        None => return Response::from_parts(parts, Body::from(page)),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(with_script))
+}
+
+/// Middleware: one readable line per request, `GET /notes → 200 in 3.1 ms`, instead of
+/// the access log's fields.
+pub(crate) async fn log_request(request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    // The path only: query strings may carry tokens.
+    let path = request.uri().path().to_string();
+    let id = request.extensions().get::<RequestId>().cloned();
+    let response = next.run(request).await;
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(
+        target: "burrow::access",
+        request_id = id.as_ref().map(|i| i.as_str()).unwrap_or(""),
+        "{method} {path} → {} in {ms:.1} ms",
+        response.status().as_u16()
+    );
+    response
+}
