@@ -66,7 +66,10 @@ export BURROW_TEST_PG_SCRIPT="$PWD/scripts/pg-cluster.sh"
 echo "==> cargo test (release, static, $TARGET)"
 export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static'
 # Every binary first: the restart tests swap the server for the hello example beside it.
-cargo build --workspace --bins --release --target "$TARGET" --locked
+# `--tests` too, so that this build resolves features as `cargo test` does (dev-dependencies
+# such as reqwest turn on more features of shared crates): `cargo test` then reuses it
+# instead of compiling burrow and every binary a second time.
+cargo build --workspace --bins --tests --release --target "$TARGET" --locked
 cargo test --workspace --release --target "$TARGET" --locked
 
 echo "==> static binary check"

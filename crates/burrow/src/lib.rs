@@ -58,9 +58,9 @@
 //!   (`contrib::theme`: layout, error page, favicon, stylesheet).
 //! - [`Server`]: the builder and start-up sequence; `server migrate [--list]`,
 //!   `server seed`, `server backup`, `server check` and app commands ([`Command`]).
-//! - `test` (cargo feature `testing`, for `[dev-dependencies]`): `test::Client`, an
-//!   in-process client for tests: cookies, CSRF tokens, redirects, CSS selectors, forms and
-//!   flash messages (docs/guide/testing.md).
+//! - Tests: the `burrow-test` crate (a dev-dependency) has `burrow_test::Client`, an
+//!   in-process client: cookies, CSRF tokens, redirects, CSS selectors, forms and flash
+//!   messages (docs/guide/testing.md).
 //!
 //! How the modules fit together, and how a request and a SIGHUP travel through them, is
 //! in `docs/architecture.md`.
@@ -123,8 +123,6 @@ mod serve;
 mod server;
 pub mod settings;
 pub mod template;
-#[cfg(feature = "testing")]
-pub mod test;
 
 pub use app::{App, AppBuilder};
 pub use burrow_macros::app_files;
@@ -195,8 +193,7 @@ mod guide {
     mod tls {}
     #[doc = include_str!("../../../docs/guide/sqlite.md")]
     mod sqlite {}
-    // The test client exists with the `testing` feature, which burrow's own tests turn on.
-    #[cfg(feature = "testing")]
+    // The test client is burrow-test, a dev-dependency of burrow.
     #[doc = include_str!("../../../docs/guide/testing.md")]
     mod testing {}
 }

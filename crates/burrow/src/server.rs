@@ -814,8 +814,7 @@ fn readiness_checks(apps: &Arc<Vec<Box<dyn DynApp>>>, ctx: &AppContext) -> Vec<h
 
 impl Booted {
     /// True if the server has an app of this name (the test client looks for `csrf`).
-    #[cfg(feature = "testing")]
-    pub(crate) fn has_app(&self, name: &str) -> bool {
+    pub fn has_app(&self, name: &str) -> bool {
         self.apps.iter().any(|app| app.name() == name)
     }
 
@@ -827,7 +826,7 @@ impl Booted {
     /// [`Booted::shutdown`], waiting at most `grace` for database work still running on
     /// blocking threads (it is interrupted first); what is still running then is logged
     /// and abandoned.
-    pub(crate) async fn shutdown_within(&self, grace: std::time::Duration) {
+    pub async fn shutdown_within(&self, grace: std::time::Duration) {
         for app in self.apps.iter().rev() {
             app.shutdown(&self.ctx).await;
         }

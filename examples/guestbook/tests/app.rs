@@ -1,7 +1,7 @@
 //! The guestbook in-process: the whole middleware stack (sessions, CSRF, flash messages),
 //! a fresh SQLite file per test, no port.
 
-use burrow::test::Client;
+use burrow_test::Client;
 
 #[test]
 fn sign_the_guestbook() {

@@ -107,9 +107,9 @@ impl CsrfConfig {
 }
 
 /// The name the CSRF cookie is sent under by a server with this context (for the test
-/// client, which must tell it from other cookies).
-#[cfg(feature = "testing")]
-pub(crate) fn cookie_name_for(ctx: &AppContext) -> String {
+/// client, burrow-test, which must tell it from other cookies).
+#[doc(hidden)]
+pub fn cookie_name_for(ctx: &AppContext) -> String {
     let configured = ctx.config.get(&COOKIE_NAME).unwrap_or_else(|_| "_csrf".to_string());
     cookie_name(&configured, ctx.settings.base_url.starts_with("https://"))
 }
@@ -344,7 +344,8 @@ fn check_origin(config: &CsrfConfig, request: &Request) -> Result<(), String> {
 }
 
 /// `scheme://authority` of an absolute URL: what comes before its path, query or fragment.
-pub(crate) fn origin_of(url: &str) -> Option<&str> {
+#[doc(hidden)]
+pub fn origin_of(url: &str) -> Option<&str> {
     let after_scheme = url.find("://")? + 3;
     let end = url[after_scheme..].find(['/', '?', '#']).map_or(url.len(), |at| after_scheme + at);
     Some(&url[..end])

@@ -1,4 +1,4 @@
-//! `burrow::test::Client` against a small guest book on the real contrib apps (theme,
+//! `burrow_test::Client` against a small guest book on the real contrib apps (theme,
 //! sessions, CSRF, flash messages) and a real SQLite file: cookies, CSRF tokens, redirects
 //! and the page helpers.
 
@@ -11,7 +11,7 @@ use burrow::contrib::messages::FlashMessages;
 use burrow::contrib::session::Sessions;
 use burrow::contrib::theme::Theme;
 use burrow::prelude::*;
-use burrow::test::Client;
+use burrow_test::Client;
 
 static TEMPLATES: Dir<'static> = embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_client");
 static MIGRATIONS: Dir<'static> = embed_dir!("$CARGO_MANIFEST_DIR/tests/it/migrations_client");

@@ -1,12 +1,12 @@
-//! The notes flow in-process with `burrow::test::Client`: the server built by
+//! The notes flow in-process with `burrow_test::Client`: the server built by
 //! `notes::server()` on a SQLite file in a temp dir, requests through the whole middleware
 //! stack (sessions, CSRF, flash messages, the error renderer) without a port. The tests in
 //! the other modules drive the real binary over sockets, on both engines.
 
-use burrow::test::Client;
+use burrow_test::Client;
 
 /// The note ids of a list page, in page order (`<li id="note-{id}">`).
-fn ids(page: &burrow::test::TestResponse<'_>) -> Vec<i64> {
+fn ids(page: &burrow_test::TestResponse<'_>) -> Vec<i64> {
     page.attr("#note-list li[id^='note-']", "id")
         .iter()
         .map(|id| id.trim_start_matches("note-").parse().expect("a numeric note id"))

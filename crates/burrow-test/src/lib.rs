@@ -1,4 +1,6 @@
-//! An in-process test client: [`Client`] (cargo feature `testing`).
+//! An in-process test client for Burrow apps: [`Client`]. A crate of its own, used from
+//! `[dev-dependencies]`, so that an app's release build never compiles it (nor its HTML
+//! parser) and `burrow` itself has no test-only code paths.
 //!
 //! It builds the server with [`Server::build`] on a fresh SQLite file in a temporary
 //! directory, then sends requests to the same [`Router`] the accept loop
@@ -56,11 +58,8 @@ use http_body_util::BodyExt;
 use scraper::{ElementRef, Html, Selector};
 use tower::ServiceExt;
 
-use crate::app::App;
-use crate::context::AppContext;
-use crate::contrib::csrf::{self, CsrfToken};
-use crate::db::Db;
-use crate::server::{Booted, Server};
+use burrow::contrib::csrf::{self, CsrfToken};
+use burrow::{App, AppContext, Booted, Db, Server};
 
 /// The route of the app the client adds, answering a fresh CSRF token (see the module
 /// documentation).
@@ -77,7 +76,7 @@ const MAX_REDIRECTS: usize = 20;
 ///
 /// ```
 /// use burrow::prelude::*;
-/// use burrow::test::Client;
+/// use burrow_test::Client;
 ///
 /// struct Hello;
 ///
