@@ -126,6 +126,24 @@ fn write_all(root: &Path, files: &[FileOut]) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Formats the Rust files written under `root` with `rustfmt`, when there is one (it comes
+/// with rustup's toolchains). The templates are formatted for short names; a long name can
+/// push a line over the width, and generated code should pass `cargo fmt --check` as is.
+/// Without rustfmt the files are still valid, so a failure here is not an error.
+fn format(root: &Path, files: &[FileOut]) {
+    let rust: Vec<PathBuf> = files
+        .iter()
+        .filter(|(path, _)| path.extension().is_some_and(|e| e == "rs"))
+        .map(|(path, _)| root.join(path))
+        .collect();
+    let _ = std::process::Command::new("rustfmt")
+        .args(["--edition", "2024"])
+        .args(&rust)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+}
+
 /// `burrow new NAME`.
 fn new(args: &ArgMatches) -> Result<(), Failure> {
     let name = args.get_one::<String>("name").expect("required");
@@ -139,7 +157,9 @@ fn new(args: &ArgMatches) -> Result<(), Failure> {
         }
     }
     let burrow = burrow_source(args.get_one::<PathBuf>("burrow-path"))?;
-    write_all(&root, &scaffold::project_files(&project, &burrow))?;
+    let files = scaffold::project_files(&project, &burrow);
+    write_all(&root, &files)?;
+    format(&root, &files);
     println!("Created {} in {}", project.name, root.display());
     println!("Run it:   cd {} && cargo run    (then open http://localhost:8080)", root.display());
     println!("Test it:  cargo test");
@@ -171,11 +191,13 @@ fn generate_app(args: &ArgMatches) -> Result<(), Failure> {
         .map_err(|e| Failure(format!("not a Burrow project: {}: {e}", lib_path.display())))?;
     let registered = scaffold::register(&lib, &app);
     let url_path = format!("/{}/", app.ident);
-    write_all(&root, &scaffold::app_files(&app, &url_path))?;
+    let mut files = scaffold::app_files(&app, &url_path);
+    write_all(&root, &files)?;
     println!("Created src/{}/, serving {url_path}", app.ident);
     match registered {
         Some(lib) => {
-            std::fs::write(&lib_path, lib)?;
+            std::fs::write(&lib_path, &lib)?;
+            files.push((PathBuf::from("src/lib.rs"), lib));
             println!("Registered it in src/lib.rs");
         }
         None => {
@@ -185,6 +207,7 @@ fn generate_app(args: &ArgMatches) -> Result<(), Failure> {
             println!("    {call}  (in the Server's list of apps)");
         }
     }
+    format(&root, &files);
     Ok(())
 }
 

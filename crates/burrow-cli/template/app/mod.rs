@@ -13,6 +13,9 @@ static MIGRATIONS: Dir<'static> = embed_dir!("$CARGO_MANIFEST_DIR/src/{{app}}/mi
 static TEMPLATES: Dir<'static> = embed_dir!("$CARGO_MANIFEST_DIR/src/{{app}}/templates");
 static STATIC: Dir<'static> = embed_dir!("$CARGO_MANIFEST_DIR/src/{{app}}/static");
 
+/// The page: the list and the form.
+const PAGE: &str = "{{app}}/index.html";
+
 /// The app, registered in `src/lib.rs`; it serves `{{path}}`.
 pub struct {{App}};
 
@@ -56,7 +59,7 @@ struct ItemForm {
     title: String,
 }
 
-/// One page of items, newest first, for `{{app}}/index.html`.
+/// One page of items, newest first, for the page.
 async fn items(db: &Db, query: Option<String>) -> Result<Value> {
     let paginator = Paginator::from_query(query.as_deref(), 20);
     let (limit, offset) = (paginator.limit(), paginator.offset());
@@ -67,7 +70,7 @@ async fn items(db: &Db, query: Option<String>) -> Result<Value> {
 
 async fn list(State(db): State<Db>, RawQuery(query): RawQuery, render: Render) -> Result<Html> {
     let page = items(&db, query).await?;
-    render.page("{{app}}/index.html", context! { form => ItemForm::blank(), ..page })
+    render.page(PAGE, context! { form => ItemForm::blank(), ..page })
 }
 
 /// Adds an item. An invalid form is shown again, as typed, with its errors (422).
@@ -79,7 +82,7 @@ async fn add(
 ) -> Result<Response> {
     let item = match form {
         Ok(Valid(item)) => item,
-        Err(invalid) => return invalid.page(&render, "{{app}}/index.html", items(&db, None).await?),
+        Err(invalid) => return invalid.page(&render, PAGE, items(&db, None).await?),
     };
     let added = format!("Added “{}”.", item.title);
     let sql = "INSERT INTO {{app}}_items (title) VALUES (?)";
