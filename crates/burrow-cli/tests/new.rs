@@ -117,8 +117,9 @@ fn this_build() -> (PathBuf, Vec<String>) {
         other => vec!["--profile".to_string(), other.to_string()],
     };
     let above = profile_dir.parent().unwrap();
-    // Cargo tags the root of every target folder, never the per-triple folders inside it.
-    let target_dir = if above.join("CACHEDIR.TAG").exists() {
+    // Files cargo writes at the root of a target folder, never in the per-triple folders.
+    let root_marks = ["CACHEDIR.TAG", ".rustc_info.json"];
+    let target_dir = if root_marks.iter().any(|mark| above.join(mark).exists()) {
         above.to_path_buf()
     } else {
         args.extend(["--target".to_string(), above.file_name().unwrap().to_string_lossy().into()]);
@@ -165,21 +166,33 @@ fn set_for_this_test(var: &str) -> bool {
     SET.contains(&var) || var.starts_with("CARGO_PKG_") || var.starts_with("CARGO_BIN_EXE_")
 }
 
-/// Adds every registry dependency of this workspace, as declared in its Cargo.toml, to the
-/// project's dev-dependencies. Cargo compiles a crate once per feature set, and a
-/// dependency's features are those its dependents ask for, together: the workspace's tests
-/// (reqwest, criterion, …) turn on features of serde, tower, hyper-util and others that the
-/// project alone would not, so the project would get builds of its own of most of its
-/// dependency tree. With the same dependencies, it asks for the same features, and finds
-/// them compiled. Only the test does this: the shipped Cargo.toml stays as written.
+/// Adds the registry dependencies this workspace's crates compile for the target (every
+/// member's dependencies and dev-dependencies, except a proc-macro crate's, which are
+/// compiled for the host), as the workspace's Cargo.toml declares them, to the project's
+/// dev-dependencies. Cargo compiles a crate once per feature set, and a crate's features
+/// are those its dependents ask for, together: the workspace's tests (reqwest, criterion,
+/// …) turn on features of serde, tower, hyper-util and others that the project alone would
+/// not, so the project would get builds of its own of most of its dependency tree. Asking
+/// for the same, it finds them compiled. Only the test does this: the shipped Cargo.toml
+/// stays as written.
 fn ask_for_the_workspace_features(project: &Path, workspace: &Path) {
     let root = std::fs::read_to_string(workspace.join("Cargo.toml")).unwrap();
+    let members = root.lines().find_map(|l| l.strip_prefix("members = [")).unwrap();
+    let mut used = Vec::new();
+    for member in members.trim_end_matches(']').split(',') {
+        let manifest = workspace.join(member.trim().trim_matches('"')).join("Cargo.toml");
+        let manifest = std::fs::read_to_string(manifest).unwrap();
+        if !manifest.contains("proc-macro = true") {
+            let names = manifest.lines().filter_map(|l| l.strip_suffix(".workspace = true"));
+            used.extend(names.map(str::to_string));
+        }
+    }
     let declared = root.split("[workspace.dependencies]\n").nth(1).unwrap();
     let mut lines =
-        vec!["# tests/new.rs: the workspace's dependencies, for its features".to_string()];
+        vec!["# tests/new.rs: what the workspace compiles, for its features".to_string()];
     for line in declared.lines().take_while(|l| !l.starts_with('[')) {
-        let is_dependency = line.contains(" = ") && !line.starts_with('#');
-        if is_dependency && !line.contains("path = ") {
+        let name = line.split(" = ").next().unwrap();
+        if used.iter().any(|u| u == name) && !line.contains("path = ") {
             lines.push(line.to_string());
         }
     }
@@ -193,7 +206,18 @@ fn ask_for_the_workspace_features(project: &Path, workspace: &Path) {
 /// output when it fails.
 fn cargo(project: &Path, target_dir: &Path, args: &[String]) -> Output {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = Command::new(cargo);
+    let mut command = Command::new(&cargo);
+    // The project's own crates compiled through clippy with `-D warnings`, as `cargo clippy`
+    // does it (its driver as the workspace wrapper): lints checked without a second build
+    // of the dependencies in check mode. clippy-driver sits beside cargo in a toolchain.
+    let clippy = Path::new(&cargo).with_file_name("clippy-driver");
+    if clippy.is_file() {
+        command
+            .env("RUSTC_WORKSPACE_WRAPPER", clippy)
+            .env("CLIPPY_ARGS", "-D__CLIPPY_HACKERY__warnings");
+    } else {
+        eprintln!("no clippy-driver beside {cargo}: the project's lints are not checked");
+    }
     for (var, _) in std::env::vars_os() {
         if var.to_str().is_some_and(set_for_this_test) {
             command.env_remove(var);
