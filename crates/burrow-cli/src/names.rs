@@ -31,8 +31,8 @@ const RESERVED_CRATES: &[&str] = &[
 const USED_IN_APP: &[&str] = &[
     "App",
     "AppContext",
+    "AppFiles",
     "Db",
-    "Dir",
     "Form",
     "FormResult",
     "FromRow",
@@ -42,18 +42,15 @@ const USED_IN_APP: &[&str] = &[
     "ItemForm",
     "Messages",
     "NavItem",
+    "Page",
     "Paginator",
-    "RawQuery",
     "Redirect",
     "Render",
     "Response",
     "Result",
     "Router",
-    "Serde",
     "Serialize",
-    "State",
     "Valid",
-    "Value",
 ];
 
 /// The forms of one project or app name.

@@ -183,7 +183,11 @@ fn ask_for_the_workspace_features(project: &Path, workspace: &Path) {
         let manifest = workspace.join(member.trim().trim_matches('"')).join("Cargo.toml");
         let manifest = std::fs::read_to_string(manifest).unwrap();
         if !manifest.contains("proc-macro = true") {
-            let names = manifest.lines().filter_map(|l| l.strip_suffix(".workspace = true"));
+            // `name.workspace = true` or `name = { workspace = true, … }`.
+            let names = manifest.lines().filter_map(|l| {
+                l.strip_suffix(".workspace = true")
+                    .or_else(|| l.split_once(" = { workspace = true").map(|(name, _)| name))
+            });
             used.extend(names.map(str::to_string));
         }
     }

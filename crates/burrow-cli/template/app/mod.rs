@@ -2,19 +2,14 @@
 //! folder, compiled into the binary: its routes (here), `migrations/`, `templates/{{app}}/`
 //! and `static/{{app}}/` (named after the app, as apps share one namespace for each).
 
-use burrow::axum::extract::RawQuery;
-use burrow::forms::Form;
-use burrow::minijinja::Value;
-use burrow::minijinja::value::Serde;
 use burrow::prelude::*;
-use serde::Serialize;
 
-static MIGRATIONS: Dir<'static> = embed_dir!("$CARGO_MANIFEST_DIR/src/{{app}}/migrations");
-static TEMPLATES: Dir<'static> = embed_dir!("$CARGO_MANIFEST_DIR/src/{{app}}/templates");
-static STATIC: Dir<'static> = embed_dir!("$CARGO_MANIFEST_DIR/src/{{app}}/static");
+static FILES: AppFiles = app_files!("src/{{app}}");
 
 /// The page: the list and the form.
 const PAGE: &str = "{{app}}/index.html";
+
+const NEWEST_FIRST: &str = "SELECT title, created_at FROM {{app}}_items ORDER BY id DESC";
 
 /// The app, registered in `src/lib.rs`; it serves `{{path}}`.
 pub struct {{App}};
@@ -24,24 +19,16 @@ impl App for {{App}} {
         "{{app}}"
     }
 
-    fn migrations(&self) -> Option<&'static Dir<'static>> {
-        Some(&MIGRATIONS)
-    }
-
-    fn templates(&self) -> Option<&'static Dir<'static>> {
-        Some(&TEMPLATES)
-    }
-
-    fn static_files(&self) -> Option<&'static Dir<'static>> {
-        Some(&STATIC)
+    fn files(&self) -> Option<&'static AppFiles> {
+        Some(&FILES)
     }
 
     fn nav_items(&self) -> Vec<NavItem> {
         vec![NavItem::new("{{app_title}}", "{{path}}")]
     }
 
-    fn routes(&self, ctx: &AppContext) -> Router {
-        Router::new().route("{{path}}", get(list).post(add)).with_state(ctx.db.clone())
+    fn routes(&self, _ctx: &AppContext) -> Router {
+        Router::new().route("{{path}}", get(list).post(add))
     }
 }
 
@@ -59,30 +46,27 @@ struct ItemForm {
     title: String,
 }
 
-/// One page of items, newest first, for the page.
-async fn items(db: &Db, query: Option<String>) -> Result<Value> {
-    let paginator = Paginator::from_query(query.as_deref(), 20);
-    let (limit, offset) = (paginator.limit(), paginator.offset());
-    let sql = "SELECT title, created_at FROM {{app}}_items ORDER BY id DESC LIMIT ? OFFSET ?";
-    let rows: Vec<Item> = db.read(move |c| c.query(sql, params![limit, offset])).await?;
-    Ok(context! { page => Serde(paginator.page_of(rows)) })
-}
-
-async fn list(State(db): State<Db>, RawQuery(query): RawQuery, render: Render) -> Result<Html> {
-    let page = items(&db, query).await?;
-    render.page(PAGE, context! { form => ItemForm::blank(), ..page })
+/// The list, twenty items a page (`?page=`), newest first, and an empty form.
+async fn list(db: Db, pages: Paginator, render: Render) -> Result<Html> {
+    let page: Page<Item> = db.read(move |c| c.query_page(NEWEST_FIRST, &[], pages)).await?;
+    render.page(PAGE, context! { page, form => ItemForm::blank() })
 }
 
 /// Adds an item. An invalid form is shown again, as typed, with its errors (422).
 async fn add(
-    State(db): State<Db>,
+    db: Db,
     render: Render,
     messages: Messages,
     form: FormResult<ItemForm>,
 ) -> Result<Response> {
     let item = match form {
         Ok(Valid(item)) => item,
-        Err(invalid) => return invalid.page(&render, PAGE, items(&db, None).await?),
+        Err(invalid) => {
+            let first = Paginator::default();
+            let page: Page<Item> =
+                db.read(move |c| c.query_page(NEWEST_FIRST, &[], first)).await?;
+            return invalid.page(&render, PAGE, context! { page });
+        }
     };
     let added = format!("Added “{}”.", item.title);
     let sql = "INSERT INTO {{app}}_items (title) VALUES (?)";

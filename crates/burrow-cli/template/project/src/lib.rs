@@ -1,8 +1,6 @@
 //! {{Title}}: a Burrow project. Each app is one folder under `src/` owning its routes,
 //! migrations, templates and static files; `burrow generate app NAME` adds one.
 
-use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions, theme::Theme};
-
 // burrow: modules (`burrow generate app` adds its `mod` line here)
 mod {{crate}};
 
@@ -10,12 +8,9 @@ mod {{crate}};
 pub fn server() -> burrow::Server {
     burrow::Server::new("{{name}}", env!("CARGO_PKG_VERSION"))
         .about("{{Title}}: a Burrow app")
-        // The layout and error pages, signed session cookies, a CSRF check on every form,
-        // and flash messages shown on the next page.
-        .app(Theme::new("{{Title}}"))
-        .app(Sessions::new())
-        .app(Csrf::new())
-        .app(FlashMessages)
+        // The theme (layout, error pages; the site's name in its header), signed session
+        // cookies, a CSRF check on every form, and flash messages shown on the next page.
+        .defaults("{{Title}}")
         // burrow: apps (`burrow generate app` adds its `.app(…)` line here)
         .app({{crate}}::{{Name}})
 }
