@@ -2,10 +2,11 @@
 //! files, the errors, then the generated project built, tested and serving its page.
 //!
 //! The project is built against this workspace's compiled dependencies: the same target
-//! folder, profile, `--target` and RUSTFLAGS as this test, and this workspace's Cargo.lock,
-//! offline. Only the project itself, and burrow with its proc-macro crate (a path
-//! dependency outside the workspace gets another build hash), are compiled again, which
-//! keeps this test to about a minute instead of a build of ~300 crates.
+//! folder, profile, `--target` and RUSTFLAGS as this test, this workspace's Cargo.lock,
+//! offline, and the same features (see `ask_for_the_workspace_features`). Only the project
+//! itself, and burrow with its proc-macro crate (a path dependency outside the workspace
+//! gets another build hash), are compiled again, which keeps this test to about a minute
+//! instead of a build of ~300 crates. The project's crates go through clippy on the way.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -128,25 +129,6 @@ fn this_build() -> (PathBuf, Vec<String>) {
     (target_dir, args)
 }
 
-/// Whether the burrow crate has the `testing` feature (`burrow::test::Client`) yet.
-fn burrow_has_testing(burrow_dir: &Path) -> bool {
-    let manifest = std::fs::read_to_string(burrow_dir.join("Cargo.toml")).unwrap();
-    manifest.lines().any(|l| l.trim_start().starts_with("testing ="))
-}
-
-/// Until burrow has its `testing` feature, the project's tests/app.rs cannot compile: swap
-/// in the same checks over HTTP (tests/fallback/app.rs) and drop the feature.
-fn use_http_tests(project: &Path, name: &str, ident: &str, title: &str) {
-    let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
-    let manifest = manifest.replace(", features = [\"testing\"] }", " }");
-    std::fs::write(project.join("Cargo.toml"), manifest).unwrap();
-    let test = include_str!("fallback/app.rs")
-        .replace("{{crate}}", ident)
-        .replace("{{bin}}", &format!("CARGO_BIN_EXE_{name}"))
-        .replace("{{Title}}", title);
-    std::fs::write(project.join("tests/app.rs"), test).unwrap();
-}
-
 /// Whether cargo set `var` for this test process (it describes this package). Build scripts
 /// such as ring's watch some of these (`rerun-if-env-changed=CARGO_PKG_NAME`, …) as cargo
 /// sees them, so the inner cargo must not inherit them: the workspace was built from a shell
@@ -255,7 +237,7 @@ fn get(port: u16, path: &str) -> (u16, String) {
 
 #[test]
 fn a_new_project_builds_passes_its_tests_and_serves_its_page() {
-    let (name, ident, title) = ("hello-burrow", "hello_burrow", "Hello Burrow");
+    let (name, title) = ("hello-burrow", "Hello Burrow");
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap();
     let burrow_dir = workspace.join("crates/burrow");
     let tmp = tempfile::tempdir().unwrap();
@@ -316,14 +298,10 @@ fn a_new_project_builds_passes_its_tests_and_serves_its_page() {
     assert!(lib.contains("mod blog;\nmod hello_burrow;\n"), "{lib}");
     assert!(lib.contains(".app(hello_burrow::HelloBurrow)\n        .app(blog::Blog)\n"), "{lib}");
 
-    // The shipped files are formatted (the fallback below is not part of them).
+    // The files are formatted as written.
     let (target_dir, build_args) = this_build();
     cargo(&project, &target_dir, &["fmt".into(), "--check".into()]);
 
-    if !burrow_has_testing(&burrow_dir) {
-        eprintln!("burrow has no `testing` feature yet: the project's tests run over HTTP");
-        use_http_tests(&project, name, ident, title);
-    }
     // The workspace's lock file and features: the same builds as the compiled dependencies.
     ask_for_the_workspace_features(&project, &workspace);
     std::fs::copy(workspace.join("Cargo.lock"), project.join("Cargo.lock")).unwrap();
