@@ -39,6 +39,8 @@ use crate::app::App;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting};
 use crate::context::AppContext;
 use crate::error::Error;
+use crate::forms::FormData;
+use crate::forms::extract::Encoding;
 use crate::template::{RequestContext, RequestInfo};
 
 /// The form field and header carrying the token.
@@ -368,32 +370,28 @@ fn without_default_port<'a>(authority: &'a str, scheme: &str) -> &'a str {
     authority.strip_suffix(default).unwrap_or(authority)
 }
 
-/// Reads the `csrf_token` field of a urlencoded form, then rebuilds the request with the
-/// same body for the handler.
+/// Reads the `csrf_token` field of a urlencoded or multipart form, then rebuilds the
+/// request with the same body for the handler.
 async fn form_token(request: Request) -> Result<(String, Request), Error> {
-    let is_form = request
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+    let content_type =
+        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let Some(encoding) = Encoding::of(content_type) else {
         return Ok((String::new(), request));
-    }
+    };
+    let content_type = content_type.to_string();
     let (parts, body) = request.into_parts();
     // The core body limit already wraps this body; exceeding it fails here, as it would in
     // the handler's extractor.
     let bytes =
         axum::body::to_bytes(body, usize::MAX).await.map_err(|e| Error::unreadable_body(&e))?;
-    let token = form_urlencoded_value(&bytes, FIELD).unwrap_or_default();
+    let data = match encoding {
+        Encoding::Urlencoded => FormData::from_urlencoded(&bytes),
+        // The body is kept as it came: the handler's extractor parses it again.
+        Encoding::Multipart => FormData::from_multipart(bytes.clone(), &content_type).await,
+    };
+    // A body that does not parse carries no token (403); the handler never sees it.
+    let token = data.ok().and_then(|d| d.get(FIELD).map(str::to_string)).unwrap_or_default();
     Ok((token, Request::from_parts(parts, Body::from(bytes))))
-}
-
-fn form_urlencoded_value(body: &[u8], name: &str) -> Option<String> {
-    serde_urlencoded::from_bytes::<Vec<(String, String)>>(body)
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
 }
 
 /// Unmasks a token and compares it with the secret in constant time.
@@ -469,12 +467,37 @@ mod tests {
         }
     }
 
-    #[test]
-    fn form_field_is_found() {
-        assert_eq!(
-            form_urlencoded_value(b"title=x&csrf_token=abc%2Bd&content=y", FIELD).as_deref(),
-            Some("abc+d")
-        );
-        assert_eq!(form_urlencoded_value(b"title=x", FIELD), None);
+    /// A request with `body` as `content_type`.
+    fn post(content_type: &str, body: &'static str) -> Request {
+        let request = Request::post("/").header(header::CONTENT_TYPE, content_type);
+        request.body(Body::from(body)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_token_is_read_from_urlencoded_and_multipart_forms_and_the_body_kept() {
+        let urlencoded = "title=x&csrf_token=abc%2Bd&content=y";
+        let form = post("application/x-www-form-urlencoded", urlencoded);
+        let (token, request) = form_token(form).await.unwrap();
+        assert_eq!(token, "abc+d");
+        let kept = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(kept, urlencoded.as_bytes());
+
+        let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nx\r\n\
+             --XyZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\nabc+d\r\n\
+             --XyZ--\r\n";
+        let form = post("multipart/form-data; boundary=XyZ", multipart);
+        let (token, request) = form_token(form).await.unwrap();
+        assert_eq!(token, "abc+d");
+        let kept = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
+        assert_eq!(kept, multipart.as_bytes());
+
+        for (content_type, body) in [
+            ("application/x-www-form-urlencoded", "title=x"),
+            ("multipart/form-data; boundary=XyZ", "not multipart at all"),
+            ("text/plain", "csrf_token=abc"),
+        ] {
+            let (token, _) = form_token(post(content_type, body)).await.unwrap();
+            assert_eq!(token, "", "{content_type}: {body}");
+        }
     }
 }

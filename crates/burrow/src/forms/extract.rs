@@ -72,23 +72,57 @@ impl<S: Send + Sync, T: Form> FromRequest<S> for Valid<T> {
     }
 }
 
-/// The submitted fields: the query string of a GET or HEAD, else a urlencoded body.
-async fn read(request: Request) -> Result<FormData, Error> {
+/// The submitted fields: the query string of a GET or HEAD, else a urlencoded or
+/// multipart body.
+pub(crate) async fn read(request: Request) -> Result<FormData, Error> {
     if matches!(*request.method(), Method::GET | Method::HEAD) {
         return FormData::from_urlencoded(request.uri().query().unwrap_or_default().as_bytes());
     }
     let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    if !content_type.is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded")) {
+    let Some(encoding) = content_type.and_then(Encoding::of) else {
         return Err(Error::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "This form takes application/x-www-form-urlencoded data.",
+            "This form takes application/x-www-form-urlencoded or multipart/form-data data.",
         ));
-    }
+    };
+    let content_type = content_type.unwrap_or_default().to_string();
     // The core body limit wraps this body: going over it fails here, as a 413.
     let bytes = axum::body::to_bytes(request.into_body(), usize::MAX)
         .await
         .map_err(|e| Error::unreadable_body(&e))?;
-    FormData::from_urlencoded(&bytes)
+    match encoding {
+        Encoding::Urlencoded => FormData::from_urlencoded(&bytes),
+        Encoding::Multipart => FormData::from_multipart(bytes, &content_type).await,
+    }
+}
+
+/// How a form body is encoded, from its `Content-Type`.
+pub(crate) enum Encoding {
+    Urlencoded,
+    Multipart,
+}
+
+impl Encoding {
+    pub(crate) fn of(content_type: &str) -> Option<Encoding> {
+        let essence = content_type.split(';').next().unwrap_or_default().trim();
+        if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+            Some(Encoding::Urlencoded)
+        } else if essence.eq_ignore_ascii_case("multipart/form-data") {
+            Some(Encoding::Multipart)
+        } else {
+            None
+        }
+    }
+}
+
+/// A handler argument: the submitted fields as they are, unvalidated, with the files of a
+/// multipart body (for a handler that takes uploads or reads fields no form declares).
+impl<S: Send + Sync> FromRequest<S> for FormData {
+    type Rejection = Error;
+
+    async fn from_request(request: Request, _state: &S) -> Result<FormData, Error> {
+        read(request).await
+    }
 }
 
 /// For an htmx request (not boosted), the `#id` of the form that sent it: htmx names the

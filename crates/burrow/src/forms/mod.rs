@@ -110,14 +110,14 @@
 mod bound;
 mod data;
 mod errors;
-mod extract;
+pub(crate) mod extract;
 mod field;
 mod message;
 mod rules;
 
 pub use bound::{BoundField, BoundForm, Choice};
 pub use burrow_macros::Form;
-pub use data::FormData;
+pub use data::{FormData, UploadedFile};
 pub use errors::Errors;
 pub use extract::{FormResult, Invalid, Valid};
 pub use field::{Field, FieldValue, InputType, NumberValue, Pattern, TextValue};
