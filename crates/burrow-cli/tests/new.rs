@@ -118,13 +118,17 @@ fn this_build() -> (PathBuf, Vec<String>) {
         other => vec!["--profile".to_string(), other.to_string()],
     };
     let above = profile_dir.parent().unwrap();
-    // Files cargo writes at the root of a target folder, never in the per-triple folders.
-    let root_marks = ["CACHEDIR.TAG", ".rustc_info.json"];
-    let target_dir = if root_marks.iter().any(|mark| above.join(mark).exists()) {
-        above.to_path_buf()
-    } else {
-        args.extend(["--target".to_string(), above.file_name().unwrap().to_string_lossy().into()]);
+    // `<target>/<triple>/<profile>` with `--target`: the folder above the profile is named
+    // like a triple (`x86_64-unknown-linux-gnu`) and sits in a target folder, which cargo
+    // marks with CACHEDIR.TAG. (Cargo writes that file into per-triple folders too, so it
+    // alone does not tell them apart.)
+    let name = above.file_name().unwrap().to_string_lossy().to_string();
+    let in_target = above.parent().is_some_and(|p| p.join("CACHEDIR.TAG").exists());
+    let target_dir = if name.split('-').count() >= 3 && in_target {
+        args.extend(["--target".to_string(), name]);
         above.parent().unwrap().to_path_buf()
+    } else {
+        above.to_path_buf()
     };
     (target_dir, args)
 }
