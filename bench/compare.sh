@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# Burrow against the bare stack it is built on (issue 13, item 1): bench-bare (axum +
+# rusqlite + minijinja, bench/bare) and bench-app (the same endpoints on burrow, bench/app)
+# under wrk, in alternating rounds, side by side. See bench/README.md, "Burrow against the
+# bare stack".
+#
+#   bash bench/compare.sh                        # 10 s per workload, 2 rounds
+#   DURATION=5s ROUNDS=3 bash bench/compare.sh
+#   BARE_BIN=… APP_BIN=… bash bench/compare.sh   # skip the build, use these binaries
+#
+# Each round starts every server afresh on a new database (the same 12 seeded rows) and
+# runs the three workloads on it: GET /plaintext, GET /entries, POST /entries. The order
+# of the servers alternates (bare, burrow; then burrow, bare; …) so that neither always
+# runs first on a machine that warms up or gets busier.
+#
+# Environment:
+#   DURATION     wrk duration per workload (10s)       WARMUP    unmeasured wrk run first (2s)
+#   ROUNDS       rounds (2)                            CONNECTIONS  open connections (64)
+#   THREADS      wrk threads (2)                       KEEP_OUTPUT  dir for raw wrk outputs and logs
+#   BARE_BIN / APP_BIN   binaries to use instead of building
+#   APP_ARGS     extra flags for bench-app (none: every burrow default, the access log at
+#                info included, written to a file); e.g. APP_ARGS='--log-level warn'
+set -euo pipefail
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+DURATION=${DURATION:-10s}
+WARMUP=${WARMUP:-2s}
+ROUNDS=${ROUNDS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+THREADS=${THREADS:-2}
+APP_ARGS=${APP_ARGS:-}
+WORKLOADS=(plaintext page post)
+CLK_TCK=$(getconf CLK_TCK)
+
+# --- build ---------------------------------------------------------------------------
+binaries() {
+    if [ -n "${BARE_BIN:-}" ] && [ -n "${APP_BIN:-}" ]; then
+        log "using BARE_BIN=$BARE_BIN and APP_BIN=$APP_BIN (no build)"
+    else
+        log "building both static release binaries (cargo build --release --target $TARGET -p bench-bare -p bench-app)"
+        (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
+            cargo build --release --target "$TARGET" -p bench-bare -p bench-app)
+        BARE_BIN=$ROOT/target/$TARGET/release/bench-bare
+        APP_BIN=$ROOT/target/$TARGET/release/bench-app
+    fi
+    [ -x "$BARE_BIN" ] || die "not an executable: $BARE_BIN"
+    [ -x "$APP_BIN" ] || die "not an executable: $APP_BIN"
+}
+
+# --- one server ----------------------------------------------------------------------
+# Starts server KIND (bare or burrow) on a fresh database and a free port; waits up to
+# 30 s for GET /plaintext to answer 200. Sets SERVER_PID, PORT, BASE, SERVER_LOG.
+start() { # kind round
+    local kind=$1 dir=$TMP/$1-$2
+    mkdir -p "$dir"
+    PORT=$(free_port)
+    BASE=http://127.0.0.1:$PORT
+    SERVER_LOG=$dir/server.log
+    local args=(--host 127.0.0.1 --port "$PORT" --database-dsn "$dir/app.db")
+    log "round $2: starting $kind on $BASE"
+    if [ "$kind" = bare ]; then
+        "$BARE_BIN" "${args[@]}" >"$SERVER_LOG" 2>&1 &
+    else
+        # shellcheck disable=SC2086 # APP_ARGS is a list of flags
+        "$APP_BIN" "${args[@]}" $APP_ARGS >"$SERVER_LOG" 2>&1 &
+    fi
+    SERVER_PID=$!
+    for _ in $(seq 1 300); do # 300 x 0.1 s = 30 s
+        running "$SERVER_PID" || { cat "$SERVER_LOG" >&2; die "$kind exited during start-up"; }
+        if curl -fsS -o /dev/null --max-time 2 "$BASE/plaintext" 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    cat "$SERVER_LOG" >&2
+    die "$kind: GET /plaintext did not answer 200 within 30 s"
+}
+
+stop() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 1 100); do
+        running "$SERVER_PID" || break
+        sleep 0.1
+    done
+    kill -KILL "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+# The browser's credentials: the session cookie from GET /login, then the CSRF cookie and
+# the form's token from GET /entries. Sets COOKIE and TOKEN; checks the page (signed in,
+# 12 rows, the security headers) and one POST (303).
+credentials() { # kind
+    local h=$TMP/headers page=$TMP/page.html session csrf
+    curl -fsS --max-time 5 -D "$h" -o /dev/null "$BASE/login" || die "$1: GET /login failed"
+    session=$(grep -i '^set-cookie: _session=' "$h" | sed -E 's/^[^:]*: *//; s/;.*//' | tr -d '\r')
+    [ -n "$session" ] || die "$1: GET /login set no _session cookie"
+    curl -fsS --max-time 5 -D "$h" -o "$page" -H "Cookie: $session" "$BASE/entries" \
+        || die "$1: GET /entries failed"
+    csrf=$(grep -i '^set-cookie: _csrf=' "$h" | sed -E 's/^[^:]*: *//; s/;.*//' | tr -d '\r')
+    [ -n "$csrf" ] || die "$1: GET /entries set no _csrf cookie"
+    COOKIE="$session; $csrf"
+    TOKEN=$(grep -o 'name="csrf_token" value="[^"]*"' "$page" | head -1 | sed -E 's/.*value="([^"]*)"/\1/')
+    [ -n "$TOKEN" ] || die "$1: no csrf_token in GET /entries"
+    check_page "$1" "$COOKIE"
+    local h2 name
+    for name in x-content-type-options x-frame-options referrer-policy cross-origin-opener-policy; do
+        grep -qi "^$name:" "$h" || die "$1: GET /entries lacks the $name header"
+    done
+    check_post "$1" "$COOKIE" "$TOKEN"
+    # The same request without the token must be refused.
+    h2=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -H "Cookie: $COOKIE" \
+        --data 'name=a&message=b' "$BASE/entries")
+    [ "$h2" = 403 ] || die "$1: POST /entries without a token answered $h2, expected 403"
+}
+
+check_page() { # kind cookie
+    local page=$TMP/check.html rows
+    curl -fsS --max-time 5 -o "$page" -H "Cookie: $2" "$BASE/entries" || die "$1: GET /entries failed"
+    grep -q 'Signed in as bench' "$page" || die "$1: the session cookie was not read (no 'Signed in as bench')"
+    rows=$(grep -c '<li id="entry-' "$page" || true)
+    [ "$rows" = 12 ] || die "$1: GET /entries shows $rows rows, expected 12"
+    # Escaped `<` and `&` of the seeded rows (Bob's and Grace's stay among the 12 newest
+    # after the script's few check POSTs).
+    grep -q '1 &lt; 2 &amp;&amp; 3 &gt; 2' "$page" || die "$1: the page is not autoescaped"
+}
+
+check_post() { # kind cookie token
+    local got
+    got=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -H "Cookie: $2" -H "Origin: $BASE" \
+        --data "csrf_token=$3&name=check&message=one+row" "$BASE/entries")
+    [ "$got" = 303 ] || die "$1: POST /entries answered $got, expected 303"
+}
+
+# utime + stime of PID in clock ticks.
+cpu_ticks() {
+    local stat
+    stat=$(cat "/proc/$1/stat")
+    stat=${stat##*) }
+    awk '{ print $12 + $13 }' <<<"$stat"
+}
+hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+
+# wrk's latency ("812.00us", "1.52ms", "2.01s") in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+        else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+        else if (v ~ /m$/) { sub(/m$/, "", v); printf "%.3f", v * 60000 }
+        else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+        else { print "" }
+    }'
+}
+
+# Runs one workload against the running server; appends a line to $RESULTS:
+# round kind workload rps p50_ms p99_ms cpu_us_per_request hwm_kib errors
+measure() { # round kind workload
+    local round=$1 kind=$2 workload=$3 out=$TMP/wrk-$2-$3-$1.txt
+    local wrk_args=(--latency -t "$THREADS" -c "$CONNECTIONS" --timeout 5s)
+    case $workload in
+        plaintext) wrk_args+=(-H "Cookie: $COOKIE" "$BASE/plaintext") ;;
+        page) wrk_args+=(-H "Cookie: $COOKIE" "$BASE/entries") ;;
+        post) wrk_args+=(--script "$BENCH_DIR/post_entry.lua" "$BASE/entries" -- "$COOKIE" "$TOKEN" "$BASE") ;;
+    esac
+    wrk -d "$WARMUP" "${wrk_args[@]}" >/dev/null
+    local before after
+    before=$(cpu_ticks "$SERVER_PID")
+    wrk -d "$DURATION" "${wrk_args[@]}" >"$out"
+    after=$(cpu_ticks "$SERVER_PID")
+    running "$SERVER_PID" || { tail -20 "$SERVER_LOG" >&2; die "$kind died during $workload"; }
+    wrk_figures "$out"
+    [ -n "$WRK_TOTAL" ] && [ "$WRK_TOTAL" -gt 0 ] || { cat "$out" >&2; die "$kind $workload: no requests"; }
+    local errors=$((${WRK_NON2XX:-0} + ${WRK_SOCKERR:-0} + ${WRK_NOT303:-0}))
+    local cpu_us
+    cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$WRK_TOTAL" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+    echo "$round $kind $workload $WRK_RPS $(to_ms "$WRK_P50") $(to_ms "$WRK_P99") $cpu_us $(hwm_kib "$SERVER_PID") $errors" >>"$RESULTS"
+    log "round $round $kind $workload: $WRK_RPS req/s, p50 $WRK_P50, p99 $WRK_P99, $cpu_us µs CPU/request, errors $errors"
+}
+
+# --- main ----------------------------------------------------------------------------
+need_tools
+binaries
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/compare.XXXXXX")
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+RESULTS=$TMP/results.txt
+: >"$RESULTS"
+
+echo "load before starting: $(uptime)"
+echo "$(nproc) CPUs; wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per workload (+ $WARMUP warm-up), $ROUNDS rounds"
+echo "bench-app flags: ${APP_ARGS:-(defaults)}"
+
+OTHER_COOKIE= OTHER_TOKEN= OTHER_KIND=
+for round in $(seq 1 "$ROUNDS"); do
+    if [ $((round % 2)) = 1 ]; then order=(bare burrow); else order=(burrow bare); fi
+    for kind in "${order[@]}"; do
+        start "$kind" "$round"
+        credentials "$kind"
+        # The two servers share the cookie format and the keys (lib.sh sets
+        # SESSION_HASH_KEY and CSRF_KEY): the other server's cookie and token work here too.
+        if [ -n "$OTHER_KIND" ] && [ "$OTHER_KIND" != "$kind" ]; then
+            check_page "$kind (with $OTHER_KIND's cookies)" "$OTHER_COOKIE"
+            check_post "$kind (with $OTHER_KIND's cookies)" "$OTHER_COOKIE" "$OTHER_TOKEN"
+        fi
+        OTHER_COOKIE=$COOKIE OTHER_TOKEN=$TOKEN OTHER_KIND=$kind
+        for workload in "${WORKLOADS[@]}"; do
+            measure "$round" "$kind" "$workload"
+        done
+        if [ -n "${KEEP_OUTPUT:-}" ]; then
+            mkdir -p "$KEEP_OUTPUT"
+            cp "$SERVER_LOG" "$KEEP_OUTPUT/server-$kind-$round.log"
+        fi
+        stop
+    done
+done
+echo "load after the runs: $(uptime)"
+if [ -n "${KEEP_OUTPUT:-}" ]; then cp "$TMP"/wrk-*.txt "$RESULTS" "$KEEP_OUTPUT/"; fi
+
+# --- table ---------------------------------------------------------------------------
+echo
+echo "Every round (p50/p99 in ms, CPU in µs of server CPU time per request, peak RSS = VmHWM so far):"
+awk 'BEGIN { printf "%-6s %-10s %-7s %10s %8s %8s %8s %9s %7s\n", "round", "workload", "server", "req/s", "p50", "p99", "CPU µs", "RSS MiB", "errors" }
+     { printf "%-6s %-10s %-7s %10.0f %8.2f %8.2f %8.1f %9.1f %7d\n", $1, $3, $2, $4, $5, $6, $7, $8 / 1024, $9 }' "$RESULTS"
+echo
+echo "Medians across rounds (burrow / bare: req/s ratio, CPU per request ratio):"
+awk '
+function median(list,   n, a, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}
+{ k = $3 SUBSEP $2; rps[k] = rps[k] " " $4; p50[k] = p50[k] " " $5; p99[k] = p99[k] " " $6
+  cpu[k] = cpu[k] " " $7; if ($8 > hwm[k]) hwm[k] = $8; err[k] += $9 }
+END {
+    printf "%-10s %-7s %10s %8s %8s %8s %9s %7s\n", "workload", "server", "req/s", "p50", "p99", "CPU µs", "peak MiB", "errors"
+    split("plaintext page post", w, " ")
+    for (i = 1; i <= 3; i++) {
+        for (s = 1; s <= 2; s++) {
+            kind = s == 1 ? "bare" : "burrow"; k = w[i] SUBSEP kind
+            if (!(k in rps)) continue
+            m_rps[kind] = median(rps[k]); m_cpu[kind] = median(cpu[k])
+            printf "%-10s %-7s %10.0f %8.2f %8.2f %8.1f %9.1f %7d\n", w[i], kind, m_rps[kind], median(p50[k]), median(p99[k]), m_cpu[kind], hwm[k] / 1024, err[k]
+        }
+        if (m_rps["bare"] > 0 && m_cpu["bare"] > 0)
+            printf "%-10s %-7s %10.2f× req/s, %.2f× CPU per request\n", w[i], "ratio", m_rps["burrow"] / m_rps["bare"], m_cpu["burrow"] / m_cpu["bare"]
+    }
+}' "$RESULTS"
+errors=$(awk '{ s += $9 } END { print s + 0 }' "$RESULTS")
+[ "$errors" = 0 ] || die "$errors responses were errors or not the expected status (see the table)"
