@@ -24,7 +24,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Method, header};
 use axum::middleware::{Next, from_fn};
@@ -39,8 +38,7 @@ use crate::app::App;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting};
 use crate::context::AppContext;
 use crate::error::Error;
-use crate::forms::FormData;
-use crate::forms::extract::Encoding;
+use crate::forms::extract::{Encoding, Parsed, read_body};
 use crate::template::{RequestContext, RequestInfo};
 
 /// The form field and header carrying the token.
@@ -371,27 +369,20 @@ fn without_default_port<'a>(authority: &'a str, scheme: &str) -> &'a str {
 }
 
 /// Reads the `csrf_token` field of a urlencoded or multipart form, then rebuilds the
-/// request with the same body for the handler.
+/// request with the same body for the handler, and with the parsed fields, which the
+/// handler's form extractor takes instead of parsing the body again.
 async fn form_token(request: Request) -> Result<(String, Request), Error> {
-    let content_type =
-        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let Some(encoding) = Encoding::of(content_type) else {
+    let Some(encoding) = Encoding::of(&request) else {
         return Ok((String::new(), request));
     };
-    let content_type = content_type.to_string();
-    let (parts, body) = request.into_parts();
-    // The core body limit already wraps this body; exceeding it fails here, as it would in
-    // the handler's extractor.
-    let bytes =
-        axum::body::to_bytes(body, usize::MAX).await.map_err(|e| Error::unreadable_body(&e))?;
-    let data = match encoding {
-        Encoding::Urlencoded => FormData::from_urlencoded(&bytes),
-        // The body is kept as it came: the handler's extractor parses it again.
-        Encoding::Multipart => FormData::from_multipart(bytes.clone(), &content_type).await,
-    };
+    let (data, mut request) = read_body(request, encoding).await?;
     // A body that does not parse carries no token (403); the handler never sees it.
-    let token = data.ok().and_then(|d| d.get(FIELD).map(str::to_string)).unwrap_or_default();
-    Ok((token, Request::from_parts(parts, Body::from(bytes))))
+    let Ok(data) = data else {
+        return Ok((String::new(), request));
+    };
+    let token = data.get(FIELD).unwrap_or_default().to_string();
+    request.extensions_mut().insert(Parsed(data));
+    Ok((token, request))
 }
 
 /// Unmasks a token and compares it with the secret in constant time.
@@ -415,6 +406,7 @@ fn random_secret() -> [u8; SECRET_LEN] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
 
     #[test]
     fn masked_tokens_differ_but_match() {
@@ -479,8 +471,13 @@ mod tests {
         let form = post("application/x-www-form-urlencoded", urlencoded);
         let (token, request) = form_token(form).await.unwrap();
         assert_eq!(token, "abc+d");
-        let kept = axum::body::to_bytes(request.into_body(), usize::MAX).await.unwrap();
+        let (parts, body) = request.into_parts();
+        let kept = axum::body::to_bytes(body, usize::MAX).await.unwrap();
         assert_eq!(kept, urlencoded.as_bytes());
+        // The handler's extractor takes the fields parsed here, not the body again.
+        let garbled = Request::from_parts(parts, Body::from("%%% not a form"));
+        let data = crate::forms::extract::read(garbled).await.unwrap();
+        assert_eq!((data.get("title"), data.get("content")), (Some("x"), Some("y")));
 
         let multipart = "--XyZ\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nx\r\n\
              --XyZ\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\nabc+d\r\n\

@@ -73,27 +73,47 @@ impl<S: Send + Sync, T: Form> FromRequest<S> for Valid<T> {
 }
 
 /// The submitted fields: the query string of a GET or HEAD, else a urlencoded or
-/// multipart body.
-pub(crate) async fn read(request: Request) -> Result<FormData, Error> {
+/// multipart body, parsed once: the CSRF check may have parsed it already.
+pub(crate) async fn read(mut request: Request) -> Result<FormData, Error> {
     if matches!(*request.method(), Method::GET | Method::HEAD) {
         return FormData::from_urlencoded(request.uri().query().unwrap_or_default().as_bytes());
     }
-    let content_type = request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let Some(encoding) = content_type.and_then(Encoding::of) else {
+    if let Some(Parsed(data)) = request.extensions_mut().remove::<Parsed>() {
+        return Ok(data);
+    }
+    let Some(encoding) = Encoding::of(&request) else {
         return Err(Error::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "This form takes application/x-www-form-urlencoded or multipart/form-data data.",
         ));
     };
-    let content_type = content_type.unwrap_or_default().to_string();
-    // The core body limit wraps this body: going over it fails here, as a 413.
-    let bytes = axum::body::to_bytes(request.into_body(), usize::MAX)
-        .await
-        .map_err(|e| Error::unreadable_body(&e))?;
-    match encoding {
+    read_body(request, encoding).await?.0
+}
+
+/// The fields of a form body that a middleware (the CSRF check) read before the handler,
+/// kept in the request's extensions for [`read`].
+#[derive(Clone)]
+pub(crate) struct Parsed(pub(crate) FormData);
+
+/// Buffers a form body and parses it: the fields, or why they do not parse, and the
+/// request with the same body (for whoever reads it next). Going over the core body
+/// limit, which wraps the body, is the error: a 413.
+pub(crate) async fn read_body(
+    request: Request,
+    encoding: Encoding,
+) -> Result<(Result<FormData, Error>, Request), Error> {
+    let (parts, body) = request.into_parts();
+    let bytes =
+        axum::body::to_bytes(body, usize::MAX).await.map_err(|e| Error::unreadable_body(&e))?;
+    let data = match encoding {
         Encoding::Urlencoded => FormData::from_urlencoded(&bytes),
-        Encoding::Multipart => FormData::from_multipart(bytes, &content_type).await,
-    }
+        Encoding::Multipart => {
+            let content_type =
+                parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            FormData::from_multipart(bytes.clone(), content_type.unwrap_or_default()).await
+        }
+    };
+    Ok((data, Request::from_parts(parts, axum::body::Body::from(bytes))))
 }
 
 /// How a form body is encoded, from its `Content-Type`.
@@ -103,7 +123,9 @@ pub(crate) enum Encoding {
 }
 
 impl Encoding {
-    pub(crate) fn of(content_type: &str) -> Option<Encoding> {
+    /// The encoding of `request`'s body; `None` for a body that is not a form.
+    pub(crate) fn of(request: &Request) -> Option<Encoding> {
+        let content_type = request.headers().get(header::CONTENT_TYPE)?.to_str().ok()?;
         let essence = content_type.split(';').next().unwrap_or_default().trim();
         if essence.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
             Some(Encoding::Urlencoded)
