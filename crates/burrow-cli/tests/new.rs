@@ -164,17 +164,28 @@ fn set_for_this_test(var: &str) -> bool {
 fn ask_for_the_workspace_features(project: &Path, workspace: &Path) {
     let root = std::fs::read_to_string(workspace.join("Cargo.toml")).unwrap();
     let members = root.lines().find_map(|l| l.strip_prefix("members = [")).unwrap();
-    let mut used = Vec::new();
+    // Each dependency a member takes from the workspace, with the features the member adds
+    // (`axum = { workspace = true, features = ["tokio"] }` in bench/bare): cargo unifies
+    // those too, and a project that missed one would compile axum and its dependents again.
+    let mut used: Vec<(String, Vec<String>)> = Vec::new();
     for member in members.trim_end_matches(']').split(',') {
         let manifest = workspace.join(member.trim().trim_matches('"')).join("Cargo.toml");
         let manifest = std::fs::read_to_string(manifest).unwrap();
-        if !manifest.contains("proc-macro = true") {
-            // `name.workspace = true` or `name = { workspace = true, … }`.
-            let names = manifest.lines().filter_map(|l| {
-                l.strip_suffix(".workspace = true")
-                    .or_else(|| l.split_once(" = { workspace = true").map(|(name, _)| name))
-            });
-            used.extend(names.map(str::to_string));
+        if manifest.contains("proc-macro = true") {
+            continue;
+        }
+        for line in manifest.lines() {
+            let (name, features) = if let Some(name) = line.strip_suffix(".workspace = true") {
+                (name, Vec::new())
+            } else if let Some((name, rest)) = line.split_once(" = { workspace = true") {
+                (name, quoted_features(rest))
+            } else {
+                continue;
+            };
+            match used.iter_mut().find(|(n, _)| n == name) {
+                Some((_, all)) => all.extend(features),
+                None => used.push((name.to_string(), features)),
+            }
         }
     }
     let declared = root.split("[workspace.dependencies]\n").nth(1).unwrap();
@@ -182,14 +193,37 @@ fn ask_for_the_workspace_features(project: &Path, workspace: &Path) {
         vec!["# tests/new.rs: what the workspace compiles, for its features".to_string()];
     for line in declared.lines().take_while(|l| !l.starts_with('[')) {
         let name = line.split(" = ").next().unwrap();
-        if used.iter().any(|u| u == name) && !line.contains("path = ") {
-            lines.push(line.to_string());
+        let Some((_, added)) = used.iter().find(|(n, _)| n == name) else { continue };
+        if line.contains("path = ") {
+            continue;
         }
+        let added: String = added.iter().map(|f| format!("\"{f}\", ")).collect();
+        let line = if added.is_empty() {
+            line.to_string()
+        } else if line.contains("features = [") {
+            line.replacen("features = [", &format!("features = [{added}"), 1)
+        } else if let Some(table) = line.strip_suffix(" }") {
+            format!("{table}, features = [{added}] }}")
+        } else {
+            let version = line.split_once(" = ").unwrap().1;
+            format!("{name} = {{ version = {version}, features = [{added}] }}")
+        };
+        lines.push(line);
     }
     let manifest = std::fs::read_to_string(project.join("Cargo.toml")).unwrap();
     let manifest = manifest
         .replace("[dev-dependencies]\n", &format!("[dev-dependencies]\n{}\n", lines.join("\n")));
     std::fs::write(project.join("Cargo.toml"), manifest).unwrap();
+}
+
+/// The quoted names in the first `features = [...]` of a manifest line.
+fn quoted_features(line: &str) -> Vec<String> {
+    let Some((_, list)) = line.split_once("features = [") else { return Vec::new() };
+    let list = list.split(']').next().unwrap();
+    list.split(',')
+        .map(|f| f.trim().trim_matches('"').to_string())
+        .filter(|f| !f.is_empty())
+        .collect()
 }
 
 /// `cargo ARGS` in `project`, sharing this workspace's target folder; panics with cargo's
