@@ -20,6 +20,9 @@
 #   BARE_BIN / APP_BIN   binaries to use instead of building
 #   APP_ARGS     extra flags for bench-app (none: every burrow default, the access log at
 #                info included, written to a file); e.g. APP_ARGS='--log-level warn'
+#   WORKLOADS    which of "plaintext page post" to run (all three)
+#   PERF         a directory: `perf record -g` of the server during each measured run, into
+#                PERF/KIND-WORKLOAD-ROUND.data (build unstripped for symbols, see bench/README.md)
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -30,7 +33,7 @@ ROUNDS=${ROUNDS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 APP_ARGS=${APP_ARGS:-}
-WORKLOADS=(plaintext page post)
+read -r -a WORKLOADS <<<"${WORKLOADS:-plaintext page post}"
 CLK_TCK=$(getconf CLK_TCK)
 
 # --- build ---------------------------------------------------------------------------
@@ -166,8 +169,15 @@ measure() { # round kind workload
     wrk -d "$WARMUP" "${wrk_args[@]}" >/dev/null
     local before after
     before=$(cpu_ticks "$SERVER_PID")
+    local perf_pid=
+    if [ -n "${PERF:-}" ]; then
+        mkdir -p "$PERF"
+        perf record -q -F 999 -g -p "$SERVER_PID" -o "$PERF/$kind-$workload-$round.data" 2>/dev/null &
+        perf_pid=$!
+    fi
     wrk -d "$DURATION" "${wrk_args[@]}" >"$out"
     after=$(cpu_ticks "$SERVER_PID")
+    if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
     running "$SERVER_PID" || { tail -20 "$SERVER_LOG" >&2; die "$kind died during $workload"; }
     wrk_figures "$out"
     [ -n "$WRK_TOTAL" ] && [ "$WRK_TOTAL" -gt 0 ] || { cat "$out" >&2; die "$kind $workload: no requests"; }

@@ -66,8 +66,10 @@ pub trait App: Send + Sync + 'static {
     /// Adds static template functions, filters and globals.
     fn template_env(&self, env: &mut TemplateEnv) {}
 
-    /// Adds request-scoped template values and functions (e.g. `csrf_token()`), built
-    /// only when a page is rendered.
+    /// Adds template values computed for every render of every page. A function that
+    /// depends on the request (e.g. `csrf_token()`) is cheaper registered once in
+    /// [`template_env`](App::template_env), reading the request with
+    /// [`template::request_of`](crate::template::request_of) when a page calls it.
     fn request_context(&self, request: &RequestInfo, context: &mut RequestContext) {}
 
     /// Navigation entries for the layout.

@@ -115,6 +115,7 @@ pub mod extract;
 mod files;
 pub mod forms;
 mod http;
+mod logging;
 pub mod pagination;
 mod random;
 mod request;

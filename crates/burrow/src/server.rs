@@ -24,7 +24,7 @@ use crate::serve::pidfile::PidFile;
 use crate::serve::restart::{self, Inherited, Mode};
 use crate::serve::run::{self, RunError};
 use crate::serve::{self, Signals};
-use crate::settings::{self, CORE_SETTINGS, Detach, DevSettings, LogFormat, Settings};
+use crate::settings::{self, CORE_SETTINGS, Detach, DevSettings, Settings};
 use crate::template::{self, TemplateDir, Templates};
 
 /// A Burrow server: a name, a version and the apps it is made of.
@@ -155,6 +155,8 @@ impl Server {
             Ok(None) => Ok(()),
             Err(e) => Err(e),
         };
+        // Log lines still in the batch go out before the process's last words.
+        crate::logging::flush();
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -269,7 +271,7 @@ impl Server {
         let config = Config::resolve(declared, matches)?;
         let core = Settings::from_config(&config)?;
         if log {
-            init_logging(&core);
+            crate::logging::init(&core);
         }
         // Before the apps configure: they ask for generated keys, which --dev keeps. Not
         // for a server built in-process (tests, benchmarks: `log` is off), which would
@@ -875,22 +877,4 @@ fn remove_database(path: &std::path::Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let _ = std::fs::remove_file(crate::db::sidecar(path, suffix));
     }
-}
-
-fn init_logging(settings: &Settings) {
-    use tracing_subscriber::EnvFilter;
-    let level = settings.log_level.to_string().to_lowercase();
-    // Dependencies are noisy at debug; the app's own level applies to burrow and apps.
-    let filter =
-        EnvFilter::try_new(format!("{level},hyper=warn,hyper_util=warn,h2=warn,tower_http=warn"))
-            .unwrap_or_else(|_| EnvFilter::new("info"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(ansi);
-    let _ = match settings.log_format {
-        LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
-    };
 }

@@ -2,8 +2,10 @@
 //!
 //! The environment is built once at start-up from every app's embedded templates (a later
 //! app overrides an earlier app's template of the same name). Request-scoped functions
-//! such as `current_path()`, `nav_links()` or `csrf_token()` are passed in the render
-//! context as closures, so nothing is rebuilt per request.
+//! such as `current_path()`, `nav_links()` or `csrf_token()` are globals of that
+//! environment too, registered once; they find the request being rendered with
+//! [`request_of`]. A render adds only the request itself to the context (and the values
+//! of apps' [`App::request_context`](crate::App::request_context) hooks, if any).
 //!
 //! Handlers render with the [`Render`] extractor:
 //!
@@ -46,6 +48,27 @@ pub struct RequestInfo {
     pub headers: HeaderMap,
     /// Values middleware attached to the request (e.g. the session).
     pub extensions: Extensions,
+}
+
+/// The request in a render context, for [`request_of`]; shows nothing to templates.
+impl minijinja::value::Object for RequestInfo {}
+
+/// The context key the request is rendered under.
+const REQUEST: &str = "__burrow_request";
+
+/// The request being rendered, for template functions that depend on it (registered once
+/// with [`App::template_env`](crate::App::template_env)). `None` outside a request's render.
+///
+/// ```
+/// use burrow::template::{TemplateEnv, request_of};
+/// fn add_functions(env: &mut TemplateEnv) {
+///     env.add_function("method", |state: &burrow::minijinja::State| {
+///         request_of(state).map(|r| r.method.to_string()).unwrap_or_default()
+///     });
+/// }
+/// ```
+pub fn request_of(state: &minijinja::State) -> Option<Arc<RequestInfo>> {
+    state.lookup(REQUEST)?.downcast_object::<RequestInfo>()
 }
 
 impl RequestInfo {
@@ -152,7 +175,6 @@ pub struct Templates {
 struct Inner {
     env: TemplateEnv,
     request_hooks: RequestHooks,
-    nav: Vec<NavItem>,
 }
 
 /// The reloadable state of `--dev`.
@@ -205,7 +227,7 @@ impl Templates {
         &self,
         name: &str,
         ctx: Value,
-        request: &RequestInfo,
+        request: &Arc<RequestInfo>,
         fragment: bool,
     ) -> Result<String, minijinja::Error> {
         let Some(live) = &self.live else {
@@ -248,10 +270,10 @@ impl Reloader {
 
 impl Inner {
     fn render(
-        self: &Arc<Self>,
+        &self,
         name: &str,
         ctx: Value,
-        request: &RequestInfo,
+        request: &Arc<RequestInfo>,
         fragment: bool,
     ) -> Result<String, minijinja::Error> {
         let tmpl = self.env.get_template(name)?;
@@ -264,27 +286,40 @@ impl Inner {
         }
     }
 
-    fn request_values(self: &Arc<Self>, request: &RequestInfo) -> Value {
+    /// What a render adds to the handler's context: the request (for the functions, see
+    /// [`request_of`]), `htmx`, and the apps' hook values.
+    fn request_values(&self, request: &Arc<RequestInfo>) -> Value {
         let mut rc = RequestContext::default();
-        let path: Arc<str> = request.uri.path().into();
-        // Built when a template calls it, not on every render.
-        let (inner, current) = (self.clone(), path.clone());
-        rc.function("nav_links", move || -> Vec<Value> {
-            let current = current_item(&inner.nav, &current);
-            (inner.nav.iter().enumerate())
-                .map(|(i, item)| {
-                    let active = current == Some(i);
-                    context! { label => item.label, path => item.path, active => active }
-                })
-                .collect()
-        });
-        rc.function("current_path", move || Value::from(&*path));
-        let id = request.request_id().unwrap_or_default().to_string();
-        rc.function("request_id", move || id.clone());
-        rc.insert("htmx", request.wants_fragment());
         (self.request_hooks)(request, &mut rc);
+        let request_value = Value::from_dyn_object(request.clone());
+        let htmx = Value::from(request.wants_fragment());
+        if rc.values.is_empty() {
+            return Value::from_pairs([(REQUEST, request_value), ("htmx", htmx)]);
+        }
+        rc.values.insert(REQUEST.into(), request_value);
+        rc.values.insert("htmx".into(), htmx);
         Value::from_pairs(rc.values)
     }
+}
+
+/// The request-scoped functions of the core, registered once per environment.
+fn add_request_functions(env: &mut TemplateEnv, nav: Arc<[NavItem]>) {
+    env.add_function("nav_links", move |state: &minijinja::State| -> Vec<Value> {
+        let request = request_of(state);
+        let current = request.and_then(|r| current_item(&nav, r.uri.path()));
+        (nav.iter().enumerate())
+            .map(|(i, item)| {
+                let active = current == Some(i);
+                context! { label => item.label, path => item.path, active => active }
+            })
+            .collect()
+    });
+    env.add_function("current_path", |state: &minijinja::State| {
+        request_of(state).map(|r| r.uri.path().to_string()).unwrap_or_default()
+    });
+    env.add_function("request_id", |state: &minijinja::State| {
+        request_of(state).and_then(|r| r.request_id().map(str::to_string)).unwrap_or_default()
+    });
 }
 
 /// The environment of `sources`: core templates, then each app's in order.
@@ -303,10 +338,11 @@ fn compile(sources: &Sources, configure: &Configure) -> Result<Inner, String> {
             .map_err(|e| format!("template {name}: {}", one_line(&e)))?;
     }
     filters::register(&mut env);
-    configure(&mut env);
     let mut nav = sources.nav.clone();
     nav.sort_by_key(|item| item.order);
-    Ok(Inner { env, request_hooks: sources.request_hooks.clone(), nav })
+    add_request_functions(&mut env, nav.into());
+    configure(&mut env);
+    Ok(Inner { env, request_hooks: sources.request_hooks.clone() })
 }
 
 /// The one entry the path is under: the longest matching path, so on /notes/new "New note"
@@ -386,7 +422,7 @@ impl IntoResponse for Html {
 /// Extractor that renders templates for the current request.
 pub struct Render {
     templates: Templates,
-    request: RequestInfo,
+    request: Arc<RequestInfo>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Render {
@@ -398,7 +434,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Render {
             .get::<Templates>()
             .cloned()
             .ok_or_else(|| Error::internal("templates are not installed on this router"))?;
-        Ok(Render { templates, request: RequestInfo::from_parts(parts) })
+        Ok(Render { templates, request: Arc::new(RequestInfo::from_parts(parts)) })
     }
 }
 
@@ -434,6 +470,30 @@ impl Render {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_functions_find_the_request_in_pages_and_imported_macros() {
+        let mut env = Environment::new();
+        add_request_functions(&mut env, vec![NavItem::new("Notes", "/notes")].into());
+        env.add_template("m.txt", "{% macro here() %}[{{ current_path() }}]{% endmacro %}")
+            .unwrap();
+        let page = "{{ current_path() }} {% import 'm.txt' as m %}{{ m.here() }} \
+                    {% for l in nav_links() %}{{ l.label }}{% if l.active %} (here){% endif %}\
+                    {% endfor %}";
+        env.add_template("page.txt", page).unwrap();
+        let inner = Inner { env, request_hooks: Arc::new(|_, _| {}) };
+        let request = Arc::new(RequestInfo {
+            method: Method::GET,
+            uri: Uri::from_static("/notes/3"),
+            headers: HeaderMap::new(),
+            extensions: Extensions::new(),
+        });
+        let text = inner.render("page.txt", context! {}, &request, false).unwrap();
+        assert_eq!(text, "/notes/3 [/notes/3] Notes (here)");
+        // Outside a request's render they are defined and empty.
+        let alone = inner.env.render_str("[{{ current_path() }}]", context! {}).unwrap();
+        assert_eq!(alone, "[]");
+    }
 
     #[test]
     fn one_nav_item_is_current_the_longest_match() {

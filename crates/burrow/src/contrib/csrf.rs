@@ -20,12 +20,11 @@
 //! Templates get `csrf_token()` and `csrf_field()`; pages for htmx put the token in
 //! `hx-headers`. Paths can be exempted (webhooks): `Csrf::new().exempt("/hooks")`.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{Method, header};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -39,7 +38,7 @@ use crate::config::{AnySetting, Config, ConfigError, Optional, Setting};
 use crate::context::AppContext;
 use crate::error::Error;
 use crate::forms::extract::{Encoding, Parsed, read_body};
-use crate::template::{RequestContext, RequestInfo};
+use crate::template::{TemplateEnv, request_of};
 
 /// The form field and header carrying the token.
 pub const FIELD: &str = "csrf_token";
@@ -133,26 +132,95 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CsrfToken {
     }
 }
 
-/// This request's CSRF secret; the cookie is set only if a new secret was handed out.
+/// This request's CSRF secret, read from the cookie (an HMAC check) only when something
+/// needs it: a token for a page, or the check of an unsafe request. A new secret is drawn
+/// only when a token is handed out without one, and only then is the cookie set.
 #[derive(Clone)]
 pub(crate) struct CsrfState(Arc<Inner>);
 
 struct Inner {
-    secret: std::sync::Mutex<[u8; SECRET_LEN]>,
-    fresh: AtomicBool,
-    used: AtomicBool,
+    config: Arc<CsrfConfig>,
+    /// The request's `Cookie` header values (cheap clones of the received bytes).
+    cookies: Vec<HeaderValue>,
+    secret: Mutex<Secret>,
+}
+
+enum Secret {
+    /// The cookie is not read yet.
+    Unread,
+    /// No valid cookie came with the request, and no token was handed out.
+    Absent,
+    /// The secret in the request's cookie.
+    Existing([u8; SECRET_LEN]),
+    /// A new secret that a token was made of: the response sets its cookie.
+    Fresh([u8; SECRET_LEN]),
 }
 
 impl CsrfState {
+    fn new(config: Arc<CsrfConfig>, headers: &HeaderMap) -> CsrfState {
+        let cookies = headers.get_all(header::COOKIE).iter().cloned().collect();
+        CsrfState(Arc::new(Inner { config, cookies, secret: Mutex::new(Secret::Unread) }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Secret> {
+        // Every change to the secret is one assignment: a panic elsewhere leaves it whole.
+        self.0.secret.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The secret the request's cookie holds, if it holds a valid one.
+    fn existing(&self) -> Option<[u8; SECRET_LEN]> {
+        let mut secret = self.lock();
+        self.read(&mut secret);
+        match *secret {
+            Secret::Existing(bytes) => Some(bytes),
+            _ => None,
+        }
+    }
+
+    fn read(&self, secret: &mut Secret) {
+        if let Secret::Unread = secret {
+            let Inner { config, cookies: headers, .. } = &*self.0;
+            let now_secs = now();
+            let values = headers.iter().filter_map(|v| v.to_str().ok());
+            let existing = cookies(values, &config.cookie_name).find_map(|v| {
+                config.codec.decode(&config.cookie_name, v, now_secs)?.try_into().ok()
+            });
+            *secret = existing.map_or(Secret::Absent, Secret::Existing);
+        }
+    }
+
     /// A masked token for the current secret: different bytes on every call.
     pub(crate) fn token(&self) -> String {
-        self.0.used.store(true, Ordering::Relaxed);
-        let secret = *self.0.secret.lock().expect("csrf poisoned");
+        let current = {
+            let mut secret = self.lock();
+            self.read(&mut secret);
+            match *secret {
+                Secret::Existing(bytes) | Secret::Fresh(bytes) => bytes,
+                Secret::Unread | Secret::Absent => {
+                    let bytes = random_secret();
+                    *secret = Secret::Fresh(bytes);
+                    bytes
+                }
+            }
+        };
         let mut mask = [0u8; SECRET_LEN];
         crate::random::fill(&mut mask);
         let mut out = mask.to_vec();
-        out.extend(secret.iter().zip(mask.iter()).map(|(s, m)| s ^ m));
+        out.extend(current.iter().zip(mask.iter()).map(|(s, m)| s ^ m));
         B64.encode(out)
+    }
+
+    /// A new secret (on login): tokens from before are useless.
+    fn rotate(&self) {
+        *self.lock() = Secret::Fresh(random_secret());
+    }
+
+    /// The secret to set in the cookie: a new one that a token was made of.
+    fn to_set(&self) -> Option<[u8; SECRET_LEN]> {
+        match *self.lock() {
+            Secret::Fresh(bytes) => Some(bytes),
+            _ => None,
+        }
     }
 }
 
@@ -204,16 +272,17 @@ impl App for Csrf {
         }))
     }
 
-    fn request_context(&self, request: &RequestInfo, context: &mut RequestContext) {
+    fn template_env(&self, env: &mut TemplateEnv) {
         // Defined even without a CSRF state (e.g. on error pages rendered outside the app
         // middleware), so layouts can always call them.
-        let state = request.extensions.get::<CsrfState>().cloned();
-        let for_token = state.clone();
-        context.function("csrf_token", move || {
-            for_token.as_ref().map(CsrfState::token).unwrap_or_default()
-        });
-        context.function("csrf_field", move || {
-            let token = state.as_ref().map(CsrfState::token).unwrap_or_default();
+        fn token(state: &minijinja::State) -> String {
+            let request = request_of(state);
+            let csrf = request.as_ref().and_then(|r| r.extensions.get::<CsrfState>());
+            csrf.map(CsrfState::token).unwrap_or_default()
+        }
+        env.add_function("csrf_token", token);
+        env.add_function("csrf_field", |state: &minijinja::State| {
+            let token = token(state);
             Value::from_safe_string(format!(
                 "<input type=\"hidden\" name=\"{FIELD}\" value=\"{token}\">"
             ))
@@ -221,15 +290,12 @@ impl App for Csrf {
     }
 }
 
-async fn csrf_middleware(config: Arc<CsrfConfig>, request: Request, next: Next) -> Response {
-    let now_secs = now();
-    let existing: Option<[u8; SECRET_LEN]> = cookies(request.headers(), &config.cookie_name)
-        .find_map(|v| config.codec.decode(&config.cookie_name, v, now_secs)?.try_into().ok());
+async fn csrf_middleware(config: Arc<CsrfConfig>, mut request: Request, next: Next) -> Response {
+    let state = CsrfState::new(config.clone(), request.headers());
     let unsafe_method =
         !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
-    let mut request = request;
     if unsafe_method && !config.is_exempt(request.uri().path()) {
-        match verify(&config, existing.as_ref(), request).await {
+        match verify(&config, state.existing().as_ref(), request).await {
             Ok(checked) => request = checked,
             Err(Refused::Check(reason)) => {
                 tracing::warn!(reason = %reason, "CSRF check failed");
@@ -242,31 +308,17 @@ async fn csrf_middleware(config: Arc<CsrfConfig>, request: Request, next: Next) 
             Err(Refused::Body(error)) => return error.into_response(),
         }
     }
-    let state = CsrfState(Arc::new(Inner {
-        secret: std::sync::Mutex::new(existing.unwrap_or_else(random_secret)),
-        fresh: AtomicBool::new(existing.is_none()),
-        used: AtomicBool::new(false),
-    }));
     let session = request.extensions().get::<Session>().cloned();
     request.extensions_mut().insert(state.clone());
     let mut response = next.run(request).await;
     // A login (Session::regenerate) gets a new secret: tokens from before are useless.
     if session.is_some_and(|s| s.was_regenerated()) {
-        *state.0.secret.lock().expect("csrf poisoned") = random_secret();
-        state.0.fresh.store(true, Ordering::Relaxed);
-        state.0.used.store(true, Ordering::Relaxed);
+        state.rotate();
     }
-    if state.0.fresh.load(Ordering::Relaxed) && state.0.used.load(Ordering::Relaxed) {
-        let secret = *state.0.secret.lock().expect("csrf poisoned");
-        if let Ok(value) = config.codec.encode(&config.cookie_name, &secret, now()) {
-            append_cookie(
-                &mut response,
-                &config.cookie_name,
-                &value,
-                COOKIE_MAX_AGE,
-                config.secure,
-            );
-        }
+    if let Some(secret) = state.to_set()
+        && let Ok(value) = config.codec.encode(&config.cookie_name, &secret, now())
+    {
+        append_cookie(&mut response, &config.cookie_name, &value, COOKIE_MAX_AGE, config.secure);
     }
     response
 }
@@ -408,13 +460,29 @@ mod tests {
     use super::*;
     use axum::body::Body;
 
+    fn test_config() -> Arc<CsrfConfig> {
+        Arc::new(CsrfConfig {
+            codec: Codec::new(&[[1; 32]], &[], 60),
+            cookie_name: "_csrf".into(),
+            secure: false,
+            scheme: "http",
+            authority: "localhost".into(),
+            exempt: Vec::new(),
+        })
+    }
+
+    /// The state of a request whose `Cookie` header is `cookie`.
+    fn state_for(config: &Arc<CsrfConfig>, cookie: &str) -> CsrfState {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+        CsrfState::new(config.clone(), &headers)
+    }
+
     #[test]
     fn masked_tokens_differ_but_match() {
-        let state = CsrfState(Arc::new(Inner {
-            secret: std::sync::Mutex::new([7; 32]),
-            fresh: AtomicBool::new(false),
-            used: AtomicBool::new(false),
-        }));
+        let config = test_config();
+        let signed = config.codec.encode("_csrf", &[7; 32], now()).unwrap();
+        let state = state_for(&config, &format!("other=1; _csrf={signed}"));
         let (a, b) = (state.token(), state.token());
         assert_ne!(a, b);
         assert!(matches(&a, &[7; 32]) && matches(&b, &[7; 32]));
@@ -422,6 +490,30 @@ mod tests {
         assert!(!matches("", &[7; 32]));
         assert!(!matches("not base64 !!", &[7; 32]));
         assert!(!matches(&a[..a.len() - 2], &[7; 32]));
+        assert_eq!(state.existing(), Some([7; 32]));
+        assert!(state.to_set().is_none(), "the cookie's secret is not set again");
+    }
+
+    #[test]
+    fn a_secret_is_drawn_and_set_only_when_a_token_is_handed_out() {
+        let config = test_config();
+        let untouched = state_for(&config, "_session=x");
+        assert!(untouched.to_set().is_none());
+        assert!(matches!(*untouched.lock(), Secret::Unread), "the cookie was never read");
+
+        let forged = state_for(&config, "_csrf=AAAA.BBBB.CCCC");
+        assert_eq!(forged.existing(), None, "an unsigned cookie is no secret");
+        let token = forged.token();
+        let fresh = forged.to_set().expect("a new secret to set");
+        assert!(matches(&token, &fresh));
+        assert!(matches(&forged.token(), &fresh), "the same secret for the rest of the request");
+
+        let signed = config.codec.encode("_csrf", &[7; 32], now()).unwrap();
+        let login = state_for(&config, &format!("_csrf={signed}"));
+        login.rotate();
+        let rotated = login.to_set().expect("a rotated secret is set");
+        assert_ne!(rotated, [7; 32]);
+        assert!(!matches(&login.token(), &[7; 32]));
     }
 
     #[test]

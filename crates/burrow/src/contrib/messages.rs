@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::session::Session;
 use crate::app::App;
 use crate::error::Error;
-use crate::template::{RequestContext, RequestInfo};
+use crate::template::{TemplateEnv, request_of};
 
 const KEY: &str = "_messages";
 
@@ -49,11 +49,11 @@ impl App for FlashMessages {
         &["session"]
     }
 
-    fn request_context(&self, request: &RequestInfo, context: &mut RequestContext) {
-        let session = request.extensions.get::<Session>().cloned();
-        context.function("messages", move || -> Value {
-            let messages: Vec<Message> =
-                session.as_ref().and_then(|s| s.take(KEY)).unwrap_or_default();
+    fn template_env(&self, env: &mut TemplateEnv) {
+        env.add_function("messages", |state: &minijinja::State| -> Value {
+            let request = request_of(state);
+            let session = request.as_ref().and_then(|r| r.extensions.get::<Session>());
+            let messages: Vec<Message> = session.and_then(|s| s.take(KEY)).unwrap_or_default();
             Value::from(minijinja::value::Serde(messages))
         });
     }

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::Response;
 use serde::Serialize;
@@ -183,15 +183,10 @@ async fn session_middleware(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let now_secs = now();
-    let data = cookies(request.headers(), &config.cookie_name).find_map(|value| {
-        let bytes = config.codec.decode(&config.cookie_name, value, now_secs)?;
-        serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok()
-    });
-    let existed = data.is_some();
+    let cookies = request.headers().get_all(header::COOKIE).iter().cloned().collect();
     let session = Session {
         state: Arc::new(Mutex::new(State {
-            data: data.unwrap_or_default(),
+            data: Data::Unread(cookies),
             changed: false,
             regenerated: false,
         })),
@@ -201,11 +196,17 @@ async fn session_middleware(
     let mut response = next.run(request).await;
     // Serialized only when the cookie is rewritten: most requests leave the session alone.
     let encoded = {
-        let state = session.state.lock().expect("session poisoned");
-        if !state.changed || (state.data.is_empty() && !existed) {
+        let mut state = session.lock();
+        if !state.changed {
             return response;
         }
-        (!state.data.is_empty()).then(|| serde_json::to_vec(&state.data))
+        state.data(&config);
+        let existed = state.existed();
+        let data = state.data(&config);
+        if data.is_empty() && !existed {
+            return response;
+        }
+        (!data.is_empty()).then(|| serde_json::to_vec(data))
     };
     let (value, max_age) = match encoded {
         None => (String::new(), 0),
@@ -255,11 +256,11 @@ pub(crate) fn cookie_name(configured: &str, secure: bool) -> String {
 /// Every value of cookie `name` in the request's `Cookie` headers, in order. A browser
 /// sends several when cookies of the same name exist for other paths or domains, and
 /// one planted by another site may come first: callers take the first that validates.
-pub(crate) fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterator<Item = &'a str> {
+pub(crate) fn cookies<'a>(
+    headers: impl Iterator<Item = &'a str>,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
     headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
         .filter(move |(k, _)| *k == name)
@@ -267,9 +268,45 @@ pub(crate) fn cookies<'a>(headers: &'a HeaderMap, name: &'a str) -> impl Iterato
 }
 
 struct State {
-    data: BTreeMap<String, serde_json::Value>,
+    data: Data,
     changed: bool,
     regenerated: bool,
+}
+
+/// The session's data is decoded from the cookie (an HMAC check and a JSON parse) on first
+/// access: most requests never look at the session.
+enum Data {
+    /// The request's `Cookie` header values (cheap clones of the received bytes).
+    Unread(Vec<HeaderValue>),
+    Read {
+        map: BTreeMap<String, serde_json::Value>,
+        existed: bool,
+    },
+}
+
+impl State {
+    fn data(&mut self, config: &SessionConfig) -> &mut BTreeMap<String, serde_json::Value> {
+        if let Data::Unread(headers) = &self.data {
+            let now_secs = now();
+            let values = headers.iter().filter_map(|v| v.to_str().ok());
+            let decoded = cookies(values, &config.cookie_name).find_map(|value| {
+                let bytes = config.codec.decode(&config.cookie_name, value, now_secs)?;
+                serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok()
+            });
+            let existed = decoded.is_some();
+            self.data = Data::Read { map: decoded.unwrap_or_default(), existed };
+        }
+        match &mut self.data {
+            Data::Read { map, .. } => map,
+            Data::Unread(_) => unreachable!("read above"),
+        }
+    }
+
+    /// True when the request came with a valid session cookie (only asked once the data
+    /// was read).
+    fn existed(&self) -> bool {
+        matches!(self.data, Data::Read { existed: true, .. })
+    }
 }
 
 /// The current request's session; cheap to clone, changes are written back as a cookie.
@@ -315,8 +352,8 @@ impl std::error::Error for SessionError {}
 
 impl Session {
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
-        let state = self.state.lock().expect("session poisoned");
-        state.data.get(key).and_then(|v| serde_json::from_value(v.clone()).ok())
+        let mut state = self.lock();
+        state.data(&self.config).get(key).and_then(|v| T::deserialize(v).ok())
     }
 
     /// Stores a value. Fails, and stores nothing, when the session would no longer fit in
@@ -326,15 +363,16 @@ impl Session {
             key: key.to_string(),
             reason: e.to_string(),
         })?;
-        let mut state = self.state.lock().expect("session poisoned");
-        let previous = state.data.insert(key.to_string(), value);
-        let bytes = serde_json::to_vec(&state.data).unwrap_or_default();
+        let mut state = self.lock();
+        let data = state.data(&self.config);
+        let previous = data.insert(key.to_string(), value);
+        let bytes = serde_json::to_vec(&data).unwrap_or_default();
         if let Err(TooLarge { size }) =
             self.config.codec.encode(&self.config.cookie_name, &bytes, now())
         {
             match previous {
-                Some(p) => state.data.insert(key.to_string(), p),
-                None => state.data.remove(key),
+                Some(p) => data.insert(key.to_string(), p),
+                None => data.remove(key),
             };
             return Err(SessionError::TooLarge { key: key.to_string(), size });
         }
@@ -343,8 +381,8 @@ impl Session {
     }
 
     pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
-        let mut state = self.state.lock().expect("session poisoned");
-        let removed = state.data.remove(key);
+        let mut state = self.lock();
+        let removed = state.data(&self.config).remove(key);
         state.changed |= removed.is_some();
         removed
     }
@@ -356,21 +394,27 @@ impl Session {
 
     /// Empties the session (logout).
     pub fn clear(&self) {
-        let mut state = self.state.lock().expect("session poisoned");
-        state.changed |= !state.data.is_empty();
-        state.data.clear();
+        let mut state = self.lock();
+        let data = state.data(&self.config);
+        let had_data = !data.is_empty();
+        data.clear();
+        state.changed |= had_data;
     }
 
     /// Keeps the data under a fresh cookie and rotates the CSRF secret (call on login, so
     /// anything learned about the pre-login session is useless).
     pub fn regenerate(&self) {
-        let mut state = self.state.lock().expect("session poisoned");
+        let mut state = self.lock();
         state.changed = true;
         state.regenerated = true;
     }
 
     pub(crate) fn was_regenerated(&self) -> bool {
-        self.state.lock().expect("session poisoned").regenerated
+        self.lock().regenerated
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("session poisoned")
     }
 }
 

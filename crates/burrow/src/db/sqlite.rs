@@ -12,9 +12,11 @@
 //! closes; a write only when the pool closes (a write whose request was cancelled still
 //! commits, as the client may have been told nothing either way).
 
+use std::any::TypeId;
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex as StdMutex};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex, RwLock as StdRwLock};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -54,6 +56,55 @@ pub(super) struct SqlitePool {
     closing: Arc<AtomicBool>,
     /// Closures running on blocking threads right now.
     running: Arc<AtomicUsize>,
+    /// Which read closures have been fast enough to run inline.
+    speeds: Speeds,
+}
+
+/// A read or write closure runs on the async worker thread that awaits it, like a plain
+/// function call, once its last [`FAST_RUNS`] runs each took less than [`INLINE_MAX`]: a
+/// microsecond query then costs no hand-over to the blocking pool (a thread wake-up and
+/// a context switch each way, more than the query itself: issue 13's profile). Closures
+/// are told apart by their type, which is one per closure in the source. One that was
+/// fast and turns slow (other parameters, a cold cache) holds its worker thread for that
+/// one run, at most the read timeout for a read, and goes back to the blocking pool for
+/// its next [`FAST_RUNS`] runs. Waiting for a reader slot or the writer stays async;
+/// inline runs are interrupted by the read timeout and by closing like any other; a
+/// read that would have to open a connection goes to the pool.
+#[derive(Default)]
+struct Speeds(StdRwLock<HashMap<TypeId, Arc<AtomicU32>>>);
+
+/// Consecutive fast runs before a read closure runs inline.
+const FAST_RUNS: u32 = 4;
+/// A run this long is not fast: it goes back to the blocking pool.
+const INLINE_MAX: Duration = Duration::from_micros(500);
+
+impl Speeds {
+    /// The count of consecutive fast runs of closure type `F`.
+    fn of<F: 'static>(&self) -> Arc<AtomicU32> {
+        let id = TypeId::of::<F>();
+        if let Some(count) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            return count.clone();
+        }
+        self.0.write().unwrap_or_else(|e| e.into_inner()).entry(id).or_default().clone()
+    }
+}
+
+/// Commits between two looks at the WAL's size.
+const WAL_CHECK_EVERY: u64 = 64;
+
+fn is_fast(fast_runs: &AtomicU32) -> bool {
+    fast_runs.load(Ordering::Relaxed) >= FAST_RUNS
+}
+
+/// Records one run of `took` in a closure's count of fast runs.
+fn record(fast_runs: &AtomicU32, took: Duration) {
+    if took < INLINE_MAX {
+        let _ = fast_runs.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+            (n < FAST_RUNS).then_some(n + 1)
+        });
+    } else {
+        fast_runs.store(0, Ordering::Relaxed);
+    }
 }
 
 /// How often (in SQLite virtual-machine steps) a running statement asks its [`Stop`]
@@ -215,6 +266,7 @@ impl SqlitePool {
             read_timeout,
             closing: Arc::default(),
             running: Arc::default(),
+            speeds: Speeds::default(),
         })
     }
 
@@ -255,17 +307,33 @@ impl SqlitePool {
     {
         let mut guard = self.writer.clone().lock_owned().await;
         let activity = self.activity.clone();
-        let wal = self.wal.clone();
         let stop = self.stop(None);
+        let fast_runs = self.speeds.of::<F>();
+        // Every 64 commits, look at the WAL: long readers can keep PASSIVE checkpoints
+        // from reusing it; a RESTART waits for them and bounds its size. Writes are one at
+        // a time, so the count cannot move under this lock.
+        let wal = self.wal.clone().filter(|_| {
+            (activity.commits.load(Ordering::Relaxed) + 1).is_multiple_of(WAL_CHECK_EVERY)
+        });
+        // A fast write runs here, as a fast read does (see `Speeds`); a WAL check may
+        // wait for readers, so it never does.
+        if wal.is_none() && is_fast(&fast_runs) {
+            let conn = guard.as_mut().ok_or(DbError::Closed)?;
+            let started = Instant::now();
+            let result =
+                run_under(conn, &stop, &self.running, |c| c.transaction("BEGIN IMMEDIATE", f));
+            record(&fast_runs, started.elapsed());
+            activity.committed();
+            return result;
+        }
         let running = self.running.clone();
         tokio::task::spawn_blocking(move || {
             let conn = guard.as_mut().ok_or(DbError::Closed)?;
+            let started = Instant::now();
             let result = run_under(conn, &stop, &running, |c| c.transaction("BEGIN IMMEDIATE", f));
+            record(&fast_runs, started.elapsed());
             activity.committed();
-            // Every 64 commits, look at the WAL: long readers can keep PASSIVE checkpoints
-            // from reusing it; a RESTART waits for them and bounds its size.
             if let Some(wal) = wal
-                && activity.commits.load(Ordering::Relaxed).is_multiple_of(64)
                 && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES)
             {
                 let _ = conn.sqlite().execute_batch("PRAGMA wal_checkpoint(RESTART);");
@@ -322,6 +390,20 @@ impl SqlitePool {
     {
         let permit =
             self.reader_slots.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
+        let fast_runs = self.speeds.of::<F>();
+        // Its own statement: the guard must be gone before the connection goes back.
+        let pooled = match is_fast(&fast_runs) {
+            true => self.readers.lock().expect("reader pool poisoned").pop(),
+            false => None,
+        };
+        if let Some(mut conn) = pooled {
+            let stop = self.stop(Some(self.read_timeout));
+            let started = Instant::now();
+            let result = run_under(&mut conn, &stop, &self.running, f);
+            record(&fast_runs, started.elapsed());
+            self.readers.lock().expect("reader pool poisoned").push(conn);
+            return result;
+        }
         let readers = self.readers.clone();
         let target = self.target.clone();
         let dsn = self.dsn.clone();
@@ -338,7 +420,9 @@ impl SqlitePool {
                 Some(conn) => conn,
                 None => connect(&target, &dsn)?,
             };
+            let started = Instant::now();
             let result = run_under(&mut conn, &stop, &running, f);
+            record(&fast_runs, started.elapsed());
             readers.lock().expect("reader pool poisoned").push(conn);
             drop(permit);
             result
@@ -594,6 +678,46 @@ mod tests {
         // The reader is back in the pool and usable.
         let (one,): (i64,) = db.read(|c| c.query_one("SELECT 1", &[])).await.unwrap();
         assert_eq!(one, 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_was_fast_runs_inline_until_it_is_slow() {
+        let db = memory_db(2, Duration::from_secs(10));
+        // One closure type for every call; `slow` makes a run slow.
+        let on = |slow: bool| {
+            db.read(move |c| {
+                if slow {
+                    std::thread::sleep(INLINE_MAX * 2);
+                }
+                c.query_one::<(i64,)>("SELECT 1", &[])?;
+                Ok(std::thread::current().id())
+            })
+        };
+        let here = std::thread::current().id();
+        for run in 0..FAST_RUNS {
+            assert_ne!(on(false).await.unwrap(), here, "run {run} goes to the blocking pool");
+        }
+        assert_eq!(on(false).await.unwrap(), here, "fast enough: inline");
+        assert_eq!(on(true).await.unwrap(), here, "still inline: it was fast so far");
+        assert_ne!(on(false).await.unwrap(), here, "it was slow: back to the pool");
+        // Another closure type has a count of its own.
+        let other = db.read(|_| Ok(std::thread::current().id())).await.unwrap();
+        assert_ne!(other, here);
+
+        // Writes too, one at a time.
+        let write = || {
+            db.write(|c| {
+                c.execute("CREATE TABLE IF NOT EXISTS t(x)", &[])?;
+                c.execute("INSERT INTO t VALUES (1)", &[])?;
+                Ok(std::thread::current().id())
+            })
+        };
+        for run in 0..FAST_RUNS {
+            assert_ne!(write().await.unwrap(), here, "write {run} goes to the blocking pool");
+        }
+        assert_eq!(write().await.unwrap(), here, "a fast write: inline");
+        let rows = db.read(|c| c.query_one::<(i64,)>("SELECT count(*) FROM t", &[])).await;
+        assert_eq!(rows.unwrap().0, i64::from(FAST_RUNS) + 1);
     }
 
     #[tokio::test]

@@ -1,32 +1,23 @@
-//! Access log: one line per request through `tracing` (text or JSON by `--log-format`).
+//! Access log: one line per request through `tracing` (text or JSON by `--log-format`),
+//! written by the core layer once the response is ready.
 
 use std::time::Instant;
 
-use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::request::{PeerAddr, RequestId};
+use super::errors::Summary;
 
-pub(crate) async fn access_log(request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = request.method().clone();
-    // The path only: query strings may carry tokens.
-    let path = request.uri().path().to_string();
-    let id = request.extensions().get::<RequestId>().cloned();
-    let peer = request.extensions().get::<PeerAddr>().map(|p| p.0.ip().to_string());
-    let response = next.run(request).await;
-    let status = response.status().as_u16();
+pub(crate) fn log(request: &Summary, response: &Response, start: Instant) {
     let micros = start.elapsed().as_micros() as u64;
     tracing::info!(
         target: "burrow::access",
-        method = %method,
-        path = %path,
-        status,
+        method = %request.method,
+        // The path only: query strings may carry tokens.
+        path = request.uri.path(),
+        status = response.status().as_u16(),
         duration_us = micros,
-        request_id = id.as_ref().map(|i| i.as_str()).unwrap_or(""),
-        peer = peer.as_deref().unwrap_or(""),
+        request_id = request.request_id(),
+        peer = request.peer.map(|p| p.0.ip()).map(tracing::field::display),
         "request"
     );
-    response
 }

@@ -30,7 +30,7 @@ use hyper::body::Frame;
 use tokio::sync::{mpsc, watch};
 
 use super::Draining;
-use crate::request::RequestId;
+use super::errors::Summary;
 
 /// How often the watched folders are looked at: an edit shows within this (plus a rebuild).
 pub(crate) const POLL: Duration = Duration::from_millis(200);
@@ -226,21 +226,17 @@ pub(crate) async fn inject_script(request: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(with_script))
 }
 
-/// Middleware: one readable line per request, `GET /notes → 200 in 3.1 ms`, instead of
-/// the access log's fields.
-pub(crate) async fn log_request(request: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = request.method().clone();
-    // The path only: query strings may carry tokens.
-    let path = request.uri().path().to_string();
-    let id = request.extensions().get::<RequestId>().cloned();
-    let response = next.run(request).await;
+/// One readable line per request, `GET /notes → 200 in 3.1 ms`, instead of the access
+/// log's fields.
+pub(crate) fn log_request(request: &Summary, response: &Response, start: Instant) {
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(
         target: "burrow::access",
-        request_id = id.as_ref().map(|i| i.as_str()).unwrap_or(""),
-        "{method} {path} → {} in {ms:.1} ms",
+        request_id = request.request_id(),
+        // The path only: query strings may carry tokens.
+        "{} {} → {} in {ms:.1} ms",
+        request.method,
+        request.uri.path(),
         response.status().as_u16()
     );
-    response
 }

@@ -8,6 +8,7 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+#[cfg(test)]
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -16,13 +17,12 @@ use minijinja::context;
 use crate::error::{
     Handled, LogDetail, NOT_FOUND, PublicMessage, SERVER_ERROR, TOO_LARGE, one_line,
 };
-use crate::request::RequestId;
+use crate::request::{PeerAddr, RequestId};
 use crate::template::{RequestInfo, Templates};
 
-/// Middleware: renders every unhandled error response (status ≥ 400).
-pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
-    let summary = Summary::of(&request);
-    let res = next.run(request).await;
+/// Renders `res` as the error page if it is an unhandled error response (status ≥ 400)
+/// of the request that `summary` describes; the core layer calls this on every response.
+pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
     if let Some(LogDetail(detail)) = res.extensions().get::<LogDetail>() {
         // Here rather than where the error was made: the request id ties the line to the
         // access log line and to the id the client was shown.
@@ -36,7 +36,7 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
     if res.status().as_u16() < 400 || res.extensions().get::<Handled>().is_some() {
         return res;
     }
-    let (info, templates) = summary.into_info();
+    let info = std::sync::Arc::new(summary.info());
     let status = res.status();
     // Keep what the original response said besides its body (Allow on 405, Retry-After,
     // WWW-Authenticate, htmx headers…).
@@ -47,7 +47,7 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
         headers.remove(name);
     }
     let message = message_of(res).await.unwrap_or_else(|| default_message(status));
-    let mut rendered = error_response(status, &message, &info, templates.as_ref());
+    let mut rendered = error_response(status, &message, &info, summary.templates.as_ref());
     for (name, value) in headers.iter() {
         if !rendered.headers().contains_key(name) {
             rendered.headers_mut().append(name.clone(), value.clone());
@@ -56,11 +56,23 @@ pub(crate) async fn render_errors(request: Request, next: Next) -> Response {
     rendered
 }
 
+/// The request id and error parts of the core layer as a middleware, for tests of
+/// routers without the rest.
+#[cfg(test)]
+pub(crate) async fn render_errors(mut request: Request, next: Next) -> Response {
+    let id = super::request_id::of(&request);
+    request.extensions_mut().insert(id.clone());
+    let summary = Summary::of(&request);
+    let mut response = render(&summary, next.run(request).await).await;
+    super::request_id::echo(&id, &mut response);
+    response
+}
+
 /// Builds the error page or JSON body for `status`.
 pub(crate) fn error_response(
     status: StatusCode,
     message: &str,
-    info: &RequestInfo,
+    info: &std::sync::Arc<RequestInfo>,
     templates: Option<&Templates>,
 ) -> Response {
     let code = status.as_u16();
@@ -90,46 +102,48 @@ pub(crate) fn error_response(
     res
 }
 
-/// What the error renderer needs of the request, taken before the request is consumed.
-/// Every request passes here, so only cheap clones are taken; the [`RequestInfo`] (which
-/// allocates) is built only for an error response.
-struct Summary {
-    method: Method,
-    uri: Uri,
+/// What the error renderer and the access log need of the request, taken before the
+/// request is consumed. Every request passes here, so only cheap clones are taken; the
+/// [`RequestInfo`] (which allocates) is built only for an error response.
+pub(crate) struct Summary {
+    pub(crate) method: Method,
+    pub(crate) uri: Uri,
     accept: Option<HeaderValue>,
     host: Option<HeaderValue>,
-    request_id: Option<RequestId>,
+    pub(crate) request_id: Option<RequestId>,
+    pub(crate) peer: Option<PeerAddr>,
     templates: Option<Templates>,
 }
 
 impl Summary {
-    fn of(request: &Request) -> Summary {
+    pub(crate) fn of(request: &Request) -> Summary {
         Summary {
             method: request.method().clone(),
             uri: request.uri().clone(),
             accept: request.headers().get(header::ACCEPT).cloned(),
             host: request.headers().get(header::HOST).cloned(),
             request_id: request.extensions().get::<RequestId>().cloned(),
+            peer: request.extensions().get::<PeerAddr>().copied(),
             templates: request.extensions().get::<Templates>().cloned(),
         }
     }
 
-    fn request_id(&self) -> &str {
+    pub(crate) fn request_id(&self) -> &str {
         self.request_id.as_ref().map_or("", |id| id.as_str())
     }
 
-    fn into_info(self) -> (RequestInfo, Option<Templates>) {
+    fn info(&self) -> RequestInfo {
         let mut headers = HeaderMap::new();
-        for (name, value) in [(header::ACCEPT, self.accept), (header::HOST, self.host)] {
+        for (name, value) in [(header::ACCEPT, &self.accept), (header::HOST, &self.host)] {
             if let Some(value) = value {
-                headers.insert(name, value);
+                headers.insert(name, value.clone());
             }
         }
         let mut extensions = Extensions::new();
-        if let Some(id) = self.request_id {
-            extensions.insert(id);
+        if let Some(id) = &self.request_id {
+            extensions.insert(id.clone());
         }
-        (RequestInfo { method: self.method, uri: self.uri, headers, extensions }, self.templates)
+        RequestInfo { method: self.method.clone(), uri: self.uri.clone(), headers, extensions }
     }
 }
 
@@ -233,8 +247,7 @@ mod tests {
             .route("/fails", get(fails))
             .route("/panics", get(panics))
             .layer(tower_http::catch_panic::CatchPanicLayer::custom(super::super::panic_response))
-            .layer(from_fn(render_errors))
-            .layer(from_fn(crate::http::request_id::request_id));
+            .layer(from_fn(render_errors));
         let request = axum::http::Request::get("/fails")
             .header("x-request-id", "req-500")
             .header(header::ACCEPT, "application/json")

@@ -1,13 +1,17 @@
 //! The HTTP stack: the router of every app wrapped in the core middleware.
 //!
-//! From the outside in: security headers → `Connection: close` while draining → templates
-//! extension → request id → access log → gzip → error renderer → body-size limit (413) →
-//! request timeout (503) → panic catcher (500) → app middleware → routes. Everything that is
-//! not a route is a 404 through the error renderer. The security headers are outermost so
-//! that every response of every inner layer gets them.
+//! From the outside in: security headers → gzip → the core layer ([`core`]: `Connection:
+//! close` while draining, the templates and db extensions, request id, access log, error
+//! renderer) → body-size limit (413) → request timeout (503) → panic catcher (500) → app
+//! middleware → routes. Everything that is not a route is a 404 through the error
+//! renderer. The security headers are outermost so that every response of every inner
+//! layer gets them.
+//!
+//! The core layer is one middleware rather than five: each layer of its own costs a boxed
+//! clone of the service below it and a boxed future on every request.
 //!
 //! With `--dev` ([`dev`]), the reload routes are added, pages get the reload script
-//! (between gzip and the error renderer, so error pages get it too), and the access log is
+//! (between gzip and the core layer, so error pages get it too), and the access log is
 //! one readable line with the duration.
 
 mod access_log;
@@ -21,6 +25,7 @@ pub(crate) mod staticfiles;
 use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -37,7 +42,6 @@ use tower_http::timeout::TimeoutLayer;
 
 use crate::error::Error;
 use crate::template::Templates;
-use errors::render_errors;
 
 pub(crate) use security_headers::security_headers;
 
@@ -63,27 +67,50 @@ pub(crate) fn core_stack(
             settings.request_timeout,
         ))
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(settings.max_body_size))
-        .layer(from_fn(render_errors));
-    // --dev: the reload script goes into pages before they are compressed, and the access
-    // log becomes one readable line with the duration.
+        .layer(RequestBodyLimitLayer::new(settings.max_body_size));
+    let core = Arc::new(Core { templates, db, draining, dev_log: live });
+    let routes = routes
+        .layer(from_fn(move |request: Request, next: Next| core.clone().serve(request, next)));
+    // --dev: the reload script goes into pages (error pages too) before they are compressed.
     let routes = if live { routes.layer(from_fn(dev::inject_script)) } else { routes };
     let routes = routes.layer(
         CompressionLayer::new().quality(CompressionLevel::Fastest).compress_when(compressible()),
     );
-    let routes = if live {
-        routes.layer(from_fn(dev::log_request))
-    } else {
-        routes.layer(from_fn(access_log::access_log))
-    };
-    let routes = routes
-        .layer(from_fn(request_id::request_id))
-        .layer(axum::Extension(templates))
-        .layer(axum::Extension(db))
-        .layer(from_fn(move |request: Request, next: Next| {
-            close_when_draining(draining.clone(), request, next)
-        }));
     security_headers(routes, settings)
+}
+
+/// What the core layer adds to every request.
+struct Core {
+    templates: Templates,
+    db: crate::Db,
+    draining: Draining,
+    /// `--dev`: the access log is one readable line with the duration.
+    dev_log: bool,
+}
+
+impl Core {
+    async fn serve(self: Arc<Self>, mut request: Request, next: Next) -> Response {
+        let start = Instant::now();
+        let http1 = request.version() <= Version::HTTP_11;
+        let id = request_id::of(&request);
+        let extensions = request.extensions_mut();
+        extensions.insert(id.clone());
+        extensions.insert(self.templates.clone());
+        extensions.insert(self.db.clone());
+        let summary = errors::Summary::of(&request);
+        let response = next.run(request).await;
+        let mut response = errors::render(&summary, response).await;
+        request_id::echo(&id, &mut response);
+        if self.dev_log {
+            dev::log_request(&summary, &response, start);
+        } else {
+            access_log::log(&summary, &response, start);
+        }
+        if http1 && self.draining.is_set() {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
 }
 
 /// Set while the server drains: HTTP/1.1 responses then carry `Connection: close`, so
@@ -99,17 +126,6 @@ impl Draining {
     pub(crate) fn is_set(&self) -> bool {
         self.0.load(Ordering::Relaxed)
     }
-}
-
-/// While draining, HTTP/1.x responses close their connection so keep-alive clients move
-/// to the new process (HTTP/2 clients get a GOAWAY from the connection instead).
-async fn close_when_draining(draining: Draining, request: Request, next: Next) -> Response {
-    let http1 = request.version() <= Version::HTTP_11;
-    let mut response = next.run(request).await;
-    if http1 && draining.is_set() {
-        response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    response
 }
 
 /// Bodies worth compressing: small ones cost more CPU than they save bytes.

@@ -4,28 +4,28 @@
 
 use axum::extract::Request;
 use axum::http::HeaderValue;
-use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::request::RequestId;
 
 pub(crate) const HEADER: &str = "x-request-id";
 
-/// Middleware: attaches the id to the request and echoes it on the response.
-pub(crate) async fn request_id(mut request: Request, next: Next) -> Response {
-    let id = request
+/// The request's id: its `X-Request-Id` when that is a sane token, else a new one.
+pub(crate) fn of(request: &Request) -> RequestId {
+    request
         .headers()
         .get(HEADER)
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
         .map(RequestId::new)
-        .unwrap_or_else(RequestId::generate);
-    request.extensions_mut().insert(id.clone());
-    let mut response = next.run(request).await;
+        .unwrap_or_else(RequestId::generate)
+}
+
+/// Echoes the id on the response.
+pub(crate) fn echo(id: &RequestId, response: &mut Response) {
     if let Ok(value) = HeaderValue::from_str(id.as_str()) {
         response.headers_mut().insert(HEADER, value);
     }
-    response
 }
 
 /// Ids from clients end up in logs: accept short tokens of safe characters only.
