@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, Method, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -32,7 +32,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use minijinja::value::Value;
 
 use super::securecookie::{Codec, now};
-use super::session::{Session, append_cookie, cookie_name, cookies, generated_key, parse_keys};
+use super::session::{
+    RequestCookies, Session, append_cookie, cookie_name, generated_key, parse_keys,
+};
 use crate::app::App;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting};
 use crate::context::AppContext;
@@ -140,8 +142,7 @@ pub(crate) struct CsrfState(Arc<Inner>);
 
 struct Inner {
     config: Arc<CsrfConfig>,
-    /// The request's `Cookie` header values (cheap clones of the received bytes).
-    cookies: Vec<HeaderValue>,
+    cookies: RequestCookies,
     secret: Mutex<Secret>,
 }
 
@@ -158,7 +159,7 @@ enum Secret {
 
 impl CsrfState {
     fn new(config: Arc<CsrfConfig>, headers: &HeaderMap) -> CsrfState {
-        let cookies = headers.get_all(header::COOKIE).iter().cloned().collect();
+        let cookies = RequestCookies::of(headers);
         CsrfState(Arc::new(Inner { config, cookies, secret: Mutex::new(Secret::Unread) }))
     }
 
@@ -179,12 +180,9 @@ impl CsrfState {
 
     fn read(&self, secret: &mut Secret) {
         if let Secret::Unread = secret {
-            let Inner { config, cookies: headers, .. } = &*self.0;
-            let now_secs = now();
-            let values = headers.iter().filter_map(|v| v.to_str().ok());
-            let existing = cookies(values, &config.cookie_name).find_map(|v| {
-                config.codec.decode(&config.cookie_name, v, now_secs)?.try_into().ok()
-            });
+            let Inner { config, cookies, .. } = &*self.0;
+            let existing =
+                cookies.decode(&config.codec, &config.cookie_name, |bytes| bytes.try_into().ok());
             *secret = existing.map_or(Secret::Absent, Secret::Existing);
         }
     }
@@ -474,7 +472,7 @@ mod tests {
     /// The state of a request whose `Cookie` header is `cookie`.
     fn state_for(config: &Arc<CsrfConfig>, cookie: &str) -> CsrfState {
         let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, HeaderValue::from_str(cookie).unwrap());
+        headers.insert(header::COOKIE, axum::http::HeaderValue::from_str(cookie).unwrap());
         CsrfState::new(config.clone(), &headers)
     }
 

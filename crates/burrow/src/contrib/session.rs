@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::Response;
 use serde::Serialize;
@@ -183,10 +183,9 @@ async fn session_middleware(
     mut request: Request,
     next: Next,
 ) -> Response {
-    let cookies = request.headers().get_all(header::COOKIE).iter().cloned().collect();
     let session = Session {
         state: Arc::new(Mutex::new(State {
-            data: Data::Unread(cookies),
+            data: Data::Unread(RequestCookies::of(request.headers())),
             changed: false,
             regenerated: false,
         })),
@@ -200,9 +199,7 @@ async fn session_middleware(
         if !state.changed {
             return response;
         }
-        state.data(&config);
-        let existed = state.existed();
-        let data = state.data(&config);
+        let (data, existed) = state.read(&config);
         if data.is_empty() && !existed {
             return response;
         }
@@ -253,18 +250,30 @@ pub(crate) fn cookie_name(configured: &str, secure: bool) -> String {
     if secure { format!("__Host-{configured}") } else { configured.to_string() }
 }
 
-/// Every value of cookie `name` in the request's `Cookie` headers, in order. A browser
-/// sends several when cookies of the same name exist for other paths or domains, and
-/// one planted by another site may come first: callers take the first that validates.
-pub(crate) fn cookies<'a>(
-    headers: impl Iterator<Item = &'a str>,
-    name: &'a str,
-) -> impl Iterator<Item = &'a str> {
-    headers
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .filter(move |(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"'))
+/// A request's `Cookie` header values, kept (cheap clones of the received bytes) so that
+/// a signed cookie is checked only when something asks for it.
+pub(crate) struct RequestCookies(Vec<HeaderValue>);
+
+impl RequestCookies {
+    pub(crate) fn of(headers: &HeaderMap) -> RequestCookies {
+        RequestCookies(headers.get_all(header::COOKIE).iter().cloned().collect())
+    }
+
+    /// The first cookie `name` that `codec` validates and `parse` accepts. A browser sends
+    /// several of one name when cookies exist for other paths or domains, and one planted
+    /// by another site may come first.
+    pub(crate) fn decode<T>(
+        &self,
+        codec: &Codec,
+        name: &str,
+        parse: impl Fn(Vec<u8>) -> Option<T>,
+    ) -> Option<T> {
+        let now_secs = now();
+        let headers = self.0.iter().filter_map(|v| v.to_str().ok());
+        let pairs = headers.flat_map(|v| v.split(';')).filter_map(|p| p.trim().split_once('='));
+        let mut values = pairs.filter(|(k, _)| *k == name).map(|(_, v)| v.trim_matches('"'));
+        values.find_map(|value| parse(codec.decode(name, value, now_secs)?))
+    }
 }
 
 struct State {
@@ -276,36 +285,28 @@ struct State {
 /// The session's data is decoded from the cookie (an HMAC check and a JSON parse) on first
 /// access: most requests never look at the session.
 enum Data {
-    /// The request's `Cookie` header values (cheap clones of the received bytes).
-    Unread(Vec<HeaderValue>),
-    Read {
-        map: BTreeMap<String, serde_json::Value>,
-        existed: bool,
-    },
+    Unread(RequestCookies),
+    Read { map: BTreeMap<String, serde_json::Value>, existed: bool },
 }
 
 impl State {
-    fn data(&mut self, config: &SessionConfig) -> &mut BTreeMap<String, serde_json::Value> {
-        if let Data::Unread(headers) = &self.data {
-            let now_secs = now();
-            let values = headers.iter().filter_map(|v| v.to_str().ok());
-            let decoded = cookies(values, &config.cookie_name).find_map(|value| {
-                let bytes = config.codec.decode(&config.cookie_name, value, now_secs)?;
+    /// The data, decoded on first access, and whether the request came with a valid
+    /// session cookie.
+    fn read(&mut self, config: &SessionConfig) -> (&mut BTreeMap<String, serde_json::Value>, bool) {
+        if let Data::Unread(cookies) = &self.data {
+            let decoded = cookies.decode(&config.codec, &config.cookie_name, |bytes| {
                 serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok()
             });
-            let existed = decoded.is_some();
-            self.data = Data::Read { map: decoded.unwrap_or_default(), existed };
+            self.data = Data::Read { existed: decoded.is_some(), map: decoded.unwrap_or_default() };
         }
         match &mut self.data {
-            Data::Read { map, .. } => map,
+            Data::Read { map, existed } => (map, *existed),
             Data::Unread(_) => unreachable!("read above"),
         }
     }
 
-    /// True when the request came with a valid session cookie (only asked once the data
-    /// was read).
-    fn existed(&self) -> bool {
-        matches!(self.data, Data::Read { existed: true, .. })
+    fn data(&mut self, config: &SessionConfig) -> &mut BTreeMap<String, serde_json::Value> {
+        self.read(config).0
     }
 }
 
@@ -427,5 +428,31 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .get::<Session>()
             .cloned()
             .ok_or_else(|| Error::internal("Session used, but the session app is not registered"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_cookie_of_the_name_that_validates_and_parses_wins() {
+        let codec = Codec::new(&[[3; 32]], &[], 60);
+        let signed = |payload: &[u8]| codec.encode("_s", payload, now()).unwrap();
+        let mut headers = HeaderMap::new();
+        // A planted value first, another name with a valid value, one that parse refuses,
+        // then the real one in a second `Cookie` header (HTTP/2 splits them so).
+        let first = format!("_s=planted; other={}; _s=\"{}\"", signed(b"other"), signed(b"no"));
+        headers.append(header::COOKIE, HeaderValue::from_str(&first).unwrap());
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("_s={}", signed(b"yes"))).unwrap(),
+        );
+        let cookies = RequestCookies::of(&headers);
+        let parse = |bytes: Vec<u8>| (bytes != b"no").then_some(bytes);
+        assert_eq!(cookies.decode(&codec, "_s", parse), Some(b"yes".to_vec()));
+        assert_eq!(cookies.decode(&codec, "_none", parse), None);
+        let other_key = Codec::new(&[[4; 32]], &[], 60);
+        assert_eq!(cookies.decode(&other_key, "_s", parse), None, "no cookie of another key");
     }
 }

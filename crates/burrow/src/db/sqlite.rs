@@ -153,11 +153,12 @@ fn release_freed_memory() {
 }
 
 /// Runs `f` on `conn` with `stop` watching its statements (see the module docs), counted
-/// in `running` while it runs.
+/// in `running` while it runs; its time goes into the closure's `fast_runs` ([`Speeds`]).
 fn run_under<T>(
     conn: &mut Conn,
     stop: &Arc<Stop>,
     running: &AtomicUsize,
+    fast_runs: &AtomicU32,
     f: impl FnOnce(&Conn) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
     struct Running<'a>(&'a AtomicUsize);
@@ -174,6 +175,7 @@ fn run_under<T>(
     let result = f(conn);
     // Drops the handler's reference to this closure's Stop.
     let _ = conn.sqlite_mut().progress_handler(0, None::<fn() -> bool>);
+    record(fast_runs, started.elapsed());
     if started.elapsed() >= LONG_WORK {
         release_freed_memory();
     }
@@ -319,19 +321,18 @@ impl SqlitePool {
         // wait for readers, so it never does.
         if wal.is_none() && is_fast(&fast_runs) {
             let conn = guard.as_mut().ok_or(DbError::Closed)?;
-            let started = Instant::now();
-            let result =
-                run_under(conn, &stop, &self.running, |c| c.transaction("BEGIN IMMEDIATE", f));
-            record(&fast_runs, started.elapsed());
+            let result = run_under(conn, &stop, &self.running, &fast_runs, |c| {
+                c.transaction("BEGIN IMMEDIATE", f)
+            });
             activity.committed();
             return result;
         }
         let running = self.running.clone();
         tokio::task::spawn_blocking(move || {
             let conn = guard.as_mut().ok_or(DbError::Closed)?;
-            let started = Instant::now();
-            let result = run_under(conn, &stop, &running, |c| c.transaction("BEGIN IMMEDIATE", f));
-            record(&fast_runs, started.elapsed());
+            let result = run_under(conn, &stop, &running, &fast_runs, |c| {
+                c.transaction("BEGIN IMMEDIATE", f)
+            });
             activity.committed();
             if let Some(wal) = wal
                 && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES)
@@ -398,9 +399,7 @@ impl SqlitePool {
         };
         if let Some(mut conn) = pooled {
             let stop = self.stop(Some(self.read_timeout));
-            let started = Instant::now();
-            let result = run_under(&mut conn, &stop, &self.running, f);
-            record(&fast_runs, started.elapsed());
+            let result = run_under(&mut conn, &stop, &self.running, &fast_runs, f);
             self.readers.lock().expect("reader pool poisoned").push(conn);
             return result;
         }
@@ -420,9 +419,7 @@ impl SqlitePool {
                 Some(conn) => conn,
                 None => connect(&target, &dsn)?,
             };
-            let started = Instant::now();
-            let result = run_under(&mut conn, &stop, &running, f);
-            record(&fast_runs, started.elapsed());
+            let result = run_under(&mut conn, &stop, &running, &fast_runs, f);
             readers.lock().expect("reader pool poisoned").push(conn);
             drop(permit);
             result
