@@ -1,25 +1,41 @@
 //! Logging: the `tracing` subscriber on stderr (`--log-level`, `--log-format`), written
-//! through a combining writer.
+//! by a writer thread, the access log in batches.
 //!
-//! The access log writes a line per request. Written with one `write(2)` each from every
-//! worker thread, the lines also contend for stderr's lock. Here a thread that logs while
-//! another is writing only appends its line to a buffer and goes on; the writing thread
-//! writes what piled up before it lets go. An idle server's line is written at once, by
-//! the thread that logged it; nothing waits for a background thread and nothing is
-//! dropped (loggers wait only when 1 MiB is pending). [`flush`] at exit waits for a write
-//! in progress.
+//! The access log writes a line per request. Written with one `write(2)` each, the lines
+//! cost as much CPU as the rest of a small request (issue 13's profile). Here every line
+//! is appended to a buffer that a writer thread writes. An access line waits up to
+//! [`DELAY`] for others: under load hundreds of them go out in one `write(2)`, and only the
+//! first line after a quiet spell wakes the thread. Every other line (ready, signals,
+//! hand-over, warnings, an app's own events) has the thread write at once, after the lines
+//! before it, so an operator or a supervisor watching the log sees it when it happens.
+//! A kill -9 loses at most [`DELAY`] of access lines; nothing is dropped otherwise:
+//! loggers wait when 1 MiB is pending. [`flush`] writes everything; the process calls it
+//! before it exits.
 
 use std::io::Write;
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use tracing::Metadata;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::settings::{LogFormat, Settings};
 
 /// Loggers wait (rather than grow the buffer) while this much is not yet written.
 const BEHIND: usize = 1 << 20;
+/// How long the writer thread gathers access lines before it writes them.
+const DELAY: Duration = Duration::from_millis(10);
+
+/// How the access log writes its lines: through `tracing` (the default, also when [`init`]
+/// was not called, e.g. under a test's own subscriber), or formatted here (see
+/// [`access_format`]).
+static ACCESS: AtomicU8 = AtomicU8::new(ACCESS_TRACING);
+const ACCESS_TRACING: u8 = 0;
+const ACCESS_TEXT: u8 = 1;
+const ACCESS_JSON: u8 = 2;
 
 pub(crate) fn init(settings: &Settings) {
     let level = settings.log_level.to_string().to_lowercase();
@@ -28,18 +44,99 @@ pub(crate) fn init(settings: &Settings) {
         EnvFilter::try_new(format!("{level},hyper=warn,hyper_util=warn,h2=warn,tower_http=warn"))
             .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(Batched).with_ansi(ansi);
-    let _ = match settings.log_format {
-        LogFormat::Text => builder.with_target(false).try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
-    };
+    let installed = subscriber(settings.log_format, filter, ansi, Batched).try_init();
+    // The access log's lines are formatted by `http::access_log` when they would be logged
+    // and need no colours: the same line for a fraction of the cost (`tracing`'s
+    // formatting was 5% of a small request's CPU time).
+    if installed.is_ok() && settings.log_level >= tracing::Level::INFO && !ansi {
+        let format = match settings.log_format {
+            LogFormat::Text => ACCESS_TEXT,
+            LogFormat::Json => ACCESS_JSON,
+        };
+        ACCESS.store(format, Ordering::Relaxed);
+    }
 }
 
-/// Waits (up to a second) until every line logged so far is written to stderr. Called
-/// before the process exits and before it prints its own last words with `eprintln!`.
+/// The subscriber of `--log-format`, writing to `writer`.
+pub(crate) fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    ansi: bool,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
+    let builder = builder.with_ansi(ansi);
+    match format {
+        LogFormat::Text => Box::new(builder.with_target(false).finish()),
+        LogFormat::Json => {
+            Box::new(builder.json().flatten_event(true).with_current_span(false).finish())
+        }
+    }
+}
+
+/// The format in which the access log formats its own lines, or `None` when it logs
+/// through `tracing`.
+pub(crate) fn access_format() -> Option<LogFormat> {
+    match ACCESS.load(Ordering::Relaxed) {
+        ACCESS_TEXT => Some(LogFormat::Text),
+        ACCESS_JSON => Some(LogFormat::Json),
+        _ => None,
+    }
+}
+
+/// Writes a line the access log formatted, as the subscriber writes its access lines.
+pub(crate) fn write_access(line: &[u8]) {
+    let _ = Line { now: false }.write_all(line);
+}
+
+/// The current time as the subscriber writes it, `2026-12-02T21:26:30.767232Z`. The part
+/// down to the second is formatted once per second and thread.
+pub(crate) fn timestamp() -> [u8; 27] {
+    thread_local! {
+        static SECOND: std::cell::Cell<(u64, [u8; 19])> =
+            const { std::cell::Cell::new((u64::MAX, [0; 19])) };
+    }
+    let since_epoch =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = since_epoch.as_secs();
+    let (cached, mut second) = SECOND.get();
+    if cached != secs {
+        let at = time::OffsetDateTime::from_unix_timestamp(secs as i64)
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let (date, clock) = (at.date(), at.time());
+        let text = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            date.year(),
+            u8::from(date.month()),
+            date.day(),
+            clock.hour(),
+            clock.minute(),
+            clock.second()
+        );
+        second.copy_from_slice(&text.as_bytes()[..19]);
+        SECOND.set((secs, second));
+    }
+    let mut out = [0; 27];
+    out[..19].copy_from_slice(&second);
+    let mut micros = since_epoch.subsec_micros();
+    out[19] = b'.';
+    for digit in out[20..26].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    out[26] = b'Z';
+    out
+}
+
+/// Writes every line logged so far to stderr, waiting at most a second. Called before the
+/// process exits and before it prints its own last words with `eprintln!`.
 pub(crate) fn flush() {
-    WRITER.wait_written(Duration::from_secs(1));
+    if let Some(Some(writer)) = WRITER.get() {
+        writer.flush(Duration::from_secs(1));
+    }
 }
 
 /// The subscriber's writer: each event's formatted line is appended to the batch.
@@ -49,17 +146,31 @@ impl<'a> MakeWriter<'a> for Batched {
     type Writer = Line;
 
     fn make_writer(&'a self) -> Line {
-        Line
+        Line { now: true }
+    }
+
+    fn make_writer_for(&'a self, meta: &Metadata<'_>) -> Line {
+        Line { now: meta.target() != ACCESS_TARGET }
     }
 }
 
+/// The access log's target: its lines are the ones that may wait.
+pub(crate) const ACCESS_TARGET: &str = "burrow::access";
+
 /// tracing-subscriber formats an event into its own buffer and hands it over with one
 /// `write_all`, so one `write` here is one whole line (or several, never half of one).
-struct Line;
+struct Line {
+    /// Written at once rather than within [`DELAY`].
+    now: bool,
+}
 
 impl Write for Line {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        WRITER.write(bytes, &mut std::io::stderr());
+        match writer() {
+            Some(writer) => writer.append(bytes, self.now),
+            // No thread for the writer: write directly, as without batching.
+            None => std::io::stderr().write_all(bytes)?,
+        }
         Ok(bytes.len())
     }
 
@@ -68,29 +179,46 @@ impl Write for Line {
     }
 }
 
-static WRITER: Combining = Combining::new();
+static WRITER: OnceLock<Option<&'static Writer>> = OnceLock::new();
 
-struct Combining {
+/// The writer, its thread started on first use.
+fn writer() -> Option<&'static Writer> {
+    *WRITER.get_or_init(|| {
+        let writer: &'static Writer = Box::leak(Box::new(Writer::new(DELAY)));
+        let thread = std::thread::Builder::new().name("burrow-log".into());
+        thread.spawn(move || writer.write_batches(std::io::stderr())).ok().map(|_| writer)
+    })
+}
+
+struct Writer {
+    /// [`DELAY`], but for tests.
+    delay: Duration,
     state: Mutex<State>,
-    /// Loggers that are too far ahead, and [`flush`], wait here for the writer.
+    /// The writer thread waits here: for a first line, or for the end of its delay.
+    wake: Condvar,
+    /// Loggers that are too far ahead, and [`flush`], wait here for writes.
     written: Condvar,
 }
 
+#[derive(Default)]
 struct State {
-    /// Lines appended while another thread writes.
     pending: Vec<u8>,
-    /// A thread is writing; it writes `pending` before it stops.
+    /// The writer thread waits for a first line: the next one must wake it (and only
+    /// then, so a busy server pays no wake-up per line).
+    asleep: bool,
+    /// The writer thread gathers lines for [`DELAY`]: a line to write now wakes it.
+    gathering: bool,
+    /// The writer thread is writing a batch taken from `pending`.
     writing: bool,
+    /// A line to write now, or [`flush`], asked for a write without delay.
+    flush: bool,
     /// Threads waiting on `written` (a notification costs a syscall even with none).
     waiting: usize,
 }
 
-impl Combining {
-    const fn new() -> Combining {
-        Combining {
-            state: Mutex::new(State { pending: Vec::new(), writing: false, waiting: 0 }),
-            written: Condvar::new(),
-        }
+impl Writer {
+    fn new(delay: Duration) -> Writer {
+        Writer { delay, state: Mutex::default(), wake: Condvar::new(), written: Condvar::new() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -99,7 +227,26 @@ impl Combining {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn wait<'a>(&self, mut state: MutexGuard<'a, State>, limit: Duration) -> MutexGuard<'a, State> {
+    fn append(&self, line: &[u8], now: bool) {
+        let mut state = self.lock();
+        while state.pending.len() >= BEHIND {
+            state = self.wait_written(state, Duration::from_secs(1));
+        }
+        state.pending.extend_from_slice(line);
+        if now {
+            state.flush = true;
+        }
+        if state.asleep || (now && state.gathering) {
+            state.asleep = false;
+            self.wake.notify_one();
+        }
+    }
+
+    fn wait_written<'a>(
+        &self,
+        mut state: MutexGuard<'a, State>,
+        limit: Duration,
+    ) -> MutexGuard<'a, State> {
         state.waiting += 1;
         let mut state =
             self.written.wait_timeout(state, limit).unwrap_or_else(|e| e.into_inner()).0;
@@ -107,52 +254,59 @@ impl Combining {
         state
     }
 
-    /// Writes `line` to `sink`, or leaves it to the thread that is writing.
-    fn write(&self, line: &[u8], sink: &mut impl Write) {
-        let mut state = self.lock();
-        if state.writing {
-            while state.writing && state.pending.len() >= BEHIND {
-                state = self.wait(state, Duration::from_secs(1));
-            }
-            if state.writing {
-                state.pending.extend_from_slice(line);
-                return;
-            }
-        }
-        state.writing = true;
-        drop(state);
-        // A log that cannot be written (stderr closed) has nowhere to report it.
-        let _ = sink.write_all(line);
+    /// The writer thread: waits for a line, gathers more for its delay (or until a
+    /// flush), writes them all to `sink` in one call, and again.
+    fn write_batches(&self, mut sink: impl Write) {
         let mut batch = Vec::new();
+        let mut state = self.lock();
         loop {
-            let mut state = self.lock();
-            if state.pending.is_empty() {
+            while state.pending.is_empty() {
                 state.writing = false;
                 if state.waiting > 0 {
                     self.written.notify_all();
                 }
-                return;
+                state.asleep = true;
+                state = self.wake.wait(state).unwrap_or_else(|e| e.into_inner());
             }
+            let deadline = Instant::now() + self.delay;
+            state.gathering = true;
+            while !state.flush {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = self.wake.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+            }
+            state.gathering = false;
+            state.flush = false;
             std::mem::swap(&mut state.pending, &mut batch);
+            state.writing = true;
             if state.waiting > 0 {
                 self.written.notify_all();
             }
             drop(state);
+            // A log that cannot be written (stderr closed) has nowhere to report it.
             let _ = sink.write_all(&batch);
             batch.clear();
+            // After a burst, give back what a quiet server does not need.
+            batch.shrink_to(64 * 1024);
+            state = self.lock();
         }
     }
 
-    /// Waits until no thread is writing, at most `limit`.
-    fn wait_written(&self, limit: Duration) {
+    /// Has the writer thread write now, and waits (at most `limit`) until it has written
+    /// everything.
+    fn flush(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
         let mut state = self.lock();
-        while state.writing {
+        while !state.pending.is_empty() || state.writing {
+            state.flush = true;
+            self.wake.notify_one();
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
                 return;
             }
-            state = self.wait(state, left);
+            state = self.wait_written(state, left);
         }
     }
 }
@@ -161,40 +315,87 @@ impl Combining {
 mod tests {
     use super::*;
 
-    #[test]
-    fn lines_from_many_threads_arrive_whole_and_in_order() {
-        let writer: &'static Combining = Box::leak(Box::new(Combining::new()));
-        let out: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        // A slow sink, so that lines pile up while one thread writes.
-        struct Slow(&'static Mutex<Vec<u8>>);
-        impl Write for Slow {
-            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-                std::thread::sleep(Duration::from_micros(50));
-                self.0.lock().unwrap().extend_from_slice(bytes);
-                Ok(bytes.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
+    /// A sink that keeps what it is given (and counts the writes).
+    #[derive(Clone, Default)]
+    struct Kept(std::sync::Arc<Mutex<(Vec<u8>, usize)>>);
+
+    impl Write for Kept {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let mut kept = self.0.lock().unwrap();
+            kept.0.extend_from_slice(bytes);
+            kept.1 += 1;
+            Ok(bytes.len())
         }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn started(delay: Duration) -> (&'static Writer, Kept) {
+        let writer: &'static Writer = Box::leak(Box::new(Writer::new(delay)));
+        let kept = Kept::default();
+        let sink = kept.clone();
+        std::thread::spawn(move || writer.write_batches(sink));
+        (writer, kept)
+    }
+
+    #[test]
+    fn lines_from_many_threads_arrive_whole_in_order_and_batched() {
+        let (writer, kept) = started(DELAY);
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 std::thread::spawn(move || {
-                    for i in 0..500 {
-                        writer.write(format!("thread {t} line {i}\n").as_bytes(), &mut Slow(out));
+                    for i in 0..2000 {
+                        writer.append(format!("thread {t} line {i}\n").as_bytes(), false);
                     }
                 })
             })
             .collect();
         threads.into_iter().for_each(|t| t.join().unwrap());
-        writer.wait_written(Duration::from_secs(10));
-        let out = String::from_utf8(out.lock().unwrap().clone()).unwrap();
-        assert_eq!(out.lines().count(), 2000);
+        writer.flush(Duration::from_secs(10));
+        let (bytes, writes) = kept.0.lock().unwrap().clone();
+        let out = String::from_utf8(bytes).unwrap();
+        assert_eq!(out.lines().count(), 8000);
         for t in 0..4 {
             let lines: Vec<&str> =
                 out.lines().filter(|l| l.starts_with(&format!("thread {t} "))).collect();
-            let expected: Vec<String> = (0..500).map(|i| format!("thread {t} line {i}")).collect();
+            let expected: Vec<String> = (0..2000).map(|i| format!("thread {t} line {i}")).collect();
             assert_eq!(lines, expected, "thread {t}'s lines whole and in order");
+        }
+        assert!(writes < 8000, "8000 lines in {writes} writes: not batched");
+    }
+
+    #[test]
+    fn a_line_is_written_without_a_flush() {
+        let (writer, kept) = started(DELAY);
+        writer.append(b"alone\n", false);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while kept.0.lock().unwrap().0.is_empty() {
+            assert!(Instant::now() < deadline, "the line was never written");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(kept.0.lock().unwrap().0, b"alone\n");
+    }
+
+    #[test]
+    fn a_line_to_write_now_does_not_wait_for_the_delay() {
+        // A delay no test run reaches: a line seen at all did not wait for it.
+        let (writer, kept) = started(Duration::from_secs(3600));
+        // The thread is gathering access lines: a line to write now cuts that short and
+        // goes out after them, in one write long before the delay is over.
+        writer.append(b"access 1\n", false);
+        std::thread::sleep(Duration::from_millis(1));
+        writer.append(b"access 2\n", false);
+        writer.append(b"SIGHUP received\n", true);
+        let start = Instant::now();
+        loop {
+            let (bytes, _) = kept.0.lock().unwrap().clone();
+            if bytes.ends_with(b"SIGHUP received\n") {
+                assert_eq!(bytes, b"access 1\naccess 2\nSIGHUP received\n");
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "the line was never written");
+            std::thread::sleep(Duration::from_micros(100));
         }
     }
 }

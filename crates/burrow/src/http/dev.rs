@@ -19,9 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
 use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
@@ -201,10 +199,9 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-/// Middleware: adds the reload script to HTML pages (error pages included, so fixing a
+/// Adds the reload script to an HTML page (error pages included, so fixing a
 /// broken template reloads the page that showed the error).
-pub(crate) async fn inject_script(request: Request, next: Next) -> Response {
-    let response = next.run(request).await;
+pub(crate) async fn inject_script(response: Response) -> Response {
     let html = (response.headers().get(header::CONTENT_TYPE))
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/html"));
@@ -231,7 +228,7 @@ pub(crate) async fn inject_script(request: Request, next: Next) -> Response {
 pub(crate) fn log_request(request: &Summary, response: &Response, start: Instant) {
     let ms = start.elapsed().as_secs_f64() * 1000.0;
     tracing::info!(
-        target: "burrow::access",
+        target: crate::logging::ACCESS_TARGET,
         request_id = request.request_id(),
         // The path only: query strings may carry tokens.
         "{} {} → {} in {ms:.1} ms",

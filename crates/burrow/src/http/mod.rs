@@ -1,18 +1,20 @@
 //! The HTTP stack: the router of every app wrapped in the core middleware.
 //!
-//! From the outside in: security headers → gzip → the core layer ([`core`]: `Connection:
-//! close` while draining, the templates and db extensions, request id, access log, error
-//! renderer) → body-size limit (413) → request timeout (503) → panic catcher (500) → app
+//! From the outside in: gzip → security headers → the core layer ([`Core`]: `Connection:
+//! close` while draining, the templates and db extensions, request id, request timeout
+//! (503), access log, error renderer) → body-size limit (413) → panic catcher (500) → app
 //! middleware → routes. Everything that is not a route is a 404 through the error
-//! renderer. The security headers are outermost so that every response of every inner
-//! layer gets them.
+//! renderer. The security headers are outside every layer that answers on its own, so
+//! every response gets them (gzip only encodes what passes through).
 //!
-//! The core layer is one middleware rather than five: each layer of its own costs a boxed
-//! clone of the service below it and a boxed future on every request.
+//! The stack is applied with one `Router::layer` call, and the core layer is one middleware
+//! rather than six: axum boxes each layered service, and every request then pays a boxed
+//! clone and a boxed future per boxing. The request timeout arms its timer only for a
+//! handler that has to wait.
 //!
-//! With `--dev` ([`dev`]), the reload routes are added, pages get the reload script
-//! (between gzip and the core layer, so error pages get it too), and the access log is
-//! one readable line with the duration.
+//! With `--dev` ([`dev`]), the reload routes are added, the core layer puts the reload
+//! script into pages (error pages too) before gzip, and the access log is one readable
+//! line with the duration.
 
 mod access_log;
 pub(crate) mod dev;
@@ -25,7 +27,8 @@ pub(crate) mod staticfiles;
 use std::any::Any;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Instant;
+use std::task::Poll;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -33,12 +36,12 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
+use tower::ServiceBuilder;
 use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::limit::RequestBodyLimitLayer;
-use tower_http::timeout::TimeoutLayer;
 
 use crate::error::Error;
 use crate::template::Templates;
@@ -59,24 +62,27 @@ pub(crate) fn core_stack(
         Some(reloads) => routes.merge(dev::routes(reloads, draining.clone())),
         None => routes,
     };
-    let routes = routes
-        .fallback(|| async { Error::not_found() })
-        .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            settings.request_timeout,
-        ))
+    let core = Arc::new(Core {
+        templates,
+        db,
+        draining,
+        request_timeout: settings.request_timeout,
+        dev: live,
+    });
+    // One `Router::layer` call for the whole stack: axum boxes the service (and, per
+    // request, clones it and boxes its future) once per call, not once per layer.
+    let stack = ServiceBuilder::new()
+        .layer(
+            CompressionLayer::new()
+                .quality(CompressionLevel::Fastest)
+                .compress_when(compressible()),
+        )
+        .layer(security_headers::layer(settings))
+        .layer(from_fn(move |request: Request, next: Next| core.clone().serve(request, next)))
+        .layer(RequestBodyLimitLayer::new(settings.max_body_size))
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(settings.max_body_size));
-    let core = Arc::new(Core { templates, db, draining, dev_log: live });
-    let routes = routes
-        .layer(from_fn(move |request: Request, next: Next| core.clone().serve(request, next)));
-    // --dev: the reload script goes into pages (error pages too) before they are compressed.
-    let routes = if live { routes.layer(from_fn(dev::inject_script)) } else { routes };
-    let routes = routes.layer(
-        CompressionLayer::new().quality(CompressionLevel::Fastest).compress_when(compressible()),
-    );
-    security_headers(routes, settings)
+        .layer(CatchPanicLayer::custom(panic_response));
+    routes.fallback(|| async { Error::not_found() }).layer(stack)
 }
 
 /// What the core layer adds to every request.
@@ -84,8 +90,11 @@ struct Core {
     templates: Templates,
     db: crate::Db,
     draining: Draining,
-    /// `--dev`: the access log is one readable line with the duration.
-    dev_log: bool,
+    /// `--request-timeout`: a handler still running then is answered 503.
+    request_timeout: Duration,
+    /// `--dev`: pages get the reload script, and the access log is one readable line with
+    /// the duration.
+    dev: bool,
 }
 
 impl Core {
@@ -98,10 +107,13 @@ impl Core {
         extensions.insert(self.templates.clone());
         extensions.insert(self.db.clone());
         let summary = errors::Summary::of(&request);
-        let response = next.run(request).await;
+        let response = within(start + self.request_timeout, next.run(request)).await;
         let mut response = errors::render(&summary, response).await;
         request_id::echo(&id, &mut response);
-        if self.dev_log {
+        if self.dev {
+            // Error pages get the script too, so fixing a broken template reloads the page
+            // that showed the error.
+            response = dev::inject_script(response).await;
             dev::log_request(&summary, &response, start);
         } else {
             access_log::log(&summary, &response, start);
@@ -110,6 +122,21 @@ impl Core {
             response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
+    }
+}
+
+/// The handler's response, or a 503 (rendered as an error page) if it is not ready by
+/// `deadline`. The timer is armed only when the handler has to wait: most requests are
+/// answered on their first poll and never touch the runtime's timer wheel.
+async fn within(deadline: Instant, handler: impl Future<Output = Response>) -> Response {
+    let mut handler = std::pin::pin!(handler);
+    let first = std::future::poll_fn(|cx| Poll::Ready(handler.as_mut().poll(cx))).await;
+    if let Poll::Ready(response) = first {
+        return response;
+    }
+    match tokio::time::timeout_at(deadline.into(), handler).await {
+        Ok(response) => response,
+        Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
 }
 

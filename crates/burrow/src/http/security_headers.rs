@@ -31,13 +31,20 @@ const HSTS_PRELOAD: &str = "max-age=63072000; includeSubDomains; preload";
 /// Wraps `router` so that every response it gives carries the security headers (also
 /// used for the ACME HTTP port's router, which is not behind the core stack).
 pub(crate) fn security_headers(router: Router, settings: &Settings) -> Router {
+    router.layer(layer(settings))
+}
+
+/// The layer that adds them: a response mapper, not `from_fn`, so no boxed future per
+/// request; the headers are built once and cloning them per response copies a pointer or
+/// bumps a refcount.
+pub(crate) fn layer(
+    settings: &Settings,
+) -> MapResponseLayer<impl Fn(Response) -> Response + Clone + Send + Sync + 'static> {
     let headers = SecurityHeaders::from_settings(settings);
-    // A response mapper, not `from_fn`: no boxed future per request; the headers are
-    // built once and cloning them per response copies a pointer or bumps a refcount.
-    router.layer(MapResponseLayer::new(move |mut response: Response| {
+    MapResponseLayer::new(move |mut response: Response| {
         headers.add_missing(response.headers_mut());
         response
-    }))
+    })
 }
 
 /// The headers, built once from the settings.

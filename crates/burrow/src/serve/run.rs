@@ -119,7 +119,23 @@ where
         // any) takes over renewals.
         acme.abort();
     }
-    drain_and_close(stop, server, close, settings.shutdown_timeout, ending).await;
+    let drained = drain_and_close(stop, server, close, settings.shutdown_timeout, ending);
+    tokio::pin!(drained);
+    // The handlers stay installed until exit (the default action would kill a process that
+    // is still finishing requests): say that a signal changes nothing now.
+    loop {
+        tokio::select! {
+            () = &mut drained => break,
+            signal = signals.next() => tracing::info!(
+                "{} ignored: this process is already {}",
+                signal.name(),
+                match ending {
+                    Ending::HandedOver => "handing over to a new one and draining",
+                    Ending::Stopped => "shutting down",
+                }
+            ),
+        }
+    }
     drop(handover);
     if let Some(pid_file) = pid_file {
         blocking(move || pid_file.remove()).await;

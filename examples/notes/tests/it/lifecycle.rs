@@ -526,12 +526,19 @@ both_engines!(blocking sigterm_lets_a_slow_request_finish, |engine: Engine| {
         server_has_read_its_connections(pid).then_some(())
     });
     assert!(signal(pid, "TERM"));
-    let id = slow.expect_created().expect("the request in flight completes with 303");
-    let status = server.wait_exit(PATIENCE).expect("the server exits after SIGTERM");
-    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status:?}");
     server.wait_for_log("`SIGTERM received; shutting down`", |l| {
         l.contains("SIGTERM received; shutting down")
     });
+    // Signals during the drain change nothing, and the log says so (a SIGHUP that restarted
+    // a stopping server, or vanished without a word, would surprise an operator).
+    assert!(signal(pid, "HUP"));
+    server.wait_for_log("`SIGHUP ignored` while draining", |l| {
+        l.contains("SIGHUP ignored: this process is already shutting down")
+    });
+    let id = slow.expect_created().expect("the request in flight completes with 303");
+    let status = server.wait_exit(PATIENCE).expect("the server exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status:?}");
+    assert_eq!(count_lines(&server, "SIGHUP received"), 0, "a stopping server restarted");
     server.wait_for_log("`stopped`", |l| l.contains("stopped"));
     assert!(!pid_file.exists(), "PID file left after SIGTERM");
     drop(server);
