@@ -23,6 +23,8 @@
 #   WORKLOADS    which of "plaintext page post" to run (all three)
 #   PERF         a directory: `perf record -g` of the server during each measured run, into
 #                PERF/KIND-WORKLOAD-ROUND.data (build unstripped for symbols, see bench/README.md)
+#   PIN          set (PIN=1): the server runs on CPU 0 only and wrk on the others, so the two
+#                do not preempt each other on the same cores (needs 2 CPUs and taskset)
 set -euo pipefail
 
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -34,6 +36,14 @@ CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 APP_ARGS=${APP_ARGS:-}
 read -r -a WORKLOADS <<<"${WORKLOADS:-plaintext page post}"
+SERVER_ON=()
+CLIENT_ON=()
+if [ -n "${PIN:-}" ]; then
+    [ "$(nproc)" -ge 2 ] || die "PIN needs at least 2 CPUs, this machine has $(nproc)"
+    command -v taskset >/dev/null || die "PIN needs taskset (util-linux)"
+    SERVER_ON=(taskset -c 0)
+    CLIENT_ON=(taskset -c "1-$(($(nproc) - 1))")
+fi
 CLK_TCK=$(getconf CLK_TCK)
 
 # --- build ---------------------------------------------------------------------------
@@ -63,10 +73,10 @@ start() { # kind round
     local args=(--host 127.0.0.1 --port "$PORT" --database-dsn "$dir/app.db")
     log "round $2: starting $kind on $BASE"
     if [ "$kind" = bare ]; then
-        "$BARE_BIN" "${args[@]}" >"$SERVER_LOG" 2>&1 &
+        "${SERVER_ON[@]}" "$BARE_BIN" "${args[@]}" >"$SERVER_LOG" 2>&1 &
     else
         # shellcheck disable=SC2086 # APP_ARGS is a list of flags
-        "$APP_BIN" "${args[@]}" $APP_ARGS >"$SERVER_LOG" 2>&1 &
+        "${SERVER_ON[@]}" "$APP_BIN" "${args[@]}" $APP_ARGS >"$SERVER_LOG" 2>&1 &
     fi
     SERVER_PID=$!
     for _ in $(seq 1 300); do # 300 x 0.1 s = 30 s
@@ -166,7 +176,7 @@ measure() { # round kind workload
         page) wrk_args+=(-H "Cookie: $COOKIE" "$BASE/entries") ;;
         post) wrk_args+=(--script "$BENCH_DIR/post_entry.lua" "$BASE/entries" -- "$COOKIE" "$TOKEN" "$BASE") ;;
     esac
-    wrk -d "$WARMUP" "${wrk_args[@]}" >/dev/null
+    "${CLIENT_ON[@]}" wrk -d "$WARMUP" "${wrk_args[@]}" >/dev/null
     local before after
     before=$(cpu_ticks "$SERVER_PID")
     local perf_pid=
@@ -175,7 +185,7 @@ measure() { # round kind workload
         perf record -q -F 999 -g -p "$SERVER_PID" -o "$PERF/$kind-$workload-$round.data" 2>/dev/null &
         perf_pid=$!
     fi
-    wrk -d "$DURATION" "${wrk_args[@]}" >"$out"
+    "${CLIENT_ON[@]}" wrk -d "$DURATION" "${wrk_args[@]}" >"$out"
     after=$(cpu_ticks "$SERVER_PID")
     if [ -n "$perf_pid" ]; then kill -INT "$perf_pid"; wait "$perf_pid" || true; fi
     running "$SERVER_PID" || { tail -20 "$SERVER_LOG" >&2; die "$kind died during $workload"; }
@@ -201,6 +211,7 @@ RESULTS=$TMP/results.txt
 echo "load before starting: $(uptime)"
 echo "$(nproc) CPUs; wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per workload (+ $WARMUP warm-up), $ROUNDS rounds"
 echo "bench-app flags: ${APP_ARGS:-(defaults)}"
+if [ -n "${PIN:-}" ]; then echo "pinned: servers on CPU 0, wrk on CPUs 1-$(($(nproc) - 1))"; fi
 
 OTHER_COOKIE= OTHER_TOKEN= OTHER_KIND=
 for round in $(seq 1 "$ROUNDS"); do

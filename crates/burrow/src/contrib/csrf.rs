@@ -293,7 +293,8 @@ async fn csrf_middleware(config: Arc<CsrfConfig>, mut request: Request, next: Ne
     let unsafe_method =
         !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
     if unsafe_method && !config.is_exempt(request.uri().path()) {
-        match verify(&config, state.existing().as_ref(), request).await {
+        // Boxed: the body being read is state that a GET's future need not carry.
+        match Box::pin(verify(&config, state.existing().as_ref(), request)).await {
             Ok(checked) => request = checked,
             Err(Refused::Check(reason)) => {
                 tracing::warn!(reason = %reason, "CSRF check failed");

@@ -36,6 +36,12 @@ pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
     if res.status().as_u16() < 400 || res.extensions().get::<Handled>().is_some() {
         return res;
     }
+    // Boxed: the state of this rare path (the body being read, the headers kept) would
+    // otherwise be part of every request's future, a larger allocation for all of them.
+    Box::pin(render_error(summary, res)).await
+}
+
+async fn render_error(summary: &Summary, res: Response) -> Response {
     let info = std::sync::Arc::new(summary.info());
     let status = res.status();
     // Keep what the original response said besides its body (Allow on 405, Retry-After,

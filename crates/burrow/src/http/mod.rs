@@ -113,7 +113,8 @@ impl Core {
         if self.dev {
             // Error pages get the script too, so fixing a broken template reloads the page
             // that showed the error.
-            response = dev::inject_script(response).await;
+            // Boxed, so its state is not part of the future of every request without --dev.
+            response = Box::pin(dev::inject_script(response)).await;
             dev::log_request(&summary, &response, start);
         } else {
             access_log::log(&summary, &response, start);
@@ -134,7 +135,8 @@ async fn within(deadline: Instant, handler: impl Future<Output = Response>) -> R
     if let Poll::Ready(response) = first {
         return response;
     }
-    match tokio::time::timeout_at(deadline.into(), handler).await {
+    // Boxed like the other rare paths: the timer's state stays out of the common future.
+    match Box::pin(tokio::time::timeout_at(deadline.into(), handler)).await {
         Ok(response) => response,
         Err(_) => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
