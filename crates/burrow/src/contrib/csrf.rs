@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{HeaderMap, Method, header};
-use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -40,6 +39,7 @@ use crate::config::{AnySetting, Config, ConfigError, Optional, Setting};
 use crate::context::AppContext;
 use crate::error::Error;
 use crate::forms::extract::{Encoding, Parsed, read_body};
+use crate::http::around::{Around, AroundLayer};
 use crate::template::{TemplateEnv, request_of};
 
 /// The form field and header carrying the token.
@@ -265,9 +265,7 @@ impl App for Csrf {
         // layer also wraps a matched path's 405 fallback: an unsafe method that the path
         // does not have is checked like one it has (403 without a valid token, 405 with one),
         // as Django's CsrfViewMiddleware checks before the view looks at the method.
-        router.route_layer(from_fn(move |request: Request, next: Next| {
-            csrf_middleware(config.clone(), request, next)
-        }))
+        router.route_layer(AroundLayer(CsrfLayer(config)))
     }
 
     fn template_env(&self, env: &mut TemplateEnv) {
@@ -288,38 +286,65 @@ impl App for Csrf {
     }
 }
 
-async fn csrf_middleware(config: Arc<CsrfConfig>, mut request: Request, next: Next) -> Response {
-    let state = CsrfState::new(config.clone(), request.headers());
-    let unsafe_method =
-        !matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE);
-    if unsafe_method && !config.is_exempt(request.uri().path()) {
-        // Boxed: the body being read is state that a GET's future need not carry.
-        match Box::pin(verify(&config, state.existing().as_ref(), request)).await {
-            Ok(checked) => request = checked,
+/// The CSRF state in the request's extensions; an unsafe request's origin and token
+/// checked (its body read for the token) before the routes see it; after them, the cookie
+/// set when a new secret was handed out.
+#[derive(Clone)]
+struct CsrfLayer(Arc<CsrfConfig>);
+
+impl Around for CsrfLayer {
+    /// The request's CSRF state, and its session (the session app's layer runs outside this
+    /// one) to see whether a login regenerated it.
+    type State = (CsrfState, Option<Session>);
+
+    fn before(&self, request: &mut Request) -> Self::State {
+        let state = CsrfState::new(self.0.clone(), request.headers());
+        request.extensions_mut().insert(state.clone());
+        (state, request.extensions().get::<Session>().cloned())
+    }
+
+    fn needs_check(&self, request: &Request) -> bool {
+        let safe = matches!(
+            *request.method(),
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        );
+        !safe && !self.0.is_exempt(request.uri().path())
+    }
+
+    async fn check(&self, request: Request, state: &Self::State) -> Result<Request, Response> {
+        match verify(&self.0, state.0.existing().as_ref(), request).await {
+            Ok(checked) => Ok(checked),
             Err(Refused::Check(reason)) => {
                 tracing::warn!(reason = %reason, "CSRF check failed");
-                return Error::forbidden(
+                Err(Error::forbidden(
                     "The form has expired or did not come from this site. Reload the page and try \
                      again.",
                 )
-                .into_response();
+                .into_response())
             }
-            Err(Refused::Body(error)) => return error.into_response(),
+            Err(Refused::Body(error)) => Err(error.into_response()),
         }
     }
-    let session = request.extensions().get::<Session>().cloned();
-    request.extensions_mut().insert(state.clone());
-    let mut response = next.run(request).await;
-    // A login (Session::regenerate) gets a new secret: tokens from before are useless.
-    if session.is_some_and(|s| s.was_regenerated()) {
-        state.rotate();
+
+    fn after(&self, (state, session): Self::State, mut response: Response) -> Response {
+        let config = &self.0;
+        // A login (Session::regenerate) gets a new secret: tokens from before are useless.
+        if session.is_some_and(|s| s.was_regenerated()) {
+            state.rotate();
+        }
+        if let Some(secret) = state.to_set()
+            && let Ok(value) = config.codec.encode(&config.cookie_name, &secret, now())
+        {
+            append_cookie(
+                &mut response,
+                &config.cookie_name,
+                &value,
+                COOKIE_MAX_AGE,
+                config.secure,
+            );
+        }
+        response
     }
-    if let Some(secret) = state.to_set()
-        && let Ok(value) = config.codec.encode(&config.cookie_name, &secret, now())
-    {
-        append_cookie(&mut response, &config.cookie_name, &value, COOKIE_MAX_AGE, config.secure);
-    }
-    response
 }
 
 /// Why an unsafe request was not let through.

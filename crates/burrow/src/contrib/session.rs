@@ -26,7 +26,6 @@ use axum::Router;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
-use axum::middleware::{Next, from_fn};
 use axum::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +35,7 @@ use crate::app::App;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, SettingInfo};
 use crate::context::AppContext;
 use crate::error::Error;
+use crate::http::around::{Around, AroundLayer};
 
 const COOKIE_NAME: Setting<String> =
     Setting::new("session.cookie_name").default("_session").help("Name of the session cookie");
@@ -141,9 +141,7 @@ impl App for Sessions {
             cookie_name: cookie_name(&self.cookie_name, secure),
             secure,
         });
-        router.layer(from_fn(move |request: Request, next: Next| {
-            session_middleware(config.clone(), request, next)
-        }))
+        router.layer(AroundLayer(SessionLayer(config)))
     }
 }
 
@@ -178,52 +176,64 @@ pub(crate) fn generated_key(setting: &SettingInfo, missing: &str, what: &str) ->
     key
 }
 
-async fn session_middleware(
-    config: Arc<SessionConfig>,
-    mut request: Request,
-    next: Next,
-) -> Response {
-    let session = Session {
-        state: Arc::new(Mutex::new(State {
-            data: Data::Unread(RequestCookies::of(request.headers())),
-            changed: false,
-            regenerated: false,
-        })),
-        config: config.clone(),
-    };
-    request.extensions_mut().insert(session.clone());
-    let mut response = next.run(request).await;
-    // Serialized only when the cookie is rewritten: most requests leave the session alone.
-    let encoded = {
-        let mut state = session.lock();
-        if !state.changed {
-            return response;
-        }
-        let (data, existed) = state.read(&config);
-        if data.is_empty() && !existed {
-            return response;
-        }
-        (!data.is_empty()).then(|| serde_json::to_vec(data))
-    };
-    let (value, max_age) = match encoded {
-        None => (String::new(), 0),
-        Some(encoded) => {
-            let encoded = encoded.map_err(|e| e.to_string()).and_then(|bytes| {
-                config.codec.encode(&config.cookie_name, &bytes, now()).map_err(|e| e.to_string())
-            });
-            match encoded {
-                Ok(value) => (value, config.codec.max_age()),
-                // `insert` refuses what does not fit, so this is not expected; if it happens,
-                // the handler's work (often a committed write) still gets its answer.
-                Err(e) => {
-                    tracing::error!("session cookie not written: {e}");
-                    return response;
+/// The session in the request's extensions before the routes run; after them, the cookie
+/// rewritten if the session changed. Neither step waits, so it is an [`Around`] layer.
+#[derive(Clone)]
+struct SessionLayer(Arc<SessionConfig>);
+
+impl Around for SessionLayer {
+    type State = Session;
+
+    fn before(&self, request: &mut Request) -> Session {
+        let session = Session {
+            state: Arc::new(Mutex::new(State {
+                data: Data::Unread(RequestCookies::of(request.headers())),
+                changed: false,
+                regenerated: false,
+            })),
+            config: self.0.clone(),
+        };
+        request.extensions_mut().insert(session.clone());
+        session
+    }
+
+    fn after(&self, session: Session, mut response: Response) -> Response {
+        let config = &self.0;
+        // Serialized only when the cookie is rewritten: most requests leave the session
+        // alone.
+        let encoded = {
+            let mut state = session.lock();
+            if !state.changed {
+                return response;
+            }
+            let (data, existed) = state.read(config);
+            if data.is_empty() && !existed {
+                return response;
+            }
+            (!data.is_empty()).then(|| serde_json::to_vec(data))
+        };
+        let (value, max_age) = match encoded {
+            None => (String::new(), 0),
+            Some(encoded) => {
+                let encoded = encoded.map_err(|e| e.to_string()).and_then(|bytes| {
+                    let at = now();
+                    config.codec.encode(&config.cookie_name, &bytes, at).map_err(|e| e.to_string())
+                });
+                match encoded {
+                    Ok(value) => (value, config.codec.max_age()),
+                    // `insert` refuses what does not fit, so this is not expected; if it
+                    // happens, the handler's work (often a committed write) still gets its
+                    // answer.
+                    Err(e) => {
+                        tracing::error!("session cookie not written: {e}");
+                        return response;
+                    }
                 }
             }
-        }
-    };
-    append_cookie(&mut response, &config.cookie_name, &value, max_age, config.secure);
-    response
+        };
+        append_cookie(&mut response, &config.cookie_name, &value, max_age, config.secure);
+        response
+    }
 }
 
 /// Appends `Set-Cookie` for a framework cookie (session, CSRF); `max_age` 0 deletes it.

@@ -17,6 +17,7 @@
 //! line with the duration.
 
 mod access_log;
+pub(crate) mod around;
 pub(crate) mod dev;
 pub(crate) mod errors;
 pub(crate) mod health;
