@@ -22,6 +22,13 @@ use crate::template::{RequestInfo, Templates};
 
 /// Renders `res` as the error page if it is an unhandled error response (status ≥ 400)
 /// of the request that `summary` describes; the core layer calls this on every response.
+/// Whether [`render`] has anything to do: a cause to log, or an error status that has no
+/// page of its own yet.
+pub(crate) fn needs_render(res: &Response) -> bool {
+    res.extensions().get::<LogDetail>().is_some()
+        || (res.status().as_u16() >= 400 && res.extensions().get::<Handled>().is_none())
+}
+
 pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
     if let Some(LogDetail(detail)) = res.extensions().get::<LogDetail>() {
         // Here rather than where the error was made: the request id ties the line to the
@@ -36,12 +43,6 @@ pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
     if res.status().as_u16() < 400 || res.extensions().get::<Handled>().is_some() {
         return res;
     }
-    // Boxed: the state of this rare path (the body being read, the headers kept) would
-    // otherwise be part of every request's future, a larger allocation for all of them.
-    Box::pin(render_error(summary, res)).await
-}
-
-async fn render_error(summary: &Summary, res: Response) -> Response {
     let info = std::sync::Arc::new(summary.info());
     let status = res.status();
     // Keep what the original response said besides its body (Allow on 405, Retry-After,

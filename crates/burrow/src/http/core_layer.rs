@@ -1,0 +1,174 @@
+//! The core layer: what every request gets around the routes. Before them: the request
+//! id, the templates and database extensions. While they run: the request timeout (503).
+//! After them: the error page, the echoed request id, the access log line and
+//! `Connection: close` while draining.
+//!
+//! A tower service with its own future rather than an async function under `from_fn`:
+//! the common path (a handler that answers, no error page) allocates nothing here, where
+//! `from_fn` boxed a 2 KiB future and a clone of the service below on every request. The
+//! timer is armed only when the handler has to wait, and the rare asynchronous work (an
+//! error page, `--dev`'s reload script) goes into a boxed future of its own.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+use tower::{Layer, Service};
+
+use super::errors::{self, Summary};
+use super::{Draining, access_log, dev, request_id};
+use crate::request::RequestId;
+use crate::template::Templates;
+
+/// What the core layer adds to every request.
+pub(crate) struct Core {
+    pub(crate) templates: Templates,
+    pub(crate) db: crate::Db,
+    pub(crate) draining: Draining,
+    /// `--request-timeout`: a handler still running then is answered 503.
+    pub(crate) request_timeout: Duration,
+    /// `--dev`: pages get the reload script, and the access log is one readable line with
+    /// the duration.
+    pub(crate) dev: bool,
+}
+
+#[derive(Clone)]
+pub(crate) struct CoreLayer(pub(crate) Arc<Core>);
+
+impl<S> Layer<S> for CoreLayer {
+    type Service = CoreService<S>;
+
+    fn layer(&self, inner: S) -> CoreService<S> {
+        CoreService { core: self.0.clone(), inner }
+    }
+}
+
+#[derive(Clone)]
+pub(crate) struct CoreService<S> {
+    core: Arc<Core>,
+    inner: S,
+}
+
+impl<S, R> Service<Request> for CoreService<S>
+where
+    S: Service<Request, Response = R, Error = Infallible>,
+    R: IntoResponse,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = CoreFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let start = Instant::now();
+        let http1 = request.version() <= Version::HTTP_11;
+        let id = request_id::of(&request);
+        let extensions = request.extensions_mut();
+        extensions.insert(id.clone());
+        extensions.insert(self.core.templates.clone());
+        extensions.insert(self.core.db.clone());
+        let summary = Summary::of(&request);
+        CoreFuture {
+            inner: self.inner.call(request),
+            timer: None,
+            finishing: None,
+            after: Some(After { core: self.core.clone(), summary, id, start, http1 }),
+        }
+    }
+}
+
+pin_project! {
+    pub(crate) struct CoreFuture<F> {
+        // The routes' future, polled until it answers or the timer fires.
+        #[pin]
+        inner: F,
+        // Armed on the first poll that has to wait.
+        timer: Option<Pin<Box<Sleep>>>,
+        // The rare asynchronous end (error page, `--dev` script), once it started.
+        finishing: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
+        // What the end needs; taken when the routes answered.
+        after: Option<After>,
+    }
+}
+
+impl<F, R> Future for CoreFuture<F>
+where
+    F: Future<Output = Result<R, Infallible>>,
+    R: IntoResponse,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(finishing) = this.finishing {
+            return finishing.as_mut().poll(cx).map(Ok);
+        }
+        let response = match this.inner.poll(cx) {
+            Poll::Ready(Ok(response)) => response.into_response(),
+            Poll::Pending => {
+                let after = this.after.as_ref().expect("CoreFuture polled after it completed");
+                let deadline = after.start + after.core.request_timeout;
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
+                ready!(timer.as_mut().poll(cx));
+                StatusCode::SERVICE_UNAVAILABLE.into_response()
+            }
+        };
+        let after = this.after.take().expect("CoreFuture polled after it completed");
+        if !after.core.dev && !errors::needs_render(&response) {
+            return Poll::Ready(Ok(after.finish(response)));
+        }
+        let mut finishing = Box::pin(after.finish_rendered(response));
+        let polled = finishing.as_mut().poll(cx);
+        *this.finishing = Some(finishing);
+        polled.map(Ok)
+    }
+}
+
+/// The request as the end of the core layer needs it.
+struct After {
+    core: Arc<Core>,
+    summary: Summary,
+    id: RequestId,
+    start: Instant,
+    http1: bool,
+}
+
+impl After {
+    /// The end for a response that needs no error page and no script.
+    fn finish(self, mut response: Response) -> Response {
+        request_id::echo(&self.id, &mut response);
+        if self.core.dev {
+            dev::log_request(&self.summary, &response, self.start);
+        } else {
+            access_log::log(&self.summary, &response, self.start);
+        }
+        if self.http1 && self.core.draining.is_set() {
+            response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
+    }
+
+    /// The end with the error page rendered and, with `--dev`, the reload script added
+    /// (error pages get it too, so fixing a broken template reloads the page that showed
+    /// the error).
+    async fn finish_rendered(self, response: Response) -> Response {
+        let mut response = errors::render(&self.summary, response).await;
+        if self.core.dev {
+            response = dev::inject_script(response).await;
+        }
+        self.finish(response)
+    }
+}
