@@ -18,7 +18,7 @@ use crate::logging::{self, ACCESS_TARGET};
 use crate::settings::LogFormat;
 
 pub(crate) fn log(request: &Summary, response: &Response, start: Instant) {
-    let line = Line {
+    let line = AccessLine {
         method: request.method.as_str(),
         // The path only: query strings may carry tokens.
         path: request.uri.path(),
@@ -34,7 +34,7 @@ pub(crate) fn log(request: &Summary, response: &Response, start: Instant) {
 }
 
 /// What an access line says.
-struct Line<'a> {
+struct AccessLine<'a> {
     method: &'a str,
     path: &'a str,
     status: u16,
@@ -43,7 +43,7 @@ struct Line<'a> {
     peer: Option<IpAddr>,
 }
 
-impl Line<'_> {
+impl AccessLine<'_> {
     fn trace(&self) {
         tracing::info!(
             target: ACCESS_TARGET,
@@ -72,7 +72,7 @@ impl Line<'_> {
 
     /// Appends the line: the same bytes as `tracing-subscriber`'s.
     fn format(&self, format: LogFormat, timestamp: &[u8], out: &mut Vec<u8>) {
-        let Line { method, path, status, micros, request_id, peer } = self;
+        let AccessLine { method, path, status, micros, request_id, peer } = self;
         // Writing to a Vec cannot fail.
         let _ = match format {
             LogFormat::Text => {
@@ -134,7 +134,7 @@ mod tests {
     }
 
     /// The line `tracing-subscriber` writes for `line`, configured as the server's.
-    fn subscribers_line(format: LogFormat, line: &Line) -> String {
+    fn subscribers_line(format: LogFormat, line: &AccessLine) -> String {
         let kept = Kept::default();
         let writer = kept.clone();
         let subscriber =
@@ -154,7 +154,7 @@ mod tests {
         ];
         for format in [LogFormat::Text, LogFormat::Json] {
             for (method, path, status, micros, request_id, peer) in lines {
-                let line = Line { method, path, status, micros, request_id, peer };
+                let line = AccessLine { method, path, status, micros, request_id, peer };
                 let theirs = subscribers_line(format, &line);
                 // The subscriber's own timestamp, put into ours.
                 let at = theirs.find(char::is_numeric).unwrap();

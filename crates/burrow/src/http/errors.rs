@@ -20,15 +20,19 @@ use crate::error::{
 use crate::request::{PeerAddr, RequestId};
 use crate::template::{RequestInfo, Templates};
 
-/// Renders `res` as the error page if it is an unhandled error response (status ≥ 400)
-/// of the request that `summary` describes; the core layer calls this on every response.
-/// Whether [`render`] has anything to do: a cause to log, or an error status that has no
-/// page of its own yet.
+/// Whether [`render`] has anything to do: a cause to log, or an error page to make. The
+/// core layer calls `render` only then, so most responses never enter it.
 pub(crate) fn needs_render(res: &Response) -> bool {
-    res.extensions().get::<LogDetail>().is_some()
-        || (res.status().as_u16() >= 400 && res.extensions().get::<Handled>().is_none())
+    res.extensions().get::<LogDetail>().is_some() || wants_page(res)
 }
 
+/// An error response (status ≥ 400) whose handler did not make its own page.
+fn wants_page(res: &Response) -> bool {
+    res.status().as_u16() >= 400 && res.extensions().get::<Handled>().is_none()
+}
+
+/// Logs the cause a response carries and renders it as the error page if it is an
+/// unhandled error response of the request that `summary` describes.
 pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
     if let Some(LogDetail(detail)) = res.extensions().get::<LogDetail>() {
         // Here rather than where the error was made: the request id ties the line to the
@@ -40,7 +44,7 @@ pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
             tracing::warn!(status, request_id, "{detail}");
         }
     }
-    if res.status().as_u16() < 400 || res.extensions().get::<Handled>().is_some() {
+    if !wants_page(&res) {
         return res;
     }
     let info = std::sync::Arc::new(summary.info());
