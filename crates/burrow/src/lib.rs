@@ -186,6 +186,8 @@ mod guide {
     mod forms {}
     #[doc = include_str!("../../../docs/guide/sessions.md")]
     mod sessions {}
+    #[doc = include_str!("../../../docs/guide/auth.md")]
+    mod auth {}
     #[doc = include_str!("../../../docs/guide/static-files.md")]
     mod static_files {}
     #[doc = include_str!("../../../docs/guide/deployment.md")]

@@ -425,6 +425,18 @@ pub struct Render {
     request: Arc<RequestInfo>,
 }
 
+/// Work an app's middleware leaves for a request that renders a page, done when the
+/// handler takes its [`Render`]: template functions are synchronous, so what they show
+/// must be ready before (the auth app loads the signed-in user for `current_user()`),
+/// and requests that render nothing never pay for it.
+pub(crate) trait BeforeRender: Send + Sync {
+    fn before_render(&self) -> crate::context::BoxFuture<'_, ()>;
+}
+
+/// The request extension holding the [`BeforeRender`] work.
+#[derive(Clone)]
+pub(crate) struct BeforeRenders(pub(crate) Arc<dyn BeforeRender>);
+
 impl<S: Send + Sync> FromRequestParts<S> for Render {
     type Rejection = Error;
 
@@ -434,6 +446,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Render {
             .get::<Templates>()
             .cloned()
             .ok_or_else(|| Error::internal("templates are not installed on this router"))?;
+        if let Some(BeforeRenders(before)) = parts.extensions.get::<BeforeRenders>().cloned() {
+            before.before_render().await;
+        }
         Ok(Render { templates, request: Arc::new(RequestInfo::from_parts(parts)) })
     }
 }

@@ -1,11 +1,12 @@
 //! The notes example: a complete Burrow app, built as the `server` binary.
 //!
 //! Two apps of its own, each one folder owning its routes, templates, static files and
-//! migrations, on top of the framework's theme, session, CSRF and flash-message apps:
+//! migrations, on top of the framework's theme, session, CSRF, flash-message and auth apps:
 //! - [`Pages`]: the home page, the site's brand in the theme's layout, the notes stylesheet;
 //! - [`Notes`]: notes with create, edit, delete, validation, pagination, full-text search,
 //!   htmx partials and flash messages.
 
+use burrow::contrib::auth::Auth;
 use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions, theme::Theme};
 
 mod notes;
@@ -23,5 +24,6 @@ pub fn server() -> burrow::Server {
         .app(Sessions::new())
         .app(Csrf::new())
         .app(FlashMessages)
+        .app(Auth::new())
         .app(Notes)
 }

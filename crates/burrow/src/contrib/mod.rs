@@ -13,6 +13,7 @@
 //!     .run();
 //! ```
 
+pub mod auth;
 pub mod csrf;
 pub mod messages;
 pub mod securecookie;

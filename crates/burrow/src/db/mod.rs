@@ -59,7 +59,7 @@ pub(crate) use migrate::{MigrationStatus, Migrations};
 pub use burrow_macros::FromRow;
 pub use row::{FromRow, Row};
 pub use sqlite::{Checkpoints, WAL_RESTART_BYTES};
-pub use value::{FromValue, Value, utc_now};
+pub use value::{FromValue, Value, utc_at, utc_now};
 
 use postgres::PgPool;
 use sqlite::SqlitePool;

@@ -150,7 +150,12 @@ fn describe(value: &Value) -> &'static str {
 /// The current time in UTC as stored by Burrow's tables on both engines:
 /// `2026-12-02T10:33:52Z` (RFC 3339, whole seconds), which sorts as text.
 pub fn utc_now() -> String {
-    let now = time::OffsetDateTime::now_utc();
+    utc_at(time::OffsetDateTime::now_utc())
+}
+
+/// `at` as [`utc_now`] writes it (e.g. an expiry: `utc_at(now + 15 minutes)`).
+pub fn utc_at(at: time::OffsetDateTime) -> String {
+    let now = at.to_offset(time::UtcOffset::UTC);
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
         now.year(),

@@ -3,6 +3,7 @@
 //! serves). The notes example's tests drive the real binary over sockets.
 
 mod apps;
+mod auth;
 mod builder;
 mod client;
 mod db;

@@ -5,6 +5,7 @@
 //!
 //! Each module but `support` (the harness they share) tests one area.
 
+mod accounts;
 mod browser;
 mod cli;
 mod dev;

@@ -1,0 +1,281 @@
+//! Who is signed in: the session holds a user id and the user's session generation; the
+//! user is loaded (one indexed query) the first time a request asks — an extractor below,
+//! or a page render for `current_user()` — and never for requests that do not.
+//!
+//! A session is valid while its generation is the user's current one and the user is
+//! active: logout, a role change or a deactivation raise the generation, and every other
+//! session of the user (a copied cookie too) is anonymous from its next request on.
+
+use std::sync::Arc;
+
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use super::users::{self, User};
+use crate::Db;
+use crate::context::BoxFuture;
+use crate::contrib::session::Session;
+use crate::error::Error;
+use crate::http::around::Around;
+use crate::http::errors::wants_json;
+use crate::template::BeforeRender;
+
+/// Where the session keeps the signed-in user.
+const SESSION_KEY: &str = "_auth";
+
+#[derive(Serialize, Deserialize)]
+struct SignedIn {
+    id: i64,
+    generation: i64,
+}
+
+/// Shared by every request: the database, and where anonymous visitors are sent.
+pub(crate) struct AuthConfig {
+    pub(crate) db: Db,
+    pub(crate) login_path: &'static str,
+    /// `--auth-login-redirect` and `--auth-logout-redirect`.
+    pub(crate) login_redirect: String,
+    pub(crate) logout_redirect: String,
+}
+
+/// The request's view of who is signed in; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct AuthState(Arc<Inner>);
+
+struct Inner {
+    config: Arc<AuthConfig>,
+    session: Option<Session>,
+    user: OnceCell<Option<Arc<User>>>,
+}
+
+impl AuthState {
+    /// The signed-in user, loaded on first call.
+    pub(crate) async fn user(&self) -> Result<Option<Arc<User>>, Error> {
+        let inner = &self.0;
+        let user =
+            inner.user.get_or_try_init(|| async { self.load().await.map(|u| u.map(Arc::new)) });
+        Ok(user.await?.clone())
+    }
+
+    /// The user if already loaded (templates cannot wait; a render loads it first).
+    pub(crate) fn loaded(&self) -> Option<Arc<User>> {
+        self.0.user.get().cloned().flatten()
+    }
+
+    async fn load(&self) -> Result<Option<User>, Error> {
+        let Some(session) = &self.0.session else { return Ok(None) };
+        let Some(signed_in) = session.get::<SignedIn>(SESSION_KEY) else { return Ok(None) };
+        let id = signed_in.id;
+        let user = self.0.config.db.read(move |c| users::by_id(c, id)).await?;
+        match user {
+            Some(user) if user.is_active && user.session_generation == signed_in.generation => {
+                Ok(Some(user))
+            }
+            // Signed out elsewhere, deactivated or deleted: this session is anonymous now,
+            // and its cookie stops claiming otherwise.
+            _ => {
+                session.remove(SESSION_KEY);
+                Ok(None)
+            }
+        }
+    }
+
+    pub(crate) fn session(&self) -> Option<&Session> {
+        self.0.session.as_ref()
+    }
+
+    pub(crate) fn config(&self) -> &AuthConfig {
+        &self.0.config
+    }
+
+    pub(crate) fn of(parts: &Parts) -> Result<AuthState, Error> {
+        parts
+            .extensions
+            .get::<AuthState>()
+            .cloned()
+            .ok_or_else(|| Error::internal("the auth app is not registered on this server"))
+    }
+}
+
+impl BeforeRender for AuthState {
+    fn before_render(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            // A failed lookup renders the page as anonymous; the extractor that needed the
+            // user would have failed the request itself.
+            if let Err(e) = self.user().await {
+                tracing::warn!("current user not loaded for the page: {}", e.message());
+            }
+        })
+    }
+}
+
+/// Puts an [`AuthState`] in every request's extensions (after the session app's layer).
+#[derive(Clone)]
+pub(crate) struct AuthLayer(pub(crate) Arc<AuthConfig>);
+
+impl Around for AuthLayer {
+    type State = ();
+
+    fn before(&self, request: &mut Request) {
+        let state = AuthState(Arc::new(Inner {
+            config: self.0.clone(),
+            session: request.extensions().get::<Session>().cloned(),
+            user: OnceCell::new(),
+        }));
+        let render: Arc<dyn BeforeRender> = Arc::new(state.clone());
+        request.extensions_mut().insert(crate::template::BeforeRenders(render));
+        request.extensions_mut().insert(state);
+    }
+
+    fn after(&self, _: (), response: Response) -> Response {
+        response
+    }
+}
+
+/// Signs `user` in on this session: the session is regenerated (and the CSRF secret with
+/// it), so nothing learned about the anonymous session carries over.
+pub fn login(session: &Session, user: &User) -> Result<(), Error> {
+    session.regenerate();
+    let signed_in = SignedIn { id: user.id, generation: user.session_generation };
+    session.insert(SESSION_KEY, signed_in).map_err(|e| Error::internal(e.to_string()))
+}
+
+/// Signs this session out (the caller ends the user's other sessions).
+pub(crate) fn logout(session: &Session) {
+    session.remove(SESSION_KEY);
+    session.regenerate();
+}
+
+/// The signed-in user, if any; never rejects.
+///
+/// ```no_run
+/// use burrow::contrib::auth::CurrentUser;
+/// async fn hello(CurrentUser(user): CurrentUser) -> String {
+///     match user {
+///         Some(user) => format!("Hello, {}!", user.name()),
+///         None => "Hello, stranger!".into(),
+///     }
+/// }
+/// ```
+pub struct CurrentUser(pub Option<Arc<User>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        Ok(CurrentUser(AuthState::of(parts)?.user().await?))
+    }
+}
+
+/// A signed-in user, or no handler: anonymous visitors are sent to the login page with
+/// `next` set to where they were going (htmx requests get `HX-Redirect`, JSON clients a
+/// 401).
+pub struct RequireAuth(pub Arc<User>);
+
+/// A signed-in staff member or admin; other signed-in users get the 403 page.
+pub struct RequireStaff(pub Arc<User>);
+
+/// A signed-in admin; other signed-in users get the 403 page.
+pub struct RequireAdmin(pub Arc<User>);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireAuth {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        signed_in(parts).await.map(RequireAuth)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireStaff {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let user = signed_in(parts).await?;
+        if !user.is_staff() {
+            return Err(Error::forbidden("This page is for staff only.").into_response());
+        }
+        Ok(RequireStaff(user))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequireAdmin {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
+        let user = signed_in(parts).await?;
+        if !user.is_admin() {
+            return Err(Error::forbidden("This page is for admins only.").into_response());
+        }
+        Ok(RequireAdmin(user))
+    }
+}
+
+async fn signed_in(parts: &Parts) -> Result<Arc<User>, Response> {
+    let state = AuthState::of(parts).map_err(IntoResponse::into_response)?;
+    match state.user().await.map_err(IntoResponse::into_response)? {
+        Some(user) => Ok(user),
+        None => Err(to_login(parts, state.config().login_path)),
+    }
+}
+
+/// The answer to an anonymous request for a page that needs a user.
+fn to_login(parts: &Parts, login_path: &str) -> Response {
+    if wants_json(&parts.headers) {
+        return Error::new(StatusCode::UNAUTHORIZED, "Sign in first.").into_response();
+    }
+    let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let query = safe_next(next).and_then(|next| serde_urlencoded::to_string([("next", next)]).ok());
+    let location = match query {
+        Some(query) => format!("{login_path}?{query}"),
+        None => login_path.to_string(),
+    };
+    if parts.headers.contains_key("hx-request") {
+        // htmx would swap a redirect's target into the page; this makes it navigate.
+        let mut response = StatusCode::NO_CONTENT.into_response();
+        if let Ok(value) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert("hx-redirect", value);
+        }
+        return response;
+    }
+    let mut response = Redirect::to(&location).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// `next` if it is a path on this site: it must start with one `/`, and contain no
+/// backslash or control character (browsers read `/\evil` and `//evil` as another host).
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+        && next.len() <= 2048;
+    ok.then_some(next)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_path_on_this_site_only() {
+        assert_eq!(safe_next("/notes?page=2"), Some("/notes?page=2"));
+        assert_eq!(safe_next("/"), Some("/"));
+        for evil in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "evil",
+            "",
+            "/a\nb",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next(evil), None, "{evil:?}");
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! The auth app: accounts, roles, sign-in and the guards that protect pages.
+//!
+//! What is here so far: users with roles (`user`, `staff`, `admin`; the very first user
+//! is an admin), sessions that sign in and out (and that logout, a role change or a
+//! deactivation end everywhere), the guards [`RequireAuth`], [`RequireStaff`] and
+//! [`RequireAdmin`], the template functions `current_user()` and `is_authenticated()`,
+//! single-use sign-in links for operators, an audit log, and the commands
+//! `server users list|create|login-link` and `server set-role`. Passkeys (WebAuthn),
+//! recovery codes, email verification and invites build on this (issue 14).
+//!
+//! ```no_run
+//! use burrow::contrib::auth::{Auth, RequireAuth};
+//! use burrow::contrib::{csrf::Csrf, session::Sessions};
+//!
+//! async fn secret(RequireAuth(user): RequireAuth) -> String {
+//!     format!("Only {} sees this.", user.name())
+//! }
+//!
+//! burrow::Server::new("server", "1.0")
+//!     .app(Sessions::new())
+//!     .app(Csrf::new())
+//!     .app(Auth::new())
+//!     .run();
+//! ```
+//!
+//! Anonymous visitors of a guarded page are sent to `/auth/login?next=…` (htmx requests
+//! get `HX-Redirect`, JSON clients a 401); signed-in users without the role get the 403
+//! page. `next` is only ever a path on this site ([`safe_next`]).
+
+mod commands;
+mod events;
+mod guards;
+mod links;
+pub mod users;
+
+use std::sync::Arc;
+
+use axum::extract::{Form, FromRequestParts, Query};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use include_dir::Dir;
+use minijinja::context;
+use minijinja::value::{Serde, Value};
+use serde::Deserialize;
+
+pub use guards::{CurrentUser, RequireAdmin, RequireAuth, RequireStaff, login, safe_next};
+pub use users::{NewUser, Role, User, UserError};
+
+use self::guards::{AuthConfig, AuthLayer, AuthState};
+use crate::app::App;
+use crate::command::Command;
+use crate::config::{AnySetting, Config, ConfigError, Setting};
+use crate::context::AppContext;
+use crate::contrib::messages::Messages;
+use crate::error::{Error, Result};
+use crate::http::around::AroundLayer;
+use crate::request::PeerAddr;
+use crate::template::{Html, Render, TemplateEnv, request_of};
+
+static MIGRATIONS: Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/migrations");
+static TEMPLATES: Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/templates");
+
+const LOGIN_REDIRECT: Setting<String> = Setting::new("auth.login_redirect")
+    .default("/")
+    .help("Where users land after signing in (a path on this site)");
+const LOGOUT_REDIRECT: Setting<String> = Setting::new("auth.logout_redirect")
+    .default("/auth/login")
+    .help("Where users land after signing out (a path on this site)");
+
+/// Where anonymous visitors of guarded pages are sent.
+const LOGIN_PATH: &str = "/auth/login";
+
+/// Registers accounts and sign-in; needs the theme, session, CSRF and flash-message apps
+/// before it (`Server::defaults` registers them).
+#[derive(Default)]
+pub struct Auth {
+    login_redirect: String,
+    logout_redirect: String,
+}
+
+impl Auth {
+    pub fn new() -> Auth {
+        Auth::default()
+    }
+}
+
+impl App for Auth {
+    fn name(&self) -> &'static str {
+        "auth"
+    }
+
+    fn dependencies(&self) -> &'static [&'static str] {
+        &["theme", "session", "csrf", "messages"]
+    }
+
+    fn settings(&self) -> &'static [&'static dyn AnySetting] {
+        &[&LOGIN_REDIRECT, &LOGOUT_REDIRECT]
+    }
+
+    fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
+        for (setting, target) in [
+            (&LOGIN_REDIRECT, &mut self.login_redirect),
+            (&LOGOUT_REDIRECT, &mut self.logout_redirect),
+        ] {
+            let path = config.get(setting)?;
+            if safe_next(&path).is_none() {
+                return Err(config.error(setting, "expected a path on this site, e.g. /notes"));
+            }
+            *target = path;
+        }
+        Ok(())
+    }
+
+    fn migrations(&self) -> Option<&'static Dir<'static>> {
+        Some(&MIGRATIONS)
+    }
+
+    fn templates(&self) -> Option<&'static Dir<'static>> {
+        Some(&TEMPLATES)
+    }
+
+    fn template_env(&self, env: &mut TemplateEnv) {
+        // Defined on every page, so layouts can call them; the user is loaded before a
+        // page renders (see `guards`), and is absent on error pages.
+        fn user(state: &minijinja::State) -> Option<Arc<User>> {
+            let request = request_of(state)?;
+            request.extensions.get::<AuthState>()?.loaded()
+        }
+        env.add_function("current_user", |state: &minijinja::State| {
+            user(state).map_or(Value::from(()), |u| Value::from(Serde(&*u)))
+        });
+        env.add_function("is_authenticated", |state: &minijinja::State| user(state).is_some());
+    }
+
+    fn routes(&self, _ctx: &AppContext) -> Router {
+        Router::new()
+            .route("/auth/login", get(login_page))
+            .route("/auth/logout", post(logout))
+            .route("/auth/link", get(link_page).post(use_link))
+    }
+
+    fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
+        let config = AuthConfig {
+            db: ctx.db.clone(),
+            login_path: LOGIN_PATH,
+            login_redirect: self.login_redirect.clone(),
+            logout_redirect: self.logout_redirect.clone(),
+        };
+        router.layer(AroundLayer(AuthLayer(Arc::new(config))))
+    }
+
+    fn commands(&self) -> Vec<Command> {
+        commands::all()
+    }
+}
+
+/// A single-use sign-in link (what `server users login-link` prints).
+#[derive(Clone, Debug)]
+pub struct LoginLink {
+    /// `{base URL}/auth/link?token=…`: opening it shows a button that signs in.
+    pub url: String,
+    /// When it stops working (UTC, as `utc_now` writes it): 15 minutes from now.
+    pub expires_at: String,
+}
+
+/// Issues a [`LoginLink`] for an active user (logged in the audit log, the token never).
+pub async fn login_link(ctx: &AppContext, username: &str) -> Result<LoginLink, UserError> {
+    let name = username.to_string();
+    let issued = ctx
+        .db
+        .write(move |c| {
+            let Some(user) = users::by_username(c, &name)? else {
+                return Ok(Err(UserError::NotFound(name)));
+            };
+            if !user.is_active {
+                return Ok(Err(UserError::Invalid(format!("user '{name}' is deactivated"))));
+            }
+            Ok(Ok(links::issue(c, &user)?))
+        })
+        .await??;
+    let base = ctx.settings.base_url.trim_end_matches('/');
+    Ok(LoginLink {
+        url: format!("{base}/auth/link?token={}", issued.token),
+        expires_at: issued.expires_at,
+    })
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for AuthState {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Error> {
+        AuthState::of(parts)
+    }
+}
+
+#[derive(Deserialize)]
+struct NextQuery {
+    next: Option<String>,
+}
+
+async fn login_page(
+    auth: AuthState,
+    Query(query): Query<NextQuery>,
+    render: Render,
+) -> Result<Html> {
+    let next = query.next.as_deref().and_then(safe_next);
+    let user = auth.user().await?;
+    render.page(
+        "auth/login.html",
+        context! { next, signed_in_as => user.map(|u| u.name().to_string()) },
+    )
+}
+
+async fn logout(auth: AuthState, messages: Messages) -> Result<Response> {
+    if let Some(user) = auth.user().await? {
+        let db = auth.config().db.clone();
+        db.write(move |c| {
+            users::end_sessions(c, user.id)?;
+            events::record(c, events::Event::new("signed_out", &user))
+        })
+        .await?;
+        messages.success("You are signed out.")?;
+    }
+    if let Some(session) = auth.session() {
+        guards::logout(session);
+    }
+    Ok(Redirect::to(&auth.config().logout_redirect).into_response())
+}
+
+#[derive(Deserialize)]
+struct LinkQuery {
+    token: Option<String>,
+}
+
+const BAD_LINK: &str = "This sign-in link is invalid, already used or expired. Ask for a new one.";
+
+async fn link_page(
+    auth: AuthState,
+    Query(query): Query<LinkQuery>,
+    render: Render,
+) -> Result<Html> {
+    let token = query.token.unwrap_or_default();
+    let peek = token.clone();
+    let user = auth.config().db.read(move |c| links::peek(c, &peek)).await?;
+    let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
+    render.page("auth/link.html", context! { token, username => user.username })
+}
+
+async fn use_link(
+    auth: AuthState,
+    messages: Messages,
+    peer: Option<Extension<PeerAddr>>,
+    Form(form): Form<LinkQuery>,
+) -> Result<Response> {
+    let token = form.token.unwrap_or_default();
+    let ip = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    let user = auth.config().db.write(move |c| links::consume(c, &token, ip)).await?;
+    let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
+    let session = auth.session().ok_or_else(|| Error::internal("no session on this request"))?;
+    login(session, &user)?;
+    messages.success(format!("Signed in as {}.", user.name()))?;
+    Ok(Redirect::to(&auth.config().login_redirect).into_response())
+}

@@ -1,0 +1,291 @@
+//! The auth app through the whole stack, on both engines: accounts and roles, sign-in
+//! links, the guards' answers to anonymous, htmx and JSON clients, and sessions that end
+//! everywhere on logout and role changes.
+
+use burrow::axum::Router;
+use burrow::axum::body::Body;
+use burrow::axum::http::{Request, StatusCode, header};
+use burrow::axum::routing::get;
+use burrow::contrib::auth::users::{self, NewUser, Role, UserError};
+use burrow::contrib::auth::{
+    Auth, CurrentUser, RequireAdmin, RequireAuth, RequireStaff, login_link,
+};
+use burrow::db::params;
+use burrow::minijinja::context;
+use burrow::{App, AppContext, Booted, Html, Render, Server};
+
+use crate::db::PgDatabase;
+use crate::{Reply, Site, send};
+
+const HASH: &str = "5e5510a0c0ffee00112233445566778899aabbccddeeff00deadbeefcafe0b01";
+const CSRF: &str = "c5bf00d1e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7c5bf0b02";
+
+static TEMPLATES: burrow::Dir<'static> =
+    burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_auth");
+
+struct Probe;
+
+impl App for Probe {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+
+    fn dependencies(&self) -> &'static [&'static str] {
+        &["auth"]
+    }
+
+    fn templates(&self) -> Option<&'static burrow::Dir<'static>> {
+        Some(&TEMPLATES)
+    }
+
+    fn routes(&self, _ctx: &AppContext) -> Router {
+        Router::new()
+            .route("/private", get(|RequireAuth(u): RequireAuth| async move { u.username.clone() }))
+            .route("/staff", get(|RequireStaff(u): RequireStaff| async move { u.username.clone() }))
+            .route("/admin", get(|RequireAdmin(u): RequireAdmin| async move { u.username.clone() }))
+            .route(
+                "/whoami",
+                get(|CurrentUser(u): CurrentUser| async move {
+                    u.map_or("anonymous".to_string(), |u| u.username.clone())
+                }),
+            )
+            .route(
+                "/page",
+                get(|render: Render| async move {
+                    render.page("probe.html", context! {}).map(|Html(body)| body)
+                }),
+            )
+    }
+}
+
+fn server() -> Server {
+    Server::new("s", "1").defaults("Site").app(Auth::new()).app(Probe)
+}
+
+/// A server on SQLite or on a fresh PostgreSQL database.
+struct Env {
+    booted: Booted,
+    _site: Site,
+    _pg: Option<PgDatabase>,
+}
+
+fn boot(postgres: bool) -> Env {
+    let site = Site::new();
+    let pg = postgres.then(PgDatabase::create);
+    let dsn = match &pg {
+        Some(pg) => pg.url.clone(),
+        None => site.db().display().to_string(),
+    };
+    let args = ["server", "--database-dsn", &dsn, "--session-hash-key", HASH, "--csrf-key", CSRF];
+    // Building connects with PostgreSQL's blocking client, which must not run on a
+    // runtime thread.
+    let booted = tokio::task::block_in_place(|| server().build(args)).expect("server builds");
+    Env { booted, _site: site, _pg: pg }
+}
+
+/// One browser: its cookies, and requests that carry them (and the CSRF header).
+#[derive(Clone, Default)]
+struct Browser {
+    cookies: Vec<(String, String)>,
+}
+
+impl Browser {
+    async fn request(&mut self, router: &Router, req: Request<Body>) -> Reply {
+        let reply = send(router, req).await;
+        for value in reply.headers.get_all(header::SET_COOKIE) {
+            let text = value.to_str().unwrap();
+            let (pair, attrs) = text.split_once(';').unwrap_or((text, ""));
+            let (name, value) = pair.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != name);
+            if !attrs.contains("Max-Age=0") {
+                self.cookies.push((name.to_string(), value.to_string()));
+            }
+        }
+        reply
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn get(&mut self, router: &Router, path: &str) -> Reply {
+        let req = Request::get(path).header(header::COOKIE, self.cookie_header());
+        self.request(router, req.body(Body::empty()).unwrap()).await
+    }
+
+    /// A form POST with the CSRF token of a page that rendered one.
+    async fn post(&mut self, router: &Router, path: &str, form: &str) -> Reply {
+        let page = self.get(router, "/page").await;
+        let token = between(&page.body, "name=\"csrf_token\" value=\"", "\"");
+        let body = if form.is_empty() {
+            format!("csrf_token={token}")
+        } else {
+            format!("{form}&csrf_token={token}")
+        };
+        let req = Request::post(path)
+            .header(header::COOKIE, self.cookie_header())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        self.request(router, req.body(Body::from(body)).unwrap()).await
+    }
+
+    /// Follows a sign-in link the way a person does: open it, press the button.
+    async fn sign_in(&mut self, env: &Env, username: &str) {
+        let router = &env.booted.router;
+        let link = login_link(&env.booted.ctx, username).await.expect("link issued");
+        let path = link.url.split_once("://").unwrap().1;
+        let path = &path[path.find('/').unwrap()..];
+        let page = self.get(router, path).await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains(&format!("Sign in as {username}")), "{}", page.body);
+        let token = path.split_once("token=").unwrap().1;
+        let done = self.post(router, "/auth/link", &format!("token={token}")).await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.headers[header::LOCATION], "/");
+        assert_eq!(self.get(router, "/whoami").await.body, username);
+    }
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text.find(start).unwrap_or_else(|| panic!("no {start:?} in {text}")) + start.len();
+    let len = text[from..].find(end).unwrap();
+    &text[from..from + len]
+}
+
+async fn create(env: &Env, username: &str, role: Option<Role>) -> Result<users::User, UserError> {
+    let new = NewUser { username: username.into(), role, ..NewUser::default() };
+    env.booted.ctx.db.write(move |c| Ok(users::create(c, &new))).await.unwrap()
+}
+
+async fn guards_send_anonymous_visitors_to_sign_in(postgres: bool) {
+    let env = boot(postgres);
+    let router = &env.booted.router;
+    let mut anonymous = Browser::default();
+    let reply = anonymous.get(router, "/private?tab=2").await;
+    assert_eq!(reply.status, StatusCode::SEE_OTHER);
+    assert_eq!(reply.headers[header::LOCATION], "/auth/login?next=%2Fprivate%3Ftab%3D2");
+    // htmx navigates instead of swapping the login page into a fragment.
+    let req = Request::get("/staff").header("hx-request", "true").body(Body::empty()).unwrap();
+    let reply = send(router, req).await;
+    assert_eq!(reply.status, StatusCode::NO_CONTENT);
+    assert_eq!(reply.headers["hx-redirect"], "/auth/login?next=%2Fstaff");
+    // JSON clients get a 401 they can read.
+    let req = Request::get("/admin").header(header::ACCEPT, "application/json");
+    let reply = send(router, req.body(Body::empty()).unwrap()).await;
+    assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
+    assert!(reply.body.contains("\"error\""), "{}", reply.body);
+    assert_eq!(anonymous.get(router, "/whoami").await.body, "anonymous");
+    let page = anonymous.get(router, "/page").await;
+    assert!(
+        page.body.contains("authenticated: false") && page.body.contains("Sign in"),
+        "{}",
+        page.body
+    );
+    // The login page keeps a safe `next` only.
+    let login = anonymous.get(router, "/auth/login?next=//evil.example").await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(!login.body.contains("evil.example"), "{}", login.body);
+}
+
+async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
+    let env = boot(postgres);
+    let router = &env.booted.router;
+    let db = &env.booted.ctx.db;
+
+    // The first account is an admin whatever was asked; later ones get what was asked.
+    let alice = create(&env, "Alice", Some(Role::User)).await.unwrap();
+    assert_eq!((alice.username.as_str(), alice.role), ("alice", Role::Admin));
+    let bob = create(&env, "bob", None).await.unwrap();
+    assert_eq!(bob.role, Role::User);
+    assert!(matches!(create(&env, "ALICE", None).await, Err(UserError::Taken("username"))));
+    assert!(matches!(create(&env, "a b", None).await, Err(UserError::Invalid(_))));
+
+    let mut alice_browser = Browser::default();
+    alice_browser.sign_in(&env, "alice").await;
+    assert_eq!(alice_browser.get(router, "/admin").await.body, "alice");
+    let page = alice_browser.get(router, "/page").await;
+    assert!(page.body.contains("authenticated: true") && page.body.contains("user: alice"));
+    assert!(page.body.contains("Sign out"), "{}", page.body);
+
+    // A used link is spent; an expired one never worked.
+    let link = login_link(&env.booted.ctx, "bob").await.unwrap();
+    let token = link.url.split_once("token=").unwrap().1.to_string();
+    let mut mallory = Browser::default();
+    let used = mallory.post(router, "/auth/link", &format!("token={token}")).await;
+    assert_eq!(used.status, StatusCode::SEE_OTHER);
+    let again = Browser::default().post(router, "/auth/link", &format!("token={token}")).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
+    let stale = login_link(&env.booted.ctx, "bob").await.unwrap();
+    db.write(|c| c.execute("UPDATE auth_tokens SET expires_at = '2000-01-01T00:00:00Z'", &[]))
+        .await
+        .unwrap();
+    let path = &stale.url[stale.url.find("/auth/").unwrap()..];
+    assert_eq!(Browser::default().get(router, path).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(Browser::default().get(router, "/auth/link?token=nope").await.status, 400);
+
+    // bob is no staff member: the 403 page, not the login page.
+    let mut bob_browser = Browser::default();
+    bob_browser.sign_in(&env, "bob").await;
+    assert_eq!(bob_browser.get(router, "/staff").await.status, StatusCode::FORBIDDEN);
+    // Promoted, his sessions end (they carried the old role); signed in again, he is staff.
+    db.write(|c| Ok(users::set_role(c, "bob", Role::Staff))).await.unwrap().unwrap();
+    assert_eq!(bob_browser.get(router, "/whoami").await.body, "anonymous");
+    assert_eq!(mallory.get(router, "/whoami").await.body, "anonymous");
+    bob_browser.sign_in(&env, "bob").await;
+    assert_eq!(bob_browser.get(router, "/staff").await.body, "bob");
+    assert_eq!(bob_browser.get(router, "/admin").await.status, StatusCode::FORBIDDEN);
+
+    // The last admin stays one.
+    let demoted = db.write(|c| Ok(users::set_role(c, "alice", Role::User))).await.unwrap();
+    assert!(matches!(demoted, Err(UserError::LastAdmin)));
+
+    // Logout ends every session of the user: a copy of the cookie is anonymous after it.
+    let copied = alice_browser.clone();
+    let out = alice_browser.post(router, "/auth/logout", "").await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(out.headers[header::LOCATION], "/auth/login");
+    assert_eq!(alice_browser.get(router, "/whoami").await.body, "anonymous");
+    let mut replay = copied;
+    assert_eq!(replay.get(router, "/private").await.status, StatusCode::SEE_OTHER);
+
+    // The audit log has it all, and no token.
+    let sql = "SELECT event, username, detail FROM auth_events ORDER BY id";
+    let events: Vec<(String, String, String)> = db.read(move |c| c.query(sql, &[])).await.unwrap();
+    let names: Vec<&str> = events.iter().map(|(e, _, _)| e.as_str()).collect();
+    for expected in ["user_created", "login_link_issued", "signed_in", "role_changed", "signed_out"]
+    {
+        assert!(names.contains(&expected), "{expected} missing from {names:?}");
+    }
+    assert!(events.iter().all(|(_, _, detail)| !detail.contains(&token)));
+    let count = "SELECT count(*) FROM auth_events WHERE event = ? AND username = ?";
+    let (n,): (i64,) =
+        db.read(move |c| c.query_one(count, params!["signed_in", "bob"])).await.unwrap();
+    assert_eq!(n, 3, "bob signed in with three links (one by mallory)");
+}
+
+mod guards {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        guards_send_anonymous_visitors_to_sign_in(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        guards_send_anonymous_visitors_to_sign_in(true).await;
+    }
+}
+
+mod accounts {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        roles_links_and_sessions_that_end_everywhere(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        roles_links_and_sessions_that_end_everywhere(true).await;
+    }
+}
