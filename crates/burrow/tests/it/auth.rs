@@ -184,6 +184,10 @@ async fn guards_send_anonymous_visitors_to_sign_in(postgres: bool) {
     let login = anonymous.get(router, "/auth/login?next=//evil.example").await;
     assert_eq!(login.status, StatusCode::OK);
     assert!(!login.body.contains("evil.example"), "{}", login.body);
+    assert!(login.body.contains("data-passkey-login"), "passkeys are on: {}", login.body);
+    assert!(!login.body.contains("Passkeys are off"), "{}", login.body);
+    let register = anonymous.get(router, "/auth/register").await;
+    assert!(register.body.contains("data-passkey-register"), "{}", register.body);
 }
 
 async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
@@ -288,4 +292,130 @@ mod accounts {
     async fn postgres() {
         roles_links_and_sessions_that_end_everywhere(true).await;
     }
+}
+
+/// A JSON POST with the CSRF token of a page, as passkeys.js sends it.
+async fn post_json(browser: &mut Browser, router: &Router, path: &str, body: &str) -> Reply {
+    let page = browser.get(router, "/page").await;
+    let token = between(&page.body, "name=\"csrf_token\" value=\"", "\"").to_string();
+    let req = Request::post(path)
+        .header(header::COOKIE, browser.cookie_header())
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::ACCEPT, "application/json")
+        .header("x-csrf-token", token);
+    browser.request(router, req.body(Body::from(body.to_string())).unwrap()).await
+}
+
+async fn passkey_ceremonies_refuse_what_they_did_not_begin(postgres: bool) {
+    let env = boot(postgres);
+    let router = &env.booted.router;
+    let mut browser = Browser::default();
+
+    // Registration options: a discoverable key with user verification, for this site.
+    let begin =
+        post_json(&mut browser, router, "/auth/register/begin", r#"{"username":"Zoe"}"#).await;
+    assert_eq!(begin.status, StatusCode::OK, "{}", begin.body);
+    let options: serde_json::Value = serde_json::from_str(&begin.body).unwrap();
+    let pk = &options["publicKey"];
+    assert_eq!(pk["rp"]["id"], "localhost", "{options}");
+    assert_eq!(pk["user"]["name"], "zoe");
+    assert_eq!(pk["authenticatorSelection"]["residentKey"], "required");
+    assert_eq!(pk["authenticatorSelection"]["userVerification"], "required");
+    assert!(pk["challenge"].as_str().is_some_and(|c| c.len() >= 43), "{options}");
+    // The ceremony is in the database (a restart keeps it), under a hash only.
+    let db = &env.booted.ctx.db;
+    let rows: Vec<(String, String)> =
+        db.read(|c| c.query("SELECT id, kind FROM auth_ceremonies", &[])).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].0.len(), rows[0].1.as_str()), (64, "register"));
+
+    // A forged answer is refused, and the ceremony is spent either way.
+    let forged = r#"{"id":"AAAA","rawId":"AAAA","type":"public-key",
+        "response":{"attestationObject":"AAAA","clientDataJSON":"AAAA"},"extensions":{}}"#;
+    let finish = post_json(&mut browser, router, "/auth/register/finish", forged).await;
+    assert_eq!(finish.status, StatusCode::BAD_REQUEST, "{}", finish.body);
+    assert!(finish.body.contains("\"error\""), "{}", finish.body);
+    let again = post_json(&mut browser, router, "/auth/register/finish", forged).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.body.contains("expired or was already used"), "{}", again.body);
+    assert_eq!(create(&env, "someone", None).await.unwrap().role, Role::Admin, "no user yet");
+
+    // A taken username is refused before any ceremony; a sign-in never begun is refused.
+    let taken =
+        post_json(&mut browser, router, "/auth/register/begin", r#"{"username":"SOMEONE"}"#).await;
+    assert_eq!(taken.status, StatusCode::BAD_REQUEST);
+    assert!(taken.body.contains("already taken"), "{}", taken.body);
+    let assertion = r#"{"credential":{"id":"AAAA","rawId":"AAAA","type":"public-key",
+        "response":{"authenticatorData":"AAAA","clientDataJSON":"AAAA","signature":"AAAA",
+        "userHandle":null},"extensions":{}}}"#;
+    let stranger =
+        post_json(&mut Browser::default(), router, "/auth/login/finish", assertion).await;
+    assert_eq!(stranger.status, StatusCode::BAD_REQUEST, "{}", stranger.body);
+    // Sign-in options ask for user verification and name no credential (usernameless).
+    let begin = post_json(&mut browser, router, "/auth/login/begin", "{}").await;
+    let options: serde_json::Value = serde_json::from_str(&begin.body).unwrap();
+    assert_eq!(options["publicKey"]["userVerification"], "required", "{options}");
+    assert!(options["publicKey"]["allowCredentials"].as_array().is_none_or(|a| a.is_empty()));
+    let unknown = post_json(&mut browser, router, "/auth/login/finish", assertion).await;
+    assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
+    assert_eq!(browser.get(router, "/whoami").await.body, "anonymous");
+    // Without the CSRF token, nothing begins.
+    let req = Request::post("/auth/login/begin").header(header::ACCEPT, "application/json");
+    let refused = send(router, req.body(Body::from("{}")).unwrap()).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+}
+
+#[test]
+fn passkeys_need_a_domain_name_a_start_up_error_names_the_setting() {
+    let site = Site::new();
+    let dsn = site.db().display().to_string();
+    let build = |extra: &[&str]| {
+        let mut args = vec!["server", "--database-dsn", &dsn];
+        args.extend_from_slice(extra);
+        server().build(args).err().map(|e| e.to_string()).unwrap_or_default()
+    };
+    let ip = build(&["--auth-webauthn-rp-origin", "http://127.0.0.1:8080"]);
+    assert!(ip.contains("--auth-webauthn-rp-origin") && ip.contains("domain name"), "{ip}");
+    let foreign = build(&["--auth-webauthn-rp-id", "example.com"]);
+    assert!(
+        foreign.contains("--auth-webauthn-rp-id") && foreign.contains("example.com"),
+        "{foreign}"
+    );
+    let redirect = build(&["--auth-login-redirect", "https://evil.example/"]);
+    assert!(redirect.contains("--auth-login-redirect"), "{redirect}");
+    assert!(!site.db().exists(), "nothing written before the error");
+}
+
+mod passkeys {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        passkey_ceremonies_refuse_what_they_did_not_begin(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        passkey_ceremonies_refuse_what_they_did_not_begin(true).await;
+    }
+}
+
+/// A server on an IP address (no domain name in its base URL) runs; passkeys are off, and
+/// say so, while sign-in links still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_an_ip_address_passkeys_are_off_and_say_why() {
+    let site = Site::new();
+    let dsn = site.db().display().to_string();
+    let args = ["server", "--database-dsn", &dsn, "--base-url", "http://127.0.0.1:8080"];
+    let booted = server().build(args).expect("a server on an IP address starts");
+    let env = Env { booted, _site: site, _pg: None };
+    let router = &env.booted.router;
+    let mut browser = Browser::default();
+    let begin = post_json(&mut browser, router, "/auth/login/begin", "{}").await;
+    assert_eq!(begin.status, StatusCode::SERVICE_UNAVAILABLE, "{}", begin.body);
+    assert!(begin.body.contains("no domain name"), "{}", begin.body);
+    let login = browser.get(router, "/auth/login").await;
+    assert!(login.body.contains("Passkeys are off on this server"), "{}", login.body);
+    create(&env, "ops", None).await.unwrap();
+    browser.sign_in(&env, "ops").await;
 }

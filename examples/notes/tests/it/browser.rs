@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Launch, RawRequest, Server, client, create_note, free_port, generate_notes, short, tempdir,
+    Launch, RawRequest, Server, client, create_note, db_path, free_port, generate_notes, short,
+    tempdir,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -200,6 +201,28 @@ impl Browser {
 
     async fn post(&self, path: &str, body: Value) -> Value {
         self.command(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Adds a WebDriver virtual authenticator (a platform passkey provider: CTAP2, internal
+    /// transport, resident keys, user verification that always succeeds); returns its id.
+    async fn add_virtual_authenticator(&self) -> String {
+        let options = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "automaticPresenceSimulation": true,
+        });
+        let value = self.post("/webauthn/authenticator", options).await;
+        value.as_str().unwrap_or_else(|| panic!("no authenticator id in {value}")).to_string()
+    }
+
+    /// The credentials a virtual authenticator holds.
+    async fn authenticator_credentials(&self, id: &str) -> Vec<Value> {
+        let path = format!("/webauthn/authenticator/{id}/credentials");
+        let value = self.command(reqwest::Method::GET, &path, None).await;
+        value.as_array().unwrap_or_else(|| panic!("no credential list in {value}")).clone()
     }
 
     async fn set_window_size(&self, width: u32, height: u32) {
@@ -861,4 +884,83 @@ async fn browser_phone_width_keeps_buttons_on_one_line() {
         assert!((text - line).abs() < 1.0, "the New note {what} wraps: {layout}");
         assert_eq!(layout[what]["rects"], 1, "the New note {what} is split: {layout}");
     }
+}
+
+/// Passkeys end to end in a real browser: the first account registered with a passkey (an
+/// admin), signed out, signed in again with the passkey alone (no username typed), on a
+/// server whose base URL is `http://localhost:PORT` (passkeys need a domain, not an IP).
+#[tokio::test]
+async fn browser_registers_a_passkey_and_signs_in_with_it() {
+    let _timing = Timing::start("passkeys");
+    let dir = tempdir();
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let _server = Launch::new(dir.path())
+        .args(["--port", &port.to_string(), "--base-url", &base, "--database-dsn"])
+        .arg(db_path(dir.path()))
+        .start();
+    let browser = Browser::start().await;
+    let authenticator = browser.add_virtual_authenticator().await;
+
+    browser.goto(&format!("{base}/auth/register")).await;
+    browser.type_into("#auth-username", "Alice").await;
+    browser.type_into("#auth-display-name", "Alice Liddell").await;
+    browser.click("form[data-passkey-register] button").await;
+    let signed_in = "return location.pathname === '/' && document.body.innerText.includes('Sign out') \
+                     ? document.body.innerText : '';";
+    let page =
+        browser.wait("the home page, signed in after registering", signed_in, json!([])).await;
+    let page = page.as_str().unwrap();
+    assert!(page.contains("Welcome, Alice Liddell! Your passkey is registered."), "{page}");
+    let credentials = browser.authenticator_credentials(&authenticator).await;
+    assert_eq!(credentials.len(), 1, "{credentials:?}");
+    assert_eq!(credentials[0]["isResidentCredential"], true, "a discoverable passkey");
+
+    // Signed out, the login page offers the passkey by autofill (conditional mediation),
+    // and the virtual authenticator, like a person picking it, answers at once.
+    browser.click(".user-area button").await;
+    let again = "return location.pathname === '/' \
+        && document.body.innerText.includes('Signed in as Alice Liddell.') ? 'yes' : '';";
+    browser.wait("signed in again by autofill after signing out", again, json!([])).await;
+
+    // A browser without autofill for passkeys: the button does it.
+    browser
+        .post(
+            "/goog/cdp/execute",
+            json!({
+                "cmd": "Page.addScriptToEvaluateOnNewDocument",
+                "params": { "source": "PublicKeyCredential.isConditionalMediationAvailable = \
+                                       async () => false;" },
+            }),
+        )
+        .await;
+    browser.goto(&format!("{base}/")).await;
+    browser.click(".user-area button").await;
+    browser
+        .wait(
+            "the login page after signing out",
+            "return location.pathname === '/auth/login' \
+             && document.body.innerText.includes('You are signed out.');",
+            json!([]),
+        )
+        .await;
+    browser.goto(&format!("{base}/auth/login?next=/notes")).await;
+    browser.click("[data-passkey-login]").await;
+    let signed_in_notes = "return location.pathname === '/notes' \
+        && document.body.innerText.includes('Signed in as Alice Liddell.') \
+        && document.body.innerText.includes('Sign out');";
+    browser.wait("the notes page, signed in with the button", signed_in_notes, json!([])).await;
+    let credentials = browser.authenticator_credentials(&authenticator).await;
+    assert!(credentials[0]["signCount"].as_u64().unwrap_or(0) >= 2, "{credentials:?}");
+
+    // The first account is the admin.
+    let list = Launch::new(dir.path())
+        .arg("--database-dsn")
+        .arg(db_path(dir.path()))
+        .args(["users", "list"])
+        .run();
+    assert!(
+        list.stdout.lines().any(|l| l.split_whitespace().take(3).eq(["1", "alice", "admin"])),
+        "{list:?}"
+    );
 }

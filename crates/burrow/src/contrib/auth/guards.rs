@@ -40,6 +40,19 @@ pub(crate) struct AuthConfig {
     /// `--auth-login-redirect` and `--auth-logout-redirect`.
     pub(crate) login_redirect: String,
     pub(crate) logout_redirect: String,
+    pub(crate) rp: Option<Arc<super::passkeys::RelyingParty>>,
+}
+
+impl AuthConfig {
+    /// The relying party, or the 503 that says why passkeys are off.
+    pub(crate) fn relying_party(&self) -> Result<&Arc<super::passkeys::RelyingParty>, Error> {
+        self.rp.as_ref().ok_or_else(|| {
+            Error::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Passkeys are off on this server: its base URL has no domain name.",
+            )
+        })
+    }
 }
 
 /// The request's view of who is signed in; cheap to clone.
@@ -86,6 +99,11 @@ impl AuthState {
 
     pub(crate) fn session(&self) -> Option<&Session> {
         self.0.session.as_ref()
+    }
+
+    /// The session, which sign-in needs (the session app is a dependency, so it is there).
+    pub(crate) fn session_or_error(&self) -> Result<&Session, Error> {
+        self.session().ok_or_else(|| Error::internal("no session on this request"))
     }
 
     pub(crate) fn config(&self) -> &AuthConfig {

@@ -75,7 +75,7 @@ fn valid(c: &Conn, token: &str) -> Result<Option<i64>, DbError> {
 
 /// Lowercase hex SHA-256: the lookup key of a token. The token has 256 random bits, so a
 /// fast hash is enough (there is nothing to guess), and the lookup's timing tells nothing.
-fn hash(token: &str) -> String {
+pub(super) fn hash(token: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -1,12 +1,14 @@
-//! The auth app: accounts, roles, sign-in and the guards that protect pages.
+//! The auth app: accounts with passkeys, roles, sign-in and the guards that protect pages.
 //!
-//! What is here so far: users with roles (`user`, `staff`, `admin`; the very first user
-//! is an admin), sessions that sign in and out (and that logout, a role change or a
-//! deactivation end everywhere), the guards [`RequireAuth`], [`RequireStaff`] and
-//! [`RequireAdmin`], the template functions `current_user()` and `is_authenticated()`,
-//! single-use sign-in links for operators, an audit log, and the commands
-//! `server users list|create|login-link` and `server set-role`. Passkeys (WebAuthn),
-//! recovery codes, email verification and invites build on this (issue 14).
+//! What is here so far: registration and usernameless sign-in with passkeys (WebAuthn,
+//! with autofill; ceremonies kept in the database, so they survive a restart), users with
+//! roles (`user`, `staff`, `admin`; the very first user is an admin), sessions that sign
+//! in and out (and that logout, a role change or a deactivation end everywhere), the
+//! guards [`RequireAuth`], [`RequireStaff`] and [`RequireAdmin`], the template functions
+//! `current_user()` and `is_authenticated()`, single-use sign-in links for operators, an
+//! audit log, and the commands `server users list|create|login-link` and `server
+//! set-role`. Recovery codes, managing one's passkeys, email verification and invites
+//! build on this (issue 14). docs/guide/auth.md is the guide.
 //!
 //! ```no_run
 //! use burrow::contrib::auth::{Auth, RequireAuth};
@@ -31,6 +33,7 @@ mod commands;
 mod events;
 mod guards;
 mod links;
+mod passkeys;
 pub mod users;
 
 use std::sync::Arc;
@@ -39,30 +42,35 @@ use axum::extract::{Form, FromRequestParts, Query};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Router};
+use axum::{Extension, Json, Router};
 use include_dir::Dir;
 use minijinja::context;
 use minijinja::value::{Serde, Value};
 use serde::Deserialize;
+use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential, Url};
 
 pub use guards::{CurrentUser, RequireAdmin, RequireAuth, RequireStaff, login, safe_next};
 pub use users::{NewUser, Role, User, UserError};
 
 use self::guards::{AuthConfig, AuthLayer, AuthState};
+use self::passkeys::{Options, RelyingParty};
 use crate::app::App;
 use crate::command::Command;
-use crate::config::{AnySetting, Config, ConfigError, Setting};
+use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, Source};
 use crate::context::AppContext;
 use crate::contrib::messages::Messages;
 use crate::error::{Error, Result};
 use crate::http::around::AroundLayer;
 use crate::request::PeerAddr;
+use crate::settings::Settings;
 use crate::template::{Html, Render, TemplateEnv, request_of};
 
 static MIGRATIONS: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/migrations");
 static TEMPLATES: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/templates");
+static STATIC: Dir<'static> =
+    include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/static");
 
 const LOGIN_REDIRECT: Setting<String> = Setting::new("auth.login_redirect")
     .default("/")
@@ -70,6 +78,19 @@ const LOGIN_REDIRECT: Setting<String> = Setting::new("auth.login_redirect")
 const LOGOUT_REDIRECT: Setting<String> = Setting::new("auth.logout_redirect")
     .default("/auth/login")
     .help("Where users land after signing out (a path on this site)");
+
+const RP_ID: Setting<String, Optional> = Setting::new("auth.webauthn_rp_id")
+    .optional()
+    .default_note("the base URL's host")
+    .help("WebAuthn relying party id: the domain passkeys are bound to");
+const RP_NAME: Setting<String, Optional> = Setting::new("auth.webauthn_rp_display_name")
+    .optional()
+    .default_note("the relying party id")
+    .help("Name authenticators show for this site's passkeys");
+const RP_ORIGIN: Setting<String, Optional> = Setting::new("auth.webauthn_rp_origin")
+    .optional()
+    .default_note("the base URL")
+    .help("Origin browsers sign passkey answers for");
 
 /// Where anonymous visitors of guarded pages are sent.
 const LOGIN_PATH: &str = "/auth/login";
@@ -80,6 +101,8 @@ const LOGIN_PATH: &str = "/auth/login";
 pub struct Auth {
     login_redirect: String,
     logout_redirect: String,
+    /// `None` when the base URL has no domain name (passkeys cannot work there).
+    rp: Option<Arc<RelyingParty>>,
 }
 
 impl Auth {
@@ -98,7 +121,7 @@ impl App for Auth {
     }
 
     fn settings(&self) -> &'static [&'static dyn AnySetting] {
-        &[&LOGIN_REDIRECT, &LOGOUT_REDIRECT]
+        &[&LOGIN_REDIRECT, &LOGOUT_REDIRECT, &RP_ID, &RP_NAME, &RP_ORIGIN]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
@@ -112,6 +135,30 @@ impl App for Auth {
             }
             *target = path;
         }
+        let base_url = Settings::from_config(config)?.base_url;
+        let origin = config.get(&RP_ORIGIN)?.unwrap_or(base_url);
+        let host = Url::parse(&origin).ok().and_then(|u| u.host_str().map(str::to_string));
+        let rp_id = config.get(&RP_ID)?.or(host).unwrap_or_default();
+        let name = config.get(&RP_NAME)?.unwrap_or_else(|| rp_id.clone());
+        self.rp = match RelyingParty::new(&rp_id, &name, &origin) {
+            Ok(rp) => Some(Arc::new(rp)),
+            // Set explicitly and wrong: an operator's mistake, a start-up error.
+            Err(reason) if *config.source(&RP_ID) != Source::Default => {
+                return Err(config.error(&RP_ID, &reason));
+            }
+            Err(reason) if *config.source(&RP_ORIGIN) != Source::Default => {
+                return Err(config.error(&RP_ORIGIN, &reason));
+            }
+            // Derived from a base URL without a domain (a server on an IP address): the
+            // server runs, passkeys are off until a name is configured.
+            Err(reason) => {
+                crate::secrets::warn_once_started(format!(
+                    "passkeys are off: {reason} (set --base-url or --auth-webauthn-rp-origin \
+                     to a URL with a domain name)"
+                ));
+                None
+            }
+        };
         Ok(())
     }
 
@@ -121,6 +168,10 @@ impl App for Auth {
 
     fn templates(&self) -> Option<&'static Dir<'static>> {
         Some(&TEMPLATES)
+    }
+
+    fn static_files(&self) -> Option<&'static Dir<'static>> {
+        Some(&STATIC)
     }
 
     fn template_env(&self, env: &mut TemplateEnv) {
@@ -139,6 +190,11 @@ impl App for Auth {
     fn routes(&self, _ctx: &AppContext) -> Router {
         Router::new()
             .route("/auth/login", get(login_page))
+            .route("/auth/login/begin", post(login_begin))
+            .route("/auth/login/finish", post(login_finish))
+            .route("/auth/register", get(register_page))
+            .route("/auth/register/begin", post(register_begin))
+            .route("/auth/register/finish", post(register_finish))
             .route("/auth/logout", post(logout))
             .route("/auth/link", get(link_page).post(use_link))
     }
@@ -149,6 +205,7 @@ impl App for Auth {
             login_path: LOGIN_PATH,
             login_redirect: self.login_redirect.clone(),
             logout_redirect: self.logout_redirect.clone(),
+            rp: self.rp.clone(),
         };
         router.layer(AroundLayer(AuthLayer(Arc::new(config))))
     }
@@ -209,10 +266,9 @@ async fn login_page(
 ) -> Result<Html> {
     let next = query.next.as_deref().and_then(safe_next);
     let user = auth.user().await?;
-    render.page(
-        "auth/login.html",
-        context! { next, signed_in_as => user.map(|u| u.name().to_string()) },
-    )
+    let passkeys = auth.config().rp.is_some();
+    let signed_in_as = user.map(|u| u.name().to_string());
+    render.page("auth/login.html", context! { next, signed_in_as, passkeys })
 }
 
 async fn logout(auth: AuthState, messages: Messages) -> Result<Response> {
@@ -260,8 +316,92 @@ async fn use_link(
     let ip = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let user = auth.config().db.write(move |c| links::consume(c, &token, ip)).await?;
     let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
-    let session = auth.session().ok_or_else(|| Error::internal("no session on this request"))?;
+    let session = auth.session_or_error()?;
     login(session, &user)?;
     messages.success(format!("Signed in as {}.", user.name()))?;
     Ok(Redirect::to(&auth.config().login_redirect).into_response())
+}
+
+async fn register_page(auth: AuthState, render: Render) -> Result<Response> {
+    if auth.user().await?.is_some() {
+        return Ok(Redirect::to(&auth.config().login_redirect).into_response());
+    }
+    let passkeys = auth.config().rp.is_some();
+    Ok(render.page("auth/register.html", context! { passkeys })?.into_response())
+}
+
+#[derive(Deserialize)]
+struct RegisterBegin {
+    username: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+async fn register_begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let config = auth.config();
+    let options = passkeys::begin_registration(
+        config.relying_party()?,
+        &config.db,
+        session,
+        &form.username,
+        &form.display_name,
+    )
+    .await?;
+    Ok(options_json(options))
+}
+
+async fn register_finish(
+    auth: AuthState,
+    peer: Option<Extension<PeerAddr>>,
+    messages: Messages,
+    Json(credential): Json<RegisterPublicKeyCredential>,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let config = auth.config();
+    let ip = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    let user =
+        passkeys::finish_registration(config.relying_party()?, &config.db, session, credential, ip)
+            .await?;
+    login(session, &user)?;
+    messages.success(format!("Welcome, {}! Your passkey is registered.", user.name()))?;
+    Ok(Json(serde_json::json!({ "redirect": config.login_redirect })).into_response())
+}
+
+async fn login_begin(auth: AuthState) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let config = auth.config();
+    Ok(options_json(passkeys::begin_login(config.relying_party()?, &config.db, session).await?))
+}
+
+#[derive(Deserialize)]
+struct LoginFinish {
+    credential: PublicKeyCredential,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+async fn login_finish(
+    auth: AuthState,
+    peer: Option<Extension<PeerAddr>>,
+    messages: Messages,
+    Json(form): Json<LoginFinish>,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let config = auth.config();
+    let ip = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    let user =
+        passkeys::finish_login(config.relying_party()?, &config.db, session, form.credential, ip)
+            .await?;
+    login(session, &user)?;
+    messages.success(format!("Signed in as {}.", user.name()))?;
+    let next = form.next.as_deref().and_then(safe_next).unwrap_or(&config.login_redirect);
+    Ok(Json(serde_json::json!({ "redirect": next })).into_response())
+}
+
+fn options_json(options: Options) -> Response {
+    match options {
+        Options::Create(options) => Json(options).into_response(),
+        Options::Get(options) => Json(options).into_response(),
+    }
 }

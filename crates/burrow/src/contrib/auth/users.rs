@@ -167,6 +167,15 @@ impl From<DbError> for UserError {
 /// Creates an account in the caller's write transaction. The very first user becomes an
 /// admin whatever was asked; others get `new.role` or `user`.
 pub fn create(c: &Conn, new: &NewUser) -> Result<User, UserError> {
+    create_with_handle(c, new, None)
+}
+
+/// [`create`], with the WebAuthn user handle a passkey registration chose.
+pub(crate) fn create_with_handle(
+    c: &Conn,
+    new: &NewUser,
+    webauthn_id: Option<&str>,
+) -> Result<User, UserError> {
     let username = normalize_username(&new.username).map_err(UserError::Invalid)?;
     let email = match new.email.as_deref().map(str::trim) {
         None | Some("") => None,
@@ -189,8 +198,9 @@ pub fn create(c: &Conn, new: &NewUser) -> Result<User, UserError> {
     // Checked above; another instance on the same PostgreSQL database may still win the
     // race, and then the constraint answers (the transaction is over: no more queries).
     let inserted = c.execute(
-        "INSERT INTO users (username, email, display_name, role) VALUES (?, ?, ?, ?)",
-        params![username.as_str(), email, new.display_name.trim(), role.as_str()],
+        "INSERT INTO users (username, email, display_name, role, webauthn_id) \
+         VALUES (?, ?, ?, ?, ?)",
+        params![username.as_str(), email, new.display_name.trim(), role.as_str(), webauthn_id],
     );
     match inserted {
         Err(e) if e.is_unique_violation() => return Err(UserError::Taken("username or email")),
@@ -203,6 +213,10 @@ pub fn create(c: &Conn, new: &NewUser) -> Result<User, UserError> {
 
 pub fn by_id(c: &Conn, id: i64) -> Result<Option<User>, DbError> {
     c.query_opt(&format!("SELECT {COLUMNS} FROM users WHERE id = ?"), params![id])
+}
+
+pub(crate) fn by_webauthn_id(c: &Conn, handle: &str) -> Result<Option<User>, DbError> {
+    c.query_opt(&format!("SELECT {COLUMNS} FROM users WHERE webauthn_id = ?"), params![handle])
 }
 
 pub fn by_username(c: &Conn, username: &str) -> Result<Option<User>, DbError> {

@@ -1,0 +1,303 @@
+//! Passkeys: registration and sign-in with WebAuthn (webauthn-rs), usernameless.
+//!
+//! Each ceremony is two requests. `begin` answers the options the browser passes to
+//! `navigator.credentials.create()`/`get()` (`{"publicKey": …}`) and keeps the server's
+//! half in `auth_ceremonies`, under the SHA-256 of a random id that only the browser's
+//! session holds; `finish` takes that row (once: it is deleted in the same transaction)
+//! and verifies the browser's answer. Kept in the database, a ceremony begun before a
+//! SIGHUP restart, or on another instance, finishes after it; it expires after 5 minutes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use serde::{Deserialize, Serialize};
+use webauthn_rs::prelude::{
+    AuthenticationResult, DiscoverableAuthentication, Passkey, PasskeyRegistration,
+    PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
+    Webauthn, WebauthnBuilder,
+};
+
+use super::events::{self, Event};
+use super::links::hash;
+use super::users::{self, NewUser, User, UserError};
+use crate::contrib::session::Session;
+use crate::db::{Conn, DbError, params, utc_at, utc_now};
+use crate::error::Error;
+
+/// How long a begun ceremony can be finished.
+const CEREMONY_LIFETIME: Duration = Duration::from_secs(5 * 60);
+
+/// Where the session keeps the id of the ceremony in progress.
+const SESSION_KEY: &str = "_auth_ceremony";
+
+/// The relying party: who passkeys are for (`--auth-webauthn-rp-id`, its name and origin).
+pub(crate) struct RelyingParty {
+    pub(crate) webauthn: Webauthn,
+}
+
+impl RelyingParty {
+    /// Fails (for a start-up error naming the setting) when `rp_id` is not the origin's
+    /// host or a parent domain of it; an IP address is never one.
+    pub(crate) fn new(rp_id: &str, name: &str, origin: &str) -> Result<RelyingParty, String> {
+        let origin = Url::parse(origin).map_err(|e| format!("'{origin}' is not a URL: {e}"))?;
+        if origin.domain().is_none() {
+            return Err(format!(
+                "passkeys need a domain name, not an IP address ('{origin}'): use localhost or \
+                 a name"
+            ));
+        }
+        let builder = WebauthnBuilder::new(rp_id, &origin).map_err(|_| {
+            format!("'{rp_id}' is not the host of '{origin}' or a parent domain of it")
+        })?;
+        let webauthn = builder
+            .rp_name(name)
+            .build()
+            .map_err(|e| format!("passkeys cannot be configured: {e}"))?;
+        Ok(RelyingParty { webauthn })
+    }
+}
+
+/// What the server keeps of a ceremony between `begin` and `finish`.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+enum Ceremony {
+    Register { username: String, display_name: String, handle: String, state: PasskeyRegistration },
+    Login { state: DiscoverableAuthentication },
+}
+
+impl Ceremony {
+    fn kind(&self) -> &'static str {
+        match self {
+            Ceremony::Register { .. } => "register",
+            Ceremony::Login { .. } => "login",
+        }
+    }
+}
+
+/// The answer to a `begin`: the options for the browser.
+pub(crate) enum Options {
+    /// webauthn-rs's `CreationChallengeResponse`, as JSON to ask for a discoverable key.
+    Create(serde_json::Value),
+    Get(RequestChallengeResponse),
+}
+
+/// Starts registering a new account with a passkey.
+pub(crate) async fn begin_registration(
+    rp: &RelyingParty,
+    db: &crate::Db,
+    session: &Session,
+    username: &str,
+    display_name: &str,
+) -> Result<Options, Error> {
+    let username = users::normalize_username(username).map_err(Error::bad_request)?;
+    let taken = username.clone();
+    if db.read(move |c| users::by_username(c, &taken)).await?.is_some() {
+        return Err(Error::bad_request("That username is already taken."));
+    }
+    let mut handle = [0u8; 16];
+    crate::random::fill(&mut handle);
+    let handle = Uuid::from_bytes(handle);
+    let shown = if display_name.trim().is_empty() { &username } else { display_name.trim() };
+    let (options, state) =
+        rp.webauthn
+            .start_passkey_registration(handle, &username, shown, None)
+            .map_err(|e| Error::internal(format!("passkey registration options: {e}")))?;
+    // A discoverable credential (webauthn-rs asks for none): what lets people sign in
+    // without typing a username. The options are JSON for the browser either way.
+    let mut options = serde_json::to_value(&options).map_err(|e| Error::internal(e.to_string()))?;
+    let selection = &mut options["publicKey"]["authenticatorSelection"];
+    selection["residentKey"] = "required".into();
+    selection["requireResidentKey"] = true.into();
+    let ceremony = Ceremony::Register {
+        username,
+        display_name: display_name.trim().to_string(),
+        handle: handle.to_string(),
+        state,
+    };
+    store(db, session, ceremony).await?;
+    Ok(Options::Create(options))
+}
+
+/// Finishes a registration: the account and its first passkey, created together.
+pub(crate) async fn finish_registration(
+    rp: &Arc<RelyingParty>,
+    db: &crate::Db,
+    session: &Session,
+    credential: RegisterPublicKeyCredential,
+    ip: Option<std::net::IpAddr>,
+) -> Result<User, Error> {
+    let rp = rp.clone();
+    let id = ceremony_id(session)?;
+    let user = db
+        .write(move |c| {
+            let Some(Ceremony::Register { username, display_name, handle, state }) = take(c, &id)?
+            else {
+                return Ok(Err(expired()));
+            };
+            let passkey = match rp.webauthn.finish_passkey_registration(&credential, &state) {
+                Ok(passkey) => passkey,
+                Err(e) => {
+                    return Ok(Err(Error::bad_request(format!(
+                        "The passkey was not accepted: {e}."
+                    ))));
+                }
+            };
+            let new = NewUser { username, display_name, ..NewUser::default() };
+            let user = match users::create_with_handle(c, &new, Some(&handle)) {
+                Ok(user) => user,
+                Err(UserError::Db(e)) => return Err(e),
+                Err(e) => return Ok(Err(Error::bad_request(format!("{e}.")))),
+            };
+            insert_credential(c, &user, &passkey, "Passkey")?;
+            events::record(
+                c,
+                Event::new("registered", &user).detail(format!("role {}", user.role)).ip(ip),
+            )?;
+            Ok(Ok(user))
+        })
+        .await??;
+    session.remove(SESSION_KEY);
+    Ok(user)
+}
+
+/// Starts a usernameless sign-in: any passkey of this site may answer.
+pub(crate) async fn begin_login(
+    rp: &RelyingParty,
+    db: &crate::Db,
+    session: &Session,
+) -> Result<Options, Error> {
+    let (options, state) = rp
+        .webauthn
+        .start_discoverable_authentication()
+        .map_err(|e| Error::internal(format!("passkey sign-in options: {e}")))?;
+    store(db, session, Ceremony::Login { state }).await?;
+    Ok(Options::Get(options))
+}
+
+/// Finishes a sign-in: the user whose passkey signed the challenge. Refused: an unknown
+/// passkey, a signature counter that went backwards (a cloned authenticator), an inactive
+/// user.
+pub(crate) async fn finish_login(
+    rp: &Arc<RelyingParty>,
+    db: &crate::Db,
+    session: &Session,
+    credential: PublicKeyCredential,
+    ip: Option<std::net::IpAddr>,
+) -> Result<User, Error> {
+    let rp = rp.clone();
+    let id = ceremony_id(session)?;
+    let user = db
+        .write(move |c| {
+            let Some(Ceremony::Login { state }) = take(c, &id)? else {
+                return Ok(Err(expired()));
+            };
+            let refused = || Ok(Err(Error::bad_request("This passkey is not registered here.")));
+            let Ok((handle, credential_id)) =
+                rp.webauthn.identify_discoverable_authentication(&credential)
+            else {
+                return refused();
+            };
+            let credential_id = B64.encode(credential_id);
+            let Some(user) = users::by_webauthn_id(c, &handle.to_string())? else {
+                return refused();
+            };
+            let sql = "SELECT id, passkey FROM credentials WHERE credential_id = ? AND user_id = ?";
+            let row: Option<(i64, String)> =
+                c.query_opt(sql, params![credential_id.as_str(), user.id])?;
+            let Some((row_id, stored)) = row else { return refused() };
+            let mut passkey: Passkey = serde_json::from_str(&stored)
+                .map_err(|e| DbError::Other(format!("stored passkey {row_id}: {e}")))?;
+            let result = match rp.webauthn.finish_discoverable_authentication_v2(
+                &credential,
+                state,
+                &passkey,
+            ) {
+                Ok(result) => result,
+                Err(e) => {
+                    let detail = format!("passkey {row_id}: {e}");
+                    events::record(c, Event::new("sign_in_failed", &user).detail(detail).ip(ip))?;
+                    return Ok(Err(Error::bad_request("The passkey's answer was not accepted.")));
+                }
+            };
+            if !user.is_active {
+                return Ok(Err(Error::forbidden("This account is deactivated.")));
+            }
+            record_use(c, row_id, &mut passkey, &result)?;
+            events::record(c, Event::new("signed_in", &user).detail("with a passkey").ip(ip))?;
+            Ok(Ok(user))
+        })
+        .await??;
+    session.remove(SESSION_KEY);
+    Ok(user)
+}
+
+fn insert_credential(c: &Conn, user: &User, passkey: &Passkey, name: &str) -> Result<(), DbError> {
+    let json = serde_json::to_string(passkey).map_err(|e| DbError::Other(e.to_string()))?;
+    c.execute(
+        "INSERT INTO credentials (user_id, credential_id, passkey, name) VALUES (?, ?, ?, ?)",
+        params![user.id, B64.encode(passkey.cred_id()), json, name],
+    )?;
+    Ok(())
+}
+
+fn record_use(
+    c: &Conn,
+    row_id: i64,
+    passkey: &mut Passkey,
+    result: &AuthenticationResult,
+) -> Result<(), DbError> {
+    passkey.update_credential(result);
+    let json = serde_json::to_string(passkey).map_err(|e| DbError::Other(e.to_string()))?;
+    c.execute(
+        "UPDATE credentials SET passkey = ?, sign_count = ?, backup_eligible = ?, \
+         backup_state = ?, last_used_at = ? WHERE id = ?",
+        params![
+            json,
+            i64::from(result.counter()),
+            result.backup_eligible(),
+            result.backup_state(),
+            utc_now(),
+            row_id
+        ],
+    )?;
+    Ok(())
+}
+
+fn expired() -> Error {
+    Error::bad_request("This sign-in or registration expired or was already used. Try again.")
+}
+
+/// Keeps `ceremony` in the database under a new id that only this session knows.
+async fn store(db: &crate::Db, session: &Session, ceremony: Ceremony) -> Result<(), Error> {
+    let mut raw = [0u8; 32];
+    crate::random::fill(&mut raw);
+    let raw = B64.encode(raw);
+    let key = hash(&raw);
+    let kind = ceremony.kind();
+    let data = serde_json::to_string(&ceremony).map_err(|e| Error::internal(e.to_string()))?;
+    let expires_at = utc_at(time::OffsetDateTime::now_utc() + CEREMONY_LIFETIME);
+    db.write(move |c| {
+        // Expired ceremonies are cleaned up by whoever starts a new one.
+        c.execute("DELETE FROM auth_ceremonies WHERE expires_at <= ?", params![utc_now()])?;
+        c.execute(
+            "INSERT INTO auth_ceremonies (id, kind, data, expires_at) VALUES (?, ?, ?, ?)",
+            params![key, kind, data, expires_at],
+        )
+    })
+    .await?;
+    session.insert(SESSION_KEY, raw).map_err(|e| Error::internal(e.to_string()))
+}
+
+fn ceremony_id(session: &Session) -> Result<String, Error> {
+    session.get::<String>(SESSION_KEY).map(|raw| hash(&raw)).ok_or_else(expired)
+}
+
+/// Takes (deletes and returns) an unexpired ceremony.
+fn take(c: &Conn, id: &str) -> Result<Option<Ceremony>, DbError> {
+    let sql = "SELECT data FROM auth_ceremonies WHERE id = ? AND expires_at > ?";
+    let row: Option<(String,)> = c.query_opt(sql, params![id, utc_now()])?;
+    c.execute("DELETE FROM auth_ceremonies WHERE id = ?", params![id])?;
+    Ok(row.and_then(|(data,)| serde_json::from_str(&data).ok()))
+}

@@ -1,0 +1,148 @@
+// Passkeys for the auth app's pages: registration (form[data-passkey-register]) and
+// sign-in (a button [data-passkey-login], and autofill where the browser offers it).
+// No framework and no build step: the WebAuthn calls, base64url both ways, and JSON
+// posts that carry the page's CSRF token.
+(function () {
+  "use strict";
+
+  function decode(text) {
+    const b64 = text.replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(b64 + "===".slice((b64.length + 3) % 4));
+    return Uint8Array.from(bin, (c) => c.charCodeAt(0));
+  }
+
+  function encode(buffer) {
+    const bytes = new Uint8Array(buffer);
+    let bin = "";
+    for (const b of bytes) bin += String.fromCharCode(b);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  function csrfToken() {
+    const marked = document.querySelector("[data-csrf-token]");
+    return marked ? marked.getAttribute("data-csrf-token") : "";
+  }
+
+  async function post(url, body) {
+    const res = await fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: {
+        "Content-Type": "application/json",
+        Accept: "application/json",
+        "X-CSRF-Token": csrfToken(),
+      },
+      body: JSON.stringify(body),
+    });
+    const data = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(data.error || "The server answered " + res.status + ".");
+    return data;
+  }
+
+  function creationOptions(options) {
+    const pk = options.publicKey;
+    pk.challenge = decode(pk.challenge);
+    pk.user.id = decode(pk.user.id);
+    (pk.excludeCredentials || []).forEach((c) => (c.id = decode(c.id)));
+    return pk;
+  }
+
+  function requestOptions(options) {
+    const pk = options.publicKey;
+    pk.challenge = decode(pk.challenge);
+    (pk.allowCredentials || []).forEach((c) => (c.id = decode(c.id)));
+    return pk;
+  }
+
+  function registrationJSON(cred) {
+    const r = cred.response;
+    return {
+      id: cred.id,
+      rawId: encode(cred.rawId),
+      type: cred.type,
+      response: {
+        attestationObject: encode(r.attestationObject),
+        clientDataJSON: encode(r.clientDataJSON),
+        transports: r.getTransports ? r.getTransports() : [],
+      },
+      extensions: cred.getClientExtensionResults(),
+    };
+  }
+
+  function assertionJSON(cred) {
+    const r = cred.response;
+    return {
+      id: cred.id,
+      rawId: encode(cred.rawId),
+      type: cred.type,
+      response: {
+        authenticatorData: encode(r.authenticatorData),
+        clientDataJSON: encode(r.clientDataJSON),
+        signature: encode(r.signature),
+        userHandle: r.userHandle ? encode(r.userHandle) : null,
+      },
+      extensions: cred.getClientExtensionResults(),
+    };
+  }
+
+  function report(error) {
+    const box = document.querySelector("[data-passkey-status]");
+    if (!box || error.name === "AbortError") return;
+    box.textContent =
+      error.name === "NotAllowedError"
+        ? "The passkey request was cancelled or timed out."
+        : error.message;
+    box.hidden = false;
+  }
+
+  if (!window.PublicKeyCredential) {
+    report(new Error("This browser does not support passkeys."));
+    return;
+  }
+
+  const register = document.querySelector("form[data-passkey-register]");
+  if (register) {
+    register.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      try {
+        const options = await post("/auth/register/begin", {
+          username: register.elements.username.value,
+          display_name: register.elements.display_name.value,
+        });
+        const cred = await navigator.credentials.create({ publicKey: creationOptions(options) });
+        const done = await post("/auth/register/finish", registrationJSON(cred));
+        window.location.assign(done.redirect);
+      } catch (error) {
+        report(error);
+      }
+    });
+  }
+
+  const login = document.querySelector("[data-passkey-login]");
+  if (login) {
+    let autofill = null;
+    const signIn = async (conditional) => {
+      const options = await post("/auth/login/begin", {});
+      const request = { publicKey: requestOptions(options) };
+      if (conditional) {
+        autofill = new AbortController();
+        request.mediation = "conditional";
+        request.signal = autofill.signal;
+      }
+      const cred = await navigator.credentials.get(request);
+      const next = login.getAttribute("data-next");
+      const done = await post("/auth/login/finish", { credential: assertionJSON(cred), next });
+      window.location.assign(done.redirect);
+    };
+    login.addEventListener("click", () => {
+      if (autofill) autofill.abort();
+      signIn(false).catch(report);
+    });
+    // Autofill: the browser offers the site's passkeys in the username field.
+    if (PublicKeyCredential.isConditionalMediationAvailable) {
+      PublicKeyCredential.isConditionalMediationAvailable().then((available) => {
+        if (available) signIn(true).catch(report);
+      });
+    }
+  }
+})();
