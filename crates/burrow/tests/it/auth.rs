@@ -419,3 +419,76 @@ async fn on_an_ip_address_passkeys_are_off_and_say_why() {
     create(&env, "ops", None).await.unwrap();
     browser.sign_in(&env, "ops").await;
 }
+
+async fn recovery_codes_sign_in_once_each(postgres: bool) {
+    let env = boot(postgres);
+    let router = &env.booted.router;
+    let db = &env.booted.ctx.db;
+    create(&env, "carol", None).await.unwrap();
+    let mut carol = Browser::default();
+    carol.sign_in(&env, "carol").await;
+
+    // Made on request, shown once, never cached.
+    let regenerate = carol.post(router, "/auth/recovery-codes/regenerate", "").await;
+    assert_eq!(regenerate.status, StatusCode::SEE_OTHER);
+    assert_eq!(regenerate.headers[header::LOCATION], "/auth/recovery-codes/");
+    let shown = carol.get(router, "/auth/recovery-codes/").await;
+    assert_eq!(shown.headers[header::CACHE_CONTROL], "no-store");
+    let codes: Vec<String> = shown
+        .body
+        .split("<li><code>")
+        .skip(1)
+        .map(|rest| rest[..rest.find('<').unwrap()].to_string())
+        .collect();
+    assert_eq!(codes.len(), 8, "{}", shown.body);
+    let again = carol.get(router, "/auth/recovery-codes/").await;
+    assert!(!again.body.contains(&codes[0]), "codes are shown once");
+    assert!(again.body.contains("<strong>8</strong> unused"), "{}", again.body);
+    let stored: Vec<(String,)> =
+        db.read(|c| c.query("SELECT code_hash FROM recovery_codes", &[])).await.unwrap();
+    assert_eq!(stored.len(), 8);
+    let plain = codes[0].replace('-', "");
+    assert!(stored.iter().all(|(h,)| !h.contains(&plain)), "only hashes are stored");
+
+    carol.post(router, "/auth/logout", "").await;
+    let mut stranger = Browser::default();
+    for (username, code) in
+        [("carol", "aaaa-bbbb-cccc"), ("nobody", codes[1].as_str()), ("carol", "")]
+    {
+        let form = format!("username={username}&code={code}");
+        let wrong = stranger.post(router, "/auth/recovery", &form).await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{username} {code}");
+        assert!(wrong.body.contains("do not match an unused code"), "{}", wrong.body);
+    }
+    // Any case, without dashes.
+    let typed = codes[1].to_uppercase().replace('-', "");
+    let used =
+        stranger.post(router, "/auth/recovery", &format!("username=Carol&code={typed}")).await;
+    assert_eq!(used.status, StatusCode::SEE_OTHER, "{}", used.body);
+    assert_eq!(used.headers[header::LOCATION], "/auth/recovery-codes/");
+    assert_eq!(stranger.get(router, "/whoami").await.body, "carol");
+    let page = stranger.get(router, "/auth/recovery-codes/").await;
+    assert!(page.body.contains("<strong>7</strong> unused"), "{}", page.body);
+    stranger.post(router, "/auth/logout", "").await;
+    // Once only.
+    let form = format!("username=carol&code={}", codes[1]);
+    let reused = Browser::default().post(router, "/auth/recovery", &form).await;
+    assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let sql = "SELECT detail FROM auth_events WHERE event = 'recovery_code_used'";
+    let events: Vec<(String,)> = db.read(move |c| c.query(sql, &[])).await.unwrap();
+    assert_eq!(events, [("7 left".to_string(),)]);
+}
+
+mod recovery {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        recovery_codes_sign_in_once_each(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        recovery_codes_sign_in_once_each(true).await;
+    }
+}

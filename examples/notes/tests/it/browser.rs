@@ -906,12 +906,19 @@ async fn browser_registers_a_passkey_and_signs_in_with_it() {
     browser.type_into("#auth-username", "Alice").await;
     browser.type_into("#auth-display-name", "Alice Liddell").await;
     browser.click("form[data-passkey-register] button").await;
-    let signed_in = "return location.pathname === '/' && document.body.innerText.includes('Sign out') \
-                     ? document.body.innerText : '';";
-    let page =
-        browser.wait("the home page, signed in after registering", signed_in, json!([])).await;
-    let page = page.as_str().unwrap();
+    // Registered and signed in, the recovery codes are shown, once.
+    let codes = "return location.pathname === '/auth/recovery-codes/' \
+        ? [...document.querySelectorAll('ul.recovery-codes code')].map(c => c.textContent) : null;";
+    let codes = browser.wait("the recovery codes after registering", codes, json!([])).await;
+    let codes = codes.as_array().unwrap();
+    assert_eq!(codes.len(), 8, "{codes:?}");
+    assert!(codes.iter().all(|c| c.as_str().unwrap().len() == 14), "{codes:?}");
+    let page = browser.text("main").await;
     assert!(page.contains("Welcome, Alice Liddell! Your passkey is registered."), "{page}");
+    browser.click("main a.button").await;
+    let signed_in =
+        "return location.pathname === '/' && document.body.innerText.includes('Sign out');";
+    browser.wait("the home page, signed in after registering", signed_in, json!([])).await;
     let credentials = browser.authenticator_credentials(&authenticator).await;
     assert_eq!(credentials.len(), 1, "{credentials:?}");
     assert_eq!(credentials[0]["isResidentCredential"], true, "a discoverable passkey");

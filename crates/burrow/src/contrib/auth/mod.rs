@@ -6,9 +6,9 @@
 //! in and out (and that logout, a role change or a deactivation end everywhere), the
 //! guards [`RequireAuth`], [`RequireStaff`] and [`RequireAdmin`], the template functions
 //! `current_user()` and `is_authenticated()`, single-use sign-in links for operators, an
-//! audit log, and the commands `server users list|create|login-link` and `server
-//! set-role`. Recovery codes, managing one's passkeys, email verification and invites
-//! build on this (issue 14). docs/guide/auth.md is the guide.
+//! audit log, recovery codes, and the commands `server users list|create|login-link` and
+//! `server set-role`. Managing one's passkeys, email verification and invites build on
+//! this (issue 14). docs/guide/auth.md is the guide.
 //!
 //! ```no_run
 //! use burrow::contrib::auth::{Auth, RequireAuth};
@@ -34,12 +34,14 @@ mod events;
 mod guards;
 mod links;
 mod passkeys;
+mod recovery;
 pub mod users;
 
 use std::sync::Arc;
 
 use axum::extract::{Form, FromRequestParts, Query};
 use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
@@ -196,6 +198,9 @@ impl App for Auth {
             .route("/auth/register/begin", post(register_begin))
             .route("/auth/register/finish", post(register_finish))
             .route("/auth/logout", post(logout))
+            .route("/auth/recovery", get(recovery_page).post(use_recovery_code))
+            .route("/auth/recovery-codes/", get(recovery_codes_page))
+            .route("/auth/recovery-codes/regenerate", post(regenerate_recovery_codes))
             .route("/auth/link", get(link_page).post(use_link))
     }
 
@@ -364,8 +369,9 @@ async fn register_finish(
         passkeys::finish_registration(config.relying_party()?, &config.db, session, credential, ip)
             .await?;
     login(session, &user)?;
+    session.insert(NEW_CODES, true).map_err(|e| Error::internal(e.to_string()))?;
     messages.success(format!("Welcome, {}! Your passkey is registered.", user.name()))?;
-    Ok(Json(serde_json::json!({ "redirect": config.login_redirect })).into_response())
+    Ok(Json(serde_json::json!({ "redirect": "/auth/recovery-codes/" })).into_response())
 }
 
 async fn login_begin(auth: AuthState) -> Result<Response> {
@@ -404,4 +410,109 @@ fn options_json(options: Options) -> Response {
         Options::Create(options) => Json(options).into_response(),
         Options::Get(options) => Json(options).into_response(),
     }
+}
+
+/// Where the session marks that the next visit of the recovery-codes page makes new codes
+/// (after a registration or a regeneration): the codes are shown by the request that
+/// made them, and never stored in plain text.
+const NEW_CODES: &str = "_auth_new_codes";
+
+async fn recovery_codes_page(
+    auth: AuthState,
+    RequireAuth(user): RequireAuth,
+    render: Render,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let db = auth.config().db.clone();
+    let mut response = if session.take::<bool>(NEW_CODES).unwrap_or(false) {
+        let codes = recovery::new_codes();
+        let shown = codes.clone();
+        let hashes = tokio::task::spawn_blocking(move || {
+            codes.iter().map(|c| recovery::hash(c)).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| Error::internal(format!("hashing recovery codes: {e}")))?;
+        let owner = user.clone();
+        db.write(move |c| recovery::replace(c, &owner, &hashes)).await?;
+        render.page("auth/recovery_codes.html", context! { codes => shown })?.into_response()
+    } else {
+        let id = user.id;
+        let remaining = db.read(move |c| recovery::remaining(c, id)).await?;
+        render.page("auth/recovery_codes.html", context! { remaining })?.into_response()
+    };
+    // Codes on the page: no cache may keep it.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+async fn regenerate_recovery_codes(
+    auth: AuthState,
+    RequireAuth(_user): RequireAuth,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    session.insert(NEW_CODES, true).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Redirect::to("/auth/recovery-codes/").into_response())
+}
+
+async fn recovery_page(render: Render) -> Result<Html> {
+    render.page("auth/recovery.html", context! {})
+}
+
+#[derive(Deserialize)]
+struct RecoveryForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    code: String,
+}
+
+async fn use_recovery_code(
+    auth: AuthState,
+    messages: Messages,
+    peer: Option<Extension<PeerAddr>>,
+    render: Render,
+    Form(form): Form<RecoveryForm>,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let db = auth.config().db.clone();
+    let ip = peer.map(|Extension(PeerAddr(addr))| addr.ip());
+    let name = form.username.clone();
+    let (user, stored) = db.read(move |c| recovery::unused(c, &name)).await?;
+    let typed = form.code.clone();
+    let found = tokio::task::spawn_blocking(move || recovery::find(&typed, &stored))
+        .await
+        .map_err(|e| Error::internal(format!("checking a recovery code: {e}")))?;
+    let signed_in = match (user, found) {
+        (Some(user), Some(code_id)) => {
+            db.write(move |c| {
+                if !recovery::use_code(c, code_id)? {
+                    return Ok(None);
+                }
+                let left = recovery::remaining(c, user.id)?;
+                let detail = format!("{left} left");
+                events::record(
+                    c,
+                    events::Event::new("recovery_code_used", &user).detail(detail).ip(ip),
+                )?;
+                events::record(
+                    c,
+                    events::Event::new("signed_in", &user).detail("with a recovery code").ip(ip),
+                )?;
+                Ok(Some((user, left)))
+            })
+            .await?
+        }
+        _ => None,
+    };
+    let Some((user, left)) = signed_in else {
+        let username = form.username;
+        let error = "That username and recovery code do not match an unused code.";
+        let page = render.page("auth/recovery.html", context! { username, error })?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    };
+    login(session, &user)?;
+    messages.success(format!(
+        "Signed in with a recovery code. {left} unused code(s) left: add a passkey or make new codes."
+    ))?;
+    Ok(Redirect::to("/auth/recovery-codes/").into_response())
 }
