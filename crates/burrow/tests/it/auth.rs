@@ -140,7 +140,8 @@ impl Browser {
         let token = path.split_once("token=").unwrap().1;
         let done = self.post(router, "/auth/link", &format!("token={token}")).await;
         assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
-        assert_eq!(done.headers[header::LOCATION], "/");
+        // On to adding a passkey: links are for accounts without one.
+        assert_eq!(done.headers[header::LOCATION], "/auth/credentials/");
         assert_eq!(self.get(router, "/whoami").await.body, username);
     }
 }
@@ -490,5 +491,88 @@ mod recovery {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         recovery_codes_sign_in_once_each(true).await;
+    }
+}
+
+/// A passkey row as registration writes it, without a browser (the list and the delete
+/// rules do not look inside it).
+async fn fake_passkey(env: &Env, username: &str, name: &str) -> i64 {
+    let (username, name) = (username.to_string(), name.to_string());
+    env.booted
+        .ctx
+        .db
+        .write(move |c| {
+            let user = users::by_username(c, &username)?.unwrap();
+            let credential_id = format!("{name}-{}", user.id);
+            c.execute(
+                "INSERT INTO credentials (user_id, credential_id, passkey, name) VALUES (?, ?, '{}', ?)",
+                params![user.id, credential_id, name],
+            )?;
+            c.last_insert_id()
+        })
+        .await
+        .unwrap()
+}
+
+async fn passkeys_are_listed_renamed_and_deleted_but_never_the_last(postgres: bool) {
+    let env = boot(postgres);
+    let router = &env.booted.router;
+    create(&env, "dave", None).await.unwrap();
+    create(&env, "erin", None).await.unwrap();
+    let first = fake_passkey(&env, "dave", "Laptop").await;
+    let second = fake_passkey(&env, "dave", "Phone").await;
+    let erins = fake_passkey(&env, "erin", "Erin's key").await;
+    let mut dave = Browser::default();
+    dave.sign_in(&env, "dave").await;
+    let mut other_device = Browser::default();
+    other_device.sign_in(&env, "dave").await;
+
+    let page = dave.get(router, "/auth/credentials/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Laptop") && page.body.contains("Phone"), "{}", page.body);
+    assert!(!page.body.contains("Erin"), "only one's own passkeys: {}", page.body);
+    assert!(page.body.contains("data-passkey-add"), "{}", page.body);
+
+    let renamed =
+        dave.post(router, &format!("/auth/credentials/{first}/rename"), "name=Work+laptop").await;
+    assert_eq!(renamed.status, StatusCode::SEE_OTHER);
+    assert!(dave.get(router, "/auth/credentials/").await.body.contains("Work laptop"));
+    // Someone else's passkey is not there for dave: 404, untouched.
+    let foreign =
+        dave.post(router, &format!("/auth/credentials/{erins}/rename"), "name=Mine").await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+    let foreign = dave.post(router, &format!("/auth/credentials/{erins}/delete"), "").await;
+    assert_eq!(foreign.status, StatusCode::NOT_FOUND);
+
+    // Deleting one ends dave's other sessions, not this one.
+    let deleted = dave.post(router, &format!("/auth/credentials/{second}/delete"), "").await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER);
+    let page = dave.get(router, "/auth/credentials/").await;
+    assert!(page.body.contains("Passkey deleted."), "{}", page.body);
+    assert!(!page.body.contains("Phone"), "{}", page.body);
+    assert_eq!(dave.get(router, "/whoami").await.body, "dave");
+    assert_eq!(other_device.get(router, "/whoami").await.body, "anonymous");
+    // The last one stays.
+    let last = dave.post(router, &format!("/auth/credentials/{first}/delete"), "").await;
+    assert_eq!(last.status, StatusCode::SEE_OTHER);
+    let page = dave.get(router, "/auth/credentials/").await;
+    assert!(page.body.contains("cannot be deleted"), "{}", page.body);
+    assert!(page.body.contains("Work laptop"), "{}", page.body);
+    // Anonymous: to the login page.
+    let anonymous = Browser::default().get(router, "/auth/credentials/").await;
+    assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+}
+
+mod credentials {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        passkeys_are_listed_renamed_and_deleted_but_never_the_last(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        passkeys_are_listed_renamed_and_deleted_but_never_the_last(true).await;
     }
 }

@@ -59,11 +59,12 @@ both_engines!(operator_creates_accounts_and_signs_in_with_a_link, |engine: Engin
     let sign_in = || http.post(server.url("/auth/link")).header("Cookie", &cookie).form(&form);
     let signed_in = sign_in().send().await.unwrap();
     assert_eq!(signed_in.status(), 303);
-    assert_eq!(signed_in.headers()["location"], "/");
+    assert_eq!(signed_in.headers()["location"], "/auth/credentials/");
     let session = cookies_of(&signed_in);
-    let home = http.get(server.url("/")).header("Cookie", &session).send().await.unwrap();
-    let home = home.text().await.unwrap();
-    assert!(home.contains("Signed in as alice.") && home.contains("Sign out"), "{home}");
+    let keys = http.get(server.url("/auth/credentials/")).header("Cookie", &session);
+    let keys = keys.send().await.unwrap().text().await.unwrap();
+    assert!(keys.contains("Signed in as alice.") && keys.contains("Sign out"), "{keys}");
+    assert!(keys.contains("no passkey yet") && keys.contains("Add a passkey"), "{keys}");
     // The link worked once.
     let again = sign_in().send().await.unwrap();
     assert_eq!(again.status(), 400);

@@ -971,3 +971,52 @@ async fn browser_registers_a_passkey_and_signs_in_with_it() {
         "{list:?}"
     );
 }
+
+/// How an operator lets someone in on a headless host: `server users create` and
+/// `server users login-link`, the link opened in a browser, a passkey added on the
+/// account page, then signing in with it.
+#[tokio::test]
+async fn browser_signs_in_with_a_link_and_adds_a_passkey() {
+    let _timing = Timing::start("login link and passkey");
+    let dir = tempdir();
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let cli = |args: &[&str]| {
+        let out = Launch::new(dir.path())
+            .args(["--base-url", &base, "--database-dsn"])
+            .arg(db_path(dir.path()))
+            .args(args)
+            .run();
+        assert_eq!(out.code(), Some(0), "{args:?}: {out:?}");
+        out.stdout
+    };
+    cli(&["users", "create", "ops", "--display-name", "Operator"]);
+    let printed = cli(&["users", "login-link", "ops"]);
+    let link = printed.lines().find(|l| l.starts_with(&base)).expect("a link on the base URL");
+    let _server = Launch::new(dir.path())
+        .args(["--port", &port.to_string(), "--base-url", &base, "--database-dsn"])
+        .arg(db_path(dir.path()))
+        .start();
+    let browser = Browser::start().await;
+    let authenticator = browser.add_virtual_authenticator().await;
+
+    browser.goto(link).await;
+    browser.click("main form button").await;
+    let keys = "return location.pathname === '/auth/credentials/' \
+        && document.body.innerText.includes('no passkey yet');";
+    browser.wait("the passkeys page after the link", keys, json!([])).await;
+    browser.click("[data-passkey-add]").await;
+    let added = "return document.body.innerText.includes('Passkey added.') \
+        && document.querySelectorAll('table.credentials tbody tr').length === 1;";
+    browser.wait("the new passkey in the list", added, json!([])).await;
+    assert_eq!(browser.authenticator_credentials(&authenticator).await.len(), 1);
+
+    // The link is spent; the passkey signs in (autofill answers on the login page).
+    browser.click(".user-area button").await;
+    let back = "return location.pathname === '/' \
+        && document.body.innerText.includes('Signed in as Operator.');";
+    browser.wait("signed in with the added passkey", back, json!([])).await;
+    browser.goto(link).await;
+    let spent = browser.text("main").await;
+    assert!(spent.contains("invalid, already used or expired"), "{spent}");
+}

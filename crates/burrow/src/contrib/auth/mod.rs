@@ -6,8 +6,8 @@
 //! in and out (and that logout, a role change or a deactivation end everywhere), the
 //! guards [`RequireAuth`], [`RequireStaff`] and [`RequireAdmin`], the template functions
 //! `current_user()` and `is_authenticated()`, single-use sign-in links for operators, an
-//! audit log, recovery codes, and the commands `server users list|create|login-link` and
-//! `server set-role`. Managing one's passkeys, email verification and invites build on
+//! audit log, recovery codes, a page of one's passkeys, and the commands `server users
+//! list|create|login-link` and `server set-role`. Email verification and invites build on
 //! this (issue 14). docs/guide/auth.md is the guide.
 //!
 //! ```no_run
@@ -30,6 +30,7 @@
 //! page. `next` is only ever a path on this site ([`safe_next`]).
 
 mod commands;
+mod credentials;
 mod events;
 mod guards;
 mod links;
@@ -44,7 +45,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use include_dir::Dir;
 use minijinja::context;
 use minijinja::value::{Serde, Value};
@@ -198,6 +199,11 @@ impl App for Auth {
             .route("/auth/register/begin", post(register_begin))
             .route("/auth/register/finish", post(register_finish))
             .route("/auth/logout", post(logout))
+            .route("/auth/credentials/", get(credentials::page))
+            .route("/auth/credentials/begin", post(credentials::begin))
+            .route("/auth/credentials/finish", post(credentials::finish))
+            .route("/auth/credentials/{id}/rename", post(credentials::rename))
+            .route("/auth/credentials/{id}/delete", post(credentials::delete))
             .route("/auth/recovery", get(recovery_page).post(use_recovery_code))
             .route("/auth/recovery-codes/", get(recovery_codes_page))
             .route("/auth/recovery-codes/regenerate", post(regenerate_recovery_codes))
@@ -249,6 +255,17 @@ pub async fn login_link(ctx: &AppContext, username: &str) -> Result<LoginLink, U
         url: format!("{base}/auth/link?token={}", issued.token),
         expires_at: issued.expires_at,
     })
+}
+
+/// The client's address, for the audit log (none for requests built in-process).
+pub(crate) struct ClientIp(pub(crate) Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(parts.extensions.get::<PeerAddr>().map(|PeerAddr(addr)| addr.ip())))
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for AuthState {
@@ -314,17 +331,18 @@ async fn link_page(
 async fn use_link(
     auth: AuthState,
     messages: Messages,
-    peer: Option<Extension<PeerAddr>>,
+    ClientIp(ip): ClientIp,
     Form(form): Form<LinkQuery>,
 ) -> Result<Response> {
     let token = form.token.unwrap_or_default();
-    let ip = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let user = auth.config().db.write(move |c| links::consume(c, &token, ip)).await?;
     let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
     let session = auth.session_or_error()?;
     login(session, &user)?;
-    messages.success(format!("Signed in as {}.", user.name()))?;
-    Ok(Redirect::to(&auth.config().login_redirect).into_response())
+    messages
+        .success(format!("Signed in as {}. Add a passkey to sign in next time.", user.name()))?;
+    // Where the user adds a passkey: links are for accounts without one, or that lost theirs.
+    Ok(Redirect::to("/auth/credentials/").into_response())
 }
 
 async fn register_page(auth: AuthState, render: Render) -> Result<Response> {
@@ -358,13 +376,12 @@ async fn register_begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> Res
 
 async fn register_finish(
     auth: AuthState,
-    peer: Option<Extension<PeerAddr>>,
+    ClientIp(ip): ClientIp,
     messages: Messages,
     Json(credential): Json<RegisterPublicKeyCredential>,
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
-    let ip = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let user =
         passkeys::finish_registration(config.relying_party()?, &config.db, session, credential, ip)
             .await?;
@@ -389,13 +406,12 @@ struct LoginFinish {
 
 async fn login_finish(
     auth: AuthState,
-    peer: Option<Extension<PeerAddr>>,
+    ClientIp(ip): ClientIp,
     messages: Messages,
     Json(form): Json<LoginFinish>,
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
-    let ip = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let user =
         passkeys::finish_login(config.relying_party()?, &config.db, session, form.credential, ip)
             .await?;
@@ -405,7 +421,7 @@ async fn login_finish(
     Ok(Json(serde_json::json!({ "redirect": next })).into_response())
 }
 
-fn options_json(options: Options) -> Response {
+pub(crate) fn options_json(options: Options) -> Response {
     match options {
         Options::Create(options) => Json(options).into_response(),
         Options::Get(options) => Json(options).into_response(),
@@ -469,13 +485,12 @@ struct RecoveryForm {
 async fn use_recovery_code(
     auth: AuthState,
     messages: Messages,
-    peer: Option<Extension<PeerAddr>>,
+    ClientIp(ip): ClientIp,
     render: Render,
     Form(form): Form<RecoveryForm>,
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
     let db = auth.config().db.clone();
-    let ip = peer.map(|Extension(PeerAddr(addr))| addr.ip());
     let name = form.username.clone();
     let (user, stored) = db.read(move |c| recovery::unused(c, &name)).await?;
     let typed = form.code.clone();

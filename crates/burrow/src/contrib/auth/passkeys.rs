@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::{
-    AuthenticationResult, DiscoverableAuthentication, Passkey, PasskeyRegistration,
+    AuthenticationResult, CredentialID, DiscoverableAuthentication, Passkey, PasskeyRegistration,
     PublicKeyCredential, RegisterPublicKeyCredential, RequestChallengeResponse, Url, Uuid,
     Webauthn, WebauthnBuilder,
 };
@@ -63,8 +63,20 @@ impl RelyingParty {
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
 enum Ceremony {
-    Register { username: String, display_name: String, handle: String, state: PasskeyRegistration },
-    Login { state: DiscoverableAuthentication },
+    Register {
+        username: String,
+        display_name: String,
+        handle: String,
+        state: PasskeyRegistration,
+    },
+    Login {
+        state: DiscoverableAuthentication,
+    },
+    /// Another passkey for a signed-in user.
+    Add {
+        user_id: i64,
+        state: PasskeyRegistration,
+    },
 }
 
 impl Ceremony {
@@ -72,6 +84,7 @@ impl Ceremony {
         match self {
             Ceremony::Register { .. } => "register",
             Ceremony::Login { .. } => "login",
+            Ceremony::Add { .. } => "add",
         }
     }
 }
@@ -100,16 +113,7 @@ pub(crate) async fn begin_registration(
     crate::random::fill(&mut handle);
     let handle = Uuid::from_bytes(handle);
     let shown = if display_name.trim().is_empty() { &username } else { display_name.trim() };
-    let (options, state) =
-        rp.webauthn
-            .start_passkey_registration(handle, &username, shown, None)
-            .map_err(|e| Error::internal(format!("passkey registration options: {e}")))?;
-    // A discoverable credential (webauthn-rs asks for none): what lets people sign in
-    // without typing a username. The options are JSON for the browser either way.
-    let mut options = serde_json::to_value(&options).map_err(|e| Error::internal(e.to_string()))?;
-    let selection = &mut options["publicKey"]["authenticatorSelection"];
-    selection["residentKey"] = "required".into();
-    selection["requireResidentKey"] = true.into();
+    let (options, state) = creation_options(rp, handle, &username, shown, None)?;
     let ceremony = Ceremony::Register {
         username,
         display_name: display_name.trim().to_string(),
@@ -118,6 +122,104 @@ pub(crate) async fn begin_registration(
     };
     store(db, session, ceremony).await?;
     Ok(Options::Create(options))
+}
+
+/// Options for creating a discoverable passkey (webauthn-rs asks for none: discoverable
+/// credentials are what let people sign in without typing a username), as the JSON the
+/// browser gets.
+fn creation_options(
+    rp: &RelyingParty,
+    handle: Uuid,
+    username: &str,
+    shown: &str,
+    exclude: Option<Vec<CredentialID>>,
+) -> Result<(serde_json::Value, PasskeyRegistration), Error> {
+    let (options, state) = rp
+        .webauthn
+        .start_passkey_registration(handle, username, shown, exclude)
+        .map_err(|e| Error::internal(format!("passkey registration options: {e}")))?;
+    let mut options = serde_json::to_value(&options).map_err(|e| Error::internal(e.to_string()))?;
+    let selection = &mut options["publicKey"]["authenticatorSelection"];
+    selection["residentKey"] = "required".into();
+    selection["requireResidentKey"] = true.into();
+    Ok((options, state))
+}
+
+/// Starts adding a passkey to a signed-in user's account; the passkeys they have are
+/// excluded (an authenticator that holds one says so instead of making a second).
+pub(crate) async fn begin_adding(
+    rp: &RelyingParty,
+    db: &crate::Db,
+    session: &Session,
+    user: &User,
+) -> Result<Options, Error> {
+    let user_id = user.id;
+    let (handle, stored) = db
+        .write(move |c| {
+            let sql = "SELECT webauthn_id FROM users WHERE id = ?";
+            let (handle,): (Option<String>,) = c.query_one(sql, params![user_id])?;
+            // Accounts made without a passkey (`server users create`) get their handle now.
+            let handle = match handle {
+                Some(handle) => handle,
+                None => {
+                    let mut bytes = [0u8; 16];
+                    crate::random::fill(&mut bytes);
+                    let handle = Uuid::from_bytes(bytes).to_string();
+                    let sql = "UPDATE users SET webauthn_id = ? WHERE id = ?";
+                    c.execute(sql, params![handle.as_str(), user_id])?;
+                    handle
+                }
+            };
+            let sql = "SELECT passkey FROM credentials WHERE user_id = ?";
+            let stored: Vec<(String,)> = c.query(sql, params![user_id])?;
+            Ok((handle, stored))
+        })
+        .await?;
+    let handle = Uuid::parse_str(&handle)
+        .map_err(|e| Error::internal(format!("user {user_id}: stored WebAuthn handle: {e}")))?;
+    let exclude = stored
+        .iter()
+        .filter_map(|(json,)| serde_json::from_str::<Passkey>(json).ok())
+        .map(|passkey| passkey.cred_id().clone())
+        .collect();
+    let (options, state) =
+        creation_options(rp, handle, &user.username, user.name(), Some(exclude))?;
+    store(db, session, Ceremony::Add { user_id, state }).await?;
+    Ok(Options::Create(options))
+}
+
+/// Finishes adding a passkey, named `name`, to the signed-in `user`.
+pub(crate) async fn finish_adding(
+    rp: &Arc<RelyingParty>,
+    db: &crate::Db,
+    session: &Session,
+    user: &User,
+    credential: RegisterPublicKeyCredential,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), Error> {
+    let rp = rp.clone();
+    let id = ceremony_id(session)?;
+    let user = user.clone();
+    db.write(move |c| {
+        let state = match take(c, &id)? {
+            Some(Ceremony::Add { user_id, state }) if user_id == user.id => state,
+            _ => return Ok(Err(expired())),
+        };
+        let passkey = match rp.webauthn.finish_passkey_registration(&credential, &state) {
+            Ok(passkey) => passkey,
+            Err(e) => {
+                return Ok(Err(Error::bad_request(format!("The passkey was not accepted: {e}."))));
+            }
+        };
+        let sql = "SELECT count(*) FROM credentials WHERE user_id = ?";
+        let (count,): (i64,) = c.query_one(sql, params![user.id])?;
+        insert_credential(c, &user, &passkey, &format!("Passkey {}", count + 1))?;
+        events::record(c, Event::new("passkey_added", &user).ip(ip))?;
+        Ok(Ok(()))
+    })
+    .await??;
+    session.remove(SESSION_KEY);
+    Ok(())
 }
 
 /// Finishes a registration: the account and its first passkey, created together.

@@ -1,5 +1,6 @@
-// Passkeys for the auth app's pages: registration (form[data-passkey-register]) and
-// sign-in (a button [data-passkey-login], and autofill where the browser offers it).
+// Passkeys for the auth app's pages: registration (form[data-passkey-register]), another
+// passkey for a signed-in user ([data-passkey-add]) and sign-in (a button
+// [data-passkey-login], and autofill where the browser offers it).
 // No framework and no build step: the WebAuthn calls, base64url both ways, and JSON
 // posts that carry the page's CSRF token.
 (function () {
@@ -111,6 +112,20 @@
         });
         const cred = await navigator.credentials.create({ publicKey: creationOptions(options) });
         const done = await post("/auth/register/finish", registrationJSON(cred));
+        window.location.assign(done.redirect);
+      } catch (error) {
+        report(error);
+      }
+    });
+  }
+
+  const add = document.querySelector("[data-passkey-add]");
+  if (add) {
+    add.addEventListener("click", async () => {
+      try {
+        const options = await post("/auth/credentials/begin", {});
+        const cred = await navigator.credentials.create({ publicKey: creationOptions(options) });
+        const done = await post("/auth/credentials/finish", registrationJSON(cred));
         window.location.assign(done.redirect);
       } catch (error) {
         report(error);
