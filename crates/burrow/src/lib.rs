@@ -140,7 +140,9 @@ pub use pagination::{Page, Paginator};
 pub use request::{PeerAddr, RequestId};
 pub use server::{Booted, Server, StartError};
 pub use settings::Settings;
-pub use template::{Html, NavItem, Render, RequestContext, RequestInfo, TemplateEnv, Templates};
+pub use template::{
+    Audience, Html, NavItem, Render, RequestContext, RequestInfo, TemplateEnv, Templates,
+};
 
 // The crates app code needs, at the versions Burrow uses. serde's derives name their
 // crate in the code they generate: with `#[serde(crate = "burrow::serde")]` on the type,

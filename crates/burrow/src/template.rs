@@ -115,21 +115,54 @@ impl RequestContext {
 }
 
 /// A navigation entry contributed by an app, shown by `nav_links()` in templates.
+///
+/// ```
+/// use burrow::NavItem;
+/// let items = [
+///     NavItem::new("Home", "/"),
+///     NavItem::new("Notes", "/notes").order(10).signed_in(),
+///     NavItem::new("Admin", "/admin/").order(90).staff(),
+/// ];
+/// ```
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct NavItem {
     pub label: &'static str,
     pub path: &'static str,
     /// Lower comes first; ties keep app order.
     pub order: i32,
+    /// Who sees it.
+    pub audience: Audience,
+}
+
+/// Who sees a [`NavItem`]. Who is signed in is the auth app's to say: without it,
+/// everyone is anonymous.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub enum Audience {
+    #[default]
+    Everyone,
+    SignedIn,
+    Staff,
 }
 
 impl NavItem {
     pub const fn new(label: &'static str, path: &'static str) -> Self {
-        NavItem { label, path, order: 0 }
+        NavItem { label, path, order: 0, audience: Audience::Everyone }
     }
 
     pub const fn order(mut self, order: i32) -> Self {
         self.order = order;
+        self
+    }
+
+    /// Shown to signed-in users only.
+    pub const fn signed_in(mut self) -> Self {
+        self.audience = Audience::SignedIn;
+        self
+    }
+
+    /// Shown to staff and admins only.
+    pub const fn staff(mut self) -> Self {
+        self.audience = Audience::Staff;
         self
     }
 }
@@ -306,8 +339,11 @@ impl Inner {
 fn add_request_functions(env: &mut TemplateEnv, nav: Arc<[NavItem]>) {
     env.add_function("nav_links", move |state: &minijinja::State| -> Vec<Value> {
         let request = request_of(state);
-        let current = request.and_then(|r| current_item(&nav, r.uri.path()));
+        let current = request.as_ref().and_then(|r| current_item(&nav, r.uri.path()));
+        let before = request.as_ref().and_then(|r| r.extensions.get::<BeforeRenders>());
+        let audience = before.map_or(Audience::Everyone, |b| b.0.audience());
         (nav.iter().enumerate())
+            .filter(|(_, item)| item.audience <= audience)
             .map(|(i, item)| {
                 let active = current == Some(i);
                 context! { label => item.label, path => item.path, active => active }
@@ -431,6 +467,10 @@ pub struct Render {
 /// and requests that render nothing never pay for it.
 pub(crate) trait BeforeRender: Send + Sync {
     fn before_render(&self) -> crate::context::BoxFuture<'_, ()>;
+
+    /// Whom the page is for, once [`before_render`](BeforeRender::before_render) ran:
+    /// the navigation items it may show.
+    fn audience(&self) -> Audience;
 }
 
 /// The request extension holding the [`BeforeRender`] work.

@@ -12,7 +12,7 @@ use burrow::contrib::auth::{
 };
 use burrow::db::params;
 use burrow::minijinja::context;
-use burrow::{App, AppContext, Booted, Html, Render, Server};
+use burrow::{App, AppContext, Booted, Html, NavItem, Render, Server};
 
 use crate::db::PgDatabase;
 use crate::{Reply, Site, send};
@@ -36,6 +36,14 @@ impl App for Probe {
 
     fn templates(&self) -> Option<&'static burrow::Dir<'static>> {
         Some(&TEMPLATES)
+    }
+
+    fn nav_items(&self) -> Vec<NavItem> {
+        vec![
+            NavItem::new("Public", "/page"),
+            NavItem::new("Members", "/private").order(1).signed_in(),
+            NavItem::new("Staff area", "/staff").order(2).staff(),
+        ]
     }
 
     fn routes(&self, _ctx: &AppContext) -> Router {
@@ -230,6 +238,16 @@ async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
     // bob is no staff member: the 403 page, not the login page.
     let mut bob_browser = Browser::default();
     bob_browser.sign_in(&env, "bob").await;
+    // Navigation shows what each may see.
+    let nav = |body: &str| -> Vec<String> {
+        let nav = between(body, "<nav class=\"site-nav\"", "</nav>");
+        let links = nav.split("</a>").filter(|l| l.contains("<a "));
+        links.map(|l| l[l.rfind('>').unwrap() + 1..].trim().to_string()).collect()
+    };
+    assert_eq!(nav(&Browser::default().get(router, "/page").await.body), ["Public"]);
+    assert_eq!(nav(&bob_browser.get(router, "/page").await.body), ["Public", "Members"]);
+    let alice_nav = nav(&alice_browser.get(router, "/page").await.body);
+    assert_eq!(alice_nav, ["Public", "Members", "Staff area"]);
     assert_eq!(bob_browser.get(router, "/staff").await.status, StatusCode::FORBIDDEN);
     // Promoted, his sessions end (they carried the old role); signed in again, he is staff.
     db.write(|c| Ok(users::set_role(c, "bob", Role::Staff))).await.unwrap().unwrap();

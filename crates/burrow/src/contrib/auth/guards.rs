@@ -22,7 +22,7 @@ use crate::contrib::session::Session;
 use crate::error::Error;
 use crate::http::around::Around;
 use crate::http::errors::wants_json;
-use crate::template::BeforeRender;
+use crate::template::{Audience, BeforeRender};
 
 /// Where the session keeps the signed-in user.
 const SESSION_KEY: &str = "_auth";
@@ -120,6 +120,14 @@ impl AuthState {
 }
 
 impl BeforeRender for AuthState {
+    fn audience(&self) -> Audience {
+        match self.loaded() {
+            Some(user) if user.is_staff() => Audience::Staff,
+            Some(_) => Audience::SignedIn,
+            None => Audience::Everyone,
+        }
+    }
+
     fn before_render(&self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
             // A failed lookup renders the page as anonymous; the extractor that needed the
