@@ -594,3 +594,41 @@ mod credentials {
         passkeys_are_listed_renamed_and_deleted_but_never_the_last(true).await;
     }
 }
+
+/// Guessing is bounded: recovery codes per account, passkey ceremonies per client IP;
+/// over the limit, 429 with Retry-After (JSON for JSON clients).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_over_the_limit_get_429_with_retry_after() {
+    let env = boot(false);
+    let router = &env.booted.router;
+    create(&env, "frank", None).await.unwrap();
+    let mut guesser = Browser::default();
+    for attempt in 1..=5 {
+        let wrong =
+            guesser.post(router, "/auth/recovery", "username=frank&code=aaaa-bbbb-cccc").await;
+        assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "attempt {attempt}");
+    }
+    // The sixth guess for frank is refused unchecked, whatever the spelling of the name.
+    let limited =
+        guesser.post(router, "/auth/recovery", "username=FRANK&code=aaaa-bbbb-cccc").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
+    let retry: u64 = limited.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=181).contains(&retry), "a code comes back every 3 minutes: {retry}");
+    assert!(limited.body.contains("Too many attempts"), "{}", limited.body);
+    // Another account is not limited by frank's.
+    let other = guesser.post(router, "/auth/recovery", "username=gina&code=aaaa-bbbb-cccc").await;
+    assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let mut client = Browser::default();
+    for _ in 0..30 {
+        let begin = post_json(&mut client, router, "/auth/login/begin", "{}").await;
+        assert_eq!(begin.status, StatusCode::OK, "{}", begin.body);
+    }
+    let limited = post_json(&mut client, router, "/auth/login/begin", "{}").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
+    let json: serde_json::Value = serde_json::from_str(&limited.body).unwrap();
+    assert!(json["error"].as_str().unwrap().contains("Too many attempts"), "{json}");
+    // Pages that verify nothing are not limited.
+    assert_eq!(client.get(router, "/auth/login").await.status, StatusCode::OK);
+}

@@ -41,6 +41,7 @@ pub(crate) struct AuthConfig {
     pub(crate) login_redirect: String,
     pub(crate) logout_redirect: String,
     pub(crate) rp: Option<Arc<super::passkeys::RelyingParty>>,
+    pub(crate) limits: Arc<super::limits::Limiter>,
 }
 
 impl AuthConfig {

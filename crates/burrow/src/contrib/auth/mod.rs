@@ -33,6 +33,7 @@ mod commands;
 mod credentials;
 mod events;
 mod guards;
+mod limits;
 mod links;
 mod passkeys;
 mod recovery;
@@ -41,6 +42,7 @@ pub mod users;
 use std::sync::Arc;
 
 use axum::extract::{Form, FromRequestParts, Query};
+use axum::handler::Handler;
 use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -56,6 +58,7 @@ pub use guards::{CurrentUser, RequireAdmin, RequireAuth, RequireStaff, login, sa
 pub use users::{NewUser, Role, User, UserError};
 
 use self::guards::{AuthConfig, AuthLayer, AuthState};
+use self::limits::{Limiter, PerIp};
 use self::passkeys::{Options, RelyingParty};
 use crate::app::App;
 use crate::command::Command;
@@ -106,6 +109,7 @@ pub struct Auth {
     logout_redirect: String,
     /// `None` when the base URL has no domain name (passkeys cannot work there).
     rp: Option<Arc<RelyingParty>>,
+    limits: Arc<Limiter>,
 }
 
 impl Auth {
@@ -191,23 +195,27 @@ impl App for Auth {
     }
 
     fn routes(&self, _ctx: &AppContext) -> Router {
+        // Rate limits per client IP, on the routes that verify something: only those
+        // requests pay for them.
+        let ceremony = || PerIp::layer(&self.limits, limits::CEREMONIES_PER_IP);
+        let code = || PerIp::layer(&self.limits, limits::CODES_PER_IP);
         Router::new()
             .route("/auth/login", get(login_page))
-            .route("/auth/login/begin", post(login_begin))
-            .route("/auth/login/finish", post(login_finish))
+            .route("/auth/login/begin", post(login_begin.layer(ceremony())))
+            .route("/auth/login/finish", post(login_finish.layer(ceremony())))
             .route("/auth/register", get(register_page))
-            .route("/auth/register/begin", post(register_begin))
-            .route("/auth/register/finish", post(register_finish))
+            .route("/auth/register/begin", post(register_begin.layer(ceremony())))
+            .route("/auth/register/finish", post(register_finish.layer(ceremony())))
             .route("/auth/logout", post(logout))
             .route("/auth/credentials/", get(credentials::page))
-            .route("/auth/credentials/begin", post(credentials::begin))
-            .route("/auth/credentials/finish", post(credentials::finish))
+            .route("/auth/credentials/begin", post(credentials::begin.layer(ceremony())))
+            .route("/auth/credentials/finish", post(credentials::finish.layer(ceremony())))
             .route("/auth/credentials/{id}/rename", post(credentials::rename))
             .route("/auth/credentials/{id}/delete", post(credentials::delete))
-            .route("/auth/recovery", get(recovery_page).post(use_recovery_code))
+            .route("/auth/recovery", get(recovery_page).post(use_recovery_code.layer(code())))
             .route("/auth/recovery-codes/", get(recovery_codes_page))
             .route("/auth/recovery-codes/regenerate", post(regenerate_recovery_codes))
-            .route("/auth/link", get(link_page).post(use_link))
+            .route("/auth/link", get(link_page).post(use_link.layer(code())))
     }
 
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
@@ -217,6 +225,7 @@ impl App for Auth {
             login_redirect: self.login_redirect.clone(),
             logout_redirect: self.logout_redirect.clone(),
             rp: self.rp.clone(),
+            limits: self.limits.clone(),
         };
         router.layer(AroundLayer(AuthLayer(Arc::new(config))))
     }
@@ -490,6 +499,10 @@ async fn use_recovery_code(
     Form(form): Form<RecoveryForm>,
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
+    let account = users::normalize_username(&form.username).unwrap_or_default();
+    if let Err(too_many) = auth.config().limits.take(limits::CODES_PER_ACCOUNT, &account) {
+        return Ok(too_many.into_response());
+    }
     let db = auth.config().db.clone();
     let name = form.username.clone();
     let (user, stored) = db.read(move |c| recovery::unused(c, &name)).await?;
