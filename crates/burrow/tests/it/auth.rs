@@ -8,7 +8,7 @@ use burrow::axum::http::{Request, StatusCode, header};
 use burrow::axum::routing::get;
 use burrow::contrib::auth::users::{self, NewUser, Role, UserError};
 use burrow::contrib::auth::{
-    Auth, CurrentUser, RequireAdmin, RequireAuth, RequireStaff, login_link,
+    Auth, CurrentUser, RequireAdmin, RequireAuth, RequireStaff, create_invite, login_link,
 };
 use burrow::db::params;
 use burrow::minijinja::context;
@@ -78,13 +78,19 @@ struct Env {
 }
 
 fn boot(postgres: bool) -> Env {
+    boot_with(postgres, &[])
+}
+
+fn boot_with(postgres: bool, extra: &[&str]) -> Env {
     let site = Site::new();
     let pg = postgres.then(PgDatabase::create);
     let dsn = match &pg {
         Some(pg) => pg.url.clone(),
         None => site.db().display().to_string(),
     };
-    let args = ["server", "--database-dsn", &dsn, "--session-hash-key", HASH, "--csrf-key", CSRF];
+    let mut args = vec!["server", "--database-dsn", &dsn, "--session-hash-key", HASH];
+    args.extend(["--csrf-key", CSRF]);
+    args.extend_from_slice(extra);
     // Building connects with PostgreSQL's blocking client, which must not run on a
     // runtime thread.
     let booted = tokio::task::block_in_place(|| server().build(args)).expect("server builds");
@@ -631,4 +637,66 @@ async fn attempts_over_the_limit_get_429_with_retry_after() {
     assert!(json["error"].as_str().unwrap().contains("Too many attempts"), "{json}");
     // Pages that verify nothing are not limited.
     assert_eq!(client.get(router, "/auth/login").await.status, StatusCode::OK);
+}
+
+async fn invite_only_registration_needs_a_valid_invite(postgres: bool) {
+    let env = boot_with(postgres, &["--auth-invite-only"]);
+    let router = &env.booted.router;
+    let mut visitor = Browser::default();
+    // The very first user needs none.
+    let page = visitor.get(router, "/auth/register").await;
+    assert!(page.body.contains("data-passkey-register"), "{}", page.body);
+    let first = post_json(&mut visitor, router, "/auth/register/begin", r#"{"username":"root"}"#);
+    assert_eq!(first.await.status, StatusCode::OK);
+
+    create(&env, "root", None).await.unwrap();
+    let page = visitor.get(router, "/auth/register").await;
+    assert!(
+        page.body.contains("by invitation only") && !page.body.contains("data-passkey-register")
+    );
+    let refused =
+        post_json(&mut visitor, router, "/auth/register/begin", r#"{"username":"x"}"#).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert!(refused.body.contains("by invitation only"), "{}", refused.body);
+
+    let invite = create_invite(&env.booted.ctx, " New@Example.org ").await.unwrap();
+    assert!(
+        invite.url.starts_with("http://localhost:8080/auth/register?invite="),
+        "{}",
+        invite.url
+    );
+    let token = invite.url.split_once("invite=").unwrap().1.to_string();
+    let page = visitor.get(router, &format!("/auth/register?invite={token}")).await;
+    assert!(page.body.contains("Invitation for <strong>new@example.org</strong>"), "{}", page.body);
+    assert!(page.body.contains(&format!("value=\"{token}\"")), "{}", page.body);
+    let body = format!(r#"{{"username":"newbie","invite":"{token}"}}"#);
+    let invited = post_json(&mut visitor, router, "/auth/register/begin", &body).await;
+    assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
+    let bogus = format!(r#"{{"username":"newbie","invite":"{}"}}"#, "A".repeat(43));
+    let bogus = post_json(&mut visitor, router, "/auth/register/begin", &bogus).await;
+    assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
+    assert!(bogus.body.contains("invalid, already used or expired"), "{}", bogus.body);
+    let page = visitor.get(router, &format!("/auth/register?invite={}", "A".repeat(43))).await;
+    assert!(page.body.contains("no valid invitation"), "{}", page.body);
+    assert!(create_invite(&env.booted.ctx, "not an email").await.is_err());
+    // Only the hash is stored.
+    let db = &env.booted.ctx.db;
+    let rows: Vec<(String,)> =
+        db.read(|c| c.query("SELECT token_hash FROM invites", &[])).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_ne!(rows[0].0, token);
+}
+
+mod invites {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        invite_only_registration_needs_a_valid_invite(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        invite_only_registration_needs_a_valid_invite(true).await;
+    }
 }

@@ -1020,3 +1020,50 @@ async fn browser_signs_in_with_a_link_and_adds_a_passkey() {
     let spent = browser.text("main").await;
     assert!(spent.contains("invalid, already used or expired"), "{spent}");
 }
+
+/// Invite-only registration: an admin made from the shell, an invitation from `server
+/// create-invite`, followed in the browser: the account gets the invite's email and the
+/// `user` role, and the invitation is spent.
+#[tokio::test]
+async fn browser_registers_with_an_invitation_on_an_invite_only_server() {
+    let _timing = Timing::start("invitation");
+    let dir = tempdir();
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let cli = |args: &[&str]| {
+        let out = Launch::new(dir.path())
+            .args(["--base-url", &base, "--auth-invite-only", "--database-dsn"])
+            .arg(db_path(dir.path()))
+            .args(args)
+            .run();
+        assert_eq!(out.code(), Some(0), "{args:?}: {out:?}");
+        out.stdout
+    };
+    cli(&["users", "create", "admin"]);
+    let printed = cli(&["create-invite", "Newbie@Example.org"]);
+    let invite = printed.lines().find(|l| l.contains("/auth/register?invite=")).expect("a URL");
+    let _server = Launch::new(dir.path())
+        .args(["--port", &port.to_string(), "--base-url", &base, "--auth-invite-only"])
+        .arg("--database-dsn")
+        .arg(db_path(dir.path()))
+        .start();
+    let browser = Browser::start().await;
+    browser.add_virtual_authenticator().await;
+
+    browser.goto(&format!("{base}/auth/register")).await;
+    assert!(browser.text("main").await.contains("by invitation only"));
+    browser.goto(invite).await;
+    assert!(browser.text("main").await.contains("Invitation for newbie@example.org"));
+    browser.type_into("#auth-username", "newbie").await;
+    browser.click("form[data-passkey-register] button").await;
+    let codes = "return location.pathname === '/auth/recovery-codes/';";
+    browser.wait("the recovery codes after registering", codes, json!([])).await;
+
+    // Spent: another visitor finds no valid invitation behind the URL.
+    let again = client().get(invite).send().await.unwrap().text().await.unwrap();
+    assert!(again.contains("no valid invitation"), "{again}");
+    let list = cli(&["users", "list"]);
+    let newbie = list.lines().find(|l| l.contains("newbie")).expect("newbie listed");
+    let fields: Vec<&str> = newbie.split_whitespace().collect();
+    assert_eq!(fields[1..5], ["newbie", "user", "yes", "newbie@example.org"], "{list}");
+}

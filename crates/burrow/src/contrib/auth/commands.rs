@@ -36,7 +36,14 @@ pub(super) fn all() -> Vec<Command> {
         .about("Change a user's role (signs them out everywhere)")
         .arg(username())
         .arg(role().required(true));
-    vec![Command::new(users, run_users), Command::new(set_role, run_set_role)]
+    let invite = clap::Command::new("create-invite")
+        .about("Print an invitation URL to register, valid for 7 days")
+        .arg(Arg::new("email").value_name("EMAIL").required(true));
+    vec![
+        Command::new(users, run_users),
+        Command::new(set_role, run_set_role),
+        Command::new(invite, run_create_invite),
+    ]
 }
 
 async fn run_users(ctx: AppContext, args: ArgMatches) -> Result<(), BoxError> {
@@ -85,6 +92,14 @@ async fn run_set_role(ctx: AppContext, args: ArgMatches) -> Result<(), BoxError>
     let role: Role = arg(&args, "role").parse()?;
     let user = ctx.db.write(move |c| Ok(users::set_role(c, &name, role))).await??;
     println!("User '{}' is now {}.", user.username, user.role);
+    Ok(())
+}
+
+async fn run_create_invite(ctx: AppContext, args: ArgMatches) -> Result<(), BoxError> {
+    let email = arg(&args, "email");
+    let invite = super::create_invite(&ctx, &email).await?;
+    println!("Invitation for {email} (single use, expires {}):", invite.expires_at);
+    println!("{}", invite.url);
     Ok(())
 }
 

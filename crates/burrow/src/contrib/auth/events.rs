@@ -28,6 +28,11 @@ impl<'a> Event<'a> {
         }
     }
 
+    /// An event of no account (e.g. an invite made from the command line).
+    pub(crate) fn anonymous(name: &'static str) -> Event<'static> {
+        Event { name, user_id: None, username: "", detail: String::new(), ip: String::new() }
+    }
+
     pub(crate) fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = detail.into();
         self

@@ -40,6 +40,8 @@ pub(crate) struct AuthConfig {
     /// `--auth-login-redirect` and `--auth-logout-redirect`.
     pub(crate) login_redirect: String,
     pub(crate) logout_redirect: String,
+    /// `--auth-invite-only`.
+    pub(crate) invite_only: bool,
     pub(crate) rp: Option<Arc<super::passkeys::RelyingParty>>,
     pub(crate) limits: Arc<super::limits::Limiter>,
 }

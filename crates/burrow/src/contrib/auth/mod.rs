@@ -6,9 +6,10 @@
 //! in and out (and that logout, a role change or a deactivation end everywhere), the
 //! guards [`RequireAuth`], [`RequireStaff`] and [`RequireAdmin`], the template functions
 //! `current_user()` and `is_authenticated()`, single-use sign-in links for operators, an
-//! audit log, recovery codes, a page of one's passkeys, and the commands `server users
-//! list|create|login-link` and `server set-role`. Email verification and invites build on
-//! this (issue 14). docs/guide/auth.md is the guide.
+//! audit log, recovery codes, a page of one's passkeys, invitations (and invite-only
+//! registration), rate limits, and the commands `server users list|create|login-link`,
+//! `server set-role` and `server create-invite`. Email verification and mail build on this
+//! (issue 14). docs/guide/auth.md is the guide.
 //!
 //! ```no_run
 //! use burrow::contrib::auth::{Auth, RequireAuth};
@@ -33,6 +34,7 @@ mod commands;
 mod credentials;
 mod events;
 mod guards;
+mod invites;
 mod limits;
 mod links;
 mod passkeys;
@@ -62,7 +64,7 @@ use self::limits::{Limiter, PerIp};
 use self::passkeys::{Options, RelyingParty};
 use crate::app::App;
 use crate::command::Command;
-use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, Source};
+use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, Source, parse_bool};
 use crate::context::AppContext;
 use crate::contrib::messages::Messages;
 use crate::error::{Error, Result};
@@ -85,6 +87,10 @@ const LOGOUT_REDIRECT: Setting<String> = Setting::new("auth.logout_redirect")
     .default("/auth/login")
     .help("Where users land after signing out (a path on this site)");
 
+const INVITE_ONLY: Setting<bool> = Setting::with_parser("auth.invite_only", parse_bool)
+    .default("false")
+    .switch()
+    .help("Registering needs an invite (`server create-invite EMAIL`), except for the first user");
 const RP_ID: Setting<String, Optional> = Setting::new("auth.webauthn_rp_id")
     .optional()
     .default_note("the base URL's host")
@@ -107,6 +113,7 @@ const LOGIN_PATH: &str = "/auth/login";
 pub struct Auth {
     login_redirect: String,
     logout_redirect: String,
+    invite_only: bool,
     /// `None` when the base URL has no domain name (passkeys cannot work there).
     rp: Option<Arc<RelyingParty>>,
     limits: Arc<Limiter>,
@@ -128,7 +135,7 @@ impl App for Auth {
     }
 
     fn settings(&self) -> &'static [&'static dyn AnySetting] {
-        &[&LOGIN_REDIRECT, &LOGOUT_REDIRECT, &RP_ID, &RP_NAME, &RP_ORIGIN]
+        &[&LOGIN_REDIRECT, &LOGOUT_REDIRECT, &INVITE_ONLY, &RP_ID, &RP_NAME, &RP_ORIGIN]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
@@ -142,6 +149,7 @@ impl App for Auth {
             }
             *target = path;
         }
+        self.invite_only = config.get(&INVITE_ONLY)?;
         let base_url = Settings::from_config(config)?.base_url;
         let origin = config.get(&RP_ORIGIN)?.unwrap_or(base_url);
         let host = Url::parse(&origin).ok().and_then(|u| u.host_str().map(str::to_string));
@@ -224,6 +232,7 @@ impl App for Auth {
             login_path: LOGIN_PATH,
             login_redirect: self.login_redirect.clone(),
             logout_redirect: self.logout_redirect.clone(),
+            invite_only: self.invite_only,
             rp: self.rp.clone(),
             limits: self.limits.clone(),
         };
@@ -268,6 +277,29 @@ pub async fn login_link(ctx: &AppContext, username: &str) -> Result<LoginLink, U
 
 /// The client's address, for the audit log (none for requests built in-process).
 pub(crate) struct ClientIp(pub(crate) Option<std::net::IpAddr>);
+
+/// An invitation to register (what `server create-invite` prints).
+#[derive(Clone, Debug)]
+pub struct Invite {
+    /// `{base URL}/auth/register?invite=…`.
+    pub url: String,
+    /// When it stops working (UTC): 7 days from now.
+    pub expires_at: String,
+}
+
+/// Creates an [`Invite`] for `email` (logged in the audit log, the token never).
+pub async fn create_invite(ctx: &AppContext, email: &str) -> Result<Invite, UserError> {
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.contains(char::is_whitespace) {
+        return Err(UserError::Invalid(format!("'{email}' is not an email address")));
+    }
+    let issued = ctx.db.write(move |c| invites::create(c, &email, None)).await?;
+    let base = ctx.settings.base_url.trim_end_matches('/');
+    Ok(Invite {
+        url: format!("{base}/auth/register?invite={}", issued.token),
+        expires_at: issued.expires_at,
+    })
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -354,12 +386,39 @@ async fn use_link(
     Ok(Redirect::to("/auth/credentials/").into_response())
 }
 
-async fn register_page(auth: AuthState, render: Render) -> Result<Response> {
+#[derive(Deserialize)]
+struct InviteQuery {
+    invite: Option<String>,
+}
+
+async fn register_page(
+    auth: AuthState,
+    Query(query): Query<InviteQuery>,
+    render: Render,
+) -> Result<Response> {
     if auth.user().await?.is_some() {
         return Ok(Redirect::to(&auth.config().login_redirect).into_response());
     }
-    let passkeys = auth.config().rp.is_some();
-    Ok(render.page("auth/register.html", context! { passkeys })?.into_response())
+    let config = auth.config();
+    let passkeys = config.rp.is_some();
+    let token = query.invite.clone().unwrap_or_default();
+    let (users, invited) = config
+        .db
+        .read(move |c| {
+            let (users,): (i64,) = c.query_one("SELECT count(*) FROM users", &[])?;
+            Ok((users, invites::peek(c, &token)?))
+        })
+        .await?;
+    // The form, unless registering needs an invite this visit does not bring.
+    let closed = query.invite.is_some() && invited.is_none()
+        || config.invite_only && users > 0 && invited.is_none();
+    let context = context! {
+        passkeys,
+        closed,
+        invite => invited.is_some().then_some(query.invite),
+        invited_email => invited,
+    };
+    Ok(render.page("auth/register.html", context)?.into_response())
 }
 
 #[derive(Deserialize)]
@@ -367,19 +426,21 @@ struct RegisterBegin {
     username: String,
     #[serde(default)]
     display_name: String,
+    #[serde(default)]
+    invite: Option<String>,
 }
 
 async fn register_begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
-    let options = passkeys::begin_registration(
-        config.relying_party()?,
-        &config.db,
-        session,
-        &form.username,
-        &form.display_name,
-    )
-    .await?;
+    let who = passkeys::Registrant {
+        username: &form.username,
+        display_name: &form.display_name,
+        invite: form.invite.as_deref().filter(|t| !t.is_empty()),
+        invite_only: config.invite_only,
+    };
+    let options =
+        passkeys::begin_registration(config.relying_party()?, &config.db, session, &who).await?;
     Ok(options_json(options))
 }
 

@@ -20,6 +20,7 @@ use webauthn_rs::prelude::{
 };
 
 use super::events::{self, Event};
+use super::invites;
 use super::links::hash;
 use super::users::{self, NewUser, User, UserError};
 use crate::contrib::session::Session;
@@ -67,6 +68,10 @@ enum Ceremony {
         username: String,
         display_name: String,
         handle: String,
+        /// The invite's email, and the SHA-256 of its token.
+        email: Option<String>,
+        invite: Option<String>,
+        invite_only: bool,
         state: PasskeyRegistration,
     },
     Login {
@@ -96,19 +101,49 @@ pub(crate) enum Options {
     Get(RequestChallengeResponse),
 }
 
+/// Who asks to register: the form's fields and the invite they came with.
+pub(crate) struct Registrant<'a> {
+    pub(crate) username: &'a str,
+    pub(crate) display_name: &'a str,
+    pub(crate) invite: Option<&'a str>,
+    /// `--auth-invite-only`.
+    pub(crate) invite_only: bool,
+}
+
+const INVITE_ONLY: &str = "Registration here is by invitation only.";
+const BAD_INVITE: &str = "This invitation is invalid, already used or expired.";
+/// Rolls a registration back when its invite was used meanwhile.
+const INVITE_TAKEN: &str = "the invite was used by another registration";
+
 /// Starts registering a new account with a passkey.
 pub(crate) async fn begin_registration(
     rp: &RelyingParty,
     db: &crate::Db,
     session: &Session,
-    username: &str,
-    display_name: &str,
+    who: &Registrant<'_>,
 ) -> Result<Options, Error> {
-    let username = users::normalize_username(username).map_err(Error::bad_request)?;
-    let taken = username.clone();
-    if db.read(move |c| users::by_username(c, &taken)).await?.is_some() {
+    let username = users::normalize_username(who.username).map_err(Error::bad_request)?;
+    let display_name = who.display_name;
+    let (taken, invite) = (username.clone(), who.invite.map(str::to_string));
+    let (exists, users, invited) = db
+        .read(move |c| {
+            let exists = users::by_username(c, &taken)?.is_some();
+            let (users,): (i64,) = c.query_one("SELECT count(*) FROM users", &[])?;
+            let invited = match &invite {
+                Some(token) => invites::peek(c, token)?.map(Some),
+                None => Some(None),
+            };
+            Ok((exists, users, invited))
+        })
+        .await?;
+    if exists {
         return Err(Error::bad_request("That username is already taken."));
     }
+    let Some(invited) = invited else { return Err(Error::bad_request(BAD_INVITE)) };
+    if who.invite_only && users > 0 && invited.is_none() {
+        return Err(Error::forbidden(INVITE_ONLY));
+    }
+    let invite = who.invite.filter(|_| invited.is_some()).map(super::links::hash);
     let mut handle = [0u8; 16];
     crate::random::fill(&mut handle);
     let handle = Uuid::from_bytes(handle);
@@ -118,6 +153,9 @@ pub(crate) async fn begin_registration(
         username,
         display_name: display_name.trim().to_string(),
         handle: handle.to_string(),
+        email: invited,
+        invite,
+        invite_only: who.invite_only,
         state,
     };
     store(db, session, ceremony).await?;
@@ -234,7 +272,15 @@ pub(crate) async fn finish_registration(
     let id = ceremony_id(session)?;
     let user = db
         .write(move |c| {
-            let Some(Ceremony::Register { username, display_name, handle, state }) = take(c, &id)?
+            let Some(Ceremony::Register {
+                username,
+                display_name,
+                handle,
+                email,
+                invite,
+                invite_only,
+                state,
+            }) = take(c, &id)?
             else {
                 return Ok(Err(expired()));
             };
@@ -246,12 +292,23 @@ pub(crate) async fn finish_registration(
                     ))));
                 }
             };
-            let new = NewUser { username, display_name, ..NewUser::default() };
+            // Checked again: another registration may have come first since `begin`.
+            let (users,): (i64,) = c.query_one("SELECT count(*) FROM users", &[])?;
+            if invite_only && users > 0 && invite.is_none() {
+                return Ok(Err(Error::forbidden(INVITE_ONLY)));
+            }
+            let new = NewUser { username, display_name, email, ..NewUser::default() };
             let user = match users::create_with_handle(c, &new, Some(&handle)) {
                 Ok(user) => user,
                 Err(UserError::Db(e)) => return Err(e),
                 Err(e) => return Ok(Err(Error::bad_request(format!("{e}.")))),
             };
+            // Used up with the account, or neither: a failure here rolls both back.
+            if let Some(invite) = &invite
+                && !invites::consume_hashed(c, invite, &user)?
+            {
+                return Err(DbError::Other(INVITE_TAKEN.into()));
+            }
             insert_credential(c, &user, &passkey, "Passkey")?;
             events::record(
                 c,
@@ -259,7 +316,11 @@ pub(crate) async fn finish_registration(
             )?;
             Ok(Ok(user))
         })
-        .await??;
+        .await
+        .map_err(|e| match e {
+            DbError::Other(why) if why == INVITE_TAKEN => Error::bad_request(BAD_INVITE),
+            e => e.into(),
+        })??;
     session.remove(SESSION_KEY);
     Ok(user)
 }

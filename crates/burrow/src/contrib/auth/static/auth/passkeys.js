@@ -106,9 +106,11 @@
     register.addEventListener("submit", async (event) => {
       event.preventDefault();
       try {
+        const invite = register.elements.invite;
         const options = await post("/auth/register/begin", {
           username: register.elements.username.value,
           display_name: register.elements.display_name.value,
+          invite: invite ? invite.value : null,
         });
         const cred = await navigator.credentials.create({ publicKey: creationOptions(options) });
         const done = await post("/auth/register/finish", registrationJSON(cred));
