@@ -700,3 +700,48 @@ mod invites {
         invite_only_registration_needs_a_valid_invite(true).await;
     }
 }
+
+/// A ceremony begun on one process finishes on the next (as across a SIGHUP hand-over,
+/// or on another instance): it lives in the database, not in the process. The forged
+/// answer proves it: the new process finds the ceremony and refuses the answer itself,
+/// instead of calling the ceremony expired.
+async fn a_ceremony_begun_before_a_restart_finishes_after_it(postgres: bool) {
+    let old = boot(postgres);
+    let mut browser = Browser::default();
+    let begin = post_json(
+        &mut browser,
+        &old.booted.router,
+        "/auth/register/begin",
+        r#"{"username":"hal"}"#,
+    )
+    .await;
+    assert_eq!(begin.status, StatusCode::OK);
+    // The next process: same database, same keys, a new router and memory.
+    let dsn = match &old._pg {
+        Some(pg) => pg.url.clone(),
+        None => old._site.db().display().to_string(),
+    };
+    let args = ["server", "--database-dsn", &dsn, "--session-hash-key", HASH, "--csrf-key", CSRF];
+    let new = tokio::task::block_in_place(|| server().build(args)).expect("the next process");
+    old.booted.shutdown().await;
+    let forged = r#"{"id":"AAAA","rawId":"AAAA","type":"public-key",
+        "response":{"attestationObject":"AAAA","clientDataJSON":"AAAA"},"extensions":{}}"#;
+    let finish = post_json(&mut browser, &new.router, "/auth/register/finish", forged).await;
+    assert_eq!(finish.status, StatusCode::BAD_REQUEST, "{}", finish.body);
+    assert!(finish.body.contains("The passkey was not accepted"), "{}", finish.body);
+    assert!(!finish.body.contains("expired"), "{}", finish.body);
+}
+
+mod restart {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        a_ceremony_begun_before_a_restart_finishes_after_it(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        a_ceremony_begun_before_a_restart_finishes_after_it(true).await;
+    }
+}
