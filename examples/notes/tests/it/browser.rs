@@ -895,7 +895,7 @@ async fn browser_registers_a_passkey_and_signs_in_with_it() {
     let dir = tempdir();
     let port = free_port();
     let base = format!("http://localhost:{port}");
-    let _server = Launch::new(dir.path())
+    let server = Launch::new(dir.path())
         .args(["--port", &port.to_string(), "--base-url", &base, "--database-dsn"])
         .arg(db_path(dir.path()))
         .start();
@@ -958,7 +958,35 @@ async fn browser_registers_a_passkey_and_signs_in_with_it() {
         && document.body.innerText.includes('Sign out');";
     browser.wait("the notes page, signed in with the button", signed_in_notes, json!([])).await;
     let credentials = browser.authenticator_credentials(&authenticator).await;
-    assert!(credentials[0]["signCount"].as_u64().unwrap_or(0) >= 2, "{credentials:?}");
+    let count = credentials[0]["signCount"].as_u64().unwrap_or(0);
+    assert!(count >= 2, "{credentials:?}");
+
+    // A clone of the authenticator (its key copied, its counter behind) is refused.
+    let mut clone = credentials[0].clone();
+    let credential_id = clone["credentialId"].as_str().unwrap().to_string();
+    let path = format!("/webauthn/authenticator/{authenticator}/credentials/{credential_id}");
+    browser.command(reqwest::Method::DELETE, &path, None).await;
+    clone["signCount"] = json!(1);
+    browser.post(&format!("/webauthn/authenticator/{authenticator}/credential"), clone).await;
+    browser.click(".user-area button").await;
+    browser
+        .wait(
+            "the login page after signing out again",
+            "return location.pathname === '/auth/login';",
+            json!([]),
+        )
+        .await;
+    browser.goto(&format!("{base}/auth/login")).await;
+    browser.click("[data-passkey-login]").await;
+    let refused = "const box = document.querySelector('[data-passkey-status]'); \
+        return box && !box.hidden ? box.textContent : '';";
+    let refused = browser.wait("the cloned passkey refused", refused, json!([])).await;
+    assert!(refused.as_str().unwrap().contains("not accepted"), "{refused}");
+    let whoami = browser.text(".user-area").await;
+    assert!(whoami.contains("Sign in"), "still signed out: {whoami}");
+    // For the reason that matters, in the audit log.
+    let failed = server.wait_for_log("the failed sign-in", |l| l.contains("sign_in_failed"));
+    assert!(failed.contains("compromised"), "{failed}");
 
     // The first account is the admin.
     let list = Launch::new(dir.path())
