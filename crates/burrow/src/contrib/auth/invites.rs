@@ -12,6 +12,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use super::events::{self, Event};
 use super::links::hash;
 use super::users::User;
+use super::users::UserError;
+use crate::context::AppContext;
 use crate::db::{Conn, DbError, params, utc_at, utc_now};
 
 /// How long an invite works.
@@ -63,4 +65,27 @@ pub(crate) fn consume_hashed(c: &Conn, token_hash: &str, user: &User) -> Result<
         events::record(c, Event::new("invite_used", user))?;
     }
     Ok(used)
+}
+
+/// An invitation to register (what `server create-invite` prints).
+#[derive(Clone, Debug)]
+pub struct Invite {
+    /// `{base URL}/auth/register?invite=…`.
+    pub url: String,
+    /// When it stops working (UTC): 7 days from now.
+    pub expires_at: String,
+}
+
+/// Creates an [`Invite`] for `email` (logged in the audit log, the token never).
+pub async fn create_invite(ctx: &AppContext, email: &str) -> Result<Invite, UserError> {
+    let email = email.trim().to_lowercase();
+    if !email.contains('@') || email.contains(char::is_whitespace) {
+        return Err(UserError::Invalid(format!("'{email}' is not an email address")));
+    }
+    let issued = ctx.db.write(move |c| create(c, &email, None)).await?;
+    let base = ctx.settings.base_url.trim_end_matches('/');
+    Ok(Invite {
+        url: format!("{base}/auth/register?invite={}", issued.token),
+        expires_at: issued.expires_at,
+    })
 }

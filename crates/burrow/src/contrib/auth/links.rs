@@ -11,9 +11,20 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 
+use axum::extract::{Form, Query};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::ClientIp;
 use super::events::{self, Event};
-use super::users::{self, User};
+use super::guards::{AuthState, login};
+use super::users::{self, User, UserError};
+use crate::context::AppContext;
+use crate::contrib::messages::Messages;
 use crate::db::{Conn, DbError, params, utc_at, utc_now};
+use crate::error::{Error, Result};
+use crate::template::{Html, Render};
 
 /// How long a sign-in link works.
 pub(crate) const LINK_LIFETIME: Duration = Duration::from_secs(15 * 60);
@@ -78,4 +89,71 @@ fn valid(c: &Conn, token: &str) -> Result<Option<i64>, DbError> {
 pub(super) fn hash(token: &str) -> String {
     let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A single-use sign-in link (what `server users login-link` prints).
+#[derive(Clone, Debug)]
+pub struct LoginLink {
+    /// `{base URL}/auth/link?token=…`: opening it shows a button that signs in.
+    pub url: String,
+    /// When it stops working (UTC, as `utc_now` writes it): 15 minutes from now.
+    pub expires_at: String,
+}
+
+/// Issues a [`LoginLink`] for an active user (logged in the audit log, the token never).
+pub async fn login_link(ctx: &AppContext, username: &str) -> Result<LoginLink, UserError> {
+    let name = username.to_string();
+    let issued = ctx
+        .db
+        .write(move |c| {
+            let Some(user) = users::by_username(c, &name)? else {
+                return Ok(Err(UserError::NotFound(name)));
+            };
+            if !user.is_active {
+                return Ok(Err(UserError::Invalid(format!("user '{name}' is deactivated"))));
+            }
+            Ok(Ok(issue(c, &user)?))
+        })
+        .await??;
+    let base = ctx.settings.base_url.trim_end_matches('/');
+    Ok(LoginLink {
+        url: format!("{base}/auth/link?token={}", issued.token),
+        expires_at: issued.expires_at,
+    })
+}
+
+#[derive(Deserialize)]
+pub(super) struct LinkQuery {
+    token: Option<String>,
+}
+
+const BAD_LINK: &str = "This sign-in link is invalid, already used or expired. Ask for a new one.";
+
+pub(super) async fn page(
+    auth: AuthState,
+    Query(query): Query<LinkQuery>,
+    render: Render,
+) -> Result<Html> {
+    let token = query.token.unwrap_or_default();
+    let wanted = token.clone();
+    let user = auth.config().db.read(move |c| peek(c, &wanted)).await?;
+    let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
+    render.page("auth/link.html", context! { token, username => user.username })
+}
+
+pub(super) async fn sign_in(
+    auth: AuthState,
+    messages: Messages,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<LinkQuery>,
+) -> Result<Response> {
+    let token = form.token.unwrap_or_default();
+    let user = auth.config().db.write(move |c| consume(c, &token, ip)).await?;
+    let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
+    let session = auth.session_or_error()?;
+    login(session, &user)?;
+    messages
+        .success(format!("Signed in as {}. Add a passkey to sign in next time.", user.name()))?;
+    // Where the user adds a passkey: links are for accounts without one, or that lost theirs.
+    Ok(Redirect::to("/auth/credentials/").into_response())
 }

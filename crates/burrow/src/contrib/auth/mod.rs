@@ -11,6 +11,12 @@
 //! `server set-role` and `server create-invite`. Email verification and mail build on this
 //! (issue 14). docs/guide/auth.md is the guide.
 //!
+//! One module per concept: `users` (accounts, roles), `guards` (who is signed in, the
+//! extractors), `signin` and `register` (the pages and their JSON steps), `passkeys` (the
+//! WebAuthn ceremonies), `credentials` (one's passkeys), `recovery` (codes), `links`
+//! (sign-in links), `invites`, `limits` (rate limits), `events` (the audit log) and
+//! `commands` (the CLI).
+//!
 //! ```no_run
 //! use burrow::contrib::auth::{Auth, RequireAuth};
 //! use burrow::contrib::{csrf::Csrf, session::Sessions};
@@ -39,24 +45,25 @@ mod limits;
 mod links;
 mod passkeys;
 mod recovery;
+mod register;
+mod signin;
 pub mod users;
 
 use std::sync::Arc;
 
-use axum::extract::{Form, FromRequestParts, Query};
+use axum::extract::FromRequestParts;
 use axum::handler::Handler;
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use include_dir::Dir;
-use minijinja::context;
 use minijinja::value::{Serde, Value};
-use serde::Deserialize;
-use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential, Url};
+use webauthn_rs::prelude::Url;
 
 pub use guards::{CurrentUser, RequireAdmin, RequireAuth, RequireStaff, login, safe_next};
+pub use invites::{Invite, create_invite};
+pub use links::{LoginLink, login_link};
 pub use users::{NewUser, Role, User, UserError};
 
 use self::guards::{AuthConfig, AuthLayer, AuthState};
@@ -66,12 +73,11 @@ use crate::app::App;
 use crate::command::Command;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, Source, parse_bool};
 use crate::context::AppContext;
-use crate::contrib::messages::Messages;
 use crate::error::{Error, Result};
 use crate::http::around::AroundLayer;
 use crate::request::PeerAddr;
 use crate::settings::Settings;
-use crate::template::{Html, Render, TemplateEnv, request_of};
+use crate::template::{TemplateEnv, request_of};
 
 static MIGRATIONS: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/migrations");
@@ -208,22 +214,22 @@ impl App for Auth {
         let ceremony = || PerIp::layer(&self.limits, limits::CEREMONIES_PER_IP);
         let code = || PerIp::layer(&self.limits, limits::CODES_PER_IP);
         Router::new()
-            .route("/auth/login", get(login_page))
-            .route("/auth/login/begin", post(login_begin.layer(ceremony())))
-            .route("/auth/login/finish", post(login_finish.layer(ceremony())))
-            .route("/auth/register", get(register_page))
-            .route("/auth/register/begin", post(register_begin.layer(ceremony())))
-            .route("/auth/register/finish", post(register_finish.layer(ceremony())))
-            .route("/auth/logout", post(logout))
+            .route("/auth/login", get(signin::page))
+            .route("/auth/login/begin", post(signin::begin.layer(ceremony())))
+            .route("/auth/login/finish", post(signin::finish.layer(ceremony())))
+            .route("/auth/register", get(register::page))
+            .route("/auth/register/begin", post(register::begin.layer(ceremony())))
+            .route("/auth/register/finish", post(register::finish.layer(ceremony())))
+            .route("/auth/logout", post(signin::logout))
             .route("/auth/credentials/", get(credentials::page))
             .route("/auth/credentials/begin", post(credentials::begin.layer(ceremony())))
             .route("/auth/credentials/finish", post(credentials::finish.layer(ceremony())))
             .route("/auth/credentials/{id}/rename", post(credentials::rename))
             .route("/auth/credentials/{id}/delete", post(credentials::delete))
-            .route("/auth/recovery", get(recovery_page).post(use_recovery_code.layer(code())))
-            .route("/auth/recovery-codes/", get(recovery_codes_page))
-            .route("/auth/recovery-codes/regenerate", post(regenerate_recovery_codes))
-            .route("/auth/link", get(link_page).post(use_link.layer(code())))
+            .route("/auth/recovery", get(recovery::page).post(recovery::sign_in.layer(code())))
+            .route("/auth/recovery-codes/", get(recovery::codes_page))
+            .route("/auth/recovery-codes/regenerate", post(recovery::regenerate))
+            .route("/auth/link", get(links::page).post(links::sign_in.layer(code())))
     }
 
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
@@ -244,62 +250,8 @@ impl App for Auth {
     }
 }
 
-/// A single-use sign-in link (what `server users login-link` prints).
-#[derive(Clone, Debug)]
-pub struct LoginLink {
-    /// `{base URL}/auth/link?token=…`: opening it shows a button that signs in.
-    pub url: String,
-    /// When it stops working (UTC, as `utc_now` writes it): 15 minutes from now.
-    pub expires_at: String,
-}
-
-/// Issues a [`LoginLink`] for an active user (logged in the audit log, the token never).
-pub async fn login_link(ctx: &AppContext, username: &str) -> Result<LoginLink, UserError> {
-    let name = username.to_string();
-    let issued = ctx
-        .db
-        .write(move |c| {
-            let Some(user) = users::by_username(c, &name)? else {
-                return Ok(Err(UserError::NotFound(name)));
-            };
-            if !user.is_active {
-                return Ok(Err(UserError::Invalid(format!("user '{name}' is deactivated"))));
-            }
-            Ok(Ok(links::issue(c, &user)?))
-        })
-        .await??;
-    let base = ctx.settings.base_url.trim_end_matches('/');
-    Ok(LoginLink {
-        url: format!("{base}/auth/link?token={}", issued.token),
-        expires_at: issued.expires_at,
-    })
-}
-
 /// The client's address, for the audit log (none for requests built in-process).
 pub(crate) struct ClientIp(pub(crate) Option<std::net::IpAddr>);
-
-/// An invitation to register (what `server create-invite` prints).
-#[derive(Clone, Debug)]
-pub struct Invite {
-    /// `{base URL}/auth/register?invite=…`.
-    pub url: String,
-    /// When it stops working (UTC): 7 days from now.
-    pub expires_at: String,
-}
-
-/// Creates an [`Invite`] for `email` (logged in the audit log, the token never).
-pub async fn create_invite(ctx: &AppContext, email: &str) -> Result<Invite, UserError> {
-    let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.contains(char::is_whitespace) {
-        return Err(UserError::Invalid(format!("'{email}' is not an email address")));
-    }
-    let issued = ctx.db.write(move |c| invites::create(c, &email, None)).await?;
-    let base = ctx.settings.base_url.trim_end_matches('/');
-    Ok(Invite {
-        url: format!("{base}/auth/register?invite={}", issued.token),
-        expires_at: issued.expires_at,
-    })
-}
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -317,291 +269,9 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthState {
     }
 }
 
-#[derive(Deserialize)]
-struct NextQuery {
-    next: Option<String>,
-}
-
-async fn login_page(
-    auth: AuthState,
-    Query(query): Query<NextQuery>,
-    render: Render,
-) -> Result<Html> {
-    let next = query.next.as_deref().and_then(safe_next);
-    let user = auth.user().await?;
-    let passkeys = auth.config().rp.is_some();
-    let signed_in_as = user.map(|u| u.name().to_string());
-    render.page("auth/login.html", context! { next, signed_in_as, passkeys })
-}
-
-async fn logout(auth: AuthState, messages: Messages) -> Result<Response> {
-    if let Some(user) = auth.user().await? {
-        let db = auth.config().db.clone();
-        db.write(move |c| {
-            users::end_sessions(c, user.id)?;
-            events::record(c, events::Event::new("signed_out", &user))
-        })
-        .await?;
-        messages.success("You are signed out.")?;
-    }
-    if let Some(session) = auth.session() {
-        guards::logout(session);
-    }
-    Ok(Redirect::to(&auth.config().logout_redirect).into_response())
-}
-
-#[derive(Deserialize)]
-struct LinkQuery {
-    token: Option<String>,
-}
-
-const BAD_LINK: &str = "This sign-in link is invalid, already used or expired. Ask for a new one.";
-
-async fn link_page(
-    auth: AuthState,
-    Query(query): Query<LinkQuery>,
-    render: Render,
-) -> Result<Html> {
-    let token = query.token.unwrap_or_default();
-    let peek = token.clone();
-    let user = auth.config().db.read(move |c| links::peek(c, &peek)).await?;
-    let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
-    render.page("auth/link.html", context! { token, username => user.username })
-}
-
-async fn use_link(
-    auth: AuthState,
-    messages: Messages,
-    ClientIp(ip): ClientIp,
-    Form(form): Form<LinkQuery>,
-) -> Result<Response> {
-    let token = form.token.unwrap_or_default();
-    let user = auth.config().db.write(move |c| links::consume(c, &token, ip)).await?;
-    let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
-    let session = auth.session_or_error()?;
-    login(session, &user)?;
-    messages
-        .success(format!("Signed in as {}. Add a passkey to sign in next time.", user.name()))?;
-    // Where the user adds a passkey: links are for accounts without one, or that lost theirs.
-    Ok(Redirect::to("/auth/credentials/").into_response())
-}
-
-#[derive(Deserialize)]
-struct InviteQuery {
-    invite: Option<String>,
-}
-
-async fn register_page(
-    auth: AuthState,
-    Query(query): Query<InviteQuery>,
-    render: Render,
-) -> Result<Response> {
-    if auth.user().await?.is_some() {
-        return Ok(Redirect::to(&auth.config().login_redirect).into_response());
-    }
-    let config = auth.config();
-    let passkeys = config.rp.is_some();
-    let token = query.invite.clone().unwrap_or_default();
-    let (users, invited) = config
-        .db
-        .read(move |c| {
-            let (users,): (i64,) = c.query_one("SELECT count(*) FROM users", &[])?;
-            Ok((users, invites::peek(c, &token)?))
-        })
-        .await?;
-    // The form, unless registering needs an invite this visit does not bring.
-    let closed = query.invite.is_some() && invited.is_none()
-        || config.invite_only && users > 0 && invited.is_none();
-    let context = context! {
-        passkeys,
-        closed,
-        invite => invited.is_some().then_some(query.invite),
-        invited_email => invited,
-    };
-    Ok(render.page("auth/register.html", context)?.into_response())
-}
-
-#[derive(Deserialize)]
-struct RegisterBegin {
-    username: String,
-    #[serde(default)]
-    display_name: String,
-    #[serde(default)]
-    invite: Option<String>,
-}
-
-async fn register_begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> Result<Response> {
-    let session = auth.session_or_error()?;
-    let config = auth.config();
-    let who = passkeys::Registrant {
-        username: &form.username,
-        display_name: &form.display_name,
-        invite: form.invite.as_deref().filter(|t| !t.is_empty()),
-        invite_only: config.invite_only,
-    };
-    let options =
-        passkeys::begin_registration(config.relying_party()?, &config.db, session, &who).await?;
-    Ok(options_json(options))
-}
-
-async fn register_finish(
-    auth: AuthState,
-    ClientIp(ip): ClientIp,
-    messages: Messages,
-    Json(credential): Json<RegisterPublicKeyCredential>,
-) -> Result<Response> {
-    let session = auth.session_or_error()?;
-    let config = auth.config();
-    let user =
-        passkeys::finish_registration(config.relying_party()?, &config.db, session, credential, ip)
-            .await?;
-    login(session, &user)?;
-    session.insert(NEW_CODES, true).map_err(|e| Error::internal(e.to_string()))?;
-    messages.success(format!("Welcome, {}! Your passkey is registered.", user.name()))?;
-    Ok(Json(serde_json::json!({ "redirect": "/auth/recovery-codes/" })).into_response())
-}
-
-async fn login_begin(auth: AuthState) -> Result<Response> {
-    let session = auth.session_or_error()?;
-    let config = auth.config();
-    Ok(options_json(passkeys::begin_login(config.relying_party()?, &config.db, session).await?))
-}
-
-#[derive(Deserialize)]
-struct LoginFinish {
-    credential: PublicKeyCredential,
-    #[serde(default)]
-    next: Option<String>,
-}
-
-async fn login_finish(
-    auth: AuthState,
-    ClientIp(ip): ClientIp,
-    messages: Messages,
-    Json(form): Json<LoginFinish>,
-) -> Result<Response> {
-    let session = auth.session_or_error()?;
-    let config = auth.config();
-    let user =
-        passkeys::finish_login(config.relying_party()?, &config.db, session, form.credential, ip)
-            .await?;
-    login(session, &user)?;
-    messages.success(format!("Signed in as {}.", user.name()))?;
-    let next = form.next.as_deref().and_then(safe_next).unwrap_or(&config.login_redirect);
-    Ok(Json(serde_json::json!({ "redirect": next })).into_response())
-}
-
 pub(crate) fn options_json(options: Options) -> Response {
     match options {
         Options::Create(options) => Json(options).into_response(),
         Options::Get(options) => Json(options).into_response(),
     }
-}
-
-/// Where the session marks that the next visit of the recovery-codes page makes new codes
-/// (after a registration or a regeneration): the codes are shown by the request that
-/// made them, and never stored in plain text.
-const NEW_CODES: &str = "_auth_new_codes";
-
-async fn recovery_codes_page(
-    auth: AuthState,
-    RequireAuth(user): RequireAuth,
-    render: Render,
-) -> Result<Response> {
-    let session = auth.session_or_error()?;
-    let db = auth.config().db.clone();
-    let mut response = if session.take::<bool>(NEW_CODES).unwrap_or(false) {
-        let codes = recovery::new_codes();
-        let shown = codes.clone();
-        let hashes = tokio::task::spawn_blocking(move || {
-            codes.iter().map(|c| recovery::hash(c)).collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| Error::internal(format!("hashing recovery codes: {e}")))?;
-        let owner = user.clone();
-        db.write(move |c| recovery::replace(c, &owner, &hashes)).await?;
-        render.page("auth/recovery_codes.html", context! { codes => shown })?.into_response()
-    } else {
-        let id = user.id;
-        let remaining = db.read(move |c| recovery::remaining(c, id)).await?;
-        render.page("auth/recovery_codes.html", context! { remaining })?.into_response()
-    };
-    // Codes on the page: no cache may keep it.
-    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
-}
-
-async fn regenerate_recovery_codes(
-    auth: AuthState,
-    RequireAuth(_user): RequireAuth,
-) -> Result<Response> {
-    let session = auth.session_or_error()?;
-    session.insert(NEW_CODES, true).map_err(|e| Error::internal(e.to_string()))?;
-    Ok(Redirect::to("/auth/recovery-codes/").into_response())
-}
-
-async fn recovery_page(render: Render) -> Result<Html> {
-    render.page("auth/recovery.html", context! {})
-}
-
-#[derive(Deserialize)]
-struct RecoveryForm {
-    #[serde(default)]
-    username: String,
-    #[serde(default)]
-    code: String,
-}
-
-async fn use_recovery_code(
-    auth: AuthState,
-    messages: Messages,
-    ClientIp(ip): ClientIp,
-    render: Render,
-    Form(form): Form<RecoveryForm>,
-) -> Result<Response> {
-    let session = auth.session_or_error()?;
-    let account = users::normalize_username(&form.username).unwrap_or_default();
-    if let Err(too_many) = auth.config().limits.take(limits::CODES_PER_ACCOUNT, &account) {
-        return Ok(too_many.into_response());
-    }
-    let db = auth.config().db.clone();
-    let name = form.username.clone();
-    let (user, stored) = db.read(move |c| recovery::unused(c, &name)).await?;
-    let typed = form.code.clone();
-    let found = tokio::task::spawn_blocking(move || recovery::find(&typed, &stored))
-        .await
-        .map_err(|e| Error::internal(format!("checking a recovery code: {e}")))?;
-    let signed_in = match (user, found) {
-        (Some(user), Some(code_id)) => {
-            db.write(move |c| {
-                if !recovery::use_code(c, code_id)? {
-                    return Ok(None);
-                }
-                let left = recovery::remaining(c, user.id)?;
-                let detail = format!("{left} left");
-                events::record(
-                    c,
-                    events::Event::new("recovery_code_used", &user).detail(detail).ip(ip),
-                )?;
-                events::record(
-                    c,
-                    events::Event::new("signed_in", &user).detail("with a recovery code").ip(ip),
-                )?;
-                Ok(Some((user, left)))
-            })
-            .await?
-        }
-        _ => None,
-    };
-    let Some((user, left)) = signed_in else {
-        let username = form.username;
-        let error = "That username and recovery code do not match an unused code.";
-        let page = render.page("auth/recovery.html", context! { username, error })?;
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
-    };
-    login(session, &user)?;
-    messages.success(format!(
-        "Signed in with a recovery code. {left} unused code(s) left: add a passkey or make new codes."
-    ))?;
-    Ok(Redirect::to("/auth/recovery-codes/").into_response())
 }

@@ -8,10 +8,20 @@
 //! blocking thread, outside any database transaction.
 
 use argon2::{Algorithm, Argon2, Params, Version};
+use axum::extract::Form;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::Deserialize;
 
+use super::ClientIp;
 use super::events::{self, Event};
+use super::guards::{AuthState, RequireAuth, login};
 use super::users::{self, User};
+use crate::contrib::messages::Messages;
 use crate::db::{Conn, DbError, params, utc_now};
+use crate::error::{Error, Result};
+use crate::template::{Html, Render};
 
 /// Codes per user.
 pub(crate) const COUNT: usize = 8;
@@ -148,6 +158,113 @@ pub(crate) fn remaining(c: &Conn, user_id: i64) -> Result<i64, DbError> {
     let sql = "SELECT count(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL";
     let (n,): (i64,) = c.query_one(sql, params![user_id])?;
     Ok(n)
+}
+
+/// Where the session marks that the next visit of the recovery-codes page makes new codes
+/// (after a registration or a regeneration): the codes are shown by the request that
+/// made them, and never stored in plain text.
+pub(super) const NEW_CODES: &str = "_auth_new_codes";
+
+pub(super) async fn codes_page(
+    auth: AuthState,
+    RequireAuth(user): RequireAuth,
+    render: Render,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let db = auth.config().db.clone();
+    let mut response = if session.take::<bool>(NEW_CODES).unwrap_or(false) {
+        let codes = new_codes();
+        let shown = codes.clone();
+        let hashes =
+            tokio::task::spawn_blocking(move || codes.iter().map(|c| hash(c)).collect::<Vec<_>>())
+                .await
+                .map_err(|e| Error::internal(format!("hashing recovery codes: {e}")))?;
+        let owner = user.clone();
+        db.write(move |c| replace(c, &owner, &hashes)).await?;
+        render.page("auth/recovery_codes.html", context! { codes => shown })?.into_response()
+    } else {
+        let id = user.id;
+        let remaining = db.read(move |c| remaining(c, id)).await?;
+        render.page("auth/recovery_codes.html", context! { remaining })?.into_response()
+    };
+    // Codes on the page: no cache may keep it.
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+pub(super) async fn regenerate(
+    auth: AuthState,
+    RequireAuth(_user): RequireAuth,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    session.insert(NEW_CODES, true).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(Redirect::to("/auth/recovery-codes/").into_response())
+}
+
+pub(super) async fn page(render: Render) -> Result<Html> {
+    render.page("auth/recovery.html", context! {})
+}
+
+#[derive(Deserialize)]
+pub(super) struct RecoveryForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    code: String,
+}
+
+pub(super) async fn sign_in(
+    auth: AuthState,
+    messages: Messages,
+    ClientIp(ip): ClientIp,
+    render: Render,
+    Form(form): Form<RecoveryForm>,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let account = users::normalize_username(&form.username).unwrap_or_default();
+    if let Err(too_many) = auth.config().limits.take(super::limits::CODES_PER_ACCOUNT, &account) {
+        return Ok(too_many.into_response());
+    }
+    let db = auth.config().db.clone();
+    let name = form.username.clone();
+    let (user, stored) = db.read(move |c| unused(c, &name)).await?;
+    let typed = form.code.clone();
+    let found = tokio::task::spawn_blocking(move || find(&typed, &stored))
+        .await
+        .map_err(|e| Error::internal(format!("checking a recovery code: {e}")))?;
+    let signed_in = match (user, found) {
+        (Some(user), Some(code_id)) => {
+            db.write(move |c| {
+                if !use_code(c, code_id)? {
+                    return Ok(None);
+                }
+                let left = remaining(c, user.id)?;
+                let detail = format!("{left} left");
+                events::record(
+                    c,
+                    events::Event::new("recovery_code_used", &user).detail(detail).ip(ip),
+                )?;
+                events::record(
+                    c,
+                    events::Event::new("signed_in", &user).detail("with a recovery code").ip(ip),
+                )?;
+                Ok(Some((user, left)))
+            })
+            .await?
+        }
+        _ => None,
+    };
+    let Some((user, left)) = signed_in else {
+        let username = form.username;
+        let error = "That username and recovery code do not match an unused code.";
+        let page = render.page("auth/recovery.html", context! { username, error })?;
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
+    };
+    login(session, &user)?;
+    messages.success(format!(
+        "Signed in with a recovery code. {left} unused code(s) left: add a passkey or make new codes."
+    ))?;
+    Ok(Redirect::to("/auth/recovery-codes/").into_response())
 }
 
 #[cfg(test)]

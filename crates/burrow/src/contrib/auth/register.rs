@@ -1,0 +1,91 @@
+//! Registering an account with a passkey: the page (with or without an invitation) and
+//! its two JSON steps.
+
+use axum::Json;
+use axum::extract::Query;
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::Deserialize;
+use webauthn_rs::prelude::RegisterPublicKeyCredential;
+
+use super::guards::{AuthState, login};
+use super::recovery::NEW_CODES;
+use super::{ClientIp, invites, options_json, passkeys};
+use crate::contrib::messages::Messages;
+use crate::error::{Error, Result};
+use crate::template::Render;
+
+#[derive(Deserialize)]
+pub(super) struct InviteQuery {
+    invite: Option<String>,
+}
+
+pub(super) async fn page(
+    auth: AuthState,
+    Query(query): Query<InviteQuery>,
+    render: Render,
+) -> Result<Response> {
+    if auth.user().await?.is_some() {
+        return Ok(Redirect::to(&auth.config().login_redirect).into_response());
+    }
+    let config = auth.config();
+    let passkeys = config.rp.is_some();
+    let token = query.invite.clone().unwrap_or_default();
+    let (users, invited) = config
+        .db
+        .read(move |c| {
+            let (users,): (i64,) = c.query_one("SELECT count(*) FROM users", &[])?;
+            Ok((users, invites::peek(c, &token)?))
+        })
+        .await?;
+    // The form, unless registering needs an invite this visit does not bring.
+    let closed = query.invite.is_some() && invited.is_none()
+        || config.invite_only && users > 0 && invited.is_none();
+    let context = context! {
+        passkeys,
+        closed,
+        invite => invited.is_some().then_some(query.invite),
+        invited_email => invited,
+    };
+    Ok(render.page("auth/register.html", context)?.into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct RegisterBegin {
+    username: String,
+    #[serde(default)]
+    display_name: String,
+    #[serde(default)]
+    invite: Option<String>,
+}
+
+pub(super) async fn begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let config = auth.config();
+    let who = passkeys::Registrant {
+        username: &form.username,
+        display_name: &form.display_name,
+        invite: form.invite.as_deref().filter(|t| !t.is_empty()),
+        invite_only: config.invite_only,
+    };
+    let options =
+        passkeys::begin_registration(config.relying_party()?, &config.db, session, &who).await?;
+    Ok(options_json(options))
+}
+
+pub(super) async fn finish(
+    auth: AuthState,
+    ClientIp(ip): ClientIp,
+    messages: Messages,
+    Json(credential): Json<RegisterPublicKeyCredential>,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let config = auth.config();
+    let user =
+        passkeys::finish_registration(config.relying_party()?, &config.db, session, credential, ip)
+            .await?;
+    login(session, &user)?;
+    session.insert(NEW_CODES, true).map_err(|e| Error::internal(e.to_string()))?;
+    messages.success(format!("Welcome, {}! Your passkey is registered.", user.name()))?;
+    Ok(Json(serde_json::json!({ "redirect": "/auth/recovery-codes/" })).into_response())
+}

@@ -1,0 +1,77 @@
+//! Signing in with a passkey, and out: the login page and its two JSON steps, logout.
+
+use axum::Json;
+use axum::extract::Query;
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::Deserialize;
+use webauthn_rs::prelude::PublicKeyCredential;
+
+use super::guards::{self, AuthState, login, safe_next};
+use super::{ClientIp, events, options_json, passkeys, users};
+use crate::contrib::messages::Messages;
+use crate::error::Result;
+use crate::template::{Html, Render};
+
+#[derive(Deserialize)]
+pub(super) struct NextQuery {
+    next: Option<String>,
+}
+
+pub(super) async fn page(
+    auth: AuthState,
+    Query(query): Query<NextQuery>,
+    render: Render,
+) -> Result<Html> {
+    let next = query.next.as_deref().and_then(safe_next);
+    let user = auth.user().await?;
+    let passkeys = auth.config().rp.is_some();
+    let signed_in_as = user.map(|u| u.name().to_string());
+    render.page("auth/login.html", context! { next, signed_in_as, passkeys })
+}
+
+pub(super) async fn logout(auth: AuthState, messages: Messages) -> Result<Response> {
+    if let Some(user) = auth.user().await? {
+        let db = auth.config().db.clone();
+        db.write(move |c| {
+            users::end_sessions(c, user.id)?;
+            events::record(c, events::Event::new("signed_out", &user))
+        })
+        .await?;
+        messages.success("You are signed out.")?;
+    }
+    if let Some(session) = auth.session() {
+        guards::logout(session);
+    }
+    Ok(Redirect::to(&auth.config().logout_redirect).into_response())
+}
+
+pub(super) async fn begin(auth: AuthState) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let config = auth.config();
+    Ok(options_json(passkeys::begin_login(config.relying_party()?, &config.db, session).await?))
+}
+
+#[derive(Deserialize)]
+pub(super) struct LoginFinish {
+    credential: PublicKeyCredential,
+    #[serde(default)]
+    next: Option<String>,
+}
+
+pub(super) async fn finish(
+    auth: AuthState,
+    ClientIp(ip): ClientIp,
+    messages: Messages,
+    Json(form): Json<LoginFinish>,
+) -> Result<Response> {
+    let session = auth.session_or_error()?;
+    let config = auth.config();
+    let user =
+        passkeys::finish_login(config.relying_party()?, &config.db, session, form.credential, ip)
+            .await?;
+    login(session, &user)?;
+    messages.success(format!("Signed in as {}.", user.name()))?;
+    let next = form.next.as_deref().and_then(safe_next).unwrap_or(&config.login_redirect);
+    Ok(Json(serde_json::json!({ "redirect": next })).into_response())
+}
