@@ -745,3 +745,38 @@ mod restart {
         a_ceremony_begun_before_a_restart_finishes_after_it(true).await;
     }
 }
+
+/// `--auth-use-email`: accounts are named by their email address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_use_email_the_username_is_an_email_address() {
+    let env = boot_with(false, &["--auth-use-email"]);
+    let router = &env.booted.router;
+    let mut visitor = Browser::default();
+    let page = visitor.get(router, "/auth/register").await;
+    assert!(page.body.contains(">Email</label>") && page.body.contains("type=\"email\""));
+    let plain = post_json(&mut visitor, router, "/auth/register/begin", r#"{"username":"ann"}"#);
+    let plain = plain.await;
+    assert_eq!(plain.status, StatusCode::BAD_REQUEST);
+    assert!(plain.body.contains("not an email address"), "{}", plain.body);
+    let begin = post_json(
+        &mut visitor,
+        router,
+        "/auth/register/begin",
+        r#"{"username":" Ann@Example.org"}"#,
+    )
+    .await;
+    assert_eq!(begin.status, StatusCode::OK, "{}", begin.body);
+    let options: serde_json::Value = serde_json::from_str(&begin.body).unwrap();
+    assert_eq!(options["publicKey"]["user"]["name"], "ann@example.org");
+    // An invitation is for its address only.
+    let invite = create_invite(&env.booted.ctx, "zed@example.org").await.unwrap();
+    let token = invite.url.split_once("invite=").unwrap().1;
+    let page = visitor.get(router, &format!("/auth/register?invite={token}")).await;
+    assert!(page.body.contains("value=\"zed@example.org\""), "{}", page.body);
+    let body = format!(r#"{{"username":"other@example.org","invite":"{token}"}}"#);
+    let other = post_json(&mut visitor, router, "/auth/register/begin", &body).await;
+    assert_eq!(other.status, StatusCode::BAD_REQUEST);
+    assert!(other.body.contains("another email address"), "{}", other.body);
+    let recovery = visitor.get(router, "/auth/recovery").await;
+    assert!(recovery.body.contains(">Email</label>"), "{}", recovery.body);
+}

@@ -74,3 +74,18 @@ both_engines!(operator_creates_accounts_and_signs_in_with_a_link, |engine: Engin
     assert!(line.contains("user=alice") || line.contains("user=\"alice\""), "{line}");
     assert!(server.log().iter().all(|l| !l.contains(token)), "the token reached the log");
 });
+
+#[test]
+fn with_use_email_accounts_are_named_by_their_address() {
+    let dir = tempdir();
+    let cli = |args: &[&str]| Launch::serve(dir.path()).arg("--auth-use-email").args(args).run();
+    let out = cli(&["users", "create", "Bob@Example.org"]);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert!(out.stdout.contains("Created user 'bob@example.org'"), "{out:?}");
+    let out = cli(&["users", "create", "bob"]);
+    assert_ne!(out.code(), Some(0), "{out:?}");
+    assert!(out.stderr.contains("not an email address"), "{out:?}");
+    let list = cli(&["users", "list"]).stdout;
+    let row = list.lines().find(|l| l.contains("bob@example.org")).expect("listed");
+    assert_eq!(row.matches("bob@example.org").count(), 2, "name and email: {list}");
+}

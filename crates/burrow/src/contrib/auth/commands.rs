@@ -66,9 +66,16 @@ async fn run_users(ctx: AppContext, args: ArgMatches) -> Result<(), BoxError> {
             Ok(())
         }
         Some(("create", sub)) => {
+            let username = arg(sub, "username");
+            // With --auth-use-email the name is the address.
+            let email = if ctx.config.get(&super::USE_EMAIL)? {
+                Some(users::normalize_email(&username)?)
+            } else {
+                sub.get_one::<String>("email").cloned()
+            };
             let new = NewUser {
-                username: arg(sub, "username"),
-                email: sub.get_one::<String>("email").cloned(),
+                username,
+                email,
                 display_name: sub.get_one::<String>("display-name").cloned().unwrap_or_default(),
                 role: sub.get_one::<String>("role").map(|r| r.parse::<Role>()).transpose()?,
             };

@@ -42,6 +42,8 @@ pub(crate) struct AuthConfig {
     pub(crate) logout_redirect: String,
     /// `--auth-invite-only`.
     pub(crate) invite_only: bool,
+    /// `--auth-use-email`.
+    pub(crate) use_email: bool,
     pub(crate) rp: Option<Arc<super::passkeys::RelyingParty>>,
     pub(crate) limits: Arc<super::limits::Limiter>,
 }

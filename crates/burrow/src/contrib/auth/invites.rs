@@ -78,10 +78,7 @@ pub struct Invite {
 
 /// Creates an [`Invite`] for `email` (logged in the audit log, the token never).
 pub async fn create_invite(ctx: &AppContext, email: &str) -> Result<Invite, UserError> {
-    let email = email.trim().to_lowercase();
-    if !email.contains('@') || email.contains(char::is_whitespace) {
-        return Err(UserError::Invalid(format!("'{email}' is not an email address")));
-    }
+    let email = super::users::normalize_email(email).map_err(UserError::Invalid)?;
     let issued = ctx.db.write(move |c| create(c, &email, None)).await?;
     let base = ctx.settings.base_url.trim_end_matches('/');
     Ok(Invite {

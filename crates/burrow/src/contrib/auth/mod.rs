@@ -97,6 +97,10 @@ const INVITE_ONLY: Setting<bool> = Setting::with_parser("auth.invite_only", pars
     .default("false")
     .switch()
     .help("Registering needs an invite (`server create-invite EMAIL`), except for the first user");
+pub(crate) const USE_EMAIL: Setting<bool> = Setting::with_parser("auth.use_email", parse_bool)
+    .default("false")
+    .switch()
+    .help("Accounts are named by their email address instead of a username");
 const RP_ID: Setting<String, Optional> = Setting::new("auth.webauthn_rp_id")
     .optional()
     .default_note("the base URL's host")
@@ -120,6 +124,7 @@ pub struct Auth {
     login_redirect: String,
     logout_redirect: String,
     invite_only: bool,
+    use_email: bool,
     /// `None` when the base URL has no domain name (passkeys cannot work there).
     rp: Option<Arc<RelyingParty>>,
     limits: Arc<Limiter>,
@@ -141,7 +146,7 @@ impl App for Auth {
     }
 
     fn settings(&self) -> &'static [&'static dyn AnySetting] {
-        &[&LOGIN_REDIRECT, &LOGOUT_REDIRECT, &INVITE_ONLY, &RP_ID, &RP_NAME, &RP_ORIGIN]
+        &[&LOGIN_REDIRECT, &LOGOUT_REDIRECT, &INVITE_ONLY, &USE_EMAIL, &RP_ID, &RP_NAME, &RP_ORIGIN]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
@@ -156,6 +161,7 @@ impl App for Auth {
             *target = path;
         }
         self.invite_only = config.get(&INVITE_ONLY)?;
+        self.use_email = config.get(&USE_EMAIL)?;
         let base_url = Settings::from_config(config)?.base_url;
         let origin = config.get(&RP_ORIGIN)?.unwrap_or(base_url);
         let host = Url::parse(&origin).ok().and_then(|u| u.host_str().map(str::to_string));
@@ -239,6 +245,7 @@ impl App for Auth {
             login_redirect: self.login_redirect.clone(),
             logout_redirect: self.logout_redirect.clone(),
             invite_only: self.invite_only,
+            use_email: self.use_email,
             rp: self.rp.clone(),
             limits: self.limits.clone(),
         };

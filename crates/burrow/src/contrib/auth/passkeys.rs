@@ -108,6 +108,8 @@ pub(crate) struct Registrant<'a> {
     pub(crate) invite: Option<&'a str>,
     /// `--auth-invite-only`.
     pub(crate) invite_only: bool,
+    /// `--auth-use-email`: the username is an email address.
+    pub(crate) use_email: bool,
 }
 
 const INVITE_ONLY: &str = "Registration here is by invitation only.";
@@ -122,7 +124,11 @@ pub(crate) async fn begin_registration(
     session: &Session,
     who: &Registrant<'_>,
 ) -> Result<Options, Error> {
-    let username = users::normalize_username(who.username).map_err(Error::bad_request)?;
+    let username = if who.use_email {
+        users::normalize_email(who.username).map_err(Error::bad_request)?
+    } else {
+        users::normalize_username(who.username).map_err(Error::bad_request)?
+    };
     let display_name = who.display_name;
     let (taken, invite) = (username.clone(), who.invite.map(str::to_string));
     let (exists, users, invited) = db
@@ -140,6 +146,11 @@ pub(crate) async fn begin_registration(
         return Err(Error::bad_request("That username is already taken."));
     }
     let Some(invited) = invited else { return Err(Error::bad_request(BAD_INVITE)) };
+    if who.use_email && invited.as_ref().is_some_and(|email| *email != username) {
+        return Err(Error::bad_request("This invitation is for another email address."));
+    }
+    // With `--auth-use-email`, the username is the account's email address.
+    let email = invited.clone().or_else(|| who.use_email.then(|| username.clone()));
     if who.invite_only && users > 0 && invited.is_none() {
         return Err(Error::forbidden(INVITE_ONLY));
     }
@@ -153,7 +164,7 @@ pub(crate) async fn begin_registration(
         username,
         display_name: display_name.trim().to_string(),
         handle: handle.to_string(),
-        email: invited,
+        email,
         invite,
         invite_only: who.invite_only,
         state,

@@ -201,8 +201,8 @@ pub(super) async fn regenerate(
     Ok(Redirect::to("/auth/recovery-codes/").into_response())
 }
 
-pub(super) async fn page(render: Render) -> Result<Html> {
-    render.page("auth/recovery.html", context! {})
+pub(super) async fn page(auth: AuthState, render: Render) -> Result<Html> {
+    render.page("auth/recovery.html", context! { use_email => auth.config().use_email })
 }
 
 #[derive(Deserialize)]
@@ -257,7 +257,8 @@ pub(super) async fn sign_in(
     let Some((user, left)) = signed_in else {
         let username = form.username;
         let error = "That username and recovery code do not match an unused code.";
-        let page = render.page("auth/recovery.html", context! { username, error })?;
+        let use_email = auth.config().use_email;
+        let page = render.page("auth/recovery.html", context! { username, error, use_email })?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
     login(session, &user)?;

@@ -42,6 +42,7 @@ pub(super) async fn page(
     let closed = query.invite.is_some() && invited.is_none()
         || config.invite_only && users > 0 && invited.is_none();
     let context = context! {
+        use_email => config.use_email,
         passkeys,
         closed,
         invite => invited.is_some().then_some(query.invite),
@@ -67,6 +68,7 @@ pub(super) async fn begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> R
         display_name: &form.display_name,
         invite: form.invite.as_deref().filter(|t| !t.is_empty()),
         invite_only: config.invite_only,
+        use_email: config.use_email,
     };
     let options =
         passkeys::begin_registration(config.relying_party()?, &config.db, session, &who).await?;

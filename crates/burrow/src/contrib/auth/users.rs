@@ -123,6 +123,18 @@ pub fn normalize_username(raw: &str) -> Result<String, String> {
     Ok(name)
 }
 
+/// An email address as stored: trimmed and lowercased; something before and after one
+/// `@`, a dot in the domain, no spaces. (Whether it receives mail is for email
+/// verification to say.)
+pub fn normalize_email(raw: &str) -> Result<String, String> {
+    let email = raw.trim().to_lowercase();
+    let valid = email.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty() && domain.contains('.') && !domain.contains('@')
+    }) && !email.contains(char::is_whitespace)
+        && email.chars().count() <= 254;
+    if valid { Ok(email) } else { Err(format!("'{email}' is not an email address")) }
+}
+
 /// What a new account starts with.
 #[derive(Clone, Debug, Default)]
 pub struct NewUser {
@@ -176,13 +188,12 @@ pub(crate) fn create_with_handle(
     new: &NewUser,
     webauthn_id: Option<&str>,
 ) -> Result<User, UserError> {
-    let username = normalize_username(&new.username).map_err(UserError::Invalid)?;
+    let username = normalize_username(&new.username)
+        .or_else(|why| normalize_email(&new.username).map_err(|_| why))
+        .map_err(UserError::Invalid)?;
     let email = match new.email.as_deref().map(str::trim) {
         None | Some("") => None,
-        Some(email) if email.contains('@') && !email.contains(char::is_whitespace) => {
-            Some(email.to_lowercase())
-        }
-        Some(_) => return Err(UserError::Invalid("not an email address".into())),
+        Some(email) => Some(normalize_email(email).map_err(UserError::Invalid)?),
     };
     if by_username(c, &username)?.is_some() {
         return Err(UserError::Taken("username"));
@@ -220,7 +231,10 @@ pub(crate) fn by_webauthn_id(c: &Conn, handle: &str) -> Result<Option<User>, DbE
 }
 
 pub fn by_username(c: &Conn, username: &str) -> Result<Option<User>, DbError> {
-    let Ok(username) = normalize_username(username) else { return Ok(None) };
+    // An email address for a username (`--auth-use-email`) may hold what usernames do not.
+    let Ok(username) = normalize_username(username).or_else(|_| normalize_email(username)) else {
+        return Ok(None);
+    };
     c.query_opt(&format!("SELECT {COLUMNS} FROM users WHERE username = ?"), params![username])
 }
 
@@ -276,6 +290,14 @@ mod tests {
         assert!(normalize_username("a b").is_err());
         assert!(normalize_username("<script>").is_err());
         assert!(normalize_username(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn emails_are_trimmed_lowercased_and_plausible() {
+        assert_eq!(normalize_email(" Ann@Example.ORG ").unwrap(), "ann@example.org");
+        for bad in ["ann", "@example.org", "ann@example", "ann@@example.org", "a nn@example.org"] {
+            assert!(normalize_email(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
