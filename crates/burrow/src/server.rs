@@ -616,6 +616,8 @@ impl Prepared {
         for app in apps.iter() {
             routes = routes.merge(app.routes(&ctx));
         }
+        // Inside the app middleware, so a 404 page knows what it knows (e.g. who is signed in).
+        routes = routes.fallback(|| async { crate::error::Error::not_found() });
         // Earlier apps' middleware wraps later apps' middleware.
         for app in apps.iter().rev() {
             routes = app.middleware(routes, &ctx);

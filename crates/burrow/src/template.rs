@@ -477,6 +477,13 @@ pub(crate) trait BeforeRender: Send + Sync {
 #[derive(Clone)]
 pub(crate) struct BeforeRenders(pub(crate) Arc<dyn BeforeRender>);
 
+/// What app middleware leaves on an error response for the error page, which the core
+/// layer renders outside app middleware from the request it saw: extensions for its
+/// request (the auth app's state, so the page shows who is signed in), a
+/// [`BeforeRenders`] among them done first.
+#[derive(Clone)]
+pub(crate) struct ErrorPageExtensions(pub(crate) Extensions);
+
 impl<S: Send + Sync> FromRequestParts<S> for Render {
     type Rejection = Error;
 

@@ -18,7 +18,7 @@ use crate::error::{
     Handled, LogDetail, NOT_FOUND, PublicMessage, SERVER_ERROR, TOO_LARGE, one_line,
 };
 use crate::request::{PeerAddr, RequestId};
-use crate::template::{RequestInfo, Templates};
+use crate::template::{BeforeRenders, ErrorPageExtensions, RequestInfo, Templates};
 
 /// Whether [`render`] has anything to do: a cause to log, or an error page to make. The
 /// core layer calls `render` only then, so most responses never enter it.
@@ -47,7 +47,15 @@ pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
     if !wants_page(&res) {
         return res;
     }
-    let info = std::sync::Arc::new(summary.info());
+    let mut info = summary.info();
+    if let Some(ErrorPageExtensions(extra)) = res.extensions().get::<ErrorPageExtensions>().cloned()
+    {
+        if let Some(BeforeRenders(before)) = extra.get::<BeforeRenders>() {
+            before.before_render().await;
+        }
+        info.extensions.extend(extra);
+    }
+    let info = std::sync::Arc::new(info);
     let status = res.status();
     // Keep what the original response said besides its body (Allow on 405, Retry-After,
     // WWW-Authenticate, htmx headers…).

@@ -83,7 +83,7 @@ pub(crate) fn core_stack(
     // `with_state` turns every handler into a service now: left as handlers, axum would
     // clone each one and apply the layers above it on every request (as
     // `Router::into_make_service` avoids, which burrow's own accept loop does not use).
-    routes.fallback(|| async { Error::not_found() }).layer(stack).with_state(())
+    routes.layer(stack).with_state(())
 }
 
 /// Set while the server drains: HTTP/1.1 responses then carry `Connection: close`, so

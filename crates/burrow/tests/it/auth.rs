@@ -254,7 +254,23 @@ async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
     assert_eq!(nav(&bob_browser.get(router, "/page").await.body), ["Public", "Members"]);
     let alice_nav = nav(&alice_browser.get(router, "/page").await.body);
     assert_eq!(alice_nav, ["Public", "Members", "Staff area"]);
-    assert_eq!(bob_browser.get(router, "/staff").await.status, StatusCode::FORBIDDEN);
+    let forbidden = bob_browser.get(router, "/staff").await;
+    assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
+    // Error pages know who is signed in too (rendered outside the app middleware).
+    assert!(
+        forbidden.body.contains("Sign out") && forbidden.body.contains(">bob<"),
+        "{}",
+        forbidden.body
+    );
+    let missing = bob_browser.get(router, "/no/such/page").await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(
+        missing.body.contains("Sign out") && missing.body.contains(">Members<"),
+        "{}",
+        missing.body
+    );
+    let anonymous_missing = Browser::default().get(router, "/no/such/page").await;
+    assert!(anonymous_missing.body.contains(">Sign in<"), "{}", anonymous_missing.body);
     // Promoted, his sessions end (they carried the old role); signed in again, he is staff.
     db.write(|c| Ok(users::set_role(c, "bob", Role::Staff))).await.unwrap().unwrap();
     assert_eq!(bob_browser.get(router, "/whoami").await.body, "anonymous");

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{Extensions, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 use tokio::sync::OnceCell;
@@ -22,7 +22,7 @@ use crate::contrib::session::Session;
 use crate::error::Error;
 use crate::http::around::Around;
 use crate::http::errors::wants_json;
-use crate::template::{Audience, BeforeRender};
+use crate::template::{Audience, BeforeRender, BeforeRenders, ErrorPageExtensions};
 
 /// Where the session keeps the signed-in user.
 const SESSION_KEY: &str = "_auth";
@@ -149,20 +149,29 @@ impl BeforeRender for AuthState {
 pub(crate) struct AuthLayer(pub(crate) Arc<AuthConfig>);
 
 impl Around for AuthLayer {
-    type State = ();
+    type State = (AuthState, BeforeRenders);
 
-    fn before(&self, request: &mut Request) {
+    fn before(&self, request: &mut Request) -> Self::State {
         let state = AuthState(Arc::new(Inner {
             config: self.0.clone(),
             session: request.extensions().get::<Session>().cloned(),
             user: OnceCell::new(),
         }));
-        let render: Arc<dyn BeforeRender> = Arc::new(state.clone());
-        request.extensions_mut().insert(crate::template::BeforeRenders(render));
-        request.extensions_mut().insert(state);
+        let render = BeforeRenders(Arc::new(state.clone()));
+        request.extensions_mut().insert(render.clone());
+        request.extensions_mut().insert(state.clone());
+        (state, render)
     }
 
-    fn after(&self, _: (), response: Response) -> Response {
+    fn after(&self, (state, render): Self::State, mut response: Response) -> Response {
+        // The error page is rendered outside this layer, from the request it saw: it gets
+        // what `current_user()` and the navigation need to show who is signed in.
+        if response.status().as_u16() >= 400 {
+            let mut extensions = Extensions::new();
+            extensions.insert(render);
+            extensions.insert(state);
+            response.extensions_mut().insert(ErrorPageExtensions(extensions));
+        }
         response
     }
 }
