@@ -60,6 +60,20 @@ impl RelyingParty {
     }
 }
 
+impl RelyingParty {
+    /// The passkey a browser made for a registration or an added passkey, or the 400 that
+    /// refuses it.
+    fn verify_new(
+        &self,
+        credential: &RegisterPublicKeyCredential,
+        state: &PasskeyRegistration,
+    ) -> Result<Passkey, Error> {
+        self.webauthn
+            .finish_passkey_registration(credential, state)
+            .map_err(|e| Error::bad_request(format!("The passkey was not accepted: {e}.")))
+    }
+}
+
 /// What the server keeps of a ceremony between `begin` and `finish`.
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase")]
@@ -254,11 +268,9 @@ pub(crate) async fn finish_adding(
             Some(Ceremony::Add { user_id, state }) if user_id == user.id => state,
             _ => return Ok(Err(expired())),
         };
-        let passkey = match rp.webauthn.finish_passkey_registration(&credential, &state) {
+        let passkey = match rp.verify_new(&credential, &state) {
             Ok(passkey) => passkey,
-            Err(e) => {
-                return Ok(Err(Error::bad_request(format!("The passkey was not accepted: {e}."))));
-            }
+            Err(refused) => return Ok(Err(refused)),
         };
         let sql = "SELECT count(*) FROM credentials WHERE user_id = ?";
         let (count,): (i64,) = c.query_one(sql, params![user.id])?;
@@ -295,13 +307,9 @@ pub(crate) async fn finish_registration(
             else {
                 return Ok(Err(expired()));
             };
-            let passkey = match rp.webauthn.finish_passkey_registration(&credential, &state) {
+            let passkey = match rp.verify_new(&credential, &state) {
                 Ok(passkey) => passkey,
-                Err(e) => {
-                    return Ok(Err(Error::bad_request(format!(
-                        "The passkey was not accepted: {e}."
-                    ))));
-                }
+                Err(refused) => return Ok(Err(refused)),
             };
             // Checked again: another registration may have come first since `begin`.
             let (users,): (i64,) = c.query_one("SELECT count(*) FROM users", &[])?;

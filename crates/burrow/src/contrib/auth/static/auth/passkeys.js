@@ -101,39 +101,34 @@
     return;
   }
 
+  // Registration and adding a passkey: PREFIX/begin with `body`, the browser makes the
+  // passkey, PREFIX/finish checks it and says where to go.
+  async function createPasskey(prefix, body) {
+    try {
+      const options = await post(prefix + "/begin", body);
+      const cred = await navigator.credentials.create({ publicKey: creationOptions(options) });
+      const done = await post(prefix + "/finish", registrationJSON(cred));
+      window.location.assign(done.redirect);
+    } catch (error) {
+      report(error);
+    }
+  }
+
   const register = document.querySelector("form[data-passkey-register]");
   if (register) {
     register.addEventListener("submit", async (event) => {
       event.preventDefault();
-      try {
-        const invite = register.elements.invite;
-        const options = await post("/auth/register/begin", {
-          username: register.elements.username.value,
-          display_name: register.elements.display_name.value,
-          invite: invite ? invite.value : null,
-        });
-        const cred = await navigator.credentials.create({ publicKey: creationOptions(options) });
-        const done = await post("/auth/register/finish", registrationJSON(cred));
-        window.location.assign(done.redirect);
-      } catch (error) {
-        report(error);
-      }
+      const invite = register.elements.invite;
+      createPasskey("/auth/register", {
+        username: register.elements.username.value,
+        display_name: register.elements.display_name.value,
+        invite: invite ? invite.value : null,
+      });
     });
   }
 
   const add = document.querySelector("[data-passkey-add]");
-  if (add) {
-    add.addEventListener("click", async () => {
-      try {
-        const options = await post("/auth/credentials/begin", {});
-        const cred = await navigator.credentials.create({ publicKey: creationOptions(options) });
-        const done = await post("/auth/credentials/finish", registrationJSON(cred));
-        window.location.assign(done.redirect);
-      } catch (error) {
-        report(error);
-      }
-    });
-  }
+  if (add) add.addEventListener("click", () => createPasskey("/auth/credentials", {}));
 
   const login = document.querySelector("[data-passkey-login]");
   if (login) {
