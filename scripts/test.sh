@@ -13,7 +13,8 @@ BIN="target/$TARGET/release/server"
 # (static linkage check), pebble + pebble-challtestsrv (the ACME CA of the TLS tests),
 # openssl (the CLI only: a TLS 1.1 client for the TLS tests), chromium + chromedriver (the
 # headless browser of the browser tests), sqlite3 (the guide's `.backup` beside a running
-# server in the SQLite tests). A missing tool is installed, or the run fails loudly.
+# server in the SQLite tests), python3-aiosmtpd (the SMTP server mail tests send to, run by
+# Debian's /usr/bin/python3). A missing tool is installed, or the run fails loudly.
 # PostgreSQL is not in this list: scripts/pg-cluster.sh installs it when it starts the cluster.
 missing=()
 command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null || missing+=(pebble)
@@ -24,6 +25,7 @@ command -v ldd >/dev/null || missing+=(libc-bin)
 command -v sqlite3 >/dev/null || missing+=(sqlite3)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+/usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]}"
   apt-get update -qq
@@ -32,6 +34,7 @@ fi
 for tool in setpriv unshare file ldd pebble pebble-challtestsrv openssl chromium chromedriver sqlite3; do
   command -v "$tool" >/dev/null || { echo "FAIL: $tool is required by the tests and could not be installed"; exit 1; }
 done
+/usr/bin/python3 -c 'import aiosmtpd' || { echo "FAIL: python3-aiosmtpd is required by the tests and could not be installed"; exit 1; }
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

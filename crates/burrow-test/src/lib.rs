@@ -44,6 +44,8 @@
 //!
 //! [`Client`] has an example; docs/guide/testing.md shows more.
 
+pub mod smtp;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;

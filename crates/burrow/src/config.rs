@@ -78,6 +78,7 @@ pub struct SettingInfo {
     secret: bool,
     optional: bool,
     switch: bool,
+    no_flag: bool,
 }
 
 /// A setting must have a value: from a source or its default.
@@ -133,6 +134,7 @@ const fn info(key: &'static str) -> SettingInfo {
         secret: false,
         optional: false,
         switch: false,
+        no_flag: false,
     }
 }
 
@@ -197,6 +199,14 @@ impl<T, P> Setting<T, P> {
         self
     }
 
+    /// Not accepted as a flag, only from the environment or the config file: for a
+    /// password, which a flag would show to every user of the machine (`ps`,
+    /// `/proc/PID/cmdline`).
+    pub const fn no_flag(mut self) -> Self {
+        self.info.no_flag = true;
+        self
+    }
+
     /// The long flag (without dashes), where the derived one does not fit.
     pub const fn flag(mut self, flag: &'static str) -> Self {
         self.info.flag = Some(flag);
@@ -249,6 +259,9 @@ impl SettingInfo {
 
     /// Every way to set it, for messages: `--csrf-key, CSRF_KEY or csrf.key`.
     pub fn ways_to_set(&self) -> String {
+        if self.no_flag {
+            return format!("{} or {}", self.env(), self.key);
+        }
         format!("--{}, {} or {}", self.flag(), self.env(), self.key)
     }
 
@@ -277,6 +290,7 @@ impl SettingInfo {
             .env(self.env())
             .help(help)
             .global(true)
+            .hide(self.no_flag)
             .hide_env_values(self.secret);
         if let Some(default) = self.default {
             arg = arg.default_value(default);
@@ -381,6 +395,14 @@ impl Config {
                 Some(ValueSource::EnvVariable) => Some(Source::Env(info.env())),
                 _ => None,
             };
+            if info.no_flag && matches!(explicit, Some(Source::Flag(_))) {
+                return Err(ConfigError(format!(
+                    "--{} is not accepted as a flag (every user of the machine can read a \
+                     process's arguments): set {}",
+                    info.flag(),
+                    info.ways_to_set()
+                )));
+            }
             let (value, source) = match explicit {
                 Some(source) => (matches.get_one::<String>(info.key).cloned(), source),
                 None => match table.get(info.key) {

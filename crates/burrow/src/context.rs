@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::mail::Mailer;
 use crate::settings::Settings;
 use crate::template::Templates;
 
@@ -24,4 +25,6 @@ pub struct AppContext {
     pub config: Arc<Config>,
     pub settings: Arc<Settings>,
     pub templates: Templates,
+    /// Sends mail through `--smtp-host` (off without it).
+    pub mailer: Mailer,
 }

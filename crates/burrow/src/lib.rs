@@ -116,6 +116,7 @@ mod files;
 pub mod forms;
 mod http;
 mod logging;
+pub mod mail;
 pub mod pagination;
 mod random;
 mod request;
@@ -190,6 +191,8 @@ mod guide {
     mod sessions {}
     #[doc = include_str!("../../../docs/guide/auth.md")]
     mod auth {}
+    #[doc = include_str!("../../../docs/guide/mail.md")]
+    mod mail {}
     #[doc = include_str!("../../../docs/guide/static-files.md")]
     mod static_files {}
     #[doc = include_str!("../../../docs/guide/deployment.md")]

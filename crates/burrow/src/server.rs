@@ -20,6 +20,7 @@ use crate::context::AppContext;
 use crate::db::{Db, DbError, DbOptions, Dsn, Migrations};
 use crate::http::staticfiles::{StaticDir, StaticFiles};
 use crate::http::{self, Draining, health};
+use crate::mail::Mailer;
 use crate::serve::pidfile::PidFile;
 use crate::serve::restart::{self, Inherited, Mode};
 use crate::serve::run::{self, RunError};
@@ -607,6 +608,7 @@ impl Prepared {
         let ctx = AppContext {
             db,
             config: self.config,
+            mailer: Mailer::new(self.settings.mail.as_ref()),
             settings: self.settings,
             templates: templates.clone(),
         };

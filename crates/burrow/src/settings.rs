@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -11,6 +11,7 @@ use crate::config::{
     parse_size,
 };
 use crate::db::{Checkpoints, DbOptions, Dsn};
+use crate::mail::{self, MailSettings};
 
 pub(crate) const HOST: Setting<Host> = Setting::new("server.host")
     .default("localhost")
@@ -198,6 +199,14 @@ pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
     &TLS_ACME_EAB_HMAC_KEY,
     &TLS_HTTP_PORT,
     &TLS_HTTPS_PORT,
+    &mail::SMTP_HOST,
+    &mail::SMTP_PORT,
+    &mail::SMTP_TLS,
+    &mail::SMTP_USERNAME,
+    &mail::SMTP_PASSWORD,
+    &mail::SMTP_PASSWORD_FILE,
+    &mail::SMTP_FROM,
+    &mail::SMTP_CA_ROOT,
     &DEV,
     &DEV_ALLOW_PUBLIC,
     &DEV_SOURCE_ROOT,
@@ -431,6 +440,8 @@ pub struct Settings {
     pub(crate) tls: TlsSettings,
     /// `--dev`: development mode (`None` in production).
     pub(crate) dev: Option<DevSettings>,
+    /// `--smtp-*`: where mail goes (`None`: no mail).
+    pub(crate) mail: Option<MailSettings>,
 }
 
 /// What `--dev` changes (docs/guide/development.md).
@@ -488,7 +499,10 @@ impl Settings {
             detach: config.get(&DETACH)?,
             restart_timeout: config.get(&RESTART_TIMEOUT)?,
             database,
-            database_password: password_file(config)?,
+            database_password: match config.get(&DATABASE_PASSWORD_FILE)? {
+                Some(path) => Some(read_password_file(config, &DATABASE_PASSWORD_FILE, &path)?),
+                None => None,
+            },
             database_pool_size: pool_size(config)?,
             database_acquire_timeout: positive_duration(config, &DATABASE_ACQUIRE_TIMEOUT)?,
             checkpoints: config.get(&DATABASE_CHECKPOINTS)?,
@@ -504,6 +518,7 @@ impl Settings {
             log_format,
             tls,
             dev,
+            mail: MailSettings::from_config(config)?,
         })
     }
 }
@@ -572,19 +587,20 @@ impl std::fmt::Debug for Password {
     }
 }
 
-/// The password file's first line, read at start-up so a missing or unreadable file is a
+/// A password file's first line, read at start-up so a missing or unreadable file is a
 /// one-line error before anything is written.
-fn password_file(config: &Config) -> Result<Option<Password>, ConfigError> {
-    let Some(path) = config.get(&DATABASE_PASSWORD_FILE)? else { return Ok(None) };
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        config.error(&DATABASE_PASSWORD_FILE, &format!("cannot read {}: {e}", path.display()))
-    })?;
+pub(crate) fn read_password_file(
+    config: &Config,
+    setting: &Setting<PathBuf, Optional>,
+    path: &Path,
+) -> Result<Password, ConfigError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| config.error(setting, &format!("cannot read {}: {e}", path.display())))?;
     let password = text.lines().next().unwrap_or("").to_string();
     if password.is_empty() {
-        let message = format!("{} is empty", path.display());
-        return Err(config.error(&DATABASE_PASSWORD_FILE, &message));
+        return Err(config.error(setting, &format!("{} is empty", path.display())));
     }
-    Ok(Some(Password(password)))
+    Ok(Password(password))
 }
 
 fn pool_size(config: &Config) -> Result<usize, ConfigError> {

@@ -276,6 +276,26 @@ impl Templates {
     }
 }
 
+impl Templates {
+    /// Renders `name` outside any request (a mail, a file a command writes): the
+    /// request's functions see no request. `Ok(None)` when no template has that name.
+    pub fn render_detached(
+        &self,
+        name: &str,
+        ctx: Value,
+    ) -> Result<Option<String>, minijinja::Error> {
+        let inner = match &self.live {
+            None => self.inner.clone(),
+            Some(live) => live.current.read().unwrap_or_else(|e| e.into_inner()).0.clone(),
+        };
+        match inner.env.get_template(name) {
+            Ok(template) => template.render(ctx).map(Some),
+            Err(e) if e.kind() == minijinja::ErrorKind::TemplateNotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+}
+
 /// Rebuilds `--dev` templates (see [`Templates::reloader`]).
 pub(crate) struct Reloader(Weak<Live>);
 
