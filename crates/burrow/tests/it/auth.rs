@@ -9,10 +9,13 @@ use burrow::axum::routing::get;
 use burrow::contrib::auth::users::{self, NewUser, Role, UserError};
 use burrow::contrib::auth::{
     Auth, CurrentUser, RequireAdmin, RequireAuth, RequireStaff, create_invite, login_link,
+    mail_invite,
 };
 use burrow::db::params;
 use burrow::minijinja::context;
 use burrow::{App, AppContext, Booted, Html, NavItem, Render, Server};
+
+use burrow_test::smtp::{Security, SmtpSink};
 
 use crate::db::PgDatabase;
 use crate::{Reply, Site, send};
@@ -795,4 +798,164 @@ async fn with_use_email_the_username_is_an_email_address() {
     assert!(other.body.contains("another email address"), "{}", other.body);
     let recovery = visitor.get(router, "/auth/recovery").await;
     assert!(recovery.body.contains(">Email</label>"), "{}", recovery.body);
+}
+
+/// A path on the site from an absolute URL.
+fn path_of(url: &str) -> &str {
+    let rest = url.split_once("://").unwrap().1;
+    &rest[rest.find('/').unwrap()..]
+}
+
+async fn unverified(env: &Env, username: &str, email: &str) -> users::User {
+    let new = NewUser {
+        username: username.into(),
+        email: Some(email.into()),
+        email_verified: false,
+        ..NewUser::default()
+    };
+    env.booted.ctx.db.write(move |c| Ok(users::create(c, &new))).await.unwrap().unwrap()
+}
+
+/// `--auth-require-verification` with a real SMTP server: registration needs an address;
+/// an unverified account's sign-in is refused (a recovery code is kept), a link is
+/// mailed; the link from the received mail verifies, and signs in the browser that was
+/// refused; resending answers the same for every address and is rate limited.
+async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
+    let sink = SmtpSink::start(Security::Starttls { password: None });
+    let mut extra = sink.server_args();
+    extra.push("--auth-require-verification".into());
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let env = boot_with(postgres, &extra);
+    let router = &env.booted.router;
+    let db = &env.booted.ctx.db;
+
+    let mut visitor = Browser::default();
+    let page = visitor.get(router, "/auth/register").await;
+    assert!(page.body.contains(r#"autocomplete="email" required"#), "{}", page.body);
+    let body = r#"{"username":"dora"}"#;
+    let refused = post_json(&mut visitor, router, "/auth/register/begin", body).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert!(refused.body.contains("An email address is required"), "{}", refused.body);
+    let body = r#"{"username":"dora","email":" Dora@Example.org"}"#;
+    let begun = post_json(&mut visitor, router, "/auth/register/begin", body).await;
+    assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
+
+    // Dora's account as registration leaves it: a passkey would be refused like the
+    // recovery code below. Give her codes (an operator's link lets her in to make them).
+    create(&env, "root", None).await.unwrap();
+    unverified(&env, "dora", "dora@example.org").await;
+    let mut dora = Browser::default();
+    dora.sign_in(&env, "dora").await;
+    dora.post(router, "/auth/recovery-codes/regenerate", "").await;
+    let shown = dora.get(router, "/auth/recovery-codes/").await;
+    let code = between(&shown.body, "<li><code>", "<").to_string();
+    dora.post(router, "/auth/logout", "").await;
+    assert!(sink.received().is_empty());
+
+    let mut browser = Browser::default();
+    let form = format!("username=dora&code={code}");
+    let refused = browser.post(router, "/auth/recovery", &form).await;
+    assert_eq!(refused.status, StatusCode::SEE_OTHER, "{}", refused.body);
+    assert_eq!(refused.headers[header::LOCATION], "/auth/verify-pending");
+    assert_eq!(browser.get(router, "/whoami").await.body, "anonymous");
+    let pending = browser.get(router, "/auth/verify-pending").await;
+    assert!(pending.body.contains("<strong>dora@example.org</strong>"), "{}", pending.body);
+    let sql = "SELECT count(*) FROM recovery_codes WHERE used_at IS NULL";
+    let (unused,): (i64,) = db.read(move |c| c.query_one(sql, &[])).await.unwrap();
+    assert_eq!(unused, 8, "the code is kept for when the address is verified");
+
+    let mail = sink.wait_for(1).remove(0);
+    assert_eq!(mail.rcpt_tos, ["dora@example.org"]);
+    assert!(mail.data.contains("Subject: Verify your email address for Site"), "{}", mail.data);
+    let link = mail.link("http://localhost:8080/auth/verify-email?token=").expect("a link");
+    let token = link.split_once("token=").unwrap().1.to_string();
+    assert_eq!(token.len(), 43, "{link}");
+    let rows: Vec<(String,)> =
+        db.read(|c| c.query("SELECT token_hash FROM email_verifications", &[])).await.unwrap();
+    assert!(rows.len() == 1 && rows[0].0 != token, "only the hash is stored");
+
+    // The refused browser follows the link: verified and signed in.
+    let verified = browser.get(router, path_of(&link)).await;
+    assert_eq!(verified.status, StatusCode::SEE_OTHER, "{}", verified.body);
+    assert_eq!(verified.headers[header::LOCATION], "/");
+    assert_eq!(browser.get(router, "/whoami").await.body, "dora");
+    let user = db.read(|c| users::by_username(c, "dora")).await.unwrap().unwrap();
+    assert!(user.email_verified);
+    // Once only.
+    let again = Browser::default().get(router, path_of(&link)).await;
+    assert_eq!(again.status, StatusCode::BAD_REQUEST);
+    assert!(again.body.contains("invalid, already used or expired"), "{}", again.body);
+    let bogus = Browser::default().get(router, "/auth/verify-email?token=%3Cx%3E").await;
+    assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
+
+    // Resending: the same answer for any address; a mail only for one waiting.
+    unverified(&env, "erin", "erin@example.org").await;
+    let mut stranger = Browser::default();
+    for address in ["nobody@example.org", "dora@example.org", "erin@example.org", "nonsense"] {
+        let reply =
+            stranger.post(router, "/auth/resend-verification", &format!("email={address}")).await;
+        assert_eq!(reply.status, StatusCode::SEE_OTHER, "{address}");
+        assert_eq!(reply.headers[header::LOCATION], "/auth/verify-pending");
+        let page = stranger.get(router, "/auth/verify-pending").await;
+        assert!(page.body.contains("a new link is on its way"), "{address}: {}", page.body);
+    }
+    let mail = sink.wait_for(2).remove(1);
+    assert_eq!(mail.rcpt_tos, ["erin@example.org"]);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(sink.received().len(), 2, "no mail for the other addresses");
+    // Another browser follows Erin's link: verified, and asked to sign in.
+    let link = mail.link("http://localhost:8080/auth/verify-email?token=").unwrap();
+    let verified = Browser::default().get(router, path_of(&link)).await;
+    assert_eq!(verified.headers[header::LOCATION], "/auth/login");
+    // Per address: three mails an hour, then 429.
+    unverified(&env, "finn", "finn@example.org").await;
+    for _ in 0..3 {
+        let reply = stranger.post(router, "/auth/resend-verification", "email=finn@example.org");
+        assert_eq!(reply.await.status, StatusCode::SEE_OTHER);
+    }
+    let limited =
+        stranger.post(router, "/auth/resend-verification", "email=finn@example.org").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.headers.contains_key(header::RETRY_AFTER));
+    let sql = "SELECT count(*) FROM auth_events WHERE event = 'email_verified'";
+    let (verified,): (i64,) = db.read(move |c| c.query_one(sql, &[])).await.unwrap();
+    assert_eq!(verified, 2);
+
+    // An invitation by mail: its link registers.
+    let invite = create_invite(&env.booted.ctx, "gus@example.org").await.unwrap();
+    mail_invite(&env.booted.ctx, &invite).await.unwrap();
+    // Dora's, Erin's, Finn's three (sent in the background: in any order) and Gus's.
+    let all = sink.wait_for(6);
+    let mail = all.iter().find(|m| m.rcpt_tos == ["gus@example.org"]).unwrap();
+    assert!(mail.data.contains("Subject: You are invited to Site"), "{}", mail.data);
+    let link = mail.link("http://localhost:8080/auth/register?invite=").unwrap();
+    assert_eq!(link, invite.url);
+    let page = Browser::default().get(router, path_of(&link)).await;
+    assert!(page.body.contains("Invitation for <strong>gus@example.org</strong>"));
+}
+
+mod verification {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        email_verification_by_the_link_of_a_real_mail(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        email_verification_by_the_link_of_a_real_mail(true).await;
+    }
+}
+
+#[test]
+fn verification_needs_mail_a_start_up_error_names_the_setting() {
+    let site = Site::new();
+    let err = site.build(server(), &["--auth-require-verification"]).map(drop).unwrap_err();
+    assert_eq!(err.code, 2);
+    assert!(
+        err.message.contains("--auth-require-verification") && err.message.contains("--smtp-host"),
+        "{}",
+        err.message
+    );
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use burrow_test::smtp::{Security, SmtpSink};
 use serde_json::{Value, json};
 
 use crate::support::{
@@ -223,6 +224,12 @@ impl Browser {
         let path = format!("/webauthn/authenticator/{id}/credentials");
         let value = self.command(reqwest::Method::GET, &path, None).await;
         value.as_array().unwrap_or_else(|| panic!("no credential list in {value}")).clone()
+    }
+
+    /// Removes every credential of a virtual authenticator (as if its passkeys were deleted).
+    async fn remove_authenticator_credentials(&self, id: &str) {
+        let path = format!("/webauthn/authenticator/{id}/credentials");
+        self.command(reqwest::Method::DELETE, &path, None).await;
     }
 
     async fn set_window_size(&self, width: u32, height: u32) {
@@ -1055,12 +1062,15 @@ async fn browser_signs_in_with_a_link_and_adds_a_passkey() {
 #[tokio::test]
 async fn browser_registers_with_an_invitation_on_an_invite_only_server() {
     let _timing = Timing::start("invitation");
+    let sink = SmtpSink::start(Security::None);
     let dir = tempdir();
     let port = free_port();
     let base = format!("http://localhost:{port}");
     let cli = |args: &[&str]| {
         let out = Launch::new(dir.path())
-            .args(["--base-url", &base, "--auth-invite-only", "--database-dsn"])
+            .args(["--base-url", &base, "--auth-invite-only"])
+            .args(sink.server_args())
+            .arg("--database-dsn")
             .arg(db_path(dir.path()))
             .args(args)
             .run();
@@ -1069,9 +1079,17 @@ async fn browser_registers_with_an_invitation_on_an_invite_only_server() {
     };
     cli(&["users", "create", "admin"]);
     let printed = cli(&["create-invite", "Newbie@Example.org"]);
-    let invite = printed.lines().find(|l| l.contains("/auth/register?invite=")).expect("a URL");
+    let printed_url =
+        printed.lines().find(|l| l.contains("/auth/register?invite=")).expect("a URL");
+    // Mailed too (mail is on): the test follows the link of the received mail.
+    assert!(printed.contains("Mailed to newbie@example.org."), "{printed}");
+    let mail = sink.wait_for(1).remove(0);
+    assert_eq!(mail.rcpt_tos, ["newbie@example.org"]);
+    let invite = &mail.link(&format!("{base}/auth/register?invite=")).expect("a link");
+    assert_eq!(invite, printed_url);
     let _server = Launch::new(dir.path())
         .args(["--port", &port.to_string(), "--base-url", &base, "--auth-invite-only"])
+        .args(sink.server_args())
         .arg("--database-dsn")
         .arg(db_path(dir.path()))
         .start();
@@ -1094,4 +1112,74 @@ async fn browser_registers_with_an_invitation_on_an_invite_only_server() {
     let newbie = list.lines().find(|l| l.contains("newbie")).expect("newbie listed");
     let fields: Vec<&str> = newbie.split_whitespace().collect();
     assert_eq!(fields[1..5], ["newbie", "user", "yes", "newbie@example.org"], "{list}");
+}
+
+/// Email verification end to end, with a real SMTP server (aiosmtpd, STARTTLS with a test
+/// CA and a password): a registration lands on "verify your email address", the link in
+/// the received mail signs in and shows the recovery codes; a passkey sign-in before
+/// verifying is refused and sent to the same page, with a new mail whose link signs in.
+#[tokio::test]
+async fn browser_verifies_an_email_address_with_the_link_of_a_received_mail() {
+    let _timing = Timing::start("verification");
+    let sink = SmtpSink::start(Security::Starttls { password: Some("mail secret") });
+    let dir = tempdir();
+    let password = dir.path().join("smtp-password");
+    std::fs::write(&password, "mail secret\n").unwrap();
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let server = Launch::new(dir.path())
+        .args(["--port", &port.to_string(), "--base-url", &base, "--auth-require-verification"])
+        .args(sink.server_args())
+        .arg(format!("--smtp-password-file={}", password.display()))
+        .arg("--database-dsn")
+        .arg(db_path(dir.path()))
+        .start();
+    let browser = Browser::start().await;
+    let authenticator = browser.add_virtual_authenticator().await;
+    let link_of = |mail: &burrow_test::smtp::Received| {
+        assert!(mail.tls && mail.auth.as_deref() == Some(burrow_test::smtp::USER), "{mail:?}");
+        mail.link(&format!("{base}/auth/verify-email?token=")).expect("a verification link")
+    };
+
+    browser.goto(&format!("{base}/auth/register")).await;
+    browser.type_into("#auth-username", "ann").await;
+    browser.type_into("#auth-email", "ann@example.org").await;
+    browser.click("form[data-passkey-register] button").await;
+    let pending = "return location.pathname === '/auth/verify-pending' \
+        && document.querySelector('main').innerText.includes('ann@example.org');";
+    browser.wait("the verify-pending page after registering", pending, json!([])).await;
+    let mail = sink.wait_for(1).remove(0);
+    assert_eq!(mail.rcpt_tos, ["ann@example.org"]);
+    browser.goto(&link_of(&mail)).await;
+    let codes = "return location.pathname === '/auth/recovery-codes/' \
+        && document.querySelectorAll('ul.recovery-codes code').length === 8;";
+    browser.wait("the recovery codes after verifying", codes, json!([])).await;
+    assert!(browser.text("main").await.contains("Your email address is verified. Welcome, ann!"));
+
+    // Bob registers in the same browser, with a passkey of his own, and tries to sign in
+    // before verifying: refused, sent to the page, and mailed a new link.
+    browser.remove_authenticator_credentials(&authenticator).await;
+    browser.goto(&format!("{base}/")).await;
+    browser.click(".user-area button").await;
+    let out = "return location.pathname === '/auth/login';";
+    browser.wait("the login page after signing out", out, json!([])).await;
+    browser.goto(&format!("{base}/auth/register")).await;
+    browser.type_into("#auth-username", "bob").await;
+    browser.type_into("#auth-email", "bob@example.org").await;
+    browser.click("form[data-passkey-register] button").await;
+    let pending = "return location.pathname === '/auth/verify-pending' \
+        && document.querySelector('main').innerText.includes('bob@example.org');";
+    browser.wait("bob's verify-pending page", pending, json!([])).await;
+    sink.wait_for(2);
+    // The login page's autofill answers with Bob's passkey at once.
+    browser.goto(&format!("{base}/auth/login")).await;
+    browser.wait("the refused sign-in, sent to verify", pending, json!([])).await;
+    let mails = sink.wait_for(3);
+    assert!(mails[1..].iter().all(|m| m.rcpt_tos == ["bob@example.org"]), "{mails:?}");
+    browser.goto(&link_of(&mails[2])).await;
+    let signed_in = "return document.body.innerText.includes('Welcome, bob!') \
+        && document.body.innerText.includes('Sign out');";
+    browser.wait("bob signed in by the link", signed_in, json!([])).await;
+    let log = server.log().join("\n");
+    assert!(!log.contains("mail secret") && !log.contains("token="), "{log}");
 }

@@ -44,6 +44,12 @@ pub(crate) struct AuthConfig {
     pub(crate) invite_only: bool,
     /// `--auth-use-email`.
     pub(crate) use_email: bool,
+    /// `--auth-require-verification`.
+    pub(crate) require_verification: bool,
+    /// For the links in mails.
+    pub(crate) base_url: String,
+    pub(crate) mailer: crate::mail::Mailer,
+    pub(crate) templates: crate::template::Templates,
     pub(crate) rp: Option<Arc<super::passkeys::RelyingParty>>,
     pub(crate) limits: Arc<super::limits::Limiter>,
 }

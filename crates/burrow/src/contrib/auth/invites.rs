@@ -15,6 +15,7 @@ use super::users::User;
 use super::users::UserError;
 use crate::context::AppContext;
 use crate::db::{Conn, DbError, params, utc_at, utc_now};
+use crate::mail::{Email, MailError};
 
 /// How long an invite works.
 pub(crate) const LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -70,6 +71,8 @@ pub(crate) fn consume_hashed(c: &Conn, token_hash: &str, user: &User) -> Result<
 /// An invitation to register (what `server create-invite` prints).
 #[derive(Clone, Debug)]
 pub struct Invite {
+    /// Who it is for.
+    pub email: String,
     /// `{base URL}/auth/register?invite=…`.
     pub url: String,
     /// When it stops working (UTC): 7 days from now.
@@ -79,10 +82,24 @@ pub struct Invite {
 /// Creates an [`Invite`] for `email` (logged in the audit log, the token never).
 pub async fn create_invite(ctx: &AppContext, email: &str) -> Result<Invite, UserError> {
     let email = super::users::normalize_email(email).map_err(UserError::Invalid)?;
-    let issued = ctx.db.write(move |c| create(c, &email, None)).await?;
+    let address = email.clone();
+    let issued = ctx.db.write(move |c| create(c, &address, None)).await?;
     let base = ctx.settings.base_url.trim_end_matches('/');
     Ok(Invite {
+        email,
         url: format!("{base}/auth/register?invite={}", issued.token),
         expires_at: issued.expires_at,
     })
+}
+
+/// Mails `invite` to its address, from the templates `auth/mail/invite.txt` and `.html`
+/// (one attempt; mail must be on: `--smtp-host`).
+pub async fn mail_invite(ctx: &AppContext, invite: &Invite) -> Result<(), MailError> {
+    let values = minijinja::context! {
+        url => &invite.url,
+        expires_at => &invite.expires_at,
+        base_url => ctx.settings.base_url.trim_end_matches('/'),
+    };
+    let email = Email::render(&ctx.templates, "auth/mail/invite", &invite.email, values)?;
+    ctx.mailer.send(&email).await
 }

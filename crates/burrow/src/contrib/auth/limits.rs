@@ -35,6 +35,13 @@ pub(crate) const CODES_PER_IP: Rate =
 pub(crate) const CODES_PER_ACCOUNT: Rate =
     Rate { name: "codes-account", burst: 5, window: Duration::from_secs(900) };
 
+/// Verification mails asked for per IP (the resend form).
+pub(crate) const MAILS_PER_IP: Rate =
+    Rate { name: "mails-ip", burst: 10, window: Duration::from_secs(3600) };
+/// Verification mails asked for per address.
+pub(crate) const MAILS_PER_ACCOUNT: Rate =
+    Rate { name: "mails-account", burst: 3, window: Duration::from_secs(3600) };
+
 /// Keys kept at most; beyond, full (idle) buckets go first, then the least recently used.
 const MAX_KEYS: usize = 10_000;
 

@@ -7,15 +7,15 @@
 //! guards [`RequireAuth`], [`RequireStaff`] and [`RequireAdmin`], the template functions
 //! `current_user()` and `is_authenticated()`, single-use sign-in links for operators, an
 //! audit log, recovery codes, a page of one's passkeys, invitations (and invite-only
-//! registration), rate limits, and the commands `server users list|create|login-link`,
-//! `server set-role` and `server create-invite`. Email verification and mail build on this
-//! (issue 14). docs/guide/auth.md is the guide.
+//! registration, mailed when mail is on), email verification (`verification`), rate
+//! limits, and the commands `server users list|create|login-link`, `server set-role` and
+//! `server create-invite`. docs/guide/auth.md is the guide.
 //!
 //! One module per concept: `users` (accounts, roles), `guards` (who is signed in, the
 //! extractors), `signin` and `register` (the pages and their JSON steps), `passkeys` (the
 //! WebAuthn ceremonies), `credentials` (one's passkeys), `recovery` (codes), `links`
-//! (sign-in links), `invites`, `limits` (rate limits), `events` (the audit log) and
-//! `commands` (the CLI).
+//! (sign-in links), `invites`, `verification` (email addresses), `limits` (rate limits),
+//! `events` (the audit log) and `commands` (the CLI).
 //!
 //! ```no_run
 //! use burrow::contrib::auth::{Auth, RequireAuth};
@@ -48,6 +48,7 @@ mod recovery;
 mod register;
 mod signin;
 pub mod users;
+mod verification;
 
 use std::sync::Arc;
 
@@ -62,7 +63,7 @@ use minijinja::value::{Serde, Value};
 use webauthn_rs::prelude::Url;
 
 pub use guards::{CurrentUser, RequireAdmin, RequireAuth, RequireStaff, login, safe_next};
-pub use invites::{Invite, create_invite};
+pub use invites::{Invite, create_invite, mail_invite};
 pub use links::{LoginLink, login_link};
 pub use users::{NewUser, Role, User, UserError};
 
@@ -101,6 +102,11 @@ pub(crate) const USE_EMAIL: Setting<bool> = Setting::with_parser("auth.use_email
     .default("false")
     .switch()
     .help("Accounts are named by their email address instead of a username");
+const REQUIRE_VERIFICATION: Setting<bool> =
+    Setting::with_parser("auth.require_verification", parse_bool)
+        .default("false")
+        .switch()
+        .help("Accounts sign in only once their email address is verified (needs --smtp-host)");
 const RP_ID: Setting<String, Optional> = Setting::new("auth.webauthn_rp_id")
     .optional()
     .default_note("the base URL's host")
@@ -125,6 +131,7 @@ pub struct Auth {
     logout_redirect: String,
     invite_only: bool,
     use_email: bool,
+    require_verification: bool,
     /// `None` when the base URL has no domain name (passkeys cannot work there).
     rp: Option<Arc<RelyingParty>>,
     limits: Arc<Limiter>,
@@ -146,7 +153,16 @@ impl App for Auth {
     }
 
     fn settings(&self) -> &'static [&'static dyn AnySetting] {
-        &[&LOGIN_REDIRECT, &LOGOUT_REDIRECT, &INVITE_ONLY, &USE_EMAIL, &RP_ID, &RP_NAME, &RP_ORIGIN]
+        &[
+            &LOGIN_REDIRECT,
+            &LOGOUT_REDIRECT,
+            &INVITE_ONLY,
+            &USE_EMAIL,
+            &REQUIRE_VERIFICATION,
+            &RP_ID,
+            &RP_NAME,
+            &RP_ORIGIN,
+        ]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
@@ -162,6 +178,11 @@ impl App for Auth {
         }
         self.invite_only = config.get(&INVITE_ONLY)?;
         self.use_email = config.get(&USE_EMAIL)?;
+        self.require_verification = config.get(&REQUIRE_VERIFICATION)?;
+        if self.require_verification && config.get(&crate::mail::SMTP_HOST)?.is_none() {
+            let reason = "verification mails need mail: set --smtp-host and --smtp-from";
+            return Err(config.error(&REQUIRE_VERIFICATION, reason));
+        }
         let base_url = Settings::from_config(config)?.base_url;
         let origin = config.get(&RP_ORIGIN)?.unwrap_or(base_url);
         let host = Url::parse(&origin).ok().and_then(|u| u.host_str().map(str::to_string));
@@ -219,6 +240,7 @@ impl App for Auth {
         // requests pay for them.
         let ceremony = || PerIp::layer(&self.limits, limits::CEREMONIES_PER_IP);
         let code = || PerIp::layer(&self.limits, limits::CODES_PER_IP);
+        let mails = || PerIp::layer(&self.limits, limits::MAILS_PER_IP);
         Router::new()
             .route("/auth/login", get(signin::page))
             .route("/auth/login/begin", post(signin::begin.layer(ceremony())))
@@ -236,6 +258,9 @@ impl App for Auth {
             .route("/auth/recovery-codes/", get(recovery::codes_page))
             .route("/auth/recovery-codes/regenerate", post(recovery::regenerate))
             .route("/auth/link", get(links::page).post(links::sign_in.layer(code())))
+            .route("/auth/verify-pending", get(verification::pending_page))
+            .route("/auth/verify-email", get(verification::verify.layer(code())))
+            .route("/auth/resend-verification", post(verification::resend.layer(mails())))
     }
 
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
@@ -246,6 +271,10 @@ impl App for Auth {
             logout_redirect: self.logout_redirect.clone(),
             invite_only: self.invite_only,
             use_email: self.use_email,
+            require_verification: self.require_verification,
+            base_url: ctx.settings.base_url.clone(),
+            mailer: ctx.mailer.clone(),
+            templates: ctx.templates.clone(),
             rp: self.rp.clone(),
             limits: self.limits.clone(),
         };

@@ -124,6 +124,10 @@ pub(crate) struct Registrant<'a> {
     pub(crate) invite_only: bool,
     /// `--auth-use-email`: the username is an email address.
     pub(crate) use_email: bool,
+    /// The address typed beside a username (ignored with `use_email` or an invitation).
+    pub(crate) email: Option<&'a str>,
+    /// `--auth-require-verification`: an address is required.
+    pub(crate) require_verification: bool,
 }
 
 const INVITE_ONLY: &str = "Registration here is by invitation only.";
@@ -144,10 +148,16 @@ pub(crate) async fn begin_registration(
         users::normalize_username(who.username).map_err(Error::bad_request)?
     };
     let display_name = who.display_name;
+    let typed = match who.email.map(str::trim).filter(|e| !e.is_empty()) {
+        Some(email) => Some(users::normalize_email(email).map_err(Error::bad_request)?),
+        None => None,
+    };
     let (taken, invite) = (username.clone(), who.invite.map(str::to_string));
+    let wanted = typed.clone();
     let (exists, users, invited) = db
         .read(move |c| {
-            let exists = users::by_username(c, &taken)?.is_some();
+            let exists = users::by_username(c, &taken)?.is_some()
+                || wanted.map(|e| users::by_email(c, &e)).transpose()?.flatten().is_some();
             let (users,): (i64,) = c.query_one("SELECT count(*) FROM users", &[])?;
             let invited = match &invite {
                 Some(token) => invites::peek(c, token)?.map(Some),
@@ -157,14 +167,18 @@ pub(crate) async fn begin_registration(
         })
         .await?;
     if exists {
-        return Err(Error::bad_request("That username is already taken."));
+        return Err(Error::bad_request("That username or email address is already taken."));
     }
     let Some(invited) = invited else { return Err(Error::bad_request(BAD_INVITE)) };
     if who.use_email && invited.as_ref().is_some_and(|email| *email != username) {
         return Err(Error::bad_request("This invitation is for another email address."));
     }
     // With `--auth-use-email`, the username is the account's email address.
-    let email = invited.clone().or_else(|| who.use_email.then(|| username.clone()));
+    // Else the address typed beside the username.
+    let email = invited.clone().or_else(|| who.use_email.then(|| username.clone())).or(typed);
+    if who.require_verification && email.is_none() {
+        return Err(Error::bad_request("An email address is required to register here."));
+    }
     if who.invite_only && users > 0 && invited.is_none() {
         return Err(Error::forbidden(INVITE_ONLY));
     }
@@ -316,7 +330,9 @@ pub(crate) async fn finish_registration(
             if invite_only && users > 0 && invite.is_none() {
                 return Ok(Err(Error::forbidden(INVITE_ONLY)));
             }
-            let new = NewUser { username, display_name, email, ..NewUser::default() };
+            // An invitation mailed to the address proves it.
+            let email_verified = invite.is_some();
+            let new = NewUser { username, display_name, email, email_verified, role: None };
             let user = match users::create_with_handle(c, &new, Some(&handle)) {
                 Ok(user) => user,
                 Err(UserError::Db(e)) => return Err(e),
@@ -367,6 +383,7 @@ pub(crate) async fn finish_login(
     session: &Session,
     credential: PublicKeyCredential,
     ip: Option<std::net::IpAddr>,
+    require_verification: bool,
 ) -> Result<User, Error> {
     let rp = rp.clone();
     let id = ceremony_id(session)?;
@@ -407,7 +424,11 @@ pub(crate) async fn finish_login(
                 return Ok(Err(Error::forbidden("This account is deactivated.")));
             }
             record_use(c, row_id, &mut passkey, &result)?;
-            events::record(c, Event::new("signed_in", &user).detail("with a passkey").ip(ip))?;
+            // An address still to verify: the caller refuses (and logs that) instead.
+            if !(require_verification && !user.email_verified) {
+                let signed_in = Event::new("signed_in", &user).detail("with a passkey").ip(ip);
+                events::record(c, signed_in)?;
+            }
             Ok(Ok(user))
         })
         .await??;

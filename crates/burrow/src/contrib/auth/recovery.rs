@@ -233,6 +233,11 @@ pub(super) async fn sign_in(
         .await
         .map_err(|e| Error::internal(format!("checking a recovery code: {e}")))?;
     let signed_in = match (user, found) {
+        // A right code, for an address still to verify: refused, the code kept.
+        (Some(user), Some(_)) if super::verification::must_verify(auth.config(), &user) => {
+            super::verification::refuse(auth.config(), session, &user, ip).await?;
+            return Ok(Redirect::to("/auth/verify-pending").into_response());
+        }
         (Some(user), Some(code_id)) => {
             db.write(move |c| {
                 if !use_code(c, code_id)? {

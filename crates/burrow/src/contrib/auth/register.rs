@@ -10,7 +10,7 @@ use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
 use super::guards::{AuthState, login};
 use super::recovery::NEW_CODES;
-use super::{ClientIp, invites, options_json, passkeys};
+use super::{ClientIp, invites, options_json, passkeys, verification};
 use crate::contrib::messages::Messages;
 use crate::error::{Error, Result};
 use crate::template::Render;
@@ -43,6 +43,7 @@ pub(super) async fn page(
         || config.invite_only && users > 0 && invited.is_none();
     let context = context! {
         use_email => config.use_email,
+        require_verification => config.require_verification,
         passkeys,
         closed,
         invite => invited.is_some().then_some(query.invite),
@@ -58,6 +59,8 @@ pub(super) struct RegisterBegin {
     display_name: String,
     #[serde(default)]
     invite: Option<String>,
+    #[serde(default)]
+    email: Option<String>,
 }
 
 pub(super) async fn begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> Result<Response> {
@@ -69,6 +72,8 @@ pub(super) async fn begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> R
         invite: form.invite.as_deref().filter(|t| !t.is_empty()),
         invite_only: config.invite_only,
         use_email: config.use_email,
+        email: form.email.as_deref(),
+        require_verification: config.require_verification,
     };
     let options =
         passkeys::begin_registration(config.relying_party()?, &config.db, session, &who).await?;
@@ -86,8 +91,18 @@ pub(super) async fn finish(
     let user =
         passkeys::finish_registration(config.relying_party()?, &config.db, session, credential, ip)
             .await?;
-    login(session, &user)?;
     session.insert(NEW_CODES, true).map_err(|e| Error::internal(e.to_string()))?;
+    if verification::must_verify(config, &user) {
+        // Signed in once the address is verified (see `verification`).
+        session
+            .insert(verification::PENDING, user.id)
+            .map_err(|e| Error::internal(e.to_string()))?;
+        verification::send(config, &user).await?;
+        messages
+            .success("Your passkey is registered. One more step: verify your email address.")?;
+        return Ok(Json(serde_json::json!({ "redirect": "/auth/verify-pending" })).into_response());
+    }
+    login(session, &user)?;
     messages.success(format!("Welcome, {}! Your passkey is registered.", user.name()))?;
     Ok(Json(serde_json::json!({ "redirect": "/auth/recovery-codes/" })).into_response())
 }

@@ -2,13 +2,14 @@
 
 use axum::Json;
 use axum::extract::Query;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::Deserialize;
 use webauthn_rs::prelude::PublicKeyCredential;
 
 use super::guards::{self, AuthState, login, safe_next};
-use super::{ClientIp, events, options_json, passkeys, users};
+use super::{ClientIp, events, options_json, passkeys, users, verification};
 use crate::contrib::messages::Messages;
 use crate::error::Result;
 use crate::template::{Html, Render};
@@ -67,9 +68,18 @@ pub(super) async fn finish(
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
-    let user =
-        passkeys::finish_login(config.relying_party()?, &config.db, session, form.credential, ip)
-            .await?;
+    let rp = config.relying_party()?;
+    let verify = config.require_verification;
+    let user = passkeys::finish_login(rp, &config.db, session, form.credential, ip, verify).await?;
+    if verification::must_verify(config, &user) {
+        verification::refuse(config, session, &user, ip).await?;
+        let error = "Your email address is not verified yet.";
+        let body = serde_json::json!({ "error": error, "redirect": "/auth/verify-pending" });
+        let mut res = (StatusCode::FORBIDDEN, Json(body)).into_response();
+        // The JSON is the answer the page's script reads, not an error page.
+        res.extensions_mut().insert(crate::error::Handled);
+        return Ok(res);
+    }
     login(session, &user)?;
     messages.success(format!("Signed in as {}.", user.name()))?;
     let next = form.next.as_deref().and_then(safe_next).unwrap_or(&config.login_redirect);

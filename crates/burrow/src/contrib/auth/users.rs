@@ -142,6 +142,8 @@ pub struct NewUser {
     pub email: Option<String>,
     pub display_name: String,
     pub role: Option<Role>,
+    /// The address is known to be the user's (e.g. an invitation mailed to it was used).
+    pub email_verified: bool,
 }
 
 /// Why an account was not created or changed.
@@ -209,9 +211,16 @@ pub(crate) fn create_with_handle(
     // Checked above; another instance on the same PostgreSQL database may still win the
     // race, and then the constraint answers (the transaction is over: no more queries).
     let inserted = c.execute(
-        "INSERT INTO users (username, email, display_name, role, webauthn_id) \
-         VALUES (?, ?, ?, ?, ?)",
-        params![username.as_str(), email, new.display_name.trim(), role.as_str(), webauthn_id],
+        "INSERT INTO users (username, email, display_name, role, webauthn_id, email_verified) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+        params![
+            username.as_str(),
+            email.as_deref(),
+            new.display_name.trim(),
+            role.as_str(),
+            webauthn_id,
+            new.email_verified && email.is_some()
+        ],
     );
     match inserted {
         Err(e) if e.is_unique_violation() => return Err(UserError::Taken("username or email")),
@@ -220,6 +229,11 @@ pub(crate) fn create_with_handle(
     let user = by_username(c, &username)?.ok_or_else(|| UserError::NotFound(username.clone()))?;
     events::record(c, Event::new("user_created", &user).detail(format!("role {role}")))?;
     Ok(user)
+}
+
+/// The account with this (normalized) email address.
+pub(crate) fn by_email(c: &Conn, email: &str) -> Result<Option<User>, DbError> {
+    c.query_opt(&format!("SELECT {COLUMNS} FROM users WHERE email = ?"), params![email])
 }
 
 pub fn by_id(c: &Conn, id: i64) -> Result<Option<User>, DbError> {

@@ -36,6 +36,11 @@
       body: JSON.stringify(body),
     });
     const data = await res.json().catch(() => ({}));
+    // A refusal with somewhere to go (e.g. an address still to verify): go there.
+    if (!res.ok && data.redirect) {
+      window.location.assign(data.redirect);
+      return new Promise(() => {});
+    }
     if (!res.ok) throw new Error(data.error || "The server answered " + res.status + ".");
     return data;
   }
@@ -118,11 +123,12 @@
   if (register) {
     register.addEventListener("submit", async (event) => {
       event.preventDefault();
-      const invite = register.elements.invite;
+      const { invite, email } = register.elements;
       createPasskey("/auth/register", {
         username: register.elements.username.value,
         display_name: register.elements.display_name.value,
         invite: invite ? invite.value : null,
+        email: email ? email.value : null,
       });
     });
   }
