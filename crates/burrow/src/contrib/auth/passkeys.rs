@@ -425,7 +425,7 @@ pub(crate) async fn finish_login(
             }
             record_use(c, row_id, &mut passkey, &result)?;
             // An address still to verify: the caller refuses (and logs that) instead.
-            if !(require_verification && !user.email_verified) {
+            if !require_verification || user.email_verified {
                 let signed_in = Event::new("signed_in", &user).detail("with a passkey").ip(ip);
                 events::record(c, signed_in)?;
             }
