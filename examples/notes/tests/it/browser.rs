@@ -1009,7 +1009,9 @@ async fn browser_registers_a_passkey_and_signs_in_with_it() {
 
 /// How an operator lets someone in on a headless host: `server users create` and
 /// `server users login-link`, the link opened in a browser, a passkey added on the
-/// account page, then signing in with it.
+/// account page, then signing in with it; a second passkey added and the first deleted;
+/// recovery codes made, one used to sign in (once only); a second account registered,
+/// which is not an admin.
 #[tokio::test]
 async fn browser_signs_in_with_a_link_and_adds_a_passkey() {
     let _timing = Timing::start("login link and passkey");
@@ -1054,6 +1056,61 @@ async fn browser_signs_in_with_a_link_and_adds_a_passkey() {
     browser.goto(link).await;
     let spent = browser.text("main").await;
     assert!(spent.contains("invalid, already used or expired"), "{spent}");
+
+    // A second passkey (a new device: this authenticator forgets the first, which the
+    // server keeps), then the first one deleted; the last one has no delete button.
+    browser.remove_authenticator_credentials(&authenticator).await;
+    browser.goto(&format!("{base}/auth/credentials/")).await;
+    browser.click("[data-passkey-add]").await;
+    let two = "return document.querySelectorAll('table.credentials tbody tr').length === 2;";
+    browser.wait("two passkeys in the list", two, json!([])).await;
+    browser.click("table.credentials tbody tr:first-child form[action$='/delete'] button").await;
+    let one = "return document.body.innerText.includes('your only passkey') \
+        && document.querySelectorAll('table.credentials tbody tr').length === 1;";
+    browser.wait("one passkey left, without a delete button", one, json!([])).await;
+
+    // Recovery codes, made on the account's page and shown once; the device lost, a code
+    // signs in, once.
+    browser.goto(&format!("{base}/auth/recovery-codes/")).await;
+    browser.click("main form button").await;
+    let codes = "const c = [...document.querySelectorAll('ul.recovery-codes code')]; \
+        return c.length === 8 ? c.map(e => e.textContent) : null;";
+    let codes = browser.wait("8 new recovery codes", codes, json!([])).await;
+    let code = codes[3].as_str().unwrap().to_string();
+    browser.remove_authenticator_credentials(&authenticator).await;
+    browser.click(".user-area button").await;
+    let out = "return location.pathname === '/auth/login';";
+    browser.wait("the login page, signed out", out, json!([])).await;
+    recover(&browser, &base, "ops", &code.to_uppercase()).await;
+    let left = "return location.pathname === '/auth/recovery-codes/' \
+        && document.querySelector('main').innerText.includes('7 unused');";
+    browser.wait("signed in with a recovery code, 7 left", left, json!([])).await;
+    browser.goto(&format!("{base}/")).await;
+    browser.click(".user-area button").await;
+    browser.wait("signed out again", out, json!([])).await;
+    recover(&browser, &base, "ops", &code).await;
+    let refused = "return document.body.innerText.includes('do not match an unused code');";
+    browser.wait("the used code refused", refused, json!([])).await;
+
+    // Someone else registers: an account of role user (the operator's came first).
+    browser.goto(&format!("{base}/auth/register")).await;
+    browser.type_into("#auth-username", "second").await;
+    browser.click("form[data-passkey-register] button").await;
+    let registered = "return location.pathname === '/auth/recovery-codes/';";
+    browser.wait("the second account registered", registered, json!([])).await;
+    let list = cli(&["users", "list"]);
+    let roles: Vec<Vec<&str>> =
+        list.lines().skip(1).map(|l| l.split_whitespace().take(3).collect()).collect();
+    assert!(roles.contains(&vec!["1", "ops", "admin"]), "{list}");
+    assert!(roles.contains(&vec!["2", "second", "user"]), "{list}");
+}
+
+/// Signs in on the recovery page with `code` (the test then waits for the outcome).
+async fn recover(browser: &Browser, base: &str, username: &str, code: &str) {
+    browser.goto(&format!("{base}/auth/recovery")).await;
+    browser.type_into("#recovery-username", username).await;
+    browser.type_into("#recovery-code", code).await;
+    browser.click("main form button").await;
 }
 
 /// Invite-only registration: an admin made from the shell, an invitation from `server
