@@ -48,6 +48,7 @@ cleanup_extra() {
 log "generating $NOTES notes in $DB"
 generate_notes "$NOTES"
 start_server --log-level warn --request-timeout "$REQUEST_TIMEOUT"
+sign_in # notes are their author's: wrk and the attacker send the bench account's cookies
 check_status 200 GET /notes
 
 # The attacking client, from 127.0.0.2: SILENT connections that never send a byte
@@ -61,7 +62,7 @@ def stop_now(*_):
     raise KeyboardInterrupt
 signal.signal(signal.SIGTERM, stop_now)
 
-port, silent, kind = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, silent, kind, cookie = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 letters = "abcdefghijklmnopqrstuvwxyz"
 if kind == "attack":
     terms = [a + "*" for a in letters] + [a + b + "*" for a in letters for b in letters][:300]
@@ -79,7 +80,7 @@ def search():
     while not stop:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30, source_address=SOURCE)
-            conn.request("GET", path)
+            conn.request("GET", path, headers={"Cookie": cookie})
             status = conn.getresponse().status
             conn.close()
         except Exception:
@@ -140,7 +141,7 @@ ROWS=()
 round() { # name attack-kind|none
     local name=$1 kind=$2 out=$TMP/wrk-$1.txt
     if [ "$kind" != none ]; then
-        python3 "$TMP/attack.py" "$PORT" "$SILENT" "$kind" >"$TMP/attack-$name.txt" 2>&1 &
+        python3 "$TMP/attack.py" "$PORT" "$SILENT" "$kind" "$COOKIE" >"$TMP/attack-$name.txt" 2>&1 &
         ATTACK_PID=$!
         sleep 2 # the silent connections are open, the searches running
     fi
@@ -148,7 +149,7 @@ round() { # name attack-kind|none
     SAMPLER_PID=$!
     log "round $name: wrk -c $CONNECTIONS -d $DURATION GET /notes"
     wrk --threads 2 --connections "$CONNECTIONS" --duration "$DURATION" --timeout 10s --latency \
-        "$BASE/notes" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
+        --header "Cookie: $COOKIE" "$BASE/notes" >"$out" 2>&1 || { cat "$out" >&2; die "wrk failed"; }
     kill "$SAMPLER_PID" 2>/dev/null || true
     wait "$SAMPLER_PID" 2>/dev/null || true
     SAMPLER_PID=

@@ -108,9 +108,17 @@ make_tmp() { # name
 }
 
 # --- data --------------------------------------------------------------------------
+# Notes belong to their author: the account `bench` (made here if missing) owns them, and
+# sign_in signs in as it.
+BENCH_USER=bench
+create_bench_user() {
+    "$BIN" --database-dsn "$DB" --log-level warn users create "$BENCH_USER" >"$TMP/user.out" 2>&1 \
+        || grep -q taken "$TMP/user.out" || { cat "$TMP/user.out" >&2; die "users create failed"; }
+}
 generate_notes() { # count
-    "$BIN" --database-dsn "$DB" --log-level warn generate-notes --count "$1" >"$TMP/generate.out" 2>&1 \
-        || { cat "$TMP/generate.out" >&2; die "generate-notes failed"; }
+    create_bench_user
+    "$BIN" --database-dsn "$DB" --log-level warn generate-notes --user "$BENCH_USER" --count "$1" \
+        >"$TMP/generate.out" 2>&1 || { cat "$TMP/generate.out" >&2; die "generate-notes failed"; }
 }
 
 # --- start, stop -----------------------------------------------------------------
@@ -181,24 +189,36 @@ show_warnings() { grep -E 'WARN|ERROR' "$SERVER_LOG" | head -20 >&2 || true; }
 
 # --- requests ----------------------------------------------------------------------
 # Dies unless METHOD PATH answers the expected status.
-check_status() { # expected-status method path [curl args...]
+check_status() { # expected-status method path [curl args...]; signed in once sign_in ran
     local want=$1 method=$2 path=$3
     shift 3
     local got
-    got=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -X "$method" "$@" "$BASE$path") || got=curl-failed
+    got=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -X "$method" "${AUTH_CURL[@]}" "$@" "$BASE$path") || got=curl-failed
     [ "$got" = "$want" ] || die "$method $path answered $got, expected $want"
 }
 
-# The CSRF credentials every POST needs (docs/notes-contract.md): loads GET /notes/new and
-# sets COOKIE (its Set-Cookie values as one Cookie header value, `_csrf=…`) and TOKEN (the
-# form's hidden csrf_token, to send as X-CSRF-Token). CSRF_CURL holds the matching curl args.
-fetch_csrf() {
-    local headers=$TMP/csrf.headers page=$TMP/csrf.html
-    curl -fsS --max-time 5 -D "$headers" -o "$page" "$BASE/notes/new" || die "GET /notes/new failed"
-    COOKIE=$(grep -i '^set-cookie:' "$headers" | sed -E 's/^[^:]*: *//; s/;.*//' | tr -d '\r' | paste -sd ';' - | sed 's/;/; /g')
+# Signs in as BENCH_USER, as a browser follows a sign-in link (docs/notes-contract.md): a
+# `users login-link` from the CLI, its page loaded and its form posted with curl. Sets COOKIE
+# (the session and CSRF cookies as one Cookie header value), TOKEN (the new-note form's
+# csrf_token, to send as X-CSRF-Token), AUTH_CURL (curl args with the cookies: every notes
+# page needs them) and CSRF_CURL (with the token too, for POSTs).
+AUTH_CURL=()
+sign_in() {
+    local jar=$TMP/cookies.txt page=$TMP/signin.html link csrf
+    create_bench_user
+    link=$("$BIN" --database-dsn "$DB" --log-level warn users login-link "$BENCH_USER" \
+        | grep -o 'token=[A-Za-z0-9_-]*' | head -1) || die "users login-link failed"
+    curl -fsS --max-time 5 -c "$jar" -o "$page" "$BASE/auth/link?$link" || die "GET /auth/link failed"
+    csrf=$(grep -o 'name="csrf_token" value="[^"]*"' "$page" | head -1 | sed -E 's/.*value="([^"]*)"/\1/')
+    curl -fsS --max-time 5 -b "$jar" -c "$jar" -o /dev/null --data "$link" \
+        --data-urlencode "csrf_token=$csrf" "$BASE/auth/link" || die "POST /auth/link failed"
+    curl -fsS --max-time 5 -b "$jar" -c "$jar" -o "$page" "$BASE/notes/new" || die "GET /notes/new failed"
+    # curl's jar writes HttpOnly cookies as `#HttpOnly_domain …` lines.
+    COOKIE=$(sed 's/^#HttpOnly_//' "$jar" | awk '!/^#/ && NF >= 7 { printf "%s%s=%s", sep, $6, $7; sep = "; " }')
     TOKEN=$(grep -o 'name="csrf_token" value="[^"]*"' "$page" | head -1 | sed -E 's/.*value="([^"]*)"/\1/')
-    [ -n "$COOKIE" ] || die "GET /notes/new set no cookie"
+    case "$COOKIE" in *_session=*) ;; *) die "signing in set no session cookie" ;; esac
     [ -n "$TOKEN" ] || die "no csrf_token in GET /notes/new"
+    AUTH_CURL=(-H "Cookie: $COOKIE")
     CSRF_CURL=(-H "Cookie: $COOKIE" -H "X-CSRF-Token: $TOKEN")
 }
 

@@ -52,8 +52,9 @@ if [ "$INSTANCES" = 2 ]; then
     cleanup_extra() { kill -KILL "$FIRST_PID" "$SECOND_PID" 2>/dev/null || true; }
     SERVER_LOG=$FIRST_LOG SERVER_PID=$FIRST_PID BASE=$FIRST_BASE
 fi
-# Every POST needs the CSRF cookie and token of a loaded form (the instances share keys).
-fetch_csrf
+# Notes are their author's: every request signs in as the bench account (the instances
+# share keys and the database, so one session serves both).
+sign_in
 
 # Sanity checks: one request per endpoint, so a broken route fails before the load.
 sanity_checks() {
@@ -67,8 +68,8 @@ sanity_checks
 
 # --- load ------------------------------------------------------------------------
 WRK_ARGS=(--threads "$THREADS" --connections "$CONNECTIONS" --duration "$DURATION" --timeout 5s --latency)
-GET_ARGS=()
-[ "$GZIP" = 1 ] && GET_ARGS=(--header 'Accept-Encoding: gzip')
+GET_ARGS=(--header "Cookie: $COOKIE")
+[ "$GZIP" = 1 ] && GET_ARGS+=(--header 'Accept-Encoding: gzip')
 
 if [ "$INSTANCES" = 2 ]; then
     WRK_ARGS=(--threads 1 --connections $((CONNECTIONS / 2)) --duration "$DURATION" --timeout 5s --latency)

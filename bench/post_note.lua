@@ -4,7 +4,7 @@
 --   wrk ... --script bench/post_note.lua http://127.0.0.1:PORT/notes -- COOKIE TOKEN [BYTES]
 --
 -- COOKIE: the Cookie header of a loaded form (GET /notes/new; it holds the `_csrf` cookie);
--- TOKEN: that form's hidden `csrf_token`, sent as X-CSRF-Token (bench/lib.sh's fetch_csrf
+-- TOKEN: that form's hidden `csrf_token`, sent as X-CSRF-Token (bench/lib.sh's sign_in
 -- gets both); BYTES: the content size of each note (optional; without it every note has the
 -- same short sentence, about 125 bytes).
 --

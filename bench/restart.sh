@@ -47,6 +47,7 @@ generate_notes "$NOTES"
 # socket). --detach false: the first process stays our child. --log-level info: the log
 # has a `SIGHUP received` line per restart.
 start_server --log-level info --pid-file "$PID_FILE" --detach false
+sign_in # notes are their author's: wrk sends the bench account's cookies
 FIRST_PID=$SERVER_PID
 for _ in $(seq 1 300); do # 300 x 0.1 s = 30 s
     [ "$(pid_in_file)" = "$FIRST_PID" ] && break
@@ -100,7 +101,8 @@ run() { # name wrk-args...
     : >"$times"
     log "$name: wrk ${THREADS} threads, ${CONNECTIONS} connections $*; $RESTARTS SIGHUPs"
     # A long duration; wrk stops on SIGINT and prints its results then.
-    wrk --threads "$THREADS" --connections "$CONNECTIONS" --duration 1h --timeout 5s --latency "$@" "$BASE/notes" >"$out" 2>&1 &
+    wrk --threads "$THREADS" --connections "$CONNECTIONS" --duration 1h --timeout 5s --latency \
+        --header "Cookie: $COOKIE" "$@" "$BASE/notes" >"$out" 2>&1 &
     WRK_PID=$!
     sleep 2 # load before the first SIGHUP
     for n in $(seq 1 "$RESTARTS"); do

@@ -75,7 +75,7 @@ fi
 # --- 3. start the server ----------------------------------------------------------
 start_server --log-level warn
 # The CSRF token of the new-note form and the cookies that go with it.
-fetch_csrf
+sign_in
 check_status 303 POST /notes "${CSRF_CURL[@]}" --data-urlencode 'title=sqlite.sh check' --data-urlencode 'content=sanity check'
 
 # --- 4. sustained writes: POST /notes, one row per transaction ----------------------

@@ -282,6 +282,52 @@ impl Client {
         &self.inner().booted.ctx.settings.base_url
     }
 
+    /// Signs in as `username`, an account of the auth app (created, with the role `user`,
+    /// if there is none; the very first account is an admin): the way an operator's
+    /// sign-in link does it, through the real pages (`login_link`, `GET` and `POST
+    /// /auth/link`). The session cookie then goes with every request. Panics if the server
+    /// has no auth app or the account is deactivated.
+    ///
+    /// ```no_run
+    /// # let client: burrow_test::Client = todo!();
+    /// client.sign_in("ann");
+    /// assert_eq!(client.get("/notes").status(), 200);
+    /// ```
+    pub fn sign_in(&self, username: &str) -> &Client {
+        use burrow::contrib::auth::{NewUser, login_link, users};
+        assert!(self.inner().booted.has_app("auth"), "sign_in needs the auth app on the server");
+        let ctx = self.context().clone();
+        let name = username.to_string();
+        self.block_on(async move {
+            ctx.db
+                .write(move |c| {
+                    if users::by_username(c, &name)?.is_none() {
+                        let new = NewUser { username: name, ..NewUser::default() };
+                        users::create(c, &new)
+                            .map_err(|e| burrow::db::DbError::Other(e.to_string()))?;
+                    }
+                    Ok(())
+                })
+                .await
+                .expect("creating the account")
+        });
+        let ctx = self.context().clone();
+        let name = username.to_string();
+        let link = self
+            .block_on(async move { login_link(&ctx, &name).await })
+            .unwrap_or_else(|e| panic!("a sign-in link for {username}: {e}"));
+        let (_, token) = link.url.split_once("?token=").expect("a token in the link");
+        let page = self.get(&format!("/auth/link?token={token}"));
+        assert_eq!(page.status(), 200, "the sign-in link's page: {}", page.text());
+        let done = self.post("/auth/link", &[("token", token)]);
+        assert_eq!(done.status(), 303, "signing in with the link: {}", done.text());
+        // Where the link leads, as a browser would: its flash message is shown there.
+        if let Some(next) = done.location().map(str::to_string) {
+            self.get(&next);
+        }
+        self
+    }
+
     /// Runs a future on the client's runtime and waits for it, e.g.
     /// `client.block_on(client.db().write(|c| c.execute(…)))`.
     pub fn block_on<F>(&self, future: F) -> F::Output

@@ -10,6 +10,9 @@ use std::time::Duration;
 use burrow::axum::Router;
 use burrow::axum::body::{Body, to_bytes};
 use burrow::axum::http::{Request, StatusCode, header};
+use burrow::contrib::auth::login_link;
+use burrow::contrib::auth::users::{self, NewUser};
+use burrow::db::DbError;
 use criterion::{Criterion, criterion_group, criterion_main};
 use tempfile::TempDir;
 use tokio::runtime::Runtime;
@@ -72,13 +75,16 @@ fn setup() -> Fixture {
             .expect("server builds")
     };
     let db = booted.ctx.db.clone();
+    // Notes belong to their author: the account the benchmark signs in as.
     let last_id = rt
         .block_on(db.write(|c| {
+            let new = NewUser { username: "bench".into(), ..NewUser::default() };
+            let user = users::create(c, &new).map_err(|e| DbError::Other(e.to_string()))?;
             for i in 0..NOTES {
                 let (title, content) = note_text(i);
                 c.execute(
-                    "INSERT INTO notes(title, content) VALUES (?, ?)",
-                    burrow::db::params![title, content],
+                    "INSERT INTO notes(title, content, user_id) VALUES (?, ?, ?)",
+                    burrow::db::params![title, content, user.id],
                 )?;
             }
             c.last_insert_id()
@@ -87,7 +93,7 @@ fn setup() -> Fixture {
     // Note `i` got the id `first_id + i`.
     let first_id = last_id - NOTES as i64 + 1;
     let detail_index = NOTES / 2;
-    let csrf = rt.block_on(csrf_credentials(&booted.router));
+    let csrf = rt.block_on(sign_in(&booted));
     Fixture {
         rt,
         csrf,
@@ -98,30 +104,49 @@ fn setup() -> Fixture {
     }
 }
 
-fn get(uri: &str) -> Request<Body> {
-    Request::get(uri).body(Body::empty()).expect("request")
+/// A GET with the signed-in browser's cookies.
+fn get(fx: &Fixture, uri: &str) -> Request<Body> {
+    Request::get(uri).header(header::COOKIE, &fx.csrf.0).body(Body::empty()).expect("request")
 }
 
-fn get_gzip(uri: &str) -> Request<Body> {
-    Request::get(uri).header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).expect("request")
+fn get_gzip(fx: &Fixture, uri: &str) -> Request<Body> {
+    let request = Request::get(uri).header(header::COOKIE, &fx.csrf.0);
+    request.header(header::ACCEPT_ENCODING, "gzip").body(Body::empty()).expect("request")
 }
 
-/// Loads the new-note form as a browser does: its `_csrf` cookie and hidden token.
-async fn csrf_credentials(router: &Router) -> (String, String) {
-    let response = router.clone().oneshot(get("/notes/new")).await.expect("infallible");
-    let cookie = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
-        .collect::<Vec<_>>()
-        .join("; ");
-    let body = to_bytes(response.into_body(), usize::MAX).await.expect("form body");
-    let html = String::from_utf8_lossy(&body);
-    const FIELD: &str = "name=\"csrf_token\" value=\"";
-    let at = html.find(FIELD).expect("a csrf_token field in /notes/new") + FIELD.len();
-    let token = html[at..].chars().take_while(|&c| c != '"').collect();
-    (cookie, token)
+/// Signs in as `bench` as a browser follows a sign-in link (the link's page, its form
+/// posted), then loads the new-note form: the session and CSRF cookies, and the token.
+async fn sign_in(booted: &burrow::Booted) -> (String, String) {
+    let link = login_link(&booted.ctx, "bench").await.expect("a sign-in link");
+    let path = &link.url[link.url.find("/auth/link").expect("the link's path")..];
+    let mut cookies: Vec<String> = Vec::new();
+    let mut fetch = async |request: Request<Body>| {
+        let response = booted.router.clone().oneshot(request).await.expect("infallible");
+        for value in response.headers().get_all(header::SET_COOKIE) {
+            let pair = value.to_str().expect("ASCII cookie").split(';').next().unwrap_or("");
+            let name = pair.split('=').next().unwrap_or("").to_string();
+            cookies.retain(|c| !c.starts_with(&format!("{name}=")));
+            cookies.push(pair.to_string());
+        }
+        let body = to_bytes(response.into_body(), usize::MAX).await.expect("body");
+        (String::from_utf8_lossy(&body).into_owned(), cookies.join("; "))
+    };
+    let token_of = |html: &str| {
+        const FIELD: &str = "name=\"csrf_token\" value=\"";
+        let at = html.find(FIELD).expect("a csrf_token field") + FIELD.len();
+        html[at..].chars().take_while(|&c| c != '"').collect::<String>()
+    };
+    let (page, cookie) = fetch(Request::get(path).body(Body::empty()).expect("request")).await;
+    let token = path.split_once("token=").expect("a token").1;
+    let form = format!("token={token}&csrf_token={}", token_of(&page));
+    let post = Request::post("/auth/link")
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(header::COOKIE, cookie);
+    let (_, cookie) = fetch(post.body(Body::from(form)).expect("request")).await;
+    let new = Request::get("/notes/new").header(header::COOKIE, cookie);
+    let (html, cookie) = fetch(new.body(Body::empty()).expect("request")).await;
+    assert!(cookie.contains("_session="), "signed in: {cookie}");
+    (cookie, token_of(&html))
 }
 
 fn post_note(fx: &Fixture, n: u64) -> Request<Body> {
@@ -164,16 +189,16 @@ fn check(
 
 /// Checks that a list page shows a full page of notes (20 rows).
 fn check_rows(fx: &Fixture, uri: &str) {
-    let text = check(fx, uri, get(uri), StatusCode::OK, "<li id=\"note-");
+    let text = check(fx, uri, get(fx, uri), StatusCode::OK, "<li id=\"note-");
     let rows = text.matches("<li id=\"note-").count();
     assert_eq!(rows, 20, "{uri}: expected a full page of 20 notes, found {rows}");
 }
 
 fn bench_get(c: &mut Criterion, fx: &Fixture, name: &str, uri: &str, needle: &str) {
-    check(fx, name, get(uri), StatusCode::OK, needle);
+    check(fx, name, get(fx, uri), StatusCode::OK, needle);
     c.bench_function(name, |b| {
         b.iter(|| {
-            let (status, body) = fx.rt.block_on(send(&fx.router, get(uri)));
+            let (status, body) = fx.rt.block_on(send(&fx.router, get(fx, uri)));
             debug_assert_eq!(status, StatusCode::OK);
             black_box(body)
         })
@@ -206,7 +231,7 @@ fn request_path(c: &mut Criterion) {
     // The list page again, as a browser asks for it: gzip-compressed.
     let response = fx
         .rt
-        .block_on(fx.router.clone().oneshot(get_gzip("/notes")))
+        .block_on(fx.router.clone().oneshot(get_gzip(&fx, "/notes")))
         .expect("the router is infallible");
     assert_eq!(response.status(), StatusCode::OK, "GET /notes with gzip");
     assert_eq!(
@@ -216,7 +241,7 @@ fn request_path(c: &mut Criterion) {
     );
     c.bench_function("GET /notes (list, gzip)", |b| {
         b.iter(|| {
-            let (status, body) = fx.rt.block_on(send(&fx.router, get_gzip("/notes")));
+            let (status, body) = fx.rt.block_on(send(&fx.router, get_gzip(&fx, "/notes")));
             debug_assert_eq!(status, StatusCode::OK);
             black_box(body)
         })

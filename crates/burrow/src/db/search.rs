@@ -293,6 +293,9 @@ pub struct Search<'c> {
     shown: Vec<(usize, Shown)>,
     limit: usize,
     offset: usize,
+    /// Conditions on the table (`t`), ANDed to the match, and their parameters.
+    conditions: Vec<String>,
+    params: Vec<Value>,
     /// A column that is not in the index, reported by [`Search::fetch`].
     error: Option<DbError>,
 }
@@ -313,6 +316,8 @@ impl Conn {
             shown: Vec::new(),
             limit: 20,
             offset: 0,
+            conditions: Vec::new(),
+            params: Vec::new(),
             error: None,
         }
     }
@@ -344,6 +349,15 @@ impl Search<'_> {
         self
     }
 
+    /// Only the rows that also meet `condition`: SQL over the table's columns as `t.name`,
+    /// with `?` for `params` (e.g. `("t.user_id = ?", params![user.id])`). Written by the
+    /// app, like any query; never put user input into the SQL itself.
+    pub fn and_where(mut self, condition: &str, params: &[Value]) -> Self {
+        self.conditions.push(format!("({condition})"));
+        self.params.extend_from_slice(params);
+        self
+    }
+
     /// At most `limit` hits, after skipping `offset`.
     pub fn page(mut self, limit: usize, offset: usize) -> Self {
         self.limit = limit;
@@ -360,7 +374,9 @@ impl Search<'_> {
             Engine::Sqlite => (self.sqlite_sql(), self.query.fts5()),
             Engine::Postgres => (self.postgres_sql(), self.query.tsquery()),
         };
-        let params = [Value::Text(query), Value::from(self.limit), Value::from(self.offset)];
+        let mut params = vec![Value::Text(query)];
+        params.extend(self.params.iter().cloned());
+        params.extend([Value::from(self.limit), Value::from(self.offset)]);
         self.conn.query(&sql, &params)
     }
 
@@ -372,6 +388,11 @@ impl Search<'_> {
             columns.push(shown(*i, self.index.columns[*i], how));
         }
         columns.join(", ")
+    }
+
+    /// ` AND (…) AND (…)` of [`Search::and_where`], or nothing.
+    fn and_conditions(&self) -> String {
+        self.conditions.iter().map(|c| format!(" AND {c}")).collect()
     }
 
     fn sqlite_sql(&self) -> String {
@@ -389,7 +410,8 @@ impl Search<'_> {
             .join(", ");
         format!(
             "SELECT {columns} FROM {fts} JOIN {table} t ON t.{key} = {fts}.rowid \
-             WHERE {fts} MATCH ? ORDER BY bm25({fts}, {weights}), t.{key} DESC LIMIT ? OFFSET ?"
+             WHERE {fts} MATCH ?{} ORDER BY bm25({fts}, {weights}), t.{key} DESC LIMIT ? OFFSET ?",
+            self.and_conditions()
         )
     }
 
@@ -410,8 +432,9 @@ impl Search<'_> {
         });
         format!(
             "SELECT {columns} FROM {table} t, to_tsquery('simple', ?) q \
-             WHERE t.search_vector @@ q \
-             ORDER BY ts_rank(t.search_vector, q) DESC, t.{key} DESC LIMIT ? OFFSET ?"
+             WHERE t.search_vector @@ q{} \
+             ORDER BY ts_rank(t.search_vector, q) DESC, t.{key} DESC LIMIT ? OFFSET ?",
+            self.and_conditions()
         )
     }
 }

@@ -442,6 +442,17 @@ both!(full_text_search_reads_the_same_on_both_engines, |db: Db| async move {
     let second: Vec<i64> =
         db.read(move |c| c.search(&DOCS, &query).select(&["id"]).page(1, 1).fetch()).await.unwrap();
     assert_eq!(second.len(), 1);
+    // Conditions on the table narrow the hits, with their own parameters.
+    let query = SearchQuery::parse("cooking OR backups").unwrap().unwrap();
+    let mut narrowed: Vec<i64> = db
+        .read(move |c| {
+            let search = c.search(&DOCS, &query).select(&["id"]);
+            search.and_where("t.id <> ?", params![9]).and_where("t.id > ?", params![1]).fetch()
+        })
+        .await
+        .unwrap();
+    narrowed.sort();
+    assert_eq!(narrowed, [2, 4]);
 });
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,7 @@
 //! Notes: create, edit, delete, validation, pagination, full-text search, htmx partials.
+//! Each note belongs to its author: every page needs a signed-in user ([`RequireAuth`]),
+//! and shows only that user's notes (another user's note is a 404, as if it did not exist).
+//! `server adopt-notes USERNAME` gives notes without an author (from before accounts) away.
 
 mod store;
 
@@ -8,6 +11,7 @@ use burrow::axum::response::{IntoResponse, Redirect, Response};
 use burrow::axum::routing::get;
 use burrow::axum::{Router, routing::post};
 use burrow::clap::{Arg, value_parser};
+use burrow::contrib::auth::{RequireAuth, users};
 use burrow::contrib::messages::Messages;
 use burrow::forms::{Form, FormResult, Valid};
 use burrow::minijinja::context;
@@ -18,7 +22,7 @@ use burrow::{
 };
 use serde::Deserialize;
 
-use store::NoteForm;
+use store::{Author, NoteForm};
 
 static FILES: AppFiles = burrow::app_files!("src/notes");
 
@@ -29,9 +33,10 @@ impl App for Notes {
         "notes"
     }
 
-    /// Notes' templates extend the layout of the pages app; handlers flash messages.
+    /// Notes' templates extend the layout of the pages app; handlers flash messages; notes
+    /// belong to the auth app's users (whose table its migrations refer to).
     fn dependencies(&self) -> &'static [&'static str] {
-        &["pages", "messages"]
+        &["pages", "messages", "auth"]
     }
 
     fn files(&self) -> Option<&'static AppFiles> {
@@ -40,8 +45,8 @@ impl App for Notes {
 
     fn nav_items(&self) -> Vec<NavItem> {
         vec![
-            NavItem::new("Notes", "/notes").order(10),
-            NavItem::new("New note", "/notes/new").order(20),
+            NavItem::new("Notes", "/notes").order(10).signed_in(),
+            NavItem::new("New note", "/notes/new").order(20).signed_in(),
         ]
     }
 
@@ -60,6 +65,12 @@ impl App for Notes {
         let cli = burrow::clap::Command::new("generate-notes")
             .about("Insert generated notes (for demos and benchmarks)")
             .arg(
+                Arg::new("user")
+                    .long("user")
+                    .value_name("USERNAME")
+                    .help("Whose notes they are [default: the first admin]"),
+            )
+            .arg(
                 Arg::new("count")
                     .long("count")
                     .value_name("N")
@@ -67,12 +78,38 @@ impl App for Notes {
                     .value_parser(value_parser!(u32).range(1..=10_000_000))
                     .help("How many notes"),
             );
-        vec![Command::new(cli, |ctx, args| async move {
-            let count = *args.get_one::<u32>("count").expect("count has a default");
-            store::insert_many(&ctx.db, generated(count as usize)).await?;
-            println!("Inserted {count} notes.");
+        let adopt = burrow::clap::Command::new("adopt-notes")
+            .about("Give the notes without an author (written before accounts) to a user")
+            .arg(Arg::new("username").required(true).help("Who gets them"));
+        let adopt = Command::new(adopt, |ctx, args| async move {
+            let name = args.get_one::<String>("username").expect("required").clone();
+            let wanted = name.clone();
+            let user = ctx.db.read(move |c| users::by_username(c, &wanted)).await?;
+            let user = user.ok_or_else(|| format!("no user '{name}'"))?;
+            let adopted = store::adopt(&ctx.db, Author::of(&user)).await?;
+            println!("{adopted} note(s) without an author now belong to {name}.");
             Ok(())
-        })]
+        });
+        vec![
+            adopt,
+            Command::new(cli, |ctx, args| async move {
+                let count = *args.get_one::<u32>("count").expect("count has a default");
+                let author = match args.get_one::<String>("user") {
+                Some(name) => {
+                    let wanted = name.clone();
+                    let user = ctx.db.read(move |c| users::by_username(c, &wanted)).await?;
+                    user.ok_or_else(|| format!("no user '{name}'"))?
+                }
+                None => store::first_admin(&ctx.db).await?.ok_or(
+                    "no account to own the notes: create one (server users create NAME) or pass \
+                     --user",
+                )?,
+            };
+                store::insert_many(&ctx.db, Author::of(&author), generated(count as usize)).await?;
+                println!("Inserted {count} notes for {}.", author.username);
+                Ok(())
+            }),
+        ]
     }
 
     async fn seed(&self, ctx: &AppContext) -> Result<(), BoxError> {
@@ -94,7 +131,15 @@ impl App for Notes {
         // Seeding twice must not duplicate the samples: those whose title is there are kept.
         let samples: Vec<_> = samples.iter().map(|(t, c)| (t.to_string(), c.to_string())).collect();
         let total = samples.len();
-        let added = store::insert_missing(&ctx.db, samples).await?;
+        // Notes need an author: the first admin's, once there is one.
+        let Some(admin) = store::first_admin(&ctx.db).await? else {
+            println!(
+                "notes: no sample notes (they need an author): register the first account, or \
+                 `server users create NAME`, then seed again."
+            );
+            return Ok(());
+        };
+        let added = store::insert_missing(&ctx.db, Author::of(&admin), samples).await?;
         let kept = total - added;
         match kept {
             0 => println!("notes: added {added} sample notes."),
@@ -124,10 +169,11 @@ impl ListQuery {
 
 async fn list(
     State(db): State<Db>,
+    RequireAuth(user): RequireAuth,
     Query(query): Query<ListQuery>,
     render: Render,
 ) -> Result<Html> {
-    let page = store::page(&db, &query.q, query.page()).await?;
+    let page = store::page(&db, Author::of(&user), &query.q, query.page()).await?;
     render.page(
         "notes/list.html",
         context! { page => Serde(&page), q => query.q.trim(), form => NoteForm::blank() },
@@ -137,19 +183,21 @@ async fn list(
 /// The rows of one page, for infinite scroll.
 async fn rows(
     State(db): State<Db>,
+    RequireAuth(user): RequireAuth,
     Query(query): Query<ListQuery>,
     render: Render,
 ) -> Result<Html> {
-    let page = store::page(&db, &query.q, query.page()).await?;
+    let page = store::page(&db, Author::of(&user), &query.q, query.page()).await?;
     render.partial("notes/_rows.html", context! { page => Serde(&page), q => query.q.trim() })
 }
 
-async fn new(render: Render) -> Result<Html> {
+async fn new(_: RequireAuth, render: Render) -> Result<Html> {
     render.page("notes/form.html", form_context(None, false))
 }
 
 async fn create(
     State(db): State<Db>,
+    RequireAuth(user): RequireAuth,
     render: Render,
     messages: Messages,
     form: FormResult<NoteForm>,
@@ -164,7 +212,7 @@ async fn create(
         }
         Err(invalid) => return invalid.page(&render, "notes/form.html", form_context(None, false)),
     };
-    let note = store::create(&db, form).await?;
+    let note = store::create(&db, Author::of(&user), form).await?;
     messages.success(format!("Created “{}”.", note.title))?;
     if render.is_htmx() {
         return Ok(render
@@ -174,19 +222,30 @@ async fn create(
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
 }
 
-async fn show(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Result<Html> {
-    let note = store::get(&db, id).await?.ok_or_else(Error::not_found)?;
+async fn show(
+    State(db): State<Db>,
+    RequireAuth(user): RequireAuth,
+    Path(id): Path<i64>,
+    render: Render,
+) -> Result<Html> {
+    let note = store::get(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
     render.page("notes/detail.html", context! { note => Serde(&note) })
 }
 
-async fn edit(State(db): State<Db>, Path(id): Path<i64>, render: Render) -> Result<Html> {
-    let note = store::get(&db, id).await?.ok_or_else(Error::not_found)?;
+async fn edit(
+    State(db): State<Db>,
+    RequireAuth(user): RequireAuth,
+    Path(id): Path<i64>,
+    render: Render,
+) -> Result<Html> {
+    let note = store::get(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
     let form = NoteForm::from_note(&note).bound();
     render.page("notes/form.html", context! { form, ..form_context(Some(note.id), false) })
 }
 
 async fn update(
     State(db): State<Db>,
+    RequireAuth(user): RequireAuth,
     Path(id): Path<i64>,
     render: Render,
     messages: Messages,
@@ -196,17 +255,23 @@ async fn update(
         Ok(Valid(form)) => form,
         Err(invalid) => {
             // Editing a note that was deleted meanwhile is a 404, not a validation error.
-            store::get(&db, id).await?.ok_or_else(Error::not_found)?;
+            store::get(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
             return invalid.page(&render, "notes/form.html", form_context(Some(id), false));
         }
     };
-    let note = store::update(&db, id, form).await?.ok_or_else(Error::not_found)?;
+    let author = Author::of(&user);
+    let note = store::update(&db, author, id, form).await?.ok_or_else(Error::not_found)?;
     messages.success("Saved your changes.")?;
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
 }
 
-async fn delete(State(db): State<Db>, Path(id): Path<i64>, messages: Messages) -> Result<Response> {
-    let title = store::delete(&db, id).await?.ok_or_else(Error::not_found)?;
+async fn delete(
+    State(db): State<Db>,
+    RequireAuth(user): RequireAuth,
+    Path(id): Path<i64>,
+    messages: Messages,
+) -> Result<Response> {
+    let title = store::delete(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
     messages.success(format!("Deleted “{title}”."))?;
     Ok(Redirect::to("/notes").into_response())
 }
@@ -214,10 +279,11 @@ async fn delete(State(db): State<Db>, Path(id): Path<i64>, messages: Messages) -
 /// `hx-delete` from a list row: the row is replaced by a short confirmation.
 async fn delete_htmx(
     State(db): State<Db>,
+    RequireAuth(user): RequireAuth,
     Path(id): Path<i64>,
     render: Render,
 ) -> Result<Response> {
-    let title = store::delete(&db, id).await?.ok_or_else(Error::not_found)?;
+    let title = store::delete(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
     let mut res = render.partial("notes/_deleted.html", context! { id, title })?.into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)

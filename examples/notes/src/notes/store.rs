@@ -1,6 +1,9 @@
-//! Notes on SQLite or PostgreSQL (the same SQL): queries, validation and search.
+//! Notes on SQLite or PostgreSQL (the same SQL): queries, validation and search. Every
+//! note belongs to its author, and every query is for one author's notes (the index
+//! `notes_user (user_id, id)` serves the list and the lookups).
 
 use burrow::Db;
+use burrow::contrib::auth::User;
 use burrow::db::search::{SearchIndex, SearchQuery};
 use burrow::db::{DbError, FromRow, Row, params, utc_now};
 use burrow::forms::Form;
@@ -8,6 +11,16 @@ use burrow::pagination::{Page, Paginator};
 use serde::Serialize;
 
 pub const PER_PAGE: usize = 20;
+
+/// Whose notes a request reads and writes: the signed-in user's id.
+#[derive(Clone, Copy, Debug)]
+pub struct Author(pub i64);
+
+impl Author {
+    pub fn of(user: &User) -> Author {
+        Author(user.id)
+    }
+}
 
 #[derive(Debug, Clone, Serialize, FromRow)]
 pub struct Note {
@@ -54,7 +67,12 @@ pub const SEARCH: SearchIndex = SearchIndex::new("notes", &["title", "content"])
 
 /// Lists newest first, or searches by relevance when `q` is not blank. A query that
 /// cannot be run is an empty page with `search_error`, never an error.
-pub async fn page(db: &Db, q: &str, paginator: Paginator) -> Result<Listing, DbError> {
+pub async fn page(
+    db: &Db,
+    author: Author,
+    q: &str,
+    paginator: Paginator,
+) -> Result<Listing, DbError> {
     let query = match SearchQuery::parse(q) {
         Ok(query) => query,
         Err(reason) => {
@@ -66,11 +84,12 @@ pub async fn page(db: &Db, q: &str, paginator: Paginator) -> Result<Listing, DbE
         .read(move |c| match query {
             None => c.query::<Item>(
                 "SELECT id, title, substr(content, 1, 240) AS excerpt, created_at
-                 FROM notes ORDER BY id DESC LIMIT ? OFFSET ?",
-                params![limit, offset],
+                     FROM notes WHERE user_id = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+                params![author.0, limit, offset],
             ),
             Some(query) => c
                 .search(&SEARCH, &query)
+                .and_where("t.user_id = ?", &[author.0.into()])
                 .select(&["id", "created_at"])
                 .highlight("title")
                 .excerpt("content", 24, "excerpt")
@@ -81,54 +100,86 @@ pub async fn page(db: &Db, q: &str, paginator: Paginator) -> Result<Listing, DbE
     Ok(Listing { page: paginator.page_of(items), search_error: None })
 }
 
-pub async fn get(db: &Db, id: i64) -> Result<Option<Note>, DbError> {
+/// A note of `author`'s; `None` when there is none, or it is someone else's.
+pub async fn get(db: &Db, author: Author, id: i64) -> Result<Option<Note>, DbError> {
     db.read(move |c| {
         c.query_opt(
-            "SELECT id, title, content, created_at, updated_at FROM notes WHERE id = ?",
-            params![id],
+            "SELECT id, title, content, created_at, updated_at FROM notes
+                 WHERE id = ? AND user_id = ?",
+            params![id, author.0],
         )
     })
     .await
 }
 
-pub async fn create(db: &Db, form: NoteForm) -> Result<Note, DbError> {
+/// A new note of `author`'s.
+pub async fn create(db: &Db, author: Author, form: NoteForm) -> Result<Note, DbError> {
     db.write(move |c| {
         c.query_one(
-            "INSERT INTO notes (title, content) VALUES (?, ?)
+            "INSERT INTO notes (title, content, user_id) VALUES (?, ?, ?)
              RETURNING id, title, content, created_at, updated_at",
-            params![plain(&form.title), plain(&form.content)],
+            params![plain(&form.title), plain(&form.content), author.0],
         )
     })
     .await
 }
 
-/// Updates a note; `None` when it does not exist.
-pub async fn update(db: &Db, id: i64, form: NoteForm) -> Result<Option<Note>, DbError> {
+/// Updates a note of `author`'s; `None` when there is none.
+pub async fn update(
+    db: &Db,
+    author: Author,
+    id: i64,
+    form: NoteForm,
+) -> Result<Option<Note>, DbError> {
     db.write(move |c| {
         c.query_opt(
             "UPDATE notes SET title = ?, content = ?, updated_at = ?
-             WHERE id = ? RETURNING id, title, content, created_at, updated_at",
-            params![plain(&form.title), plain(&form.content), utc_now(), id],
+                 WHERE id = ? AND user_id = ? RETURNING id, title, content, created_at, updated_at",
+            params![plain(&form.title), plain(&form.content), utc_now(), id, author.0],
         )
     })
     .await
 }
 
-/// Deletes a note; returns its title, or `None` when it did not exist.
-pub async fn delete(db: &Db, id: i64) -> Result<Option<String>, DbError> {
-    db.write(move |c| c.query_opt("DELETE FROM notes WHERE id = ? RETURNING title", params![id]))
-        .await
+/// Deletes a note of `author`'s; returns its title, or `None` when there is none.
+pub async fn delete(db: &Db, author: Author, id: i64) -> Result<Option<String>, DbError> {
+    db.write(move |c| {
+        c.query_opt(
+            "DELETE FROM notes WHERE id = ? AND user_id = ? RETURNING title",
+            params![id, author.0],
+        )
+    })
+    .await
 }
 
-/// Inserts many notes in few transactions.
-pub async fn insert_many(db: &Db, notes: Vec<(String, String)>) -> Result<(), DbError> {
+/// Gives the notes without an author (written before accounts, on a server that had no
+/// admin when it upgraded) to `author`; returns how many.
+pub async fn adopt(db: &Db, author: Author) -> Result<usize, DbError> {
+    db.write(move |c| {
+        c.execute("UPDATE notes SET user_id = ? WHERE user_id IS NULL", params![author.0])
+    })
+    .await
+}
+
+/// The first admin (the account notes made from the command line belong to by default).
+pub async fn first_admin(db: &Db) -> Result<Option<User>, DbError> {
+    use burrow::contrib::auth::users;
+    db.read(|c| Ok(users::list(c)?.into_iter().find(|u| u.is_admin() && u.is_active))).await
+}
+
+/// Inserts many notes of `author` in few transactions.
+pub async fn insert_many(
+    db: &Db,
+    author: Author,
+    notes: Vec<(String, String)>,
+) -> Result<(), DbError> {
     for chunk in notes.chunks(500) {
         let chunk = chunk.to_vec();
         db.write(move |c| {
             for (title, content) in &chunk {
                 c.execute(
-                    "INSERT INTO notes (title, content) VALUES (?, ?)",
-                    params![plain(title), plain(content)],
+                    "INSERT INTO notes (title, content, user_id) VALUES (?, ?, ?)",
+                    params![plain(title), plain(content), author.0],
                 )?;
             }
             Ok(())
@@ -138,18 +189,25 @@ pub async fn insert_many(db: &Db, notes: Vec<(String, String)>) -> Result<(), Db
     Ok(())
 }
 
-/// Inserts the notes whose title no note has yet, in one transaction; returns how many.
-pub async fn insert_missing(db: &Db, notes: Vec<(String, String)>) -> Result<usize, DbError> {
+/// Inserts the notes of `author` whose title none of theirs has yet, in one transaction;
+/// returns how many.
+pub async fn insert_missing(
+    db: &Db,
+    author: Author,
+    notes: Vec<(String, String)>,
+) -> Result<usize, DbError> {
     db.write(move |c| {
         let mut added = 0;
         for (title, content) in &notes {
             let (title, content) = (plain(title), plain(content));
-            let existing: Option<(i64,)> =
-                c.query_opt("SELECT id FROM notes WHERE title = ? LIMIT 1", params![&title])?;
+            let existing: Option<(i64,)> = c.query_opt(
+                "SELECT id FROM notes WHERE title = ? AND user_id = ? LIMIT 1",
+                params![&title, author.0],
+            )?;
             if existing.is_none() {
                 c.execute(
-                    "INSERT INTO notes (title, content) VALUES (?, ?)",
-                    params![title, content],
+                    "INSERT INTO notes (title, content, user_id) VALUES (?, ?, ?)",
+                    params![title, content, author.0],
                 )?;
                 added += 1;
             }

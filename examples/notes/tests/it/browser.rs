@@ -17,8 +17,8 @@ use burrow_test::smtp::{Security, SmtpSink};
 use serde_json::{Value, json};
 
 use crate::support::{
-    Launch, RawRequest, Server, client, create_note, db_path, free_port, generate_notes, short,
-    tempdir,
+    Launch, RawRequest, Server, TESTER, client, create_note, db_path, free_port, generate_notes,
+    short, tempdir,
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -509,6 +509,17 @@ fn serve(dir: &Path) -> Server {
     Launch::serve(dir).start()
 }
 
+/// A browser signed in on `server` (notes belong to their author): a sign-in link from
+/// the CLI, opened and confirmed, which lands on the passkeys page.
+async fn signed_in_browser(server: &Server) -> Browser {
+    let browser = Browser::start().await;
+    browser.goto(&server.url(&server.login_link(TESTER))).await;
+    browser.click("main form button").await;
+    let landed = "return location.pathname === '/auth/credentials/';";
+    browser.wait("the passkeys page after signing in", landed, json!([])).await;
+    browser
+}
+
 /// Opens the "Quick note" form of the list page (the page must be /notes).
 async fn open_quick_note(browser: &Browser) {
     browser.click("details.inline-create > summary").await;
@@ -532,7 +543,7 @@ async fn browser_inline_create_swaps_the_new_note_in() {
     let _timing = Timing::start("inline create");
     let dir = tempdir();
     let server = serve(dir.path());
-    let browser = Browser::start().await;
+    let browser = signed_in_browser(&server).await;
 
     browser.goto(&server.url("/notes")).await;
     browser.instrument().await;
@@ -615,7 +626,7 @@ async fn browser_inline_create_shows_validation_errors_in_place() {
     let _timing = Timing::start("inline validation");
     let dir = tempdir();
     let server = serve(dir.path());
-    let browser = Browser::start().await;
+    let browser = signed_in_browser(&server).await;
 
     browser.goto(&server.url("/notes")).await;
     browser.instrument().await;
@@ -669,7 +680,7 @@ async fn browser_infinite_scroll_loads_every_page() {
     let dir = tempdir();
     generate_notes(dir.path(), 45);
     let server = serve(dir.path());
-    let browser = Browser::start().await;
+    let browser = signed_in_browser(&server).await;
 
     browser.goto(&server.url("/notes")).await;
     browser.instrument().await;
@@ -732,7 +743,7 @@ async fn browser_boosted_edit_and_delete_show_flash_messages() {
     let dir = tempdir();
     let server = serve(dir.path());
     let id = create_note(&client(), &server, "Draft title", "Some content").await;
-    let browser = Browser::start().await;
+    let browser = signed_in_browser(&server).await;
 
     browser.goto(&server.url(&format!("/notes/{id}"))).await;
     browser.instrument().await;
@@ -801,7 +812,7 @@ async fn browser_screenshot_of_the_list_with_a_flash_message() {
     ] {
         create_note(&http, &server, title, content).await;
     }
-    let browser = Browser::start().await;
+    let browser = signed_in_browser(&server).await;
 
     browser.goto(&server.url("/notes")).await;
     browser.instrument().await;
@@ -853,7 +864,7 @@ async fn browser_phone_width_keeps_buttons_on_one_line() {
     let dir = tempdir();
     let server = serve(dir.path());
     create_note(&client(), &server, "Phone", "A note, so the list is not empty.").await;
-    let browser = Browser::start().await;
+    let browser = signed_in_browser(&server).await;
     // An iPhone 12 to 15 is 390 CSS pixels wide.
     browser.set_window_size(390, 844).await;
 

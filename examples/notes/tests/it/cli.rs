@@ -4,8 +4,8 @@
 use crate::both_engines;
 use crate::support::failure::Failure;
 use crate::support::{
-    CSRF_KEY, Database, Engine, Launch, SESSION_HASH_KEY, VERSION, client, db_path, get, note_ids,
-    tempdir,
+    CSRF_KEY, Database, Engine, Launch, SESSION_HASH_KEY, TESTER, VERSION, client, db_path, get,
+    note_ids, tempdir,
 };
 
 #[test]
@@ -201,6 +201,12 @@ both_engines!(blocking migrate_lists_and_applies, |engine: Engine| {
 both_engines!(seed_loads_sample_notes, |engine: Engine| async move {
     let dir = tempdir();
     let db = Database::new(engine, dir.path());
+    // Notes need an author: without an account, seeding adds none and says why.
+    let none = Launch::new(dir.path()).database(&db).arg("seed").run();
+    assert_eq!(none.code(), Some(0), "seed: {none:?}");
+    assert!(none.stdout.contains("no sample notes (they need an author)"), "{none:?}");
+    let created = Launch::new(dir.path()).database(&db).args(["users", "create", TESTER]).run();
+    assert_eq!(created.code(), Some(0), "{created:?}");
     let out = Launch::new(dir.path()).database(&db).arg("seed").run();
     assert_eq!(out.code(), Some(0), "seed: {out:?}");
     let server = Launch::serve_on(&db, dir.path()).start();
@@ -224,10 +230,25 @@ both_engines!(seed_loads_sample_notes, |engine: Engine| async move {
 both_engines!(generate_notes_inserts_the_count, |engine: Engine| async move {
     let dir = tempdir();
     let db = Database::new(engine, dir.path());
-    let out = Launch::new(dir.path()).database(&db).args(["generate-notes", "--count", "7"]).run();
+    let generate = |args: &[&str]| {
+        Launch::new(dir.path()).database(&db).args(["generate-notes"]).args(args).run()
+    };
+    // Whose notes: the first admin's, or --user's; without an account, an error.
+    let orphan = generate(&["--count", "7"]);
+    assert_eq!(orphan.code(), Some(1), "{orphan:?}");
+    assert!(orphan.stderr.contains("no account to own the notes"), "{orphan:?}");
+    let created = Launch::new(dir.path()).database(&db).args(["users", "create", TESTER]).run();
+    assert_eq!(created.code(), Some(0), "{created:?}");
+    assert!(generate(&["--user", "nobody", "--count", "7"]).stderr.contains("no user 'nobody'"));
+    let out = generate(&["--count", "7"]);
     assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+    assert!(out.stdout.contains(&format!("Inserted 7 notes for {TESTER}.")), "{out:?}");
+    // A note from before accounts (no author) is given away on request.
+    db.execute("INSERT INTO notes (title, content) VALUES ('From before accounts', '')");
+    let adopt = Launch::new(dir.path()).database(&db).args(["adopt-notes", TESTER]).run();
+    assert!(adopt.stdout.contains("1 note(s) without an author now belong to"), "{adopt:?}");
     let server = Launch::serve_on(&db, dir.path()).start();
     let (status, list) = get(&client(), &server, "/notes").await;
     assert_eq!(status, 200);
-    assert_eq!(note_ids(&list).len(), 7, "{list}");
+    assert_eq!(note_ids(&list).len(), 8, "{list}");
 });

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::support::failure::Failure;
-use crate::support::{
-    Credentials, Launch, Server, client, get, header, mode, tempdir, try_create_note,
-};
+use crate::support::{Launch, Server, client, get, header, mode, tempdir, try_create_note};
 
 /// The notes example's `src/` (apps `notes` and `pages`, with templates and static files).
 const SOURCE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
@@ -229,7 +227,7 @@ async fn generated_keys_survive_a_restart_in_a_private_file() {
     let launch = dev_launch(dir.path()).without_keys();
     let http = client();
     let mut first = launch.start();
-    let credentials = Credentials::fetch(first.port);
+    let credentials = first.credentials();
     assert!(first.terminate().success());
 
     let keys = dir.path().join(".burrow-dev-keys");

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use crate::support::{
-    Credentials, Launch, RawRequest, VERSION, chmod, client, create_note, db_path, get, header,
-    note_ids, require_nobody, tempdir,
+    Launch, RawRequest, VERSION, chmod, client, create_note, db_path, get, header, note_ids,
+    require_nobody, tempdir,
 };
 
 #[tokio::test]
@@ -14,7 +14,8 @@ async fn errors_are_html_or_json() {
     let server = Launch::serve(dir.path()).start();
     let http = client();
 
-    let res = http.get(server.url("/no/such/page")).send().await.unwrap();
+    let res =
+        server.credentials().attach(http.get(server.url("/no/such/page"))).send().await.unwrap();
     assert_eq!(res.status(), 404);
     assert!(
         header(&res, "content-type").is_some_and(|t| t.starts_with("text/html")),
@@ -24,8 +25,9 @@ async fn errors_are_html_or_json() {
     let body = res.text().await.unwrap();
     assert!(body.contains("404"), "404 page does not show the code:\n{body}");
 
-    let res = http
-        .get(server.url("/no/such/page"))
+    let res = server
+        .credentials()
+        .attach(http.get(server.url("/no/such/page")))
         .header("Accept", "application/json")
         .header("X-Request-Id", "json-404")
         .send()
@@ -44,7 +46,7 @@ async fn errors_are_html_or_json() {
 
     // A PUT needs a CSRF token like any unsafe method (without one it is a 403, see
     // sessions::csrf_is_enforced_over_http); with one, the router answers 405.
-    let csrf = Credentials::fetch(server.port);
+    let csrf = server.credentials();
     let res = csrf.attach(http.put(server.url("/notes"))).send().await.unwrap();
     assert_eq!(res.status(), 405, "PUT /notes");
     let allow = header(&res, "allow").expect("Allow header on 405");
@@ -72,8 +74,9 @@ async fn errors_are_html_or_json() {
     ] {
         assert_eq!(get(&http, &server, path).await.0, 404, "GET {path}");
     }
-    let res = http
-        .get(server.url("/notes/abc"))
+    let res = server
+        .credentials()
+        .attach(http.get(server.url("/notes/abc")))
         .header("Accept", "application/json")
         .send()
         .await
@@ -93,7 +96,7 @@ async fn large_bodies_get_413() {
     let big = format!("title=big&content={}", "a".repeat(2 * 1024 * 1024));
     // With the cookies and CSRF token (as a header) a form needs, so that nothing but the
     // size is wrong.
-    let csrf = Credentials::fetch(server.port).headers();
+    let csrf = server.credentials().headers();
     let post =
         || RawRequest::post_form(server.port, "/notes", big.as_bytes()).headers(csrf.clone());
 
@@ -131,7 +134,7 @@ async fn max_body_size_setting_applies() {
     let http = client();
     let form = format!("title=twenty&content={}", "c".repeat(20 * 1024));
     let res = RawRequest::post_form(server.port, "/notes", form)
-        .headers(Credentials::fetch(server.port).headers())
+        .headers(server.credentials().headers())
         .send_expecting_continue()
         .expect("POST /notes");
     assert_eq!(res.status, 413, "20 KB form with --max-body-size 10KB");
@@ -146,7 +149,7 @@ async fn request_ids_are_echoed_or_generated() {
     let server = Launch::serve(dir.path()).start();
     let http = client();
     let request_id = async |id: Option<&str>, path: &str| -> String {
-        let mut req = http.get(server.url(path));
+        let mut req = server.credentials().attach(http.get(server.url(path)));
         if let Some(id) = id {
             req = req.header("X-Request-Id", id);
         }
@@ -186,14 +189,16 @@ async fn health_checks_answer_json() {
     let server = Launch::serve(dir.path()).start();
     let http = client();
 
-    let res = http.get(server.url("/healthz/live")).send().await.unwrap();
+    let res =
+        server.credentials().attach(http.get(server.url("/healthz/live"))).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(header(&res, "content-type").is_some_and(|t| t.starts_with("application/json")));
     let json: Value = res.json().await.unwrap();
     assert_eq!(json["status"], "ok", "{json}");
     assert_eq!(json["version"], VERSION, "{json}");
 
-    let res = http.get(server.url("/healthz/ready")).send().await.unwrap();
+    let res =
+        server.credentials().attach(http.get(server.url("/healthz/ready"))).send().await.unwrap();
     assert_eq!(res.status(), 200);
     let json: Value = res.json().await.unwrap();
     assert_eq!(json["status"], "ready", "{json}");
@@ -209,7 +214,12 @@ async fn readiness_fails_when_the_database_is_unusable() {
     let server = Launch::serve(dir.path()).nobody().start();
     let http = client();
     let ready = async || -> (u16, Value) {
-        let res = http.get(server.url("/healthz/ready")).send().await.unwrap();
+        let res = server
+            .credentials()
+            .attach(http.get(server.url("/healthz/ready")))
+            .send()
+            .await
+            .unwrap();
         let status = res.status().as_u16();
         (status, res.json().await.expect("JSON body"))
     };
@@ -229,7 +239,8 @@ async fn readiness_fails_when_the_database_is_unusable() {
         Some(1),
         "only the database failed: {json}"
     );
-    let res = http.get(server.url("/healthz/live")).send().await.unwrap();
+    let res =
+        server.credentials().attach(http.get(server.url("/healthz/live"))).send().await.unwrap();
     assert_eq!(res.status(), 200, "live does not depend on the database");
 
     chmod(&db, 0o644);
@@ -244,8 +255,13 @@ async fn responses_are_gzipped_on_request() {
     let server = Launch::serve(dir.path()).start();
     let http = client();
     for path in ["/", "/notes"] {
-        let res =
-            http.get(server.url(path)).header("Accept-Encoding", "gzip").send().await.unwrap();
+        let res = server
+            .credentials()
+            .attach(http.get(server.url(path)))
+            .header("Accept-Encoding", "gzip")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(header(&res, "content-encoding").as_deref(), Some("gzip"), "GET {path}");
         let body = res.bytes().await.unwrap();
@@ -255,7 +271,7 @@ async fn responses_are_gzipped_on_request() {
             &body[..body.len().min(16)]
         );
     }
-    let res = http.get(server.url("/")).send().await.unwrap();
+    let res = server.credentials().attach(http.get(server.url("/"))).send().await.unwrap();
     assert_eq!(header(&res, "content-encoding"), None, "compressed without Accept-Encoding");
     assert!(res.text().await.unwrap().contains("<html"));
 }
@@ -295,7 +311,7 @@ async fn home_page_links_a_cacheable_stylesheet() {
         "`{href}` is not in a stylesheet link"
     );
 
-    let res = http.get(server.url(href)).send().await.unwrap();
+    let res = server.credentials().attach(http.get(server.url(href))).send().await.unwrap();
     assert_eq!(res.status(), 200, "GET {href}");
     assert!(
         header(&res, "content-type").is_some_and(|t| t.starts_with("text/css")),

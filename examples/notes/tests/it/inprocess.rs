@@ -1,9 +1,17 @@
 //! The notes flow in-process with `burrow_test::Client`: the server built by
 //! `notes::server()` on a SQLite file in a temp dir, requests through the whole middleware
 //! stack (sessions, CSRF, flash messages, the error renderer) without a port. The tests in
-//! the other modules drive the real binary over sockets, on both engines.
+//! the other modules drive the real binary over sockets, on both engines. Notes belong to
+//! their author: the client signs in as Ann (the first account, an admin) first.
 
 use burrow_test::Client;
+
+/// A client signed in as Ann.
+fn signed_in() -> Client {
+    let client = Client::new(notes::server());
+    client.sign_in("ann");
+    client
+}
 
 /// The note ids of a list page, in page order (`<li id="note-{id}">`).
 fn ids(page: &burrow_test::TestResponse<'_>) -> Vec<i64> {
@@ -13,14 +21,15 @@ fn ids(page: &burrow_test::TestResponse<'_>) -> Vec<i64> {
         .collect()
 }
 
-/// Inserts `count` notes straight into the database ("Note 1" is the oldest).
+/// Inserts `count` notes of Ann's straight into the database ("Note 1" is the oldest).
 fn seed(client: &Client, count: usize) {
     client
         .block_on(client.db().write(move |c| {
             for n in 1..=count {
                 let (title, content) = (format!("Note {n}"), format!("Generated note number {n}"));
                 c.execute(
-                    "INSERT INTO notes (title, content) VALUES (?, ?)",
+                    "INSERT INTO notes (title, content, user_id) \
+                     VALUES (?, ?, (SELECT id FROM users WHERE username = 'ann'))",
                     burrow::db::params![title, content],
                 )?;
             }
@@ -31,7 +40,7 @@ fn seed(client: &Client, count: usize) {
 
 #[test]
 fn the_list_starts_empty_and_links_the_form() {
-    let client = Client::new(notes::server());
+    let client = signed_in();
     let page = client.get("/notes");
     assert_eq!(page.status(), 200, "{page:?}");
     assert_eq!(page.select_one("title"), "Notes · Burrow Notes");
@@ -48,7 +57,7 @@ fn the_list_starts_empty_and_links_the_form() {
 
 #[test]
 fn an_invalid_note_is_shown_again_with_its_error() {
-    let client = Client::new(notes::server());
+    let client = signed_in();
     let page = client.post("/notes", &[("title", "   "), ("content", "kept as typed")]);
     assert_eq!(page.status(), 422, "{page:?}");
     assert_eq!(page.select_one("#title-error"), "Title is required.");
@@ -66,7 +75,7 @@ fn an_invalid_note_is_shown_again_with_its_error() {
 
 #[test]
 fn create_edit_and_delete_with_flash_messages() {
-    let client = Client::new(notes::server());
+    let client = signed_in();
 
     // Create: 303 to the note, whose page shows the flash message once.
     let created =
@@ -119,7 +128,7 @@ fn create_edit_and_delete_with_flash_messages() {
 
 #[test]
 fn htmx_creates_and_deletes_answer_fragments() {
-    let client = Client::new(notes::server());
+    let client = signed_in();
     let page = client
         .request("POST", "/notes")
         .htmx()
@@ -142,7 +151,7 @@ fn htmx_creates_and_deletes_answer_fragments() {
 
 #[test]
 fn the_list_is_paginated_newest_first() {
-    let client = Client::new(notes::server());
+    let client = signed_in();
     seed(&client, 45);
     let first = client.get("/notes");
     assert_eq!(ids(&first), (26..=45).rev().collect::<Vec<i64>>());
@@ -165,7 +174,7 @@ fn the_list_is_paginated_newest_first() {
 
 #[test]
 fn search_finds_the_matching_notes() {
-    let client = Client::new(notes::server());
+    let client = signed_in();
     for (title, content) in [
         ("Deploying", "Copy the binary and run it."),
         ("Backups", "Litestream or sqlite3 .backup, never cp."),
@@ -185,4 +194,48 @@ fn search_finds_the_matching_notes() {
     assert_eq!(page.select_one("p.empty"), "No notes match “nothing-like-this”.");
     let page = client.get("/notes?q=*");
     assert!(page.select_one("p.errors").starts_with("Invalid search"), "{page:?}");
+}
+
+#[test]
+fn notes_belong_to_their_author() {
+    let client = Client::new(notes::server());
+    // Anonymous: no Notes in the menu, and the pages ask to sign in.
+    let home = client.get("/");
+    assert!(home.attr("nav a", "href").iter().all(|h| !h.starts_with("/notes")), "{}", home.text());
+    let list = client.get("/notes?q=x");
+    assert_eq!((list.status(), list.location()), (303, Some("/auth/login?next=%2Fnotes%3Fq%3Dx")));
+    assert_eq!(client.post("/notes", &[("title", "t"), ("content", "")]).status(), 303);
+
+    client.sign_in("ann");
+    let home = client.get("/");
+    assert!(home.attr("nav a", "href").contains(&"/notes".to_string()), "{}", home.text());
+    let created = client.post("/notes", &[("title", "Ann's secret"), ("content", "lantern")]);
+    let path = created.location().expect("a redirect to the note").to_string();
+    client.post("/auth/logout", &[("x", "")]);
+
+    // Bob sees none of Ann's notes: not listed, not found by search, 404 by id.
+    client.sign_in("bob");
+    assert!(ids(&client.get("/notes")).is_empty());
+    assert!(ids(&client.get("/notes?q=lantern")).is_empty());
+    for page in [path.clone(), format!("{path}/edit")] {
+        assert_eq!(client.get(&page).status(), 404, "{page}");
+    }
+    let changed = client.post(&path, &[("title", "Bob was here"), ("content", "")]);
+    assert_eq!(changed.status(), 404);
+    assert_eq!(client.post(&format!("{path}/delete"), &[("x", "")]).status(), 404);
+    let bobs = client.post("/notes", &[("title", "Bob's note"), ("content", "lantern too")]);
+    assert_eq!(bobs.status(), 303);
+    assert_eq!(ids(&client.get("/notes?q=lantern")).len(), 1);
+    client.post("/auth/logout", &[("x", "")]);
+
+    // Ann's note is as she left it; a note from before accounts (no author) is nobody's
+    // (`server adopt-notes` gives such notes away).
+    client
+        .block_on(client.db().write(|c| {
+            c.execute("INSERT INTO notes (title, content) VALUES ('Old note', 'lantern old')", &[])
+        }))
+        .unwrap();
+    client.sign_in("ann");
+    assert_eq!(ids(&client.get("/notes?q=lantern")).len(), 1, "only hers");
+    assert!(client.get(&path).text().contains("secret"));
 }

@@ -31,7 +31,7 @@ both_engines!(sigterm_shuts_down_gracefully_and_keeps_the_data, |engine: Engine|
     let http = client();
     let id = post_note(
         server.port,
-        &Credentials::fetch(server.port),
+        &server.credentials(),
         "Survives a restart",
         "written before SIGTERM",
     )
@@ -99,8 +99,7 @@ async fn pid_file_names_the_server_while_it_runs() {
 async fn json_log_format() {
     let dir = tempdir();
     let mut server = Launch::serve(dir.path()).args(["--log-format", "json"]).start();
-    let res = client()
-        .get(server.url("/notes"))
+    let res = (server.credentials().attach(client().get(server.url("/notes"))))
         .header("X-Request-Id", "json-log-req-1")
         .send()
         .await
@@ -190,7 +189,7 @@ both_engines!(blocking sighup_restarts_under_load_without_failing_a_request, |en
     // Cookies and CSRF token from the first process: they must stay valid across restarts
     // (the keys are configured; sighup_keeps_generated_secrets_and_stop_start_does_not
     // checks generated ones).
-    let credentials = Credentials::fetch(port);
+    let credentials = server.credentials();
     let load = Load::start(port, CLIENTS, &credentials);
     load.wait_progress(50);
     let database = db_path(dir.path());
@@ -394,12 +393,8 @@ fn sighup_during_a_restart_is_ignored() {
 
     // A slow request keeps the old process draining for a while after the hand-over, so
     // the second SIGHUP falls into the restart or the drain, whatever the machine's speed.
-    let slow = SlowPost::start(
-        port,
-        &Credentials::fetch(port),
-        "during two SIGHUPs",
-        Duration::from_secs(2),
-    );
+    let slow =
+        SlowPost::start(port, &server.credentials(), "during two SIGHUPs", Duration::from_secs(2));
     let mark = server.log_len();
     assert!(signal(old, "HUP"));
     // Two signals sent back to back could merge into one pending signal; send the second
@@ -448,7 +443,7 @@ fn sighup_keeps_generated_secrets_and_stop_start_does_not() {
     let mut server = with_pid_file(Launch::serve(dir.path()).without_keys(), &pid_file).start();
     let _cleanup = Cleanup::new(dir.path());
     let (port, old) = (server.port, server.pid());
-    let credentials = Credentials::fetch(port);
+    let credentials = server.credentials();
     assert!(
         !credentials.token.is_empty() && !credentials.cookie.is_empty(),
         "the new-note form has no CSRF token or no cookie, so there is no generated secret to \
@@ -515,7 +510,7 @@ both_engines!(blocking sigterm_lets_a_slow_request_finish, |engine: Engine| {
 
     let slow = SlowPost::start(
         port,
-        &Credentials::fetch(port),
+        &server.credentials(),
         "finished during shutdown",
         Duration::from_secs(2),
     );
@@ -544,7 +539,8 @@ both_engines!(blocking sigterm_lets_a_slow_request_finish, |engine: Engine| {
     drop(server);
 
     let server = Launch::serve_on(&db, dir.path()).start();
-    let res = raw_get(server.port, &format!("/notes/{id}")).expect("GET the note");
+    let request = crate::support::RawRequest::get(server.port, &format!("/notes/{id}"));
+    let res = request.headers(server.credentials().headers()).send().expect("GET the note");
     assert_eq!(res.status, 200);
     assert!(String::from_utf8_lossy(&res.body).contains("finished during shutdown"));
 });
@@ -623,7 +619,7 @@ fn forking_unit_start_reload_stop() {
     assert!(alive(main_pid), "MAINPID {main_pid} is not running");
     assert!(live(port), "MAINPID {main_pid} does not serve");
 
-    let load = Load::start(port, 8, &Credentials::fetch(port));
+    let load = Load::start(port, 8, &exec_start.credentials());
     load.wait_progress(20);
     for _ in 0..5 {
         let old = main_pid;

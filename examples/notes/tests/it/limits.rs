@@ -57,9 +57,10 @@ fn search_path(q: &str) -> String {
 /// and body.
 async fn parallel_gets(server: &Server, path: &str, n: usize) -> Vec<(u16, String)> {
     let http = client();
+    let credentials = server.credentials();
     let tasks: Vec<_> = (0..n)
         .map(|_| {
-            let request = http.get(server.url(path));
+            let request = credentials.attach(http.get(server.url(path)));
             tokio::spawn(async move {
                 match request.send().await {
                     Ok(res) => (res.status().as_u16(), res.text().await.unwrap_or_default()),
@@ -254,11 +255,12 @@ async fn sigterm_during_expensive_searches_exits_within_the_shutdown_timeout() {
         .args(["--request-timeout", "60", "--shutdown-timeout", "100ms"])
         .start();
     let http = client();
+    let credentials = server.credentials();
     // One search per reader (16 on two cores): together they would keep both cores busy
     // for well over two seconds, however fast the machine, if shutdown waited for them.
     let searches: Vec<_> = (0..16)
         .map(|_| {
-            let request = http.get(server.url(&search_path(EXPENSIVE_SEARCH)));
+            let request = credentials.attach(http.get(server.url(&search_path(EXPENSIVE_SEARCH))));
             tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
         })
         .collect();

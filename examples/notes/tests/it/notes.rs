@@ -3,8 +3,8 @@
 
 use crate::both_engines;
 use crate::support::{
-    Credentials, Database, Engine, Launch, client, create_note, encode, generate_notes_in, get,
-    get_htmx, header, note_ids, tempdir,
+    Database, Engine, Launch, client, create_note, encode, generate_notes_in, get, get_htmx,
+    header, note_ids, tempdir,
 };
 
 both_engines!(notes_crud_over_http, |engine: Engine| async move {
@@ -13,7 +13,7 @@ both_engines!(notes_crud_over_http, |engine: Engine| async move {
     let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
     // Cookies and CSRF token of a loaded form, for every POST below.
-    let csrf = Credentials::fetch(server.port);
+    let csrf = server.credentials();
 
     let (status, body) = get(&http, &server, "/notes/new").await;
     assert_eq!(status, 200);
@@ -137,7 +137,7 @@ both_engines!(htmx_requests_get_partials, |engine: Engine| async move {
     let db = Database::new(engine, dir.path());
     let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
-    let csrf = Credentials::fetch(server.port);
+    let csrf = server.credentials();
 
     let res = csrf
         .attach(http.post(server.url("/notes")))
@@ -170,8 +170,9 @@ both_engines!(htmx_requests_get_partials, |engine: Engine| async move {
     assert_eq!(note_ids(&page), [id]);
 
     // A boosted navigation wants the whole page.
-    let res = http
-        .get(server.url("/notes"))
+    let res = server
+        .credentials()
+        .attach(http.get(server.url("/notes")))
         .header("HX-Request", "true")
         .header("HX-Boosted", "true")
         .send()
@@ -265,14 +266,19 @@ both_engines!(search_finds_exactly_the_matching_notes, |engine: Engine| async mo
     let db = Database::new(engine, dir.path());
     let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
-    let csrf = Credentials::fetch(server.port);
+    let csrf = server.credentials();
     let apple_pie = create_note(&http, &server, "Apple pie", "Bake with cinnamon").await;
     let banana = create_note(&http, &server, "Banana bread", "Needs ripe fruit").await;
     let apple_juice = create_note(&http, &server, "Apple juice", "Press the fruit").await;
     let zebra = create_note(&http, &server, "Zebra facts", "Stripes everywhere").await;
 
     let search = async |q: &str| -> Vec<i64> {
-        let res = http.get(server.url(&format!("/notes?q={}", encode(q)))).send().await.unwrap();
+        let res = server
+            .credentials()
+            .attach(http.get(server.url(&format!("/notes?q={}", encode(q)))))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "?q={q}");
         let mut ids = note_ids(&res.text().await.unwrap());
         ids.sort();
@@ -291,16 +297,27 @@ both_engines!(search_finds_exactly_the_matching_notes, |engine: Engine| async mo
     assert_eq!(search("").await.len(), 4, "empty q lists everything");
 
     // Matches are highlighted (title and excerpt), and only the matching words.
-    let res = http.get(server.url("/notes?q=cinnamon")).send().await.unwrap();
+    let res = server
+        .credentials()
+        .attach(http.get(server.url("/notes?q=cinnamon")))
+        .send()
+        .await
+        .unwrap();
     let body = res.text().await.unwrap();
     assert!(body.contains("<mark>cinnamon</mark>"), "q=cinnamon: no highlight:\n{body}");
     assert!(!body.contains("<mark>Bake</mark>"), "q=cinnamon: a non-match is marked:\n{body}");
-    let res = http.get(server.url("/notes?q=apple")).send().await.unwrap();
+    let res =
+        server.credentials().attach(http.get(server.url("/notes?q=apple"))).send().await.unwrap();
     let body = res.text().await.unwrap();
     assert!(body.contains("<mark>Apple</mark>"), "q=apple: title not highlighted:\n{body}");
 
     // The rows partial searches too.
-    let res = http.get(server.url("/notes/rows?q=banana")).send().await.unwrap();
+    let res = server
+        .credentials()
+        .attach(http.get(server.url("/notes/rows?q=banana")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(note_ids(&res.text().await.unwrap()), [banana], "rows?q=banana");
 
@@ -328,8 +345,12 @@ both_engines!(search_finds_exactly_the_matching_notes, |engine: Engine| async mo
     // read as a phrase.
     for bad in ["\"", "AND", "*"] {
         for path in ["/notes", "/notes/rows"] {
-            let res =
-                http.get(server.url(&format!("{path}?q={}", encode(bad)))).send().await.unwrap();
+            let res = server
+                .credentials()
+                .attach(http.get(server.url(&format!("{path}?q={}", encode(bad)))))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(res.status(), 200, "{path}?q={bad}");
             let body = res.text().await.unwrap();
             assert!(
@@ -352,7 +373,7 @@ both_engines!(invalid_notes_are_rejected_with_422, |engine: Engine| async move {
     let db = Database::new(engine, dir.path());
     let server = Launch::serve_on(&db, dir.path()).start();
     let http = client();
-    let csrf = Credentials::fetch(server.port);
+    let csrf = server.credentials();
 
     let long = "x".repeat(201);
     // (case, title or none, content, message)

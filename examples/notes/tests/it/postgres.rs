@@ -23,8 +23,9 @@ async fn start(launch: Launch) -> Server {
     tokio::task::spawn_blocking(move || launch.start()).await.expect("start server")
 }
 
-async fn credentials(port: u16) -> Credentials {
-    tokio::task::spawn_blocking(move || Credentials::fetch(port)).await.expect("credentials")
+/// The server's signed-in cookies and CSRF token, made on a thread that may block.
+async fn credentials(server: &Server) -> Credentials {
+    tokio::task::block_in_place(|| server.credentials())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -51,7 +52,7 @@ async fn two_instances_share_notes_and_accept_each_others_forms() {
     assert_eq!(note_ids(&found), [id], "B's search for a word of A's note");
 
     // The form (cookies and CSRF token) loaded from A posts to B: same keys.
-    let from_a = credentials(a.port).await;
+    let from_a = credentials(&a).await;
     assert!(!from_a.token.is_empty() && !from_a.cookie.is_empty(), "{from_a:?}");
     let res = from_a
         .attach(http.post(b.url("/notes")))
@@ -73,7 +74,7 @@ async fn two_instances_share_notes_and_accept_each_others_forms() {
         .expect("B sets a _session cookie (the flash message) after a create");
     let page = http
         .get(a.url(&location))
-        .header("Cookie", format!("{}; {session}", from_a.cookie))
+        .header("Cookie", from_a.cookie_with(&session))
         .send()
         .await
         .unwrap()
@@ -90,7 +91,7 @@ async fn two_instances_share_notes_and_accept_each_others_forms() {
     assert!(refused.as_ref().is_err_and(|e| e.contains("403")), "forged token: {refused:?}");
 
     // …and the other way round: B's form, an update and a delete through A.
-    let from_b = credentials(b.port).await;
+    let from_b = credentials(&b).await;
     let res = from_b
         .attach(http.post(a.url(&format!("/notes/{id2}"))))
         .form(&[("title", "Renamed on A"), ("content", "with B's form")])
@@ -142,9 +143,10 @@ fn two_instances_starting_at_once_migrate_once() {
                 "auth/0005_email_verification.up.sql",
                 "notes/0001_notes.up.sql",
                 "notes/0002_notes_search.up.sql",
-                "notes/0003_notes_plain_text.up.sql"
+                "notes/0003_notes_plain_text.up.sql",
+                "notes/0004_notes_authors.up.sql"
             ],
-            "round {round}: rows of _migrations (auth 0001-0005, notes 0001-0003): {rows:?}"
+            "round {round}: rows of _migrations (auth 0001-0005, notes 0001-0004): {rows:?}"
         );
         let applied =
             |s: &Server| s.log().iter().filter(|l| l.contains("applied migration")).count();
@@ -160,7 +162,10 @@ fn two_instances_starting_at_once_migrate_once() {
             b.log().join("\n")
         );
         for s in [&a, &b] {
-            let res = crate::support::raw_get(s.port, "/notes").expect("GET /notes");
+            let res = crate::support::RawRequest::get(s.port, "/notes")
+                .headers(s.credentials().headers())
+                .send()
+                .expect("GET /notes");
             assert_eq!(res.status, 200);
         }
         drop((a, b));
@@ -229,7 +234,7 @@ impl Recorder {
                                         .form(&[("title", title.as_str()), ("content", "x")]);
                                     ("POST /notes", credentials.attach(post))
                                 } else {
-                                    ("GET /notes", http.get(&url))
+                                    ("GET /notes", credentials.attach(http.get(&url)))
                                 };
                                 let at = Instant::now();
                                 let outcome = match request.send().await {
@@ -317,7 +322,7 @@ fn postgres_restart_under_load_gives_quick_503s_and_recovers() {
     let mut server =
         Launch::serve_on(&db, dir.path()).args(["--database-acquire-timeout", "1"]).start();
     let pid = server.pid();
-    let load = Recorder::start(server.port, TASKS, Credentials::fetch(server.port));
+    let load = Recorder::start(server.port, TASKS, server.credentials());
     let t0 = Instant::now();
     let deadline = t0 + PATIENCE;
     while load.snapshot().iter().filter(|s| ok(s)).count() < 50 {
@@ -456,12 +461,12 @@ async fn exhausted_pool_gives_a_503_not_a_500() {
 
     // The first request takes the only connection and waits on the lock; the next ones
     // wait for a connection.
+    let credentials = server.credentials();
     let timed = |path: String| {
-        let http = http.clone();
-        let url = server.url(&path);
+        let request = credentials.attach(http.get(server.url(&path)));
         tokio::spawn(async move {
             let at = Instant::now();
-            let res = http.get(url).send().await.expect("GET");
+            let res = request.send().await.expect("GET");
             let status = res.status().as_u16();
             let body = res.text().await.unwrap_or_default();
             (status, at.elapsed(), body)

@@ -6,8 +6,8 @@
 
 use crate::support::https::{https_get, trusting};
 use crate::support::{
-    Credentials, Launch, RawRequest, RawResponse, client, generate_notes, get, note_ids,
-    set_cookie_value, tempdir,
+    Launch, RawRequest, RawResponse, client, generate_notes, get, note_ids, set_cookie_value,
+    tempdir,
 };
 
 /// Headers every response carries, whatever the settings.
@@ -86,7 +86,7 @@ async fn every_kind_of_response_carries_the_security_headers() {
         .args(["--max-body-size", "10KB"])
         .start();
     let http = client();
-    let credentials = Credentials::fetch(server.port);
+    let credentials = server.credentials();
     let mut seen: Vec<(&str, u16, Headers)> = Vec::new();
 
     let res = http.get(server.url("/")).send().await.unwrap();
@@ -154,6 +154,9 @@ async fn every_kind_of_response_carries_the_security_headers() {
 async fn a_request_timeout_503_carries_the_security_headers() {
     let dir = tempdir();
     generate_notes(dir.path(), 5000);
+    // Signed in on a server without the timeout (same database and keys): with 1 ms, the
+    // pages that sign in would time out too.
+    let credentials = Launch::serve(dir.path()).start().credentials();
     let server = Launch::serve(dir.path())
         .args(["--content-security-policy", CSP, "--permissions-policy", PERMISSIONS])
         .args(["--request-timeout", "1ms"])
@@ -162,7 +165,8 @@ async fn a_request_timeout_503_carries_the_security_headers() {
     // A few tries: one search could still be fast enough (a warm cache, a quick machine).
     let mut statuses = Vec::new();
     for _ in 0..10 {
-        let res = http.get(server.url("/notes?q=burrow+OR+cedar+OR+delta")).send().await.unwrap();
+        let request = http.get(server.url("/notes?q=burrow+OR+cedar+OR+delta"));
+        let res = credentials.attach(request).send().await.unwrap();
         let status = res.status().as_u16();
         statuses.push(status);
         if status == 503 {
@@ -179,7 +183,8 @@ async fn hsts_and_host_prefixed_cookies_only_under_https() {
     // Plain http: no HSTS, even when preload is asked for; cookies keep their names.
     let dir = tempdir();
     let server = Launch::serve(dir.path()).args(["--hsts-preload", "true"]).start();
-    let res = client().get(server.url("/notes/new")).send().await.unwrap();
+    // The login page: a form anyone loads, with a CSRF cookie.
+    let res = client().get(server.url("/auth/login")).send().await.unwrap();
     let headers = pairs(res.headers());
     assert_headers("http", &headers, &FIXED, &["strict-transport-security"]);
     assert!(set_cookie(&headers, "_csrf").is_some(), "{headers:?}");
@@ -193,14 +198,14 @@ async fn hsts_and_host_prefixed_cookies_only_under_https() {
         }
         let server = launch.start_https();
         let tls = trusting(&certs.join("selfsigned-cert.pem"), &["h2", "http/1.1"]);
-        for path in ["/notes/new", "/no/such/page"] {
+        for path in ["/auth/login", "/no/such/page"] {
             let reply = https_get(server.port, "localhost", tls.clone(), path).await.unwrap();
             let headers = pairs(&reply.headers);
             let what = format!("https, preload {preload}, {path} ({})", reply.status);
             let mut expected = FIXED.to_vec();
             expected.push(("strict-transport-security", &hsts));
             assert_headers(&what, &headers, &expected, &[]);
-            if path == "/notes/new" {
+            if path == "/auth/login" {
                 let cookie = headers
                     .iter()
                     .find(|(n, v)| n == "set-cookie" && v.starts_with("__Host-_csrf="))
@@ -224,7 +229,7 @@ async fn csrf_refuses_foreign_origins_over_plain_http() {
     let server = Launch::serve(dir.path()).args(["--base-url", "http://notes.test:8080"]).start();
     let port = server.port;
     let http = client();
-    let credentials = Credentials::fetch(port);
+    let credentials = server.credentials();
     let post = |origin: Option<String>, referer: Option<String>| {
         let mut request = credentials
             .attach(http.post(server.url("/notes")))
@@ -282,7 +287,7 @@ async fn csrf_refuses_foreign_origins_over_plain_http() {
 async fn chunked_forms_over_the_limit_are_413_not_403() {
     let dir = tempdir();
     let server = Launch::serve(dir.path()).args(["--max-body-size", "10KB"]).start();
-    let credentials = Credentials::fetch(server.port);
+    let credentials = server.credentials();
     let content = "b".repeat(40 * 1024);
     let cookie = ("Cookie", credentials.cookie.clone());
     let in_form = format!("title=big&content={content}&csrf_token={}", credentials.token);
@@ -309,15 +314,14 @@ async fn flash_messages_never_overflow_the_session_cookie() {
     let dir = tempdir();
     let server = Launch::serve(dir.path()).start();
     let http = client();
-    let credentials = Credentials::fetch(server.port);
+    let credentials = server.credentials();
     let titles: Vec<String> = (1..=5).map(|n| format!("{n}{}", "🦀".repeat(199))).collect();
-    let mut session: Option<String> = None;
+    // The signed-in session, then each one the server rewrites.
+    let mut session = credentials.cookie.split("; ").find_map(|c| c.strip_prefix("_session="));
+    let mut session = session.take().map(str::to_string);
     let mut location = String::new();
     for title in &titles {
-        let cookie = match &session {
-            Some(s) => format!("{}; _session={s}", credentials.cookie),
-            None => credentials.cookie.clone(),
-        };
+        let cookie = credentials.cookie_with(&format!("_session={}", session.as_deref().unwrap()));
         let res = http
             .post(server.url("/notes"))
             .header("Cookie", cookie)
@@ -366,13 +370,15 @@ async fn a_bad_cookie_in_front_of_a_valid_one_does_not_hide_it() {
     let dir = tempdir();
     let server = Launch::serve(dir.path()).start();
     let http = client();
-    let credentials = Credentials::fetch(server.port);
+    let credentials = server.credentials();
     let csrf = credentials
         .cookie
         .split("; ")
         .find_map(|c| c.strip_prefix("_csrf="))
         .expect("a _csrf cookie")
         .to_string();
+    let signed_in = credentials.cookie.split("; ").find(|c| c.starts_with("_session="));
+    let signed_in = signed_in.expect("a signed-in session").to_string();
 
     let mut session = None;
     for (case, cookies) in [
@@ -386,7 +392,8 @@ async fn a_bad_cookie_in_front_of_a_valid_one_does_not_hide_it() {
         let mut request = http
             .post(server.url("/notes"))
             .header("X-CSRF-Token", &credentials.token)
-            .form(&[("title", "Shadowed"), ("content", "")]);
+            .form(&[("title", "Shadowed"), ("content", "")])
+            .header("Cookie", &signed_in);
         for cookie in cookies {
             request = request.header("Cookie", cookie);
         }
@@ -406,7 +413,9 @@ async fn a_bad_cookie_in_front_of_a_valid_one_does_not_hide_it() {
         let page = res.text().await.unwrap();
         assert!(page.contains("Created “Shadowed”."), "{cookie}: the session was hidden:\n{page}");
     }
-    // Control: the forged cookie alone is an empty session.
+    // Control: the forged cookie alone is an empty session: signed out.
     let res = http.get(server.url(&location)).header("Cookie", "_session=forged").send().await;
-    assert!(!res.unwrap().text().await.unwrap().contains("Created “Shadowed”."));
+    let res = res.unwrap();
+    assert_eq!(res.status(), 303);
+    assert!(!res.text().await.unwrap().contains("Created “Shadowed”."));
 }

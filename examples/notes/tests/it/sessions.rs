@@ -10,8 +10,8 @@ use serde_json::Value;
 use crate::support::failure::Failure;
 use crate::support::procs::{Cleanup, stop, wait_for_successor, wait_gone, with_pid_file};
 use crate::support::{
-    Launch, Server, client, cookie_set_by, csrf_token, db_path, header, note_ids, set_cookie_value,
-    short, signal, tempdir,
+    Launch, Server, TESTER, client, cookie_set_by, csrf_token, db_path, header, note_ids,
+    set_cookie_value, short, signal, tempdir,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -60,6 +60,20 @@ struct Browser {
 impl Browser {
     fn new() -> Browser {
         Browser { http: client(), cookies: BTreeMap::new(), token: String::new() }
+    }
+
+    /// A browser signed in on `server` (notes belong to their author) with a sign-in link
+    /// from the CLI: the link's page loaded, its form submitted, the page it leads to (and
+    /// its flash message) seen.
+    async fn signed_in(server: &Server) -> Browser {
+        let mut browser = Browser::new();
+        let path = server.login_link(TESTER);
+        browser.load_form(server, &path).await;
+        let token = path.split_once("token=").expect("a token").1.to_string();
+        let next = browser.submit(server, "/auth/link", &[("token", &token)]).await;
+        let next = next.redirect("signing in with the link");
+        assert_eq!(browser.get(server, &next).await.status, 200, "{next}");
+        browser
     }
 
     fn cookie_header(&self) -> String {
@@ -172,6 +186,12 @@ fn assert_not_shown(reply: &Reply, text: &str, what: &str) {
         .unwrap_or_else(|| panic!("{what}: no <div id=\"messages\">:\n{}", reply.body));
     assert!(!div.contains("<p class=\"message"), "{what}: a message is shown:\n{div}");
     assert!(!reply.body.contains(text), "{what}: `{text}` is shown:\n{}", reply.body);
+}
+
+/// The answer of a page to a browser that is not (or no longer) signed in: to the login page.
+fn assert_signed_out(reply: &Reply, what: &str) {
+    let location = reply.redirect(what);
+    assert!(location.starts_with("/auth/login?next="), "{what}: redirected to {location}");
 }
 
 /// How many WARN lines say a session key and a CSRF key were generated (CSRF failures,
@@ -307,7 +327,7 @@ fn key(pattern: &str) -> String {
 async fn flash_messages_show_once_after_create_edit_and_delete() {
     let dir = tempdir();
     let server = Launch::serve(dir.path()).start();
-    let mut browser = Browser::new();
+    let mut browser = Browser::signed_in(&server).await;
 
     browser.load_form(&server, "/notes/new").await;
     let target = browser.create(&server, "Flash one").await;
@@ -354,7 +374,7 @@ async fn flash_messages_show_once_after_create_edit_and_delete() {
 async fn htmx_create_returns_the_row_and_the_message_out_of_band() {
     let dir = tempdir();
     let server = Launch::serve(dir.path()).start();
-    let mut browser = Browser::new();
+    let mut browser = Browser::signed_in(&server).await;
     browser.load_form(&server, "/notes").await;
 
     // As htmx sends it from the list page's inline form: the token in the header that the
@@ -404,7 +424,7 @@ async fn configured_keys_keep_sessions_and_tokens_across_stop_start_and_sighup()
         .env("SESSION_BLOCK_KEY", &key("0b10c4e7"))
         .env("CSRF_KEY", &key("c5f0e1d2"));
     let mut first = launch.clone().start();
-    let mut browser = Browser::new();
+    let mut browser = Browser::signed_in(&first).await;
     browser.load_form(&first, "/notes/new").await;
     let token = browser.token.clone();
     let target = browser.create(&first, "Before the stop").await;
@@ -451,7 +471,7 @@ async fn configured_keys_keep_sessions_and_tokens_across_stop_start_and_sighup()
 async fn without_keys_the_server_warns_and_a_stop_start_ends_sessions_and_tokens() {
     let dir = tempdir();
     let mut first = Launch::serve(dir.path()).without_keys().start();
-    let mut browser = Browser::new();
+    let mut browser = Browser::signed_in(&first).await;
     browser.load_form(&first, "/notes/new").await;
     let target = browser.create(&first, "Before the stop").await;
     // Controls: the cookie holds the message and the token posts, on this server.
@@ -468,11 +488,8 @@ async fn without_keys_the_server_warns_and_a_stop_start_ends_sessions_and_tokens
 
     let mut second = Launch::serve(dir.path()).without_keys().start();
     let page = browser.get(&second, &target).await;
-    assert_not_shown(
-        &page,
-        &created("Before the stop"),
-        "the page after a stop/start with generated keys",
-    );
+    assert_signed_out(&page, "the page after a stop/start with generated keys");
+    assert!(!page.body.contains(&created("Before the stop")), "{}", page.body);
     let reply = browser
         .submit(&second, "/notes", &[("title", "With a stale token"), ("content", "")])
         .await;
@@ -502,7 +519,7 @@ async fn a_block_key_hides_the_session_contents() {
             Some(k) => launch.env("SESSION_BLOCK_KEY", k).start(),
             None => launch.start(),
         };
-        let mut browser = Browser::new();
+        let mut browser = Browser::signed_in(&server).await;
         browser.load_form(&server, "/notes/new").await;
         let reply = browser.submit(&server, "/notes", &[("title", TITLE), ("content", "")]).await;
         let target = reply.redirect("create");
@@ -539,7 +556,7 @@ async fn tampered_and_garbage_session_cookies_are_ignored() {
             None => launch.start(),
         };
         let what = if block_key.is_some() { "encrypted" } else { "signed" };
-        let mut browser = Browser::new();
+        let mut browser = Browser::signed_in(&server).await;
         browser.load_form(&server, "/notes/new").await;
         let reply =
             browser.submit(&server, "/notes", &[("title", "Tamper target"), ("content", "")]).await;
@@ -568,9 +585,8 @@ async fn tampered_and_garbage_session_cookies_are_ignored() {
                 continue;
             }
             let forged = String::from_utf8(bytes).unwrap();
-            assert_not_shown(
+            assert_signed_out(
                 &with_session(&forged).await,
-                &created("Tamper target"),
                 &format!("{what}: byte {at} flipped: {forged}"),
             );
             tried += 1;
@@ -596,9 +612,8 @@ async fn tampered_and_garbage_session_cookies_are_ignored() {
             String::new(),
         ]);
         for value in garbage {
-            assert_not_shown(
+            assert_signed_out(
                 &with_session(&value).await,
-                &created("Tamper target"),
                 &format!("{what}: garbage cookie {value}"),
             );
         }
@@ -612,9 +627,9 @@ async fn tampered_and_garbage_session_cookies_are_ignored() {
 async fn csrf_is_enforced_over_http() {
     let dir = tempdir();
     let server = Launch::serve(dir.path()).start();
-    let mut alice = Browser::new();
+    let mut alice = Browser::signed_in(&server).await;
     alice.load_form(&server, "/notes/new").await;
-    let mut bob = Browser::new();
+    let mut bob = Browser::signed_in(&server).await;
     bob.load_form(&server, "/notes/new").await;
     assert_ne!(
         alice.cookies.get("_csrf"),
@@ -626,7 +641,7 @@ async fn csrf_is_enforced_over_http() {
     // there, and only there.
     let other_dir = tempdir();
     let other = Launch::serve(other_dir.path()).env("CSRF_KEY", &key("0e7e4c5f")).start();
-    let mut mallory = Browser::new();
+    let mut mallory = Browser::signed_in(&other).await;
     mallory.load_form(&other, "/notes/new").await;
     mallory.clone().create(&other, "Valid on the other server").await;
 
@@ -720,7 +735,7 @@ async fn previous_keys_keep_sessions_and_tokens_during_a_rotation() {
 
     let mut a =
         Launch::serve(dir.path()).env("SESSION_HASH_KEY", &hash_1).env("CSRF_KEY", &csrf_1).start();
-    let mut browser = Browser::new();
+    let mut browser = Browser::signed_in(&a).await;
     browser.load_form(&a, "/notes/new").await;
     let target = browser.create(&a, "Signed with the old key").await;
     assert_eq!(a.terminate().code(), Some(0));
@@ -745,11 +760,8 @@ async fn previous_keys_keep_sessions_and_tokens_during_a_rotation() {
     // The old keys dropped.
     let c =
         Launch::serve(dir.path()).env("SESSION_HASH_KEY", &hash_2).env("CSRF_KEY", &csrf_2).start();
-    assert_not_shown(
-        &browser.clone().get(&c, &target).await,
-        &created("Signed with the old key"),
-        "server without the previous key",
-    );
+    let page = browser.clone().get(&c, &target).await;
+    assert_signed_out(&page, "server without the previous key");
     let reply = browser.submit(&c, "/notes", &[("title", "Old token"), ("content", "")]).await;
     assert_eq!(
         reply.status, 403,

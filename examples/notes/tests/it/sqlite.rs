@@ -24,7 +24,7 @@ use crate::both_engines;
 use crate::support::tools::succeeds;
 use crate::support::{
     Credentials, Database, Engine, Launch, NOBODY, Output, PATIENCE, Server, chmod, db_path,
-    files_in, require_nobody, sidecar, signal, tempdir, try_create_note,
+    files_in, generate_notes, require_nobody, sidecar, signal, tempdir, try_create_note,
 };
 
 /// `WAL_RESTART_BYTES` of crates/burrow/src/db/sqlite.rs: past this size the writer forces
@@ -206,15 +206,17 @@ struct Readers {
 }
 
 impl Readers {
-    fn start(port: u16, tasks: usize) -> Readers {
+    /// `credentials`: a signed-in browser's (notes are their author's).
+    fn start(port: u16, credentials: &Credentials, tasks: usize) -> Readers {
+        let cookie = credentials.cookie.clone();
         let stop = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicU64::new(0));
         let failures = Arc::new(Mutex::new(Vec::new()));
         let client = http_client();
         let tasks = (0..tasks)
             .map(|task| {
-                let (stop, done, failures, client) =
-                    (stop.clone(), done.clone(), failures.clone(), client.clone());
+                let (stop, done, failures, client, cookie) =
+                    (stop.clone(), done.clone(), failures.clone(), client.clone(), cookie.clone());
                 tokio::spawn(async move {
                     let mut i = task;
                     while !stop.load(Ordering::Relaxed) {
@@ -224,15 +226,14 @@ impl Readers {
                         } else {
                             format!("/notes?page={}", i % 50 + 1)
                         };
-                        let outcome =
-                            match client.get(format!("http://127.0.0.1:{port}{path}")).send().await
-                            {
-                                Ok(res) if res.status() == 200 => {
-                                    res.bytes().await.map(|_| ()).map_err(|e| e.to_string())
-                                }
-                                Ok(res) => Err(res.status().to_string()),
-                                Err(e) => Err(e.to_string()),
-                            };
+                        let url = format!("http://127.0.0.1:{port}{path}");
+                        let outcome = match client.get(url).header("Cookie", &cookie).send().await {
+                            Ok(res) if res.status() == 200 => {
+                                res.bytes().await.map(|_| ()).map_err(|e| e.to_string())
+                            }
+                            Ok(res) => Err(res.status().to_string()),
+                            Err(e) => Err(e.to_string()),
+                        };
                         match outcome {
                             Ok(()) => {
                                 done.fetch_add(1, Ordering::Relaxed);
@@ -285,9 +286,9 @@ fn content(title: &str, len: usize) -> String {
     text
 }
 
-/// Loads the new-note form (cookies and CSRF token) off the async runtime.
-async fn credentials(port: u16) -> Credentials {
-    tokio::task::spawn_blocking(move || Credentials::fetch(port)).await.expect("fetch credentials")
+/// The server's signed-in cookies and CSRF token, made on a thread that may block.
+async fn credentials(server: &Server) -> Credentials {
+    tokio::task::block_in_place(|| server.credentials())
 }
 
 /// Runs a `server` command to completion off the async runtime.
@@ -386,17 +387,11 @@ async fn backup_while_the_server_writes_is_consistent_and_complete() {
     let dir = tempdir();
     let db = db_path(dir.path());
     // A database of a few MB, so that writes go on while the copy runs.
-    let out = run(Launch::new(dir.path()).arg("--database-dsn").arg(&db).args([
-        "generate-notes",
-        "--count",
-        "5000",
-    ]))
-    .await;
-    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+    tokio::task::block_in_place(|| generate_notes(dir.path(), 5000));
     let mut server = start(Launch::serve(dir.path())).await;
     let writers = Writers::start(
         server.port,
-        &credentials(server.port).await,
+        &credentials(&server).await,
         Load::new("during backup", 3, 1000),
     );
     writers.wait_for(100).await;
@@ -487,7 +482,7 @@ async fn sqlite3_backup_command_beside_the_running_server() {
     let mut server = start(Launch::serve(dir.path())).await;
     let writers = Writers::start(
         server.port,
-        &credentials(server.port).await,
+        &credentials(&server).await,
         Load::new("beside sqlite3", 2, 1000).pause(Duration::from_millis(5)),
     );
     writers.wait_for(100).await;
@@ -576,7 +571,7 @@ both_engines!(acknowledged_writes_survive_kill_9, |engine: Engine| async move {
         let delay = Duration::from_millis(50 + rng.next() % 451);
         let writers = Writers::start(
             server.port,
-            &credentials(server.port).await,
+            &credentials(&server).await,
             Load::new(&format!("trial {trial}"), 3, 300),
         );
         writers.wait_for(1).await;
@@ -612,7 +607,8 @@ both_engines!(acknowledged_writes_survive_kill_9, |engine: Engine| async move {
         );
         // …and the new server serves them.
         if let Some(last) = report.acked.iter().max_by_key(|a| a.id) {
-            let res = http_client().get(server.url(&format!("/notes/{}", last.id))).send().await;
+            let request = http_client().get(server.url(&format!("/notes/{}", last.id)));
+            let res = credentials(&server).await.attach(request).send().await;
             let res = res.expect("GET the last acknowledged note");
             assert_eq!(res.status(), 200, "trial {trial}: GET /notes/{}", last.id);
             let body = res.text().await.unwrap();
@@ -700,10 +696,10 @@ async fn wal_stays_bounded_under_sustained_writes_and_is_emptied_when_idle() {
     let db = db_path(dir.path());
     let wal = sidecar(&db, "-wal");
     let mut server = start(Launch::serve(dir.path())).await;
-    let credentials = credentials(server.port).await;
+    let credentials = credentials(&server).await;
     let sampler = WalSampler::start(wal.clone());
     let writers = Writers::start(server.port, &credentials, Load::new("wal", 4, 2000).limit(NOTES));
-    let readers = Readers::start(server.port, 2);
+    let readers = Readers::start(server.port, &credentials, 2);
     let started = Instant::now();
     let report = writers.join().await;
     let elapsed = started.elapsed();
@@ -742,7 +738,7 @@ async fn idle_truncation_waits_for_a_long_reader_and_then_empties_the_wal() {
     let wal = sidecar(&db, "-wal");
     let mut server = start(Launch::serve(dir.path())).await;
     let writers =
-        Writers::start(server.port, &credentials(server.port).await, Load::new("pinned", 2, 2000));
+        Writers::start(server.port, &credentials(&server).await, Load::new("pinned", 2, 2000));
     writers.wait_for(100).await;
     let reader = Connection::open_with_flags(&db, OpenFlags::SQLITE_OPEN_READ_ONLY).unwrap();
     reader.execute_batch("BEGIN; SELECT count(*) FROM notes;").unwrap();
@@ -779,14 +775,12 @@ async fn external_checkpoints_leave_the_wal_to_another_tool() {
     let wal = sidecar(&db, "-wal");
     let mut server =
         start(Launch::serve(dir.path()).args(["--database-checkpoints", "external"])).await;
+    let credentials = credentials(&server).await;
     let file_before = std::fs::read(&db).unwrap();
-    let report = Writers::start(
-        server.port,
-        &credentials(server.port).await,
-        Load::new("external", 4, 2000).limit(NOTES),
-    )
-    .join()
-    .await;
+    let report =
+        Writers::start(server.port, &credentials, Load::new("external", 4, 2000).limit(NOTES))
+            .join()
+            .await;
     assert_eq!(report.failed, 0, "failed writes: {:#?}", report.failures);
     let wal_after_writes = size(&wal);
     // Longer than the idle delay (1 s) and a few ticks of the idle checkpointer (250 ms).

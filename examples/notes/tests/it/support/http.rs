@@ -18,14 +18,16 @@ pub fn header(res: &reqwest::Response, name: &str) -> Option<String> {
     res.headers().get(name).map(|v| v.to_str().expect("ASCII header").to_string())
 }
 
-/// GETs `path` and returns status and body.
+/// GETs `path` signed in ([`Server::credentials`]) and returns status and body.
 pub async fn get(client: &reqwest::Client, server: &Server, path: &str) -> (u16, String) {
-    status_and_body(client.get(server.url(path)), path).await
+    let request = client.get(server.url(path)).header("Cookie", server.credentials().cookie);
+    status_and_body(request, path).await
 }
 
-/// GETs `path` as htmx does (`HX-Request: true`).
+/// GETs `path` as htmx does (`HX-Request: true`), signed in.
 pub async fn get_htmx(client: &reqwest::Client, server: &Server, path: &str) -> (u16, String) {
-    status_and_body(client.get(server.url(path)).header("HX-Request", "true"), path).await
+    let request = client.get(server.url(path)).header("HX-Request", "true");
+    status_and_body(request.header("Cookie", server.credentials().cookie), path).await
 }
 
 async fn status_and_body(request: reqwest::RequestBuilder, path: &str) -> (u16, String) {
@@ -42,7 +44,7 @@ pub async fn create_note(
     title: &str,
     content: &str,
 ) -> i64 {
-    let credentials = Credentials::fetch(server.port);
+    let credentials = server.credentials();
     try_create_note(client, server.port, &credentials, title, content)
         .await
         .unwrap_or_else(|e| panic!("{e}"))

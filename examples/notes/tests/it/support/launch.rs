@@ -6,6 +6,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use super::csrf::TESTER;
 use super::files::{NOBODY, db_path};
 use super::lines::Lines;
 use super::postgres::{Database, PgDatabase};
@@ -128,6 +129,12 @@ impl Launch {
         self
     }
 
+    /// The same run without the wrapper command.
+    pub fn unwrapped(mut self) -> Launch {
+        self.wrapper.clear();
+        self
+    }
+
     /// Runs the server under a wrapper command, e.g. `["unshare", "--fork", "--pid"]`.
     pub fn wrapped<I, S>(mut self, wrapper: I) -> Launch
     where
@@ -230,7 +237,7 @@ impl Launch {
     /// launcher that detaches the server.
     pub fn spawn(&self) -> Server {
         let (child, stdout, stderr, readers) = self.spawn_captured();
-        Server::new(child, stdout, stderr, readers, self.describe(), self.db.clone())
+        Server::new(child, stdout, stderr, readers, self.describe(), self.db.clone(), self.clone())
     }
 
     /// The started child, its stdout and stderr as they are captured, and the threads
@@ -246,24 +253,23 @@ impl Launch {
     }
 }
 
-/// Fills DIR/app.db with `count` generated notes (`server generate-notes`); returns its path.
+/// Fills DIR/app.db with `count` generated notes of [`TESTER`]'s (`server users create`,
+/// `server generate-notes --user`); returns its path.
 pub fn generate_notes(dir: &Path, count: usize) -> PathBuf {
     let db = db_path(dir);
-    let out = Launch::new(dir)
-        .arg("generate-notes")
-        .args(["--count", &count.to_string(), "--database-dsn"])
-        .arg(&db)
-        .run();
-    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+    generate(Launch::new(dir).arg("--database-dsn").arg(&db), count);
     db
 }
 
-/// Fills `db` with `count` generated notes (`server generate-notes`), on either engine.
+/// Fills `db` with `count` generated notes of [`TESTER`]'s, on either engine.
 pub fn generate_notes_in(db: &Database, dir: &Path, count: usize) {
-    let out = Launch::new(dir)
-        .arg("generate-notes")
-        .args(["--count", &count.to_string()])
-        .database(db)
-        .run();
+    generate(Launch::new(dir).database(db), count);
+}
+
+fn generate(launch: Launch, count: usize) {
+    let created = launch.clone().args(["users", "create", TESTER]).run();
+    assert!(created.code() == Some(0) || created.stderr.contains("taken"), "{created:?}");
+    let out =
+        launch.args(["generate-notes", "--user", TESTER, "--count", &count.to_string()]).run();
     assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
 }

@@ -144,7 +144,7 @@ async fn client_task(
         n += 1;
         let url = |path: &str| format!("http://127.0.0.1:{port}{path}");
         let (what, expected, request) = match (task + n) % 3 {
-            0 => ("GET /notes", 200, client.get(url("/notes"))),
+            0 => ("GET /notes", 200, credentials.attach(client.get(url("/notes")))),
             1 => ("GET /healthz/live", 200, client.get(url("/healthz/live"))),
             _ => {
                 let title = format!("load {task}-{n}");

@@ -43,7 +43,7 @@ pub mod raw;
 pub mod server;
 pub mod tools;
 
-pub use csrf::{Credentials, cookie_set_by, csrf_token, set_cookie_value};
+pub use csrf::{Credentials, TESTER, cookie_set_by, csrf_token, set_cookie_value};
 pub use files::{NOBODY, chmod, db_path, files_in, mode, sidecar, tempdir};
 pub use http::{
     client, create_note, encode, get, get_htmx, header, note_ids, short, try_create_note,

@@ -145,6 +145,18 @@ impl Database {
         }
     }
 
+    /// Runs a statement outside the server, on either engine.
+    pub fn execute(&self, sql: &str) {
+        match self.engine {
+            Engine::Sqlite => {
+                rusqlite::Connection::open(self.path()).unwrap().execute_batch(sql).unwrap();
+            }
+            Engine::Postgres => {
+                self.psql(sql);
+            }
+        }
+    }
+
     /// How many notes there are, read outside the server.
     pub fn count_notes(&self) -> i64 {
         self.notes().len() as i64

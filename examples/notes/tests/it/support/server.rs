@@ -5,6 +5,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use super::csrf::Credentials;
+use super::launch::Launch;
 use super::lines::Lines;
 use super::postgres::PgDatabase;
 
@@ -31,6 +33,10 @@ pub struct Server {
     what: String,
     /// The PostgreSQL database it uses, dropped after the process ended.
     _db: Option<std::sync::Arc<PgDatabase>>,
+    /// How it was started: its database, for signing in through the CLI.
+    launch: Launch,
+    /// A signed-in browser's cookies and token, made on first use.
+    credentials: std::sync::Mutex<Option<Credentials>>,
 }
 
 impl Server {
@@ -41,8 +47,34 @@ impl Server {
         readers: Vec<JoinHandle<()>>,
         what: String,
         db: Option<std::sync::Arc<PgDatabase>>,
+        launch: Launch,
     ) -> Server {
-        Server { child, port: 0, stderr, stdout, readers, exit: None, what, _db: db }
+        let credentials = std::sync::Mutex::new(None);
+        Server {
+            child,
+            port: 0,
+            stderr,
+            stdout,
+            readers,
+            exit: None,
+            what,
+            _db: db,
+            launch,
+            credentials,
+        }
+    }
+
+    /// A sign-in link's path for `username` ([`super::csrf::login_link`]), e.g. for a
+    /// real browser to open.
+    pub fn login_link(&self, username: &str) -> String {
+        super::csrf::login_link(&self.launch, username)
+    }
+
+    /// A signed-in browser's cookies and CSRF token ([`Credentials::sign_in`], once per
+    /// server): what every notes page needs.
+    pub fn credentials(&self) -> Credentials {
+        let mut slot = self.credentials.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert_with(|| Credentials::sign_in(&self.launch, self.port)).clone()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -38,7 +38,8 @@ async fn acme_obtains_by_http01_serves_https_redirects_http_and_reuses_the_cache
         (200, hyper::Version::HTTP_2, rustls::ProtocolVersion::TLSv1_3),
         "{h2:?}"
     );
-    let h1 = https_get(https_port, DOMAIN, trusting(&root, &["http/1.1"]), "/notes").await.unwrap();
+    // A page of the app (the home page: the notes need a signed-in user).
+    let h1 = https_get(https_port, DOMAIN, trusting(&root, &["http/1.1"]), "/").await.unwrap();
     assert_eq!((h1.status, h1.http), (200, hyper::Version::HTTP_11));
     let leaf = h2.chain[0].clone();
 

@@ -33,9 +33,9 @@ async fn selfsigned_serves_http1_and_http2_to_a_trusting_client_and_fails_an_unt
             (200, hyper::Version::HTTP_11, rustls::ProtocolVersion::TLSv1_3),
             "{h1:?}"
         );
-        let h2 = https_get(server.port, name, trusting(&cert, &["h2", "http/1.1"]), "/notes")
-            .await
-            .unwrap();
+        // A page of the app (the home page: the notes need a signed-in user).
+        let h2 =
+            https_get(server.port, name, trusting(&cert, &["h2", "http/1.1"]), "/").await.unwrap();
         assert_eq!((h2.status, h2.http), (200, hyper::Version::HTTP_2), "{h2:?}");
         assert!(
             h2.body.contains("<html")
