@@ -288,10 +288,14 @@ impl Client {
     /// /auth/link`). The session cookie then goes with every request. Panics if the server
     /// has no auth app or the account is deactivated.
     ///
-    /// ```no_run
-    /// # let client: burrow_test::Client = todo!();
+    /// ```
+    /// use burrow::contrib::auth::Auth;
+    /// use burrow_test::Client;
+    ///
+    /// let client = Client::new(burrow::Server::new("s", "1").defaults("Site").app(Auth::new()));
+    /// assert_eq!(client.get("/auth/credentials/").status(), 303, "anonymous: to sign in");
     /// client.sign_in("ann");
-    /// assert_eq!(client.get("/notes").status(), 200);
+    /// assert_eq!(client.get("/auth/credentials/").status(), 200);
     /// ```
     pub fn sign_in(&self, username: &str) -> &Client {
         use burrow::contrib::auth::{NewUser, login_link, users};

@@ -141,7 +141,9 @@ async fn pending_user(auth: &AuthState) -> Result<Option<User>> {
 pub(super) async fn pending_page(auth: AuthState, render: Render) -> Result<Response> {
     let user = pending_user(&auth).await?;
     let email = user.and_then(|u| u.email);
-    Ok(render.page("auth/verify_pending.html", context! { email, hours => 24 })?.into_response())
+    Ok(render
+        .page("auth/verify_pending.html", context! { email, hours => LIFETIME.as_secs() / 3600 })?
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -161,7 +163,10 @@ pub(super) async fn verify(
     let Some(user) = config.db.write(move |c| consume(c, &token, ip)).await? else {
         let error = "This verification link is invalid, already used or expired. Ask for a new \
                      one below.";
-        let page = render.page("auth/verify_pending.html", context! { error, hours => 24 })?;
+        let page = render.page(
+            "auth/verify_pending.html",
+            context! { error, hours => LIFETIME.as_secs() / 3600 },
+        )?;
         return Ok((StatusCode::BAD_REQUEST, page).into_response());
     };
     let session = auth.session_or_error()?;
