@@ -14,6 +14,7 @@ use crate::command::Command;
 use crate::config::{AnySetting, Config, ConfigError};
 use crate::context::{AppContext, BoxError, BoxFuture};
 use crate::embed::AppFiles;
+use crate::jobs::JobRegistry;
 use crate::template::{NavItem, RequestContext, RequestInfo, TemplateEnv};
 
 /// A composable piece of a Burrow server (like a Django app or a Bevy plugin).
@@ -21,8 +22,9 @@ use crate::template::{NavItem, RequestContext, RequestInfo, TemplateEnv};
 /// Hooks run in this order at start-up: [`settings`](App::settings) →
 /// [`configure`](App::configure) → [`migrations`](App::migrations) →
 /// [`templates`](App::templates) / [`template_env`](App::template_env) →
-/// [`routes`](App::routes) → [`middleware`](App::middleware). At shutdown,
-/// [`shutdown`](App::shutdown) runs in reverse app order.
+/// [`jobs`](App::jobs) → [`routes`](App::routes) → [`middleware`](App::middleware); once
+/// the process serves, [`start`](App::start). At shutdown, [`shutdown`](App::shutdown)
+/// runs in reverse app order.
 #[allow(unused_variables)]
 pub trait App: Send + Sync + 'static {
     /// A unique name; also the app's key in `_migrations`.
@@ -98,6 +100,15 @@ pub trait App: Send + Sync + 'static {
         Vec::new()
     }
 
+    /// Registers the app's background job types and periodic jobs (run by the `jobs`
+    /// app; see [`jobs`](crate::jobs)).
+    fn jobs(&self, jobs: &mut JobRegistry) {}
+
+    /// Called once the process is ready and serving (never for CLI commands): starts the
+    /// app's background work (`tokio::spawn`). The work stops taking new tasks when
+    /// `ctx.lifecycle.stopping()` resolves; [`shutdown`](App::shutdown) waits for it.
+    fn start(&self, ctx: &AppContext) {}
+
     /// Sample data for `server seed`.
     ///
     /// ```ignore
@@ -113,6 +124,12 @@ pub trait App: Send + Sync + 'static {
     /// Readiness for `/healthz/ready`; an `Err` makes it answer 503 naming this app.
     fn ready(&self, ctx: &AppContext) -> impl Future<Output = Result<(), String>> + Send {
         async { Ok(()) }
+    }
+
+    /// Facts for `/healthz/ready` (e.g. queue depths), under `apps.NAME`; unlike
+    /// [`ready`](App::ready) they never make the server unready.
+    fn health(&self, ctx: &AppContext) -> impl Future<Output = Option<serde_json::Value>> + Send {
+        async { None }
     }
 
     /// Called once at graceful shutdown, after requests drained, in reverse app order.
@@ -139,6 +156,9 @@ pub(crate) trait DynApp: Send + Sync + 'static {
     fn routes(&self, ctx: &AppContext) -> Router;
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router;
     fn commands(&self) -> Vec<Command>;
+    fn jobs(&self, jobs: &mut JobRegistry);
+    fn start(&self, ctx: &AppContext);
+    fn health<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Option<serde_json::Value>>;
     fn seed<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), BoxError>>;
     fn ready<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), String>>;
     fn shutdown<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, ()>;
@@ -186,6 +206,15 @@ impl<A: App> DynApp for A {
     }
     fn commands(&self) -> Vec<Command> {
         App::commands(self)
+    }
+    fn jobs(&self, jobs: &mut JobRegistry) {
+        App::jobs(self, jobs)
+    }
+    fn start(&self, ctx: &AppContext) {
+        App::start(self, ctx)
+    }
+    fn health<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Option<serde_json::Value>> {
+        Box::pin(App::health(self, ctx))
     }
     fn seed<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), BoxError>> {
         Box::pin(App::seed(self, ctx))

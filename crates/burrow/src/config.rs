@@ -579,7 +579,7 @@ fn flatten(
     Ok(())
 }
 
-/// Parses a duration: plain seconds (`10`) or with a unit (`500ms`, `10s`, `2m`).
+/// Parses a duration: plain seconds (`10`) or with a unit (`500ms`, `10s`, `2m`, `1h`, `7d`).
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let (number, unit) = split_unit(raw);
     let value: f64 = number
@@ -593,7 +593,8 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit '{other}' (use ms, s, m or h)")),
+        "d" => value * 86400.0,
+        other => return Err(format!("unknown unit '{other}' (use ms, s, m, h or d)")),
     };
     Ok(Duration::from_secs_f64(seconds))
 }
@@ -639,6 +640,7 @@ mod tests {
         assert_eq!(parse_duration("10").unwrap(), Duration::from_secs(10));
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("7d").unwrap(), Duration::from_secs(7 * 86400));
         assert!(parse_duration("ten").is_err());
         assert!(parse_duration("-1").is_err());
         assert_eq!(parse_size("1").unwrap(), 1 << 20);

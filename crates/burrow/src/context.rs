@@ -7,6 +7,8 @@ use std::sync::Arc;
 
 use crate::config::Config;
 use crate::db::Db;
+use crate::jobs::Jobs;
+use crate::lifecycle::Lifecycle;
 use crate::mail::Mailer;
 use crate::settings::Settings;
 use crate::template::Templates;
@@ -27,4 +29,8 @@ pub struct AppContext {
     pub templates: Templates,
     /// Sends mail through `--smtp-host` (off without it).
     pub mailer: Mailer,
+    /// The background job queue (enqueuing fails without the `jobs` app).
+    pub jobs: Jobs,
+    /// Whether the process serves or drains, for background work.
+    pub lifecycle: Lifecycle,
 }

@@ -115,6 +115,8 @@ pub mod extract;
 mod files;
 pub mod forms;
 mod http;
+pub mod jobs;
+pub mod lifecycle;
 mod logging;
 pub mod mail;
 pub mod pagination;
@@ -193,6 +195,8 @@ mod guide {
     mod auth {}
     #[doc = include_str!("../../../docs/guide/mail.md")]
     mod mail {}
+    #[doc = include_str!("../../../docs/guide/jobs.md")]
+    mod jobs {}
     #[doc = include_str!("../../../docs/guide/static-files.md")]
     mod static_files {}
     #[doc = include_str!("../../../docs/guide/deployment.md")]

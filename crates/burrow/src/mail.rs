@@ -37,6 +37,10 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use minijinja::Value;
+use serde::{Deserialize, Serialize};
+
+use crate::context::BoxError;
+use crate::jobs::{Job, JobContext, JobOptions, Jobs};
 
 use crate::config::{Config, ConfigError, Optional, Setting};
 use crate::settings::Password;
@@ -166,7 +170,7 @@ fn is_loopback(host: &str) -> bool {
 }
 
 /// A mail to one recipient: a subject, a text body and an optional HTML body.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Email {
     pub to: String,
     pub subject: String,
@@ -219,8 +223,12 @@ impl std::error::Error for MailError {}
 
 /// Sends mail through the configured SMTP server; cheap to clone. Without `--smtp-host`
 /// it is off: [`is_configured`](Mailer::is_configured) is false and sending fails.
-#[derive(Clone, Default)]
-pub struct Mailer(Option<Arc<Smtp>>);
+#[derive(Clone)]
+pub struct Mailer {
+    smtp: Option<Arc<Smtp>>,
+    /// Where [`deliver`](Mailer::deliver) queues mail when the `jobs` app is installed.
+    jobs: Jobs,
+}
 
 struct Smtp {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -229,13 +237,13 @@ struct Smtp {
     server: String,
 }
 
-/// Attempts of [`Mailer::deliver`], and the pause before each retry.
+/// Pauses before the retries of [`Mailer::deliver`] without the job queue.
 const RETRIES: [Duration; 3] =
     [Duration::from_secs(2), Duration::from_secs(10), Duration::from_secs(60)];
 
 impl Mailer {
-    pub(crate) fn new(settings: Option<&MailSettings>) -> Mailer {
-        let Some(s) = settings else { return Mailer(None) };
+    pub(crate) fn new(settings: Option<&MailSettings>, jobs: Jobs) -> Mailer {
+        let Some(s) = settings else { return Mailer { smtp: None, jobs } };
         let params = || {
             let mut builder = TlsParameters::builder(s.host.clone());
             if let Some(pem) = &s.ca_root {
@@ -258,21 +266,22 @@ impl Mailer {
         if let Some((user, password)) = &s.credentials {
             builder = builder.credentials(Credentials::new(user.clone(), password.0.clone()));
         }
-        Mailer(Some(Arc::new(Smtp {
+        let smtp = Arc::new(Smtp {
             transport: builder.build(),
             from: s.from.clone(),
             server: format!("{}:{}", s.host, s.port),
-        })))
+        });
+        Mailer { smtp: Some(smtp), jobs }
     }
 
     /// Whether `--smtp-host` is set.
     pub fn is_configured(&self) -> bool {
-        self.0.is_some()
+        self.smtp.is_some()
     }
 
     /// Sends `email` now: one attempt.
     pub async fn send(&self, email: &Email) -> Result<(), MailError> {
-        let Some(smtp) = &self.0 else {
+        let Some(smtp) = &self.smtp else {
             return Err(MailError("mail is off: set --smtp-host and --smtp-from".into()));
         };
         let to: Mailbox = (email.to.parse())
@@ -292,9 +301,19 @@ impl Mailer {
         }
     }
 
-    /// Sends `email` in the background, retrying a failed attempt after 2 s, 10 s and
-    /// 60 s; the outcome is logged (recipient and subject, never the body).
-    pub fn deliver(&self, email: Email) {
+    /// Sends `email` in the background. With the `jobs` app it is a job ([`SendMail`]):
+    /// it survives a restart or a crash and is retried with backoff (5 attempts, from
+    /// 10 s), and `Err` means it was not queued. Without it, this process retries a failed
+    /// attempt after 2 s, 10 s and 60 s. The outcome is logged (recipient and subject,
+    /// never the body).
+    pub async fn deliver(&self, email: Email) -> Result<(), MailError> {
+        if !self.is_configured() {
+            return Err(MailError("mail is off: set --smtp-host and --smtp-from".into()));
+        }
+        if self.jobs.is_installed() {
+            let queued = self.jobs.enqueue(SendMail(email)).await;
+            return queued.map(drop).map_err(|e| MailError(format!("mail not queued: {e}")));
+        }
         let mailer = self.clone();
         tokio::spawn(async move {
             let mut pauses = RETRIES.iter();
@@ -318,6 +337,29 @@ impl Mailer {
                 }
             }
         });
+        Ok(())
+    }
+}
+
+/// The job [`Mailer::deliver`] queues: one mail, sent by whichever process claims it.
+#[derive(Serialize, Deserialize)]
+pub struct SendMail(pub Email);
+
+impl Job for SendMail {
+    const TYPE: &'static str = "burrow.mail";
+
+    fn options() -> JobOptions {
+        JobOptions::new()
+            .max_attempts(5)
+            .backoff(Duration::from_secs(10))
+            .timeout(Duration::from_secs(120))
+    }
+
+    async fn run(self, cx: JobContext) -> Result<(), BoxError> {
+        let email = self.0;
+        cx.app.mailer.send(&email).await?;
+        tracing::info!(to = %email.to, subject = %email.subject, "mail sent");
+        Ok(())
     }
 }
 

@@ -20,6 +20,8 @@ use crate::context::AppContext;
 use crate::db::{Db, DbError, DbOptions, Dsn, Migrations};
 use crate::http::staticfiles::{StaticDir, StaticFiles};
 use crate::http::{self, Draining, health};
+use crate::jobs::{JobRegistry, Jobs};
+use crate::lifecycle::Lifecycle;
 use crate::mail::Mailer;
 use crate::serve::pidfile::PidFile;
 use crate::serve::restart::{self, Inherited, Mode};
@@ -465,6 +467,7 @@ impl Prepared {
         // Certificates before the database: a bad certificate file writes nothing.
         let tls = serve::tls::prepare(&settings).map_err(StartError::config)?;
         let booted = self.boot()?;
+        booted.start_when_serving();
         let site = run::Site {
             settings: settings.clone(),
             router: booted.router.clone(),
@@ -474,6 +477,7 @@ impl Prepared {
                 .as_ref()
                 .map(|a| http::security_headers(a.http_router(), &settings)),
             draining: booted.draining.clone(),
+            lifecycle: booted.ctx.lifecycle.clone(),
             close: move |grace| async move { booted.shutdown_within(grace).await },
         };
         let result = runtime
@@ -604,13 +608,18 @@ impl Prepared {
         let sources = template_sources(&apps, roots.as_deref());
         let templates =
             Templates::build(sources, configure, roots.is_some()).map_err(StartError::config)?;
+        let registry = job_registry(&apps)?;
         let (db, _) = open_and_migrate(&self.settings, &self.config, &migrations)?;
+        let installed = apps.iter().any(|a| a.name() == crate::contrib::jobs::NAME);
+        let jobs = Jobs::new(registry, db.clone(), installed);
         let ctx = AppContext {
             db,
             config: self.config,
-            mailer: Mailer::new(self.settings.mail.as_ref()),
+            mailer: Mailer::new(self.settings.mail.as_ref(), jobs.clone()),
             settings: self.settings,
             templates: templates.clone(),
+            jobs,
+            lifecycle: Lifecycle::default(),
         };
         let mut routes = Router::new()
             .merge(health::routes(ctx.db.clone(), readiness_checks(&apps, &ctx), version))
@@ -630,6 +639,7 @@ impl Prepared {
             routes,
             templates,
             ctx.db.clone(),
+            ctx.jobs.is_installed().then(|| ctx.jobs.clone()),
             &ctx.settings,
             draining.clone(),
             reloads,
@@ -802,16 +812,35 @@ fn watch_sources(
     reloads
 }
 
+/// Every app's job types and periodic jobs, after the framework's own (mail); a type
+/// registered twice or a bad schedule stops the start.
+fn job_registry(apps: &[Box<dyn DynApp>]) -> Result<JobRegistry, StartError> {
+    let mut registry = JobRegistry::default();
+    registry.register::<crate::mail::SendMail>();
+    for app in apps {
+        app.jobs(&mut registry);
+    }
+    match registry.errors.first() {
+        Some(error) => Err(StartError::config(error.clone())),
+        None => Ok(registry),
+    }
+}
+
 /// Each app's readiness hook, for `/healthz/ready`.
 fn readiness_checks(apps: &Arc<Vec<Box<dyn DynApp>>>, ctx: &AppContext) -> Vec<health::Check> {
     (0..apps.len())
         .map(|i| {
             let (apps, ctx) = (apps.clone(), ctx.clone());
+            let (facts_apps, facts_ctx) = (apps.clone(), ctx.clone());
             health::Check {
                 name: apps[i].name(),
                 run: Box::new(move || {
                     let (apps, ctx) = (apps.clone(), ctx.clone());
                     Box::pin(async move { apps[i].ready(&ctx).await })
+                }),
+                facts: Box::new(move || {
+                    let (apps, ctx) = (facts_apps.clone(), facts_ctx.clone());
+                    Box::pin(async move { apps[i].health(&ctx).await })
                 }),
             }
         })
@@ -824,6 +853,18 @@ impl Booted {
         self.apps.iter().any(|app| app.name() == name)
     }
 
+    /// Calls every app's [`start`](App::start) hook once the process serves (the
+    /// lifecycle says so), in app order.
+    pub(crate) fn start_when_serving(&self) {
+        let (apps, ctx) = (self.apps.clone(), self.ctx.clone());
+        tokio::spawn(async move {
+            ctx.lifecycle.serving().await;
+            for app in apps.iter() {
+                app.start(&ctx);
+            }
+        });
+    }
+
     /// Runs every app's shutdown hook in reverse app order, then closes the database.
     pub async fn shutdown(&self) {
         self.shutdown_within(self.ctx.settings.shutdown_timeout).await;
@@ -833,6 +874,11 @@ impl Booted {
     /// blocking threads (it is interrupted first); what is still running then is logged
     /// and abandoned.
     pub async fn shutdown_within(&self, grace: std::time::Duration) {
+        // Background work that has not heard yet (a test's server) stops now, with what
+        // is left of the grace to finish.
+        if !matches!(self.ctx.lifecycle.phase(), crate::lifecycle::Phase::Stopping { .. }) {
+            self.ctx.lifecycle.set_stopping(tokio::time::Instant::now() + grace);
+        }
         for app in self.apps.iter().rev() {
             app.shutdown(&self.ctx).await;
         }

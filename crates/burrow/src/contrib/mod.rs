@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod csrf;
+pub mod jobs;
 pub mod messages;
 pub mod securecookie;
 pub mod session;

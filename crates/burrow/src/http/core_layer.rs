@@ -32,6 +32,8 @@ use crate::template::Templates;
 pub(crate) struct Core {
     pub(crate) templates: Templates,
     pub(crate) db: crate::Db,
+    /// The job queue, for the `Jobs` extractor; `None` without the `jobs` app.
+    pub(crate) jobs: Option<crate::jobs::Jobs>,
     pub(crate) draining: Draining,
     /// `--request-timeout`: a handler still running then is answered 503.
     pub(crate) request_timeout: Duration,
@@ -78,6 +80,9 @@ where
         extensions.insert(id.clone());
         extensions.insert(self.core.templates.clone());
         extensions.insert(self.core.db.clone());
+        if let Some(jobs) = &self.core.jobs {
+            extensions.insert(jobs.clone());
+        }
         let summary = Summary::of(&request);
         CoreFuture {
             inner: self.inner.call(request),

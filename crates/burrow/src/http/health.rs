@@ -1,5 +1,6 @@
 //! `/healthz/live` (the process answers) and `/healthz/ready` (the database and every
-//! app's readiness hook are fine; 503 naming what failed otherwise).
+//! app's readiness hook are fine; 503 naming what failed otherwise). Apps' facts (e.g. the
+//! job queue's depth) are shown under `apps` either way.
 
 use std::sync::Arc;
 
@@ -13,10 +14,12 @@ use crate::context::BoxFuture;
 use crate::db::Db;
 use crate::error::Handled;
 
-/// A readiness check of an app: its name and the check (an `Err` names what is wrong).
+/// A readiness check of an app: its name, the check (an `Err` names what is wrong) and
+/// the facts it reports.
 pub(crate) struct Check {
     pub(crate) name: &'static str,
     pub(crate) run: Box<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>,
+    pub(crate) facts: Box<dyn Fn() -> BoxFuture<'static, Option<serde_json::Value>> + Send + Sync>,
 }
 
 pub(crate) fn routes(db: Db, checks: Vec<Check>, version: &'static str) -> Router {
@@ -36,20 +39,26 @@ async fn ready(db: Db, checks: Arc<Vec<Check>>, version: &'static str) -> Respon
     if let Err(e) = db.check().await {
         failed.insert("database".into(), e.to_string().into());
     }
+    let mut facts = Map::new();
     for check in checks.iter() {
         if let Err(reason) = (check.run)().await {
             failed.insert(check.name.into(), reason.into());
         }
+        if let Some(value) = (check.facts)().await {
+            facts.insert(check.name.into(), value);
+        }
     }
-    if failed.is_empty() {
-        respond(StatusCode::OK, json!({ "status": "ready", "version": version }))
+    let mut body = if failed.is_empty() {
+        json!({ "status": "ready", "version": version })
     } else {
         tracing::warn!(failed = %serde_json::Value::Object(failed.clone()), "not ready");
-        respond(
-            StatusCode::SERVICE_UNAVAILABLE,
-            json!({ "status": "unavailable", "version": version, "failed": failed }),
-        )
+        json!({ "status": "unavailable", "version": version, "failed": failed })
+    };
+    if !facts.is_empty() {
+        body["apps"] = facts.into();
     }
+    let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    respond(status, body)
 }
 
 fn respond(status: StatusCode, body: serde_json::Value) -> Response {

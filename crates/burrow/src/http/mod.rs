@@ -51,6 +51,7 @@ pub(crate) fn core_stack(
     routes: Router,
     templates: Templates,
     db: crate::Db,
+    jobs: Option<crate::jobs::Jobs>,
     settings: &crate::Settings,
     draining: Draining,
     dev: Option<dev::Reloads>,
@@ -63,6 +64,7 @@ pub(crate) fn core_stack(
     let core = CoreLayer(Arc::new(Core {
         templates,
         db,
+        jobs,
         draining,
         request_timeout: settings.request_timeout,
         dev: live,

@@ -19,6 +19,7 @@ use super::restart::{Failure, Inherited, Mode, start_successor};
 use super::tls::Tls;
 use super::{Endpoint, Listener, Role, Signal, Signals, Stop, blocking, notify, serve};
 use crate::http::Draining;
+use crate::lifecycle::Lifecycle;
 use crate::settings::Settings;
 
 /// How long the old process keeps its open connections serving (with `Connection: close`)
@@ -39,6 +40,8 @@ pub(crate) struct Site<F> {
     pub(crate) acme_router: Option<Router>,
     /// Set when draining starts; the server's middleware then closes keep-alive connections.
     pub(crate) draining: Draining,
+    /// Told when this process serves and when it starts draining (apps' background work).
+    pub(crate) lifecycle: Lifecycle,
     /// Closes what the server opened (shutdown hooks, the database), waiting at most the
     /// grace it is given for database work still running.
     pub(crate) close: F,
@@ -98,7 +101,7 @@ where
     F: FnOnce(Duration) -> C,
     C: Future<Output = ()>,
 {
-    let Site { settings, router, acme_router, draining, close } = site;
+    let Site { settings, router, acme_router, draining, lifecycle, close } = site;
     log_modes(&mode, &settings);
     let handover = handover_copies(&listeners).map_err(RunError::Listeners)?;
     let endpoints = endpoints(listeners, &tls, &router, acme_router.as_ref(), &settings);
@@ -113,13 +116,15 @@ where
     // must be served for the CA to validate, and this process is the one serving it.
     let acme = tls.acme.map(|acme| tokio::spawn(acme.run()));
     let pid_file = announce_ready(&settings, &mut inherited).await?;
+    lifecycle.set_serving();
     let ending = wait_for_end(&mut signals, &inherited, &mode, &handover, &settings).await;
     if let Some(acme) = &acme {
         // An order in progress is abandoned; the lock dies with it, the successor (if
         // any) takes over renewals.
         acme.abort();
     }
-    let drained = drain_and_close(stop, server, close, settings.shutdown_timeout, ending);
+    let drained =
+        drain_and_close(stop, server, close, &lifecycle, settings.shutdown_timeout, ending);
     tokio::pin!(drained);
     // The handlers stay installed until exit (the default action would kill a process that
     // is still finishing requests): say that a signal changes nothing now.
@@ -343,6 +348,7 @@ async fn drain_and_close<F, C>(
     stop: Stop,
     server: JoinHandle<io::Result<usize>>,
     close: F,
+    lifecycle: &Lifecycle,
     shutdown_timeout: Duration,
     ending: Ending,
 ) where
@@ -353,6 +359,8 @@ async fn drain_and_close<F, C>(
         notify::notify("STOPPING=1");
     }
     let deadline = Instant::now() + shutdown_timeout;
+    // Background work (jobs) stops taking new work now and finishes alongside requests.
+    lifecycle.set_stopping(deadline);
     stop.trigger(if ending == Ending::HandedOver { HANDOVER_GRACE } else { Duration::ZERO });
     match server.await {
         Ok(Ok(0)) => {}

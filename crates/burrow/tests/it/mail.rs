@@ -136,8 +136,41 @@ async fn implicit_tls_and_plain_smtp_work_too() {
     let plain = SmtpSink::start(Security::None);
     let site = Site::new();
     let ctx = context(&plain, &site, None, &[]);
-    ctx.mailer.deliver(receipt(&ctx));
+    ctx.mailer.deliver(receipt(&ctx)).await.unwrap();
     assert!(!plain.wait_for(1)[0].tls);
+}
+
+/// With the `jobs` app, `deliver` queues the mail as a job: nothing is sent until a worker
+/// runs it, and a mail the SMTP server refuses stays in the queue, failed, to be retried.
+#[tokio::test(flavor = "multi_thread")]
+async fn deliver_queues_a_job_when_the_jobs_app_is_installed() {
+    use burrow::contrib::jobs::{JobsApp, run_due};
+
+    let sink = SmtpSink::start(Security::None);
+    let site = Site::new();
+    let args = sink.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::new("s", "1").app(JobsApp::new()).app(Shop);
+    let ctx = site.build(server, &args).expect("server builds").ctx;
+    ctx.mailer.deliver(receipt(&ctx)).await.expect("queued");
+    let stats = ctx.jobs.stats().await.unwrap();
+    assert_eq!((stats.pending, stats.completed), (1, 0));
+    assert_eq!(run_due(&ctx).await, 1);
+    let got = sink.wait_for(1).remove(0);
+    assert!(got.data.contains("Your receipt"), "{}", got.data);
+    assert_eq!(ctx.jobs.stats().await.unwrap().completed, 1);
+
+    // Nobody listens any more: the attempt fails and the job waits for its retry.
+    let closed = sink.port().to_string();
+    drop(sink);
+    let site = Site::new();
+    let server = Server::new("s", "1").app(JobsApp::new()).app(Shop);
+    let args = [&args[..], &["--smtp-port", &closed]].concat();
+    let ctx = site.build(server, &args).expect("server builds").ctx;
+    ctx.mailer.deliver(receipt(&ctx)).await.expect("queued");
+    assert_eq!(run_due(&ctx).await, 1);
+    let stats = ctx.jobs.stats().await.unwrap();
+    assert_eq!((stats.failed, stats.completed), (1, 0), "{stats:?}");
 }
 
 #[test]

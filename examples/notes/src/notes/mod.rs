@@ -2,8 +2,12 @@
 //! Each note belongs to its author: every page needs a signed-in user ([`RequireAuth`]),
 //! and shows only that user's notes (another user's note is a 404, as if it did not exist).
 //! `server adopt-notes USERNAME` gives notes without an author (from before accounts) away.
+//! "Export" makes a JSON file of the user's notes in the background ([`export`]).
 
+mod export;
 mod store;
+
+pub use export::ExportNotes;
 
 use burrow::axum::extract::{Query, State};
 use burrow::axum::http::{HeaderValue, header};
@@ -14,6 +18,7 @@ use burrow::clap::{Arg, value_parser};
 use burrow::contrib::auth::{RequireAuth, users};
 use burrow::contrib::messages::Messages;
 use burrow::forms::{Form, FormResult, Valid};
+use burrow::jobs::JobRegistry;
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
 use burrow::{
@@ -22,6 +27,7 @@ use burrow::{
 };
 use serde::Deserialize;
 
+use export::ExportNotice;
 use store::{Author, NoteForm};
 
 static FILES: AppFiles = burrow::app_files!("src/notes");
@@ -34,9 +40,10 @@ impl App for Notes {
     }
 
     /// Notes' templates extend the layout of the pages app; handlers flash messages; notes
-    /// belong to the auth app's users (whose table its migrations refer to).
+    /// belong to the auth app's users (whose table its migrations refer to); exports are
+    /// made by the job queue.
     fn dependencies(&self) -> &'static [&'static str] {
-        &["pages", "messages", "auth"]
+        &["pages", "messages", "auth", "jobs"]
     }
 
     fn files(&self) -> Option<&'static AppFiles> {
@@ -58,7 +65,14 @@ impl App for Notes {
             .route("/notes/{id}", get(show).post(update).delete(delete_htmx))
             .route("/notes/{id}/edit", get(edit))
             .route("/notes/{id}/delete", post(delete))
+            .route("/notes/export", post(export::start))
+            .route("/notes/exports/", get(export::list))
+            .route("/notes/exports/{id}/download", get(export::download))
             .with_state(ctx.db.clone())
+    }
+
+    fn jobs(&self, jobs: &mut JobRegistry) {
+        jobs.register::<ExportNotes>();
     }
 
     fn commands(&self) -> Vec<Command> {
@@ -171,12 +185,18 @@ async fn list(
     State(db): State<Db>,
     RequireAuth(user): RequireAuth,
     Query(query): Query<ListQuery>,
+    export_notice: ExportNotice,
     render: Render,
 ) -> Result<Html> {
     let page = store::page(&db, Author::of(&user), &query.q, query.page()).await?;
     render.page(
         "notes/list.html",
-        context! { page => Serde(&page), q => query.q.trim(), form => NoteForm::blank() },
+        context! {
+            page => Serde(&page),
+            q => query.q.trim(),
+            form => NoteForm::blank(),
+            export_notice => Serde(export_notice.take()),
+        },
     )
 }
 
@@ -191,8 +211,9 @@ async fn rows(
     render.partial("notes/_rows.html", context! { page => Serde(&page), q => query.q.trim() })
 }
 
-async fn new(_: RequireAuth, render: Render) -> Result<Html> {
-    render.page("notes/form.html", form_context(None, false))
+async fn new(_: RequireAuth, export_notice: ExportNotice, render: Render) -> Result<Html> {
+    let export_notice = Serde(export_notice.take());
+    render.page("notes/form.html", context! { export_notice, ..form_context(None, false) })
 }
 
 async fn create(
@@ -226,21 +247,28 @@ async fn show(
     State(db): State<Db>,
     RequireAuth(user): RequireAuth,
     Path(id): Path<i64>,
+    export_notice: ExportNotice,
     render: Render,
 ) -> Result<Html> {
     let note = store::get(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
-    render.page("notes/detail.html", context! { note => Serde(&note) })
+    let export_notice = Serde(export_notice.take());
+    render.page("notes/detail.html", context! { note => Serde(&note), export_notice })
 }
 
 async fn edit(
     State(db): State<Db>,
     RequireAuth(user): RequireAuth,
     Path(id): Path<i64>,
+    export_notice: ExportNotice,
     render: Render,
 ) -> Result<Html> {
     let note = store::get(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
     let form = NoteForm::from_note(&note).bound();
-    render.page("notes/form.html", context! { form, ..form_context(Some(note.id), false) })
+    let export_notice = Serde(export_notice.take());
+    render.page(
+        "notes/form.html",
+        context! { form, export_notice, ..form_context(Some(note.id), false) },
+    )
 }
 
 async fn update(

@@ -112,6 +112,18 @@ pub async fn get(db: &Db, author: Author, id: i64) -> Result<Option<Note>, DbErr
     .await
 }
 
+/// Every note of `author`'s, oldest first: what an export holds.
+pub async fn all(db: &Db, author: Author) -> Result<Vec<Note>, DbError> {
+    db.read(move |c| {
+        c.query(
+            "SELECT id, title, content, created_at, updated_at FROM notes
+                 WHERE user_id = ? ORDER BY id",
+            params![author.0],
+        )
+    })
+    .await
+}
+
 /// A new note of `author`'s.
 pub async fn create(db: &Db, author: Author, form: NoteForm) -> Result<Note, DbError> {
     db.write(move |c| {

@@ -106,7 +106,7 @@ pub(super) async fn send(config: &AuthConfig, user: &User) -> Result<()> {
     };
     let email = Email::render(&config.templates, "auth/mail/verify_email", to, values)
         .map_err(|e| Error::internal(e.to_string()))?;
-    config.mailer.deliver(email);
+    config.mailer.deliver(email).await.map_err(|e| Error::internal(e.to_string()))?;
     Ok(())
 }
 
