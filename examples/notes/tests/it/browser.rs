@@ -1251,3 +1251,63 @@ async fn browser_verifies_an_email_address_with_the_link_of_a_received_mail() {
     let log = server.log().join("\n");
     assert!(!log.contains("mail secret") && !log.contains("token="), "{log}");
 }
+
+/// A passkey ceremony is not lost to a SIGHUP hand-over: registration begun on the old
+/// process (its challenge kept in the database) is finished on the new one, after the old
+/// one has exited, and the account gets its recovery codes. The authenticator's answer is
+/// held back (by wrapping `navigator.credentials.create`) until the hand-over is over.
+#[tokio::test]
+async fn browser_finishes_a_passkey_registration_begun_before_a_sighup() {
+    use crate::support::procs::{Cleanup, read_pid_file, stop, wait_for_successor, wait_gone};
+
+    let _timing = Timing::start("passkey across a SIGHUP");
+    let dir = tempdir();
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let pid_file = dir.path().join("server.pid");
+    let server = Launch::new(dir.path())
+        .args(["--port", &port.to_string(), "--base-url", &base, "--database-dsn"])
+        .arg(db_path(dir.path()))
+        .arg("--pid-file")
+        .arg(&pid_file)
+        .args(["--detach", "false"])
+        .start();
+    let _cleanup = Cleanup::new(dir.path());
+    let old = read_pid_file(&pid_file).expect("PID file after ready");
+    let browser = Browser::start().await;
+    browser.add_virtual_authenticator().await;
+
+    browser.goto(&format!("{base}/auth/register")).await;
+    let hold = "const create = navigator.credentials.create.bind(navigator.credentials);
+        navigator.credentials.create = async (options) => {
+            window.__asked = true;
+            while (!window.__go) await new Promise((r) => setTimeout(r, 20));
+            return create(options);
+        };";
+    browser.js(hold, json!([])).await;
+    browser.type_into("#auth-username", "Carol").await;
+    browser.click("form[data-passkey-register] button").await;
+    // The old process answered /auth/register/begin; the authenticator is being asked.
+    browser.wait("the registration begun", "return window.__asked === true;", json!([])).await;
+
+    assert!(crate::support::signal(old, "HUP"), "kill -HUP {old}");
+    let new = wait_for_successor(&pid_file, port, old);
+    wait_gone(old);
+    browser.js("window.__go = true;", json!([])).await;
+
+    let codes = "return location.pathname === '/auth/recovery-codes/' \
+        ? [...document.querySelectorAll('ul.recovery-codes code')].map(c => c.textContent) : null;";
+    let codes = browser.wait("the recovery codes, from the new process", codes, json!([])).await;
+    assert_eq!(codes.as_array().map(Vec::len), Some(8), "{codes}");
+    let page = browser.text("main").await;
+    assert!(page.contains("Your passkey is registered."), "{page}");
+    // The finish request reached the new process: the old one was gone before it was sent.
+    let finished =
+        server.log().iter().any(|l| l.contains("/auth/register/finish") && l.contains("200"));
+    assert!(
+        finished,
+        "no successful /auth/register/finish in the log:\n{}",
+        server.log().join("\n")
+    );
+    stop(new);
+}
