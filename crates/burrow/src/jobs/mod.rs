@@ -377,6 +377,11 @@ impl Jobs {
         Jobs(Arc::new(Shared { registry, db, wake: Notify::new(), installed }))
     }
 
+    /// The database the queue is in.
+    pub(crate) fn db(&self) -> &Db {
+        &self.0.db
+    }
+
     /// Whether the `jobs` app is installed (enqueuing fails without it).
     pub fn is_installed(&self) -> bool {
         self.0.installed

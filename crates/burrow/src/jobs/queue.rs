@@ -209,6 +209,22 @@ pub(crate) fn next_due(
     Ok(due)
 }
 
+/// Waiting jobs (pending or failed) of types not in `known`, counted per type.
+pub(crate) fn unknown_types(c: &Conn, known: &[String]) -> Result<Vec<(String, i64)>, DbError> {
+    let marks: Vec<String> = (1..=known.len()).map(|i| format!("?{i}")).collect();
+    let params: Vec<Value> = known.iter().map(Value::from).collect();
+    let not_in = if known.is_empty() {
+        String::new()
+    } else {
+        format!(" AND type NOT IN ({})", marks.join(", "))
+    };
+    let sql = format!(
+        "SELECT type, count(*) FROM _jobs WHERE status IN ('pending', 'failed'){not_in} \
+         GROUP BY type ORDER BY type"
+    );
+    c.query(&sql, &params)
+}
+
 /// Extends the lease of every job this process runs.
 pub(crate) fn renew(c: &Conn, owner: &str, until: i64) -> Result<usize, DbError> {
     c.execute(

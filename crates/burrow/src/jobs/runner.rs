@@ -66,6 +66,29 @@ pub(crate) struct Runner {
     settings: RunnerSettings,
     owner: Arc<str>,
     types: Vec<&'static str>,
+    trouble: Trouble,
+}
+
+/// How often the workers say that the database fails them, at most: while it is down,
+/// every poll would otherwise log a line.
+const TROUBLE_EVERY: Duration = Duration::from_secs(60);
+
+/// The last time the workers logged a database error, and how many they kept quiet since.
+#[derive(Default)]
+struct Trouble(std::sync::Mutex<(Option<Instant>, u64)>);
+
+impl Trouble {
+    fn warn(&self, what: &str, error: &DbError) {
+        let mut state = self.0.lock().expect("not poisoned");
+        let (last, quiet) = &mut *state;
+        if last.is_some_and(|at| at.elapsed() < TROUBLE_EVERY) {
+            *quiet += 1;
+            return;
+        }
+        tracing::warn!(similar_errors_not_logged = *quiet, "{what}: {error}");
+        *last = Some(Instant::now());
+        *quiet = 0;
+    }
 }
 
 /// How one attempt ended.
@@ -87,7 +110,7 @@ impl Runner {
             std::process::id(),
             crate::random::hex(3)
         );
-        Runner { ctx, settings, owner: owner.into(), types }
+        Runner { ctx, settings, owner: owner.into(), types, trouble: Trouble::default() }
     }
 
     /// Works the queue until `until`; returns how many attempts ran.
@@ -112,6 +135,7 @@ impl Runner {
         let mut next_renewal = Instant::now() + self.settings.lease / 3;
         let mut attempts = 0;
         tracing::debug!(workers = self.settings.workers, owner = %self.owner, "job workers started");
+        self.warn_of_unknown_types().await;
         loop {
             let now = Instant::now();
             let accepting = stop_deadline.is_none();
@@ -139,7 +163,7 @@ impl Runner {
                         wait_until = wait_until.min(now + later);
                     }
                     Ok(None) => {}
-                    Err(e) => tracing::warn!("job queue: {e}"),
+                    Err(e) => self.trouble.warn("job queue not read", &e),
                 }
             }
             if running.len() >= self.settings.workers {
@@ -194,11 +218,26 @@ impl Runner {
         attempts
     }
 
+    /// Jobs of types no app of this binary registers are never run here: say so once, at
+    /// start (a type removed from the code, or a deploy that is not done).
+    async fn warn_of_unknown_types(&self) {
+        let known: Vec<String> = self.types.iter().map(|t| t.to_string()).collect();
+        let waiting = self.ctx.jobs.db().read(move |c| queue::unknown_types(c, &known)).await;
+        match waiting {
+            Ok(types) if !types.is_empty() => tracing::warn!(
+                "jobs of types this server does not know wait in the queue (server jobs list): {}",
+                types.iter().map(|(t, n)| format!("{t} ({n})")).collect::<Vec<_>>().join(", ")
+            ),
+            Ok(_) => {}
+            Err(e) => self.trouble.warn("job queue not read", &e),
+        }
+    }
+
     async fn renew(&self) {
         let until = now_ms() + self.settings.lease.as_millis() as i64;
         let owner = self.owner.clone();
-        if let Err(e) = self.ctx.db.write(move |c| queue::renew(c, &owner, until)).await {
-            tracing::warn!("job leases not renewed: {e}");
+        if let Err(e) = self.ctx.jobs.db().write(move |c| queue::renew(c, &owner, until)).await {
+            self.trouble.warn("job leases not renewed", &e);
         }
     }
 
@@ -206,7 +245,7 @@ impl Runner {
     async fn due(&self) -> Result<Option<i64>, DbError> {
         let types: Vec<String> = self.types.iter().map(|t| t.to_string()).collect();
         let queues = self.settings.queues.clone();
-        self.ctx.db.read(move |c| queue::next_due(c, &types, &queues)).await
+        self.ctx.jobs.db().read(move |c| queue::next_due(c, &types, &queues)).await
     }
 
     async fn claim(&self, limit: usize) -> Vec<Claimed> {
@@ -215,7 +254,8 @@ impl Runner {
         let lease_ms = self.settings.lease.as_millis() as i64;
         let claimed = self
             .ctx
-            .db
+            .jobs
+            .db()
             .write(move |c| {
                 let claim = Claim {
                     owner: &owner,
@@ -229,7 +269,7 @@ impl Runner {
             })
             .await;
         claimed.unwrap_or_else(|e| {
-            tracing::warn!("jobs not claimed: {e}");
+            self.trouble.warn("jobs not claimed", &e);
             Vec::new()
         })
     }
@@ -239,7 +279,8 @@ impl Runner {
         let retention = self.settings.retention.as_millis() as i64;
         let result = self
             .ctx
-            .db
+            .jobs
+            .db()
             .write(move |c| {
                 let now = now_ms();
                 Ok((queue::reap(c, now)?, queue::purge(c, now - retention)?))
@@ -251,7 +292,7 @@ impl Runner {
                 jobs = reaped,
                 "jobs whose process stopped without finishing them are queued again"
             ),
-            Err(e) => tracing::warn!("job housekeeping: {e}"),
+            Err(e) => self.trouble.warn("job housekeeping", &e),
         }
     }
 
@@ -279,7 +320,7 @@ impl Runner {
             cancel: cancel.clone(),
             deadline,
         };
-        let db = self.ctx.db.clone();
+        let db = self.ctx.jobs.db().clone();
         let owner = self.owner.clone();
         let base = options.backoff.unwrap_or(self.settings.retry_base_delay);
         async move {

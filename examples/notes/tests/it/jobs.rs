@@ -378,13 +378,30 @@ both_engines!(blocking run_once_works_off_the_queue_without_a_server, |engine: E
     let dir = tempdir();
     let db = Database::new(engine, dir.path());
     enqueue(&db, dir.path(), &["--count", "20", "--prefix", "cron"]);
-    let out = command(&db, dir.path(), &["jobs", "run-once"]);
-    assert!(out.contains("Ran 20 job attempt(s)"), "{out}");
+    // A job of a type this binary does not have (removed from the code): left alone, and
+    // the operator is told.
+    db.execute(
+        "INSERT INTO _jobs (type, payload, max_attempts, run_at, created_at, updated_at) \
+         VALUES ('gone.job', '{}', 3, 0, 0, 0)",
+    );
+    let out = Launch::new(dir.path())
+        .program(&demo_bin())
+        .args(["jobs", "run-once"])
+        .database(&db)
+        .args(["--log-level", "warn"])
+        .run();
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("Ran 20 job attempt(s)"), "{}", out.stdout);
+    assert!(
+        out.stderr.contains("jobs of types this server does not know") && out.stderr.contains("gone.job (1)"),
+        "{}",
+        out.stderr
+    );
     assert_exactly_once(&db, "cron", 20);
     let listed = command(&db, dir.path(), &["jobs", "list"]);
-    assert!(listed.contains("0 pending, 0 running, 0 failed, 0 dead, 20 completed"), "{listed}");
+    assert!(listed.contains("1 pending, 0 running, 0 failed, 0 dead, 20 completed"), "{listed}");
     // Enqueuing one at a time: the latency of `Jobs::enqueue` (one transaction each).
     let out = enqueue(&db, dir.path(), &["--count", "200", "--one-by-one", "--prefix", "one"]);
     eprintln!("{engine:?}: {}", out.trim());
-    assert_eq!(count(&db, "pending"), 200);
+    assert_eq!(count(&db, "pending"), 201);
 });
