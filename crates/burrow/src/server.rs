@@ -387,7 +387,12 @@ impl Prepared {
             None | Some(("serve", _)) => self.serve(inherited),
             Some(("migrate", sub)) if sub.get_flag("list") => self.list_migrations(),
             Some(("migrate", _)) => {
-                let applied = self.open_and_migrate()?.1;
+                let mut applied = self.open_and_migrate()?.1;
+                if let Some(dsn) = self.jobs_database()? {
+                    let source = "--jobs-database";
+                    let sets = self.jobs_migration_sets();
+                    applied.extend(open_and_migrate(&dsn, &self.settings, source, &sets)?.1);
+                }
                 if applied.is_empty() {
                     println!("No pending migrations.");
                 }
@@ -434,7 +439,11 @@ impl Prepared {
                 let args = args.clone();
                 let booted = self.boot()?;
                 booted.block_on(async {
-                    (command.run)(booted.ctx.clone(), args).await.map_err(|e| StartError {
+                    let result = (command.run)(booted.ctx.clone(), args).await;
+                    // What the command left to finish (jobs queued after a commit) is done
+                    // before the process exits, and the database closes cleanly.
+                    booted.shutdown().await;
+                    result.map_err(|e| StartError {
                         code: 1,
                         message: format!("{}: {e}", command.name()),
                     })
@@ -490,16 +499,38 @@ impl Prepared {
         result
     }
 
+    /// Every app's migrations for the server's database: all of them, but the `jobs`
+    /// app's when the queue has a database of its own.
     fn migration_sets(&self) -> Vec<Migrations> {
-        self.apps
-            .iter()
+        let separate = matches!(self.jobs_database(), Ok(Some(_)));
+        self.app_migrations(|name| !(separate && name == crate::contrib::jobs::NAME))
+    }
+
+    /// The `jobs` app's migrations, for `--jobs-database`.
+    fn jobs_migration_sets(&self) -> Vec<Migrations> {
+        self.app_migrations(|name| name == crate::contrib::jobs::NAME)
+    }
+
+    fn app_migrations(&self, which: impl Fn(&str) -> bool) -> Vec<Migrations> {
+        (self.apps.iter().filter(|a| which(a.name())))
             .filter_map(|a| a.migrations().map(|dir| Migrations::from_dir(a.name(), dir)))
             .collect()
     }
 
+    /// The queue's own SQLite file, when the `jobs` app is registered with
+    /// `--jobs-database` (checked in its `configure`).
+    fn jobs_database(&self) -> Result<Option<Dsn>, StartError> {
+        if !self.apps.iter().any(|a| a.name() == crate::contrib::jobs::NAME) {
+            return Ok(None);
+        }
+        crate::contrib::jobs::separate_database(&self.config).map_err(StartError::from)
+    }
+
     /// Opens the database and applies pending migrations (see [`open_and_migrate`]).
     fn open_and_migrate(&self) -> Result<(Db, Vec<String>), StartError> {
-        open_and_migrate(&self.settings, &self.config, &self.migration_sets())
+        let source = format!("--database-dsn from {}", self.config.source(&settings::DATABASE_DSN));
+        let sets = self.migration_sets();
+        open_and_migrate(&self.settings.database, &self.settings, &source, &sets)
     }
 
     /// `server backup DEST [--force]`: works whether or not a server runs on the database.
@@ -555,11 +586,17 @@ impl Prepared {
         let status = db
             .migration_status_blocking(&self.migration_sets())
             .map_err(|e| StartError::config(e.to_string()))?;
-        for m in &status {
-            match &m.applied_at {
-                Some(at) => println!("[x] {}/{}  (applied {at})", m.app, m.name),
-                None => println!("[ ] {}/{}  (pending)", m.app, m.name),
-            }
+        print_migrations(&status);
+        let mut status = status;
+        if let Some(dsn) = self.jobs_database()? {
+            let jobs = Db::open_with(&dsn, &options)
+                .map_err(|e| StartError::config(format!("{e} (--jobs-database)")))?;
+            let jobs_status = jobs
+                .migration_status_blocking(&self.jobs_migration_sets())
+                .map_err(|e| StartError::config(e.to_string()))?;
+            println!("--jobs-database {dsn}:");
+            print_migrations(&jobs_status);
+            status.extend(jobs_status);
         }
         let pending = status.iter().filter(|m| m.applied_at.is_none()).count();
         println!("{} applied, {pending} pending", status.len() - pending);
@@ -571,6 +608,7 @@ impl Prepared {
         // Templates before the database: a template that does not compile stops the start
         // before a database file is created or migrated.
         let migrations = self.migration_sets();
+        let (jobs_database, jobs_migrations) = (self.jobs_database()?, self.jobs_migration_sets());
         let apps = Arc::new(self.apps);
         // --dev: each app's source folder, where it has one (`None` in production).
         let roots = self.settings.dev.as_ref().map(|dev| source_roots(&apps, dev));
@@ -609,9 +647,31 @@ impl Prepared {
         let templates =
             Templates::build(sources, configure, roots.is_some()).map_err(StartError::config)?;
         let registry = job_registry(&apps)?;
-        let (db, _) = open_and_migrate(&self.settings, &self.config, &migrations)?;
+        let source = format!("--database-dsn from {}", self.config.source(&settings::DATABASE_DSN));
+        let new_file = match &self.settings.database {
+            Dsn::SqliteFile(path) => (!path.exists()).then(|| path.clone()),
+            _ => None,
+        };
+        let (db, _) =
+            open_and_migrate(&self.settings.database, &self.settings, &source, &migrations)?;
+        let queue_db = match &jobs_database {
+            Some(dsn) => {
+                match open_and_migrate(dsn, &self.settings, "--jobs-database", &jobs_migrations) {
+                    Ok((queue_db, _)) => queue_db,
+                    Err(e) => {
+                        // A failed start writes nothing: not the server's database either.
+                        drop(db);
+                        if let Some(path) = new_file {
+                            remove_database(&path);
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+            None => db.clone(),
+        };
         let installed = apps.iter().any(|a| a.name() == crate::contrib::jobs::NAME);
-        let jobs = Jobs::new(registry, db.clone(), installed);
+        let jobs = Jobs::new(registry, queue_db, installed, jobs_database.is_some());
         let ctx = AppContext {
             db,
             config: self.config,
@@ -654,19 +714,29 @@ impl Prepared {
 
 /// Opens the database and applies pending migrations. A database file this call
 /// created is removed again when it fails, so a failed start writes nothing.
+fn print_migrations(status: &[crate::db::MigrationStatus]) {
+    for m in status {
+        match &m.applied_at {
+            Some(at) => println!("[x] {}/{}  (applied {at})", m.app, m.name),
+            None => println!("[ ] {}/{}  (pending)", m.app, m.name),
+        }
+    }
+}
+
+/// `source` names the setting for errors (`--database-dsn from flag`).
 fn open_and_migrate(
+    dsn: &Dsn,
     settings: &Settings,
-    config: &Config,
+    source: &str,
     migrations: &[Migrations],
 ) -> Result<(Db, Vec<String>), StartError> {
-    let new_file = match &settings.database {
+    let new_file = match dsn {
         Dsn::SqliteFile(path) => (!path.exists()).then(|| path.clone()),
         Dsn::SqliteMemory | Dsn::Postgres(_) => None,
     };
-    let source = config.source(&settings::DATABASE_DSN);
     let options = settings.db_options();
-    let db = Db::open_with(&settings.database, &options)
-        .map_err(|e| StartError::config(format!("{e} (--database-dsn from {source})")))?;
+    let db =
+        Db::open_with(dsn, &options).map_err(|e| StartError::config(format!("{e} ({source})")))?;
     match db.migrate_blocking(migrations) {
         Ok(applied) => {
             for file in &applied {
@@ -681,7 +751,7 @@ fn open_and_migrate(
             }
             let message = match e {
                 DbError::Migration { .. } => format!("{e}; the database was left unchanged"),
-                other => format!("{other} (--database-dsn from {source})"),
+                other => format!("{other} ({source})"),
             };
             Err(StartError::config(message))
         }

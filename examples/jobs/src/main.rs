@@ -196,6 +196,19 @@ impl App for Demo {
                     .help("Failing attempts panic instead of returning an error"),
             )
             .arg(
+                Arg::new("in-transaction")
+                    .long("in-transaction")
+                    .action(burrow::clap::ArgAction::SetTrue)
+                    .help("Enqueue inside one write transaction (Jobs::insert)"),
+            )
+            .arg(
+                Arg::new("rollback")
+                    .long("rollback")
+                    .action(burrow::clap::ArgAction::SetTrue)
+                    .requires("in-transaction")
+                    .help("…and roll that transaction back"),
+            )
+            .arg(
                 Arg::new("noop")
                     .long("noop")
                     .action(burrow::clap::ArgAction::SetTrue)
@@ -234,6 +247,31 @@ async fn enqueue(ctx: AppContext, args: ArgMatches) -> std::result::Result<(), B
         })
     };
     let started = Instant::now();
+    if args.get_flag("in-transaction") {
+        let jobs = ctx.jobs.clone();
+        let new: Vec<_> = (0..count)
+            .map(|i| Ok(jobs.job(&work(i)?)?))
+            .collect::<std::result::Result<_, BoxError>>()?;
+        let rollback = args.get_flag("rollback");
+        let written = ctx
+            .db
+            .write(move |c| {
+                for job in &new {
+                    jobs.insert(c, job)?;
+                }
+                if rollback {
+                    return Err(DbError::Other("rolled back on purpose".into()));
+                }
+                Ok(())
+            })
+            .await;
+        match written {
+            Ok(()) => println!("Queued {count} job(s) in one transaction."),
+            Err(e) if rollback => println!("Rolled back ({e}): no job queued."),
+            Err(e) => return Err(e.into()),
+        }
+        return Ok(());
+    }
     if args.get_flag("noop") {
         let mut left = count;
         while left > 0 {

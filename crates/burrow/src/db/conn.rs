@@ -27,7 +27,15 @@ impl Engine {
 ///
 /// SQL is written once with `?` placeholders (or `?1`, `?2`, … to reuse a value); on
 /// PostgreSQL they become `$1`, `$2`, … outside string literals, quoted names and comments.
-pub struct Conn(pub(super) Inner);
+pub struct Conn(pub(super) Inner, AfterCommit);
+
+/// Work to do once the running write transaction committed (dropped if it rolls back).
+#[derive(Default)]
+pub(super) struct AfterCommit(
+    std::cell::RefCell<Vec<Box<dyn FnOnce() + Send>>>,
+    /// Inside `transaction` (PostgreSQL's client does not say).
+    std::cell::Cell<bool>,
+);
 
 pub(super) enum Inner {
     Sqlite(rusqlite::Connection),
@@ -35,6 +43,34 @@ pub(super) enum Inner {
 }
 
 impl Conn {
+    pub(super) fn new(inner: Inner) -> Conn {
+        Conn(inner, AfterCommit::default())
+    }
+
+    /// Runs `f` once the write transaction this connection is in commits, and never if it
+    /// rolls back; outside a write transaction, at once. For side effects that must not
+    /// happen for data that was rolled back (e.g. a job enqueued in another database).
+    pub fn after_commit(&self, f: impl FnOnce() + Send + 'static) {
+        self.1.0.borrow_mut().push(Box::new(f));
+        if !self.in_transaction() {
+            self.run_after_commit();
+        }
+    }
+
+    fn run_after_commit(&self) {
+        let work = std::mem::take(&mut *self.1.0.borrow_mut());
+        for f in work {
+            f();
+        }
+    }
+
+    fn in_transaction(&self) -> bool {
+        match &self.0 {
+            Inner::Sqlite(c) => !c.is_autocommit(),
+            Inner::Postgres(_) => self.1.1.get(),
+        }
+    }
+
     /// The engine behind this connection. App code should not need it: write SQL that runs
     /// on both, and put what cannot into per-engine migration files.
     pub fn engine(&self) -> Engine {
@@ -154,9 +190,16 @@ impl Conn {
         f: impl FnOnce(&Conn) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         self.execute_batch(begin)?;
+        // Left by a transaction that panicked half-way: not this one's.
+        self.1.0.borrow_mut().clear();
+        self.1.1.set(true);
         let result = f(self).and_then(|value| self.execute_batch("COMMIT").map(|()| value));
+        self.1.1.set(false);
         if result.is_err() {
             let _ = self.execute_batch("ROLLBACK");
+            self.1.0.borrow_mut().clear();
+        } else {
+            self.run_after_commit();
         }
         result
     }

@@ -198,7 +198,7 @@ mod tests {
     use crate::db::conn::Inner;
 
     fn conn() -> Conn {
-        Conn(Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()))
+        Conn::new(Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()))
     }
 
     #[test]

@@ -219,7 +219,7 @@ impl PgPool {
         };
         let budget = self.read_timeout.as_millis().max(1);
         conn.execute_batch(&format!("SET statement_timeout = {budget}"))?;
-        Ok(Conn(Inner::Postgres(Box::new(conn))))
+        Ok(Conn::new(Inner::Postgres(Box::new(conn))))
     }
 
     fn checkout(&self) -> Result<Conn, DbError> {

@@ -523,7 +523,7 @@ fn connect(target: &str, dsn: &Dsn) -> Result<Conn, DbError> {
     conn.execute_batch(PRAGMAS)
         .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(Conn(Inner::Sqlite(conn)))
+    Ok(Conn::new(Inner::Sqlite(conn)))
 }
 
 /// Checks the database file and its directory before anything is created or written:

@@ -70,6 +70,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -350,6 +351,12 @@ pub(crate) struct Shared {
     /// Wakes this process's workers when a job is enqueued here.
     pub(crate) wake: Notify,
     pub(crate) installed: bool,
+    /// The queue is in a database of its own (`--jobs-database`).
+    pub(crate) separate: bool,
+    /// Jobs of committed transactions still being enqueued in that database, and the
+    /// signal that their number went down.
+    in_flight: std::sync::atomic::AtomicUsize,
+    landed: Notify,
 }
 
 impl fmt::Debug for Jobs {
@@ -373,8 +380,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Jobs {
 }
 
 impl Jobs {
-    pub(crate) fn new(registry: JobRegistry, db: Db, installed: bool) -> Jobs {
-        Jobs(Arc::new(Shared { registry, db, wake: Notify::new(), installed }))
+    pub(crate) fn new(registry: JobRegistry, db: Db, installed: bool, separate: bool) -> Jobs {
+        Jobs(Arc::new(Shared {
+            registry,
+            db,
+            wake: Notify::new(),
+            installed,
+            separate,
+            in_flight: Default::default(),
+            landed: Notify::new(),
+        }))
     }
 
     /// The database the queue is in.
@@ -463,12 +478,47 @@ impl Jobs {
     /// Enqueues `job` inside the caller's write transaction (`db.write(|c| …)`), so the
     /// job exists if and only if the transaction commits. `None` when its unique key is
     /// already queued.
+    ///
+    /// With the queue in a database of its own (`--jobs-database`), the job is enqueued
+    /// once the transaction commits (never if it rolls back), and `None` is returned: a
+    /// process that dies in between loses it.
     pub fn insert(&self, conn: &Conn, job: &NewJob) -> Result<Option<i64>, DbError> {
+        if self.0.separate {
+            let runtime = tokio::runtime::Handle::try_current()
+                .map_err(|_| DbError::Other("Jobs::insert outside the server's runtime".into()))?;
+            let (jobs, job) = (self.clone(), job.clone());
+            conn.after_commit(move || {
+                jobs.0.in_flight.fetch_add(1, Ordering::SeqCst);
+                runtime.spawn(async move {
+                    if let Err(e) = jobs.submit(vec![job.clone()]).await {
+                        tracing::error!(
+                            job_type = job.job_type,
+                            "job not queued after commit: {e}"
+                        );
+                    }
+                    jobs.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    jobs.0.landed.notify_waiters();
+                });
+            });
+            return Ok(None);
+        }
         let id = queue::insert(conn, job, now_ms())?;
         // Workers claim with a write, which waits for this transaction: they find the job
         // once it commits, and nothing if it rolls back.
         self.0.wake.notify_one();
         Ok(id)
+    }
+
+    /// Waits until the jobs of committed transactions are in the queue's own database
+    /// (`--jobs-database`; at once otherwise): before the process exits.
+    pub(crate) async fn flush(&self) {
+        loop {
+            let landed = self.0.landed.notified();
+            if self.0.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            landed.await;
+        }
     }
 
     /// Counts per state and the age of the oldest due job.

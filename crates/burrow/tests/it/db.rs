@@ -238,6 +238,36 @@ both!(an_error_rolls_the_whole_write_back, |db: Db| async move {
     assert_eq!(n, 0);
 });
 
+both!(after_commit_runs_once_the_write_commits_and_never_on_a_rollback, |db: Db| async move {
+    use std::sync::{Arc, Mutex};
+    schema(&db).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = |what: &'static str| {
+        let seen = seen.clone();
+        move || seen.lock().unwrap().push(what)
+    };
+    let (committed, rolled_back) = (log("committed"), log("rolled back"));
+    let inside = seen.clone();
+    db.write(move |c| {
+        c.after_commit(committed);
+        // Not yet: the transaction is still open.
+        assert!(inside.lock().unwrap().is_empty());
+        c.execute("INSERT INTO people (name) VALUES ('ann')", &[])
+    })
+    .await
+    .unwrap();
+    let failed: Result<(), DbError> = db
+        .write(move |c| {
+            c.after_commit(rolled_back);
+            Err(DbError::Other("changed my mind".into()))
+        })
+        .await;
+    assert!(failed.is_err());
+    // The next write does not run what the rolled-back one left.
+    db.write(|c| c.execute("INSERT INTO people (name) VALUES ('bob')", &[])).await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), ["committed"]);
+});
+
 both!(concurrent_read_modify_writes_lose_no_update, |db: Db| async move {
     db.write(|c| {
         c.execute_batch("CREATE TABLE counter (n INTEGER NOT NULL)")?;

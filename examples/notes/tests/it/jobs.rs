@@ -374,6 +374,50 @@ both_engines!(blocking periodic_job_runs_once_per_slot_across_hand_overs, |engin
     assert!(pids.len() >= 2, "ticks ran in one process only: {ticks:?}");
 });
 
+// `--jobs-database`: the queue in a SQLite file of its own (beside a SQLite or a
+// PostgreSQL database), jobs enqueued inside a transaction queued once it commits and never
+// when it rolls back.
+both_engines!(blocking a_queue_in_a_database_of_its_own, |engine: Engine| {
+    let dir = tempdir();
+    let db = Database::new(engine, dir.path());
+    let queue = dir.path().join("queue.db");
+    let queue_flag = ["--jobs-database", queue.to_str().unwrap()];
+    let queue_db = Database::sqlite_file(&queue);
+    let with_queue = |args: &[&str]| command(&db, dir.path(), &[args, &queue_flag[..]].concat());
+    let out = with_queue(&["enqueue", "--count", "30", "--prefix", "apart"]);
+    assert!(out.starts_with("Queued 30"), "{out}");
+    let out = with_queue(&["enqueue", "--count", "5", "--prefix", "tx", "--in-transaction"]);
+    assert!(out.contains("Queued 5 job(s) in one transaction."), "{out}");
+    let out = with_queue(&["enqueue", "--prefix", "undone", "--in-transaction", "--rollback"]);
+    assert!(out.contains("no job queued"), "{out}");
+    assert_eq!(count(&queue_db, "pending"), 35, "queued in the queue's file");
+    let main_tables = match engine {
+        Engine::Sqlite => db.rows("SELECT name FROM sqlite_master WHERE name = '_jobs'"),
+        Engine::Postgres => db.rows("SELECT tablename FROM pg_tables WHERE tablename = '_jobs'"),
+    };
+    assert!(main_tables.is_empty(), "no queue in the server's database: {main_tables:?}");
+    let listed = with_queue(&["migrate", "--list"]);
+    assert!(listed.contains("--jobs-database") && listed.contains("[x] jobs/0001_jobs"), "{listed}");
+
+    let _server = demo(&db, dir.path()).args(queue_flag).start();
+    wait_completed(&queue_db, 35);
+    assert_exactly_once(&db, "apart", 30);
+    assert_exactly_once(&db, "tx", 5);
+    assert!(per_key(&db, "demo_starts", "undone").is_empty());
+
+    // The same file as the server's database is refused, naming the setting.
+    if engine == Engine::Sqlite {
+        let out = Launch::new(dir.path())
+            .program(&demo_bin())
+            .args(["jobs", "list"])
+            .database(&db)
+            .args(["--jobs-database", &db.dsn])
+            .run();
+        assert_eq!(out.code(), Some(2), "{}", out.stderr);
+        assert!(out.stderr.contains("--jobs-database") && out.stderr.contains("server's database"));
+    }
+});
+
 both_engines!(blocking run_once_works_off_the_queue_without_a_server, |engine: Engine| {
     let dir = tempdir();
     let db = Database::new(engine, dir.path());

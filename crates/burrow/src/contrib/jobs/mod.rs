@@ -20,6 +20,7 @@
 
 mod commands;
 
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -30,6 +31,7 @@ use crate::app::App;
 use crate::command::Command;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, parse_duration};
 use crate::context::AppContext;
+use crate::db::Dsn;
 use crate::jobs::runner::{self, Runner, RunnerSettings, Until};
 
 /// The app's name, its key in `_migrations` and what other apps depend on.
@@ -54,10 +56,33 @@ const LEASE: Setting<Duration> = Setting::with_parser("jobs.lease", parse_durati
 const RETENTION: Setting<Duration> = Setting::with_parser("jobs.retention", parse_duration)
     .default("7d")
     .help("How long completed jobs are kept before they are deleted");
+const DATABASE: Setting<PathBuf, Optional> = Setting::new("jobs.database")
+    .optional()
+    .default_note("the server's database")
+    .help("A SQLite file of its own for the queue (jobs enqueued in a transaction are then queued once it commits)");
 const QUEUES: Setting<String, Optional> = Setting::new("jobs.queues")
     .optional()
     .default_note("every queue")
     .help("Queues this process works, comma-separated");
+
+/// The queue's own SQLite file (`--jobs-database`), if it has one; checked like
+/// `--database-dsn`'s file when the server opens it.
+pub(crate) fn separate_database(config: &Config) -> Result<Option<Dsn>, ConfigError> {
+    let Some(path) = config.get(&DATABASE)? else { return Ok(None) };
+    let same = match config.get(&crate::settings::DATABASE_DSN)? {
+        Dsn::SqliteFile(main) => {
+            main == path || main.canonicalize().is_ok_and(|m| path.canonicalize().ok() == Some(m))
+        }
+        _ => false,
+    };
+    if same {
+        return Err(config.error(&DATABASE, "is the server's database: leave it unset instead"));
+    }
+    if path.as_os_str().is_empty() || path.to_str().is_some_and(|p| p.contains("://")) {
+        return Err(config.error(&DATABASE, "expected the path of a SQLite file"));
+    }
+    Ok(Some(Dsn::SqliteFile(path)))
+}
 
 /// Runs every job that is due, in this process, until none is (as `server jobs run-once`,
 /// with this app's default settings); returns how many attempts ran. For tests that
@@ -98,7 +123,7 @@ impl App for JobsApp {
     }
 
     fn settings(&self) -> &'static [&'static dyn AnySetting] {
-        &[&WORKERS, &POLL_INTERVAL, &RETRY_BASE_DELAY, &LEASE, &RETENTION, &QUEUES]
+        &[&WORKERS, &POLL_INTERVAL, &RETRY_BASE_DELAY, &LEASE, &RETENTION, &DATABASE, &QUEUES]
     }
 
     fn configure(&mut self, config: &Config) -> Result<(), ConfigError> {
@@ -110,6 +135,7 @@ impl App for JobsApp {
         if lease < Duration::from_secs(1) {
             return Err(config.error(&LEASE, "expected at least 1s"));
         }
+        separate_database(config)?;
         let queues = config.get(&QUEUES)?.unwrap_or_default();
         let queues: Vec<String> =
             queues.split(',').map(str::trim).filter(|q| !q.is_empty()).map(String::from).collect();
@@ -154,7 +180,8 @@ impl App for JobsApp {
         }
     }
 
-    async fn shutdown(&self, _ctx: &AppContext) {
+    async fn shutdown(&self, ctx: &AppContext) {
+        ctx.jobs.flush().await;
         let tasks = std::mem::take(&mut *self.tasks.lock().expect("not poisoned"));
         for task in tasks {
             // The workers end by the shutdown deadline on their own (`Lifecycle`).

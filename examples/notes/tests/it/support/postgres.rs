@@ -101,6 +101,12 @@ impl Database {
         }
     }
 
+    /// The SQLite file at `path` (e.g. a second database of the same test).
+    pub fn sqlite_file(path: &Path) -> Database {
+        let dsn = path.to_str().expect("utf-8 path").to_string();
+        Database { engine: Engine::Sqlite, dsn, pg: None }
+    }
+
     /// A fresh database on the cluster whose admin URL is `admin`.
     pub fn on_cluster(admin: &str) -> Database {
         let pg = PgDatabase::create_on(admin);
