@@ -58,12 +58,12 @@ work() {
   start_server
   local t0 c0
   t0=$(date +%s.%N); c0=$(cpu_ticks "$SERVER_PID")
-  until [ "$(completed)" -ge "$target" ] 2>/dev/null; do sleep 0.02; done
+  until [ "$(completed)" -ge "$target" ] 2>/dev/null; do sleep 0.05; done
   local t1 c1
   t1=$(date +%s.%N); c1=$(cpu_ticks "$SERVER_PID")
   stop_server
-  awk -v n="$JOBS" -v t="$(echo "$t1 - $t0" | bc)" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v k="$kind" \
-    'BEGIN { printf "%-28s %6d jobs in %6.2f s: %7.0f jobs/s, server CPU %5.1f µs per job\n", k, n, t, n / t, c / hz * 1e6 / n }'
+  awk -v n="$JOBS" -v t0="$t0" -v t1="$t1" -v c="$((c1 - c0))" -v hz="$(getconf CLK_TCK)" -v k="$kind" \
+    'BEGIN { t = t1 - t0; printf "%-28s %6d jobs in %6.2f s: %7.0f jobs/s, server CPU %5.1f µs per job\n", k, n, t, n / t, c / hz * 1e6 / n }'
 }
 
 run migrate >/dev/null

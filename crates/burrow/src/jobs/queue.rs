@@ -201,12 +201,20 @@ pub(crate) fn next_due(
     let types = list(types);
     let queues =
         if queues.is_empty() { String::new() } else { format!(" AND queue IN ({})", list(queues)) };
+    // The first row in `run_at` order that matches, not `min(run_at)`: SQLite computes a
+    // `min` with a filter the index does not hold by reading every waiting job (1 ms per
+    // look at 20,000 jobs). And the index named, or SQLite sorts the rows of the status
+    // index instead.
+    let index = match c.engine() {
+        Engine::Sqlite => " INDEXED BY _jobs_due",
+        Engine::Postgres => "",
+    };
     let sql = format!(
-        "SELECT min(run_at) FROM _jobs WHERE status IN ('pending', 'failed') \
-         AND type IN ({types}){queues}"
+        "SELECT run_at FROM _jobs{index} WHERE status IN ('pending', 'failed') \
+         AND type IN ({types}){queues} ORDER BY run_at LIMIT 1"
     );
-    let (due,): (Option<i64>,) = c.query_one(&sql, &params)?;
-    Ok(due)
+    let due: Option<(i64,)> = c.query_opt(&sql, &params)?;
+    Ok(due.map(|(at,)| at))
 }
 
 /// Waiting jobs (pending or failed) of types not in `known`, counted per type.
@@ -325,11 +333,20 @@ pub(crate) fn stats(c: &Conn, now: i64) -> Result<Stats, DbError> {
             None => {}
         }
     }
-    let (oldest,): (Option<i64>,) = c.query_one(
-        "SELECT min(run_at) FROM _jobs WHERE status IN ('pending', 'failed') AND run_at <= ?1",
-        params![now],
+    // As in `next_due`: the first row in index order, not a `min` over every waiting job.
+    let index = match c.engine() {
+        Engine::Sqlite => " INDEXED BY _jobs_due",
+        Engine::Postgres => "",
+    };
+    let oldest: Option<(i64,)> = c.query_opt(
+        &format!(
+            "SELECT run_at FROM _jobs{index} WHERE status IN ('pending', 'failed') \
+             ORDER BY run_at LIMIT 1"
+        ),
+        params![],
     )?;
-    stats.oldest_pending_age_s = oldest.map_or(0.0, |at| (now - at).max(0) as f64 / 1000.0);
+    let waited = oldest.map_or(0, |(at,)| (now - at).max(0));
+    stats.oldest_pending_age_s = waited as f64 / 1000.0;
     Ok(stats)
 }
 

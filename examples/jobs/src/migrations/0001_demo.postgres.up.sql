@@ -19,3 +19,6 @@ CREATE TABLE demo_ticks (
     pid BIGINT NOT NULL,
     at_ms BIGINT NOT NULL
 );
+-- "Has this job started before" is asked at every start.
+CREATE INDEX demo_starts_key ON demo_starts (key);
+CREATE INDEX demo_runs_key ON demo_runs (key);

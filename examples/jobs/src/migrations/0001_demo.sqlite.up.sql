@@ -20,3 +20,6 @@ CREATE TABLE demo_ticks (
     pid INTEGER NOT NULL,
     at_ms INTEGER NOT NULL
 );
+-- "Has this job started before" is asked at every start.
+CREATE INDEX demo_starts_key ON demo_starts (key);
+CREATE INDEX demo_runs_key ON demo_runs (key);

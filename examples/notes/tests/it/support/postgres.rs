@@ -125,15 +125,20 @@ impl Database {
         psql(&self.dsn, sql)
     }
 
+    /// The SQLite file opened read-only beside a running server (which may hold the write
+    /// lock for a moment).
+    fn read_only(&self) -> rusqlite::Connection {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY;
+        let conn = rusqlite::Connection::open_with_flags(self.path(), flags).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        conn
+    }
+
     /// Every note's id and title, read outside the server.
     pub fn notes(&self) -> HashMap<i64, String> {
         match self.engine {
             Engine::Sqlite => {
-                let conn = rusqlite::Connection::open_with_flags(
-                    self.path(),
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .unwrap();
+                let conn = self.read_only();
                 let mut stmt = conn.prepare("SELECT id, title FROM notes").unwrap();
                 stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
                     .unwrap()
@@ -168,12 +173,7 @@ impl Database {
     pub fn rows(&self, sql: &str) -> Vec<String> {
         match self.engine {
             Engine::Sqlite => {
-                let conn = rusqlite::Connection::open_with_flags(
-                    self.path(),
-                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-                )
-                .unwrap();
-                conn.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+                let conn = self.read_only();
                 let mut stmt = conn.prepare(sql).unwrap();
                 let columns = stmt.column_count();
                 stmt.query_map([], |r| {
