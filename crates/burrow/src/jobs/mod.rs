@@ -605,7 +605,8 @@ impl JobContext {
         format!("{}-{}", self.job_type, self.id)
     }
 
-    /// When the job was due (for a periodic job: its slot), as Unix milliseconds.
+    /// When this attempt was due, as Unix milliseconds: for the first attempt of a periodic
+    /// job its slot, for a retry the end of its backoff.
     pub fn scheduled_at(&self) -> i64 {
         self.run_at
     }
