@@ -87,7 +87,7 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
             #(#customs)*
         }
     });
-    let types = parsed.iter().map(|(f, _)| &f.ty);
+    let types: Vec<_> = parsed.iter().map(|(f, _)| &f.ty).collect();
     let clean = if own_clean {
         quote!()
     } else {
@@ -123,6 +123,10 @@ pub(crate) fn derive(input: &DeriveInput) -> syn::Result<TokenStream> {
 
             fn values(&self) -> ::std::vec::Vec<::std::string::String> {
                 ::std::vec![#(<#types as ::burrow::forms::FieldValue>::to_input(&self.#names)),*]
+            }
+
+            fn db_values(&self) -> ::std::vec::Vec<::burrow::db::Value> {
+                ::std::vec![#(<#types as ::burrow::forms::FieldValue>::to_value(&self.#names)),*]
             }
         }
         #clean

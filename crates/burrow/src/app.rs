@@ -10,6 +10,7 @@ use std::future::Future;
 use axum::Router;
 use include_dir::Dir;
 
+use crate::admin::AdminSite;
 use crate::command::Command;
 use crate::config::{AnySetting, Config, ConfigError};
 use crate::context::{AppContext, BoxError, BoxFuture};
@@ -22,7 +23,7 @@ use crate::template::{NavItem, RequestContext, RequestInfo, TemplateEnv};
 /// Hooks run in this order at start-up: [`settings`](App::settings) →
 /// [`configure`](App::configure) → [`migrations`](App::migrations) →
 /// [`templates`](App::templates) / [`template_env`](App::template_env) →
-/// [`jobs`](App::jobs) → [`routes`](App::routes) → [`middleware`](App::middleware); once
+/// [`jobs`](App::jobs) → [`admin`](App::admin) → [`routes`](App::routes) → [`middleware`](App::middleware); once
 /// the process serves, [`start`](App::start). At shutdown, [`shutdown`](App::shutdown)
 /// runs in reverse app order.
 #[allow(unused_variables)]
@@ -104,6 +105,10 @@ pub trait App: Send + Sync + 'static {
     /// app; see [`jobs`](crate::jobs)).
     fn jobs(&self, jobs: &mut JobRegistry) {}
 
+    /// Registers the app's tables and pages in the admin (served under `/admin/` by the
+    /// `admin` app; see [`admin`](crate::admin)).
+    fn admin(&self, site: &mut AdminSite) {}
+
     /// Called once the process is ready and serving (never for CLI commands): starts the
     /// app's background work (`tokio::spawn`). The work stops taking new tasks when
     /// `ctx.lifecycle.stopping()` resolves; [`shutdown`](App::shutdown) waits for it.
@@ -157,6 +162,7 @@ pub(crate) trait DynApp: Send + Sync + 'static {
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router;
     fn commands(&self) -> Vec<Command>;
     fn jobs(&self, jobs: &mut JobRegistry);
+    fn admin(&self, site: &mut AdminSite);
     fn start(&self, ctx: &AppContext);
     fn health<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Option<serde_json::Value>>;
     fn seed<'a>(&'a self, ctx: &'a AppContext) -> BoxFuture<'a, Result<(), BoxError>>;
@@ -209,6 +215,9 @@ impl<A: App> DynApp for A {
     }
     fn jobs(&self, jobs: &mut JobRegistry) {
         App::jobs(self, jobs)
+    }
+    fn admin(&self, site: &mut AdminSite) {
+        App::admin(self, site)
     }
     fn start(&self, ctx: &AppContext) {
         App::start(self, ctx)

@@ -33,4 +33,6 @@ pub struct AppContext {
     pub jobs: Jobs,
     /// Whether the process serves or drains, for background work.
     pub lifecycle: Lifecycle,
+    /// What every app registered for the admin (served by the `admin` app).
+    pub admin: Arc<crate::admin::AdminSite>,
 }

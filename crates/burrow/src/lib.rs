@@ -102,6 +102,7 @@
 // resolve inside this crate too.
 extern crate self as burrow;
 
+pub mod admin;
 pub mod app;
 mod check;
 pub mod command;
@@ -197,6 +198,8 @@ mod guide {
     mod mail {}
     #[doc = include_str!("../../../docs/guide/jobs.md")]
     mod jobs {}
+    #[doc = include_str!("../../../docs/guide/admin.md")]
+    mod admin {}
     #[doc = include_str!("../../../docs/guide/static-files.md")]
     mod static_files {}
     #[doc = include_str!("../../../docs/guide/deployment.md")]

@@ -647,6 +647,11 @@ impl Prepared {
         let templates =
             Templates::build(sources, configure, roots.is_some()).map_err(StartError::config)?;
         let registry = job_registry(&apps)?;
+        let mut admin = crate::admin::AdminSite::default();
+        for app in apps.iter() {
+            app.admin(admin.for_app(app.name()));
+        }
+        admin.check().map_err(StartError::config)?;
         let source = format!("--database-dsn from {}", self.config.source(&settings::DATABASE_DSN));
         let new_file = match &self.settings.database {
             Dsn::SqliteFile(path) => (!path.exists()).then(|| path.clone()),
@@ -680,6 +685,7 @@ impl Prepared {
             templates: templates.clone(),
             jobs,
             lifecycle: Lifecycle::default(),
+            admin: Arc::new(admin),
         };
         let mut routes = Router::new()
             .merge(health::routes(ctx.db.clone(), readiness_checks(&apps, &ctx), version))

@@ -6,8 +6,9 @@
 //! - [`Pages`]: the home page, the site's brand in the theme's layout, the notes stylesheet;
 //! - [`Notes`]: notes with create, edit, delete, validation, pagination, full-text search,
 //!   htmx partials and flash messages, and "Export": a JSON file of the user's notes made by
-//!   a background job ([`ExportNotes`]).
+//!   a background job ([`ExportNotes`]); in the admin (`/admin/notes/`) for staff.
 
+use burrow::contrib::admin::AdminApp;
 use burrow::contrib::auth::Auth;
 use burrow::contrib::jobs::JobsApp;
 use burrow::contrib::{csrf::Csrf, messages::FlashMessages, session::Sessions, theme::Theme};
@@ -30,4 +31,5 @@ pub fn server() -> burrow::Server {
         .app(Auth::new())
         .app(JobsApp::new())
         .app(Notes)
+        .app(AdminApp)
 }

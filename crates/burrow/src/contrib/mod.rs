@@ -13,6 +13,7 @@
 //!     .run();
 //! ```
 
+pub mod admin;
 pub mod auth;
 pub mod csrf;
 pub mod jobs;

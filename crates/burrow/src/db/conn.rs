@@ -119,6 +119,27 @@ impl Conn {
         }
     }
 
+    /// Hands each row of a query to `f` as the engine produces it, keeping none: for
+    /// results too large to hold (an export). An `Err` from `f` stops the query.
+    pub fn query_each(
+        &self,
+        sql: &str,
+        params: &[Value],
+        mut f: impl FnMut(&Row) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        match &self.0 {
+            Inner::Sqlite(c) => {
+                let mut stmt = c.prepare_cached(sql)?;
+                let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+                while let Some(row) = rows.next()? {
+                    f(&Row(RowInner::Sqlite(row)))?;
+                }
+                Ok(())
+            }
+            Inner::Postgres(c) => c.query_each(sql, params, |row| f(&Row(RowInner::Postgres(row)))),
+        }
+    }
+
     /// One page of a query's rows: `sql` (ordered, without `LIMIT`) gets `LIMIT ? OFFSET ?`
     /// from the [`Paginator`](crate::Paginator), one row more than a page to know whether
     /// there is a next one.

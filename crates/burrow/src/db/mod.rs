@@ -41,6 +41,7 @@ mod error;
 pub(crate) mod migrate;
 mod postgres;
 mod row;
+pub mod schema;
 pub mod search;
 mod sqlite;
 mod value;

@@ -137,6 +137,24 @@ impl PgConn {
         self.with(|c| c.query(&stmt, &refs(params)))
     }
 
+    /// Hands each row of a query to `f` as it arrives, without keeping them.
+    pub(super) fn query_each(
+        &self,
+        sql: &str,
+        params: &[Value],
+        mut f: impl FnMut(&postgres::Row) -> Result<(), DbError>,
+    ) -> Result<(), DbError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let stmt = self.statement(sql)?;
+        let mut owned = self.client.borrow_mut();
+        let client = owned.0.as_mut().ok_or(DbError::Closed)?;
+        let mut rows = client.query_raw(&stmt, refs(params)).map_err(db_error)?;
+        while let Some(row) = rows.next().map_err(db_error)? {
+            f(&row)?;
+        }
+        Ok(())
+    }
+
     fn is_broken(&self) -> bool {
         self.client.borrow().0.as_ref().is_none_or(Client::is_closed)
     }

@@ -45,6 +45,19 @@ impl Row<'_> {
         }
     }
 
+    /// The name of the column at `index` (from 0).
+    pub fn column_name(&self, index: usize) -> Option<&str> {
+        match &self.0 {
+            RowInner::Sqlite(row) => row.as_ref().column_name(index).ok(),
+            RowInner::Postgres(row) => row.columns().get(index).map(|c| c.name()),
+        }
+    }
+
+    /// The value at `index` as stored (see [`Value`]).
+    pub fn value_at(&self, index: usize) -> Result<Value, DbError> {
+        self.get_at(index)
+    }
+
     /// True when the result has no columns.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

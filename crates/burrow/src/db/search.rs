@@ -118,6 +118,26 @@ impl SearchIndex {
         }
     }
 
+    /// A condition for a `WHERE` over the table (as `alias`) that keeps the rows matching
+    /// `query`, and its one parameter: for combining a match with other conditions and
+    /// another order than relevance (the admin's list).
+    pub fn condition(&self, engine: Engine, query: &SearchQuery, alias: &str) -> (String, Value) {
+        match engine {
+            Engine::Sqlite => (
+                format!(
+                    "{alias}.{} IN (SELECT rowid FROM {fts} WHERE {fts} MATCH ?)",
+                    self.key,
+                    fts = self.fts()
+                ),
+                Value::Text(query.fts5()),
+            ),
+            Engine::Postgres => (
+                format!("{alias}.search_vector @@ to_tsquery('simple', ?)"),
+                Value::Text(query.tsquery()),
+            ),
+        }
+    }
+
     fn position(&self, column: &str) -> Result<usize, DbError> {
         self.columns.iter().position(|c| *c == column).ok_or_else(|| {
             DbError::Other(format!(

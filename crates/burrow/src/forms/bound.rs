@@ -72,7 +72,11 @@ impl BoundForm {
         BoundForm::build(fields, |i| data.get(fields[i].name).unwrap_or_default().into(), errors)
     }
 
-    fn build(fields: &[Field], value: impl Fn(usize) -> String, errors: &Errors) -> BoundForm {
+    pub(crate) fn build(
+        fields: &[Field],
+        value: impl Fn(usize) -> String,
+        errors: &Errors,
+    ) -> BoundForm {
         let fields = fields
             .iter()
             .enumerate()

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 
 use super::message::Message;
+use crate::db::Value;
 
 /// The HTML control a field is shown as.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -205,6 +206,12 @@ pub trait FieldValue: Sized {
     fn number(&self) -> Option<f64> {
         None
     }
+
+    /// The value as a column stores it (the admin saves forms with it): the input's text
+    /// unless the type says otherwise.
+    fn to_value(&self) -> Value {
+        Value::Text(self.to_input())
+    }
 }
 
 /// Types whose input is text: `min_length`, `max_length`, `email`, `url`, `regex`.
@@ -246,6 +253,10 @@ impl FieldValue for Option<String> {
     fn to_input(&self) -> String {
         self.clone().unwrap_or_default()
     }
+
+    fn to_value(&self) -> Value {
+        Value::from(self.clone())
+    }
 }
 impl TextValue for Option<String> {}
 
@@ -260,6 +271,10 @@ impl FieldValue for bool {
 
     fn to_input(&self) -> String {
         if *self { "on".into() } else { String::new() }
+    }
+
+    fn to_value(&self) -> Value {
+        Value::Integer(*self as i64)
     }
 }
 
@@ -290,6 +305,10 @@ macro_rules! numbers {
             fn number(&self) -> Option<f64> {
                 Some(*self as f64)
             }
+
+            fn to_value(&self) -> Value {
+                NumberToValue::to_value(*self)
+            }
         }
         impl NumberValue for $t {}
 
@@ -312,12 +331,41 @@ macro_rules! numbers {
             fn number(&self) -> Option<f64> {
                 self.map(|n| n as f64)
             }
+
+            fn to_value(&self) -> Value {
+                self.map_or(Value::Null, NumberToValue::to_value)
+            }
         }
         impl NumberValue for Option<$t> {}
     )*};
 }
 numbers!("integer", false: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
 numbers!("number", true: f32, f64);
+
+/// A number as a column stores it: integers as integers, fractions as reals.
+trait NumberToValue {
+    fn to_value(self) -> Value;
+}
+
+macro_rules! number_to_value {
+    (int: $($t:ty),*) => {$(
+        impl NumberToValue for $t {
+            fn to_value(self) -> Value {
+                // A `u64` past `i64::MAX` fits no integer column; it goes as a real.
+                i64::try_from(self).map_or(Value::Real(self as f64), Value::Integer)
+            }
+        }
+    )*};
+    (float: $($t:ty),*) => {$(
+        impl NumberToValue for $t {
+            fn to_value(self) -> Value {
+                Value::Real(self as f64)
+            }
+        }
+    )*};
+}
+number_to_value!(int: i8, i16, i32, i64, isize, u8, u16, u32, u64, usize);
+number_to_value!(float: f32, f64);
 
 /// A number from text; infinities and NaN are not numbers a form means.
 fn number_from<N: std::str::FromStr + Copy + Into<Finite>>(text: &str) -> Option<N> {

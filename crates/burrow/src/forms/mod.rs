@@ -136,6 +136,10 @@ pub trait Form: Clean + Sized {
     /// Each field's value as an input would show it, in the order of [`Form::fields`].
     fn values(&self) -> Vec<String>;
 
+    /// Each field's value as a column stores it ([`FieldValue::to_value`]), in the order
+    /// of [`Form::fields`]: what the admin saves.
+    fn db_values(&self) -> Vec<crate::db::Value>;
+
     /// Reads and validates a submission: the fields' rules, then, if they all pass,
     /// [`Clean::clean`]. Fields that are not the form's (`csrf_token`) are ignored.
     fn from_data(data: &FormData) -> Result<Self, Errors> {

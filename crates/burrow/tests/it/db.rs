@@ -513,3 +513,320 @@ async fn sslmodes_connect_as_they_say_and_errors_hide_the_password() {
     assert!(err.to_string().contains("password"), "{err}");
     assert!(!err.to_string().contains("hunter2"), "{err}");
 }
+
+/// Authors ← books (cascade) ← reviews (cascade), editions (cascade) ← printings (a
+/// two-column key, cascade); books.editor_id → authors (set null, naming no column: the
+/// primary key); loans → books (no action). Portable SQL: the same tables on both engines.
+const LIBRARY: &str = "
+    CREATE TABLE authors (id BIGINT PRIMARY KEY, name TEXT NOT NULL);
+    CREATE TABLE books (
+        id BIGINT PRIMARY KEY,
+        author_id BIGINT NOT NULL REFERENCES authors (id) ON DELETE CASCADE,
+        editor_id BIGINT REFERENCES authors ON DELETE SET NULL
+    );
+    CREATE TABLE reviews (
+        id BIGINT PRIMARY KEY,
+        book_id BIGINT NOT NULL REFERENCES books (id) ON DELETE CASCADE
+    );
+    CREATE TABLE loans (id BIGINT PRIMARY KEY, book_id BIGINT NOT NULL REFERENCES books (id));
+    CREATE TABLE editions (
+        book_id BIGINT NOT NULL REFERENCES books (id) ON DELETE CASCADE,
+        number INTEGER NOT NULL,
+        PRIMARY KEY (book_id, number)
+    );
+    CREATE TABLE printings (
+        id BIGINT PRIMARY KEY,
+        book_id BIGINT NOT NULL,
+        \"edition no\" INTEGER NOT NULL,
+        FOREIGN KEY (book_id, \"edition no\") REFERENCES editions (book_id, number)
+            ON DELETE CASCADE
+    );
+    CREATE TABLE categories (
+        id BIGINT PRIMARY KEY,
+        parent_id BIGINT REFERENCES categories (id) ON DELETE CASCADE
+    );
+    INSERT INTO authors VALUES (1, 'Ada'), (2, 'Bob'), (3, 'Cy');
+    INSERT INTO books VALUES
+        (10, 1, 2), (11, 1, NULL), (12, 2, 1), (13, 3, 1), (14, 2, 2), (15, 3, NULL);
+    INSERT INTO reviews VALUES (100, 10), (101, 10), (102, 11), (103, 12), (104, 14), (105, 15);
+    INSERT INTO loans VALUES (200, 11), (201, 12), (202, 13);
+    INSERT INTO editions VALUES (10, 1), (10, 2), (12, 1);
+    INSERT INTO printings VALUES (300, 10, 1), (301, 10, 1), (302, 10, 2), (303, 12, 1);
+";
+
+mod schema_helpers {
+    use burrow::db::schema::{DeleteEffect, ForeignKey, OnDelete};
+    use burrow::db::{Db, Value};
+
+    pub fn fk(
+        table: &str,
+        columns: &[&str],
+        references: &str,
+        to: &[&str],
+        on: OnDelete,
+    ) -> ForeignKey {
+        let strings = |s: &[&str]| s.iter().map(|c| c.to_string()).collect();
+        ForeignKey {
+            table: table.into(),
+            columns: strings(columns),
+            references: references.into(),
+            referenced_columns: strings(to),
+            on_delete: on,
+        }
+    }
+
+    pub fn line(
+        table: &str,
+        via: &str,
+        on_delete: OnDelete,
+        count: i64,
+        depth: usize,
+    ) -> DeleteEffect {
+        DeleteEffect { table: table.into(), via: via.into(), on_delete, count, depth }
+    }
+
+    pub async fn effects(db: &Db, table: &'static str, ids: &[i64]) -> Vec<DeleteEffect> {
+        let ids: Vec<Value> = ids.iter().map(|&id| Value::from(id)).collect();
+        db.read(move |c| burrow::db::schema::delete_effects(c, table, "id", &ids)).await.unwrap()
+    }
+
+    pub async fn references(db: &Db, table: &'static str) -> Vec<ForeignKey> {
+        db.read(move |c| burrow::db::schema::references_to(c, table)).await.unwrap()
+    }
+
+    /// `DELETE FROM table WHERE id IN (ids)`, in a write of its own.
+    pub async fn delete(
+        db: &Db,
+        table: &'static str,
+        ids: &[i64],
+    ) -> Result<usize, burrow::db::DbError> {
+        let marks = vec!["?"; ids.len()].join(", ");
+        let sql = format!("DELETE FROM {table} WHERE id IN ({marks})");
+        let ids: Vec<Value> = ids.iter().map(|&id| Value::from(id)).collect();
+        db.write(move |c| c.execute(&sql, &ids)).await
+    }
+
+    pub async fn ids(db: &Db, sql: &'static str) -> Vec<i64> {
+        db.read(move |c| c.query(sql, &[])).await.unwrap()
+    }
+
+    /// Rows per table of [`super::LIBRARY`], in a fixed order.
+    pub async fn counts(db: &Db) -> [i64; 6] {
+        let mut out = [0; 6];
+        let tables = ["authors", "books", "reviews", "loans", "editions", "printings"];
+        for (i, table) in tables.into_iter().enumerate() {
+            let sql = format!("SELECT COUNT(*) FROM {table}");
+            out[i] = db.read(move |c| c.query_one(&sql, &[])).await.unwrap();
+        }
+        out
+    }
+}
+
+both!(foreign_keys_are_read_from_the_schema, |db: Db| async move {
+    use burrow::db::schema::OnDelete::*;
+    use schema_helpers::*;
+    db.write(|c| c.execute_batch(LIBRARY)).await.unwrap();
+    assert_eq!(
+        references(&db, "authors").await,
+        [
+            fk("books", &["author_id"], "authors", &["id"], Cascade),
+            // `REFERENCES authors` names no column: SQLite's pragma says NULL, read as the key.
+            fk("books", &["editor_id"], "authors", &["id"], SetNull),
+        ]
+    );
+    assert_eq!(
+        references(&db, "books").await,
+        [
+            fk("editions", &["book_id"], "books", &["id"], Cascade),
+            fk("loans", &["book_id"], "books", &["id"], NoAction),
+            fk("reviews", &["book_id"], "books", &["id"], Cascade),
+        ]
+    );
+    assert_eq!(
+        references(&db, "editions").await,
+        [fk("printings", &["book_id", "edition no"], "editions", &["book_id", "number"], Cascade)]
+    );
+    assert_eq!(
+        references(&db, "categories").await,
+        [fk("categories", &["parent_id"], "categories", &["id"], Cascade)]
+    );
+    assert!(references(&db, "reviews").await.is_empty());
+    assert!(references(&db, "no_such_table").await.is_empty());
+    // Names resolve as the engine resolves them: SQLite ignores case, PostgreSQL does not
+    // (a quoted "AUTHORS" is another table).
+    let upper = references(&db, "AUTHORS").await;
+    match db.engine() {
+        Engine::Sqlite => assert_eq!(upper, references(&db, "authors").await),
+        Engine::Postgres => assert!(upper.is_empty(), "{upper:?}"),
+    }
+});
+
+both!(delete_effects_count_what_the_delete_then_does, |db: Db| async move {
+    use burrow::db::Constraint;
+    use burrow::db::schema::OnDelete::*;
+    use schema_helpers::*;
+    db.write(|c| c.execute_batch(LIBRARY)).await.unwrap();
+    assert!(effects(&db, "authors", &[]).await.is_empty());
+    // Nothing references reviews; an author without books affects nothing either.
+    assert!(effects(&db, "reviews", &[100]).await.is_empty());
+    assert!(effects(&db, "authors", &[99]).await.is_empty());
+
+    // Ada: books 10 and 11 go, and with them their reviews, editions and printings; books
+    // 12 and 13 lose their editor; loan 200 (of book 11) is in the way.
+    let ada = [
+        line("books", "author_id", Cascade, 2, 1),
+        line("books", "editor_id", SetNull, 2, 1),
+        line("editions", "book_id", Cascade, 2, 2),
+        line("loans", "book_id", NoAction, 1, 2),
+        line("reviews", "book_id", Cascade, 3, 2),
+        line("printings", "book_id, edition no", Cascade, 3, 3),
+    ];
+    assert_eq!(effects(&db, "authors", &[1]).await, ada);
+    // Ada and Bob: books 10, 11, 12 and 14 go. Only book 13 is left to lose its editor:
+    // 10, 12 and 14 also have an editor among them, but are deleted, not updated.
+    assert_eq!(
+        effects(&db, "authors", &[1, 2]).await,
+        [
+            line("books", "author_id", Cascade, 4, 1),
+            line("books", "editor_id", SetNull, 1, 1),
+            line("editions", "book_id", Cascade, 3, 2),
+            line("loans", "book_id", NoAction, 2, 2),
+            line("reviews", "book_id", Cascade, 5, 2),
+            line("printings", "book_id, edition no", Cascade, 4, 3),
+        ]
+    );
+    // From the middle of the chain, and through the two-column key.
+    assert_eq!(
+        effects(&db, "books", &[10, 13]).await,
+        [
+            line("editions", "book_id", Cascade, 2, 1),
+            line("loans", "book_id", NoAction, 1, 1),
+            line("reviews", "book_id", Cascade, 2, 1),
+            line("printings", "book_id, edition no", Cascade, 3, 2),
+        ]
+    );
+
+    // NO ACTION rows refuse the delete, which changes nothing.
+    let before = counts(&db).await;
+    let err = delete(&db, "authors", &[1]).await.unwrap_err();
+    assert!(matches!(err, DbError::Constraint { kind: Constraint::ForeignKey, .. }), "{err:?}");
+    assert_eq!(counts(&db).await, before);
+
+    // Without the loan, the delete does exactly what the lines said.
+    delete(&db, "loans", &[200]).await.unwrap();
+    let without_loan: Vec<_> = ada.iter().filter(|l| l.table != "loans").cloned().collect();
+    assert_eq!(effects(&db, "authors", &[1]).await, without_loan);
+    let before = counts(&db).await;
+    assert_eq!(delete(&db, "authors", &[1]).await.unwrap(), 1);
+    let after = counts(&db).await;
+    // authors, books, reviews, loans, editions, printings
+    let gone: Vec<i64> = before.iter().zip(after).map(|(b, a)| b - a).collect();
+    assert_eq!(gone, [1, 2, 3, 0, 2, 3]);
+    assert_eq!(
+        ids(&db, "SELECT id FROM books WHERE editor_id IS NULL ORDER BY id").await,
+        [12, 13, 15]
+    );
+
+    // Two at once: Bob's book 12 is still on loan (201); Cy's book 13 too (202).
+    let bob_and_cy = effects(&db, "authors", &[2, 3]).await;
+    assert_eq!(
+        bob_and_cy,
+        [
+            line("books", "author_id", Cascade, 4, 1),
+            line("editions", "book_id", Cascade, 1, 2),
+            line("loans", "book_id", NoAction, 2, 2),
+            line("reviews", "book_id", Cascade, 3, 2),
+            line("printings", "book_id, edition no", Cascade, 1, 3),
+        ]
+    );
+    let err = delete(&db, "authors", &[2, 3]).await.unwrap_err();
+    assert!(matches!(err, DbError::Constraint { kind: Constraint::ForeignKey, .. }), "{err:?}");
+    delete(&db, "loans", &[201, 202]).await.unwrap();
+    let without_loans: Vec<_> = bob_and_cy.into_iter().filter(|l| l.table != "loans").collect();
+    assert_eq!(effects(&db, "authors", &[2, 3]).await, without_loans);
+    assert_eq!(delete(&db, "authors", &[2, 3]).await.unwrap(), 2);
+    assert_eq!(counts(&db).await, [0; 6]);
+});
+
+both!(self_references_cascade_level_by_level_and_end, |db: Db| async move {
+    use burrow::db::schema::OnDelete::*;
+    use schema_helpers::*;
+    db.write(|c| c.execute_batch(LIBRARY)).await.unwrap();
+    // 1 ─ 2 ─ 4 ─ 6        7 ─ 8
+    //   │   └ 5
+    //   └ 3
+    db.write(|c| {
+        c.execute_batch(
+            "INSERT INTO categories VALUES (1, NULL), (2, 1), (3, 1), (4, 2), (5, 2), (6, 4),
+                                           (7, NULL), (8, 7)",
+        )
+    })
+    .await
+    .unwrap();
+    let tree = |counts: &[i64]| -> Vec<_> {
+        let lines = counts.iter().enumerate();
+        lines.map(|(i, &n)| line("categories", "parent_id", Cascade, n, i + 1)).collect()
+    };
+    assert_eq!(effects(&db, "categories", &[1]).await, tree(&[2, 2, 1]));
+    assert_eq!(effects(&db, "categories", &[4]).await, tree(&[1]));
+    assert!(effects(&db, "categories", &[6]).await.is_empty());
+    // Rows asked for are not counted again when they also descend from one another.
+    assert_eq!(effects(&db, "categories", &[1, 2]).await, tree(&[3, 1]));
+    assert_eq!(effects(&db, "categories", &[2, 7]).await, tree(&[3, 1]));
+
+    // A cycle in the data (7 → 8 → 7) ends when it comes back round.
+    db.write(|c| c.execute("UPDATE categories SET parent_id = 8 WHERE id = 7", &[])).await.unwrap();
+    assert_eq!(effects(&db, "categories", &[7]).await, tree(&[1]));
+    assert_eq!(effects(&db, "categories", &[8]).await, tree(&[1]));
+
+    // A chain deeper than the limit is followed 8 levels down.
+    db.write(|c| {
+        c.execute("INSERT INTO categories VALUES (100, NULL)", &[])?;
+        for id in 101..=111 {
+            c.execute("INSERT INTO categories VALUES (?, ?)", params![id, id - 1])?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(effects(&db, "categories", &[100]).await, tree(&[1; 8]));
+
+    // The counts are what the delete removes. (Not its own count of rows: SQLite says 1,
+    // its cascade from 1 having taken 2 before the DELETE reached it; PostgreSQL says 2.)
+    delete(&db, "categories", &[1, 2]).await.unwrap();
+    assert_eq!(ids(&db, "SELECT id FROM categories WHERE id < 100 ORDER BY id").await, [7, 8]);
+    assert_eq!(delete(&db, "categories", &[7]).await.unwrap(), 1);
+    assert!(ids(&db, "SELECT id FROM categories WHERE id < 100").await.is_empty());
+});
+
+both!(delete_effects_take_any_table_name_literally, |db: Db| async move {
+    use burrow::db::schema::OnDelete::*;
+    use schema_helpers::*;
+    // A quote and mixed case in names, and a table named like the counting SQL's own CTEs.
+    db.write(|c| {
+        c.execute_batch(
+            "CREATE TABLE \"Shelf \"\"A\"\"\" (id BIGINT PRIMARY KEY);
+             CREATE TABLE \"Box\" (
+                 id BIGINT PRIMARY KEY,
+                 \"shelf id\" BIGINT REFERENCES \"Shelf \"\"A\"\"\" (id) ON DELETE CASCADE
+             );
+             CREATE TABLE burrow_rows_0 (
+                 id BIGINT PRIMARY KEY,
+                 box BIGINT REFERENCES \"Box\" (id) ON DELETE SET NULL
+             );
+             INSERT INTO \"Shelf \"\"A\"\"\" VALUES (1), (2);
+             INSERT INTO \"Box\" VALUES (10, 1), (11, 1), (12, 2);
+             INSERT INTO burrow_rows_0 VALUES (100, 10), (101, 12), (102, NULL);",
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        references(&db, "Shelf \"A\"").await,
+        [fk("Box", &["shelf id"], "Shelf \"A\"", &["id"], Cascade)]
+    );
+    assert_eq!(
+        effects(&db, "Shelf \"A\"", &[1]).await,
+        [line("Box", "shelf id", Cascade, 2, 1), line("burrow_rows_0", "box", SetNull, 1, 2)]
+    );
+});

@@ -4,6 +4,7 @@
 //! `server adopt-notes USERNAME` gives notes without an author (from before accounts) away.
 //! "Export" makes a JSON file of the user's notes in the background ([`export`]).
 
+mod admin;
 mod export;
 mod store;
 
@@ -48,6 +49,10 @@ impl App for Notes {
 
     fn files(&self) -> Option<&'static AppFiles> {
         Some(&FILES)
+    }
+
+    fn admin(&self, site: &mut burrow::admin::AdminSite) {
+        admin::register(site);
     }
 
     fn nav_items(&self) -> Vec<NavItem> {

@@ -6,7 +6,7 @@ use burrow::Db;
 use burrow::contrib::auth::User;
 use burrow::db::search::{SearchIndex, SearchQuery};
 use burrow::db::{DbError, FromRow, Row, params, utc_now};
-use burrow::forms::Form;
+use burrow::forms::{Clean, Errors, Form};
 use burrow::pagination::{Page, Paginator};
 use serde::Serialize;
 
@@ -232,11 +232,20 @@ pub async fn insert_missing(
 /// The note form: declared once, validated by its `#[form(...)]` rules. The title is
 /// trimmed; the content is kept as typed (leading indentation may matter in a note).
 #[derive(Debug, Clone, Default, Form)]
+#[form(clean)]
 pub struct NoteForm {
     #[form(required, max_length = 200, label = "Title")]
     pub title: String,
     #[form(max_length = 100_000, label = "Content", widget = "textarea", no_trim)]
     pub content: String,
+}
+
+/// Every way a note is saved (the notes pages, the admin) stores plain text.
+impl Clean for NoteForm {
+    fn clean(&mut self, _errors: &mut Errors) {
+        self.title = plain(&self.title);
+        self.content = plain(&self.content);
+    }
 }
 
 impl NoteForm {

@@ -1311,3 +1311,205 @@ async fn browser_finishes_a_passkey_registration_begun_before_a_sighup() {
     );
     stop(new);
 }
+
+/// Adds `username` with `notes` generated notes to the database in `dir` (CLI commands).
+fn user_with_notes(dir: &Path, username: &str, notes: usize) {
+    let launch = Launch::new(dir).arg("--database-dsn").arg(db_path(dir));
+    let created = launch.clone().args(["users", "create", username]).run();
+    assert_eq!(created.code(), Some(0), "{created:?}");
+    let count = notes.to_string();
+    let out = launch.args(["generate-notes", "--user", username, "--count", &count]).run();
+    assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+}
+
+/// JavaScript: the rows of the admin's list.
+const ADMIN_ROWS: &str = "document.querySelectorAll('table.admin-table tbody tr td.select').length";
+
+#[tokio::test]
+async fn browser_admin_lists_edits_deletes_and_exports_as_staff() {
+    let _timing = Timing::start("admin");
+    let dir = tempdir();
+    // The tester (first account: an admin) with 25 notes; Carol and Dave with 2 and 3.
+    generate_notes(dir.path(), 25);
+    user_with_notes(dir.path(), "carol", 2);
+    user_with_notes(dir.path(), "dave", 3);
+    let server = serve(dir.path());
+    let browser = signed_in_browser(&server).await;
+
+    // The list: 20 of 30 on the first page; paging, sorting and filtering are boosted links.
+    browser.goto(&server.url("/admin/notes/")).await;
+    browser.instrument().await;
+    let page = |rows: usize, of: &str| {
+        format!(
+            "return {ADMIN_ROWS} === {rows} && document.querySelector('h1 small').innerText === '{of}';"
+        )
+    };
+    browser.wait("20 of 30 notes", &page(20, "30"), json!([])).await;
+    browser.click("nav.pagination a[rel=next]").await;
+    browser.wait("the last 10", &page(10, "30"), json!([])).await;
+    browser.click("th a[href*='sort=title']").await;
+    browser
+        .wait(
+            "sorted by title, ascending",
+            "const th = document.querySelector('th[aria-sort]');
+             return th && th.getAttribute('aria-sort') === 'ascending' && location.search === '?sort=title';",
+            json!([]),
+        )
+        .await;
+    let titles = "return [...document.querySelectorAll('table.admin-table tbody td:nth-child(2)')].map(td => td.innerText);";
+    let ascending = browser.js(titles, json!([])).await;
+    browser.click("th[aria-sort] a").await;
+    browser
+        .wait(
+            "sorted by title, descending",
+            "return document.querySelector('th[aria-sort]')?.getAttribute('aria-sort') === 'descending';",
+            json!([]),
+        )
+        .await;
+    let descending = browser.js(titles, json!([])).await;
+    let order = |titles: &Value| -> Vec<String> {
+        titles.as_array().unwrap().iter().map(|t| t.as_str().unwrap().to_string()).collect()
+    };
+    let (up, down) = (order(&ascending), order(&descending));
+    assert!(up.windows(2).all(|w| w[0] <= w[1]), "ascending: {up:?}");
+    assert!(down.windows(2).all(|w| w[0] >= w[1]), "descending: {down:?}");
+    assert!(down[0] >= up[up.len() - 1], "the other end of the same list");
+    browser.click(".admin-filters a[href*='user_id=']:not(.active)").await;
+    browser
+        .wait(
+            "one author's notes",
+            "const active = document.querySelector('.admin-filters a.active');
+             return location.search.includes('user_id=') && active && active.innerText !== 'All'
+                 && document.querySelectorAll('table.admin-table tbody td.select').length < 20;",
+            json!([]),
+        )
+        .await;
+    browser.assert_same_document("boosted paging, sorting and filtering").await;
+
+    // Search: a word of one note's title.
+    let first_title = ascending[0].as_str().unwrap().to_string();
+    let word = first_title.split_whitespace().max_by_key(|w| w.len()).unwrap().to_string();
+    browser.goto(&server.url("/admin/notes/")).await;
+    browser.type_into("#admin-q", &word).await;
+    browser.click(".admin-search button").await;
+    browser
+        .wait(
+            "the search's results",
+            "return location.search.startsWith('?q=') && [...document.querySelectorAll('table.admin-table tbody td:nth-child(2)')]
+                 .some(td => td.innerText === arguments[0]);",
+            json!([first_title]),
+        )
+        .await;
+
+    // Create: the app's rules answer inline (422), then "save and continue".
+    browser.goto(&server.url("/admin/notes/new")).await;
+    browser.instrument().await;
+    browser.click("form.admin-form button[name=_continue]").await;
+    browser
+        .wait(
+            "the title's error",
+            "return document.querySelector('#title-error')?.innerText === 'Title is required.';",
+            json!([]),
+        )
+        .await;
+    browser.type_into("#title", "Made in the admin").await;
+    browser.type_into("#content", "first version").await;
+    browser.click("form.admin-form button[name=_continue]").await;
+    browser
+        .wait(
+            "the new note's page with the flash message",
+            "return /^\\/admin\\/notes\\/\\d+$/.test(location.pathname)
+                 && document.querySelector('h1').innerText === 'Made in the admin'
+                 && document.querySelector('#messages').innerText.includes('Created note');",
+            json!([]),
+        )
+        .await;
+
+    // Conflict: another tab saves first (a fetch with this page's form); this one's save is
+    // refused with a message and the values typed here.
+    browser
+        .js(
+            "const data = new FormData(document.querySelector('form.admin-form'));
+             data.set('content', 'saved in another tab');
+             return fetch(location.pathname, {method: 'POST', body: new URLSearchParams(data)}).then(r => r.status);",
+            json!([]),
+        )
+        .await;
+    browser.type_into("#content", "second version").await;
+    browser.click("form.admin-form button[name=_save]").await;
+    browser
+        .wait(
+            "the conflict message",
+            "return document.querySelector('.errors')?.innerText.includes('changed by someone else')
+                 && document.querySelector('#content').value.trim() === 'second version';",
+            json!([]),
+        )
+        .await;
+    // Saving again overwrites knowingly; the history shows both changes.
+    browser.click("form.admin-form button[name=_continue]").await;
+    browser
+        .wait(
+            "saved, with two changes in the history",
+            "return document.querySelector('#messages').innerText.includes('Saved note')
+                 && document.querySelectorAll('.admin-history li').length === 3;",
+            json!([]),
+        )
+        .await;
+
+    // Bulk delete of two users, with the notes that go with them counted first.
+    browser.goto(&server.url("/admin/users/?sort=username")).await;
+    browser.instrument().await;
+    for name in ["carol", "dave"] {
+        let checkbox = browser
+            .js(
+                "const row = [...document.querySelectorAll('table.admin-table tbody tr')]
+                     .find(tr => tr.innerText.includes(arguments[0]));
+                 return row.querySelector('input[name=ids]').value;",
+                json!([name]),
+            )
+            .await;
+        browser.click(&format!("input[name=ids][value='{}']", checkbox.as_str().unwrap())).await;
+    }
+    browser.js("document.querySelector('#admin-action').value = 'delete';", json!([])).await;
+    browser.click(".admin-actions button").await;
+    let effects = browser
+        .wait(
+            "the confirmation with the cascade",
+            "const effects = document.querySelector('.admin-effects');
+             return document.querySelectorAll('.admin-objects li').length === 2 && effects && effects.innerText;",
+            json!([]),
+        )
+        .await;
+    assert!(effects.as_str().unwrap().contains("5 notes rows (by user_id)"), "{effects}");
+    browser.click(".card form button[type=submit]").await;
+    browser
+        .wait(
+            "the users list without them",
+            "return document.querySelector('#messages').innerText.includes('Deleted 2 users.')
+                 && !document.querySelector('table.admin-table').innerText.includes('carol');",
+            json!([]),
+        )
+        .await;
+
+    // Exports of the whole (sorted) set, opened and parsed as a program would.
+    let exported = browser
+        .js(
+            "return Promise.all([
+                 fetch('/admin/notes/export.csv?sort=title').then(r => r.text()),
+                 fetch('/admin/notes/export.json?sort=title').then(r => r.json()),
+             ]).then(([csv, json]) => [csv.trim().split('\\r\\n'), json]);",
+            json!([]),
+        )
+        .await;
+    let lines = exported[0].as_array().unwrap();
+    let rows = exported[1].as_array().unwrap();
+    assert_eq!(lines.len(), 27, "a header and 26 notes: {lines:?}");
+    assert!(lines[0].as_str().unwrap().starts_with("id,title,content,"));
+    assert_eq!(rows.len(), 26);
+    let sorted: Vec<&str> = rows.iter().map(|r| r["title"].as_str().unwrap()).collect();
+    let mut expected = sorted.clone();
+    expected.sort();
+    assert_eq!(sorted, expected, "the export keeps the list's order");
+    let errors = browser.js("return window.__htmxErrors;", json!([])).await;
+    assert_eq!(errors, json!([]), "htmx errors");
+}

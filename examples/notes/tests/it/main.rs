@@ -6,6 +6,7 @@
 //! Each module but `support` (the harness they share) tests one area.
 
 mod accounts;
+mod admin;
 mod browser;
 mod cli;
 mod dev;

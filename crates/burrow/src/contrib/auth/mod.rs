@@ -36,6 +36,7 @@
 //! get `HX-Redirect`, JSON clients a 401); signed-in users without the role get the 403
 //! page. `next` is only ever a path on this site ([`safe_next`]).
 
+mod admin;
 mod commands;
 mod credentials;
 mod events;
@@ -283,6 +284,10 @@ impl App for Auth {
 
     fn commands(&self) -> Vec<Command> {
         commands::all()
+    }
+
+    fn admin(&self, site: &mut crate::admin::AdminSite) {
+        admin::register(site);
     }
 }
 

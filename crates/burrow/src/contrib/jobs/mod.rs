@@ -65,6 +65,86 @@ const QUEUES: Setting<String, Optional> = Setting::new("jobs.queues")
     .default_note("every queue")
     .help("Queues this process works, comma-separated");
 
+/// `/admin/jobs/`: the queue by status, type and date; a job's page shows its payload
+/// (indented) and last error; retry, cancel and delete, one job or in bulk. Jobs are made
+/// by apps, not here.
+fn admin() -> crate::admin::ModelAdmin {
+    use crate::admin::{Access, Action, Filter, ModelAdmin, Permissions, Shown};
+    use crate::jobs::{now_ms, queue};
+    const STATUSES: &[(&str, &str)] = &[
+        ("pending", "Pending"),
+        ("running", "Running"),
+        ("completed", "Completed"),
+        ("failed", "Failed (will retry)"),
+        ("dead", "Dead"),
+    ];
+    /// Runs `f` on each job; says how many it applied to.
+    fn each(
+        c: &crate::db::Conn,
+        ids: &[i64],
+        done: &str,
+        f: fn(&crate::db::Conn, i64, i64) -> Result<bool, crate::db::DbError>,
+    ) -> Result<String, crate::db::DbError> {
+        let mut n = 0;
+        for id in ids {
+            n += usize::from(f(c, *id, now_ms())?);
+        }
+        let skipped = ids.len() - n;
+        let rest = if skipped > 0 {
+            format!(" ({skipped} in another state left alone)")
+        } else {
+            String::new()
+        };
+        Ok(format!("{done} {n} job{}{rest}.", if n == 1 { "" } else { "s" }))
+    }
+    ModelAdmin::new("jobs")
+        .table("_jobs")
+        .names("job", "jobs")
+        .list(&["id", "type", "queue", "status", "attempts", "run_at", "last_error"])
+        .label_column("type")
+        .ordering("-id")
+        .sortable(&["id", "type", "status", "run_at", "attempts"])
+        .search(&["type", "last_error", "payload"])
+        .choices("status", STATUSES)
+        .filter(Filter::choices("status", "Status", STATUSES))
+        .filter(Filter::date_range_millis("created_at", "Created"))
+        .show(&["payload"], Shown::Json)
+        .show(
+            &["run_at", "locked_at", "lease_until", "created_at", "updated_at", "finished_at"],
+            Shown::UnixMillis,
+        )
+        .database(|ctx| ctx.jobs.db().clone())
+        .permissions(Permissions {
+            create: Access::Nobody,
+            edit: Access::Nobody,
+            ..Permissions::default()
+        })
+        .before_change(|c, change| {
+            // A running job belongs to its worker: it finishes or its lease runs out first.
+            if let crate::admin::Change::Delete(ids) = change {
+                for id in ids {
+                    if let Some(job) = queue::get(c, *id)?
+                        && job.status == "running"
+                    {
+                        return Ok(Err(format!(
+                            "Job {id} is running: cancel it or wait until it ends."
+                        )));
+                    }
+                }
+            }
+            Ok(Ok(()))
+        })
+        .action(
+            Action::new("retry", "Retry now", |c, ids| each(c, ids, "Queued again", queue::retry))
+                .on_rows(),
+        )
+        .action(
+            Action::new("cancel", "Cancel", |c, ids| each(c, ids, "Cancelled", queue::cancel))
+                .on_rows()
+                .confirm(),
+        )
+}
+
 /// The queue's own SQLite file (`--jobs-database`), if it has one; checked like
 /// `--database-dsn`'s file when the server opens it.
 pub(crate) fn separate_database(config: &Config) -> Result<Option<Dsn>, ConfigError> {
@@ -120,6 +200,10 @@ impl JobsApp {
 impl App for JobsApp {
     fn name(&self) -> &'static str {
         NAME
+    }
+
+    fn admin(&self, site: &mut crate::admin::AdminSite) {
+        site.register(admin());
     }
 
     fn settings(&self) -> &'static [&'static dyn AnySetting] {

@@ -1,0 +1,37 @@
+//! Notes in the admin (`/admin/notes/`): every author's notes for staff, searched with the
+//! notes' full-text index, filtered by author and date, exported; edited with the same
+//! form (and rules) as the notes pages.
+
+use burrow::admin::Change;
+use burrow::admin::{AdminSite, Filter, ModelAdmin};
+use burrow::db::{params, utc_now};
+
+use super::store::{NoteForm, SEARCH};
+
+pub(super) fn register(site: &mut AdminSite) {
+    site.register(
+        ModelAdmin::new("notes")
+            .names("note", "notes")
+            .form::<NoteForm>()
+            .list(&["title", "user_id", "created_at", "updated_at"])
+            .label_column("title")
+            .ordering("-updated_at")
+            .sortable(&["title", "created_at", "updated_at"])
+            .search(&["title", "content"])
+            .search_index(SEARCH)
+            .relation("user_id", "Author", "users", "username")
+            .filter(Filter::relation("user_id"))
+            .filter(Filter::date_range("created_at", "Created"))
+            .readonly(&["user_id", "created_at", "updated_at"])
+            .created_by("user_id")
+            .after_change(|c, change| {
+                if let Change::Edit(id, _) = change {
+                    c.execute(
+                        "UPDATE notes SET updated_at = ? WHERE id = ?",
+                        params![utc_now(), id],
+                    )?;
+                }
+                Ok(())
+            }),
+    );
+}
