@@ -1,0 +1,323 @@
+//! Delete (with what cascades), bulk actions over selected rows, and row actions.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use minijinja::value::Value as Jinja;
+
+use crate::admin::{Change, ModelAdmin};
+use crate::contrib::admin::Site;
+use crate::contrib::admin::log::{self, Record};
+use crate::contrib::admin::query::quote;
+use crate::contrib::auth::{RequireStaff, User};
+use crate::contrib::messages::Messages;
+use crate::db::schema::{self, DeleteEffect};
+use crate::db::{Conn, DbError, Value};
+use crate::error::{Error, Result};
+use crate::extract::Path;
+use crate::forms::FormData;
+use crate::template::{Html, Render};
+
+use super::*;
+
+/// A row's id and label.
+type Labelled = (i64, String);
+
+/// The rows to delete, with their labels, and what goes with them.
+fn deletion(
+    c: &Conn,
+    model: &ModelAdmin,
+    ids: &[i64],
+) -> Result<(Vec<Labelled>, Vec<DeleteEffect>), DbError> {
+    let mut objects = Vec::new();
+    for id in ids {
+        match fetch_row(c, model, *id) {
+            Ok(row) => objects.push((*id, object_label(model, &row))),
+            Err(DbError::NotFound) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let found: Vec<Value> = objects.iter().map(|(id, _)| Value::Integer(*id)).collect();
+    let effects = schema::delete_effects(c, model.table, model.key, &found)?;
+    Ok((objects, effects))
+}
+
+fn effects_view(effects: &[DeleteEffect]) -> Vec<Jinja> {
+    effects
+        .iter()
+        .map(|e| {
+            let what = match e.on_delete {
+                schema::OnDelete::Cascade => "deleted with it",
+                schema::OnDelete::SetNull => "kept, their reference emptied",
+                schema::OnDelete::SetDefault => "kept, their reference reset",
+                schema::OnDelete::Restrict | schema::OnDelete::NoAction => "in the way: the delete will be refused",
+            };
+            let blocks = matches!(e.on_delete, schema::OnDelete::Restrict | schema::OnDelete::NoAction);
+            context! { table => e.table.clone(), via => e.via.clone(), count => e.count, what, blocks, depth => e.depth }
+        })
+        .collect()
+}
+
+pub(in crate::contrib::admin) async fn delete_page(
+    State(site): State<Site>,
+    Path((slug, id)): Path<(String, i64)>,
+    RequireStaff(user): RequireStaff,
+    uri: Uri,
+    render: Render,
+) -> Result<Html> {
+    let model = site.model(&slug)?.clone();
+    let db = site.db(&model);
+    require(&user, model.permissions.delete, &format!("delete {}", model.plural))?;
+    let read_model = model.clone();
+    let (objects, effects) = db.read(move |c| deletion(c, &read_model, &[id])).await?;
+    if objects.is_empty() {
+        return Err(Error::not_found());
+    }
+    let ctx =
+        confirm_context(&model, "delete", &format!("Delete {}", model.singular), objects, &effects);
+    let ctx = context! { post_to => format!("/admin/{}/{id}/delete", model.slug), ..ctx };
+    render.page("admin/confirm.html", page(&site, &uri, Some(&model), ctx))
+}
+
+fn confirm_context(
+    model: &ModelAdmin,
+    action: &str,
+    label: &str,
+    objects: Vec<(i64, String)>,
+    effects: &[DeleteEffect],
+) -> Jinja {
+    let blocked = effects
+        .iter()
+        .any(|e| matches!(e.on_delete, schema::OnDelete::Restrict | schema::OnDelete::NoAction));
+    let objects: Vec<Jinja> = objects
+        .into_iter()
+        .map(|(id, label)| context! { id, label, href => format!("/admin/{}/{id}", model.slug) })
+        .collect();
+    context! {
+        action,
+        action_label => label,
+        objects,
+        effects => effects_view(effects),
+        blocked,
+        post_to => format!("/admin/{}/bulk", model.slug),
+        cancel => format!("/admin/{}/", model.slug),
+    }
+}
+
+/// Deletes `ids` in one transaction (the model's check first), with a log entry each.
+fn delete_rows(
+    c: &Conn,
+    model: &ModelAdmin,
+    sink: &log::Sink,
+    ids: &[i64],
+) -> Result<Result<usize, String>, DbError> {
+    if let Some(validate) = &model.before_change
+        && let Err(message) = validate(c, Change::Delete(ids))?
+    {
+        return Ok(Err(message));
+    }
+    let mut deleted = 0;
+    for id in ids {
+        let row = match fetch_row(c, model, *id) {
+            Ok(row) => row,
+            Err(DbError::NotFound) => continue,
+            Err(e) => return Err(e),
+        };
+        let label = object_label(model, &row);
+        let sql = format!("DELETE FROM {} WHERE {} = ?", quote(model.table), quote(model.key));
+        deleted += c.execute(&sql, &[Value::Integer(*id)])?;
+        let record = Record {
+            model: model.slug,
+            object_id: Some(*id),
+            object_label: &label,
+            action: "deleted",
+            detail: "",
+        };
+        sink.write(c, record)?;
+    }
+    for hook in &model.after_change {
+        hook(c, Change::Delete(ids))?;
+    }
+    Ok(Ok(deleted))
+}
+
+pub(in crate::contrib::admin) async fn delete(
+    State(site): State<Site>,
+    Path((slug, id)): Path<(String, i64)>,
+    RequireStaff(user): RequireStaff,
+    messages: Messages,
+) -> Result<Response> {
+    let model = site.model(&slug)?.clone();
+    let db = site.db(&model);
+    require(&user, model.permissions.delete, &format!("delete {}", model.plural))?;
+    let write_model = model.clone();
+    let sink = site.log(&model, &user);
+    let write_sink = sink.clone();
+    let outcome = db.write(move |c| delete_rows(c, &write_model, &write_sink, &[id])).await;
+    finish_delete(&model, outcome, &sink, &messages, &format!("/admin/{}/{id}", model.slug)).await
+}
+
+/// Tells what a delete did; a refused one (the model's check, or rows that keep it from
+/// happening) leaves everything as it was.
+async fn finish_delete(
+    model: &ModelAdmin,
+    outcome: Result<Result<usize, String>, DbError>,
+    sink: &log::Sink,
+    messages: &Messages,
+    back: &str,
+) -> Result<Response> {
+    match outcome {
+        Ok(Ok(0)) => Err(Error::not_found()),
+        Ok(Ok(n)) => {
+            sink.flush().await?;
+            let what =
+                if n == 1 { model.singular.clone() } else { format!("{n} {}", model.plural) };
+            messages.success(format!("Deleted {what}."))?;
+            Ok(Redirect::to(&format!("/admin/{}/", model.slug)).into_response())
+        }
+        Ok(Err(message)) => {
+            messages.error(message)?;
+            Ok(Redirect::to(back).into_response())
+        }
+        Err(e @ DbError::Constraint { .. }) => {
+            messages.error(format!("Nothing was deleted: other rows still refer to it ({e})."))?;
+            Ok(Redirect::to(back).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Selected ids of a bulk form (unparseable ones are dropped), at most a page's worth
+/// times ten.
+fn selected_ids(data: &FormData) -> Vec<i64> {
+    let mut ids: Vec<i64> =
+        data.get_all("ids").filter_map(|id| id.parse().ok()).take(1000).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
+pub(in crate::contrib::admin) async fn bulk(
+    State(site): State<Site>,
+    Path(slug): Path<String>,
+    RequireStaff(user): RequireStaff,
+    messages: Messages,
+    uri: Uri,
+    render: Render,
+    data: FormData,
+) -> Result<Response> {
+    let model = site.model(&slug)?.clone();
+    let db = site.db(&model);
+    let list = format!("/admin/{}/", model.slug);
+    let ids = selected_ids(&data);
+    let name = data.get("action").unwrap_or_default().to_string();
+    if ids.is_empty() {
+        messages.warning("Select at least one row first.")?;
+        return Ok(Redirect::to(&list).into_response());
+    }
+    let confirmed = data.get("confirmed").is_some();
+    if name == "delete" {
+        require(&user, model.permissions.delete, &format!("delete {}", model.plural))?;
+        if !confirmed {
+            let read_model = model.clone();
+            let (objects, effects) = db.read(move |c| deletion(c, &read_model, &ids)).await?;
+            let label = format!("Delete {} {}", objects.len(), model.plural);
+            let ctx = confirm_context(&model, "delete", &label, objects, &effects);
+            return Ok(render
+                .page("admin/confirm.html", page(&site, &uri, Some(&model), ctx))?
+                .into_response());
+        }
+        let write_model = model.clone();
+        let sink = site.log(&model, &user);
+        let write_sink = sink.clone();
+        let outcome = db.write(move |c| delete_rows(c, &write_model, &write_sink, &ids)).await;
+        return finish_delete(&model, outcome, &sink, &messages, &list).await;
+    }
+    let action = model
+        .actions
+        .iter()
+        .find(|a| a.name == name)
+        .ok_or_else(|| Error::bad_request("No such action."))?;
+    require(&user, action.access, &format!("run “{}”", action.label))?;
+    if action.confirm && !confirmed {
+        let read_model = model.clone();
+        let objects = db
+            .read(move |c| {
+                let mut objects = Vec::new();
+                for id in ids {
+                    if let Ok(row) = fetch_row(c, &read_model, id) {
+                        objects.push((id, object_label(&read_model, &row)));
+                    }
+                }
+                Ok(objects)
+            })
+            .await?;
+        let ctx = confirm_context(&model, action.name, &action.label, objects, &[]);
+        return Ok(render
+            .page("admin/confirm.html", page(&site, &uri, Some(&model), ctx))?
+            .into_response());
+    }
+    let message = run_action(&site, &model, action, &user, ids).await?;
+    messages.success(message)?;
+    Ok(Redirect::to(&list).into_response())
+}
+
+/// Runs an action over `ids` in one write transaction, logging it for each row.
+async fn run_action(
+    site: &Site,
+    model: &ModelAdmin,
+    action: &crate::admin::Action,
+    user: &Arc<User>,
+    ids: Vec<i64>,
+) -> Result<String> {
+    let sink = site.log(model, user);
+    let write_sink = sink.clone();
+    let (model, run, name) = (model.clone(), action.run.clone(), action.name);
+    let message = site
+        .db(&model)
+        .write(move |c| {
+            let mut labels = Vec::new();
+            for id in &ids {
+                if let Ok(row) = fetch_row(c, &model, *id) {
+                    labels.push((*id, object_label(&model, &row)));
+                }
+            }
+            let ids: Vec<i64> = labels.iter().map(|(id, _)| *id).collect();
+            let message = run(c, &ids)?;
+            for (id, label) in &labels {
+                let record = Record {
+                    model: model.slug,
+                    object_id: Some(*id),
+                    object_label: label,
+                    action: name,
+                    detail: &message,
+                };
+                write_sink.write(c, record)?;
+            }
+            Ok(message)
+        })
+        .await?;
+    sink.flush().await?;
+    Ok(message)
+}
+
+pub(in crate::contrib::admin) async fn row_action(
+    State(site): State<Site>,
+    Path((slug, id, name)): Path<(String, i64, String)>,
+    RequireStaff(user): RequireStaff,
+    messages: Messages,
+) -> Result<Response> {
+    let model = site.model(&slug)?.clone();
+    let db = site.db(&model);
+    let action =
+        model.actions.iter().find(|a| a.name == name && a.row).ok_or_else(Error::not_found)?;
+    require(&user, action.access, &format!("run “{}”", action.label))?;
+    let read_model = model.clone();
+    db.read(move |c| fetch_row(c, &read_model, id)).await?;
+    let message = run_action(&site, &model, action, &user, vec![id]).await?;
+    messages.success(message)?;
+    Ok(Redirect::to(&format!("/admin/{}/{id}", model.slug)).into_response())
+}
