@@ -422,3 +422,29 @@ both_engines!(blocking jobs_are_listed_by_status_and_retried_or_cancelled, |engi
     assert_eq!(retry.status(), 303);
     assert_eq!(client.get("/admin/jobs/?status=pending").select_one("h1 small"), "1");
 });
+
+#[test]
+fn with_mail_on_an_invite_is_mailed_and_its_link_not_shown() {
+    use burrow_test::smtp::{Security, SmtpSink};
+    let sink = SmtpSink::start(Security::None);
+    let args = sink.server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let client = Client::with_args(notes::server(), &args);
+    client.sign_in("ann");
+    let made = client.post("/admin/invites/new", &[("email", "dan@example.com")]);
+    assert_eq!(made.status(), 303, "{}", made.text());
+    let message = client.get("/admin/invites/").messages().join(" ");
+    assert!(message.starts_with("Invited dan@example.com: the link was mailed"), "{message}");
+    assert!(!message.contains("invite="), "the link is only in the mail: {message}");
+    let mail = &sink.wait_for(1)[0];
+    assert_eq!(mail.rcpt_tos, ["dan@example.com"]);
+    let register = format!("{}/auth/register?invite=", client.base_url().trim_end_matches('/'));
+    let link = mail.link(&register).expect("a link in the invite");
+    assert!(link.contains("/auth/register?invite="), "{link}");
+    // The link works: the registration page greets the invited address.
+    let path = link.split_once("/auth/").map(|(_, rest)| format!("/auth/{rest}")).unwrap();
+    client.post("/auth/logout", &[("x", "")]);
+    let page = client.get(&path);
+    assert_eq!(page.status(), 200);
+    assert!(page.text().contains("dan@example.com"), "{}", page.text());
+}
