@@ -340,6 +340,16 @@ both_engines!(blocking the_last_admin_cannot_be_demoted_deactivated_or_deleted, 
     form.iter_mut().filter(|(k, _)| k == "display_name").for_each(|(_, v)| *v = "Bob B.".into());
     assert_eq!(client.post(&path, &form).status(), 303);
     assert_eq!(count(&client, generation), before + 1);
+    assert_eq!(client.get("/admin/users/?is_active=1&role=staff").select_one("h1 small"), "1");
+
+    // Staff get the admin, but deleting users is for admins.
+    client.sign_in("bob");
+    assert_eq!(client.get("/admin/").status(), 200);
+    let page = client.get(&format!("/admin/users/{ann}"));
+    assert!(page.attr("a.button.danger", "href").is_empty(), "no Delete button for staff");
+    let refused = client.get(&format!("/admin/users/{ann}/delete"));
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().contains("You may not delete users."));
 });
 
 both_engines!(blocking exports_are_the_whole_selection_as_csv_and_json_with_formulas_defused, |engine: Engine| {
