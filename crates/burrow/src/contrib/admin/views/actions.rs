@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use minijinja::value::Value as Jinja;
 
+use super::{fetch_row, object_label, page, require};
 use crate::admin::{Change, ModelAdmin};
 use crate::contrib::admin::Site;
 use crate::contrib::admin::log::{self, Record};
@@ -20,8 +21,6 @@ use crate::error::{Error, Result};
 use crate::extract::Path;
 use crate::forms::FormData;
 use crate::template::{Html, Render};
-
-use super::*;
 
 /// A row's id and label.
 type Labelled = (i64, String);

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use minijinja::value::Value as Jinja;
 
+use super::{can, fetch_row, field_label, field_text, object_label, page, require, ser};
 use crate::admin::{AdminRow, Change, ModelAdmin, value_text};
 use crate::contrib::admin::Site;
 use crate::contrib::admin::log::{self, Record};
@@ -19,8 +20,6 @@ use crate::error::{Error, Result};
 use crate::extract::Path;
 use crate::forms::{BoundForm, Errors, FormData};
 use crate::template::{Html, Render};
-
-use super::*;
 
 /// A fingerprint of the row as stored: the edit form carries it, and a save whose row no
 /// longer has it was overtaken by another change.

@@ -7,18 +7,17 @@ use minijinja::context;
 use minijinja::value::Value as Jinja;
 use serde::Serialize;
 
-use super::super::query::{ListQuery, Selection, sort_link};
+use super::{Cell, Link, can, capitalized, cell, column_label, page, ser};
 use crate::admin::{AdminRow, FilterKind, ModelAdmin};
 use crate::contrib::admin::Site;
-use crate::contrib::admin::log::{self};
+use crate::contrib::admin::log;
 use crate::contrib::admin::query::quote;
+use crate::contrib::admin::query::{ListQuery, Selection, sort_link};
 use crate::contrib::auth::{RequireStaff, User};
 use crate::db::{Conn, DbError, Value};
 use crate::error::Result;
 use crate::extract::Path;
 use crate::template::{Html, Render};
-
-use super::*;
 
 pub(in crate::contrib::admin) async fn dashboard(
     State(site): State<Site>,
