@@ -475,6 +475,14 @@ impl IntoResponse for Html {
     }
 }
 
+/// `text` escaped for HTML, as templates escape values: for HTML built in Rust (e.g. an
+/// admin [`Column::html`](crate::admin::Column::html)).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    filters::escape(text, &mut out);
+    out
+}
+
 /// Extractor that renders templates for the current request.
 pub struct Render {
     templates: Templates,

@@ -49,6 +49,8 @@ use crate::db::search::SearchIndex;
 use crate::db::{Conn, Db, DbError, Value};
 use crate::error::Error;
 use crate::forms::{Errors, Field, Form, FormData};
+/// For [`Column::html`] functions: `text` escaped for HTML.
+pub use crate::template::escape;
 
 /// Every admin page the apps registered, grouped by app, for the `admin` contrib app.
 #[derive(Default)]
@@ -263,7 +265,7 @@ impl Column {
     }
 
     /// HTML computed from the row, shown as is: the function escapes what it puts in
-    /// (`burrow::template::escape`).
+    /// ([`escape`]).
     pub fn html(
         name: &'static str,
         label: impl Into<String>,
@@ -323,22 +325,6 @@ impl crate::db::FromRow for AdminRow {
         }
         Ok(AdminRow { columns: columns.into(), values })
     }
-}
-
-/// `text` escaped for HTML, for [`Column::html`] functions.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// A value as the admin shows and exports it.

@@ -314,7 +314,8 @@ fn truncatechars(value: Value, length: usize) -> Value {
     Value::from(cut)
 }
 
-fn escape(text: &str, out: &mut String) {
+/// Appends `text` escaped for HTML (what autoescaping does) to `out`.
+pub(crate) fn escape(text: &str, out: &mut String) {
     for c in text.chars() {
         match c {
             '&' => out.push_str("&amp;"),

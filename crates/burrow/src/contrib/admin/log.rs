@@ -116,6 +116,18 @@ impl Sink {
     }
 }
 
+impl<'a> Record<'a> {
+    /// What happened (`created`, `deleted`, an action's name) to `model`'s row `id`.
+    pub(crate) fn new(model: &'a str, id: i64, label: &'a str, action: &'a str) -> Record<'a> {
+        Record { model, object_id: Some(id), object_label: label, action, detail: "" }
+    }
+
+    pub(crate) fn detail(mut self, detail: &'a str) -> Record<'a> {
+        self.detail = detail;
+        self
+    }
+}
+
 fn write(conn: &Conn, user: &User, record: Record<'_>) -> Result<(), DbError> {
     conn.execute(
         "INSERT INTO _admin_log (user_id, username, model, object_id, object_label, action, \

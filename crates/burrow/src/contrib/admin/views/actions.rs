@@ -128,13 +128,7 @@ fn delete_rows(
         let label = object_label(model, &row);
         let sql = format!("DELETE FROM {} WHERE {} = ?", quote(model.table), quote(model.key));
         deleted += c.execute(&sql, &[Value::Integer(*id)])?;
-        let record = Record {
-            model: model.slug,
-            object_id: Some(*id),
-            object_label: &label,
-            action: "deleted",
-            detail: "",
-        };
+        let record = Record::new(model.slug, *id, &label, "deleted");
         sink.write(c, record)?;
     }
     for hook in &model.after_change {
@@ -287,13 +281,7 @@ async fn run_action(
             let ids: Vec<i64> = labels.iter().map(|(id, _)| *id).collect();
             let message = run(c, &ids)?;
             for (id, label) in &labels {
-                let record = Record {
-                    model: model.slug,
-                    object_id: Some(*id),
-                    object_label: label,
-                    action: name,
-                    detail: &message,
-                };
+                let record = Record::new(model.slug, *id, label, name).detail(&message);
                 write_sink.write(c, record)?;
             }
             Ok(message)

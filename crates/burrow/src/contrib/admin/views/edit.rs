@@ -236,13 +236,7 @@ async fn insert(
                 hook(c, Change::Create(&values))?;
             }
             let label = object_label(model, &fetch_row(c, model, id)?);
-            let record = Record {
-                model: model.slug,
-                object_id: Some(id),
-                object_label: &label,
-                action: "created",
-                detail: "",
-            };
+            let record = Record::new(model.slug, id, &label, "created");
             write_sink.write(c, record)?;
             Ok(Ok((id, label)))
         })
@@ -267,13 +261,7 @@ async fn log_created_elsewhere(
         .await
         .map_or_else(|_| format!("#{id}"), |row| object_label(model, &row));
     let sink = log::Sink::new(user.clone(), Some(site.main_db().clone()));
-    sink.keep(Record {
-        model: model.slug,
-        object_id: Some(id),
-        object_label: &label,
-        action: "created",
-        detail: "",
-    });
+    sink.keep(Record::new(model.slug, id, &label, "created"));
     Ok(sink.flush().await?)
 }
 
@@ -389,13 +377,8 @@ pub(in crate::contrib::admin) async fn update(
             let label = object_label(model, &row);
             let names: Vec<&str> = changed.iter().map(|(n, _)| *n).collect();
             if !names.is_empty() {
-                let record = Record {
-                    model: model.slug,
-                    object_id: Some(id),
-                    object_label: &label,
-                    action: "changed",
-                    detail: &format!("Changed {}.", names.join(", ")),
-                };
+                let detail = format!("Changed {}.", names.join(", "));
+                let record = Record::new(model.slug, id, &label, "changed").detail(&detail);
                 write_sink.write(c, record)?;
             }
             Ok((Saved::Done(label), row))
