@@ -101,6 +101,16 @@ impl AdminSite {
             if !model.slug.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
                 return Err(format!("admin: the slug {:?} is not a URL segment", model.slug));
             }
+            let undeclared = model.relation_fields.iter().find(|c| model.relation_of(c).is_none());
+            if let Some(column) = undeclared {
+                return Err(format!(
+                    "admin: {} edits the relation {column:?}, which it does not declare                      with .relation()",
+                    model.slug
+                ));
+            }
+            if model.relation_fields.iter().any(|_| model.form.is_none()) {
+                return Err(format!("admin: {} edits relations but has no .form()", model.slug));
+            }
         }
         Ok(())
     }
@@ -176,6 +186,8 @@ pub struct ModelAdmin {
     pub(crate) shown: Vec<(&'static str, Shown)>,
     pub(crate) database: Option<fn(&AppContext) -> Db>,
     pub(crate) create_with: Option<CreateWith>,
+    /// Relations edited on the form, as selects of the related rows.
+    pub(crate) relation_fields: Vec<&'static str>,
 }
 
 /// Creates a row from a valid submission instead of the admin's `INSERT` (for tables whose
@@ -338,11 +350,14 @@ pub(crate) fn value_text(value: &Value) -> String {
     }
 }
 
+/// How many related rows a relation's filter and select offer.
+pub const RELATED_CHOICES: usize = 500;
+
 /// A column that points at another table's row, shown by that row's label.
 #[derive(Clone, Debug)]
 pub(crate) struct Relation {
     pub(crate) column: &'static str,
-    pub(crate) label: String,
+    pub(crate) label: &'static str,
     pub(crate) table: &'static str,
     pub(crate) key: &'static str,
     pub(crate) label_column: &'static str,
@@ -491,6 +506,7 @@ impl ModelAdmin {
             shown: Vec::new(),
             database: None,
             create_with: None,
+            relation_fields: Vec::new(),
         }
     }
 
@@ -574,12 +590,19 @@ impl ModelAdmin {
     pub fn relation(
         mut self,
         column: &'static str,
-        label: impl Into<String>,
+        label: &'static str,
         table: &'static str,
         label_column: &'static str,
     ) -> Self {
-        let label = label.into();
         self.relations.push(Relation { column, label, table, key: "id", label_column });
+        self
+    }
+
+    /// `column` (declared with [`relation`](Self::relation)) is edited on the form too,
+    /// after the form type's fields: a select of the related rows by label (the first
+    /// [`RELATED_CHOICES`]). A value that is not a related row's key is refused.
+    pub fn edit_relation(mut self, column: &'static str) -> Self {
+        self.relation_fields.push(column);
         self
     }
 
@@ -637,7 +660,8 @@ impl ModelAdmin {
     }
 
     /// Rows created in the admin get the creating user's id in `column` (Django's
-    /// `obj.author = request.user` in `save_model`).
+    /// `obj.author = request.user` in `save_model`); when the column is also an
+    /// [`edit_relation`](Self::edit_relation), the creating user is its first choice.
     pub fn created_by(mut self, column: &'static str) -> Self {
         self.created_by = Some(column);
         self

@@ -45,8 +45,8 @@ pub struct BoundField {
 /// One option of a select.
 #[derive(Clone, Debug, Serialize)]
 pub struct Choice {
-    pub value: &'static str,
-    pub label: &'static str,
+    pub value: String,
+    pub label: String,
     pub selected: bool,
 }
 
@@ -97,7 +97,11 @@ impl BoundForm {
                     choices: field
                         .choices
                         .iter()
-                        .map(|(v, label)| Choice { value: v, label, selected: *v == value.trim() })
+                        .map(|(v, label)| Choice {
+                            value: v.to_string(),
+                            label: label.to_string(),
+                            selected: *v == value.trim(),
+                        })
                         .collect(),
                     errors: errors
                         .field(field.name)
@@ -108,6 +112,11 @@ impl BoundForm {
             })
             .collect();
         BoundForm { fields, errors: errors.form().iter().map(|m| m.english(None)).collect() }
+    }
+
+    /// Adds a field that is not the form type's (the admin's relation selects).
+    pub(crate) fn push(&mut self, field: BoundField) {
+        self.fields.push(field);
     }
 
     pub fn fields(&self) -> &[BoundField] {

@@ -1,6 +1,6 @@
 //! Notes in the admin (`/admin/notes/`): every author's notes for staff, searched with the
 //! notes' full-text index, filtered by author and date, exported; edited with the same
-//! form (and rules) as the notes pages.
+//! form (and rules) as the notes pages, plus the author (a select of the users).
 
 use burrow::admin::Change;
 use burrow::admin::{AdminSite, Filter, ModelAdmin};
@@ -22,8 +22,9 @@ pub(super) fn register(site: &mut AdminSite) {
             .relation("user_id", "Author", "users", "username")
             .filter(Filter::relation("user_id"))
             .filter(Filter::date_range("created_at", "Created"))
-            .readonly(&["user_id", "created_at", "updated_at"])
+            .edit_relation("user_id")
             .created_by("user_id")
+            .readonly(&["created_at", "updated_at"])
             .after_change(|c, change| {
                 if let Change::Edit(id, _) = change {
                     c.execute(

@@ -197,18 +197,33 @@ both_engines!(blocking create_validates_with_the_apps_form_and_logs_the_change, 
     let client = client_as(engine, "ann");
     let form = client.get("/admin/notes/new");
     assert_eq!(form.status(), 200);
-    let names: Vec<String> =
-        form.form_fields("form.admin-form").into_iter().map(|(k, _)| k).collect();
-    assert_eq!(names, ["csrf_token", "title", "content"]);
+    let fields = form.form_fields("form.admin-form");
+    let names: Vec<&str> = fields.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["csrf_token", "title", "content", "user_id"]);
+    // The author: a select of the users, the creating user chosen.
+    assert_eq!(form.select("select#user_id option"), ["ann", "bob"]);
+    let ann = user_id(&client, "ann").to_string();
+    assert_eq!(fields[3].1, ann);
 
     let invalid = client.post("/admin/notes/new", &[("title", "  "), ("content", "x")]);
     assert_eq!(invalid.status(), 422);
     assert_eq!(invalid.select_one("#title-error"), "Title is required.");
+    assert_eq!(invalid.select_one("#user_id-error"), "Author is required.");
     assert_eq!(invalid.select_one("#content"), "x", "what was typed is kept");
+    // An author that is not a user is refused; nothing is written.
+    let nobody = client.post("/admin/notes/new", &[("title", "T"), ("user_id", "999999")]);
+    assert_eq!(nobody.status(), 422);
+    assert!(nobody.select_one(".errors").contains("Author: that one does not exist"));
+    assert_eq!(count(&client, "SELECT count(*) FROM notes"), 0);
 
     let saved = client.post(
         "/admin/notes/new",
-        &[("title", "From the admin\u{2}"), ("content", "Body"), ("_continue", "1")],
+        &[
+            ("title", "From the admin\u{2}"),
+            ("content", "Body"),
+            ("user_id", &ann),
+            ("_continue", "1"),
+        ],
     );
     assert_eq!(saved.status(), 303, "{}", saved.text());
     let at = saved.location().unwrap().to_string();
@@ -216,10 +231,7 @@ both_engines!(blocking create_validates_with_the_apps_form_and_logs_the_change, 
     let page = client.get(&at);
     assert_eq!(page.messages(), ["Created note “From the admin”."]);
     assert_eq!(page.select_one("h1"), "From the admin", "the app's form cleaned the title");
-    assert!(
-        page.select(".field.readonly p").contains(&"ann".to_string()),
-        "the author is the creator"
-    );
+    assert_eq!(page.select("select#user_id option[selected]"), ["ann"], "the author");
     assert_eq!(page.select(".admin-history li").len(), 1);
     assert!(page.select_one(".admin-history li").contains("ann · created"));
     let dashboard = client.get("/admin/");

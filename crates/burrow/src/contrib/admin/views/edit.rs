@@ -8,17 +8,19 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use minijinja::value::Value as Jinja;
 
-use super::{can, fetch_row, field_label, field_text, object_label, page, require, ser};
-use crate::admin::{AdminRow, Change, ModelAdmin, value_text};
+use super::{
+    can, fetch_row, field_label, field_text, object_label, page, related_rows, require, ser,
+};
+use crate::admin::{AdminRow, Change, ModelAdmin, Relation, value_text};
 use crate::contrib::admin::Site;
 use crate::contrib::admin::log::{self, Record};
 use crate::contrib::admin::query::quote;
 use crate::contrib::auth::{RequireStaff, User};
 use crate::contrib::messages::Messages;
-use crate::db::{Db, DbError, Value};
+use crate::db::{Conn, DbError, Value};
 use crate::error::{Error, Result};
 use crate::extract::Path;
-use crate::forms::{BoundForm, Errors, FormData};
+use crate::forms::{BoundField, BoundForm, Choice, Errors, FormData, InputType, Message};
 use crate::template::{Html, Render};
 
 /// A fingerprint of the row as stored: the edit form carries it, and a save whose row no
@@ -43,35 +45,87 @@ fn version(row: &AdminRow) -> String {
     hash.finish().as_ref()[..12].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The form's fields filled from a row.
-fn form_of_row(model: &ModelAdmin, row: &AdminRow) -> Option<BoundForm> {
-    let spec = model.form?;
-    let fields = (spec.fields)();
-    Some(BoundForm::build(
-        fields,
-        |i| {
-            let field = &fields[i];
-            match (field.input, row.get(field.name)) {
-                (crate::forms::InputType::Checkbox, Some(Value::Integer(n))) => {
-                    if *n != 0 {
-                        "on".into()
-                    } else {
-                        String::new()
-                    }
-                }
-                (_, Some(value)) => value_text(value),
-                (_, None) => String::new(),
+/// What the input of `column` shows for the row's value.
+fn input_of_row(model: &ModelAdmin, row: &AdminRow, column: &str) -> String {
+    let fields = model.form.map_or(&[][..], |f| (f.fields)());
+    let checkbox = fields.iter().any(|f| f.name == column && f.input == InputType::Checkbox);
+    match row.get(column) {
+        Some(Value::Integer(n)) if checkbox => {
+            if *n != 0 {
+                "on".into()
+            } else {
+                String::new()
             }
-        },
-        &Errors::new(),
-    ))
+        }
+        Some(value) => value_text(value),
+        None => String::new(),
+    }
+}
+
+/// The form to show: the form type's fields, then the relations edited as selects (their
+/// rows read from the database), each showing `value_of(column)`, with `errors`.
+async fn shown_form(
+    site: &Site,
+    model: &ModelAdmin,
+    value_of: impl Fn(&str) -> String,
+    errors: &Errors,
+) -> Result<BoundForm> {
+    let fields = (model.form.expect("only models with a form have form pages").fields)();
+    let mut form = BoundForm::build(fields, |i| value_of(fields[i].name), errors);
+    let relations: Vec<Relation> =
+        model.relation_fields.iter().filter_map(|c| model.relation_of(c)).cloned().collect();
+    if relations.is_empty() {
+        return Ok(form);
+    }
+    let read = relations.clone();
+    let rows = site
+        .db(model)
+        .read(move |c| read.iter().map(|r| related_rows(c, r)).collect::<Result<Vec<_>, _>>())
+        .await?;
+    for (relation, rows) in relations.iter().zip(rows) {
+        form.push(relation_field(relation, &value_of(relation.column), rows, errors));
+    }
+    Ok(form)
+}
+
+/// A relation's select: the related rows by label, the current one selected.
+fn relation_field(
+    relation: &Relation,
+    value: &str,
+    rows: Vec<(i64, String)>,
+    errors: &Errors,
+) -> BoundField {
+    let choices = rows
+        .into_iter()
+        .map(|(id, label)| {
+            let id = id.to_string();
+            Choice { selected: id == value, value: id, label }
+        })
+        .collect();
+    BoundField {
+        name: relation.column,
+        label: relation.label,
+        help: None,
+        input_type: "select",
+        value: value.to_string(),
+        checked: false,
+        required: true,
+        min_length: None,
+        max_length: None,
+        min: None,
+        max: None,
+        step: None,
+        choices,
+        errors: errors.field(relation.column).map(|m| m.english(Some(relation.label))).collect(),
+    }
 }
 
 /// Read-only fields of a row page: the declared ones (every column when nothing can be
 /// edited), with relation and choice labels.
 fn readonly_view(model: &ModelAdmin, row: &AdminRow) -> Vec<Jinja> {
-    let editable: Vec<&str> =
+    let mut editable: Vec<&str> =
         model.form.map_or(Vec::new(), |f| (f.fields)().iter().map(|f| f.name).collect());
+    editable.extend(&model.relation_fields);
     let shown: Vec<&str> = if model.form.is_some() {
         model.readonly.clone()
     } else {
@@ -96,47 +150,100 @@ pub(in crate::contrib::admin) async fn new_page(
     render: Render,
 ) -> Result<Html> {
     let model = site.model(&slug)?;
-    let spec = model.form.ok_or_else(Error::not_found)?;
+    model.form.ok_or_else(Error::not_found)?;
     require(&user, model.permissions.create, &format!("create {}", model.plural))?;
-    let form = BoundForm::build((spec.fields)(), |_| String::new(), &Errors::new());
+    // A `created_by` relation offers the creating user first.
+    let me = user.id.to_string();
+    let value_of = |column: &str| match model.created_by {
+        Some(by) if by == column => me.clone(),
+        _ => String::new(),
+    };
+    let form = shown_form(&site, model, value_of, &Errors::new()).await?;
     let ctx = context! { form, creating => true, action => format!("/admin/{}/new", model.slug) };
     render.page("admin/form.html", page(&site, &uri, Some(model), ctx))
 }
 
-/// A change refused by the model's own check, a constraint, or a conflict: the form again
-/// with the message.
-fn refused(
+/// A change refused by the form's rules, the model's own check, a constraint, or a
+/// conflict: the form again, with what was typed, its errors and `message`.
+async fn refused(
     site: &Site,
     uri: &Uri,
     model: &ModelAdmin,
     render: &Render,
     status: StatusCode,
-    form: BoundForm,
+    (data, errors, message): (&FormData, &Errors, Option<String>),
     extra: Jinja,
 ) -> Result<Response> {
+    let typed = |column: &str| data.get(column).unwrap_or_default().to_string();
+    let mut form = shown_form(site, model, typed, errors).await?;
+    if let Some(message) = message {
+        form.add_error(message);
+    }
     let ctx = page(site, uri, Some(model), context! { form, ..extra });
     Ok((status, render.page("admin/form.html", ctx)?).into_response())
 }
 
-/// The submitted values by column, or the form with its errors.
+/// The submitted values by column (the form type's fields, then the relations edited), or
+/// the errors.
 fn read_submission(
     model: &ModelAdmin,
     data: &FormData,
-) -> Result<Vec<(&'static str, Value)>, BoundForm> {
+) -> Result<Vec<(&'static str, Value)>, Errors> {
     let spec = model.form.expect("only models with a form take submissions");
     let fields = (spec.fields)();
-    match (spec.read)(data) {
-        Ok(values) => Ok(fields.iter().map(|f| f.name).zip(values).collect()),
-        Err(errors) => Err(submitted(fields, data, &errors)),
+    let (mut values, mut errors) = match (spec.read)(data) {
+        Ok(values) => (fields.iter().map(|f| f.name).zip(values).collect(), Errors::new()),
+        Err(errors) => (Vec::new(), errors),
+    };
+    for column in &model.relation_fields {
+        match data.get(column).map(str::trim).filter(|t| !t.is_empty()) {
+            None => errors.add(column, Message::new("required")),
+            Some(text) => match text.parse::<i64>() {
+                Ok(id) => values.push((*column, Value::Integer(id))),
+                Err(_) => errors.add(column, Message::text("Choose one of the list.")),
+            },
+        }
     }
+    if errors.is_empty() { Ok(values) } else { Err(errors) }
 }
 
-fn submitted(
-    fields: &'static [crate::forms::Field],
-    data: &FormData,
-    errors: &Errors,
-) -> BoundForm {
-    BoundForm::build(fields, |i| data.get(fields[i].name).unwrap_or_default().to_string(), errors)
+/// The relations a change sets must point at rows that exist (now, in its transaction).
+fn check_relations(
+    c: &Conn,
+    model: &ModelAdmin,
+    values: &[(&'static str, Value)],
+) -> Result<Result<(), String>, DbError> {
+    for relation in model.relation_fields.iter().filter_map(|col| model.relation_of(col)) {
+        let Some((_, value)) = values.iter().find(|(n, _)| *n == relation.column) else { continue };
+        let sql = format!(
+            "SELECT COUNT(*) FROM {} WHERE {} = ?",
+            quote(relation.table),
+            quote(relation.key)
+        );
+        let found: i64 = c.query_one(&sql, std::slice::from_ref(value))?;
+        if found == 0 {
+            return Ok(Err(format!(
+                "{}: that one does not exist (any more); choose another.",
+                relation.label
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The model's own check and the relations', before a change.
+fn before(c: &Conn, model: &ModelAdmin, change: Change<'_>) -> Result<Result<(), String>, DbError> {
+    let values = match change {
+        Change::Create(values) | Change::Edit(_, values) => values,
+        Change::Delete(_) => &[],
+    };
+    if let Err(message) = check_relations(c, model, values)? {
+        return Ok(Err(message));
+    }
+    match &model.before_change {
+        Some(check) => check(c, change),
+        None => Ok(Ok(())),
+    }
 }
 
 /// What the database says about a refused change, for the user: a constraint names no
@@ -158,48 +265,48 @@ pub(in crate::contrib::admin) async fn create(
     data: FormData,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
-    let spec = model.form.ok_or_else(Error::not_found)?;
+    model.form.ok_or_else(Error::not_found)?;
     require(&user, model.permissions.create, &format!("create {}", model.plural))?;
-    // The form again, with its errors or why the change was refused.
-    let again = |form: BoundForm| {
-        let extra = context! { creating => true, action => format!("/admin/{}/new", model.slug) };
-        refused(&site, &uri, &model, &render, StatusCode::UNPROCESSABLE_ENTITY, form, extra)
-    };
-    let refusal = |message: String| {
-        let mut form = submitted((spec.fields)(), &data, &Errors::new());
-        form.add_error(message);
-        again(form)
-    };
-    let mut values = match read_submission(&model, &data) {
-        Ok(values) => values,
-        Err(form) => return again(form),
-    };
-    if let Some(column) = model.created_by
-        && !values.iter().any(|(n, _)| *n == column)
-    {
-        values.push((column, Value::Integer(user.id)));
-    }
-    let created = match &model.create_with {
-        Some(create_with) => match create_with(site.1.clone(), user.id, values).await {
-            Ok(created) => {
-                log_created_elsewhere(&site, &model, &user, created.0).await?;
-                Ok(created)
+    let created = match read_submission(&model, &data) {
+        Err(errors) => Err((errors, None)),
+        Ok(mut values) => {
+            if let Some(column) = model.created_by
+                && !values.iter().any(|(n, _)| *n == column)
+            {
+                values.push((column, Value::Integer(user.id)));
             }
-            Err(e) if !e.status().is_server_error() => Err(e.message().to_string()),
-            Err(e) => return Err(e),
-        },
-        None => match insert(&site, &model, &user, values).await {
-            Ok(Ok((id, label))) => Ok((id, format!("Created {} “{label}”.", model.singular))),
-            Ok(Err(message)) => Err(message),
-            Err(e) => Err(constraint_message(&e).ok_or(e)?),
-        },
+            match &model.create_with {
+                Some(create_with) => match create_with(site.1.clone(), user.id, values).await {
+                    Ok(created) => {
+                        log_created_elsewhere(&site, &model, &user, created.0).await?;
+                        Ok(created)
+                    }
+                    Err(e) if !e.status().is_server_error() => {
+                        Err((Errors::new(), Some(e.message().to_string())))
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => match insert(&site, &model, &user, values).await {
+                    Ok(Ok((id, label))) => {
+                        Ok((id, format!("Created {} “{label}”.", model.singular)))
+                    }
+                    Ok(Err(message)) => Err((Errors::new(), Some(message))),
+                    Err(e) => Err((Errors::new(), Some(constraint_message(&e).ok_or(e)?))),
+                },
+            }
+        }
     };
     match created {
         Ok((id, message)) => {
             messages.success(message)?;
             Ok(after_save(&model, id, &data))
         }
-        Err(message) => refusal(message),
+        Err((errors, message)) => {
+            let extra =
+                context! { creating => true, action => format!("/admin/{}/new", model.slug) };
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            refused(&site, &uri, &model, &render, status, (&data, &errors, message), extra).await
+        }
     }
 }
 
@@ -217,9 +324,7 @@ async fn insert(
         .db(model)
         .write(move |c| {
             let model = &write_model;
-            if let Some(check) = &model.before_change
-                && let Err(message) = check(c, Change::Create(&values))?
-            {
+            if let Err(message) = before(c, model, Change::Create(&values))? {
                 return Ok(Err(message));
             }
             let columns: Vec<String> = values.iter().map(|(n, _)| quote(n)).collect();
@@ -236,8 +341,7 @@ async fn insert(
                 hook(c, Change::Create(&values))?;
             }
             let label = object_label(model, &fetch_row(c, model, id)?);
-            let record = Record::new(model.slug, id, &label, "created");
-            write_sink.write(c, record)?;
+            write_sink.write(c, Record::new(model.slug, id, &label, "created"))?;
             Ok(Ok((id, label)))
         })
         .await?;
@@ -286,11 +390,16 @@ pub(in crate::contrib::admin) async fn edit_page(
     render: Render,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
-    let db = site.db(&model);
     let read_model = model.clone();
-    let row = db.read(move |c| fetch_row(c, &read_model, id)).await?;
+    let row = site.db(&model).read(move |c| fetch_row(c, &read_model, id)).await?;
     let history = reread_history(&site, &model, id).await?;
-    let form = form_of_row(&model, &row);
+    let form = match model.form {
+        Some(_) => {
+            let value_of = |column: &str| input_of_row(&model, &row, column);
+            Some(shown_form(&site, &model, value_of, &Errors::new()).await?)
+        }
+        None => None,
+    };
     let ctx = row_context(&model, &user, &row, history);
     let ctx = context! { form, ..ctx };
     Ok(render.page("admin/form.html", page(&site, &uri, Some(&model), ctx))?.into_response())
@@ -302,7 +411,10 @@ fn row_context(model: &ModelAdmin, user: &User, row: &AdminRow, history: Vec<log
         .actions
         .iter()
         .filter(|a| a.row && can(user, a.access))
-        .map(|a| context! { label => a.label.clone(), href => format!("/admin/{}/{}/actions/{}", model.slug, row.id(), a.name) })
+        .map(|a| {
+            let href = format!("/admin/{}/{}/actions/{}", model.slug, row.id(), a.name);
+            context! { label => a.label.clone(), href }
+        })
         .collect();
     context! {
         id => row.id(),
@@ -317,6 +429,13 @@ fn row_context(model: &ModelAdmin, user: &User, row: &AdminRow, history: Vec<log
     }
 }
 
+/// How a save ended, besides a database error.
+enum Saved {
+    Done(String),
+    Refused(Option<String>),
+    Conflict,
+}
+
 pub(in crate::contrib::admin) async fn update(
     State(site): State<Site>,
     Path((slug, id)): Path<(String, i64)>,
@@ -327,108 +446,88 @@ pub(in crate::contrib::admin) async fn update(
     data: FormData,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
-    let db = site.db(&model);
     model.form.ok_or_else(Error::not_found)?;
     require(&user, model.permissions.edit, &format!("edit {}", model.plural))?;
     let submission = read_submission(&model, &data);
     let seen = data.get("_version").unwrap_or_default().to_string();
-    let write_model = model.clone();
     let sink = site.log(&model, &user);
-    let write_sink = sink.clone();
+    let (write_model, write_sink) = (model.clone(), sink.clone());
     let values = submission.as_ref().ok().cloned();
-    /// How a save ended, besides a database error.
-    enum Saved {
-        Done(String),
-        Invalid(Option<String>),
-        Conflict,
-    }
-    let (saved, row) = db
+    let (saved, row) = site
+        .db(&model)
         .write(move |c| {
             let model = &write_model;
             let row = fetch_row(c, model, id)?;
             if version(&row) != seen {
                 return Ok((Saved::Conflict, row));
             }
-            let Some(values) = values else { return Ok((Saved::Invalid(None), row)) };
-            if let Some(validate) = &model.before_change
-                && let Err(message) = validate(c, Change::Edit(id, &values))?
-            {
-                return Ok((Saved::Invalid(Some(message)), row));
+            let Some(values) = values else { return Ok((Saved::Refused(None), row)) };
+            if let Err(message) = before(c, model, Change::Edit(id, &values))? {
+                return Ok((Saved::Refused(Some(message)), row));
             }
             let changed: Vec<&(&'static str, Value)> =
                 values.iter().filter(|(name, value)| row.get(name) != Some(value)).collect();
-            if !changed.is_empty() {
-                let sets =
-                    changed.iter().map(|(n, _)| format!("{} = ?", quote(n))).collect::<Vec<_>>();
-                let sql = format!(
-                    "UPDATE {} SET {} WHERE {} = ?",
-                    quote(model.table),
-                    sets.join(", "),
-                    quote(model.key)
-                );
-                let mut params: Vec<Value> = changed.iter().map(|(_, v)| v.clone()).collect();
-                params.push(Value::Integer(id));
-                c.execute(&sql, &params)?;
-                for hook in &model.after_change {
-                    hook(c, Change::Edit(id, &values))?;
-                }
+            if changed.is_empty() {
+                return Ok((Saved::Done(object_label(model, &row)), row));
+            }
+            let sets: Vec<String> =
+                changed.iter().map(|(n, _)| format!("{} = ?", quote(n))).collect();
+            let sql = format!(
+                "UPDATE {} SET {} WHERE {} = ?",
+                quote(model.table),
+                sets.join(", "),
+                quote(model.key)
+            );
+            let mut params: Vec<Value> = changed.iter().map(|(_, v)| v.clone()).collect();
+            params.push(Value::Integer(id));
+            c.execute(&sql, &params)?;
+            for hook in &model.after_change {
+                hook(c, Change::Edit(id, &values))?;
             }
             let row = fetch_row(c, model, id)?;
             let label = object_label(model, &row);
             let names: Vec<&str> = changed.iter().map(|(n, _)| *n).collect();
-            if !names.is_empty() {
-                let detail = format!("Changed {}.", names.join(", "));
-                let record = Record::new(model.slug, id, &label, "changed").detail(&detail);
-                write_sink.write(c, record)?;
-            }
+            let detail = format!("Changed {}.", names.join(", "));
+            write_sink.write(c, Record::new(model.slug, id, &label, "changed").detail(&detail))?;
             Ok((Saved::Done(label), row))
         })
         .await
+        .map(|(saved, row)| (saved, Some(row)))
         .or_else(|e| match constraint_message(&e) {
-            Some(message) => Ok((Saved::Invalid(Some(message)), AdminRow::default())),
+            Some(message) => Ok((Saved::Refused(Some(message)), None)),
             None => Err(e),
         })?;
-    let fields = (model.form.expect("checked").fields)();
-    // What they typed, with its errors if it had any.
-    let typed =
-        || submission.clone().err().unwrap_or_else(|| submitted(fields, &data, &Errors::new()));
-    match saved {
+    let errors = submission.err().unwrap_or_default();
+    let (status, message, conflict) = match saved {
         Saved::Done(label) => {
             sink.flush().await?;
             messages.success(format!("Saved {} “{label}”.", model.singular))?;
-            Ok(after_save(&model, id, &data))
+            return Ok(after_save(&model, id, &data));
         }
-        Saved::Invalid(message) => {
-            let mut form = typed();
-            if let Some(message) = message {
-                form.add_error(message);
-            }
-            let row = if row.values.is_empty() { reread(&db, &model, id).await? } else { row };
-            let history = reread_history(&site, &model, id).await?;
-            let ctx = row_context(&model, &user, &row, history);
-            refused(&site, &uri, &model, &render, StatusCode::UNPROCESSABLE_ENTITY, form, ctx)
-        }
+        Saved::Refused(message) => (StatusCode::UNPROCESSABLE_ENTITY, message, false),
+        // What they typed stays in the form, with the row's new fingerprint: saving again
+        // overwrites knowingly.
         Saved::Conflict => {
-            // The user's values stay in the form, with the new version: saving again
-            // overwrites knowingly.
-            let mut form = typed();
-            form.add_error(format!(
+            let message = format!(
                 "This {} was changed by someone else after you opened it; your changes were not \
                  saved. Check the current values (open it again to see them) or save again to \
                  overwrite them with yours.",
                 model.singular
-            ));
-            let history = reread_history(&site, &model, id).await?;
-            let ctx = row_context(&model, &user, &row, history);
-            let ctx = context! { conflict => true, ..ctx };
-            refused(&site, &uri, &model, &render, StatusCode::CONFLICT, form, ctx)
+            );
+            (StatusCode::CONFLICT, Some(message), true)
         }
-    }
-}
-
-async fn reread(db: &Db, model: &ModelAdmin, id: i64) -> Result<AdminRow> {
-    let model = model.clone();
-    Ok(db.read(move |c| fetch_row(c, &model, id)).await?)
+    };
+    let row = match row {
+        Some(row) => row,
+        None => {
+            let read_model = model.clone();
+            site.db(&model).read(move |c| fetch_row(c, &read_model, id)).await?
+        }
+    };
+    let history = reread_history(&site, &model, id).await?;
+    let ctx = row_context(&model, &user, &row, history);
+    let ctx = context! { conflict, ..ctx };
+    refused(&site, &uri, &model, &render, status, (&data, &errors, message), ctx).await
 }
 
 /// An object's history, from the server's database.

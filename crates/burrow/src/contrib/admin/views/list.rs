@@ -7,7 +7,7 @@ use minijinja::context;
 use minijinja::value::Value as Jinja;
 use serde::Serialize;
 
-use super::{Cell, Link, can, capitalized, cell, column_label, page, ser};
+use super::{Cell, Link, can, capitalized, cell, column_label, page, related_rows, ser};
 use crate::admin::{AdminRow, FilterKind, ModelAdmin};
 use crate::contrib::admin::Site;
 use crate::contrib::admin::log;
@@ -76,7 +76,7 @@ fn filter_views(model: &ModelAdmin, query: &ListQuery, related: &[Related]) -> V
             let label = filter.label.clone().unwrap_or_else(|| {
                 model
                     .relation_of(column)
-                    .map_or_else(|| capitalized(&column.replace('_', " ")), |r| r.label.clone())
+                    .map_or_else(|| capitalized(&column.replace('_', " ")), |r| r.label.to_string())
             });
             let options_of = |choices: Vec<(String, String)>| {
                 let current = query.filter(column);
@@ -118,9 +118,6 @@ fn filter_views(model: &ModelAdmin, query: &ListQuery, related: &[Related]) -> V
         })
         .collect()
 }
-
-/// How many related rows a relation filter lists at most.
-const RELATED_CHOICES: usize = 100;
 
 pub(in crate::contrib::admin) async fn list(
     State(site): State<Site>,
@@ -201,17 +198,9 @@ fn related_choices(c: &Conn, model: &ModelAdmin) -> Result<Vec<Related>, DbError
     let mut out = Vec::new();
     for filter in &model.filters {
         let Some(relation) = model.relation_of(filter.column) else { continue };
-        if !matches!(filter.kind, FilterKind::Relation) {
-            continue;
+        if matches!(filter.kind, FilterKind::Relation) {
+            out.push((filter.column.to_string(), related_rows(c, relation)?));
         }
-        let (key, label) = (quote(relation.key), quote(relation.label_column));
-        let sql = format!(
-            "SELECT {key}, {label} FROM {} ORDER BY {label} LIMIT {RELATED_CHOICES}",
-            quote(relation.table)
-        );
-        let rows: Vec<(i64, Option<String>)> = c.query(&sql, &[])?;
-        let rows = rows.into_iter().map(|(id, l)| (id, l.unwrap_or_else(|| format!("#{id}"))));
-        out.push((filter.column.to_string(), rows.collect()));
     }
     Ok(out)
 }

@@ -16,7 +16,7 @@ use serde::Serialize;
 
 use super::Site;
 use super::query::{ListQuery, Selection};
-use crate::admin::{Access, AdminRow, ModelAdmin, Shown, value_text};
+use crate::admin::{Access, AdminRow, ModelAdmin, RELATED_CHOICES, Relation, Shown, value_text};
 use crate::contrib::admin::query::quote;
 use crate::contrib::auth::User;
 use crate::db::{Conn, DbError, Value};
@@ -147,7 +147,7 @@ fn column_label(model: &ModelAdmin, column: &crate::admin::Column) -> String {
 /// A column's label: its relation's, its form field's, or its name in words.
 fn field_label(model: &ModelAdmin, name: &str) -> String {
     if let Some(relation) = model.relation_of(name) {
-        return relation.label.clone();
+        return relation.label.to_string();
     }
     let fields = model.form.map_or(&[][..], |f| (f.fields)());
     match fields.iter().find(|f| f.name == name) {
@@ -177,4 +177,19 @@ pub(in crate::contrib::admin) fn fetch_row(
     let head = sql.split_once(" ORDER BY ").map_or(sql.as_str(), |(head, _)| head);
     let sql = format!("{head} WHERE t.{} = ?", quote(model.key));
     c.query_one(&sql, &[Value::Integer(id)])
+}
+
+/// The rows a relation can point at, by label: `(key, label)`, the first
+/// [`RELATED_CHOICES`].
+pub(in crate::contrib::admin) fn related_rows(
+    c: &Conn,
+    relation: &Relation,
+) -> Result<Vec<(i64, String)>, DbError> {
+    let (key, label) = (quote(relation.key), quote(relation.label_column));
+    let sql = format!(
+        "SELECT {key}, {label} FROM {} ORDER BY {label}, {key} LIMIT {RELATED_CHOICES}",
+        quote(relation.table)
+    );
+    let rows: Vec<(i64, Option<String>)> = c.query(&sql, &[])?;
+    Ok(rows.into_iter().map(|(id, l)| (id, l.unwrap_or_else(|| format!("#{id}")))).collect())
 }
