@@ -136,6 +136,7 @@ fn two_instances_starting_at_once_migrate_once() {
         assert_eq!(
             rows,
             [
+                "admin/0001_admin_log.up.sql",
                 "auth/0001_auth.up.sql",
                 "auth/0002_passkeys.up.sql",
                 "auth/0003_recovery_codes.up.sql",
@@ -148,7 +149,7 @@ fn two_instances_starting_at_once_migrate_once() {
                 "notes/0004_notes_authors.up.sql",
                 "notes/0005_note_exports.up.sql"
             ],
-            "round {round}: rows of _migrations (auth 0001-0005, jobs 0001, notes 0001-0005): {rows:?}"
+            "round {round}: rows of _migrations (admin 0001, auth 0001-0005, jobs 0001, notes 0001-0005): {rows:?}"
         );
         let applied =
             |s: &Server| s.log().iter().filter(|l| l.contains("applied migration")).count();
