@@ -149,7 +149,7 @@ both_engines!(blocking the_list_searches_filters_sorts_and_pages_by_declarations
     assert_eq!(page.status(), 200);
     assert_eq!(page.select_one("h1 small"), "47");
     assert_eq!(titles(&page).len(), 20);
-    assert_eq!(titles(&page)[0], "Note 45", "newest update first");
+    assert_eq!(titles(&page)[0], "Bob's second", "newest first");
     assert_eq!(page.select_one(".pagination span"), "Page 1 of 3");
     let last = client.get("/admin/notes/?page=3");
     assert_eq!(titles(&last).len(), 7);

@@ -68,7 +68,7 @@ async fn export(
     let (file, length) = db
         .read(move |c| {
             let selection = Selection::of(&model, &query, c.engine());
-            let sql = selection.rows_sql(&model, &query);
+            let sql = selection.rows_sql(&model, &query, false);
             let spool = spool_file().map_err(|e| DbError::Other(format!("export: {e}")))?;
             let mut out = BufWriter::with_capacity(64 * 1024, spool);
             let mut writer = Writer { format, out: &mut out, rows: 0, columns: Vec::new() };

@@ -136,7 +136,7 @@ pub(in crate::contrib::admin) async fn list(
             let (model, query) = (&read_model, &read_query);
             let selection = Selection::of(model, query, c.engine());
             let total: i64 = c.query_one(&selection.count_sql(), &selection.params)?;
-            let sql = format!("{} LIMIT ? OFFSET ?", selection.rows_sql(model, query));
+            let sql = selection.rows_sql(model, query, true);
             let mut params = selection.params.clone();
             params.push(Value::from(model.page_size));
             params.push(Value::from((query.page - 1) * model.page_size));

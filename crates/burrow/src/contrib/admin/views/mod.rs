@@ -15,9 +15,9 @@ use minijinja::value::Value as Jinja;
 use serde::Serialize;
 
 use super::Site;
-use super::query::{ListQuery, Selection};
+
 use crate::admin::{Access, AdminRow, ModelAdmin, RELATED_CHOICES, Relation, Shown, value_text};
-use crate::contrib::admin::query::quote;
+use crate::contrib::admin::query::{quote, select_with_labels};
 use crate::contrib::auth::User;
 use crate::db::{Conn, DbError, Value};
 use crate::error::{Error, Result};
@@ -170,12 +170,9 @@ pub(in crate::contrib::admin) fn fetch_row(
     model: &ModelAdmin,
     id: i64,
 ) -> Result<AdminRow, DbError> {
-    let query = ListQuery::default();
-    let selection = Selection::of(model, &query, c.engine());
-    let sql = selection.rows_sql(model, &query);
-    // `SELECT … FROM t JOIN … ORDER BY …` without conditions: the key's goes before the order.
-    let head = sql.split_once(" ORDER BY ").map_or(sql.as_str(), |(head, _)| head);
-    let sql = format!("{head} WHERE t.{} = ?", quote(model.key));
+    let (select, joins) = select_with_labels(model);
+    let (table, key) = (quote(model.table), quote(model.key));
+    let sql = format!("{select} FROM {table} t{joins} WHERE t.{key} = ?");
     c.query_one(&sql, &[Value::Integer(id)])
 }
 
