@@ -35,6 +35,12 @@ start_server --log-level warn
 sign_in
 
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status"; }
+# RSS in MiB as anonymous (the process's own) + file-backed (the database file SQLite maps
+# with mmap_size, and the executable: shared with the page cache, dropped first).
+rss_parts() {
+    awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } END { printf "%.1f anon + %.1f file", a / 1024, f / 1024 }' \
+        "/proc/$SERVER_PID/status"
+}
 
 # Every workload is checked once first: a broken page fails before the load.
 WORKLOADS=(
@@ -59,6 +65,7 @@ for entry in "${WORKLOADS[@]}"; do
     i=$((i + 1))
 done
 rss_before=$(rss_kib)
+parts_before=$(rss_parts)
 
 # Exports: the whole table, timed by curl; the server's RSS sampled every 20 ms meanwhile.
 export_figures=()
@@ -90,6 +97,7 @@ for format in csv json; do
     export_figures+=("$format|$rows|$bytes|$seconds|$(cat "$peak_file")")
 done
 rss_after=$(rss_kib)
+parts_after=$(rss_parts)
 stop_server "$SERVER_PID"
 
 printf '\nadmin on %s, %s notes, wrk: %s connections, %s per workload\n' \
@@ -110,7 +118,8 @@ for figure in "${export_figures[@]}"; do
     printf '%-8s %9s %12s %9s %11s %22s\n' "$format" "$rows" "$bytes" "$seconds" "$rate" \
         "$(awk -v k="$peak" 'BEGIN { printf "%.1f", k / 1024 }')"
 done
-printf '\nserver RSS: %.1f MiB after the list load, %.1f MiB after the exports\n' \
-    "$(awk -v k="$rss_before" 'BEGIN { print k / 1024 }')" "$(awk -v k="$rss_after" 'BEGIN { print k / 1024 }')"
+printf '\nserver RSS: %.1f MiB (%s) after the list load, %.1f MiB (%s) after the exports\n' \
+    "$(awk -v k="$rss_before" 'BEGIN { print k / 1024 }')" "$parts_before" \
+    "$(awk -v k="$rss_after" 'BEGIN { print k / 1024 }')" "$parts_after"
 [ "$SERVER_RC" = 0 ] || die "the server exited with $SERVER_RC after SIGTERM"
 [ "$failed" = 0 ] || die "some requests failed"
