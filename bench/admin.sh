@@ -122,4 +122,7 @@ printf '\nserver RSS: %.1f MiB (%s) after the list load, %.1f MiB (%s) after the
     "$(awk -v k="$rss_before" 'BEGIN { print k / 1024 }')" "$parts_before" \
     "$(awk -v k="$rss_after" 'BEGIN { print k / 1024 }')" "$parts_after"
 [ "$SERVER_RC" = 0 ] || die "the server exited with $SERVER_RC after SIGTERM"
-[ "$failed" = 0 ] || die "some requests failed"
+if [ "$failed" != 0 ]; then
+    show_warnings
+    die "some requests failed"
+fi
