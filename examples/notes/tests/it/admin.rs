@@ -172,6 +172,16 @@ both_engines!(blocking the_list_searches_filters_sorts_and_pages_by_declarations
     assert!(by_bob.select(".admin-filters a.active").contains(&"bob".to_string()));
     // Authors shown by name.
     assert!(by_bob.select("table.admin-table td").contains(&"bob".to_string()));
+    // The search box and the date form keep the rest of the list's state.
+    let state = client.get(&format!("/admin/notes/?user_id={bob}&sort=title&q=walrus"));
+    let search = state.form_fields("form.admin-search");
+    assert!(search.contains(&("user_id".into(), bob.to_string())), "{search:?}");
+    assert!(search.contains(&("sort".into(), "title".into())), "{search:?}");
+    let dates = state.form_fields("form.admin-dates");
+    for kept in [("q", "walrus"), ("sort", "title")] {
+        assert!(dates.contains(&(kept.0.into(), kept.1.into())), "{dates:?}");
+    }
+    assert!(dates.contains(&("user_id".into(), bob.to_string())), "{dates:?}");
     // A date range (both days included).
     let january = client.get("/admin/notes/?created_at__from=2026-01-01&created_at__to=2026-01-28");
     assert_eq!(january.select_one("h1 small"), "28");

@@ -80,6 +80,21 @@ impl ListQuery {
         self.with("", None)
     }
 
+    /// The parameters a GET form must carry to keep the rest of the list's state: the
+    /// search, the order and every filter, except the parameters `own` (the form's inputs).
+    pub(crate) fn kept_by_form(&self, own: &[&str]) -> Vec<(String, String)> {
+        let mut kept = Vec::new();
+        if !self.q.is_empty() {
+            kept.push(("q".to_string(), self.q.clone()));
+        }
+        if let Some((column, desc)) = self.sort {
+            kept.push(("sort".to_string(), format!("{}{column}", if desc { "-" } else { "" })));
+        }
+        kept.extend(self.filters.iter().cloned());
+        kept.retain(|(name, _)| !own.contains(&name.as_str()));
+        kept
+    }
+
     pub(crate) fn filter(&self, name: &str) -> Option<&str> {
         self.filters.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
@@ -369,5 +384,13 @@ mod tests {
         assert_eq!(link.current, Some("desc"));
         assert_eq!(link.href, "?status=open&done=0&run_at__from=1970-01-02&sort=title");
         assert!(sort_link(&model, &query, "content").is_none());
+        // A GET form keeps the rest: the search box all but `q`, a date range all but its own.
+        let query =
+            ListQuery::parse(&model, Some("q=x&sort=title&status=open&run_at__to=1970-01-02"));
+        let kept = |own: &[&str]| -> Vec<String> {
+            query.kept_by_form(own).into_iter().map(|(n, v)| format!("{n}={v}")).collect()
+        };
+        assert_eq!(kept(&["q"]), ["sort=title", "status=open", "run_at__to=1970-01-02"]);
+        assert_eq!(kept(&["run_at__from", "run_at__to"]), ["q=x", "sort=title", "status=open"]);
     }
 }

@@ -65,6 +65,8 @@ struct FilterView {
     to_name: String,
     from: String,
     to: String,
+    /// What the date form carries to keep the rest of the list's state.
+    kept: Vec<(String, String)>,
 }
 
 fn filter_views(model: &ModelAdmin, query: &ListQuery, related: &[Related]) -> Vec<FilterView> {
@@ -107,6 +109,7 @@ fn filter_views(model: &ModelAdmin, query: &ListQuery, related: &[Related]) -> V
             };
             let (from_name, to_name) = (format!("{column}__from"), format!("{column}__to"));
             FilterView {
+                kept: query.kept_by_form(&[&from_name, &to_name]),
                 label,
                 kind,
                 options,
@@ -176,6 +179,7 @@ pub(in crate::contrib::admin) async fn list(
         q => query.q.clone(),
         search => !model.search.is_empty() || model.search_index.is_some(),
         search_error,
+        search_kept => query.kept_by_form(&["q"]),
         filters => ser(filter_views(&model, &query, &related)),
         page => query.page,
         pages,
