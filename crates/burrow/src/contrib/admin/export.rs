@@ -161,7 +161,6 @@ impl<W: Write> Writer<'_, W> {
 
     fn finish(&mut self) -> std::io::Result<()> {
         match self.format {
-            Format::Csv if self.rows == 0 => Ok(()),
             Format::Csv => Ok(()),
             Format::Json if self.rows == 0 => self.out.write_all(b"[]\n"),
             Format::Json => self.out.write_all(b"\n]\n"),

@@ -135,9 +135,8 @@ fn filter_value(model: &ModelAdmin, name: &str, value: &str) -> Option<(String, 
                 let (op, day) = if name == from { (">=", day) } else { ("<", day.next_day()?) };
                 let start = day.midnight().assume_utc();
                 let bound = match stored {
-                    Stored::Text => Value::Text(
-                        start.format(&time::format_description::well_known::Rfc3339).ok()?,
-                    ),
+                    // The text burrow stores instants as, so they compare in order.
+                    Stored::Text => Value::Text(crate::db::utc_at(start)),
                     Stored::UnixMillis => {
                         Value::Integer((start.unix_timestamp_nanos() / 1_000_000) as i64)
                     }

@@ -130,11 +130,8 @@ fn field_text(model: &ModelAdmin, row: &AdminRow, name: &str) -> String {
 
 /// Unix milliseconds as `2026-12-03T10:00:00Z`.
 fn millis_text(ms: i64) -> String {
-    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000);
-    let at = at.map(|t| t.replace_millisecond(0).unwrap_or(t));
-    at.ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_else(|| ms.to_string())
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_or_else(|_| ms.to_string(), crate::db::utc_at)
 }
 
 fn column_label(model: &ModelAdmin, column: &crate::admin::Column) -> String {
