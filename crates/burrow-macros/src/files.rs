@@ -1,4 +1,5 @@
-//! `app_files!("src/blog")`: an app's `migrations/`, `templates/` and `static/` folders,
+//! `app_files!("src/blog")`: an app's `migrations/`, `templates/`, `static/` and
+//! `translations/` folders,
 //! compiled in as one `burrow::AppFiles`.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +9,7 @@ use quote::{format_ident, quote};
 use syn::{Error, LitStr};
 
 /// The folders an app may have, in the order `AppFiles::__new` takes them.
-const FOLDERS: [&str; 3] = ["migrations", "templates", "static"];
+const FOLDERS: [&str; 4] = ["migrations", "templates", "static", "translations"];
 
 pub fn expand(path: &LitStr) -> Result<TokenStream, Error> {
     let relative = path.value();

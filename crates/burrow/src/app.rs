@@ -66,6 +66,12 @@ pub trait App: Send + Sync + 'static {
         self.files().and_then(AppFiles::templates)
     }
 
+    /// Embedded message catalogs, one per language (`en.toml`, `de.toml`; see
+    /// [`i18n`](crate::i18n)). A later app's text replaces an earlier app's for the same key.
+    fn translations(&self) -> Option<&'static Dir<'static>> {
+        self.files().and_then(AppFiles::translations)
+    }
+
     /// Adds static template functions, filters and globals.
     fn template_env(&self, env: &mut TemplateEnv) {}
 
@@ -154,6 +160,7 @@ pub(crate) trait DynApp: Send + Sync + 'static {
     fn files(&self) -> Option<&'static AppFiles>;
     fn migrations(&self) -> Option<&'static Dir<'static>>;
     fn templates(&self) -> Option<&'static Dir<'static>>;
+    fn translations(&self) -> Option<&'static Dir<'static>>;
     fn template_env(&self, env: &mut TemplateEnv);
     fn request_context(&self, request: &RequestInfo, context: &mut RequestContext);
     fn nav_items(&self) -> Vec<NavItem>;
@@ -191,6 +198,9 @@ impl<A: App> DynApp for A {
     }
     fn templates(&self) -> Option<&'static Dir<'static>> {
         App::templates(self)
+    }
+    fn translations(&self) -> Option<&'static Dir<'static>> {
+        App::translations(self)
     }
     fn template_env(&self, env: &mut TemplateEnv) {
         App::template_env(self, env)

@@ -5,7 +5,7 @@
 pub use include_dir::{Dir, File};
 
 /// An app's folders, compiled in by [`app_files!`](crate::app_files): its
-/// `migrations/`, `templates/` and `static/`, each present only if the folder exists. An app
+/// `migrations/`, `templates/`, `static/` and `translations/`, each present only if the folder exists. An app
 /// hands it over once, in [`App::files`](crate::App::files):
 ///
 /// ```ignore
@@ -27,6 +27,7 @@ pub struct AppFiles {
     migrations: Option<&'static Dir<'static>>,
     templates: Option<&'static Dir<'static>>,
     static_files: Option<&'static Dir<'static>>,
+    translations: Option<&'static Dir<'static>>,
 }
 
 impl AppFiles {
@@ -37,8 +38,9 @@ impl AppFiles {
         migrations: Option<&'static Dir<'static>>,
         templates: Option<&'static Dir<'static>>,
         static_files: Option<&'static Dir<'static>>,
+        translations: Option<&'static Dir<'static>>,
     ) -> AppFiles {
-        AppFiles { source, relative, migrations, templates, static_files }
+        AppFiles { source, relative, migrations, templates, static_files, translations }
     }
 
     /// The folder these files were compiled from (an absolute path on the build machine).
@@ -65,6 +67,12 @@ impl AppFiles {
     /// `static/`, served under `/static/`.
     pub fn static_files(&self) -> Option<&'static Dir<'static>> {
         self.static_files
+    }
+
+    /// `translations/`: one message catalog per language (`en.toml`, `de.toml`; see
+    /// [`i18n`](crate::i18n)).
+    pub fn translations(&self) -> Option<&'static Dir<'static>> {
+        self.translations
     }
 }
 

@@ -5,6 +5,8 @@
 //! response (404 and 405 from routing, 413 from the body limit, 500 from a panic), into
 //! the error page or JSON.
 
+use std::borrow::Cow;
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
@@ -20,9 +22,10 @@ pub(crate) const SERVER_ERROR: &str = "Something went wrong on our side.";
 const BUSY: &str = "The server is too busy to answer this request. Try again in a moment.";
 pub(crate) const TOO_LARGE: &str = "The request body is larger than this server accepts.";
 
-/// The public message of an error response, for the error renderer.
+/// The public message of an error response, for the error renderer: English, and the
+/// catalog key of its translation if it has one.
 #[derive(Clone, Debug)]
-pub(crate) struct PublicMessage(pub(crate) String);
+pub(crate) struct PublicMessage(pub(crate) String, pub(crate) Option<Cow<'static, str>>);
 
 /// What went wrong behind a 5xx, for the log only: the error renderer logs it with the
 /// request id, which the handler that failed does not know.
@@ -56,16 +59,32 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub struct Error {
     status: StatusCode,
     message: String,
+    /// The catalog key of the message's translation (see [`Error::translate`]).
+    key: Option<Cow<'static, str>>,
     detail: Option<String>,
 }
 
 impl Error {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Error {
-        Error { status, message: message.into(), detail: None }
+        Error { status, message: message.into(), key: None, detail: None }
+    }
+
+    /// The page (or JSON) shows the text of `key` in the request's language (see
+    /// [`i18n`](crate::i18n)) instead of `message`, which stays for logs and as the text
+    /// when no catalog has the key:
+    ///
+    /// ```
+    /// use burrow::Error;
+    /// let e = Error::forbidden("This note is not yours.").translate("notes-not-yours");
+    /// assert_eq!(e.message(), "This note is not yours.");
+    /// ```
+    pub fn translate(mut self, key: impl Into<Cow<'static, str>>) -> Error {
+        self.key = Some(key.into());
+        self
     }
 
     pub fn not_found() -> Error {
-        Error::new(StatusCode::NOT_FOUND, NOT_FOUND)
+        Error::new(StatusCode::NOT_FOUND, NOT_FOUND).translate("error-not-found")
     }
 
     pub fn bad_request(message: impl Into<String>) -> Error {
@@ -84,11 +103,12 @@ impl Error {
         let mut cause = Some(error);
         while let Some(e) = cause {
             if e.is::<http_body_util::LengthLimitError>() {
-                return Error::new(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE);
+                return Error::new(StatusCode::PAYLOAD_TOO_LARGE, TOO_LARGE)
+                    .translate("error-too-large");
             }
             cause = e.source();
         }
-        Error::bad_request("The request body could not be read.")
+        Error::bad_request("The request body could not be read.").translate("error-unreadable-body")
     }
 
     /// A 500 whose `detail` is logged with the request id but not shown.
@@ -96,6 +116,7 @@ impl Error {
         Error {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: SERVER_ERROR.into(),
+            key: Some(Cow::Borrowed("error-server")),
             detail: Some(detail.into()),
         }
     }
@@ -105,6 +126,7 @@ impl Error {
         Error {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: detail.clone(),
+            key: None,
             detail: Some(detail),
         }
     }
@@ -135,6 +157,7 @@ impl Error {
             | DbError::Unavailable(_) => Error {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: BUSY.into(),
+                key: Some(Cow::Borrowed("error-busy")),
                 detail: Some(format!("database: {e}")),
             },
             other => Error::internal(format!("database: {other}")),
@@ -196,7 +219,7 @@ impl std::error::Error for AsStdError {}
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let mut res = self.status.into_response();
-        res.extensions_mut().insert(PublicMessage(self.message));
+        res.extensions_mut().insert(PublicMessage(self.message, self.key));
         if let Some(detail) = self.detail {
             res.extensions_mut().insert(LogDetail(detail));
         }

@@ -116,6 +116,7 @@ pub mod extract;
 mod files;
 pub mod forms;
 mod http;
+pub mod i18n;
 pub mod jobs;
 pub mod lifecycle;
 mod logging;

@@ -74,6 +74,17 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
+/// `next` if it is a path on this site: it must start with one `/`, and contain no
+/// backslash or control character (browsers read `/\evil` and `//evil` as another host).
+pub fn safe_next(next: &str) -> Option<&str> {
+    let ok = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(char::is_control)
+        && next.len() <= 2048;
+    ok.then_some(next)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -91,5 +102,23 @@ mod tests {
         // Other tests may take ids in between.
         assert!(u64::from_str_radix(m, 16).unwrap() > u64::from_str_radix(n, 16).unwrap());
         assert_eq!(RequestId::new("from-the-client").as_str(), "from-the-client");
+    }
+
+    #[test]
+    fn next_is_a_path_on_this_site_only() {
+        assert_eq!(safe_next("/notes?page=2"), Some("/notes?page=2"));
+        assert_eq!(safe_next("/"), Some("/"));
+        for evil in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "evil",
+            "",
+            "/a\nb",
+            "javascript:alert(1)",
+        ] {
+            assert_eq!(safe_next(evil), None, "{evil:?}");
+        }
     }
 }

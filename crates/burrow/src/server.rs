@@ -20,6 +20,7 @@ use crate::context::AppContext;
 use crate::db::{Db, DbError, DbOptions, Dsn, Migrations};
 use crate::http::staticfiles::{StaticDir, StaticFiles};
 use crate::http::{self, Draining, health};
+use crate::i18n::{self, I18n};
 use crate::jobs::{JobRegistry, Jobs};
 use crate::lifecycle::Lifecycle;
 use crate::mail::Mailer;
@@ -643,7 +644,8 @@ impl Prepared {
                 }
             }
         });
-        let sources = template_sources(&apps, roots.as_deref());
+        let i18n = Arc::new(languages(&apps, &self.settings, &self.config)?);
+        let sources = template_sources(&apps, roots.as_deref(), i18n.clone());
         let templates =
             Templates::build(sources, configure, roots.is_some()).map_err(StartError::config)?;
         let registry = job_registry(&apps)?;
@@ -690,6 +692,10 @@ impl Prepared {
         let mut routes = Router::new()
             .merge(health::routes(ctx.db.clone(), readiness_checks(&apps, &ctx), version))
             .merge(files.routes());
+        let secure = ctx.settings.base_url.starts_with("https://");
+        if let Some(switch) = i18n::routes(ctx.templates.i18n(), secure) {
+            routes = routes.merge(switch);
+        }
         for app in apps.iter() {
             routes = routes.merge(app.routes(&ctx));
         }
@@ -815,6 +821,7 @@ fn usage_path(rendered: &str) -> Vec<String> {
 fn template_sources(
     apps: &Arc<Vec<Box<dyn DynApp>>>,
     roots: Option<&[Option<PathBuf>]>,
+    i18n: Arc<I18n>,
 ) -> template::Sources {
     let hooks = apps.clone();
     let dirs = apps.iter().enumerate().filter_map(|(i, app)| {
@@ -831,7 +838,25 @@ fn template_sources(
                 app.request_context(request, context);
             }
         }),
+        i18n,
     }
+}
+
+/// The site's languages from the core's and the apps' catalogs, in app order.
+fn languages(
+    apps: &[Box<dyn DynApp>],
+    settings: &Settings,
+    config: &Config,
+) -> Result<I18n, StartError> {
+    let catalogs: Vec<i18n::Source> =
+        apps.iter().filter_map(|app| Some((app.name(), app.translations()?))).collect();
+    let languages = settings.i18n_languages.as_deref();
+    I18n::build(&settings.i18n_default_language, languages, &catalogs).map_err(|e| match e {
+        i18n::BuildError::DefaultLanguage(reason) => {
+            StartError::config(config.error(&settings::I18N_DEFAULT_LANGUAGE, &reason).0)
+        }
+        i18n::BuildError::Catalog(reason) => StartError::config(reason),
+    })
 }
 
 /// --dev: each app's source folder (`None` for an app without one, such as the contrib

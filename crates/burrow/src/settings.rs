@@ -162,6 +162,17 @@ pub(crate) const DEV_SOURCE_ROOT: Setting<PathBuf, Optional> = Setting::new(
          is read from DEV_SOURCE_ROOT/src/blog)",
 );
 
+pub(crate) const I18N_DEFAULT_LANGUAGE: Setting<String> =
+    Setting::with_parser("i18n.default_language", parse_language).default("en").help(
+        "Language of pages when neither the visitor's choice nor Accept-Language names one of \
+         the site's",
+    );
+pub(crate) const I18N_LANGUAGES: Setting<Vec<String>, Optional> =
+    Setting::with_parser("i18n.languages", parse_languages)
+        .optional()
+        .default_note("every language the apps have catalogs for")
+        .help("The site's languages, comma-separated (en,de)");
+
 /// Every core setting, in the order `--help` lists them.
 pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
     &HOST,
@@ -207,6 +218,8 @@ pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
     &mail::SMTP_PASSWORD_FILE,
     &mail::SMTP_FROM,
     &mail::SMTP_CA_ROOT,
+    &I18N_DEFAULT_LANGUAGE,
+    &I18N_LANGUAGES,
     &DEV,
     &DEV_ALLOW_PUBLIC,
     &DEV_SOURCE_ROOT,
@@ -442,6 +455,10 @@ pub struct Settings {
     pub(crate) dev: Option<DevSettings>,
     /// `--smtp-*`: where mail goes (`None`: no mail).
     pub(crate) mail: Option<MailSettings>,
+    /// `--i18n-default-language` and `--i18n-languages` (`None`: every language with a
+    /// catalog); checked against the catalogs when the server builds them.
+    pub(crate) i18n_default_language: String,
+    pub(crate) i18n_languages: Option<Vec<String>>,
 }
 
 /// What `--dev` changes (docs/guide/development.md).
@@ -519,8 +536,39 @@ impl Settings {
             tls,
             dev,
             mail: MailSettings::from_config(config)?,
+            i18n_default_language: config.get(&I18N_DEFAULT_LANGUAGE)?,
+            i18n_languages: config.get(&I18N_LANGUAGES)?,
         })
     }
+}
+
+/// A language tag as catalogs are named (`en`, `de`, `pt-BR`): letters, digits and `-`.
+fn parse_language(raw: &str) -> Result<String, String> {
+    let tag = raw.trim();
+    let valid = (tag.split('-').enumerate()).all(|(i, part)| {
+        (1..=8).contains(&part.len())
+            && part.bytes().all(|b| b.is_ascii_alphanumeric())
+            && (i > 0 || part.bytes().all(|b| b.is_ascii_alphabetic()))
+    });
+    if valid {
+        Ok(tag.to_ascii_lowercase())
+    } else {
+        Err(format!("{raw:?} is not a language tag such as en, de or pt-BR"))
+    }
+}
+
+fn parse_languages(raw: &str) -> Result<Vec<String>, String> {
+    let mut tags = Vec::new();
+    for part in raw.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let tag = parse_language(part)?;
+        if !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if tags.is_empty() {
+        return Err("names no language; give a list such as en,de".into());
+    }
+    Ok(tags)
 }
 
 /// `--dev` shows template errors and source files and opens a reload stream, so it binds

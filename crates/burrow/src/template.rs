@@ -33,6 +33,7 @@ use minijinja::value::{Value, merge_maps};
 use minijinja::{Environment, context};
 
 use crate::error::{Error, Handled, one_line};
+use crate::i18n::{self, I18n};
 use crate::request::RequestId;
 
 mod filters;
@@ -194,6 +195,8 @@ pub(crate) struct Sources {
     /// Every app's navigation entries, in app order.
     pub(crate) nav: Vec<NavItem>,
     pub(crate) request_hooks: RequestHooks,
+    /// The site's languages, for `t()` and each request's language.
+    pub(crate) i18n: Arc<I18n>,
 }
 
 /// The compiled templates of every app; cheap to clone.
@@ -208,6 +211,7 @@ pub struct Templates {
 struct Inner {
     env: TemplateEnv,
     request_hooks: RequestHooks,
+    i18n: Arc<I18n>,
 }
 
 /// The reloadable state of `--dev`.
@@ -247,6 +251,11 @@ impl Templates {
     /// stops once the server is gone. `None` in production.
     pub(crate) fn reloader(&self) -> Option<Reloader> {
         self.live.as_ref().map(|live| Reloader(Arc::downgrade(live)))
+    }
+
+    /// The site's languages (the same in every `--dev` rebuild).
+    pub fn i18n(&self) -> &Arc<I18n> {
+        &self.inner.i18n
     }
 
     /// True in `--dev`, where template errors are shown on the error page.
@@ -340,24 +349,32 @@ impl Inner {
     }
 
     /// What a render adds to the handler's context: the request (for the functions, see
-    /// [`request_of`]), `htmx`, and the apps' hook values.
+    /// [`request_of`]), its language (for `t()`), `htmx`, and the apps' hook values.
     fn request_values(&self, request: &Arc<RequestInfo>) -> Value {
         let mut rc = RequestContext::default();
         (self.request_hooks)(request, &mut rc);
         let request_value = Value::from_dyn_object(request.clone());
+        let locale = i18n::context_value(self.i18n.negotiate(&request.headers));
         let htmx = Value::from(request.wants_fragment());
         if rc.values.is_empty() {
-            return Value::from_pairs([(REQUEST, request_value), ("htmx", htmx)]);
+            return Value::from_pairs([
+                (REQUEST, request_value),
+                (i18n::LOCALE, locale),
+                ("htmx", htmx),
+            ]);
         }
         rc.values.insert(REQUEST.into(), request_value);
+        rc.values.insert(i18n::LOCALE.into(), locale);
         rc.values.insert("htmx".into(), htmx);
         Value::from_pairs(rc.values)
     }
 }
 
 /// The request-scoped functions of the core, registered once per environment.
-fn add_request_functions(env: &mut TemplateEnv, nav: Arc<[NavItem]>) {
+fn add_request_functions(env: &mut TemplateEnv, nav: Arc<[NavItem]>, i18n: &Arc<I18n>) {
+    let for_nav = i18n.clone();
     env.add_function("nav_links", move |state: &minijinja::State| -> Vec<Value> {
+        let locale = i18n::locale_of(state, &for_nav);
         let request = request_of(state);
         let current = request.as_ref().and_then(|r| current_item(&nav, r.uri.path()));
         let before = request.as_ref().and_then(|r| r.extensions.get::<BeforeRenders>());
@@ -366,7 +383,8 @@ fn add_request_functions(env: &mut TemplateEnv, nav: Arc<[NavItem]>) {
             .filter(|(_, item)| item.audience <= audience)
             .map(|(i, item)| {
                 let active = current == Some(i);
-                context! { label => item.label, path => item.path, active => active }
+                let label = locale.label(item.label);
+                context! { label => label, path => item.path, active => active }
             })
             .collect()
     });
@@ -396,9 +414,10 @@ fn compile(sources: &Sources, configure: &Configure) -> Result<Inner, String> {
     filters::register(&mut env);
     let mut nav = sources.nav.clone();
     nav.sort_by_key(|item| item.order);
-    add_request_functions(&mut env, nav.into());
+    add_request_functions(&mut env, nav.into(), &sources.i18n);
+    i18n::add_template_functions(&mut env, &sources.i18n);
     configure(&mut env);
-    Ok(Inner { env, request_hooks: sources.request_hooks.clone() })
+    Ok(Inner { env, request_hooks: sources.request_hooks.clone(), i18n: sources.i18n.clone() })
 }
 
 /// The one entry the path is under: the longest matching path, so on /notes/new "New note"
@@ -564,14 +583,15 @@ mod tests {
     #[test]
     fn request_functions_find_the_request_in_pages_and_imported_macros() {
         let mut env = Environment::new();
-        add_request_functions(&mut env, vec![NavItem::new("Notes", "/notes")].into());
+        let i18n = I18n::english();
+        add_request_functions(&mut env, vec![NavItem::new("Notes", "/notes")].into(), &i18n);
         env.add_template("m.txt", "{% macro here() %}[{{ current_path() }}]{% endmacro %}")
             .unwrap();
         let page = "{{ current_path() }} {% import 'm.txt' as m %}{{ m.here() }} \
                     {% for l in nav_links() %}{{ l.label }}{% if l.active %} (here){% endif %}\
                     {% endfor %}";
         env.add_template("page.txt", page).unwrap();
-        let inner = Inner { env, request_hooks: Arc::new(|_, _| {}) };
+        let inner = Inner { env, request_hooks: Arc::new(|_, _| {}), i18n };
         let request = Arc::new(RequestInfo {
             method: Method::GET,
             uri: Uri::from_static("/notes/3"),

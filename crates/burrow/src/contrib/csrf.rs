@@ -320,6 +320,7 @@ impl Around for CsrfLayer {
                     "The form has expired or did not come from this site. Reload the page and try \
                      again.",
                 )
+                .translate("error-csrf")
                 .into_response())
             }
             Err(Refused::Body(error)) => Err(error.into_response()),

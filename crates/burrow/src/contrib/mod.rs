@@ -21,3 +21,9 @@ pub mod messages;
 pub mod securecookie;
 pub mod session;
 pub mod theme;
+
+/// Every contrib app's message catalogs, for the test that finds missing translations.
+#[cfg(test)]
+pub(crate) fn translations() -> Vec<crate::i18n::Source> {
+    vec![("theme", &theme::TRANSLATIONS)]
+}

@@ -7,7 +7,7 @@ use super::Form;
 use super::data::FormData;
 use super::errors::Errors;
 use super::field::{Field, InputType, is_checked};
-use super::message::Arg;
+use super::message::{Arg, ShownMessage};
 
 /// A form ready to show: every field in declaration order, with what the user entered and
 /// the errors in English. Serializes to `{ fields: [...], field: { name: ... }, errors:
@@ -16,6 +16,8 @@ use super::message::Arg;
 pub struct BoundForm {
     fields: Vec<BoundField>,
     errors: Vec<String>,
+    /// The same errors for translation (`error_text()` in templates).
+    messages: Vec<ShownMessage>,
 }
 
 /// One field as a template sees it.
@@ -40,6 +42,9 @@ pub struct BoundField {
     pub choices: Vec<Choice>,
     /// The field's errors in English.
     pub errors: Vec<String>,
+    /// The same errors for translation: `forms.html` shows them with `error_text()`, in
+    /// the page's language.
+    pub messages: Vec<ShownMessage>,
 }
 
 /// One option of a select.
@@ -107,11 +112,19 @@ impl BoundForm {
                         .field(field.name)
                         .map(|m| m.english(Some(field.label)))
                         .collect(),
+                    messages: errors
+                        .field(field.name)
+                        .map(|m| m.shown(Some(field.label)))
+                        .collect(),
                     value,
                 }
             })
             .collect();
-        BoundForm { fields, errors: errors.form().iter().map(|m| m.english(None)).collect() }
+        BoundForm {
+            fields,
+            errors: errors.form().iter().map(|m| m.english(None)).collect(),
+            messages: errors.form().iter().map(|m| m.shown(None)).collect(),
+        }
     }
 
     /// Adds a field that is not the form type's (the admin's relation selects).
@@ -139,7 +152,9 @@ impl BoundForm {
     /// Adds an error about the whole form after validation (e.g. a unique title the
     /// database refused), already in English.
     pub fn add_error(&mut self, message: impl Into<String>) {
-        self.errors.push(message.into());
+        let message = super::Message::text(message.into());
+        self.errors.push(message.english(None));
+        self.messages.push(message.shown(None));
     }
 }
 
@@ -156,10 +171,11 @@ impl Serialize for BoundForm {
                 map.end()
             }
         }
-        let mut s = serializer.serialize_struct("BoundForm", 4)?;
+        let mut s = serializer.serialize_struct("BoundForm", 5)?;
         s.serialize_field("fields", &self.fields)?;
         s.serialize_field("field", &ByName(&self.fields))?;
         s.serialize_field("errors", &self.errors)?;
+        s.serialize_field("messages", &self.messages)?;
         s.serialize_field("has_errors", &self.has_errors())?;
         s.end()
     }

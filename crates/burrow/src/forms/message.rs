@@ -111,6 +111,27 @@ impl Message {
     }
 }
 
+/// A [`Message`] as a template gets it: its code and arguments, which `error_text()`
+/// translates (catalog key `validation-CODE`, the field's label as `{field}`), and its
+/// English text.
+#[derive(Clone, Debug, Serialize)]
+pub struct ShownMessage {
+    pub code: Cow<'static, str>,
+    pub args: std::collections::BTreeMap<&'static str, Arg>,
+    pub english: String,
+}
+
+impl Message {
+    /// This message for a template, for a field labelled `label`.
+    pub fn shown(&self, label: Option<&str>) -> ShownMessage {
+        ShownMessage {
+            code: self.code.clone(),
+            args: self.args.iter().cloned().collect(),
+            english: self.english(label),
+        }
+    }
+}
+
 impl fmt::Display for Message {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.english(None))

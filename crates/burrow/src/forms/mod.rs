@@ -121,7 +121,7 @@ pub use data::{FormData, UploadedFile};
 pub use errors::Errors;
 pub use extract::{FormResult, Invalid, Valid};
 pub use field::{Field, FieldValue, InputType, NumberValue, Pattern, TextValue};
-pub use message::{Arg, Message};
+pub use message::{Arg, Message, ShownMessage};
 pub use rules::{is_email, is_url, read_field};
 
 /// A form: its fields and how to read them. Implemented by `#[derive(Form)]`; an app

@@ -213,8 +213,9 @@ fn bound_fields_describe_each_control() {
 /// The macros of templates/forms.html, rendered by minijinja with autoescape as in an app.
 fn render(source: &str, form: BoundForm) -> String {
     let mut env = minijinja::Environment::new();
+    crate::i18n::add_template_functions(&mut env, &crate::i18n::I18n::english());
     env.add_template("forms.html", include_str!("../../templates/forms.html")).unwrap();
-    env.add_template("page.html", source).unwrap();
+    env.add_template_owned("page.html", source.to_string()).unwrap();
     env.get_template("page.html").unwrap().render(minijinja::context! { form }).unwrap()
 }
 

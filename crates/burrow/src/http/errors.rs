@@ -17,6 +17,7 @@ use minijinja::context;
 use crate::error::{
     Handled, LogDetail, NOT_FOUND, PublicMessage, SERVER_ERROR, TOO_LARGE, one_line,
 };
+use crate::i18n::Locale;
 use crate::request::{PeerAddr, RequestId};
 use crate::template::{BeforeRenders, ErrorPageExtensions, RequestInfo, Templates};
 
@@ -65,8 +66,17 @@ pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
     {
         headers.remove(name);
     }
-    let message = message_of(res).await.unwrap_or_else(|| default_message(status));
-    let mut rendered = error_response(status, &message, &info, summary.templates.as_ref());
+    let locale = summary.templates.as_ref().map(|t| t.i18n().negotiate(&info.headers));
+    let message = match message_of(res).await {
+        Some(PublicMessage(text, Some(key))) => match &locale {
+            Some(locale) => locale.get(&key, &[]).unwrap_or(text),
+            None => text,
+        },
+        Some(PublicMessage(text, None)) => text,
+        None => default_message(status, locale.as_ref()),
+    };
+    let mut rendered =
+        error_response(status, &message, &info, summary.templates.as_ref(), locale.as_ref());
     for (name, value) in headers.iter() {
         if !rendered.headers().contains_key(name) {
             rendered.headers_mut().append(name.clone(), value.clone());
@@ -93,9 +103,12 @@ pub(crate) fn error_response(
     message: &str,
     info: &std::sync::Arc<RequestInfo>,
     templates: Option<&Templates>,
+    locale: Option<&Locale>,
 ) -> Response {
     let code = status.as_u16();
-    let title = status.canonical_reason().unwrap_or("Error");
+    let english = status.canonical_reason().unwrap_or("Error");
+    let title = locale.and_then(|l| l.get(&format!("error-title-{code}"), &[]));
+    let title = title.as_deref().unwrap_or(english);
     let request_id = info.request_id().unwrap_or_default();
     let mut res = if wants_json(&info.headers) {
         axum::Json(serde_json::json!({ "error": message, "code": code, "request_id": request_id }))
@@ -129,6 +142,9 @@ pub(crate) struct Summary {
     pub(crate) uri: Uri,
     accept: Option<HeaderValue>,
     host: Option<HeaderValue>,
+    /// The page's language: the switcher's cookie or `Accept-Language`.
+    accept_language: Option<HeaderValue>,
+    cookie: Option<HeaderValue>,
     pub(crate) request_id: Option<RequestId>,
     pub(crate) peer: Option<PeerAddr>,
     templates: Option<Templates>,
@@ -141,6 +157,8 @@ impl Summary {
             uri: request.uri().clone(),
             accept: request.headers().get(header::ACCEPT).cloned(),
             host: request.headers().get(header::HOST).cloned(),
+            accept_language: request.headers().get(header::ACCEPT_LANGUAGE).cloned(),
+            cookie: request.headers().get(header::COOKIE).cloned(),
             request_id: request.extensions().get::<RequestId>().cloned(),
             peer: request.extensions().get::<PeerAddr>().copied(),
             templates: request.extensions().get::<Templates>().cloned(),
@@ -153,7 +171,13 @@ impl Summary {
 
     fn info(&self) -> RequestInfo {
         let mut headers = HeaderMap::new();
-        for (name, value) in [(header::ACCEPT, &self.accept), (header::HOST, &self.host)] {
+        let kept = [
+            (header::ACCEPT, &self.accept),
+            (header::HOST, &self.host),
+            (header::ACCEPT_LANGUAGE, &self.accept_language),
+            (header::COOKIE, &self.cookie),
+        ];
+        for (name, value) in kept {
             if let Some(value) = value {
                 headers.insert(name, value.clone());
             }
@@ -168,9 +192,9 @@ impl Summary {
 
 /// The message to show: the handler's public message, or the short plain-text reason
 /// that axum and tower-http put in 4xx bodies (e.g. a form that failed to parse).
-async fn message_of(res: Response) -> Option<String> {
-    if let Some(PublicMessage(m)) = res.extensions().get::<PublicMessage>() {
-        return Some(m.clone());
+async fn message_of(res: Response) -> Option<PublicMessage> {
+    if let Some(message) = res.extensions().get::<PublicMessage>() {
+        return Some(message.clone());
     }
     let plain = res
         .headers()
@@ -183,17 +207,21 @@ async fn message_of(res: Response) -> Option<String> {
     let body: Body = res.into_body();
     let bytes = http_body_util::Limited::new(body, 1024).collect().await.ok()?.to_bytes();
     let text = String::from_utf8_lossy(&bytes).trim().to_string();
-    (!text.is_empty()).then_some(text)
+    (!text.is_empty()).then_some(PublicMessage(text, None))
 }
 
-fn default_message(status: StatusCode) -> String {
-    match status {
-        StatusCode::NOT_FOUND => NOT_FOUND.into(),
-        StatusCode::METHOD_NOT_ALLOWED => "This page does not accept that method.".into(),
-        StatusCode::PAYLOAD_TOO_LARGE => TOO_LARGE.into(),
-        s if s.is_server_error() => SERVER_ERROR.into(),
-        s => s.canonical_reason().unwrap_or("Error").into(),
-    }
+/// The message of an error response that carries none, in the page's language.
+fn default_message(status: StatusCode, locale: Option<&Locale>) -> String {
+    let (english, key) = match status {
+        StatusCode::NOT_FOUND => (NOT_FOUND, "error-not-found"),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            ("This page does not accept that method.", "error-method")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => (TOO_LARGE, "error-too-large"),
+        s if s.is_server_error() => (SERVER_ERROR, "error-server"),
+        s => return s.canonical_reason().unwrap_or("Error").into(),
+    };
+    locale.and_then(|l| l.get(key, &[])).unwrap_or_else(|| english.into())
 }
 
 /// True when the client prefers JSON over HTML.

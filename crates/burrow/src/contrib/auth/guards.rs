@@ -22,6 +22,7 @@ use crate::contrib::session::Session;
 use crate::error::Error;
 use crate::http::around::Around;
 use crate::http::errors::wants_json;
+pub use crate::request::safe_next;
 use crate::template::{Audience, BeforeRender, BeforeRenders, ErrorPageExtensions};
 
 /// Where the session keeps the signed-in user.
@@ -290,38 +291,4 @@ fn to_login(parts: &Parts, login_path: &str) -> Response {
     let mut response = Redirect::to(&location).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// `next` if it is a path on this site: it must start with one `/`, and contain no
-/// backslash or control character (browsers read `/\evil` and `//evil` as another host).
-pub fn safe_next(next: &str) -> Option<&str> {
-    let ok = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.contains('\\')
-        && !next.chars().any(char::is_control)
-        && next.len() <= 2048;
-    ok.then_some(next)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_is_a_path_on_this_site_only() {
-        assert_eq!(safe_next("/notes?page=2"), Some("/notes?page=2"));
-        assert_eq!(safe_next("/"), Some("/"));
-        for evil in [
-            "https://evil.example/",
-            "//evil.example",
-            "/\\evil.example",
-            "\\\\evil.example",
-            "evil",
-            "",
-            "/a\nb",
-            "javascript:alert(1)",
-        ] {
-            assert_eq!(safe_next(evil), None, "{evil:?}");
-        }
-    }
 }

@@ -21,6 +21,8 @@ use include_dir::Dir;
 use crate::app::App;
 use crate::template::TemplateEnv;
 
+pub(crate) static TRANSLATIONS: Dir<'static> =
+    crate::embed_dir!("$CARGO_MANIFEST_DIR/src/contrib/theme/translations");
 static TEMPLATES: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/theme/templates");
 static STATIC: Dir<'static> =
@@ -51,6 +53,10 @@ impl App for Theme {
 
     fn static_files(&self) -> Option<&'static Dir<'static>> {
         Some(&STATIC)
+    }
+
+    fn translations(&self) -> Option<&'static Dir<'static>> {
+        Some(&TRANSLATIONS)
     }
 
     fn template_env(&self, env: &mut TemplateEnv) {

@@ -117,6 +117,7 @@ fn relation_field(
         step: None,
         choices,
         errors: errors.field(relation.column).map(|m| m.english(Some(relation.label))).collect(),
+        messages: errors.field(relation.column).map(|m| m.shown(Some(relation.label))).collect(),
     }
 }
 
