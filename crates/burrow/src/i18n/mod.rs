@@ -358,7 +358,7 @@ pub(crate) fn add_template_functions(env: &mut crate::template::TemplateEnv, i18
         locale_of(state, &for_lang).lang().to_string()
     });
     let for_label = i18n.clone();
-    env.add_function("label", move |state: &minijinja::State, text: Option<&str>| {
+    env.add_function("translate", move |state: &minijinja::State, text: Option<&str>| {
         text.map(|text| locale_of(state, &for_label).label(text).into_owned()).unwrap_or_default()
     });
     let for_errors = i18n.clone();

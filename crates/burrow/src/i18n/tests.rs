@@ -126,7 +126,7 @@ fn templates_translate_with_the_renders_language() {
     let mut env = Environment::new();
     add_template_functions(&mut env, &i18n);
     let source = "{{ lang() }}|{{ t('greeting', name='<Ada>') }}|{{ t('notes-count', count=n) }}|\
-                  {{ label('Notes') }}|{% for l in languages() %}{{ l.code }}={{ l.name }}\
+                  {{ translate('Notes') }}|{% for l in languages() %}{{ l.code }}={{ l.name }}\
                   {% if l.current %}*{% endif %} {% endfor %}";
     let german = i18n.locale("de").with(context! { n => 3 });
     env.add_template("page.html", source).unwrap();
