@@ -38,6 +38,8 @@ pub struct BoundField {
     /// `any` for numbers with a fraction.
     pub step: Option<&'static str>,
     pub choices: Vec<Choice>,
+    /// For a file: the types it may be (the input's `accept`).
+    pub accept: Option<&'static str>,
     /// The field's errors in English.
     pub errors: Vec<String>,
 }
@@ -103,6 +105,7 @@ impl BoundForm {
                             selected: *v == value.trim(),
                         })
                         .collect(),
+                    accept: field.accept,
                     errors: errors
                         .field(field.name)
                         .map(|m| m.english(Some(field.label)))
