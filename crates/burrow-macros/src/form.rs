@@ -13,10 +13,11 @@ use super::{Errors, flag, key_of};
 const FIELD_KEYS: &str = "`required`, `max_length = N`, `min_length = N`, `min = N`, \
                           `max = N`, `email`, `url`, `regex = \"…\"`, `choices = …`, \
                           `custom = path`, `label = \"…\"`, `help = \"…\"`, \
-                          `widget = \"…\"` or `no_trim`";
+                          `widget = \"…\"`, `no_trim`, \
+                          `max_size = \"10MB\"` or `accept = \"image/png,…\"`";
 
 /// The controls `widget = "…"` may name, and their `InputType` variants.
-const WIDGETS: [(&str, &str); 10] = [
+const WIDGETS: [(&str, &str); 11] = [
     ("text", "Text"),
     ("textarea", "Textarea"),
     ("email", "Email"),
@@ -27,6 +28,7 @@ const WIDGETS: [(&str, &str); 10] = [
     ("password", "Password"),
     ("hidden", "Hidden"),
     ("date", "Date"),
+    ("file", "File"),
 ];
 
 /// The `impl ::burrow::forms::Form` (and `Clean`, unless the struct asks to write its own)
@@ -195,6 +197,12 @@ fn spec(field: &Field, attrs: &FieldAttrs) -> TokenStream {
             })
         });
     }
+    if let Some((bytes, span)) = &attrs.max_size {
+        out.extend(quote_spanned!(*span=> .max_size::<#ty>(#bytes)));
+    }
+    if let Some((types, span)) = &attrs.accept {
+        out.extend(quote_spanned!(*span=> .accept::<#ty>(#types)));
+    }
     if let Some(choices) = &attrs.choices {
         out.extend(quote!(.choices(#choices)));
     }
@@ -224,6 +232,9 @@ struct FieldAttrs {
     help: Option<LitStr>,
     /// The `InputType` variant.
     widget: Option<&'static str>,
+    /// Bytes, as a `u64` literal.
+    max_size: Option<(TokenStream, Span)>,
+    accept: Option<(LitStr, Span)>,
 }
 
 impl FieldAttrs {
@@ -252,6 +263,38 @@ impl FieldAttrs {
                     "custom" => attrs.custom.push(expression(&meta, &key)?),
                     "label" => attrs.label = Some(text(&meta, &key)?),
                     "help" => attrs.help = Some(text(&meta, &key)?),
+                    "max_size" => {
+                        let text = text(&meta, &key)?;
+                        let bytes = size(&text.value()).ok_or_else(|| {
+                            Error::new_spanned(
+                                &text,
+                                "`max_size` takes a size such as \"500KB\", \"10MB\" or \"1GB\"",
+                            )
+                        })?;
+                        let literal = syn::LitInt::new(&format!("{bytes}u64"), text.span());
+                        attrs.max_size = Some((quote!(#literal), span));
+                    }
+                    "accept" => {
+                        let types = text(&meta, &key)?;
+                        let value = types.value();
+                        let bad = value.split(',').map(str::trim).find(|t| {
+                            let mut halves = t.split('/');
+                            let (family, kind) = (halves.next(), halves.next());
+                            !(family.is_some_and(|f| !f.is_empty() && f != "*")
+                                && kind.is_some_and(|k| !k.is_empty())
+                                && halves.next().is_none())
+                        });
+                        if let Some(bad) = bad {
+                            return Err(Error::new_spanned(
+                                &types,
+                                format!(
+                                    "`accept` takes MIME types such as \"image/png,image/*\"; \
+                                     `{bad}` is not one"
+                                ),
+                            ));
+                        }
+                        attrs.accept = Some((types, span));
+                    }
                     "regex" => {
                         let pattern = text(&meta, &key)?;
                         if let Err(e) = regex_syntax::Parser::new().parse(&pattern.value()) {
@@ -302,6 +345,22 @@ fn length(meta: &ParseNestedMeta) -> syn::Result<LitInt> {
     let n: LitInt = meta.value()?.parse()?;
     n.base10_parse::<usize>()?;
     Ok(LitInt::new(&format!("{}usize", n.base10_digits()), n.span()))
+}
+
+/// `"10MB"` in bytes: a whole number with `B`, `KB`, `MB` or `GB` (powers of 1024, as
+/// `--max-body-size` counts), or none (bytes).
+fn size(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_uppercase();
+    let digits = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let factor: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" => 1 << 10,
+        "MB" => 1 << 20,
+        "GB" => 1 << 30,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(factor).filter(|n| *n > 0)
 }
 
 /// Any expression, up to the next comma: `min = -5`, `choices = &[("a", "A")]`,
@@ -438,6 +497,26 @@ mod tests {
         assert_eq!(e, "`regex` is not a valid pattern: unclosed group");
         let e = error(syn::parse_quote! { struct S { #[form(min = )] a: i64 } });
         assert_eq!(e, "`min` needs a value");
+    }
+
+    #[test]
+    fn file_rules_take_sizes_and_mime_types() {
+        let out = expand(syn::parse_quote! {
+            struct S {
+                #[form(max_size = "5MB", accept = "image/png,image/*")]
+                photo: UploadedFile,
+            }
+        })
+        .unwrap();
+        has(&out, ". max_size :: < UploadedFile > (5242880u64)");
+        has(&out, ". accept :: < UploadedFile > (\"image/png,image/*\")");
+        assert_eq!(size("512kb"), Some(512 * 1024));
+        assert_eq!(size("10"), Some(10));
+        assert_eq!(size("0MB"), None);
+        let e = error(syn::parse_quote! { struct S { #[form(max_size = "big")] a: UploadedFile } });
+        assert!(e.starts_with("`max_size` takes a size"), "{e}");
+        let e = error(syn::parse_quote! { struct S { #[form(accept = "png")] a: UploadedFile } });
+        assert!(e.contains("`png` is not one"), "{e}");
     }
 
     #[test]

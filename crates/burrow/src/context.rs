@@ -29,6 +29,8 @@ pub struct AppContext {
     pub templates: Templates,
     /// Sends mail through `--smtp-host` (off without it).
     pub mailer: Mailer,
+    /// Uploaded files (`--storage-dir`).
+    pub storage: crate::storage::Storage,
     /// The background job queue (enqueuing fails without the `jobs` app).
     pub jobs: Jobs,
     /// Whether the process serves or drains, for background work.

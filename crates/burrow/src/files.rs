@@ -133,7 +133,7 @@ impl Drop for TempFile {
 }
 
 /// Renames `from` to `to` unless something exists at `to` (`AlreadyExists`).
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+pub(crate) fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         use nix::errno::Errno;
@@ -147,6 +147,53 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     }
     std::fs::hard_link(from, to)?;
     std::fs::remove_file(from)
+}
+
+/// Uploaded files and their directories: the group may read them (a backup user, a web
+/// server serving public files itself), nobody else.
+pub(crate) const SHARED_FILE_MODE: u32 = 0o640;
+pub(crate) const SHARED_DIR_MODE: u32 = 0o750;
+
+/// Creates `dir` and its missing parents, each [`SHARED_DIR_MODE`] (less the umask).
+pub(crate) fn create_shared_dirs(dir: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, SHARED_DIR_MODE);
+    builder.create(dir)
+}
+
+/// A file as a response body, 64 KiB a frame. Reads come from local disk, mostly its page
+/// cache (a file just written, a file served often), so they are done in place.
+pub(crate) struct FileBody {
+    file: File,
+    buffer: Vec<u8>,
+}
+
+impl FileBody {
+    pub(crate) fn new(file: File) -> FileBody {
+        FileBody { file, buffer: vec![0; 64 * 1024] }
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = bytes::Bytes;
+    type Error = io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<io::Result<http_body::Frame<bytes::Bytes>>>> {
+        use std::io::Read;
+        let this = self.get_mut();
+        std::task::Poll::Ready(match this.file.read(&mut this.buffer) {
+            Ok(0) => None,
+            Ok(n) => {
+                Some(Ok(http_body::Frame::data(bytes::Bytes::copy_from_slice(&this.buffer[..n]))))
+            }
+            Err(e) => Some(Err(e)),
+        })
+    }
 }
 
 /// Writes `bytes` to `path` through a [`TempFile`] with `mode`, replacing any file there.

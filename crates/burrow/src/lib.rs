@@ -49,7 +49,10 @@
 //!   [`Render`] extractor, request-scoped functions (`current_path()`, `nav_links()`), and
 //!   filters every app gets (`date`, `naturaltime`, `intcomma`, `pluralize`, `urlize`, …).
 //! - [`forms`]: `#[derive(Form)]` structs with declared rules, the [`forms::FormResult`]
-//!   extractor, 422 re-renders (htmx-aware) and `forms.html` template macros.
+//!   extractor, 422 re-renders (htmx-aware) and `forms.html` template macros; file fields
+//!   ([`forms::UploadedFile`]) streamed to disk.
+//! - [`storage`]: uploaded files kept under their SHA-256 (`--storage-dir`), private or
+//!   public (`/media/{sha256}`), the [`Storage`] extractor.
 //! - [`error`]: handlers return [`Result`] (an [`Error`]); `?` converts any error, a 5xx's
 //!   cause is logged with the request id; every error response becomes an HTML page or
 //!   JSON, through one renderer. [`Path`] answers 404 for a segment that does not parse.
@@ -128,6 +131,8 @@ pub(crate) mod secrets;
 mod serve;
 mod server;
 pub mod settings;
+mod sniff;
+pub mod storage;
 pub mod template;
 
 pub use app::{App, AppBuilder};
@@ -145,6 +150,7 @@ pub use pagination::{Page, Paginator};
 pub use request::{PeerAddr, RequestId};
 pub use server::{Booted, Server, StartError};
 pub use settings::Settings;
+pub use storage::Storage;
 pub use template::{
     Audience, Html, NavItem, Render, RequestContext, RequestInfo, TemplateEnv, Templates,
 };
@@ -191,6 +197,8 @@ mod guide {
     mod templates {}
     #[doc = include_str!("../../../docs/guide/forms.md")]
     mod forms {}
+    #[doc = include_str!("../../../docs/guide/uploads.md")]
+    mod uploads {}
     #[doc = include_str!("../../../docs/guide/sessions.md")]
     mod sessions {}
     #[doc = include_str!("../../../docs/guide/auth.md")]

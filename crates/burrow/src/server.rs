@@ -370,7 +370,16 @@ impl Server {
                     .arg(Arg::new("force").long("force").action(ArgAction::SetTrue).help(
                         "Replace DEST if it is an existing file (never the database \
                          itself, never a symbolic link)",
-                    )),
+                    ))
+                    .arg(
+                        Arg::new("include-media")
+                            .long("include-media")
+                            .action(ArgAction::SetTrue)
+                            .help(
+                                "Also copy the uploaded files (--storage-dir) to BACKUP.media/ \
+                             beside the backup",
+                            ),
+                    ),
             )
             .subcommand(
                 clap::Command::new("check").about("Report what would go wrong in production"),
@@ -402,8 +411,11 @@ impl Prepared {
                 }
                 Ok(())
             }
-            Some(("backup", args)) => self
-                .backup(args.get_one::<String>("dest").expect("required"), args.get_flag("force")),
+            Some(("backup", args)) => self.backup(
+                args.get_one::<String>("dest").expect("required"),
+                args.get_flag("force"),
+                args.get_flag("include-media"),
+            ),
             Some(("check", _)) => {
                 let problems = crate::check::run(&self.settings, &self.config);
                 for problem in &problems {
@@ -537,7 +549,7 @@ impl Prepared {
     /// `server backup DEST [--force]`: works whether or not a server runs on the database.
     /// A destination that is refused is bad input (exit code 2, nothing written); a backup
     /// that fails while copying exits with 1.
-    fn backup(&self, dest: &str, force: bool) -> Result<(), StartError> {
+    fn backup(&self, dest: &str, force: bool, include_media: bool) -> Result<(), StartError> {
         let source = match &self.settings.database {
             Dsn::SqliteFile(source) => source,
             Dsn::SqliteMemory => {
@@ -577,6 +589,30 @@ impl Prepared {
             report.elapsed.as_secs_f64(),
             report.mb_per_s()
         );
+        let media = &self.settings.storage_dir;
+        if include_media {
+            let mut copy = report.path.clone().into_os_string();
+            copy.push(".media");
+            let copy = std::path::PathBuf::from(copy);
+            let (files, bytes) = crate::storage::backup::copy(media, &copy).map_err(|e| {
+                StartError::new(
+                    1,
+                    format!("copying {} to {}: {e}", media.display(), copy.display()),
+                )
+            })?;
+            println!(
+                "Copied {files} uploaded file(s) ({:.1} MB) from {} to {}",
+                bytes as f64 / 1e6,
+                media.display(),
+                copy.display()
+            );
+        } else if media.is_dir() {
+            println!(
+                "Uploaded files in {} are not in this backup: add --include-media, or copy that \
+                 directory (its files never change once written)",
+                media.display()
+            );
+        }
         Ok(())
     }
 
@@ -679,8 +715,15 @@ impl Prepared {
         };
         let installed = apps.iter().any(|a| a.name() == crate::contrib::jobs::NAME);
         let jobs = Jobs::new(registry, queue_db, installed, jobs_database.is_some());
+        if let Some(warning) = settings::storage_dir_warning(&self.settings.storage_dir) {
+            tracing::warn!("{warning}");
+        }
+        let storage = crate::storage::Storage::new(crate::storage::FileSystem::new(
+            self.settings.storage_dir.clone(),
+        ));
         let ctx = AppContext {
             db,
+            storage,
             config: self.config,
             mailer: Mailer::new(self.settings.mail.as_ref(), jobs.clone()),
             settings: self.settings,
@@ -707,15 +750,7 @@ impl Prepared {
         }
         let draining = Draining::default();
         let reloads = roots.map(|roots| watch_sources(&apps, &roots, &templates));
-        let router = http::core_stack(
-            routes,
-            templates,
-            ctx.db.clone(),
-            ctx.jobs.is_installed().then(|| ctx.jobs.clone()),
-            &ctx.settings,
-            draining.clone(),
-            reloads,
-        );
+        let router = http::core_stack(routes, &ctx, draining.clone(), reloads);
         if ctx.settings.dev.is_some() {
             crate::secrets::save_dev_file();
         }

@@ -27,6 +27,14 @@ pub(crate) const MAX_BODY_SIZE: Setting<usize> =
     Setting::with_parser("server.max_body_size", parse_size)
         .default("1")
         .help("Largest request body in MB (or 512KB, 2MB); larger bodies get 413");
+pub(crate) const UPLOAD_MAX_SIZE: Setting<usize> =
+    Setting::with_parser("server.upload_max_size", parse_size).default("10").help(
+        "Largest multipart (file upload) body in MB (or 512KB, 1GB); larger ones get 413, \
+         refused while they stream in",
+    );
+pub(crate) const STORAGE_DIR: Setting<PathBuf> = Setting::new("storage.dir")
+    .default("./data/media")
+    .help("Directory for uploaded files (created 0750 on the first upload)");
 pub(crate) const SHUTDOWN_TIMEOUT: Setting<Duration> =
     Setting::with_parser("server.shutdown_timeout", parse_duration)
         .default("10")
@@ -179,6 +187,8 @@ pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
     &PORT,
     &BASE_URL,
     &MAX_BODY_SIZE,
+    &UPLOAD_MAX_SIZE,
+    &STORAGE_DIR,
     &SHUTDOWN_TIMEOUT,
     &PID_FILE,
     &DETACH,
@@ -427,6 +437,10 @@ pub struct Settings {
     pub port: u16,
     pub base_url: String,
     pub max_body_size: usize,
+    /// The limit for `multipart/form-data` bodies (uploads) instead of `max_body_size`.
+    pub upload_max_size: usize,
+    /// Where uploaded files are stored (`storage::FileSystem`).
+    pub storage_dir: PathBuf,
     pub shutdown_timeout: Duration,
     pub(crate) pid_file: Option<PathBuf>,
     /// Start the server as a background process and exit once it is ready (Type=forking).
@@ -511,6 +525,8 @@ impl Settings {
             port,
             base_url,
             max_body_size: config.get(&MAX_BODY_SIZE)?,
+            upload_max_size: config.get(&UPLOAD_MAX_SIZE)?,
+            storage_dir: storage_dir(config)?,
             shutdown_timeout: config.get(&SHUTDOWN_TIMEOUT)?,
             pid_file: config.get(&PID_FILE)?,
             detach: config.get(&DETACH)?,
@@ -569,6 +585,58 @@ fn parse_languages(raw: &str) -> Result<Vec<String>, String> {
         return Err("names no language; give a list such as en,de".into());
     }
     Ok(tags)
+}
+
+/// `--storage-dir`: an existing directory must be one this user can write in; a missing
+/// one that was configured must be creatable (its nearest existing parent writable).
+/// Nothing is created here: the first upload creates it. The default, missing under a
+/// working directory the server may not write (a container's `/`), is no error: a server
+/// whose apps take no uploads never needs it ([`storage_dir_warning`] says so at start).
+fn storage_dir(config: &Config) -> Result<PathBuf, ConfigError> {
+    let dir = config.get(&STORAGE_DIR)?;
+    let configured = *config.source(&STORAGE_DIR) != Source::Default;
+    match storage_dir_problem(&dir) {
+        Some(problem) if configured || dir.exists() => Err(config.error(&STORAGE_DIR, &problem)),
+        _ => Ok(dir),
+    }
+}
+
+/// Why uploads could not be stored in `dir`, if they could not.
+fn storage_dir_problem(dir: &Path) -> Option<String> {
+    let mut existing = dir;
+    loop {
+        match std::fs::metadata(existing) {
+            Ok(meta) if !meta.is_dir() => {
+                return Some(format!("{} is not a directory", existing.display()));
+            }
+            Ok(_) if !crate::files::dir_writable(existing) => {
+                let shown = std::path::absolute(existing).unwrap_or_else(|_| existing.into());
+                let what = if existing == dir { "directory" } else { "parent directory" };
+                return Some(format!(
+                    "{what} {} is not writable by this user: uploads could not be stored",
+                    shown.display()
+                ));
+            }
+            Ok(_) => return None,
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Some(format!("{}: {e}", existing.display()));
+            }
+            Err(_) => match existing.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+                _ => existing = Path::new("."),
+            },
+        }
+    }
+}
+
+/// The warning for a default `--storage-dir` that uploads could not use.
+pub(crate) fn storage_dir_warning(dir: &Path) -> Option<String> {
+    storage_dir_problem(dir).map(|problem| {
+        format!(
+            "--storage-dir {}: {problem}; set --storage-dir if an app takes uploads",
+            dir.display()
+        )
+    })
 }
 
 /// `--dev` shows template errors and source files and opens a reload stream, so it binds

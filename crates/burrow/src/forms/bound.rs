@@ -40,6 +40,8 @@ pub struct BoundField {
     /// `any` for numbers with a fraction.
     pub step: Option<&'static str>,
     pub choices: Vec<Choice>,
+    /// For a file: the types it may be (the input's `accept`).
+    pub accept: Option<&'static str>,
     /// The field's errors in English.
     pub errors: Vec<String>,
     /// The same errors for translation: `forms.html` shows them with `error_text()`, in
@@ -108,6 +110,7 @@ impl BoundForm {
                             selected: *v == value.trim(),
                         })
                         .collect(),
+                    accept: field.accept,
                     errors: errors
                         .field(field.name)
                         .map(|m| m.english(Some(field.label)))

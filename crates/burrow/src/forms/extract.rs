@@ -12,6 +12,7 @@ use super::Form;
 use super::bound::BoundForm;
 use super::data::FormData;
 use super::errors::Errors;
+use super::upload::{Spool, read_multipart};
 use crate::error::Error;
 use crate::template::{Html, Render};
 
@@ -95,25 +96,38 @@ pub(crate) async fn read(mut request: Request) -> Result<FormData, Error> {
 #[derive(Clone)]
 pub(crate) struct Parsed(pub(crate) FormData);
 
-/// Buffers a form body and parses it: the fields, or why they do not parse, and the
-/// request with the same body (for whoever reads it next). Going over the core body
-/// limit, which wraps the body, is the error: a 413.
+/// Reads a form body and parses it: the fields, or why they do not parse, and the request
+/// for whoever reads it next. A urlencoded body is buffered and kept; a multipart one is
+/// read as it streams in (files to disk, see `upload.rs`) and not kept: its fields travel
+/// as [`Parsed`]. Going over a body limit is the outer error: a 413.
 pub(crate) async fn read_body(
     request: Request,
     encoding: Encoding,
 ) -> Result<(Result<FormData, Error>, Request), Error> {
     let (parts, body) = request.into_parts();
-    let bytes =
-        axum::body::to_bytes(body, usize::MAX).await.map_err(|e| Error::unreadable_body(&e))?;
-    let data = match encoding {
-        Encoding::Urlencoded => FormData::from_urlencoded(&bytes),
+    match encoding {
+        Encoding::Urlencoded => {
+            let bytes = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .map_err(|e| Error::unreadable_body(&e))?;
+            let data = FormData::from_urlencoded(&bytes);
+            Ok((data, Request::from_parts(parts, axum::body::Body::from(bytes))))
+        }
         Encoding::Multipart => {
             let content_type =
                 parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-            FormData::from_multipart(bytes.clone(), content_type.unwrap_or_default()).await
+            let spool = parts.extensions.get::<Spool>().cloned().unwrap_or_default();
+            let data = read_multipart(body, content_type.unwrap_or_default(), &spool).await;
+            // Too large, or the disk failed: no form to judge.
+            if let Err(error) = &data
+                && (error.status() == StatusCode::PAYLOAD_TOO_LARGE
+                    || error.status().is_server_error())
+            {
+                return Err(data.unwrap_err());
+            }
+            Ok((data, Request::from_parts(parts, axum::body::Body::empty())))
         }
-    };
-    Ok((data, Request::from_parts(parts, axum::body::Body::from(bytes))))
+    }
 }
 
 /// How a form body is encoded, from its `Content-Type`.

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 
 use super::message::Message;
+use super::upload::UploadedFile;
 use crate::db::Value;
 
 /// The HTML control a field is shown as.
@@ -22,6 +23,7 @@ pub enum InputType {
     Password,
     Hidden,
     Date,
+    File,
 }
 
 impl InputType {
@@ -37,6 +39,7 @@ impl InputType {
             InputType::Password => "password",
             InputType::Hidden => "hidden",
             InputType::Date => "date",
+            InputType::File => "file",
         }
     }
 }
@@ -89,6 +92,10 @@ pub struct Field {
     pub regex: Option<&'static Pattern>,
     /// `(value, label)` pairs; the value must be one of them.
     pub choices: &'static [(&'static str, &'static str)],
+    /// A file's size in bytes at most.
+    pub max_size: Option<u64>,
+    /// The sniffed types a file may have, comma-separated (`image/png,image/*`).
+    pub accept: Option<&'static str>,
 }
 
 /// Field builders taking the field's type check, at compile time, that a rule fits it
@@ -111,6 +118,8 @@ impl Field {
             url: false,
             regex: None,
             choices: &[],
+            max_size: None,
+            accept: None,
         }
     }
 
@@ -175,6 +184,16 @@ impl Field {
         self
     }
 
+    pub const fn max_size<T: FileValue>(mut self, bytes: u64) -> Field {
+        self.max_size = Some(bytes);
+        self
+    }
+
+    pub const fn accept<T: FileValue>(mut self, types: &'static str) -> Field {
+        self.accept = Some(types);
+        self
+    }
+
     pub const fn choices(mut self, choices: &'static [(&'static str, &'static str)]) -> Field {
         self.choices = choices;
         if matches!(self.input, InputType::Text | InputType::Number) {
@@ -195,9 +214,18 @@ pub trait FieldValue: Sized {
     /// refuse `2.5`.
     const FRACTIONAL: bool = false;
 
+    /// True for uploaded files: the value comes from a file part ([`FieldValue::from_file`]).
+    const FILE: bool = false;
+
     /// Reads the submitted text (already trimmed unless `no_trim`); `None` when the field
     /// was absent.
     fn parse(input: Option<&str>) -> Result<Self, Message>;
+
+    /// Reads a file field from the uploaded file, if one was sent (types with `FILE`).
+    fn from_file(file: Option<&UploadedFile>) -> Result<Self, Message> {
+        let _ = file;
+        Self::parse(None)
+    }
 
     /// The text an input shows for this value.
     fn to_input(&self) -> String;
@@ -220,6 +248,63 @@ pub trait FieldValue: Sized {
     label = "a rule for text fields"
 )]
 pub trait TextValue: FieldValue {}
+
+/// Uploaded files: `max_size` and `accept`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a file: this rule needs an `UploadedFile` or `Option<UploadedFile>` \
+               field",
+    label = "a rule for file fields"
+)]
+pub trait FileValue: FieldValue {}
+
+/// A required file.
+impl FieldValue for UploadedFile {
+    const INPUT: InputType = InputType::File;
+    const REQUIRED: bool = true;
+    const FILE: bool = true;
+
+    fn parse(_: Option<&str>) -> Result<Self, Message> {
+        Err(Message::new("required"))
+    }
+
+    fn from_file(file: Option<&UploadedFile>) -> Result<Self, Message> {
+        file.cloned().ok_or_else(|| Message::new("required"))
+    }
+
+    /// A file input shows nothing (browsers allow no value).
+    fn to_input(&self) -> String {
+        String::new()
+    }
+
+    /// Where the bytes are stored: the app's column holds the hash.
+    fn to_value(&self) -> Value {
+        Value::Text(self.sha256().to_string())
+    }
+}
+impl FileValue for UploadedFile {}
+
+impl FieldValue for Option<UploadedFile> {
+    const INPUT: InputType = InputType::File;
+    const REQUIRED: bool = false;
+    const FILE: bool = true;
+
+    fn parse(_: Option<&str>) -> Result<Self, Message> {
+        Ok(None)
+    }
+
+    fn from_file(file: Option<&UploadedFile>) -> Result<Self, Message> {
+        Ok(file.cloned())
+    }
+
+    fn to_input(&self) -> String {
+        String::new()
+    }
+
+    fn to_value(&self) -> Value {
+        self.as_ref().map_or(Value::Null, |f| Value::Text(f.sha256().to_string()))
+    }
+}
+impl FileValue for Option<UploadedFile> {}
 
 /// Numeric types: `min` and `max`.
 #[diagnostic::on_unimplemented(

@@ -105,6 +105,10 @@ impl Message {
             "url" => format!("{subject} must be a web address starting with http:// or https://."),
             "regex" => format!("{subject} is not in the expected format."),
             "choice" => format!("{subject} must be one of the choices offered."),
+            "file_size" => {
+                format!("{subject} must be at most {} (this file is {}).", arg("max"), arg("size"))
+            }
+            "file_type" => format!("{subject} must be a file of type {}.", arg("allowed")),
             "text" => arg("text"),
             _ => format!("{subject} is not valid."),
         }
@@ -160,6 +164,14 @@ mod tests {
             (Message::new("url"), "Title must be a web address starting with http:// or https://."),
             (Message::new("regex"), "Title is not in the expected format."),
             (Message::new("choice"), "Title must be one of the choices offered."),
+            (
+                Message::new("file_size").arg("max", "5 MB").arg("size", "7.5 MB"),
+                "Title must be at most 5 MB (this file is 7.5 MB).",
+            ),
+            (
+                Message::new("file_type").arg("allowed", "image/png, image/jpeg"),
+                "Title must be a file of type image/png, image/jpeg.",
+            ),
             (Message::text("Pick a weekday."), "Pick a weekday."),
             (Message::new("made_up"), "Title is not valid."),
         ];

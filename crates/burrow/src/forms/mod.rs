@@ -114,15 +114,18 @@ pub(crate) mod extract;
 mod field;
 mod message;
 mod rules;
+mod upload;
 
 pub use bound::{BoundField, BoundForm, Choice};
 pub use burrow_macros::Form;
-pub use data::{FormData, UploadedFile};
+pub use data::FormData;
 pub use errors::Errors;
 pub use extract::{FormResult, Invalid, Valid};
-pub use field::{Field, FieldValue, InputType, NumberValue, Pattern, TextValue};
+pub use field::{Field, FieldValue, FileValue, InputType, NumberValue, Pattern, TextValue};
 pub use message::{Arg, Message, ShownMessage};
 pub use rules::{is_email, is_url, read_field};
+pub(crate) use upload::Spool;
+pub use upload::UploadedFile;
 
 /// A form: its fields and how to read them. Implemented by `#[derive(Form)]`; an app
 /// writes only [`Clean`], when it needs cross-field checks.

@@ -9,6 +9,9 @@ use super::message::Message;
 /// `None` when the value could not be read (blank but required, or not a number).
 /// Generated code calls this for every field, then the field's `custom` rules.
 pub fn read_field<T: FieldValue>(data: &FormData, field: &Field, errors: &mut Errors) -> Option<T> {
+    if T::FILE {
+        return read_file(data, field, errors);
+    }
     let raw = data.get(field.name);
     let text = if field.trim { raw.map(str::trim) } else { raw };
     // Whitespace alone fills nothing in, trimmed or not.
@@ -31,6 +34,59 @@ pub fn read_field<T: FieldValue>(data: &FormData, field: &Field, errors: &mut Er
         }
     }
     Some(value)
+}
+
+/// A file field: the first file sent under its name, its size and its sniffed type.
+fn read_file<T: FieldValue>(data: &FormData, field: &Field, errors: &mut Errors) -> Option<T> {
+    let file = data.file(field.name);
+    if file.is_none() && field.required {
+        errors.add(field.name, Message::new("required"));
+        return None;
+    }
+    let value = match T::from_file(file) {
+        Ok(value) => value,
+        Err(message) => {
+            errors.add(field.name, message);
+            return None;
+        }
+    };
+    let file = file?;
+    if let Some(max) = field.max_size.filter(|max| file.size() > *max) {
+        errors.add(
+            field.name,
+            Message::new("file_size")
+                .arg("max", size_text(max))
+                .arg("size", size_text(file.size())),
+        );
+    }
+    if let Some(accept) = field.accept
+        && !accepts(accept, file.sniffed())
+    {
+        errors.add(field.name, Message::new("file_type").arg("allowed", accept.replace(',', ", ")));
+    }
+    Some(value)
+}
+
+/// Whether a sniffed type is one of `accept`'s (`image/png`, or `image/*` for a family).
+/// A file whose bytes show no known type is never accepted.
+pub(crate) fn accepts(accept: &str, sniffed: Option<&str>) -> bool {
+    let Some(sniffed) = sniffed else { return false };
+    accept.split(',').map(str::trim).any(|wanted| match wanted.strip_suffix("/*") {
+        Some(family) => sniffed.split('/').next() == Some(family),
+        None => wanted.eq_ignore_ascii_case(sniffed),
+    })
+}
+
+/// `10 MB`, `512 KB`, `900 bytes`: sizes in messages, in the units of `--max-body-size`.
+fn size_text(bytes: u64) -> String {
+    const KB: u64 = 1 << 10;
+    const MB: u64 = 1 << 20;
+    match bytes {
+        b if b >= MB && b % MB == 0 => format!("{} MB", b / MB),
+        b if b >= MB => format!("{:.1} MB", b as f64 / MB as f64),
+        b if b >= KB => format!("{} KB", b.div_ceil(KB)),
+        b => format!("{b} bytes"),
+    }
 }
 
 /// The rules about the entered text.

@@ -34,6 +34,8 @@ pub(crate) struct Core {
     pub(crate) db: crate::Db,
     /// The job queue, for the `Jobs` extractor; `None` without the `jobs` app.
     pub(crate) jobs: Option<crate::jobs::Jobs>,
+    /// Uploaded files, for the `Storage` extractor.
+    pub(crate) storage: crate::Storage,
     pub(crate) draining: Draining,
     /// `--request-timeout`: a handler still running then is answered 503.
     pub(crate) request_timeout: Duration,
@@ -80,6 +82,7 @@ where
         extensions.insert(id.clone());
         extensions.insert(self.core.templates.clone());
         extensions.insert(self.core.db.clone());
+        extensions.insert(self.core.storage.clone());
         if let Some(jobs) = &self.core.jobs {
             extensions.insert(jobs.clone());
         }

@@ -2,7 +2,8 @@
 //!
 //! From the outside in: gzip → security headers → the core layer ([`core_layer`]:
 //! `Connection: close` while draining, the templates and db extensions, request id,
-//! request timeout (503), access log, error renderer) → body-size limit (413) → panic
+//! request timeout (503), access log, error renderer) → body-size limit (413; uploads get
+//! their own, [`body_limit`]) → panic
 //! catcher (500) → app middleware → routes. Everything that is not a route is a 404
 //! through the error renderer. The security headers are outside every layer that answers
 //! on its own, so every response gets them (gzip only encodes what passes through).
@@ -18,6 +19,7 @@
 
 mod access_log;
 pub(crate) mod around;
+mod body_limit;
 mod core_layer;
 pub(crate) mod dev;
 pub(crate) mod errors;
@@ -38,33 +40,33 @@ use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
-use tower_http::limit::RequestBodyLimitLayer;
 
 use self::core_layer::{Core, CoreLayer};
 use crate::error::Error;
-use crate::template::Templates;
 
 pub(crate) use security_headers::security_headers;
 
-/// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack.
+/// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack,
+/// which hands requests what `ctx` holds (templates, database, job queue, storage).
 pub(crate) fn core_stack(
     routes: Router,
-    templates: Templates,
-    db: crate::Db,
-    jobs: Option<crate::jobs::Jobs>,
-    settings: &crate::Settings,
+    ctx: &crate::AppContext,
     draining: Draining,
     dev: Option<dev::Reloads>,
 ) -> Router {
+    let settings = &*ctx.settings;
+    let storage = ctx.storage.clone();
     let live = dev.is_some();
     let routes = match dev {
         Some(reloads) => routes.merge(dev::routes(reloads, draining.clone())),
         None => routes,
     };
+    let routes = routes.merge(crate::storage::serve::routes(storage.clone()));
     let core = CoreLayer(Arc::new(Core {
-        templates,
-        db,
-        jobs,
+        templates: ctx.templates.clone(),
+        db: ctx.db.clone(),
+        jobs: ctx.jobs.is_installed().then(|| ctx.jobs.clone()),
+        storage: storage.clone(),
         draining,
         request_timeout: settings.request_timeout,
         dev: live,
@@ -79,7 +81,11 @@ pub(crate) fn core_stack(
         )
         .layer(security_headers::layer(settings))
         .layer(core)
-        .layer(RequestBodyLimitLayer::new(settings.max_body_size))
+        .layer(body_limit::BodyLimitLayer::new(
+            settings.max_body_size,
+            settings.upload_max_size,
+            storage.backend().spool_dir().to_path_buf(),
+        ))
         .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(panic_response));
     // `with_state` turns every handler into a service now: left as handlers, axum would

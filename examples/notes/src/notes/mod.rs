@@ -2,12 +2,15 @@
 //! Each note belongs to its author: every page needs a signed-in user ([`RequireAuth`]),
 //! and shows only that user's notes (another user's note is a 404, as if it did not exist).
 //! `server adopt-notes USERNAME` gives notes without an author (from before accounts) away.
-//! "Export" makes a JSON file of the user's notes in the background ([`export`]).
+//! "Export" makes a JSON file of the user's notes in the background ([`export`]). Notes
+//! carry attached files ([`attachments`]).
 
 mod admin;
+mod attachments;
 mod export;
 mod store;
 
+pub use attachments::SweepAttachments;
 pub use export::ExportNotes;
 
 use burrow::axum::extract::{Query, State};
@@ -24,7 +27,7 @@ use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
 use burrow::{
     App, AppContext, AppFiles, BoxError, Command, Db, Error, Html, NavItem, Paginator, Path,
-    Render, Result,
+    Render, Result, Storage,
 };
 use serde::Deserialize;
 
@@ -70,6 +73,8 @@ impl App for Notes {
             .route("/notes/{id}", get(show).post(update).delete(delete_htmx))
             .route("/notes/{id}/edit", get(edit))
             .route("/notes/{id}/delete", post(delete))
+            .route("/notes/{id}/attachments", post(attachments::create))
+            .route("/notes/{id}/attachments/{attachment}", get(attachments::download))
             .route("/notes/export", post(export::start))
             .route("/notes/exports/", get(export::list))
             .route("/notes/exports/{id}/download", get(export::download))
@@ -78,6 +83,7 @@ impl App for Notes {
 
     fn jobs(&self, jobs: &mut JobRegistry) {
         jobs.register::<ExportNotes>();
+        jobs.every(SweepAttachments::EVERY, SweepAttachments);
     }
 
     fn commands(&self) -> Vec<Command> {
@@ -257,7 +263,8 @@ async fn show(
 ) -> Result<Html> {
     let note = store::get(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
     let export_notice = Serde(export_notice.take());
-    render.page("notes/detail.html", context! { note => Serde(&note), export_notice })
+    let page = attachments::page_context(&db, &note).await?;
+    render.page("notes/detail.html", context! { export_notice, ..page })
 }
 
 async fn edit(
@@ -302,9 +309,11 @@ async fn delete(
     State(db): State<Db>,
     RequireAuth(user): RequireAuth,
     Path(id): Path<i64>,
+    storage: Storage,
     messages: Messages,
 ) -> Result<Response> {
     let title = store::delete(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
+    attachments::sweep(&db, &storage).await?;
     messages.success(format!("Deleted “{title}”."))?;
     Ok(Redirect::to("/notes").into_response())
 }
@@ -314,9 +323,11 @@ async fn delete_htmx(
     State(db): State<Db>,
     RequireAuth(user): RequireAuth,
     Path(id): Path<i64>,
+    storage: Storage,
     render: Render,
 ) -> Result<Response> {
     let title = store::delete(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
+    attachments::sweep(&db, &storage).await?;
     let mut res = render.partial("notes/_deleted.html", context! { id, title })?.into_response();
     res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(res)

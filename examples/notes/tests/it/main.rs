@@ -26,3 +26,4 @@ mod startup;
 mod support;
 mod theme;
 mod tls;
+mod uploads;

@@ -7,16 +7,12 @@
 //! connection.
 
 use std::fs::File;
-use std::io::{BufWriter, Read, Seek, Write};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::io::{BufWriter, Seek, Write};
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, Uri, header};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use http_body::Frame;
 
 use super::Site;
 use super::query::{ListQuery, Selection};
@@ -90,7 +86,7 @@ async fn export(
         Format::Csv => ("text/csv; charset=utf-8", "csv"),
         Format::Json => ("application/json", "json"),
     };
-    let mut response = Body::new(Spooled { file, buffer: vec![0; 64 * 1024] }).into_response();
+    let mut response = Body::new(crate::files::FileBody::new(file)).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
@@ -194,30 +190,6 @@ fn json_value(value: &Value) -> serde_json::Value {
         Value::Blob(b) => {
             use base64::Engine;
             base64::engine::general_purpose::STANDARD.encode(b).into()
-        }
-    }
-}
-
-/// The spooled file as a response body, 64 KiB a frame. Reads of a file just written come
-/// from the page cache, so they do not wait on a disk.
-struct Spooled {
-    file: File,
-    buffer: Vec<u8>,
-}
-
-impl http_body::Body for Spooled {
-    type Data = Bytes;
-    type Error = std::io::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<std::result::Result<Frame<Bytes>, std::io::Error>>> {
-        let this = self.get_mut();
-        match this.file.read(&mut this.buffer) {
-            Ok(0) => Poll::Ready(None),
-            Ok(n) => Poll::Ready(Some(Ok(Frame::data(Bytes::copy_from_slice(&this.buffer[..n]))))),
-            Err(e) => Poll::Ready(Some(Err(e))),
         }
     }
 }

@@ -116,6 +116,7 @@ fn relation_field(
         max: None,
         step: None,
         choices,
+        accept: None,
         errors: errors.field(relation.column).map(|m| m.english(Some(relation.label))).collect(),
         messages: errors.field(relation.column).map(|m| m.shown(Some(relation.label))).collect(),
     }
