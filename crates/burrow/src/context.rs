@@ -33,6 +33,8 @@ pub struct AppContext {
     pub storage: crate::storage::Storage,
     /// The background job queue (enqueuing fails without the `jobs` app).
     pub jobs: Jobs,
+    /// Live updates: publish events to the event streams of a topic ([`crate::live`]).
+    pub live: crate::live::Hub,
     /// Whether the process serves or drains, for background work.
     pub lifecycle: Lifecycle,
     /// What every app registered for the admin (served by the `admin` app).

@@ -122,6 +122,7 @@ mod http;
 pub mod i18n;
 pub mod jobs;
 pub mod lifecycle;
+pub mod live;
 mod logging;
 pub mod mail;
 pub mod pagination;

@@ -722,6 +722,7 @@ impl Prepared {
             self.settings.storage_dir.clone(),
         ));
         let ctx = AppContext {
+            live: db.live().clone(),
             db,
             storage,
             config: self.config,
@@ -995,6 +996,7 @@ impl Booted {
         let (apps, ctx) = (self.apps.clone(), self.ctx.clone());
         tokio::spawn(async move {
             ctx.lifecycle.serving().await;
+            crate::live::start_listener(&ctx.db, &ctx.lifecycle);
             for app in apps.iter() {
                 app.start(&ctx);
             }

@@ -11,6 +11,7 @@ use crate::config::{
     parse_size,
 };
 use crate::db::{Checkpoints, DbOptions, Dsn};
+use crate::live::{self, LiveSettings};
 use crate::mail::{self, MailSettings};
 
 pub(crate) const HOST: Setting<Host> = Setting::new("server.host")
@@ -230,6 +231,10 @@ pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
     &mail::SMTP_CA_ROOT,
     &I18N_DEFAULT_LANGUAGE,
     &I18N_LANGUAGES,
+    &live::SSE_KEEP_ALIVE,
+    &live::SSE_RETRY,
+    &live::SSE_MAX_STREAMS,
+    &live::SSE_MAX_STREAMS_PER_IP,
     &DEV,
     &DEV_ALLOW_PUBLIC,
     &DEV_SOURCE_ROOT,
@@ -473,6 +478,8 @@ pub struct Settings {
     /// catalog); checked against the catalogs when the server builds them.
     pub(crate) i18n_default_language: String,
     pub(crate) i18n_languages: Option<Vec<String>>,
+    /// `--sse-*`: event streams ([`crate::live`]).
+    pub live: LiveSettings,
 }
 
 /// What `--dev` changes (docs/guide/development.md).
@@ -553,6 +560,7 @@ impl Settings {
             dev,
             mail: MailSettings::from_config(config)?,
             i18n_default_language: config.get(&I18N_DEFAULT_LANGUAGE)?,
+            live: LiveSettings::from_config(config)?,
             i18n_languages: config.get(&I18N_LANGUAGES)?,
         })
     }

@@ -4,6 +4,7 @@
 use super::postgres::PgConn;
 use super::row::{Row, RowInner};
 use super::{DbError, FromRow, Value};
+use crate::live::{Event, Hub};
 
 /// Which database engine a [`Conn`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,7 +28,7 @@ impl Engine {
 ///
 /// SQL is written once with `?` placeholders (or `?1`, `?2`, … to reuse a value); on
 /// PostgreSQL they become `$1`, `$2`, … outside string literals, quoted names and comments.
-pub struct Conn(pub(super) Inner, AfterCommit);
+pub struct Conn(pub(super) Inner, AfterCommit, Hub);
 
 /// Work to do once the running write transaction committed (dropped if it rolls back).
 #[derive(Default)]
@@ -43,8 +44,27 @@ pub(super) enum Inner {
 }
 
 impl Conn {
-    pub(super) fn new(inner: Inner) -> Conn {
-        Conn(inner, AfterCommit::default())
+    pub(super) fn new(inner: Inner, live: Hub) -> Conn {
+        Conn(inner, AfterCommit::default(), live)
+    }
+
+    /// Publishes a live event to the streams of `topic` ([`crate::live`]) once the write
+    /// transaction this connection is in commits (never if it rolls back; outside a
+    /// transaction, at once): to this process's streams, and on PostgreSQL with a
+    /// `NOTIFY` in the same transaction, which the database delivers to every other
+    /// server process on it at commit. Fails only on PostgreSQL, for an event too large
+    /// for a `NOTIFY` (about 8 KB: publish an id and let clients fetch the rest) or when
+    /// the statement fails.
+    pub fn publish(&self, topic: &str, event: Event) -> Result<(), DbError> {
+        if self.engine() == Engine::Postgres {
+            let payload = crate::live::remote_payload(topic, &event).map_err(DbError::Other)?;
+            self.execute(crate::live::NOTIFY_SQL, &[crate::live::CHANNEL.into(), payload.into()])?;
+        }
+        let (live, topic) = (self.2.clone(), topic.to_string());
+        self.after_commit(move || {
+            live.deliver(&topic, &event);
+        });
+        Ok(())
     }
 
     /// Runs `f` once the write transaction this connection is in commits, and never if it

@@ -198,7 +198,10 @@ mod tests {
     use crate::db::conn::Inner;
 
     fn conn() -> Conn {
-        Conn::new(Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()))
+        Conn::new(
+            Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
+            crate::live::Hub::default(),
+        )
     }
 
     #[test]

@@ -62,6 +62,7 @@ pub use row::{FromRow, Row};
 pub use sqlite::{Checkpoints, WAL_RESTART_BYTES};
 pub use value::{FromValue, Value, utc_at, utc_now};
 
+use crate::live::Hub;
 use postgres::PgPool;
 use sqlite::SqlitePool;
 
@@ -69,6 +70,8 @@ use sqlite::SqlitePool;
 #[derive(Clone)]
 pub struct Db {
     pool: Pool,
+    /// Live events published by this database's connections ([`Conn::publish`]).
+    live: Hub,
 }
 
 #[derive(Clone)]
@@ -138,15 +141,42 @@ impl Db {
 
     /// Like [`Db::open`], with every option.
     pub fn open_with(dsn: &Dsn, options: &DbOptions) -> Result<Db, DbError> {
+        let live = Hub::default();
         let pool = match dsn {
-            Dsn::Postgres(pg) => Pool::Postgres(Arc::new(PgPool::open(dsn, pg, options)?)),
+            Dsn::Postgres(pg) => {
+                Pool::Postgres(Arc::new(PgPool::open(dsn, pg, options, live.clone())?))
+            }
             _ => {
-                let pool = Arc::new(SqlitePool::open(dsn, options)?);
+                let pool = Arc::new(SqlitePool::open(dsn, options, live.clone())?);
                 SqlitePool::start_idle_checkpoints(&pool);
                 Pool::Sqlite(pool)
             }
         };
-        Ok(Db { pool })
+        Ok(Db { pool, live })
+    }
+
+    /// The live-event hub of this database's server ([`crate::live`]): what
+    /// [`Conn::publish`] publishes to, and `ctx.live`.
+    pub fn live(&self) -> &Hub {
+        &self.live
+    }
+
+    /// PostgreSQL: `LISTEN`s on `channel` on a connection of its own, on this thread,
+    /// handing each notification's payload to `on`, until `stop` is set (looked at every
+    /// half second) or the connection fails (an error: the caller connects again);
+    /// `listening` is called each time the `LISTEN` is in place.
+    /// Nothing on SQLite.
+    pub(crate) fn listen_blocking(
+        &self,
+        channel: &str,
+        stop: &std::sync::atomic::AtomicBool,
+        listening: &mut dyn FnMut(),
+        on: &mut dyn FnMut(&str),
+    ) -> Result<(), DbError> {
+        match &self.pool {
+            Pool::Sqlite(_) => Ok(()),
+            Pool::Postgres(pool) => pool.listen_blocking(channel, stop, listening, on),
+        }
     }
 
     /// The engine behind this database.

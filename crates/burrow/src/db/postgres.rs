@@ -29,6 +29,7 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 use super::conn::Inner;
 use super::dsn::{PgDsn, PgTls};
 use super::{Conn, DbError, DbOptions, Dsn, Value};
+use crate::live::Hub;
 
 /// How a write transaction starts: with the transaction-level advisory lock that makes
 /// writes one at a time across every process on the database, as SQLite's single writer
@@ -66,6 +67,8 @@ pub(super) struct PgPool {
     running: StdMutex<HashMap<u64, CancelToken>>,
     next_id: AtomicU64,
     busy: AtomicUsize,
+    /// Handed to every connection, for `Conn::publish`.
+    live: Hub,
 }
 
 struct Idle {
@@ -177,7 +180,12 @@ pub(super) fn value_at(row: &postgres::Row, index: usize) -> Result<Value, DbErr
 }
 
 impl PgPool {
-    pub(super) fn open(dsn: &Dsn, pg: &PgDsn, options: &DbOptions) -> Result<PgPool, DbError> {
+    pub(super) fn open(
+        dsn: &Dsn,
+        pg: &PgDsn,
+        options: &DbOptions,
+        live: Hub,
+    ) -> Result<PgPool, DbError> {
         let mut config = pg.config();
         if config.get_password().is_none() {
             if let Some(password) = &options.password {
@@ -214,6 +222,7 @@ impl PgPool {
             running: StdMutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             busy: AtomicUsize::new(0),
+            live,
         })
     }
 
@@ -237,7 +246,7 @@ impl PgPool {
         };
         let budget = self.read_timeout.as_millis().max(1);
         conn.execute_batch(&format!("SET statement_timeout = {budget}"))?;
-        Ok(Conn::new(Inner::Postgres(Box::new(conn))))
+        Ok(Conn::new(Inner::Postgres(Box::new(conn)), self.live.clone()))
     }
 
     fn checkout(&self) -> Result<Conn, DbError> {
@@ -354,6 +363,38 @@ impl PgPool {
         let conn = self.connect()?;
         conn.execute_batch("SET statement_timeout = 0")?;
         f(&conn)
+    }
+
+    /// `LISTEN`s on `channel` on a connection of its own (outside the pool: it is held for
+    /// as long as the process serves), handing payloads to `on` until `stop` is set or the
+    /// connection fails.
+    pub(super) fn listen_blocking(
+        &self,
+        channel: &str,
+        stop: &AtomicBool,
+        listening: &mut dyn FnMut(),
+        on: &mut dyn FnMut(&str),
+    ) -> Result<(), DbError> {
+        use postgres::fallible_iterator::FallibleIterator;
+        let conn = self.connect()?;
+        let c = pg(&conn);
+        // Not a statement: LISTEN takes no parameters; the channel is the caller's constant.
+        c.execute_batch(&format!("SET statement_timeout = 0; LISTEN {channel}"))?;
+        listening();
+        while !stop.load(Ordering::Relaxed) {
+            c.with(|client| {
+                let mut notifications = client.notifications();
+                let mut batch = notifications.timeout_iter(Duration::from_millis(500));
+                while let Some(notification) = batch.next()? {
+                    on(notification.payload());
+                }
+                Ok(())
+            })?;
+            if c.is_broken() {
+                return Err(DbError::Unavailable(format!("{}: connection closed", self.dsn)));
+            }
+        }
+        Ok(())
     }
 
     /// The server answers and takes writes (after a failover, the old address may lead to

@@ -196,7 +196,10 @@ mod tests {
 
     #[test]
     fn derived_structs_read_their_columns() {
-        let conn = Conn::new(Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()));
+        let conn = Conn::new(
+            Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
+            crate::live::Hub::default(),
+        );
         let sql = "SELECT 'x' AS tag, 7 AS id, 'Ada' AS full_name, NULL AS nickname";
         let tagged: Tagged = conn.query_one(sql, &[]).unwrap();
         let person =

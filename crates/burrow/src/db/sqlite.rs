@@ -25,6 +25,7 @@ use tokio::sync::{Mutex, Semaphore};
 
 use super::conn::Inner;
 use super::{Conn, DbError, DbOptions, Dsn, Value};
+use crate::live::Hub;
 
 /// Applied to every connection (docs/sqlite.md).
 const PRAGMAS: &str = "
@@ -58,6 +59,8 @@ pub(super) struct SqlitePool {
     running: Arc<AtomicUsize>,
     /// Which read closures have been fast enough to run inline.
     speeds: Speeds,
+    /// Handed to every connection, for `Conn::publish`.
+    live: Hub,
 }
 
 /// A read or write closure runs on the async worker thread that awaits it, like a plain
@@ -228,7 +231,7 @@ pub(super) struct Activity {
 }
 
 impl SqlitePool {
-    pub(super) fn open(dsn: &Dsn, options: &DbOptions) -> Result<SqlitePool, DbError> {
+    pub(super) fn open(dsn: &Dsn, options: &DbOptions, live: Hub) -> Result<SqlitePool, DbError> {
         let DbOptions { readers, checkpoints, read_timeout, .. } = *options;
         let target = match dsn {
             Dsn::SqliteFile(path) => {
@@ -244,7 +247,7 @@ impl SqlitePool {
                 format!("file:burrow-memory-{}-{n}?mode=memory&cache=shared", std::process::id())
             }
         };
-        let writer = connect(&target, dsn)?;
+        let writer = connect(&target, dsn, &live)?;
         if checkpoints == Checkpoints::External {
             writer
                 .sqlite()
@@ -269,6 +272,7 @@ impl SqlitePool {
             closing: Arc::default(),
             running: Arc::default(),
             speeds: Speeds::default(),
+            live,
         })
     }
 
@@ -406,6 +410,7 @@ impl SqlitePool {
         let readers = self.readers.clone();
         let target = self.target.clone();
         let dsn = self.dsn.clone();
+        let live = self.live.clone();
         let stop = self.stop(Some(self.read_timeout));
         let running = self.running.clone();
         // Dropped with this future: a request that timed out or whose client left stops
@@ -417,7 +422,7 @@ impl SqlitePool {
             let pooled = readers.lock().expect("reader pool poisoned").pop();
             let mut conn = match pooled {
                 Some(conn) => conn,
-                None => connect(&target, &dsn)?,
+                None => connect(&target, &dsn, &live)?,
             };
             let result = run_under(&mut conn, &stop, &running, &fast_runs, f);
             readers.lock().expect("reader pool poisoned").push(conn);
@@ -513,7 +518,7 @@ impl Activity {
     }
 }
 
-fn connect(target: &str, dsn: &Dsn) -> Result<Conn, DbError> {
+fn connect(target: &str, dsn: &Dsn, live: &Hub) -> Result<Conn, DbError> {
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI
@@ -523,7 +528,7 @@ fn connect(target: &str, dsn: &Dsn) -> Result<Conn, DbError> {
     conn.execute_batch(PRAGMAS)
         .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
     conn.set_prepared_statement_cache_capacity(64);
-    Ok(Conn::new(Inner::Sqlite(conn)))
+    Ok(Conn::new(Inner::Sqlite(conn), live.clone()))
 }
 
 /// Checks the database file and its directory before anything is created or written:

@@ -37,6 +37,8 @@ pub(crate) struct Core {
     /// Uploaded files, for the `Storage` extractor.
     pub(crate) storage: crate::Storage,
     pub(crate) draining: Draining,
+    /// Event streams' settings and caps, for the `Sse` extractor.
+    pub(crate) streams: Arc<crate::live::Streams>,
     /// `--request-timeout`: a handler still running then is answered 503.
     pub(crate) request_timeout: Duration,
     /// `--dev`: pages get the reload script, and the access log is one readable line with
@@ -83,6 +85,7 @@ where
         extensions.insert(self.core.templates.clone());
         extensions.insert(self.core.db.clone());
         extensions.insert(self.core.storage.clone());
+        extensions.insert(self.core.streams.clone());
         if let Some(jobs) = &self.core.jobs {
             extensions.insert(jobs.clone());
         }

@@ -11,24 +11,18 @@
 //!
 //! Nothing here is installed without `--dev`.
 
-use std::convert::Infallible;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
+use axum::response::Response;
 use axum::routing::get;
-use bytes::Bytes;
 use http_body_util::BodyExt;
-use hyper::body::Frame;
-use tokio::sync::{mpsc, watch};
 
-use super::Draining;
 use super::errors::Summary;
+use crate::live::{Event, Hub, Sse};
 
 /// How often the watched folders are looked at: an edit shows within this (plus a rebuild).
 pub(crate) const POLL: Duration = Duration::from_millis(200);
@@ -50,23 +44,17 @@ const SCRIPT: &str = r#"// Burrow --dev: reload the page when a template or stat
 })();
 "#;
 
-/// A comment line on the stream this often, so a client that went away is noticed.
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
+/// The reload streams' topic, on a hub of their own (never sent to other processes).
+const RELOAD_TOPIC: &str = "reload";
 
-/// Counts changes; the reload streams wait on it.
-#[derive(Clone)]
-pub(crate) struct Reloads(watch::Sender<u64>);
-
-impl Default for Reloads {
-    fn default() -> Self {
-        Reloads(watch::channel(0).0)
-    }
-}
+/// Tells the reload streams about changes.
+#[derive(Clone, Default)]
+pub(crate) struct Reloads(Hub);
 
 impl Reloads {
     /// Tells every open page to reload.
     pub(crate) fn notify(&self) {
-        self.0.send_modify(|n| *n += 1);
+        self.0.deliver(RELOAD_TOPIC, &Event::new("reload"));
     }
 }
 
@@ -115,14 +103,17 @@ fn snapshot(folders: &[PathBuf]) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
     out
 }
 
-/// `/__burrow/reload` and `/__burrow/reload.js`.
-pub(crate) fn routes(reloads: Reloads, draining: Draining) -> Router {
+/// `/__burrow/reload` and `/__burrow/reload.js`. The reload stream is an event stream
+/// like apps' ([`crate::live`]): it ends when the server starts draining (it would
+/// otherwise hold a restart or shutdown for the whole drain timeout), and the script then
+/// reconnects to the new process.
+pub(crate) fn routes(reloads: Reloads) -> Router {
     Router::new()
         .route(
             RELOAD_PATH,
-            get(move || {
-                let (reloads, draining) = (reloads.clone(), draining.clone());
-                async move { event_stream(reloads.0.subscribe(), draining) }
+            get(move |sse: Sse| {
+                let reloads = reloads.clone();
+                async move { sse.stream_of(reloads.0.subscribe(vec![RELOAD_TOPIC.into()])) }
             }),
         )
         .route(
@@ -137,66 +128,6 @@ pub(crate) fn routes(reloads: Reloads, draining: Draining) -> Router {
                 )
             }),
         )
-}
-
-/// An event stream: `reload` after each change. It ends when the server starts draining
-/// (it would otherwise hold a restart or shutdown for the whole drain timeout); the script
-/// then reconnects to the new process.
-fn event_stream(mut changes: watch::Receiver<u64>, draining: Draining) -> Response {
-    let (tx, rx) = mpsc::channel::<Bytes>(4);
-    changes.mark_unchanged();
-    tokio::spawn(async move {
-        // Tells the browser to retry quickly after a restart.
-        if tx.send(Bytes::from_static(b"retry: 500\n\n")).await.is_err() {
-            return;
-        }
-        let mut keep_alive = Instant::now() + KEEP_ALIVE;
-        loop {
-            let event = tokio::select! {
-                changed = changes.changed() => match changed {
-                    Ok(()) => {
-                        let n = *changes.borrow_and_update();
-                        Bytes::from(format!("event: reload\ndata: {n}\n\n"))
-                    }
-                    Err(_) => return,
-                },
-                // Draining is a flag, not an event: look at it a few times a second.
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                    if draining.is_set() {
-                        return;
-                    }
-                    if Instant::now() < keep_alive {
-                        continue;
-                    }
-                    keep_alive = Instant::now() + KEEP_ALIVE;
-                    Bytes::from_static(b": keep-alive\n\n")
-                }
-            };
-            if tx.send(event).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut res = Body::new(ChannelBody(rx)).into_response();
-    let headers = res.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    res
-}
-
-/// A response body fed by a channel; ends when the sender is dropped.
-struct ChannelBody(mpsc::Receiver<Bytes>);
-
-impl hyper::body::Body for ChannelBody {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|chunk| chunk.map(|bytes| Ok(Frame::data(bytes))))
-    }
 }
 
 /// Adds the reload script to an HTML page (error pages included, so fixing a

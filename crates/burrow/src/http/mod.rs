@@ -30,11 +30,11 @@ pub(crate) mod staticfiles;
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
+use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::CompressionLevel;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -58,7 +58,7 @@ pub(crate) fn core_stack(
     let storage = ctx.storage.clone();
     let live = dev.is_some();
     let routes = match dev {
-        Some(reloads) => routes.merge(dev::routes(reloads, draining.clone())),
+        Some(reloads) => routes.merge(dev::routes(reloads)),
         None => routes,
     };
     let routes = routes.merge(crate::storage::serve::routes(storage.clone()));
@@ -67,6 +67,7 @@ pub(crate) fn core_stack(
         db: ctx.db.clone(),
         jobs: ctx.jobs.is_installed().then(|| ctx.jobs.clone()),
         storage: storage.clone(),
+        streams: crate::live::Streams::new(settings.live, draining.clone()),
         draining,
         request_timeout: settings.request_timeout,
         dev: live,
@@ -95,17 +96,23 @@ pub(crate) fn core_stack(
 }
 
 /// Set while the server drains: HTTP/1.1 responses then carry `Connection: close`, so
-/// keep-alive clients open their next connection to the successor.
+/// keep-alive clients open their next connection to the successor, and event streams end
+/// at once ([`crate::live`]), so none holds the drain.
 #[derive(Clone, Default)]
-pub(crate) struct Draining(Arc<AtomicBool>);
+pub(crate) struct Draining(CancellationToken);
 
 impl Draining {
     pub(crate) fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
+        self.0.cancel();
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.0.is_cancelled()
+    }
+
+    /// Resolves once draining starts.
+    pub(crate) fn wait(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.0.clone().cancelled_owned()
     }
 }
 

@@ -148,7 +148,7 @@ impl Drop for Slot {
 /// Whom a connection counts against: the IPv4 address (also when it arrives mapped into
 /// IPv6 on a dual-stack socket), or the /64 network of an IPv6 address, since one host
 /// usually holds a whole /64 and could otherwise pick a new address per connection.
-fn client_key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip.to_canonical() {
         IpAddr::V6(v6) if !v6.is_loopback() => {
             let mut segments = v6.segments();

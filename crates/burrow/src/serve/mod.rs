@@ -8,7 +8,7 @@
 //! client cannot hold up the others), under the deadlines and caps of [`limits`].
 
 mod conn;
-mod limits;
+pub(crate) mod limits;
 pub(crate) mod notify;
 pub(crate) mod pidfile;
 pub(crate) mod restart;

@@ -9,6 +9,7 @@ mod client;
 mod db;
 mod forms;
 mod http;
+mod live;
 mod mail;
 mod rows;
 mod sessions;
