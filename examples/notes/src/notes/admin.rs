@@ -4,9 +4,9 @@
 
 use burrow::admin::Change;
 use burrow::admin::{AdminSite, Filter, ModelAdmin};
-use burrow::db::{params, utc_now};
+use burrow::db::{Value, params, utc_now};
 
-use super::store::{NoteForm, SEARCH};
+use super::store::{Author, NoteForm, SEARCH, changed, changed_notes};
 
 pub(super) fn register(site: &mut AdminSite) {
     site.register(
@@ -26,12 +26,32 @@ pub(super) fn register(site: &mut AdminSite) {
             .edit_relation("user_id")
             .created_by("user_id")
             .readonly(&["created_at", "updated_at"])
+            // Authors' open list pages update live: those who lose a note here…
+            .before_change(|c, change| {
+                match change {
+                    Change::Edit(id, _) => changed_notes(c, &[id])?,
+                    Change::Delete(ids) => changed_notes(c, ids)?,
+                    Change::Create(_) => {}
+                }
+                Ok(Ok(()))
+            })
             .after_change(|c, change| {
-                if let Change::Edit(id, _) = change {
-                    c.execute(
-                        "UPDATE notes SET updated_at = ? WHERE id = ?",
-                        params![utc_now(), id],
-                    )?;
+                match change {
+                    Change::Edit(id, _) => {
+                        c.execute(
+                            "UPDATE notes SET updated_at = ? WHERE id = ?",
+                            params![utc_now(), id],
+                        )?;
+                        // …and those who get one.
+                        changed_notes(c, &[id])?;
+                    }
+                    Change::Create(values) => {
+                        let author = values.iter().find(|(column, _)| *column == "user_id");
+                        if let Some((_, Value::Integer(user_id))) = author {
+                            changed(c, Author(*user_id))?;
+                        }
+                    }
+                    Change::Delete(_) => {}
                 }
                 Ok(())
             }),

@@ -23,6 +23,7 @@ use burrow::contrib::auth::{RequireAuth, users};
 use burrow::contrib::messages::Messages;
 use burrow::forms::{Form, FormResult, Valid};
 use burrow::jobs::JobRegistry;
+use burrow::live::{Event, EventStream, Sse};
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
 use burrow::{
@@ -69,6 +70,7 @@ impl App for Notes {
         Router::new()
             .route("/notes", get(list).post(create))
             .route("/notes/rows", get(rows))
+            .route("/notes/events", get(events))
             .route("/notes/new", get(new))
             .route("/notes/{id}", get(show).post(update).delete(delete_htmx))
             .route("/notes/{id}/edit", get(edit))
@@ -220,6 +222,14 @@ async fn rows(
 ) -> Result<Html> {
     let page = store::page(&db, Author::of(&user), &query.q, query.page()).await?;
     render.partial("notes/_rows.html", context! { page => Serde(&page), q => query.q.trim() })
+}
+
+/// The signed-in user's live updates: `notes-changed` when their notes change (here, in
+/// another window, in the admin, from a command), and when the stream reconnects (what
+/// changed meanwhile was not sent); the list then refetches its rows.
+async fn events(RequireAuth(user): RequireAuth, sse: Sse) -> EventStream {
+    let changed = Event::new(store::CHANGED);
+    sse.subscribe([Author::of(&user).topic()]).on_reconnect(changed)
 }
 
 async fn new(_: RequireAuth, export_notice: ExportNotice, render: Render) -> Result<Html> {

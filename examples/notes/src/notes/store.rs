@@ -5,7 +5,8 @@
 use burrow::Db;
 use burrow::contrib::auth::User;
 use burrow::db::search::{SearchIndex, SearchQuery};
-use burrow::db::{DbError, FromRow, Row, params, utc_now};
+use burrow::db::{Conn, DbError, FromRow, Row, params, utc_now};
+use burrow::live::Event;
 use burrow::forms::{Clean, Errors, Form};
 use burrow::pagination::{Page, Paginator};
 use serde::Serialize;
@@ -20,6 +21,33 @@ impl Author {
     pub fn of(user: &User) -> Author {
         Author(user.id)
     }
+
+    /// The live-update topic of this author's notes: every change to them is published
+    /// there ([`changed`]), and their list pages subscribe to it.
+    pub fn topic(self) -> String {
+        format!("notes:user:{}", self.0)
+    }
+}
+
+/// The event a change to an author's notes publishes: the list refetches its rows.
+pub const CHANGED: &str = "notes-changed";
+
+/// Tells `author`'s open list pages that their notes changed, once the transaction
+/// commits (every store function that adds, changes or deletes notes calls it).
+pub fn changed(c: &Conn, author: Author) -> Result<(), DbError> {
+    c.publish(&author.topic(), Event::new(CHANGED))
+}
+
+/// [`changed`] for the authors of the notes `ids` (the admin's changes).
+pub fn changed_notes(c: &Conn, ids: &[i64]) -> Result<(), DbError> {
+    for id in ids {
+        let author: Option<(Option<i64>,)> =
+            c.query_opt("SELECT user_id FROM notes WHERE id = ?", params![*id])?;
+        if let Some((Some(user_id),)) = author {
+            changed(c, Author(user_id))?;
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Serialize, FromRow)]
@@ -127,6 +155,7 @@ pub async fn all(db: &Db, author: Author) -> Result<Vec<Note>, DbError> {
 /// A new note of `author`'s.
 pub async fn create(db: &Db, author: Author, form: NoteForm) -> Result<Note, DbError> {
     db.write(move |c| {
+        changed(c, author)?;
         c.query_one(
             "INSERT INTO notes (title, content, user_id) VALUES (?, ?, ?)
              RETURNING id, title, content, created_at, updated_at",
@@ -144,11 +173,15 @@ pub async fn update(
     form: NoteForm,
 ) -> Result<Option<Note>, DbError> {
     db.write(move |c| {
-        c.query_opt(
+        let note: Option<Note> = c.query_opt(
             "UPDATE notes SET title = ?, content = ?, updated_at = ?
                  WHERE id = ? AND user_id = ? RETURNING id, title, content, created_at, updated_at",
             params![plain(&form.title), plain(&form.content), utc_now(), id, author.0],
-        )
+        )?;
+        if note.is_some() {
+            changed(c, author)?;
+        }
+        Ok(note)
     })
     .await
 }
@@ -156,10 +189,14 @@ pub async fn update(
 /// Deletes a note of `author`'s; returns its title, or `None` when there is none.
 pub async fn delete(db: &Db, author: Author, id: i64) -> Result<Option<String>, DbError> {
     db.write(move |c| {
-        c.query_opt(
+        let title: Option<String> = c.query_opt(
             "DELETE FROM notes WHERE id = ? AND user_id = ? RETURNING title",
             params![id, author.0],
-        )
+        )?;
+        if title.is_some() {
+            changed(c, author)?;
+        }
+        Ok(title)
     })
     .await
 }
@@ -168,6 +205,7 @@ pub async fn delete(db: &Db, author: Author, id: i64) -> Result<Option<String>, 
 /// admin when it upgraded) to `author`; returns how many.
 pub async fn adopt(db: &Db, author: Author) -> Result<usize, DbError> {
     db.write(move |c| {
+        changed(c, author)?;
         c.execute("UPDATE notes SET user_id = ? WHERE user_id IS NULL", params![author.0])
     })
     .await
@@ -188,6 +226,7 @@ pub async fn insert_many(
     for chunk in notes.chunks(500) {
         let chunk = chunk.to_vec();
         db.write(move |c| {
+            changed(c, author)?;
             for (title, content) in &chunk {
                 c.execute(
                     "INSERT INTO notes (title, content, user_id) VALUES (?, ?, ?)",
@@ -209,6 +248,7 @@ pub async fn insert_missing(
     notes: Vec<(String, String)>,
 ) -> Result<usize, DbError> {
     db.write(move |c| {
+        changed(c, author)?;
         let mut added = 0;
         for (title, content) in &notes {
             let (title, content) = (plain(title), plain(content));
