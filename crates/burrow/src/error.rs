@@ -20,6 +20,11 @@ pub(crate) const SERVER_ERROR: &str = "Something went wrong on our side.";
 const BUSY: &str = "The server is too busy to answer this request. Try again in a moment.";
 pub(crate) const TOO_LARGE: &str = "The request body is larger than this server accepts.";
 
+/// The message of a 429 (a rate limit), which says when to come back.
+pub(crate) fn too_many_requests(retry_after_seconds: u64) -> String {
+    format!("Too many requests. Try again in {retry_after_seconds} seconds.")
+}
+
 /// The public message of an error response, for the error renderer.
 #[derive(Clone, Debug)]
 pub(crate) struct PublicMessage(pub(crate) String);

@@ -121,7 +121,9 @@ pub mod lifecycle;
 mod logging;
 pub mod mail;
 pub mod pagination;
+mod proxy;
 mod random;
+pub mod rate_limit;
 mod request;
 pub(crate) mod secrets;
 mod serve;
@@ -141,7 +143,9 @@ pub use embed::{AppFiles, Dir};
 pub use error::{Error, Result};
 pub use extract::Path;
 pub use pagination::{Page, Paginator};
-pub use request::{PeerAddr, RequestId};
+pub use proxy::{Cidr, ClientIpMode};
+pub use rate_limit::{Rate, RateLimit};
+pub use request::{ClientIp, Forwarded, PeerAddr, RequestId};
 pub use server::{Booted, Server, StartError};
 pub use settings::Settings;
 pub use template::{
@@ -204,6 +208,8 @@ mod guide {
     mod static_files {}
     #[doc = include_str!("../../../docs/guide/deployment.md")]
     mod deployment {}
+    #[doc = include_str!("../../../docs/guide/rate-limits.md")]
+    mod rate_limits {}
     #[doc = include_str!("../../../docs/guide/tls.md")]
     mod tls {}
     #[doc = include_str!("../../../docs/guide/sqlite.md")]

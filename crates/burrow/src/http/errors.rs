@@ -17,7 +17,7 @@ use minijinja::context;
 use crate::error::{
     Handled, LogDetail, NOT_FOUND, PublicMessage, SERVER_ERROR, TOO_LARGE, one_line,
 };
-use crate::request::{PeerAddr, RequestId};
+use crate::request::{ClientIp, PeerAddr, RequestId};
 use crate::template::{BeforeRenders, ErrorPageExtensions, RequestInfo, Templates};
 
 /// Whether [`render`] has anything to do: a cause to log, or an error page to make. The
@@ -130,19 +130,25 @@ pub(crate) struct Summary {
     accept: Option<HeaderValue>,
     host: Option<HeaderValue>,
     pub(crate) request_id: Option<RequestId>,
-    pub(crate) peer: Option<PeerAddr>,
+    /// The client's address ([`ClientIp`]).
+    pub(crate) client: Option<std::net::IpAddr>,
+    /// The TCP peer, when it is not the client (a trusted proxy).
+    pub(crate) proxy: Option<std::net::IpAddr>,
     templates: Option<Templates>,
 }
 
 impl Summary {
     pub(crate) fn of(request: &Request) -> Summary {
+        let ClientIp(client) = ClientIp::of(request.extensions());
+        let peer = request.extensions().get::<PeerAddr>().map(|PeerAddr(a)| a.ip().to_canonical());
         Summary {
             method: request.method().clone(),
             uri: request.uri().clone(),
             accept: request.headers().get(header::ACCEPT).cloned(),
             host: request.headers().get(header::HOST).cloned(),
             request_id: request.extensions().get::<RequestId>().cloned(),
-            peer: request.extensions().get::<PeerAddr>().copied(),
+            client,
+            proxy: peer.filter(|peer| Some(*peer) != client),
             templates: request.extensions().get::<Templates>().cloned(),
         }
     }

@@ -639,7 +639,7 @@ async fn attempts_over_the_limit_get_429_with_retry_after() {
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
     let retry: u64 = limited.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
     assert!((1..=181).contains(&retry), "a code comes back every 3 minutes: {retry}");
-    assert!(limited.body.contains("Too many attempts"), "{}", limited.body);
+    assert!(limited.body.contains("Too many requests"), "{}", limited.body);
     // Another account is not limited by frank's.
     let other = guesser.post(router, "/auth/recovery", "username=gina&code=aaaa-bbbb-cccc").await;
     assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -653,7 +653,7 @@ async fn attempts_over_the_limit_get_429_with_retry_after() {
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
     let json: serde_json::Value = serde_json::from_str(&limited.body).unwrap();
-    assert!(json["error"].as_str().unwrap().contains("Too many attempts"), "{json}");
+    assert!(json["error"].as_str().unwrap().contains("Too many requests"), "{json}");
     // Pages that verify nothing are not limited.
     assert_eq!(client.get(router, "/auth/login").await.status, StatusCode::OK);
 }
