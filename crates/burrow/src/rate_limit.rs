@@ -5,6 +5,7 @@
 //! An app puts a [`RateLimit`] on the routes it guards, as with any tower layer:
 //!
 //! ```no_run
+//! use burrow::axum::handler::Handler; // `.layer` on a handler
 //! use burrow::prelude::*;
 //! use burrow::{Rate, RateLimit};
 //!
