@@ -1,6 +1,7 @@
-//! What a rate limit costs a request: the same route called in-process with and without a
-//! `RateLimit::per_ip` layer (one client, and 10,000 clients in turn), and a refused
-//! request (the 429 built, not rendered). The route answers at once, so the futures are
+//! What a rate limit costs a request: the same route called in-process without a layer,
+//! under a layer that does nothing (what `route_layer` costs by itself), and under
+//! `RateLimit::per_ip` (one client, and 10,000 clients in turn), and a refused request
+//! (the 429 built, not rendered). The route answers at once, so the futures are
 //! polled once, without a runtime. Run: `cargo bench -p burrow --bench rate_limit`.
 
 use std::future::Future;
@@ -26,6 +27,13 @@ fn router(limit: Option<RateLimit>) -> Router {
     .with_state(())
 }
 
+/// The route under a layer that does nothing: what `route_layer` itself costs (axum boxes
+/// the layered route, and its future on every request).
+fn router_with_a_no_op_layer() -> Router {
+    let router = Router::new().route("/", get(|| async { "ok" }));
+    router.route_layer(tower::layer::util::Identity::new()).with_state(())
+}
+
 /// Calls `router` for a request from `ip`; the route never waits, so one poll answers.
 fn call(router: &mut Router, ip: IpAddr) -> StatusCode {
     let mut request = Request::get("/").body(Body::empty()).unwrap();
@@ -47,6 +55,10 @@ fn rate_limit(c: &mut Criterion) {
     let mut plain = router(None);
     group.bench_function("route without a limit", |b| {
         b.iter(|| black_box(call(&mut plain, black_box(client))))
+    });
+    let mut no_op = router_with_a_no_op_layer();
+    group.bench_function("route with a layer that does nothing", |b| {
+        b.iter(|| black_box(call(&mut no_op, black_box(client))))
     });
     let mut limited = router(Some(generous()));
     group.bench_function("route with RateLimit::per_ip, one client", |b| {

@@ -143,7 +143,6 @@ pub use embed::{AppFiles, Dir};
 pub use error::{Error, Result};
 pub use extract::Path;
 pub use pagination::{Page, Paginator};
-pub use proxy::{Cidr, ClientIpMode};
 pub use rate_limit::{Rate, RateLimit};
 pub use request::{ClientIp, Forwarded, PeerAddr, RequestId};
 pub use server::{Booted, Server, StartError};

@@ -452,7 +452,7 @@ pub struct Settings {
     /// Limits on connections: how long they may stay silent, how many may be open.
     pub connections: ConnectionLimits,
     /// Which reverse proxies are trusted, and which of their headers names the client.
-    pub proxies: Proxies,
+    pub(crate) proxies: Proxies,
     /// `--rate-limit`: requests per client IP on every route (`None`: off).
     pub rate_limit: Option<Rate>,
     /// Headers every response carries (beyond the fixed ones).

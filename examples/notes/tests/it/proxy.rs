@@ -167,6 +167,8 @@ async fn forwarding_headers_from_a_trusted_proxy_are_honoured() {
         }
         headers
     };
+    let line = server.wait_for_log("the proxies line", |l| l.contains("trusted proxies"));
+    assert!(line.contains("x-forwarded-for") && line.contains("127.0.0.1/32"), "{line}");
     // The client claimed 198.51.100.7; the proxy appended the address it saw.
     let page =
         get_with(&server, "/auth/recovery", &through_proxy("198.51.100.7, 203.0.113.9", true))
