@@ -76,6 +76,11 @@ pub struct Cidr {
 }
 
 impl Cidr {
+    /// The prefix length: 0 for a block holding every address.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.network, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {

@@ -324,3 +324,18 @@ fn bad_proxy_and_rate_settings_stop_the_start() {
         Failure::of(&out).mentions(words).no_database(dir.path()).check();
     }
 }
+
+#[test]
+fn check_warns_when_every_address_is_a_trusted_proxy() {
+    let dir = tempdir();
+    let check = |trusted: &str| {
+        let args = ["check", "--client-ip-mode", "x-forwarded-for", "--trusted-proxies", trusted];
+        Launch::serve(dir.path()).args(args).run()
+    };
+    let out = check("10.0.0.0/8,0.0.0.0/0");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let problems: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("✗ ")).collect();
+    assert!(problems.iter().any(|l| l.contains("--trusted-proxies includes 0.0.0.0/0")), "{out:?}");
+    let out = check("127.0.0.1/32");
+    assert!(!out.stdout.contains("--trusted-proxies"), "{out:?}");
+}
