@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 mod notes;
 mod postgres;
+mod proxy;
 mod security;
 mod sessions;
 mod sqlite;
