@@ -13,6 +13,7 @@ mod dev;
 mod exports;
 mod files;
 mod http;
+mod i18n;
 mod inprocess;
 mod jobs;
 mod lifecycle;
