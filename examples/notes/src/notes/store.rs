@@ -6,8 +6,8 @@ use burrow::Db;
 use burrow::contrib::auth::User;
 use burrow::db::search::{SearchIndex, SearchQuery};
 use burrow::db::{Conn, DbError, FromRow, Row, params, utc_now};
-use burrow::live::Event;
 use burrow::forms::{Clean, Errors, Form};
+use burrow::live::Event;
 use burrow::pagination::{Page, Paginator};
 use serde::Serialize;
 
