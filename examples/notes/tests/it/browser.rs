@@ -118,7 +118,7 @@ impl Drop for Driver {
 
 /// One WebDriver session in headless Chromium. Dropping it ends the session (the browser
 /// quits), then stops chromedriver, then removes the browser profile.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     /// `http://127.0.0.1:PORT/session/ID`
     session: String,
@@ -130,7 +130,7 @@ struct Browser {
 impl Browser {
     /// Starts chromedriver on a free port (retrying with another port if it cannot listen),
     /// waits until `/status` says it is ready, opens a session and sets the window size.
-    async fn start() -> Browser {
+    pub(crate) async fn start() -> Browser {
         let http = reqwest::Client::builder()
             .no_proxy()
             .timeout(PATIENCE * 4)
@@ -237,7 +237,7 @@ impl Browser {
     }
 
     /// Navigates to `url` (a full page load) and waits until htmx is loaded.
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.post("/url", json!({ "url": url })).await;
         self.wait(
             "htmx loaded",
@@ -248,14 +248,14 @@ impl Browser {
     }
 
     /// Runs `script` (a function body; `arguments` are `args`) and returns its result.
-    async fn js(&self, script: &str, args: Value) -> Value {
+    pub(crate) async fn js(&self, script: &str, args: Value) -> Value {
         self.post("/execute/sync", json!({ "script": script, "args": args })).await
     }
 
     /// Polls `script` until it returns a truthy value, which is returned. Panics after
     /// [`PATIENCE`], or as soon as htmx reports an error (see [`Browser::instrument`]),
     /// describing the page.
-    async fn wait(&self, what: &str, script: &str, args: Value) -> Value {
+    pub(crate) async fn wait(&self, what: &str, script: &str, args: Value) -> Value {
         let script = format!(
             "const result = (function () {{ {script} }}).apply(null, arguments);
              return [result, window.__htmxErrors ?? []];"
@@ -291,7 +291,7 @@ impl Browser {
     }
 
     /// Where the page is and what it shows, for failure messages.
-    async fn describe(&self) -> String {
+    pub(crate) async fn describe(&self) -> String {
         let state = self
             .js(
                 "return { url: location.href, page: window.__page ?? null, \
@@ -318,13 +318,13 @@ impl Browser {
             .to_string()
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         let id = self.find(css).await;
         self.post(&format!("/element/{id}/click"), json!({})).await;
     }
 
     /// Clears a text field, then types `text` into it.
-    async fn type_into(&self, css: &str, text: &str) {
+    pub(crate) async fn type_into(&self, css: &str, text: &str) {
         let id = self.find(css).await;
         self.post(&format!("/element/{id}/clear"), json!({})).await;
         self.post(&format!("/element/{id}/value"), json!({ "text": text })).await;
@@ -352,7 +352,7 @@ impl Browser {
     /// Marks the current document (`window.__page = 'same'`: a full page load would lose
     /// it, an htmx swap does not) and records what htmx reports as errors and the CSRF
     /// header of its requests.
-    async fn instrument(&self) {
+    pub(crate) async fn instrument(&self) {
         self.js(
             "window.__page = 'same';
              window.__htmxErrors = [];
@@ -370,7 +370,7 @@ impl Browser {
     }
 
     /// Asserts that the document is still the one [`Browser::instrument`] marked.
-    async fn assert_same_document(&self, after: &str) {
+    pub(crate) async fn assert_same_document(&self, after: &str) {
         let page = self.js("return window.__page ?? null;", json!([])).await;
         assert_eq!(
             page,
@@ -380,7 +380,7 @@ impl Browser {
         );
     }
 
-    async fn text(&self, css: &str) -> String {
+    pub(crate) async fn text(&self, css: &str) -> String {
         let value = self
             .js(
                 "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
@@ -490,10 +490,10 @@ fn target_dir() -> PathBuf {
 }
 
 /// Prints how long a test took when it ends.
-struct Timing(&'static str, Instant);
+pub(crate) struct Timing(&'static str, Instant);
 
 impl Timing {
-    fn start(name: &'static str) -> Timing {
+    pub(crate) fn start(name: &'static str) -> Timing {
         Timing(name, Instant::now())
     }
 }
@@ -512,8 +512,13 @@ fn serve(dir: &Path) -> Server {
 /// A browser signed in on `server` (notes belong to their author): a sign-in link from
 /// the CLI, opened and confirmed, which lands on the passkeys page.
 async fn signed_in_browser(server: &Server) -> Browser {
+    signed_in_browser_as(server, TESTER).await
+}
+
+/// [`signed_in_browser`] as `username` (made if missing).
+pub(crate) async fn signed_in_browser_as(server: &Server, username: &str) -> Browser {
     let browser = Browser::start().await;
-    browser.goto(&server.url(&server.login_link(TESTER))).await;
+    browser.goto(&server.url(&server.login_link(username))).await;
     browser.click("main form button").await;
     let landed = "return location.pathname === '/auth/credentials/';";
     browser.wait("the passkeys page after signing in", landed, json!([])).await;
@@ -533,7 +538,8 @@ async fn open_quick_note(browser: &Browser) {
 }
 
 /// JavaScript: the number of rows of the list (`li[id^=note-]` in #note-list).
-const ROW_COUNT: &str = "document.querySelectorAll('#note-list li[id^=\"note-\"]').length";
+pub(crate) const ROW_COUNT: &str =
+    "document.querySelectorAll('#note-list li[id^=\"note-\"]').length";
 
 // ---------------------------------------------------------------------------------------
 // Tests

@@ -18,6 +18,7 @@ mod inprocess;
 mod jobs;
 mod lifecycle;
 mod limits;
+mod live;
 mod notes;
 mod postgres;
 mod proxy;
