@@ -24,10 +24,11 @@ use super::{Event, Hub, LiveSettings};
 use crate::Db;
 use crate::error::Error;
 use crate::http::Draining;
-use crate::request::PeerAddr;
+use crate::request::ClientIp;
 use crate::serve::limits::{Throttle, client_key};
 
-/// Answered (429) when a client address has `--sse-max-streams-per-ip` streams open.
+/// Answered (429) when a client address (behind trusted proxies, the one they forwarded)
+/// has `--sse-max-streams-per-ip` streams open.
 const TOO_MANY_FROM_CLIENT: &str = "Too many open event streams from your address.";
 /// Answered (503) when `--sse-max-streams` streams are open.
 const TOO_MANY_STREAMS: &str = "Too many open event streams; try again shortly.";
@@ -181,8 +182,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Sse {
                 Error::internal("event streams are not installed on this router").into_response()
             );
         };
-        let peer = parts.extensions.get::<PeerAddr>().map(|p| p.0.ip());
-        let slot = streams.admit(peer).map_err(IntoResponse::into_response)?;
+        // The client behind trusted proxies (`--trusted-proxies`), else the TCP peer.
+        let ClientIp(client) = ClientIp::of(&parts.extensions);
+        let slot = streams.admit(client).map_err(IntoResponse::into_response)?;
         let last_event_id = (parts.headers.get("last-event-id"))
             .and_then(|v| v.to_str().ok())
             .map(|id| id.chars().take(64).collect());

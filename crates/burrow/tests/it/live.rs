@@ -53,9 +53,15 @@ fn booted(site: &Site, extra: &[&str]) -> burrow::Booted {
 
 /// Opens a stream from `peer`; the response, whose body stays open.
 async fn open(router: &Router, query: &str, peer: &str, last_id: Option<&str>) -> Response {
+    let last_id = last_id.map(|id| ("last-event-id", id));
+    open_with(router, query, peer, last_id.as_slice()).await
+}
+
+/// [`open`] with these request headers.
+async fn open_with(router: &Router, query: &str, peer: &str, headers: &[(&str, &str)]) -> Response {
     let mut request = Request::get(format!("/events?{query}")).header("accept-encoding", "gzip");
-    if let Some(id) = last_id {
-        request = request.header("last-event-id", id);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
     }
     let mut request = request.body(Body::empty()).unwrap();
     request.extensions_mut().insert(PeerAddr(format!("{peer}:5000").parse().unwrap()));
@@ -159,6 +165,20 @@ async fn streams_are_capped_per_client_address_and_in_all() {
     assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
     drop(first);
     assert_eq!(open(router, "topic=t", "192.0.2.1", None).await.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn behind_a_trusted_proxy_streams_count_per_forwarded_client() {
+    let site = Site::new();
+    let proxy = ["--trusted-proxies", "198.51.100.1/32", "--client-ip-mode", "x-forwarded-for"];
+    let booted = booted(&site, &[&["--sse-max-streams-per-ip", "1"][..], &proxy[..]].concat());
+    let router = &booted.router;
+    let via_proxy = |client: &'static str| async move {
+        open_with(router, "topic=t", "198.51.100.1", &[("x-forwarded-for", client)]).await
+    };
+    let _first = via_proxy("192.0.2.1").await;
+    assert_eq!(via_proxy("192.0.2.2").await.status(), StatusCode::OK, "another client");
+    assert_eq!(via_proxy("192.0.2.1").await.status(), StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test(flavor = "multi_thread")]
