@@ -58,6 +58,10 @@
 //!   JSON, through one renderer. [`Path`] answers 404 for a segment that does not parse.
 //! - [`i18n`]: message catalogs per app (English and German ship), the request's language
 //!   ([`i18n::Locale`]), `t()` in templates.
+//! - [`live`]: live updates over server-sent events: a [`live::Hub`] of topics
+//!   (`ctx.live`, [`db::Conn::publish`] once a write commits, `NOTIFY` between processes on
+//!   PostgreSQL) and the [`live::Sse`] extractor of a stream endpoint
+//!   (docs/guide/live-updates.md).
 //! - [`pagination`]: [`Paginator`] and [`Page`], `?page=` to `LIMIT`/`OFFSET` and back.
 //! - [`contrib`]: sessions ([`Session`]), CSRF, flash [`Messages`], and the default look
 //!   (`contrib::theme`: layout, error page, favicon, stylesheet).
@@ -215,6 +219,8 @@ mod guide {
     mod mail {}
     #[doc = include_str!("../../../docs/guide/jobs.md")]
     mod jobs {}
+    #[doc = include_str!("../../../docs/guide/live-updates.md")]
+    mod live_updates {}
     #[doc = include_str!("../../../docs/guide/admin.md")]
     mod admin {}
     #[doc = include_str!("../../../docs/guide/static-files.md")]
