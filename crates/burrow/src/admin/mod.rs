@@ -206,7 +206,8 @@ pub type CreateWith = Arc<
 
 /// A check of a change against the database, run in the write transaction that makes it,
 /// before it: `Ok(Err(message))` refuses it with that message (e.g. "the last admin
-/// cannot be demoted"). It may also write (what it writes is rolled back with the change).
+/// cannot be demoted"), shown in the user's language when the message is a catalog key. It
+/// may also write (what it writes is rolled back with the change).
 pub type BeforeChange =
     Arc<dyn Fn(&Conn, Change<'_>) -> Result<Result<(), String>, DbError> + Send + Sync>;
 
@@ -436,23 +437,68 @@ pub struct Action {
 }
 
 /// Runs in one write transaction over the selected ids; returns what to tell the user.
-pub type ActionFn = Arc<dyn Fn(&Conn, &[i64]) -> Result<String, DbError> + Send + Sync>;
+pub type ActionFn = Arc<dyn Fn(&Conn, &[i64]) -> Result<ActionMessage, DbError> + Send + Sync>;
+
+/// What an action tells the user: a text, or the key of a catalog text with arguments,
+/// shown in the user's language (the number of rows the action ran on is `{count}`, which
+/// also picks the plural form). A `String` or `&str` converts into it: a catalog key is
+/// translated, other text shown as it is.
+#[derive(Clone, Debug)]
+pub struct ActionMessage {
+    text: String,
+    args: Vec<(&'static str, String)>,
+}
+
+impl ActionMessage {
+    /// The catalog text `key`; add its arguments with [`arg`](Self::arg).
+    pub fn key(key: impl Into<String>) -> ActionMessage {
+        ActionMessage { text: key.into(), args: Vec::new() }
+    }
+
+    /// Fills in `{name}` with `value`.
+    pub fn arg(mut self, name: &'static str, value: impl std::fmt::Display) -> ActionMessage {
+        self.args.push((name, value.to_string()));
+        self
+    }
+
+    /// The text in `locale`'s language, for an action that ran on `count` rows.
+    pub(crate) fn say(&self, locale: &crate::i18n::Locale, count: usize) -> String {
+        let mut args: Vec<(&str, &dyn std::fmt::Display)> = vec![("count", &count)];
+        args.extend(self.args.iter().map(|(name, value)| (*name, value as &dyn std::fmt::Display)));
+        locale.get(&self.text, &args).unwrap_or_else(|| self.text.clone())
+    }
+}
+
+impl From<String> for ActionMessage {
+    fn from(text: String) -> ActionMessage {
+        ActionMessage::key(text)
+    }
+}
+
+impl From<&str> for ActionMessage {
+    fn from(text: &str) -> ActionMessage {
+        ActionMessage::key(text)
+    }
+}
 
 impl Action {
     /// An action named `name` (in URLs and the admin log), labelled `label`, that runs `run`
     /// over the selected ids in one write transaction and returns a message for the user.
-    pub fn new(
+    pub fn new<M>(
         name: &'static str,
         label: impl Into<String>,
-        run: impl Fn(&Conn, &[i64]) -> Result<String, DbError> + Send + Sync + 'static,
-    ) -> Action {
+        run: impl Fn(&Conn, &[i64]) -> Result<M, DbError> + Send + Sync + 'static,
+    ) -> Action
+    where
+        M: Into<ActionMessage>,
+    {
         Action {
             name,
             label: label.into(),
             access: Access::Staff,
             row: false,
             confirm: false,
-            run: Arc::new(run),
+            run: Arc::new(move |c, ids| run(c, ids).map(Into::into)),
         }
     }
 

@@ -19,9 +19,15 @@ use crate::sniff;
 /// memory while the body is read.
 const MAX_FILES: usize = 20;
 
-const UNREADABLE: &str = "The form data could not be read.";
-const TOO_MANY_FILES: &str = "The form sends too many files at once.";
-const TEXT_TOO_LARGE: &str = "The form's text fields are too large.";
+/// 400: not a multipart body, or a text field that is not UTF-8.
+fn unreadable() -> Error {
+    Error::bad_request("The form data could not be read.").translate("error-form-unreadable")
+}
+
+/// 413 for a form over one of the limits that are not a file's own size.
+fn too_large(english: &'static str, key: &'static str) -> Error {
+    Error::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, english).translate(key)
+}
 
 /// Where file parts go while the body is read, and how much text a body may hold; the
 /// core stack puts it in every request.
@@ -167,8 +173,7 @@ pub(crate) async fn read_multipart(
     content_type: &str,
     spool: &Spool,
 ) -> Result<FormData, Error> {
-    let boundary =
-        multer::parse_boundary(content_type).map_err(|_| Error::bad_request(UNREADABLE))?;
+    let boundary = multer::parse_boundary(content_type).map_err(|_| unreadable())?;
     let mut parts = multer::Multipart::new(body.into_data_stream(), boundary);
     let mut data = FormData::default();
     let (mut files, mut text) = (Vec::new(), 0usize);
@@ -180,18 +185,17 @@ pub(crate) async fn read_multipart(
             while let Some(chunk) = part.chunk().await.map_err(failed)? {
                 text += chunk.len();
                 if text > spool.text_limit {
-                    return Err(Error::new(
-                        axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        TEXT_TOO_LARGE,
-                    ));
+                    let english = "The form's text fields are too large.";
+                    return Err(too_large(english, "error-form-text-too-large"));
                 }
                 value.extend_from_slice(&chunk);
             }
-            data.push(field, String::from_utf8(value).map_err(|_| Error::bad_request(UNREADABLE))?);
+            data.push(field, String::from_utf8(value).map_err(|_| unreadable())?);
             continue;
         };
         if files.len() == MAX_FILES {
-            return Err(Error::new(axum::http::StatusCode::PAYLOAD_TOO_LARGE, TOO_MANY_FILES));
+            let english = "The form sends too many files at once.";
+            return Err(too_large(english, "error-form-too-many-files"));
         }
         let content_type = part.content_type().map(|m| m.to_string());
         let spooled = spool_part(&mut part, &spool.dir).await?;

@@ -83,8 +83,7 @@ pub async fn create(
     Path(id): Path<i64>,
     storage: Storage,
     render: Render,
-    messages: Messages,
-    locale: Locale,
+    (messages, locale): (Messages, Locale),
     form: FormResult<AttachmentForm>,
 ) -> Result<Response> {
     let note = store::get(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;

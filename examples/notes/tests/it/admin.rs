@@ -285,8 +285,8 @@ both_engines!(blocking edits_save_and_a_stale_form_is_refused_rather_than_overwr
     assert_eq!(page.select_one("h1"), "Overwritten");
     let history = page.select(".admin-history li");
     assert_eq!(history.len(), 2);
-    assert!(history[0].contains("Changed title, content."), "their v1 replaced v2: {history:?}");
-    assert!(history[1].contains("Changed content."), "{history:?}");
+    assert!(history[0].contains("Changed Title, Content."), "their v1 replaced v2: {history:?}");
+    assert!(history[1].contains("Changed Content."), "{history:?}");
 });
 
 both_engines!(blocking deletes_confirm_with_the_rows_that_cascade_and_bulk_deletes_in_one_go, |engine: Engine| {

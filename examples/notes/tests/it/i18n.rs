@@ -124,7 +124,7 @@ fn the_admin_speaks_german_with_plurals() {
     let confirm = german(&client, "POST", "/admin/notes/bulk").form(&picked).send();
     assert_eq!(confirm.select_one("h1"), "3 Notizen löschen?");
     assert_eq!(confirm.select_one(".card > p.muted"), "Keine anderen Zeilen verweisen darauf.");
-    assert_eq!(confirm.select_one("button[type='submit']"), "Ja, 3 notizen löschen");
+    assert_eq!(confirm.select_one(".card button[type='submit']"), "Ja, 3 Notizen löschen");
     let mut confirmed = picked.to_vec();
     confirmed.push(("confirmed", "1"));
     let done = german(&client, "POST", "/admin/notes/bulk").form(&confirmed);
@@ -140,7 +140,46 @@ fn the_admin_speaks_german_with_plurals() {
     let id = client.get("/admin/notes/").attr("input[name='ids']", "value").remove(0);
     let done =
         client.post("/admin/notes/bulk", &[("action", "delete"), ("ids", &id), ("confirmed", "1")]);
-    assert_eq!(done.messages(), ["Deleted note."]);
+    assert_eq!(done.status(), 303);
+    assert_eq!(client.get("/admin/notes/").messages(), ["Deleted note."]);
+}
+
+#[test]
+fn the_job_queues_admin_speaks_german() {
+    let client = signed_in();
+    let jobs = client.context().jobs.clone();
+    let first = client.block_on(jobs.enqueue(notes::ExportNotes { export_id: 1 })).unwrap();
+    let second = client.block_on(jobs.enqueue(notes::ExportNotes { export_id: 2 })).unwrap();
+    let list = german(&client, "GET", "/admin/jobs/").send();
+    assert_eq!(list.status(), 200);
+    assert_eq!(list.select_one("h1").split_whitespace().next(), Some("Aufträge"));
+    let columns = list.select(".admin-table thead th");
+    for column in ["Typ", "Warteschlange", "Status", "Versuche", "Fällig um", "Letzter Fehler"] {
+        assert!(columns.iter().any(|c| c.starts_with(column)), "{column} in {columns:?}");
+    }
+    assert!(list.select(".admin-table tbody td").contains(&"Wartend".to_string()));
+    assert_eq!(list.select(".admin-filters h3"), ["Status", "Angelegt"]);
+    let actions = list.select("#admin-action option");
+    assert_eq!(actions, ["Ausgewählte Aufträge löschen", "Jetzt wiederholen", "Abbrechen"]);
+
+    let (a, b) = (first.to_string(), second.to_string());
+    let cancel = [("action", "cancel"), ("ids", a.as_str()), ("ids", b.as_str())];
+    let confirm = german(&client, "POST", "/admin/jobs/bulk").form(&cancel).send();
+    assert_eq!(confirm.select_one(".card button[type='submit']"), "Ja, abbrechen");
+    let mut confirmed = cancel.to_vec();
+    confirmed.push(("confirmed", "1"));
+    let done = german(&client, "POST", "/admin/jobs/bulk").form(&confirmed);
+    assert_eq!(done.follow_redirects(true).send().messages(), ["2 Aufträge abgebrochen."]);
+    // Only a dead job is queued again: the other is left alone, and the message says so.
+    let running = client.block_on(jobs.enqueue(notes::ExportNotes { export_id: 3 })).unwrap();
+    let c = running.to_string();
+    let retry = [("action", "retry"), ("ids", a.as_str()), ("ids", c.as_str())];
+    let done = german(&client, "POST", "/admin/jobs/bulk").form(&retry);
+    let messages = done.follow_redirects(true).send().messages();
+    assert_eq!(
+        messages,
+        ["1 von 2 Aufträgen wieder eingereiht; die in einem anderen Zustand blieben unverändert."]
+    );
 }
 
 #[tokio::test]

@@ -39,6 +39,8 @@ pub const NAME: &str = "jobs";
 
 static MIGRATIONS: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/jobs/migrations");
+pub(crate) static TRANSLATIONS: Dir<'static> =
+    crate::embed_dir!("$CARGO_MANIFEST_DIR/src/contrib/jobs/translations");
 
 const WORKERS: Setting<usize> = Setting::new("jobs.workers")
     .default("2")
@@ -69,7 +71,7 @@ const QUEUES: Setting<String, Optional> = Setting::new("jobs.queues")
 /// (indented) and last error; retry, cancel and delete, one job or in bulk. Jobs are made
 /// by apps, not here.
 fn admin() -> crate::admin::ModelAdmin {
-    use crate::admin::{Access, Action, Filter, ModelAdmin, Permissions, Shown};
+    use crate::admin::{Access, Action, ActionMessage, Filter, ModelAdmin, Permissions, Shown};
     use crate::jobs::{now_ms, queue};
     const STATUSES: &[(&str, &str)] = &[
         ("pending", "Pending"),
@@ -78,24 +80,22 @@ fn admin() -> crate::admin::ModelAdmin {
         ("failed", "Failed (will retry)"),
         ("dead", "Dead"),
     ];
-    /// Runs `f` on each job; says how many it applied to.
+    /// Runs `f` on each job; says how many it applied to (`done`: a catalog key with
+    /// plurals, and `done-some` when some jobs were in another state).
     fn each(
         c: &crate::db::Conn,
         ids: &[i64],
         done: &str,
         f: fn(&crate::db::Conn, i64, i64) -> Result<bool, crate::db::DbError>,
-    ) -> Result<String, crate::db::DbError> {
+    ) -> Result<ActionMessage, crate::db::DbError> {
         let mut n = 0;
         for id in ids {
             n += usize::from(f(c, *id, now_ms())?);
         }
-        let skipped = ids.len() - n;
-        let rest = if skipped > 0 {
-            format!(" ({skipped} in another state left alone)")
-        } else {
-            String::new()
-        };
-        Ok(format!("{done} {n} job{}{rest}.", if n == 1 { "" } else { "s" }))
+        Ok(match n == ids.len() {
+            true => ActionMessage::key(done),
+            false => ActionMessage::key(format!("{done}-some")).arg("done", n),
+        })
     }
     ModelAdmin::new("jobs")
         .table("_jobs")
@@ -126,20 +126,20 @@ fn admin() -> crate::admin::ModelAdmin {
                     if let Some(job) = queue::get(c, *id)?
                         && job.status == "running"
                     {
-                        return Ok(Err(format!(
-                            "Job {id} is running: cancel it or wait until it ends."
-                        )));
+                        return Ok(Err("jobs-running-not-deleted".into()));
                     }
                 }
             }
             Ok(Ok(()))
         })
         .action(
-            Action::new("retry", "Retry now", |c, ids| each(c, ids, "Queued again", queue::retry))
-                .on_rows(),
+            Action::new("retry", "Retry now", |c, ids| {
+                each(c, ids, "jobs-queued-again", queue::retry)
+            })
+            .on_rows(),
         )
         .action(
-            Action::new("cancel", "Cancel", |c, ids| each(c, ids, "Cancelled", queue::cancel))
+            Action::new("cancel", "Cancel", |c, ids| each(c, ids, "jobs-cancelled", queue::cancel))
                 .on_rows()
                 .confirm(),
         )
@@ -237,6 +237,10 @@ impl App for JobsApp {
 
     fn migrations(&self) -> Option<&'static Dir<'static>> {
         Some(&MIGRATIONS)
+    }
+
+    fn translations(&self) -> Option<&'static Dir<'static>> {
+        Some(&TRANSLATIONS)
     }
 
     fn commands(&self) -> Vec<Command> {

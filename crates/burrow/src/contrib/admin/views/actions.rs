@@ -95,6 +95,21 @@ fn confirm_context(
     let blocked = effects
         .iter()
         .any(|e| matches!(e.on_delete, schema::OnDelete::Restrict | schema::OnDelete::NoAction));
+    // The button repeats what it does; German nouns keep their capitals, so only a custom
+    // action's label (a verb first) is lower-cased after "Yes, ".
+    let yes = match action {
+        "delete" => Names::of(model, locale).say(
+            locale,
+            "admin-confirm-delete",
+            &[("count", &objects.len())],
+        ),
+        _ => {
+            let mut chars = label.chars();
+            let first = chars.next().map(|c| c.to_lowercase().collect::<String>());
+            let action = first.unwrap_or_default() + chars.as_str();
+            locale.t_args("admin-confirm-yes", &[("action", &action)])
+        }
+    };
     let objects: Vec<Jinja> = objects
         .into_iter()
         .map(|(id, label)| context! { id, label, href => format!("/admin/{}/{id}", model.slug) })
@@ -102,6 +117,7 @@ fn confirm_context(
     context! {
         action,
         action_label => label,
+        yes,
         objects,
         effects => effects_view(effects, locale),
         blocked,
@@ -179,7 +195,7 @@ async fn finish_delete(
             Ok(Redirect::to(&format!("/admin/{}/", model.slug)).into_response())
         }
         Ok(Err(message)) => {
-            messages.error(message)?;
+            messages.error(super::refusal(locale, message))?;
             Ok(Redirect::to(back).into_response())
         }
         Err(e @ DbError::Constraint { .. }) => {
@@ -295,8 +311,7 @@ async fn run_action(
                 }
             }
             let ids: Vec<i64> = labels.iter().map(|(id, _)| *id).collect();
-            let message = run(c, &ids)?;
-            let message = locale.get(&message, &[("count", &ids.len())]).unwrap_or(message);
+            let message = run(c, &ids)?.say(&locale, ids.len());
             for (id, label) in &labels {
                 let record = Record::new(model.slug, *id, label, name).detail(&message);
                 write_sink.write(c, record)?;

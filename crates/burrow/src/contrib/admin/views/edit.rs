@@ -250,7 +250,7 @@ fn before(
         return Ok(Err(message));
     }
     match &model.before_change {
-        Some(check) => check(c, change),
+        Some(check) => Ok(check(c, change)?.map_err(|refusal| super::refusal(locale, refusal))),
         None => Ok(Ok(())),
     }
 }

@@ -172,6 +172,11 @@ fn millis_text(ms: i64) -> String {
         .map_or_else(|_| ms.to_string(), crate::db::utc_at)
 }
 
+/// A model's refusal of a change, in the user's language when it is a catalog key.
+fn refusal(locale: &Locale, refusal: String) -> String {
+    locale.get(&refusal, &[]).unwrap_or(refusal)
+}
+
 fn column_label(model: &ModelAdmin, column: &crate::admin::Column, locale: &Locale) -> String {
     match &column.label {
         Some(label) => locale.label(label).into_owned(),
