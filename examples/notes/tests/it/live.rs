@@ -334,17 +334,18 @@ fn sighups_hand_open_streams_to_the_new_process_under_load_without_holding_the_d
     let port = server.port;
     let credentials = server.credentials();
 
-    // A hand-over without streams, to compare.
+    // The load's POSTs create notes: every stream gets their events.
+    let load = Load::start(port, CLIENTS, &credentials);
+    load.wait_progress(50);
+    // A hand-over under the same load without streams, to compare.
     let (mut pid, without_streams) = hand_over(&pid_file, port, server.pid());
+    load.wait_progress(10);
 
     let clients: Vec<EventClient> =
         (0..STREAMS).map(|_| EventClient::open(port, &credentials.cookie, true)).collect();
     for client in &clients {
         client.wait_open(1);
     }
-    // The load's POSTs create notes: every stream gets their events meanwhile.
-    let load = Load::start(port, CLIENTS, &credentials);
-    load.wait_progress(50);
     let mut hand_overs = Vec::new();
     for round in 1..=RESTARTS {
         let signalled = Instant::now();
@@ -375,8 +376,8 @@ fn sighups_hand_open_streams_to_the_new_process_under_load_without_holding_the_d
     let mean = hand_overs.iter().sum::<Duration>() / RESTARTS as u32;
     eprintln!(
         "{RESTARTS} hand-overs with {STREAMS} open streams under load: {} requests ({} POSTs), \
-         {} failed; {events} events received; hand-over without streams {without_streams:?}, \
-         with streams mean {mean:?}, slowest {slowest:?}",
+         {} failed; {events} events received; hand-over under load without streams \
+         {without_streams:?}, with streams mean {mean:?}, slowest {slowest:?}",
         totals.done, totals.posts, totals.failed
     );
     stop(pid);
@@ -408,6 +409,8 @@ fn sigterm_with_open_streams_exits_well_before_the_shutdown_timeout() {
     assert!(signal(server.pid(), "TERM"));
     let status = server.wait_exit(PATIENCE).expect("the server exits");
     let took = start.elapsed();
+    // About a second: connections this young get that long before they are closed (the
+    // server's first-request grace), whatever they carry.
     eprintln!("SIGTERM with 10 open streams: exited after {took:?}");
     assert_eq!(status.code(), Some(0), "{status:?}");
     assert!(took < Duration::from_secs(10), "exit took {took:?} of the 30 s shutdown timeout");
