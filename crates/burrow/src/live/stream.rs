@@ -113,11 +113,14 @@ enum Refused {
 }
 
 impl IntoResponse for Refused {
-    /// 429 or 503 with a `Retry-After`, through the error renderer.
+    /// 429 or 503 with a `Retry-After`, through the error renderer (in the request's
+    /// language).
     fn into_response(self) -> Response {
         let error = match self {
-            Refused::Client => Error::new(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_FROM_CLIENT),
-            Refused::Full => Error::new(StatusCode::SERVICE_UNAVAILABLE, TOO_MANY_STREAMS),
+            Refused::Client => Error::new(StatusCode::TOO_MANY_REQUESTS, TOO_MANY_FROM_CLIENT)
+                .translate("error-streams-per-client"),
+            Refused::Full => Error::new(StatusCode::SERVICE_UNAVAILABLE, TOO_MANY_STREAMS)
+                .translate("error-streams-full"),
         };
         let mut response = error.into_response();
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));

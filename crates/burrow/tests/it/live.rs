@@ -161,8 +161,11 @@ async fn streams_are_capped_per_client_address_and_in_all() {
     let body = third.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("Too many open event streams"));
     let _other = open(router, "topic=t", "192.0.2.2", None).await;
-    let full = open(router, "topic=t", "192.0.2.3", None).await;
+    let german = [("accept-language", "de")];
+    let full = open_with(router, "topic=t", "192.0.2.3", &german).await;
     assert_eq!(full.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body = full.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("Zu viele offene Ereignis-Streams"));
     drop(first);
     assert_eq!(open(router, "topic=t", "192.0.2.1", None).await.status(), StatusCode::OK);
 }
