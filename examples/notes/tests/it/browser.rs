@@ -538,6 +538,12 @@ async fn open_quick_note(browser: &Browser) {
 }
 
 /// JavaScript: the number of rows of the list (`li[id^=note-]` in #note-list).
+/// JavaScript: whether the list's event stream (the `sse` extension's `EventSource`, in
+/// htmx's data of `#note-list`) is open; changes made before would not reach the page.
+pub(crate) const LIST_STREAM_OPEN: &str =
+    "const data = document.querySelector('#note-list')['htmx-internal-data'];
+     return !!data && !!data.sseEventSource && data.sseEventSource.readyState === 1;";
+
 pub(crate) const ROW_COUNT: &str =
     "document.querySelectorAll('#note-list li[id^=\"note-\"]').length";
 
@@ -572,6 +578,8 @@ async fn browser_inline_create_swaps_the_new_note_in() {
     let title = "Buy oat milk";
     browser.type_into("#new-note input[name=title]", title).await;
     browser.type_into("#new-note textarea[name=content]", "Two cartons, the barista kind.").await;
+    // The list follows its author's changes (live updates): this window's own create too.
+    browser.wait("the list's event stream to open", LIST_STREAM_OPEN, json!([])).await;
     browser.click("#new-note button[type=submit]").await;
 
     let row = browser
@@ -608,6 +616,20 @@ async fn browser_inline_create_swaps_the_new_note_in() {
         .js("return document.querySelector('#new-note textarea[name=content]').value;", json!([]))
         .await;
     assert_eq!(content, json!(""), "content not reset");
+    // The POST, then the list's refetch that the create's live event triggers; that one
+    // waits for the POST's swap (`hx-sync`), so the new row is listed once, not twice.
+    let headers = browser
+        .wait("two htmx requests", "return window.__csrfHeaders.length === 2;", json!([]))
+        .await;
+    assert_eq!(headers, json!(true));
+    let listed = browser
+        .js(
+            "return [...document.querySelectorAll('#note-list li[id^=\"note-\"] a.title')]
+                 .filter((a) => a.textContent.trim() === arguments[0]).length;",
+            json!([title]),
+        )
+        .await;
+    assert_eq!(listed, json!(1), "the new note's rows");
     // Tokens are masked anew for every use, so the header is compared with the layout's
     // `hx-headers`, not with the form field.
     let headers = browser.js("return window.__csrfHeaders;", json!([])).await;
@@ -621,7 +643,7 @@ async fn browser_inline_create_swaps_the_new_note_in() {
         hx_headers.as_str().is_some_and(|t| !t.is_empty()),
         "no X-CSRF-Token in the body's hx-headers: {hx_headers}"
     );
-    assert_eq!(headers, json!([hx_headers]), "X-CSRF-Token of htmx's requests");
+    assert_eq!(headers, json!([hx_headers, hx_headers]), "X-CSRF-Token of htmx's requests");
     let errors = browser.js("return window.__htmxErrors;", json!([])).await;
     assert_eq!(errors, json!([]), "htmx errors");
     eprintln!("browser: created {row} in place");

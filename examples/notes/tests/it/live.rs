@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::browser::{ROW_COUNT, Timing, signed_in_browser_as};
+use crate::browser::{LIST_STREAM_OPEN, ROW_COUNT, Timing, signed_in_browser_as};
 use crate::support::load::Load;
 use crate::support::procs::{
     Cleanup, stop, wait_for_successor, wait_gone, wait_until, with_pid_file,
@@ -272,9 +272,7 @@ async fn browser_list_follows_the_authors_changes_made_in_another_window() {
     // Changes made before a list's stream is open would not reach it: wait until the
     // extension's EventSource (in htmx's data of the element) is open.
     for browser in [&reader, &stranger] {
-        let open = "const data = document.querySelector('#note-list')['htmx-internal-data'];
-             return !!data && !!data.sseEventSource && data.sseEventSource.readyState === 1;";
-        browser.wait("the list's event stream to open", open, json!([])).await;
+        browser.wait("the list's event stream to open", LIST_STREAM_OPEN, json!([])).await;
     }
 
     // Written in one window…
