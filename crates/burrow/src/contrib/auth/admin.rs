@@ -87,11 +87,17 @@ pub(super) fn register(site: &mut AdminSite) {
             .readonly(&["created_by", "expires_at", "used_at", "used_by", "created_at"])
             .permissions(Permissions { edit: Access::Nobody, ..Permissions::default() })
             .create_with(|ctx, by, values| async move {
+                // Said, and mailed, in the inviting staff member's language: the one of
+                // their last sign-in or language switch (see `guards`).
+                let inviter = ctx.db.read(move |c| users::by_id(c, by)).await?;
+                let language = inviter.map(|u| u.language).unwrap_or_default();
+                let locale = ctx.templates.i18n().locale(&language);
                 let email = match values.first() {
                     Some((_, Value::Text(email))) => email.clone(),
-                    _ => return Err(Error::bad_request("An email address is needed.")),
+                    _ => return Err(Error::bad_request(locale.t("auth-admin-email-needed"))),
                 };
-                let email = users::normalize_email(&email).map_err(Error::bad_request)?;
+                let email = users::normalize_email(&email)
+                    .map_err(|_| Error::bad_request(locale.t("auth-email-invalid")))?;
                 let address = email.clone();
                 let (id, issued) = ctx
                     .db
@@ -111,21 +117,22 @@ pub(super) fn register(site: &mut AdminSite) {
                     url: format!("{base}/auth/register?invite={}", issued.token),
                     expires_at: issued.expires_at,
                 };
-                if ctx.mailer.is_configured() {
-                    super::mail_invite(&ctx, &invite).await.map_err(|e| {
-                        Error::internal(format!("the invite for {email} was made, mailing it failed: {e}"))
+                let mailed = ctx.mailer.is_configured();
+                if mailed {
+                    super::mail_invite(&ctx, &invite, locale.lang()).await.map_err(|e| {
+                        Error::internal(format!(
+                            "the invite for {email} was made, mailing it failed: {e}"
+                        ))
                     })?;
-                    Ok((id, format!("Invited {email}: the link was mailed (valid until {}).", invite.expires_at)))
-                } else {
-                    Ok((
-                        id,
-                        format!(
-                            "Invited {email}. Mail is off: send them this link yourself, it is shown only \
-                             now and works until {}: {}",
-                            invite.expires_at, invite.url
-                        ),
-                    ))
                 }
+                let key =
+                    if mailed { "auth-admin-invited-mailed" } else { "auth-admin-invited-shown" };
+                let args: [(&str, &dyn std::fmt::Display); 3] = [
+                    ("email", &invite.email),
+                    ("expires_at", &invite.expires_at),
+                    ("url", &invite.url),
+                ];
+                Ok((id, locale.t_args(key, &args)))
             })
             .action(
                 Action::new("revoke", "Revoke", |c, ids| {

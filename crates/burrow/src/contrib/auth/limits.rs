@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 
 use crate::error::Error;
 use crate::http::around::{Around, AroundLayer};
+use crate::i18n::Locale;
 use crate::request::PeerAddr;
+use crate::template::Templates;
 
 /// A bucket: `burst` attempts at once, refilled evenly over `window`.
 #[derive(Clone, Copy, Debug)]
@@ -104,11 +106,17 @@ fn evict(buckets: &mut HashMap<(&'static str, String), Bucket>, now: Instant) {
 pub(crate) struct PerIp {
     limiter: Arc<Limiter>,
     rate: Rate,
+    /// For the language of the 429.
+    templates: Templates,
 }
 
 impl PerIp {
-    pub(crate) fn layer(limiter: &Arc<Limiter>, rate: Rate) -> AroundLayer<PerIp> {
-        AroundLayer(PerIp { limiter: limiter.clone(), rate })
+    pub(crate) fn layer(
+        limiter: &Arc<Limiter>,
+        rate: Rate,
+        templates: &Templates,
+    ) -> AroundLayer<PerIp> {
+        AroundLayer(PerIp { limiter: limiter.clone(), rate, templates: templates.clone() })
     }
 }
 
@@ -132,8 +140,10 @@ impl Around for PerIp {
     ) -> impl Future<Output = Result<Request, Response>> + Send {
         let ip = request.extensions().get::<PeerAddr>().map(|PeerAddr(addr)| addr.ip());
         let key = ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string());
-        let taken = self.limiter.take(self.rate, &key);
-        std::future::ready(taken.map(|()| request).map_err(IntoResponse::into_response))
+        let taken = self.limiter.take(self.rate, &key).map_err(|too_many| {
+            too_many.response(&self.templates.i18n().negotiate(request.headers()))
+        });
+        std::future::ready(taken.map(|()| request))
     }
 }
 
@@ -143,16 +153,17 @@ pub(crate) struct TooMany {
     wait: Duration,
 }
 
-impl IntoResponse for TooMany {
-    fn into_response(self) -> Response {
-        too_many(self.rate, self.wait)
+impl TooMany {
+    /// The 429, saying so in `locale`'s language.
+    pub(crate) fn response(self, locale: &Locale) -> Response {
+        too_many(self.rate, self.wait, locale)
     }
 }
 
-fn too_many(rate: Rate, wait: Duration) -> Response {
+fn too_many(rate: Rate, wait: Duration, locale: &Locale) -> Response {
     let seconds = wait.as_secs() + 1;
     tracing::warn!(target: "burrow::auth", limit = rate.name, retry_after_s = seconds, "rate limited");
-    let message = format!("Too many attempts. Try again in {seconds} seconds.");
+    let message = locale.t_args("auth-too-many", &[("count", &seconds)]);
     let mut response = Error::new(StatusCode::TOO_MANY_REQUESTS, message).into_response();
     if let Ok(value) = HeaderValue::from_str(&seconds.to_string()) {
         response.headers_mut().insert(header::RETRY_AFTER, value);

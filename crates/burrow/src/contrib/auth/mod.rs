@@ -87,6 +87,8 @@ static TEMPLATES: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/templates");
 static STATIC: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/static");
+pub(crate) static TRANSLATIONS: Dir<'static> =
+    crate::embed_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/translations");
 
 const LOGIN_REDIRECT: Setting<String> = Setting::new("auth.login_redirect")
     .default("/")
@@ -223,6 +225,10 @@ impl App for Auth {
         Some(&STATIC)
     }
 
+    fn translations(&self) -> Option<&'static Dir<'static>> {
+        Some(&TRANSLATIONS)
+    }
+
     fn template_env(&self, env: &mut TemplateEnv) {
         // Defined on every page, so layouts can call them; the user is loaded before a
         // page renders (see `guards`), and is absent on error pages.
@@ -236,12 +242,13 @@ impl App for Auth {
         env.add_function("is_authenticated", |state: &minijinja::State| user(state).is_some());
     }
 
-    fn routes(&self, _ctx: &AppContext) -> Router {
+    fn routes(&self, ctx: &AppContext) -> Router {
         // Rate limits per client IP, on the routes that verify something: only those
         // requests pay for them.
-        let ceremony = || PerIp::layer(&self.limits, limits::CEREMONIES_PER_IP);
-        let code = || PerIp::layer(&self.limits, limits::CODES_PER_IP);
-        let mails = || PerIp::layer(&self.limits, limits::MAILS_PER_IP);
+        let templates = &ctx.templates;
+        let ceremony = || PerIp::layer(&self.limits, limits::CEREMONIES_PER_IP, templates);
+        let code = || PerIp::layer(&self.limits, limits::CODES_PER_IP, templates);
+        let mails = || PerIp::layer(&self.limits, limits::MAILS_PER_IP, templates);
         Router::new()
             .route("/auth/login", get(signin::page))
             .route("/auth/login/begin", post(signin::begin.layer(ceremony())))
