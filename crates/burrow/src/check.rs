@@ -110,6 +110,13 @@ pub(crate) fn run(settings: &Settings, config: &Config) -> Vec<Problem> {
         }
     }
 
+    if let Some(all) = settings.proxies.trusted.iter().find(|cidr| cidr.prefix() == 0) {
+        say(format!(
+            "--trusted-proxies includes {all}, every address: any client can name its own IP \
+             (for the logs and rate limits) and claim https; trust only your proxies' addresses"
+        ));
+    }
+
     if let Some(pid_file) = &settings.pid_file
         && let Err(reason) = PidFile::check(pid_file)
     {

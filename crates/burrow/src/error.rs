@@ -22,10 +22,22 @@ pub(crate) const SERVER_ERROR: &str = "Something went wrong on our side.";
 const BUSY: &str = "The server is too busy to answer this request. Try again in a moment.";
 pub(crate) const TOO_LARGE: &str = "The request body is larger than this server accepts.";
 
+/// The message of a 429 (a rate limit), which says when to come back.
+pub(crate) fn too_many_requests(retry_after_seconds: u64) -> String {
+    format!("Too many requests. Try again in {retry_after_seconds} seconds.")
+}
+
 /// The public message of an error response, for the error renderer: English, and the
 /// catalog key of its translation if it has one.
 #[derive(Clone, Debug)]
-pub(crate) struct PublicMessage(pub(crate) String, pub(crate) Option<Cow<'static, str>>);
+pub(crate) struct PublicMessage(pub(crate) String, pub(crate) Option<Translation>);
+
+/// The catalog key of a message and the values of its `{arguments}`.
+#[derive(Clone, Debug)]
+pub(crate) struct Translation {
+    pub(crate) key: Cow<'static, str>,
+    pub(crate) args: Vec<(&'static str, String)>,
+}
 
 /// What went wrong behind a 5xx, for the log only: the error renderer logs it with the
 /// request id, which the handler that failed does not know.
@@ -60,7 +72,7 @@ pub struct Error {
     status: StatusCode,
     message: String,
     /// The catalog key of the message's translation (see [`Error::translate`]).
-    key: Option<Cow<'static, str>>,
+    key: Option<Translation>,
     detail: Option<String>,
 }
 
@@ -79,7 +91,18 @@ impl Error {
     /// assert_eq!(e.message(), "This note is not yours.");
     /// ```
     pub fn translate(mut self, key: impl Into<Cow<'static, str>>) -> Error {
-        self.key = Some(key.into());
+        self.key = Some(Translation { key: key.into(), args: Vec::new() });
+        self
+    }
+
+    /// Like [`translate`](Error::translate), with values for the text's `{arguments}`.
+    pub fn translate_with(
+        mut self,
+        key: impl Into<Cow<'static, str>>,
+        args: &[(&'static str, &dyn std::fmt::Display)],
+    ) -> Error {
+        let args = args.iter().map(|(name, value)| (*name, value.to_string())).collect();
+        self.key = Some(Translation { key: key.into(), args });
         self
     }
 
@@ -116,7 +139,7 @@ impl Error {
         Error {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             message: SERVER_ERROR.into(),
-            key: Some(Cow::Borrowed("error-server")),
+            key: Some(Translation { key: Cow::Borrowed("error-server"), args: Vec::new() }),
             detail: Some(detail.into()),
         }
     }
@@ -157,7 +180,7 @@ impl Error {
             | DbError::Unavailable(_) => Error {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: BUSY.into(),
-                key: Some(Cow::Borrowed("error-busy")),
+                key: Some(Translation { key: Cow::Borrowed("error-busy"), args: Vec::new() }),
                 detail: Some(format!("database: {e}")),
             },
             other => Error::internal(format!("database: {other}")),

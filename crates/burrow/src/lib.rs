@@ -56,6 +56,8 @@
 //! - [`error`]: handlers return [`Result`] (an [`Error`]); `?` converts any error, a 5xx's
 //!   cause is logged with the request id; every error response becomes an HTML page or
 //!   JSON, through one renderer. [`Path`] answers 404 for a segment that does not parse.
+//! - [`i18n`]: message catalogs per app (English and German ship), the request's language
+//!   ([`i18n::Locale`]), `t()` in templates.
 //! - [`pagination`]: [`Paginator`] and [`Page`], `?page=` to `LIMIT`/`OFFSET` and back.
 //! - [`contrib`]: sessions ([`Session`]), CSRF, flash [`Messages`], and the default look
 //!   (`contrib::theme`: layout, error page, favicon, stylesheet).
@@ -125,7 +127,9 @@ pub mod lifecycle;
 mod logging;
 pub mod mail;
 pub mod pagination;
+mod proxy;
 mod random;
+pub mod rate_limit;
 mod request;
 pub(crate) mod secrets;
 mod serve;
@@ -147,7 +151,8 @@ pub use embed::{AppFiles, Dir};
 pub use error::{Error, Result};
 pub use extract::Path;
 pub use pagination::{Page, Paginator};
-pub use request::{PeerAddr, RequestId};
+pub use rate_limit::{Rate, RateLimit};
+pub use request::{ClientIp, Forwarded, PeerAddr, RequestId};
 pub use server::{Booted, Server, StartError};
 pub use settings::Settings;
 pub use storage::Storage;
@@ -197,6 +202,8 @@ mod guide {
     mod templates {}
     #[doc = include_str!("../../../docs/guide/forms.md")]
     mod forms {}
+    #[doc = include_str!("../../../docs/guide/i18n.md")]
+    mod i18n {}
     #[doc = include_str!("../../../docs/guide/uploads.md")]
     mod uploads {}
     #[doc = include_str!("../../../docs/guide/sessions.md")]
@@ -213,6 +220,8 @@ mod guide {
     mod static_files {}
     #[doc = include_str!("../../../docs/guide/deployment.md")]
     mod deployment {}
+    #[doc = include_str!("../../../docs/guide/rate-limits.md")]
+    mod rate_limits {}
     #[doc = include_str!("../../../docs/guide/tls.md")]
     mod tls {}
     #[doc = include_str!("../../../docs/guide/sqlite.md")]

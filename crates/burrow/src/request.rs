@@ -1,14 +1,17 @@
 //! What the framework attaches to every request, for handlers, templates and logs: its id
-//! ([`RequestId`]) and the client's address ([`PeerAddr`]). The values are set by the
-//! accept loop and the core middleware; this module only defines them, so every layer
-//! above can read them.
+//! ([`RequestId`]), the TCP peer's address ([`PeerAddr`]), the client's address
+//! ([`ClientIp`]: the peer, or the address trusted proxies forwarded) and what trusted
+//! proxies said about the scheme and host ([`Forwarded`]). The values are set by the
+//! accept loop and the core middleware (`crate::proxy` resolves the proxies' headers);
+//! this module only defines them, so every layer above can read them.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderValue};
 
 /// The id of the current request: the client's `X-Request-Id` when it is a sane token,
 /// else a generated one. Echoed on the response and logged with the request.
@@ -69,8 +72,8 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     }
 }
 
-/// The client address of a request (in request extensions): the TCP peer, which behind
-/// a reverse proxy is the proxy.
+/// The TCP peer of a request (in request extensions), which behind a reverse proxy is the
+/// proxy. [`ClientIp`] is the client's address.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
 
@@ -83,6 +86,78 @@ pub fn safe_next(next: &str) -> Option<&str> {
         && !next.chars().any(char::is_control)
         && next.len() <= 2048;
     ok.then_some(next)
+}
+
+/// The client's IP address, resolved once per request by the core layer: the TCP peer, or
+/// with `--trusted-proxies` and `--client-ip-mode` the address the trusted proxies
+/// forwarded (docs/guide/deployment.md, "Behind a reverse proxy"). What the access log
+/// shows and what rate limits count by. `None` only for a request that came over no
+/// socket (built in-process, as the test client does).
+///
+/// ```no_run
+/// async fn whoami(burrow::ClientIp(ip): burrow::ClientIp) -> String {
+///     ip.map_or_else(|| "unknown".to_string(), |ip| ip.to_string())
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl ClientIp {
+    pub(crate) fn of(extensions: &Extensions) -> ClientIp {
+        match extensions.get::<ClientIp>() {
+            Some(ip) => *ip,
+            // Outside the core layer (a router tested alone): the peer.
+            None => ClientIp(extensions.get::<PeerAddr>().map(|PeerAddr(a)| a.ip().to_canonical())),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp::of(&parts.extensions))
+    }
+}
+
+/// What a trusted proxy said about how the client reached the site: the scheme
+/// (`X-Forwarded-Proto`, `Forwarded: proto=`) and the host (`X-Forwarded-Host`,
+/// `Forwarded: host=`). In the request's extensions only when a trusted proxy said
+/// something; never from an untrusted peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forwarded {
+    pub(crate) https: Option<bool>,
+    pub(crate) host: Option<HeaderValue>,
+}
+
+impl Forwarded {
+    /// `Some(true)` if the client used https, `Some(false)` for http, `None` if unsaid.
+    pub fn https(&self) -> Option<bool> {
+        self.https
+    }
+
+    /// The host (and port) the client asked for, if the proxy said.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_ref().and_then(|h| h.to_str().ok())
+    }
+
+    /// Whether a request is served over https as the browser sees it: always under an
+    /// https base URL (so cookies stay `Secure` even if a proxy forwards plain http), and
+    /// under an http one when a trusted proxy says the client used https.
+    pub(crate) fn is_https(extensions: &Extensions, base_https: bool) -> bool {
+        base_https || extensions.get::<Forwarded>().is_some_and(|f| f.https == Some(true))
+    }
+
+    /// The host the client asked for: a trusted proxy's word, else the Host header.
+    pub(crate) fn host_of<'a>(
+        extensions: &'a Extensions,
+        headers: &'a axum::http::HeaderMap,
+    ) -> Option<&'a str> {
+        extensions
+            .get::<Forwarded>()
+            .and_then(Forwarded::host)
+            .or_else(|| headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()))
+    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ use crate::config::{
 };
 use crate::db::{Checkpoints, DbOptions, Dsn};
 use crate::mail::{self, MailSettings};
+use crate::proxy::{Cidr, ClientIpMode, Proxies, parse_cidrs};
+use crate::rate_limit::{Rate, parse_rate};
 
 pub(crate) const HOST: Setting<Host> = Setting::new("server.host")
     .default("localhost")
@@ -84,6 +86,21 @@ pub(crate) const MAX_CONNECTIONS_PER_IP: Setting<usize> =
     Setting::new("server.max_connections_per_ip")
         .default("512")
         .help("Open connections per client address at most; more are closed at once (0: no limit)");
+pub(crate) const CLIENT_IP_MODE: Setting<ClientIpMode> =
+    Setting::new("server.client_ip_mode").default("remote-addr").help(
+        "Where the client's IP comes from: remote-addr, x-forwarded-for, x-real-ip or forwarded \
+         (headers are believed only from --trusted-proxies)",
+    );
+pub(crate) const TRUSTED_PROXIES: Setting<Vec<Cidr>, Optional> =
+    Setting::with_parser("server.trusted_proxies", parse_cidrs).optional().help(
+        "Reverse proxies whose client IP, X-Forwarded-Proto and X-Forwarded-Host (or Forwarded) \
+         headers are believed: addresses or CIDR blocks, comma-separated, e.g. 127.0.0.1/32",
+    );
+pub(crate) const RATE_LIMIT: Setting<Option<Rate>> =
+    Setting::with_parser("server.rate_limit", parse_rate).default("off").help(
+        "Requests per client IP on every route but /healthz/: COUNT/WINDOW such as 300/1m, or \
+         off; over it, 429",
+    );
 pub(crate) const CONTENT_SECURITY_POLICY: Setting<String, Optional> =
     Setting::with_parser("server.content_security_policy", parse_header_value).optional().help(
         "Content-Security-Policy header for every response (frame-ancestors 'none' is added)",
@@ -202,6 +219,9 @@ pub(crate) const CORE_SETTINGS: &[&dyn AnySetting] = &[
     &IDLE_TIMEOUT,
     &MAX_CONNECTIONS,
     &MAX_CONNECTIONS_PER_IP,
+    &CLIENT_IP_MODE,
+    &TRUSTED_PROXIES,
+    &RATE_LIMIT,
     &CONTENT_SECURITY_POLICY,
     &PERMISSIONS_POLICY,
     &HSTS_PRELOAD,
@@ -458,6 +478,10 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Limits on connections: how long they may stay silent, how many may be open.
     pub connections: ConnectionLimits,
+    /// Which reverse proxies are trusted, and which of their headers names the client.
+    pub(crate) proxies: Proxies,
+    /// `--rate-limit`: requests per client IP on every route (`None`: off).
+    pub rate_limit: Option<Rate>,
     /// Headers every response carries (beyond the fixed ones).
     pub(crate) security: SecurityHeaders,
     /// A read running longer is interrupted (SQLITE_INTERRUPT).
@@ -541,6 +565,8 @@ impl Settings {
             checkpoints: config.get(&DATABASE_CHECKPOINTS)?,
             request_timeout: config.get(&REQUEST_TIMEOUT)?,
             connections: connection_limits(config)?,
+            proxies: proxies(config)?,
+            rate_limit: config.get(&RATE_LIMIT)?,
             security: SecurityHeaders {
                 content_security_policy: config.get(&CONTENT_SECURITY_POLICY)?,
                 permissions_policy: config.get(&PERMISSIONS_POLICY)?,
@@ -659,6 +685,24 @@ fn dev_settings(config: &Config, host: &Host) -> Result<Option<DevSettings>, Con
         ));
     }
     Ok(Some(DevSettings { source_root: config.get(&DEV_SOURCE_ROOT)? }))
+}
+
+/// A client-IP mode other than remote-addr believes headers only from trusted proxies:
+/// without any, it would never read them, which is a mistake worth stopping for.
+fn proxies(config: &Config) -> Result<Proxies, ConfigError> {
+    let mode = config.get(&CLIENT_IP_MODE)?;
+    let trusted = config.get(&TRUSTED_PROXIES)?.unwrap_or_default();
+    if mode != ClientIpMode::RemoteAddr && trusted.is_empty() {
+        return Err(config.error(
+            &CLIENT_IP_MODE,
+            &format!(
+                "{} is read only from trusted proxies: set --trusted-proxies too (e.g. \
+                 127.0.0.1/32 for a proxy on this machine)",
+                mode.as_str()
+            ),
+        ));
+    }
+    Ok(Proxies { mode, trusted })
 }
 
 fn connection_limits(config: &Config) -> Result<ConnectionLimits, ConfigError> {
@@ -1060,6 +1104,34 @@ mod tests {
             let dev = settings(&pairs).unwrap().dev.expect("dev");
             assert_eq!(dev.source_root.as_deref(), Some(std::path::Path::new("/src/app")));
         }
+    }
+
+    #[test]
+    fn proxies_and_the_rate_limit() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.proxies, Proxies::default());
+        assert_eq!(s.rate_limit, None);
+        let s = settings(&[
+            ("server.client_ip_mode", "x-forwarded-for"),
+            ("server.trusted_proxies", "127.0.0.1/32, 10.0.0.0/8,::1"),
+            ("server.rate_limit", "300/1m"),
+        ])
+        .unwrap();
+        assert_eq!(s.proxies.mode, ClientIpMode::XForwardedFor);
+        assert_eq!(s.proxies.trusted.len(), 3);
+        assert_eq!(s.rate_limit, Some(Rate::per_minute(300)));
+        let err = settings(&[("server.trusted_proxies", "10.0.0.0/40")]).unwrap_err();
+        assert_eq!(
+            err.0,
+            "invalid value '10.0.0.0/40' for --trusted-proxies (from flag --trusted-proxies): \
+             '10.0.0.0/40' is not an IP address or CIDR block such as 10.0.0.0/8"
+        );
+        let err = settings(&[("server.client_ip_mode", "forwarded")]).unwrap_err();
+        assert!(err.0.contains("--client-ip-mode") && err.0.contains("--trusted-proxies"), "{err}");
+        let err = settings(&[("server.client_ip_mode", "cf-connecting-ip")]).unwrap_err();
+        assert!(err.0.contains("remote-addr, x-forwarded-for"), "{err}");
+        let err = settings(&[("server.rate_limit", "lots")]).unwrap_err();
+        assert!(err.0.contains("--rate-limit") && !err.0.contains('\n'), "{err}");
     }
 
     #[test]

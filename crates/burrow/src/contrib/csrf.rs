@@ -7,9 +7,11 @@
 //! page changes each time (BREACH cannot recover it).
 //!
 //! The `Origin` header, or the `Referer` when there is no `Origin`, must be this site, as
-//! in Django: the base URL's origin, or the base URL's scheme with the request's `Host`
-//! (a browser sends the host it is really talking to, so this is sound, and a server
-//! reached as 127.0.0.1:PORT with a base URL of localhost:PORT still works). `Origin:
+//! in Django: the base URL's origin, or the request's scheme with its `Host` (a browser
+//! sends the host it is really talking to, so this is sound, and a server reached as
+//! 127.0.0.1:PORT with a base URL of localhost:PORT still works). The request's scheme is
+//! the base URL's, or https when a trusted proxy says so; behind one, the host is the one
+//! it forwarded (`X-Forwarded-Host`, [`crate::Forwarded`]). `Origin:
 //! null` (sandboxed frames, some redirects) is refused. A request with neither header is
 //! refused under https, where every browser sends one, and allowed over plain http, for
 //! clients that are not browsers.
@@ -26,7 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{Method, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -34,7 +36,7 @@ use minijinja::value::Value;
 
 use super::securecookie::{Codec, now};
 use super::session::{
-    RequestCookies, Session, append_cookie, cookie_name, generated_key, parse_keys,
+    CookieName, RequestCookies, Session, append_cookie, cookie_name, generated_key, parse_keys,
 };
 use crate::app::App;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting};
@@ -42,6 +44,7 @@ use crate::context::AppContext;
 use crate::error::Error;
 use crate::forms::extract::{Encoding, Parsed, read_body};
 use crate::http::around::{Around, AroundLayer};
+use crate::request::Forwarded;
 use crate::template::{TemplateEnv, request_of};
 
 /// The form field and header carrying the token.
@@ -89,10 +92,9 @@ impl Csrf {
 
 struct CsrfConfig {
     codec: Codec,
-    /// The name the cookie is sent under (`__Host-` prefixed under https).
-    cookie_name: String,
-    secure: bool,
-    /// `http` or `https`: the base URL's scheme, also used with the request's Host.
+    /// The names the cookie is sent under (`__Host-` prefixed under https).
+    cookie_name: CookieName,
+    /// `http` or `https`: the base URL's scheme.
     scheme: &'static str,
     /// host[:port] of the base URL, without a default port.
     authority: String,
@@ -145,6 +147,9 @@ pub(crate) struct CsrfState(Arc<Inner>);
 struct Inner {
     config: Arc<CsrfConfig>,
     cookies: RequestCookies,
+    /// Whether the request is served over https: the cookie's name and `Secure`, and the
+    /// scheme of its origin.
+    secure: bool,
     secret: Mutex<Secret>,
 }
 
@@ -160,9 +165,16 @@ enum Secret {
 }
 
 impl CsrfState {
-    fn new(config: Arc<CsrfConfig>, headers: &HeaderMap) -> CsrfState {
-        let cookies = RequestCookies::of(headers);
-        CsrfState(Arc::new(Inner { config, cookies, secret: Mutex::new(Secret::Unread) }))
+    fn new(config: Arc<CsrfConfig>, request: &Request) -> CsrfState {
+        let cookies = RequestCookies::of(request.headers());
+        let secure = config.cookie_name.is_https(request.extensions());
+        let secret = Mutex::new(Secret::Unread);
+        CsrfState(Arc::new(Inner { config, cookies, secure, secret }))
+    }
+
+    /// The name of this request's cookie.
+    fn cookie_name(&self) -> &str {
+        self.0.config.cookie_name.get(self.0.secure)
     }
 
     fn lock(&self) -> MutexGuard<'_, Secret> {
@@ -183,8 +195,8 @@ impl CsrfState {
     fn read(&self, secret: &mut Secret) {
         if let Secret::Unread = secret {
             let Inner { config, cookies, .. } = &*self.0;
-            let existing =
-                cookies.decode(&config.codec, &config.cookie_name, |bytes| bytes.try_into().ok());
+            let name = self.cookie_name();
+            let existing = cookies.decode(&config.codec, name, |bytes| bytes.try_into().ok());
             *secret = existing.map_or(Secret::Absent, Secret::Existing);
         }
     }
@@ -257,8 +269,7 @@ impl App for Csrf {
         let authority = origin_of(base).and_then(|o| o.split_once("://")).map_or("", |(_, a)| a);
         let config = Arc::new(CsrfConfig {
             codec: Codec::new(&self.keys, &[], COOKIE_MAX_AGE),
-            cookie_name: cookie_name(&self.cookie_name, secure),
-            secure,
+            cookie_name: CookieName::new(&self.cookie_name, secure),
             scheme,
             authority: without_default_port(authority, scheme).to_string(),
             exempt: self.exempt.clone(),
@@ -300,7 +311,7 @@ impl Around for CsrfLayer {
     type State = (CsrfState, Option<Session>);
 
     fn before(&self, request: &mut Request) -> Self::State {
-        let state = CsrfState::new(self.0.clone(), request.headers());
+        let state = CsrfState::new(self.0.clone(), request);
         request.extensions_mut().insert(state.clone());
         (state, request.extensions().get::<Session>().cloned())
     }
@@ -314,7 +325,7 @@ impl Around for CsrfLayer {
     }
 
     async fn check(&self, request: Request, state: &Self::State) -> Result<Request, Response> {
-        match verify(&self.0, state.0.existing().as_ref(), request).await {
+        match verify(&self.0, &state.0, request).await {
             Ok(checked) => Ok(checked),
             Err(Refused::Check(reason)) => {
                 tracing::warn!(reason = %reason, "CSRF check failed");
@@ -336,15 +347,10 @@ impl Around for CsrfLayer {
             state.rotate();
         }
         if let Some(secret) = state.to_set()
-            && let Ok(value) = config.codec.encode(&config.cookie_name, &secret, now())
+            && let Ok(value) = config.codec.encode(state.cookie_name(), &secret, now())
         {
-            append_cookie(
-                &mut response,
-                &config.cookie_name,
-                &value,
-                COOKIE_MAX_AGE,
-                config.secure,
-            );
+            let secure = state.0.secure;
+            append_cookie(&mut response, state.cookie_name(), &value, COOKIE_MAX_AGE, secure);
         }
         response
     }
@@ -367,11 +373,12 @@ impl From<&str> for Refused {
 /// Checks origin and token; gives the request back (with its body, if it was read).
 async fn verify(
     config: &CsrfConfig,
-    secret: Option<&[u8; SECRET_LEN]>,
+    state: &CsrfState,
     request: Request,
 ) -> Result<Request, Refused> {
-    check_origin(config, &request).map_err(Refused::Check)?;
-    let secret = secret.ok_or("no valid CSRF cookie")?;
+    check_origin(config, state.0.secure, &request).map_err(Refused::Check)?;
+    let secret = state.existing().ok_or("no valid CSRF cookie")?;
+    let secret = &secret;
     let (token, request) = match request.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
         Some(token) => (token.to_string(), request),
         None => form_token(request).await.map_err(Refused::Body)?,
@@ -388,14 +395,14 @@ async fn verify(
 /// The Origin (or, without one, the Referer's origin) must be this site; see the module
 /// documentation. The error is the reason, for the log: it names origins, never a whole
 /// Referer, whose path and query may hold secrets.
-fn check_origin(config: &CsrfConfig, request: &Request) -> Result<(), String> {
+fn check_origin(config: &CsrfConfig, secure: bool, request: &Request) -> Result<(), String> {
     let headers = request.headers();
     let (header, claimed) = if let Some(origin) = headers.get(header::ORIGIN) {
         ("Origin", origin.to_str().map_err(|_| "the Origin header is not ASCII")?)
     } else if let Some(referer) = headers.get(header::REFERER) {
         let referer = referer.to_str().map_err(|_| "the Referer header is not ASCII")?;
         ("Referer", origin_of(referer).ok_or("the Referer header is not an absolute URL")?)
-    } else if config.secure {
+    } else if secure {
         return Err("no Origin or Referer header on an https request".into());
     } else {
         return Ok(());
@@ -404,20 +411,19 @@ fn check_origin(config: &CsrfConfig, request: &Request) -> Result<(), String> {
         return Err("Origin null (a sandboxed page, a file or a cross-site redirect)".into());
     }
     // Under HTTP/2 the host travels in the URI (`:authority`), not in a Host header.
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+    let host = Forwarded::host_of(request.extensions(), headers)
         .or_else(|| request.uri().authority().map(|a| a.as_str()));
-    let this_site = |authority: &str| is_origin(claimed, config.scheme, authority);
-    if this_site(&config.authority) || host.is_some_and(this_site) {
+    let scheme = if secure { "https" } else { "http" };
+    if is_origin(claimed, config.scheme, &config.authority)
+        || host.is_some_and(|host| is_origin(claimed, scheme, host))
+    {
         return Ok(());
     }
     // Both come from the client: kept short in the log.
     let short = |text: &str| text.chars().take(200).collect::<String>();
     Err(format!(
-        "{header} {} is neither the base URL's origin nor {}://{}",
+        "{header} {} is neither the base URL's origin nor {scheme}://{}",
         short(claimed),
-        config.scheme,
         short(host.unwrap_or("(no host)"))
     ))
 }
@@ -490,8 +496,7 @@ mod tests {
     fn test_config() -> Arc<CsrfConfig> {
         Arc::new(CsrfConfig {
             codec: Codec::new(&[[1; 32]], &[], 60),
-            cookie_name: "_csrf".into(),
-            secure: false,
+            cookie_name: CookieName::new("_csrf", false),
             scheme: "http",
             authority: "localhost".into(),
             exempt: Vec::new(),
@@ -500,9 +505,8 @@ mod tests {
 
     /// The state of a request whose `Cookie` header is `cookie`.
     fn state_for(config: &Arc<CsrfConfig>, cookie: &str) -> CsrfState {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::COOKIE, axum::http::HeaderValue::from_str(cookie).unwrap());
-        CsrfState::new(config.clone(), &headers)
+        let request = Request::get("/").header(header::COOKIE, cookie).body(Body::empty());
+        CsrfState::new(config.clone(), &request.unwrap())
     }
 
     #[test]
@@ -564,8 +568,7 @@ mod tests {
         let csrf = Csrf::new().exempt("/hooks/").exempt("/api");
         let config = CsrfConfig {
             codec: Codec::new(&[[1; 32]], &[], 60),
-            cookie_name: "_csrf".into(),
-            secure: false,
+            cookie_name: CookieName::new("_csrf", false),
             scheme: "http",
             authority: "localhost".into(),
             exempt: csrf.exempt,

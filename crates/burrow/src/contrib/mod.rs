@@ -25,5 +25,9 @@ pub mod theme;
 /// Every contrib app's message catalogs, for the test that finds missing translations.
 #[cfg(test)]
 pub(crate) fn translations() -> Vec<crate::i18n::Source> {
-    vec![("theme", &theme::TRANSLATIONS), ("auth", &auth::TRANSLATIONS)]
+    vec![
+        ("theme", &theme::TRANSLATIONS),
+        ("admin", &admin::TRANSLATIONS),
+        ("auth", &auth::TRANSLATIONS),
+    ]
 }

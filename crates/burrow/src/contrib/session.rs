@@ -7,8 +7,10 @@
 //! restart (the key is handed over) but not a stop/start.
 //!
 //! Under an https base URL the cookie is `Secure` and named `__Host-` + the configured name
-//! (`__Host-_session`), which no other site and no one on plain http can set. Of several
-//! cookies of that name in a request, the first one that validates is used.
+//! (`__Host-_session`), which no other site and no one on plain http can set; so it is on
+//! a request a trusted proxy says came over https (`X-Forwarded-Proto`, see
+//! [`crate::Forwarded`]). Of several cookies of that name in a request, the first one that
+//! validates is used.
 //!
 //! ```no_run
 //! use burrow::contrib::session::Session;
@@ -25,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use axum::Router;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{Extensions, HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -36,6 +38,7 @@ use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, SettingI
 use crate::context::AppContext;
 use crate::error::Error;
 use crate::http::around::{Around, AroundLayer};
+use crate::request::Forwarded;
 
 const COOKIE_NAME: Setting<String> =
     Setting::new("session.cookie_name").default("_session").help("Name of the session cookie");
@@ -86,9 +89,7 @@ impl Sessions {
 /// Everything the middleware needs, shared by all requests.
 pub(crate) struct SessionConfig {
     pub(crate) codec: Codec,
-    /// The name the cookie is sent under (see [`cookie_name`]).
-    pub(crate) cookie_name: String,
-    pub(crate) secure: bool,
+    pub(crate) cookie_name: CookieName,
 }
 
 impl App for Sessions {
@@ -135,11 +136,12 @@ impl App for Sessions {
 
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
         let keys = self.keys.as_ref().expect("configure ran before middleware");
-        let secure = ctx.settings.base_url.starts_with("https://");
         let config = Arc::new(SessionConfig {
             codec: Codec::new(&keys.hash, &keys.block, self.max_age),
-            cookie_name: cookie_name(&self.cookie_name, secure),
-            secure,
+            cookie_name: CookieName::new(
+                &self.cookie_name,
+                ctx.settings.base_url.starts_with("https://"),
+            ),
         });
         router.layer(AroundLayer(SessionLayer(config)))
     }
@@ -186,6 +188,7 @@ impl Around for SessionLayer {
 
     fn before(&self, request: &mut Request) -> Session {
         let session = Session {
+            secure: self.0.cookie_name.is_https(request.extensions()),
             state: Arc::new(Mutex::new(State {
                 data: Data::Unread(RequestCookies::of(request.headers())),
                 changed: false,
@@ -206,7 +209,7 @@ impl Around for SessionLayer {
             if !state.changed {
                 return response;
             }
-            let (data, existed) = state.read(config);
+            let (data, existed) = state.read(config, session.cookie_name());
             if data.is_empty() && !existed {
                 return response;
             }
@@ -217,7 +220,8 @@ impl Around for SessionLayer {
             Some(encoded) => {
                 let encoded = encoded.map_err(|e| e.to_string()).and_then(|bytes| {
                     let at = now();
-                    config.codec.encode(&config.cookie_name, &bytes, at).map_err(|e| e.to_string())
+                    let name = session.cookie_name();
+                    config.codec.encode(name, &bytes, at).map_err(|e| e.to_string())
                 });
                 match encoded {
                     Ok(value) => (value, config.codec.max_age()),
@@ -231,7 +235,7 @@ impl Around for SessionLayer {
                 }
             }
         };
-        append_cookie(&mut response, &config.cookie_name, &value, max_age, config.secure);
+        append_cookie(&mut response, session.cookie_name(), &value, max_age, session.secure);
         response
     }
 }
@@ -258,6 +262,32 @@ pub(crate) fn append_cookie(
 /// cannot plant one.
 pub(crate) fn cookie_name(configured: &str, secure: bool) -> String {
     if secure { format!("__Host-{configured}") } else { configured.to_string() }
+}
+
+/// A framework cookie's names over http and https ([`cookie_name`]), and which a request
+/// gets: https under an https base URL, or when a trusted proxy says the client used it.
+pub(crate) struct CookieName {
+    plain: String,
+    secure: String,
+    base_https: bool,
+}
+
+impl CookieName {
+    pub(crate) fn new(configured: &str, base_https: bool) -> CookieName {
+        CookieName {
+            plain: cookie_name(configured, false),
+            secure: cookie_name(configured, true),
+            base_https,
+        }
+    }
+
+    pub(crate) fn is_https(&self, extensions: &Extensions) -> bool {
+        Forwarded::is_https(extensions, self.base_https)
+    }
+
+    pub(crate) fn get(&self, secure: bool) -> &str {
+        if secure { &self.secure } else { &self.plain }
+    }
 }
 
 /// A request's `Cookie` header values, kept (cheap clones of the received bytes) so that
@@ -302,9 +332,13 @@ enum Data {
 impl State {
     /// The data, decoded on first access, and whether the request came with a valid
     /// session cookie.
-    fn read(&mut self, config: &SessionConfig) -> (&mut BTreeMap<String, serde_json::Value>, bool) {
+    fn read(
+        &mut self,
+        config: &SessionConfig,
+        name: &str,
+    ) -> (&mut BTreeMap<String, serde_json::Value>, bool) {
         if let Data::Unread(cookies) = &self.data {
-            let decoded = cookies.decode(&config.codec, &config.cookie_name, |bytes| {
+            let decoded = cookies.decode(&config.codec, name, |bytes| {
                 serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok()
             });
             self.data = Data::Read { existed: decoded.is_some(), map: decoded.unwrap_or_default() };
@@ -315,8 +349,12 @@ impl State {
         }
     }
 
-    fn data(&mut self, config: &SessionConfig) -> &mut BTreeMap<String, serde_json::Value> {
-        self.read(config).0
+    fn data(
+        &mut self,
+        config: &SessionConfig,
+        name: &str,
+    ) -> &mut BTreeMap<String, serde_json::Value> {
+        self.read(config, name).0
     }
 }
 
@@ -325,6 +363,8 @@ impl State {
 pub struct Session {
     state: Arc<Mutex<State>>,
     config: Arc<SessionConfig>,
+    /// Whether this request is served over https (the cookie's name and `Secure`).
+    secure: bool,
 }
 
 /// A value that [`Session::insert`] did not store.
@@ -364,7 +404,7 @@ impl std::error::Error for SessionError {}
 impl Session {
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let mut state = self.lock();
-        state.data(&self.config).get(key).and_then(|v| T::deserialize(v).ok())
+        state.data(&self.config, self.cookie_name()).get(key).and_then(|v| T::deserialize(v).ok())
     }
 
     /// Stores a value. Fails, and stores nothing, when the session would no longer fit in
@@ -375,11 +415,10 @@ impl Session {
             reason: e.to_string(),
         })?;
         let mut state = self.lock();
-        let data = state.data(&self.config);
+        let data = state.data(&self.config, self.cookie_name());
         let previous = data.insert(key.to_string(), value);
         let bytes = serde_json::to_vec(&data).unwrap_or_default();
-        if let Err(TooLarge { size }) =
-            self.config.codec.encode(&self.config.cookie_name, &bytes, now())
+        if let Err(TooLarge { size }) = self.config.codec.encode(self.cookie_name(), &bytes, now())
         {
             match previous {
                 Some(p) => data.insert(key.to_string(), p),
@@ -393,7 +432,7 @@ impl Session {
 
     pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
         let mut state = self.lock();
-        let removed = state.data(&self.config).remove(key);
+        let removed = state.data(&self.config, self.cookie_name()).remove(key);
         state.changed |= removed.is_some();
         removed
     }
@@ -406,7 +445,7 @@ impl Session {
     /// Empties the session (logout).
     pub fn clear(&self) {
         let mut state = self.lock();
-        let data = state.data(&self.config);
+        let data = state.data(&self.config, self.cookie_name());
         let had_data = !data.is_empty();
         data.clear();
         state.changed |= had_data;
@@ -422,6 +461,10 @@ impl Session {
 
     pub(crate) fn was_regenerated(&self) -> bool {
         self.lock().regenerated
+    }
+
+    fn cookie_name(&self) -> &str {
+        self.config.cookie_name.get(self.secure)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {

@@ -25,7 +25,8 @@ pub(crate) fn log(request: &Summary, response: &Response, start: Instant) {
         status: response.status().as_u16(),
         micros: start.elapsed().as_micros() as u64,
         request_id: request.request_id(),
-        peer: request.peer.map(|p| p.0.ip()),
+        client: request.client,
+        proxy: request.proxy,
     };
     match logging::access_format() {
         Some(format) => line.write(format),
@@ -40,7 +41,10 @@ struct AccessLine<'a> {
     status: u16,
     micros: u64,
     request_id: &'a str,
-    peer: Option<IpAddr>,
+    /// The client's address (behind trusted proxies, the one they forwarded).
+    client: Option<IpAddr>,
+    /// The TCP peer when it is not the client: the proxy.
+    proxy: Option<IpAddr>,
 }
 
 impl AccessLine<'_> {
@@ -52,7 +56,8 @@ impl AccessLine<'_> {
             status = self.status,
             duration_us = self.micros,
             request_id = self.request_id,
-            peer = self.peer.map(tracing::field::display),
+            client = self.client.map(tracing::field::display),
+            proxy = self.proxy.map(tracing::field::display),
             "request"
         );
     }
@@ -72,7 +77,7 @@ impl AccessLine<'_> {
 
     /// Appends the line: the same bytes as `tracing-subscriber`'s.
     fn format(&self, format: LogFormat, timestamp: &[u8], out: &mut Vec<u8>) {
-        let AccessLine { method, path, status, micros, request_id, peer } = self;
+        let AccessLine { method, path, status, micros, request_id, client, proxy } = self;
         // Writing to a Vec cannot fail.
         let _ = match format {
             LogFormat::Text => {
@@ -82,8 +87,12 @@ impl AccessLine<'_> {
                     "  INFO request method={method} path={path:?} status={status} \
                      duration_us={micros} request_id={request_id:?}"
                 )
-                .and_then(|()| match peer {
-                    Some(peer) => writeln!(out, " peer={peer}"),
+                .and_then(|()| match client {
+                    Some(client) => write!(out, " client={client}"),
+                    None => Ok(()),
+                })
+                .and_then(|()| match proxy {
+                    Some(proxy) => writeln!(out, " proxy={proxy}"),
                     None => writeln!(out),
                 })
             }
@@ -96,8 +105,12 @@ impl AccessLine<'_> {
                 json_string(out, path);
                 write!(out, ",\"status\":{status},\"duration_us\":{micros},\"request_id\":")
                     .map(|()| json_string(out, request_id))
-                    .and_then(|()| match peer {
-                        Some(peer) => write!(out, ",\"peer\":\"{peer}\""),
+                    .and_then(|()| match client {
+                        Some(client) => write!(out, ",\"client\":\"{client}\""),
+                        None => Ok(()),
+                    })
+                    .and_then(|()| match proxy {
+                        Some(proxy) => write!(out, ",\"proxy\":\"{proxy}\""),
                         None => Ok(()),
                     })
                     .and_then(|()| writeln!(out, ",\"target\":\"{ACCESS_TARGET}\"}}"))
@@ -145,16 +158,18 @@ mod tests {
 
     #[test]
     fn lines_are_the_subscribers_byte_for_byte() {
-        let peer = Some("127.0.0.1".parse().unwrap());
+        let local = Some("127.0.0.1".parse().unwrap());
         let v6 = Some("::1".parse().unwrap());
+        let client = Some("203.0.113.9".parse().unwrap());
         let lines = [
-            ("GET", "/plaintext", 200, 59, "37eae0851451-00000000", peer),
-            ("POST", "/quote\"back\\slash", 403, 0, "", None),
-            ("DELETE", "/ünïcode/\u{1}\t", 500, u64::MAX, "id with \"quotes\"", v6),
+            ("GET", "/plaintext", 200, 59, "37eae0851451-00000000", local, None),
+            ("POST", "/quote\"back\\slash", 403, 0, "", None, None),
+            ("DELETE", "/ünïcode/\u{1}\t", 500, u64::MAX, "id with \"quotes\"", v6, None),
+            ("GET", "/behind/a/proxy", 200, 7, "x", client, local),
         ];
         for format in [LogFormat::Text, LogFormat::Json] {
-            for (method, path, status, micros, request_id, peer) in lines {
-                let line = AccessLine { method, path, status, micros, request_id, peer };
+            for (method, path, status, micros, request_id, client, proxy) in lines {
+                let line = AccessLine { method, path, status, micros, request_id, client, proxy };
                 let theirs = subscribers_line(format, &line);
                 // The subscriber's own timestamp, put into ours.
                 let at = theirs.find(char::is_numeric).unwrap();

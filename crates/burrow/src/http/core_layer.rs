@@ -1,5 +1,6 @@
 //! The core layer: what every request gets around the routes. Before them: the request
-//! id, the templates and database extensions. While they run: the request timeout (503).
+//! id, the client's address ([`ClientIp`](crate::ClientIp), and what trusted proxies
+//! forwarded: [`crate::proxy`]), the templates and database extensions. While they run: the request timeout (503).
 //! After them: the error page, the echoed request id, the access log line and
 //! `Connection: close` while draining.
 //!
@@ -25,7 +26,8 @@ use tower::{Layer, Service};
 
 use super::errors::{self, Summary};
 use super::{Draining, access_log, dev, request_id};
-use crate::request::RequestId;
+use crate::proxy::Proxies;
+use crate::request::{PeerAddr, RequestId};
 use crate::template::Templates;
 
 /// What the core layer adds to every request.
@@ -37,6 +39,8 @@ pub(crate) struct Core {
     /// Uploaded files, for the `Storage` extractor.
     pub(crate) storage: crate::Storage,
     pub(crate) draining: Draining,
+    /// `--trusted-proxies` and `--client-ip-mode`.
+    pub(crate) proxies: Proxies,
     /// `--request-timeout`: a handler still running then is answered 503.
     pub(crate) request_timeout: Duration,
     /// `--dev`: pages get the reload script, and the access log is one readable line with
@@ -78,8 +82,14 @@ where
         let start = Instant::now();
         let http1 = request.version() <= Version::HTTP_11;
         let id = request_id::of(&request);
+        let peer = request.extensions().get::<PeerAddr>().map(|PeerAddr(addr)| addr.ip());
+        let (client, forwarded) = self.core.proxies.resolve(peer, request.headers());
         let extensions = request.extensions_mut();
         extensions.insert(id.clone());
+        extensions.insert(client);
+        if let Some(forwarded) = forwarded {
+            extensions.insert(forwarded);
+        }
         extensions.insert(self.core.templates.clone());
         extensions.insert(self.core.db.clone());
         extensions.insert(self.core.storage.clone());

@@ -18,7 +18,7 @@ use crate::error::{
     Handled, LogDetail, NOT_FOUND, PublicMessage, SERVER_ERROR, TOO_LARGE, one_line,
 };
 use crate::i18n::Locale;
-use crate::request::{PeerAddr, RequestId};
+use crate::request::{ClientIp, PeerAddr, RequestId};
 use crate::template::{BeforeRenders, ErrorPageExtensions, RequestInfo, Templates};
 
 /// Whether [`render`] has anything to do: a cause to log, or an error page to make. The
@@ -68,8 +68,15 @@ pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
     }
     let locale = summary.templates.as_ref().map(|t| t.i18n().negotiate(&info.headers));
     let message = match message_of(res).await {
-        Some(PublicMessage(text, Some(key))) => match &locale {
-            Some(locale) => locale.get(&key, &[]).unwrap_or(text),
+        Some(PublicMessage(text, Some(translation))) => match &locale {
+            Some(locale) => {
+                let args: Vec<(&str, &dyn std::fmt::Display)> = translation
+                    .args
+                    .iter()
+                    .map(|(n, v)| (*n, v as &dyn std::fmt::Display))
+                    .collect();
+                locale.get(&translation.key, &args).unwrap_or(text)
+            }
             None => text,
         },
         Some(PublicMessage(text, None)) => text,
@@ -146,12 +153,17 @@ pub(crate) struct Summary {
     accept_language: Option<HeaderValue>,
     cookie: Option<HeaderValue>,
     pub(crate) request_id: Option<RequestId>,
-    pub(crate) peer: Option<PeerAddr>,
+    /// The client's address ([`ClientIp`]).
+    pub(crate) client: Option<std::net::IpAddr>,
+    /// The TCP peer, when it is not the client (a trusted proxy).
+    pub(crate) proxy: Option<std::net::IpAddr>,
     templates: Option<Templates>,
 }
 
 impl Summary {
     pub(crate) fn of(request: &Request) -> Summary {
+        let ClientIp(client) = ClientIp::of(request.extensions());
+        let peer = request.extensions().get::<PeerAddr>().map(|PeerAddr(a)| a.ip().to_canonical());
         Summary {
             method: request.method().clone(),
             uri: request.uri().clone(),
@@ -160,7 +172,8 @@ impl Summary {
             accept_language: request.headers().get(header::ACCEPT_LANGUAGE).cloned(),
             cookie: request.headers().get(header::COOKIE).cloned(),
             request_id: request.extensions().get::<RequestId>().cloned(),
-            peer: request.extensions().get::<PeerAddr>().copied(),
+            client,
+            proxy: peer.filter(|peer| Some(*peer) != client),
             templates: request.extensions().get::<Templates>().cloned(),
         }
     }

@@ -1,9 +1,9 @@
 //! The HTTP stack: the router of every app wrapped in the core middleware.
 //!
 //! From the outside in: gzip → security headers → the core layer ([`core_layer`]:
-//! `Connection: close` while draining, the templates and db extensions, request id,
-//! request timeout (503), access log, error renderer) → body-size limit (413; uploads get
-//! their own, [`body_limit`]) → panic
+//! `Connection: close` while draining, the templates and db extensions, request id, the
+//! client's address, request timeout (503), access log, error renderer) → `--rate-limit`
+//! (429) → body-size limit (413; uploads get their own, [`body_limit`]) → panic
 //! catcher (500) → app middleware → routes. Everything that is not a route is a 404
 //! through the error renderer. The security headers are outside every layer that answers
 //! on its own, so every response gets them (gzip only encodes what passes through).
@@ -43,6 +43,7 @@ use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove
 
 use self::core_layer::{Core, CoreLayer};
 use crate::error::Error;
+use crate::rate_limit::RateLimit;
 
 pub(crate) use security_headers::security_headers;
 
@@ -68,6 +69,7 @@ pub(crate) fn core_stack(
         jobs: ctx.jobs.is_installed().then(|| ctx.jobs.clone()),
         storage: storage.clone(),
         draining,
+        proxies: settings.proxies.clone(),
         request_timeout: settings.request_timeout,
         dev: live,
     }));
@@ -81,6 +83,8 @@ pub(crate) fn core_stack(
         )
         .layer(security_headers::layer(settings))
         .layer(core)
+        // Load balancers' health checks are never limited.
+        .layer(RateLimit::per_ip_or_off(settings.rate_limit).exempt("/healthz/"))
         .layer(body_limit::BodyLimitLayer::new(
             settings.max_body_size,
             settings.upload_max_size,

@@ -149,8 +149,8 @@ where
     Ok(())
 }
 
-/// Logs how this process handles SIGHUP and TLS: what an operator looks up first when a
-/// reload or a certificate does not do what they expected.
+/// Logs how this process handles SIGHUP, TLS and proxies: what an operator looks up first
+/// when a reload, a certificate or a client's address is not what they expected.
 fn log_modes(mode: &Mode, settings: &Settings) {
     match mode {
         Mode::Restart { exe } => {
@@ -169,6 +169,15 @@ fn log_modes(mode: &Mode, settings: &Settings) {
         }
     }
     tracing::info!(tls = settings.tls.mode.as_str(), reason = %settings.tls.reason, "TLS mode");
+    let proxies = &settings.proxies;
+    if !proxies.trusted.is_empty() {
+        let trusted: Vec<String> = proxies.trusted.iter().map(ToString::to_string).collect();
+        tracing::info!(
+            client_ip_mode = proxies.mode.as_str(),
+            trusted_proxies = %trusted.join(","),
+            "forwarding headers believed from the trusted proxies"
+        );
+    }
 }
 
 /// Duplicates of the listening sockets (with their roles), kept to hand to a successor:

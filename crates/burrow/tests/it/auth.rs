@@ -4,6 +4,7 @@
 
 use burrow::axum::Router;
 use burrow::axum::body::Body;
+use burrow::axum::handler::Handler;
 use burrow::axum::http::{Request, StatusCode, header};
 use burrow::axum::routing::get;
 use burrow::contrib::auth::users::{self, NewUser, Role, UserError};
@@ -13,7 +14,7 @@ use burrow::contrib::auth::{
 };
 use burrow::db::params;
 use burrow::minijinja::context;
-use burrow::{App, AppContext, Booted, Html, NavItem, Render, Server};
+use burrow::{App, AppContext, Booted, Html, NavItem, Rate, RateLimit, Render, Server};
 
 use burrow_test::smtp::{Security, SmtpSink};
 
@@ -59,6 +60,13 @@ impl App for Probe {
                 get(|CurrentUser(u): CurrentUser| async move {
                     u.map_or("anonymous".to_string(), |u| u.username.clone())
                 }),
+            )
+            .route(
+                "/limited",
+                get((|CurrentUser(u): CurrentUser| async move {
+                    u.map_or("anonymous".to_string(), |u| u.username.clone())
+                })
+                .layer(RateLimit::per_user(Rate::per_hour(2)))),
             )
             .route(
                 "/page",
@@ -785,7 +793,7 @@ async fn attempts_over_the_limit_get_429_with_retry_after() {
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
     let retry: u64 = limited.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
     assert!((1..=181).contains(&retry), "a code comes back every 3 minutes: {retry}");
-    assert!(limited.body.contains("Too many attempts"), "{}", limited.body);
+    assert!(limited.body.contains("Too many requests"), "{}", limited.body);
     // Another account is not limited by frank's.
     let other = guesser.post(router, "/auth/recovery", "username=gina&code=aaaa-bbbb-cccc").await;
     assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
@@ -799,14 +807,40 @@ async fn attempts_over_the_limit_get_429_with_retry_after() {
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
     let json: serde_json::Value = serde_json::from_str(&limited.body).unwrap();
-    assert!(json["error"].as_str().unwrap().contains("Too many attempts"), "{json}");
+    assert!(json["error"].as_str().unwrap().contains("Too many requests"), "{json}");
     let german = post_json(&mut Browser::speaking("de"), router, "/auth/login/begin", "{}").await;
     assert_eq!(german.status, StatusCode::TOO_MANY_REQUESTS);
     let json: serde_json::Value = serde_json::from_str(&german.body).unwrap();
     let error = json["error"].as_str().unwrap();
-    assert!(error.starts_with("Zu viele Versuche. Versuchen Sie es in "), "{json}");
+    assert!(error.starts_with("Zu viele Anfragen. Versuchen Sie es in "), "{json}");
     // Pages that verify nothing are not limited.
     assert_eq!(client.get(router, "/auth/login").await.status, StatusCode::OK);
+}
+
+/// `RateLimit::per_user` counts each signed-in user on their own, whatever their address
+/// (here none: in-process requests share one), and anonymous visitors by address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_user_limits_count_each_user() {
+    let env = boot(false);
+    let router = &env.booted.router;
+    let mut anonymous = Browser::default();
+    for _ in 0..2 {
+        assert_eq!(anonymous.get(router, "/limited").await.body, "anonymous");
+    }
+    let limited = anonymous.get(router, "/limited").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = limited.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=1800).contains(&retry), "one request every 30 minutes: {retry}");
+    for name in ["alice", "bob"] {
+        create(&env, name, None).await.unwrap();
+        let mut user = Browser::default();
+        user.sign_in(&env, name).await;
+        for _ in 0..2 {
+            let reply = user.get(router, "/limited").await;
+            assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, name));
+        }
+        assert_eq!(user.get(router, "/limited").await.status, StatusCode::TOO_MANY_REQUESTS);
+    }
 }
 
 async fn invite_only_registration_needs_a_valid_invite(postgres: bool) {

@@ -16,6 +16,7 @@ use burrow::axum::response::{IntoResponse, Redirect, Response};
 use burrow::contrib::auth::RequireAuth;
 use burrow::db::{FromRow, params};
 use burrow::forms::{Form, FormResult, UploadedFile, Valid};
+use burrow::i18n::Locale;
 use burrow::jobs::{Job, JobContext};
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
@@ -81,6 +82,7 @@ pub async fn create(
     storage: Storage,
     render: Render,
     messages: Messages,
+    locale: Locale,
     form: FormResult<AttachmentForm>,
 ) -> Result<Response> {
     let note = store::get(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
@@ -130,7 +132,8 @@ pub async fn create(
         let ctx = page_context(&db, &note).await?;
         return Ok(render.partial("notes/_attachments.html", ctx)?.into_response());
     }
-    messages.success(format!("Attached “{}”.", shown_name(&file.file_name)))?;
+    let name = shown_name(&file.file_name);
+    messages.success(locale.t_args("notes-attached", &[("name", &name)]))?;
     Ok(Redirect::to(&format!("/notes/{id}")).into_response())
 }
 

@@ -12,6 +12,7 @@ use burrow::axum::http::{HeaderValue, StatusCode, header};
 use burrow::axum::response::{IntoResponse, Redirect, Response};
 use burrow::contrib::auth::{CurrentUser, RequireAuth, users};
 use burrow::db::{FromRow, params, utc_now};
+use burrow::i18n::Locale;
 use burrow::jobs::{Job, JobContext, JobOptions, Jobs};
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
@@ -111,7 +112,7 @@ pub async fn start(
     RequireAuth(user): RequireAuth,
     jobs: Jobs,
     session: Session,
-    messages: Messages,
+    (messages, locale): (Messages, Locale),
 ) -> Result<Response> {
     let author = Author::of(&user);
     let id = db
@@ -131,7 +132,7 @@ pub async fn start(
     if let Err(e) = session.insert(SESSION_KEY, id) {
         burrow::tracing::warn!(export_id = id, "export id not kept in the session: {e}");
     }
-    messages.info("Your export is being prepared.")?;
+    messages.info(locale.t("notes-export-started"))?;
     Ok(Redirect::to("/notes").into_response())
 }
 
@@ -196,13 +197,15 @@ pub async fn download(
             return Err(Error::new(
                 StatusCode::CONFLICT,
                 "This export failed: start a new one from the notes page.",
-            ));
+            )
+            .translate("notes-export-failed"));
         }
         _ => {
             return Err(Error::new(
                 StatusCode::CONFLICT,
                 "This export is not ready yet: the exports page says when it is.",
-            ));
+            )
+            .translate("notes-export-not-ready"));
         }
     };
     let disposition = format!("attachment; filename=\"notes-export-{id}.json\"");

@@ -22,6 +22,7 @@ use burrow::clap::{Arg, value_parser};
 use burrow::contrib::auth::{RequireAuth, users};
 use burrow::contrib::messages::Messages;
 use burrow::forms::{Form, FormResult, Valid};
+use burrow::i18n::Locale;
 use burrow::jobs::JobRegistry;
 use burrow::minijinja::context;
 use burrow::minijinja::value::Serde;
@@ -230,7 +231,7 @@ async fn new(_: RequireAuth, export_notice: ExportNotice, render: Render) -> Res
 async fn create(
     State(db): State<Db>,
     RequireAuth(user): RequireAuth,
-    render: Render,
+    (render, locale): (Render, Locale),
     messages: Messages,
     form: FormResult<NoteForm>,
 ) -> Result<Response> {
@@ -245,7 +246,7 @@ async fn create(
         Err(invalid) => return invalid.page(&render, "notes/form.html", form_context(None, false)),
     };
     let note = store::create(&db, Author::of(&user), form).await?;
-    messages.success(format!("Created “{}”.", note.title))?;
+    messages.success(locale.t_args("notes-created", &[("title", &note.title)]))?;
     if render.is_htmx() {
         return Ok(render
             .partial("notes/_created.html", context! { note => Serde(&note) })?
@@ -287,7 +288,7 @@ async fn update(
     State(db): State<Db>,
     RequireAuth(user): RequireAuth,
     Path(id): Path<i64>,
-    render: Render,
+    (render, locale): (Render, Locale),
     messages: Messages,
     form: FormResult<NoteForm>,
 ) -> Result<Response> {
@@ -301,7 +302,7 @@ async fn update(
     };
     let author = Author::of(&user);
     let note = store::update(&db, author, id, form).await?.ok_or_else(Error::not_found)?;
-    messages.success("Saved your changes.")?;
+    messages.success(locale.t("notes-saved"))?;
     Ok(Redirect::to(&format!("/notes/{}", note.id)).into_response())
 }
 
@@ -310,11 +311,12 @@ async fn delete(
     RequireAuth(user): RequireAuth,
     Path(id): Path<i64>,
     storage: Storage,
+    locale: Locale,
     messages: Messages,
 ) -> Result<Response> {
     let title = store::delete(&db, Author::of(&user), id).await?.ok_or_else(Error::not_found)?;
     attachments::sweep(&db, &storage).await?;
-    messages.success(format!("Deleted “{title}”."))?;
+    messages.success(locale.t_args("notes-deleted", &[("title", &title)]))?;
     Ok(Redirect::to("/notes").into_response())
 }
 

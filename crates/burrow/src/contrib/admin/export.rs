@@ -6,6 +6,7 @@
 //! whatever the table's size, and a slow client holds a file descriptor, not a database
 //! connection.
 
+use crate::i18n::Locale;
 use std::fs::File;
 use std::io::{BufWriter, Seek, Write};
 
@@ -34,8 +35,9 @@ pub(super) async fn csv(
     user: RequireStaff,
     db: Db,
     uri: Uri,
+    locale: Locale,
 ) -> Result<Response> {
-    export(site, slug, user, db, uri, Format::Csv).await
+    export(site, slug, user, db, uri, locale, Format::Csv).await
 }
 
 pub(super) async fn json(
@@ -44,8 +46,9 @@ pub(super) async fn json(
     user: RequireStaff,
     db: Db,
     uri: Uri,
+    locale: Locale,
 ) -> Result<Response> {
-    export(site, slug, user, db, uri, Format::Json).await
+    export(site, slug, user, db, uri, locale, Format::Json).await
 }
 
 async fn export(
@@ -54,11 +57,15 @@ async fn export(
     RequireStaff(user): RequireStaff,
     db: Db,
     uri: Uri,
+    locale: Locale,
     format: Format,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
     if !model.permissions.export.allows(user.is_staff(), user.is_admin()) {
-        return Err(Error::forbidden(format!("You may not export {}.", model.plural)));
+        let plural = locale.label(&model.plural);
+        return Err(Error::forbidden(
+            locale.t_args("admin-may-not-export", &[("plural", &plural)]),
+        ));
     }
     let query = ListQuery::parse(&model, uri.query());
     let (file, length) = db

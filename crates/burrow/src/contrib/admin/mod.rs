@@ -42,6 +42,8 @@ use crate::template::NavItem;
 
 static MIGRATIONS: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/admin/migrations");
+pub(crate) static TRANSLATIONS: Dir<'static> =
+    crate::embed_dir!("$CARGO_MANIFEST_DIR/src/contrib/admin/translations");
 static TEMPLATES: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/admin/templates");
 static STATIC: Dir<'static> =
@@ -65,6 +67,10 @@ impl App for AdminApp {
 
     fn templates(&self) -> Option<&'static Dir<'static>> {
         Some(&TEMPLATES)
+    }
+
+    fn translations(&self) -> Option<&'static Dir<'static>> {
+        Some(&TRANSLATIONS)
     }
 
     fn static_files(&self) -> Option<&'static Dir<'static>> {

@@ -60,7 +60,7 @@ pub(crate) struct AuthConfig {
     pub(crate) mailer: crate::mail::Mailer,
     pub(crate) templates: crate::template::Templates,
     pub(crate) rp: Option<Arc<super::passkeys::RelyingParty>>,
-    pub(crate) limits: Arc<super::limits::Limiter>,
+    pub(crate) limits: Arc<super::limits::Limits>,
 }
 
 impl AuthConfig {
@@ -206,6 +206,14 @@ impl Around for AuthLayer {
         }
         response
     }
+}
+
+/// The user id the session claims, without loading the user: what per-user rate limits
+/// count by ([`crate::RateLimit::per_user`]). The claim is signed, so it cannot be made up;
+/// it may name a user signed out elsewhere, who is still that user.
+pub(crate) fn signed_in_id(extensions: &Extensions) -> Option<i64> {
+    let session = extensions.get::<Session>()?;
+    session.get::<SignedIn>(SESSION_KEY).map(|signed_in| signed_in.id)
 }
 
 /// Signs `user` in on this session: the session is regenerated (and the CSRF secret with

@@ -63,13 +63,15 @@ use include_dir::Dir;
 use minijinja::value::{Serde, Value};
 use webauthn_rs::prelude::Url;
 
+pub(crate) use crate::request::ClientIp;
+pub(crate) use guards::signed_in_id;
 pub use guards::{CurrentUser, RequireAdmin, RequireAuth, RequireStaff, login, safe_next};
 pub use invites::{Invite, create_invite, mail_invite};
 pub use links::{LoginLink, login_link};
 pub use users::{NewUser, Role, User, UserError};
 
 use self::guards::{AuthConfig, AuthLayer, AuthState};
-use self::limits::{Limiter, PerIp};
+use self::limits::Limits;
 use self::passkeys::{Options, RelyingParty};
 use crate::app::App;
 use crate::command::Command;
@@ -77,7 +79,6 @@ use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, Source, 
 use crate::context::AppContext;
 use crate::error::{Error, Result};
 use crate::http::around::AroundLayer;
-use crate::request::PeerAddr;
 use crate::settings::Settings;
 use crate::template::{TemplateEnv, request_of};
 
@@ -137,12 +138,17 @@ pub struct Auth {
     require_verification: bool,
     /// `None` when the base URL has no domain name (passkeys cannot work there).
     rp: Option<Arc<RelyingParty>>,
-    limits: Arc<Limiter>,
+    /// Read in `configure`.
+    limits: Option<Arc<Limits>>,
 }
 
 impl Auth {
     pub fn new() -> Auth {
         Auth::default()
+    }
+
+    fn limits(&self) -> &Arc<Limits> {
+        self.limits.as_ref().expect("configure ran before routes and middleware")
     }
 }
 
@@ -165,6 +171,11 @@ impl App for Auth {
             &RP_ID,
             &RP_NAME,
             &RP_ORIGIN,
+            &limits::CEREMONIES,
+            &limits::CODES,
+            &limits::CODES_PER_ACCOUNT,
+            &limits::MAILS,
+            &limits::MAILS_PER_ACCOUNT,
         ]
     }
 
@@ -182,6 +193,7 @@ impl App for Auth {
         self.invite_only = config.get(&INVITE_ONLY)?;
         self.use_email = config.get(&USE_EMAIL)?;
         self.require_verification = config.get(&REQUIRE_VERIFICATION)?;
+        self.limits = Some(Arc::new(Limits::from_config(config)?));
         if self.require_verification && config.get(&crate::mail::SMTP_HOST)?.is_none() {
             let reason = "verification mails need mail: set --smtp-host and --smtp-from";
             return Err(config.error(&REQUIRE_VERIFICATION, reason));
@@ -242,13 +254,13 @@ impl App for Auth {
         env.add_function("is_authenticated", |state: &minijinja::State| user(state).is_some());
     }
 
-    fn routes(&self, ctx: &AppContext) -> Router {
+    fn routes(&self, _ctx: &AppContext) -> Router {
         // Rate limits per client IP, on the routes that verify something: only those
         // requests pay for them.
-        let templates = &ctx.templates;
-        let ceremony = || PerIp::layer(&self.limits, limits::CEREMONIES_PER_IP, templates);
-        let code = || PerIp::layer(&self.limits, limits::CODES_PER_IP, templates);
-        let mails = || PerIp::layer(&self.limits, limits::MAILS_PER_IP, templates);
+        let limits = self.limits();
+        let ceremony = || limits.ceremonies.clone();
+        let code = || limits.codes.clone();
+        let mails = || limits.mails.clone();
         Router::new()
             .route("/auth/login", get(signin::page))
             .route("/auth/login/begin", post(signin::begin.layer(ceremony())))
@@ -284,7 +296,7 @@ impl App for Auth {
             mailer: ctx.mailer.clone(),
             templates: ctx.templates.clone(),
             rp: self.rp.clone(),
-            limits: self.limits.clone(),
+            limits: self.limits().clone(),
         };
         router.layer(AroundLayer(AuthLayer(Arc::new(config))))
     }
@@ -295,17 +307,6 @@ impl App for Auth {
 
     fn admin(&self, site: &mut crate::admin::AdminSite) {
         admin::register(site);
-    }
-}
-
-/// The client's address, for the audit log (none for requests built in-process).
-pub(crate) struct ClientIp(pub(crate) Option<std::net::IpAddr>);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(parts.extensions.get::<PeerAddr>().map(|PeerAddr(addr)| addr.ip())))
     }
 }
 

@@ -225,8 +225,8 @@ pub(super) async fn sign_in(
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
     let account = users::normalize_username(&form.username).unwrap_or_default();
-    if let Err(too_many) = auth.config().limits.take(super::limits::CODES_PER_ACCOUNT, &account) {
-        return Ok(too_many.response(&locale));
+    if let Err(too_many) = auth.config().limits.code_for(&account) {
+        return Ok(too_many.into_response());
     }
     let db = auth.config().db.clone();
     let name = form.username.clone();

@@ -124,7 +124,7 @@ pub(super) async fn refuse(
 ) -> Result<()> {
     session.insert(PENDING, user.id).map_err(|e| Error::internal(e.to_string()))?;
     let key = user.email.clone().unwrap_or_default();
-    let mail = config.limits.take(super::limits::MAILS_PER_ACCOUNT, &key).is_ok();
+    let mail = config.limits.mail_to(&key).is_ok();
     let owner = user.clone();
     let refused = move |c: &Conn| {
         let refused = Event::new("sign_in_refused", &owner).detail("email not verified").ip(ip);
@@ -210,8 +210,8 @@ pub(super) async fn resend(
         locale.t_args("auth-resend-sent", &[("email", &email)])
     };
     if !email.is_empty() {
-        if let Err(too_many) = config.limits.take(super::limits::MAILS_PER_ACCOUNT, &email) {
-            return Ok(too_many.response(&locale));
+        if let Err(too_many) = config.limits.mail_to(&email) {
+            return Ok(too_many.into_response());
         }
         let wanted = email.clone();
         let user = config.db.read(move |c| users::by_email(c, &wanted)).await?;

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use minijinja::value::Value as Jinja;
 
-use super::{fetch_row, object_label, page, require};
+use super::{Names, fetch_row, object_label, page, require};
 use crate::admin::{Change, ModelAdmin};
 use crate::contrib::admin::Site;
 use crate::contrib::admin::log::{self, Record};
@@ -20,6 +20,7 @@ use crate::db::{Conn, DbError, Value};
 use crate::error::{Error, Result};
 use crate::extract::Path;
 use crate::forms::FormData;
+use crate::i18n::Locale;
 use crate::template::{Html, Render};
 
 /// A row's id and label.
@@ -44,16 +45,16 @@ fn deletion(
     Ok((objects, effects))
 }
 
-fn effects_view(effects: &[DeleteEffect]) -> Vec<Jinja> {
+fn effects_view(effects: &[DeleteEffect], locale: &Locale) -> Vec<Jinja> {
     effects
         .iter()
         .map(|e| {
-            let what = match e.on_delete {
-                schema::OnDelete::Cascade => "deleted with it",
-                schema::OnDelete::SetNull => "kept, their reference emptied",
-                schema::OnDelete::SetDefault => "kept, their reference reset",
-                schema::OnDelete::Restrict | schema::OnDelete::NoAction => "in the way: the delete will be refused",
-            };
+            let what = locale.t(match e.on_delete {
+                schema::OnDelete::Cascade => "admin-effect-cascade",
+                schema::OnDelete::SetNull => "admin-effect-set-null",
+                schema::OnDelete::SetDefault => "admin-effect-set-default",
+                schema::OnDelete::Restrict | schema::OnDelete::NoAction => "admin-effect-blocks",
+            });
             let blocks = matches!(e.on_delete, schema::OnDelete::Restrict | schema::OnDelete::NoAction);
             context! { table => e.table.clone(), via => e.via.clone(), count => e.count, what, blocks, depth => e.depth }
         })
@@ -65,20 +66,22 @@ pub(in crate::contrib::admin) async fn delete_page(
     Path((slug, id)): Path<(String, i64)>,
     RequireStaff(user): RequireStaff,
     uri: Uri,
+    locale: Locale,
     render: Render,
 ) -> Result<Html> {
     let model = site.model(&slug)?.clone();
     let db = site.db(&model);
-    require(&user, model.permissions.delete, &format!("delete {}", model.plural))?;
+    let names = Names::of(&model, &locale);
+    require(&user, model.permissions.delete, || names.say(&locale, "admin-may-not-delete", &[]))?;
     let read_model = model.clone();
     let (objects, effects) = db.read(move |c| deletion(c, &read_model, &[id])).await?;
     if objects.is_empty() {
         return Err(Error::not_found());
     }
-    let ctx =
-        confirm_context(&model, "delete", &format!("Delete {}", model.singular), objects, &effects);
+    let label = names.say(&locale, "admin-delete-one", &[]);
+    let ctx = confirm_context(&model, "delete", &label, objects, &effects, &locale);
     let ctx = context! { post_to => format!("/admin/{}/{id}/delete", model.slug), ..ctx };
-    render.page("admin/confirm.html", page(&site, &uri, Some(&model), ctx))
+    render.page("admin/confirm.html", page(&site, &uri, &locale, Some(&model), ctx))
 }
 
 fn confirm_context(
@@ -87,6 +90,7 @@ fn confirm_context(
     label: &str,
     objects: Vec<(i64, String)>,
     effects: &[DeleteEffect],
+    locale: &Locale,
 ) -> Jinja {
     let blocked = effects
         .iter()
@@ -99,7 +103,7 @@ fn confirm_context(
         action,
         action_label => label,
         objects,
-        effects => effects_view(effects),
+        effects => effects_view(effects, locale),
         blocked,
         post_to => format!("/admin/{}/bulk", model.slug),
         cancel => format!("/admin/{}/", model.slug),
@@ -141,16 +145,19 @@ pub(in crate::contrib::admin) async fn delete(
     State(site): State<Site>,
     Path((slug, id)): Path<(String, i64)>,
     RequireStaff(user): RequireStaff,
+    locale: Locale,
     messages: Messages,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
     let db = site.db(&model);
-    require(&user, model.permissions.delete, &format!("delete {}", model.plural))?;
+    let names = Names::of(&model, &locale);
+    require(&user, model.permissions.delete, || names.say(&locale, "admin-may-not-delete", &[]))?;
     let write_model = model.clone();
     let sink = site.log(&model, &user);
     let write_sink = sink.clone();
     let outcome = db.write(move |c| delete_rows(c, &write_model, &write_sink, &[id])).await;
-    finish_delete(&model, outcome, &sink, &messages, &format!("/admin/{}/{id}", model.slug)).await
+    let back = format!("/admin/{}/{id}", model.slug);
+    finish_delete(&model, outcome, &sink, &messages, &back, &locale).await
 }
 
 /// Tells what a delete did; a refused one (the model's check, or rows that keep it from
@@ -161,14 +168,14 @@ async fn finish_delete(
     sink: &log::Sink,
     messages: &Messages,
     back: &str,
+    locale: &Locale,
 ) -> Result<Response> {
     match outcome {
         Ok(Ok(0)) => Err(Error::not_found()),
         Ok(Ok(n)) => {
             sink.flush().await?;
-            let what =
-                if n == 1 { model.singular.clone() } else { format!("{n} {}", model.plural) };
-            messages.success(format!("Deleted {what}."))?;
+            let names = Names::of(model, locale);
+            messages.success(names.say(locale, "admin-deleted", &[("count", &n)]))?;
             Ok(Redirect::to(&format!("/admin/{}/", model.slug)).into_response())
         }
         Ok(Err(message)) => {
@@ -176,7 +183,7 @@ async fn finish_delete(
             Ok(Redirect::to(back).into_response())
         }
         Err(e @ DbError::Constraint { .. }) => {
-            messages.error(format!("Nothing was deleted: other rows still refer to it ({e})."))?;
+            messages.error(locale.t_args("admin-delete-refused", &[("reason", &e)]))?;
             Ok(Redirect::to(back).into_response())
         }
         Err(e) => Err(e.into()),
@@ -198,43 +205,48 @@ pub(in crate::contrib::admin) async fn bulk(
     Path(slug): Path<String>,
     RequireStaff(user): RequireStaff,
     messages: Messages,
-    uri: Uri,
+    (uri, locale): (Uri, Locale),
     render: Render,
     data: FormData,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
     let db = site.db(&model);
+    let names = Names::of(&model, &locale);
     let list = format!("/admin/{}/", model.slug);
     let ids = selected_ids(&data);
     let name = data.get("action").unwrap_or_default().to_string();
     if ids.is_empty() {
-        messages.warning("Select at least one row first.")?;
+        messages.warning(locale.t("admin-select-first"))?;
         return Ok(Redirect::to(&list).into_response());
     }
     let confirmed = data.get("confirmed").is_some();
     if name == "delete" {
-        require(&user, model.permissions.delete, &format!("delete {}", model.plural))?;
+        let refusal = || names.say(&locale, "admin-may-not-delete", &[]);
+        require(&user, model.permissions.delete, refusal)?;
         if !confirmed {
             let read_model = model.clone();
             let (objects, effects) = db.read(move |c| deletion(c, &read_model, &ids)).await?;
-            let label = format!("Delete {} {}", objects.len(), model.plural);
-            let ctx = confirm_context(&model, "delete", &label, objects, &effects);
+            let label = names.say(&locale, "admin-delete-count", &[("count", &objects.len())]);
+            let ctx = confirm_context(&model, "delete", &label, objects, &effects, &locale);
             return Ok(render
-                .page("admin/confirm.html", page(&site, &uri, Some(&model), ctx))?
+                .page("admin/confirm.html", page(&site, &uri, &locale, Some(&model), ctx))?
                 .into_response());
         }
         let write_model = model.clone();
         let sink = site.log(&model, &user);
         let write_sink = sink.clone();
         let outcome = db.write(move |c| delete_rows(c, &write_model, &write_sink, &ids)).await;
-        return finish_delete(&model, outcome, &sink, &messages, &list).await;
+        return finish_delete(&model, outcome, &sink, &messages, &list, &locale).await;
     }
     let action = model
         .actions
         .iter()
         .find(|a| a.name == name)
-        .ok_or_else(|| Error::bad_request("No such action."))?;
-    require(&user, action.access, &format!("run “{}”", action.label))?;
+        .ok_or_else(|| Error::bad_request(locale.t("admin-no-such-action")))?;
+    let action_label = locale.label(&action.label).into_owned();
+    require(&user, action.access, || {
+        locale.t_args("admin-may-not-run", &[("action", &action_label)])
+    })?;
     if action.confirm && !confirmed {
         let read_model = model.clone();
         let objects = db
@@ -248,27 +260,31 @@ pub(in crate::contrib::admin) async fn bulk(
                 Ok(objects)
             })
             .await?;
-        let ctx = confirm_context(&model, action.name, &action.label, objects, &[]);
+        let ctx = confirm_context(&model, action.name, &action_label, objects, &[], &locale);
         return Ok(render
-            .page("admin/confirm.html", page(&site, &uri, Some(&model), ctx))?
+            .page("admin/confirm.html", page(&site, &uri, &locale, Some(&model), ctx))?
             .into_response());
     }
-    let message = run_action(&site, &model, action, &user, ids).await?;
+    let message = run_action(&site, &model, action, &user, ids, &locale).await?;
     messages.success(message)?;
     Ok(Redirect::to(&list).into_response())
 }
 
-/// Runs an action over `ids` in one write transaction, logging it for each row.
+/// Runs an action over `ids` in one write transaction, logging it for each row. What the
+/// action returns is shown, translated if a catalog has it as a key (with the number of
+/// rows as `{count}`).
 async fn run_action(
     site: &Site,
     model: &ModelAdmin,
     action: &crate::admin::Action,
     user: &Arc<User>,
     ids: Vec<i64>,
+    locale: &Locale,
 ) -> Result<String> {
     let sink = site.log(model, user);
     let write_sink = sink.clone();
     let (model, run, name) = (model.clone(), action.run.clone(), action.name);
+    let locale = locale.clone();
     let message = site
         .db(&model)
         .write(move |c| {
@@ -280,6 +296,7 @@ async fn run_action(
             }
             let ids: Vec<i64> = labels.iter().map(|(id, _)| *id).collect();
             let message = run(c, &ids)?;
+            let message = locale.get(&message, &[("count", &ids.len())]).unwrap_or(message);
             for (id, label) in &labels {
                 let record = Record::new(model.slug, *id, label, name).detail(&message);
                 write_sink.write(c, record)?;
@@ -295,16 +312,19 @@ pub(in crate::contrib::admin) async fn row_action(
     State(site): State<Site>,
     Path((slug, id, name)): Path<(String, i64, String)>,
     RequireStaff(user): RequireStaff,
+    locale: Locale,
     messages: Messages,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
     let db = site.db(&model);
     let action =
         model.actions.iter().find(|a| a.name == name && a.row).ok_or_else(Error::not_found)?;
-    require(&user, action.access, &format!("run “{}”", action.label))?;
+    require(&user, action.access, || {
+        locale.t_args("admin-may-not-run", &[("action", &locale.label(&action.label))])
+    })?;
     let read_model = model.clone();
     db.read(move |c| fetch_row(c, &read_model, id)).await?;
-    let message = run_action(&site, &model, action, &user, vec![id]).await?;
+    let message = run_action(&site, &model, action, &user, vec![id], &locale).await?;
     messages.success(message)?;
     Ok(Redirect::to(&format!("/admin/{}/{id}", model.slug)).into_response())
 }

@@ -9,7 +9,7 @@ use minijinja::context;
 use minijinja::value::Value as Jinja;
 
 use super::{
-    can, fetch_row, field_label, field_text, object_label, page, related_rows, require, ser,
+    Names, can, fetch_row, field_label, field_text, object_label, page, related_rows, require, ser,
 };
 use crate::admin::{AdminRow, Change, ModelAdmin, Relation, value_text};
 use crate::contrib::admin::Site;
@@ -21,6 +21,7 @@ use crate::db::{Conn, DbError, Value};
 use crate::error::{Error, Result};
 use crate::extract::Path;
 use crate::forms::{BoundField, BoundForm, Choice, Errors, FormData, InputType, Message};
+use crate::i18n::Locale;
 use crate::template::{Html, Render};
 
 /// A fingerprint of the row as stored: the edit form carries it, and a save whose row no
@@ -124,7 +125,7 @@ fn relation_field(
 
 /// Read-only fields of a row page: the declared ones (every column when nothing can be
 /// edited), with relation and choice labels.
-fn readonly_view(model: &ModelAdmin, row: &AdminRow) -> Vec<Jinja> {
+fn readonly_view(model: &ModelAdmin, row: &AdminRow, locale: &Locale) -> Vec<Jinja> {
     let mut editable: Vec<&str> =
         model.form.map_or(Vec::new(), |f| (f.fields)().iter().map(|f| f.name).collect());
     editable.extend(&model.relation_fields);
@@ -137,9 +138,9 @@ fn readonly_view(model: &ModelAdmin, row: &AdminRow) -> Vec<Jinja> {
         .into_iter()
         .filter(|name| !editable.contains(name))
         .map(|name| {
-            let text = field_text(model, row, name);
+            let text = field_text(model, row, name, locale);
             let long = text.len() > 80 || text.contains('\n');
-            context! { label => field_label(model, name), text, long }
+            context! { label => field_label(model, name, locale), text, long }
         })
         .collect()
 }
@@ -149,11 +150,13 @@ pub(in crate::contrib::admin) async fn new_page(
     Path(slug): Path<String>,
     RequireStaff(user): RequireStaff,
     uri: Uri,
+    locale: Locale,
     render: Render,
 ) -> Result<Html> {
     let model = site.model(&slug)?;
     model.form.ok_or_else(Error::not_found)?;
-    require(&user, model.permissions.create, &format!("create {}", model.plural))?;
+    let names = Names::of(model, &locale);
+    require(&user, model.permissions.create, || names.say(&locale, "admin-may-not-create", &[]))?;
     // A `created_by` relation offers the creating user first.
     let me = user.id.to_string();
     let value_of = |column: &str| match model.created_by {
@@ -162,14 +165,14 @@ pub(in crate::contrib::admin) async fn new_page(
     };
     let form = shown_form(&site, model, value_of, &Errors::new()).await?;
     let ctx = context! { form, creating => true, action => format!("/admin/{}/new", model.slug) };
-    render.page("admin/form.html", page(&site, &uri, Some(model), ctx))
+    render.page("admin/form.html", page(&site, &uri, &locale, Some(model), ctx))
 }
 
 /// A change refused by the form's rules, the model's own check, a constraint, or a
 /// conflict: the form again, with what was typed, its errors and `message`.
 async fn refused(
     site: &Site,
-    uri: &Uri,
+    (uri, locale): (&Uri, &Locale),
     model: &ModelAdmin,
     render: &Render,
     status: StatusCode,
@@ -181,7 +184,7 @@ async fn refused(
     if let Some(message) = message {
         form.add_error(message);
     }
-    let ctx = page(site, uri, Some(model), context! { form, ..extra });
+    let ctx = page(site, uri, locale, Some(model), context! { form, ..extra });
     Ok((status, render.page("admin/form.html", ctx)?).into_response())
 }
 
@@ -202,7 +205,7 @@ fn read_submission(
             None => errors.add(column, Message::new("required")),
             Some(text) => match text.parse::<i64>() {
                 Ok(id) => values.push((*column, Value::Integer(id))),
-                Err(_) => errors.add(column, Message::text("Choose one of the list.")),
+                Err(_) => errors.add(column, Message::new("choice")),
             },
         }
     }
@@ -214,6 +217,7 @@ fn check_relations(
     c: &Conn,
     model: &ModelAdmin,
     values: &[(&'static str, Value)],
+    locale: &Locale,
 ) -> Result<Result<(), String>, DbError> {
     for relation in model.relation_fields.iter().filter_map(|col| model.relation_of(col)) {
         let Some((_, value)) = values.iter().find(|(n, _)| *n == relation.column) else { continue };
@@ -224,22 +228,25 @@ fn check_relations(
         );
         let found: i64 = c.query_one(&sql, std::slice::from_ref(value))?;
         if found == 0 {
-            return Ok(Err(format!(
-                "{}: that one does not exist (any more); choose another.",
-                relation.label
-            )));
+            let field = locale.label(relation.label);
+            return Ok(Err(locale.t_args("admin-relation-gone", &[("field", &field)])));
         }
     }
     Ok(Ok(()))
 }
 
 /// The model's own check and the relations', before a change.
-fn before(c: &Conn, model: &ModelAdmin, change: Change<'_>) -> Result<Result<(), String>, DbError> {
+fn before(
+    c: &Conn,
+    model: &ModelAdmin,
+    change: Change<'_>,
+    locale: &Locale,
+) -> Result<Result<(), String>, DbError> {
     let values = match change {
         Change::Create(values) | Change::Edit(_, values) => values,
         Change::Delete(_) => &[],
     };
-    if let Err(message) = check_relations(c, model, values)? {
+    if let Err(message) = check_relations(c, model, values, locale)? {
         return Ok(Err(message));
     }
     match &model.before_change {
@@ -250,9 +257,9 @@ fn before(c: &Conn, model: &ModelAdmin, change: Change<'_>) -> Result<Result<(),
 
 /// What the database says about a refused change, for the user: a constraint names no
 /// secret, anything else is the server's error.
-fn constraint_message(e: &DbError) -> Option<String> {
+fn constraint_message(e: &DbError, locale: &Locale) -> Option<String> {
     match e {
-        DbError::Constraint { .. } => Some(format!("The database refused this change: {e}.")),
+        DbError::Constraint { .. } => Some(locale.t_args("admin-db-refused", &[("reason", e)])),
         _ => None,
     }
 }
@@ -262,13 +269,14 @@ pub(in crate::contrib::admin) async fn create(
     Path(slug): Path<String>,
     RequireStaff(user): RequireStaff,
     messages: Messages,
-    uri: Uri,
+    (uri, locale): (Uri, Locale),
     render: Render,
     data: FormData,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
     model.form.ok_or_else(Error::not_found)?;
-    require(&user, model.permissions.create, &format!("create {}", model.plural))?;
+    let names = Names::of(&model, &locale);
+    require(&user, model.permissions.create, || names.say(&locale, "admin-may-not-create", &[]))?;
     let created = match read_submission(&model, &data) {
         Err(errors) => Err((errors, None)),
         Ok(mut values) => {
@@ -288,12 +296,12 @@ pub(in crate::contrib::admin) async fn create(
                     }
                     Err(e) => return Err(e),
                 },
-                None => match insert(&site, &model, &user, values).await {
+                None => match insert(&site, &model, &user, values, &locale).await {
                     Ok(Ok((id, label))) => {
-                        Ok((id, format!("Created {} “{label}”.", model.singular)))
+                        Ok((id, names.say(&locale, "admin-created", &[("label", &label)])))
                     }
                     Ok(Err(message)) => Err((Errors::new(), Some(message))),
-                    Err(e) => Err((Errors::new(), Some(constraint_message(&e).ok_or(e)?))),
+                    Err(e) => Err((Errors::new(), Some(constraint_message(&e, &locale).ok_or(e)?))),
                 },
             }
         }
@@ -307,7 +315,8 @@ pub(in crate::contrib::admin) async fn create(
             let extra =
                 context! { creating => true, action => format!("/admin/{}/new", model.slug) };
             let status = StatusCode::UNPROCESSABLE_ENTITY;
-            refused(&site, &uri, &model, &render, status, (&data, &errors, message), extra).await
+            let form = (&data, &errors, message);
+            refused(&site, (&uri, &locale), &model, &render, status, form, extra).await
         }
     }
 }
@@ -319,14 +328,15 @@ async fn insert(
     model: &ModelAdmin,
     user: &Arc<User>,
     values: Vec<(&'static str, Value)>,
+    locale: &Locale,
 ) -> Result<Result<(i64, String), String>, DbError> {
     let sink = site.log(model, user);
-    let (write_model, write_sink) = (model.clone(), sink.clone());
+    let (write_model, write_sink, locale) = (model.clone(), sink.clone(), locale.clone());
     let outcome = site
         .db(model)
         .write(move |c| {
             let model = &write_model;
-            if let Err(message) = before(c, model, Change::Create(&values))? {
+            if let Err(message) = before(c, model, Change::Create(&values), &locale)? {
                 return Ok(Err(message));
             }
             let columns: Vec<String> = values.iter().map(|(n, _)| quote(n)).collect();
@@ -389,6 +399,7 @@ pub(in crate::contrib::admin) async fn edit_page(
     Path((slug, id)): Path<(String, i64)>,
     RequireStaff(user): RequireStaff,
     uri: Uri,
+    locale: Locale,
     render: Render,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
@@ -402,27 +413,35 @@ pub(in crate::contrib::admin) async fn edit_page(
         }
         None => None,
     };
-    let ctx = row_context(&model, &user, &row, history);
+    let ctx = row_context(&model, &user, &row, history, &locale);
     let ctx = context! { form, ..ctx };
-    Ok(render.page("admin/form.html", page(&site, &uri, Some(&model), ctx))?.into_response())
+    Ok(render
+        .page("admin/form.html", page(&site, &uri, &locale, Some(&model), ctx))?
+        .into_response())
 }
 
 /// What a row's page shows besides the form.
-fn row_context(model: &ModelAdmin, user: &User, row: &AdminRow, history: Vec<log::Entry>) -> Jinja {
+fn row_context(
+    model: &ModelAdmin,
+    user: &User,
+    row: &AdminRow,
+    history: Vec<log::Entry>,
+    locale: &Locale,
+) -> Jinja {
     let actions: Vec<Jinja> = model
         .actions
         .iter()
         .filter(|a| a.row && can(user, a.access))
         .map(|a| {
             let href = format!("/admin/{}/{}/actions/{}", model.slug, row.id(), a.name);
-            context! { label => a.label.clone(), href }
+            context! { label => locale.label(&a.label), href }
         })
         .collect();
     context! {
         id => row.id(),
         label => object_label(model, row),
         version => version(row),
-        readonly => readonly_view(model, row),
+        readonly => readonly_view(model, row, locale),
         history => ser(history),
         actions,
         can_edit => model.form.is_some() && can(user, model.permissions.edit),
@@ -443,28 +462,29 @@ pub(in crate::contrib::admin) async fn update(
     Path((slug, id)): Path<(String, i64)>,
     RequireStaff(user): RequireStaff,
     messages: Messages,
-    uri: Uri,
+    (uri, locale): (Uri, Locale),
     render: Render,
     data: FormData,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
     model.form.ok_or_else(Error::not_found)?;
-    require(&user, model.permissions.edit, &format!("edit {}", model.plural))?;
+    let names = Names::of(&model, &locale);
+    require(&user, model.permissions.edit, || names.say(&locale, "admin-may-not-edit", &[]))?;
     let submission = read_submission(&model, &data);
     let seen = data.get("_version").unwrap_or_default().to_string();
     let sink = site.log(&model, &user);
-    let (write_model, write_sink) = (model.clone(), sink.clone());
+    let (write_model, write_sink, write_locale) = (model.clone(), sink.clone(), locale.clone());
     let values = submission.as_ref().ok().cloned();
     let (saved, row) = site
         .db(&model)
         .write(move |c| {
-            let model = &write_model;
+            let (model, locale) = (&write_model, &write_locale);
             let row = fetch_row(c, model, id)?;
             if version(&row) != seen {
                 return Ok((Saved::Conflict, row));
             }
             let Some(values) = values else { return Ok((Saved::Refused(None), row)) };
-            if let Err(message) = before(c, model, Change::Edit(id, &values))? {
+            if let Err(message) = before(c, model, Change::Edit(id, &values), locale)? {
                 return Ok((Saved::Refused(Some(message)), row));
             }
             let changed: Vec<&(&'static str, Value)> =
@@ -488,14 +508,15 @@ pub(in crate::contrib::admin) async fn update(
             }
             let row = fetch_row(c, model, id)?;
             let label = object_label(model, &row);
-            let names: Vec<&str> = changed.iter().map(|(n, _)| *n).collect();
-            let detail = format!("Changed {}.", names.join(", "));
+            let fields: Vec<String> =
+                changed.iter().map(|(n, _)| field_label(model, n, locale)).collect();
+            let detail = locale.t_args("admin-changed-fields", &[("fields", &fields.join(", "))]);
             write_sink.write(c, Record::new(model.slug, id, &label, "changed").detail(&detail))?;
             Ok((Saved::Done(label), row))
         })
         .await
         .map(|(saved, row)| (saved, Some(row)))
-        .or_else(|e| match constraint_message(&e) {
+        .or_else(|e| match constraint_message(&e, &locale) {
             Some(message) => Ok((Saved::Refused(Some(message)), None)),
             None => Err(e),
         })?;
@@ -503,19 +524,14 @@ pub(in crate::contrib::admin) async fn update(
     let (status, message, conflict) = match saved {
         Saved::Done(label) => {
             sink.flush().await?;
-            messages.success(format!("Saved {} “{label}”.", model.singular))?;
+            messages.success(names.say(&locale, "admin-saved", &[("label", &label)]))?;
             return Ok(after_save(&model, id, &data));
         }
         Saved::Refused(message) => (StatusCode::UNPROCESSABLE_ENTITY, message, false),
         // What they typed stays in the form, with the row's new fingerprint: saving again
         // overwrites knowingly.
         Saved::Conflict => {
-            let message = format!(
-                "This {} was changed by someone else after you opened it; your changes were not \
-                 saved. Check the current values (open it again to see them) or save again to \
-                 overwrite them with yours.",
-                model.singular
-            );
+            let message = names.say(&locale, "admin-conflict", &[]);
             (StatusCode::CONFLICT, Some(message), true)
         }
     };
@@ -527,9 +543,10 @@ pub(in crate::contrib::admin) async fn update(
         }
     };
     let history = reread_history(&site, &model, id).await?;
-    let ctx = row_context(&model, &user, &row, history);
+    let ctx = row_context(&model, &user, &row, history, &locale);
     let ctx = context! { conflict, ..ctx };
-    refused(&site, &uri, &model, &render, status, (&data, &errors, message), ctx).await
+    let form = (&data, &errors, message);
+    refused(&site, (&uri, &locale), &model, &render, status, form, ctx).await
 }
 
 /// An object's history, from the server's database.

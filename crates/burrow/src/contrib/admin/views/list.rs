@@ -7,7 +7,7 @@ use minijinja::context;
 use minijinja::value::Value as Jinja;
 use serde::Serialize;
 
-use super::{Cell, Link, can, capitalized, cell, column_label, page, related_rows, ser};
+use super::{Cell, Link, Names, can, capitalized, cell, column_label, page, related_rows, ser};
 use crate::admin::{AdminRow, FilterKind, ModelAdmin};
 use crate::contrib::admin::Site;
 use crate::contrib::admin::log;
@@ -17,12 +17,14 @@ use crate::contrib::auth::{RequireStaff, User};
 use crate::db::{Conn, DbError, Value};
 use crate::error::Result;
 use crate::extract::Path;
+use crate::i18n::Locale;
 use crate::template::{Html, Render};
 
 pub(in crate::contrib::admin) async fn dashboard(
     State(site): State<Site>,
     RequireStaff(_user): RequireStaff,
     uri: Uri,
+    locale: Locale,
     render: Render,
 ) -> Result<Html> {
     #[derive(Serialize)]
@@ -36,12 +38,12 @@ pub(in crate::contrib::admin) async fn dashboard(
     for model in &site.0.models {
         let sql = format!("SELECT COUNT(*) FROM {}", quote(model.table));
         let count: i64 = site.db(model).read(move |c| c.query_one(&sql, &[])).await?;
-        let (app, title) = (model.app, capitalized(&model.plural));
+        let (app, title) = (model.app, capitalized(&locale.label(&model.plural)));
         counts.push(Count { app, title, href: format!("/admin/{}/", model.slug), count });
     }
     let recent = site.main_db().read(|c| log::recent(c, 15)).await?;
     let ctx = context! { counts => ser(counts), recent => ser(recent) };
-    render.page("admin/dashboard.html", page(&site, &uri, None, ctx))
+    render.page("admin/dashboard.html", page(&site, &uri, &locale, None, ctx))
 }
 
 /// The columns of the list: the declared ones, else the key and the label column.
@@ -69,7 +71,12 @@ struct FilterView {
     kept: Vec<(String, String)>,
 }
 
-fn filter_views(model: &ModelAdmin, query: &ListQuery, related: &[Related]) -> Vec<FilterView> {
+fn filter_views(
+    model: &ModelAdmin,
+    query: &ListQuery,
+    related: &[Related],
+    locale: &Locale,
+) -> Vec<FilterView> {
     model
         .filters
         .iter()
@@ -80,10 +87,11 @@ fn filter_views(model: &ModelAdmin, query: &ListQuery, related: &[Related]) -> V
                     .relation_of(column)
                     .map_or_else(|| capitalized(&column.replace('_', " ")), |r| r.label.to_string())
             });
+            let label = locale.label(&label).into_owned();
             let options_of = |choices: Vec<(String, String)>| {
                 let current = query.filter(column);
                 let mut links = vec![Link {
-                    label: "All".into(),
+                    label: locale.t("admin-all"),
                     href: format!("?{}", query.with(column, None)),
                     active: current.is_none(),
                 }];
@@ -95,10 +103,17 @@ fn filter_views(model: &ModelAdmin, query: &ListQuery, related: &[Related]) -> V
                 links
             };
             let (kind, options) = match &filter.kind {
-                FilterKind::Choices(choices) => ("choices", options_of(choices.clone())),
+                FilterKind::Choices(choices) => {
+                    let translated = (choices.iter())
+                        .map(|(value, label)| (value.clone(), locale.label(label).into_owned()));
+                    ("choices", options_of(translated.collect()))
+                }
                 FilterKind::Boolean => (
                     "choices",
-                    options_of(vec![("1".into(), "Yes".into()), ("0".into(), "No".into())]),
+                    options_of(vec![
+                        ("1".into(), locale.t("admin-yes")),
+                        ("0".into(), locale.t("admin-no")),
+                    ]),
                 ),
                 FilterKind::Relation => {
                     let rows = related.iter().find(|(c, _)| c == column).map(|(_, r)| r.clone());
@@ -127,6 +142,7 @@ pub(in crate::contrib::admin) async fn list(
     Path(slug): Path<String>,
     RequireStaff(user): RequireStaff,
     uri: Uri,
+    locale: Locale,
     render: Render,
 ) -> Result<Response> {
     let model = site.model(&slug)?.clone();
@@ -154,7 +170,7 @@ pub(in crate::contrib::admin) async fn list(
         .iter()
         .map(|column| {
             context! {
-                label => column_label(&model, column),
+                label => column_label(&model, column, &locale),
                 sort => ser(sort_link(&model, &query, column.name)),
             }
         })
@@ -162,12 +178,12 @@ pub(in crate::contrib::admin) async fn list(
     let rows: Vec<Jinja> = rows
         .iter()
         .map(|row| {
-            let cells: Vec<Cell> = columns.iter().map(|c| cell(&model, row, c)).collect();
+            let cells: Vec<Cell> = columns.iter().map(|c| cell(&model, row, c, &locale)).collect();
             context! { id => row.id(), href => format!("/admin/{}/{}", model.slug, row.id()), cells => ser(cells) }
         })
         .collect();
     let page_link = |n: usize| format!("?{}", query.with("page", Some(&n.to_string())));
-    let actions: Vec<Jinja> = bulk_actions(&model, &user)
+    let actions: Vec<Jinja> = bulk_actions(&model, &user, &locale)
         .into_iter()
         .map(|(name, label)| context! { name, label })
         .collect();
@@ -180,7 +196,7 @@ pub(in crate::contrib::admin) async fn list(
         search => !model.search.is_empty() || model.search_index.is_some(),
         search_error,
         search_kept => query.kept_by_form(&["q"]),
-        filters => ser(filter_views(&model, &query, &related)),
+        filters => ser(filter_views(&model, &query, &related, &locale)),
         page => query.page,
         pages,
         previous => (query.page > 1).then(|| page_link(query.page - 1)),
@@ -191,7 +207,9 @@ pub(in crate::contrib::admin) async fn list(
         export_csv => format!("/admin/{}/export.csv{}{}", model.slug, if export.is_empty() { "" } else { "?" }, export),
         export_json => format!("/admin/{}/export.json{}{}", model.slug, if export.is_empty() { "" } else { "?" }, export),
     };
-    Ok(render.page("admin/list.html", page(&site, &uri, Some(&model), ctx))?.into_response())
+    Ok(render
+        .page("admin/list.html", page(&site, &uri, &locale, Some(&model), ctx))?
+        .into_response())
 }
 
 /// A relation filter's column and its choices: the related rows' ids and labels.
@@ -210,14 +228,15 @@ fn related_choices(c: &Conn, model: &ModelAdmin) -> Result<Vec<Related>, DbError
 }
 
 /// The bulk actions `user` may run: delete (if allowed) and the model's own.
-fn bulk_actions(model: &ModelAdmin, user: &User) -> Vec<(String, String)> {
+fn bulk_actions(model: &ModelAdmin, user: &User, locale: &Locale) -> Vec<(String, String)> {
     let mut actions = Vec::new();
     if can(user, model.permissions.delete) {
-        actions.push(("delete".to_string(), format!("Delete selected {}", model.plural)));
+        let label = Names::of(model, locale).say(locale, "admin-delete-selected", &[]);
+        actions.push(("delete".to_string(), label));
     }
     for action in &model.actions {
         if can(user, action.access) {
-            actions.push((action.name.to_string(), action.label.clone()));
+            actions.push((action.name.to_string(), locale.label(&action.label).into_owned()));
         }
     }
     actions

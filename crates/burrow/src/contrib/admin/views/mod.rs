@@ -21,6 +21,7 @@ use crate::contrib::admin::query::{quote, select_with_labels};
 use crate::contrib::auth::User;
 use crate::db::{Conn, DbError, Value};
 use crate::error::{Error, Result};
+use crate::i18n::Locale;
 
 /// A serializable value for a template context.
 fn ser(value: impl Serialize) -> Jinja {
@@ -32,14 +33,40 @@ fn can(user: &User, access: Access) -> bool {
     access.allows(user.is_staff(), user.is_admin())
 }
 
-fn require(user: &User, access: Access, what: &str) -> Result<()> {
-    if can(user, access) { Ok(()) } else { Err(Error::forbidden(format!("You may not {what}."))) }
+/// `Ok` if `user` has `access`, else the 403 whose message is `refusal` (an
+/// `admin-may-not-…` text).
+fn require(user: &User, access: Access, refusal: impl FnOnce() -> String) -> Result<()> {
+    if can(user, access) { Ok(()) } else { Err(Error::forbidden(refusal())) }
+}
+
+/// A model's names in the page's language (the app's English labels, translated as labels).
+struct Names {
+    singular: String,
+    plural: String,
+}
+
+impl Names {
+    fn of(model: &ModelAdmin, locale: &Locale) -> Names {
+        Names {
+            singular: locale.label(&model.singular).into_owned(),
+            plural: locale.label(&model.plural).into_owned(),
+        }
+    }
+
+    /// `key`'s text with the names as `{name}` and `{plural}`, and `args`.
+    fn say(&self, locale: &Locale, key: &str, args: &[(&str, &dyn std::fmt::Display)]) -> String {
+        let mut all: Vec<(&str, &dyn std::fmt::Display)> =
+            vec![("name", &self.singular), ("plural", &self.plural)];
+        all.extend_from_slice(args);
+        locale.t_args(key, &all)
+    }
 }
 
 /// The sidebar: every app's models and links, the current one marked.
 #[derive(Serialize)]
 struct Group {
     app: &'static str,
+    title: String,
     links: Vec<Link>,
 }
 
@@ -50,19 +77,23 @@ struct Link {
     active: bool,
 }
 
-fn sidebar(site: &Site, current: &str) -> Vec<Group> {
+fn sidebar(site: &Site, current: &str, locale: &Locale) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     let models = site.0.models.iter().map(|m| {
         let href = format!("/admin/{}/", m.slug);
-        (m.app, capitalized(&m.plural), href)
+        (m.app, capitalized(&locale.label(&m.plural)), href)
     });
-    let links = site.0.links.iter().map(|l| (l.app, l.label.clone(), l.path.clone()));
+    let links =
+        site.0.links.iter().map(|l| (l.app, locale.label(&l.label).into_owned(), l.path.clone()));
     for (app, label, href) in models.chain(links) {
         let active = current.starts_with(&href);
         let link = Link { label, href, active };
         match groups.iter_mut().find(|g| g.app == app) {
             Some(group) => group.links.push(link),
-            None => groups.push(Group { app, links: vec![link] }),
+            None => {
+                let title = locale.label(&capitalized(app)).into_owned();
+                groups.push(Group { app, title, links: vec![link] })
+            }
         }
     }
     groups
@@ -74,16 +105,17 @@ fn capitalized(text: &str) -> String {
 }
 
 /// What every admin page's context has: the sidebar and the model, if any.
-fn page(site: &Site, uri: &Uri, model: Option<&ModelAdmin>, rest: Jinja) -> Jinja {
+fn page(site: &Site, uri: &Uri, locale: &Locale, model: Option<&ModelAdmin>, rest: Jinja) -> Jinja {
     let model = model.map(|m| {
+        let names = Names::of(m, locale);
         context! {
             slug => m.slug,
-            singular => m.singular.clone(),
-            plural => m.plural.clone(),
-            title => capitalized(&m.plural),
+            title => capitalized(&names.plural),
+            singular => names.singular,
+            plural => names.plural,
         }
     });
-    let base = context! { sidebar => ser(sidebar(site, uri.path())), model };
+    let base = context! { sidebar => ser(sidebar(site, uri.path(), locale)), model };
     context! { ..rest, ..base }
 }
 
@@ -95,15 +127,21 @@ struct Cell {
 }
 
 /// A row's cell for `column`: computed, or the field's text.
-fn cell(model: &ModelAdmin, row: &AdminRow, column: &crate::admin::Column) -> Cell {
+fn cell(
+    model: &ModelAdmin,
+    row: &AdminRow,
+    column: &crate::admin::Column,
+    locale: &Locale,
+) -> Cell {
     match &column.computed {
         Some(computed) => Cell { text: (computed.f)(row), html: computed.html },
-        None => Cell { text: field_text(model, row, column.name), html: false },
+        None => Cell { text: field_text(model, row, column.name, locale), html: false },
     }
 }
 
-/// A column's value as shown: a relation's label, a choice's label, or the value.
-fn field_text(model: &ModelAdmin, row: &AdminRow, name: &str) -> String {
+/// A column's value as shown: a relation's label, a choice's label (translated), or the
+/// value.
+fn field_text(model: &ModelAdmin, row: &AdminRow, name: &str, locale: &Locale) -> String {
     let value = row.get(name).cloned().unwrap_or(Value::Null);
     if model.relation_of(name).is_some() {
         match (&value, row.get(&format!("__label_{name}"))) {
@@ -113,7 +151,7 @@ fn field_text(model: &ModelAdmin, row: &AdminRow, name: &str) -> String {
         }
     } else if let Some(choices) = model.choices_of(name) {
         let text = value_text(&value);
-        choices.iter().find(|(v, _)| *v == text).map_or(text, |(_, l)| l.to_string())
+        choices.iter().find(|(v, _)| *v == text).map_or(text, |(_, l)| locale.label(l).into_owned())
     } else {
         match (model.shown_as(name), &value) {
             (Some(Shown::UnixMillis), Value::Integer(ms)) => millis_text(*ms),
@@ -134,23 +172,26 @@ fn millis_text(ms: i64) -> String {
         .map_or_else(|_| ms.to_string(), crate::db::utc_at)
 }
 
-fn column_label(model: &ModelAdmin, column: &crate::admin::Column) -> String {
+fn column_label(model: &ModelAdmin, column: &crate::admin::Column, locale: &Locale) -> String {
     match &column.label {
-        Some(label) => label.clone(),
-        None => field_label(model, column.name),
+        Some(label) => locale.label(label).into_owned(),
+        None => field_label(model, column.name, locale),
     }
 }
 
-/// A column's label: its relation's, its form field's, or its name in words.
-fn field_label(model: &ModelAdmin, name: &str) -> String {
-    if let Some(relation) = model.relation_of(name) {
-        return relation.label.to_string();
-    }
-    let fields = model.form.map_or(&[][..], |f| (f.fields)());
-    match fields.iter().find(|f| f.name == name) {
-        Some(field) => field.label.to_string(),
-        None => capitalized(&name.replace('_', " ")),
-    }
+/// A column's label, translated: its relation's, its form field's, or its name in words.
+fn field_label(model: &ModelAdmin, name: &str, locale: &Locale) -> String {
+    let english = match model.relation_of(name) {
+        Some(relation) => relation.label.to_string(),
+        None => {
+            let fields = model.form.map_or(&[][..], |f| (f.fields)());
+            match fields.iter().find(|f| f.name == name) {
+                Some(field) => field.label.to_string(),
+                None => capitalized(&name.replace('_', " ")),
+            }
+        }
+    };
+    locale.label(&english).into_owned()
 }
 
 /// What names a row: its label column, else `#id`.

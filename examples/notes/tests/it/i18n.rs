@@ -1,0 +1,189 @@
+//! Languages on real pages: the catalogs of every app the notes server has are complete,
+//! `Accept-Language` and the switcher pick the language, and the framework's texts (error
+//! pages, validation, the admin, flash messages, plurals) follow it. In-process through the
+//! whole middleware stack; `a_german_browser_gets_german_pages_from_the_binary` drives the
+//! real binary.
+
+use burrow_test::Client;
+
+use crate::support::failure::Failure;
+use crate::support::{Launch, tempdir};
+
+fn signed_in() -> Client {
+    let client = Client::new(notes::server());
+    client.sign_in("ann");
+    client
+}
+
+fn german<'c>(client: &'c Client, method: &str, path: &str) -> burrow_test::RequestBuilder<'c> {
+    client.request(method, path).header("accept-language", "de-AT,de;q=0.9,en;q=0.5")
+}
+
+#[test]
+fn every_catalog_the_server_ships_is_complete() {
+    let client = Client::new(notes::server());
+    let i18n = client.context().templates.i18n();
+    assert_eq!(i18n.languages().collect::<Vec<_>>(), ["en", "de"]);
+    assert_eq!(i18n.incomplete(), Vec::<String>::new());
+}
+
+#[test]
+fn accept_language_picks_german_and_the_switcher_overrides_it() {
+    let client = signed_in();
+    let home = german(&client, "GET", "/").send();
+    assert_eq!(home.status(), 200);
+    assert_eq!(home.attr("html", "lang"), ["de"]);
+    assert_eq!(home.select_one("h1"), "Ihre Notizen, in einer Datei.");
+    assert_eq!(home.select("nav.site-nav a"), ["Start", "Notizen", "Neue Notiz", "Admin"]);
+    assert_eq!(home.select(".language-switch option"), ["English", "Deutsch"]);
+    assert_eq!(home.attr(".language-switch option[selected]", "value"), ["de"]);
+    // A browser that asks for English, or nothing the site has, gets English.
+    let english = client.request("GET", "/").header("accept-language", "fr-CH, en;q=0.5").send();
+    assert_eq!(english.attr("html", "lang"), ["en"]);
+    assert_eq!(english.select_one("h1"), "Your notes, in one file.");
+
+    // The switcher: a cookie for a year, back to `next`; it beats Accept-Language.
+    let switched = german(&client, "POST", "/i18n/language")
+        .form(&[("lang", "en"), ("next", "/notes")])
+        .follow_redirects(false)
+        .send();
+    assert_eq!(switched.status(), 303, "{switched:?}");
+    assert_eq!(switched.location(), Some("/notes"));
+    let cookie = switched.header("set-cookie").expect("a language cookie");
+    assert!(cookie.starts_with("lang=en; Path=/; Max-Age=31536000; HttpOnly; SameSite=Lax"));
+    assert_eq!(client.cookie("lang").as_deref(), Some("en"));
+    let list = german(&client, "GET", "/notes").send();
+    assert_eq!(list.attr("html", "lang"), ["en"]);
+    assert_eq!(list.select_one("p.empty"), "No notes yet. Write the first one above.");
+
+    // Only the site's languages, only paths on this site, and the CSRF check as for any form.
+    let unknown = client.post("/i18n/language", &[("lang", "fr"), ("next", "/")]);
+    assert_eq!(unknown.status(), 400);
+    assert!(unknown.text().contains("no language"), "{}", unknown.text());
+    let away = client
+        .request("POST", "/i18n/language")
+        .form(&[("lang", "de"), ("next", "//evil.example/")])
+        .follow_redirects(false)
+        .send();
+    assert_eq!(away.location(), Some("/"));
+    let forged = client.request("POST", "/i18n/language").form(&[("lang", "de")]).without_csrf();
+    assert_eq!(forged.send().status(), 403);
+}
+
+#[test]
+fn error_pages_validation_and_flash_messages_speak_german() {
+    let client = signed_in();
+    let missing = german(&client, "GET", "/no/such/page").send();
+    assert_eq!(missing.status(), 404);
+    assert_eq!(missing.select_one("h1"), "404 Nicht gefunden");
+    assert_eq!(missing.select_one(".error-page p"), "Die angeforderte Seite gibt es nicht.");
+    let json = german(&client, "GET", "/no/such/page").header("accept", "application/json").send();
+    assert_eq!(json.json()["error"], "Die angeforderte Seite gibt es nicht.");
+
+    let forged = german(&client, "POST", "/notes").form(&[("title", "x")]).csrf_token("forged");
+    let forged = forged.send();
+    assert_eq!(forged.status(), 403);
+    assert!(forged.select_one(".error-page p").starts_with("Das Formular ist abgelaufen"));
+
+    let invalid = german(&client, "POST", "/notes").form(&[("title", " "), ("content", "")]);
+    let invalid = invalid.send();
+    assert_eq!(invalid.status(), 422);
+    assert_eq!(invalid.select_one("label[for='title']"), "Titel");
+    assert_eq!(invalid.select_one("#title-error"), "Titel ist erforderlich.");
+    let long = "x".repeat(201);
+    let invalid = german(&client, "POST", "/notes").form(&[("title", long.as_str())]).send();
+    assert_eq!(invalid.select_one("#title-error"), "Titel darf höchstens 200 Zeichen lang sein.");
+
+    let created = german(&client, "POST", "/notes").form(&[("title", "Einkauf")]);
+    let created = created.follow_redirects(true).send();
+    assert_eq!(created.status(), 200, "{created:?}");
+    assert_eq!(created.messages(), ["„Einkauf“ angelegt."]);
+    assert_eq!(created.select_one("article .meta").split_whitespace().next(), Some("Angelegt"));
+}
+
+#[test]
+fn the_admin_speaks_german_with_plurals() {
+    let client = signed_in();
+    for title in ["Eins", "Zwei", "Drei", "Vier"] {
+        assert_eq!(client.post("/notes", &[("title", title)]).status(), 303);
+    }
+    let list = german(&client, "GET", "/admin/notes/").send();
+    assert_eq!(list.status(), 200);
+    assert_eq!(list.select_one("title"), "Notizen · Verwaltung · Burrow Notes");
+    assert_eq!(list.select_one("h1").split_whitespace().next(), Some("Notizen"));
+    assert_eq!(list.select(".admin-table thead th a"), ["Titel", "Angelegt am", "Geändert am"]);
+    assert!(list.select(".admin-table thead th").contains(&"Autor".to_string()));
+    assert_eq!(list.select("#admin-action option"), ["Ausgewählte Notizen löschen"]);
+    assert_eq!(list.select(".admin-filters h3"), ["Autor", "Angelegt"]);
+    assert_eq!(list.select_one(".admin-filters li a"), "Alle");
+    let ids = list.attr("input[name='ids']", "value");
+    assert_eq!(ids.len(), 4);
+
+    // Three: the plural form, on the confirmation and in the flash message.
+    let picked = [("action", "delete"), ("ids", &ids[0]), ("ids", &ids[1]), ("ids", &ids[2])];
+    let confirm = german(&client, "POST", "/admin/notes/bulk").form(&picked).send();
+    assert_eq!(confirm.select_one("h1"), "3 Notizen löschen?");
+    assert_eq!(confirm.select_one(".card > p.muted"), "Keine anderen Zeilen verweisen darauf.");
+    assert_eq!(confirm.select_one("button[type='submit']"), "Ja, 3 notizen löschen");
+    let mut confirmed = picked.to_vec();
+    confirmed.push(("confirmed", "1"));
+    let done = german(&client, "POST", "/admin/notes/bulk").form(&confirmed);
+    let done = done.follow_redirects(true).send();
+    assert_eq!(done.messages(), ["3 Notizen gelöscht."]);
+    // One: the singular form.
+    let one = [("action", "delete"), ("ids", &ids[3]), ("confirmed", "1")];
+    let done = german(&client, "POST", "/admin/notes/bulk").form(&one);
+    let done = done.follow_redirects(true).send();
+    assert_eq!(done.messages(), ["Notiz gelöscht."]);
+    // The same in English.
+    client.post("/notes", &[("title", "Five")]);
+    let id = client.get("/admin/notes/").attr("input[name='ids']", "value").remove(0);
+    let done =
+        client.post("/admin/notes/bulk", &[("action", "delete"), ("ids", &id), ("confirmed", "1")]);
+    assert_eq!(done.messages(), ["Deleted note."]);
+}
+
+#[tokio::test]
+async fn a_german_browser_gets_german_pages_from_the_binary() {
+    let dir = tempdir();
+    let server = Launch::serve(dir.path()).start();
+    let http = reqwest::Client::new();
+    let page = |path: &str, language: &str| {
+        http.get(server.url(path)).header("accept-language", language.to_string()).send()
+    };
+    let home = page("/", "de").await.unwrap();
+    assert_eq!(home.status(), 200);
+    let body = home.text().await.unwrap();
+    assert!(body.contains("<html lang=\"de\">"), "{body}");
+    assert!(body.contains("Ihre Notizen, in einer Datei."));
+    let missing = page("/nothing-here", "de-CH").await.unwrap();
+    assert_eq!(missing.status(), 404);
+    assert!(missing.text().await.unwrap().contains("Die angeforderte Seite gibt es nicht."));
+    let english = page("/", "en-GB").await.unwrap().text().await.unwrap();
+    assert!(english.contains("<html lang=\"en\">") && english.contains("Your notes, in one file."));
+}
+
+#[test]
+fn a_language_the_site_cannot_show_stops_the_start() {
+    for (args, words) in [
+        (
+            &["--i18n-default-language", "fr"][..],
+            &["--i18n-default-language", "no catalog is in fr"][..],
+        ),
+        (
+            &["--i18n-languages", "en", "--i18n-default-language", "de"],
+            &["--i18n-default-language", "not among"],
+        ),
+        (&["--i18n-languages", "en,d_e"], &["--i18n-languages", "not a language tag"]),
+    ] {
+        let dir = tempdir();
+        let out = Launch::serve(dir.path()).args(args).run();
+        Failure::of(&out).mentions(words).no_database(dir.path()).check();
+    }
+    // English only: no switcher, English whatever the browser asks.
+    let client = Client::with_args(notes::server(), &["--i18n-languages", "en"]);
+    let home = german(&client, "GET", "/").send();
+    assert_eq!(home.attr("html", "lang"), ["en"]);
+    assert!(home.select(".language-switch").is_empty());
+    assert_eq!(client.post("/i18n/language", &[("lang", "en")]).status(), 404);
+}
