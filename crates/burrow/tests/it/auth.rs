@@ -558,9 +558,10 @@ mod recovery {
 }
 
 /// The auth app speaks the visitor's language: its pages (and `<html lang>`), the JSON
-/// errors of the passkey steps, plurals, the guards' answers, flash messages. A sign-in
-/// stores the request's language as the user's (the one of their mails); later requests
-/// in another `Accept-Language` do not change it, the switcher does.
+/// errors of the passkey steps, plurals, the guards' answers, flash messages. The user's
+/// stored language (the one of their mails) follows an explicit choice only: a sign-in
+/// with the switcher's cookie, or the switcher while signed in; `Accept-Language` alone
+/// does not change it.
 async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool) {
     let env = boot(postgres);
     let router = &env.booted.router;
@@ -575,7 +576,8 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     let login = german.get(router, "/auth/login").await;
     assert!(login.body.contains(r#"<html lang="de""#), "{}", login.body);
     assert!(login.body.contains(">Mit einem Passkey anmelden</button>"), "{}", login.body);
-    let cancelled = r#"data-cancelled="Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen.""#;
+    let cancelled =
+        r#"data-cancelled="Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen.""#;
     assert!(login.body.contains(cancelled), "texts for passkeys.js: {}", login.body);
     let register = german.get(router, "/auth/register").await;
     assert!(register.body.contains("<h1>Konto anlegen</h1>"), "{}", register.body);
@@ -606,14 +608,18 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
     assert!(error(&bad).starts_with("Ein Benutzername hat 1 bis 64 Zeichen"), "{}", bad.body);
 
-    // Signing in stores the request's language.
+    // A sign-in in a German browser: German pages, the stored language unchanged.
     create(&env, "root", None).await.unwrap();
     create(&env, "greta", None).await.unwrap();
-    assert_eq!(language_of("greta").await, "", "the site's default until she signs in");
+    assert_eq!(language_of("greta").await, "", "the site's default");
     german.sign_in(&env, "greta").await;
-    assert_eq!(language_of("greta").await, "de");
+    assert_eq!(language_of("greta").await, "", "Accept-Language alone changes nothing");
     let keys = german.get(router, "/auth/credentials/").await;
-    assert!(keys.body.contains("Angemeldet als greta. Fügen Sie einen Passkey hinzu"), "{}", keys.body);
+    assert!(
+        keys.body.contains("Angemeldet als greta. Fügen Sie einen Passkey hinzu"),
+        "{}",
+        keys.body
+    );
     assert!(keys.body.contains("<h1>Ihre Passkeys</h1>"), "{}", keys.body);
 
     // Plurals: the codes left, in both languages (greta's session in an English browser
@@ -644,19 +650,21 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     use_all_but(2).await;
     assert_eq!(left(&german).await, "Sie haben noch 2 unbenutzte Wiederherstellungscodes von 8.");
     assert_eq!(left(&greta_in_english).await, "You have 2 unused recovery codes of 8.");
-    assert_eq!(language_of("greta").await, "de", "Accept-Language alone changes nothing");
-    // The first code of the two left signs a German stranger in: one left.
+    assert_eq!(language_of("greta").await, "");
+    // The first code of the two left signs in a browser that chose German with the
+    // switcher (its cookie) over its English Accept-Language: one left, and German is
+    // greta's language now.
     german.post(router, "/auth/logout", "").await;
-    let mut stranger = Browser::speaking("de");
+    let mut stranger = Browser::speaking("en");
+    stranger.cookies.push(("lang".into(), "de".into()));
     let form = format!("username=greta&code={}", codes[0]);
     let used = stranger.post(router, "/auth/recovery", &form).await;
     assert_eq!(used.status, StatusCode::SEE_OTHER, "{}", used.body);
+    assert_eq!(language_of("greta").await, "de", "a sign-in with a choice stores it");
     let page = stranger.get(router, "/auth/recovery-codes/").await;
     let flash = "Mit einem Wiederherstellungscode angemeldet. Noch 1 unbenutzter Code:";
     assert!(page.body.contains(flash), "{}", page.body);
     assert_eq!(left(&stranger).await, "Sie haben noch 1 unbenutzten Wiederherstellungscode von 8.");
-    let stranger_in_english = Browser { language: Some("en"), ..stranger.clone() };
-    assert_eq!(left(&stranger_in_english).await, "You have 1 unused recovery code of 8.");
 
     // The guards' answers.
     let staff = stranger.get(router, "/staff").await;
@@ -672,9 +680,11 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     // The switcher: a signed-in user's choice is their language from the next request on.
     let switched = stranger.post(router, "/i18n/language", "lang=en&next=/auth/login").await;
     assert_eq!(switched.status, StatusCode::SEE_OTHER, "{}", switched.body);
-    let login = stranger.get(router, "/auth/login").await;
-    assert!(login.body.contains(r#"<html lang="en""#), "the cookie wins: {}", login.body);
+    assert_eq!(left(&stranger).await, "You have 1 unused recovery code of 8.");
     assert_eq!(language_of("greta").await, "en");
+    let mut greta_in_german = Browser { language: Some("de"), ..stranger.clone() };
+    let login = greta_in_german.get(router, "/auth/login").await;
+    assert!(login.body.contains(r#"<html lang="en""#), "the cookie wins: {}", login.body);
 }
 
 mod languages {

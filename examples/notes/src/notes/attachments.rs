@@ -75,6 +75,7 @@ pub async fn page_context(db: &Db, note: &Note) -> Result<burrow::minijinja::Val
 
 /// `POST /notes/{id}/attachments`: a multipart form. The row first, then the file: a
 /// sweep that runs meanwhile keeps a file stored after it looked (see `Storage::delete`).
+#[expect(clippy::too_many_arguments, reason = "each is an axum extractor the handler uses")]
 pub async fn create(
     State(db): State<Db>,
     RequireAuth(user): RequireAuth,

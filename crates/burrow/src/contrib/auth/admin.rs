@@ -86,12 +86,8 @@ pub(super) fn register(site: &mut AdminSite) {
             .filter(Filter::date_range("created_at", "Created"))
             .readonly(&["created_by", "expires_at", "used_at", "used_by", "created_at"])
             .permissions(Permissions { edit: Access::Nobody, ..Permissions::default() })
-            .create_with(|ctx, by, values| async move {
-                // Said, and mailed, in the inviting staff member's language: the one of
-                // their last sign-in or language switch (see `guards`).
-                let inviter = ctx.db.read(move |c| users::by_id(c, by)).await?;
-                let language = inviter.map(|u| u.language).unwrap_or_default();
-                let locale = ctx.templates.i18n().locale(&language);
+            .create_with(|ctx, by, locale, values| async move {
+                // Said, and mailed, in the language of the inviting staff member's request.
                 let email = match values.first() {
                     Some((_, Value::Text(email))) => email.clone(),
                     _ => return Err(Error::bad_request(locale.t("auth-admin-email-needed"))),
@@ -136,14 +132,15 @@ pub(super) fn register(site: &mut AdminSite) {
             })
             .action(
                 Action::new("revoke", "Revoke", |c, ids| {
-                    let mut revoked = 0;
                     for id in ids {
-                        revoked += c.execute(
+                        c.execute(
                             "UPDATE invites SET expires_at = ? WHERE id = ? AND used_at IS NULL",
                             params![utc_now(), *id],
                         )?;
                     }
-                    Ok(format!("Revoked {revoked} invite{}.", if revoked == 1 { "" } else { "s" }))
+                    // A catalog key: the admin says it with {count}, the rows selected
+                    // (used ones were already unusable).
+                    Ok("auth-admin-revoked".into())
                 })
                 .on_rows(),
             ),
@@ -181,10 +178,7 @@ fn check_user_change(c: &Conn, change: Change<'_>) -> Result<Result<(), String>,
             let active = !matches!(value("is_active"), Some(Value::Integer(0)));
             let demoted = user.is_admin() && user.is_active && (role != "admin" || !active);
             if demoted && active_admins_besides(c, &[id])? < 1 {
-                return Ok(Err(format!(
-                    "{} is the last active admin: make another user an admin first.",
-                    user.username
-                )));
+                return Ok(Err("auth-admin-last-admin".into()));
             }
             if role != user.role.as_str() || active != user.is_active {
                 users::end_sessions(c, id)?;
@@ -198,7 +192,7 @@ fn check_user_change(c: &Conn, change: Change<'_>) -> Result<Result<(), String>,
         }
         Change::Delete(ids) => {
             if active_admins_besides(c, ids)? < 1 {
-                return Ok(Err("That would delete the last active admin.".into()));
+                return Ok(Err("auth-admin-last-admin-deleted".into()));
             }
             Ok(Ok(()))
         }
@@ -209,9 +203,8 @@ fn check_user_change(c: &Conn, change: Change<'_>) -> Result<Result<(), String>,
 fn set_active(c: &Conn, ids: &[i64], active: bool) -> Result<String, DbError> {
     if !active && active_admins_besides(c, ids)? < 1 {
         // An action's message is all it can say: nothing changes.
-        return Ok("Nothing changed: that would deactivate the last active admin.".into());
+        return Ok("auth-admin-last-admin-kept".into());
     }
-    let mut changed = 0;
     for id in ids {
         let n = c.execute(
             "UPDATE users SET is_active = ?, session_generation = session_generation + 1, \
@@ -224,8 +217,8 @@ fn set_active(c: &Conn, ids: &[i64], active: bool) -> Result<String, DbError> {
             let event = if active { "activated" } else { "deactivated" };
             events::record(c, Event::new(event, &user).detail("admin"))?;
         }
-        changed += n;
     }
-    let what = if active { "Activated" } else { "Deactivated" };
-    Ok(format!("{what} {changed} user{}.", if changed == 1 { "" } else { "s" }))
+    // Catalog keys: the admin says them with {count}, the rows selected (some may have
+    // been in that state already).
+    Ok(if active { "auth-admin-activated" } else { "auth-admin-deactivated" }.into())
 }

@@ -2,12 +2,12 @@
 //! user is loaded (one indexed query) the first time a request asks — an extractor below,
 //! or a page render for `current_user()` — and never for requests that do not.
 //!
-//! The user's language (`users.language`, the one of their mails) follows the visitor's
-//! choice: a request whose language cookie (the switcher's) names another language than
-//! the stored one updates it when it loads the user, one indexed `UPDATE` once per
-//! switch; sign-ins store the request's language too (see [`remember_language`]).
-//! `Accept-Language` alone, which differs from one device to the next, changes it only
-//! at sign-in.
+//! The user's language (`users.language`, the one of their mails) is the request's at
+//! registration, then follows the visitor's explicit choice: a request whose language
+//! cookie (the switcher's) names another language than the stored one updates it when it
+//! loads the user (one `UPDATE` by primary key, once per switch), and so does a sign-in
+//! (see [`AuthState::remember_choice`]). `Accept-Language` alone, which differs from one
+//! device to the next, never changes it.
 //!
 //! A session is valid while its generation is the user's current one and the user is
 //! active: logout, a role change or a deactivation raise the generation, and every other
@@ -106,21 +106,30 @@ impl AuthState {
         self.0.user.get().cloned().flatten()
     }
 
+    /// Stores the language the visitor chose with the switcher, if any and if another
+    /// one, as `user`'s (the one of their mails), in the database and in `user`: when a
+    /// signed-in user's request carries the choice, and at sign-in.
+    pub(crate) async fn remember_choice(&self, user: &mut User) -> Result<(), Error> {
+        let Some(chosen) = &self.0.chosen else { return Ok(()) };
+        if user.language == chosen.lang() {
+            return Ok(());
+        }
+        let (id, language) = (user.id, chosen.lang().to_string());
+        user.language = language.clone();
+        self.0.config.db.write(move |c| users::set_language(c, id, &language)).await?;
+        Ok(())
+    }
+
     async fn load(&self) -> Result<Option<User>, Error> {
         let Some(session) = &self.0.session else { return Ok(None) };
         let Some(signed_in) = session.get::<SignedIn>(SESSION_KEY) else { return Ok(None) };
         let id = signed_in.id;
         let user = self.0.config.db.read(move |c| users::by_id(c, id)).await?;
         match user {
-            Some(mut user)
-                if user.is_active && user.session_generation == signed_in.generation =>
-            {
-                if let Some(chosen) = &self.0.chosen {
-                    // A language picked with the switcher: the user's mails follow it. A
-                    // failed write leaves it for the next request; the page goes on.
-                    if let Err(e) = remember_language(&self.0.config, &mut user, chosen).await {
-                        tracing::warn!("the user's language was not stored: {}", e.message());
-                    }
+            Some(mut user) if user.is_active && user.session_generation == signed_in.generation => {
+                // A failed write leaves it for the next request; the page goes on.
+                if let Err(e) = self.remember_choice(&mut user).await {
+                    tracing::warn!("the user's language was not stored: {}", e.message());
                 }
                 Ok(Some(user))
             }
@@ -222,22 +231,6 @@ pub fn login(session: &Session, user: &User) -> Result<(), Error> {
     session.regenerate();
     let signed_in = SignedIn { id: user.id, generation: user.session_generation };
     session.insert(SESSION_KEY, signed_in).map_err(|e| Error::internal(e.to_string()))
-}
-
-/// Stores `locale`'s language as `user`'s (the one of their mails) if it is another one,
-/// and in `user`.
-pub(crate) async fn remember_language(
-    config: &AuthConfig,
-    user: &mut User,
-    locale: &Locale,
-) -> Result<(), Error> {
-    if user.language == locale.lang() {
-        return Ok(());
-    }
-    let (id, language) = (user.id, locale.lang().to_string());
-    user.language = language.clone();
-    config.db.write(move |c| users::set_language(c, id, &language)).await?;
-    Ok(())
 }
 
 /// Signs this session out (the caller ends the user's other sessions).

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::ClientIp;
 use super::events::{self, Event};
-use super::guards::{AuthState, login, remember_language};
+use super::guards::{AuthState, login};
 use super::users::{self, User, UserError};
 use crate::context::AppContext;
 use crate::contrib::messages::Messages;
@@ -128,7 +128,6 @@ pub(super) struct LinkQuery {
     token: Option<String>,
 }
 
-
 pub(super) async fn page(
     auth: AuthState,
     Query(query): Query<LinkQuery>,
@@ -152,7 +151,7 @@ pub(super) async fn sign_in(
     let token = form.token.unwrap_or_default();
     let user = auth.config().db.write(move |c| consume(c, &token, ip)).await?;
     let mut user = user.ok_or_else(|| Error::bad_request(locale.t("auth-bad-link")))?;
-    remember_language(auth.config(), &mut user, &locale).await?;
+    auth.remember_choice(&mut user).await?;
     let session = auth.session_or_error()?;
     login(session, &user)?;
     messages.success(locale.t_args("auth-link-signed-in", &[("name", &user.name())]))?;

@@ -152,7 +152,8 @@ pub(crate) async fn begin_registration(
     let username = if who.use_email {
         users::normalize_email(who.username).map_err(not_an_email)?
     } else {
-        users::normalize_username(who.username).map_err(|_| refused(locale, "auth-username-invalid"))?
+        users::normalize_username(who.username)
+            .map_err(|_| refused(locale, "auth-username-invalid"))?
     };
     let display_name = who.display_name;
     let typed = match who.email.map(str::trim).filter(|e| !e.is_empty()) {

@@ -16,7 +16,7 @@ use serde::Deserialize;
 
 use super::ClientIp;
 use super::events::{self, Event};
-use super::guards::{AuthState, RequireAuth, login, remember_language};
+use super::guards::{AuthState, RequireAuth, login};
 use super::users::{self, User};
 use crate::contrib::messages::Messages;
 use crate::db::{Conn, DbError, params, utc_now};
@@ -238,8 +238,8 @@ pub(super) async fn sign_in(
     let signed_in = match (user, found) {
         // A right code, for an address still to verify: refused, the code kept.
         (Some(mut user), Some(_)) if super::verification::must_verify(auth.config(), &user) => {
-            // The mail it sends is in the language of this sign-in.
-            remember_language(auth.config(), &mut user, &locale).await?;
+            // The mail it sends is in the user's language (a choice made now counts).
+            auth.remember_choice(&mut user).await?;
             super::verification::refuse(auth.config(), session, &user, ip).await?;
             return Ok(Redirect::to("/auth/verify-pending").into_response());
         }
@@ -271,7 +271,7 @@ pub(super) async fn sign_in(
         let page = render.page("auth/recovery.html", context)?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
-    remember_language(auth.config(), &mut user, &locale).await?;
+    auth.remember_choice(&mut user).await?;
     login(session, &user)?;
     messages.success(locale.t_args("auth-recovery-signed-in", &[("count", &left)]))?;
     Ok(Redirect::to("/auth/recovery-codes/").into_response())

@@ -8,7 +8,7 @@ use minijinja::context;
 use serde::Deserialize;
 use webauthn_rs::prelude::PublicKeyCredential;
 
-use super::guards::{self, AuthState, login, remember_language, safe_next};
+use super::guards::{self, AuthState, login, safe_next};
 use super::{ClientIp, events, options_json, passkeys, users, verification};
 use crate::contrib::messages::Messages;
 use crate::error::Result;
@@ -80,7 +80,7 @@ pub(super) async fn finish(
     let credential = form.credential;
     let mut user =
         passkeys::finish_login(rp, &config.db, session, credential, ip, verify, &locale).await?;
-    remember_language(config, &mut user, &locale).await?;
+    auth.remember_choice(&mut user).await?;
     if verification::must_verify(config, &user) {
         verification::refuse(config, session, &user, ip).await?;
         let error = locale.t("auth-not-verified");

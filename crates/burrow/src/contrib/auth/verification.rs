@@ -21,7 +21,7 @@ use serde::Deserialize;
 
 use super::ClientIp;
 use super::events::{self, Event};
-use super::guards::{AuthConfig, AuthState, login, remember_language};
+use super::guards::{AuthConfig, AuthState, login};
 use super::links::hash;
 use super::recovery::NEW_CODES;
 use super::users::{self, User};
@@ -107,8 +107,7 @@ pub(super) async fn send(config: &AuthConfig, user: &User) -> Result<()> {
     };
     // In the user's language, whoever's request sends it.
     let locale = config.templates.i18n().locale(&user.language);
-    let email =
-        Email::render(&config.templates, "auth/mail/verify_email", to, locale.with(values))
+    let email = Email::render(&config.templates, "auth/mail/verify_email", to, locale.with(values))
         .map_err(|e| Error::internal(e.to_string()))?;
     config.mailer.deliver(email).await.map_err(|e| Error::internal(e.to_string()))?;
     Ok(())
@@ -178,7 +177,7 @@ pub(super) async fn verify(
         session.remove(PENDING);
         // Set by the registration: its recovery codes are shown now.
         let codes = session.get::<bool>(NEW_CODES).unwrap_or(false);
-        remember_language(config, &mut user, &locale).await?;
+        auth.remember_choice(&mut user).await?;
         login(session, &user)?;
         messages.success(locale.t_args("auth-verified-welcome", &[("name", &user.name())]))?;
         let next = if codes { "/auth/recovery-codes/" } else { config.login_redirect.as_str() };

@@ -179,7 +179,7 @@ async fn finish_delete(
             Ok(Redirect::to(&format!("/admin/{}/", model.slug)).into_response())
         }
         Ok(Err(message)) => {
-            messages.error(message)?;
+            messages.error(locale.get(&message, &[]).unwrap_or(message))?;
             Ok(Redirect::to(back).into_response())
         }
         Err(e @ DbError::Constraint { .. }) => {

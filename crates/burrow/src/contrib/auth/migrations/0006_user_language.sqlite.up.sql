@@ -1,4 +1,4 @@
--- The language a user's mails and jobs are in (a tag of --i18n-languages, e.g. `de`):
--- set at registration from the request, updated at each sign-in and when a signed-in
--- user picks a language with the switcher. '' is the site's default language.
+-- The language of a user's mails (a tag of --i18n-languages, e.g. `de`): the request's at
+-- registration, then the one picked with the switcher while signed in or at sign-in.
+-- '' is the site's default language.
 ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT '';
