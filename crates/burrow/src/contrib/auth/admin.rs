@@ -54,7 +54,7 @@ pub(super) fn register(site: &mut AdminSite) {
             .filter(Filter::choices("role", "Role", ROLES))
             .filter(Filter::boolean("is_active", "Active"))
             .filter(Filter::date_range("created_at", "Joined"))
-            .readonly(&["username", "email_verified", "created_at", "updated_at"])
+            .readonly(&["username", "email_verified", "language", "created_at", "updated_at"])
             .permissions(Permissions {
                 create: Access::Nobody,
                 delete: Access::Admin,
