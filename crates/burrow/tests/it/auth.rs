@@ -1173,6 +1173,52 @@ mod verification {
     }
 }
 
+/// With the `jobs` app, verification mails are queued as jobs: each is rendered in its
+/// user's language before it is queued (whoever's request asks for it), and sent so by
+/// the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_verification_mails_are_in_their_users_language() {
+    use burrow::contrib::jobs::{JobsApp, run_due};
+
+    let sink = SmtpSink::start(Security::None);
+    let site = Site::new();
+    let mut args = vec!["--session-hash-key".to_string(), HASH.into()];
+    args.extend(["--csrf-key".into(), CSRF.into(), "--auth-require-verification".into()]);
+    args.extend(sink.server_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = server().app(JobsApp::new());
+    let booted = tokio::task::block_in_place(|| site.build(server, &args)).expect("builds");
+    let (router, ctx) = (&booted.router, &booted.ctx);
+    for (username, language) in [("hanna", "de"), ("eve", "")] {
+        let new = NewUser {
+            username: username.into(),
+            email: Some(format!("{username}@example.org")),
+            language: language.into(),
+            ..NewUser::default()
+        };
+        ctx.db.write(move |c| Ok(users::create(c, &new))).await.unwrap().unwrap();
+    }
+    // Asked for by a browser in the other language each time.
+    for (language, email) in [("en", "hanna@example.org"), ("de", "eve@example.org")] {
+        let mut browser = Browser::speaking(language);
+        let form = format!("email={email}");
+        let asked = browser.post(router, "/auth/resend-verification", &form).await;
+        assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
+    }
+    assert_eq!(ctx.jobs.stats().await.unwrap().pending, 2, "queued, not sent yet");
+    assert_eq!(run_due(ctx).await, 2);
+    let mails = sink.wait_for(2);
+    let to = |who: &str| mails.iter().find(|m| m.rcpt_tos == [format!("{who}@example.org")]);
+    let hanna = to("hanna").expect("hanna's mail");
+    assert_eq!(hanna.subject, "Bestätigen Sie Ihre E-Mail-Adresse für Site", "{}", hanna.data);
+    assert!(hanna.text.starts_with("Hallo hanna,"), "{}", hanna.text);
+    assert!(hanna.html.contains(">Meine E-Mail-Adresse bestätigen</a>"), "{}", hanna.html);
+    let eve = to("eve").expect("eve's mail");
+    assert_eq!(eve.subject, "Verify your email address for Site", "{}", eve.data);
+    assert!(eve.text.starts_with("Hello eve,"), "{}", eve.text);
+    assert!(eve.html.contains(">Verify my email address</a>"), "{}", eve.html);
+}
+
 #[test]
 fn verification_needs_mail_a_start_up_error_names_the_setting() {
     let site = Site::new();
