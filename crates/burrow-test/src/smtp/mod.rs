@@ -47,6 +47,12 @@ pub struct Received {
     pub auth: Option<String>,
     /// The whole message: headers, blank line, (MIME) body.
     pub data: String,
+    /// The subject, decoded (a non-ASCII one is sent in RFC 2047 words).
+    pub subject: String,
+    /// The text part, decoded (quoted-printable or base64 in `data`), with `\n` line ends.
+    pub text: String,
+    /// The HTML part, decoded; empty without one.
+    pub html: String,
 }
 
 impl Received {

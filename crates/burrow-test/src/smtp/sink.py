@@ -1,11 +1,14 @@
 """A real SMTP server for tests (aiosmtpd): stores every message it accepts as a JSON
-file in a directory, with its envelope, whether TLS was on and who authenticated.
+file in a directory, with its envelope, whether TLS was on and who authenticated, and
+its subject and text and HTML parts decoded (RFC 2047 words, quoted-printable, base64).
 
 usage: sink.py DIR PORT MODE [CERT KEY [USER PASSWORD]]
 MODE is none, starttls (STARTTLS required before MAIL) or tls (implicit TLS). With USER
 and PASSWORD, AUTH is required, and only offered over TLS. Prints "ready" once listening.
 """
 import asyncio
+import email
+import email.policy
 import json
 import logging
 import os
@@ -30,11 +33,23 @@ class Store:
             "auth": session.auth_data.login.decode() if session.authenticated else None,
             "data": envelope.content.decode("utf-8", "replace"),
         }
+        record.update(decoded(envelope.content))
         path = os.path.join(self.directory, "%04d.json" % self.count)
         with open(path + ".tmp", "w") as f:
             json.dump(record, f)
         os.rename(path + ".tmp", path)
         return "250 OK"
+
+
+def decoded(content):
+    """The subject and the text and HTML bodies as a reader sees them."""
+    message = email.message_from_bytes(content, policy=email.policy.default)
+    parts = {}
+    for kind in ("plain", "html"):
+        part = message.get_body(preferencelist=(kind,))
+        # Line ends as the text was written (SMTP sends CRLF).
+        parts[kind] = part.get_content().replace("\r\n", "\n") if part is not None else ""
+    return {"subject": str(message["subject"] or ""), "text": parts["plain"], "html": parts["html"]}
 
 
 def main():

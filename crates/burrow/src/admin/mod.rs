@@ -49,6 +49,7 @@ use crate::db::search::SearchIndex;
 use crate::db::{Conn, Db, DbError, Value};
 use crate::error::Error;
 use crate::forms::{Errors, Field, Form, FormData};
+use crate::i18n::Locale;
 /// For [`Column::html`] functions: `text` escaped for HTML.
 pub use crate::template::escape;
 
@@ -192,12 +193,13 @@ pub struct ModelAdmin {
 
 /// Creates a row from a valid submission instead of the admin's `INSERT` (for tables whose
 /// rows need more than their form's values, e.g. an invite's token): gets the server's
-/// context, the id of the staff user creating it and the form's values by column; returns
-/// the new row's id and what to tell the user.
+/// context, the id of the staff user creating it, the language of their request and the
+/// form's values by column; returns the new row's id and what to tell the user.
 pub type CreateWith = Arc<
     dyn Fn(
             AppContext,
             i64,
+            Locale,
             Vec<(&'static str, Value)>,
         ) -> BoxFuture<'static, Result<(i64, String), Error>>
         + Send
@@ -723,12 +725,13 @@ impl ModelAdmin {
     /// Creates rows with `f` instead of an `INSERT` of the form's values ([`CreateWith`]).
     pub fn create_with<Fut>(
         mut self,
-        f: impl Fn(AppContext, i64, Vec<(&'static str, Value)>) -> Fut + Send + Sync + 'static,
+        f: impl Fn(AppContext, i64, Locale, Vec<(&'static str, Value)>) -> Fut + Send + Sync + 'static,
     ) -> Self
     where
         Fut: std::future::Future<Output = Result<(i64, String), Error>> + Send + 'static,
     {
-        self.create_with = Some(Arc::new(move |ctx, user, values| Box::pin(f(ctx, user, values))));
+        self.create_with =
+            Some(Arc::new(move |ctx, user, locale, values| Box::pin(f(ctx, user, locale, values))));
         self
     }
 

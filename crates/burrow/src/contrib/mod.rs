@@ -29,5 +29,6 @@ pub(crate) fn translations() -> Vec<crate::i18n::Source> {
         ("theme", &theme::TRANSLATIONS),
         ("admin", &admin::TRANSLATIONS),
         ("jobs", &jobs::TRANSLATIONS),
+        ("auth", &auth::TRANSLATIONS),
     ]
 }

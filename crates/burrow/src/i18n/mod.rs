@@ -162,6 +162,17 @@ impl I18n {
         Locale { i18n: self.clone(), index: index.unwrap_or(self.default) }
     }
 
+    /// The language the visitor chose with the switcher (the [`LANGUAGE_COOKIE`]), if
+    /// the site has it: an explicit choice, unlike `Accept-Language` (which differs from
+    /// one device to the next). `None` on a site with one language.
+    pub fn chosen(self: &Arc<Self>, headers: &HeaderMap) -> Option<Locale> {
+        if self.tags.len() == 1 || !headers.contains_key(axum::http::header::COOKIE) {
+            return None;
+        }
+        let index = negotiate::chosen(&self.tags, headers)?;
+        Some(Locale { i18n: self.clone(), index })
+    }
+
     /// The site's language tags, the default first.
     pub fn languages(&self) -> impl Iterator<Item = &str> {
         std::iter::once(self.tags[self.default].as_str()).chain(

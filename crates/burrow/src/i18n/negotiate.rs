@@ -9,10 +9,16 @@ pub const LANGUAGE_COOKIE: &str = "lang";
 /// The index in `tags` (lower-case language tags) of the language for a request with
 /// `headers`, if the cookie or `Accept-Language` names one the site has.
 pub(crate) fn choose(tags: &[String], headers: &HeaderMap) -> Option<usize> {
-    cookie(headers).and_then(|chosen| exact(tags, &chosen)).or_else(|| {
+    chosen(tags, headers).or_else(|| {
         let accept = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
         accept_language(tags, accept)
     })
+}
+
+/// The index of the language the visitor chose with the switcher (the cookie), if the
+/// site has it.
+pub(crate) fn chosen(tags: &[String], headers: &HeaderMap) -> Option<usize> {
+    cookie(headers).and_then(|chosen| exact(tags, &chosen))
 }
 
 /// The value of the language cookie.

@@ -150,3 +150,47 @@ fn templates_translate_with_the_renders_language() {
         "Notizen darf höchstens 20 Zeichen lang sein.|Dieses Feld darf höchstens 20 Zeichen lang sein."
     );
 }
+
+/// Every key the auth app's code and templates name is in its English catalog (the
+/// completeness test then finds it in German): a key missing everywhere would show as the
+/// key itself.
+#[test]
+fn every_key_the_auth_app_names_is_in_its_catalog() {
+    fn sources(dir: &std::path::Path, found: &mut Vec<(String, String)>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, found);
+            } else if path.extension().is_some_and(|e| e == "rs" || e == "html" || e == "txt") {
+                found.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+            }
+        }
+    }
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/contrib/auth");
+    let mut files = Vec::new();
+    sources(&dir, &mut files);
+    let i18n = Arc::new(I18n::build("en", None, &crate::contrib::translations()).unwrap());
+    let english = i18n.locale("en");
+    let mut named = 0;
+    let mut missing = Vec::new();
+    for (path, text) in &files {
+        for (at, _) in text.match_indices("auth-") {
+            let quote = text[..at].chars().next_back();
+            // A quoted key; not an element's id (`id="auth-username"`, `for="…"`).
+            let attribute = text[..at].ends_with("id=\"") || text[..at].ends_with("for=\"");
+            if !matches!(quote, Some('"' | '\'')) || attribute {
+                continue;
+            }
+            let key: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')
+                .collect();
+            named += 1;
+            if english.get(&key, &[("count", &1)]).is_none() {
+                missing.push(format!("{path}: {key}"));
+            }
+        }
+    }
+    assert!(named > 100, "only {named} keys found: is the scan still right?");
+    assert_eq!(missing, Vec::<String>::new());
+}

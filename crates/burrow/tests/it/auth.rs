@@ -108,14 +108,25 @@ fn boot_with(postgres: bool, extra: &[&str]) -> Env {
     Env { booted, _site: site, _pg: pg }
 }
 
-/// One browser: its cookies, and requests that carry them (and the CSRF header).
+/// One browser: its cookies, its language, and requests that carry them (and the CSRF
+/// header).
 #[derive(Clone, Default)]
 struct Browser {
     cookies: Vec<(String, String)>,
+    /// Its `Accept-Language`, if it sends one.
+    language: Option<&'static str>,
 }
 
 impl Browser {
-    async fn request(&mut self, router: &Router, req: Request<Body>) -> Reply {
+    fn speaking(language: &'static str) -> Browser {
+        Browser { language: Some(language), ..Browser::default() }
+    }
+
+    async fn request(&mut self, router: &Router, mut req: Request<Body>) -> Reply {
+        if let Some(language) = self.language {
+            let value = header::HeaderValue::from_static(language);
+            req.headers_mut().insert(header::ACCEPT_LANGUAGE, value);
+        }
         let reply = send(router, req).await;
         for value in reply.headers.get_all(header::SET_COOKIE) {
             let text = value.to_str().unwrap();
@@ -161,7 +172,8 @@ impl Browser {
         let path = &path[path.find('/').unwrap()..];
         let page = self.get(router, path).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-        assert!(page.body.contains(&format!("Sign in as {username}")), "{}", page.body);
+        let heading = between(&page.body, "<h1>", "</h1>");
+        assert!(heading.contains(&format!(" {username}")), "{}", page.body);
         let token = path.split_once("token=").unwrap().1;
         let done = self.post(router, "/auth/link", &format!("token={token}")).await;
         assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
@@ -495,7 +507,7 @@ async fn recovery_codes_sign_in_once_each(postgres: bool) {
     assert_eq!(codes.len(), 8, "{}", shown.body);
     let again = carol.get(router, "/auth/recovery-codes/").await;
     assert!(!again.body.contains(&codes[0]), "codes are shown once");
-    assert!(again.body.contains("<strong>8</strong> unused"), "{}", again.body);
+    assert!(again.body.contains("You have 8 unused recovery codes of 8."), "{}", again.body);
     let stored: Vec<(String,)> =
         db.read(|c| c.query("SELECT code_hash FROM recovery_codes", &[])).await.unwrap();
     assert_eq!(stored.len(), 8);
@@ -520,7 +532,7 @@ async fn recovery_codes_sign_in_once_each(postgres: bool) {
     assert_eq!(used.headers[header::LOCATION], "/auth/recovery-codes/");
     assert_eq!(stranger.get(router, "/whoami").await.body, "carol");
     let page = stranger.get(router, "/auth/recovery-codes/").await;
-    assert!(page.body.contains("<strong>7</strong> unused"), "{}", page.body);
+    assert!(page.body.contains("You have 7 unused recovery codes of 8."), "{}", page.body);
     stranger.post(router, "/auth/logout", "").await;
     // Once only.
     let form = format!("username=carol&code={}", codes[1]);
@@ -542,6 +554,150 @@ mod recovery {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
         recovery_codes_sign_in_once_each(true).await;
+    }
+}
+
+/// The auth app speaks the visitor's language: its pages (and `<html lang>`), the JSON
+/// errors of the passkey steps, plurals, the guards' answers, flash messages. The user's
+/// stored language (the one of their mails) follows an explicit choice only: a sign-in
+/// with the switcher's cookie, or the switcher while signed in; `Accept-Language` alone
+/// does not change it.
+async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool) {
+    let env = boot(postgres);
+    let router = &env.booted.router;
+    let db = &env.booted.ctx.db;
+    let language_of = |name: &'static str| async move {
+        let user = db.read(move |c| users::by_username(c, name)).await.unwrap().unwrap();
+        user.language
+    };
+    let mut german = Browser::speaking("de-AT,de;q=0.9,en;q=0.5");
+    let mut english = Browser::speaking("en-US,en;q=0.8");
+
+    let login = german.get(router, "/auth/login").await;
+    assert!(login.body.contains(r#"<html lang="de""#), "{}", login.body);
+    assert!(login.body.contains(">Mit einem Passkey anmelden</button>"), "{}", login.body);
+    let cancelled =
+        r#"data-cancelled="Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen.""#;
+    assert!(login.body.contains(cancelled), "texts for passkeys.js: {}", login.body);
+    let register = german.get(router, "/auth/register").await;
+    assert!(register.body.contains("<h1>Konto anlegen</h1>"), "{}", register.body);
+    assert!(register.body.contains(">Benutzername</label>"), "{}", register.body);
+    let login = english.get(router, "/auth/login").await;
+    assert!(login.body.contains(r#"<html lang="en""#), "{}", login.body);
+    assert!(login.body.contains(">Sign in with a passkey</button>"), "{}", login.body);
+
+    // The JSON errors of the passkey steps, as passkeys.js shows them.
+    let error = |reply: &Reply| {
+        let json: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
+        json["error"].as_str().unwrap_or_default().to_string()
+    };
+    let forged = r#"{"id":"AAAA","rawId":"AAAA","type":"public-key",
+        "response":{"attestationObject":"AAAA","clientDataJSON":"AAAA"},"extensions":{}}"#;
+    let finish = post_json(&mut german, router, "/auth/register/finish", forged).await;
+    assert_eq!(finish.status, StatusCode::BAD_REQUEST, "{}", finish.body);
+    assert_eq!(
+        error(&finish),
+        "Diese Anmeldung oder Registrierung ist abgelaufen oder wurde schon benutzt. \
+         Versuchen Sie es noch einmal."
+    );
+    let finish = post_json(&mut english, router, "/auth/register/finish", forged).await;
+    let expired = "This sign-in or registration expired or was already used. Try again.";
+    assert_eq!(error(&finish), expired);
+    let begin = r#"{"username":"a b"}"#;
+    let bad = post_json(&mut german, router, "/auth/register/begin", begin).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
+    assert!(error(&bad).starts_with("Ein Benutzername hat 1 bis 64 Zeichen"), "{}", bad.body);
+
+    // A sign-in in a German browser: German pages, the stored language unchanged.
+    create(&env, "root", None).await.unwrap();
+    create(&env, "greta", None).await.unwrap();
+    assert_eq!(language_of("greta").await, "", "the site's default");
+    german.sign_in(&env, "greta").await;
+    assert_eq!(language_of("greta").await, "", "Accept-Language alone changes nothing");
+    let keys = german.get(router, "/auth/credentials/").await;
+    assert!(
+        keys.body.contains("Angemeldet als greta. Fügen Sie einen Passkey hinzu"),
+        "{}",
+        keys.body
+    );
+    assert!(keys.body.contains("<h1>Ihre Passkeys</h1>"), "{}", keys.body);
+
+    // Plurals: the codes left, in both languages (greta's session in an English browser
+    // too, which leaves her stored language alone).
+    german.post(router, "/auth/recovery-codes/regenerate", "").await;
+    let shown = german.get(router, "/auth/recovery-codes/").await;
+    assert!(shown.body.contains("<strong>Speichern Sie diese Codes jetzt</strong>"));
+    let codes: Vec<String> = shown
+        .body
+        .split("<li><code>")
+        .skip(1)
+        .map(|rest| rest[..rest.find('<').unwrap()].to_string())
+        .collect();
+    assert_eq!(codes.len(), 8, "{}", shown.body);
+    let greta_in_english = Browser { language: Some("en"), ..german.clone() };
+    let left = |browser: &Browser| {
+        let mut browser = browser.clone();
+        async move {
+            let page = browser.get(router, "/auth/recovery-codes/").await;
+            between(&page.body, r#"<p class="codes-left">"#, "</p>").to_string()
+        }
+    };
+    let use_all_but = |n: i64| async move {
+        let sql = "UPDATE recovery_codes SET used_at = '2026-01-01T00:00:00Z' WHERE id NOT IN \
+                   (SELECT id FROM recovery_codes WHERE used_at IS NULL ORDER BY id LIMIT ?)";
+        db.write(move |c| c.execute(sql, params![n])).await.unwrap();
+    };
+    use_all_but(2).await;
+    assert_eq!(left(&german).await, "Sie haben noch 2 unbenutzte Wiederherstellungscodes von 8.");
+    assert_eq!(left(&greta_in_english).await, "You have 2 unused recovery codes of 8.");
+    assert_eq!(language_of("greta").await, "");
+    // The first code of the two left signs in a browser that chose German with the
+    // switcher (its cookie) over its English Accept-Language: one left, and German is
+    // greta's language now.
+    german.post(router, "/auth/logout", "").await;
+    let mut stranger = Browser::speaking("en");
+    stranger.cookies.push(("lang".into(), "de".into()));
+    let form = format!("username=greta&code={}", codes[0]);
+    let used = stranger.post(router, "/auth/recovery", &form).await;
+    assert_eq!(used.status, StatusCode::SEE_OTHER, "{}", used.body);
+    assert_eq!(language_of("greta").await, "de", "a sign-in with a choice stores it");
+    let page = stranger.get(router, "/auth/recovery-codes/").await;
+    let flash = "Mit einem Wiederherstellungscode angemeldet. Noch 1 unbenutzter Code:";
+    assert!(page.body.contains(flash), "{}", page.body);
+    assert_eq!(left(&stranger).await, "Sie haben noch 1 unbenutzten Wiederherstellungscode von 8.");
+
+    // The guards' answers.
+    let staff = stranger.get(router, "/staff").await;
+    assert_eq!(staff.status, StatusCode::FORBIDDEN);
+    assert!(staff.body.contains("Diese Seite ist nur für Mitarbeiter."), "{}", staff.body);
+    let req = Request::get("/private")
+        .header(header::ACCEPT, "application/json")
+        .header(header::ACCEPT_LANGUAGE, "de");
+    let anonymous = send(router, req.body(Body::empty()).unwrap()).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error(&anonymous), "Melden Sie sich zuerst an.");
+
+    // The switcher: a signed-in user's choice is their language from the next request on.
+    let switched = stranger.post(router, "/i18n/language", "lang=en&next=/auth/login").await;
+    assert_eq!(switched.status, StatusCode::SEE_OTHER, "{}", switched.body);
+    assert_eq!(left(&stranger).await, "You have 1 unused recovery code of 8.");
+    assert_eq!(language_of("greta").await, "en");
+    let mut greta_in_german = Browser { language: Some("de"), ..stranger.clone() };
+    let login = greta_in_german.get(router, "/auth/login").await;
+    assert!(login.body.contains(r#"<html lang="en""#), "the cookie wins: {}", login.body);
+}
+
+mod languages {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        pages_errors_and_the_stored_language_follow_the_visitor(false).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        pages_errors_and_the_stored_language_follow_the_visitor(true).await;
     }
 }
 
@@ -662,6 +818,11 @@ async fn attempts_over_the_limit_get_429_with_retry_after() {
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
     let json: serde_json::Value = serde_json::from_str(&limited.body).unwrap();
     assert!(json["error"].as_str().unwrap().contains("Too many requests"), "{json}");
+    let german = post_json(&mut Browser::speaking("de"), router, "/auth/login/begin", "{}").await;
+    assert_eq!(german.status, StatusCode::TOO_MANY_REQUESTS);
+    let json: serde_json::Value = serde_json::from_str(&german.body).unwrap();
+    let error = json["error"].as_str().unwrap();
+    assert!(error.starts_with("Zu viele Anfragen. Versuchen Sie es in "), "{json}");
     // Pages that verify nothing are not limited.
     assert_eq!(client.get(router, "/auth/login").await.status, StatusCode::OK);
 }
@@ -720,7 +881,7 @@ async fn invite_only_registration_needs_a_valid_invite(postgres: bool) {
     );
     let token = invite.url.split_once("invite=").unwrap().1.to_string();
     let page = visitor.get(router, &format!("/auth/register?invite={token}")).await;
-    assert!(page.body.contains("Invitation for <strong>new@example.org</strong>"), "{}", page.body);
+    assert!(page.body.contains("Invitation for new@example.org."), "{}", page.body);
     assert!(page.body.contains(&format!("value=\"{token}\"")), "{}", page.body);
     let body = format!(r#"{{"username":"newbie","invite":"{token}"}}"#);
     let invited = post_json(&mut visitor, router, "/auth/register/begin", &body).await;
@@ -893,14 +1054,18 @@ async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
     assert_eq!(refused.headers[header::LOCATION], "/auth/verify-pending");
     assert_eq!(browser.get(router, "/whoami").await.body, "anonymous");
     let pending = browser.get(router, "/auth/verify-pending").await;
-    assert!(pending.body.contains("<strong>dora@example.org</strong>"), "{}", pending.body);
+    assert!(pending.body.contains("a link to dora@example.org:"), "{}", pending.body);
     let sql = "SELECT count(*) FROM recovery_codes WHERE used_at IS NULL";
     let (unused,): (i64,) = db.read(move |c| c.query_one(sql, &[])).await.unwrap();
     assert_eq!(unused, 8, "the code is kept for when the address is verified");
 
     let mail = sink.wait_for(1).remove(0);
     assert_eq!(mail.rcpt_tos, ["dora@example.org"]);
+    // Dora registered without a language (the site's default, English).
     assert!(mail.data.contains("Subject: Verify your email address for Site"), "{}", mail.data);
+    assert!(mail.text.starts_with("Hello dora,\n\nopen this link to verify"), "{}", mail.text);
+    assert!(mail.html.contains(">Verify my email address</a>"), "{}", mail.html);
+    assert!(mail.text.contains("for 24 hours."), "{}", mail.text);
     let link = mail.link("http://localhost:8080/auth/verify-email?token=").expect("a link");
     let token = link.split_once("token=").unwrap().1.to_string();
     assert_eq!(token.len(), 43, "{link}");
@@ -955,17 +1120,43 @@ async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
     let (verified,): (i64,) = db.read(move |c| c.query_one(sql, &[])).await.unwrap();
     assert_eq!(verified, 2);
 
-    // An invitation by mail: its link registers.
-    let invite = create_invite(&env.booted.ctx, "gus@example.org").await.unwrap();
-    mail_invite(&env.booted.ctx, &invite).await.unwrap();
-    // Dora's, Erin's, Finn's three (sent in the background: in any order) and Gus's.
+    // A German user's mail is German, whoever asks for it (here an English browser).
+    let new = NewUser {
+        username: "hanna".into(),
+        email: Some("hanna@example.org".into()),
+        language: "de".into(),
+        ..NewUser::default()
+    };
+    db.write(move |c| Ok(users::create(c, &new))).await.unwrap().unwrap();
+    let reply = stranger.post(router, "/auth/resend-verification", "email=hanna@example.org");
+    assert_eq!(reply.await.status, StatusCode::SEE_OTHER);
+    // Dora's, Erin's, Finn's three (sent in the background: in any order) and Hanna's.
     let all = sink.wait_for(6);
+    let mail = all.iter().find(|m| m.rcpt_tos == ["hanna@example.org"]).unwrap();
+    assert_eq!(mail.subject, "Bestätigen Sie Ihre E-Mail-Adresse für Site", "{}", mail.data);
+    let hello = "Hallo hanna,\n\nöffnen Sie diesen Link, um Ihre E-Mail-Adresse zu bestätigen";
+    assert!(mail.text.starts_with(hello), "{}", mail.text);
+    assert!(mail.text.contains("24 Stunden lang."), "{}", mail.text);
+    assert!(mail.html.contains(">Meine E-Mail-Adresse bestätigen</a>"), "{}", mail.html);
+    let link = mail.link("http://localhost:8080/auth/verify-email?token=").expect("a link");
+    assert!(link.contains("token="), "{link}");
+
+    // An invitation by mail, in the language asked for: its link registers.
+    let invite = create_invite(&env.booted.ctx, "gus@example.org").await.unwrap();
+    mail_invite(&env.booted.ctx, &invite, "").await.unwrap();
+    let invite_de = create_invite(&env.booted.ctx, "ida@example.org").await.unwrap();
+    mail_invite(&env.booted.ctx, &invite_de, "de").await.unwrap();
+    let all = sink.wait_for(8);
+    let ida = all.iter().find(|m| m.rcpt_tos == ["ida@example.org"]).unwrap();
+    assert_eq!(ida.subject, "Sie sind zu Site eingeladen", "{}", ida.data);
+    assert!(ida.text.contains("Öffnen Sie diesen Link, um sich zu registrieren:"), "{}", ida.text);
     let mail = all.iter().find(|m| m.rcpt_tos == ["gus@example.org"]).unwrap();
     assert!(mail.data.contains("Subject: You are invited to Site"), "{}", mail.data);
+    assert!(mail.text.contains("Open this link to register:"), "{}", mail.text);
     let link = mail.link("http://localhost:8080/auth/register?invite=").unwrap();
     assert_eq!(link, invite.url);
     let page = Browser::default().get(router, path_of(&link)).await;
-    assert!(page.body.contains("Invitation for <strong>gus@example.org</strong>"));
+    assert!(page.body.contains("Invitation for gus@example.org."), "{}", page.body);
 }
 
 mod verification {
@@ -980,6 +1171,52 @@ mod verification {
     async fn postgres() {
         email_verification_by_the_link_of_a_real_mail(true).await;
     }
+}
+
+/// With the `jobs` app, verification mails are queued as jobs: each is rendered in its
+/// user's language before it is queued (whoever's request asks for it), and sent so by
+/// the worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_verification_mails_are_in_their_users_language() {
+    use burrow::contrib::jobs::{JobsApp, run_due};
+
+    let sink = SmtpSink::start(Security::None);
+    let site = Site::new();
+    let mut args = vec!["--session-hash-key".to_string(), HASH.into()];
+    args.extend(["--csrf-key".into(), CSRF.into(), "--auth-require-verification".into()]);
+    args.extend(sink.server_args());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = server().app(JobsApp::new());
+    let booted = tokio::task::block_in_place(|| site.build(server, &args)).expect("builds");
+    let (router, ctx) = (&booted.router, &booted.ctx);
+    for (username, language) in [("hanna", "de"), ("eve", "")] {
+        let new = NewUser {
+            username: username.into(),
+            email: Some(format!("{username}@example.org")),
+            language: language.into(),
+            ..NewUser::default()
+        };
+        ctx.db.write(move |c| Ok(users::create(c, &new))).await.unwrap().unwrap();
+    }
+    // Asked for by a browser in the other language each time.
+    for (language, email) in [("en", "hanna@example.org"), ("de", "eve@example.org")] {
+        let mut browser = Browser::speaking(language);
+        let form = format!("email={email}");
+        let asked = browser.post(router, "/auth/resend-verification", &form).await;
+        assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
+    }
+    assert_eq!(ctx.jobs.stats().await.unwrap().pending, 2, "queued, not sent yet");
+    assert_eq!(run_due(ctx).await, 2);
+    let mails = sink.wait_for(2);
+    let to = |who: &str| mails.iter().find(|m| m.rcpt_tos == [format!("{who}@example.org")]);
+    let hanna = to("hanna").expect("hanna's mail");
+    assert_eq!(hanna.subject, "Bestätigen Sie Ihre E-Mail-Adresse für Site", "{}", hanna.data);
+    assert!(hanna.text.starts_with("Hallo hanna,"), "{}", hanna.text);
+    assert!(hanna.html.contains(">Meine E-Mail-Adresse bestätigen</a>"), "{}", hanna.html);
+    let eve = to("eve").expect("eve's mail");
+    assert_eq!(eve.subject, "Verify your email address for Site", "{}", eve.data);
+    assert!(eve.text.starts_with("Hello eve,"), "{}", eve.text);
+    assert!(eve.html.contains(">Verify my email address</a>"), "{}", eve.html);
 }
 
 #[test]

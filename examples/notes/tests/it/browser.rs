@@ -1257,8 +1257,8 @@ async fn browser_verifies_an_email_address_with_the_link_of_a_received_mail() {
     browser.remove_authenticator_credentials(&authenticator).await;
     browser.goto(&format!("{base}/")).await;
     browser.click(".user-area button").await;
-    let out = "return location.pathname === '/auth/login';";
-    browser.wait("the login page after signing out", out, json!([])).await;
+    let out = "return !!document.querySelector('.user-area a[href=\"/auth/login\"]');";
+    browser.wait("signed out", out, json!([])).await;
     browser.goto(&format!("{base}/auth/register")).await;
     browser.type_into("#auth-username", "bob").await;
     browser.type_into("#auth-email", "bob@example.org").await;
@@ -1278,6 +1278,75 @@ async fn browser_verifies_an_email_address_with_the_link_of_a_received_mail() {
     browser.wait("bob signed in by the link", signed_in, json!([])).await;
     let log = server.log().join("\n");
     assert!(!log.contains("mail secret") && !log.contains("token="), "{log}");
+}
+
+/// A visitor who picks German with the footer's switcher registers in German: the pages,
+/// the texts passkeys.js shows (the server's JSON errors included) and the verification
+/// mail are German, and German is stored as the account's language.
+#[tokio::test]
+async fn browser_registers_in_german_and_gets_a_german_mail() {
+    let _timing = Timing::start("german registration");
+    let sink = SmtpSink::start(Security::None);
+    let dir = tempdir();
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let launch = Launch::new(dir.path()).arg("--database-dsn").arg(db_path(dir.path()));
+    let server = launch
+        .clone()
+        .args(["--port", &port.to_string(), "--base-url", &base, "--auth-require-verification"])
+        .args(sink.server_args())
+        .start();
+    let browser = Browser::start().await;
+    let authenticator = browser.add_virtual_authenticator().await;
+
+    browser.goto(&format!("{base}/auth/register")).await;
+    browser.js("document.querySelector('#language-switch').value = 'de';", json!([])).await;
+    browser.click(".language-switch button").await;
+    // The switcher's form is boosted: htmx swaps the body in (`<html lang>` stays).
+    let german = "return location.pathname === '/auth/register' \
+        && document.querySelector('h1').innerText === 'Konto anlegen';";
+    browser.wait("the register page in German", german, json!([])).await;
+    let cancelled = "return document.querySelector('[data-passkey-status]').dataset.cancelled;";
+    let cancelled = browser.js(cancelled, json!([])).await;
+    assert_eq!(cancelled, "Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen.");
+    browser.type_into("#auth-username", "ann").await;
+    browser.type_into("#auth-email", "ann@example.org").await;
+    browser.click("form[data-passkey-register] button").await;
+    let pending = "return location.pathname === '/auth/verify-pending' \
+        && document.querySelector('main').innerText.includes('Link an ann@example.org');";
+    browser.wait("the German verify-pending page", pending, json!([])).await;
+
+    let mail = sink.wait_for(1).remove(0);
+    assert_eq!(mail.subject, "Bestätigen Sie Ihre E-Mail-Adresse für Burrow Notes", "{mail:?}");
+    assert!(mail.text.starts_with("Hallo ann,"), "{}", mail.text);
+    assert!(mail.html.contains(">Meine E-Mail-Adresse bestätigen</a>"), "{}", mail.html);
+    let users = launch.clone().args(["users", "list"]).run();
+    let ann = users.stdout.lines().find(|l| l.contains(" ann ")).unwrap_or_default();
+    assert!(ann.trim_end().ends_with(" de"), "ann's language: {users:?}");
+
+    let link = mail.link(&format!("{base}/auth/verify-email?token=")).expect("a link");
+    browser.goto(&link).await;
+    let codes = "return location.pathname === '/auth/recovery-codes/' \
+        && document.querySelectorAll('ul.recovery-codes code').length === 8;";
+    browser.wait("the recovery codes after verifying", codes, json!([])).await;
+    let main = browser.text("main").await;
+    assert!(main.contains("Ihre E-Mail-Adresse ist bestätigt. Willkommen, ann!"), "{main}");
+
+    // The server's refusal, as passkeys.js shows it: in German too. (Without its passkey,
+    // the login page's autofill cannot sign ann in again at once.)
+    browser.remove_authenticator_credentials(&authenticator).await;
+    browser.click(".user-area button").await;
+    let out = "return !!document.querySelector('.user-area a[href=\"/auth/login\"]');";
+    browser.wait("signed out", out, json!([])).await;
+    browser.goto(&format!("{base}/auth/register")).await;
+    browser.type_into("#auth-username", "ann").await;
+    browser.type_into("#auth-email", "other@example.org").await;
+    browser.click("form[data-passkey-register] button").await;
+    let taken = "const box = document.querySelector('[data-passkey-status]'); \
+        return !box.hidden && box.innerText;";
+    let shown = browser.wait("the refusal in the status box", taken, json!([])).await;
+    assert_eq!(shown, "Dieser Benutzername oder diese E-Mail-Adresse ist schon vergeben.");
+    drop(server);
 }
 
 /// A passkey ceremony is not lost to a SIGHUP hand-over: registration begun on the old

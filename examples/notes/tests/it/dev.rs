@@ -121,7 +121,8 @@ async fn templates_and_static_files_reload_without_a_restart() {
     // The latency is from the write to the first response with the new content.
     let template = home_template(dir.path());
     let mut latencies = Vec::new();
-    let mut previous = "Your notes, in one file.".to_string();
+    // The first edit replaces the heading's catalog text, the next ones the marker before.
+    let mut previous = "{{ t(\"pages-hero\") }}".to_string();
     for n in 0..9 {
         let marker = format!("Edited heading {n}");
         // Spread the edits over the watcher's 200 ms poll, as saves in an editor are,

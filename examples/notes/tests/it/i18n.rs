@@ -182,6 +182,64 @@ fn the_job_queues_admin_speaks_german() {
     );
 }
 
+#[test]
+fn the_users_and_invites_admin_speaks_german() {
+    let client = signed_in();
+    let users = german(&client, "GET", "/admin/users/").send();
+    assert_eq!(users.status(), 200, "{users:?}");
+    assert_eq!(users.select_one("h1").split_whitespace().next(), Some("Benutzer"));
+    let columns = users.select(".admin-table thead th a");
+    assert_eq!(
+        columns,
+        ["Benutzername ▲", "Anzeigename", "E-Mail-Adresse", "Rolle", "Angelegt am"]
+    );
+    assert_eq!(users.select(".admin-filters h3"), ["Rolle", "Aktiv", "Beigetreten"]);
+    let actions = users.select("#admin-action option");
+    assert!(actions.contains(&"Deaktivieren (meldet sie ab)".to_string()), "{actions:?}");
+    let cells = users.select(".admin-table tbody td").join(" ");
+    assert!(cells.contains("Admin") && cells.contains("Ja"), "{cells}");
+    // Ann's language (that of her mails): the site's default until she chooses one with
+    // the switcher; her German browser alone does not change it.
+    let ann = users.attr("input[name='ids']", "value").remove(0);
+    let language = |client: &Client| {
+        let page = german(client, "GET", &format!("/admin/users/{ann}")).send();
+        let fields = page.select(".field.readonly");
+        let field = fields.iter().find(|f| f.starts_with("Sprache"));
+        field.unwrap_or_else(|| panic!("{fields:?}"))["Sprache".len()..].trim().to_string()
+    };
+    assert_eq!(language(&client), "—");
+    let switched = german(&client, "POST", "/i18n/language").form(&[("lang", "de"), ("next", "/")]);
+    assert_eq!(switched.follow_redirects(false).send().status(), 303);
+    assert_eq!(language(&client), "de");
+
+    // The last admin stays one, said in German (an action's message, a refusal).
+    let deactivate = german(&client, "POST", &format!("/admin/users/{ann}/actions/deactivate"));
+    let done = deactivate.form(&[("x", "")]).follow_redirects(true).send();
+    let kept = "Nichts geändert: Damit würde der letzte aktive Administrator deaktiviert.";
+    assert_eq!(done.messages(), [kept]);
+    let mut form = client.get(&format!("/admin/users/{ann}")).form_fields("form.admin-form");
+    form.iter_mut().filter(|(k, _)| k == "role").for_each(|(_, v)| *v = "user".into());
+    let demoted = german(&client, "POST", &format!("/admin/users/{ann}")).form(&form).send();
+    assert_eq!(demoted.status(), 422);
+    let refusal = demoted.select_one(".errors");
+    assert!(refusal.contains("Dies ist der letzte aktive Administrator"), "{refusal}");
+
+    // An invite: made, and revoked, in German (mail is off: the link is shown).
+    let made = german(&client, "POST", "/admin/invites/new").form(&[("email", "ida@example.org")]);
+    let made = made.follow_redirects(true).send();
+    let message = made.messages().join(" ");
+    assert!(
+        message.starts_with("ida@example.org eingeladen. E-Mail ist abgeschaltet"),
+        "{message}"
+    );
+    let invites = german(&client, "GET", "/admin/invites/").send();
+    assert_eq!(invites.select_one("h1").split_whitespace().next(), Some("Einladungen"));
+    let id = invites.attr("input[name='ids']", "value").remove(0);
+    let revoke = german(&client, "POST", &format!("/admin/invites/{id}/actions/revoke"));
+    let revoked = revoke.form(&[("x", "")]).follow_redirects(true).send();
+    assert_eq!(revoked.messages(), ["1 Einladung widerrufen."]);
+}
+
 #[tokio::test]
 async fn a_german_browser_gets_german_pages_from_the_binary() {
     let dir = tempdir();

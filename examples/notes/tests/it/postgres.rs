@@ -142,14 +142,16 @@ fn two_instances_starting_at_once_migrate_once() {
                 "auth/0003_recovery_codes.up.sql",
                 "auth/0004_invites.up.sql",
                 "auth/0005_email_verification.up.sql",
+                "auth/0006_user_language.up.sql",
                 "jobs/0001_jobs.up.sql",
                 "notes/0001_notes.up.sql",
                 "notes/0002_notes_search.up.sql",
                 "notes/0003_notes_plain_text.up.sql",
                 "notes/0004_notes_authors.up.sql",
-                "notes/0005_note_exports.up.sql"
+                "notes/0005_note_exports.up.sql",
+                "notes/0006_note_attachments.up.sql"
             ],
-            "round {round}: rows of _migrations (admin 0001, auth 0001-0005, jobs 0001, notes 0001-0005): {rows:?}"
+            "round {round}: rows of _migrations (admin 0001, auth 0001-0006, jobs 0001, notes 0001-0006): {rows:?}"
         );
         let applied =
             |s: &Server| s.log().iter().filter(|l| l.contains("applied migration")).count();

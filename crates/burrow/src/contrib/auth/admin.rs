@@ -54,7 +54,7 @@ pub(super) fn register(site: &mut AdminSite) {
             .filter(Filter::choices("role", "Role", ROLES))
             .filter(Filter::boolean("is_active", "Active"))
             .filter(Filter::date_range("created_at", "Joined"))
-            .readonly(&["username", "email_verified", "created_at", "updated_at"])
+            .readonly(&["username", "email_verified", "language", "created_at", "updated_at"])
             .permissions(Permissions {
                 create: Access::Nobody,
                 delete: Access::Admin,
@@ -86,12 +86,14 @@ pub(super) fn register(site: &mut AdminSite) {
             .filter(Filter::date_range("created_at", "Created"))
             .readonly(&["created_by", "expires_at", "used_at", "used_by", "created_at"])
             .permissions(Permissions { edit: Access::Nobody, ..Permissions::default() })
-            .create_with(|ctx, by, values| async move {
+            .create_with(|ctx, by, locale, values| async move {
+                // Said, and mailed, in the language of the inviting staff member's request.
                 let email = match values.first() {
                     Some((_, Value::Text(email))) => email.clone(),
-                    _ => return Err(Error::bad_request("An email address is needed.")),
+                    _ => return Err(Error::bad_request(locale.t("auth-admin-email-needed"))),
                 };
-                let email = users::normalize_email(&email).map_err(Error::bad_request)?;
+                let email = users::normalize_email(&email)
+                    .map_err(|_| Error::bad_request(locale.t("auth-email-invalid")))?;
                 let address = email.clone();
                 let (id, issued) = ctx
                     .db
@@ -111,32 +113,34 @@ pub(super) fn register(site: &mut AdminSite) {
                     url: format!("{base}/auth/register?invite={}", issued.token),
                     expires_at: issued.expires_at,
                 };
-                if ctx.mailer.is_configured() {
-                    super::mail_invite(&ctx, &invite).await.map_err(|e| {
-                        Error::internal(format!("the invite for {email} was made, mailing it failed: {e}"))
+                let mailed = ctx.mailer.is_configured();
+                if mailed {
+                    super::mail_invite(&ctx, &invite, locale.lang()).await.map_err(|e| {
+                        Error::internal(format!(
+                            "the invite for {email} was made, mailing it failed: {e}"
+                        ))
                     })?;
-                    Ok((id, format!("Invited {email}: the link was mailed (valid until {}).", invite.expires_at)))
-                } else {
-                    Ok((
-                        id,
-                        format!(
-                            "Invited {email}. Mail is off: send them this link yourself, it is shown only \
-                             now and works until {}: {}",
-                            invite.expires_at, invite.url
-                        ),
-                    ))
                 }
+                let key =
+                    if mailed { "auth-admin-invited-mailed" } else { "auth-admin-invited-shown" };
+                let args: [(&str, &dyn std::fmt::Display); 3] = [
+                    ("email", &invite.email),
+                    ("expires_at", &invite.expires_at),
+                    ("url", &invite.url),
+                ];
+                Ok((id, locale.t_args(key, &args)))
             })
             .action(
                 Action::new("revoke", "Revoke", |c, ids| {
-                    let mut revoked = 0;
                     for id in ids {
-                        revoked += c.execute(
+                        c.execute(
                             "UPDATE invites SET expires_at = ? WHERE id = ? AND used_at IS NULL",
                             params![utc_now(), *id],
                         )?;
                     }
-                    Ok(format!("Revoked {revoked} invite{}.", if revoked == 1 { "" } else { "s" }))
+                    // A catalog key: the admin says it with {count}, the rows selected
+                    // (used ones were already unusable).
+                    Ok("auth-admin-revoked")
                 })
                 .on_rows(),
             ),
@@ -174,10 +178,7 @@ fn check_user_change(c: &Conn, change: Change<'_>) -> Result<Result<(), String>,
             let active = !matches!(value("is_active"), Some(Value::Integer(0)));
             let demoted = user.is_admin() && user.is_active && (role != "admin" || !active);
             if demoted && active_admins_besides(c, &[id])? < 1 {
-                return Ok(Err(format!(
-                    "{} is the last active admin: make another user an admin first.",
-                    user.username
-                )));
+                return Ok(Err("auth-admin-last-admin".into()));
             }
             if role != user.role.as_str() || active != user.is_active {
                 users::end_sessions(c, id)?;
@@ -191,7 +192,7 @@ fn check_user_change(c: &Conn, change: Change<'_>) -> Result<Result<(), String>,
         }
         Change::Delete(ids) => {
             if active_admins_besides(c, ids)? < 1 {
-                return Ok(Err("That would delete the last active admin.".into()));
+                return Ok(Err("auth-admin-last-admin-deleted".into()));
             }
             Ok(Ok(()))
         }
@@ -202,9 +203,8 @@ fn check_user_change(c: &Conn, change: Change<'_>) -> Result<Result<(), String>,
 fn set_active(c: &Conn, ids: &[i64], active: bool) -> Result<String, DbError> {
     if !active && active_admins_besides(c, ids)? < 1 {
         // An action's message is all it can say: nothing changes.
-        return Ok("Nothing changed: that would deactivate the last active admin.".into());
+        return Ok("auth-admin-last-admin-kept".into());
     }
-    let mut changed = 0;
     for id in ids {
         let n = c.execute(
             "UPDATE users SET is_active = ?, session_generation = session_generation + 1, \
@@ -217,8 +217,8 @@ fn set_active(c: &Conn, ids: &[i64], active: bool) -> Result<String, DbError> {
             let event = if active { "activated" } else { "deactivated" };
             events::record(c, Event::new(event, &user).detail("admin"))?;
         }
-        changed += n;
     }
-    let what = if active { "Activated" } else { "Deactivated" };
-    Ok(format!("{what} {changed} user{}.", if changed == 1 { "" } else { "s" }))
+    // Catalog keys: the admin says them with {count}, the rows selected (some may have
+    // been in that state already).
+    Ok(if active { "auth-admin-activated" } else { "auth-admin-deactivated" }.into())
 }

@@ -38,7 +38,13 @@ pub(super) fn all() -> Vec<Command> {
         .arg(role().required(true));
     let invite = clap::Command::new("create-invite")
         .about("Print an invitation URL to register, valid for 7 days")
-        .arg(Arg::new("email").value_name("EMAIL").required(true));
+        .arg(Arg::new("email").value_name("EMAIL").required(true))
+        .arg(
+            Arg::new("language")
+                .long("language")
+                .value_name("TAG")
+                .help("The language of the invitation mail (default: the site's)"),
+        );
     vec![
         Command::new(users, run_users),
         Command::new(set_role, run_set_role),
@@ -51,15 +57,17 @@ async fn run_users(ctx: AppContext, args: ArgMatches) -> Result<(), BoxError> {
         Some(("list", _)) => {
             let all = ctx.db.read(users::list).await?;
             println!(
-                "{:>6}  {:<24} {:<6} {:<8} {:<32} created",
-                "id", "username", "role", "active", "email"
+                "{:>6}  {:<24} {:<6} {:<8} {:<32} {:<20} language",
+                "id", "username", "role", "active", "email", "created"
             );
             for u in &all {
                 let active = if u.is_active { "yes" } else { "no" };
                 let email = u.email.as_deref().unwrap_or("-");
+                // Empty: the site's default.
+                let language = if u.language.is_empty() { "-" } else { u.language.as_str() };
                 println!(
-                    "{:>6}  {:<24} {:<6} {:<8} {:<32} {}",
-                    u.id, u.username, u.role, active, email, u.created_at
+                    "{:>6}  {:<24} {:<6} {:<8} {:<32} {:<20} {}",
+                    u.id, u.username, u.role, active, email, u.created_at, language
                 );
             }
             println!("{} user(s)", all.len());
@@ -80,6 +88,8 @@ async fn run_users(ctx: AppContext, args: ArgMatches) -> Result<(), BoxError> {
                 role: sub.get_one::<String>("role").map(|r| r.parse::<Role>()).transpose()?,
                 // The operator vouches for the address they typed.
                 email_verified: true,
+                // The site's default until the user signs in.
+                language: String::new(),
             };
             let user = ctx.db.write(move |c| Ok(users::create(c, &new))).await??;
             println!("Created user '{}' (id {}, role {}).", user.username, user.id, user.role);
@@ -111,7 +121,8 @@ async fn run_create_invite(ctx: AppContext, args: ArgMatches) -> Result<(), BoxE
     println!("Invitation for {email} (single use, expires {}):", invite.expires_at);
     println!("{}", invite.url);
     if ctx.mailer.is_configured() {
-        super::mail_invite(&ctx, &invite).await.map_err(|e| {
+        let language = args.get_one::<String>("language").map_or("", String::as_str);
+        super::mail_invite(&ctx, &invite, language).await.map_err(|e| {
             format!("the invitation above was created but not mailed to {email}: {e}")
         })?;
         println!("Mailed to {email}.");

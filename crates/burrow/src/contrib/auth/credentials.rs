@@ -16,6 +16,7 @@ use super::{ClientIp, passkeys, users};
 use crate::contrib::messages::Messages;
 use crate::db::{Conn, DbError, FromRow, Row, params};
 use crate::error::{Error, Result};
+use crate::i18n::Locale;
 use crate::template::{Html, Render};
 
 /// A passkey as the list shows it.
@@ -57,11 +58,15 @@ pub(super) async fn page(
     render.page("auth/credentials.html", context! { credentials => Serde(&credentials), passkeys })
 }
 
-pub(super) async fn begin(auth: AuthState, RequireAuth(user): RequireAuth) -> Result<Response> {
+pub(super) async fn begin(
+    auth: AuthState,
+    RequireAuth(user): RequireAuth,
+    locale: Locale,
+) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
-    let options =
-        passkeys::begin_adding(config.relying_party()?, &config.db, session, &user).await?;
+    let rp = config.relying_party(&locale)?;
+    let options = passkeys::begin_adding(rp, &config.db, session, &user).await?;
     Ok(super::options_json(options))
 }
 
@@ -70,13 +75,14 @@ pub(super) async fn finish(
     RequireAuth(user): RequireAuth,
     ClientIp(ip): ClientIp,
     messages: Messages,
+    locale: Locale,
     Json(credential): Json<RegisterPublicKeyCredential>,
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
-    let rp = config.relying_party()?;
-    passkeys::finish_adding(rp, &config.db, session, &user, credential, ip).await?;
-    messages.success("Passkey added.")?;
+    let rp = config.relying_party(&locale)?;
+    passkeys::finish_adding(rp, &config.db, session, &user, credential, ip, &locale).await?;
+    messages.success(locale.t("auth-passkey-added"))?;
     Ok(Json(serde_json::json!({ "redirect": "/auth/credentials/" })).into_response())
 }
 
@@ -90,12 +96,13 @@ pub(super) async fn rename(
     auth: AuthState,
     RequireAuth(user): RequireAuth,
     messages: Messages,
+    locale: Locale,
     Path(id): Path<i64>,
     Form(form): Form<Rename>,
 ) -> Result<Response> {
     let name: String = form.name.trim().chars().take(64).collect();
     if name.is_empty() {
-        messages.error("A passkey needs a name.")?;
+        messages.error(locale.t("auth-passkey-name-needed"))?;
         return Ok(Redirect::to("/auth/credentials/").into_response());
     }
     let sql = "UPDATE credentials SET name = ? WHERE id = ? AND user_id = ?";
@@ -105,7 +112,7 @@ pub(super) async fn rename(
     if changed == 0 {
         return Err(Error::not_found());
     }
-    messages.success("Passkey renamed.")?;
+    messages.success(locale.t("auth-passkey-renamed"))?;
     Ok(Redirect::to("/auth/credentials/").into_response())
 }
 
@@ -113,6 +120,7 @@ pub(super) async fn delete(
     auth: AuthState,
     RequireAuth(user): RequireAuth,
     messages: Messages,
+    locale: Locale,
     ClientIp(ip): ClientIp,
     Path(id): Path<i64>,
 ) -> Result<Response> {
@@ -137,10 +145,10 @@ pub(super) async fn delete(
         })
         .await??;
     match outcome {
-        None => messages.error("Your only passkey cannot be deleted: add another one first.")?,
+        None => messages.error(locale.t("auth-passkey-only"))?,
         Some(user) => {
             login(auth.session_or_error()?, &user)?;
-            messages.success("Passkey deleted. Your other sessions are signed out.")?;
+            messages.success(locale.t("auth-passkey-deleted"))?;
         }
     }
     Ok(Redirect::to("/auth/credentials/").into_response())

@@ -2,6 +2,13 @@
 //! user is loaded (one indexed query) the first time a request asks — an extractor below,
 //! or a page render for `current_user()` — and never for requests that do not.
 //!
+//! The user's language (`users.language`, the one of their mails) is the request's at
+//! registration, then follows the visitor's explicit choice: a request whose language
+//! cookie (the switcher's) names another language than the stored one updates it when it
+//! loads the user (one `UPDATE` by primary key, once per switch), and so does a sign-in
+//! (see [`AuthState::remember_choice`]). `Accept-Language` alone, which differs from one
+//! device to the next, never changes it.
+//!
 //! A session is valid while its generation is the user's current one and the user is
 //! active: logout, a role change or a deactivation raise the generation, and every other
 //! session of the user (a copied cookie too) is anonymous from its next request on.
@@ -22,6 +29,7 @@ use crate::contrib::session::Session;
 use crate::error::Error;
 use crate::http::around::Around;
 use crate::http::errors::wants_json;
+use crate::i18n::Locale;
 pub use crate::request::safe_next;
 use crate::template::{Audience, BeforeRender, BeforeRenders, ErrorPageExtensions};
 
@@ -57,13 +65,18 @@ pub(crate) struct AuthConfig {
 
 impl AuthConfig {
     /// The relying party, or the 503 that says why passkeys are off.
-    pub(crate) fn relying_party(&self) -> Result<&Arc<super::passkeys::RelyingParty>, Error> {
+    pub(crate) fn relying_party(
+        &self,
+        locale: &Locale,
+    ) -> Result<&Arc<super::passkeys::RelyingParty>, Error> {
         self.rp.as_ref().ok_or_else(|| {
-            Error::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Passkeys are off on this server: its base URL has no domain name.",
-            )
+            Error::new(StatusCode::SERVICE_UNAVAILABLE, locale.t("auth-passkeys-off"))
         })
+    }
+
+    /// The language of the request with `headers`.
+    fn locale(&self, headers: &axum::http::HeaderMap) -> Locale {
+        self.templates.i18n().negotiate(headers)
     }
 }
 
@@ -74,6 +87,8 @@ pub(crate) struct AuthState(Arc<Inner>);
 struct Inner {
     config: Arc<AuthConfig>,
     session: Option<Session>,
+    /// The language the request's cookie names (the switcher's choice), if any.
+    chosen: Option<Locale>,
     user: OnceCell<Option<Arc<User>>>,
 }
 
@@ -91,13 +106,31 @@ impl AuthState {
         self.0.user.get().cloned().flatten()
     }
 
+    /// Stores the language the visitor chose with the switcher, if any and if another
+    /// one, as `user`'s (the one of their mails), in the database and in `user`: when a
+    /// signed-in user's request carries the choice, and at sign-in.
+    pub(crate) async fn remember_choice(&self, user: &mut User) -> Result<(), Error> {
+        let Some(chosen) = &self.0.chosen else { return Ok(()) };
+        if user.language == chosen.lang() {
+            return Ok(());
+        }
+        let (id, language) = (user.id, chosen.lang().to_string());
+        user.language = language.clone();
+        self.0.config.db.write(move |c| users::set_language(c, id, &language)).await?;
+        Ok(())
+    }
+
     async fn load(&self) -> Result<Option<User>, Error> {
         let Some(session) = &self.0.session else { return Ok(None) };
         let Some(signed_in) = session.get::<SignedIn>(SESSION_KEY) else { return Ok(None) };
         let id = signed_in.id;
         let user = self.0.config.db.read(move |c| users::by_id(c, id)).await?;
         match user {
-            Some(user) if user.is_active && user.session_generation == signed_in.generation => {
+            Some(mut user) if user.is_active && user.session_generation == signed_in.generation => {
+                // A failed write leaves it for the next request; the page goes on.
+                if let Err(e) = self.remember_choice(&mut user).await {
+                    tracing::warn!("the user's language was not stored: {}", e.message());
+                }
                 Ok(Some(user))
             }
             // Signed out elsewhere, deactivated or deleted: this session is anonymous now,
@@ -162,6 +195,7 @@ impl Around for AuthLayer {
         let state = AuthState(Arc::new(Inner {
             config: self.0.clone(),
             session: request.extensions().get::<Session>().cloned(),
+            chosen: self.0.templates.i18n().chosen(request.headers()),
             user: OnceCell::new(),
         }));
         let render = BeforeRenders(Arc::new(state.clone()));
@@ -251,7 +285,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireStaff {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let user = signed_in(parts).await?;
         if !user.is_staff() {
-            return Err(Error::forbidden("This page is for staff only.").into_response());
+            return Err(forbidden(parts, "auth-staff-only"));
         }
         Ok(RequireStaff(user))
     }
@@ -263,7 +297,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequireAdmin {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Response> {
         let user = signed_in(parts).await?;
         if !user.is_admin() {
-            return Err(Error::forbidden("This page is for admins only.").into_response());
+            return Err(forbidden(parts, "auth-admins-only"));
         }
         Ok(RequireAdmin(user))
     }
@@ -273,14 +307,25 @@ async fn signed_in(parts: &Parts) -> Result<Arc<User>, Response> {
     let state = AuthState::of(parts).map_err(IntoResponse::into_response)?;
     match state.user().await.map_err(IntoResponse::into_response)? {
         Some(user) => Ok(user),
-        None => Err(to_login(parts, state.config().login_path)),
+        None => Err(to_login(parts, state.config())),
     }
 }
 
+/// The 403 page of a signed-in user without the role, saying `key` in their language.
+fn forbidden(parts: &Parts, key: &str) -> Response {
+    match AuthState::of(parts) {
+        Ok(state) => Error::forbidden(state.config().locale(&parts.headers).t(key)),
+        Err(e) => e,
+    }
+    .into_response()
+}
+
 /// The answer to an anonymous request for a page that needs a user.
-fn to_login(parts: &Parts, login_path: &str) -> Response {
+fn to_login(parts: &Parts, config: &AuthConfig) -> Response {
+    let login_path = config.login_path;
     if wants_json(&parts.headers) {
-        return Error::new(StatusCode::UNAUTHORIZED, "Sign in first.").into_response();
+        let message = config.locale(&parts.headers).t("auth-sign-in-first");
+        return Error::new(StatusCode::UNAUTHORIZED, message).into_response();
     }
     let next = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let query = safe_next(next).and_then(|next| serde_urlencoded::to_string([("next", next)]).ok());

@@ -92,14 +92,21 @@ pub async fn create_invite(ctx: &AppContext, email: &str) -> Result<Invite, User
     })
 }
 
-/// Mails `invite` to its address, from the templates `auth/mail/invite.txt` and `.html`
-/// (one attempt; mail must be on: `--smtp-host`).
-pub async fn mail_invite(ctx: &AppContext, invite: &Invite) -> Result<(), MailError> {
+/// Mails `invite` to its address in `language` (a tag of the site's languages, e.g. the
+/// inviting admin's; empty for the site's default), from the templates
+/// `auth/mail/invite.txt` and `.html` (one attempt; mail must be on: `--smtp-host`).
+pub async fn mail_invite(
+    ctx: &AppContext,
+    invite: &Invite,
+    language: &str,
+) -> Result<(), MailError> {
     let values = minijinja::context! {
         url => &invite.url,
         expires_at => &invite.expires_at,
         base_url => ctx.settings.base_url.trim_end_matches('/'),
     };
-    let email = Email::render(&ctx.templates, "auth/mail/invite", &invite.email, values)?;
+    let locale = ctx.templates.i18n().locale(language);
+    let email =
+        Email::render(&ctx.templates, "auth/mail/invite", &invite.email, locale.with(values))?;
     ctx.mailer.send(&email).await
 }

@@ -24,6 +24,7 @@ use crate::context::AppContext;
 use crate::contrib::messages::Messages;
 use crate::db::{Conn, DbError, params, utc_at, utc_now};
 use crate::error::{Error, Result};
+use crate::i18n::Locale;
 use crate::template::{Html, Render};
 
 /// How long a sign-in link works.
@@ -127,17 +128,16 @@ pub(super) struct LinkQuery {
     token: Option<String>,
 }
 
-const BAD_LINK: &str = "This sign-in link is invalid, already used or expired. Ask for a new one.";
-
 pub(super) async fn page(
     auth: AuthState,
     Query(query): Query<LinkQuery>,
     render: Render,
+    locale: Locale,
 ) -> Result<Html> {
     let token = query.token.unwrap_or_default();
     let wanted = token.clone();
     let user = auth.config().db.read(move |c| peek(c, &wanted)).await?;
-    let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
+    let user = user.ok_or_else(|| Error::bad_request(locale.t("auth-bad-link")))?;
     render.page("auth/link.html", context! { token, username => user.username })
 }
 
@@ -145,15 +145,16 @@ pub(super) async fn sign_in(
     auth: AuthState,
     messages: Messages,
     ClientIp(ip): ClientIp,
+    locale: Locale,
     Form(form): Form<LinkQuery>,
 ) -> Result<Response> {
     let token = form.token.unwrap_or_default();
     let user = auth.config().db.write(move |c| consume(c, &token, ip)).await?;
-    let user = user.ok_or_else(|| Error::bad_request(BAD_LINK))?;
+    let mut user = user.ok_or_else(|| Error::bad_request(locale.t("auth-bad-link")))?;
+    auth.remember_choice(&mut user).await?;
     let session = auth.session_or_error()?;
     login(session, &user)?;
-    messages
-        .success(format!("Signed in as {}. Add a passkey to sign in next time.", user.name()))?;
+    messages.success(locale.t_args("auth-link-signed-in", &[("name", &user.name())]))?;
     // Where the user adds a passkey: links are for accounts without one, or that lost theirs.
     Ok(Redirect::to("/auth/credentials/").into_response())
 }

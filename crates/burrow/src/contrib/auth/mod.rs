@@ -9,7 +9,9 @@
 //! audit log, recovery codes, a page of one's passkeys, invitations (and invite-only
 //! registration, mailed when mail is on), email verification (`verification`), rate
 //! limits, and the commands `server users list|create|login-link`, `server set-role` and
-//! `server create-invite`. docs/guide/auth.md is the guide.
+//! `server create-invite`. Every page, message and mail is in English and German
+//! (`translations/`); mails in the language stored on their user (see `guards`).
+//! docs/guide/auth.md is the guide.
 //!
 //! One module per concept: `users` (accounts, roles), `guards` (who is signed in, the
 //! extractors), `signin` and `register` (the pages and their JSON steps), `passkeys` (the
@@ -88,6 +90,8 @@ static TEMPLATES: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/templates");
 static STATIC: Dir<'static> =
     include_dir::include_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/static");
+pub(crate) static TRANSLATIONS: Dir<'static> =
+    crate::embed_dir!("$CARGO_MANIFEST_DIR/src/contrib/auth/translations");
 
 const LOGIN_REDIRECT: Setting<String> = Setting::new("auth.login_redirect")
     .default("/")
@@ -233,6 +237,10 @@ impl App for Auth {
 
     fn static_files(&self) -> Option<&'static Dir<'static>> {
         Some(&STATIC)
+    }
+
+    fn translations(&self) -> Option<&'static Dir<'static>> {
+        Some(&TRANSLATIONS)
     }
 
     fn template_env(&self, env: &mut TemplateEnv) {

@@ -26,6 +26,7 @@ use super::users::{self, NewUser, User, UserError};
 use crate::contrib::session::Session;
 use crate::db::{Conn, DbError, params, utc_at, utc_now};
 use crate::error::Error;
+use crate::i18n::Locale;
 
 /// How long a begun ceremony can be finished.
 const CEREMONY_LIFETIME: Duration = Duration::from_secs(5 * 60);
@@ -67,10 +68,11 @@ impl RelyingParty {
         &self,
         credential: &RegisterPublicKeyCredential,
         state: &PasskeyRegistration,
+        locale: &Locale,
     ) -> Result<Passkey, Error> {
-        self.webauthn
-            .finish_passkey_registration(credential, state)
-            .map_err(|e| Error::bad_request(format!("The passkey was not accepted: {e}.")))
+        self.webauthn.finish_passkey_registration(credential, state).map_err(|e| {
+            Error::bad_request(locale.t_args("auth-passkey-not-accepted", &[("reason", &e)]))
+        })
     }
 }
 
@@ -130,8 +132,11 @@ pub(crate) struct Registrant<'a> {
     pub(crate) require_verification: bool,
 }
 
-const INVITE_ONLY: &str = "Registration here is by invitation only.";
-const BAD_INVITE: &str = "This invitation is invalid, already used or expired.";
+/// A refusal of what the browser sent, in the request's language.
+fn refused(locale: &Locale, key: &str) -> Error {
+    Error::bad_request(locale.t(key))
+}
+
 /// Rolls a registration back when its invite was used meanwhile.
 const INVITE_TAKEN: &str = "the invite was used by another registration";
 
@@ -141,15 +146,18 @@ pub(crate) async fn begin_registration(
     db: &crate::Db,
     session: &Session,
     who: &Registrant<'_>,
+    locale: &Locale,
 ) -> Result<Options, Error> {
+    let not_an_email = |_| refused(locale, "auth-email-invalid");
     let username = if who.use_email {
-        users::normalize_email(who.username).map_err(Error::bad_request)?
+        users::normalize_email(who.username).map_err(not_an_email)?
     } else {
-        users::normalize_username(who.username).map_err(Error::bad_request)?
+        users::normalize_username(who.username)
+            .map_err(|_| refused(locale, "auth-username-invalid"))?
     };
     let display_name = who.display_name;
     let typed = match who.email.map(str::trim).filter(|e| !e.is_empty()) {
-        Some(email) => Some(users::normalize_email(email).map_err(Error::bad_request)?),
+        Some(email) => Some(users::normalize_email(email).map_err(not_an_email)?),
         None => None,
     };
     let (taken, invite) = (username.clone(), who.invite.map(str::to_string));
@@ -167,20 +175,20 @@ pub(crate) async fn begin_registration(
         })
         .await?;
     if exists {
-        return Err(Error::bad_request("That username or email address is already taken."));
+        return Err(refused(locale, "auth-taken"));
     }
-    let Some(invited) = invited else { return Err(Error::bad_request(BAD_INVITE)) };
+    let Some(invited) = invited else { return Err(refused(locale, "auth-bad-invite")) };
     if who.use_email && invited.as_ref().is_some_and(|email| *email != username) {
-        return Err(Error::bad_request("This invitation is for another email address."));
+        return Err(refused(locale, "auth-invite-other-email"));
     }
     // With `--auth-use-email`, the username is the account's email address.
     // Else the address typed beside the username.
     let email = invited.clone().or_else(|| who.use_email.then(|| username.clone())).or(typed);
     if who.require_verification && email.is_none() {
-        return Err(Error::bad_request("An email address is required to register here."));
+        return Err(refused(locale, "auth-email-required"));
     }
     if who.invite_only && users > 0 && invited.is_none() {
-        return Err(Error::forbidden(INVITE_ONLY));
+        return Err(Error::forbidden(locale.t("auth-invite-only")));
     }
     let invite = who.invite.filter(|_| invited.is_some()).map(super::links::hash);
     let mut handle = [0u8; 16];
@@ -273,16 +281,18 @@ pub(crate) async fn finish_adding(
     user: &User,
     credential: RegisterPublicKeyCredential,
     ip: Option<std::net::IpAddr>,
+    locale: &Locale,
 ) -> Result<(), Error> {
     let rp = rp.clone();
-    let id = ceremony_id(session)?;
+    let id = ceremony_id(session, locale)?;
     let user = user.clone();
+    let locale = locale.clone();
     db.write(move |c| {
         let state = match take(c, &id)? {
             Some(Ceremony::Add { user_id, state }) if user_id == user.id => state,
-            _ => return Ok(Err(expired())),
+            _ => return Ok(Err(expired(&locale))),
         };
-        let passkey = match rp.verify_new(&credential, &state) {
+        let passkey = match rp.verify_new(&credential, &state, &locale) {
             Ok(passkey) => passkey,
             Err(refused) => return Ok(Err(refused)),
         };
@@ -304,9 +314,12 @@ pub(crate) async fn finish_registration(
     session: &Session,
     credential: RegisterPublicKeyCredential,
     ip: Option<std::net::IpAddr>,
+    locale: &Locale,
 ) -> Result<User, Error> {
     let rp = rp.clone();
-    let id = ceremony_id(session)?;
+    let id = ceremony_id(session, locale)?;
+    let bad_invite = refused(locale, "auth-bad-invite");
+    let locale = locale.clone();
     let user = db
         .write(move |c| {
             let Some(Ceremony::Register {
@@ -319,23 +332,27 @@ pub(crate) async fn finish_registration(
                 state,
             }) = take(c, &id)?
             else {
-                return Ok(Err(expired()));
+                return Ok(Err(expired(&locale)));
             };
-            let passkey = match rp.verify_new(&credential, &state) {
+            let passkey = match rp.verify_new(&credential, &state, &locale) {
                 Ok(passkey) => passkey,
                 Err(refused) => return Ok(Err(refused)),
             };
             // Checked again: another registration may have come first since `begin`.
             let (users,): (i64,) = c.query_one("SELECT count(*) FROM users", &[])?;
             if invite_only && users > 0 && invite.is_none() {
-                return Ok(Err(Error::forbidden(INVITE_ONLY)));
+                return Ok(Err(Error::forbidden(locale.t("auth-invite-only"))));
             }
             // An invitation mailed to the address proves it.
             let email_verified = invite.is_some();
-            let new = NewUser { username, display_name, email, email_verified, role: None };
+            let language = locale.lang().to_string();
+            let new =
+                NewUser { username, display_name, email, email_verified, role: None, language };
             let user = match users::create_with_handle(c, &new, Some(&handle)) {
                 Ok(user) => user,
                 Err(UserError::Db(e)) => return Err(e),
+                // Checked at `begin`; another registration took the name since.
+                Err(UserError::Taken(_)) => return Ok(Err(refused(&locale, "auth-taken"))),
                 Err(e) => return Ok(Err(Error::bad_request(format!("{e}.")))),
             };
             // Used up with the account, or neither: a failure here rolls both back.
@@ -353,7 +370,7 @@ pub(crate) async fn finish_registration(
         })
         .await
         .map_err(|e| match e {
-            DbError::Other(why) if why == INVITE_TAKEN => Error::bad_request(BAD_INVITE),
+            DbError::Other(why) if why == INVITE_TAKEN => bad_invite,
             e => e.into(),
         })??;
     session.remove(SESSION_KEY);
@@ -384,28 +401,30 @@ pub(crate) async fn finish_login(
     credential: PublicKeyCredential,
     ip: Option<std::net::IpAddr>,
     require_verification: bool,
+    locale: &Locale,
 ) -> Result<User, Error> {
     let rp = rp.clone();
-    let id = ceremony_id(session)?;
+    let id = ceremony_id(session, locale)?;
+    let locale = locale.clone();
     let user = db
         .write(move |c| {
             let Some(Ceremony::Login { state }) = take(c, &id)? else {
-                return Ok(Err(expired()));
+                return Ok(Err(expired(&locale)));
             };
-            let refused = || Ok(Err(Error::bad_request("This passkey is not registered here.")));
+            let unknown = || Ok(Err(refused(&locale, "auth-passkey-unknown")));
             let Ok((handle, credential_id)) =
                 rp.webauthn.identify_discoverable_authentication(&credential)
             else {
-                return refused();
+                return unknown();
             };
             let credential_id = B64.encode(credential_id);
             let Some(user) = users::by_webauthn_id(c, &handle.to_string())? else {
-                return refused();
+                return unknown();
             };
             let sql = "SELECT id, passkey FROM credentials WHERE credential_id = ? AND user_id = ?";
             let row: Option<(i64, String)> =
                 c.query_opt(sql, params![credential_id.as_str(), user.id])?;
-            let Some((row_id, stored)) = row else { return refused() };
+            let Some((row_id, stored)) = row else { return unknown() };
             let mut passkey: Passkey = serde_json::from_str(&stored)
                 .map_err(|e| DbError::Other(format!("stored passkey {row_id}: {e}")))?;
             let result = match rp.webauthn.finish_discoverable_authentication_v2(
@@ -417,11 +436,11 @@ pub(crate) async fn finish_login(
                 Err(e) => {
                     let detail = format!("passkey {row_id}: {e}");
                     events::record(c, Event::new("sign_in_failed", &user).detail(detail).ip(ip))?;
-                    return Ok(Err(Error::bad_request("The passkey's answer was not accepted.")));
+                    return Ok(Err(refused(&locale, "auth-passkey-refused")));
                 }
             };
             if !user.is_active {
-                return Ok(Err(Error::forbidden("This account is deactivated.")));
+                return Ok(Err(Error::forbidden(locale.t("auth-deactivated"))));
             }
             record_use(c, row_id, &mut passkey, &result)?;
             // An address still to verify: the caller refuses (and logs that) instead.
@@ -468,8 +487,8 @@ fn record_use(
     Ok(())
 }
 
-fn expired() -> Error {
-    Error::bad_request("This sign-in or registration expired or was already used. Try again.")
+fn expired(locale: &Locale) -> Error {
+    refused(locale, "auth-expired")
 }
 
 /// Keeps `ceremony` in the database under a new id that only this session knows.
@@ -493,8 +512,8 @@ async fn store(db: &crate::Db, session: &Session, ceremony: Ceremony) -> Result<
     session.insert(SESSION_KEY, raw).map_err(|e| Error::internal(e.to_string()))
 }
 
-fn ceremony_id(session: &Session) -> Result<String, Error> {
-    session.get::<String>(SESSION_KEY).map(|raw| hash(&raw)).ok_or_else(expired)
+fn ceremony_id(session: &Session, locale: &Locale) -> Result<String, Error> {
+    session.get::<String>(SESSION_KEY).map(|raw| hash(&raw)).ok_or_else(|| expired(locale))
 }
 
 /// Takes (deletes and returns) an unexpired ceremony.

@@ -21,6 +21,7 @@ use super::users::{self, User};
 use crate::contrib::messages::Messages;
 use crate::db::{Conn, DbError, params, utc_now};
 use crate::error::{Error, Result};
+use crate::i18n::Locale;
 use crate::template::{Html, Render};
 
 /// Codes per user.
@@ -185,7 +186,8 @@ pub(super) async fn codes_page(
     } else {
         let id = user.id;
         let remaining = db.read(move |c| remaining(c, id)).await?;
-        render.page("auth/recovery_codes.html", context! { remaining })?.into_response()
+        let context = context! { remaining, total => COUNT };
+        render.page("auth/recovery_codes.html", context)?.into_response()
     };
     // Codes on the page: no cache may keep it.
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -218,6 +220,7 @@ pub(super) async fn sign_in(
     messages: Messages,
     ClientIp(ip): ClientIp,
     render: Render,
+    locale: Locale,
     Form(form): Form<RecoveryForm>,
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
@@ -234,7 +237,9 @@ pub(super) async fn sign_in(
         .map_err(|e| Error::internal(format!("checking a recovery code: {e}")))?;
     let signed_in = match (user, found) {
         // A right code, for an address still to verify: refused, the code kept.
-        (Some(user), Some(_)) if super::verification::must_verify(auth.config(), &user) => {
+        (Some(mut user), Some(_)) if super::verification::must_verify(auth.config(), &user) => {
+            // The mail it sends is in the user's language (a choice made now counts).
+            auth.remember_choice(&mut user).await?;
             super::verification::refuse(auth.config(), session, &user, ip).await?;
             return Ok(Redirect::to("/auth/verify-pending").into_response());
         }
@@ -259,17 +264,16 @@ pub(super) async fn sign_in(
         }
         _ => None,
     };
-    let Some((user, left)) = signed_in else {
+    let Some((mut user, left)) = signed_in else {
         let username = form.username;
-        let error = "That username and recovery code do not match an unused code.";
         let use_email = auth.config().use_email;
-        let page = render.page("auth/recovery.html", context! { username, error, use_email })?;
+        let context = context! { username, failed => true, use_email };
+        let page = render.page("auth/recovery.html", context)?;
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     };
+    auth.remember_choice(&mut user).await?;
     login(session, &user)?;
-    messages.success(format!(
-        "Signed in with a recovery code. {left} unused code(s) left: add a passkey or make new codes."
-    ))?;
+    messages.success(locale.t_args("auth-recovery-signed-in", &[("count", &left)]))?;
     Ok(Redirect::to("/auth/recovery-codes/").into_response())
 }
 

@@ -13,6 +13,7 @@ use super::recovery::NEW_CODES;
 use super::{ClientIp, invites, options_json, passkeys, verification};
 use crate::contrib::messages::Messages;
 use crate::error::{Error, Result};
+use crate::i18n::Locale;
 use crate::template::Render;
 
 #[derive(Deserialize)]
@@ -63,7 +64,11 @@ pub(super) struct RegisterBegin {
     email: Option<String>,
 }
 
-pub(super) async fn begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> Result<Response> {
+pub(super) async fn begin(
+    auth: AuthState,
+    locale: Locale,
+    Json(form): Json<RegisterBegin>,
+) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
     let who = passkeys::Registrant {
@@ -75,8 +80,8 @@ pub(super) async fn begin(auth: AuthState, Json(form): Json<RegisterBegin>) -> R
         email: form.email.as_deref(),
         require_verification: config.require_verification,
     };
-    let options =
-        passkeys::begin_registration(config.relying_party()?, &config.db, session, &who).await?;
+    let rp = config.relying_party(&locale)?;
+    let options = passkeys::begin_registration(rp, &config.db, session, &who, &locale).await?;
     Ok(options_json(options))
 }
 
@@ -84,13 +89,15 @@ pub(super) async fn finish(
     auth: AuthState,
     ClientIp(ip): ClientIp,
     messages: Messages,
+    locale: Locale,
     Json(credential): Json<RegisterPublicKeyCredential>,
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
+    let rp = config.relying_party(&locale)?;
+    // The account's language is the request's (see `guards`).
     let user =
-        passkeys::finish_registration(config.relying_party()?, &config.db, session, credential, ip)
-            .await?;
+        passkeys::finish_registration(rp, &config.db, session, credential, ip, &locale).await?;
     session.insert(NEW_CODES, true).map_err(|e| Error::internal(e.to_string()))?;
     if verification::must_verify(config, &user) {
         // Signed in once the address is verified (see `verification`).
@@ -98,11 +105,10 @@ pub(super) async fn finish(
             .insert(verification::PENDING, user.id)
             .map_err(|e| Error::internal(e.to_string()))?;
         verification::send(config, &user).await?;
-        messages
-            .success("Your passkey is registered. One more step: verify your email address.")?;
+        messages.success(locale.t("auth-registered-verify"))?;
         return Ok(Json(serde_json::json!({ "redirect": "/auth/verify-pending" })).into_response());
     }
     login(session, &user)?;
-    messages.success(format!("Welcome, {}! Your passkey is registered.", user.name()))?;
+    messages.success(locale.t_args("auth-welcome", &[("name", &user.name())]))?;
     Ok(Json(serde_json::json!({ "redirect": "/auth/recovery-codes/" })).into_response())
 }

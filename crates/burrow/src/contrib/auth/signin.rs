@@ -12,6 +12,7 @@ use super::guards::{self, AuthState, login, safe_next};
 use super::{ClientIp, events, options_json, passkeys, users, verification};
 use crate::contrib::messages::Messages;
 use crate::error::Result;
+use crate::i18n::Locale;
 use crate::template::{Html, Render};
 
 #[derive(Deserialize)]
@@ -31,7 +32,11 @@ pub(super) async fn page(
     render.page("auth/login.html", context! { next, signed_in_as, passkeys })
 }
 
-pub(super) async fn logout(auth: AuthState, messages: Messages) -> Result<Response> {
+pub(super) async fn logout(
+    auth: AuthState,
+    messages: Messages,
+    locale: Locale,
+) -> Result<Response> {
     if let Some(user) = auth.user().await? {
         let db = auth.config().db.clone();
         db.write(move |c| {
@@ -39,7 +44,7 @@ pub(super) async fn logout(auth: AuthState, messages: Messages) -> Result<Respon
             events::record(c, events::Event::new("signed_out", &user))
         })
         .await?;
-        messages.success("You are signed out.")?;
+        messages.success(locale.t("auth-signed-out"))?;
     }
     if let Some(session) = auth.session() {
         guards::logout(session);
@@ -47,10 +52,11 @@ pub(super) async fn logout(auth: AuthState, messages: Messages) -> Result<Respon
     Ok(Redirect::to(&auth.config().logout_redirect).into_response())
 }
 
-pub(super) async fn begin(auth: AuthState) -> Result<Response> {
+pub(super) async fn begin(auth: AuthState, locale: Locale) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
-    Ok(options_json(passkeys::begin_login(config.relying_party()?, &config.db, session).await?))
+    let rp = config.relying_party(&locale)?;
+    Ok(options_json(passkeys::begin_login(rp, &config.db, session).await?))
 }
 
 #[derive(Deserialize)]
@@ -64,16 +70,20 @@ pub(super) async fn finish(
     auth: AuthState,
     ClientIp(ip): ClientIp,
     messages: Messages,
+    locale: Locale,
     Json(form): Json<LoginFinish>,
 ) -> Result<Response> {
     let session = auth.session_or_error()?;
     let config = auth.config();
-    let rp = config.relying_party()?;
+    let rp = config.relying_party(&locale)?;
     let verify = config.require_verification;
-    let user = passkeys::finish_login(rp, &config.db, session, form.credential, ip, verify).await?;
+    let credential = form.credential;
+    let mut user =
+        passkeys::finish_login(rp, &config.db, session, credential, ip, verify, &locale).await?;
+    auth.remember_choice(&mut user).await?;
     if verification::must_verify(config, &user) {
         verification::refuse(config, session, &user, ip).await?;
-        let error = "Your email address is not verified yet.";
+        let error = locale.t("auth-not-verified");
         let body = serde_json::json!({ "error": error, "redirect": "/auth/verify-pending" });
         let mut res = (StatusCode::FORBIDDEN, Json(body)).into_response();
         // The JSON is the answer the page's script reads, not an error page.
@@ -81,7 +91,7 @@ pub(super) async fn finish(
         return Ok(res);
     }
     login(session, &user)?;
-    messages.success(format!("Signed in as {}.", user.name()))?;
+    messages.success(locale.t_args("auth-signed-in-as", &[("name", &user.name())]))?;
     let next = form.next.as_deref().and_then(safe_next).unwrap_or(&config.login_redirect);
     Ok(Json(serde_json::json!({ "redirect": next })).into_response())
 }

@@ -63,6 +63,9 @@ pub struct User {
     pub role: Role,
     pub is_active: bool,
     pub email_verified: bool,
+    /// The language of the user's mails (a tag of the site's languages); empty for the
+    /// site's default. See [`set_language`].
+    pub language: String,
     pub created_at: String,
     pub updated_at: String,
     /// Raised to sign out every session of the user (see `guards`).
@@ -98,6 +101,7 @@ impl FromRow for User {
                 .map_err(|reason| DbError::Decode { column: "role".into(), reason })?,
             is_active: row.get("is_active")?,
             email_verified: row.get("email_verified")?,
+            language: row.get("language")?,
             created_at: row.get("created_at")?,
             updated_at: row.get("updated_at")?,
             session_generation: row.get("session_generation")?,
@@ -106,7 +110,7 @@ impl FromRow for User {
 }
 
 const COLUMNS: &str = "id, username, email, display_name, role, is_active, email_verified, \
-                       created_at, updated_at, session_generation";
+                       language, created_at, updated_at, session_generation";
 
 /// A username as stored: trimmed and lowercased, so `Alice` and `alice` are one account.
 pub fn normalize_username(raw: &str) -> Result<String, String> {
@@ -144,6 +148,8 @@ pub struct NewUser {
     pub role: Option<Role>,
     /// The address is known to be the user's (e.g. an invitation mailed to it was used).
     pub email_verified: bool,
+    /// The language of the user's mails (`de`); empty for the site's default.
+    pub language: String,
 }
 
 /// Why an account was not created or changed.
@@ -211,15 +217,16 @@ pub(crate) fn create_with_handle(
     // Checked above; another instance on the same PostgreSQL database may still win the
     // race, and then the constraint answers (the transaction is over: no more queries).
     let inserted = c.execute(
-        "INSERT INTO users (username, email, display_name, role, webauthn_id, email_verified) \
-         VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO users (username, email, display_name, role, webauthn_id, email_verified, \
+         language) VALUES (?, ?, ?, ?, ?, ?, ?)",
         params![
             username.as_str(),
             email.as_deref(),
             new.display_name.trim(),
             role.as_str(),
             webauthn_id,
-            new.email_verified && email.is_some()
+            new.email_verified && email.is_some(),
+            new.language.as_str()
         ],
     );
     match inserted {
@@ -275,6 +282,14 @@ pub fn set_role(c: &Conn, username: &str, role: Role) -> Result<User, UserError>
     let detail = format!("{} -> {role}", user.role);
     events::record(c, Event::new("role_changed", &user).detail(detail))?;
     by_id(c, user.id)?.ok_or_else(|| UserError::NotFound(username.into()))
+}
+
+/// Remembers `language` (a tag of the site's languages) as the one of the user's mails,
+/// unless it is so already: at each sign-in, and when a signed-in user picks a language
+/// with the switcher (see `guards`). True if it changed.
+pub fn set_language(c: &Conn, user_id: i64, language: &str) -> Result<bool, DbError> {
+    let sql = "UPDATE users SET language = ? WHERE id = ? AND language <> ?";
+    Ok(c.execute(sql, params![language, user_id, language])? == 1)
 }
 
 /// Signs out every session of the user (logout does it, so a copied cookie stops working).

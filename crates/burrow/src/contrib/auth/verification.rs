@@ -29,6 +29,7 @@ use crate::contrib::messages::Messages;
 use crate::contrib::session::Session;
 use crate::db::{Conn, DbError, params, utc_at, utc_now};
 use crate::error::{Error, Result};
+use crate::i18n::Locale;
 use crate::mail::Email;
 use crate::template::Render;
 
@@ -104,7 +105,9 @@ pub(super) async fn send(config: &AuthConfig, user: &User) -> Result<()> {
         hours => LIFETIME.as_secs() / 3600,
         base_url => base,
     };
-    let email = Email::render(&config.templates, "auth/mail/verify_email", to, values)
+    // In the user's language, whoever's request sends it.
+    let locale = config.templates.i18n().locale(&user.language);
+    let email = Email::render(&config.templates, "auth/mail/verify_email", to, locale.with(values))
         .map_err(|e| Error::internal(e.to_string()))?;
     config.mailer.deliver(email).await.map_err(|e| Error::internal(e.to_string()))?;
     Ok(())
@@ -157,15 +160,14 @@ pub(super) async fn verify(
     ClientIp(ip): ClientIp,
     Query(query): Query<TokenQuery>,
     render: Render,
+    locale: Locale,
 ) -> Result<Response> {
     let token = query.token.unwrap_or_default();
     let config = auth.config();
-    let Some(user) = config.db.write(move |c| consume(c, &token, ip)).await? else {
-        let error = "This verification link is invalid, already used or expired. Ask for a new \
-                     one below.";
+    let Some(mut user) = config.db.write(move |c| consume(c, &token, ip)).await? else {
         let page = render.page(
             "auth/verify_pending.html",
-            context! { error, hours => LIFETIME.as_secs() / 3600 },
+            context! { invalid_link => true, hours => LIFETIME.as_secs() / 3600 },
         )?;
         return Ok((StatusCode::BAD_REQUEST, page).into_response());
     };
@@ -175,12 +177,13 @@ pub(super) async fn verify(
         session.remove(PENDING);
         // Set by the registration: its recovery codes are shown now.
         let codes = session.get::<bool>(NEW_CODES).unwrap_or(false);
+        auth.remember_choice(&mut user).await?;
         login(session, &user)?;
-        messages.success(format!("Your email address is verified. Welcome, {}!", user.name()))?;
+        messages.success(locale.t_args("auth-verified-welcome", &[("name", &user.name())]))?;
         let next = if codes { "/auth/recovery-codes/" } else { config.login_redirect.as_str() };
         return Ok(Redirect::to(next).into_response());
     }
-    messages.success("Your email address is verified. Sign in with your passkey.")?;
+    messages.success(locale.t("auth-verified-sign-in"))?;
     Ok(Redirect::to(config.login_path).into_response())
 }
 
@@ -193,16 +196,18 @@ pub(super) struct ResendForm {
 pub(super) async fn resend(
     auth: AuthState,
     messages: Messages,
+    locale: Locale,
     Form(form): Form<ResendForm>,
 ) -> Result<Response> {
     let config = auth.config();
     let email = users::normalize_email(&form.email).unwrap_or_default();
     // The same answer whoever asks: an address with an unverified account gets a new
     // link, any other address nothing, and the page says the same.
-    let shown = format!(
-        "If {} belongs to an account waiting for verification, a new link is on its way.",
-        if email.is_empty() { "that address" } else { email.as_str() }
-    );
+    let shown = if email.is_empty() {
+        locale.t("auth-resend-sent-any")
+    } else {
+        locale.t_args("auth-resend-sent", &[("email", &email)])
+    };
     if !email.is_empty() {
         if let Err(too_many) = config.limits.mail_to(&email) {
             return Ok(too_many.into_response());

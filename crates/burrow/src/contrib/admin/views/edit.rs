@@ -286,16 +286,18 @@ pub(in crate::contrib::admin) async fn create(
                 values.push((column, Value::Integer(user.id)));
             }
             match &model.create_with {
-                Some(create_with) => match create_with(site.1.clone(), user.id, values).await {
-                    Ok(created) => {
-                        log_created_elsewhere(&site, &model, &user, created.0).await?;
-                        Ok(created)
+                Some(create_with) => {
+                    match create_with(site.1.clone(), user.id, locale.clone(), values).await {
+                        Ok(created) => {
+                            log_created_elsewhere(&site, &model, &user, created.0).await?;
+                            Ok(created)
+                        }
+                        Err(e) if !e.status().is_server_error() => {
+                            Err((Errors::new(), Some(e.message().to_string())))
+                        }
+                        Err(e) => return Err(e),
                     }
-                    Err(e) if !e.status().is_server_error() => {
-                        Err((Errors::new(), Some(e.message().to_string())))
-                    }
-                    Err(e) => return Err(e),
-                },
+                }
                 None => match insert(&site, &model, &user, values, &locale).await {
                     Ok(Ok((id, label))) => {
                         Ok((id, names.say(&locale, "admin-created", &[("label", &label)])))

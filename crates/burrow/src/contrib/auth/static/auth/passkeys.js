@@ -2,7 +2,8 @@
 // passkey for a signed-in user ([data-passkey-add]) and sign-in (a button
 // [data-passkey-login], and autofill where the browser offers it).
 // No framework and no build step: the WebAuthn calls, base64url both ways, and JSON
-// posts that carry the page's CSRF token.
+// posts that carry the page's CSRF token. The texts it shows come from the page (the
+// status box's data attributes, in the page's language) or from the server's errors.
 (function () {
   "use strict";
 
@@ -24,6 +25,12 @@
     return marked ? marked.getAttribute("data-csrf-token") : "";
   }
 
+  // A text of the status box's data attributes (see auth/_status.html).
+  function text(name) {
+    const box = document.querySelector("[data-passkey-status]");
+    return (box && box.getAttribute("data-" + name)) || name;
+  }
+
   async function post(url, body) {
     const res = await fetch(url, {
       method: "POST",
@@ -41,7 +48,7 @@
       window.location.assign(data.redirect);
       return new Promise(() => {});
     }
-    if (!res.ok) throw new Error(data.error || "The server answered " + res.status + ".");
+    if (!res.ok) throw new Error(data.error || text("failed"));
     return data;
   }
 
@@ -94,15 +101,12 @@
   function report(error) {
     const box = document.querySelector("[data-passkey-status]");
     if (!box || error.name === "AbortError") return;
-    box.textContent =
-      error.name === "NotAllowedError"
-        ? "The passkey request was cancelled or timed out."
-        : error.message;
+    box.textContent = error.name === "NotAllowedError" ? text("cancelled") : error.message;
     box.hidden = false;
   }
 
   if (!window.PublicKeyCredential) {
-    report(new Error("This browser does not support passkeys."));
+    report(new Error(text("unsupported")));
     return;
   }
 
