@@ -75,8 +75,6 @@ pub async fn page_context(db: &Db, note: &Note) -> Result<burrow::minijinja::Val
 
 /// `POST /notes/{id}/attachments`: a multipart form. The row first, then the file: a
 /// sweep that runs meanwhile keeps a file stored after it looked (see `Storage::delete`).
-// One extractor per argument: grouping them would only hide what the handler needs.
-#[allow(clippy::too_many_arguments)]
 pub async fn create(
     State(db): State<Db>,
     RequireAuth(user): RequireAuth,
