@@ -498,12 +498,7 @@ async fn recovery_codes_sign_in_once_each(postgres: bool) {
     assert_eq!(regenerate.headers[header::LOCATION], "/auth/recovery-codes/");
     let shown = carol.get(router, "/auth/recovery-codes/").await;
     assert_eq!(shown.headers[header::CACHE_CONTROL], "no-store");
-    let codes: Vec<String> = shown
-        .body
-        .split("<li><code>")
-        .skip(1)
-        .map(|rest| rest[..rest.find('<').unwrap()].to_string())
-        .collect();
+    let codes = shown_codes(&shown.body);
     assert_eq!(codes.len(), 8, "{}", shown.body);
     let again = carol.get(router, "/auth/recovery-codes/").await;
     assert!(!again.body.contains(&codes[0]), "codes are shown once");
@@ -627,12 +622,7 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     german.post(router, "/auth/recovery-codes/regenerate", "").await;
     let shown = german.get(router, "/auth/recovery-codes/").await;
     assert!(shown.body.contains("<strong>Speichern Sie diese Codes jetzt</strong>"));
-    let codes: Vec<String> = shown
-        .body
-        .split("<li><code>")
-        .skip(1)
-        .map(|rest| rest[..rest.find('<').unwrap()].to_string())
-        .collect();
+    let codes = shown_codes(&shown.body);
     assert_eq!(codes.len(), 8, "{}", shown.body);
     let greta_in_english = Browser { language: Some("en"), ..german.clone() };
     let left = |browser: &Browser| {
@@ -1229,4 +1219,12 @@ fn verification_needs_mail_a_start_up_error_names_the_setting() {
         "{}",
         err.message
     );
+}
+
+/// The recovery codes a page shows, in order.
+fn shown_codes(body: &str) -> Vec<String> {
+    body.split("<li><code>")
+        .skip(1)
+        .map(|rest| rest[..rest.find('<').unwrap()].to_string())
+        .collect()
 }
