@@ -345,3 +345,41 @@ mod tests {
         assert_eq!(with_sources(&io), "an error occurred when formatting an argument");
     }
 }
+
+pin_project_lite::pin_project! {
+    /// The future of a layer that may refuse a request before the routes see it (the body
+    /// limit's 413, a rate limit's 429): the routes' future, or the refusal at once.
+    #[project = OrRefusedProjection]
+    pub enum OrRefused<F> {
+        Admitted { #[pin] future: F },
+        Refused { response: Option<Response> },
+    }
+}
+
+impl<F> OrRefused<F> {
+    pub(crate) fn refused(response: impl IntoResponse) -> OrRefused<F> {
+        OrRefused::Refused { response: Some(response.into_response()) }
+    }
+}
+
+impl<F, R> std::future::Future for OrRefused<F>
+where
+    F: std::future::Future<Output = Result<R, std::convert::Infallible>>,
+    R: IntoResponse,
+{
+    type Output = Result<Response, std::convert::Infallible>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        match self.project() {
+            OrRefusedProjection::Admitted { future } => {
+                future.poll(cx).map(|result| result.map(IntoResponse::into_response))
+            }
+            OrRefusedProjection::Refused { response } => std::task::Poll::Ready(Ok(response
+                .take()
+                .expect("OrRefused polled after it completed"))),
+        }
+    }
+}

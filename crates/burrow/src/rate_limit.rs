@@ -36,9 +36,7 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::fmt;
-use std::future::Future;
 use std::net::IpAddr;
-use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -47,10 +45,9 @@ use std::time::{Duration, Instant};
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::error::{Error, too_many_requests};
+use crate::error::{Error, OrRefused, too_many_requests};
 use crate::request::ClientIp;
 
 /// Keys a limiter remembers at most, unless [`RateLimit::max_keys`] says otherwise: about
@@ -377,39 +374,14 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         match self.limit.admit(&request) {
-            Ok(()) => RateLimitedFuture::Admitted { future: self.inner.call(request) },
-            Err(too_many) => {
-                RateLimitedFuture::Refused { response: Some(too_many.into_response()) }
-            }
+            Ok(()) => OrRefused::Admitted { future: self.inner.call(request) },
+            Err(too_many) => OrRefused::refused(too_many),
         }
     }
 }
 
-pin_project! {
-    /// The routes' future, or the 429 at once.
-    #[project = Projected]
-    pub enum RateLimitedFuture<F> {
-        Admitted { #[pin] future: F },
-        Refused { response: Option<Response> },
-    }
-}
-
-impl<F, R> Future for RateLimitedFuture<F>
-where
-    F: Future<Output = Result<R, Infallible>>,
-    R: IntoResponse,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            Projected::Admitted { future } => future.poll(cx).map_ok(IntoResponse::into_response),
-            Projected::Refused { response } => Poll::Ready(Ok(response
-                .take()
-                .expect("RateLimitedFuture polled after it completed"))),
-        }
-    }
-}
+/// The routes' future, or the 429 at once.
+pub type RateLimitedFuture<F> = OrRefused<F>;
 
 #[cfg(test)]
 mod tests {

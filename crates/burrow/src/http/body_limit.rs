@@ -7,8 +7,6 @@
 //! memory. It also puts the [`Spool`] in the request: where their files go.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -17,10 +15,9 @@ use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::Limited;
-use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::error::Error;
+use crate::error::{Error, OrRefused};
 use crate::forms::Spool;
 
 #[derive(Clone)]
@@ -66,7 +63,7 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = LimitFuture<S::Future>;
+    type Future = OrRefused<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         self.inner.poll_ready(cx)
@@ -81,38 +78,10 @@ where
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|length| length > limit as u64) {
             let error = Error::new(StatusCode::PAYLOAD_TOO_LARGE, crate::error::TOO_LARGE);
-            return LimitFuture::TooLarge { response: Some(error.into_response()) };
+            return OrRefused::refused(error);
         }
         let mut request = request.map(|body| Body::new(Limited::new(body, limit)));
         request.extensions_mut().insert(self.limits.spool.clone());
-        LimitFuture::Inner { future: self.inner.call(request) }
-    }
-}
-
-pin_project! {
-    /// The inner service's response, or the 413 for a declared length over the limit.
-    #[project = LimitProjection]
-    pub(crate) enum LimitFuture<F> {
-        Inner { #[pin] future: F },
-        TooLarge { response: Option<Response> },
-    }
-}
-
-impl<F, R> Future for LimitFuture<F>
-where
-    F: Future<Output = Result<R, Infallible>>,
-    R: IntoResponse,
-{
-    type Output = Result<Response, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project() {
-            LimitProjection::Inner { future } => {
-                future.poll(cx).map(|result| result.map(IntoResponse::into_response))
-            }
-            LimitProjection::TooLarge { response } => {
-                Poll::Ready(Ok(response.take().expect("polled after completion")))
-            }
-        }
+        OrRefused::Admitted { future: self.inner.call(request) }
     }
 }
