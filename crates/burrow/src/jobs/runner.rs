@@ -431,16 +431,27 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
+/// How many late slots of one periodic job are still queued at once; older ones are
+/// skipped (a process suspended for an hour does not queue 3,600 one-second ticks).
+const MAX_CATCH_UP: usize = 10;
+
 /// Enqueues each periodic job when its slot comes, until the process stops: once per slot
-/// across every process (the slot is the job's unique key).
-pub(crate) async fn schedule(ctx: AppContext, periodic: Vec<Periodic>, lifecycle: Lifecycle) {
+/// across every process (the slot is the job's unique key, so a slot two processes queue is
+/// queued once).
+///
+/// Slots are counted from `since`, when this process booted, not from when it started
+/// serving: in a hand-over the predecessor schedules until this process is ready, which is
+/// after `since`, so between them no slot is left out. A slot this process wakes up to late
+/// (it was busy) is still queued, up to [`MAX_CATCH_UP`] per job. Slots that came while no
+/// process ran are not made up, as with cron.
+pub(crate) async fn schedule(ctx: AppContext, periodic: Vec<Periodic>, since: i64) {
     if periodic.is_empty() {
         return;
     }
-    let stopping = lifecycle.stopping();
+    let stopping = ctx.lifecycle.stopping();
     tokio::pin!(stopping);
     let mut next: Vec<Option<i64>> =
-        periodic.iter().map(|p| p.schedule.next_after(now_ms())).collect();
+        periodic.iter().map(|p| p.schedule.next_after(since)).collect();
     loop {
         let Some(soonest) = next.iter().flatten().min().copied() else { return };
         let wait = Duration::from_millis((soonest - now_ms()).max(0) as u64);
@@ -450,28 +461,50 @@ pub(crate) async fn schedule(ctx: AppContext, periodic: Vec<Periodic>, lifecycle
         }
         let now = now_ms();
         for (p, slot) in periodic.iter().zip(next.iter_mut()) {
-            let Some(at) = *slot else { continue };
-            if at > now {
+            let mut due = Vec::new();
+            while let Some(at) = slot.filter(|at| *at <= now) {
+                due.push(at);
+                *slot = p.schedule.next_after(at);
+            }
+            if due.len() > MAX_CATCH_UP {
+                let skipped = due.len() - MAX_CATCH_UP;
+                tracing::warn!(
+                    job_type = p.job_type,
+                    skipped,
+                    "periodic job: {skipped} slot(s) long past skipped (the process was late)"
+                );
+                due.drain(..skipped);
+            }
+            if due.is_empty() {
                 continue;
             }
             let options = &ctx.jobs.0.registry.types[p.job_type].options;
-            let job = super::NewJob {
-                job_type: p.job_type,
-                payload: p.payload.clone(),
-                run_at: Some(at),
-                priority: options.priority,
-                queue: options.queue,
-                max_attempts: options.max_attempts,
-                unique_key: Some(format!("periodic:{}:{at}", p.job_type)),
-            };
-            match ctx.jobs.submit(vec![job]).await {
-                Ok(ids) if ids[0].is_some() => {
-                    tracing::info!(job_type = p.job_type, schedule = %p.schedule, "periodic job queued")
+            let jobs = due
+                .iter()
+                .map(|at| super::NewJob {
+                    job_type: p.job_type,
+                    payload: p.payload.clone(),
+                    run_at: Some(*at),
+                    priority: options.priority,
+                    queue: options.queue,
+                    max_attempts: options.max_attempts,
+                    unique_key: Some(format!("periodic:{}:{at}", p.job_type)),
+                })
+                .collect();
+            match ctx.jobs.submit(jobs).await {
+                Ok(ids) => {
+                    let queued = ids.iter().flatten().count();
+                    if queued > 0 {
+                        tracing::info!(
+                            job_type = p.job_type,
+                            schedule = %p.schedule,
+                            slots = queued,
+                            "periodic job queued"
+                        )
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(job_type = p.job_type, "periodic job not queued: {e}"),
             }
-            *slot = p.schedule.next_after(now);
         }
     }
 }

@@ -184,6 +184,9 @@ pub async fn run_due(ctx: &AppContext) -> usize {
 pub struct JobsApp {
     /// Set by `configure`; shared with the commands, which are declared before it runs.
     settings: Arc<Mutex<Option<RunnerSettings>>>,
+    /// When this process booted (Unix milliseconds, set by `configure`): periodic slots
+    /// are counted from here, before the process says it is ready (see `runner::schedule`).
+    booted_ms: Mutex<i64>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -232,6 +235,7 @@ impl App for JobsApp {
             queues,
         };
         *self.settings.lock().expect("not poisoned") = Some(settings);
+        *self.booted_ms.lock().expect("not poisoned") = crate::jobs::now_ms();
         Ok(())
     }
 
@@ -258,7 +262,8 @@ impl App for JobsApp {
             }));
         }
         let periodic = ctx.jobs.0.registry.periodic.clone();
-        tasks.push(tokio::spawn(runner::schedule(ctx.clone(), periodic, ctx.lifecycle.clone())));
+        let since = *self.booted_ms.lock().expect("not poisoned");
+        tasks.push(tokio::spawn(runner::schedule(ctx.clone(), periodic, since)));
     }
 
     async fn health(&self, ctx: &AppContext) -> Option<serde_json::Value> {
