@@ -227,7 +227,7 @@ pub(crate) async fn serve(
     // open connections, and `closed()` resolves when all have ended.
     let (drain_tx, _) = watch::channel(false);
     let drain_tx = Arc::new(drain_tx);
-    let builder = conn::builder(&limits);
+    let builder = conn::builder();
     // One cap for all listeners: they share the process's file descriptors.
     let max = limits::effective_max(limits.max, limits::raise_open_files_limit());
     let caps = Arc::new(limits::Caps::new(&limits, max));

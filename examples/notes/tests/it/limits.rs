@@ -390,6 +390,38 @@ fn a_keep_alive_connection_is_closed_after_the_idle_timeout() {
     );
 }
 
+// A slowloris on a kept-alive connection: the next request's headers begin and never end.
+// No request is in flight (hyper sees none before its headers are complete), so the idle
+// timeout asks the connection to close and the header timeout drops it.
+#[test]
+fn a_next_request_whose_headers_never_end_is_closed_after_the_idle_and_header_timeouts() {
+    let dir = tempdir();
+    let server =
+        Launch::serve(dir.path()).args(["--idle-timeout", "1s", "--header-timeout", "1s"]).start();
+    let mut stream = connect(server.port).unwrap();
+    write!(stream, "GET /healthz/live HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    assert_eq!(read_response(&mut reader).unwrap().status, 200);
+    let answered = Instant::now();
+    // Half a request head, then a byte now and then: never a whole head.
+    write!(stream, "GET /healthz/live HTTP/1.1\r\nHost: x\r\nX-Slow: ").unwrap();
+    let dripping = std::thread::spawn({
+        let mut stream = stream.try_clone().unwrap();
+        move || {
+            for _ in 0..20 {
+                std::thread::sleep(Duration::from_millis(250));
+                if stream.write_all(b"a").is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    wait_closed(&mut stream, Duration::from_secs(4)).expect("a head that never ends");
+    let closed_after = answered.elapsed();
+    assert!(closed_after >= Duration::from_millis(800), "closed after only {closed_after:?}");
+    dripping.join().unwrap();
+}
+
 #[tokio::test]
 async fn an_idle_http2_connection_gets_goaway_after_the_idle_timeout() {
     let dir = tempdir();
