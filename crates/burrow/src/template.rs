@@ -535,11 +535,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Render {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let templates = parts
-            .extensions
-            .get::<Templates>()
-            .cloned()
-            .ok_or_else(|| Error::internal("templates are not installed on this router"))?;
+        let templates =
+            crate::http::Services::of(&parts.extensions)
+                .map(|s| s.templates.clone())
+                .ok_or_else(|| Error::internal("templates are not installed on this router"))?;
         if let Some(BeforeRenders(before)) = parts.extensions.get::<BeforeRenders>().cloned() {
             before.before_render().await;
         }

@@ -88,7 +88,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Db {
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Db, Self::Rejection> {
-        let db = parts.extensions.get::<Db>().cloned();
+        let db = crate::http::Services::of(&parts.extensions).map(|s| s.db.clone());
         db.ok_or_else(|| crate::Error::internal("the database is not installed on this router"))
     }
 }

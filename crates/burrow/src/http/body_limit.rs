@@ -4,7 +4,7 @@
 //! Continue` sends nothing); a body without one is cut off where it passes the limit, so
 //! the handler reading it gets a 413 error after reading at most the limit. Multipart
 //! bodies are read as they stream in ([`crate::forms`]), so the limit bounds disk, not
-//! memory. It also puts the [`Spool`] in the request: where their files go.
+//! memory. It also puts the [`Spool`] in a multipart request: where its files go.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -70,7 +70,8 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
-        let limit = if is_multipart(&request) { self.limits.upload } else { self.limits.body };
+        let multipart = is_multipart(&request);
+        let limit = if multipart { self.limits.upload } else { self.limits.body };
         let declared = request
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -81,7 +82,10 @@ where
             return OrRefused::refused(error);
         }
         let mut request = request.map(|body| Body::new(Limited::new(body, limit)));
-        request.extensions_mut().insert(self.limits.spool.clone());
+        if multipart {
+            // Only uploads need it (a path: an allocation for every other request too).
+            request.extensions_mut().insert(self.limits.spool.clone());
+        }
         OrRefused::Admitted { future: self.inner.call(request) }
     }
 }

@@ -1,6 +1,7 @@
 //! The core layer: what every request gets around the routes. Before them: the request
 //! id, the client's address ([`ClientIp`](crate::ClientIp), and what trusted proxies
-//! forwarded: [`crate::proxy`]), the templates and database extensions. While they run: the request timeout (503).
+//! forwarded: [`crate::proxy`]) and the server's [`Services`] (templates, database, …).
+//! While they run: the request timeout (503).
 //! After them: the error page, the echoed request id, the access log line and
 //! `Connection: close` while draining.
 //!
@@ -30,17 +31,31 @@ use crate::proxy::Proxies;
 use crate::request::{PeerAddr, RequestId};
 use crate::template::Templates;
 
-/// What the core layer adds to every request.
-pub(crate) struct Core {
+/// What the server hands its handlers' extractors (`Db`, `Render`, `Storage`, `Jobs`,
+/// `Sse`, …): one value for the server, put in every request as one extension — one
+/// allocation per request instead of one per clone of each.
+pub(crate) struct Services {
     pub(crate) templates: Templates,
     pub(crate) db: crate::Db,
     /// The job queue, for the `Jobs` extractor; `None` without the `jobs` app.
     pub(crate) jobs: Option<crate::jobs::Jobs>,
     /// Uploaded files, for the `Storage` extractor.
     pub(crate) storage: crate::Storage,
-    pub(crate) draining: Draining,
     /// Event streams' settings and caps, for the `Sse` extractor.
     pub(crate) streams: Arc<crate::live::Streams>,
+}
+
+impl Services {
+    /// The server's services, in a request that went through the core layer.
+    pub(crate) fn of(extensions: &axum::http::Extensions) -> Option<&Services> {
+        extensions.get::<Arc<Services>>().map(|services| &**services)
+    }
+}
+
+/// What the core layer needs and adds to every request.
+pub(crate) struct Core {
+    pub(crate) services: Arc<Services>,
+    pub(crate) draining: Draining,
     /// `--trusted-proxies` and `--client-ip-mode`.
     pub(crate) proxies: Proxies,
     /// `--request-timeout`: a handler still running then is answered 503.
@@ -92,13 +107,7 @@ where
         if let Some(forwarded) = forwarded {
             extensions.insert(forwarded);
         }
-        extensions.insert(self.core.templates.clone());
-        extensions.insert(self.core.db.clone());
-        extensions.insert(self.core.storage.clone());
-        extensions.insert(self.core.streams.clone());
-        if let Some(jobs) = &self.core.jobs {
-            extensions.insert(jobs.clone());
-        }
+        extensions.insert(self.core.services.clone());
         let summary = Summary::of(&request);
         CoreFuture {
             inner: self.inner.call(request),

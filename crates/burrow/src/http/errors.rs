@@ -174,7 +174,7 @@ impl Summary {
             request_id: request.extensions().get::<RequestId>().cloned(),
             client,
             proxy: peer.filter(|peer| Some(*peer) != client),
-            templates: request.extensions().get::<Templates>().cloned(),
+            templates: super::Services::of(request.extensions()).map(|s| s.templates.clone()),
         }
     }
 

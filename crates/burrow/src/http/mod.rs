@@ -41,6 +41,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 
+pub(crate) use self::core_layer::Services;
 use self::core_layer::{Core, CoreLayer};
 use crate::error::Error;
 use crate::rate_limit::RateLimit;
@@ -63,12 +64,15 @@ pub(crate) fn core_stack(
         None => routes,
     };
     let routes = routes.merge(crate::storage::serve::routes(storage.clone()));
-    let core = CoreLayer(Arc::new(Core {
+    let services = Services {
         templates: ctx.templates.clone(),
         db: ctx.db.clone(),
         jobs: ctx.jobs.is_installed().then(|| ctx.jobs.clone()),
         storage: storage.clone(),
         streams: crate::live::Streams::new(settings.live, draining.clone()),
+    };
+    let core = CoreLayer(Arc::new(Core {
+        services: Arc::new(services),
         draining,
         proxies: settings.proxies.clone(),
         request_timeout: settings.request_timeout,

@@ -62,7 +62,6 @@ pub use negotiate::LANGUAGE_COOKIE;
 pub(crate) use switch::routes;
 
 use crate::error::Error;
-use crate::template::Templates;
 
 /// The framework's own catalogs (error pages, validation messages, the switcher).
 static CORE: Dir<'static> = include_dir::include_dir!("$CARGO_MANIFEST_DIR/translations");
@@ -323,7 +322,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Locale {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let templates = (parts.extensions.get::<Templates>())
+        let templates = crate::http::Services::of(&parts.extensions)
+            .map(|s| &s.templates)
             .ok_or_else(|| Error::internal("templates are not installed on this router"))?;
         Ok(templates.i18n().negotiate(&parts.headers))
     }

@@ -374,7 +374,7 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Jobs {
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Jobs, Self::Rejection> {
-        let jobs = parts.extensions.get::<Jobs>().cloned();
+        let jobs = crate::http::Services::of(&parts.extensions).and_then(|s| s.jobs.clone());
         jobs.ok_or_else(|| crate::Error::internal("the job queue is not installed on this router"))
     }
 }

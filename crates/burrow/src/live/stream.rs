@@ -21,7 +21,6 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::hub::Subscription;
 use super::{Event, Hub, LiveSettings};
-use crate::Db;
 use crate::error::Error;
 use crate::http::Draining;
 use crate::request::ClientIp;
@@ -175,11 +174,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Sse {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Sse, Response> {
-        let installed = parts
-            .extensions
-            .get::<Arc<Streams>>()
-            .cloned()
-            .zip(parts.extensions.get::<Db>().map(|db| db.live().clone()));
+        let installed = crate::http::Services::of(&parts.extensions)
+            .map(|s| (s.streams.clone(), s.db.live().clone()));
         let Some((streams, hub)) = installed else {
             return Err(
                 Error::internal("event streams are not installed on this router").into_response()
@@ -335,8 +331,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Hub {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Hub, Error> {
-        let db = parts.extensions.get::<Db>();
-        db.map(|db| db.live().clone())
+        crate::http::Services::of(&parts.extensions)
+            .map(|s| s.db.live().clone())
             .ok_or_else(|| Error::internal("the database is not installed on this router"))
     }
 }

@@ -173,10 +173,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Storage {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Storage, Error> {
-        parts
-            .extensions
-            .get::<Storage>()
-            .cloned()
+        crate::http::Services::of(&parts.extensions)
+            .map(|s| s.storage.clone())
             .ok_or_else(|| Error::internal("Storage used outside a request of the server"))
     }
 }
