@@ -2,7 +2,7 @@
 //! [`Db::write`](super::Db::write) closure gets, the same API on both engines.
 
 use super::postgres::PgConn;
-use super::row::{Row, RowInner};
+use super::row::{Columns, Row, RowInner};
 use super::{DbError, FromRow, Value};
 use crate::live::{Event, Hub};
 
@@ -124,10 +124,11 @@ impl Conn {
         match &self.0 {
             Inner::Sqlite(c) => {
                 let mut stmt = c.prepare_cached(sql)?;
+                let columns = Columns::of(&stmt);
                 let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
                 let mut out = Vec::new();
                 while let Some(row) = rows.next()? {
-                    out.push(T::from_row(&Row(RowInner::Sqlite(row)))?);
+                    out.push(T::from_row(&Row(RowInner::Sqlite(row, Some(&columns))))?);
                 }
                 Ok(out)
             }
@@ -150,9 +151,10 @@ impl Conn {
         match &self.0 {
             Inner::Sqlite(c) => {
                 let mut stmt = c.prepare_cached(sql)?;
+                let columns = Columns::of(&stmt);
                 let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
                 while let Some(row) = rows.next()? {
-                    f(&Row(RowInner::Sqlite(row)))?;
+                    f(&Row(RowInner::Sqlite(row, Some(&columns))))?;
                 }
                 Ok(())
             }
@@ -190,7 +192,7 @@ impl Conn {
                 let mut stmt = c.prepare_cached(sql)?;
                 let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
                 match rows.next()? {
-                    Some(row) => Ok(Some(T::from_row(&Row(RowInner::Sqlite(row)))?)),
+                    Some(row) => Ok(Some(T::from_row(&Row(RowInner::Sqlite(row, None)))?)),
                     None => Ok(None),
                 }
             }
