@@ -292,11 +292,17 @@ impl CookieName {
 
 /// A request's `Cookie` header values, kept (cheap clones of the received bytes) so that
 /// a signed cookie is checked only when something asks for it.
-pub(crate) struct RequestCookies(Vec<HeaderValue>);
+pub(crate) struct RequestCookies {
+    // Browsers send one `Cookie` header: kept without a `Vec` (an allocation per request
+    // for each app that reads cookies); HTTP/2 clients may split them over several.
+    first: Option<HeaderValue>,
+    rest: Vec<HeaderValue>,
+}
 
 impl RequestCookies {
     pub(crate) fn of(headers: &HeaderMap) -> RequestCookies {
-        RequestCookies(headers.get_all(header::COOKIE).iter().cloned().collect())
+        let mut all = headers.get_all(header::COOKIE).iter().cloned();
+        RequestCookies { first: all.next(), rest: all.collect() }
     }
 
     /// The first cookie `name` that `codec` validates and `parse` accepts. A browser sends
@@ -309,7 +315,8 @@ impl RequestCookies {
         parse: impl Fn(Vec<u8>) -> Option<T>,
     ) -> Option<T> {
         let now_secs = now();
-        let headers = self.0.iter().filter_map(|v| v.to_str().ok());
+        let all = self.first.iter().chain(&self.rest);
+        let headers = all.filter_map(|v| v.to_str().ok());
         let pairs = headers.flat_map(|v| v.split(';')).filter_map(|p| p.trim().split_once('='));
         let mut values = pairs.filter(|(k, _)| *k == name).map(|(_, v)| v.trim_matches('"'));
         values.find_map(|value| parse(codec.decode(name, value, now_secs)?))

@@ -103,7 +103,12 @@ where
         let (client, forwarded) = self.core.proxies.resolve(peer, request.headers());
         let extensions = request.extensions_mut();
         extensions.insert(id.clone());
-        extensions.insert(client);
+        // Without a trusted proxy the client is the peer, which `ClientIp::of` falls back
+        // to: one extension less (the map then fits the common request without growing
+        // a third time).
+        if client.0 != peer.map(|ip| ip.to_canonical()) {
+            extensions.insert(client);
+        }
         if let Some(forwarded) = forwarded {
             extensions.insert(forwarded);
         }
@@ -179,6 +184,8 @@ struct After {
 impl After {
     /// The end for a response that needs no error page and no script.
     fn finish(self, mut response: Response) -> Response {
+        // Room for the id and the security headers added outside: one growth at most.
+        response.headers_mut().reserve(8);
         request_id::echo(&self.id, &mut response);
         if self.core.dev {
             dev::log_request(&self.summary, &response, self.start);

@@ -3,12 +3,13 @@
 //! handlers and logs.
 
 use axum::extract::Request;
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 
 use crate::request::RequestId;
 
-pub(crate) const HEADER: &str = "x-request-id";
+// A `HeaderName`, not a `&str`: a custom name given as text is allocated on each insert.
+pub(crate) const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The request's id: its `X-Request-Id` when that is a sane token, else a new one.
 pub(crate) fn of(request: &Request) -> RequestId {
