@@ -253,8 +253,13 @@ impl Locale {
     /// The text of `key` with its `{name}` arguments filled in; an argument `count`
     /// also picks the plural form.
     pub fn t_args(&self, key: &str, args: &[(&str, &dyn Display)]) -> String {
-        match self.lookup(key, args) {
-            Some(text) => text,
+        match self.find(key, args) {
+            Some((text, false)) => text,
+            Some((text, true)) => {
+                let shown = format!("the {} text", self.i18n.tags[self.i18n.default]);
+                self.i18n.log_missing(self.index, key, &shown);
+                text
+            }
             None => {
                 self.i18n.log_missing(self.index, key, "the key");
                 key.to_string()
@@ -265,10 +270,17 @@ impl Locale {
     /// The text of `key`, or `None` if no catalog has it (nothing is logged): for texts
     /// with a fallback of their own.
     pub fn get(&self, key: &str, args: &[(&str, &dyn Display)]) -> Option<String> {
+        self.find(key, args).map(|(text, _)| text)
+    }
+
+    /// The text of `key` in this language, else in the default one (then `true`).
+    fn find(&self, key: &str, args: &[(&str, &dyn Display)]) -> Option<(String, bool)> {
         let count = args.iter().find(|(n, _)| *n == "count").map(|(_, v)| v.to_string());
-        let own = self.i18n.catalogs[self.index].text(key, count.as_deref());
-        own.or_else(|| self.i18n.catalogs[self.i18n.default].text(key, count.as_deref()))
-            .map(|text| text.format(args))
+        let (text, fallback) = match self.i18n.catalogs[self.index].text(key, count.as_deref()) {
+            Some(text) => (text, false),
+            None => (self.i18n.catalogs[self.i18n.default].text(key, count.as_deref())?, true),
+        };
+        Some((text.format(args), fallback))
     }
 
     /// An English label declared in code, translated if a catalog has it as a key.
@@ -277,17 +289,6 @@ impl Locale {
             Some(translated) => std::borrow::Cow::Owned(translated.format(&[])),
             None => std::borrow::Cow::Borrowed(text),
         }
-    }
-
-    fn lookup(&self, key: &str, args: &[(&str, &dyn Display)]) -> Option<String> {
-        let count = args.iter().find(|(n, _)| *n == "count").map(|(_, v)| v.to_string());
-        if let Some(text) = self.i18n.catalogs[self.index].text(key, count.as_deref()) {
-            return Some(text.format(args));
-        }
-        let fallback = self.i18n.catalogs[self.i18n.default].text(key, count.as_deref())?;
-        let shown = format!("the {} text", self.i18n.tags[self.i18n.default]);
-        self.i18n.log_missing(self.index, key, &shown);
-        Some(fallback.format(args))
     }
 
     /// `ctx` with this language added, for a render outside a request (a mail, a job's
