@@ -215,11 +215,13 @@ impl CsrfState {
                 }
             }
         };
-        let mut mask = [0u8; SECRET_LEN];
-        crate::random::fill(&mut mask);
-        let mut out = mask.to_vec();
-        out.extend(current.iter().zip(mask.iter()).map(|(s, m)| s ^ m));
-        B64.encode(out)
+        let mut token = [0u8; 2 * SECRET_LEN];
+        let (mask, masked) = token.split_at_mut(SECRET_LEN);
+        crate::random::fill(mask);
+        for ((out, m), s) in masked.iter_mut().zip(mask.iter()).zip(current.iter()) {
+            *out = s ^ m;
+        }
+        B64.encode(token)
     }
 
     /// A new secret (on login): tokens from before are useless.
