@@ -15,7 +15,7 @@ use tokio::time::{Instant, sleep, sleep_until};
 use tokio_util::sync::CancellationToken;
 
 use super::queue::{self, Claim, Claimed};
-use super::{JobContext, Periodic, now_ms};
+use super::{JobContext, Periodic, Schedule, now_ms};
 use crate::context::AppContext;
 use crate::db::DbError;
 use crate::lifecycle::Lifecycle;
@@ -461,19 +461,13 @@ pub(crate) async fn schedule(ctx: AppContext, periodic: Vec<Periodic>, since: i6
         }
         let now = now_ms();
         for (p, slot) in periodic.iter().zip(next.iter_mut()) {
-            let mut due = Vec::new();
-            while let Some(at) = slot.filter(|at| *at <= now) {
-                due.push(at);
-                *slot = p.schedule.next_after(at);
-            }
-            if due.len() > MAX_CATCH_UP {
-                let skipped = due.len() - MAX_CATCH_UP;
+            let (due, skipped) = due_slots(&p.schedule, slot, now);
+            if skipped > 0 {
                 tracing::warn!(
                     job_type = p.job_type,
                     skipped,
                     "periodic job: {skipped} slot(s) long past skipped (the process was late)"
                 );
-                due.drain(..skipped);
             }
             if due.is_empty() {
                 continue;
@@ -509,9 +503,38 @@ pub(crate) async fn schedule(ctx: AppContext, periodic: Vec<Periodic>, since: i6
     }
 }
 
+/// The slots from `next` up to `now` (the last [`MAX_CATCH_UP`] of them) and how many
+/// older ones were skipped; `next` moves on to the first slot after `now`.
+fn due_slots(schedule: &Schedule, next: &mut Option<i64>, now: i64) -> (Vec<i64>, usize) {
+    let mut due = Vec::new();
+    while let Some(at) = next.filter(|at| *at <= now) {
+        due.push(at);
+        *next = schedule.next_after(at);
+    }
+    let skipped = due.len().saturating_sub(MAX_CATCH_UP);
+    due.drain(..skipped);
+    (due, skipped)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn late_slots_are_caught_up_to_a_limit_and_none_is_skipped_between_wake_ups() {
+        let every = Schedule::Every(Duration::from_secs(1));
+        // Booted at 10.5 s: the first slot is 11 s.
+        let mut next = every.next_after(10_500);
+        assert_eq!(due_slots(&every, &mut next, 10_900), (vec![], 0));
+        // Woken 2.3 s late: 11, 12 and 13 s, none lost.
+        assert_eq!(due_slots(&every, &mut next, 13_300), (vec![11_000, 12_000, 13_000], 0));
+        assert_eq!(next, Some(14_000));
+        // Suspended for a minute: the last ten slots, the 51 before them skipped.
+        let (due, skipped) = due_slots(&every, &mut next, 74_000);
+        assert_eq!((due.len(), skipped), (10, 51));
+        assert_eq!((due[0], due[9]), (65_000, 74_000));
+        assert_eq!(next, Some(75_000));
+    }
 
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
