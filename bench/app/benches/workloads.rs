@@ -1,8 +1,9 @@
-//! The three workloads of `bench/compare.sh` in-process: the bench app's router (every
-//! default layer and app: request id, access log call site, error renderer, body limit,
-//! timeout, gzip negotiation, security headers, session, CSRF, flash messages) without
-//! sockets or HTTP parsing, so a regression in the framework's own request path shows in
-//! a diff of these figures (issue 13).
+//! The three workloads of `bench/compare.sh` in-process, on both servers: the bench app's
+//! router (every default layer and app: request id, access log call site, error renderer,
+//! body limit, timeout, gzip negotiation, security headers, session, CSRF, flash messages)
+//! and bench-bare's, without sockets or HTTP parsing. Each workload is a group with a
+//! `bare` and a `burrow` function, so the framework's own cost is their difference, and a
+//! regression in its request path shows in a diff of these figures (issue 13).
 //!
 //! Run by hand: `cargo bench -p bench-app --bench workloads` (see bench/README.md).
 
@@ -24,7 +25,23 @@ struct Fixture {
     _dir: tempfile::TempDir,
 }
 
-fn setup() -> Fixture {
+/// The two servers, each on its own database in a temp dir.
+#[derive(Clone, Copy, Debug)]
+enum Stack {
+    Bare,
+    Burrow,
+}
+
+impl Stack {
+    fn name(self) -> &'static str {
+        match self {
+            Stack::Bare => "bare",
+            Stack::Burrow => "burrow",
+        }
+    }
+}
+
+fn setup(stack: Stack) -> Fixture {
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let dir = tempfile::tempdir().expect("temp dir");
@@ -32,10 +49,14 @@ fn setup() -> Fixture {
     let dsn = dsn.to_str().expect("UTF-8 temp dir");
     let router = {
         let _guard = rt.enter();
-        bench_app::server()
-            .build(["bench-app", "--database-dsn", dsn])
-            .expect("the bench app builds")
-            .router
+        match stack {
+            Stack::Burrow => {
+                let server = bench_app::server().build(["bench-app", "--database-dsn", dsn]);
+                server.expect("the bench app builds").router
+            }
+            // The requests' `Host` (bench-app's base URL is derived the same way).
+            Stack::Bare => bench_bare::app(dsn, "127.0.0.1".into()).expect("bench-bare builds"),
+        }
     };
     let (cookie, token) = rt.block_on(credentials(&router));
     Fixture { rt, router, cookie, token, _dir: dir }
@@ -95,30 +116,39 @@ fn check(fx: &Fixture, request: Request<Body>, want: StatusCode, needle: &str) {
 }
 
 fn workloads(c: &mut Criterion) {
-    let fx = setup();
-    check(&fx, get("/plaintext", &fx.cookie), StatusCode::OK, "Hello, World!");
-    check(&fx, get("/entries", &fx.cookie), StatusCode::OK, "Signed in as bench");
-    check(&fx, post(&fx, 0), StatusCode::SEE_OTHER, "");
-
+    let fixtures = [Stack::Bare, Stack::Burrow].map(|stack| (stack, setup(stack)));
+    for (_, fx) in &fixtures {
+        check(fx, get("/plaintext", &fx.cookie), StatusCode::OK, "Hello, World!");
+        check(fx, get("/entries", &fx.cookie), StatusCode::OK, "Signed in as bench");
+        check(fx, post(fx, 0), StatusCode::SEE_OTHER, "");
+    }
     for (name, uri) in [("plaintext", "/plaintext"), ("page", "/entries")] {
-        c.bench_function(name, |b| {
+        let mut group = c.benchmark_group(name);
+        for (stack, fx) in &fixtures {
+            group.bench_function(stack.name(), |b| {
+                b.iter(|| {
+                    let (status, body) = fx.rt.block_on(send(&fx.router, get(uri, &fx.cookie)));
+                    debug_assert_eq!(status, StatusCode::OK);
+                    black_box(body)
+                })
+            });
+        }
+        group.finish();
+    }
+    // Last: it grows the tables (the page shows the 12 newest rows either way).
+    let mut group = c.benchmark_group("post");
+    for (stack, fx) in &fixtures {
+        let mut n = 0;
+        group.bench_function(stack.name(), |b| {
             b.iter(|| {
-                let (status, body) = fx.rt.block_on(send(&fx.router, get(uri, &fx.cookie)));
-                debug_assert_eq!(status, StatusCode::OK);
+                n += 1;
+                let (status, body) = fx.rt.block_on(send(&fx.router, post(fx, n)));
+                debug_assert_eq!(status, StatusCode::SEE_OTHER);
                 black_box(body)
             })
         });
     }
-    // Last: it grows the table (the page shows the 12 newest rows either way).
-    let mut n = 0;
-    c.bench_function("post", |b| {
-        b.iter(|| {
-            n += 1;
-            let (status, body) = fx.rt.block_on(send(&fx.router, post(&fx, n)));
-            debug_assert_eq!(status, StatusCode::SEE_OTHER);
-            black_box(body)
-        })
-    });
+    group.finish();
 }
 
 criterion_group! {
