@@ -7,71 +7,73 @@
 //!
 //! Run by hand: `cargo bench -p bench-app --bench workloads` (see bench/README.md).
 
+use std::convert::Infallible;
 use std::hint::black_box;
 
-use burrow::axum::Router;
 use burrow::axum::body::{Body, Bytes, to_bytes};
 use burrow::axum::http::{Request, StatusCode, header};
-use criterion::{Criterion, criterion_group, criterion_main};
+use burrow::axum::response::Response;
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
-use tower::ServiceExt;
+use tower::{Service, ServiceExt};
 
-struct Fixture {
+/// What both servers are: bench-bare's `Router` and bench-app's `burrow::Stack`.
+trait Server:
+    Service<Request<Body>, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Server for S where
+    S: Service<Request<Body>, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+struct Fixture<S> {
     rt: Runtime,
-    router: Router,
+    server: S,
     /// The browser's `Cookie` header (`_session` with `user`, `_csrf`) and the form token.
     cookie: String,
     token: String,
     _dir: tempfile::TempDir,
 }
 
-/// The two servers, each on its own database in a temp dir.
-#[derive(Clone, Copy, Debug)]
-enum Stack {
-    Bare,
-    Burrow,
-}
-
-impl Stack {
-    fn name(self) -> &'static str {
-        match self {
-            Stack::Bare => "bare",
-            Stack::Burrow => "burrow",
-        }
-    }
-}
-
-fn setup(stack: Stack) -> Fixture {
+/// The server `make` builds on a database in a temp dir, with a browser's credentials.
+fn setup<S: Server>(make: impl FnOnce(&str) -> S) -> Fixture<S> {
     let rt =
         tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let dir = tempfile::tempdir().expect("temp dir");
     let dsn = dir.path().join("app.db");
-    let dsn = dsn.to_str().expect("UTF-8 temp dir");
-    let router = {
+    let server = {
         let _guard = rt.enter();
-        match stack {
-            Stack::Burrow => {
-                let server = bench_app::server().build(["bench-app", "--database-dsn", dsn]);
-                server.expect("the bench app builds").router
-            }
-            // The requests' `Host` (bench-app's base URL is derived the same way).
-            Stack::Bare => bench_bare::app(dsn, "127.0.0.1".into()).expect("bench-bare builds"),
-        }
+        make(dsn.to_str().expect("UTF-8 temp dir"))
     };
-    let (cookie, token) = rt.block_on(credentials(&router));
-    Fixture { rt, router, cookie, token, _dir: dir }
+    let (cookie, token) = rt.block_on(credentials(&server));
+    let fx = Fixture { rt, server, cookie, token, _dir: dir };
+    check(&fx, get("/plaintext", &fx.cookie), StatusCode::OK, "Hello, World!");
+    check(&fx, get("/entries", &fx.cookie), StatusCode::OK, "Signed in as bench");
+    check(&fx, post(&fx, 0), StatusCode::SEE_OTHER, "");
+    fx
 }
 
 /// `GET /login` for the session cookie, then `GET /entries` for the CSRF cookie and the
 /// form's token, as bench/compare.sh gets them.
-async fn credentials(router: &Router) -> (String, String) {
-    let cookies = |response: &burrow::axum::response::Response| {
+async fn credentials(server: &impl Server) -> (String, String) {
+    let cookies = |response: &Response| {
         let values = response.headers().get_all(header::SET_COOKIE).iter();
         values.filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string)).collect()
     };
-    let login = router.clone().oneshot(get("/login", "")).await.expect("infallible");
+    let login = server.clone().oneshot(get("/login", "")).await.expect("infallible");
     let session: Vec<String> = cookies(&login);
-    let page = router.clone().oneshot(get("/entries", &session.join("; "))).await.unwrap();
+    let page = server.clone().oneshot(get("/entries", &session.join("; "))).await.unwrap();
     let cookie = [session, cookies(&page)].concat().join("; ");
     let body = to_bytes(page.into_body(), usize::MAX).await.expect("page body");
     let html = String::from_utf8_lossy(&body);
@@ -86,7 +88,7 @@ fn get(uri: &str, cookie: &str) -> Request<Body> {
     request.body(Body::empty()).expect("request")
 }
 
-fn post(fx: &Fixture, n: u64) -> Request<Body> {
+fn post<S>(fx: &Fixture<S>, n: u64) -> Request<Body> {
     let body = format!(
         "csrf_token={}&name=bench+{n}&message=Written+by+the+workloads+benchmark.",
         fx.token.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D")
@@ -100,54 +102,60 @@ fn post(fx: &Fixture, n: u64) -> Request<Body> {
         .expect("request")
 }
 
-async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Bytes) {
-    let response = router.clone().oneshot(request).await.expect("the router is infallible");
+async fn send(server: &impl Server, request: Request<Body>) -> (StatusCode, Bytes) {
+    let response = server.clone().oneshot(request).await.expect("the server is infallible");
     let status = response.status();
     (status, to_bytes(response.into_body(), usize::MAX).await.expect("response body"))
 }
 
 /// Runs `request` once and panics unless it answers `want` with `needle` in the body:
 /// a broken route fails loudly instead of timing an error page.
-fn check(fx: &Fixture, request: Request<Body>, want: StatusCode, needle: &str) {
-    let (status, body) = fx.rt.block_on(send(&fx.router, request));
+fn check<S: Server>(fx: &Fixture<S>, request: Request<Body>, want: StatusCode, needle: &str) {
+    let (status, body) = fx.rt.block_on(send(&fx.server, request));
     let text = String::from_utf8_lossy(&body);
     assert_eq!(status, want, "unexpected status; body:\n{text}");
     assert!(text.contains(needle), "body lacks {needle:?}:\n{text}");
 }
 
+/// Times `request(n)` (the n-th request) against `want`, as `name` in `group`.
+fn time<S: Server>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    fx: &Fixture<S>,
+    request: impl Fn(&Fixture<S>, u64) -> Request<Body>,
+    want: StatusCode,
+) {
+    let mut n = 0;
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            n += 1;
+            let (status, body) = fx.rt.block_on(send(&fx.server, request(fx, n)));
+            debug_assert_eq!(status, want);
+            black_box(body)
+        })
+    });
+}
+
 fn workloads(c: &mut Criterion) {
-    let fixtures = [Stack::Bare, Stack::Burrow].map(|stack| (stack, setup(stack)));
-    for (_, fx) in &fixtures {
-        check(fx, get("/plaintext", &fx.cookie), StatusCode::OK, "Hello, World!");
-        check(fx, get("/entries", &fx.cookie), StatusCode::OK, "Signed in as bench");
-        check(fx, post(fx, 0), StatusCode::SEE_OTHER, "");
-    }
+    let bare = setup(|dsn| {
+        // The requests' `Host` (bench-app's base URL is derived the same way).
+        bench_bare::app(dsn, "127.0.0.1".into()).expect("bench-bare builds")
+    });
+    let burrow = setup(|dsn| {
+        let server = bench_app::server().build(["bench-app", "--database-dsn", dsn]);
+        server.expect("the bench app builds").stack
+    });
     for (name, uri) in [("plaintext", "/plaintext"), ("page", "/entries")] {
+        let request = |cookie: &str| get(uri, cookie);
         let mut group = c.benchmark_group(name);
-        for (stack, fx) in &fixtures {
-            group.bench_function(stack.name(), |b| {
-                b.iter(|| {
-                    let (status, body) = fx.rt.block_on(send(&fx.router, get(uri, &fx.cookie)));
-                    debug_assert_eq!(status, StatusCode::OK);
-                    black_box(body)
-                })
-            });
-        }
+        time(&mut group, "bare", &bare, |fx, _| request(&fx.cookie), StatusCode::OK);
+        time(&mut group, "burrow", &burrow, |fx, _| request(&fx.cookie), StatusCode::OK);
         group.finish();
     }
     // Last: it grows the tables (the page shows the 12 newest rows either way).
     let mut group = c.benchmark_group("post");
-    for (stack, fx) in &fixtures {
-        let mut n = 0;
-        group.bench_function(stack.name(), |b| {
-            b.iter(|| {
-                n += 1;
-                let (status, body) = fx.rt.block_on(send(&fx.router, post(fx, n)));
-                debug_assert_eq!(status, StatusCode::SEE_OTHER);
-                black_box(body)
-            })
-        });
-    }
+    time(&mut group, "bare", &bare, post, StatusCode::SEE_OTHER);
+    time(&mut group, "burrow", &burrow, post, StatusCode::SEE_OTHER);
     group.finish();
 }
 

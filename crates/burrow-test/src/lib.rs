@@ -3,7 +3,7 @@
 //! parser) and `burrow` itself has no test-only code paths.
 //!
 //! It builds the server with [`Server::build`] on a fresh SQLite file in a temporary
-//! directory, then sends requests to the same [`Router`] the accept loop
+//! directory, then sends requests to the same [`Stack`](burrow::Stack) the accept loop
 //! serves, so every request goes through the whole middleware stack (security headers,
 //! sessions, CSRF, the error renderer, …) without a port. It behaves like a browser where
 //! tests need it to:
@@ -271,9 +271,9 @@ impl Client {
         &self.inner().booted.ctx
     }
 
-    /// The router requests go to: the whole stack, as the server serves it.
-    pub fn router(&self) -> &Router {
-        &self.inner().booted.router
+    /// What requests go to: the whole stack, as the server serves it.
+    pub fn stack(&self) -> &burrow::Stack {
+        &self.inner().booted.stack
     }
 
     /// The server's base URL (`http://localhost:8080` unless configured); requests carry
@@ -374,9 +374,9 @@ impl Client {
 
     /// Sends one request (no redirects followed) and updates the jar and the token.
     fn execute(&self, request: Request<Body>) -> Raw {
-        let router = self.router().clone();
+        let stack = self.stack().clone();
         let raw = self.block_on(async move {
-            let response = router.oneshot(request).await.expect("the router is infallible");
+            let response = stack.oneshot(request).await.expect("the stack is infallible");
             let (parts, body) = response.into_parts();
             let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_else(|e| {
                 panic!("reading the response body failed: {e}");

@@ -155,6 +155,7 @@ pub use db::Db;
 pub use embed::{AppFiles, Dir};
 pub use error::{Error, Result};
 pub use extract::Path;
+pub use http::Stack;
 pub use pagination::{Page, Paginator};
 pub use rate_limit::{Rate, RateLimit};
 pub use request::{ClientIp, Forwarded, PeerAddr, RequestId};

@@ -90,10 +90,11 @@ impl From<RunError> for StartError {
     }
 }
 
-/// A server whose database is migrated and whose router is built, but which is not
+/// A server whose database is migrated and whose HTTP stack is built, but which is not
 /// listening: what `serve` runs, and what tests and benchmarks drive in-process.
 pub struct Booted {
-    pub router: Router,
+    /// What the server answers requests with (see [`Stack`](crate::Stack)).
+    pub stack: crate::Stack,
     pub ctx: AppContext,
     apps: Arc<Vec<Box<dyn DynApp>>>,
     pub(crate) draining: Draining,
@@ -492,12 +493,12 @@ impl Prepared {
         booted.start_when_serving();
         let site = run::Site {
             settings: settings.clone(),
-            router: booted.router.clone(),
+            stack: booted.stack.clone(),
             // The ACME HTTP port's answers get the security headers too.
-            acme_router: tls
+            acme_stack: tls
                 .acme
                 .as_ref()
-                .map(|a| http::security_headers(a.http_router(), &settings)),
+                .map(|a| crate::Stack::plain(http::security_headers(a.http_router(), &settings))),
             draining: booted.draining.clone(),
             lifecycle: booted.ctx.lifecycle.clone(),
             close: move |grace| async move { booted.shutdown_within(grace).await },
@@ -751,12 +752,12 @@ impl Prepared {
         }
         let draining = Draining::default();
         let reloads = roots.map(|roots| watch_sources(&apps, &roots, &templates));
-        let router = http::core_stack(routes, &ctx, draining.clone(), reloads);
+        let stack = http::core_stack(routes, &ctx, draining.clone(), reloads);
         if ctx.settings.dev.is_some() {
             crate::secrets::save_dev_file();
         }
         crate::secrets::flush_warnings();
-        Ok(Booted { router, ctx, apps, draining })
+        Ok(Booted { stack, ctx, apps, draining })
     }
 }
 

@@ -7,7 +7,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use burrow::axum::Router;
+use burrow::Stack;
 use burrow::axum::body::{Body, to_bytes};
 use burrow::axum::http::{Request, StatusCode, header};
 use burrow::contrib::auth::login_link;
@@ -36,7 +36,7 @@ const SEARCH_WORD: &str = "lantern";
 
 struct Fixture {
     rt: Runtime,
-    router: Router,
+    stack: Stack,
     /// An id from the middle of the table, for the detail page, and its title.
     detail_id: i64,
     detail_title: String,
@@ -97,7 +97,7 @@ fn setup() -> Fixture {
     Fixture {
         rt,
         csrf,
-        router: booted.router,
+        stack: booted.stack,
         detail_id: first_id + detail_index as i64,
         detail_title: note_text(detail_index).0,
         _dir: dir,
@@ -121,7 +121,7 @@ async fn sign_in(booted: &burrow::Booted) -> (String, String) {
     let path = &link.url[link.url.find("/auth/link").expect("the link's path")..];
     let mut cookies: Vec<String> = Vec::new();
     let mut fetch = async |request: Request<Body>| {
-        let response = booted.router.clone().oneshot(request).await.expect("infallible");
+        let response = booted.stack.clone().oneshot(request).await.expect("infallible");
         for value in response.headers().get_all(header::SET_COOKIE) {
             let pair = value.to_str().expect("ASCII cookie").split(';').next().unwrap_or("");
             let name = pair.split('=').next().unwrap_or("").to_string();
@@ -162,9 +162,9 @@ fn post_note(fx: &Fixture, n: u64) -> Request<Body> {
         .expect("request")
 }
 
-/// Sends one request through a clone of the router and reads the whole body.
-async fn send(router: &Router, request: Request<Body>) -> (StatusCode, burrow::axum::body::Bytes) {
-    let response = router.clone().oneshot(request).await.expect("the router is infallible");
+/// Sends one request through a clone of the stack and reads the whole body.
+async fn send(stack: &Stack, request: Request<Body>) -> (StatusCode, burrow::axum::body::Bytes) {
+    let response = stack.clone().oneshot(request).await.expect("the stack is infallible");
     let status = response.status();
     let body = to_bytes(response.into_body(), usize::MAX).await.expect("response body");
     (status, body)
@@ -180,7 +180,7 @@ fn check(
     want: StatusCode,
     needle: &str,
 ) -> String {
-    let (status, body) = fx.rt.block_on(send(&fx.router, request));
+    let (status, body) = fx.rt.block_on(send(&fx.stack, request));
     let text = String::from_utf8_lossy(&body).into_owned();
     assert_eq!(status, want, "{name}: unexpected status; body:\n{text}");
     assert!(text.contains(needle), "{name}: body lacks {needle:?}:\n{text}");
@@ -198,7 +198,7 @@ fn bench_get(c: &mut Criterion, fx: &Fixture, name: &str, uri: &str, needle: &st
     check(fx, name, get(fx, uri), StatusCode::OK, needle);
     c.bench_function(name, |b| {
         b.iter(|| {
-            let (status, body) = fx.rt.block_on(send(&fx.router, get(fx, uri)));
+            let (status, body) = fx.rt.block_on(send(&fx.stack, get(fx, uri)));
             debug_assert_eq!(status, StatusCode::OK);
             black_box(body)
         })
@@ -231,8 +231,8 @@ fn request_path(c: &mut Criterion) {
     // The list page again, as a browser asks for it: gzip-compressed.
     let response = fx
         .rt
-        .block_on(fx.router.clone().oneshot(get_gzip(&fx, "/notes")))
-        .expect("the router is infallible");
+        .block_on(fx.stack.clone().oneshot(get_gzip(&fx, "/notes")))
+        .expect("the stack is infallible");
     assert_eq!(response.status(), StatusCode::OK, "GET /notes with gzip");
     assert_eq!(
         response.headers().get(header::CONTENT_ENCODING).map(|v| v.as_bytes()),
@@ -241,7 +241,7 @@ fn request_path(c: &mut Criterion) {
     );
     c.bench_function("GET /notes (list, gzip)", |b| {
         b.iter(|| {
-            let (status, body) = fx.rt.block_on(send(&fx.router, get_gzip(&fx, "/notes")));
+            let (status, body) = fx.rt.block_on(send(&fx.stack, get_gzip(&fx, "/notes")));
             debug_assert_eq!(status, StatusCode::OK);
             black_box(body)
         })
@@ -252,7 +252,7 @@ fn request_path(c: &mut Criterion) {
     c.bench_function("POST /notes (form insert)", |b| {
         b.iter(|| {
             n += 1;
-            let (status, body) = fx.rt.block_on(send(&fx.router, post_note(&fx, n)));
+            let (status, body) = fx.rt.block_on(send(&fx.stack, post_note(&fx, n)));
             debug_assert_eq!(status, StatusCode::SEE_OTHER);
             black_box(body)
         })

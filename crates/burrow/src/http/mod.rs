@@ -8,10 +8,13 @@
 //! through the error renderer. The security headers are outside every layer that answers
 //! on its own, so every response gets them (gzip only encodes what passes through).
 //!
-//! The stack is applied with one `Router::layer` call: axum boxes each layered service,
-//! and every request then pays a boxed clone and a boxed future per boxing. The core
-//! layer is a tower service with its own future, and the session and CSRF apps' layers
-//! are [`around`] layers, so none of them boxes anything on a request's common path.
+//! The core stack wraps the router from outside, as one concrete service ([`Stack`]):
+//! `Router::layer` would box it into every route, and each boxing costs every request a
+//! boxed clone of everything below it and a boxed future. The core layer is a tower
+//! service with its own future, and the security headers and the session and CSRF apps'
+//! layers are [`around`] layers, so none of them boxes anything on a request's common
+//! path. App middleware (`App::middleware`) is applied with `Router::layer`, below the
+//! router's matching, so it sees the matched route.
 //!
 //! With `--dev` ([`dev`]), the reload routes are added, the core layer puts the reload
 //! script into pages (error pages too) before gzip, and the access log is one readable
@@ -29,24 +32,119 @@ mod security_headers;
 pub(crate) mod staticfiles;
 
 use std::any::Any;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::body::Body;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
+use pin_project_lite::pin_project;
 use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::CompressionLevel;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::compression::CompressionLayer;
-use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
+use tower_http::compression::predicate::{And, NotForContentType, Predicate, SizeAbove};
+use tower_http::compression::{Compression, CompressionLayer};
 
+use self::around::{AroundLayer, AroundService};
+use self::body_limit::BodyLimit;
 pub(crate) use self::core_layer::Services;
-use self::core_layer::{Core, CoreLayer};
+use self::core_layer::{Core, CoreLayer, CoreService};
+use self::security_headers::SecurityHeaders;
 use crate::error::Error;
-use crate::rate_limit::RateLimit;
+use crate::rate_limit::{RateLimit, RateLimited};
 
 pub(crate) use security_headers::security_headers;
+
+/// Everything the server answers, as a tower service: the core stack around every app's
+/// routes (or, on acme mode's HTTP port, the ACME router). `stack.clone().oneshot(request)`
+/// is a request served as the server serves it, without a socket:
+///
+/// ```no_run
+/// use burrow::axum::{body::Body, http::Request};
+/// use tower::ServiceExt;
+///
+/// # async fn example(booted: burrow::Booted) {
+/// let request = Request::get("/healthz/live").body(Body::empty()).unwrap();
+/// let response = booted.stack.clone().oneshot(request).await.unwrap();
+/// assert_eq!(response.status(), 200);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Stack(Inner);
+
+// Not boxed: every request clones the stack, and a box would be an allocation per request.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone)]
+enum Inner {
+    Site(Site),
+    Plain(Router),
+}
+
+/// The core stack's layers, outermost first, around the router (see [`core_stack`]).
+type Site = Compression<
+    AroundService<SecurityHeaders, CoreService<RateLimited<BodyLimit<Unlimited<Caught>>>>>,
+    Compressible,
+>;
+type Caught = CatchPanic<Router, fn(Box<dyn Any + Send + 'static>) -> Response>;
+/// axum's default body limit switched off (burrow's [`body_limit`] is the limit).
+type Unlimited<S> = <DefaultBodyLimit as Layer<S>>::Service;
+type Compressible =
+    And<And<And<SizeAbove, NotForContentType>, NotForContentType>, NotForContentType>;
+
+impl Stack {
+    /// A router served as it is (acme mode's HTTP port).
+    pub(crate) fn plain(router: Router) -> Stack {
+        Stack(Inner::Plain(router))
+    }
+}
+
+impl Service<Request> for Stack {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = StackFuture;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        match &mut self.0 {
+            Inner::Site(site) => site.poll_ready(cx),
+            Inner::Plain(router) => Service::<Request>::poll_ready(router, cx),
+        }
+    }
+
+    fn call(&mut self, request: Request) -> StackFuture {
+        match &mut self.0 {
+            Inner::Site(site) => StackFuture::Site { future: site.call(request) },
+            Inner::Plain(router) => StackFuture::Plain { future: router.call(request) },
+        }
+    }
+}
+
+pin_project! {
+    /// The future of a [`Stack`]'s response.
+    #[project = StackProj]
+    pub enum StackFuture {
+        Site { #[pin] future: <Site as Service<Request>>::Future },
+        Plain { #[pin] future: <Router as Service<Request>>::Future },
+    }
+}
+
+impl Future for StackFuture {
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project() {
+            StackProj::Site { future } => {
+                let Ok(response) = ready!(future.poll(cx));
+                Poll::Ready(Ok(response.map(Body::new)))
+            }
+            StackProj::Plain { future } => future.poll(cx),
+        }
+    }
+}
 
 /// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack,
 /// which hands requests what `ctx` holds (templates, database, job queue, storage).
@@ -55,7 +153,7 @@ pub(crate) fn core_stack(
     ctx: &crate::AppContext,
     draining: Draining,
     dev: Option<dev::Reloads>,
-) -> Router {
+) -> Stack {
     let settings = &*ctx.settings;
     let storage = ctx.storage.clone();
     let live = dev.is_some();
@@ -78,15 +176,14 @@ pub(crate) fn core_stack(
         request_timeout: settings.request_timeout,
         dev: live,
     }));
-    // One `Router::layer` call for the whole stack: axum boxes the service (and, per
-    // request, clones it and boxes its future) once per call, not once per layer.
-    let stack = ServiceBuilder::new()
+    let panic_response: fn(Box<dyn Any + Send + 'static>) -> Response = panic_response;
+    let site = ServiceBuilder::new()
         .layer(
             CompressionLayer::new()
                 .quality(CompressionLevel::Fastest)
                 .compress_when(compressible()),
         )
-        .layer(security_headers::layer(settings))
+        .layer(AroundLayer(SecurityHeaders::from_settings(settings)))
         .layer(core)
         // Load balancers' health checks are never limited.
         .layer(RateLimit::per_ip_or_off(settings.rate_limit).exempt("/healthz/"))
@@ -96,11 +193,12 @@ pub(crate) fn core_stack(
             storage.backend().spool_dir().to_path_buf(),
         ))
         .layer(DefaultBodyLimit::disable())
-        .layer(CatchPanicLayer::custom(panic_response));
-    // `with_state` turns every handler into a service now: left as handlers, axum would
-    // clone each one and apply the layers above it on every request (as
-    // `Router::into_make_service` avoids, which burrow's own accept loop does not use).
-    routes.layer(stack).with_state(())
+        .layer(CatchPanicLayer::custom(panic_response))
+        // `with_state` turns every handler into a service now: left as handlers, axum
+        // would turn each one into a service on every request (as
+        // `Router::into_make_service` avoids, which burrow's own accept loop does not use).
+        .service(routes.with_state(()));
+    Stack(Inner::Site(site))
 }
 
 /// Set while the server drains: HTTP/1.1 responses then carry `Connection: close`, so
@@ -125,7 +223,7 @@ impl Draining {
 }
 
 /// Bodies worth compressing: small ones cost more CPU than they save bytes.
-fn compressible() -> impl Predicate {
+fn compressible() -> Compressible {
     SizeAbove::new(1024)
         .and(NotForContentType::GRPC)
         .and(NotForContentType::IMAGES)

@@ -18,9 +18,11 @@
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
-use tower::util::MapResponseLayer;
+
+use super::around::{Around, AroundLayer};
 
 use crate::settings::Settings;
 
@@ -28,31 +30,33 @@ use crate::settings::Settings;
 const HSTS: &str = "max-age=63072000; includeSubDomains";
 const HSTS_PRELOAD: &str = "max-age=63072000; includeSubDomains; preload";
 
-/// Wraps `router` so that every response it gives carries the security headers (also
-/// used for the ACME HTTP port's router, which is not behind the core stack).
+/// Wraps `router` so that every response it gives carries the security headers (the ACME
+/// HTTP port's router, which is not behind the core stack; the core stack has the
+/// [`SecurityHeaders`] layer).
 pub(crate) fn security_headers(router: Router, settings: &Settings) -> Router {
-    router.layer(layer(settings))
+    router.layer(AroundLayer(SecurityHeaders::from_settings(settings)))
 }
 
-/// The layer that adds them: a response mapper, not `from_fn`, so no boxed future per
+/// Adds the headers to every response: an [`Around`] layer, so no boxed future per
 /// request; the headers are built once and cloning them per response copies a pointer or
 /// bumps a refcount.
-pub(crate) fn layer(
-    settings: &Settings,
-) -> MapResponseLayer<impl Fn(Response) -> Response + Clone + Send + Sync + 'static> {
-    let headers = SecurityHeaders::from_settings(settings);
-    MapResponseLayer::new(move |mut response: Response| {
-        headers.add_missing(response.headers_mut());
+impl Around for SecurityHeaders {
+    type State = ();
+
+    fn before(&self, _request: &mut Request) {}
+
+    fn after(&self, _state: (), mut response: Response) -> Response {
+        self.add_missing(response.headers_mut());
         response
-    })
+    }
 }
 
 /// The headers, built once from the settings.
 #[derive(Clone)]
-struct SecurityHeaders(Arc<[(HeaderName, HeaderValue)]>);
+pub(crate) struct SecurityHeaders(Arc<[(HeaderName, HeaderValue)]>);
 
 impl SecurityHeaders {
-    fn from_settings(settings: &Settings) -> SecurityHeaders {
+    pub(crate) fn from_settings(settings: &Settings) -> SecurityHeaders {
         let mut headers = vec![
             (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
             (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulConnection;
@@ -67,7 +66,7 @@ pub(crate) fn builder() -> Builder<TokioExecutor> {
 
 /// What an accept loop needs to serve a connection.
 pub(crate) struct Conns {
-    pub(crate) router: Router,
+    pub(crate) stack: crate::Stack,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) builder: Builder<TokioExecutor>,
     pub(crate) limits: ConnectionLimits,
@@ -114,7 +113,7 @@ pub(crate) async fn accept_loop(
         let conn = Connection {
             peer,
             accepted_at,
-            router: conns.router.clone(),
+            stack: conns.stack.clone(),
             builder: conns.builder.clone(),
             limits: conns.limits,
             // Taken before the task starts: a drain signalled while the TLS handshake
@@ -133,7 +132,7 @@ pub(crate) async fn accept_loop(
 struct Connection {
     peer: std::net::SocketAddr,
     accepted_at: Instant,
-    router: Router,
+    stack: crate::Stack,
     builder: Builder<TokioExecutor>,
     limits: ConnectionLimits,
     drain: watch::Receiver<bool>,
@@ -161,12 +160,12 @@ impl Connection {
         let peer = self.peer;
         let activity = Arc::new(Activity::new(self.accepted_at));
         let tracked = activity.clone();
-        let router = self.router;
+        let stack = self.stack;
         let service = hyper::service::service_fn(
             move |mut request: hyper::Request<hyper::body::Incoming>| {
                 let done = tracked.request_started();
                 request.extensions_mut().insert(PeerAddr(peer));
-                let response = router.clone().oneshot(request.map(axum::body::Body::new));
+                let response = stack.clone().oneshot(request.map(axum::body::Body::new));
                 // In flight until its body is sent (or dropped): a long download or an
                 // event stream is not idle.
                 async move { response.await.map(|r| r.map(|body| Tracked { body, _done: done })) }

@@ -19,7 +19,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
@@ -61,10 +60,10 @@ pub(crate) struct Listener {
     pub(crate) role: Role,
 }
 
-/// A listener ready to serve: the router behind it and, for HTTPS, the TLS acceptor.
+/// A listener ready to serve: the stack behind it and, for HTTPS, the TLS acceptor.
 pub(crate) struct Endpoint {
     pub(crate) socket: std::net::TcpListener,
-    pub(crate) router: Router,
+    pub(crate) stack: crate::Stack,
     pub(crate) tls: Option<TlsAcceptor>,
 }
 
@@ -237,7 +236,7 @@ pub(crate) async fn serve(
         endpoint.socket.set_nonblocking(true)?;
         let listener = TcpListener::from_std(endpoint.socket)?;
         let conns = conn::Conns {
-            router: endpoint.router,
+            stack: endpoint.stack,
             tls: endpoint.tls,
             builder: builder.clone(),
             limits,

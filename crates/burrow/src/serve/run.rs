@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
 use tokio::task::{JoinError, JoinHandle};
 use tokio::time::Instant;
 
@@ -18,6 +17,7 @@ use super::pidfile::PidFile;
 use super::restart::{Failure, Inherited, Mode, start_successor};
 use super::tls::Tls;
 use super::{Endpoint, Listener, Role, Signal, Signals, Stop, blocking, notify, serve};
+use crate::Stack;
 use crate::http::Draining;
 use crate::lifecycle::Lifecycle;
 use crate::settings::Settings;
@@ -34,10 +34,10 @@ const MIN_CLOSE_GRACE: Duration = Duration::from_millis(200);
 pub(crate) struct Site<F> {
     pub(crate) settings: Arc<Settings>,
     /// Served on every app listener.
-    pub(crate) router: Router,
+    pub(crate) stack: Stack,
     /// Served on acme mode's HTTP port (challenge answers, the redirect to https), already
     /// wrapped by the server in the headers every response gets; `None` in other modes.
-    pub(crate) acme_router: Option<Router>,
+    pub(crate) acme_stack: Option<Stack>,
     /// Set when draining starts; the server's middleware then closes keep-alive connections.
     pub(crate) draining: Draining,
     /// Told when this process serves and when it starts draining (apps' background work).
@@ -101,10 +101,10 @@ where
     F: FnOnce(Duration) -> C,
     C: Future<Output = ()>,
 {
-    let Site { settings, router, acme_router, draining, lifecycle, close } = site;
+    let Site { settings, stack, acme_stack, draining, lifecycle, close } = site;
     log_modes(&mode, &settings);
     let handover = handover_copies(&listeners).map_err(RunError::Listeners)?;
-    let endpoints = endpoints(listeners, &tls, &router, acme_router.as_ref(), &settings);
+    let endpoints = endpoints(listeners, &tls, &stack, acme_stack.as_ref(), &settings);
     let stop = Stop::new(draining);
     let server = tokio::spawn(serve(
         endpoints,
@@ -195,8 +195,8 @@ fn handover_copies(listeners: &[Listener]) -> io::Result<Vec<Listener>> {
 fn endpoints(
     listeners: Vec<Listener>,
     tls: &Tls,
-    router: &Router,
-    acme_router: Option<&Router>,
+    stack: &Stack,
+    acme_stack: Option<&Stack>,
     settings: &Settings,
 ) -> Vec<Endpoint> {
     let scheme = if tls.acceptor.is_some() { "https" } else { "http" };
@@ -204,13 +204,13 @@ fn endpoints(
         .into_iter()
         .map(|listener| {
             let addr = listener.socket.local_addr().map(|a| a.to_string()).unwrap_or_default();
-            match (listener.role, acme_router) {
-                (Role::AcmeHttp, Some(acme_router)) => {
+            match (listener.role, acme_stack) {
+                (Role::AcmeHttp, Some(acme_stack)) => {
                     tracing::info!(
                         addr = %addr,
                         "listening on http://{addr} (ACME HTTP-01 challenges; redirect to https)"
                     );
-                    Endpoint { socket: listener.socket, router: acme_router.clone(), tls: None }
+                    Endpoint { socket: listener.socket, stack: acme_stack.clone(), tls: None }
                 }
                 _ => {
                     tracing::info!(
@@ -220,7 +220,7 @@ fn endpoints(
                     );
                     Endpoint {
                         socket: listener.socket,
-                        router: router.clone(),
+                        stack: stack.clone(),
                         tls: tls.acceptor.clone(),
                     }
                 }

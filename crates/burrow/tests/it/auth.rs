@@ -2,6 +2,7 @@
 //! links, the guards' answers to anonymous, htmx and JSON clients, and sessions that end
 //! everywhere on logout and role changes.
 
+use burrow::Stack;
 use burrow::axum::Router;
 use burrow::axum::body::Body;
 use burrow::axum::handler::Handler;
@@ -122,12 +123,12 @@ impl Browser {
         Browser { language: Some(language), ..Browser::default() }
     }
 
-    async fn request(&mut self, router: &Router, mut req: Request<Body>) -> Reply {
+    async fn request(&mut self, stack: &Stack, mut req: Request<Body>) -> Reply {
         if let Some(language) = self.language {
             let value = header::HeaderValue::from_static(language);
             req.headers_mut().insert(header::ACCEPT_LANGUAGE, value);
         }
-        let reply = send(router, req).await;
+        let reply = send(stack, req).await;
         for value in reply.headers.get_all(header::SET_COOKIE) {
             let text = value.to_str().unwrap();
             let (pair, attrs) = text.split_once(';').unwrap_or((text, ""));
@@ -144,14 +145,14 @@ impl Browser {
         self.cookies.iter().map(|(n, v)| format!("{n}={v}")).collect::<Vec<_>>().join("; ")
     }
 
-    async fn get(&mut self, router: &Router, path: &str) -> Reply {
+    async fn get(&mut self, stack: &Stack, path: &str) -> Reply {
         let req = Request::get(path).header(header::COOKIE, self.cookie_header());
-        self.request(router, req.body(Body::empty()).unwrap()).await
+        self.request(stack, req.body(Body::empty()).unwrap()).await
     }
 
     /// A form POST with the CSRF token of a page that rendered one.
-    async fn post(&mut self, router: &Router, path: &str, form: &str) -> Reply {
-        let page = self.get(router, "/page").await;
+    async fn post(&mut self, stack: &Stack, path: &str, form: &str) -> Reply {
+        let page = self.get(stack, "/page").await;
         let token = between(&page.body, "name=\"csrf_token\" value=\"", "\"");
         let body = if form.is_empty() {
             format!("csrf_token={token}")
@@ -161,25 +162,25 @@ impl Browser {
         let req = Request::post(path)
             .header(header::COOKIE, self.cookie_header())
             .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
-        self.request(router, req.body(Body::from(body)).unwrap()).await
+        self.request(stack, req.body(Body::from(body)).unwrap()).await
     }
 
     /// Follows a sign-in link the way a person does: open it, press the button.
     async fn sign_in(&mut self, env: &Env, username: &str) {
-        let router = &env.booted.router;
+        let stack = &env.booted.stack;
         let link = login_link(&env.booted.ctx, username).await.expect("link issued");
         let path = link.url.split_once("://").unwrap().1;
         let path = &path[path.find('/').unwrap()..];
-        let page = self.get(router, path).await;
+        let page = self.get(stack, path).await;
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
         let heading = between(&page.body, "<h1>", "</h1>");
         assert!(heading.contains(&format!(" {username}")), "{}", page.body);
         let token = path.split_once("token=").unwrap().1;
-        let done = self.post(router, "/auth/link", &format!("token={token}")).await;
+        let done = self.post(stack, "/auth/link", &format!("token={token}")).await;
         assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
         // On to adding a passkey: links are for accounts without one.
         assert_eq!(done.headers[header::LOCATION], "/auth/credentials/");
-        assert_eq!(self.get(router, "/whoami").await.body, username);
+        assert_eq!(self.get(stack, "/whoami").await.body, username);
     }
 }
 
@@ -196,41 +197,41 @@ async fn create(env: &Env, username: &str, role: Option<Role>) -> Result<users::
 
 async fn guards_send_anonymous_visitors_to_sign_in(postgres: bool) {
     let env = boot(postgres);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let mut anonymous = Browser::default();
-    let reply = anonymous.get(router, "/private?tab=2").await;
+    let reply = anonymous.get(stack, "/private?tab=2").await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER);
     assert_eq!(reply.headers[header::LOCATION], "/auth/login?next=%2Fprivate%3Ftab%3D2");
     // htmx navigates instead of swapping the login page into a fragment.
     let req = Request::get("/staff").header("hx-request", "true").body(Body::empty()).unwrap();
-    let reply = send(router, req).await;
+    let reply = send(stack, req).await;
     assert_eq!(reply.status, StatusCode::NO_CONTENT);
     assert_eq!(reply.headers["hx-redirect"], "/auth/login?next=%2Fstaff");
     // JSON clients get a 401 they can read.
     let req = Request::get("/admin").header(header::ACCEPT, "application/json");
-    let reply = send(router, req.body(Body::empty()).unwrap()).await;
+    let reply = send(stack, req.body(Body::empty()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::UNAUTHORIZED);
     assert!(reply.body.contains("\"error\""), "{}", reply.body);
-    assert_eq!(anonymous.get(router, "/whoami").await.body, "anonymous");
-    let page = anonymous.get(router, "/page").await;
+    assert_eq!(anonymous.get(stack, "/whoami").await.body, "anonymous");
+    let page = anonymous.get(stack, "/page").await;
     assert!(
         page.body.contains("authenticated: false") && page.body.contains("Sign in"),
         "{}",
         page.body
     );
     // The login page keeps a safe `next` only.
-    let login = anonymous.get(router, "/auth/login?next=//evil.example").await;
+    let login = anonymous.get(stack, "/auth/login?next=//evil.example").await;
     assert_eq!(login.status, StatusCode::OK);
     assert!(!login.body.contains("evil.example"), "{}", login.body);
     assert!(login.body.contains("data-passkey-login"), "passkeys are on: {}", login.body);
     assert!(!login.body.contains("Passkeys are off"), "{}", login.body);
-    let register = anonymous.get(router, "/auth/register").await;
+    let register = anonymous.get(stack, "/auth/register").await;
     assert!(register.body.contains("data-passkey-register"), "{}", register.body);
 }
 
 async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
     let env = boot(postgres);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let db = &env.booted.ctx.db;
 
     // The first account is an admin whatever was asked; later ones get what was asked.
@@ -243,8 +244,8 @@ async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
 
     let mut alice_browser = Browser::default();
     alice_browser.sign_in(&env, "alice").await;
-    assert_eq!(alice_browser.get(router, "/admin").await.body, "alice");
-    let page = alice_browser.get(router, "/page").await;
+    assert_eq!(alice_browser.get(stack, "/admin").await.body, "alice");
+    let page = alice_browser.get(stack, "/page").await;
     assert!(page.body.contains("authenticated: true") && page.body.contains("user: alice"));
     assert!(page.body.contains("Sign out"), "{}", page.body);
 
@@ -252,17 +253,17 @@ async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
     let link = login_link(&env.booted.ctx, "bob").await.unwrap();
     let token = link.url.split_once("token=").unwrap().1.to_string();
     let mut mallory = Browser::default();
-    let used = mallory.post(router, "/auth/link", &format!("token={token}")).await;
+    let used = mallory.post(stack, "/auth/link", &format!("token={token}")).await;
     assert_eq!(used.status, StatusCode::SEE_OTHER);
-    let again = Browser::default().post(router, "/auth/link", &format!("token={token}")).await;
+    let again = Browser::default().post(stack, "/auth/link", &format!("token={token}")).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST, "{}", again.body);
     let stale = login_link(&env.booted.ctx, "bob").await.unwrap();
     db.write(|c| c.execute("UPDATE auth_tokens SET expires_at = '2000-01-01T00:00:00Z'", &[]))
         .await
         .unwrap();
     let path = &stale.url[stale.url.find("/auth/").unwrap()..];
-    assert_eq!(Browser::default().get(router, path).await.status, StatusCode::BAD_REQUEST);
-    assert_eq!(Browser::default().get(router, "/auth/link?token=nope").await.status, 400);
+    assert_eq!(Browser::default().get(stack, path).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(Browser::default().get(stack, "/auth/link?token=nope").await.status, 400);
 
     // bob is no staff member: the 403 page, not the login page.
     let mut bob_browser = Browser::default();
@@ -273,11 +274,11 @@ async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
         let links = nav.split("</a>").filter(|l| l.contains("<a "));
         links.map(|l| l[l.rfind('>').unwrap() + 1..].trim().to_string()).collect()
     };
-    assert_eq!(nav(&Browser::default().get(router, "/page").await.body), ["Public"]);
-    assert_eq!(nav(&bob_browser.get(router, "/page").await.body), ["Public", "Members"]);
-    let alice_nav = nav(&alice_browser.get(router, "/page").await.body);
+    assert_eq!(nav(&Browser::default().get(stack, "/page").await.body), ["Public"]);
+    assert_eq!(nav(&bob_browser.get(stack, "/page").await.body), ["Public", "Members"]);
+    let alice_nav = nav(&alice_browser.get(stack, "/page").await.body);
     assert_eq!(alice_nav, ["Public", "Members", "Staff area"]);
-    let forbidden = bob_browser.get(router, "/staff").await;
+    let forbidden = bob_browser.get(stack, "/staff").await;
     assert_eq!(forbidden.status, StatusCode::FORBIDDEN);
     // Error pages know who is signed in too (rendered outside the app middleware).
     assert!(
@@ -285,22 +286,22 @@ async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
         "{}",
         forbidden.body
     );
-    let missing = bob_browser.get(router, "/no/such/page").await;
+    let missing = bob_browser.get(stack, "/no/such/page").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(
         missing.body.contains("Sign out") && missing.body.contains(">Members<"),
         "{}",
         missing.body
     );
-    let anonymous_missing = Browser::default().get(router, "/no/such/page").await;
+    let anonymous_missing = Browser::default().get(stack, "/no/such/page").await;
     assert!(anonymous_missing.body.contains(">Sign in<"), "{}", anonymous_missing.body);
     // Promoted, his sessions end (they carried the old role); signed in again, he is staff.
     db.write(|c| Ok(users::set_role(c, "bob", Role::Staff))).await.unwrap().unwrap();
-    assert_eq!(bob_browser.get(router, "/whoami").await.body, "anonymous");
-    assert_eq!(mallory.get(router, "/whoami").await.body, "anonymous");
+    assert_eq!(bob_browser.get(stack, "/whoami").await.body, "anonymous");
+    assert_eq!(mallory.get(stack, "/whoami").await.body, "anonymous");
     bob_browser.sign_in(&env, "bob").await;
-    assert_eq!(bob_browser.get(router, "/staff").await.body, "bob");
-    assert_eq!(bob_browser.get(router, "/admin").await.status, StatusCode::FORBIDDEN);
+    assert_eq!(bob_browser.get(stack, "/staff").await.body, "bob");
+    assert_eq!(bob_browser.get(stack, "/admin").await.status, StatusCode::FORBIDDEN);
 
     // The last admin stays one.
     let demoted = db.write(|c| Ok(users::set_role(c, "alice", Role::User))).await.unwrap();
@@ -308,12 +309,12 @@ async fn roles_links_and_sessions_that_end_everywhere(postgres: bool) {
 
     // Logout ends every session of the user: a copy of the cookie is anonymous after it.
     let copied = alice_browser.clone();
-    let out = alice_browser.post(router, "/auth/logout", "").await;
+    let out = alice_browser.post(stack, "/auth/logout", "").await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
     assert_eq!(out.headers[header::LOCATION], "/auth/login");
-    assert_eq!(alice_browser.get(router, "/whoami").await.body, "anonymous");
+    assert_eq!(alice_browser.get(stack, "/whoami").await.body, "anonymous");
     let mut replay = copied;
-    assert_eq!(replay.get(router, "/private").await.status, StatusCode::SEE_OTHER);
+    assert_eq!(replay.get(stack, "/private").await.status, StatusCode::SEE_OTHER);
 
     // The audit log has it all, and no token.
     let sql = "SELECT event, username, detail FROM auth_events ORDER BY id";
@@ -359,25 +360,25 @@ mod accounts {
 }
 
 /// A JSON POST with the CSRF token of a page, as passkeys.js sends it.
-async fn post_json(browser: &mut Browser, router: &Router, path: &str, body: &str) -> Reply {
-    let page = browser.get(router, "/page").await;
+async fn post_json(browser: &mut Browser, stack: &Stack, path: &str, body: &str) -> Reply {
+    let page = browser.get(stack, "/page").await;
     let token = between(&page.body, "name=\"csrf_token\" value=\"", "\"").to_string();
     let req = Request::post(path)
         .header(header::COOKIE, browser.cookie_header())
         .header(header::CONTENT_TYPE, "application/json")
         .header(header::ACCEPT, "application/json")
         .header("x-csrf-token", token);
-    browser.request(router, req.body(Body::from(body.to_string())).unwrap()).await
+    browser.request(stack, req.body(Body::from(body.to_string())).unwrap()).await
 }
 
 async fn passkey_ceremonies_refuse_what_they_did_not_begin(postgres: bool) {
     let env = boot(postgres);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let mut browser = Browser::default();
 
     // Registration options: a discoverable key with user verification, for this site.
     let begin =
-        post_json(&mut browser, router, "/auth/register/begin", r#"{"username":"Zoe"}"#).await;
+        post_json(&mut browser, stack, "/auth/register/begin", r#"{"username":"Zoe"}"#).await;
     assert_eq!(begin.status, StatusCode::OK, "{}", begin.body);
     let options: serde_json::Value = serde_json::from_str(&begin.body).unwrap();
     let pk = &options["publicKey"];
@@ -396,36 +397,35 @@ async fn passkey_ceremonies_refuse_what_they_did_not_begin(postgres: bool) {
     // A forged answer is refused, and the ceremony is spent either way.
     let forged = r#"{"id":"AAAA","rawId":"AAAA","type":"public-key",
         "response":{"attestationObject":"AAAA","clientDataJSON":"AAAA"},"extensions":{}}"#;
-    let finish = post_json(&mut browser, router, "/auth/register/finish", forged).await;
+    let finish = post_json(&mut browser, stack, "/auth/register/finish", forged).await;
     assert_eq!(finish.status, StatusCode::BAD_REQUEST, "{}", finish.body);
     assert!(finish.body.contains("\"error\""), "{}", finish.body);
-    let again = post_json(&mut browser, router, "/auth/register/finish", forged).await;
+    let again = post_json(&mut browser, stack, "/auth/register/finish", forged).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert!(again.body.contains("expired or was already used"), "{}", again.body);
     assert_eq!(create(&env, "someone", None).await.unwrap().role, Role::Admin, "no user yet");
 
     // A taken username is refused before any ceremony; a sign-in never begun is refused.
     let taken =
-        post_json(&mut browser, router, "/auth/register/begin", r#"{"username":"SOMEONE"}"#).await;
+        post_json(&mut browser, stack, "/auth/register/begin", r#"{"username":"SOMEONE"}"#).await;
     assert_eq!(taken.status, StatusCode::BAD_REQUEST);
     assert!(taken.body.contains("already taken"), "{}", taken.body);
     let assertion = r#"{"credential":{"id":"AAAA","rawId":"AAAA","type":"public-key",
         "response":{"authenticatorData":"AAAA","clientDataJSON":"AAAA","signature":"AAAA",
         "userHandle":null},"extensions":{}}}"#;
-    let stranger =
-        post_json(&mut Browser::default(), router, "/auth/login/finish", assertion).await;
+    let stranger = post_json(&mut Browser::default(), stack, "/auth/login/finish", assertion).await;
     assert_eq!(stranger.status, StatusCode::BAD_REQUEST, "{}", stranger.body);
     // Sign-in options ask for user verification and name no credential (usernameless).
-    let begin = post_json(&mut browser, router, "/auth/login/begin", "{}").await;
+    let begin = post_json(&mut browser, stack, "/auth/login/begin", "{}").await;
     let options: serde_json::Value = serde_json::from_str(&begin.body).unwrap();
     assert_eq!(options["publicKey"]["userVerification"], "required", "{options}");
     assert!(options["publicKey"]["allowCredentials"].as_array().is_none_or(|a| a.is_empty()));
-    let unknown = post_json(&mut browser, router, "/auth/login/finish", assertion).await;
+    let unknown = post_json(&mut browser, stack, "/auth/login/finish", assertion).await;
     assert_eq!(unknown.status, StatusCode::BAD_REQUEST, "{}", unknown.body);
-    assert_eq!(browser.get(router, "/whoami").await.body, "anonymous");
+    assert_eq!(browser.get(stack, "/whoami").await.body, "anonymous");
     // Without the CSRF token, nothing begins.
     let req = Request::post("/auth/login/begin").header(header::ACCEPT, "application/json");
-    let refused = send(router, req.body(Body::from("{}")).unwrap()).await;
+    let refused = send(stack, req.body(Body::from("{}")).unwrap()).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
 }
 
@@ -473,12 +473,12 @@ async fn on_an_ip_address_passkeys_are_off_and_say_why() {
     let args = ["server", "--database-dsn", &dsn, "--base-url", "http://127.0.0.1:8080"];
     let booted = server().build(args).expect("a server on an IP address starts");
     let env = Env { booted, _site: site, _pg: None };
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let mut browser = Browser::default();
-    let begin = post_json(&mut browser, router, "/auth/login/begin", "{}").await;
+    let begin = post_json(&mut browser, stack, "/auth/login/begin", "{}").await;
     assert_eq!(begin.status, StatusCode::SERVICE_UNAVAILABLE, "{}", begin.body);
     assert!(begin.body.contains("no domain name"), "{}", begin.body);
-    let login = browser.get(router, "/auth/login").await;
+    let login = browser.get(stack, "/auth/login").await;
     assert!(login.body.contains("Passkeys are off on this server"), "{}", login.body);
     create(&env, "ops", None).await.unwrap();
     browser.sign_in(&env, "ops").await;
@@ -486,21 +486,21 @@ async fn on_an_ip_address_passkeys_are_off_and_say_why() {
 
 async fn recovery_codes_sign_in_once_each(postgres: bool) {
     let env = boot(postgres);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let db = &env.booted.ctx.db;
     create(&env, "carol", None).await.unwrap();
     let mut carol = Browser::default();
     carol.sign_in(&env, "carol").await;
 
     // Made on request, shown once, never cached.
-    let regenerate = carol.post(router, "/auth/recovery-codes/regenerate", "").await;
+    let regenerate = carol.post(stack, "/auth/recovery-codes/regenerate", "").await;
     assert_eq!(regenerate.status, StatusCode::SEE_OTHER);
     assert_eq!(regenerate.headers[header::LOCATION], "/auth/recovery-codes/");
-    let shown = carol.get(router, "/auth/recovery-codes/").await;
+    let shown = carol.get(stack, "/auth/recovery-codes/").await;
     assert_eq!(shown.headers[header::CACHE_CONTROL], "no-store");
     let codes = shown_codes(&shown.body);
     assert_eq!(codes.len(), 8, "{}", shown.body);
-    let again = carol.get(router, "/auth/recovery-codes/").await;
+    let again = carol.get(stack, "/auth/recovery-codes/").await;
     assert!(!again.body.contains(&codes[0]), "codes are shown once");
     assert!(again.body.contains("You have 8 unused recovery codes of 8."), "{}", again.body);
     let stored: Vec<(String,)> =
@@ -509,29 +509,29 @@ async fn recovery_codes_sign_in_once_each(postgres: bool) {
     let plain = codes[0].replace('-', "");
     assert!(stored.iter().all(|(h,)| !h.contains(&plain)), "only hashes are stored");
 
-    carol.post(router, "/auth/logout", "").await;
+    carol.post(stack, "/auth/logout", "").await;
     let mut stranger = Browser::default();
     for (username, code) in
         [("carol", "aaaa-bbbb-cccc"), ("nobody", codes[1].as_str()), ("carol", "")]
     {
         let form = format!("username={username}&code={code}");
-        let wrong = stranger.post(router, "/auth/recovery", &form).await;
+        let wrong = stranger.post(stack, "/auth/recovery", &form).await;
         assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "{username} {code}");
         assert!(wrong.body.contains("do not match an unused code"), "{}", wrong.body);
     }
     // Any case, without dashes.
     let typed = codes[1].to_uppercase().replace('-', "");
     let used =
-        stranger.post(router, "/auth/recovery", &format!("username=Carol&code={typed}")).await;
+        stranger.post(stack, "/auth/recovery", &format!("username=Carol&code={typed}")).await;
     assert_eq!(used.status, StatusCode::SEE_OTHER, "{}", used.body);
     assert_eq!(used.headers[header::LOCATION], "/auth/recovery-codes/");
-    assert_eq!(stranger.get(router, "/whoami").await.body, "carol");
-    let page = stranger.get(router, "/auth/recovery-codes/").await;
+    assert_eq!(stranger.get(stack, "/whoami").await.body, "carol");
+    let page = stranger.get(stack, "/auth/recovery-codes/").await;
     assert!(page.body.contains("You have 7 unused recovery codes of 8."), "{}", page.body);
-    stranger.post(router, "/auth/logout", "").await;
+    stranger.post(stack, "/auth/logout", "").await;
     // Once only.
     let form = format!("username=carol&code={}", codes[1]);
-    let reused = Browser::default().post(router, "/auth/recovery", &form).await;
+    let reused = Browser::default().post(stack, "/auth/recovery", &form).await;
     assert_eq!(reused.status, StatusCode::UNPROCESSABLE_ENTITY);
     let sql = "SELECT detail FROM auth_events WHERE event = 'recovery_code_used'";
     let events: Vec<(String,)> = db.read(move |c| c.query(sql, &[])).await.unwrap();
@@ -559,7 +559,7 @@ mod recovery {
 /// does not change it.
 async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool) {
     let env = boot(postgres);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let db = &env.booted.ctx.db;
     let language_of = |name: &'static str| async move {
         let user = db.read(move |c| users::by_username(c, name)).await.unwrap().unwrap();
@@ -568,16 +568,16 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     let mut german = Browser::speaking("de-AT,de;q=0.9,en;q=0.5");
     let mut english = Browser::speaking("en-US,en;q=0.8");
 
-    let login = german.get(router, "/auth/login").await;
+    let login = german.get(stack, "/auth/login").await;
     assert!(login.body.contains(r#"<html lang="de""#), "{}", login.body);
     assert!(login.body.contains(">Mit einem Passkey anmelden</button>"), "{}", login.body);
     let cancelled =
         r#"data-cancelled="Die Passkey-Anfrage wurde abgebrochen oder ist abgelaufen.""#;
     assert!(login.body.contains(cancelled), "texts for passkeys.js: {}", login.body);
-    let register = german.get(router, "/auth/register").await;
+    let register = german.get(stack, "/auth/register").await;
     assert!(register.body.contains("<h1>Konto anlegen</h1>"), "{}", register.body);
     assert!(register.body.contains(">Benutzername</label>"), "{}", register.body);
-    let login = english.get(router, "/auth/login").await;
+    let login = english.get(stack, "/auth/login").await;
     assert!(login.body.contains(r#"<html lang="en""#), "{}", login.body);
     assert!(login.body.contains(">Sign in with a passkey</button>"), "{}", login.body);
 
@@ -588,18 +588,18 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     };
     let forged = r#"{"id":"AAAA","rawId":"AAAA","type":"public-key",
         "response":{"attestationObject":"AAAA","clientDataJSON":"AAAA"},"extensions":{}}"#;
-    let finish = post_json(&mut german, router, "/auth/register/finish", forged).await;
+    let finish = post_json(&mut german, stack, "/auth/register/finish", forged).await;
     assert_eq!(finish.status, StatusCode::BAD_REQUEST, "{}", finish.body);
     assert_eq!(
         error(&finish),
         "Diese Anmeldung oder Registrierung ist abgelaufen oder wurde schon benutzt. \
          Versuchen Sie es noch einmal."
     );
-    let finish = post_json(&mut english, router, "/auth/register/finish", forged).await;
+    let finish = post_json(&mut english, stack, "/auth/register/finish", forged).await;
     let expired = "This sign-in or registration expired or was already used. Try again.";
     assert_eq!(error(&finish), expired);
     let begin = r#"{"username":"a b"}"#;
-    let bad = post_json(&mut german, router, "/auth/register/begin", begin).await;
+    let bad = post_json(&mut german, stack, "/auth/register/begin", begin).await;
     assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.body);
     assert!(error(&bad).starts_with("Ein Benutzername hat 1 bis 64 Zeichen"), "{}", bad.body);
 
@@ -609,7 +609,7 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     assert_eq!(language_of("greta").await, "", "the site's default");
     german.sign_in(&env, "greta").await;
     assert_eq!(language_of("greta").await, "", "Accept-Language alone changes nothing");
-    let keys = german.get(router, "/auth/credentials/").await;
+    let keys = german.get(stack, "/auth/credentials/").await;
     assert!(
         keys.body.contains("Angemeldet als greta. Fügen Sie einen Passkey hinzu"),
         "{}",
@@ -619,8 +619,8 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
 
     // Plurals: the codes left, in both languages (greta's session in an English browser
     // too, which leaves her stored language alone).
-    german.post(router, "/auth/recovery-codes/regenerate", "").await;
-    let shown = german.get(router, "/auth/recovery-codes/").await;
+    german.post(stack, "/auth/recovery-codes/regenerate", "").await;
+    let shown = german.get(stack, "/auth/recovery-codes/").await;
     assert!(shown.body.contains("<strong>Speichern Sie diese Codes jetzt</strong>"));
     let codes = shown_codes(&shown.body);
     assert_eq!(codes.len(), 8, "{}", shown.body);
@@ -628,7 +628,7 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     let left = |browser: &Browser| {
         let mut browser = browser.clone();
         async move {
-            let page = browser.get(router, "/auth/recovery-codes/").await;
+            let page = browser.get(stack, "/auth/recovery-codes/").await;
             between(&page.body, r#"<p class="codes-left">"#, "</p>").to_string()
         }
     };
@@ -644,36 +644,36 @@ async fn pages_errors_and_the_stored_language_follow_the_visitor(postgres: bool)
     // The first code of the two left signs in a browser that chose German with the
     // switcher (its cookie) over its English Accept-Language: one left, and German is
     // greta's language now.
-    german.post(router, "/auth/logout", "").await;
+    german.post(stack, "/auth/logout", "").await;
     let mut stranger = Browser::speaking("en");
     stranger.cookies.push(("lang".into(), "de".into()));
     let form = format!("username=greta&code={}", codes[0]);
-    let used = stranger.post(router, "/auth/recovery", &form).await;
+    let used = stranger.post(stack, "/auth/recovery", &form).await;
     assert_eq!(used.status, StatusCode::SEE_OTHER, "{}", used.body);
     assert_eq!(language_of("greta").await, "de", "a sign-in with a choice stores it");
-    let page = stranger.get(router, "/auth/recovery-codes/").await;
+    let page = stranger.get(stack, "/auth/recovery-codes/").await;
     let flash = "Mit einem Wiederherstellungscode angemeldet. Noch 1 unbenutzter Code:";
     assert!(page.body.contains(flash), "{}", page.body);
     assert_eq!(left(&stranger).await, "Sie haben noch 1 unbenutzten Wiederherstellungscode von 8.");
 
     // The guards' answers.
-    let staff = stranger.get(router, "/staff").await;
+    let staff = stranger.get(stack, "/staff").await;
     assert_eq!(staff.status, StatusCode::FORBIDDEN);
     assert!(staff.body.contains("Diese Seite ist nur für Mitarbeiter."), "{}", staff.body);
     let req = Request::get("/private")
         .header(header::ACCEPT, "application/json")
         .header(header::ACCEPT_LANGUAGE, "de");
-    let anonymous = send(router, req.body(Body::empty()).unwrap()).await;
+    let anonymous = send(stack, req.body(Body::empty()).unwrap()).await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
     assert_eq!(error(&anonymous), "Melden Sie sich zuerst an.");
 
     // The switcher: a signed-in user's choice is their language from the next request on.
-    let switched = stranger.post(router, "/i18n/language", "lang=en&next=/auth/login").await;
+    let switched = stranger.post(stack, "/i18n/language", "lang=en&next=/auth/login").await;
     assert_eq!(switched.status, StatusCode::SEE_OTHER, "{}", switched.body);
     assert_eq!(left(&stranger).await, "You have 1 unused recovery code of 8.");
     assert_eq!(language_of("greta").await, "en");
     let mut greta_in_german = Browser { language: Some("de"), ..stranger.clone() };
-    let login = greta_in_german.get(router, "/auth/login").await;
+    let login = greta_in_german.get(stack, "/auth/login").await;
     assert!(login.body.contains(r#"<html lang="en""#), "the cookie wins: {}", login.body);
 }
 
@@ -713,7 +713,7 @@ async fn fake_passkey(env: &Env, username: &str, name: &str) -> i64 {
 
 async fn passkeys_are_listed_renamed_and_deleted_but_never_the_last(postgres: bool) {
     let env = boot(postgres);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     create(&env, "dave", None).await.unwrap();
     create(&env, "erin", None).await.unwrap();
     let first = fake_passkey(&env, "dave", "Laptop").await;
@@ -724,39 +724,38 @@ async fn passkeys_are_listed_renamed_and_deleted_but_never_the_last(postgres: bo
     let mut other_device = Browser::default();
     other_device.sign_in(&env, "dave").await;
 
-    let page = dave.get(router, "/auth/credentials/").await;
+    let page = dave.get(stack, "/auth/credentials/").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Laptop") && page.body.contains("Phone"), "{}", page.body);
     assert!(!page.body.contains("Erin"), "only one's own passkeys: {}", page.body);
     assert!(page.body.contains("data-passkey-add"), "{}", page.body);
 
     let renamed =
-        dave.post(router, &format!("/auth/credentials/{first}/rename"), "name=Work+laptop").await;
+        dave.post(stack, &format!("/auth/credentials/{first}/rename"), "name=Work+laptop").await;
     assert_eq!(renamed.status, StatusCode::SEE_OTHER);
-    assert!(dave.get(router, "/auth/credentials/").await.body.contains("Work laptop"));
+    assert!(dave.get(stack, "/auth/credentials/").await.body.contains("Work laptop"));
     // Someone else's passkey is not there for dave: 404, untouched.
-    let foreign =
-        dave.post(router, &format!("/auth/credentials/{erins}/rename"), "name=Mine").await;
+    let foreign = dave.post(stack, &format!("/auth/credentials/{erins}/rename"), "name=Mine").await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
-    let foreign = dave.post(router, &format!("/auth/credentials/{erins}/delete"), "").await;
+    let foreign = dave.post(stack, &format!("/auth/credentials/{erins}/delete"), "").await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND);
 
     // Deleting one ends dave's other sessions, not this one.
-    let deleted = dave.post(router, &format!("/auth/credentials/{second}/delete"), "").await;
+    let deleted = dave.post(stack, &format!("/auth/credentials/{second}/delete"), "").await;
     assert_eq!(deleted.status, StatusCode::SEE_OTHER);
-    let page = dave.get(router, "/auth/credentials/").await;
+    let page = dave.get(stack, "/auth/credentials/").await;
     assert!(page.body.contains("Passkey deleted."), "{}", page.body);
     assert!(!page.body.contains("Phone"), "{}", page.body);
-    assert_eq!(dave.get(router, "/whoami").await.body, "dave");
-    assert_eq!(other_device.get(router, "/whoami").await.body, "anonymous");
+    assert_eq!(dave.get(stack, "/whoami").await.body, "dave");
+    assert_eq!(other_device.get(stack, "/whoami").await.body, "anonymous");
     // The last one stays.
-    let last = dave.post(router, &format!("/auth/credentials/{first}/delete"), "").await;
+    let last = dave.post(stack, &format!("/auth/credentials/{first}/delete"), "").await;
     assert_eq!(last.status, StatusCode::SEE_OTHER);
-    let page = dave.get(router, "/auth/credentials/").await;
+    let page = dave.get(stack, "/auth/credentials/").await;
     assert!(page.body.contains("cannot be deleted"), "{}", page.body);
     assert!(page.body.contains("Work laptop"), "{}", page.body);
     // Anonymous: to the login page.
-    let anonymous = Browser::default().get(router, "/auth/credentials/").await;
+    let anonymous = Browser::default().get(stack, "/auth/credentials/").await;
     assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
 }
 
@@ -779,42 +778,41 @@ mod credentials {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn attempts_over_the_limit_get_429_with_retry_after() {
     let env = boot(false);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     create(&env, "frank", None).await.unwrap();
     let mut guesser = Browser::default();
     for attempt in 1..=5 {
         let wrong =
-            guesser.post(router, "/auth/recovery", "username=frank&code=aaaa-bbbb-cccc").await;
+            guesser.post(stack, "/auth/recovery", "username=frank&code=aaaa-bbbb-cccc").await;
         assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY, "attempt {attempt}");
     }
     // The sixth guess for frank is refused unchecked, whatever the spelling of the name.
-    let limited =
-        guesser.post(router, "/auth/recovery", "username=FRANK&code=aaaa-bbbb-cccc").await;
+    let limited = guesser.post(stack, "/auth/recovery", "username=FRANK&code=aaaa-bbbb-cccc").await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.body);
     let retry: u64 = limited.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
     assert!((1..=181).contains(&retry), "a code comes back every 3 minutes: {retry}");
     assert!(limited.body.contains("Too many requests"), "{}", limited.body);
     // Another account is not limited by frank's.
-    let other = guesser.post(router, "/auth/recovery", "username=gina&code=aaaa-bbbb-cccc").await;
+    let other = guesser.post(stack, "/auth/recovery", "username=gina&code=aaaa-bbbb-cccc").await;
     assert_eq!(other.status, StatusCode::UNPROCESSABLE_ENTITY);
 
     let mut client = Browser::default();
     for _ in 0..30 {
-        let begin = post_json(&mut client, router, "/auth/login/begin", "{}").await;
+        let begin = post_json(&mut client, stack, "/auth/login/begin", "{}").await;
         assert_eq!(begin.status, StatusCode::OK, "{}", begin.body);
     }
-    let limited = post_json(&mut client, router, "/auth/login/begin", "{}").await;
+    let limited = post_json(&mut client, stack, "/auth/login/begin", "{}").await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
     let json: serde_json::Value = serde_json::from_str(&limited.body).unwrap();
     assert!(json["error"].as_str().unwrap().contains("Too many requests"), "{json}");
-    let german = post_json(&mut Browser::speaking("de"), router, "/auth/login/begin", "{}").await;
+    let german = post_json(&mut Browser::speaking("de"), stack, "/auth/login/begin", "{}").await;
     assert_eq!(german.status, StatusCode::TOO_MANY_REQUESTS);
     let json: serde_json::Value = serde_json::from_str(&german.body).unwrap();
     let error = json["error"].as_str().unwrap();
     assert!(error.starts_with("Zu viele Anfragen. Versuchen Sie es in "), "{json}");
     // Pages that verify nothing are not limited.
-    assert_eq!(client.get(router, "/auth/login").await.status, StatusCode::OK);
+    assert_eq!(client.get(stack, "/auth/login").await.status, StatusCode::OK);
 }
 
 /// `RateLimit::per_user` counts each signed-in user on their own, whatever their address
@@ -822,12 +820,12 @@ async fn attempts_over_the_limit_get_429_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn per_user_limits_count_each_user() {
     let env = boot(false);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let mut anonymous = Browser::default();
     for _ in 0..2 {
-        assert_eq!(anonymous.get(router, "/limited").await.body, "anonymous");
+        assert_eq!(anonymous.get(stack, "/limited").await.body, "anonymous");
     }
-    let limited = anonymous.get(router, "/limited").await;
+    let limited = anonymous.get(stack, "/limited").await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     let retry: u64 = limited.headers[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
     assert!((1..=1800).contains(&retry), "one request every 30 minutes: {retry}");
@@ -836,30 +834,30 @@ async fn per_user_limits_count_each_user() {
         let mut user = Browser::default();
         user.sign_in(&env, name).await;
         for _ in 0..2 {
-            let reply = user.get(router, "/limited").await;
+            let reply = user.get(stack, "/limited").await;
             assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, name));
         }
-        assert_eq!(user.get(router, "/limited").await.status, StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(user.get(stack, "/limited").await.status, StatusCode::TOO_MANY_REQUESTS);
     }
 }
 
 async fn invite_only_registration_needs_a_valid_invite(postgres: bool) {
     let env = boot_with(postgres, &["--auth-invite-only"]);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let mut visitor = Browser::default();
     // The very first user needs none.
-    let page = visitor.get(router, "/auth/register").await;
+    let page = visitor.get(stack, "/auth/register").await;
     assert!(page.body.contains("data-passkey-register"), "{}", page.body);
-    let first = post_json(&mut visitor, router, "/auth/register/begin", r#"{"username":"root"}"#);
+    let first = post_json(&mut visitor, stack, "/auth/register/begin", r#"{"username":"root"}"#);
     assert_eq!(first.await.status, StatusCode::OK);
 
     create(&env, "root", None).await.unwrap();
-    let page = visitor.get(router, "/auth/register").await;
+    let page = visitor.get(stack, "/auth/register").await;
     assert!(
         page.body.contains("by invitation only") && !page.body.contains("data-passkey-register")
     );
     let refused =
-        post_json(&mut visitor, router, "/auth/register/begin", r#"{"username":"x"}"#).await;
+        post_json(&mut visitor, stack, "/auth/register/begin", r#"{"username":"x"}"#).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
     assert!(refused.body.contains("by invitation only"), "{}", refused.body);
 
@@ -870,17 +868,17 @@ async fn invite_only_registration_needs_a_valid_invite(postgres: bool) {
         invite.url
     );
     let token = invite.url.split_once("invite=").unwrap().1.to_string();
-    let page = visitor.get(router, &format!("/auth/register?invite={token}")).await;
+    let page = visitor.get(stack, &format!("/auth/register?invite={token}")).await;
     assert!(page.body.contains("Invitation for new@example.org."), "{}", page.body);
     assert!(page.body.contains(&format!("value=\"{token}\"")), "{}", page.body);
     let body = format!(r#"{{"username":"newbie","invite":"{token}"}}"#);
-    let invited = post_json(&mut visitor, router, "/auth/register/begin", &body).await;
+    let invited = post_json(&mut visitor, stack, "/auth/register/begin", &body).await;
     assert_eq!(invited.status, StatusCode::OK, "{}", invited.body);
     let bogus = format!(r#"{{"username":"newbie","invite":"{}"}}"#, "A".repeat(43));
-    let bogus = post_json(&mut visitor, router, "/auth/register/begin", &bogus).await;
+    let bogus = post_json(&mut visitor, stack, "/auth/register/begin", &bogus).await;
     assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
     assert!(bogus.body.contains("invalid, already used or expired"), "{}", bogus.body);
-    let page = visitor.get(router, &format!("/auth/register?invite={}", "A".repeat(43))).await;
+    let page = visitor.get(stack, &format!("/auth/register?invite={}", "A".repeat(43))).await;
     assert!(page.body.contains("no valid invitation"), "{}", page.body);
     assert!(create_invite(&env.booted.ctx, "not an email").await.is_err());
     // Only the hash is stored.
@@ -912,15 +910,11 @@ mod invites {
 async fn a_ceremony_begun_before_a_restart_finishes_after_it(postgres: bool) {
     let old = boot(postgres);
     let mut browser = Browser::default();
-    let begin = post_json(
-        &mut browser,
-        &old.booted.router,
-        "/auth/register/begin",
-        r#"{"username":"hal"}"#,
-    )
-    .await;
+    let begin =
+        post_json(&mut browser, &old.booted.stack, "/auth/register/begin", r#"{"username":"hal"}"#)
+            .await;
     assert_eq!(begin.status, StatusCode::OK);
-    // The next process: same database, same keys, a new router and memory.
+    // The next process: same database, same keys, a new stack and memory.
     let dsn = match &old._pg {
         Some(pg) => pg.url.clone(),
         None => old._site.db().display().to_string(),
@@ -930,7 +924,7 @@ async fn a_ceremony_begun_before_a_restart_finishes_after_it(postgres: bool) {
     old.booted.shutdown().await;
     let forged = r#"{"id":"AAAA","rawId":"AAAA","type":"public-key",
         "response":{"attestationObject":"AAAA","clientDataJSON":"AAAA"},"extensions":{}}"#;
-    let finish = post_json(&mut browser, &new.router, "/auth/register/finish", forged).await;
+    let finish = post_json(&mut browser, &new.stack, "/auth/register/finish", forged).await;
     assert_eq!(finish.status, StatusCode::BAD_REQUEST, "{}", finish.body);
     assert!(finish.body.contains("The passkey was not accepted"), "{}", finish.body);
     assert!(!finish.body.contains("expired"), "{}", finish.body);
@@ -954,17 +948,17 @@ mod restart {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_use_email_the_username_is_an_email_address() {
     let env = boot_with(false, &["--auth-use-email"]);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let mut visitor = Browser::default();
-    let page = visitor.get(router, "/auth/register").await;
+    let page = visitor.get(stack, "/auth/register").await;
     assert!(page.body.contains(">Email</label>") && page.body.contains("type=\"email\""));
-    let plain = post_json(&mut visitor, router, "/auth/register/begin", r#"{"username":"ann"}"#);
+    let plain = post_json(&mut visitor, stack, "/auth/register/begin", r#"{"username":"ann"}"#);
     let plain = plain.await;
     assert_eq!(plain.status, StatusCode::BAD_REQUEST);
     assert!(plain.body.contains("not an email address"), "{}", plain.body);
     let begin = post_json(
         &mut visitor,
-        router,
+        stack,
         "/auth/register/begin",
         r#"{"username":" Ann@Example.org"}"#,
     )
@@ -975,13 +969,13 @@ async fn with_use_email_the_username_is_an_email_address() {
     // An invitation is for its address only.
     let invite = create_invite(&env.booted.ctx, "zed@example.org").await.unwrap();
     let token = invite.url.split_once("invite=").unwrap().1;
-    let page = visitor.get(router, &format!("/auth/register?invite={token}")).await;
+    let page = visitor.get(stack, &format!("/auth/register?invite={token}")).await;
     assert!(page.body.contains("value=\"zed@example.org\""), "{}", page.body);
     let body = format!(r#"{{"username":"other@example.org","invite":"{token}"}}"#);
-    let other = post_json(&mut visitor, router, "/auth/register/begin", &body).await;
+    let other = post_json(&mut visitor, stack, "/auth/register/begin", &body).await;
     assert_eq!(other.status, StatusCode::BAD_REQUEST);
     assert!(other.body.contains("another email address"), "{}", other.body);
-    let recovery = visitor.get(router, "/auth/recovery").await;
+    let recovery = visitor.get(stack, "/auth/recovery").await;
     assert!(recovery.body.contains(">Email</label>"), "{}", recovery.body);
 }
 
@@ -1011,18 +1005,18 @@ async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
     extra.push("--auth-require-verification".into());
     let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
     let env = boot_with(postgres, &extra);
-    let router = &env.booted.router;
+    let stack = &env.booted.stack;
     let db = &env.booted.ctx.db;
 
     let mut visitor = Browser::default();
-    let page = visitor.get(router, "/auth/register").await;
+    let page = visitor.get(stack, "/auth/register").await;
     assert!(page.body.contains(r#"autocomplete="email" required"#), "{}", page.body);
     let body = r#"{"username":"dora"}"#;
-    let refused = post_json(&mut visitor, router, "/auth/register/begin", body).await;
+    let refused = post_json(&mut visitor, stack, "/auth/register/begin", body).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(refused.body.contains("An email address is required"), "{}", refused.body);
     let body = r#"{"username":"dora","email":" Dora@Example.org"}"#;
-    let begun = post_json(&mut visitor, router, "/auth/register/begin", body).await;
+    let begun = post_json(&mut visitor, stack, "/auth/register/begin", body).await;
     assert_eq!(begun.status, StatusCode::OK, "{}", begun.body);
 
     // Dora's account as registration leaves it: a passkey would be refused like the
@@ -1031,19 +1025,19 @@ async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
     unverified(&env, "dora", "dora@example.org").await;
     let mut dora = Browser::default();
     dora.sign_in(&env, "dora").await;
-    dora.post(router, "/auth/recovery-codes/regenerate", "").await;
-    let shown = dora.get(router, "/auth/recovery-codes/").await;
+    dora.post(stack, "/auth/recovery-codes/regenerate", "").await;
+    let shown = dora.get(stack, "/auth/recovery-codes/").await;
     let code = between(&shown.body, "<li><code>", "<").to_string();
-    dora.post(router, "/auth/logout", "").await;
+    dora.post(stack, "/auth/logout", "").await;
     assert!(sink.received().is_empty());
 
     let mut browser = Browser::default();
     let form = format!("username=dora&code={code}");
-    let refused = browser.post(router, "/auth/recovery", &form).await;
+    let refused = browser.post(stack, "/auth/recovery", &form).await;
     assert_eq!(refused.status, StatusCode::SEE_OTHER, "{}", refused.body);
     assert_eq!(refused.headers[header::LOCATION], "/auth/verify-pending");
-    assert_eq!(browser.get(router, "/whoami").await.body, "anonymous");
-    let pending = browser.get(router, "/auth/verify-pending").await;
+    assert_eq!(browser.get(stack, "/whoami").await.body, "anonymous");
+    let pending = browser.get(stack, "/auth/verify-pending").await;
     assert!(pending.body.contains("a link to dora@example.org:"), "{}", pending.body);
     let sql = "SELECT count(*) FROM recovery_codes WHERE used_at IS NULL";
     let (unused,): (i64,) = db.read(move |c| c.query_one(sql, &[])).await.unwrap();
@@ -1064,17 +1058,17 @@ async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
     assert!(rows.len() == 1 && rows[0].0 != token, "only the hash is stored");
 
     // The refused browser follows the link: verified and signed in.
-    let verified = browser.get(router, path_of(&link)).await;
+    let verified = browser.get(stack, path_of(&link)).await;
     assert_eq!(verified.status, StatusCode::SEE_OTHER, "{}", verified.body);
     assert_eq!(verified.headers[header::LOCATION], "/");
-    assert_eq!(browser.get(router, "/whoami").await.body, "dora");
+    assert_eq!(browser.get(stack, "/whoami").await.body, "dora");
     let user = db.read(|c| users::by_username(c, "dora")).await.unwrap().unwrap();
     assert!(user.email_verified);
     // Once only.
-    let again = Browser::default().get(router, path_of(&link)).await;
+    let again = Browser::default().get(stack, path_of(&link)).await;
     assert_eq!(again.status, StatusCode::BAD_REQUEST);
     assert!(again.body.contains("invalid, already used or expired"), "{}", again.body);
-    let bogus = Browser::default().get(router, "/auth/verify-email?token=%3Cx%3E").await;
+    let bogus = Browser::default().get(stack, "/auth/verify-email?token=%3Cx%3E").await;
     assert_eq!(bogus.status, StatusCode::BAD_REQUEST);
 
     // Resending: the same answer for any address; a mail only for one waiting.
@@ -1082,10 +1076,10 @@ async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
     let mut stranger = Browser::default();
     for address in ["nobody@example.org", "dora@example.org", "erin@example.org", "nonsense"] {
         let reply =
-            stranger.post(router, "/auth/resend-verification", &format!("email={address}")).await;
+            stranger.post(stack, "/auth/resend-verification", &format!("email={address}")).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{address}");
         assert_eq!(reply.headers[header::LOCATION], "/auth/verify-pending");
-        let page = stranger.get(router, "/auth/verify-pending").await;
+        let page = stranger.get(stack, "/auth/verify-pending").await;
         assert!(page.body.contains("a new link is on its way"), "{address}: {}", page.body);
     }
     let mail = sink.wait_for(2).remove(1);
@@ -1094,16 +1088,15 @@ async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
     assert_eq!(sink.received().len(), 2, "no mail for the other addresses");
     // Another browser follows Erin's link: verified, and asked to sign in.
     let link = mail.link("http://localhost:8080/auth/verify-email?token=").unwrap();
-    let verified = Browser::default().get(router, path_of(&link)).await;
+    let verified = Browser::default().get(stack, path_of(&link)).await;
     assert_eq!(verified.headers[header::LOCATION], "/auth/login");
     // Per address: three mails an hour, then 429.
     unverified(&env, "finn", "finn@example.org").await;
     for _ in 0..3 {
-        let reply = stranger.post(router, "/auth/resend-verification", "email=finn@example.org");
+        let reply = stranger.post(stack, "/auth/resend-verification", "email=finn@example.org");
         assert_eq!(reply.await.status, StatusCode::SEE_OTHER);
     }
-    let limited =
-        stranger.post(router, "/auth/resend-verification", "email=finn@example.org").await;
+    let limited = stranger.post(stack, "/auth/resend-verification", "email=finn@example.org").await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.headers.contains_key(header::RETRY_AFTER));
     let sql = "SELECT count(*) FROM auth_events WHERE event = 'email_verified'";
@@ -1118,7 +1111,7 @@ async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
         ..NewUser::default()
     };
     db.write(move |c| Ok(users::create(c, &new))).await.unwrap().unwrap();
-    let reply = stranger.post(router, "/auth/resend-verification", "email=hanna@example.org");
+    let reply = stranger.post(stack, "/auth/resend-verification", "email=hanna@example.org");
     assert_eq!(reply.await.status, StatusCode::SEE_OTHER);
     // Dora's, Erin's, Finn's three (sent in the background: in any order) and Hanna's.
     let all = sink.wait_for(6);
@@ -1145,7 +1138,7 @@ async fn email_verification_by_the_link_of_a_real_mail(postgres: bool) {
     assert!(mail.text.contains("Open this link to register:"), "{}", mail.text);
     let link = mail.link("http://localhost:8080/auth/register?invite=").unwrap();
     assert_eq!(link, invite.url);
-    let page = Browser::default().get(router, path_of(&link)).await;
+    let page = Browser::default().get(stack, path_of(&link)).await;
     assert!(page.body.contains("Invitation for gus@example.org."), "{}", page.body);
 }
 
@@ -1178,7 +1171,7 @@ async fn queued_verification_mails_are_in_their_users_language() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = server().app(JobsApp::new());
     let booted = tokio::task::block_in_place(|| site.build(server, &args)).expect("builds");
-    let (router, ctx) = (&booted.router, &booted.ctx);
+    let (stack, ctx) = (&booted.stack, &booted.ctx);
     for (username, language) in [("hanna", "de"), ("eve", "")] {
         let new = NewUser {
             username: username.into(),
@@ -1192,7 +1185,7 @@ async fn queued_verification_mails_are_in_their_users_language() {
     for (language, email) in [("en", "hanna@example.org"), ("de", "eve@example.org")] {
         let mut browser = Browser::speaking(language);
         let form = format!("email={email}");
-        let asked = browser.post(router, "/auth/resend-verification", &form).await;
+        let asked = browser.post(stack, "/auth/resend-verification", &form).await;
         assert_eq!(asked.status, StatusCode::SEE_OTHER, "{}", asked.body);
     }
     assert_eq!(ctx.jobs.stats().await.unwrap().pending, 2, "queued, not sent yet");

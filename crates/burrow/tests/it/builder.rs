@@ -62,18 +62,18 @@ async fn a_declared_app_brings_its_folders_and_reaches_the_database_without_stat
             .header("sec-fetch-site", "same-origin")
             .body(title.into())
             .unwrap();
-        let reply = send(&booted.router, add).await;
+        let reply = send(&booted.stack, add).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
     }
-    let first = fetch(&booted.router, "/posts").await;
+    let first = fetch(&booted.stack, "/posts").await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert!(first.body.contains("<h1>Our posts</h1>"), "{}", first.body);
     assert!(first.body.contains("<li>one</li><li>two</li></ul>"), "{}", first.body);
     assert!(first.body.contains("page 1, next 2</p>"), "{}", first.body);
-    let second = fetch(&booted.router, "/posts?page=2").await;
+    let second = fetch(&booted.stack, "/posts?page=2").await;
     assert!(second.body.contains("<li>three</li></ul>"), "{}", second.body);
     assert!(second.body.contains("page 2, prev 1</p>"), "{}", second.body);
-    let bad = fetch(&booted.router, "/posts?page=-1").await;
+    let bad = fetch(&booted.stack, "/posts?page=-1").await;
     assert!(bad.body.contains("page 1, next 2</p>"), "a bad page is page 1: {}", bad.body);
     booted.shutdown().await;
 }
@@ -83,7 +83,7 @@ async fn templates_get_declared_settings_but_never_secret_ones() {
     let site = Site::new();
     let booted = site.build(server(), &[]).expect("starts");
     for path in ["/leak", "/undeclared"] {
-        let reply = fetch(&booted.router, path).await;
+        let reply = fetch(&booted.stack, path).await;
         assert_eq!(reply.status, 500, "{path}: {}", reply.body);
         assert!(!reply.body.contains("s3cr3t-value"), "{path}: {}", reply.body);
     }
@@ -105,39 +105,36 @@ async fn dev_mode_reads_the_app_folder_and_rebuilds_it_on_change() {
     }
     let root_arg = root.to_str().unwrap();
     let booted = site.build(server(), &["--dev", "--dev-source-root", root_arg]).expect("starts");
-    assert_eq!(fetch(&booted.router, "/__burrow/reload.js").await.status, 200);
-    assert!(fetch(&booted.router, "/posts").await.body.contains("<h1>Posts</h1>"));
+    assert_eq!(fetch(&booted.stack, "/__burrow/reload.js").await.status, 200);
+    assert!(fetch(&booted.stack, "/posts").await.body.contains("<h1>Posts</h1>"));
 
     let posts = templates.join("posts.html");
     let original = std::fs::read_to_string(&posts).unwrap();
     std::fs::write(&posts, original.replace("<h1>", "<h1 class=\"edited\">")).unwrap();
-    let edited = wait_for(&booted.router, |r| r.body.contains("<h1 class=\"edited\">")).await;
+    let edited = wait_for(&booted.stack, |r| r.body.contains("<h1 class=\"edited\">")).await;
     assert_eq!(edited.status, 200, "{}", edited.body);
 
     std::fs::write(&posts, format!("{{% for %}}{original}")).unwrap();
-    let broken = wait_for(&booted.router, |r| r.status == 500).await;
+    let broken = wait_for(&booted.stack, |r| r.status == 500).await;
     assert!(broken.body.contains("posts.html") && broken.body.contains("syntax error"));
     std::fs::write(&posts, &original).unwrap();
-    let fixed = wait_for(&booted.router, |r| r.status == 200).await;
+    let fixed = wait_for(&booted.stack, |r| r.status == 200).await;
     assert!(fixed.body.contains("<h1>Posts</h1>"), "{}", fixed.body);
     booted.shutdown().await;
 
     // Without --dev: the embedded copy, and no reload routes.
     let site = Site::new();
     let booted = site.build(server(), &[]).expect("starts");
-    assert_eq!(fetch(&booted.router, "/__burrow/reload.js").await.status, 404);
-    assert_eq!(fetch(&booted.router, "/__burrow/reload").await.status, 404);
+    assert_eq!(fetch(&booted.stack, "/__burrow/reload.js").await.status, 404);
+    assert_eq!(fetch(&booted.stack, "/__burrow/reload").await.status, 404);
     booted.shutdown().await;
 }
 
 /// GETs /posts until `done`; panics after 10 s (the watcher looks every 200 ms).
-async fn wait_for(
-    router: &burrow::axum::Router,
-    done: impl Fn(&crate::Reply) -> bool,
-) -> crate::Reply {
+async fn wait_for(stack: &burrow::Stack, done: impl Fn(&crate::Reply) -> bool) -> crate::Reply {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let reply = fetch(router, "/posts").await;
+        let reply = fetch(stack, "/posts").await;
         if done(&reply) {
             return reply;
         }

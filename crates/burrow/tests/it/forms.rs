@@ -1,6 +1,7 @@
-//! Forms through a real router: the CSRF app in front, `FormResult` in the handler, the
+//! Forms through a real stack: the CSRF app in front, `FormResult` in the handler, the
 //! page shown again with 422, escaped values and aria attributes, and the htmx headers.
 
+use burrow::Stack;
 use burrow::axum::Router;
 use burrow::axum::body::Body;
 use burrow::axum::http::{Request, StatusCode, header};
@@ -85,14 +86,14 @@ fn server() -> Server {
 }
 
 /// A CSRF cookie and a token for it, as a page with a form would give.
-async fn credentials(router: &Router) -> (String, String) {
-    let reply = send(router, Request::get("/token").body(Body::empty()).unwrap()).await;
+async fn credentials(stack: &Stack) -> (String, String) {
+    let reply = send(stack, Request::get("/token").body(Body::empty()).unwrap()).await;
     let cookie = reply.headers.get(header::SET_COOKIE).unwrap().to_str().unwrap();
     (cookie.split(';').next().unwrap().to_string(), reply.body)
 }
 
-async fn post_form(router: &Router, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
-    let (cookie, token) = credentials(router).await;
+async fn post_form(stack: &Stack, path: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+    let (cookie, token) = credentials(stack).await;
     let mut request = Request::post(path)
         .header(header::COOKIE, cookie)
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
@@ -101,7 +102,7 @@ async fn post_form(router: &Router, path: &str, body: &str, headers: &[(&str, &s
     }
     // The token travels in the body, beside the form's own fields.
     let body = format!("{body}&csrf_token={}", urlencode(&token));
-    send(router, request.body(Body::from(body)).unwrap()).await
+    send(stack, request.body(Body::from(body)).unwrap()).await
 }
 
 fn urlencode(text: &str) -> String {
@@ -121,7 +122,7 @@ fn booted() -> burrow::Booted {
 async fn forms_valid_submission_reaches_the_handler() {
     let booted = booted();
     let reply = post_form(
-        &booted.router,
+        &booted.stack,
         "/signup",
         "name=+Ada+&email=ada%40example.org&age=36&newsletter=on",
         &[],
@@ -134,7 +135,7 @@ async fn forms_valid_submission_reaches_the_handler() {
 #[tokio::test(flavor = "multi_thread")]
 async fn forms_blank_page_shows_the_fields() {
     let booted = booted();
-    let reply = send(&booted.router, Request::get("/signup").body(Body::empty()).unwrap()).await;
+    let reply = send(&booted.stack, Request::get("/signup").body(Body::empty()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::OK);
     let body = reply.body;
     assert!(body.contains(r#"<label for="email">Email address</label>"#), "{body}");
@@ -149,7 +150,7 @@ async fn forms_blank_page_shows_the_fields() {
 async fn forms_invalid_submission_is_shown_again_with_422() {
     let booted = booted();
     let body = "name=%3Cscript%3Ealert(1)%3C%2Fscript%3E&email=not-an-email&age=7";
-    let reply = post_form(&booted.router, "/signup", body, &[]).await;
+    let reply = post_form(&booted.stack, "/signup", body, &[]).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
     let content_type = reply.headers.get(header::CONTENT_TYPE).unwrap().to_str().unwrap();
     assert!(content_type.starts_with("text/html"), "{content_type}");
@@ -181,7 +182,7 @@ async fn forms_invalid_submission_is_shown_again_with_422() {
 async fn forms_htmx_submission_replaces_the_form_that_sent_it() {
     let booted = booted();
     let htmx = [("hx-request", "true"), ("hx-trigger", "signup")];
-    let reply = post_form(&booted.router, "/signup", "name=&email=a%40b.co", &htmx).await;
+    let reply = post_form(&booted.stack, "/signup", "name=&email=a%40b.co", &htmx).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     let header = |name| reply.headers.get(name).map(|v| v.to_str().unwrap().to_string());
     assert_eq!(header("hx-retarget").as_deref(), Some("#signup"));
@@ -191,7 +192,7 @@ async fn forms_htmx_submission_replaces_the_form_that_sent_it() {
 
     // An id that is not a plain name is not made into a selector.
     let htmx = [("hx-request", "true"), ("hx-trigger", "x\"],body")];
-    let reply = post_form(&booted.router, "/signup", "name=", &htmx).await;
+    let reply = post_form(&booted.stack, "/signup", "name=", &htmx).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(reply.headers.get("hx-retarget").is_none() && reply.headers.get("hx-reswap").is_none());
 }
@@ -199,20 +200,20 @@ async fn forms_htmx_submission_replaces_the_form_that_sent_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn forms_other_bodies_and_bare_valid() {
     let booted = booted();
-    let (cookie, token) = credentials(&booted.router).await;
+    let (cookie, token) = credentials(&booted.stack).await;
     let request = Request::post("/signup")
         .header(header::COOKIE, cookie)
         .header("x-csrf-token", token)
         .header(header::CONTENT_TYPE, "application/json")
         .body(Body::from(r#"{"name":"Ada"}"#))
         .unwrap();
-    let reply = send(&booted.router, request).await;
+    let reply = send(&booted.stack, request).await;
     assert_eq!(reply.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", reply.body);
 
-    let reply = post_form(&booted.router, "/api/signup", "name=Ada&email=nope", &[]).await;
+    let reply = post_form(&booted.stack, "/api/signup", "name=Ada&email=nope", &[]).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(reply.body.contains("Email address must be an email address."), "{}", reply.body);
-    let reply = post_form(&booted.router, "/api/signup", "name=Ada&email=a%40b.co", &[]).await;
+    let reply = post_form(&booted.stack, "/api/signup", "name=Ada&email=a%40b.co", &[]).await;
     assert_eq!((reply.status, reply.body.as_str()), (StatusCode::OK, "Ada"));
 }
 
@@ -240,35 +241,35 @@ fn multipart(fields: &[(&str, &str)], files: &[(&str, &str, &[u8])]) -> Vec<u8> 
     body
 }
 
-async fn post_multipart(router: &Router, path: &str, body: Vec<u8>, cookie: &str) -> Reply {
+async fn post_multipart(stack: &Stack, path: &str, body: Vec<u8>, cookie: &str) -> Reply {
     let request = Request::post(path)
         .header(header::COOKIE, cookie)
         .header(header::CONTENT_TYPE, "multipart/form-data; boundary=B0UNDARY");
-    send(router, request.body(Body::from(body)).unwrap()).await
+    send(stack, request.body(Body::from(body)).unwrap()).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn forms_read_multipart_bodies_with_the_csrf_token_among_the_fields() {
     let booted = booted();
-    let (cookie, token) = credentials(&booted.router).await;
+    let (cookie, token) = credentials(&booted.stack).await;
     let token = token.as_str();
 
     // The same form as a urlencoded one: trimmed, validated, the token checked in the body.
     let fields = [("name", " Ada "), ("email", "ada@example.org"), ("csrf_token", token)];
-    let reply = post_multipart(&booted.router, "/signup", multipart(&fields, &[]), &cookie).await;
+    let reply = post_multipart(&booted.stack, "/signup", multipart(&fields, &[]), &cookie).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body, "welcome Ada ada@example.org None false");
 
     // Invalid: the page again with 422 and the errors.
     let fields = [("name", ""), ("email", "nope"), ("csrf_token", token)];
-    let reply = post_multipart(&booted.router, "/signup", multipart(&fields, &[]), &cookie).await;
+    let reply = post_multipart(&booted.stack, "/signup", multipart(&fields, &[]), &cookie).await;
     assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", reply.body);
     assert!(reply.body.contains("Name is required."), "{}", reply.body);
 
     // Without the token, or with another one: refused before the handler.
     for fields in [vec![("name", "Ada")], vec![("name", "Ada"), ("csrf_token", "forged")]] {
         let body = multipart(&fields, &[]);
-        let reply = post_multipart(&booted.router, "/signup", body, &cookie).await;
+        let reply = post_multipart(&booted.stack, "/signup", body, &cookie).await;
         assert_eq!(reply.status, StatusCode::FORBIDDEN, "{fields:?}: {}", reply.body);
     }
 
@@ -276,7 +277,7 @@ async fn forms_read_multipart_bodies_with_the_csrf_token_among_the_fields() {
     let files: [(&str, &str, &[u8]); 2] =
         [("attachment", "notes.txt", b"hello\x00world"), ("empty", "", b"")];
     let body = multipart(&[("title", "Mine"), ("csrf_token", token)], &files);
-    let reply = post_multipart(&booted.router, "/upload", body, &cookie).await;
+    let reply = post_multipart(&booted.stack, "/upload", body, &cookie).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(
         reply.body,
@@ -287,7 +288,7 @@ async fn forms_read_multipart_bodies_with_the_csrf_token_among_the_fields() {
     let request = Request::post("/signup")
         .header(header::COOKIE, &cookie)
         .header(header::CONTENT_TYPE, "multipart/form-data; boundary=B0UNDARY");
-    let reply = send(&booted.router, request.body(Body::from("garbage")).unwrap()).await;
+    let reply = send(&booted.stack, request.body(Body::from("garbage")).unwrap()).await;
     assert_eq!(reply.status, StatusCode::FORBIDDEN, "{}", reply.body);
 }
 
@@ -299,15 +300,15 @@ async fn forms_multipart_over_the_upload_limit_is_413() {
     let limits = ["--max-body-size", "64KB", "--upload-max-size", "128KB"];
     let args = [["--session-hash-key", HASH, "--csrf-key", CSRF].as_slice(), &limits].concat();
     let booted = site.build(server(), &args).unwrap();
-    let (cookie, token) = credentials(&booted.router).await;
+    let (cookie, token) = credentials(&booted.stack).await;
     let post = |size: usize, text: usize| {
-        let (router, cookie, token) = (&booted.router, &cookie, &token);
+        let (stack, cookie, token) = (&booted.stack, &cookie, &token);
         async move {
             let big = vec![b'x'; size];
             let files: [(&str, &str, &[u8]); 1] = [("attachment", "big.bin", &big)];
             let title = "t".repeat(text);
             let body = multipart(&[("csrf_token", token.as_str()), ("title", &title)], &files);
-            post_multipart(router, "/upload", body, cookie).await
+            post_multipart(stack, "/upload", body, cookie).await
         }
     };
     let reply = post(100 * 1024, 10).await;

@@ -16,7 +16,7 @@ async fn later_app_overrides_template_and_layout_gets_request_scoped_functions()
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
     let page = send(
-        &booted.router,
+        &booted.stack,
         Request::get("/page").header("x-who", "carol").body(Body::empty()).unwrap(),
     )
     .await;
@@ -40,14 +40,14 @@ async fn htmx_requests_get_the_content_block_only() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
     let fragment = send(
-        &booted.router,
+        &booted.stack,
         Request::get("/page").header("hx-request", "true").body(Body::empty()).unwrap(),
     )
     .await;
     assert_eq!(fragment.body, "page from B: &lt;hi&gt;");
     // A boosted navigation is a full page.
     let boosted = send(
-        &booted.router,
+        &booted.stack,
         Request::get("/page")
             .header("hx-request", "true")
             .header("hx-boosted", "true")
@@ -63,7 +63,7 @@ async fn app_middleware_runs_in_app_order_around_all_routes() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
     assert_eq!(
-        get(&booted.router, "/trail").await.body,
+        get(&booted.stack, "/trail").await.body,
         "a,b",
         "a is registered before b (b depends on a), so a is outer"
     );
@@ -73,32 +73,32 @@ async fn app_middleware_runs_in_app_order_around_all_routes() {
 async fn migrations_ran_and_handlers_read_the_database() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
-    assert_eq!(get(&booted.router, "/items").await.body, "first");
+    assert_eq!(get(&booted.stack, "/items").await.body, "first");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn panics_become_a_500_page_and_the_server_goes_on() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
-    let res = get(&booted.router, "/panic").await;
+    let res = get(&booted.stack, "/panic").await;
     assert_eq!(res.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(res.body.contains("500") && res.body.contains("Something went wrong"), "{}", res.body);
     assert!(!res.body.contains("boom"), "panic messages are logged, not shown");
     let json = send(
-        &booted.router,
+        &booted.stack,
         Request::get("/panic").header("accept", "application/json").body(Body::empty()).unwrap(),
     )
     .await;
     let v: serde_json::Value = serde_json::from_str(&json.body).unwrap();
     assert_eq!(v["code"], 500);
-    assert_eq!(get(&booted.router, "/items").await.status, StatusCode::OK);
+    assert_eq!(get(&booted.stack, "/items").await.status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_error_goes_through_one_renderer() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
-    let teapot = get(&booted.router, "/teapot").await;
+    let teapot = get(&booted.stack, "/teapot").await;
     assert_eq!(teapot.status, StatusCode::IM_A_TEAPOT);
     assert!(
         teapot.body.contains("short and stout") && teapot.body.contains("<html"),
@@ -106,7 +106,7 @@ async fn every_error_goes_through_one_renderer() {
         teapot.body
     );
     let missing = send(
-        &booted.router,
+        &booted.stack,
         Request::get("/nope").header("accept", "application/json").body(Body::empty()).unwrap(),
     )
     .await;
@@ -114,7 +114,7 @@ async fn every_error_goes_through_one_renderer() {
     let v: serde_json::Value = serde_json::from_str(&missing.body).unwrap();
     assert_eq!((v["code"].as_u64(), v["request_id"].as_str().is_some()), (Some(404), true));
     let wrong_method =
-        send(&booted.router, Request::post("/page").body(Body::empty()).unwrap()).await;
+        send(&booted.stack, Request::post("/page").body(Body::empty()).unwrap()).await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong_method.headers[header::ALLOW], "GET,HEAD");
     assert!(wrong_method.body.contains("405"), "{}", wrong_method.body);
@@ -125,13 +125,13 @@ async fn request_ids_are_honoured_or_generated() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
     let echoed = send(
-        &booted.router,
+        &booted.stack,
         Request::get("/id").header("x-request-id", "abc-123").body(Body::empty()).unwrap(),
     )
     .await;
     assert_eq!(echoed.body, "abc-123");
     assert_eq!(echoed.headers["x-request-id"], "abc-123");
-    let generated = get(&booted.router, "/id").await;
+    let generated = get(&booted.stack, "/id").await;
     assert!(!generated.body.is_empty());
     assert_eq!(generated.headers["x-request-id"], generated.body.as_str());
 }
@@ -140,7 +140,7 @@ async fn request_ids_are_honoured_or_generated() {
 async fn static_files_have_hashed_immutable_urls() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
-    let page = get(&booted.router, "/only-a").await;
+    let page = get(&booted.stack, "/only-a").await;
     let url =
         page.body.split("css at ").nth(1).and_then(|s| s.split('<').next()).unwrap().to_string();
     assert!(
@@ -149,14 +149,14 @@ async fn static_files_have_hashed_immutable_urls() {
             && url.len() > "/static/probe/site.css".len(),
         "{url}"
     );
-    let css = get(&booted.router, &url).await;
+    let css = get(&booted.stack, &url).await;
     assert_eq!(css.status, StatusCode::OK);
     assert_eq!(css.body, "body { color: red }\n");
     assert_eq!(css.headers[header::CACHE_CONTROL], "public, max-age=31536000, immutable");
     assert_eq!(css.headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
     let etag = css.headers[header::ETAG].clone();
     let unhashed = send(
-        &booted.router,
+        &booted.stack,
         Request::get("/static/probe/site.css")
             .header(header::IF_NONE_MATCH, etag)
             .body(Body::empty())
@@ -164,19 +164,19 @@ async fn static_files_have_hashed_immutable_urls() {
     )
     .await;
     assert_eq!(unhashed.status, StatusCode::NOT_MODIFIED);
-    assert_eq!(get(&booted.router, "/static/probe/other.css").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(get(&booted.stack, "/static/probe/other.css").await.status, StatusCode::NOT_FOUND);
     // htmx ships with the framework.
-    assert_eq!(get(&booted.router, "/static/burrow/htmx.min.js").await.status, StatusCode::OK);
+    assert_eq!(get(&booted.stack, "/static/burrow/htmx.min.js").await.status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn readiness_names_the_failing_app_and_liveness_the_version() {
     let site = Site::new();
     let booted = site.build(server(), &["--b-ready", "false"]).unwrap();
-    let live = get(&booted.router, "/healthz/live").await;
+    let live = get(&booted.stack, "/healthz/live").await;
     let v: serde_json::Value = serde_json::from_str(&live.body).unwrap();
     assert_eq!((live.status, v["version"].as_str()), (StatusCode::OK, Some("9.9.9")));
-    let ready = get(&booted.router, "/healthz/ready").await;
+    let ready = get(&booted.stack, "/healthz/ready").await;
     assert_eq!(ready.status, StatusCode::SERVICE_UNAVAILABLE);
     let v: serde_json::Value = serde_json::from_str(&ready.body).unwrap();
     assert!(v["failed"]["b"].as_str().unwrap().contains("switched off"), "{v}");
@@ -184,7 +184,7 @@ async fn readiness_names_the_failing_app_and_liveness_the_version() {
 
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
-    assert_eq!(get(&booted.router, "/healthz/ready").await.status, StatusCode::OK);
+    assert_eq!(get(&booted.stack, "/healthz/ready").await.status, StatusCode::OK);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -192,7 +192,7 @@ async fn body_limit_answers_413_through_the_renderer() {
     let site = Site::new();
     let booted = site.build(server(), &["--max-body-size", "1KB"]).unwrap();
     let big = send(
-        &booted.router,
+        &booted.stack,
         Request::post("/page")
             .header(header::CONTENT_LENGTH, 4096)
             .body(Body::from(vec![b'a'; 4096]))
@@ -227,9 +227,9 @@ async fn security_headers_are_added_unless_a_route_sets_its_own() {
             &["--base-url", "https://a.example", "--content-security-policy", "default-src 'self'"],
         )
         .unwrap();
-    let page = get(&booted.router, "/page").await;
-    let framable = get(&booted.router, "/framable").await;
-    let missing = get(&booted.router, "/nope").await;
+    let page = get(&booted.stack, "/page").await;
+    let framable = get(&booted.stack, "/framable").await;
+    let missing = get(&booted.stack, "/nope").await;
     for (what, reply) in [("page", &page), ("framable", &framable), ("404", &missing)] {
         assert_eq!(reply.headers["x-content-type-options"], "nosniff", "{what}");
         assert_eq!(

@@ -1,5 +1,5 @@
 //! Framework tests: real apps built with `Server::build` on a real SQLite file in a temp
-//! dir, requests through the whole middleware stack (the same `Router` the accept loop
+//! dir, requests through the whole middleware stack (the same `Stack` the accept loop
 //! serves). The notes example's tests drive the real binary over sockets.
 
 mod apps;
@@ -16,7 +16,7 @@ mod sessions;
 mod startup;
 mod theme;
 
-use burrow::axum::Router;
+use burrow::Stack;
 use burrow::axum::body::Body;
 use burrow::axum::http::{HeaderMap, Request, StatusCode};
 use burrow::{Booted, Server, StartError};
@@ -62,14 +62,14 @@ pub struct Reply {
     pub body: String,
 }
 
-pub async fn send(router: &Router, request: Request<Body>) -> Reply {
-    let res = router.clone().oneshot(request).await.expect("router is infallible");
+pub async fn send(stack: &Stack, request: Request<Body>) -> Reply {
+    let res = stack.clone().oneshot(request).await.expect("stack is infallible");
     let status = res.status();
     let headers = res.headers().clone();
     let bytes = res.into_body().collect().await.expect("body").to_bytes();
     Reply { status, headers, body: String::from_utf8_lossy(&bytes).into_owned() }
 }
 
-pub async fn get(router: &Router, path: &str) -> Reply {
-    send(router, Request::get(path).body(Body::empty()).unwrap()).await
+pub async fn get(stack: &Stack, path: &str) -> Reply {
+    send(stack, Request::get(path).body(Body::empty()).unwrap()).await
 }

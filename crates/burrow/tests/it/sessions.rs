@@ -1,5 +1,6 @@
 //! Sessions, CSRF and flash messages through the whole stack, with real cookies.
 
+use burrow::Stack;
 use burrow::axum::body::Body;
 use burrow::axum::extract::Form;
 use burrow::axum::http::{Request, StatusCode, header};
@@ -136,7 +137,7 @@ impl Jar {
 }
 
 async fn call(
-    router: &Router,
+    stack: &Stack,
     jar: &mut Jar,
     method: &str,
     path: &str,
@@ -153,14 +154,14 @@ async fn call(
             .body(Body::from(body.to_string())),
         None => req.body(Body::empty()),
     };
-    let reply = send(router, req.unwrap()).await;
+    let reply = send(stack, req.unwrap()).await;
     jar.take(&reply);
     reply
 }
 
 /// Gets a token (and the CSRF cookie) like a page with a form would.
-async fn token(router: &Router, jar: &mut Jar) -> String {
-    let reply = call(router, jar, "GET", "/token", None, None).await;
+async fn token(stack: &Stack, jar: &mut Jar) -> String {
+    let reply = call(stack, jar, "GET", "/token", None, None).await;
     assert_eq!(reply.status, StatusCode::OK);
     reply.body
 }
@@ -170,8 +171,8 @@ async fn session_round_trip_with_cookie_attributes() {
     let site = Site::new();
     let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
     let mut jar = Jar::default();
-    let t = token(&booted.router, &mut jar).await;
-    let set = call(&booted.router, &mut jar, "POST", "/set", Some("v=hello"), Some(&t)).await;
+    let t = token(&booted.stack, &mut jar).await;
+    let set = call(&booted.stack, &mut jar, "POST", "/set", Some("v=hello"), Some(&t)).await;
     assert_eq!(set.status, StatusCode::OK, "{}", set.body);
     let cookie = set
         .headers
@@ -184,9 +185,9 @@ async fn session_round_trip_with_cookie_attributes() {
         assert!(cookie.contains(attr), "{cookie}");
     }
     assert!(!cookie.contains("Secure"), "plain http base URL: {cookie}");
-    assert_eq!(call(&booted.router, &mut jar, "GET", "/get", None, None).await.body, "hello");
+    assert_eq!(call(&booted.stack, &mut jar, "GET", "/get", None, None).await.body, "hello");
     // A read-only request does not rewrite the cookie.
-    let again = call(&booted.router, &mut jar, "GET", "/get", None, None).await;
+    let again = call(&booted.stack, &mut jar, "GET", "/get", None, None).await;
     assert!(again.headers.get(header::SET_COOKIE).is_none());
 }
 
@@ -200,11 +201,11 @@ async fn every_flipped_byte_gives_an_empty_session_not_an_error() {
         )
         .unwrap();
     let mut jar = Jar::default();
-    let t = token(&booted.router, &mut jar).await;
-    call(&booted.router, &mut jar, "POST", "/set", Some("v=precious"), Some(&t)).await;
+    let t = token(&booted.stack, &mut jar).await;
+    call(&booted.stack, &mut jar, "POST", "/set", Some("v=precious"), Some(&t)).await;
     let good = jar.get("_session").unwrap();
     assert_eq!(
-        call(&booted.router, &mut jar.clone(), "GET", "/get", None, None).await.body,
+        call(&booted.stack, &mut jar.clone(), "GET", "/get", None, None).await.body,
         "precious"
     );
     let mut checked = 0;
@@ -219,7 +220,7 @@ async fn every_flipped_byte_gives_an_empty_session_not_an_error() {
             }
             let mut tampered = jar.clone();
             tampered.set("_session", bad);
-            let reply = call(&booted.router, &mut tampered, "GET", "/get", None, None).await;
+            let reply = call(&booted.stack, &mut tampered, "GET", "/get", None, None).await;
             assert_eq!(
                 (reply.status, reply.body.as_str()),
                 (StatusCode::OK, "none"),
@@ -233,7 +234,7 @@ async fn every_flipped_byte_gives_an_empty_session_not_an_error() {
         let mut tampered = jar.clone();
         tampered.set("_session", garbage.to_string());
         assert_eq!(
-            call(&booted.router, &mut tampered, "GET", "/get", None, None).await.body,
+            call(&booted.stack, &mut tampered, "GET", "/get", None, None).await.body,
             "none",
             "{garbage:?}"
         );
@@ -250,8 +251,8 @@ async fn with_a_block_key_stored_values_are_not_in_the_cookie() {
         )
         .unwrap();
     let mut jar = Jar::default();
-    let t = token(&booted.router, &mut jar).await;
-    call(&booted.router, &mut jar, "POST", "/set", Some("v=topsecretvalue"), Some(&t)).await;
+    let t = token(&booted.stack, &mut jar).await;
+    call(&booted.stack, &mut jar, "POST", "/set", Some("v=topsecretvalue"), Some(&t)).await;
     let cookie = jar.get("_session").unwrap();
     use base64::Engine;
     let decoded: Vec<u8> = cookie
@@ -264,7 +265,7 @@ async fn with_a_block_key_stored_values_are_not_in_the_cookie() {
         assert!(!haystack.windows(9).any(|w| w == b"topsecret"), "value visible in the cookie");
     }
     assert_eq!(
-        call(&booted.router, &mut jar, "GET", "/get", None, None).await.body,
+        call(&booted.stack, &mut jar, "GET", "/get", None, None).await.body,
         "topsecretvalue"
     );
 }
@@ -289,7 +290,7 @@ async fn expired_and_foreign_cookies_are_empty_sessions() {
     for (cookie, expected) in [(fresh, "fresh"), (old, "none"), (foreign, "none")] {
         let mut jar = Jar::default();
         jar.set("_session", cookie);
-        assert_eq!(call(&booted.router, &mut jar, "GET", "/get", None, None).await.body, expected);
+        assert_eq!(call(&booted.stack, &mut jar, "GET", "/get", None, None).await.body, expected);
     }
 }
 
@@ -298,8 +299,8 @@ async fn key_rotation_keeps_old_sessions_and_writes_with_the_new_key() {
     let site = Site::new();
     let before = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
     let mut jar = Jar::default();
-    let t = token(&before.router, &mut jar).await;
-    call(&before.router, &mut jar, "POST", "/set", Some("v=kept"), Some(&t)).await;
+    let t = token(&before.stack, &mut jar).await;
+    call(&before.stack, &mut jar, "POST", "/set", Some("v=kept"), Some(&t)).await;
     drop(before);
     let rotated = site
         .build(
@@ -317,11 +318,11 @@ async fn key_rotation_keeps_old_sessions_and_writes_with_the_new_key() {
         )
         .unwrap();
     assert_eq!(
-        call(&rotated.router, &mut jar, "GET", "/get", None, None).await.body,
+        call(&rotated.stack, &mut jar, "GET", "/get", None, None).await.body,
         "kept",
         "old session still valid"
     );
-    let set = call(&rotated.router, &mut jar, "POST", "/set", Some("v=new"), Some(&t)).await;
+    let set = call(&rotated.stack, &mut jar, "POST", "/set", Some("v=new"), Some(&t)).await;
     assert_eq!(
         set.status,
         StatusCode::OK,
@@ -331,12 +332,12 @@ async fn key_rotation_keeps_old_sessions_and_writes_with_the_new_key() {
     let without_previous =
         site.build(server(), &["--session-hash-key", HASH2, "--csrf-key", CSRF2]).unwrap();
     assert_eq!(
-        call(&without_previous.router, &mut jar.clone(), "GET", "/get", None, None).await.body,
+        call(&without_previous.stack, &mut jar.clone(), "GET", "/get", None, None).await.body,
         "new",
         "written with the new key"
     );
     let old_only = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
-    assert_eq!(call(&old_only.router, &mut jar, "GET", "/get", None, None).await.body, "none");
+    assert_eq!(call(&old_only.stack, &mut jar, "GET", "/get", None, None).await.body, "none");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -344,8 +345,8 @@ async fn a_session_too_large_for_a_cookie_is_a_clear_error() {
     let site = Site::new();
     let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
     let mut jar = Jar::default();
-    let t = token(&booted.router, &mut jar).await;
-    let reply = call(&booted.router, &mut jar, "POST", "/big", None, Some(&t)).await;
+    let t = token(&booted.stack, &mut jar).await;
+    let reply = call(&booted.stack, &mut jar, "POST", "/big", None, Some(&t)).await;
     assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert!(jar.get("_session").is_none(), "no cookie written");
 }
@@ -354,14 +355,14 @@ async fn a_session_too_large_for_a_cookie_is_a_clear_error() {
 async fn csrf_rejects_missing_invalid_foreign_and_other_users_tokens() {
     let site = Site::new();
     let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
-    let router = &booted.router;
+    let stack = &booted.stack;
     let mut alice = Jar::default();
-    let alice_token = token(router, &mut alice).await;
+    let alice_token = token(stack, &mut alice).await;
     let mut bob = Jar::default();
-    let bob_token = token(router, &mut bob).await;
+    let bob_token = token(stack, &mut bob).await;
     let other = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF2]).unwrap();
     let mut mallory = Jar::default();
-    let foreign_token = token(&other.router, &mut mallory).await;
+    let foreign_token = token(&other.stack, &mut mallory).await;
 
     let forbidden = [
         ("no token", alice.clone(), None, None),
@@ -383,7 +384,7 @@ async fn csrf_rejects_missing_invalid_foreign_and_other_users_tokens() {
     ];
     for (case, mut jar, header_token, form) in forbidden {
         let reply = call(
-            router,
+            stack,
             &mut jar,
             "POST",
             "/set",
@@ -395,34 +396,34 @@ async fn csrf_rejects_missing_invalid_foreign_and_other_users_tokens() {
         assert!(reply.body.contains("403"), "{case}: rendered by the error renderer");
     }
     assert_eq!(
-        call(router, &mut alice.clone(), "POST", "/set", Some("v=x"), Some(&alice_token))
+        call(stack, &mut alice.clone(), "POST", "/set", Some("v=x"), Some(&alice_token))
             .await
             .status,
         StatusCode::OK
     );
     let form = format!("v=via-form&csrf_token={alice_token}");
     assert_eq!(
-        call(router, &mut alice, "POST", "/set", Some(&form), None).await.status,
+        call(stack, &mut alice, "POST", "/set", Some(&form), None).await.status,
         StatusCode::OK,
         "token from the form field"
     );
     assert_eq!(
-        call(router, &mut alice, "GET", "/get", None, None).await.body,
+        call(stack, &mut alice, "GET", "/get", None, None).await.body,
         "via-form",
         "the handler still reads the form"
     );
     assert_eq!(
-        call(router, &mut Jar::default(), "POST", "/hooks/ping", None, None).await.status,
+        call(stack, &mut Jar::default(), "POST", "/hooks/ping", None, None).await.status,
         StatusCode::OK,
         "exempt path"
     );
     assert_eq!(
-        call(router, &mut Jar::default(), "GET", "/get", None, None).await.status,
+        call(stack, &mut Jar::default(), "GET", "/get", None, None).await.status,
         StatusCode::OK,
         "safe methods pass"
     );
     // Tokens are masked anew each time.
-    assert_ne!(token(router, &mut alice).await, token(router, &mut alice).await);
+    assert_ne!(token(stack, &mut alice).await, token(stack, &mut alice).await);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -441,10 +442,10 @@ async fn under_https_the_origin_must_be_this_site() {
             ],
         )
         .unwrap();
-    let router = &booted.router;
+    let stack = &booted.stack;
     let mut jar = Jar::default();
-    let t = token(router, &mut jar).await;
-    let csrf_cookie = booted_cookie_attrs(router).await;
+    let t = token(stack, &mut jar).await;
+    let csrf_cookie = booted_cookie_attrs(stack).await;
     assert!(csrf_cookie.contains("; Secure"), "cookies are Secure under https: {csrf_cookie}");
     let post = |origin: Option<&'static str>, referer: Option<&'static str>| {
         let mut req =
@@ -460,26 +461,26 @@ async fn under_https_the_origin_must_be_this_site() {
             .unwrap()
     };
     assert_eq!(
-        send(router, post(Some("https://notes.example.com"), None)).await.status,
+        send(stack, post(Some("https://notes.example.com"), None)).await.status,
         StatusCode::OK
     );
     assert_eq!(
-        send(router, post(None, Some("https://notes.example.com/notes/new"))).await.status,
+        send(stack, post(None, Some("https://notes.example.com/notes/new"))).await.status,
         StatusCode::OK
     );
     assert_eq!(
-        send(router, post(Some("https://evil.example"), None)).await.status,
+        send(stack, post(Some("https://evil.example"), None)).await.status,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        send(router, post(None, Some("https://notes.example.com.evil.example/x"))).await.status,
+        send(stack, post(None, Some("https://notes.example.com.evil.example/x"))).await.status,
         StatusCode::FORBIDDEN
     );
-    assert_eq!(send(router, post(None, None)).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(send(stack, post(None, None)).await.status, StatusCode::FORBIDDEN);
 }
 
-async fn booted_cookie_attrs(router: &Router) -> String {
-    let reply = send(router, Request::get("/token").body(Body::empty()).unwrap()).await;
+async fn booted_cookie_attrs(stack: &Stack) -> String {
+    let reply = send(stack, Request::get("/token").body(Body::empty()).unwrap()).await;
     reply
         .headers
         .get(header::SET_COOKIE)
@@ -511,15 +512,15 @@ async fn flash_messages_show_once() {
     let site = Site::new();
     let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
     let mut jar = Jar::default();
-    let t = token(&booted.router, &mut jar).await;
-    let flashed = call(&booted.router, &mut jar, "POST", "/flash", None, Some(&t)).await;
+    let t = token(&booted.stack, &mut jar).await;
+    let flashed = call(&booted.stack, &mut jar, "POST", "/flash", None, Some(&t)).await;
     assert_eq!(flashed.status, StatusCode::SEE_OTHER);
     assert_eq!(
-        call(&booted.router, &mut jar, "GET", "/show", None, None).await.body,
+        call(&booted.stack, &mut jar, "GET", "/show", None, None).await.body,
         "success:saved;"
     );
     assert_eq!(
-        call(&booted.router, &mut jar, "GET", "/show", None, None).await.body,
+        call(&booted.stack, &mut jar, "GET", "/show", None, None).await.body,
         "",
         "shown once"
     );
@@ -535,7 +536,7 @@ async fn exempt_prefixes_match_whole_path_segments() {
         ("/hooks", StatusCode::OK),
         ("/hooksevil", StatusCode::FORBIDDEN),
     ] {
-        let reply = call(&booted.router, &mut Jar::default(), "POST", path, None, None).await;
+        let reply = call(&booted.stack, &mut Jar::default(), "POST", path, None, None).await;
         assert_eq!(reply.status, expected, "POST {path} without a token: {}", reply.body);
     }
 }
@@ -557,12 +558,12 @@ async fn under_https_cookies_get_the_host_prefix_and_unprefixed_ones_are_ignored
             &["--session-hash-key", HASH, "--csrf-key", CSRF, "--base-url", "https://n.example"],
         )
         .unwrap();
-    let router = &booted.router;
+    let stack = &booted.stack;
     let mut jar = Jar::default();
-    let t = token(router, &mut jar).await;
+    let t = token(stack, &mut jar).await;
     assert!(jar.get("__Host-_csrf").is_some() && jar.get("_csrf").is_none(), "{:?}", jar.0);
     let set = send(
-        router,
+        stack,
         Request::post("/set")
             .header(header::COOKIE, jar.header())
             .header(header::ORIGIN, "https://n.example")
@@ -582,7 +583,7 @@ async fn under_https_cookies_get_the_host_prefix_and_unprefixed_ones_are_ignored
         }
         assert!(!cookie.to_ascii_lowercase().contains("domain="), "{cookie}");
     }
-    assert_eq!(call(router, &mut jar, "GET", "/get", None, None).await.body, "prefixed");
+    assert_eq!(call(stack, &mut jar, "GET", "/get", None, None).await.body, "prefixed");
 
     // Valid values under the plain names, as the site itself would have set them over http
     // (or as an attacker holding such cookies would plant them): not read under https.
@@ -591,13 +592,13 @@ async fn under_https_cookies_get_the_host_prefix_and_unprefixed_ones_are_ignored
         .unwrap();
     let mut planted = Jar::default();
     planted.set("_session", session);
-    assert_eq!(call(router, &mut planted, "GET", "/get", None, None).await.body, "none");
+    assert_eq!(call(stack, &mut planted, "GET", "/get", None, None).await.body, "none");
     let secret = [7u8; 32];
     let csrf_codec = Codec::new(&[parse_key(CSRF).unwrap()], &[], 3600);
     for (name, expected) in [("_csrf", StatusCode::FORBIDDEN), ("__Host-_csrf", StatusCode::OK)] {
         let value = csrf_codec.encode(name, &secret, now()).unwrap();
         let reply = send(
-            router,
+            stack,
             Request::post("/set")
                 .header(header::COOKIE, format!("{name}={value}"))
                 .header(header::ORIGIN, "https://n.example")
@@ -644,16 +645,16 @@ async fn bodies_over_the_limit_are_413_wherever_they_are_read() {
             &["--session-hash-key", HASH, "--csrf-key", CSRF, "--max-body-size", "1KB"],
         )
         .unwrap();
-    let router = &booted.router;
+    let stack = &booted.stack;
     let mut jar = Jar::default();
-    let t = token(router, &mut jar).await;
+    let t = token(stack, &mut jar).await;
     let big = format!("v={}", "x".repeat(4096));
 
     let in_form = format!("{big}&csrf_token={t}");
-    let reply = call(router, &mut jar.clone(), "POST", "/set", Some(&in_form), None).await;
+    let reply = call(stack, &mut jar.clone(), "POST", "/set", Some(&in_form), None).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "token in the form: {}", reply.body);
     assert!(reply.body.contains("413"), "rendered by the error renderer: {}", reply.body);
-    let reply = call(router, &mut jar.clone(), "POST", "/set", Some(&big), Some(&t)).await;
+    let reply = call(stack, &mut jar.clone(), "POST", "/set", Some(&big), Some(&t)).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "token in the header: {}", reply.body);
 
     let json = |body: String| {
@@ -665,11 +666,11 @@ async fn bodies_over_the_limit_are_413_wherever_they_are_read() {
             .body(Body::from(body))
             .unwrap()
     };
-    let reply = send(router, json(format!("[{}1]", "1,".repeat(1000)))).await;
+    let reply = send(stack, json(format!("[{}1]", "1,".repeat(1000)))).await;
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE, "JSON: {}", reply.body);
     let v: serde_json::Value = serde_json::from_str(&reply.body).unwrap();
     assert_eq!(v["code"], 413, "{v}");
-    assert_eq!(send(router, json("[1,2]".into())).await.body, "[1,2]", "a small JSON body");
+    assert_eq!(send(stack, json("[1,2]".into())).await.body, "[1,2]", "a small JSON body");
 
     // A body that breaks off is a bad request, not a CSRF failure.
     let broken = Request::post("/set")
@@ -677,16 +678,16 @@ async fn bodies_over_the_limit_are_413_wherever_they_are_read() {
         .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
         .body(Body::new(BrokenBody(false)))
         .unwrap();
-    assert_eq!(send(router, broken).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(send(stack, broken).await.status, StatusCode::BAD_REQUEST);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn flash_messages_make_room_in_the_cookie_instead_of_failing() {
     let site = Site::new();
     let booted = site.build(server(), &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
-    let router = &booted.router;
+    let stack = &booted.stack;
     let mut jar = Jar::default();
-    let t = token(router, &mut jar).await;
+    let t = token(stack, &mut jar).await;
     let session_size = |reply: &Reply| {
         reply
             .headers
@@ -701,19 +702,19 @@ async fn flash_messages_make_room_in_the_cookie_instead_of_failing() {
     // Each message alone fits, two do not: the older one is dropped.
     for letter in ["a", "b", "c"] {
         let form = format!("v={}", letter.repeat(1500));
-        let reply = call(router, &mut jar, "POST", "/flash-long", Some(&form), Some(&t)).await;
+        let reply = call(stack, &mut jar, "POST", "/flash-long", Some(&form), Some(&t)).await;
         assert_eq!(reply.status, StatusCode::SEE_OTHER, "{letter}: {}", reply.body);
         assert!(session_size(&reply) <= 4096);
     }
-    let shown = call(router, &mut jar, "GET", "/show", None, None).await.body;
+    let shown = call(stack, &mut jar, "GET", "/show", None, None).await.body;
     assert_eq!(shown, format!("info:{};", "c".repeat(1500)));
 
     // One message alone too large: shortened, with an ellipsis.
     let form = format!("v={}", "é".repeat(3000));
-    let reply = call(router, &mut jar, "POST", "/flash-long", Some(&form), Some(&t)).await;
+    let reply = call(stack, &mut jar, "POST", "/flash-long", Some(&form), Some(&t)).await;
     assert_eq!(reply.status, StatusCode::SEE_OTHER, "{}", reply.body);
     assert!(session_size(&reply) <= 4096);
-    let shown = call(router, &mut jar, "GET", "/show", None, None).await.body;
+    let shown = call(stack, &mut jar, "GET", "/show", None, None).await.body;
     let text = shown
         .strip_prefix("info:")
         .and_then(|s| s.strip_suffix("…;"))

@@ -48,7 +48,7 @@ async fn the_theme_works_without_the_other_contrib_apps() {
     let booted = site
         .build(Server::new("server", "1.2.3").app(Themed).app(Theme::new("Site & Co")), &[])
         .unwrap();
-    let page = get(&booted.router, "/themed").await;
+    let page = get(&booted.stack, "/themed").await;
     assert_eq!(page.status, 200, "{}", page.body);
     let body = page.body.replace("&#x2f;", "/");
     assert!(body.contains("<title>Themed · Site &amp; Co</title>"), "{body}");
@@ -60,7 +60,7 @@ async fn the_theme_works_without_the_other_contrib_apps() {
     assert!(!body.contains("hx-headers"), "no CSRF app, no token header: {body}");
     assert!(body.contains("<div id=\"messages\" class=\"messages\">\n</div>"), "{body}");
 
-    let missing = get(&booted.router, "/nope").await;
+    let missing = get(&booted.stack, "/nope").await;
     assert_eq!(missing.status, 404);
     assert!(
         missing.body.contains("<title>404 Not Found · Site &amp; Co</title>"),
@@ -68,7 +68,7 @@ async fn the_theme_works_without_the_other_contrib_apps() {
         missing.body
     );
 
-    let icon = get(&booted.router, "/favicon.ico").await;
+    let icon = get(&booted.stack, "/favicon.ico").await;
     assert_eq!(icon.status, 200);
     assert_eq!(icon.headers["content-type"], "image/x-icon");
 }
@@ -78,7 +78,7 @@ async fn a_later_apps_layout_replaces_the_themes() {
     let site = Site::new();
     let server = Server::new("server", "9.9.9").app(Theme::new("Site")).app(B::new()).app(A);
     let booted = site.build(server, &[]).unwrap();
-    let page = get(&booted.router, "/page").await;
+    let page = get(&booted.stack, "/page").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.starts_with("<html><body><nav>"), "A's layout.html wins: {}", page.body);
     assert!(!page.body.contains("theme.css"), "{}", page.body);
@@ -88,5 +88,5 @@ async fn a_later_apps_layout_replaces_the_themes() {
 async fn without_the_theme_there_is_no_favicon() {
     let site = Site::new();
     let booted = site.build(Server::new("server", "9.9.9").app(B::new()).app(A), &[]).unwrap();
-    assert_eq!(get(&booted.router, "/favicon.ico").await.status, 404);
+    assert_eq!(get(&booted.stack, "/favicon.ico").await.status, 404);
 }
