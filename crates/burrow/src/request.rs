@@ -3,13 +3,15 @@
 //! ([`ClientIp`]: the peer, or the address trusted proxies forwarded) and what trusted
 //! proxies said about the scheme and host ([`Forwarded`]). The values are set by the
 //! accept loop and the core middleware (`crate::proxy` resolves the proxies' headers);
-//! this module only defines them, so every layer above can read them.
+//! this module only defines them, so every layer above can read them. The id, the peer
+//! and the server's services travel as one extension, [`Scope`]: each extension is an
+//! allocation, and the map of them grows as they come.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderValue};
 
@@ -64,18 +66,63 @@ impl RequestId {
     }
 }
 
+impl RequestId {
+    /// The request's id, set by the core layer (or, outside it, as an extension of its own).
+    pub(crate) fn of(extensions: &Extensions) -> Option<&RequestId> {
+        Scope::of(extensions).map(|scope| &scope.id).or_else(|| extensions.get::<RequestId>())
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for RequestId {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<RequestId>().cloned().unwrap_or_else(RequestId::generate))
+        Ok(RequestId::of(&parts.extensions).cloned().unwrap_or_else(RequestId::generate))
     }
 }
 
-/// The TCP peer of a request (in request extensions), which behind a reverse proxy is the
-/// proxy. [`ClientIp`] is the client's address.
+/// The TCP peer of a request, which behind a reverse proxy is the proxy; [`ClientIp`] is
+/// the client's address. An extractor as `Option<PeerAddr>`: `None` for a request that
+/// came over no socket (built in-process). A request built in-process may carry one as an
+/// extension, which is then its peer.
 #[derive(Clone, Copy, Debug)]
 pub struct PeerAddr(pub SocketAddr);
+
+impl PeerAddr {
+    pub(crate) fn of(extensions: &Extensions) -> Option<SocketAddr> {
+        match Scope::of(extensions) {
+            Some(scope) => scope.peer,
+            None => extensions.get::<PeerAddr>().map(|PeerAddr(addr)| *addr),
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for PeerAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(PeerAddr::of(&parts.extensions).map(PeerAddr))
+    }
+}
+
+/// What the core layer attaches to every request, as one extension.
+#[derive(Clone)]
+pub(crate) struct Scope {
+    /// The server's services, for the extractors (`Db`, `Render`, …).
+    pub(crate) services: Arc<crate::http::Services>,
+    pub(crate) id: RequestId,
+    /// The TCP peer; `None` for a request that came over no socket.
+    pub(crate) peer: Option<SocketAddr>,
+}
+
+impl Scope {
+    pub(crate) fn of(extensions: &Extensions) -> Option<&Scope> {
+        extensions.get::<Scope>()
+    }
+}
 
 /// `next` if it is a path on this site: it must start with one `/`, and contain no
 /// backslash or control character (browsers read `/\evil` and `//evil` as another host).
@@ -107,7 +154,7 @@ impl ClientIp {
         match extensions.get::<ClientIp>() {
             Some(ip) => *ip,
             // Outside the core layer (a router tested alone): the peer.
-            None => ClientIp(extensions.get::<PeerAddr>().map(|PeerAddr(a)| a.ip().to_canonical())),
+            None => ClientIp(PeerAddr::of(extensions).map(|a| a.ip().to_canonical())),
         }
     }
 }

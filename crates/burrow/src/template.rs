@@ -88,7 +88,7 @@ impl RequestInfo {
     }
 
     pub fn request_id(&self) -> Option<&str> {
-        self.extensions.get::<RequestId>().map(|id| id.as_str())
+        RequestId::of(&self.extensions).map(|id| id.as_str())
     }
 }
 

@@ -1,6 +1,7 @@
 //! The core layer: what every request gets around the routes. Before them: the request
 //! id, the client's address ([`ClientIp`](crate::ClientIp), and what trusted proxies
-//! forwarded: [`crate::proxy`]) and the server's [`Services`] (templates, database, …).
+//! forwarded: [`crate::proxy`]) and the server's [`Services`] (templates, database, …),
+//! the id, the peer and the services in one extension ([`Scope`]).
 //! While they run: the request timeout (503).
 //! After them: the error page, the echoed request id, the access log line and
 //! `Connection: close` while draining.
@@ -28,12 +29,11 @@ use tower::{Layer, Service};
 use super::errors::{self, Summary};
 use super::{Draining, access_log, dev, request_id};
 use crate::proxy::Proxies;
-use crate::request::{PeerAddr, RequestId};
+use crate::request::{PeerAddr, RequestId, Scope};
 use crate::template::Templates;
 
 /// What the server hands its handlers' extractors (`Db`, `Render`, `Storage`, `Jobs`,
-/// `Sse`, …): one value for the server, put in every request as one extension — one
-/// allocation per request instead of one per clone of each.
+/// `Sse`, …): one value for the server, shared by every request's [`Scope`].
 pub(crate) struct Services {
     pub(crate) templates: Templates,
     pub(crate) db: crate::Db,
@@ -48,7 +48,7 @@ pub(crate) struct Services {
 impl Services {
     /// The server's services, in a request that went through the core layer.
     pub(crate) fn of(extensions: &axum::http::Extensions) -> Option<&Services> {
-        extensions.get::<Arc<Services>>().map(|services| &**services)
+        Scope::of(extensions).map(|scope| &*scope.services)
     }
 }
 
@@ -72,14 +72,23 @@ impl<S> Layer<S> for CoreLayer {
     type Service = CoreService<S>;
 
     fn layer(&self, inner: S) -> CoreService<S> {
-        CoreService { core: self.0.clone(), inner }
+        CoreService { core: self.0.clone(), peer: None, inner }
     }
 }
 
 #[derive(Clone)]
 pub(crate) struct CoreService<S> {
     core: Arc<Core>,
+    /// The connection's peer: each connection serves its own clone of the stack
+    /// ([`Stack::for_peer`](super::Stack::for_peer)).
+    peer: Option<std::net::SocketAddr>,
     inner: S,
+}
+
+impl<S> CoreService<S> {
+    pub(crate) fn set_peer(&mut self, peer: std::net::SocketAddr) {
+        self.peer = Some(peer);
+    }
 }
 
 impl<S, R> Service<Request> for CoreService<S>
@@ -99,20 +108,22 @@ where
         let start = Instant::now();
         let http1 = request.version() <= Version::HTTP_11;
         let id = request_id::of(&request);
-        let peer = request.extensions().get::<PeerAddr>().map(|PeerAddr(addr)| addr.ip());
-        let (client, forwarded) = self.core.proxies.resolve(peer, request.headers());
+        // A request built in-process may bring its peer as an extension.
+        let peer = self.peer.or_else(|| PeerAddr::of(request.extensions()));
+        let ip = peer.map(|addr| addr.ip());
+        let (client, forwarded) = self.core.proxies.resolve(ip, request.headers());
         let extensions = request.extensions_mut();
-        extensions.insert(id.clone());
+        let services = self.core.services.clone();
+        extensions.insert(Scope { services, id: id.clone(), peer });
         // Without a trusted proxy the client is the peer, which `ClientIp::of` falls back
         // to: one extension less (the map then fits the common request without growing
         // a third time).
-        if client.0 != peer.map(|ip| ip.to_canonical()) {
+        if client.0 != ip.map(|ip| ip.to_canonical()) {
             extensions.insert(client);
         }
         if let Some(forwarded) = forwarded {
             extensions.insert(forwarded);
         }
-        extensions.insert(self.core.services.clone());
         let summary = Summary::of(&request);
         CoreFuture {
             inner: self.inner.call(request),

@@ -163,7 +163,7 @@ pub(crate) struct Summary {
 impl Summary {
     pub(crate) fn of(request: &Request) -> Summary {
         let ClientIp(client) = ClientIp::of(request.extensions());
-        let peer = request.extensions().get::<PeerAddr>().map(|PeerAddr(a)| a.ip().to_canonical());
+        let peer = PeerAddr::of(request.extensions()).map(|a| a.ip().to_canonical());
         Summary {
             method: request.method().clone(),
             uri: request.uri().clone(),
@@ -171,7 +171,7 @@ impl Summary {
             host: request.headers().get(header::HOST).cloned(),
             accept_language: request.headers().get(header::ACCEPT_LANGUAGE).cloned(),
             cookie: request.headers().get(header::COOKIE).cloned(),
-            request_id: request.extensions().get::<RequestId>().cloned(),
+            request_id: RequestId::of(request.extensions()).cloned(),
             client,
             proxy: peer.filter(|peer| Some(*peer) != client),
             templates: super::Services::of(request.extensions()).map(|s| s.templates.clone()),

@@ -82,7 +82,7 @@ pub struct Stack(Inner);
 #[derive(Clone)]
 enum Inner {
     Site(Site),
-    Plain(Router),
+    Plain { router: Router, peer: Option<std::net::SocketAddr> },
 }
 
 /// The core stack's layers, outermost first, around the router (see [`core_stack`]).
@@ -99,7 +99,18 @@ type Compressible =
 impl Stack {
     /// A router served as it is (acme mode's HTTP port).
     pub(crate) fn plain(router: Router) -> Stack {
-        Stack(Inner::Plain(router))
+        Stack(Inner::Plain { router, peer: None })
+    }
+
+    /// The stack for one connection: its requests come from `peer` ([`PeerAddr`]).
+    ///
+    /// [`PeerAddr`]: crate::PeerAddr
+    pub(crate) fn for_peer(mut self, peer: std::net::SocketAddr) -> Stack {
+        match &mut self.0 {
+            Inner::Site(site) => site.get_mut().inner_mut().set_peer(peer),
+            Inner::Plain { peer: slot, .. } => *slot = Some(peer),
+        }
+        self
     }
 }
 
@@ -111,14 +122,19 @@ impl Service<Request> for Stack {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         match &mut self.0 {
             Inner::Site(site) => site.poll_ready(cx),
-            Inner::Plain(router) => Service::<Request>::poll_ready(router, cx),
+            Inner::Plain { router, .. } => Service::<Request>::poll_ready(router, cx),
         }
     }
 
-    fn call(&mut self, request: Request) -> StackFuture {
+    fn call(&mut self, mut request: Request) -> StackFuture {
         match &mut self.0 {
             Inner::Site(site) => StackFuture::Site { future: site.call(request) },
-            Inner::Plain(router) => StackFuture::Plain { future: router.call(request) },
+            Inner::Plain { router, peer } => {
+                if let Some(peer) = *peer {
+                    request.extensions_mut().insert(crate::PeerAddr(peer));
+                }
+                StackFuture::Plain { future: router.call(request) }
+            }
         }
     }
 }

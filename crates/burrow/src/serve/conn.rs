@@ -29,7 +29,6 @@ use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 
 use super::limits::{Caps, Throttle};
-use crate::request::PeerAddr;
 use crate::settings::ConnectionLimits;
 
 /// A connection that became ready for requests (accepted, or TLS handshake done) this
@@ -160,17 +159,15 @@ impl Connection {
         let peer = self.peer;
         let activity = Arc::new(Activity::new(self.accepted_at));
         let tracked = activity.clone();
-        let stack = self.stack;
-        let service = hyper::service::service_fn(
-            move |mut request: hyper::Request<hyper::body::Incoming>| {
+        let stack = self.stack.for_peer(peer);
+        let service =
+            hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let done = tracked.request_started();
-                request.extensions_mut().insert(PeerAddr(peer));
                 let response = stack.clone().oneshot(request.map(axum::body::Body::new));
                 // In flight until its body is sent (or dropped): a long download or an
                 // event stream is not idle.
                 async move { response.await.map(|r| r.map(|body| Tracked { body, _done: done })) }
-            },
-        );
+            });
         let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         let ready_at = Instant::now();
         let deadlines = Deadlines { accepted_at: self.accepted_at, ready_at, limits: self.limits };

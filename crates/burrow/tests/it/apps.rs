@@ -11,8 +11,8 @@ use burrow::axum::{Extension, Router};
 use burrow::db::params;
 use burrow::minijinja::context;
 use burrow::{
-    AnySetting, App, AppContext, Config, ConfigError, Db, Dir, Error, Html, NavItem, Render,
-    RequestContext, RequestId, RequestInfo, Setting,
+    AnySetting, App, AppContext, ClientIp, Config, ConfigError, Db, Dir, Error, Html, NavItem,
+    PeerAddr, Render, RequestContext, RequestId, RequestInfo, Setting,
 };
 
 static TEMPLATES_A: Dir<'static> = burrow::embed_dir!("$CARGO_MANIFEST_DIR/tests/it/templates_a");
@@ -92,6 +92,12 @@ impl App for A {
                 }),
             )
             .route("/id", get(|id: RequestId| async move { id.as_str().to_string() }))
+            .route(
+                "/peer",
+                get(|peer: Option<PeerAddr>, ClientIp(ip): ClientIp| async move {
+                    format!("{:?} {ip:?}", peer.map(|PeerAddr(addr)| addr.to_string()))
+                }),
+            )
             .route("/items", get(items))
             .route(
                 "/trail",

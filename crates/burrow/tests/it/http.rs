@@ -137,6 +137,18 @@ async fn request_ids_are_honoured_or_generated() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_peer_is_none_in_process_unless_the_request_brings_one() {
+    let site = Site::new();
+    let booted = site.build(server(), &[]).unwrap();
+    assert_eq!(get(&booted.stack, "/peer").await.body, "None None");
+    let mut request = Request::get("/peer").body(Body::empty()).unwrap();
+    let addr: std::net::SocketAddr = "[::ffff:10.0.0.7]:5000".parse().unwrap();
+    request.extensions_mut().insert(burrow::PeerAddr(addr));
+    let reply = send(&booted.stack, request).await;
+    assert_eq!(reply.body, r#"Some("[::ffff:10.0.0.7]:5000") Some(10.0.0.7)"#);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn static_files_have_hashed_immutable_urls() {
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
