@@ -102,6 +102,15 @@ impl Stack {
         Stack(Inner::Plain { router, peer: None })
     }
 
+    /// Calls the stack for one request in place (a clone per request would bump the
+    /// reference counts of every layer's shared parts, which all the server's threads
+    /// bump). No layer ever holds a request back, so readiness has nothing to wait for.
+    pub(crate) fn serve(&mut self, request: Request) -> StackFuture {
+        let ready = self.poll_ready(&mut Context::from_waker(std::task::Waker::noop()));
+        debug_assert!(ready.is_ready(), "every layer of the stack is always ready");
+        self.call(request)
+    }
+
     /// The stack for one connection: its requests come from `peer` ([`PeerAddr`]).
     ///
     /// [`PeerAddr`]: crate::PeerAddr

@@ -26,7 +26,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 use super::limits::{Caps, Throttle};
 use crate::settings::ConnectionLimits;
@@ -159,11 +158,13 @@ impl Connection {
         let peer = self.peer;
         let activity = Arc::new(Activity::new(self.accepted_at));
         let tracked = activity.clone();
-        let stack = self.stack.for_peer(peer);
+        // The connection's own stack, called in place: a clone per request would bump the
+        // reference counts the server's other threads bump too.
+        let stack = std::cell::RefCell::new(self.stack.for_peer(peer));
         let service =
             hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let done = tracked.request_started();
-                let response = stack.clone().oneshot(request.map(axum::body::Body::new));
+                let response = stack.borrow_mut().serve(request.map(axum::body::Body::new));
                 // In flight until its body is sent (or dropped): a long download or an
                 // event stream is not idle.
                 async move { response.await.map(|r| r.map(|body| Tracked { body, _done: done })) }
