@@ -190,6 +190,18 @@ fn run_under<T>(
     }
 }
 
+/// Whether the WAL file has grown past [`WAL_RESTART_BYTES`] (a `stat`: cheap enough
+/// to make on the runtime's thread).
+fn wal_too_big(wal: &Path) -> bool {
+    std::fs::metadata(wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES)
+}
+
+/// A RESTART checkpoint: waits for the readers of the WAL, copies it into the database
+/// and has the next writer start it over, so it stops growing.
+fn restart_wal(conn: &Conn) {
+    let _ = conn.sqlite().execute_batch("PRAGMA wal_checkpoint(RESTART);");
+}
+
 /// Cancels a read when its future is dropped before the read finished.
 struct CancelOnDrop(Option<Arc<Stop>>);
 
@@ -321,14 +333,23 @@ impl SqlitePool {
         let wal = self.wal.clone().filter(|_| {
             (activity.commits.load(Ordering::Relaxed) + 1).is_multiple_of(WAL_CHECK_EVERY)
         });
-        // A fast write runs here, as a fast read does (see `Speeds`); a WAL check may
-        // wait for readers, so it never does.
-        if wal.is_none() && is_fast(&fast_runs) {
+        // A fast write runs here, as a fast read does (see `Speeds`); so does the look at
+        // the WAL's size, but a RESTART may wait for readers, so it never does.
+        if is_fast(&fast_runs) {
             let conn = guard.as_mut().ok_or(DbError::Closed)?;
             let result = run_under(conn, &stop, &self.running, &fast_runs, |c| {
                 c.transaction("BEGIN IMMEDIATE", f)
             });
             activity.committed();
+            if wal.is_some_and(|wal| wal_too_big(&wal)) {
+                let restarted = tokio::task::spawn_blocking(move || {
+                    if let Some(conn) = guard.as_ref() {
+                        restart_wal(conn);
+                    }
+                });
+                // The write is committed either way; a failed RESTART is tried again in 64.
+                let _ = restarted.await;
+            }
             return result;
         }
         let running = self.running.clone();
@@ -338,10 +359,8 @@ impl SqlitePool {
                 c.transaction("BEGIN IMMEDIATE", f)
             });
             activity.committed();
-            if let Some(wal) = wal
-                && std::fs::metadata(&wal).is_ok_and(|m| m.len() > WAL_RESTART_BYTES)
-            {
-                let _ = conn.sqlite().execute_batch("PRAGMA wal_checkpoint(RESTART);");
+            if wal.is_some_and(|wal| wal_too_big(&wal)) {
+                restart_wal(conn);
             }
             result
         })
