@@ -213,7 +213,8 @@ impl After {
     /// (error pages get it too, so fixing a broken template reloads the page that showed
     /// the error).
     async fn finish_rendered(self, response: Response) -> Response {
-        let mut response = errors::render(&self.summary, response).await;
+        let templates = &self.core.services.templates;
+        let mut response = errors::render(&self.summary, Some(templates), response).await;
         if self.core.dev {
             response = dev::inject_script(response).await;
         }

@@ -34,7 +34,11 @@ fn wants_page(res: &Response) -> bool {
 
 /// Logs the cause a response carries and renders it as the error page if it is an
 /// unhandled error response of the request that `summary` describes.
-pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
+pub(crate) async fn render(
+    summary: &Summary,
+    templates: Option<&Templates>,
+    res: Response,
+) -> Response {
     if let Some(LogDetail(detail)) = res.extensions().get::<LogDetail>() {
         // Here rather than where the error was made: the request id ties the line to the
         // access log line and to the id the client was shown.
@@ -66,7 +70,7 @@ pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
     {
         headers.remove(name);
     }
-    let locale = summary.templates.as_ref().map(|t| t.i18n().negotiate(&info.headers));
+    let locale = templates.map(|t| t.i18n().negotiate(&info.headers));
     let message = match message_of(res).await {
         Some(PublicMessage(text, Some(translation))) => match &locale {
             Some(locale) => {
@@ -83,7 +87,7 @@ pub(crate) async fn render(summary: &Summary, res: Response) -> Response {
         None => default_message(status, locale.as_ref()),
     };
     let mut rendered =
-        error_response(status, &message, &info, summary.templates.as_ref(), locale.as_ref());
+        error_response(status, &message, &info, templates, locale.as_ref());
     for (name, value) in headers.iter() {
         if !rendered.headers().contains_key(name) {
             rendered.headers_mut().append(name.clone(), value.clone());
@@ -99,7 +103,7 @@ pub(crate) async fn render_errors(mut request: Request, next: Next) -> Response 
     let id = super::request_id::of(&request);
     request.extensions_mut().insert(id.clone());
     let summary = Summary::of(&request);
-    let mut response = render(&summary, next.run(request).await).await;
+    let mut response = render(&summary, None, next.run(request).await).await;
     super::request_id::echo(&id, &mut response);
     response
 }
@@ -157,7 +161,6 @@ pub(crate) struct Summary {
     pub(crate) client: Option<std::net::IpAddr>,
     /// The TCP peer, when it is not the client (a trusted proxy).
     pub(crate) proxy: Option<std::net::IpAddr>,
-    templates: Option<Templates>,
 }
 
 impl Summary {
@@ -174,7 +177,6 @@ impl Summary {
             request_id: RequestId::of(request.extensions()).cloned(),
             client,
             proxy: peer.filter(|peer| Some(*peer) != client),
-            templates: super::Services::of(request.extensions()).map(|s| s.templates.clone()),
         }
     }
 
