@@ -86,8 +86,7 @@ pub(crate) async fn render(
         Some(PublicMessage(text, None)) => text,
         None => default_message(status, locale.as_ref()),
     };
-    let mut rendered =
-        error_response(status, &message, &info, templates, locale.as_ref());
+    let mut rendered = error_response(status, &message, &info, templates, locale.as_ref());
     for (name, value) in headers.iter() {
         if !rendered.headers().contains_key(name) {
             rendered.headers_mut().append(name.clone(), value.clone());

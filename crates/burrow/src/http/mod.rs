@@ -77,7 +77,8 @@ pub(crate) use security_headers::security_headers;
 #[derive(Clone)]
 pub struct Stack(Inner);
 
-// Not boxed: every request clones the stack, and a box would be an allocation per request.
+// Not boxed: each connection clones the stack (and in-process callers each request), and a
+// box would make every clone an allocation.
 #[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 enum Inner {
