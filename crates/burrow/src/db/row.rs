@@ -1,7 +1,5 @@
 //! [`Row`] and [`FromRow`]: rows read by column name (or position) on either engine.
 
-use std::cell::Cell;
-
 use super::{DbError, FromValue, Value};
 
 /// One result row; read columns by name with [`Row::get`] or by position with
@@ -21,46 +19,28 @@ pub(super) struct Columns {
     /// Every name, one after the other; `ends[i]` is where the `i`th ends.
     names: String,
     ends: Vec<usize>,
-    /// The column after the last one found: a struct's fields are usually read in the
-    /// order of the `SELECT`'s columns, so the next lookup is tried there first. Only when
-    /// no two columns share a name (else the first of them must be found).
-    next: Cell<usize>,
-    unique: bool,
 }
 
 impl Columns {
     pub(super) fn of(statement: &rusqlite::Statement<'_>) -> Columns {
-        let mut columns =
-            Columns { names: String::new(), ends: Vec::new(), next: Cell::new(0), unique: true };
+        let mut columns = Columns { names: String::new(), ends: Vec::new() };
         for name in statement.column_names() {
             columns.names.push_str(name);
             columns.ends.push(columns.names.len());
         }
-        let count = columns.ends.len();
-        columns.unique = (0..count).all(|i| {
-            let name = columns.name(i).unwrap_or_default();
-            (i + 1..count).all(|j| !columns.name(j).unwrap_or_default().eq_ignore_ascii_case(name))
-        });
         columns
     }
 
     /// The first column named `column`, ignoring ASCII case as SQLite does.
     fn position(&self, column: &str) -> Option<usize> {
-        let next = self.next.get();
-        if self.unique && self.name(next).is_some_and(|name| name.eq_ignore_ascii_case(column)) {
-            self.next.set(next + 1);
-            return Some(next);
+        let mut start = 0;
+        for (i, &end) in self.ends.iter().enumerate() {
+            if self.names[start..end].eq_ignore_ascii_case(column) {
+                return Some(i);
+            }
+            start = end;
         }
-        let found = (0..self.ends.len())
-            .find(|&i| self.name(i).is_some_and(|name| name.eq_ignore_ascii_case(column)))?;
-        self.next.set(found + 1);
-        Some(found)
-    }
-
-    fn name(&self, index: usize) -> Option<&str> {
-        let end = *self.ends.get(index)?;
-        let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
-        Some(&self.names[start..end])
+        None
     }
 }
 
@@ -296,30 +276,5 @@ mod tests {
         // Text that is not UTF-8 reads with replacement characters.
         let text: String = conn.query_one("SELECT CAST(x'41ff42' AS TEXT)", &[]).unwrap();
         assert_eq!(text, "A\u{FFFD}B");
-    }
-
-    #[test]
-    fn columns_are_found_in_any_order_and_a_repeated_name_is_its_first_column() {
-        let conn = Conn::new(
-            Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
-            crate::live::Hub::default(),
-        );
-        // Fields read in another order than the columns', on every row.
-        let sql = "SELECT NULL AS nickname, 'Ada' AS full_name, 1 AS id \
-                   UNION ALL SELECT 'b', 'Bo', 2";
-        let people: Vec<Person> = conn.query(sql, &[]).unwrap();
-        let read: Vec<_> =
-            people.iter().map(|p| (p.id, p.name.as_str(), p.nickname.as_deref())).collect();
-        assert_eq!(read, [(1, "Ada", None), (2, "Bo", Some("b"))]);
-        // Two columns named `id` (a join): the first, also when read right after the one
-        // before the second.
-        let mut ids = Vec::new();
-        let sql = "SELECT 1 AS id, 'x' AS tag, 2 AS ID UNION ALL SELECT 3, 'y', 4";
-        conn.query_each(sql, &[], |row| {
-            ids.push((row.get::<String>("tag")?, row.get::<i64>("id")?, row.get_at::<i64>(2)?));
-            Ok(())
-        })
-        .unwrap();
-        assert_eq!(ids, [("x".to_string(), 1, 2), ("y".to_string(), 3, 4)]);
     }
 }
