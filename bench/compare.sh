@@ -258,13 +258,15 @@ END {
     printf "%-10s %-7s %10s %8s %8s %8s %9s %7s\n", "workload", "server", "req/s", "p50", "p99", "CPU µs", "peak MiB", "errors"
     split("plaintext page post", w, " ")
     for (i = 1; i <= 3; i++) {
+        # A workload left out by WORKLOADS has no figures (and no ratio line).
+        delete m_rps; delete m_cpu
         for (s = 1; s <= 2; s++) {
             kind = s == 1 ? "bare" : "burrow"; k = w[i] SUBSEP kind
             if (!(k in rps)) continue
             m_rps[kind] = median(rps[k]); m_cpu[kind] = median(cpu[k])
             printf "%-10s %-7s %10.0f %8.2f %8.2f %8.1f %9.1f %7d\n", w[i], kind, m_rps[kind], median(p50[k]), median(p99[k]), m_cpu[kind], hwm[k] / 1024, err[k]
         }
-        if (m_rps["bare"] > 0 && m_cpu["bare"] > 0)
+        if (m_rps["bare"] > 0 && m_cpu["bare"] > 0 && m_rps["burrow"] > 0)
             printf "%-10s %-7s %10.2f× req/s, %.2f× CPU per request\n", w[i], "ratio", m_rps["burrow"] / m_rps["bare"], m_cpu["burrow"] / m_cpu["bare"]
     }
 }' "$RESULTS"

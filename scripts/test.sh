@@ -83,6 +83,11 @@ echo "ldd: $ldd_out"
 echo "$ldd_out" | grep -Eq 'not a dynamic executable|statically linked' || { echo "FAIL: ldd sees $BIN as dynamic"; exit 1; }
 ls -l "$BIN"
 
+echo "==> the binary allocates with burrow's allocator (mimalloc prints its statistics)"
+MIMALLOC_SHOW_STATS=1 "$BIN" --version 2>&1 >/dev/null | grep -q '^heap stats:' \
+  || { echo "FAIL: $BIN does not allocate with burrow::Allocator (mimalloc)"; exit 1; }
+echo "ok"
+
 echo "==> the binary alone: runs in an empty chroot (no libc, no /etc)"
 root=$(mktemp -d)
 cp "$BIN" "$root/server"

@@ -64,8 +64,10 @@ pub(crate) fn watch_folders(
     folders: Vec<PathBuf>,
     mut on_change: impl FnMut() -> bool + Send + 'static,
 ) {
+    // Taken here, not in the thread: a thread that starts late (a busy machine) would take
+    // an edit made meanwhile as its starting point and never see it as a change.
+    let mut last = snapshot(&folders);
     let spawned = std::thread::Builder::new().name("burrow-dev-watch".into()).spawn(move || {
-        let mut last = snapshot(&folders);
         loop {
             std::thread::sleep(POLL);
             let now = snapshot(&folders);

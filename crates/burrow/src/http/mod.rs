@@ -195,12 +195,14 @@ pub(crate) fn core_stack(
         storage: storage.clone(),
         streams: crate::live::Streams::new(settings.live, draining.clone()),
     };
+    let security_headers = SecurityHeaders::from_settings(settings);
     let core = CoreLayer(Arc::new(Core {
         services: Arc::new(services),
         draining,
         proxies: settings.proxies.clone(),
         request_timeout: settings.request_timeout,
         dev: live,
+        headers_outside: security_headers.len(),
     }));
     let panic_response: fn(Box<dyn Any + Send + 'static>) -> Response = panic_response;
     let site = ServiceBuilder::new()
@@ -209,7 +211,7 @@ pub(crate) fn core_stack(
                 .quality(CompressionLevel::Fastest)
                 .compress_when(compressible()),
         )
-        .layer(AroundLayer(SecurityHeaders::from_settings(settings)))
+        .layer(AroundLayer(security_headers))
         .layer(core)
         // Load balancers' health checks are never limited.
         .layer(RateLimit::per_ip_or_off(settings.rate_limit).exempt("/healthz/"))

@@ -92,6 +92,11 @@ impl SecurityHeaders {
         SecurityHeaders(headers.into())
     }
 
+    /// How many headers a response gets (fewer when it has some of them already).
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
     fn add_missing(&self, response: &mut HeaderMap) {
         // One growth of the map at most, instead of one per header.
         response.reserve(self.0.len());
