@@ -18,6 +18,11 @@ use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 use tower::{Service, ServiceExt};
 
+// The allocator bench-app's binary declares (src/main.rs), for both servers here: the
+// figures are of the code the binary runs.
+#[global_allocator]
+static ALLOCATOR: burrow::Allocator = burrow::Allocator;
+
 /// What both servers are: bench-bare's `Router` and bench-app's `burrow::Stack`.
 trait Server:
     Service<Request<Body>, Response = Response, Error = Infallible, Future: Send>
