@@ -182,8 +182,9 @@ pub use template::{
 /// a block is often freed on another thread than the one that allocated it (tokio moves a
 /// connection's task between threads). glibc's allocator then takes locks, and under load
 /// its threads wait on each other; mimalloc's per-thread pages do not. Measured under wrk
-/// on two cores (bench/README.md, "The allocator"): a page with a query and a template
-/// 46 → 36 µs of CPU per request, a form POST 29 → 25 µs, for a few MiB more at peak.
+/// on two cores (bench/README.md, "Steps 17–18: the allocator"): a page with a query and
+/// a template 46 → 36 µs of CPU per request, a form POST 29 → 25 µs, for a few MiB more
+/// at peak.
 /// Without these two lines the system's allocator is used; without burrow's default
 /// `mimalloc` feature this type does not exist (and no C code is built for it).
 #[cfg(feature = "mimalloc")]

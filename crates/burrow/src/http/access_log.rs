@@ -81,7 +81,7 @@ impl AccessLine<'_> {
         // Writing to a Vec cannot fail.
         let _ = match format {
             LogFormat::Text => {
-                // By hand rather than `write!`: `core::fmt` was half of the line's cost.
+                // By hand rather than `write!`: `core::fmt` was about half of the line's cost.
                 out.extend_from_slice(timestamp);
                 out.extend_from_slice(b"  INFO request method=");
                 out.extend_from_slice(method.as_bytes());
@@ -125,8 +125,8 @@ impl AccessLine<'_> {
     }
 }
 
-/// `value` as `{value:?}` writes it: quoted, escaped (the common case, printable ASCII
-/// without `"` or `\\`, without `core::fmt`).
+/// `value` as `{value:?}` writes it: quoted and escaped (the common case, printable ASCII
+/// without `"` or `\`, without `core::fmt`).
 fn debug_str(out: &mut Vec<u8>, value: &str) {
     if value.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b'"' && b != b'\\') {
         out.push(b'"');
