@@ -23,6 +23,9 @@
 #   WORKLOADS    which of "plaintext page post" to run (all three)
 #   PERF         a directory: `perf record -g` of the server during each measured run, into
 #                PERF/KIND-WORKLOAD-ROUND.data (build unstripped for symbols, see bench/README.md)
+#   PAUSE        milliseconds each connection waits between an answer and its next
+#                request (bench/pace.lua): a fixed load below both servers' capacity, at
+#                which p50/p99 compare latency rather than capacity (none: full load)
 #   PIN          set (PIN=1): the server runs on CPU 0 only and wrk on the others, so the two
 #                do not preempt each other on the same cores (needs 2 CPUs and taskset)
 set -euo pipefail
@@ -35,6 +38,8 @@ ROUNDS=${ROUNDS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 APP_ARGS=${APP_ARGS:-}
+# wrk's scripts read it (bench/pace.lua, bench/post_entry.lua).
+[ -n "${PAUSE:-}" ] && export WRK_PAUSE_MS=$PAUSE
 read -r -a WORKLOADS <<<"${WORKLOADS:-plaintext page post}"
 SERVER_ON=()
 CLIENT_ON=()
@@ -171,9 +176,11 @@ to_ms() {
 measure() { # round kind workload
     local round=$1 kind=$2 workload=$3 out=$TMP/wrk-$2-$3-$1.txt
     local wrk_args=(--latency -t "$THREADS" -c "$CONNECTIONS" --timeout 5s)
+    local pace=()
+    [ -n "${PAUSE:-}" ] && pace=(--script "$BENCH_DIR/pace.lua")
     case $workload in
-        plaintext) wrk_args+=(-H "Cookie: $COOKIE" "$BASE/plaintext") ;;
-        page) wrk_args+=(-H "Cookie: $COOKIE" "$BASE/entries") ;;
+        plaintext) wrk_args+=("${pace[@]}" -H "Cookie: $COOKIE" "$BASE/plaintext") ;;
+        page) wrk_args+=("${pace[@]}" -H "Cookie: $COOKIE" "$BASE/entries") ;;
         post) wrk_args+=(--script "$BENCH_DIR/post_entry.lua" "$BASE/entries" -- "$COOKIE" "$TOKEN" "$BASE") ;;
     esac
     "${CLIENT_ON[@]}" wrk -d "$WARMUP" "${wrk_args[@]}" >/dev/null
@@ -210,6 +217,7 @@ RESULTS=$TMP/results.txt
 
 echo "load before starting: $(uptime)"
 echo "$(nproc) CPUs; wrk: $THREADS threads, $CONNECTIONS connections, $DURATION per workload (+ $WARMUP warm-up), $ROUNDS rounds"
+[ -n "${PAUSE:-}" ] && echo "each connection pauses $PAUSE ms between an answer and its next request (PAUSE)"
 echo "bench-app flags: ${APP_ARGS:-(defaults)}"
 if [ -n "${PIN:-}" ]; then echo "pinned: servers on CPU 0, wrk on CPUs 1-$(($(nproc) - 1))"; fi
 

@@ -16,6 +16,14 @@
 local threads = {}
 local next_id = 0
 
+-- compare.sh's PAUSE (see bench/pace.lua).
+local pause = tonumber(os.getenv("WRK_PAUSE_MS") or "")
+if pause then
+   function delay()
+      return pause
+   end
+end
+
 function setup(thread)
    next_id = next_id + 1
    thread:set("thread_id", next_id)
