@@ -18,8 +18,9 @@ use std::sync::{Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tracing::Metadata;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::settings::{LogFormat, Settings};
@@ -38,13 +39,9 @@ const ACCESS_TEXT: u8 = 1;
 const ACCESS_JSON: u8 = 2;
 
 pub(crate) fn init(settings: &Settings) {
-    let level = settings.log_level.to_string().to_lowercase();
-    // Dependencies are noisy at debug; the app's own level applies to burrow and apps.
-    let filter =
-        EnvFilter::try_new(format!("{level},hyper=warn,hyper_util=warn,h2=warn,tower_http=warn"))
-            .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let installed = subscriber(settings.log_format, filter, ansi, Batched).try_init();
+    let installed =
+        subscriber(settings.log_format, filter(settings.log_level), ansi, Batched).try_init();
     // The access log's lines are formatted by `http::access_log` when they would be logged
     // and need no colours: the same line for a fraction of the cost (`tracing`'s
     // formatting was 5% of a small request's CPU time).
@@ -57,23 +54,41 @@ pub(crate) fn init(settings: &Settings) {
     }
 }
 
-/// The subscriber of `--log-format`, writing to `writer`.
+/// What `--log-level` lets through: `level` for burrow and the apps; dependencies that are
+/// noisy at debug stay at warn.
+fn filter(level: tracing::Level) -> Targets {
+    ["hyper", "hyper_util", "h2", "tower_http"]
+        .into_iter()
+        .fold(Targets::new().with_default(level), |targets, noisy| {
+            targets.with_target(noisy, tracing::Level::WARN)
+        })
+}
+
+/// The subscriber of `--log-format`, writing to `writer`. The filter is a [`Targets`], not
+/// an `EnvFilter`: the levels are fixed (`--log-level`), and an `EnvFilter` compiles regular
+/// expressions to parse them, which the server paid for at every start (code pages and
+/// heap it never used again).
 pub(crate) fn subscriber<W>(
     format: LogFormat,
-    filter: EnvFilter,
+    filter: Targets,
     ansi: bool,
     writer: W,
 ) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
-    let builder = builder.with_ansi(ansi);
+    // The formatter's own level filter lets through what the targets may want, no more:
+    // the most verbose of them is the level `tracing`'s macros check before anything else.
+    let most_verbose = filter.iter().map(|(_, level)| level).chain(filter.default_level()).max();
+    let builder = tracing_subscriber::fmt()
+        .with_max_level(most_verbose.unwrap_or(tracing::level_filters::LevelFilter::OFF))
+        .with_writer(writer)
+        .with_ansi(ansi);
     match format {
-        LogFormat::Text => Box::new(builder.with_target(false).finish()),
-        LogFormat::Json => {
-            Box::new(builder.json().flatten_event(true).with_current_span(false).finish())
-        }
+        LogFormat::Text => Box::new(builder.with_target(false).finish().with(filter)),
+        LogFormat::Json => Box::new(
+            builder.json().flatten_event(true).with_current_span(false).finish().with(filter),
+        ),
     }
 }
 
@@ -457,5 +472,32 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(60), "the line was never written");
             std::thread::sleep(Duration::from_micros(100));
         }
+    }
+    #[test]
+    fn the_level_applies_to_the_app_and_dependencies_stay_at_warn() {
+        let lines = |level| {
+            let kept = Kept::default();
+            let sink = kept.clone();
+            let subscriber =
+                subscriber(LogFormat::Text, filter(level), false, move || sink.clone());
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::debug!(target: "burrow::serve", "app debug");
+                tracing::info!(target: "notes", "app info");
+                tracing::debug!(target: "hyper::proto::h1", "hyper debug");
+                tracing::warn!(target: "hyper", "hyper warn");
+                tracing::error!(target: "tower_http::trace", "tower error");
+            });
+            let kept = kept.0.lock().unwrap();
+            String::from_utf8(kept.0.clone()).unwrap()
+        };
+        let debug = lines(tracing::Level::DEBUG);
+        for shown in ["app debug", "app info", "hyper warn", "tower error"] {
+            assert!(debug.contains(shown), "{shown:?} missing at debug:\n{debug}");
+        }
+        assert!(!debug.contains("hyper debug"), "hyper's debug shown:\n{debug}");
+        let error = lines(tracing::Level::ERROR);
+        assert!(!error.contains("app info") && !error.contains("app debug"), "{error}");
+        // As before: the dependencies' warnings are shown whatever the app's level.
+        assert!(error.contains("hyper warn") && error.contains("tower error"), "{error}");
     }
 }

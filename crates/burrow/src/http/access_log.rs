@@ -178,7 +178,7 @@ fn json_string(out: &mut Vec<u8>, value: &str) {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::filter::Targets;
 
     use super::*;
 
@@ -200,8 +200,12 @@ mod tests {
     fn subscribers_line(format: LogFormat, line: &AccessLine) -> String {
         let kept = Kept::default();
         let writer = kept.clone();
-        let subscriber =
-            logging::subscriber(format, EnvFilter::new("info"), false, move || writer.clone());
+        let subscriber = logging::subscriber(
+            format,
+            Targets::new().with_default(tracing::Level::INFO),
+            false,
+            move || writer.clone(),
+        );
         tracing::subscriber::with_default(subscriber, || line.trace());
         String::from_utf8(kept.0.lock().unwrap().clone()).unwrap()
     }
@@ -236,10 +240,12 @@ mod tests {
     fn timestamps_are_the_subscribers_shape() {
         let kept = Kept::default();
         let writer = kept.clone();
-        let subscriber =
-            logging::subscriber(LogFormat::Text, EnvFilter::new("info"), false, move || {
-                writer.clone()
-            });
+        let subscriber = logging::subscriber(
+            LogFormat::Text,
+            Targets::new().with_default(tracing::Level::INFO),
+            false,
+            move || writer.clone(),
+        );
         let before = logging::timestamp();
         tracing::subscriber::with_default(subscriber, || tracing::info!("now"));
         let after = logging::timestamp();
