@@ -5,7 +5,7 @@
 --
 --   WRK_PAUSE_MS=2 wrk ... --script bench/pace.lua URL
 --
--- bench/post_entry.lua reads WRK_PAUSE_MS the same way. wrk looks for `delay` before any
+-- bench/post_entry.lua runs this file too. wrk looks for `delay` before any
 -- thread's `init` runs, so it is defined here, at the top.
 
 local pause = tonumber(os.getenv("WRK_PAUSE_MS") or "")

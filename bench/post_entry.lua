@@ -16,13 +16,8 @@
 local threads = {}
 local next_id = 0
 
--- compare.sh's PAUSE (see bench/pace.lua).
-local pause = tonumber(os.getenv("WRK_PAUSE_MS") or "")
-if pause then
-   function delay()
-      return pause
-   end
-end
+-- compare.sh's PAUSE: bench/pace.lua, next to this script.
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "") .. "pace.lua")
 
 function setup(thread)
    next_id = next_id + 1
