@@ -240,11 +240,12 @@ impl Stderr {
 impl Write for Stderr {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
         let written = std::io::stderr().write(bytes)?;
-        self.unsent += written;
         #[cfg(target_os = "linux")]
-        if self.unsent >= WRITE_BEHIND
-            && let Some(file) = &self.file
-        {
+        if let Some(file) = &self.file {
+            self.unsent += written;
+            if self.unsent < WRITE_BEHIND {
+                return Ok(written);
+            }
             self.unsent = 0;
             // SAFETY: the descriptor is open (owned by `file`); offset 0 and length 0 mean
             // the whole file, of which only the dirty pages are queued.
@@ -473,6 +474,7 @@ mod tests {
             std::thread::sleep(Duration::from_micros(100));
         }
     }
+
     #[test]
     fn the_level_applies_to_the_app_and_dependencies_stay_at_warn() {
         let lines = |level| {
