@@ -56,7 +56,7 @@ pub(crate) fn init(settings: &Settings) {
 
 /// What `--log-level` lets through: `level` for burrow and the apps; dependencies that are
 /// noisy at debug stay at warn.
-fn filter(level: tracing::Level) -> Targets {
+pub(crate) fn filter(level: tracing::Level) -> Targets {
     ["hyper", "hyper_util", "h2", "tower_http"]
         .into_iter()
         .fold(Targets::new().with_default(level), |targets, noisy| {

@@ -178,8 +178,6 @@ fn json_string(out: &mut Vec<u8>, value: &str) {
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use tracing_subscriber::filter::Targets;
-
     use super::*;
 
     /// What the subscriber writes, kept.
@@ -200,12 +198,8 @@ mod tests {
     fn subscribers_line(format: LogFormat, line: &AccessLine) -> String {
         let kept = Kept::default();
         let writer = kept.clone();
-        let subscriber = logging::subscriber(
-            format,
-            Targets::new().with_default(tracing::Level::INFO),
-            false,
-            move || writer.clone(),
-        );
+        let filter = logging::filter(tracing::Level::INFO);
+        let subscriber = logging::subscriber(format, filter, false, move || writer.clone());
         tracing::subscriber::with_default(subscriber, || line.trace());
         String::from_utf8(kept.0.lock().unwrap().clone()).unwrap()
     }
@@ -240,12 +234,9 @@ mod tests {
     fn timestamps_are_the_subscribers_shape() {
         let kept = Kept::default();
         let writer = kept.clone();
-        let subscriber = logging::subscriber(
-            LogFormat::Text,
-            Targets::new().with_default(tracing::Level::INFO),
-            false,
-            move || writer.clone(),
-        );
+        let filter = logging::filter(tracing::Level::INFO);
+        let subscriber =
+            logging::subscriber(LogFormat::Text, filter, false, move || writer.clone());
         let before = logging::timestamp();
         tracing::subscriber::with_default(subscriber, || tracing::info!("now"));
         let after = logging::timestamp();
