@@ -14,6 +14,7 @@
 //! - **closing**: a connection asked to close that has no request in flight yet stays
 //!   open for another `--header-timeout` is dropped.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -138,10 +139,16 @@ struct Connection {
 
 impl Connection {
     async fn run(self, stream: TcpStream, tls: Option<TlsAcceptor>) {
+        match tls {
+            None => self.serve(stream).await,
+            // Boxed: the handshake's and rustls' state would otherwise make every plain
+            // connection's task as large as a TLS one's.
+            Some(acceptor) => Box::pin(self.handshake(stream, acceptor)).await,
+        }
+    }
+
+    async fn handshake(self, stream: TcpStream, acceptor: TlsAcceptor) {
         let peer = self.peer;
-        let Some(acceptor) = tls else {
-            return self.serve(stream).await;
-        };
         let deadline = self.accepted_at + self.limits.header_timeout;
         match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
             Ok(Ok(tls)) => self.serve(tls).await,
@@ -169,7 +176,11 @@ impl Connection {
                 // event stream is not idle.
                 async move { response.await.map(|r| r.map(|body| Tracked { body, _done: done })) }
             });
-        let conn = self.builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+        // Pinned in place and driven through a reference: an `async fn` keeps its
+        // arguments and the locals they are moved into, so passing the connection by value
+        // stored it twice in every connection's task.
+        let conn =
+            std::pin::pin!(self.builder.serve_connection_with_upgrades(TokioIo::new(io), service));
         let ready_at = Instant::now();
         let deadlines = Deadlines { accepted_at: self.accepted_at, ready_at, limits: self.limits };
         if let Err(e) = drive(conn, self.drain, &activity, deadlines).await {
@@ -267,7 +278,7 @@ struct Deadlines {
 /// response in flight; HTTP/2: GOAWAY), after [`FIRST_REQUEST_GRACE`] if it only just
 /// became ready.
 async fn drive<C>(
-    conn: C,
+    mut conn: Pin<&mut C>,
     mut drain: watch::Receiver<bool>,
     activity: &Activity,
     at: Deadlines,
@@ -277,7 +288,6 @@ where
         + std::future::Future<Output = Result<(), <C as GracefulConnection>::Error>>,
 {
     let ConnectionLimits { header_timeout, idle_timeout, .. } = at.limits;
-    tokio::pin!(conn);
     let mut draining = false;
     let mut closing_since: Option<Instant> = None;
     loop {
