@@ -106,51 +106,6 @@ stop() {
     SERVER_PID=
 }
 
-# The browser's credentials: the session cookie from GET /login, then the CSRF cookie and
-# the form's token from GET /entries. Sets COOKIE and TOKEN; checks the page (signed in,
-# 12 rows, the security headers) and one POST (303).
-credentials() { # kind
-    local h=$TMP/headers page=$TMP/page.html session csrf
-    curl -fsS --max-time 5 -D "$h" -o /dev/null "$BASE/login" || die "$1: GET /login failed"
-    session=$(grep -i '^set-cookie: _session=' "$h" | sed -E 's/^[^:]*: *//; s/;.*//' | tr -d '\r')
-    [ -n "$session" ] || die "$1: GET /login set no _session cookie"
-    curl -fsS --max-time 5 -D "$h" -o "$page" -H "Cookie: $session" "$BASE/entries" \
-        || die "$1: GET /entries failed"
-    csrf=$(grep -i '^set-cookie: _csrf=' "$h" | sed -E 's/^[^:]*: *//; s/;.*//' | tr -d '\r')
-    [ -n "$csrf" ] || die "$1: GET /entries set no _csrf cookie"
-    COOKIE="$session; $csrf"
-    TOKEN=$(grep -o 'name="csrf_token" value="[^"]*"' "$page" | head -1 | sed -E 's/.*value="([^"]*)"/\1/')
-    [ -n "$TOKEN" ] || die "$1: no csrf_token in GET /entries"
-    check_page "$1" "$COOKIE"
-    local h2 name
-    for name in x-content-type-options x-frame-options referrer-policy cross-origin-opener-policy; do
-        grep -qi "^$name:" "$h" || die "$1: GET /entries lacks the $name header"
-    done
-    check_post "$1" "$COOKIE" "$TOKEN"
-    # The same request without the token must be refused.
-    h2=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -H "Cookie: $COOKIE" \
-        --data 'name=a&message=b' "$BASE/entries")
-    [ "$h2" = 403 ] || die "$1: POST /entries without a token answered $h2, expected 403"
-}
-
-check_page() { # kind cookie
-    local page=$TMP/check.html rows
-    curl -fsS --max-time 5 -o "$page" -H "Cookie: $2" "$BASE/entries" || die "$1: GET /entries failed"
-    grep -q 'Signed in as bench' "$page" || die "$1: the session cookie was not read (no 'Signed in as bench')"
-    rows=$(grep -c '<li id="entry-' "$page" || true)
-    [ "$rows" = 12 ] || die "$1: GET /entries shows $rows rows, expected 12"
-    # Escaped `<` and `&` of the seeded rows (Bob's and Grace's stay among the 12 newest
-    # after the script's few check POSTs).
-    grep -q '1 &lt; 2 &amp;&amp; 3 &gt; 2' "$page" || die "$1: the page is not autoescaped"
-}
-
-check_post() { # kind cookie token
-    local got
-    got=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 -H "Cookie: $2" -H "Origin: $BASE" \
-        --data "csrf_token=$3&name=check&message=one+row" "$BASE/entries")
-    [ "$got" = 303 ] || die "$1: POST /entries answered $got, expected 303"
-}
-
 # utime + stime of PID in clock ticks.
 cpu_ticks() {
     local stat

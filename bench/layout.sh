@@ -9,8 +9,9 @@
 #
 # 1. builds bench-app statically, unstripped (symbols are the ordering's names), into
 #    target/layout;
-# 2. runs it under callgrind: the start, GET /plaintext, GET /login, GET /entries, one
-#    POST /entries (session cookie, CSRF cookie and token), SIGTERM;
+# 2. runs it under callgrind: the start, GET /plaintext, then what compare.sh checks
+#    before it measures (GET /login, GET /entries, POST /entries with the session cookie,
+#    the CSRF cookie and token, and without the token), SIGTERM;
 # 3. writes every function callgrind saw run that the binary defines, by name, to
 #    target/layout/order.txt, and links bench-app again with lld's
 #    `--symbol-ordering-file` (those functions first, together);
@@ -56,18 +57,9 @@ for _ in $(seq 1 600); do # up to 60 s: valgrind starts slowly
     running "$PROFILED" || { cat "$WORK/valgrind.log" >&2; die "the profiled server exited"; }
     sleep 0.1
 done
-H=$WORK/headers
-curl -fsS --max-time 20 -D "$H" -o /dev/null "$BASE/login" || die "GET /login failed"
-SESSION=$(grep -i '^set-cookie: _session=' "$H" | sed -E 's/^[^:]*: *//; s/;.*//' | tr -d '\r')
-curl -fsS --max-time 20 -D "$H" -o "$WORK/page.html" -H "Cookie: $SESSION" "$BASE/entries" \
-    || die "GET /entries failed"
-CSRF=$(grep -i '^set-cookie: _csrf=' "$H" | sed -E 's/^[^:]*: *//; s/;.*//' | tr -d '\r')
-TOKEN=$(grep -o 'name="csrf_token" value="[^"]*"' "$WORK/page.html" | head -1 \
-    | sed -E 's/.*value="([^"]*)"/\1/')
-[ -n "$SESSION" ] && [ -n "$CSRF" ] && [ -n "$TOKEN" ] || die "no session, CSRF cookie or token"
-STATUS=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 20 -H "Cookie: $SESSION; $CSRF" \
-    --data-urlencode "csrf_token=$TOKEN" --data 'name=layout&message=profiled' "$BASE/entries")
-[ "$STATUS" = 303 ] || die "POST /entries answered $STATUS, expected 303"
+# GET /login, GET /entries and POSTs with and without the CSRF token (bench/lib.sh).
+TMP=$WORK
+credentials profiled
 kill -TERM "$PROFILED"
 wait "$PROFILED" || true
 PROFILED=
