@@ -42,6 +42,17 @@ log "building bench-app (static, unstripped) into $DIR"
 (cd "$ROOT" && cargo build --release --target "$TARGET" -p bench-app "${KEEP[@]}")
 cp "$BIN" "$DIR/bench-app.default"
 
+# Waits until URL answers 200 (TRIES × 0.1 s); dies if PID exits first or it never does.
+answered() { # url pid tries log
+    for _ in $(seq 1 "$3"); do
+        curl -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null && return 0
+        running "$2" || { cat "$4" >&2; die "the server exited during its start"; }
+        sleep 0.1
+    done
+    cat "$4" >&2
+    die "$1 did not answer 200 within $(($3 / 10)) s"
+}
+
 # --- the profile -----------------------------------------------------------------------
 WORK=$(mktemp -d)
 trap 'kill -KILL "${PROFILED:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
@@ -52,11 +63,7 @@ valgrind --tool=callgrind --demangle=no --callgrind-out-file="$WORK/callgrind.ou
     "$DIR/bench-app.default" --host 127.0.0.1 --port "$PORT" --database-dsn "$WORK/app.db" \
     >"$WORK/server.log" 2>"$WORK/valgrind.log" &
 PROFILED=$!
-for _ in $(seq 1 600); do # up to 60 s: valgrind starts slowly
-    curl -fsS -o /dev/null --max-time 5 "$BASE/plaintext" 2>/dev/null && break
-    running "$PROFILED" || { cat "$WORK/valgrind.log" >&2; die "the profiled server exited"; }
-    sleep 0.1
-done
+answered "$BASE/plaintext" "$PROFILED" 600 "$WORK/valgrind.log" # valgrind starts slowly
 # GET /login, GET /entries and POSTs with and without the CSRF token (bench/lib.sh).
 TMP=$WORK
 credentials profiled
@@ -90,10 +97,7 @@ for kind in default ordered; do
     "$DIR/bench-app.$kind" --host 127.0.0.1 --port "$PORT" --database-dsn "$WORK/$kind.db" \
         >"$WORK/$kind.log" 2>&1 &
     PROFILED=$!
-    for _ in $(seq 1 300); do
-        curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$PORT/entries" 2>/dev/null && break
-        sleep 0.1
-    done
+    answered "http://127.0.0.1:$PORT/entries" "$PROFILED" 300 "$WORK/$kind.log"
     CODE=$(awk '/^[0-9a-f]+-[0-9a-f]+ r-xp .*bench-app/ { code = 1; next }
         /^[0-9a-f]+-[0-9a-f]+ / { code = 0 }
         code && /^Rss:/ { print $2; exit }' "/proc/$PROFILED/smaps")
