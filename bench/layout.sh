@@ -42,17 +42,6 @@ log "building bench-app (static, unstripped) into $DIR"
 (cd "$ROOT" && cargo build --release --target "$TARGET" -p bench-app "${KEEP[@]}")
 cp "$BIN" "$DIR/bench-app.default"
 
-# Waits until URL answers 200 (TRIES × 0.1 s); dies if PID exits first or it never does.
-answered() { # url pid tries log
-    for _ in $(seq 1 "$3"); do
-        curl -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null && return 0
-        running "$2" || { cat "$4" >&2; die "the server exited during its start"; }
-        sleep 0.1
-    done
-    cat "$4" >&2
-    die "$1 did not answer 200 within $(($3 / 10)) s"
-}
-
 # --- the profile -----------------------------------------------------------------------
 WORK=$(mktemp -d)
 trap 'kill -KILL "${PROFILED:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT

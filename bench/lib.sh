@@ -159,6 +159,17 @@ start_server() { # server args...
     die "/healthz/ready did not answer 200 within 30 s"
 }
 
+# Waits until URL answers 200 (TRIES × 0.1 s); dies if PID exits first or it never does.
+answered() { # url pid tries log
+    for _ in $(seq 1 "$3"); do
+        curl -fsS -o /dev/null --max-time 5 "$1" 2>/dev/null && return 0
+        running "$2" || { cat "$4" >&2; die "the server exited during its start"; }
+        sleep 0.1
+    done
+    cat "$4" >&2
+    die "$1 did not answer 200 within $(($3 / 10)) s"
+}
+
 # Sends SIGTERM to PID and waits up to 30 s for it to exit. For
 # $SERVER_PID (our child) sets SERVER_RC to its exit status, else to "?"; the caller
 # decides when to fail on it (after printing its summary).

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Instructions per request of bench-app and bench-bare, counted by callgrind: a figure that
+# does not move with the machine's load (issue 13; bench/README.md, "Instructions per
+# request"). CPU time under wrk drifts by 10–25% from hour to hour on a shared machine;
+# the instruction count of the same binary under the same requests moves by less than 1%.
+#
+#   bash bench/instructions.sh                    # build, then both servers, every workload
+#   BARE_BIN=… APP_BIN=… bash bench/instructions.sh   # these binaries (A/B of two builds too)
+#   WORKLOADS=plaintext KEEP=/tmp/cg bash bench/instructions.sh   # keep callgrind's files
+#
+# For each server and workload: starts the server under `valgrind --tool=callgrind` with
+# instrumentation off (the start is not counted), gets the session and CSRF credentials and
+# checks the page and a POST (bench/lib.sh's `credentials`), runs wrk (1 thread, 4
+# connections) for WARMUP, turns instrumentation on, runs wrk for DURATION, turns it off and
+# divides the instructions executed (every thread of the server, user space only: no
+# kernel) by the requests wrk counted. Any error or non-2xx/3xx answer fails the run.
+# With symbols (an unstripped build: `cargo rustc --release … -- -C strip=none`),
+# `callgrind_annotate KEEP/KIND-WORKLOAD.out` says where the instructions go.
+#
+# Environment: BARE_BIN, APP_BIN (default: the static release builds, built if missing),
+# WORKLOADS (plaintext page post), WARMUP (2s), DURATION (4s), KEEP (a directory).
+set -euo pipefail
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+WORKLOADS=${WORKLOADS:-plaintext page post}
+WARMUP=${WARMUP:-2s}
+DURATION=${DURATION:-4s}
+command -v valgrind >/dev/null || die "valgrind is missing (apt-get install valgrind)"
+need_tools
+
+if [ -z "${BARE_BIN:-}${APP_BIN:-}" ]; then
+    log "building the static release binaries of bench-bare and bench-app"
+    (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
+        cargo build --release --target "$TARGET" -p bench-bare -p bench-app)
+fi
+BARE_BIN=${BARE_BIN:-$ROOT/target/$TARGET/release/bench-bare}
+APP_BIN=${APP_BIN:-$ROOT/target/$TARGET/release/bench-app}
+for bin in "$BARE_BIN" "$APP_BIN"; do [ -x "$bin" ] || die "not an executable: $bin"; done
+
+make_tmp instructions
+
+# Prints the instructions per request of one workload on a server started from BIN.
+count() { # kind bin workload
+    local kind=$1 bin=$2 workload=$3 out=$TMP/$1-$3.out
+    PORT=$(free_port)
+    BASE=http://127.0.0.1:$PORT
+    valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+        "$bin" --host 127.0.0.1 --port "$PORT" --database-dsn "$TMP/$kind-$workload.db" \
+        >"$SERVER_LOG" 2>&1 &
+    SERVER_PID=$!
+    answered "$BASE/plaintext" "$SERVER_PID" 600 "$SERVER_LOG"
+    credentials "$kind"
+    local args=(-t 1 -c 4 -H "Cookie: $COOKIE") path=/plaintext
+    case $workload in
+        plaintext) ;;
+        page) path=/entries ;;
+        post) args+=(--script "$BENCH_DIR/post_entry.lua") path=/entries ;;
+        *) die "unknown workload: $workload" ;;
+    esac
+    local target=("$BASE$path")
+    [ "$workload" = post ] && target+=(-- "$COOKIE" "$TOKEN" "$BASE")
+    wrk -d "$WARMUP" "${args[@]}" "${target[@]}" >/dev/null
+    callgrind_control -i on "$SERVER_PID" >/dev/null 2>&1
+    wrk -d "$DURATION" "${args[@]}" "${target[@]}" >"$TMP/wrk.out"
+    callgrind_control -i off "$SERVER_PID" >/dev/null 2>&1
+    callgrind_control -d "$SERVER_PID" >/dev/null 2>&1
+    stop_server "$SERVER_PID"
+    local requests errors
+    requests=$(awk '/requests in/ {print $1}' "$TMP/wrk.out")
+    errors=$(awk '/Non-2xx or 3xx|Socket errors/ {print}' "$TMP/wrk.out")
+    [ -z "$errors" ] || die "$kind $workload: $errors"
+    [ "${requests:-0}" -gt 0 ] || die "$kind $workload: wrk counted no requests"
+    # The dump of the measured stretch is the file with the highest part number.
+    local dump instructions
+    dump=$(ls -v "$out"* | tail -1)
+    instructions=$(awk '/^totals:/ {print $2}' "$dump")
+    [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$dump" "$KEEP/$kind-$workload.out"
+    echo "$((instructions / requests)) $requests"
+}
+
+printf '%-10s %14s %14s %8s\n' workload "bare Ir/req" "burrow Ir/req" ratio
+for workload in $WORKLOADS; do
+    read -r bare bare_requests < <(count bare "$BARE_BIN" "$workload")
+    read -r app app_requests < <(count burrow "$APP_BIN" "$workload")
+    printf '%-10s %14s %14s %8s   (%s and %s requests)\n' "$workload" "$bare" "$app" \
+        "$(awk -v a="$app" -v b="$bare" 'BEGIN {printf "%.2f", a / b}')" \
+        "$bare_requests" "$app_requests"
+done
