@@ -166,13 +166,33 @@ impl Summary {
     pub(crate) fn of(request: &Request) -> Summary {
         let ClientIp(client) = ClientIp::of(request.extensions());
         let peer = PeerAddr::of(request.extensions()).map(|a| a.ip().to_canonical());
+        // One pass over the headers instead of a hashed lookup for each of the four: this
+        // runs for every request, and requests carry few headers.
+        let (mut accept, mut host, mut accept_language, mut cookie) = (None, None, None, None);
+        for (name, value) in request.headers() {
+            let slot = if name == header::ACCEPT {
+                &mut accept
+            } else if name == header::HOST {
+                &mut host
+            } else if name == header::ACCEPT_LANGUAGE {
+                &mut accept_language
+            } else if name == header::COOKIE {
+                &mut cookie
+            } else {
+                continue;
+            };
+            // The first value, as `HeaderMap::get` gives it.
+            if slot.is_none() {
+                *slot = Some(value.clone());
+            }
+        }
         Summary {
             method: request.method().clone(),
             uri: request.uri().clone(),
-            accept: request.headers().get(header::ACCEPT).cloned(),
-            host: request.headers().get(header::HOST).cloned(),
-            accept_language: request.headers().get(header::ACCEPT_LANGUAGE).cloned(),
-            cookie: request.headers().get(header::COOKIE).cloned(),
+            accept,
+            host,
+            accept_language,
+            cookie,
             request_id: RequestId::of(request.extensions()).cloned(),
             client,
             proxy: peer.filter(|peer| Some(*peer) != client),
@@ -275,6 +295,25 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
+
+    #[test]
+    fn the_summary_keeps_the_first_value_of_each_header_it_needs() {
+        let request = axum::http::Request::get("/x?q=1")
+            .header(header::ACCEPT, "application/json")
+            .header("x-other", "1")
+            .header(header::ACCEPT, "text/html")
+            .header(header::COOKIE, "a=1")
+            .header(header::COOKIE, "b=2")
+            .header(header::HOST, "example.com")
+            .body(Body::empty())
+            .unwrap();
+        let summary = Summary::of(&request);
+        assert_eq!(summary.accept.as_ref().unwrap(), "application/json");
+        assert_eq!(summary.cookie.as_ref().unwrap(), "a=1");
+        assert_eq!(summary.host.as_ref().unwrap(), "example.com");
+        assert_eq!(summary.accept_language, None);
+        assert_eq!(summary.uri, "/x?q=1");
+    }
 
     /// The log lines written while the test runs on this thread.
     #[derive(Clone, Default)]
