@@ -97,7 +97,9 @@ pub trait App: Send + Sync + 'static {
     }
 
     /// Wraps the whole router (every app's routes) in this app's middleware. Earlier
-    /// apps' middleware runs outside later apps' middleware.
+    /// apps' middleware runs outside later apps' middleware, and the session (the
+    /// [`Sessions`](crate::contrib::session::Sessions) app's layer, part of the core stack)
+    /// outside all of them: any app's middleware can read it.
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
         router
     }
@@ -153,6 +155,8 @@ pub trait App: Send + Sync + 'static {
 /// a trait object (its hooks are `async fn`s, so apps write them as such), and every app
 /// gets this for free.
 pub(crate) trait DynApp: Send + Sync + 'static {
+    /// The app itself, for the framework's own apps that the core stack places (sessions).
+    fn as_any(&self) -> &dyn std::any::Any;
     fn name(&self) -> &'static str;
     fn dependencies(&self) -> &'static [&'static str];
     fn settings(&self) -> &'static [&'static dyn AnySetting];
@@ -178,6 +182,9 @@ pub(crate) trait DynApp: Send + Sync + 'static {
 }
 
 impl<A: App> DynApp for A {
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
     fn name(&self) -> &'static str {
         App::name(self)
     }

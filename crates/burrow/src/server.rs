@@ -752,7 +752,12 @@ impl Prepared {
         }
         let draining = Draining::default();
         let reloads = roots.map(|roots| watch_sources(&apps, &roots, &templates));
-        let stack = http::core_stack(routes, &ctx, draining.clone(), reloads);
+        // The sessions app's layer is the core stack's (see `core_stack`).
+        let session = apps
+            .iter()
+            .find_map(|app| app.as_any().downcast_ref::<crate::contrib::session::Sessions>())
+            .map(|sessions| sessions.layer(&ctx));
+        let stack = http::core_stack(routes, &ctx, draining.clone(), reloads, session);
         if ctx.settings.dev.is_some() {
             crate::secrets::save_dev_file();
         }

@@ -24,7 +24,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use axum::Router;
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderValue, header};
@@ -37,7 +36,7 @@ use crate::app::App;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, SettingInfo};
 use crate::context::AppContext;
 use crate::error::Error;
-use crate::http::around::{Around, AroundLayer};
+use crate::http::around::Around;
 use crate::request::Forwarded;
 
 const COOKIE_NAME: Setting<String> =
@@ -134,16 +133,23 @@ impl App for Sessions {
         Ok(())
     }
 
-    fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
-        let keys = self.keys.as_ref().expect("configure ran before middleware");
-        let config = Arc::new(SessionConfig {
+    // No `middleware`: the session's layer is part of the core stack, right around the
+    // router ([`Sessions::layer`]), where it costs a request no boxed route level.
+}
+
+impl Sessions {
+    /// The layer that puts the [`Session`] in every request and writes its cookie back,
+    /// which the core stack places around all apps' routes and middleware (as the outermost
+    /// app middleware, so a 404 page knows the session too).
+    pub(crate) fn layer(&self, ctx: &AppContext) -> SessionLayer {
+        let keys = self.keys.as_ref().expect("configure ran before the stack was built");
+        SessionLayer(Arc::new(SessionConfig {
             codec: Codec::new(&keys.hash, &keys.block, self.max_age),
             cookie_name: CookieName::new(
                 &self.cookie_name,
                 ctx.settings.base_url.starts_with("https://"),
             ),
-        });
-        router.layer(AroundLayer(SessionLayer(config)))
+        }))
     }
 }
 
@@ -181,7 +187,7 @@ pub(crate) fn generated_key(setting: &SettingInfo, missing: &str, what: &str) ->
 /// The session in the request's extensions before the routes run; after them, the cookie
 /// rewritten if the session changed. Neither step waits, so it is an [`Around`] layer.
 #[derive(Clone)]
-struct SessionLayer(Arc<SessionConfig>);
+pub(crate) struct SessionLayer(Arc<SessionConfig>);
 
 impl Around for SessionLayer {
     type State = Session;

@@ -41,6 +41,38 @@ pub(crate) trait Around: Clone + Send + Sync + 'static {
     }
 }
 
+/// An [`Around`] that may be absent (an app that is not installed): then a pass-through.
+impl<A: Around> Around for Option<A> {
+    type State = Option<A::State>;
+
+    fn before(&self, request: &mut Request) -> Self::State {
+        self.as_ref().map(|around| around.before(request))
+    }
+
+    fn after(&self, state: Self::State, response: Response) -> Response {
+        match (self, state) {
+            (Some(around), Some(state)) => around.after(state, response),
+            _ => response,
+        }
+    }
+
+    fn needs_check(&self, request: &Request) -> bool {
+        self.as_ref().is_some_and(|around| around.needs_check(request))
+    }
+
+    fn check(
+        &self,
+        request: Request,
+        state: &Self::State,
+    ) -> impl Future<Output = Result<Request, Response>> + Send {
+        use tokio_util::either::Either::{Left, Right};
+        match (self, state) {
+            (Some(around), Some(state)) => Left(around.check(request, state)),
+            _ => Right(std::future::ready(Ok(request))),
+        }
+    }
+}
+
 /// The layer of an [`Around`], for `Router::layer`.
 #[derive(Clone)]
 pub(crate) struct AroundLayer<A>(pub(crate) A);

@@ -55,6 +55,7 @@ use self::body_limit::BodyLimit;
 pub(crate) use self::core_layer::Services;
 use self::core_layer::{Core, CoreLayer, CoreService};
 use self::security_headers::SecurityHeaders;
+use crate::contrib::session::SessionLayer;
 use crate::error::Error;
 use crate::rate_limit::{RateLimit, RateLimited};
 
@@ -91,7 +92,10 @@ type Site = Compression<
     AroundService<SecurityHeaders, CoreService<RateLimited<BodyLimit<Unlimited<Caught>>>>>,
     Compressible,
 >;
-type Caught = CatchPanic<Router, fn(Box<dyn Any + Send + 'static>) -> Response>;
+type Caught = CatchPanic<
+    AroundService<Option<SessionLayer>, Router>,
+    fn(Box<dyn Any + Send + 'static>) -> Response,
+>;
 /// axum's default body limit switched off (burrow's [`body_limit`] is the limit).
 type Unlimited<S> = <DefaultBodyLimit as Layer<S>>::Service;
 type Compressible =
@@ -173,12 +177,14 @@ impl Future for StackFuture {
 }
 
 /// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack,
-/// which hands requests what `ctx` holds (templates, database, job queue, storage).
+/// which hands requests what `ctx` holds (templates, database, job queue, storage), and
+/// `session` (the sessions app's layer, when it is installed) right around them.
 pub(crate) fn core_stack(
     routes: Router,
     ctx: &crate::AppContext,
     draining: Draining,
     dev: Option<dev::Reloads>,
+    session: Option<SessionLayer>,
 ) -> Stack {
     let settings = &*ctx.settings;
     let storage = ctx.storage.clone();
@@ -222,6 +228,10 @@ pub(crate) fn core_stack(
         ))
         .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(panic_response))
+        // The sessions app's layer, here rather than a `Router::layer` of its middleware:
+        // axum boxes a route level into every route, and every request then pays a boxed
+        // service clone and a boxed future for it, sessions used or not.
+        .layer(AroundLayer(session))
         // `with_state` turns every handler into a service now: left as handlers, axum
         // would turn each one into a service on every request (as
         // `Router::into_make_service` avoids, which burrow's own accept loop does not use).
