@@ -721,3 +721,61 @@ async fn flash_messages_make_room_in_the_cookie_instead_of_failing() {
         .unwrap_or_else(|| panic!("not one shortened message: {}", &shown[..shown.len().min(200)]));
     assert!(text.chars().all(|c| c == 'é') && text.chars().count() > 1000, "{text}");
 }
+
+/// An app whose middleware reads the session: registered before `Sessions`, its middleware
+/// still runs inside the session's layer (part of the core stack).
+struct Early;
+
+impl App for Early {
+    fn name(&self) -> &'static str {
+        "early"
+    }
+
+    fn middleware(&self, router: Router, _ctx: &AppContext) -> Router {
+        router.layer(burrow::axum::middleware::from_fn(
+            |request: burrow::axum::extract::Request, next: burrow::axum::middleware::Next| async move {
+                let visits = request
+                    .extensions()
+                    .get::<Session>()
+                    .map_or("no session".to_string(), |s| {
+                        s.get::<u32>("visits").unwrap_or(0).to_string()
+                    });
+                let mut response = next.run(request).await;
+                response.headers_mut().insert("x-visits", visits.parse().unwrap());
+                response
+            },
+        ))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_apps_middleware_sees_the_session_whatever_the_registration_order() {
+    struct Counter;
+    impl App for Counter {
+        fn name(&self) -> &'static str {
+            "counter"
+        }
+        fn routes(&self, _ctx: &AppContext) -> Router {
+            Router::new().route(
+                "/count",
+                get(|s: Session| async move {
+                    let n = s.get::<u32>("visits").unwrap_or(0) + 1;
+                    s.insert("visits", n)?;
+                    Ok::<_, Error>(n.to_string())
+                }),
+            )
+        }
+    }
+    let site = Site::new();
+    let server = Server::new("s", "1").app(Early).app(Sessions::new()).app(Counter);
+    let booted = site.build(server, &["--session-hash-key", HASH]).unwrap();
+    let mut jar = Jar::default();
+    let first = call(&booted.stack, &mut jar, "GET", "/count", None, None).await;
+    assert_eq!((first.status, first.body.as_str()), (StatusCode::OK, "1"));
+    assert_eq!(first.headers["x-visits"], "0", "an app registered before Sessions sees it");
+    call(&booted.stack, &mut jar, "GET", "/count", None, None).await;
+    // The 404 fallback is inside the app middleware: it knows the session too.
+    let missing = call(&booted.stack, &mut jar, "GET", "/no/such/page", None, None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(missing.headers["x-visits"], "2");
+}
