@@ -52,20 +52,6 @@ fi
 CLK_TCK=$(getconf CLK_TCK)
 
 # --- build ---------------------------------------------------------------------------
-binaries() {
-    if [ -n "${BARE_BIN:-}" ] && [ -n "${APP_BIN:-}" ]; then
-        log "using BARE_BIN=$BARE_BIN and APP_BIN=$APP_BIN (no build)"
-    else
-        log "building both static release binaries (cargo build --release --target $TARGET -p bench-bare -p bench-app)"
-        (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
-            cargo build --release --target "$TARGET" -p bench-bare -p bench-app)
-        BARE_BIN=$ROOT/target/$TARGET/release/bench-bare
-        APP_BIN=$ROOT/target/$TARGET/release/bench-app
-    fi
-    [ -x "$BARE_BIN" ] || die "not an executable: $BARE_BIN"
-    [ -x "$APP_BIN" ] || die "not an executable: $APP_BIN"
-}
-
 # --- one server ----------------------------------------------------------------------
 # Starts server KIND (bare or burrow) on a fresh database and a free port; waits up to
 # 30 s for GET /plaintext to answer 200. Sets SERVER_PID, PORT, BASE, SERVER_LOG.
@@ -133,11 +119,8 @@ measure() { # round kind workload
     local wrk_args=(--latency -t "$THREADS" -c "$CONNECTIONS" --timeout 5s)
     local pace=()
     [ -n "${PAUSE:-}" ] && pace=(--script "$BENCH_DIR/pace.lua")
-    case $workload in
-        plaintext) wrk_args+=("${pace[@]}" -H "Cookie: $COOKIE" "$BASE/plaintext") ;;
-        page) wrk_args+=("${pace[@]}" -H "Cookie: $COOKIE" "$BASE/entries") ;;
-        post) wrk_args+=(--script "$BENCH_DIR/post_entry.lua" "$BASE/entries" -- "$COOKIE" "$TOKEN" "$BASE") ;;
-    esac
+    workload_args "$workload" "${pace[@]}"
+    wrk_args+=("${WORKLOAD_ARGS[@]}")
     "${CLIENT_ON[@]}" wrk -d "$WARMUP" "${wrk_args[@]}" >/dev/null
     local before after
     before=$(cpu_ticks "$SERVER_PID")
@@ -162,7 +145,7 @@ measure() { # round kind workload
 
 # --- main ----------------------------------------------------------------------------
 need_tools
-binaries
+bench_binaries
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/compare.XXXXXX")
 trap cleanup EXIT
 trap 'exit 130' INT

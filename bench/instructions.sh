@@ -17,7 +17,7 @@
 # With symbols (an unstripped build: `cargo rustc --release … -- -C strip=none`),
 # `callgrind_annotate KEEP/KIND-WORKLOAD.out` says where the instructions go.
 #
-# Environment: BARE_BIN, APP_BIN (default: the static release builds, built if missing),
+# Environment: BARE_BIN and APP_BIN (both, or the static release builds are built),
 # WORKLOADS (plaintext page post), WARMUP (2s), DURATION (4s), KEEP (a directory).
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -28,14 +28,7 @@ DURATION=${DURATION:-4s}
 command -v valgrind >/dev/null || die "valgrind is missing (apt-get install valgrind)"
 need_tools
 
-if [ -z "${BARE_BIN:-}${APP_BIN:-}" ]; then
-    log "building the static release binaries of bench-bare and bench-app"
-    (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
-        cargo build --release --target "$TARGET" -p bench-bare -p bench-app)
-fi
-BARE_BIN=${BARE_BIN:-$ROOT/target/$TARGET/release/bench-bare}
-APP_BIN=${APP_BIN:-$ROOT/target/$TARGET/release/bench-app}
-for bin in "$BARE_BIN" "$APP_BIN"; do [ -x "$bin" ] || die "not an executable: $bin"; done
+bench_binaries
 
 make_tmp instructions
 
@@ -50,18 +43,11 @@ count() { # kind bin workload
     SERVER_PID=$!
     answered "$BASE/plaintext" "$SERVER_PID" 600 "$SERVER_LOG"
     credentials "$kind"
-    local args=(-t 1 -c 4 -H "Cookie: $COOKIE") path=/plaintext
-    case $workload in
-        plaintext) ;;
-        page) path=/entries ;;
-        post) args+=(--script "$BENCH_DIR/post_entry.lua") path=/entries ;;
-        *) die "unknown workload: $workload" ;;
-    esac
-    local target=("$BASE$path")
-    [ "$workload" = post ] && target+=(-- "$COOKIE" "$TOKEN" "$BASE")
-    wrk -d "$WARMUP" "${args[@]}" "${target[@]}" >/dev/null
+    workload_args "$workload"
+    local args=(-t 1 -c 4 "${WORKLOAD_ARGS[@]}")
+    wrk -d "$WARMUP" "${args[@]}" >/dev/null
     callgrind_control -i on "$SERVER_PID" >/dev/null 2>&1
-    wrk -d "$DURATION" "${args[@]}" "${target[@]}" >"$TMP/wrk.out"
+    wrk -d "$DURATION" "${args[@]}" >"$TMP/wrk.out"
     callgrind_control -i off "$SERVER_PID" >/dev/null 2>&1
     callgrind_control -d "$SERVER_PID" >/dev/null 2>&1
     stop_server "$SERVER_PID"
@@ -80,8 +66,11 @@ count() { # kind bin workload
 
 printf '%-10s %14s %14s %8s\n' workload "bare Ir/req" "burrow Ir/req" ratio
 for workload in $WORKLOADS; do
-    read -r bare bare_requests < <(count bare "$BARE_BIN" "$workload")
-    read -r app app_requests < <(count burrow "$APP_BIN" "$workload")
+    # Command substitutions, so a failing count stops the script (set -e).
+    bare=$(count bare "$BARE_BIN" "$workload")
+    app=$(count burrow "$APP_BIN" "$workload")
+    read -r bare bare_requests <<<"$bare"
+    read -r app app_requests <<<"$app"
     printf '%-10s %14s %14s %8s   (%s and %s requests)\n' "$workload" "$bare" "$app" \
         "$(awk -v a="$app" -v b="$bare" 'BEGIN {printf "%.2f", a / b}')" \
         "$bare_requests" "$app_requests"

@@ -278,6 +278,33 @@ credentials() { # kind
     [ "$h2" = 403 ] || die "$1: POST /entries without a token answered $h2, expected 403"
 }
 
+# bench-bare and bench-app (compare.sh, instructions.sh): BARE_BIN and APP_BIN when both are
+# set, else the static release builds, built now.
+bench_binaries() {
+    if [ -n "${BARE_BIN:-}" ] && [ -n "${APP_BIN:-}" ]; then
+        log "using BARE_BIN=$BARE_BIN and APP_BIN=$APP_BIN (no build)"
+    else
+        log "building both static release binaries (cargo build --release --target $TARGET -p bench-bare -p bench-app)"
+        (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
+            cargo build --release --target "$TARGET" -p bench-bare -p bench-app)
+        BARE_BIN=$ROOT/target/$TARGET/release/bench-bare
+        APP_BIN=$ROOT/target/$TARGET/release/bench-app
+    fi
+    [ -x "$BARE_BIN" ] || die "not an executable: $BARE_BIN"
+    [ -x "$APP_BIN" ] || die "not an executable: $APP_BIN"
+}
+
+# wrk's arguments for a workload of bench-app/bench-bare once `credentials` ran: sets
+# WORKLOAD_ARGS. ARGS (e.g. a pacing script) go before the URL of the GET workloads.
+workload_args() { # workload [args...]
+    case $1 in
+        plaintext) WORKLOAD_ARGS=("${@:2}" -H "Cookie: $COOKIE" "$BASE/plaintext") ;;
+        page) WORKLOAD_ARGS=("${@:2}" -H "Cookie: $COOKIE" "$BASE/entries") ;;
+        post) WORKLOAD_ARGS=(--script "$BENCH_DIR/post_entry.lua" "$BASE/entries" -- "$COOKIE" "$TOKEN" "$BASE") ;;
+        *) die "unknown workload: $1" ;;
+    esac
+}
+
 check_page() { # kind cookie
     local page=$TMP/check.html rows
     curl -fsS --max-time 5 -o "$page" -H "Cookie: $2" "$BASE/entries" || die "$1: GET /entries failed"
