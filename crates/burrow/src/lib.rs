@@ -112,6 +112,8 @@
 extern crate self as burrow;
 
 pub mod admin;
+#[cfg(feature = "mimalloc")]
+mod allocator;
 pub mod app;
 mod check;
 pub mod command;
@@ -166,29 +168,8 @@ pub use template::{
     Audience, Html, NavItem, Render, RequestContext, RequestInfo, TemplateEnv, Templates,
 };
 
-/// The memory allocator burrow's binaries use ([mimalloc](https://github.com/microsoft/mimalloc),
-/// built from C with the crate), for the app's `main.rs`:
-///
-/// ```no_run
-/// #[global_allocator]
-/// static ALLOCATOR: burrow::Allocator = burrow::Allocator;
-///
-/// fn main() -> std::process::ExitCode {
-///     burrow::Server::new("hello", "0.1.0").run()
-/// }
-/// ```
-///
-/// A server allocates and frees many small blocks per request on every worker thread, and
-/// a block is often freed on another thread than the one that allocated it (tokio moves a
-/// connection's task between threads). glibc's allocator then takes locks, and under load
-/// its threads wait on each other; mimalloc's per-thread pages do not. Measured under wrk
-/// on two cores (bench/README.md, "Steps 17–18: the allocator"): a page with a query and
-/// a template 46 → 36 µs of CPU per request, a form POST 29 → 25 µs, for a few MiB more
-/// at peak.
-/// Without these two lines the system's allocator is used; without burrow's default
-/// `mimalloc` feature this type does not exist (and no C code is built for it).
 #[cfg(feature = "mimalloc")]
-pub use mimalloc::MiMalloc as Allocator;
+pub use allocator::Allocator;
 
 // The crates app code needs, at the versions Burrow uses. serde's derives name their
 // crate in the code they generate: with `#[serde(crate = "burrow::serde")]` on the type,

@@ -1,0 +1,128 @@
+//! [`Allocator`]: mimalloc as the global allocator, through the C library's own entry
+//! points.
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::ffi::c_void;
+
+use libmimalloc_sys as mi;
+
+/// The memory allocator burrow's binaries use ([mimalloc](https://github.com/microsoft/mimalloc),
+/// built from C with the crate), for the app's `main.rs`:
+///
+/// ```no_run
+/// #[global_allocator]
+/// static ALLOCATOR: burrow::Allocator = burrow::Allocator;
+///
+/// fn main() -> std::process::ExitCode {
+///     burrow::Server::new("hello", "0.1.0").run()
+/// }
+/// ```
+///
+/// A server allocates and frees many small blocks per request on every worker thread, and
+/// a block is often freed on another thread than the one that allocated it (tokio moves a
+/// connection's task between threads). glibc's allocator then takes locks, and under load
+/// its threads wait on each other; mimalloc's per-thread pages do not. Measured under wrk
+/// on two cores (bench/README.md, "Steps 17–18: the allocator"): a page with a query and
+/// a template 46 → 36 µs of CPU per request, a form POST 29 → 25 µs, for a few MiB more
+/// at peak.
+/// Without these two lines the system's allocator is used; without burrow's default
+/// `mimalloc` feature this type does not exist (and no C code is built for it).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Allocator;
+
+/// Every mimalloc block of at least this many bytes is aligned to this (`MI_MAX_ALIGN_SIZE`
+/// on 64-bit targets).
+const MAX_ALIGN: usize = 16;
+
+/// Whether `mi_malloc` alone gives `layout` its alignment: mimalloc's own test
+/// (`mi_malloc_is_naturally_aligned` in alloc-aligned.c), by which its aligned entry
+/// points fall back to `mi_malloc`. Most of a server's blocks are such, and the aligned
+/// path costs each of them a call chain and a check of the free block's address (about 20
+/// instructions; a plaintext request allocates 29 blocks: bench/README.md, step 26).
+#[inline]
+fn natural(align: usize, size: usize) -> bool {
+    align <= MAX_ALIGN && align <= size
+}
+
+// SAFETY: every block comes from mimalloc and goes back to it; `mi_malloc` is used only
+// where mimalloc guarantees the layout's alignment (`natural`), the aligned entry points
+// everywhere else.
+unsafe impl GlobalAlloc for Allocator {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: plain C calls; a null return is the allocation failure GlobalAlloc expects.
+        unsafe {
+            if natural(layout.align(), layout.size()) {
+                mi::mi_malloc(layout.size()).cast()
+            } else {
+                mi::mi_malloc_aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as in `alloc`.
+        unsafe {
+            if natural(layout.align(), layout.size()) {
+                mi::mi_zalloc(layout.size()).cast()
+            } else {
+                mi::mi_zalloc_aligned(layout.size(), layout.align()).cast()
+            }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
+        // SAFETY: the caller passes a block this allocator returned.
+        unsafe { mi::mi_free(ptr.cast::<c_void>()) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: the caller passes a block this allocator returned; the new block keeps the
+        // old layout's alignment, by the same test as `alloc`.
+        unsafe {
+            if natural(layout.align(), new_size) {
+                mi::mi_realloc(ptr.cast::<c_void>(), new_size).cast()
+            } else {
+                mi::mi_realloc_aligned(ptr.cast::<c_void>(), new_size, layout.align()).cast()
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every layout a program asks for comes back aligned and usable, on both paths.
+    #[test]
+    fn blocks_have_their_layouts_alignment() {
+        let mut blocks = Vec::new();
+        for align in [1, 2, 4, 8, 16, 32, 64, 4096] {
+            for size in [1, 3, 8, 12, 16, 24, 40, 100, 1000, 70_000] {
+                let layout = Layout::from_size_align(size, align).unwrap();
+                // SAFETY: layouts of non-zero size; every block is freed below.
+                unsafe {
+                    let block = Allocator.alloc(layout);
+                    assert!(!block.is_null());
+                    assert_eq!(block as usize % align, 0, "{layout:?}");
+                    block.write_bytes(0xa5, size);
+                    let zeroed = Allocator.alloc_zeroed(layout);
+                    assert_eq!(zeroed as usize % align, 0, "{layout:?} zeroed");
+                    assert!(std::slice::from_raw_parts(zeroed, size).iter().all(|b| *b == 0));
+                    let grown = Allocator.realloc(block, layout, size * 3);
+                    assert_eq!(grown as usize % align, 0, "{layout:?} grown");
+                    assert!(std::slice::from_raw_parts(grown, size).iter().all(|b| *b == 0xa5));
+                    blocks.push((grown, Layout::from_size_align(size * 3, align).unwrap()));
+                    blocks.push((zeroed, layout));
+                }
+            }
+        }
+        for (block, layout) in blocks {
+            // SAFETY: each block came from `Allocator` with this layout.
+            unsafe { Allocator.dealloc(block, layout) };
+        }
+    }
+}
