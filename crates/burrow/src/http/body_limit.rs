@@ -70,6 +70,11 @@ where
     }
 
     fn call(&mut self, request: Request) -> Self::Future {
+        // Most requests (GETs) come without a body: nothing to limit, so no header lookups
+        // and no wrapper around the body.
+        if http_body::Body::is_end_stream(request.body()) {
+            return OrRefused::Admitted { future: self.inner.call(request) };
+        }
         let multipart = is_multipart(&request);
         let limit = if multipart { self.limits.upload } else { self.limits.body };
         let declared = request

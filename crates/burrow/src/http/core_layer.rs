@@ -29,7 +29,7 @@ use tower::{Layer, Service};
 use super::errors::{self, Summary};
 use super::{Draining, access_log, dev, request_id};
 use crate::proxy::Proxies;
-use crate::request::{PeerAddr, RequestId, Scope};
+use crate::request::{PeerAddr, Scope};
 use crate::template::Templates;
 
 /// What the server hands its handlers' extractors (`Db`, `Render`, `Storage`, `Jobs`,
@@ -109,29 +109,31 @@ where
     fn call(&mut self, mut request: Request) -> Self::Future {
         let start = Instant::now();
         let http1 = request.version() <= Version::HTTP_11;
-        let id = request_id::of(&request);
         // A request built in-process may bring its peer as an extension.
         let peer = self.peer.or_else(|| PeerAddr::of(request.extensions()));
         let ip = peer.map(|addr| addr.ip());
         let (client, forwarded) = self.core.proxies.resolve(ip, request.headers());
+        let canonical = ip.map(|ip| ip.to_canonical());
+        let from_header = |given: Option<&HeaderValue>| Some(request_id::from_header(given));
+        let summary = Summary::with(&request, from_header, client.0, canonical);
+        let id = summary.request_id.clone().expect("the summary was given an id");
         let extensions = request.extensions_mut();
         let services = self.core.services.clone();
-        extensions.insert(Scope { services, id: id.clone(), peer });
+        extensions.insert(Scope { services, id, peer });
         // Without a trusted proxy the client is the peer, which `ClientIp::of` falls back
         // to: one extension less (the map then fits the common request without growing
         // a third time).
-        if client.0 != ip.map(|ip| ip.to_canonical()) {
+        if client.0 != canonical {
             extensions.insert(client);
         }
         if let Some(forwarded) = forwarded {
             extensions.insert(forwarded);
         }
-        let summary = Summary::of(&request);
         CoreFuture {
             inner: self.inner.call(request),
             timer: None,
             finishing: None,
-            after: Some(After { core: self.core.clone(), summary, id, start, http1 }),
+            after: Some(After { core: self.core.clone(), summary, start, http1 }),
         }
     }
 }
@@ -189,7 +191,6 @@ where
 struct After {
     core: Arc<Core>,
     summary: Summary,
-    id: RequestId,
     start: Instant,
     http1: bool,
 }
@@ -201,7 +202,9 @@ impl After {
         // map then keeps its first allocation (6 entries, 624 bytes) instead of moving to a
         // 1,248-byte one (with glibc's allocator, one from the locked arena).
         response.headers_mut().reserve(1 + self.core.headers_outside);
-        request_id::echo(&self.id, &mut response);
+        if let Some(id) = &self.summary.request_id {
+            request_id::echo(id, &mut response);
+        }
         if self.core.dev {
             dev::log_request(&self.summary, &response, self.start);
         } else {

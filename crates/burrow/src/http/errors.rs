@@ -18,7 +18,7 @@ use crate::error::{
     Handled, LogDetail, NOT_FOUND, PublicMessage, SERVER_ERROR, TOO_LARGE, one_line,
 };
 use crate::i18n::Locale;
-use crate::request::{ClientIp, PeerAddr, RequestId};
+use crate::request::RequestId;
 use crate::template::{BeforeRenders, ErrorPageExtensions, RequestInfo, Templates};
 
 /// Whether [`render`] has anything to do: a cause to log, or an error page to make. The
@@ -163,12 +163,28 @@ pub(crate) struct Summary {
 }
 
 impl Summary {
+    /// The summary of a request as the core layer left it (tests of routers without it).
+    #[cfg(test)]
     pub(crate) fn of(request: &Request) -> Summary {
-        let ClientIp(client) = ClientIp::of(request.extensions());
-        let peer = PeerAddr::of(request.extensions()).map(|a| a.ip().to_canonical());
-        // One pass over the headers instead of a hashed lookup for each of the four: this
+        let extensions = request.extensions();
+        let crate::ClientIp(client) = crate::ClientIp::of(extensions);
+        let peer = crate::PeerAddr::of(extensions).map(|a| a.ip().to_canonical());
+        Summary::with(request, |_| RequestId::of(extensions).cloned(), client, peer)
+    }
+
+    /// The summary of a request whose client and peer the caller knows (the core layer,
+    /// which has just worked them out: lookups less). `request_id` makes the id from the
+    /// request's `X-Request-Id`, found in the same pass over the headers.
+    pub(crate) fn with(
+        request: &Request,
+        request_id: impl FnOnce(Option<&HeaderValue>) -> Option<RequestId>,
+        client: Option<std::net::IpAddr>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Summary {
+        // One pass over the headers instead of a hashed lookup for each of the five: this
         // runs for every request, and requests carry few headers.
         let (mut accept, mut host, mut accept_language, mut cookie) = (None, None, None, None);
+        let mut given_id = None;
         for (name, value) in request.headers() {
             let slot = if name == header::ACCEPT {
                 &mut accept
@@ -179,6 +195,9 @@ impl Summary {
             } else if name == header::COOKIE {
                 &mut cookie
             } else {
+                if name == super::request_id::HEADER && given_id.is_none() {
+                    given_id = Some(value);
+                }
                 continue;
             };
             // The first value, as `HeaderMap::get` gives it.
@@ -186,6 +205,7 @@ impl Summary {
                 *slot = Some(value.clone());
             }
         }
+        let request_id = request_id(given_id);
         Summary {
             method: request.method().clone(),
             uri: request.uri().clone(),
@@ -193,7 +213,7 @@ impl Summary {
             host,
             accept_language,
             cookie,
-            request_id: RequestId::of(request.extensions()).cloned(),
+            request_id,
             client,
             proxy: peer.filter(|peer| Some(*peer) != client),
         }

@@ -2,7 +2,6 @@
 //! one is generated ([`RequestId`]); either way it is echoed back and available to
 //! handlers and logs.
 
-use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::Response;
 
@@ -12,10 +11,14 @@ use crate::request::RequestId;
 pub(crate) const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The request's id: its `X-Request-Id` when that is a sane token, else a new one.
-pub(crate) fn of(request: &Request) -> RequestId {
-    request
-        .headers()
-        .get(HEADER)
+#[cfg(test)]
+pub(crate) fn of(request: &axum::extract::Request) -> RequestId {
+    from_header(request.headers().get(HEADER))
+}
+
+/// The id for a request whose `X-Request-Id` is `given`.
+pub(crate) fn from_header(given: Option<&HeaderValue>) -> RequestId {
+    given
         .and_then(|v| v.to_str().ok())
         .filter(|v| acceptable(v))
         .map(RequestId::new)

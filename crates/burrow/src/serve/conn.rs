@@ -190,13 +190,12 @@ impl Connection {
 }
 
 /// Requests on one connection, as seen by the service: how many are in flight (from the
-/// request's headers to the last byte of its response) and when the last one started or
-/// ended.
+/// request's headers to the last byte of its response) and when the last one ended.
 struct Activity {
     origin: Instant,
     in_flight: AtomicUsize,
-    /// Milliseconds after `origin` of the last request start or end; `u64::MAX` before the
-    /// first request.
+    /// Milliseconds after `origin` of the last request's end; `u64::MAX` before the first
+    /// request ends.
     last_ms: AtomicU64,
 }
 
@@ -210,8 +209,9 @@ impl Activity {
     }
 
     fn request_started(self: &Arc<Self>) -> RequestDone {
+        // No `touch` (a clock read per request): `last` is read only while nothing is in
+        // flight, and by then the request's end has touched.
         self.in_flight.fetch_add(1, Ordering::Relaxed);
-        self.touch();
         RequestDone(self.clone())
     }
 
@@ -223,7 +223,7 @@ impl Activity {
         self.in_flight.load(Ordering::Relaxed) > 0
     }
 
-    /// When the last request started or ended; `None` before the first request.
+    /// When the last request ended; `None` before the first one ends.
     fn last(&self) -> Option<Instant> {
         match self.last_ms.load(Ordering::Relaxed) {
             u64::MAX => None,
