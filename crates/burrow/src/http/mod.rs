@@ -23,6 +23,7 @@
 mod access_log;
 pub(crate) mod around;
 mod body_limit;
+mod compression;
 mod core_layer;
 pub(crate) mod dev;
 pub(crate) mod errors;
@@ -36,22 +37,19 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tokio_util::sync::CancellationToken;
 use tower::{Layer, Service, ServiceBuilder};
-use tower_http::CompressionLevel;
 use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
-use tower_http::compression::predicate::{And, NotForContentType, Predicate, SizeAbove};
-use tower_http::compression::{Compression, CompressionLayer};
 
 use self::around::{AroundLayer, AroundService};
 use self::body_limit::BodyLimit;
+use self::compression::Negotiate;
 pub(crate) use self::core_layer::Services;
 use self::core_layer::{Core, CoreLayer, CoreService};
 use self::security_headers::SecurityHeaders;
@@ -88,9 +86,8 @@ enum Inner {
 }
 
 /// The core stack's layers, outermost first, around the router (see [`core_stack`]).
-type Site = Compression<
+type Site = Negotiate<
     AroundService<SecurityHeaders, CoreService<RateLimited<BodyLimit<Unlimited<Caught>>>>>,
-    Compressible,
 >;
 type Caught = CatchPanic<
     AroundService<Option<SessionLayer>, Router>,
@@ -98,8 +95,6 @@ type Caught = CatchPanic<
 >;
 /// axum's default body limit switched off (burrow's [`body_limit`] is the limit).
 type Unlimited<S> = <DefaultBodyLimit as Layer<S>>::Service;
-type Compressible =
-    And<And<And<SizeAbove, NotForContentType>, NotForContentType>, NotForContentType>;
 
 impl Stack {
     /// A router served as it is (acme mode's HTTP port).
@@ -167,10 +162,7 @@ impl Future for StackFuture {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
-            StackProj::Site { future } => {
-                let Ok(response) = ready!(future.poll(cx));
-                Poll::Ready(Ok(response.map(Body::new)))
-            }
+            StackProj::Site { future } => future.poll(cx),
             StackProj::Plain { future } => future.poll(cx),
         }
     }
@@ -212,11 +204,7 @@ pub(crate) fn core_stack(
     }));
     let panic_response: fn(Box<dyn Any + Send + 'static>) -> Response = panic_response;
     let site = ServiceBuilder::new()
-        .layer(
-            CompressionLayer::new()
-                .quality(CompressionLevel::Fastest)
-                .compress_when(compressible()),
-        )
+        .layer(tower::layer::layer_fn(Negotiate::new))
         .layer(AroundLayer(security_headers))
         .layer(core)
         // Load balancers' health checks are never limited.
@@ -261,13 +249,6 @@ impl Draining {
 }
 
 /// Bodies worth compressing: small ones cost more CPU than they save bytes.
-fn compressible() -> Compressible {
-    SizeAbove::new(1024)
-        .and(NotForContentType::GRPC)
-        .and(NotForContentType::IMAGES)
-        .and(NotForContentType::SSE)
-}
-
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let message = panic
         .downcast_ref::<String>()

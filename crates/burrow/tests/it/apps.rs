@@ -92,6 +92,11 @@ impl App for A {
                 }),
             )
             .route("/id", get(|id: RequestId| async move { id.as_str().to_string() }))
+            // Over gzip's threshold of 1 KiB.
+            .route(
+                "/big",
+                get(|| async { burrow::axum::response::Html("<p>big</p>\n".repeat(200)) }),
+            )
             .route(
                 "/peer",
                 get(|peer: Option<PeerAddr>, ClientIp(ip): ClientIp| async move {

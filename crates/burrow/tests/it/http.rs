@@ -257,3 +257,43 @@ async fn security_headers_are_added_unless_a_route_sets_its_own() {
     let framing: Vec<_> = framable.headers.get_all(header::X_FRAME_OPTIONS).iter().collect();
     assert_eq!(framing, ["SAMEORIGIN"], "the route's own header, and only it");
 }
+
+/// gzip for the clients that ask for it, the body as it is for the others; either way a
+/// response that could have been compressed says that it varies by `Accept-Encoding`, so a
+/// cache never hands the one to the other, and a small one is left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_are_gzipped_on_request_and_vary_by_accept_encoding() {
+    let site = Site::new();
+    let booted = site.build(server(), &[]).unwrap();
+    let varies = |reply: &crate::Reply| {
+        let vary = reply.headers.get_all(header::VARY).iter();
+        vary.filter(|v| v.as_bytes().eq_ignore_ascii_case(b"accept-encoding")).count()
+    };
+    let page = |encoding: Option<&str>| {
+        let mut request = Request::get("/big");
+        if let Some(encoding) = encoding {
+            request = request.header("accept-encoding", encoding);
+        }
+        send(&booted.stack, request.body(Body::empty()).unwrap())
+    };
+
+    let plain = page(None).await;
+    assert_eq!(plain.status, StatusCode::OK);
+    assert_eq!(plain.body, "<p>big</p>\n".repeat(200));
+    assert_eq!(plain.headers.get(header::CONTENT_ENCODING), None);
+    assert_eq!(varies(&plain), 1, "{:?}", plain.headers);
+
+    let gzipped = page(Some("gzip")).await;
+    assert_eq!(gzipped.headers[header::CONTENT_ENCODING], "gzip");
+    assert_eq!(varies(&gzipped), 1, "{:?}", gzipped.headers);
+    assert!(gzipped.body.len() < plain.body.len());
+
+    let identity = page(Some("identity")).await;
+    assert_eq!(identity.headers.get(header::CONTENT_ENCODING), None);
+    assert_eq!(identity.body, plain.body);
+    assert_eq!(varies(&identity), 1, "{:?}", identity.headers);
+
+    let small = get(&booted.stack, "/healthz/live").await;
+    assert_eq!(small.status, StatusCode::OK);
+    assert_eq!(varies(&small), 0, "{:?}", small.headers);
+}
