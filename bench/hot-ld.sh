@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# bench-app's code in the order a profiled run executes it, from a list that could be
+# committed (issue 13, memory; bench/README.md, step 30). Not part of any build: this
+# measures what a hash-free order would save. bench/layout.sh orders the functions a
+# profiled run executed with lld's --symbol-ordering-file, whose names carry the build's
+# hashes, so its list fits only the build it was taken from. This writes the same set as a
+# linker script of glob patterns with the hashes replaced by `*`, which any build of the
+# same code can apply:
+#
+#   -C link-arg=-Wl,-T,target/layout/hot.ld
+#
+# (an `INSERT BEFORE .text` script: the linker's default layout stays, with one more
+# output section, .text.hot, in front of .text). Rust and the C code built with
+# -ffunction-sections (SQLite) put each function in a section `.text.<symbol>`, so a
+# pattern `.text.<symbol with its hash globbed>` picks it in any build configuration.
+#
+#   bash bench/hot-ld.sh                 # build unstripped, profile, write target/layout/hot.ld
+#   PROFILE_BIN=… MAP=… bash bench/hot-ld.sh   # profile this (unstripped) binary, no build;
+#                                        # MAP: an lld -Map of any build (glibc's files, cold)
+#   ORDER=order.txt bash bench/hot-ld.sh # patterns from a kept list of names (KEEP=DIR keeps it)
+#   OUT=… LAYOUT_DIR=…                   # the script's path; the cargo target directory
+#
+# Names, normalised:
+#   legacy   _ZN…17h<16 hex>E[.llvm.N]  → _ZN…17h*
+#   v0 (std) _R…: crate disambiguators Cs<base62>_ → Cs*_, back-references B<base62>_ →
+#            B*_ (their offsets move when a disambiguator's length does), a trailing
+#            .llvm.N (ThinLTO's promotion, which varies) → *
+#   C        unchanged (SQLite's are stable names)
+# glibc's functions (libc.a is built without -ffunction-sections, so they sit in plain
+# .text) are named by archive member when MAP (a link map) is given, else left out.
+#
+# Needs valgrind and nm.
+set -euo pipefail
+export LC_ALL=C
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+command -v valgrind >/dev/null || die "needs valgrind (apt-get install valgrind)"
+command -v nm >/dev/null || die "needs nm (binutils)"
+need_tools
+
+DIR=${LAYOUT_DIR:-$ROOT/target/layout}
+OUT=${OUT:-$DIR/hot.ld}
+if [ -z "${ORDER:-}" ] && [ -z "${PROFILE_BIN:-}" ]; then
+    export CARGO_TARGET_DIR=$DIR
+    export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static'
+    log "building bench-app (static, unstripped, default layout, with a link map) into $DIR"
+    (cd "$ROOT" && cargo rustc --release --target "$TARGET" -p bench-app \
+        --bin bench-app --config profile.release.strip=false -- -C link-arg=-Wl,-Map="$DIR/bench-app.map")
+    PROFILE_BIN=$DIR/$TARGET/release/bench-app
+    MAP=${MAP:-$DIR/bench-app.map}
+fi
+
+WORK=$(mktemp -d)
+trap 'kill -KILL "${PROFILED:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+if [ -n "${ORDER:-}" ]; then
+    log "using ORDER=$ORDER (no profile)"
+    cp "$ORDER" "$WORK/order.txt"
+else
+PORT=$(free_port)
+BASE=http://127.0.0.1:$PORT
+log "profiling $PROFILE_BIN under callgrind on $BASE"
+valgrind --tool=callgrind --demangle=no --callgrind-out-file="$WORK/callgrind.out" \
+    "$PROFILE_BIN" --host 127.0.0.1 --port "$PORT" --database-dsn "$WORK/app.db" \
+    >"$WORK/server.log" 2>"$WORK/valgrind.log" &
+PROFILED=$!
+answered "$BASE/plaintext" "$PROFILED" 600 "$WORK/valgrind.log"
+TMP=$WORK
+credentials profiled
+kill -TERM "$PROFILED"
+wait "$PROFILED" || true
+PROFILED=
+
+grep -E '^c?fn=\([0-9]+\) ' "$WORK/callgrind.out" | sed -E 's/^c?fn=\([0-9]+\) //' | sort -u \
+    >"$WORK/ran.txt"
+nm --defined-only "$PROFILE_BIN" | awk '$2 ~ /^[tTwW]$/ { print $3 }' | sort -u >"$WORK/defined.txt"
+comm -12 "$WORK/ran.txt" "$WORK/defined.txt" >"$WORK/order.txt"
+if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$WORK/order.txt" "$WORK/callgrind.out" "$KEEP/"; fi
+fi
+
+# Hash-free patterns: Rust's names with the hashes globbed; C names as they are.
+sed -E \
+    -e 's/17h[0-9a-f]{16}E.*$/17h*/' \
+    -e '/^_R/ { s/Cs[0-9A-Za-z]+_/Cs*_/g; s/B[0-9A-Za-z]*_/B*_/g; s/\.llvm\.[0-9]+$//; s/$/*/ }' \
+    "$WORK/order.txt" | sort -u >"$WORK/patterns.txt"
+# Functions without a section of their own (glibc's libc.a and libm.a are built without
+# -ffunction-sections; ring's assembly): with MAP (an lld -Map of any build, e.g. the
+# profiled one: `-C link-arg=-Wl,-Map=FILE`), each is named by its object file and section
+# instead (`*/libc.a:memmove-avx-unaligned-erms.o(.text.avx)`); hashes in rlib and member
+# names globbed. Without MAP they stay in the list as `.text.<name>` and match nothing.
+: >"$WORK/files.txt"
+if [ -n "${MAP:-}" ]; then
+    grep -vE '^(_ZN|_R)' "$WORK/patterns.txt" >"$WORK/c-names.txt" || true
+    # The map: an input section's line (…  file:(section)), then its symbols' lines.
+    awk 'NR == FNR { want[$1] = 1; next }
+        $NF ~ /:\(/ { sec = $NF; next }
+        NF == 5 && ($5 in want) { print $5, sec }' "$WORK/c-names.txt" "$MAP" | sort -u >"$WORK/where.txt"
+    # A name whose section is not .text[.*].<name> is named by its file.
+    awk '{ s = $2; sub(/.*:\(/, "", s); sub(/\)$/, "", s) }
+        s != (".text." $1) { print $1 }' "$WORK/where.txt" | sort -u >"$WORK/by-file.txt"
+    awk '{ s = $2; sub(/.*:\(/, "", s); sub(/\)$/, "", s); f = $2; sub(/:\([^:]*$/, "", f)
+        sub(/\)$/, "", f); sub(/\(/, ":", f); sub(/.*\//, "*/", f)
+        gsub(/[0-9a-f]{16}/, "*", f); print $1, f "(" s ")" }' "$WORK/where.txt" \
+        | awk 'NR == FNR { byfile[$1] = 1; next } ($1 in byfile) { print $2 }' "$WORK/by-file.txt" - \
+        | sort -u >"$WORK/files.txt"
+    comm -23 "$WORK/patterns.txt" "$WORK/by-file.txt" >"$WORK/p2.txt"
+    mv "$WORK/p2.txt" "$WORK/patterns.txt"
+    # The names LLVM put in .text.unlikely.* (#[cold]) in that build, normalised.
+    sed -nE 's/.*:\(\.text\.unlikely\.(.*)\)$/\1/p' "$MAP" | sed -E \
+        -e 's/17h[0-9a-f]{16}E.*$/17h*/' \
+        -e '/^_R/ { s/Cs[0-9A-Za-z]+_/Cs*_/g; s/B[0-9A-Za-z]*_/B*_/g; s/\.llvm\.[0-9]+$//; s/$/*/ }' \
+        | sort -u | comm -12 - "$WORK/patterns.txt" >"$WORK/unlikely.txt"
+else
+    cp "$WORK/patterns.txt" "$WORK/unlikely.txt"
+fi
+log "$(wc -l <"$WORK/order.txt") functions ran; $(wc -l <"$WORK/patterns.txt") name patterns ($(wc -l <"$WORK/unlikely.txt") of them cold too), $(wc -l <"$WORK/files.txt") file patterns"
+
+# Each name as .text.<name>, and as .text.unlikely.<name> (LLVM's section for #[cold]
+# code, e.g. RawVec::grow_one, which the start runs too) where the map had it there (every
+# name without MAP: each pattern costs link time).
+{
+    echo "/* bench-app's functions that a profiled start and first requests executed"
+    echo "   (bench/hot-ld.sh). lld: -C link-arg=-Wl,-T,<this file>. Hash-free:"
+    echo "   the same names match in any build configuration. */"
+    echo "SECTIONS"
+    echo "{"
+    echo "  .text.hot :"
+    echo "  {"
+    echo "    *("
+    sed 's/^/      .text./' "$WORK/patterns.txt"
+    sed 's/^/      .text.unlikely./' "$WORK/unlikely.txt"
+    echo "    )"
+    sed 's/^/    /' "$WORK/files.txt"
+    echo "  }"
+    echo "}"
+    echo "INSERT BEFORE .text;"
+} >"$OUT"
+log "wrote $OUT"
+log "apply it: cargo rustc --release --target $TARGET -p bench-app --bin bench-app -- -C link-arg=-Wl,-T,$OUT"
