@@ -57,25 +57,10 @@ if [ -n "${ORDER:-}" ]; then
     log "using ORDER=$ORDER (no profile)"
     cp "$ORDER" "$WORK/order.txt"
 else
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
-log "profiling $PROFILE_BIN under callgrind on $BASE"
-valgrind --tool=callgrind --demangle=no --callgrind-out-file="$WORK/callgrind.out" \
-    "$PROFILE_BIN" --host 127.0.0.1 --port "$PORT" --database-dsn "$WORK/app.db" \
-    >"$WORK/server.log" 2>"$WORK/valgrind.log" &
-PROFILED=$!
-answered "$BASE/plaintext" "$PROFILED" 600 "$WORK/valgrind.log"
-TMP=$WORK
-credentials profiled
-kill -TERM "$PROFILED"
-wait "$PROFILED" || true
-PROFILED=
-
-grep -E '^c?fn=\([0-9]+\) ' "$WORK/callgrind.out" | sed -E 's/^c?fn=\([0-9]+\) //' | sort -u \
-    >"$WORK/ran.txt"
-nm --defined-only "$PROFILE_BIN" | awk '$2 ~ /^[tTwW]$/ { print $3 }' | sort -u >"$WORK/defined.txt"
-comm -12 "$WORK/ran.txt" "$WORK/defined.txt" >"$WORK/order.txt"
-if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$WORK/order.txt" "$WORK/callgrind.out" "$KEEP/"; fi
+    profiled_functions "$PROFILE_BIN" "$WORK" "$WORK/order.txt"
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP" && cp "$WORK/order.txt" "$WORK/callgrind.out" "$KEEP/"
+    fi
 fi
 
 # Hash-free patterns: Rust's names with the hashes globbed; C names as they are.

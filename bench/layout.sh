@@ -45,28 +45,7 @@ cp "$BIN" "$DIR/bench-app.default"
 # --- the profile -----------------------------------------------------------------------
 WORK=$(mktemp -d)
 trap 'kill -KILL "${PROFILED:-}" 2>/dev/null || true; rm -rf "$WORK"' EXIT
-PORT=$(free_port)
-BASE=http://127.0.0.1:$PORT
-log "profiling the default binary under callgrind on $BASE"
-valgrind --tool=callgrind --demangle=no --callgrind-out-file="$WORK/callgrind.out" \
-    "$DIR/bench-app.default" --host 127.0.0.1 --port "$PORT" --database-dsn "$WORK/app.db" \
-    >"$WORK/server.log" 2>"$WORK/valgrind.log" &
-PROFILED=$!
-answered "$BASE/plaintext" "$PROFILED" 600 "$WORK/valgrind.log" # valgrind starts slowly
-# GET /login, GET /entries and POSTs with and without the CSRF token (bench/lib.sh).
-TMP=$WORK
-credentials profiled
-kill -TERM "$PROFILED"
-wait "$PROFILED" || true
-PROFILED=
-
-# callgrind names a function once, at its first appearance (fn= or cfn=), then by number.
-grep -E '^c?fn=\([0-9]+\) ' "$WORK/callgrind.out" | sed -E 's/^c?fn=\([0-9]+\) //' | sort -u \
-    >"$WORK/ran.txt"
-nm --defined-only "$DIR/bench-app.default" | awk '$2 ~ /^[tTwW]$/ { print $3 }' | sort -u \
-    >"$WORK/defined.txt"
-comm -12 "$WORK/ran.txt" "$WORK/defined.txt" >"$DIR/order.txt"
-log "$(wc -l <"$DIR/order.txt") functions ran (of $(wc -l <"$WORK/defined.txt") in the binary)"
+profiled_functions "$DIR/bench-app.default" "$WORK" "$DIR/order.txt"
 
 log "linking bench-app with its functions in that order"
 (cd "$ROOT" && cargo rustc --release --target "$TARGET" -p bench-app --bin bench-app "${KEEP[@]}" \

@@ -278,6 +278,35 @@ credentials() { # kind
     [ "$h2" = 403 ] || die "$1: POST /entries without a token answered $h2, expected 403"
 }
 
+# The functions an unstripped bench-app BIN defines that ran under callgrind during its
+# start, GET /plaintext and what `credentials` checks, one name a line, sorted, into OUT
+# (layout.sh, hot-ld.sh). WORK keeps callgrind.out; PROFILED is the server's PID while it
+# runs (for the caller's trap). Needs valgrind and nm.
+profiled_functions() { # bin work out
+    local bin=$1 work=$2 out=$3 port
+    port=$(free_port)
+    BASE=http://127.0.0.1:$port
+    log "profiling $bin under callgrind on $BASE"
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/callgrind.out" \
+        "$bin" --host 127.0.0.1 --port "$port" --database-dsn "$work/app.db" \
+        >"$work/server.log" 2>"$work/valgrind.log" &
+    PROFILED=$!
+    answered "$BASE/plaintext" "$PROFILED" 600 "$work/valgrind.log" # valgrind starts slowly
+    # GET /login, GET /entries and POSTs with and without the CSRF token.
+    TMP=$work
+    credentials profiled
+    kill -TERM "$PROFILED"
+    wait "$PROFILED" || true
+    PROFILED=
+    # callgrind names a function once, at its first appearance (fn= or cfn=), then by number.
+    grep -E '^c?fn=\([0-9]+\) ' "$work/callgrind.out" | sed -E 's/^c?fn=\([0-9]+\) //' \
+        | LC_ALL=C sort -u >"$work/ran.txt"
+    nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ { print $3 }' | LC_ALL=C sort -u \
+        >"$work/defined.txt"
+    LC_ALL=C comm -12 "$work/ran.txt" "$work/defined.txt" >"$out"
+    log "$(wc -l <"$out") functions ran (of $(wc -l <"$work/defined.txt") in the binary)"
+}
+
 # bench-bare and bench-app (compare.sh, instructions.sh): BARE_BIN and APP_BIN when both are
 # set, else the static release builds, built now.
 bench_binaries() {
