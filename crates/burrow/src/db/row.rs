@@ -19,28 +19,47 @@ pub(super) struct Columns {
     /// Every name, one after the other; `ends[i]` is where the `i`th ends.
     names: String,
     ends: Vec<usize>,
+    /// Where the next lookup starts: right after the column the last one found. A derived
+    /// struct reads its fields in their order, which is usually the query's, so each
+    /// lookup then compares one name instead of scanning from the first (the 48 lookups of
+    /// a page of 12 rows were 4% of its instructions). Only when no two names are alike:
+    /// with duplicates the first one must win, so the search always starts at 0.
+    next: std::cell::Cell<usize>,
+    unique: bool,
 }
 
 impl Columns {
     pub(super) fn of(statement: &rusqlite::Statement<'_>) -> Columns {
-        let mut columns = Columns { names: String::new(), ends: Vec::new() };
+        let mut names = String::new();
+        let mut ends = Vec::new();
         for name in statement.column_names() {
-            columns.names.push_str(name);
-            columns.ends.push(columns.names.len());
+            names.push_str(name);
+            ends.push(names.len());
         }
+        let mut columns = Columns { names, ends, next: std::cell::Cell::new(0), unique: true };
+        let count = columns.ends.len();
+        columns.unique = (0..count).all(|i| {
+            (i + 1..count).all(|j| !columns.name(i).eq_ignore_ascii_case(columns.name(j)))
+        });
         columns
+    }
+
+    fn name(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.names.as_bytes()[start..self.ends[i]]
     }
 
     /// The first column named `column`, ignoring ASCII case as SQLite does.
     fn position(&self, column: &str) -> Option<usize> {
-        let mut start = 0;
-        for (i, &end) in self.ends.iter().enumerate() {
-            if self.names[start..end].eq_ignore_ascii_case(column) {
-                return Some(i);
-            }
-            start = end;
-        }
-        None
+        let count = self.ends.len();
+        let first = if self.unique { self.next.get() } else { 0 };
+        let column = column.as_bytes();
+        // Byte for byte first: names are mostly written as the query has them, and
+        // `eq_ignore_ascii_case` compares a byte at a time (a `memcmp` does not).
+        let matches = |name: &[u8]| name == column || name.eq_ignore_ascii_case(column);
+        let found = (first..count).chain(0..first).find(|&i| matches(self.name(i)))?;
+        self.next.set(if found + 1 == count { 0 } else { found + 1 });
+        Some(found)
     }
 }
 
@@ -276,5 +295,38 @@ mod tests {
         // Text that is not UTF-8 reads with replacement characters.
         let text: String = conn.query_one("SELECT CAST(x'41ff42' AS TEXT)", &[]).unwrap();
         assert_eq!(text, "A\u{FFFD}B");
+    }
+
+    /// The lookup starts after the last column found; names found out of order, again, or
+    /// missing give the same answers as a scan from the first, and with two columns of one
+    /// name the first still wins.
+    #[test]
+    fn columns_are_found_whatever_the_order_of_the_lookups() {
+        let conn = Conn::new(
+            Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
+            crate::live::Hub::default(),
+        );
+        let sql = "SELECT 1 AS a, 2 AS b, 3 AS c UNION ALL SELECT 4, 5, 6";
+        let mut seen = Vec::new();
+        conn.query_each(sql, &[], |row| {
+            for name in ["a", "b", "c", "c", "A", "c", "b", "b", "a"] {
+                seen.push(row.get::<i64>(name)?);
+            }
+            assert!(row.get::<i64>("d").is_err());
+            seen.push(row.get::<i64>("B")?);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [1, 2, 3, 3, 1, 3, 2, 2, 1, 2, 4, 5, 6, 6, 4, 6, 5, 5, 4, 5]);
+        let sql = "SELECT 1 AS id, 2 AS other, 3 AS ID";
+        let mut seen = Vec::new();
+        conn.query_each(sql, &[], |row| {
+            for name in ["id", "other", "id", "Id"] {
+                seen.push(row.get::<i64>(name)?);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [1, 2, 1, 1]);
     }
 }
