@@ -48,6 +48,13 @@ impl Conn {
         Conn(inner, AfterCommit::default(), live)
     }
 
+    /// A connection to a new in-memory SQLite database, for unit tests.
+    #[cfg(test)]
+    pub(super) fn in_memory() -> Conn {
+        let sqlite = rusqlite::Connection::open_in_memory().expect("an in-memory database");
+        Conn::new(Inner::Sqlite(sqlite), Hub::default())
+    }
+
     /// Publishes a live event to the streams of `topic` ([`crate::live`]) once the write
     /// transaction this connection is in commits (never if it rolls back; outside a
     /// transaction, at once): to this process's streams, and on PostgreSQL with a

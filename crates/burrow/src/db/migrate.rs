@@ -195,18 +195,10 @@ pub(crate) fn status(conn: &Conn, sets: &[Migrations]) -> Result<Vec<MigrationSt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::conn::Inner;
-
-    fn conn() -> Conn {
-        Conn::new(
-            Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
-            crate::live::Hub::default(),
-        )
-    }
 
     #[test]
     fn applies_in_order_once_and_records_rows() {
-        let c = conn();
+        let c = Conn::in_memory();
         let sets = [
             Migrations::from_static(
                 "a",
@@ -230,7 +222,7 @@ mod tests {
 
     #[test]
     fn a_failing_file_rolls_back_the_whole_run() {
-        let c = conn();
+        let c = Conn::in_memory();
         let sets = [Migrations::from_static(
             "a",
             &[("0001_ok.up.sql", "CREATE TABLE t(x)"), ("0002_bad.up.sql", "CREAT TABLE")],
@@ -243,7 +235,7 @@ mod tests {
 
     #[test]
     fn per_engine_files_are_one_migration() {
-        let c = conn();
+        let c = Conn::in_memory();
         let sets = [Migrations::from_static(
             "a",
             &[

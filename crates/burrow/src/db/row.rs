@@ -220,7 +220,7 @@ tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 
 #[cfg(test)]
 mod tests {
-    use crate::db::conn::{Conn, Inner};
+    use crate::db::conn::Conn;
     use crate::db::{DbError, FromRow};
 
     // The derive inside the crate itself: its `::burrow::db` paths resolve through
@@ -249,10 +249,7 @@ mod tests {
 
     #[test]
     fn derived_structs_read_their_columns() {
-        let conn = Conn::new(
-            Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
-            crate::live::Hub::default(),
-        );
+        let conn = Conn::in_memory();
         let sql = "SELECT 'x' AS tag, 7 AS id, 'Ada' AS full_name, NULL AS nickname";
         let tagged: Tagged = conn.query_one(sql, &[]).unwrap();
         let person =
@@ -270,10 +267,7 @@ mod tests {
 
     #[test]
     fn queries_of_many_rows_find_columns_by_name_ignoring_case() {
-        let conn = Conn::new(
-            Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
-            crate::live::Hub::default(),
-        );
+        let conn = Conn::in_memory();
         let sql = "SELECT 'Ada' AS Full_Name, NULL AS nickname, 1 AS ID \
                    UNION ALL SELECT 'Bo', 'b', 2";
         let people: Vec<Person> = conn.query(sql, &[]).unwrap();
@@ -302,10 +296,7 @@ mod tests {
     /// name the first still wins.
     #[test]
     fn columns_are_found_whatever_the_order_of_the_lookups() {
-        let conn = Conn::new(
-            Inner::Sqlite(rusqlite::Connection::open_in_memory().unwrap()),
-            crate::live::Hub::default(),
-        );
+        let conn = Conn::in_memory();
         let sql = "SELECT 1 AS a, 2 AS b, 3 AS c UNION ALL SELECT 4, 5, 6";
         let mut seen = Vec::new();
         conn.query_each(sql, &[], |row| {
