@@ -64,51 +64,94 @@ pub(super) struct SqlitePool {
 }
 
 /// A read or write closure runs on the async worker thread that awaits it, like a plain
-/// function call, once its last [`FAST_RUNS`] runs each took less than [`INLINE_MAX`]: a
-/// microsecond query then costs no hand-over to the blocking pool (a thread wake-up and
-/// a context switch each way, more than the query itself: issue 13's profile). Closures
-/// are told apart by their type, which is one per closure in the source. One that was
-/// fast and turns slow (other parameters, a cold cache) holds its worker thread for that
-/// one run, at most the read timeout for a read, and goes back to the blocking pool for
-/// its next [`FAST_RUNS`] runs. Waiting for a reader slot or the writer stays async;
-/// inline runs are interrupted by the read timeout and by closing like any other; a
-/// read that would have to open a connection goes to the pool.
+/// function call, once it has shown it is fast: a microsecond query then costs no
+/// hand-over to the blocking pool (a thread wake-up and a context switch each way, more
+/// than the query itself: issue 13's profile). Closures are told apart by their type,
+/// which is one per closure in the source.
+///
+/// Each closure has a credit ([`Speed`]): a run under [`INLINE_MAX`] earns one (up to
+/// [`CREDIT_MAX`]), a longer run costs [`LONG_RUN_COST`], a run of [`SLOW`] or more costs
+/// all of it; the closure runs inline while it has at least [`INLINE_AT`]. So a new
+/// closure runs inline after four fast runs, and one that was fast and turns slow holds
+/// worker threads for at most three runs, of which only the last can take longer than
+/// [`SLOW`] (at most the read timeout for a read), then goes back to the blocking pool
+/// until it has earned four again. The
+/// slack is for a loaded machine: a 10 µs query whose thread is preempted takes a
+/// scheduler slice (0.5–8 ms seen under wrk, 40–57 times in 200,000 reads, sometimes on
+/// both workers at once), and without it each of those sent the next reads to the pool,
+/// which started threads and opened connections for them.
+///
+/// A new closure's first reads wait for each other ([`Speed::probe`]): 64 requests arriving
+/// at once would otherwise start 16 blocking threads and open 16 reader connections to
+/// learn what one run shows. Once a run was slow, reads run side by side on the pool again.
+/// Waiting for a reader slot or the writer stays async; inline runs are interrupted by the
+/// read timeout and by closing like any other; a read that would have to open a
+/// connection goes to the pool.
 #[derive(Default)]
-struct Speeds(StdRwLock<HashMap<TypeId, Arc<AtomicU32>>>);
+struct Speeds(StdRwLock<HashMap<TypeId, Arc<Speed>>>);
 
-/// Consecutive fast runs before a read closure runs inline.
-const FAST_RUNS: u32 = 4;
-/// A run this long is not fast: it goes back to the blocking pool.
+/// What one closure's runs have shown (see [`Speeds`]).
+#[derive(Default)]
+struct Speed {
+    /// The credit in the low bits, [`WAS_SLOW`] once a run was not fast.
+    state: AtomicU32,
+    /// Held by a read of a closure that has neither earned its place inline nor ever been
+    /// slow: its reads go to the pool one at a time.
+    probe: Mutex<()>,
+}
+
+/// The credit a closure needs to run inline: four fast runs.
+const INLINE_AT: u32 = 4;
+/// The most credit a closure keeps: one slow run does not send it back to the pool.
+const CREDIT_MAX: u32 = 2 * INLINE_AT;
+/// A run this long is not fast: it costs [`LONG_RUN_COST`].
 const INLINE_MAX: Duration = Duration::from_micros(500);
+/// What a run of [`INLINE_MAX`] or more costs, up to [`SLOW`]: with full credit, a
+/// closure goes back to the pool at the third.
+const LONG_RUN_COST: u32 = 2;
+/// A run this long costs all of the credit.
+const SLOW: Duration = Duration::from_millis(10);
+/// Set in [`Speed::state`] once a run was not fast.
+const WAS_SLOW: u32 = 1 << 31;
 
 impl Speeds {
-    /// The count of consecutive fast runs of closure type `F`.
-    fn of<F: 'static>(&self) -> Arc<AtomicU32> {
+    /// What closure type `F`'s runs have shown so far.
+    fn of<F: 'static>(&self) -> Arc<Speed> {
         let id = TypeId::of::<F>();
-        if let Some(count) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
-            return count.clone();
+        if let Some(speed) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
+            return speed.clone();
         }
         self.0.write().unwrap_or_else(|e| e.into_inner()).entry(id).or_default().clone()
     }
 }
 
-/// Commits between two looks at the WAL's size.
-const WAL_CHECK_EVERY: u64 = 64;
+impl Speed {
+    fn is_fast(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & !WAS_SLOW >= INLINE_AT
+    }
 
-fn is_fast(fast_runs: &AtomicU32) -> bool {
-    fast_runs.load(Ordering::Relaxed) >= FAST_RUNS
-}
+    /// Not inline yet, and never slow: its reads take turns ([`Speed::probe`]).
+    fn on_probation(&self) -> bool {
+        self.state.load(Ordering::Relaxed) < INLINE_AT
+    }
 
-/// Records one run of `took` in a closure's count of fast runs.
-fn record(fast_runs: &AtomicU32, took: Duration) {
-    if took < INLINE_MAX {
-        let _ = fast_runs.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-            (n < FAST_RUNS).then_some(n + 1)
+    /// Records one run of `took`.
+    fn record(&self, took: Duration) {
+        let _ = self.state.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |state| {
+            let credit = state & !WAS_SLOW;
+            Some(if took < INLINE_MAX {
+                (state & WAS_SLOW) | (credit + 1).min(CREDIT_MAX)
+            } else if took < SLOW {
+                WAS_SLOW | credit.saturating_sub(LONG_RUN_COST)
+            } else {
+                WAS_SLOW
+            })
         });
-    } else {
-        fast_runs.store(0, Ordering::Relaxed);
     }
 }
+
+/// Commits between two looks at the WAL's size.
+const WAL_CHECK_EVERY: u64 = 64;
 
 /// How often (in SQLite virtual-machine steps) a running statement asks its [`Stop`]
 /// whether to go on: about every 50–100 µs of work, negligible next to the work itself.
@@ -156,12 +199,12 @@ fn release_freed_memory() {
 }
 
 /// Runs `f` on `conn` with `stop` watching its statements (see the module docs), counted
-/// in `running` while it runs; its time goes into the closure's `fast_runs` ([`Speeds`]).
+/// in `running` while it runs; its time goes into the closure's `speed` ([`Speeds`]).
 fn run_under<T>(
     conn: &mut Conn,
     stop: &Arc<Stop>,
     running: &AtomicUsize,
-    fast_runs: &AtomicU32,
+    speed: &Speed,
     f: impl FnOnce(&Conn) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
     struct Running<'a>(&'a AtomicUsize);
@@ -178,7 +221,7 @@ fn run_under<T>(
     let result = f(conn);
     // Drops the handler's reference to this closure's Stop.
     let _ = conn.sqlite_mut().progress_handler(0, None::<fn() -> bool>);
-    record(fast_runs, started.elapsed());
+    speed.record(started.elapsed());
     if started.elapsed() >= LONG_WORK {
         release_freed_memory();
     }
@@ -326,7 +369,7 @@ impl SqlitePool {
         let mut guard = self.writer.clone().lock_owned().await;
         let activity = self.activity.clone();
         let stop = self.stop(None);
-        let fast_runs = self.speeds.of::<F>();
+        let speed = self.speeds.of::<F>();
         // Every 64 commits, look at the WAL: long readers can keep PASSIVE checkpoints
         // from reusing it; a RESTART waits for them and bounds its size. Writes are one at
         // a time, so the count cannot move under this lock.
@@ -335,9 +378,9 @@ impl SqlitePool {
         });
         // A fast write runs here, as a fast read does (see `Speeds`); so does the look at
         // the WAL's size, but a RESTART may wait for readers, so it never does.
-        if is_fast(&fast_runs) {
+        if speed.is_fast() {
             let conn = guard.as_mut().ok_or(DbError::Closed)?;
-            let result = run_under(conn, &stop, &self.running, &fast_runs, |c| {
+            let result = run_under(conn, &stop, &self.running, &speed, |c| {
                 c.transaction("BEGIN IMMEDIATE", f)
             });
             activity.committed();
@@ -355,9 +398,8 @@ impl SqlitePool {
         let running = self.running.clone();
         tokio::task::spawn_blocking(move || {
             let conn = guard.as_mut().ok_or(DbError::Closed)?;
-            let result = run_under(conn, &stop, &running, &fast_runs, |c| {
-                c.transaction("BEGIN IMMEDIATE", f)
-            });
+            let result =
+                run_under(conn, &stop, &running, &speed, |c| c.transaction("BEGIN IMMEDIATE", f));
             activity.committed();
             if wal.is_some_and(|wal| wal_too_big(&wal)) {
                 restart_wal(conn);
@@ -412,17 +454,22 @@ impl SqlitePool {
         T: Send + 'static,
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
+        let speed = self.speeds.of::<F>();
+        // Held until this read is done, on the pool or inline (see `Speeds`).
+        let _probe = match speed.on_probation() {
+            true => Some(speed.probe.lock().await),
+            false => None,
+        };
         let permit =
             self.reader_slots.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
-        let fast_runs = self.speeds.of::<F>();
         // Its own statement: the guard must be gone before the connection goes back.
-        let pooled = match is_fast(&fast_runs) {
+        let pooled = match speed.is_fast() {
             true => self.readers.lock().expect("reader pool poisoned").pop(),
             false => None,
         };
         if let Some(mut conn) = pooled {
             let stop = self.stop(Some(self.read_timeout));
-            let result = run_under(&mut conn, &stop, &self.running, &fast_runs, f);
+            let result = run_under(&mut conn, &stop, &self.running, &speed, f);
             self.readers.lock().expect("reader pool poisoned").push(conn);
             return result;
         }
@@ -432,6 +479,7 @@ impl SqlitePool {
         let live = self.live.clone();
         let stop = self.stop(Some(self.read_timeout));
         let running = self.running.clone();
+        let speed = speed.clone();
         // Dropped with this future: a request that timed out or whose client left stops
         // its statement instead of leaving it running on a blocking thread.
         let mut cancel = CancelOnDrop(Some(stop.clone()));
@@ -443,7 +491,7 @@ impl SqlitePool {
                 Some(conn) => conn,
                 None => connect(&target, &dsn, &live)?,
             };
-            let result = run_under(&mut conn, &stop, &running, &fast_runs, f);
+            let result = run_under(&mut conn, &stop, &running, &speed, f);
             readers.lock().expect("reader pool poisoned").push(conn);
             drop(permit);
             result
@@ -719,7 +767,7 @@ mod tests {
             })
         };
         let here = std::thread::current().id();
-        for run in 0..FAST_RUNS {
+        for run in 0..INLINE_AT {
             assert_ne!(on(false).await.unwrap(), here, "run {run} goes to the blocking pool");
         }
         assert_eq!(on(false).await.unwrap(), here, "fast enough: inline");
@@ -737,12 +785,97 @@ mod tests {
                 Ok(std::thread::current().id())
             })
         };
-        for run in 0..FAST_RUNS {
+        for run in 0..INLINE_AT {
             assert_ne!(write().await.unwrap(), here, "write {run} goes to the blocking pool");
         }
         assert_eq!(write().await.unwrap(), here, "a fast write: inline");
         let rows = db.read(|c| c.query_one::<(i64,)>("SELECT count(*) FROM t", &[])).await;
-        assert_eq!(rows.unwrap().0, i64::from(FAST_RUNS) + 1);
+        assert_eq!(rows.unwrap().0, i64::from(INLINE_AT) + 1);
+    }
+
+    #[test]
+    fn a_fast_closure_keeps_its_place_inline_through_two_slow_runs() {
+        let fast = INLINE_MAX / 2;
+        let blip = INLINE_MAX * 2;
+        let speed = Speed::default();
+        for _ in 0..INLINE_AT {
+            assert!(!speed.is_fast() && speed.on_probation());
+            speed.record(fast);
+        }
+        assert!(speed.is_fast() && !speed.on_probation(), "four fast runs: inline");
+        speed.record(blip);
+        assert!(!speed.is_fast(), "no credit to spare yet: back to the pool");
+        assert!(!speed.on_probation(), "it was slow once: its reads no longer take turns");
+
+        for _ in 0..2 * CREDIT_MAX {
+            speed.record(fast);
+        }
+        speed.record(blip);
+        speed.record(blip);
+        assert!(speed.is_fast(), "preempted twice among many fast runs: still inline");
+        speed.record(blip);
+        assert!(!speed.is_fast(), "three in a row: back to the pool");
+        for _ in 0..INLINE_AT {
+            speed.record(fast);
+        }
+        assert!(speed.is_fast(), "four fast runs bring it back");
+
+        for _ in 0..CREDIT_MAX {
+            speed.record(fast);
+        }
+        speed.record(SLOW);
+        assert!(!speed.is_fast(), "one run of SLOW costs all of the credit");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_closures_reads_take_turns_until_one_is_slow() {
+        let db = memory_db(4, Duration::from_secs(10));
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let wait = Arc::new(StdMutex::new(wait));
+        let started = Arc::new(AtomicUsize::new(0));
+        // One closure type: the first run waits for `release`; the second returns whether
+        // another run started while it was running (it waits up to 5 s for one).
+        let read = |n: usize| {
+            let (wait, started) = (wait.clone(), started.clone());
+            let db = db.clone();
+            tokio::spawn(async move {
+                db.read(move |_| {
+                    let before = started.fetch_add(1, Ordering::SeqCst);
+                    match n {
+                        0 => wait.lock().unwrap().recv().unwrap(),
+                        1 => {
+                            let deadline = Instant::now() + Duration::from_secs(5);
+                            while started.load(Ordering::SeqCst) == before + 1 {
+                                if Instant::now() > deadline {
+                                    return Ok(false);
+                                }
+                                std::thread::sleep(Duration::from_millis(1));
+                            }
+                        }
+                        _ => {}
+                    }
+                    Ok(true)
+                })
+                .await
+            })
+        };
+        let first = read(0);
+        while started.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let second = read(1);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(started.load(Ordering::SeqCst), 1, "the second waits for the first");
+
+        // The first run took 200 ms: slow, so the next ones run side by side.
+        release.send(()).unwrap();
+        first.await.unwrap().unwrap();
+        while started.load(Ordering::SeqCst) == 1 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let third = read(2);
+        assert!(second.await.unwrap().unwrap(), "the third started while the second ran");
+        third.await.unwrap().unwrap();
     }
 
     #[tokio::test]
