@@ -75,9 +75,8 @@ pub(super) struct SqlitePool {
 /// closure runs inline after four fast runs, and one that was fast and turns slow holds
 /// worker threads for at most three runs, of which only the last can take longer than
 /// [`SLOW`] (at most the read timeout for a read), then goes back to the blocking pool
-/// until it has earned four again. The
-/// slack is for a loaded machine: a 10 µs query whose thread is preempted takes a
-/// scheduler slice (0.5–8 ms seen under wrk, 40–57 times in 200,000 reads, sometimes on
+/// until it has earned four again. The slack is for a loaded machine: a 10 µs query whose
+/// thread is preempted takes a scheduler slice (0.5–8 ms seen under wrk, 40–57 times in 200,000 reads, sometimes on
 /// both workers at once), and without it each of those sent the next reads to the pool,
 /// which started threads and opened connections for them.
 ///
@@ -455,9 +454,13 @@ impl SqlitePool {
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
         let speed = self.speeds.of::<F>();
-        // Held until this read is done, on the pool or inline (see `Speeds`).
+        // Held until this read is done, on the pool or inline (see `Speeds`); let go at
+        // once if the run before settled it while this one waited.
         let _probe = match speed.on_probation() {
-            true => Some(speed.probe.lock().await),
+            true => {
+                let probe = speed.probe.lock().await;
+                speed.on_probation().then_some(probe)
+            }
             false => None,
         };
         let permit =
@@ -832,50 +835,45 @@ mod tests {
         let db = memory_db(4, Duration::from_secs(10));
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let wait = Arc::new(StdMutex::new(wait));
-        let started = Arc::new(AtomicUsize::new(0));
-        // One closure type: the first run waits for `release`; the second returns whether
-        // another run started while it was running (it waits up to 5 s for one).
-        let read = |n: usize| {
-            let (wait, started) = (wait.clone(), started.clone());
+        let (started, inside) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        // One closure type: the first run waits for `release`; the others return whether
+        // another of them was running at the same time (each waits up to 5 s for one).
+        let read = |first: bool| {
+            let (wait, started, inside) = (wait.clone(), started.clone(), inside.clone());
             let db = db.clone();
             tokio::spawn(async move {
                 db.read(move |_| {
-                    let before = started.fetch_add(1, Ordering::SeqCst);
-                    match n {
-                        0 => wait.lock().unwrap().recv().unwrap(),
-                        1 => {
-                            let deadline = Instant::now() + Duration::from_secs(5);
-                            while started.load(Ordering::SeqCst) == before + 1 {
-                                if Instant::now() > deadline {
-                                    return Ok(false);
-                                }
-                                std::thread::sleep(Duration::from_millis(1));
-                            }
+                    started.fetch_add(1, Ordering::SeqCst);
+                    if first {
+                        wait.lock().unwrap().recv().unwrap();
+                        return Ok(false);
+                    }
+                    inside.fetch_add(1, Ordering::SeqCst);
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    while inside.load(Ordering::SeqCst) < 2 {
+                        if Instant::now() > deadline {
+                            return Ok(false);
                         }
-                        _ => {}
+                        std::thread::sleep(Duration::from_millis(1));
                     }
                     Ok(true)
                 })
                 .await
             })
         };
-        let first = read(0);
+        let first = read(true);
         while started.load(Ordering::SeqCst) == 0 {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        let second = read(1);
+        let (second, third) = (read(false), read(false));
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert_eq!(started.load(Ordering::SeqCst), 1, "the second waits for the first");
+        assert_eq!(started.load(Ordering::SeqCst), 1, "the others wait for the first");
 
-        // The first run took 200 ms: slow, so the next ones run side by side.
+        // The first run took 200 ms: slow, so the two waiting run side by side.
         release.send(()).unwrap();
         first.await.unwrap().unwrap();
-        while started.load(Ordering::SeqCst) == 1 {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        let third = read(2);
-        assert!(second.await.unwrap().unwrap(), "the third started while the second ran");
-        third.await.unwrap().unwrap();
+        assert!(second.await.unwrap().unwrap(), "the second ran beside the third");
+        assert!(third.await.unwrap().unwrap(), "the third ran beside the second");
     }
 
     #[tokio::test]
