@@ -134,17 +134,20 @@ impl Speed {
         self.state.load(Ordering::Relaxed) < INLINE_AT
     }
 
-    /// Records one run of `took`.
+    /// Records one run of `took`. A closure at full credit stays as it is without a write:
+    /// both workers read this state on every run, and a write would move its cache line
+    /// between them each time.
     fn record(&self, took: Duration) {
         let _ = self.state.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |state| {
             let credit = state & !WAS_SLOW;
-            Some(if took < INLINE_MAX {
+            let next = if took < INLINE_MAX {
                 (state & WAS_SLOW) | (credit + 1).min(CREDIT_MAX)
             } else if took < SLOW {
                 WAS_SLOW | credit.saturating_sub(LONG_RUN_COST)
             } else {
                 WAS_SLOW
-            })
+            };
+            (next != state).then_some(next)
         });
     }
 }
