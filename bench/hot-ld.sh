@@ -1,20 +1,18 @@
 #!/usr/bin/env bash
-# bench-app's code in the order a profiled run executes it, from a list that could be
-# committed (issue 13, memory; bench/README.md, step 30). Not part of any build: this
-# measures what a hash-free order would save. bench/layout.sh orders the functions a
-# profiled run executed with lld's --symbol-ordering-file, whose names carry the build's
-# hashes, so its list fits only the build it was taken from. This writes the same set as a
-# linker script of glob patterns with the hashes replaced by `*`, which any build of the
-# same code can apply:
+# The list of the code a burrow app runs, for crates/burrow/build.rs to put first in every
+# release binary (issue 13, memory; bench/README.md, steps 30 and 34). bench/layout.sh
+# orders the functions a profiled run executed with lld's --symbol-ordering-file, whose
+# names carry the build's hashes, so its list fits only the build it was taken from. This
+# writes the same set as a linker script of glob patterns with the hashes replaced by `*`,
+# which any build of the same code can apply, into crates/burrow/hot-code.ld: an `INSERT
+# BEFORE .text` script (the linker's default layout stays, with one more output section,
+# .text.hot, in front of .text). Rust and the C code built with -ffunction-sections
+# (SQLite) put each function in a section `.text.<symbol>`, so a pattern
+# `.text.<symbol with its hash globbed>` picks it in any build configuration. Run it again
+# when the request path changes: a function the list does not name stays in .text, where
+# it costs memory (its 64 KiB around it mapped), not correctness.
 #
-#   -C link-arg=-Wl,-T,target/layout/hot.ld
-#
-# (an `INSERT BEFORE .text` script: the linker's default layout stays, with one more
-# output section, .text.hot, in front of .text). Rust and the C code built with
-# -ffunction-sections (SQLite) put each function in a section `.text.<symbol>`, so a
-# pattern `.text.<symbol with its hash globbed>` picks it in any build configuration.
-#
-#   bash bench/hot-ld.sh                 # build unstripped, profile, write target/layout/hot.ld
+#   bash bench/hot-ld.sh                 # build unstripped, profile, write the list
 #   PROFILE_BIN=… MAP=… bash bench/hot-ld.sh   # profile this (unstripped) binary, no build;
 #                                        # MAP: an lld -Map of any build (glibc's files, cold)
 #   ORDER=order.txt bash bench/hot-ld.sh # patterns from a kept list of names (KEEP=DIR keeps it)
@@ -27,7 +25,9 @@
 #            .llvm.N (ThinLTO's promotion, which varies) → *
 #   C        unchanged (SQLite's are stable names)
 # glibc's functions (libc.a is built without -ffunction-sections, so they sit in plain
-# .text) are named by archive member when MAP (a link map) is given, else left out.
+# .text) are named by archive member when MAP (a link map) is given, else left out; a
+# string function's member by its name with any CPU variant (memmove-*.o): valgrind's
+# CPU picks the AVX2 variants, a machine with AVX-512 the EVEX ones.
 #
 # Needs valgrind and nm.
 set -euo pipefail
@@ -40,7 +40,7 @@ command -v nm >/dev/null || die "needs nm (binutils)"
 need_tools
 
 DIR=${LAYOUT_DIR:-$ROOT/target/layout}
-OUT=${OUT:-$DIR/hot.ld}
+OUT=${OUT:-$ROOT/crates/burrow/hot-code.ld}
 if [ -z "${ORDER:-}" ] && [ -z "${PROFILE_BIN:-}" ]; then
     export CARGO_TARGET_DIR=$DIR
     export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static'
@@ -87,6 +87,7 @@ if [ -n "${MAP:-}" ]; then
         sub(/\)$/, "", f); sub(/\(/, ":", f); sub(/.*\//, "*/", f)
         gsub(/[0-9a-f]{16}/, "*", f); print $1, f "(" s ")" }' "$WORK/where.txt" \
         | awk 'NR == FNR { byfile[$1] = 1; next } ($1 in byfile) { print $2 }' "$WORK/by-file.txt" - \
+        | sed -E 's/:([a-z0-9_]+)-[^:()]*\.o\(\.text\.[a-z0-9.]+\)$/:\1-*.o(.text*)/' \
         | sort -u >"$WORK/files.txt"
     comm -23 "$WORK/patterns.txt" "$WORK/by-file.txt" >"$WORK/p2.txt"
     mv "$WORK/p2.txt" "$WORK/patterns.txt"
@@ -104,9 +105,10 @@ log "$(wc -l <"$WORK/order.txt") functions ran; $(wc -l <"$WORK/patterns.txt") n
 # code, e.g. RawVec::grow_one, which the start runs too) where the map had it there (every
 # name without MAP: each pattern costs link time).
 {
-    echo "/* bench-app's functions that a profiled start and first requests executed"
-    echo "   (bench/hot-ld.sh). lld: -C link-arg=-Wl,-T,<this file>. Hash-free:"
-    echo "   the same names match in any build configuration. */"
+    echo "/* The functions a burrow app runs to start and answer its first requests, from"
+    echo "   a profiled run of bench-app (bench/hot-ld.sh writes this file; do not edit)."
+    echo "   crates/burrow/build.rs hands it to lld, which gathers them in .text.hot."
+    echo "   Hash-free: the same names match in any build configuration. */"
     echo "SECTIONS"
     echo "{"
     echo "  .text.hot :"
@@ -121,4 +123,4 @@ log "$(wc -l <"$WORK/order.txt") functions ran; $(wc -l <"$WORK/patterns.txt") n
     echo "INSERT BEFORE .text;"
 } >"$OUT"
 log "wrote $OUT"
-log "apply it: cargo rustc --release --target $TARGET -p bench-app --bin bench-app -- -C link-arg=-Wl,-T,$OUT"
+log "release builds for $TARGET now apply it (crates/burrow/build.rs)"

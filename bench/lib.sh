@@ -301,7 +301,8 @@ profiled_functions() { # bin work out
     # callgrind names a function once, at its first appearance (fn= or cfn=), then by number.
     grep -E '^c?fn=\([0-9]+\) ' "$work/callgrind.out" | sed -E 's/^c?fn=\([0-9]+\) //' \
         | LC_ALL=C sort -u >"$work/ran.txt"
-    nm --defined-only "$bin" | awk '$2 ~ /^[tTwW]$/ { print $3 }' | LC_ALL=C sort -u \
+    # i: glibc's ifunc resolvers, which the start runs to pick each string function.
+    nm --defined-only "$bin" | awk '$2 ~ /^[tTwWi]$/ { print $3 }' | LC_ALL=C sort -u \
         >"$work/defined.txt"
     LC_ALL=C comm -12 "$work/ran.txt" "$work/defined.txt" >"$out"
     log "$(wc -l <"$out") functions ran (of $(wc -l <"$work/defined.txt") in the binary)"

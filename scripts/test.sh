@@ -83,6 +83,12 @@ echo "ldd: $ldd_out"
 echo "$ldd_out" | grep -Eq 'not a dynamic executable|statically linked' || { echo "FAIL: ldd sees $BIN as dynamic"; exit 1; }
 ls -l "$BIN"
 
+echo "==> the code every request runs comes first (crates/burrow/hot-code.ld, by its build.rs)"
+hot=$(readelf -SW "$BIN" | awk '{ for (i = 1; i < NF; i++) if ($i == ".text.hot") print $(i + 4) }')
+echo ".text.hot: ${hot:-none} bytes (hex)"
+[ -n "$hot" ] && [ $((16#$hot)) -ge $((1 << 20)) ] \
+  || { echo "FAIL: $BIN has no .text.hot of 1 MiB or more: the code order was not applied"; exit 1; }
+
 echo "==> the binary allocates with burrow's allocator (mimalloc prints its statistics)"
 MIMALLOC_SHOW_STATS=1 "$BIN" --version 2>&1 >/dev/null | grep -q '^heap stats:' \
   || { echo "FAIL: $BIN does not allocate with burrow::Allocator (mimalloc)"; exit 1; }

@@ -186,6 +186,7 @@ fn database(path: &Path, say: &mut impl FnMut(String)) {
         }
     }
     if path.exists() {
+        crate::db::configure_sqlite();
         match rusqlite::Connection::open_with_flags(
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,

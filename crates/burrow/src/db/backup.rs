@@ -253,6 +253,7 @@ fn copy(source: &Path, partial: &Path, progress: &mut impl FnMut(u64, u64)) -> R
     fn sql(what: &str) -> impl FnOnce(rusqlite::Error) -> DbError + '_ {
         move |e| DbError::Setup(format!("backup: {what}: {e}"))
     }
+    super::configure_sqlite();
     let src = Connection::open_with_flags(
         source,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -319,6 +320,7 @@ mod tests {
     use super::*;
 
     fn database(path: &Path) {
+        super::super::configure_sqlite();
         let conn = Connection::open(path).unwrap();
         conn.execute_batch(
             "PRAGMA journal_mode=WAL; CREATE TABLE t(x); INSERT INTO t VALUES (1), (2), (3);",

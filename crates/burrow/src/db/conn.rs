@@ -51,6 +51,7 @@ impl Conn {
     /// A connection to a new in-memory SQLite database, for unit tests.
     #[cfg(test)]
     pub(super) fn in_memory() -> Conn {
+        super::configure_sqlite();
         let sqlite = rusqlite::Connection::open_in_memory().expect("an in-memory database");
         Conn::new(Inner::Sqlite(sqlite), Hub::default())
     }

@@ -56,6 +56,7 @@ pub use conn::{Conn, Engine};
 pub use dsn::{Dsn, PgDsn, PgTls};
 pub use error::{Constraint, DbError};
 pub(crate) use migrate::{MigrationStatus, Migrations};
+pub(crate) use sqlite::configure_sqlite;
 // The trait and its derive macro, under one name (they live in different namespaces).
 pub use burrow_macros::FromRow;
 pub use row::{FromRow, Row};

@@ -591,7 +591,35 @@ impl Activity {
     }
 }
 
+/// SQLite's process-wide settings, made once before burrow opens its first connection
+/// (SQLite takes them only before it initializes; if code outside burrow opened a
+/// connection first, SQLite keeps its defaults).
+pub(crate) fn configure_sqlite() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `sqlite3_config` with each option's documented argument; SQLite copies
+        // the methods, and refuses (SQLITE_MISUSE) once initialized.
+        unsafe {
+            // No memory statistics (nothing in burrow reads them): keeping them takes one
+            // process-wide mutex on every allocation and free, which the workers' reads
+            // would take turns on.
+            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0);
+            // No page cache allocated ahead: by default each connection takes room for 20
+            // pages at once (87 KiB, written through as SQLite links its slots), however
+            // few it ever caches; the pages a connection uses are allocated one by one.
+            let no_memory: *mut std::ffi::c_void = std::ptr::null_mut();
+            rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_PAGECACHE, no_memory, 0, 0);
+            #[cfg(feature = "mimalloc")]
+            {
+                let methods = crate::allocator::sqlite_methods();
+                rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MALLOC, &methods);
+            }
+        }
+    });
+}
+
 fn connect(target: &str, dsn: &Dsn, live: &Hub) -> Result<Conn, DbError> {
+    configure_sqlite();
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI
@@ -744,6 +772,29 @@ mod tests {
     fn memory_db(readers: usize, read_timeout: Duration) -> Db {
         let options = DbOptions { readers, read_timeout, ..DbOptions::default() };
         Db::open_with(&Dsn::SqliteMemory, &options).unwrap()
+    }
+
+    /// Every SQLite connection in this test binary is opened after `configure_sqlite`
+    /// (burrow's own and the tests' helpers), so SQLite took the settings.
+    #[test]
+    fn sqlite_allocates_with_mimalloc_and_keeps_no_memory_statistics() {
+        use rusqlite::ffi;
+        let _db = memory_db(1, Duration::from_secs(1));
+        // SAFETY: a block from sqlite3_malloc, freed with sqlite3_free.
+        unsafe {
+            let used = ffi::sqlite3_memory_used();
+            let block = ffi::sqlite3_malloc(1 << 20);
+            assert!(!block.is_null());
+            #[cfg(feature = "mimalloc")]
+            {
+                unsafe extern "C" {
+                    fn mi_is_in_heap_region(p: *const std::ffi::c_void) -> bool;
+                }
+                assert!(mi_is_in_heap_region(block), "SQLite's block is not mimalloc's");
+            }
+            assert_eq!(ffi::sqlite3_memory_used(), used, "SQLite counted the allocation");
+            ffi::sqlite3_free(block);
+        }
     }
 
     #[tokio::test]
