@@ -43,7 +43,7 @@ DIR=${LAYOUT_DIR:-$ROOT/target/layout}
 OUT=${OUT:-$ROOT/crates/burrow/hot-code.ld}
 if [ -z "${ORDER:-}" ] && [ -z "${PROFILE_BIN:-}" ]; then
     export CARGO_TARGET_DIR=$DIR
-    export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static'
+    export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="$STATIC_RUSTFLAGS"
     log "building bench-app (static, unstripped, default layout, with a link map) into $DIR"
     (cd "$ROOT" && cargo rustc --release --target "$TARGET" -p bench-app \
         --bin bench-app --config profile.release.strip=false -- -C link-arg=-Wl,-Map="$DIR/bench-app.map")

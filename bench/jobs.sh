@@ -21,7 +21,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 if [ -z "${JOBS_BIN:-}" ]; then
   log "building the static release jobs-demo"
-  (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
+  (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs' \
     cargo build --release --target "$TARGET" -p jobs-demo)
   JOBS_BIN=$ROOT/target/$TARGET/release/jobs-demo
 fi

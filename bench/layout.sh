@@ -35,7 +35,7 @@ need_tools
 DIR=${LAYOUT_DIR:-$ROOT/target/layout}
 BIN=$DIR/$TARGET/release/bench-app
 export CARGO_TARGET_DIR=$DIR
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static'
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="$STATIC_RUSTFLAGS"
 KEEP=(--config profile.release.strip=false)
 
 log "building bench-app (static, unstripped) into $DIR"

@@ -19,6 +19,8 @@
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$BENCH_DIR/.." && pwd)
 TARGET=x86_64-unknown-linux-gnu
+# The release command's flags (docs/guide/deployment.md): static, relocations packed.
+STATIC_RUSTFLAGS='-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs'
 # Keys, so the server logs no warning about generated ones (any 64 hex characters).
 export SESSION_HASH_KEY=5e5510a0c0ffee00112233445566778899aabbccddeeff00deadbeefcafe0b01
 export CSRF_KEY=c5bf00d1e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7c5bf0b02
@@ -53,7 +55,7 @@ server_binary() {
         log "using SERVER_BIN=$BIN (no build)"
     else
         log "building the static release binary (cargo build --release --target $TARGET -p notes)"
-        (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
+        (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="$STATIC_RUSTFLAGS" \
             cargo build --release --target "$TARGET" -p notes)
         BIN=$ROOT/target/$TARGET/release/server
     fi
@@ -315,7 +317,7 @@ bench_binaries() {
         log "using BARE_BIN=$BARE_BIN and APP_BIN=$APP_BIN (no build)"
     else
         log "building both static release binaries (cargo build --release --target $TARGET -p bench-bare -p bench-app)"
-        (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static' \
+        (cd "$ROOT" && CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="$STATIC_RUSTFLAGS" \
             cargo build --release --target "$TARGET" -p bench-bare -p bench-app)
         BARE_BIN=$ROOT/target/$TARGET/release/bench-bare
         APP_BIN=$ROOT/target/$TARGET/release/bench-app

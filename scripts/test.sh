@@ -67,7 +67,7 @@ export BURROW_TEST_PG_SCRIPT="$PWD/scripts/pg-cluster.sh"
 # One build serves both the tests and the shipped binary: the tests drive
 # $BIN (CARGO_BIN_EXE_server), the static executable the release command produces.
 echo "==> cargo test (release, static, $TARGET)"
-export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static'
+export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS='-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs'
 # Every binary first: the restart tests swap the server for the hello example beside it.
 # `--tests` too, so that this build resolves features as `cargo test` does (dev-dependencies
 # such as reqwest turn on more features of shared crates): `cargo test` then reuses it
@@ -83,11 +83,13 @@ echo "ldd: $ldd_out"
 echo "$ldd_out" | grep -Eq 'not a dynamic executable|statically linked' || { echo "FAIL: ldd sees $BIN as dynamic"; exit 1; }
 ls -l "$BIN"
 
-echo "==> the code every request runs comes first (crates/burrow/hot-code.ld, by its build.rs)"
+echo "==> the code every request runs comes first (crates/burrow/hot-code.ld), relocations packed"
 hot=$(readelf -SW "$BIN" | awk '{ for (i = 1; i < NF; i++) if ($i == ".text.hot") print $(i + 4) }')
 echo ".text.hot: ${hot:-none} bytes (hex)"
 [ -n "$hot" ] && [ $((16#$hot)) -ge $((1 << 20)) ] \
   || { echo "FAIL: $BIN has no .text.hot of 1 MiB or more: the code order was not applied"; exit 1; }
+readelf -SW "$BIN" | grep -q '\.relr\.dyn' \
+  || { echo "FAIL: $BIN has no .relr.dyn: its relocations are not packed"; exit 1; }
 
 echo "==> the binary allocates with burrow's allocator (mimalloc prints its statistics)"
 MIMALLOC_SHOW_STATS=1 "$BIN" --version 2>&1 >/dev/null | grep -q '^heap stats:' \
@@ -117,7 +119,7 @@ chroot "$root" /server migrate --list --database-dsn "$pg_chroot" | tail -1 | gr
   || { echo "FAIL: migrations not applied on PostgreSQL from the chroot"; exit 1; }
 
 echo "==> deploy/Dockerfile ships this static binary"
-grep -q "RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --target $TARGET -p notes" deploy/Dockerfile
+grep -q "RUSTFLAGS='-C target-feature=+crt-static -C link-arg=-Wl,-z,pack-relative-relocs' cargo build --release --locked --target $TARGET -p notes" deploy/Dockerfile
 grep -q "cp target/$TARGET/release/server /server" deploy/Dockerfile
 grep -q "FROM gcr.io/distroless/static" deploy/Dockerfile
 echo "ok"
