@@ -14,7 +14,8 @@
 #
 #   bash bench/hot-ld.sh                 # build unstripped, profile, write the list
 #   PROFILE_BIN=… MAP=… bash bench/hot-ld.sh   # profile this (unstripped) binary, no build;
-#                                        # MAP: an lld -Map of any build (glibc's files, cold)
+#                                        # MAP: an lld -Map of any build (glibc's files, cold);
+#                                        # NOTES_BIN=…: an unstripped notes server as well
 #   ORDER=order.txt bash bench/hot-ld.sh # patterns from a kept list of names (KEEP=DIR keeps it)
 #   OUT=… LAYOUT_DIR=…                   # the script's path; the cargo target directory
 #
@@ -44,11 +45,15 @@ OUT=${OUT:-$ROOT/crates/burrow/hot-code.ld}
 if [ -z "${ORDER:-}" ] && [ -z "${PROFILE_BIN:-}" ]; then
     export CARGO_TARGET_DIR=$DIR
     export CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="$STATIC_RUSTFLAGS"
-    log "building bench-app (static, unstripped, default layout, with a link map) into $DIR"
+    log "building bench-app and notes (static, unstripped, with link maps) into $DIR"
     (cd "$ROOT" && cargo rustc --release --target "$TARGET" -p bench-app \
         --bin bench-app --config profile.release.strip=false -- -C link-arg=-Wl,-Map="$DIR/bench-app.map")
+    (cd "$ROOT" && cargo rustc --release --target "$TARGET" -p notes \
+        --bin server --config profile.release.strip=false -- -C link-arg=-Wl,-Map="$DIR/notes.map")
     PROFILE_BIN=$DIR/$TARGET/release/bench-app
+    NOTES_BIN=${NOTES_BIN:-$DIR/$TARGET/release/server}
     MAP=${MAP:-$DIR/bench-app.map}
+    NOTES_MAP=$DIR/notes.map
 fi
 
 WORK=$(mktemp -d)
@@ -58,16 +63,30 @@ if [ -n "${ORDER:-}" ]; then
     cp "$ORDER" "$WORK/order.txt"
 else
     profiled_functions "$PROFILE_BIN" "$WORK" "$WORK/order.txt"
-    if [ -n "${KEEP:-}" ]; then
-        mkdir -p "$KEEP" && cp "$WORK/order.txt" "$WORK/callgrind.out" "$KEEP/"
+    # The notes example too (NOTES_BIN, unstripped): the contrib apps' code, which
+    # bench-app does not run.
+    if [ -n "${NOTES_BIN:-}" ]; then
+        profiled_notes_functions "$NOTES_BIN" "$WORK" "$WORK/notes-order.txt"
+        cp "$WORK/order.txt" "$WORK/core-order.txt"
+        sort -u "$WORK/order.txt" "$WORK/notes-order.txt" -o "$WORK/order.txt"
     fi
+    if [ -n "${KEEP:-}" ]; then
+        mkdir -p "$KEEP" && cp "$WORK"/*order.txt "$WORK"/*callgrind.out "$KEEP/"
+    fi
+fi
+if [ -n "${MAP:-}" ] && [ -n "${NOTES_MAP:-}" ]; then
+    cat "$MAP" "$NOTES_MAP" >"$WORK/both.map"
+    MAP=$WORK/both.map
 fi
 
 # Hash-free patterns: Rust's names with the hashes globbed; C names as they are.
-sed -E \
-    -e 's/17h[0-9a-f]{16}E.*$/17h*/' \
-    -e '/^_R/ { s/Cs[0-9A-Za-z]+_/Cs*_/g; s/B[0-9A-Za-z]*_/B*_/g; s/\.llvm\.[0-9]+$//; s/$/*/ }' \
-    "$WORK/order.txt" | sort -u >"$WORK/patterns.txt"
+normalise() {
+    sed -E \
+        -e 's/17h[0-9a-f]{16}E.*$/17h*/' \
+        -e '/^_R/ { s/Cs[0-9A-Za-z]+_/Cs*_/g; s/B[0-9A-Za-z]*_/B*_/g; s/\.llvm\.[0-9]+$//; s/$/*/ }' \
+        | sort -u
+}
+normalise <"$WORK/order.txt" >"$WORK/patterns.txt"
 # Functions without a section of their own (glibc's libc.a and libm.a are built without
 # -ffunction-sections; ring's assembly): with MAP (an lld -Map of any build, e.g. the
 # profiled one: `-C link-arg=-Wl,-Map=FILE`), each is named by its object file and section
@@ -92,21 +111,37 @@ if [ -n "${MAP:-}" ]; then
     comm -23 "$WORK/patterns.txt" "$WORK/by-file.txt" >"$WORK/p2.txt"
     mv "$WORK/p2.txt" "$WORK/patterns.txt"
     # The names LLVM put in .text.unlikely.* (#[cold]) in that build, normalised.
-    sed -nE 's/.*:\(\.text\.unlikely\.(.*)\)$/\1/p' "$MAP" | sed -E \
-        -e 's/17h[0-9a-f]{16}E.*$/17h*/' \
-        -e '/^_R/ { s/Cs[0-9A-Za-z]+_/Cs*_/g; s/B[0-9A-Za-z]*_/B*_/g; s/\.llvm\.[0-9]+$//; s/$/*/ }' \
-        | sort -u | comm -12 - "$WORK/patterns.txt" >"$WORK/unlikely.txt"
+    sed -nE 's/.*:\(\.text\.unlikely\.(.*)\)$/\1/p' "$MAP" | normalise \
+        | comm -12 - "$WORK/patterns.txt" >"$WORK/unlikely.txt"
 else
     cp "$WORK/patterns.txt" "$WORK/unlikely.txt"
 fi
 log "$(wc -l <"$WORK/order.txt") functions ran; $(wc -l <"$WORK/patterns.txt") name patterns ($(wc -l <"$WORK/unlikely.txt") of them cold too), $(wc -l <"$WORK/files.txt") file patterns"
+
+# bench-app's functions first, then those only notes ran: lld places the sections one
+# input description matches in input order, so a second description keeps notes' part
+# (and every instance of its generics in a smaller app, which never runs them) after the
+# code every app runs, where a smaller app does not map it.
+: >"$WORK/core.txt"
+[ -f "$WORK/core-order.txt" ] && normalise <"$WORK/core-order.txt" >"$WORK/core.txt"
+for list in patterns unlikely; do
+    if [ -s "$WORK/core.txt" ]; then
+        comm -12 "$WORK/$list.txt" "$WORK/core.txt" >"$WORK/$list-first.txt"
+        comm -23 "$WORK/$list.txt" "$WORK/core.txt" >"$WORK/$list-then.txt"
+    else
+        cp "$WORK/$list.txt" "$WORK/$list-first.txt"
+        : >"$WORK/$list-then.txt"
+    fi
+done
+log "$(wc -l <"$WORK/patterns-first.txt") name patterns first, $(wc -l <"$WORK/patterns-then.txt") after them"
 
 # Each name as .text.<name>, and as .text.unlikely.<name> (LLVM's section for #[cold]
 # code, e.g. RawVec::grow_one, which the start runs too) where the map had it there (every
 # name without MAP: each pattern costs link time).
 {
     echo "/* The functions a burrow app runs to start and answer its first requests, from"
-    echo "   a profiled run of bench-app (bench/hot-ld.sh writes this file; do not edit)."
+    echo "   profiled runs of bench-app and the notes example (bench/hot-ld.sh writes this"
+    echo "   file; do not edit)."
     echo "   crates/burrow/build.rs hands it to lld, which gathers them in .text.hot."
     echo "   Hash-free: the same names match in any build configuration. */"
     echo "SECTIONS"
@@ -114,10 +149,16 @@ log "$(wc -l <"$WORK/order.txt") functions ran; $(wc -l <"$WORK/patterns.txt") n
     echo "  .text.hot :"
     echo "  {"
     echo "    *("
-    sed 's/^/      .text./' "$WORK/patterns.txt"
-    sed 's/^/      .text.unlikely./' "$WORK/unlikely.txt"
+    sed 's/^/      .text./' "$WORK/patterns-first.txt"
+    sed 's/^/      .text.unlikely./' "$WORK/unlikely-first.txt"
     echo "    )"
     sed 's/^/    /' "$WORK/files.txt"
+    if [ -s "$WORK/patterns-then.txt" ] || [ -s "$WORK/unlikely-then.txt" ]; then
+        echo "    *("
+        sed 's/^/      .text./' "$WORK/patterns-then.txt"
+        sed 's/^/      .text.unlikely./' "$WORK/unlikely-then.txt"
+        echo "    )"
+    fi
     echo "  }"
     echo "}"
     echo "INSERT BEFORE .text;"

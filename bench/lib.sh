@@ -285,29 +285,63 @@ credentials() { # kind
 # (layout.sh, hot-ld.sh). WORK keeps callgrind.out; PROFILED is the server's PID while it
 # runs (for the caller's trap). Needs valgrind and nm.
 profiled_functions() { # bin work out
-    local bin=$1 work=$2 out=$3 port
-    port=$(free_port)
-    BASE=http://127.0.0.1:$port
-    log "profiling $bin under callgrind on $BASE"
-    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$work/callgrind.out" \
-        "$bin" --host 127.0.0.1 --port "$port" --database-dsn "$work/app.db" \
-        >"$work/server.log" 2>"$work/valgrind.log" &
-    PROFILED=$!
-    answered "$BASE/plaintext" "$PROFILED" 600 "$work/valgrind.log" # valgrind starts slowly
+    local bin=$1 work=$2 out=$3
+    start_profiled "$bin" "$work/app.db" "$work/callgrind.out" "$work/valgrind.log" /plaintext
     # GET /login, GET /entries and POSTs with and without the CSRF token.
     TMP=$work
     credentials profiled
+    ran_functions "$bin" "$work/callgrind.out" "$out"
+}
+
+# The same for an unstripped notes `server` BIN (hot-ld.sh): its start, then a signed-in
+# browser's pages, a new note, the health checks and the sign-in pages, so that the list
+# covers the contrib apps' code too.
+profiled_notes_functions() { # bin work out
+    local bin=$1 work=$2 out=$3
+    BIN=$bin TMP=$work DB=$work/notes.db
+    generate_notes 20
+    start_profiled "$bin" "$DB" "$work/notes-callgrind.out" "$work/notes-valgrind.log" /healthz/ready
+    sign_in
+    check_status 200 GET /notes
+    check_status 200 GET /notes/1
+    check_status 200 GET /notes/new
+    check_status 303 POST /notes "${CSRF_CURL[@]}" --data-urlencode 'title=profiled' \
+        --data-urlencode 'content=a note'
+    check_status 200 GET /healthz/live
+    AUTH_CURL=()
+    check_status 200 GET /auth/login
+    check_status 200 GET /auth/register
+    check_status 303 GET /notes
+    ran_functions "$bin" "$work/notes-callgrind.out" "$out"
+}
+
+# Starts BIN under callgrind on DB and waits until PATH answers 200; sets BASE and PROFILED.
+start_profiled() { # bin db callgrind-out valgrind-log path
+    local port
+    port=$(free_port)
+    BASE=http://127.0.0.1:$port
+    log "profiling $1 under callgrind on $BASE"
+    valgrind --tool=callgrind --demangle=no --callgrind-out-file="$3" \
+        "$1" --host 127.0.0.1 --port "$port" --database-dsn "$2" >"$4.server" 2>"$4" &
+    PROFILED=$!
+    answered "$BASE$5" "$PROFILED" 600 "$4" # valgrind starts slowly
+}
+
+# Stops PROFILED and writes the functions of BIN that ran (callgrind's file) into OUT.
+ran_functions() { # bin callgrind-out out
+    local work
+    work=$(dirname "$2")
     kill -TERM "$PROFILED"
     wait "$PROFILED" || true
     PROFILED=
     # callgrind names a function once, at its first appearance (fn= or cfn=), then by number.
-    grep -E '^c?fn=\([0-9]+\) ' "$work/callgrind.out" | sed -E 's/^c?fn=\([0-9]+\) //' \
+    grep -E '^c?fn=\([0-9]+\) ' "$2" | sed -E 's/^c?fn=\([0-9]+\) //' \
         | LC_ALL=C sort -u >"$work/ran.txt"
     # i: glibc's ifunc resolvers, which the start runs to pick each string function.
-    nm --defined-only "$bin" | awk '$2 ~ /^[tTwWi]$/ { print $3 }' | LC_ALL=C sort -u \
+    nm --defined-only "$1" | awk '$2 ~ /^[tTwWi]$/ { print $3 }' | LC_ALL=C sort -u \
         >"$work/defined.txt"
-    LC_ALL=C comm -12 "$work/ran.txt" "$work/defined.txt" >"$out"
-    log "$(wc -l <"$out") functions ran (of $(wc -l <"$work/defined.txt") in the binary)"
+    LC_ALL=C comm -12 "$work/ran.txt" "$work/defined.txt" >"$3"
+    log "$(wc -l <"$3") functions ran (of $(wc -l <"$work/defined.txt") in the binary)"
 }
 
 # bench-bare and bench-app (compare.sh, instructions.sh): BARE_BIN and APP_BIN when both are

@@ -4,9 +4,10 @@
 //! The kernel maps a binary's code 64 KiB at a time around each page a process touches,
 //! so code that runs scattered among code that never does makes the server's resident
 //! memory twice the code it runs (bench-app: 9.1 MiB of its code mapped after the start,
-//! 6.2 with this order). `hot-code.ld` (written by `bench/hot-ld.sh` from a profiled run)
-//! names those functions with their hashes globbed, so it matches any build of the same
-//! code; the linker gathers them into a `.text.hot` section before `.text`. A function
+//! 4.5 with this order). `hot-code.ld` (written by `bench/hot-ld.sh` from profiled runs
+//! of bench-app and the notes example) names those functions with their hashes globbed,
+//! so it matches any build of the same code; the linker gathers them into a `.text.hot`
+//! section before `.text`. A function
 //! it does not name stays where it was: an out-of-date list costs memory, never
 //! correctness.
 //!
