@@ -7,9 +7,8 @@
 //! 4.5 with this order). `hot-code.ld` (written by `bench/hot-ld.sh` from profiled runs
 //! of bench-app and the notes example) names those functions with their hashes globbed,
 //! so it matches any build of the same code; the linker gathers them into a `.text.hot`
-//! section before `.text`. A function
-//! it does not name stays where it was: an out-of-date list costs memory, never
-//! correctness.
+//! section before `.text`. A function it does not name stays where it was: an
+//! out-of-date list costs memory, never correctness.
 //!
 //! A library cannot pass a linker flag to the binaries that use it, but it can name a
 //! native library, and lld reads an input file that is no object or archive as a linker
