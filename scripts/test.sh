@@ -84,15 +84,19 @@ echo "$ldd_out" | grep -Eq 'not a dynamic executable|statically linked' || { ech
 ls -l "$BIN"
 
 echo "==> the code every request runs comes first (crates/burrow/hot-code.ld), relocations packed"
-hot=$(readelf -SW "$BIN" | awk '{ for (i = 1; i < NF; i++) if ($i == ".text.hot") print $(i + 4) }')
+# The section table is read into a variable first: `readelf | grep -q` under pipefail fails
+# whenever grep exits on its match before readelf has written the rest (SIGPIPE).
+sections=$(readelf -SW "$BIN")
+hot=$(awk '{ for (i = 1; i < NF; i++) if ($i == ".text.hot") print $(i + 4) }' <<<"$sections")
 echo ".text.hot: ${hot:-none} bytes (hex)"
 [ -n "$hot" ] && [ $((16#$hot)) -ge $((1 << 20)) ] \
   || { echo "FAIL: $BIN has no .text.hot of 1 MiB or more: the code order was not applied"; exit 1; }
-readelf -SW "$BIN" | grep -q '\.relr\.dyn' \
+grep -q '\.relr\.dyn' <<<"$sections" \
   || { echo "FAIL: $BIN has no .relr.dyn: its relocations are not packed"; exit 1; }
 
 echo "==> the binary allocates with burrow's allocator (mimalloc prints its statistics)"
-MIMALLOC_SHOW_STATS=1 "$BIN" --version 2>&1 >/dev/null | grep -q '^heap stats:' \
+stats=$(MIMALLOC_SHOW_STATS=1 "$BIN" --version 2>&1 >/dev/null)
+grep -q '^heap stats:' <<<"$stats" \
   || { echo "FAIL: $BIN does not allocate with burrow::Allocator (mimalloc)"; exit 1; }
 echo "ok"
 

@@ -53,8 +53,7 @@ fn linked_by_rust_lld() -> bool {
     }
     let flags = env::var("CARGO_ENCODED_RUSTFLAGS").unwrap_or_default();
     !flags.split('\x1f').any(|flag| {
-        ["linker", "linker-flavor", "linker-features", "link-self-contained", "fuse-ld"]
-            .iter()
-            .any(|setting| flag.contains(setting))
+        // "linker" also matches linker-flavor and linker-features.
+        ["linker", "link-self-contained", "fuse-ld"].iter().any(|setting| flag.contains(setting))
     })
 }
