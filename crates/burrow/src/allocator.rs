@@ -92,10 +92,57 @@ unsafe impl GlobalAlloc for Allocator {
     }
 }
 
-// Two entry points the crate's bindings leave to its `extended` feature.
+// Entry points the crate's bindings leave to its `extended` feature.
 unsafe extern "C" {
     fn mi_usable_size(p: *const c_void) -> usize;
     fn mi_good_size(size: usize) -> usize;
+    fn mi_collect(force: bool);
+    fn mi_option_set(option: std::ffi::c_int, value: std::ffi::c_long);
+}
+
+/// `mi_option_purge_delay` in mimalloc v2's `mi_option_t` (mimalloc.h): how long memory
+/// freed in a thread's segments stays committed before it goes back to the OS.
+const PURGE_DELAY: std::ffi::c_int = 15;
+
+/// Milliseconds after which freed memory goes back to the OS while the server serves, where
+/// mimalloc's default is 10. A server frees pages at a high rate (hyper's 8 KiB read buffer
+/// anew for every request), and what was freed in the last `PURGE_DELAY` ms stays resident
+/// while new pages are taken: under plaintext the default held 12.2 MiB at peak, 1 ms 11.2
+/// (bench/README.md, step 38), for ~6 `madvise` calls and ~50 page faults more per
+/// thousand requests.
+const SERVING_PURGE_DELAY_MS: std::ffi::c_long = 1;
+
+/// mimalloc's settings for a server process, made before it boots: freed memory goes back
+/// at once. The boot frees much (the command line's parser, configuration files, template
+/// compilation), and a span freed but still committed keeps all it held resident when a
+/// page of another size takes it over, however little of it that page uses: bench-app's
+/// main thread kept 330 KiB more so with a delay than without.
+/// A setting the operator gave mimalloc in its environment (`MIMALLOC_PURGE_DELAY`) is
+/// kept, here and in [`serving`].
+pub(crate) fn configure() {
+    set_purge_delay(0);
+}
+
+/// The server is booted and serves: freed memory goes back after [`SERVING_PURGE_DELAY_MS`],
+/// and what this thread freed goes back now (a purge is otherwise only decided on a later
+/// free in the same thread, and this thread now waits for the end).
+pub(crate) fn serving() {
+    set_purge_delay(SERVING_PURGE_DELAY_MS);
+    release_freed();
+}
+
+/// Hands what the calling thread freed back to the OS now.
+fn release_freed() {
+    // SAFETY: a plain C call on the calling thread's heap.
+    unsafe { mi_collect(true) }
+}
+
+fn set_purge_delay(ms: std::ffi::c_long) {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: a documented option with a value in its range; mimalloc reads the option
+        // on every purge decision, so a change takes effect at once.
+        unsafe { mi_option_set(PURGE_DELAY, ms) };
+    }
 }
 
 /// SQLite's allocations through mimalloc too (`db::sqlite` hands these to
@@ -139,6 +186,82 @@ pub(crate) fn sqlite_methods() -> rusqlite::ffi::sqlite3_mem_methods {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    unsafe extern "C" {
+        fn mi_option_get(option: std::ffi::c_int) -> std::ffi::c_long;
+    }
+
+    /// Whether each 4 KiB page of `block` is resident (`mincore`).
+    fn resident_pages(block: *mut c_void, len: usize) -> Vec<bool> {
+        let mut present = vec![0u8; len / 4096];
+        // SAFETY: `block` is page-aligned and `len` bytes of it are mapped; `present` has
+        // one byte per page.
+        let rc = unsafe { nix::libc::mincore(block, len, present.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+        present.iter().map(|p| p & 1 == 1).collect()
+    }
+
+    /// Frees 2 MiB written through on a thread of its own (nothing else allocates in its
+    /// heap meanwhile), then tells whether the last block freed is still resident, after
+    /// `release_freed` when `release`.
+    fn freed_memory_resident(release: bool) -> bool {
+        std::thread::spawn(move || {
+            // A block that stays: the thread's memory is not all free, as in a server.
+            // SAFETY (all): plain C calls; each block is written within its size, then
+            // freed once.
+            let kept = unsafe { mi::mi_malloc(100) };
+            // 64 KiB blocks (one page of their own each).
+            let size = 64 * 1024;
+            let blocks: Vec<*mut c_void> = (0..32)
+                .map(|_| unsafe {
+                    let block = mi::mi_malloc_aligned(size, 4096);
+                    block.cast::<u8>().write_bytes(0xa5, size);
+                    block
+                })
+                .collect();
+            // The last block freed: a delayed purge is decided on a later free, and none
+            // follows.
+            let last = blocks[blocks.len() - 1];
+            assert!(resident_pages(last, size).iter().all(|r| *r));
+            for block in blocks {
+                unsafe { mi::mi_free(block) };
+            }
+            if release {
+                release_freed();
+            }
+            let resident = resident_pages(last, size);
+            unsafe { mi::mi_free(kept) };
+            assert!(resident.iter().all(|r| *r) || resident.iter().all(|r| !*r));
+            resident[0]
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// What a thread freed stays resident for the purge delay unless `release_freed`
+    /// returns it to the OS at once; the server sets the delay unless the environment does.
+    #[test]
+    fn freed_memory_goes_back_to_the_os() {
+        // SAFETY: an option index mimalloc knows; no other test depends on it.
+        let set_delay = |ms| unsafe { mi_option_set(PURGE_DELAY, ms) };
+        set_delay(10_000);
+        assert!(freed_memory_resident(false), "freed memory was purged at once");
+        assert!(!freed_memory_resident(true), "release_freed left freed memory resident");
+        // `PURGE_DELAY` is the delay's index: without one, freed memory goes at once.
+        set_delay(0);
+        assert!(!freed_memory_resident(false), "no delay, yet freed memory stayed resident");
+
+        // The delay: none while the server boots, `SERVING_PURGE_DELAY_MS` once it serves;
+        // the operator's `MIMALLOC_PURGE_DELAY` instead of either. (In the same test as the
+        // above, which sets the delay for itself.)
+        // SAFETY: an option index mimalloc knows.
+        let delay = || unsafe { mi_option_get(PURGE_DELAY) };
+        let operators = std::env::var("MIMALLOC_PURGE_DELAY").ok().map(|v| v.parse().unwrap());
+        configure();
+        assert_eq!(delay(), operators.unwrap_or(0));
+        serving();
+        assert_eq!(delay(), operators.unwrap_or(SERVING_PURGE_DELAY_MS));
+    }
 
     /// Every layout a program asks for comes back aligned and usable, on both paths.
     #[test]

@@ -151,6 +151,8 @@ impl Server {
         T: Into<OsString> + Clone,
     {
         let name = self.name;
+        #[cfg(feature = "mimalloc")]
+        crate::allocator::configure();
         restart::remember_executable();
         // Before configuration: secrets handed over by a previous process must be in place
         // when apps read their settings.
@@ -503,6 +505,9 @@ impl Prepared {
             lifecycle: booted.ctx.lifecycle.clone(),
             close: move |grace| async move { booted.shutdown_within(grace).await },
         };
+        // This thread now only waits for the end; what its boot freed goes back now.
+        #[cfg(feature = "mimalloc")]
+        crate::allocator::serving();
         let result = runtime
             .block_on(run::run(site, listeners, tls, signals, inherited, mode))
             .map_err(StartError::from);
