@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
 use rusqlite::{Connection, OpenFlags};
-use tokio::sync::{Mutex, Semaphore};
+use tokio::sync::{Mutex, Notify, Semaphore};
 
 use super::conn::Inner;
 use super::{Conn, DbError, DbOptions, Dsn, Value};
@@ -45,7 +45,7 @@ pub(super) struct SqlitePool {
     /// `None` once closed. The guard travels into the blocking task, so a request that
     /// is cancelled mid-write cannot lose the connection.
     writer: Arc<Mutex<Option<Conn>>>,
-    readers: Arc<StdMutex<Vec<Conn>>>,
+    readers: Arc<Readers>,
     reader_slots: Arc<Semaphore>,
     /// The `-wal` file when the server checkpoints it (a file database, not external).
     wal: Option<Arc<Path>>,
@@ -287,6 +287,90 @@ pub(super) struct Activity {
     last_commit: StdMutex<Option<std::time::Instant>>,
 }
 
+/// The reader connections not in use, and who is opening one.
+#[derive(Default)]
+struct Readers {
+    idle: StdMutex<Vec<Conn>>,
+    /// Told each time a connection goes back, and when the pool closes.
+    returned: Notify,
+    /// Set while a read of a fast closure opens a connection (see [`Readers::for_inline`]).
+    opening: AtomicBool,
+}
+
+/// What a fast read gets from [`Readers::for_inline`].
+enum Idle {
+    Conn(Conn),
+    /// No connection is idle and none is being opened: this read opens one, on the pool;
+    /// the next may open one once this one is dropped (after its run).
+    Open(Opening),
+}
+
+/// Marks a connection being opened, until the read that opens it is [`done`](Opening::done).
+struct Opening(Option<Arc<Readers>>);
+
+impl Opening {
+    /// Its connection is among the idle ones, and `put` told a waiting read.
+    fn done(mut self) {
+        if let Some(readers) = self.0.take() {
+            readers.opening.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for Opening {
+    /// Without `done` (the connection could not be opened, or the read never ran): a read
+    /// waiting for a connection tries again, and opens one itself.
+    fn drop(&mut self) {
+        if let Some(readers) = self.0.take() {
+            readers.opening.store(false, Ordering::Release);
+            readers.returned.notify_one();
+        }
+    }
+}
+
+impl Readers {
+    fn take(&self) -> Option<Conn> {
+        self.idle.lock().expect("reader pool poisoned").pop()
+    }
+
+    fn put(&self, conn: Conn) {
+        self.idle.lock().expect("reader pool poisoned").push(conn);
+        self.returned.notify_one();
+    }
+
+    /// A connection for a read that runs inline. When none is idle, one read at a time
+    /// opens another (on the pool, with its run); the others wait for a connection to
+    /// come back, which an inline run gives back within microseconds. Without the wait,
+    /// the first burst of requests after a closure turned fast (64 connections arriving
+    /// together) found the pool empty while both workers ran reads, and each opened a
+    /// connection of its own on a new blocking thread: 35 threads and connections, which
+    /// then stayed.
+    async fn for_inline(self: &Arc<Self>, slots: &Semaphore) -> Result<Idle, DbError> {
+        loop {
+            let returned = self.returned.notified();
+            tokio::pin!(returned);
+            returned.as_mut().enable();
+            if slots.is_closed() {
+                return Err(DbError::Closed);
+            }
+            if let Some(conn) = self.take() {
+                return Ok(Idle::Conn(conn));
+            }
+            if !self.opening.swap(true, Ordering::AcqRel) {
+                return Ok(Idle::Open(Opening(Some(self.clone()))));
+            }
+            returned.await;
+        }
+    }
+
+    /// Closes the idle connections and wakes every read waiting for one (to learn that the
+    /// pool is closed).
+    fn close(&self) {
+        drop(std::mem::take(&mut *self.idle.lock().expect("reader pool poisoned")));
+        self.returned.notify_waiters();
+    }
+}
+
 impl SqlitePool {
     pub(super) fn open(dsn: &Dsn, options: &DbOptions, live: Hub) -> Result<SqlitePool, DbError> {
         let DbOptions { readers, checkpoints, read_timeout, .. } = *options;
@@ -323,7 +407,7 @@ impl SqlitePool {
             dsn: dsn.clone(),
             target,
             writer: Arc::new(Mutex::new(Some(writer))),
-            readers: Arc::new(StdMutex::new(Vec::new())),
+            readers: Arc::default(),
             reader_slots: Arc::new(Semaphore::new(readers.max(1))),
             read_timeout,
             closing: Arc::default(),
@@ -468,16 +552,17 @@ impl SqlitePool {
         };
         let permit =
             self.reader_slots.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
-        // Its own statement: the guard must be gone before the connection goes back.
-        let pooled = match speed.is_fast() {
-            true => self.readers.lock().expect("reader pool poisoned").pop(),
-            false => None,
-        };
-        if let Some(mut conn) = pooled {
-            let stop = self.stop(Some(self.read_timeout));
-            let result = run_under(&mut conn, &stop, &self.running, &speed, f);
-            self.readers.lock().expect("reader pool poisoned").push(conn);
-            return result;
+        let mut opener = None;
+        if speed.is_fast() {
+            match self.readers.for_inline(&self.reader_slots).await? {
+                Idle::Conn(mut conn) => {
+                    let stop = self.stop(Some(self.read_timeout));
+                    let result = run_under(&mut conn, &stop, &self.running, &speed, f);
+                    self.readers.put(conn);
+                    return result;
+                }
+                Idle::Open(opening) => opener = Some(opening),
+            }
         }
         let readers = self.readers.clone();
         let target = self.target.clone();
@@ -492,13 +577,16 @@ impl SqlitePool {
         // The blocking task returns the connection to the pool itself: a cancelled request
         // must not close a pooled connection.
         let result = tokio::task::spawn_blocking(move || {
-            let pooled = readers.lock().expect("reader pool poisoned").pop();
+            let pooled = readers.take();
             let mut conn = match pooled {
                 Some(conn) => conn,
                 None => connect(&target, &dsn, &live)?,
             };
             let result = run_under(&mut conn, &stop, &running, &speed, f);
-            readers.lock().expect("reader pool poisoned").push(conn);
+            readers.put(conn);
+            if let Some(opening) = opener {
+                opening.done();
+            }
             drop(permit);
             result
         })
@@ -535,8 +623,7 @@ impl SqlitePool {
         let deadline = tokio::time::Instant::now() + grace;
         self.closing.store(true, Ordering::Relaxed);
         self.reader_slots.close();
-        let readers = std::mem::take(&mut *self.readers.lock().expect("reader pool poisoned"));
-        drop(readers);
+        self.readers.close();
         if let Ok(mut guard) = tokio::time::timeout_at(deadline, self.writer.lock()).await
             && let Some(writer) = guard.take()
         {
@@ -848,6 +935,36 @@ mod tests {
         assert_eq!(write().await.unwrap(), here, "a fast write: inline");
         let rows = db.read(|c| c.query_one::<(i64,)>("SELECT count(*) FROM t", &[])).await;
         assert_eq!(rows.unwrap().0, i64::from(INLINE_AT) + 1);
+    }
+
+    /// Reads arriving together once their closure runs inline, and finding no idle
+    /// connection, open one or two more, not one each (on a blocking thread each).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_fast_reads_opens_few_connections() {
+        let db = memory_db(32, Duration::from_secs(10));
+        let super::super::Pool::Sqlite(pool) = &db.pool else { unreachable!() };
+        let read = |db: Db| async move {
+            db.read(|c| {
+                // A query that takes a while, but well within `INLINE_MAX`.
+                std::thread::sleep(Duration::from_micros(50));
+                c.query_one::<(i64,)>("SELECT 1", &[])
+            })
+            .await
+        };
+        // Full credit: a run preempted on a loaded machine does not send it to the pool.
+        for _ in 0..CREDIT_MAX {
+            read(db.clone()).await.unwrap();
+        }
+        // The connections there are stay busy (as while both workers run reads).
+        let busy = std::mem::take(&mut *pool.readers.idle.lock().unwrap());
+        assert!(!busy.is_empty());
+        let reads: Vec<_> = (0..64).map(|_| tokio::spawn(read(db.clone()))).collect();
+        for read in reads {
+            assert_eq!(read.await.unwrap().unwrap(), (1,));
+        }
+        let opened = pool.readers.idle.lock().unwrap().len();
+        assert!(opened <= 3, "64 reads opened {opened} connections, on two worker threads");
+        pool.readers.idle.lock().unwrap().extend(busy);
     }
 
     #[test]
