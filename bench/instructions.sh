@@ -7,6 +7,7 @@
 #   bash bench/instructions.sh                    # build, then both servers, every workload
 #   BARE_BIN=… APP_BIN=… bash bench/instructions.sh   # these binaries (A/B of two builds too)
 #   WORKLOADS=plaintext KEEP=/tmp/cg bash bench/instructions.sh   # keep callgrind's files
+#   CACHE=1 bash bench/instructions.sh            # also the simulated cache misses per request
 #
 # For each server and workload: starts the server under `valgrind --tool=callgrind` with
 # instrumentation off (the start is not counted), gets the session and CSRF credentials and
@@ -17,8 +18,14 @@
 # With symbols (an unstripped build: `cargo rustc --release … -- -C strip=none`),
 # `callgrind_annotate KEEP/KIND-WORKLOAD.out` says where the instructions go.
 #
+# CACHE=1 adds callgrind's cache simulation (`--cache-sim=yes`, the host's L1 and last-level
+# sizes): misses per request of the first-level instruction cache (I1), the first-level data
+# cache (D1, reads and writes) and the last level (LL, both). This VM has no performance
+# counters, so the simulation is the only way here to see what the code's size costs; it
+# models one core and no prefetcher, so its figures compare two builds, not predict time.
+#
 # Environment: BARE_BIN and APP_BIN (both, or the static release builds are built),
-# WORKLOADS (plaintext page post), WARMUP (2s), DURATION (4s), KEEP (a directory).
+# WORKLOADS (plaintext page post), WARMUP (2s), DURATION (4s), KEEP (a directory), CACHE.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -38,6 +45,7 @@ count() { # kind bin workload
     PORT=$(free_port)
     BASE=http://127.0.0.1:$PORT
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
+        --cache-sim="$([ -n "${CACHE:-}" ] && echo yes || echo no)" \
         "$bin" --host 127.0.0.1 --port "$PORT" --database-dsn "$TMP/$kind-$workload.db" \
         >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
@@ -56,22 +64,39 @@ count() { # kind bin workload
     errors=$(awk '/Non-2xx or 3xx|Socket errors/ {print}' "$TMP/wrk.out")
     [ -z "$errors" ] || die "$kind $workload: $errors"
     [ "${requests:-0}" -gt 0 ] || die "$kind $workload: wrk counted no requests"
-    # The dump of the measured stretch is the file with the highest part number.
-    local dump instructions
+    # The dump of the measured stretch is the file with the highest part number. Its
+    # `events:` line names the columns of `totals:` (Ir, then the cache events with CACHE).
+    local dump
     dump=$(ls -v "$out"* | tail -1)
-    instructions=$(awk '/^totals:/ {print $2}' "$dump")
     [ -n "${KEEP:-}" ] && mkdir -p "$KEEP" && cp "$dump" "$KEEP/$kind-$workload.out"
-    echo "$((instructions / requests)) $requests"
+    awk -v requests="$requests" '
+        /^events:/ { for (i = 2; i <= NF; i++) column[$i] = i }
+        /^totals:/ {
+            printf "%d %d", requests, $column["Ir"] / requests
+            if ("I1mr" in column)
+                printf " %.1f %.1f %.1f", $column["I1mr"] / requests,
+                    ($column["D1mr"] + $column["D1mw"]) / requests,
+                    ($column["ILmr"] + $column["DLmr"] + $column["DLmw"]) / requests
+            printf "\n"
+        }' "$dump"
 }
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 
 printf '%-10s %14s %14s %8s\n' workload "bare Ir/req" "burrow Ir/req" ratio
 for workload in $WORKLOADS; do
     # Command substitutions, so a failing count stops the script (set -e).
     bare=$(count bare "$BARE_BIN" "$workload")
     app=$(count burrow "$APP_BIN" "$workload")
-    read -r bare bare_requests <<<"$bare"
-    read -r app app_requests <<<"$app"
+    read -r bare_requests bare bare_i1 bare_d1 bare_ll <<<"$bare"
+    read -r app_requests app app_i1 app_d1 app_ll <<<"$app"
     printf '%-10s %14s %14s %8s   (%s and %s requests)\n' "$workload" "$bare" "$app" \
-        "$(awk -v a="$app" -v b="$bare" 'BEGIN {printf "%.2f", a / b}')" \
-        "$bare_requests" "$app_requests"
+        "$(ratio "$app" "$bare")" "$bare_requests" "$app_requests"
+    if [ -n "${CACHE:-}" ]; then
+        for miss in i1 d1 ll; do
+            b=bare_$miss a=app_$miss
+            printf '  %-8s %14s %14s %8s   (misses per request)\n' "${miss^^}" "${!b}" \
+                "${!a}" "$(ratio "${!a}" "${!b}")"
+        done
+    fi
 done

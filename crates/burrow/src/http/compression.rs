@@ -67,7 +67,7 @@ where
 
     fn call(&mut self, request: Request) -> Self::Future {
         if request.headers().contains_key(header::ACCEPT_ENCODING) {
-            NegotiateFuture::Compressed { future: self.0.call(request) }
+            NegotiateFuture::Compressed { future: Box::pin(self.0.call(request)) }
         } else {
             NegotiateFuture::Identity { future: self.0.get_mut().call(request) }
         }
@@ -75,9 +75,12 @@ where
 }
 
 pin_project! {
+    /// Compression's future is boxed: it carries the predicate and the encoding, and as a
+    /// variant beside the plain future it would make every request's future (which the
+    /// stack's layers move, each into its own) larger by their size.
     #[project = NegotiateProj]
     pub(crate) enum NegotiateFuture<F> {
-        Compressed { #[pin] future: ResponseFuture<F, Compressible> },
+        Compressed { future: Pin<Box<ResponseFuture<F, Compressible>>> },
         Identity { #[pin] future: F },
     }
 }
@@ -91,7 +94,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project() {
             NegotiateProj::Compressed { future } => {
-                let Ok(response) = ready!(future.poll(cx));
+                let Ok(response) = ready!(future.as_mut().poll(cx));
                 Poll::Ready(Ok(response.map(Body::new)))
             }
             NegotiateProj::Identity { future } => {

@@ -133,7 +133,7 @@ where
             inner: self.inner.call(request),
             timer: None,
             finishing: None,
-            after: Some(After { core: self.core.clone(), summary, start, http1 }),
+            after: Some(Box::new(After { core: self.core.clone(), summary, start, http1 })),
         }
     }
 }
@@ -147,8 +147,9 @@ pin_project! {
         timer: Option<Pin<Box<Sleep>>>,
         // The rare asynchronous end (error page, `--dev` script), once it started.
         finishing: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
-        // What the end needs; taken when the routes answered.
-        after: Option<After>,
+        // What the end needs; taken when the routes answered. Boxed: the summary is 344
+        // bytes, and each layer above moves this future into its own.
+        after: Option<Box<After>>,
     }
 }
 
