@@ -132,7 +132,7 @@ pub(crate) fn serving() {
 }
 
 /// Hands what the calling thread freed back to the OS now.
-fn release_freed() {
+pub(crate) fn release_freed() {
     // SAFETY: a plain C call on the calling thread's heap.
     unsafe { mi_collect(true) }
 }

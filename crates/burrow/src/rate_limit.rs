@@ -326,7 +326,7 @@ impl RateLimit {
     }
 
     /// `Err` with the 429 when `request` is over the limit.
-    fn admit(&self, request: &Request) -> Result<(), TooMany> {
+    pub(crate) fn admit(&self, request: &Request) -> Result<(), TooMany> {
         let Some(limiter) = &self.limiter else { return Ok(()) };
         if self.exempt.is_some_and(|prefix| request.uri().path().starts_with(prefix)) {
             return Ok(());

@@ -21,19 +21,28 @@ use axum::http::{Extensions, HeaderValue};
 pub struct RequestId(Repr);
 
 /// A generated id lives inline (every request makes one: no allocation); a client's is
-/// shared.
+/// its header's value, which shares the bytes hyper read (and goes back on the response as
+/// it came).
 #[derive(Clone, Debug)]
 enum Repr {
-    Generated { text: [u8; GENERATED_MAX], len: u8 },
-    Given(Arc<str>),
+    Generated {
+        text: [u8; GENERATED_MAX],
+        len: u8,
+    },
+    /// Only values [`request_id::acceptable`](crate::http::request_id) accepts: printable
+    /// ASCII.
+    Given(HeaderValue),
 }
 
 /// 12 hex digits of prefix, `-`, up to 16 of counter.
 const GENERATED_MAX: usize = 12 + 1 + 16;
 
 impl RequestId {
-    pub(crate) fn new(id: &str) -> RequestId {
-        RequestId(Repr::Given(id.into()))
+    /// The id a client sent, if it is a sane token (short, of safe characters only: ids
+    /// from clients end up in logs).
+    pub(crate) fn given(value: &HeaderValue) -> Option<RequestId> {
+        let sane = crate::http::request_id::acceptable(value.as_bytes());
+        sane.then(|| RequestId(Repr::Given(value.clone())))
     }
 
     pub fn as_str(&self) -> &str {
@@ -43,7 +52,21 @@ impl RequestId {
             Repr::Generated { text, len } => unsafe {
                 std::str::from_utf8_unchecked(&text[..*len as usize])
             },
-            Repr::Given(id) => id,
+            // SAFETY: `given` keeps only printable ASCII.
+            Repr::Given(value) => unsafe { std::str::from_utf8_unchecked(value.as_bytes()) },
+        }
+    }
+
+    /// The id as the response's `X-Request-Id`.
+    pub(crate) fn header_value(&self) -> HeaderValue {
+        match &self.0 {
+            Repr::Generated { .. } => {
+                let bytes = bytes::Bytes::copy_from_slice(self.as_str().as_bytes());
+                // SAFETY: hex digits and '-', all valid in a header value (checked again
+                // in debug builds).
+                unsafe { HeaderValue::from_maybe_shared_unchecked(bytes) }
+            }
+            Repr::Given(value) => value.clone(),
         }
     }
 
@@ -224,7 +247,11 @@ mod tests {
         assert_eq!(b_prefix, prefix);
         // Other tests may take ids in between.
         assert!(u64::from_str_radix(m, 16).unwrap() > u64::from_str_radix(n, 16).unwrap());
-        assert_eq!(RequestId::new("from-the-client").as_str(), "from-the-client");
+        let given = RequestId::given(&HeaderValue::from_static("from-the-client")).unwrap();
+        assert_eq!(given.as_str(), "from-the-client");
+        assert_eq!(given.header_value(), "from-the-client");
+        assert_eq!(a.header_value(), a.as_str());
+        assert!(RequestId::given(&HeaderValue::from_static("not sane")).is_none());
     }
 
     #[test]

@@ -188,11 +188,15 @@ impl Stop {
 /// sorts spill into memory): see [`release_freed_memory`].
 const LONG_WORK: Duration = Duration::from_millis(100);
 
-/// Hands memory freed after long work back to the operating system. glibc keeps freed
-/// memory in per-thread arenas, so a few expensive queries would otherwise leave the
-/// process at its highest memory use for good. Costs about a millisecond, after work
-/// that took at least [`LONG_WORK`].
+/// Hands memory freed after long work back to the operating system. Both allocators keep
+/// what a thread freed: glibc in its per-thread arenas, mimalloc (which SQLite allocates
+/// through with the `mimalloc` feature) until the thread's next allocation after the purge
+/// delay, which an idle pool thread may not make for a long time. A few expensive queries
+/// would otherwise leave the process at its highest memory use. Costs about a millisecond,
+/// after work that took at least [`LONG_WORK`].
 fn release_freed_memory() {
+    #[cfg(feature = "mimalloc")]
+    crate::allocator::release_freed();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only walks the allocator's free lists, under their locks.
     unsafe {

@@ -91,12 +91,6 @@ pub(crate) struct AroundService<A, S> {
     inner: S,
 }
 
-impl<A, S> AroundService<A, S> {
-    pub(crate) fn inner_mut(&mut self) -> &mut S {
-        &mut self.inner
-    }
-}
-
 impl<A, S> Service<Request> for AroundService<A, S>
 where
     A: Around,

@@ -1,16 +1,20 @@
-//! The core layer: what every request gets around the routes. Before them: the request
-//! id, the client's address ([`ClientIp`](crate::ClientIp), and what trusted proxies
-//! forwarded: [`crate::proxy`]) and the server's [`Services`] (templates, database, …),
-//! the id, the peer and the services in one extension ([`Scope`]).
-//! While they run: the request timeout (503).
-//! After them: the error page, the echoed request id, the access log line and
-//! `Connection: close` while draining.
+//! The core stack: what every request gets around the routes, as one tower service with
+//! one future. Before the routes: the request id, the client's address
+//! ([`ClientIp`](crate::ClientIp), and what trusted proxies forwarded: [`crate::proxy`]) and
+//! the server's [`Services`] (templates, database, …), the id, the peer and the services in
+//! one extension ([`Scope`]); then `--rate-limit` (429), the body-size limit (413,
+//! [`body_limit`](super::body_limit)) and the sessions app's layer. While they run: the
+//! request timeout (503) and the panic catcher (500). After them: the error page, the
+//! echoed request id, the security headers, the access log line and `Connection: close`
+//! while draining.
 //!
-//! A tower service with its own future rather than an async function under `from_fn`:
-//! the common path (a handler that answers, no error page) allocates nothing here, where
-//! `from_fn` boxed a 2 KiB future and a clone of the service below on every request. The
-//! timer is armed only when the handler has to wait, and the rare asynchronous work (an
-//! error page, `--dev`'s reload script) goes into a boxed future of its own.
+//! One service rather than a tower layer for each of these: a layer's `call` moves the
+//! request and its future moves the inner future into its own, and each of them then polls
+//! the one below, so every layer costs every request a few hundred instructions and a wider
+//! spread of code. The common path (a handler that answers, no error page) allocates only
+//! the boxed [`After`]; the timer is armed only when the handler has to wait, and the rare
+//! asynchronous work (an error page, `--dev`'s reload script) goes into a boxed future of
+//! its own.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,16 +23,24 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderValue, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower::{Layer, Service};
 
+use super::around::Around;
+use super::body_limit::Limits;
 use super::errors::{self, Summary};
+use super::security_headers::SecurityHeaders;
 use super::{Draining, access_log, dev, request_id};
+use crate::contrib::session::{Session, SessionLayer};
 use crate::proxy::Proxies;
+use crate::rate_limit::RateLimit;
 use crate::request::{PeerAddr, Scope};
 use crate::template::Templates;
 
@@ -52,7 +64,7 @@ impl Services {
     }
 }
 
-/// What the core layer needs and adds to every request.
+/// What the core stack needs and adds to every request.
 pub(crate) struct Core {
     pub(crate) services: Arc<Services>,
     pub(crate) draining: Draining,
@@ -63,47 +75,81 @@ pub(crate) struct Core {
     /// `--dev`: pages get the reload script, and the access log is one readable line with
     /// the duration.
     pub(crate) dev: bool,
-    /// How many headers the layers outside add to every response (the security headers).
-    pub(crate) headers_outside: usize,
+    /// Added to every response that does not carry them yet.
+    pub(crate) security_headers: SecurityHeaders,
+    /// `--rate-limit` (429), which the health checks are exempt from.
+    pub(crate) rate_limit: RateLimit,
+    /// `--max-body-size` and `--upload-max-size` (413).
+    pub(crate) body_limits: Limits,
+    /// The sessions app's layer, when the app is installed. Its [`Around`] has no check.
+    pub(crate) session: Option<SessionLayer>,
 }
 
+/// The routes for a request with a body: with axum's default body limit switched off
+/// (burrow's [`body_limit`](super::body_limit) is the limit).
+type Unlimited = <DefaultBodyLimit as Layer<Router>>::Service;
+type RoutesFuture = <Router as Service<Request>>::Future;
+
+/// The core stack around the routes, as one service.
 #[derive(Clone)]
-pub(crate) struct CoreLayer(pub(crate) Arc<Core>);
-
-impl<S> Layer<S> for CoreLayer {
-    type Service = CoreService<S>;
-
-    fn layer(&self, inner: S) -> CoreService<S> {
-        CoreService { core: self.0.clone(), peer: None, inner }
-    }
-}
-
-#[derive(Clone)]
-pub(crate) struct CoreService<S> {
+pub(crate) struct CoreService {
     core: Arc<Core>,
     /// The connection's peer: each connection serves its own clone of the stack
     /// ([`Stack::for_peer`](super::Stack::for_peer)).
     peer: Option<std::net::SocketAddr>,
-    inner: S,
+    /// The routes for a request without a body (most GETs): switching axum's limit off puts
+    /// an extension in the request, which would be its fourth, and the fourth grows the
+    /// extensions' table a second time.
+    routes: Router,
+    /// The same routes with axum's limit off, for a request with a body.
+    unlimited: Unlimited,
 }
 
-impl<S> CoreService<S> {
+impl CoreService {
+    pub(crate) fn new(core: Core, routes: Router) -> CoreService {
+        let unlimited = DefaultBodyLimit::disable().layer(routes.clone());
+        CoreService { core: Arc::new(core), peer: None, routes, unlimited }
+    }
+
     pub(crate) fn set_peer(&mut self, peer: std::net::SocketAddr) {
         self.peer = Some(peer);
     }
+
+    /// The rate limit's or the body limit's answer, when one of them refuses the request.
+    fn refusal(&self, request: &mut Request) -> Option<Response> {
+        match self.core.rate_limit.admit(request) {
+            Ok(()) => self.core.body_limits.refusal(request),
+            Err(too_many) => Some(too_many.into_response()),
+        }
+    }
+
+    /// Calls the routes, with the session put in the request first. A panic here is
+    /// caught as one in the routes' future is (as tower-http's `CatchPanic` does both).
+    fn call_routes(&mut self, mut request: Request, session: &mut Option<Session>) -> Answer {
+        let (core, routes, unlimited) = (&self.core, &mut self.routes, &mut self.unlimited);
+        let called = catch_unwind(AssertUnwindSafe(|| {
+            *session = core.session.before(&mut request);
+            debug_assert!(!core.session.needs_check(&request), "the core calls no check");
+            if http_body::Body::is_end_stream(request.body()) {
+                routes.call(request)
+            } else {
+                unlimited.call(request)
+            }
+        }));
+        match called {
+            Ok(future) => Answer::Running { future },
+            Err(panic) => Answer::Ready { response: Some(super::panic_response(panic)) },
+        }
+    }
 }
 
-impl<S, R> Service<Request> for CoreService<S>
-where
-    S: Service<Request, Response = R, Error = Infallible>,
-    R: IntoResponse,
-{
+impl Service<Request> for CoreService {
     type Response = Response;
     type Error = Infallible;
-    type Future = CoreFuture<S::Future>;
+    type Future = CoreFuture;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        self.inner.poll_ready(cx)
+        Service::<Request>::poll_ready(&mut self.routes, cx)
     }
 
     fn call(&mut self, mut request: Request) -> Self::Future {
@@ -129,35 +175,41 @@ where
         if let Some(forwarded) = forwarded {
             extensions.insert(forwarded);
         }
-        CoreFuture {
-            inner: self.inner.call(request),
-            timer: None,
-            finishing: None,
-            after: Some(Box::new(After { core: self.core.clone(), summary, start, http1 })),
-        }
+        let core = self.core.clone();
+        let mut after = Box::new(After { core, summary, start, http1, session: None });
+        let answer = match self.refusal(&mut request) {
+            None => self.call_routes(request, &mut after.session),
+            refused => Answer::Ready { response: refused },
+        };
+        CoreFuture { answer, timer: None, finishing: None, after: Some(after) }
     }
 }
 
 pin_project! {
-    pub(crate) struct CoreFuture<F> {
-        // The routes' future, polled until it answers or the timer fires.
+    /// The routes' future, or an answer given without them (429, 413, a panic in `call`).
+    #[project = AnswerProj]
+    enum Answer {
+        Running { #[pin] future: RoutesFuture },
+        Ready { response: Option<Response> },
+    }
+}
+
+pin_project! {
+    pub(crate) struct CoreFuture {
+        // Polled until it answers or the timer fires.
         #[pin]
-        inner: F,
+        answer: Answer,
         // Armed on the first poll that has to wait.
         timer: Option<Pin<Box<Sleep>>>,
         // The rare asynchronous end (error page, `--dev` script), once it started.
         finishing: Option<Pin<Box<dyn Future<Output = Response> + Send>>>,
         // What the end needs; taken when the routes answered. Boxed: the summary is 344
-        // bytes, and each layer above moves this future into its own.
+        // bytes, and hyper moves this future into the connection's slot.
         after: Option<Box<After>>,
     }
 }
 
-impl<F, R> Future for CoreFuture<F>
-where
-    F: Future<Output = Result<R, Infallible>>,
-    R: IntoResponse,
-{
+impl Future for CoreFuture {
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -165,16 +217,28 @@ where
         if let Some(finishing) = this.finishing {
             return finishing.as_mut().poll(cx).map(Ok);
         }
-        let response = match this.inner.poll(cx) {
-            Poll::Ready(Ok(response)) => response.into_response(),
-            Poll::Pending => {
-                let after = this.after.as_ref().expect("CoreFuture polled after it completed");
-                let deadline = after.start + after.core.request_timeout;
-                let timer = this
-                    .timer
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline.into())));
-                ready!(timer.as_mut().poll(cx));
-                StatusCode::SERVICE_UNAVAILABLE.into_response()
+        let after = this.after.as_mut().expect("CoreFuture polled after it completed");
+        let response = match this.answer.project() {
+            AnswerProj::Ready { response } => response.take().expect("answered once"),
+            AnswerProj::Running { future } => {
+                let (layer, session) = (&after.core.session, &mut after.session);
+                // The session's end runs inside the catch too: it is the routes' middleware.
+                let polled = catch_unwind(AssertUnwindSafe(|| {
+                    let Ok(response) = ready!(future.poll(cx));
+                    Poll::Ready(layer.after(session.take(), response))
+                }));
+                match polled {
+                    Ok(Poll::Ready(response)) => response,
+                    Err(panic) => super::panic_response(panic),
+                    Ok(Poll::Pending) => {
+                        let deadline = after.start + after.core.request_timeout;
+                        let timer = this.timer.get_or_insert_with(|| {
+                            Box::pin(tokio::time::sleep_until(deadline.into()))
+                        });
+                        ready!(timer.as_mut().poll(cx));
+                        StatusCode::SERVICE_UNAVAILABLE.into_response()
+                    }
+                }
             }
         };
         let after = this.after.take().expect("CoreFuture polled after it completed");
@@ -194,18 +258,22 @@ struct After {
     summary: Summary,
     start: Instant,
     http1: bool,
+    /// The session's state, for its end ([`Around::after`]).
+    session: Option<Session>,
 }
 
 impl After {
     /// The end for a response that needs no error page and no script.
     fn finish(self, mut response: Response) -> Response {
-        // Room for the id and the headers added outside, and no more: a small response's
-        // map then keeps its first allocation (6 entries, 624 bytes) instead of moving to a
+        // Room for the id and the security headers, and no more: a small response's map
+        // then keeps its first allocation (6 entries, 624 bytes) instead of moving to a
         // 1,248-byte one (with glibc's allocator, one from the locked arena).
-        response.headers_mut().reserve(1 + self.core.headers_outside);
+        let security_headers = &self.core.security_headers;
+        response.headers_mut().reserve(1 + security_headers.len());
         if let Some(id) = &self.summary.request_id {
             request_id::echo(id, &mut response);
         }
+        security_headers.add_missing(response.headers_mut());
         if self.core.dev {
             dev::log_request(&self.summary, &response, self.start);
         } else {

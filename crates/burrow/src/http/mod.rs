@@ -1,20 +1,21 @@
 //! The HTTP stack: the router of every app wrapped in the core middleware.
 //!
-//! From the outside in: gzip → security headers → the core layer ([`core_layer`]:
-//! `Connection: close` while draining, the templates and db extensions, request id, the
-//! client's address, request timeout (503), access log, error renderer) → `--rate-limit`
-//! (429) → body-size limit (413; uploads get their own, [`body_limit`]) → panic
-//! catcher (500) → app middleware → routes. Everything that is not a route is a 404
-//! through the error renderer. The security headers are outside every layer that answers
-//! on its own, so every response gets them (gzip only encodes what passes through).
+//! From the outside in: gzip → the core stack ([`core_layer`]: the security headers,
+//! `Connection: close` while draining, the request id, the client's address and the
+//! server's services in the request, request timeout (503), access log, error renderer,
+//! `--rate-limit` (429), body-size limit (413; uploads get their own, [`body_limit`]),
+//! panic catcher (500), the sessions app's layer) → app middleware → routes. Everything
+//! that is not a route is a 404 through the error renderer. The security headers are added
+//! after every answer the core stack gives, its own included, so every response gets them
+//! (gzip only encodes what passes through).
 //!
 //! The core stack wraps the router from outside, as one concrete service ([`Stack`]):
 //! `Router::layer` would box it into every route, and each boxing costs every request a
-//! boxed clone of everything below it and a boxed future. The core layer is a tower
-//! service with its own future, and the security headers and the session and CSRF apps'
-//! layers are [`around`] layers, so none of them boxes anything on a request's common
-//! path. App middleware (`App::middleware`) is applied with `Router::layer`, below the
-//! router's matching, so it sees the matched route.
+//! boxed clone of everything below it and a boxed future. It is one service with one
+//! future rather than a layer for each of its parts, which would each move the request and
+//! the future below. The CSRF app's layer is an [`around`] layer, which boxes nothing on a
+//! request's common path. App middleware (`App::middleware`) is applied with
+//! `Router::layer`, below the router's matching, so it sees the matched route.
 //!
 //! With `--dev` ([`dev`]), the reload routes are added, the core layer puts the reload
 //! script into pages (error pages too) before gzip, and the access log is one readable
@@ -40,22 +41,19 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tokio_util::sync::CancellationToken;
-use tower::{Layer, Service, ServiceBuilder};
-use tower_http::catch_panic::{CatchPanic, CatchPanicLayer};
+use tower::Service;
 
-use self::around::{AroundLayer, AroundService};
-use self::body_limit::BodyLimit;
 use self::compression::Negotiate;
 pub(crate) use self::core_layer::Services;
-use self::core_layer::{Core, CoreLayer, CoreService};
+use self::core_layer::{Core, CoreService};
 use self::security_headers::SecurityHeaders;
 use crate::contrib::session::SessionLayer;
 use crate::error::Error;
-use crate::rate_limit::{RateLimit, RateLimited};
+use crate::rate_limit::RateLimit;
 
 pub(crate) use security_headers::security_headers;
 
@@ -85,16 +83,8 @@ enum Inner {
     Plain { router: Router, peer: Option<std::net::SocketAddr> },
 }
 
-/// The core stack's layers, outermost first, around the router (see [`core_stack`]).
-type Site = Negotiate<
-    AroundService<SecurityHeaders, CoreService<RateLimited<BodyLimit<Unlimited<Caught>>>>>,
->;
-type Caught = CatchPanic<
-    AroundService<Option<SessionLayer>, Router>,
-    fn(Box<dyn Any + Send + 'static>) -> Response,
->;
-/// axum's default body limit switched off (burrow's [`body_limit`] is the limit).
-type Unlimited<S> = <DefaultBodyLimit as Layer<S>>::Service;
+/// Gzip around the core stack around the router (see [`core_stack`]).
+type Site = Negotiate<CoreService>;
 
 impl Stack {
     /// A router served as it is (acme mode's HTTP port).
@@ -116,7 +106,7 @@ impl Stack {
     /// [`PeerAddr`]: crate::PeerAddr
     pub(crate) fn for_peer(mut self, peer: std::net::SocketAddr) -> Stack {
         match &mut self.0 {
-            Inner::Site(site) => site.get_mut().inner_mut().set_peer(peer),
+            Inner::Site(site) => site.get_mut().set_peer(peer),
             Inner::Plain { peer: slot, .. } => *slot = Some(peer),
         }
         self
@@ -193,37 +183,29 @@ pub(crate) fn core_stack(
         storage: storage.clone(),
         streams: crate::live::Streams::new(settings.live, draining.clone()),
     };
-    let security_headers = SecurityHeaders::from_settings(settings);
-    let core = CoreLayer(Arc::new(Core {
+    let core = Core {
         services: Arc::new(services),
         draining,
         proxies: settings.proxies.clone(),
         request_timeout: settings.request_timeout,
         dev: live,
-        headers_outside: security_headers.len(),
-    }));
-    let panic_response: fn(Box<dyn Any + Send + 'static>) -> Response = panic_response;
-    let site = ServiceBuilder::new()
-        .layer(tower::layer::layer_fn(Negotiate::new))
-        .layer(AroundLayer(security_headers))
-        .layer(core)
+        security_headers: SecurityHeaders::from_settings(settings),
         // Load balancers' health checks are never limited.
-        .layer(RateLimit::per_ip_or_off(settings.rate_limit).exempt("/healthz/"))
-        .layer(body_limit::BodyLimitLayer::new(
+        rate_limit: RateLimit::per_ip_or_off(settings.rate_limit).exempt("/healthz/"),
+        body_limits: body_limit::Limits::new(
             settings.max_body_size,
             settings.upload_max_size,
             storage.backend().spool_dir().to_path_buf(),
-        ))
-        .layer(DefaultBodyLimit::disable())
-        .layer(CatchPanicLayer::custom(panic_response))
+        ),
         // The sessions app's layer, here rather than a `Router::layer` of its middleware:
         // axum boxes a route level into every route, and every request then pays a boxed
         // service clone and a boxed future for it, sessions used or not.
-        .layer(AroundLayer(session))
-        // `with_state` turns every handler into a service now: left as handlers, axum
-        // would turn each one into a service on every request (as
-        // `Router::into_make_service` avoids, which burrow's own accept loop does not use).
-        .service(routes.with_state(()));
+        session,
+    };
+    // `with_state` turns every handler into a service now: left as handlers, axum would
+    // turn each one into a service on every request (as `Router::into_make_service`
+    // avoids, which burrow's own accept loop does not use).
+    let site = Negotiate::new(CoreService::new(core, routes.with_state(())));
     Stack(Inner::Site(site))
 }
 
@@ -248,7 +230,7 @@ impl Draining {
     }
 }
 
-/// Bodies worth compressing: small ones cost more CPU than they save bytes.
+/// The 500 for a panic in a handler or a middleware.
 fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let message = panic
         .downcast_ref::<String>()

@@ -18,25 +18,20 @@ pub(crate) fn of(request: &axum::extract::Request) -> RequestId {
 
 /// The id for a request whose `X-Request-Id` is `given`.
 pub(crate) fn from_header(given: Option<&HeaderValue>) -> RequestId {
-    given
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| acceptable(v))
-        .map(RequestId::new)
-        .unwrap_or_else(RequestId::generate)
+    given.and_then(RequestId::given).unwrap_or_else(RequestId::generate)
 }
 
 /// Echoes the id on the response.
 pub(crate) fn echo(id: &RequestId, response: &mut Response) {
-    if let Ok(value) = HeaderValue::from_str(id.as_str()) {
-        response.headers_mut().insert(HEADER, value);
-    }
+    response.headers_mut().insert(HEADER, id.header_value());
 }
 
-/// Ids from clients end up in logs: accept short tokens of safe characters only.
-fn acceptable(id: &str) -> bool {
+/// Ids from clients end up in logs: accept short tokens of safe characters only (so no
+/// `"` or `\` either, which the access log would have to escape).
+pub(crate) fn acceptable(id: &[u8]) -> bool {
     !id.is_empty()
         && id.len() <= 128
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b))
+        && id.iter().all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
 }
 
 #[cfg(test)]
@@ -45,11 +40,11 @@ mod tests {
 
     #[test]
     fn only_sane_ids_are_honoured() {
-        assert!(acceptable("abc-123"));
-        assert!(acceptable("3f1c6a2e-8c7d-4b0e-9d1a-2b7c3e4f5a6b"));
-        assert!(!acceptable(""));
-        assert!(!acceptable("a b"));
-        assert!(!acceptable("x\"><script>"));
-        assert!(!acceptable(&"a".repeat(129)));
+        assert!(acceptable(b"abc-123"));
+        assert!(acceptable(b"3f1c6a2e-8c7d-4b0e-9d1a-2b7c3e4f5a6b"));
+        assert!(!acceptable(b""));
+        assert!(!acceptable(b"a b"));
+        assert!(!acceptable(b"x\"><script>"));
+        assert!(!acceptable("a".repeat(129).as_bytes()));
     }
 }

@@ -97,7 +97,7 @@ impl SecurityHeaders {
         self.0.len()
     }
 
-    fn add_missing(&self, response: &mut HeaderMap) {
+    pub(crate) fn add_missing(&self, response: &mut HeaderMap) {
         // One growth of the map at most, instead of one per header.
         response.reserve(self.0.len());
         for (name, value) in self.0.iter() {
