@@ -20,9 +20,10 @@ use axum::http::{Extensions, HeaderValue};
 #[derive(Clone, Debug)]
 pub struct RequestId(Repr);
 
-/// A generated id lives inline (every request makes one: no allocation); a client's is
-/// its header's value, which shares the bytes hyper read (and goes back on the response as
-/// it came).
+/// A generated id lives inline (every request makes one: no allocation); a client's is a
+/// header value of its own (copied: a clone of the request's would share, and keep alive,
+/// hyper's whole read buffer for as long as anything keeps the id), which goes back on the
+/// response without another copy.
 #[derive(Clone, Debug)]
 enum Repr {
     Generated {
@@ -41,8 +42,11 @@ impl RequestId {
     /// The id a client sent, if it is a sane token (short, of safe characters only: ids
     /// from clients end up in logs).
     pub(crate) fn given(value: &HeaderValue) -> Option<RequestId> {
-        let sane = crate::http::request_id::acceptable(value.as_bytes());
-        sane.then(|| RequestId(Repr::Given(value.clone())))
+        if !crate::http::request_id::acceptable(value.as_bytes()) {
+            return None;
+        }
+        let own = HeaderValue::from_bytes(value.as_bytes()).ok()?;
+        Some(RequestId(Repr::Given(own)))
     }
 
     pub fn as_str(&self) -> &str {
