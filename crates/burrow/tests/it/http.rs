@@ -94,6 +94,44 @@ async fn panics_become_a_500_page_and_the_server_goes_on() {
     assert_eq!(get(&booted.stack, "/items").await.status, StatusCode::OK);
 }
 
+/// Log lines written while a test holds the subscriber, kept.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+// On the test's own thread (current-thread runtime): the subscriber set for this thread
+// sees what the stack logs while the test polls it.
+#[tokio::test]
+async fn a_panic_is_logged_with_the_request_id_by_the_core_stack() {
+    let log = Captured::default();
+    let writer = log.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let site = Site::new();
+    let booted = site.build(server(), &[]).unwrap();
+    let res = send(
+        &booted.stack,
+        Request::get("/panic").header("x-request-id", "req-panic").body(Body::empty()).unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(res.headers["x-request-id"], "req-panic");
+    assert_eq!(res.headers["x-frame-options"], "DENY", "the security headers too");
+    let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let line = logged.lines().find(|l| l.contains("boom at 42")).unwrap_or_default();
+    assert!(line.contains("handler panicked") && line.contains("req-panic"), "{logged}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_error_goes_through_one_renderer() {
     let site = Site::new();
