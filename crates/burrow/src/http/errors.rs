@@ -8,8 +8,6 @@
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Extensions, HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
-#[cfg(test)]
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use minijinja::context;
@@ -93,18 +91,6 @@ pub(crate) async fn render(
         }
     }
     rendered
-}
-
-/// The request id and error parts of the core layer as a middleware, for tests of
-/// routers without the rest.
-#[cfg(test)]
-pub(crate) async fn render_errors(mut request: Request, next: Next) -> Response {
-    let id = super::request_id::of(&request);
-    request.extensions_mut().insert(id.clone());
-    let summary = Summary::of(&request);
-    let mut response = render(&summary, None, next.run(request).await).await;
-    super::request_id::echo(&id, &mut response);
-    response
 }
 
 /// Builds the error page or JSON body for `status`.
@@ -333,55 +319,6 @@ mod tests {
         assert_eq!(summary.host.as_ref().unwrap(), "example.com");
         assert_eq!(summary.accept_language, None);
         assert_eq!(summary.uri, "/x?q=1");
-    }
-
-    /// The log lines written while the test runs on this thread.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    #[tokio::test]
-    async fn any_error_is_a_500_logged_with_the_request_id() {
-        let log = Captured::default();
-        let writer = log.clone();
-        let subscriber =
-            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-
-        async fn fails() -> crate::Result<String> {
-            Ok(std::fs::read_to_string("/no/such/dir/settings.toml")?)
-        }
-        let router = Router::new().route("/fails", get(fails)).layer(from_fn(render_errors));
-        let request = axum::http::Request::get("/fails")
-            .header("x-request-id", "req-500")
-            .header(header::ACCEPT, "application/json")
-            .body(Body::empty())
-            .unwrap();
-        let res = router.clone().oneshot(request).await.unwrap();
-        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(json["error"], SERVER_ERROR, "the cause is not shown: {json}");
-        assert_eq!(json["request_id"], "req-500");
-
-        let text = || String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-        let logged = text();
-        let line = logged.lines().find(|l| l.contains("ERROR")).unwrap_or_default();
-        assert!(
-            line.contains("request_id=\"req-500\"") || line.contains("request_id=req-500"),
-            "{logged}"
-        );
-        assert!(line.contains("No such file"), "the cause is logged: {logged}");
-        // A panic's 500 and its log line are the core stack's (tests/it/http.rs).
     }
 
     #[test]

@@ -10,12 +10,6 @@ use crate::request::RequestId;
 // A `HeaderName`, not a `&str`: a custom name given as text is allocated on each insert.
 pub(crate) const HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request's id: its `X-Request-Id` when that is a sane token, else a new one.
-#[cfg(test)]
-pub(crate) fn of(request: &axum::extract::Request) -> RequestId {
-    from_header(request.headers().get(HEADER))
-}
-
 /// The id for a request whose `X-Request-Id` is `given`.
 pub(crate) fn from_header(given: Option<&HeaderValue>) -> RequestId {
     given.and_then(RequestId::given).unwrap_or_else(RequestId::generate)

@@ -83,6 +83,7 @@ impl App for A {
                 get(|render: Render| async move { render.page("only_a.html", context! {}) }),
             )
             .route("/panic", get(panics))
+            .route("/fails", get(fails))
             // A page other sites of the same origin may frame: its own X-Frame-Options wins
             // over the server-wide DENY.
             .route(
@@ -127,6 +128,11 @@ impl App for A {
 
 async fn panics() -> &'static str {
     panic!("boom at {}", 42)
+}
+
+/// An internal error with a cause: logged, never shown.
+async fn fails() -> burrow::Result<String> {
+    Ok(std::fs::read_to_string("/no/such/dir/settings.toml")?)
 }
 
 async fn items(State(db): State<Db>) -> Result<String, Error> {

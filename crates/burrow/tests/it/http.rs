@@ -111,7 +111,7 @@ impl std::io::Write for Captured {
 // On the test's own thread (current-thread runtime): the subscriber set for this thread
 // sees what the stack logs while the test polls it.
 #[tokio::test]
-async fn a_panic_is_logged_with_the_request_id_by_the_core_stack() {
+async fn errors_and_panics_are_500s_logged_with_the_request_id_by_the_core_stack() {
     let log = Captured::default();
     let writer = log.clone();
     let subscriber =
@@ -119,6 +119,22 @@ async fn a_panic_is_logged_with_the_request_id_by_the_core_stack() {
     let _guard = tracing::subscriber::set_default(subscriber);
     let site = Site::new();
     let booted = site.build(server(), &[]).unwrap();
+    let logged = || String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+
+    let request = Request::get("/fails")
+        .header("x-request-id", "req-500")
+        .header(header::ACCEPT, "application/json")
+        .body(Body::empty())
+        .unwrap();
+    let res = send(&booted.stack, request).await;
+    assert_eq!(res.status, StatusCode::INTERNAL_SERVER_ERROR);
+    let json: serde_json::Value = serde_json::from_str(&res.body).unwrap();
+    assert_eq!(json["error"], "Something went wrong on our side.", "the cause is not shown");
+    assert_eq!(json["request_id"], "req-500");
+    let text = logged();
+    let line = text.lines().find(|l| l.contains("ERROR")).unwrap_or_default();
+    assert!(line.contains("req-500") && line.contains("No such file"), "{text}");
+
     let res = send(
         &booted.stack,
         Request::get("/panic").header("x-request-id", "req-panic").body(Body::empty()).unwrap(),
@@ -127,9 +143,9 @@ async fn a_panic_is_logged_with_the_request_id_by_the_core_stack() {
     assert_eq!(res.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(res.headers["x-request-id"], "req-panic");
     assert_eq!(res.headers["x-frame-options"], "DENY", "the security headers too");
-    let logged = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
-    let line = logged.lines().find(|l| l.contains("boom at 42")).unwrap_or_default();
-    assert!(line.contains("handler panicked") && line.contains("req-panic"), "{logged}");
+    let text = logged();
+    let line = text.lines().find(|l| l.contains("boom at 42")).unwrap_or_default();
+    assert!(line.contains("handler panicked") && line.contains("req-panic"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
