@@ -293,13 +293,6 @@ fn fallback_page(code: u16, title: &str, message: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{Arc, Mutex};
-
-    use axum::Router;
-    use axum::middleware::from_fn;
-    use axum::routing::get;
-    use tower::ServiceExt;
-
     use super::*;
 
     #[test]
