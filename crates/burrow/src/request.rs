@@ -144,6 +144,8 @@ pub(crate) struct Scope {
     pub(crate) id: RequestId,
     /// The TCP peer; `None` for a request that came over no socket.
     pub(crate) peer: Option<SocketAddr>,
+    /// The session's and CSRF secret's state, with the sessions app.
+    pub(crate) cookies: Option<Arc<crate::contrib::session::CookieState>>,
 }
 
 impl Scope {

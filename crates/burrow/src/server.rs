@@ -757,12 +757,14 @@ impl Prepared {
         }
         let draining = Draining::default();
         let reloads = roots.map(|roots| watch_sources(&apps, &roots, &templates));
-        // The sessions app's layer is the core stack's (see `core_stack`).
-        let session = apps
+        // The session's and CSRF cookies are the core stack's (see `core_stack`).
+        let csrf =
+            apps.iter().find_map(|app| app.as_any().downcast_ref::<crate::contrib::csrf::Csrf>());
+        let sessions = apps
             .iter()
             .find_map(|app| app.as_any().downcast_ref::<crate::contrib::session::Sessions>())
-            .map(|sessions| sessions.layer(&ctx));
-        let stack = http::core_stack(routes, &ctx, draining.clone(), reloads, session);
+            .map(|sessions| sessions.cookie_apps(&ctx, csrf.map(|csrf| csrf.cookie(&ctx))));
+        let stack = http::core_stack(routes, &ctx, draining.clone(), reloads, sessions);
         if ctx.settings.dev.is_some() {
             crate::secrets::save_dev_file();
         }

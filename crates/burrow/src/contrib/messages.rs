@@ -52,7 +52,7 @@ impl App for FlashMessages {
     fn template_env(&self, env: &mut TemplateEnv) {
         env.add_function("messages", |state: &minijinja::State| -> Value {
             let request = request_of(state);
-            let session = request.as_ref().and_then(|r| r.extensions.get::<Session>());
+            let session = request.as_ref().and_then(|r| Session::of(&r.extensions));
             let messages: Vec<Message> = session.and_then(|s| s.take(KEY)).unwrap_or_default();
             Value::from(minijinja::value::Serde(messages))
         });

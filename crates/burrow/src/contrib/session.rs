@@ -22,7 +22,7 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -31,13 +31,13 @@ use axum::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use super::csrf::{CsrfCookie, Secret};
 use super::securecookie::{Codec, MAX_COOKIE_SIZE, TooLarge, now, parse_key};
 use crate::app::App;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, SettingInfo};
 use crate::context::AppContext;
 use crate::error::Error;
-use crate::http::around::Around;
-use crate::request::Forwarded;
+use crate::request::{Forwarded, Scope};
 
 const COOKIE_NAME: Setting<String> =
     Setting::new("session.cookie_name").default("_session").help("Name of the session cookie");
@@ -85,10 +85,10 @@ impl Sessions {
     }
 }
 
-/// Everything the middleware needs, shared by all requests.
-pub(crate) struct SessionConfig {
-    pub(crate) codec: Codec,
-    pub(crate) cookie_name: CookieName,
+/// The session cookie's keys, lifetime and names.
+struct SessionConfig {
+    codec: Codec,
+    cookie_name: CookieName,
 }
 
 impl App for Sessions {
@@ -138,18 +138,21 @@ impl App for Sessions {
 }
 
 impl Sessions {
-    /// The layer that puts the [`Session`] in every request and writes its cookie back,
-    /// which the core stack places around all apps' routes and middleware (as the outermost
-    /// app middleware, so a 404 page knows the session too).
-    pub(crate) fn layer(&self, ctx: &AppContext) -> SessionLayer {
+    /// The session's (and, when `csrf` is given, the CSRF app's) cookies as the core stack
+    /// handles them: it makes each request's [`CookieState`] and, after the routes, writes
+    /// the cookies back ([`CookieApps::end`]).
+    pub(crate) fn cookie_apps(&self, ctx: &AppContext, csrf: Option<CsrfCookie>) -> CookieApps {
         let keys = self.keys.as_ref().expect("configure ran before the stack was built");
-        SessionLayer(Arc::new(SessionConfig {
-            codec: Codec::new(&keys.hash, &keys.block, self.max_age),
-            cookie_name: CookieName::new(
-                &self.cookie_name,
-                ctx.settings.base_url.starts_with("https://"),
-            ),
-        }))
+        CookieApps {
+            session: SessionConfig {
+                codec: Codec::new(&keys.hash, &keys.block, self.max_age),
+                cookie_name: CookieName::new(
+                    &self.cookie_name,
+                    ctx.settings.base_url.starts_with("https://"),
+                ),
+            },
+            csrf,
+        }
     }
 }
 
@@ -184,40 +187,52 @@ pub(crate) fn generated_key(setting: &SettingInfo, missing: &str, what: &str) ->
     key
 }
 
-/// The session in the request's extensions before the routes run; after them, the cookie
-/// rewritten if the session changed. Neither step waits, so it is an [`Around`] layer.
-#[derive(Clone)]
-pub(crate) struct SessionLayer(Arc<SessionConfig>);
+/// The session and CSRF apps' cookie settings, which the core stack holds (when the
+/// sessions app is installed) to make every request's [`CookieState`] and to write the
+/// cookies back after the routes. Neither step waits.
+pub(crate) struct CookieApps {
+    session: SessionConfig,
+    /// The CSRF app's cookie, when that app is installed.
+    pub(crate) csrf: Option<CsrfCookie>,
+}
 
-impl Around for SessionLayer {
-    type State = Session;
-
-    fn before(&self, request: &mut Request) -> Session {
-        let session = Session {
-            secure: self.0.cookie_name.is_https(request.extensions()),
-            state: Arc::new(Mutex::new(State {
-                data: Data::Unread(RequestCookies::of(request.headers())),
-                changed: false,
-                regenerated: false,
-            })),
-            config: self.0.clone(),
-        };
-        request.extensions_mut().insert(session.clone());
-        session
+impl CookieApps {
+    /// The request's cookie state, which handlers, templates and the CSRF check reach
+    /// through the request's [`Scope`]. Nothing is decoded yet: most requests never look
+    /// at the session or the CSRF secret.
+    pub(crate) fn begin(&self, request: &Request) -> CookieState {
+        let secure = self.session.cookie_name.is_https(request.extensions());
+        CookieState::new(RequestCookies::of(request.headers()), secure)
     }
 
-    fn after(&self, session: Session, mut response: Response) -> Response {
-        let config = &self.0;
+    /// After the routes: the session's cookie rewritten if the session changed; the CSRF
+    /// secret rotated if a login regenerated the session, and its cookie set when the
+    /// request handed out tokens of a new secret.
+    pub(crate) fn end(&self, state: &CookieState, mut response: Response) -> Response {
+        let mut locked = state.lock();
+        // Most requests change neither: one check, under one lock.
+        if !locked.session.changed && !matches!(locked.csrf, Secret::Fresh(_)) {
+            return response;
+        }
+        self.end_session(state, &mut locked.session, &mut response);
+        if let Some(csrf) = &self.csrf {
+            csrf.end(state.secure, &mut locked, &mut response);
+        }
+        response
+    }
+
+    fn end_session(&self, state: &CookieState, session: &mut State, response: &mut Response) {
+        let config = &self.session;
+        let name = config.cookie_name.get(state.secure);
         // Serialized only when the cookie is rewritten: most requests leave the session
         // alone.
         let encoded = {
-            let mut state = session.lock();
-            if !state.changed {
-                return response;
+            if !session.changed {
+                return;
             }
-            let (data, existed) = state.read(config, session.cookie_name());
+            let (data, existed) = session.read(config, &state.cookies, name);
             if data.is_empty() && !existed {
-                return response;
+                return;
             }
             (!data.is_empty()).then(|| serde_json::to_vec(data))
         };
@@ -225,9 +240,7 @@ impl Around for SessionLayer {
             None => (String::new(), 0),
             Some(encoded) => {
                 let encoded = encoded.map_err(|e| e.to_string()).and_then(|bytes| {
-                    let at = now();
-                    let name = session.cookie_name();
-                    config.codec.encode(name, &bytes, at).map_err(|e| e.to_string())
+                    config.codec.encode(name, &bytes, now()).map_err(|e| e.to_string())
                 });
                 match encoded {
                     Ok(value) => (value, config.codec.max_age()),
@@ -236,13 +249,51 @@ impl Around for SessionLayer {
                     // answer.
                     Err(e) => {
                         tracing::error!("session cookie not written: {e}");
-                        return response;
+                        return;
                     }
                 }
             }
         };
-        append_cookie(&mut response, session.cookie_name(), &value, max_age, session.secure);
-        response
+        append_cookie(response, name, &value, max_age, state.secure);
+    }
+}
+
+/// One request's session and CSRF state: the `Cookie` headers it came with, and what the
+/// request read or changed of the session and the CSRF secret. One allocation per request,
+/// shared by the request's [`Scope`] (so by [`Session`]s and CSRF tokens made from it) and
+/// the core stack's end, which writes the cookies back.
+pub(crate) struct CookieState {
+    pub(crate) cookies: RequestCookies,
+    /// Whether the request is served over https: the cookies' names (`__Host-`) and
+    /// `Secure`, and for the CSRF check the scheme of the site's origin.
+    pub(crate) secure: bool,
+    locked: Mutex<Cookies>,
+}
+
+/// What a request did with its session and CSRF secret.
+pub(crate) struct Cookies {
+    session: State,
+    pub(crate) csrf: Secret,
+}
+
+impl Cookies {
+    /// Whether [`Session::regenerate`] was called during the request.
+    pub(crate) fn was_regenerated(&self) -> bool {
+        self.session.regenerated
+    }
+}
+
+impl CookieState {
+    pub(crate) fn new(cookies: RequestCookies, secure: bool) -> CookieState {
+        let session = State { data: Data::Unread, changed: false, regenerated: false };
+        let locked = Mutex::new(Cookies { session, csrf: Secret::Unread });
+        CookieState { cookies, secure, locked }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Cookies> {
+        // Every change is one step on the map or one assignment: a panic elsewhere (in a
+        // handler holding a `Session`) leaves the state whole.
+        self.locked.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -338,7 +389,7 @@ struct State {
 /// The session's data is decoded from the cookie (an HMAC check and a JSON parse) on first
 /// access: most requests never look at the session.
 enum Data {
-    Unread(RequestCookies),
+    Unread,
     Read { map: BTreeMap<String, serde_json::Value>, existed: bool },
 }
 
@@ -348,9 +399,10 @@ impl State {
     fn read(
         &mut self,
         config: &SessionConfig,
+        cookies: &RequestCookies,
         name: &str,
     ) -> (&mut BTreeMap<String, serde_json::Value>, bool) {
-        if let Data::Unread(cookies) = &self.data {
+        if let Data::Unread = self.data {
             let decoded = cookies.decode(&config.codec, name, |bytes| {
                 serde_json::from_slice::<BTreeMap<String, serde_json::Value>>(&bytes).ok()
             });
@@ -358,26 +410,19 @@ impl State {
         }
         match &mut self.data {
             Data::Read { map, existed } => (map, *existed),
-            Data::Unread(_) => unreachable!("read above"),
+            Data::Unread => unreachable!("read above"),
         }
-    }
-
-    fn data(
-        &mut self,
-        config: &SessionConfig,
-        name: &str,
-    ) -> &mut BTreeMap<String, serde_json::Value> {
-        self.read(config, name).0
     }
 }
 
 /// The current request's session; cheap to clone, changes are written back as a cookie.
+///
+/// A handler takes it as an extractor; middleware and template functions, which see the
+/// request rather than extract from it, get it with [`Session::of`].
 #[derive(Clone)]
 pub struct Session {
-    state: Arc<Mutex<State>>,
-    config: Arc<SessionConfig>,
-    /// Whether this request is served over https (the cookie's name and `Secure`).
-    secure: bool,
+    state: Arc<CookieState>,
+    apps: Arc<CookieApps>,
 }
 
 /// A value that [`Session::insert`] did not store.
@@ -415,9 +460,29 @@ impl std::fmt::Display for SessionError {
 impl std::error::Error for SessionError {}
 
 impl Session {
+    /// The session of a request, from its extensions; `None` without the sessions app.
+    ///
+    /// ```no_run
+    /// use burrow::axum::{extract::Request, middleware::Next, response::Response};
+    /// use burrow::contrib::session::Session;
+    /// async fn count_visits(request: Request, next: Next) -> Response {
+    ///     if let Some(session) = Session::of(request.extensions()) {
+    ///         let visits: u32 = session.get("visits").unwrap_or(0);
+    ///         let _ = session.insert("visits", visits + 1);
+    ///     }
+    ///     next.run(request).await
+    /// }
+    /// ```
+    pub fn of(extensions: &Extensions) -> Option<Session> {
+        let scope = Scope::of(extensions)?;
+        let state = scope.cookies.clone()?;
+        let apps = scope.services.cookie_apps.clone()?;
+        Some(Session { state, apps })
+    }
+
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let mut state = self.lock();
-        state.data(&self.config, self.cookie_name()).get(key).and_then(|v| T::deserialize(v).ok())
+        self.data(&mut state.session).get(key).and_then(|v| T::deserialize(v).ok())
     }
 
     /// Stores a value. Fails, and stores nothing, when the session would no longer fit in
@@ -428,25 +493,25 @@ impl Session {
             reason: e.to_string(),
         })?;
         let mut state = self.lock();
-        let data = state.data(&self.config, self.cookie_name());
+        let data = self.data(&mut state.session);
         let previous = data.insert(key.to_string(), value);
         let bytes = serde_json::to_vec(&data).unwrap_or_default();
-        if let Err(TooLarge { size }) = self.config.codec.encode(self.cookie_name(), &bytes, now())
-        {
+        let codec = &self.apps.session.codec;
+        if let Err(TooLarge { size }) = codec.encode(self.cookie_name(), &bytes, now()) {
             match previous {
                 Some(p) => data.insert(key.to_string(), p),
                 None => data.remove(key),
             };
             return Err(SessionError::TooLarge { key: key.to_string(), size });
         }
-        state.changed = true;
+        state.session.changed = true;
         Ok(())
     }
 
     pub fn remove(&self, key: &str) -> Option<serde_json::Value> {
         let mut state = self.lock();
-        let removed = state.data(&self.config, self.cookie_name()).remove(key);
-        state.changed |= removed.is_some();
+        let removed = self.data(&mut state.session).remove(key);
+        state.session.changed |= removed.is_some();
         removed
     }
 
@@ -458,30 +523,31 @@ impl Session {
     /// Empties the session (logout).
     pub fn clear(&self) {
         let mut state = self.lock();
-        let data = state.data(&self.config, self.cookie_name());
+        let data = self.data(&mut state.session);
         let had_data = !data.is_empty();
         data.clear();
-        state.changed |= had_data;
+        state.session.changed |= had_data;
     }
 
     /// Keeps the data under a fresh cookie and rotates the CSRF secret (call on login, so
     /// anything learned about the pre-login session is useless).
     pub fn regenerate(&self) {
-        let mut state = self.lock();
-        state.changed = true;
-        state.regenerated = true;
+        let session = &mut self.lock().session;
+        session.changed = true;
+        session.regenerated = true;
     }
 
-    pub(crate) fn was_regenerated(&self) -> bool {
-        self.lock().regenerated
+    /// The data, decoded from the request's cookie on first access.
+    fn data<'a>(&self, state: &'a mut State) -> &'a mut BTreeMap<String, serde_json::Value> {
+        state.read(&self.apps.session, &self.state.cookies, self.cookie_name()).0
     }
 
     fn cookie_name(&self) -> &str {
-        self.config.cookie_name.get(self.secure)
+        self.apps.session.cookie_name.get(self.state.secure)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("session poisoned")
+    fn lock(&self) -> MutexGuard<'_, Cookies> {
+        self.state.lock()
     }
 }
 
@@ -489,10 +555,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Session>()
-            .cloned()
+        Session::of(&parts.extensions)
             .ok_or_else(|| Error::internal("Session used, but the session app is not registered"))
     }
 }

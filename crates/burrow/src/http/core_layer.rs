@@ -2,11 +2,12 @@
 //! one future. Before the routes: the request id, the client's address
 //! ([`ClientIp`](crate::ClientIp), and what trusted proxies forwarded: [`crate::proxy`]) and
 //! the server's [`Services`] (templates, database, …), the id, the peer and the services in
-//! one extension ([`Scope`]); then `--rate-limit` (429), the body-size limit (413,
-//! [`body_limit`](super::body_limit)) and the sessions app's layer. While they run: the
-//! request timeout (503) and the panic catcher (500). After them: the error page, the
-//! echoed request id, the security headers, the access log line and `Connection: close`
-//! while draining.
+//! one extension ([`Scope`]), with the request's session and CSRF state when the sessions
+//! app is installed ([`CookieState`]); then `--rate-limit` (429) and the body-size limit
+//! (413, [`body_limit`](super::body_limit)). While they run: the request timeout (503) and
+//! the panic catcher (500). After them: the session and CSRF cookies written back
+//! ([`CookieApps::end`]), the error page, the echoed request id, the security headers, the
+//! access log line and `Connection: close` while draining.
 //!
 //! One service rather than a tower layer for each of these: a layer's `call` moves the
 //! request and its future moves the inner future into its own, and each of them then polls
@@ -33,12 +34,11 @@ use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 use tower::{Layer, Service};
 
-use super::around::Around;
 use super::body_limit::Limits;
 use super::errors::{self, Summary};
 use super::security_headers::SecurityHeaders;
 use super::{Draining, access_log, dev, request_id};
-use crate::contrib::session::{Session, SessionLayer};
+use crate::contrib::session::{CookieApps, CookieState};
 use crate::proxy::Proxies;
 use crate::rate_limit::RateLimit;
 use crate::request::{PeerAddr, Scope};
@@ -55,6 +55,9 @@ pub(crate) struct Services {
     pub(crate) storage: crate::Storage,
     /// Event streams' settings and caps, for the `Sse` extractor.
     pub(crate) streams: Arc<crate::live::Streams>,
+    /// The session's and the CSRF app's cookies, with the sessions app: each request gets a
+    /// [`CookieState`] in its [`Scope`], and its cookies are written back at its end.
+    pub(crate) cookie_apps: Option<Arc<CookieApps>>,
 }
 
 impl Services {
@@ -81,8 +84,6 @@ pub(crate) struct Core {
     pub(crate) rate_limit: RateLimit,
     /// `--max-body-size` and `--upload-max-size` (413).
     pub(crate) body_limits: Limits,
-    /// The sessions app's layer, when the app is installed. Its [`Around`] has no check.
-    pub(crate) session: Option<SessionLayer>,
 }
 
 /// The routes for a request with a body: with axum's default body limit switched off
@@ -123,13 +124,11 @@ impl CoreService {
         }
     }
 
-    /// Calls the routes, with the session put in the request first. A panic here is
-    /// caught as one in the routes' future is (as tower-http's `CatchPanic` does both).
-    fn call_routes(&mut self, mut request: Request, session: &mut Option<Session>) -> Answer {
-        let (core, routes, unlimited) = (&self.core, &mut self.routes, &mut self.unlimited);
+    /// Calls the routes. A panic here is caught as one in the routes' future is (as
+    /// tower-http's `CatchPanic` does both).
+    fn call_routes(&mut self, request: Request) -> Answer {
+        let (routes, unlimited) = (&mut self.routes, &mut self.unlimited);
         let called = catch_unwind(AssertUnwindSafe(|| {
-            *session = core.session.before(&mut request);
-            debug_assert!(!core.session.needs_check(&request), "the core calls no check");
             if http_body::Body::is_end_stream(request.body()) {
                 routes.call(request)
             } else {
@@ -164,8 +163,6 @@ impl Service<Request> for CoreService {
         let summary = Summary::with(&request, from_header, client.0, canonical);
         let id = summary.request_id.clone().expect("the summary was given an id");
         let extensions = request.extensions_mut();
-        let services = self.core.services.clone();
-        extensions.insert(Scope { services, id, peer });
         // Without a trusted proxy the client is the peer, which `ClientIp::of` falls back
         // to: one extension less (the map then fits the common request without growing
         // a third time).
@@ -175,10 +172,16 @@ impl Service<Request> for CoreService {
         if let Some(forwarded) = forwarded {
             extensions.insert(forwarded);
         }
+        // After `Forwarded`, which says whether the cookies are the https ones.
+        let cookie_apps = self.core.services.cookie_apps.as_ref();
+        let cookies = cookie_apps.map(|apps| Arc::new(apps.begin(&request)));
+        let services = self.core.services.clone();
+        let scope = Scope { services, id, peer, cookies: cookies.clone() };
+        request.extensions_mut().insert(scope);
         let core = self.core.clone();
-        let mut after = Box::new(After { core, summary, start, http1, session: None });
+        let after = Box::new(After { core, summary, start, http1, cookies });
         let answer = match self.refusal(&mut request) {
-            None => self.call_routes(request, &mut after.session),
+            None => self.call_routes(request),
             refused => Answer::Ready { response: refused },
         };
         CoreFuture { answer, timer: None, finishing: None, after: Some(after) }
@@ -221,11 +224,14 @@ impl Future for CoreFuture {
         let response = match this.answer.project() {
             AnswerProj::Ready { response } => response.take().expect("answered once"),
             AnswerProj::Running { future } => {
-                let (layer, session) = (&after.core.session, &mut after.session);
-                // The session's end runs inside the catch too: it is the routes' middleware.
+                let (apps, cookies) = (&after.core.services.cookie_apps, &after.cookies);
+                // The cookies' end runs inside the catch too: it is the routes' middleware.
                 let polled = catch_unwind(AssertUnwindSafe(|| {
                     let Ok(response) = ready!(future.poll(cx));
-                    Poll::Ready(layer.after(session.take(), response))
+                    Poll::Ready(match (apps, cookies) {
+                        (Some(apps), Some(cookies)) => apps.end(cookies, response),
+                        _ => response,
+                    })
                 }));
                 match polled {
                     Ok(Poll::Ready(response)) => response,
@@ -258,8 +264,9 @@ struct After {
     summary: Summary,
     start: Instant,
     http1: bool,
-    /// The session's state, for its end ([`Around::after`]).
-    session: Option<Session>,
+    /// The request's session and CSRF state, whose cookies the end writes back
+    /// ([`CookieApps::end`]).
+    cookies: Option<Arc<CookieState>>,
 }
 
 impl After {

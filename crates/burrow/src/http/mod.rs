@@ -4,7 +4,7 @@
 //! `Connection: close` while draining, the request id, the client's address and the
 //! server's services in the request, request timeout (503), access log, error renderer,
 //! `--rate-limit` (429), body-size limit (413; uploads get their own, [`body_limit`]),
-//! panic catcher (500), the sessions app's layer) → app middleware → routes. Everything
+//! panic catcher (500), the session's and CSRF cookies) → app middleware → routes. Everything
 //! that is not a route is a 404 through the error renderer. The security headers are added
 //! after every answer the core stack gives, its own included, so every response gets them
 //! (gzip only encodes what passes through).
@@ -51,7 +51,7 @@ use self::compression::Negotiate;
 pub(crate) use self::core_layer::Services;
 use self::core_layer::{Core, CoreService};
 use self::security_headers::SecurityHeaders;
-use crate::contrib::session::SessionLayer;
+use crate::contrib::session::CookieApps;
 use crate::error::Error;
 use crate::rate_limit::RateLimit;
 
@@ -159,14 +159,15 @@ impl Future for StackFuture {
 }
 
 /// Wraps `routes` (all apps' routes, already wrapped in app middleware) in the core stack,
-/// which hands requests what `ctx` holds (templates, database, job queue, storage), and
-/// `session` (the sessions app's layer, when it is installed) right around them.
+/// which hands requests what `ctx` holds (templates, database, job queue, storage) and
+/// handles the session's and CSRF app's cookies (`cookie_apps`, when the sessions app is
+/// installed).
 pub(crate) fn core_stack(
     routes: Router,
     ctx: &crate::AppContext,
     draining: Draining,
     dev: Option<dev::Reloads>,
-    session: Option<SessionLayer>,
+    cookie_apps: Option<CookieApps>,
 ) -> Stack {
     let settings = &*ctx.settings;
     let storage = ctx.storage.clone();
@@ -182,6 +183,10 @@ pub(crate) fn core_stack(
         jobs: ctx.jobs.is_installed().then(|| ctx.jobs.clone()),
         storage: storage.clone(),
         streams: crate::live::Streams::new(settings.live, draining.clone()),
+        // Here rather than in a `Router::layer` of the apps' middleware: axum boxes a route
+        // level into every route, and every request then pays a boxed service clone and a
+        // boxed future for it, sessions used or not.
+        cookie_apps: cookie_apps.map(Arc::new),
     };
     let core = Core {
         services: Arc::new(services),
@@ -197,10 +202,6 @@ pub(crate) fn core_stack(
             settings.upload_max_size,
             storage.backend().spool_dir().to_path_buf(),
         ),
-        // The sessions app's layer, here rather than a `Router::layer` of its middleware:
-        // axum boxes a route level into every route, and every request then pays a boxed
-        // service clone and a boxed future for it, sessions used or not.
-        session,
     };
     // `with_state` turns every handler into a service now: left as handlers, axum would
     // turn each one into a service on every request (as `Router::into_make_service`

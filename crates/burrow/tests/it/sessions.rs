@@ -734,9 +734,7 @@ impl App for Early {
     fn middleware(&self, router: Router, _ctx: &AppContext) -> Router {
         router.layer(burrow::axum::middleware::from_fn(
             |request: burrow::axum::extract::Request, next: burrow::axum::middleware::Next| async move {
-                let visits = request
-                    .extensions()
-                    .get::<Session>()
+                let visits = Session::of(request.extensions())
                     .map_or("no session".to_string(), |s| {
                         s.get::<u32>("visits").unwrap_or(0).to_string()
                     });

@@ -194,7 +194,7 @@ impl Around for AuthLayer {
     fn before(&self, request: &mut Request) -> Self::State {
         let state = AuthState(Arc::new(Inner {
             config: self.0.clone(),
-            session: request.extensions().get::<Session>().cloned(),
+            session: Session::of(request.extensions()),
             chosen: self.0.templates.i18n().chosen(request.headers()),
             user: OnceCell::new(),
         }));
@@ -221,7 +221,7 @@ impl Around for AuthLayer {
 /// count by ([`crate::RateLimit::per_user`]). The claim is signed, so it cannot be made up;
 /// it may name a user signed out elsewhere, who is still that user.
 pub(crate) fn signed_in_id(extensions: &Extensions) -> Option<i64> {
-    let session = extensions.get::<Session>()?;
+    let session = Session::of(extensions)?;
     session.get::<SignedIn>(SESSION_KEY).map(|signed_in| signed_in.id)
 }
 
