@@ -763,7 +763,7 @@ impl Prepared {
         let sessions = apps
             .iter()
             .find_map(|app| app.as_any().downcast_ref::<crate::contrib::session::Sessions>())
-            .map(|sessions| sessions.cookie_apps(&ctx, csrf.map(|csrf| csrf.cookie(&ctx))));
+            .map(|sessions| sessions.cookie_apps(&ctx, csrf.map(|csrf| csrf.config(&ctx))));
         let stack = http::core_stack(routes, &ctx, draining.clone(), reloads, sessions);
         if ctx.settings.dev.is_some() {
             crate::secrets::save_dev_file();

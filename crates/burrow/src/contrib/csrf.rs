@@ -24,8 +24,6 @@
 //! Templates get `csrf_token()` and `csrf_field()`; pages for htmx put the token in
 //! `hx-headers`. Paths can be exempted (webhooks): `Csrf::new().exempt("/hooks")`.
 
-use std::sync::Arc;
-
 use axum::Router;
 use axum::extract::Request;
 use axum::http::{Extensions, Method, header};
@@ -89,27 +87,32 @@ impl Csrf {
         self
     }
 
-    /// The CSRF cookie as the core stack reads and writes it, with the session's
+    /// The app's settings as the core stack holds them, with the session's
     /// ([`Sessions::cookie_apps`](super::session::Sessions)).
-    pub(crate) fn cookie(&self, ctx: &AppContext) -> CsrfCookie {
-        let secure = ctx.settings.base_url.starts_with("https://");
-        CsrfCookie {
+    pub(crate) fn config(&self, ctx: &AppContext) -> CsrfConfig {
+        let base = &ctx.settings.base_url;
+        let secure = base.starts_with("https://");
+        let scheme = if secure { "https" } else { "http" };
+        let authority = origin_of(base).and_then(|o| o.split_once("://")).map_or("", |(_, a)| a);
+        CsrfConfig {
             codec: Codec::new(&self.keys, &[], COOKIE_MAX_AGE),
             cookie_name: CookieName::new(&self.cookie_name, secure),
+            scheme,
+            authority: without_default_port(authority, scheme).to_string(),
+            exempt: self.exempt.clone(),
         }
     }
 }
 
-/// The CSRF cookie's key and names: what the core stack needs to read and write it
-/// (with the session's, [`CookieApps`](super::session::CookieApps)).
-pub(crate) struct CsrfCookie {
+/// The CSRF app's settings, which the core stack holds with the session's
+/// ([`CookieApps`](super::session::CookieApps)) and requests reach through their `Scope`:
+/// the cookie's key and names, and what the check of an unsafe request compares its origin
+/// and path with. (Not in the app's route layer, which axum clones for every request: its
+/// reference count would be one more that every thread of the server bumps.)
+pub(crate) struct CsrfConfig {
     codec: Codec,
     /// The names the cookie is sent under (`__Host-` prefixed under https).
     cookie_name: CookieName,
-}
-
-/// What the check of an unsafe request needs besides the cookie.
-struct CheckConfig {
     /// `http` or `https`: the base URL's scheme.
     scheme: &'static str,
     /// host[:port] of the base URL, without a default port.
@@ -118,7 +121,7 @@ struct CheckConfig {
     exempt: Vec<String>,
 }
 
-impl CheckConfig {
+impl CsrfConfig {
     fn is_exempt(&self, path: &str) -> bool {
         self.exempt.iter().any(|prefix| {
             path.strip_prefix(prefix.as_str())
@@ -146,18 +149,18 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for CsrfToken {
         parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let (state, cookie) = csrf_of(&parts.extensions)
+        let (state, config) = csrf_of(&parts.extensions)
             .ok_or_else(|| Error::internal("CsrfToken used, but the csrf app is not registered"))?;
-        Ok(CsrfToken(cookie.token(state)))
+        Ok(CsrfToken(config.token(state)))
     }
 }
 
-/// The request's cookie state and the CSRF cookie's settings, in a request that went
-/// through the core stack with the CSRF app.
-fn csrf_of(extensions: &Extensions) -> Option<(&CookieState, &CsrfCookie)> {
+/// The request's cookie state and the CSRF app's settings, in a request that went through
+/// the core stack with the CSRF app.
+fn csrf_of(extensions: &Extensions) -> Option<(&CookieState, &CsrfConfig)> {
     let scope = Scope::of(extensions)?;
-    let cookie = scope.services.cookie_apps.as_ref()?.csrf.as_ref()?;
-    Some((scope.cookies.as_deref()?, cookie))
+    let config = scope.services.cookie_apps.as_ref()?.csrf.as_ref()?;
+    Some((scope.cookies.as_deref()?, config))
 }
 
 /// A request's CSRF secret ([`CookieState::csrf`]), read from the cookie (an HMAC check)
@@ -175,7 +178,7 @@ pub(crate) enum Secret {
     Fresh([u8; SECRET_LEN]),
 }
 
-impl CsrfCookie {
+impl CsrfConfig {
     /// The name of the cookie for a request over https (`secure`) or not.
     fn name(&self, secure: bool) -> &str {
         self.cookie_name.get(secure)
@@ -277,20 +280,12 @@ impl App for Csrf {
         Ok(())
     }
 
-    fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
-        let base = &ctx.settings.base_url;
-        let scheme = if base.starts_with("https://") { "https" } else { "http" };
-        let authority = origin_of(base).and_then(|o| o.split_once("://")).map_or("", |(_, a)| a);
-        let check = CheckConfig {
-            scheme,
-            authority: without_default_port(authority, scheme).to_string(),
-            exempt: self.exempt.clone(),
-        };
+    fn middleware(&self, router: Router, _ctx: &AppContext) -> Router {
         // A route layer, so an unknown path is a 404 whatever the token. In axum a route
         // layer also wraps a matched path's 405 fallback: an unsafe method that the path
         // does not have is checked like one it has (403 without a valid token, 405 with one),
         // as Django's CsrfViewMiddleware checks before the view looks at the method.
-        router.route_layer(AroundLayer(CsrfLayer(Arc::new(check))))
+        router.route_layer(AroundLayer(CsrfLayer))
     }
 
     fn template_env(&self, env: &mut TemplateEnv) {
@@ -299,7 +294,7 @@ impl App for Csrf {
         fn token(state: &minijinja::State) -> String {
             let request = request_of(state);
             let csrf = request.as_ref().and_then(|r| csrf_of(&r.extensions));
-            csrf.map(|(state, cookie)| cookie.token(state)).unwrap_or_default()
+            csrf.map(|(state, config)| config.token(state)).unwrap_or_default()
         }
         env.add_function("csrf_token", token);
         env.add_function("csrf_field", |state: &minijinja::State| {
@@ -313,9 +308,10 @@ impl App for Csrf {
 
 /// An unsafe request's origin and token checked (its body read for the token) before the
 /// routes see it. The request's secret is in its [`CookieState`], which the core stack
-/// makes, and which sets the cookie after the routes.
+/// makes, and which sets the cookie after the routes; the settings are the core stack's
+/// too ([`csrf_of`]).
 #[derive(Clone)]
-struct CsrfLayer(Arc<CheckConfig>);
+struct CsrfLayer;
 
 impl Around for CsrfLayer {
     type State = ();
@@ -327,11 +323,13 @@ impl Around for CsrfLayer {
             *request.method(),
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
-        !safe && !self.0.is_exempt(request.uri().path())
+        // Without the core stack's settings, checked (and refused).
+        let exempt = |(_, config): (_, &CsrfConfig)| config.is_exempt(request.uri().path());
+        !safe && !csrf_of(request.extensions()).is_some_and(exempt)
     }
 
     async fn check(&self, request: Request, _state: &()) -> Result<Request, Response> {
-        match verify(&self.0, request).await {
+        match verify(request).await {
             Ok(checked) => Ok(checked),
             Err(Refused::Check(reason)) => {
                 tracing::warn!(reason = %reason, "CSRF check failed");
@@ -366,11 +364,11 @@ impl From<&str> for Refused {
 }
 
 /// Checks origin and token; gives the request back (with its body, if it was read).
-async fn verify(config: &CheckConfig, request: Request) -> Result<Request, Refused> {
-    let (state, cookie) = csrf_of(request.extensions())
+async fn verify(request: Request) -> Result<Request, Refused> {
+    let (state, config) = csrf_of(request.extensions())
         .ok_or("no CSRF state: the request did not come through the core stack")?;
     check_origin(config, state.secure, &request).map_err(Refused::Check)?;
-    let secret = cookie.existing(state).ok_or("no valid CSRF cookie")?;
+    let secret = config.existing(state).ok_or("no valid CSRF cookie")?;
     let secret = &secret;
     let (token, request) = match request.headers().get(HEADER).and_then(|v| v.to_str().ok()) {
         Some(token) => (token.to_string(), request),
@@ -388,7 +386,7 @@ async fn verify(config: &CheckConfig, request: Request) -> Result<Request, Refus
 /// The Origin (or, without one, the Referer's origin) must be this site; see the module
 /// documentation. The error is the reason, for the log: it names origins, never a whole
 /// Referer, whose path and query may hold secrets.
-fn check_origin(config: &CheckConfig, secure: bool, request: &Request) -> Result<(), String> {
+fn check_origin(config: &CsrfConfig, secure: bool, request: &Request) -> Result<(), String> {
     let headers = request.headers();
     let (header, claimed) = if let Some(origin) = headers.get(header::ORIGIN) {
         ("Origin", origin.to_str().map_err(|_| "the Origin header is not ASCII")?)
@@ -487,10 +485,13 @@ mod tests {
     use crate::contrib::session::RequestCookies;
     use axum::body::Body;
 
-    fn test_cookie() -> CsrfCookie {
-        CsrfCookie {
+    fn test_config(exempt: Vec<String>) -> CsrfConfig {
+        CsrfConfig {
             codec: Codec::new(&[[1; 32]], &[], 60),
             cookie_name: CookieName::new("_csrf", false),
+            scheme: "http",
+            authority: "localhost".into(),
+            exempt,
         }
     }
 
@@ -502,7 +503,7 @@ mod tests {
 
     #[test]
     fn masked_tokens_differ_but_match() {
-        let csrf = test_cookie();
+        let csrf = test_config(Vec::new());
         let signed = csrf.codec.encode("_csrf", &[7; 32], now()).unwrap();
         let state = state_for(&format!("other=1; _csrf={signed}"));
         let (a, b) = (csrf.token(&state), csrf.token(&state));
@@ -518,7 +519,7 @@ mod tests {
 
     #[test]
     fn a_secret_is_drawn_and_set_only_when_a_token_is_handed_out() {
-        let csrf = test_cookie();
+        let csrf = test_config(Vec::new());
         let untouched = state_for("_session=x");
         assert!(matches!(untouched.lock().csrf, Secret::Unread), "the cookie was never read");
 
@@ -559,8 +560,7 @@ mod tests {
     #[test]
     fn exempt_prefixes_end_on_a_path_segment() {
         let csrf = Csrf::new().exempt("/hooks/").exempt("/api");
-        let config =
-            CheckConfig { scheme: "http", authority: "localhost".into(), exempt: csrf.exempt };
+        let config = test_config(csrf.exempt);
         for path in ["/hooks", "/hooks/", "/hooks/github", "/api", "/api/v1/x"] {
             assert!(config.is_exempt(path), "{path}");
         }

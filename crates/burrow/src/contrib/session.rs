@@ -31,7 +31,7 @@ use axum::response::Response;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::csrf::{CsrfCookie, Secret};
+use super::csrf::{CsrfConfig, Secret};
 use super::securecookie::{Codec, MAX_COOKIE_SIZE, TooLarge, now, parse_key};
 use crate::app::App;
 use crate::config::{AnySetting, Config, ConfigError, Optional, Setting, SettingInfo};
@@ -141,7 +141,7 @@ impl Sessions {
     /// The session's (and, when `csrf` is given, the CSRF app's) cookies as the core stack
     /// handles them: it makes each request's [`CookieState`] and, after the routes, writes
     /// the cookies back ([`CookieApps::end`]).
-    pub(crate) fn cookie_apps(&self, ctx: &AppContext, csrf: Option<CsrfCookie>) -> CookieApps {
+    pub(crate) fn cookie_apps(&self, ctx: &AppContext, csrf: Option<CsrfConfig>) -> CookieApps {
         let keys = self.keys.as_ref().expect("configure ran before the stack was built");
         CookieApps {
             session: SessionConfig {
@@ -192,8 +192,8 @@ pub(crate) fn generated_key(setting: &SettingInfo, missing: &str, what: &str) ->
 /// cookies back after the routes. Neither step waits.
 pub(crate) struct CookieApps {
     session: SessionConfig,
-    /// The CSRF app's cookie, when that app is installed.
-    pub(crate) csrf: Option<CsrfCookie>,
+    /// The CSRF app's settings, when that app is installed.
+    pub(crate) csrf: Option<CsrfConfig>,
 }
 
 impl CookieApps {
