@@ -163,7 +163,7 @@ fn csrf_of(extensions: &Extensions) -> Option<(&CookieState, &CsrfConfig)> {
     Some((scope.cookies.as_deref()?, config))
 }
 
-/// A request's CSRF secret ([`CookieState::csrf`]), read from the cookie (an HMAC check)
+/// A request's CSRF secret (in its [`CookieState`]), read from the cookie (an HMAC check)
 /// only when something needs it: a token for a page, or the check of an unsafe request. A
 /// new secret is drawn only when a token is handed out without one, and only then is the
 /// cookie set.

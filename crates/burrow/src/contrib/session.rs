@@ -133,8 +133,9 @@ impl App for Sessions {
         Ok(())
     }
 
-    // No `middleware`: the session's layer is part of the core stack, right around the
-    // router ([`Sessions::layer`]), where it costs a request no boxed route level.
+    // No `middleware`: the core stack makes each request's session state and writes the
+    // cookie back ([`Sessions::cookie_apps`]), where it costs a request no boxed route
+    // level.
 }
 
 impl Sessions {
