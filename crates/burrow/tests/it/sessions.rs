@@ -722,8 +722,9 @@ async fn flash_messages_make_room_in_the_cookie_instead_of_failing() {
     assert!(text.chars().all(|c| c == 'é') && text.chars().count() > 1000, "{text}");
 }
 
-/// An app whose middleware reads the session: registered before `Sessions`, its middleware
-/// still runs inside the session's layer (part of the core stack).
+/// An app whose middleware reads the session (`Session::of`): registered before `Sessions`,
+/// its middleware still sees it, because the core stack makes each request's session state
+/// around all apps' middleware.
 struct Early;
 
 impl App for Early {
