@@ -154,6 +154,23 @@ impl Scope {
     }
 }
 
+/// The values of the cookies named `name` in a request's `Cookie` header `values`, in the
+/// order they came (a browser sends several of one name when cookies exist for other paths
+/// or domains), without their quotes.
+///
+/// A header is checked as UTF-8, not as visible ASCII (`HeaderValue::to_str`): that check
+/// goes a byte at a time where UTF-8's goes 16 bytes a step, and each cookie a request reads
+/// (the session, the CSRF secret, the language) paid it on the whole header. What a cookie
+/// holds is checked by its reader (a signature, a language tag).
+pub(crate) fn cookies<'a>(
+    values: impl IntoIterator<Item = &'a HeaderValue>,
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> {
+    let headers = values.into_iter().filter_map(|v| std::str::from_utf8(v.as_bytes()).ok());
+    let pairs = headers.flat_map(|v| v.split(';')).filter_map(|p| p.trim().split_once('='));
+    pairs.filter(move |(key, _)| *key == name).map(|(_, value)| value.trim_matches('"'))
+}
+
 /// `next` if it is a path on this site: it must start with one `/`, and contain no
 /// backslash or control character (browsers read `/\evil` and `//evil` as another host).
 pub fn safe_next(next: &str) -> Option<&str> {
@@ -240,6 +257,22 @@ impl Forwarded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cookies_are_found_by_name_in_every_header_in_order() {
+        let headers = [
+            HeaderValue::from_static("a=1; _session=\"first\";lang=de"),
+            // Not UTF-8: skipped, the other headers still read.
+            HeaderValue::from_bytes(b"_session=\xff\xfe").unwrap(),
+            // UTF-8 in another cookie (visible-ASCII checks rejected the whole header).
+            HeaderValue::from_bytes("note=caf\u{e9}; _session=second".as_bytes()).unwrap(),
+            HeaderValue::from_static("x_session=no; _session_x=no; novalue"),
+        ];
+        let found: Vec<&str> = cookies(&headers, "_session").collect();
+        assert_eq!(found, ["first", "second"]);
+        assert_eq!(cookies(&headers, "lang").collect::<Vec<_>>(), ["de"]);
+        assert_eq!(cookies(&headers, "missing").next(), None);
+    }
 
     #[test]
     fn generated_ids_differ_and_count_in_hex() {

@@ -373,10 +373,7 @@ impl RequestCookies {
         parse: impl Fn(Vec<u8>) -> Option<T>,
     ) -> Option<T> {
         let now_secs = now();
-        let all = self.first.iter().chain(&self.rest);
-        let headers = all.filter_map(|v| v.to_str().ok());
-        let pairs = headers.flat_map(|v| v.split(';')).filter_map(|p| p.trim().split_once('='));
-        let mut values = pairs.filter(|(k, _)| *k == name).map(|(_, v)| v.trim_matches('"'));
+        let mut values = crate::request::cookies(self.first.iter().chain(&self.rest), name);
         values.find_map(|value| parse(codec.decode(name, value, now_secs)?))
     }
 }

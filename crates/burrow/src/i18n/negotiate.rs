@@ -23,12 +23,8 @@ pub(crate) fn chosen(tags: &[String], headers: &HeaderMap) -> Option<usize> {
 
 /// The value of the language cookie.
 fn cookie(headers: &HeaderMap) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).find_map(|line| {
-        line.split(';').find_map(|pair| {
-            let (name, value) = pair.trim().split_once('=')?;
-            (name == LANGUAGE_COOKIE).then(|| value.trim_matches('"').to_ascii_lowercase())
-        })
-    })
+    let mut values = crate::request::cookies(headers.get_all(header::COOKIE), LANGUAGE_COOKIE);
+    values.next().map(str::to_ascii_lowercase)
 }
 
 fn exact(tags: &[String], wanted: &str) -> Option<usize> {
