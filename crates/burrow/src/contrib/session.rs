@@ -363,6 +363,10 @@ impl RequestCookies {
         RequestCookies { first: all.next(), rest: all.collect() }
     }
 
+    fn values(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.first.iter().chain(&self.rest)
+    }
+
     /// The first cookie `name` that `codec` validates and `parse` accepts. A browser sends
     /// several of one name when cookies exist for other paths or domains, and one planted
     /// by another site may come first.
@@ -373,7 +377,7 @@ impl RequestCookies {
         parse: impl Fn(Vec<u8>) -> Option<T>,
     ) -> Option<T> {
         let now_secs = now();
-        let mut values = crate::request::cookies(self.first.iter().chain(&self.rest), name);
+        let mut values = crate::request::cookies(self.values(), name);
         values.find_map(|value| parse(codec.decode(name, value, now_secs)?))
     }
 }
@@ -476,6 +480,11 @@ impl Session {
         let state = scope.cookies.clone()?;
         let apps = scope.services.cookie_apps.clone()?;
         Some(Session { state, apps })
+    }
+
+    /// The request's `Cookie` header values, for a cookie that is not the session's.
+    pub(crate) fn request_cookies(&self) -> impl Iterator<Item = &HeaderValue> {
+        self.state.cookies.values()
     }
 
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {

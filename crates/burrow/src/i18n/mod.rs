@@ -165,10 +165,18 @@ impl I18n {
     /// the site has it: an explicit choice, unlike `Accept-Language` (which differs from
     /// one device to the next). `None` on a site with one language.
     pub fn chosen(self: &Arc<Self>, headers: &HeaderMap) -> Option<Locale> {
-        if self.tags.len() == 1 || !headers.contains_key(axum::http::header::COOKIE) {
+        self.chosen_in(headers.get_all(axum::http::header::COOKIE))
+    }
+
+    /// [`I18n::chosen`] for a request whose `Cookie` header values are `cookies`.
+    pub(crate) fn chosen_in<'a>(
+        self: &Arc<Self>,
+        cookies: impl IntoIterator<Item = &'a axum::http::HeaderValue>,
+    ) -> Option<Locale> {
+        if self.tags.len() == 1 {
             return None;
         }
-        let index = negotiate::chosen(&self.tags, headers)?;
+        let index = negotiate::chosen(&self.tags, cookies)?;
         Some(Locale { i18n: self.clone(), index })
     }
 

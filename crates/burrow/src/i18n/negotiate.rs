@@ -1,7 +1,7 @@
 //! Which of the site's languages a request gets: the visitor's choice (the language
 //! cookie the switcher sets), else the best match for `Accept-Language`, else the default.
 
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 
 /// The cookie the language switcher sets (`POST /i18n/language`).
 pub const LANGUAGE_COOKIE: &str = "lang";
@@ -9,22 +9,19 @@ pub const LANGUAGE_COOKIE: &str = "lang";
 /// The index in `tags` (lower-case language tags) of the language for a request with
 /// `headers`, if the cookie or `Accept-Language` names one the site has.
 pub(crate) fn choose(tags: &[String], headers: &HeaderMap) -> Option<usize> {
-    chosen(tags, headers).or_else(|| {
+    chosen(tags, headers.get_all(header::COOKIE)).or_else(|| {
         let accept = headers.get(header::ACCEPT_LANGUAGE)?.to_str().ok()?;
         accept_language(tags, accept)
     })
 }
 
-/// The index of the language the visitor chose with the switcher (the cookie), if the
-/// site has it.
-pub(crate) fn chosen(tags: &[String], headers: &HeaderMap) -> Option<usize> {
-    cookie(headers).and_then(|chosen| exact(tags, &chosen))
-}
-
-/// The value of the language cookie.
-fn cookie(headers: &HeaderMap) -> Option<String> {
-    let mut values = crate::request::cookies(headers.get_all(header::COOKIE), LANGUAGE_COOKIE);
-    values.next().map(str::to_ascii_lowercase)
+/// The index of the language the visitor chose with the switcher (the cookie, among a
+/// request's `Cookie` header values), if the site has it.
+pub(crate) fn chosen<'a>(
+    tags: &[String],
+    cookies: impl IntoIterator<Item = &'a HeaderValue>,
+) -> Option<usize> {
+    exact(tags, crate::request::cookies(cookies, LANGUAGE_COOKIE).next()?)
 }
 
 fn exact(tags: &[String], wanted: &str) -> Option<usize> {

@@ -87,8 +87,6 @@ pub(crate) struct AuthState(Arc<Inner>);
 struct Inner {
     config: Arc<AuthConfig>,
     session: Option<Session>,
-    /// The language the request's cookie names (the switcher's choice), if any.
-    chosen: Option<Locale>,
     user: OnceCell<Option<Arc<User>>>,
 }
 
@@ -110,7 +108,7 @@ impl AuthState {
     /// one, as `user`'s (the one of their mails), in the database and in `user`: when a
     /// signed-in user's request carries the choice, and at sign-in.
     pub(crate) async fn remember_choice(&self, user: &mut User) -> Result<(), Error> {
-        let Some(chosen) = &self.0.chosen else { return Ok(()) };
+        let Some(chosen) = self.chosen() else { return Ok(()) };
         if user.language == chosen.lang() {
             return Ok(());
         }
@@ -118,6 +116,13 @@ impl AuthState {
         user.language = language.clone();
         self.0.config.db.write(move |c| users::set_language(c, id, &language)).await?;
         Ok(())
+    }
+
+    /// The language the request's cookie names (the switcher's choice), if any: read when
+    /// it is stored (at sign-in, on a signed-in user's load), not on every request.
+    fn chosen(&self) -> Option<Locale> {
+        let cookies = self.0.session.as_ref()?.request_cookies();
+        self.0.config.templates.i18n().chosen_in(cookies)
     }
 
     async fn load(&self) -> Result<Option<User>, Error> {
@@ -195,7 +200,6 @@ impl Around for AuthLayer {
         let state = AuthState(Arc::new(Inner {
             config: self.0.clone(),
             session: Session::of(request.extensions()),
-            chosen: self.0.templates.i18n().chosen(request.headers()),
             user: OnceCell::new(),
         }));
         let render = BeforeRenders(Arc::new(state.clone()));
