@@ -5,7 +5,8 @@
 //! accept loop and the core middleware (`crate::proxy` resolves the proxies' headers);
 //! this module only defines them, so every layer above can read them. The id, the peer
 //! and the server's services travel as one extension, [`Scope`]: each extension is an
-//! allocation, and the map of them grows as they come.
+//! allocation, and the map of them grows as they come. [`cookies`] finds a request's
+//! cookies by name, for every app that reads one.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
