@@ -354,7 +354,7 @@ impl Inner {
         let mut rc = RequestContext::default();
         (self.request_hooks)(request, &mut rc);
         let request_value = Value::from_dyn_object(request.clone());
-        let locale = i18n::RequestLocale::value(&self.i18n, request);
+        let locale = i18n::RequestLocale::value();
         let htmx = Value::from(request.wants_fragment());
         if rc.values.is_empty() {
             return Value::from_pairs([
