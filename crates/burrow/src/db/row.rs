@@ -44,9 +44,22 @@ impl Columns {
         columns
     }
 
+    #[inline]
     fn name(&self, i: usize) -> &[u8] {
         let start = if i == 0 { 0 } else { self.ends[i - 1] };
         &self.names.as_bytes()[start..self.ends[i]]
+    }
+
+    /// The column after the one the last lookup found, when it is named `column` exactly:
+    /// the lookup of a struct read in the query's order, one comparison and no search.
+    #[inline]
+    fn next_is(&self, column: &str) -> Option<usize> {
+        let next = self.next.get();
+        if !(self.unique && next < self.ends.len() && self.name(next) == column.as_bytes()) {
+            return None;
+        }
+        self.next.set(if next + 1 == self.ends.len() { 0 } else { next + 1 });
+        Some(next)
     }
 
     /// The first column named `column`, ignoring ASCII case as SQLite does.
@@ -115,7 +128,18 @@ impl Row<'_> {
         self.len() == 0
     }
 
+    #[inline]
     fn index(&self, column: &str) -> Option<usize> {
+        if let RowInner::Sqlite(_, Some(columns)) = &self.0
+            && let Some(index) = columns.next_is(column)
+        {
+            return Some(index);
+        }
+        self.find(column)
+    }
+
+    #[inline(never)]
+    fn find(&self, column: &str) -> Option<usize> {
         match &self.0 {
             RowInner::Sqlite(_, Some(columns)) => columns.position(column),
             RowInner::Sqlite(row, None) => row.as_ref().column_index(column).ok(),
@@ -123,6 +147,7 @@ impl Row<'_> {
         }
     }
 
+    #[inline]
     fn value(&self, index: usize) -> Result<Value, DbError> {
         match &self.0 {
             RowInner::Sqlite(row, _) => Ok(super::sqlite::value_from_ref(row.get_ref(index)?)),
@@ -130,6 +155,7 @@ impl Row<'_> {
         }
     }
 
+    #[inline]
     fn convert<T: FromValue>(&self, index: usize, column: &str) -> Result<T, DbError> {
         T::from_value(self.value(index)?)
             .map_err(|reason| DbError::Decode { column: column.to_string(), reason })

@@ -825,6 +825,7 @@ fn check_access(path: &Path) -> Result<(), DbError> {
     Ok(())
 }
 
+#[inline]
 pub(super) fn value_from_ref(value: ValueRef<'_>) -> Value {
     match value {
         ValueRef::Null => Value::Null,
