@@ -227,8 +227,9 @@ fn run_under<T>(
     let result = f(conn);
     // Drops the handler's reference to this closure's Stop.
     let _ = conn.sqlite_mut().progress_handler(0, None::<fn() -> bool>);
-    speed.record(started.elapsed());
-    if started.elapsed() >= LONG_WORK {
+    let took = started.elapsed();
+    speed.record(took);
+    if took >= LONG_WORK {
         release_freed_memory();
     }
     match result {
