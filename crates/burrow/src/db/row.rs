@@ -345,5 +345,17 @@ mod tests {
         })
         .unwrap();
         assert_eq!(seen, [1, 2, 1, 1]);
+        // The same name twice, spelled alike: the first wins, in every row, though a
+        // lookup in the query's order would come to the second.
+        let sql = "SELECT 1 AS id, 2 AS other, 3 AS id UNION ALL SELECT 4, 5, 6";
+        let mut seen = Vec::new();
+        conn.query_each(sql, &[], |row| {
+            for name in ["id", "other", "id"] {
+                seen.push(row.get::<i64>(name)?);
+            }
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(seen, [1, 2, 1, 4, 5, 4]);
     }
 }
