@@ -24,8 +24,14 @@
 # counters, so the simulation is the only way here to see what the code's size costs; it
 # models one core and no prefetcher, so its figures compare two builds, not predict time.
 #
+# FOOTPRINT=1 adds the code each request runs, in 64-byte lines (bench/footprint.py, from
+# callgrind's `--dump-instr=yes`): when it is larger than the instruction cache, each
+# request fetches most of it again. `footprint.py KEEP/bare-page.out N KEEP/burrow-page.out
+# M` then says which functions make the difference.
+#
 # Environment: BARE_BIN and APP_BIN (both, or the static release builds are built),
-# WORKLOADS (plaintext page post), WARMUP (2s), DURATION (4s), KEEP (a directory), CACHE.
+# WORKLOADS (plaintext page post), WARMUP (2s), DURATION (4s), KEEP (a directory), CACHE,
+# FOOTPRINT.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -46,6 +52,7 @@ count() { # kind bin workload
     BASE=http://127.0.0.1:$PORT
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
         --cache-sim="$([ -n "${CACHE:-}" ] && echo yes || echo no)" \
+        --dump-instr="$([ -n "${FOOTPRINT:-}" ] && echo yes || echo no)" \
         "$bin" --host 127.0.0.1 --port "$PORT" --database-dsn "$TMP/$kind-$workload.db" \
         >"$SERVER_LOG" 2>&1 &
     SERVER_PID=$!
@@ -77,8 +84,14 @@ count() { # kind bin workload
                 printf " %.1f %.1f %.1f", $column["I1mr"] / requests,
                     ($column["D1mr"] + $column["D1mw"]) / requests,
                     ($column["ILmr"] + $column["DLmr"] + $column["DLmw"]) / requests
-            printf "\n"
+            else
+                printf " - - -"
         }' "$dump"
+    if [ -n "${FOOTPRINT:-}" ]; then
+        echo " $(python3 "$BENCH_DIR/footprint.py" "$dump" "$requests")"
+    else
+        echo " -"
+    fi
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
@@ -88,8 +101,8 @@ for workload in $WORKLOADS; do
     # Command substitutions, so a failing count stops the script (set -e).
     bare=$(count bare "$BARE_BIN" "$workload")
     app=$(count burrow "$APP_BIN" "$workload")
-    read -r bare_requests bare bare_i1 bare_d1 bare_ll <<<"$bare"
-    read -r app_requests app app_i1 app_d1 app_ll <<<"$app"
+    read -r bare_requests bare bare_i1 bare_d1 bare_ll bare_lines <<<"$bare"
+    read -r app_requests app app_i1 app_d1 app_ll app_lines <<<"$app"
     printf '%-10s %14s %14s %8s   (%s and %s requests)\n' "$workload" "$bare" "$app" \
         "$(ratio "$app" "$bare")" "$bare_requests" "$app_requests"
     if [ -n "${CACHE:-}" ]; then
@@ -98,5 +111,9 @@ for workload in $WORKLOADS; do
             printf '  %-8s %14s %14s %8s   (misses per request)\n' "${miss^^}" "${!b}" \
                 "${!a}" "$(ratio "${!a}" "${!b}")"
         done
+    fi
+    if [ -n "${FOOTPRINT:-}" ]; then
+        printf '  %-8s %14s %14s %8s   (64-byte lines of code per request)\n' code \
+            "$bare_lines" "$app_lines" "$(ratio "$app_lines" "$bare_lines")"
     fi
 done
