@@ -800,9 +800,13 @@ async fn external_checkpoints_leave_the_wal_to_another_tool() {
         wal_after_writes > 4 * MIB,
         "the -wal file holds {wal_after_writes} bytes after {NOTES} notes of 2 KB"
     );
-    assert_eq!(
-        wal_idle, wal_after_writes,
-        "the -wal file changed while idle: the server checkpointed"
+    // Not equal: the notes app's periodic jobs are queued on the clock (the attachment
+    // sweep at every tenth minute), and one that falls in the 3 s appends to the WAL. The
+    // idle checkpoint would empty it; any checkpoint would change the database file.
+    assert!(
+        wal_idle >= wal_after_writes,
+        "the -wal file shrank while idle ({wal_after_writes} to {wal_idle} bytes): the server \
+         checkpointed"
     );
     assert!(
         file_before == file_after,
