@@ -6,7 +6,7 @@ A line counts when an instruction in it ran at least once per four requests: the
 path's code, not start-up or once-a-second work. When that code is larger than the
 first-level instruction cache (32 KiB, 512 lines, on this machine), each request fetches
 most of it again from the second level: in bench/README.md's step 45, the simulated I1
-misses per request of both servers were within 4% of their footprint in lines.
+misses per request of both servers were within 1–5% of their footprint in lines.
 
     footprint.py FILE REQUESTS
         the number of lines (instructions.sh prints it per workload)
