@@ -99,7 +99,9 @@ pub trait App: Send + Sync + 'static {
     /// Wraps the whole router (every app's routes) in this app's middleware. Earlier
     /// apps' middleware runs outside later apps' middleware, and the session (the
     /// [`Sessions`](crate::contrib::session::Sessions) app's layer, part of the core stack)
-    /// outside all of them: any app's middleware can read it.
+    /// outside all of them: any app's middleware can read it. The CSRF app's check, part
+    /// of the core stack too, also runs outside all of them: no app's middleware sees an
+    /// unsafe request that failed it.
     fn middleware(&self, router: Router, ctx: &AppContext) -> Router {
         router
     }

@@ -280,14 +280,6 @@ impl App for Csrf {
         Ok(())
     }
 
-    fn middleware(&self, router: Router, _ctx: &AppContext) -> Router {
-        // A route layer, so an unknown path is a 404 whatever the token. In axum a route
-        // layer also wraps a matched path's 405 fallback: an unsafe method that the path
-        // does not have is checked like one it has (403 without a valid token, 405 with one),
-        // as Django's CsrfViewMiddleware checks before the view looks at the method.
-        router.route_layer(AroundLayer(CsrfLayer))
-    }
-
     fn template_env(&self, env: &mut TemplateEnv) {
         // Defined even without a CSRF state (e.g. on error pages rendered outside the app
         // middleware), so layouts can always call them.
@@ -306,6 +298,25 @@ impl App for Csrf {
     }
 }
 
+/// `routes` with the check in front of every route: the routes the core stack sends
+/// unsafe requests to (a safe request without a body goes to `routes` as they are, and
+/// passes through no layer of this app). Applied by the core stack around every app's
+/// middleware, so no app's middleware sees an unsafe request that failed the check.
+///
+/// A route layer, so an unknown path is a 404 whatever the token. In axum a route layer
+/// also wraps a matched path's 405 fallback: an unsafe method that the path does not have
+/// is checked like one it has (403 without a valid token, 405 with one), as Django's
+/// CsrfViewMiddleware checks before the view looks at the method.
+pub(crate) fn checked(routes: Router) -> Router {
+    routes.route_layer(AroundLayer(CsrfLayer))
+}
+
+/// Whether requests with `method` go without the check: the methods that must not change
+/// anything (RFC 9110's safe methods).
+pub(crate) fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
 /// An unsafe request's origin and token checked (its body read for the token) before the
 /// routes see it. The request's secret is in its [`CookieState`], which the core stack
 /// makes, and which sets the cookie after the routes; the settings are the core stack's
@@ -319,13 +330,9 @@ impl Around for CsrfLayer {
     fn before(&self, _request: &mut Request) {}
 
     fn needs_check(&self, request: &Request) -> bool {
-        let safe = matches!(
-            *request.method(),
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-        );
         // Without the core stack's settings, checked (and refused).
         let exempt = |(_, config): (_, &CsrfConfig)| config.is_exempt(request.uri().path());
-        !safe && !csrf_of(request.extensions()).is_some_and(exempt)
+        !is_safe(request.method()) && !csrf_of(request.extensions()).is_some_and(exempt)
     }
 
     async fn check(&self, request: Request, _state: &()) -> Result<Request, Response> {

@@ -38,6 +38,7 @@ use super::body_limit::Limits;
 use super::errors::{self, Summary};
 use super::security_headers::SecurityHeaders;
 use super::{Draining, access_log, dev, request_id};
+use crate::contrib::csrf;
 use crate::contrib::session::{CookieApps, CookieState};
 use crate::proxy::Proxies;
 use crate::rate_limit::RateLimit;
@@ -86,8 +87,7 @@ pub(crate) struct Core {
     pub(crate) body_limits: Limits,
 }
 
-/// The routes for a request with a body: with axum's default body limit switched off
-/// (burrow's [`body_limit`](super::body_limit) is the limit).
+/// Routes with axum's default body limit switched off.
 type Unlimited = <DefaultBodyLimit as Layer<Router>>::Service;
 type RoutesFuture = <Router as Service<Request>>::Future;
 
@@ -98,18 +98,22 @@ pub(crate) struct CoreService {
     /// The connection's peer: each connection serves its own clone of the stack
     /// ([`Stack::for_peer`](super::Stack::for_peer)).
     peer: Option<std::net::SocketAddr>,
-    /// The routes for a request without a body (most GETs): switching axum's limit off puts
-    /// an extension in the request, which would be its fourth, and the fourth grows the
-    /// extensions' table a second time.
+    /// The routes for a request with a safe method and without a body (most GETs), as the
+    /// apps made them. Not the `checked` ones: the CSRF app's route layer would cost every
+    /// GET a boxed service clone and a boxed future to find that a GET needs no check.
+    /// Without axum's limit: switching it off puts an extension in the request, which
+    /// would be its fourth, and the fourth grows the extensions' table a second time.
     routes: Router,
-    /// The same routes with axum's limit off, for a request with a body.
-    unlimited: Unlimited,
+    /// The routes behind the CSRF check (the same ones without the CSRF app), with axum's
+    /// limit off (burrow's [`body_limit`](super::body_limit) is the limit), for every other
+    /// request.
+    checked: Unlimited,
 }
 
 impl CoreService {
-    pub(crate) fn new(core: Core, routes: Router) -> CoreService {
-        let unlimited = DefaultBodyLimit::disable().layer(routes.clone());
-        CoreService { core: Arc::new(core), peer: None, routes, unlimited }
+    pub(crate) fn new(core: Core, routes: Router, checked: Router) -> CoreService {
+        let checked = DefaultBodyLimit::disable().layer(checked);
+        CoreService { core: Arc::new(core), peer: None, routes, checked }
     }
 
     pub(crate) fn set_peer(&mut self, peer: std::net::SocketAddr) {
@@ -127,12 +131,12 @@ impl CoreService {
     /// Calls the routes. A panic here is caught as one in the routes' future is (as
     /// tower-http's `CatchPanic` does both).
     fn call_routes(&mut self, request: Request) -> Answer {
-        let (routes, unlimited) = (&mut self.routes, &mut self.unlimited);
+        let (routes, checked) = (&mut self.routes, &mut self.checked);
         let called = catch_unwind(AssertUnwindSafe(|| {
-            if http_body::Body::is_end_stream(request.body()) {
+            if csrf::is_safe(request.method()) && http_body::Body::is_end_stream(request.body()) {
                 routes.call(request)
             } else {
-                unlimited.call(request)
+                checked.call(request)
             }
         }));
         match called {

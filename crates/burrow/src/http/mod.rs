@@ -172,11 +172,23 @@ pub(crate) fn core_stack(
     let settings = &*ctx.settings;
     let storage = ctx.storage.clone();
     let live = dev.is_some();
-    let routes = match dev {
-        Some(reloads) => routes.merge(dev::routes(reloads)),
-        None => routes,
+    // With the CSRF app, unsafe requests go to the routes behind its check, around every
+    // app's middleware (as the session is); safe ones without a body to the routes as they
+    // are, and pass through no layer of the app.
+    let csrf = cookie_apps.as_ref().is_some_and(|apps| apps.csrf.is_some());
+    let checked = if csrf { crate::contrib::csrf::checked(routes.clone()) } else { routes.clone() };
+    // The framework's own routes, outside the apps' middleware and the check (GET only).
+    let own = |routes: Router| {
+        let routes = match &dev {
+            Some(reloads) => routes.merge(dev::routes(reloads.clone())),
+            None => routes,
+        };
+        // `with_state` turns every handler into a service now: left as handlers, axum
+        // would turn each one into a service on every request (as
+        // `Router::into_make_service` avoids, which burrow's own accept loop does not use).
+        routes.merge(crate::storage::serve::routes(storage.clone())).with_state(())
     };
-    let routes = routes.merge(crate::storage::serve::routes(storage.clone()));
+    let (routes, checked) = (own(routes), own(checked));
     let services = Services {
         templates: ctx.templates.clone(),
         db: ctx.db.clone(),
@@ -203,10 +215,7 @@ pub(crate) fn core_stack(
             storage.backend().spool_dir().to_path_buf(),
         ),
     };
-    // `with_state` turns every handler into a service now: left as handlers, axum would
-    // turn each one into a service on every request (as `Router::into_make_service`
-    // avoids, which burrow's own accept loop does not use).
-    let site = Negotiate::new(CoreService::new(core, routes.with_state(())));
+    let site = Negotiate::new(CoreService::new(core, routes, checked));
     Stack(Inner::Site(site))
 }
 

@@ -778,3 +778,74 @@ async fn every_apps_middleware_sees_the_session_whatever_the_registration_order(
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.headers["x-visits"], "2");
 }
+
+/// The CSRF check runs around every app's middleware, wherever the app is registered: an
+/// unsafe request that fails it reaches none of them. Safe requests skip it, with a body
+/// or without (the core stack sends those without one past its layer), and an unsafe one
+/// without a body is checked all the same.
+#[tokio::test(flavor = "multi_thread")]
+async fn csrf_checks_unsafe_requests_before_any_apps_middleware() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts the requests its middleware sees.
+    struct Watcher(Arc<AtomicUsize>);
+    impl App for Watcher {
+        fn name(&self) -> &'static str {
+            "watcher"
+        }
+        fn routes(&self, _ctx: &AppContext) -> Router {
+            let echo = |method: burrow::axum::http::Method, body: String| async move {
+                format!("{method} {body}")
+            };
+            Router::new().route("/w", get(echo).post(echo).delete(echo))
+        }
+        fn middleware(&self, router: Router, _ctx: &AppContext) -> Router {
+            let seen = self.0.clone();
+            router.layer(burrow::axum::middleware::from_fn(
+                move |request: burrow::axum::extract::Request,
+                      next: burrow::axum::middleware::Next| {
+                    seen.fetch_add(1, Ordering::SeqCst);
+                    next.run(request)
+                },
+            ))
+        }
+    }
+    let seen = Arc::new(AtomicUsize::new(0));
+    let server = Server::new("s", "1")
+        .app(Watcher(seen.clone()))
+        .app(Sessions::new())
+        .app(Csrf::new())
+        .app(FlashMessages)
+        .app(Probe);
+    let site = Site::new();
+    let booted = site.build(server, &["--session-hash-key", HASH, "--csrf-key", CSRF]).unwrap();
+    let stack = &booted.stack;
+    let mut jar = Jar::default();
+    let t = token(stack, &mut jar).await;
+    let seen_now = || seen.load(Ordering::SeqCst);
+    let before = seen_now();
+
+    for (method, form) in [("POST", Some("v=1")), ("DELETE", None)] {
+        let refused = call(stack, &mut jar, method, "/w", form, None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{method} without a token");
+        assert_eq!(seen_now(), before, "{method}: the middleware saw a refused request");
+    }
+    let posted = call(stack, &mut jar, "POST", "/w", Some("v=1"), Some(&t)).await;
+    assert_eq!((posted.status, posted.body.as_str()), (StatusCode::OK, "POST v=1"));
+    let deleted = call(stack, &mut jar, "DELETE", "/w", None, Some(&t)).await;
+    assert_eq!((deleted.status, deleted.body.as_str()), (StatusCode::OK, "DELETE "));
+    assert_eq!(seen_now(), before + 2, "checked requests reach the middleware");
+
+    // Safe methods need no token, with a body or without, and pass the middleware.
+    let got = call(stack, &mut jar, "GET", "/w", None, None).await;
+    assert_eq!((got.status, got.body.as_str()), (StatusCode::OK, "GET "));
+    let with_body = call(stack, &mut jar, "GET", "/w", Some("v=2"), None).await;
+    assert_eq!((with_body.status, with_body.body.as_str()), (StatusCode::OK, "GET v=2"));
+    assert_eq!(seen_now(), before + 4);
+    // An unknown path is a 404 whatever the token, and the middleware sees it (the 404
+    // page is inside the apps' middleware).
+    let missing = call(stack, &mut jar, "POST", "/no/such/page", Some("v=1"), None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert_eq!(seen_now(), before + 5);
+}
