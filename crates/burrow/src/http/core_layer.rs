@@ -4,10 +4,12 @@
 //! the server's [`Services`] (templates, database, …), the id, the peer and the services in
 //! one extension ([`Scope`]), with the request's session and CSRF state when the sessions
 //! app is installed ([`CookieState`]); then `--rate-limit` (429) and the body-size limit
-//! (413, [`body_limit`](super::body_limit)). While they run: the request timeout (503) and
-//! the panic catcher (500). After them: the session and CSRF cookies written back
-//! ([`CookieApps::end`]), the error page, the echoed request id, the security headers, the
-//! access log line and `Connection: close` while draining.
+//! (413, [`body_limit`](super::body_limit)); then the routes, behind the CSRF app's check
+//! for a request that may need it (an unsafe method, or a body), as they are for the others.
+//! While they run: the request timeout (503) and the panic catcher (500). After them: the
+//! session and CSRF cookies written back ([`CookieApps::end`]), the error page, the echoed
+//! request id, the security headers, the access log line and `Connection: close` while
+//! draining.
 //!
 //! One service rather than a tower layer for each of these: a layer's `call` moves the
 //! request and its future moves the inner future into its own, and each of them then polls
