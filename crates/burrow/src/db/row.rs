@@ -36,7 +36,8 @@ impl Columns {
         let mut names = String::with_capacity(16 * count);
         let mut ends = Vec::with_capacity(count);
         for index in 0..count {
-            // Only an index past the last column has no name.
+            // SQLite names every column (none only when out of memory): an empty name then
+            // matches no field, and the read fails with "no such column" rather than a panic.
             names.push_str(statement.column_name(index).unwrap_or_default());
             ends.push(names.len());
         }
