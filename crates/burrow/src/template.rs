@@ -36,6 +36,7 @@ use crate::error::{Error, Handled, one_line};
 use crate::i18n::{self, I18n};
 use crate::request::RequestId;
 
+mod escape;
 mod filters;
 
 /// The template environment apps add functions, filters and globals to.
@@ -411,6 +412,8 @@ fn compile(sources: &Sources, configure: &Configure) -> Result<Inner, String> {
         env.add_template_owned(name.clone(), source)
             .map_err(|e| format!("template {name}: {}", one_line(&e)))?;
     }
+    // minijinja's escaping with its output, faster; an app's `template_env` may set its own.
+    env.set_formatter(escape::formatter);
     filters::register(&mut env);
     let mut nav = sources.nav.clone();
     nav.sort_by_key(|item| item.order);
