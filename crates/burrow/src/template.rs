@@ -354,20 +354,42 @@ impl Inner {
     fn request_values(&self, request: &Arc<RequestInfo>) -> Value {
         let mut rc = RequestContext::default();
         (self.request_hooks)(request, &mut rc);
-        let request_value = Value::from_dyn_object(request.clone());
-        let locale = i18n::RequestLocale::value();
-        let htmx = Value::from(request.wants_fragment());
+        let values = RenderValues {
+            request: Value::from_dyn_object(request.clone()),
+            locale: i18n::RequestLocale::value(),
+            htmx: request.wants_fragment(),
+        };
         if rc.values.is_empty() {
-            return Value::from_pairs([
-                (REQUEST, request_value),
-                (i18n::LOCALE, locale),
-                ("htmx", htmx),
-            ]);
+            return Value::from_object(values);
         }
-        rc.values.insert(REQUEST.into(), request_value);
-        rc.values.insert(i18n::LOCALE.into(), locale);
-        rc.values.insert("htmx".into(), htmx);
+        rc.values.insert(REQUEST.into(), values.request);
+        rc.values.insert(i18n::LOCALE.into(), values.locale);
+        rc.values.insert("htmx".into(), Value::from(values.htmx));
         Value::from_pairs(rc.values)
+    }
+}
+
+/// What a render adds to the context when no app's hook adds values, as one object: a map
+/// of three would be built and dropped on every render.
+#[derive(Debug)]
+struct RenderValues {
+    request: Value,
+    locale: Value,
+    htmx: bool,
+}
+
+impl minijinja::value::Object for RenderValues {
+    fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+        match key.as_str()? {
+            REQUEST => Some(self.request.clone()),
+            i18n::LOCALE => Some(self.locale.clone()),
+            "htmx" => Some(Value::from(self.htmx)),
+            _ => None,
+        }
+    }
+
+    fn enumerate(self: &Arc<Self>) -> minijinja::value::Enumerator {
+        minijinja::value::Enumerator::Str(&[REQUEST, i18n::LOCALE, "htmx"])
     }
 }
 

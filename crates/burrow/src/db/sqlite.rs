@@ -14,6 +14,7 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex, RwLock as StdRwLock};
@@ -87,7 +88,29 @@ pub(super) struct SqlitePool {
 /// read timeout and by closing like any other; a read that would have to open a
 /// connection goes to the pool.
 #[derive(Default)]
-struct Speeds(StdRwLock<HashMap<TypeId, Arc<Speed>>>);
+struct Speeds(StdRwLock<HashMap<TypeId, Arc<Speed>, BuildHasherDefault<TypeIdHasher>>>);
+
+/// A `TypeId` is a hash already: used as it is rather than hashed again with SipHash, on
+/// every read and write.
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Not what `TypeId` writes (one `u64`), but correct for anything.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// What one closure's runs have shown (see [`Speeds`]).
 #[derive(Default)]
