@@ -23,33 +23,33 @@ pub(crate) fn formatter(out: &mut Output, state: &mut State, value: &Value) -> R
     minijinja::escape_formatter(out, state, value)
 }
 
-/// Writes `text` with `<`, `>`, `&`, `"`, `'` and `/` replaced as minijinja's `HtmlEscape`
-/// replaces them.
+/// The characters minijinja's `HtmlEscape` replaces, and what with.
+const ENTITIES: [(u8, &str); 6] = [
+    (b'<', "&lt;"),
+    (b'>', "&gt;"),
+    (b'&', "&amp;"),
+    (b'"', "&quot;"),
+    (b'\'', "&#x27;"),
+    (b'/', "&#x2f;"),
+];
+
+/// Writes `text` with the [`ENTITIES`]' characters replaced.
 fn write_html_escaped(out: &mut impl Write, text: &str) -> std::fmt::Result {
     let bytes = text.as_bytes();
     let mut start = 0;
-    let mut at = 0;
-    while let Some(found) = next_special(bytes, at) {
-        let entity = match bytes[found] {
-            b'<' => "&lt;",
-            b'>' => "&gt;",
-            b'&' => "&amp;",
-            b'"' => "&quot;",
-            b'\'' => "&#x27;",
-            _ => "&#x2f;",
-        };
+    while let Some(found) = next_special(bytes, start) {
+        let entity = ENTITIES.iter().find(|(special, _)| *special == bytes[found]);
         // Every special character is ASCII, so `found` is on a character boundary.
         out.write_str(&text[start..found])?;
-        out.write_str(entity)?;
+        out.write_str(entity.map_or("", |(_, entity)| entity))?;
         start = found + 1;
-        at = start;
     }
     out.write_str(&text[start..])
 }
 
 /// Whether minijinja escapes `byte` in HTML.
-const fn is_special(byte: u8) -> bool {
-    matches!(byte, b'<' | b'>' | b'&' | b'"' | b'\'' | b'/')
+fn is_special(byte: u8) -> bool {
+    ENTITIES.iter().any(|(special, _)| *special == byte)
 }
 
 /// The position of the first special byte in `bytes[from..]`.
@@ -79,17 +79,16 @@ fn next_special(bytes: &[u8], from: usize) -> Option<usize> {
 fn special_mask(bytes: &[u8], at: usize) -> u32 {
     use std::arch::x86_64::{
         __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        _mm_setzero_si128,
     };
     let chunk = &bytes[at..at + 16];
     // SAFETY: `chunk` is 16 bytes long, and the load needs no alignment. SSE2, which the
     // intrinsics need, is part of every x86_64 CPU (and on in the target's baseline).
     unsafe {
         let chunk = _mm_loadu_si128(chunk.as_ptr().cast::<__m128i>());
-        let equal = |byte: u8| _mm_cmpeq_epi8(chunk, _mm_set1_epi8(byte as i8));
-        let found = _mm_or_si128(
-            _mm_or_si128(_mm_or_si128(equal(b'<'), equal(b'>')), equal(b'&')),
-            _mm_or_si128(_mm_or_si128(equal(b'"'), equal(b'\'')), equal(b'/')),
-        );
+        let found = ENTITIES.iter().fold(_mm_setzero_si128(), |found, (special, _)| {
+            _mm_or_si128(found, _mm_cmpeq_epi8(chunk, _mm_set1_epi8(*special as i8)))
+        });
         _mm_movemask_epi8(found) as u32
     }
 }
