@@ -240,19 +240,31 @@ impl Conn {
         begin: &str,
         f: impl FnOnce(&Conn) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
-        self.execute_batch(begin)?;
+        self.control(begin)?;
         // Left by a transaction that panicked half-way: not this one's.
         self.1.0.borrow_mut().clear();
         self.1.1.set(true);
-        let result = f(self).and_then(|value| self.execute_batch("COMMIT").map(|()| value));
+        let result = f(self).and_then(|value| self.control("COMMIT").map(|()| value));
         self.1.1.set(false);
         if result.is_err() {
-            let _ = self.execute_batch("ROLLBACK");
+            let _ = self.control("ROLLBACK");
             self.1.0.borrow_mut().clear();
         } else {
             self.run_after_commit();
         }
         result
+    }
+
+    /// Runs a transaction's `BEGIN …`, `COMMIT` or `ROLLBACK`. On SQLite as one cached
+    /// statement: `execute_batch` parses its text every time, and a write's BEGIN and
+    /// COMMIT parsed were 3,300 instructions, 4% of a small POST (bench/README.md, step 49).
+    /// PostgreSQL's `BEGIN_WRITE` is two statements, which its batch sends in one round
+    /// trip.
+    fn control(&self, sql: &str) -> Result<(), DbError> {
+        match &self.0 {
+            Inner::Sqlite(c) => Ok(c.prepare_cached(sql)?.execute([]).map(|_| ())?),
+            Inner::Postgres(c) => c.execute_batch(sql),
+        }
     }
 
     /// The SQLite connection of a SQLite pool's own work (migrations, checkpoints).

@@ -165,7 +165,7 @@ impl<S: Send + Sync> FromRequest<S> for FormData {
 /// element in `HX-Trigger`. Only plain ids, since the value becomes a CSS selector.
 fn htmx_target(request: &Request) -> Option<String> {
     let headers = request.headers();
-    if !headers.contains_key("hx-request") || headers.contains_key("hx-boosted") {
+    if !crate::template::wants_fragment(headers) {
         return None;
     }
     let id = headers.get("hx-trigger")?.to_str().ok()?;

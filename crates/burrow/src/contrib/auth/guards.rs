@@ -337,7 +337,7 @@ fn to_login(parts: &Parts, config: &AuthConfig) -> Response {
         Some(query) => format!("{login_path}?{query}"),
         None => login_path.to_string(),
     };
-    if parts.headers.contains_key("hx-request") {
+    if parts.headers.contains_key(crate::template::HX_REQUEST) {
         // htmx would swap a redirect's target into the page; this makes it navigate.
         let mut response = StatusCode::NO_CONTENT.into_response();
         if let Ok(value) = HeaderValue::from_str(&location) {
