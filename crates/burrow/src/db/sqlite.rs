@@ -1008,9 +1008,15 @@ mod tests {
         for run in 0..INLINE_AT {
             assert_ne!(write().await.unwrap(), here, "write {run} goes to the blocking pool");
         }
-        assert_eq!(write().await.unwrap(), here, "a fast write: inline");
+        // A write preempted past `INLINE_MAX` on a busy machine (CI's two cores) costs the
+        // credit a fast one earned: a few more fast writes earn it back.
+        let mut writes = INLINE_AT;
+        while write().await.unwrap() != here {
+            writes += 1;
+            assert!(writes < 4 * INLINE_AT, "{writes} fast writes and none ran inline");
+        }
         let rows = db.read(|c| c.query_one::<(i64,)>("SELECT count(*) FROM t", &[])).await;
-        assert_eq!(rows.unwrap().0, i64::from(INLINE_AT) + 1);
+        assert_eq!(rows.unwrap().0, i64::from(writes) + 1);
     }
 
     /// Reads arriving together once their closure runs inline, and finding no idle
