@@ -16,7 +16,8 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::Poll;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -71,7 +72,7 @@ pub(crate) struct Conns {
     pub(crate) limits: ConnectionLimits,
     pub(crate) caps: Arc<Caps>,
     /// Every connection task holds a receiver (see [`super::serve`]).
-    pub(crate) drain: Arc<watch::Sender<bool>>,
+    pub(crate) drain: Arc<Drain>,
     pub(crate) accept_errors: Arc<Throttle>,
 }
 
@@ -127,6 +128,67 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// The signal that asks every open connection to close, and the count of open ones: each
+/// connection task holds a [`DrainRx`] until it ends.
+pub(crate) struct Drain {
+    tx: watch::Sender<bool>,
+    /// Set just before the signal is sent; see [`DrainRx::started`].
+    started: Arc<AtomicBool>,
+}
+
+impl Drain {
+    pub(crate) fn new() -> Drain {
+        Drain { tx: watch::channel(false).0, started: Arc::new(AtomicBool::new(false)) }
+    }
+
+    fn subscribe(&self) -> DrainRx {
+        DrainRx { rx: self.tx.subscribe(), started: self.started.clone() }
+    }
+
+    /// Connections still open.
+    pub(crate) fn open(&self) -> usize {
+        self.tx.receiver_count()
+    }
+
+    /// Asks every open connection to close.
+    pub(crate) fn start(&self) {
+        self.started.store(true, Ordering::Release);
+        self.tx.send_replace(true);
+    }
+
+    /// Resolves when every connection has ended.
+    pub(crate) async fn closed(&self) {
+        self.tx.closed().await
+    }
+}
+
+/// A connection's end of [`Drain`].
+struct DrainRx {
+    rx: watch::Receiver<bool>,
+    started: Arc<AtomicBool>,
+}
+
+impl DrainRx {
+    /// Resolves once draining starts. The channel's `wait_for` locks its list of waiters on
+    /// every poll, a lock all connections share, and a connection's task is polled at least
+    /// once per request: here it is polled once to register for the wake-up, then only
+    /// after `started` was set. The wake-up registered then stays good: [`drive`] runs in
+    /// its connection's task, whose wakers all wake that task.
+    async fn started(&mut self) {
+        let started = &self.started;
+        let mut wait = std::pin::pin!(self.rx.wait_for(|draining| *draining));
+        let mut registered = false;
+        std::future::poll_fn(|cx| {
+            if registered && !started.load(Ordering::Acquire) {
+                return Poll::Pending;
+            }
+            registered = true;
+            wait.as_mut().poll(cx).map(|_| ())
+        })
+        .await
+    }
+}
+
 /// One accepted connection.
 struct Connection {
     peer: std::net::SocketAddr,
@@ -134,7 +196,7 @@ struct Connection {
     stack: crate::Stack,
     builder: Builder<TokioExecutor>,
     limits: ConnectionLimits,
-    drain: watch::Receiver<bool>,
+    drain: DrainRx,
 }
 
 impl Connection {
@@ -279,7 +341,7 @@ struct Deadlines {
 /// became ready.
 async fn drive<C>(
     mut conn: Pin<&mut C>,
-    mut drain: watch::Receiver<bool>,
+    mut drain: DrainRx,
     activity: &Activity,
     at: Deadlines,
 ) -> Result<(), C::Error>
@@ -304,9 +366,12 @@ where
             (None, Some(last)) => last + idle_timeout,
         };
         let drain_close_at = at.ready_at + FIRST_REQUEST_GRACE;
+        // Biased: the connection, which answers the requests, first; and no random number
+        // per poll.
         tokio::select! {
+            biased;
             result = conn.as_mut() => return result,
-            _ = drain.wait_for(|draining| *draining), if !draining => draining = true,
+            _ = drain.started(), if !draining => draining = true,
             _ = tokio::time::sleep_until(drain_close_at),
                 if draining && closing_since.is_none() =>
             {

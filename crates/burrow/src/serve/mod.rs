@@ -222,10 +222,8 @@ pub(crate) async fn serve(
     drain: Duration,
     limits: ConnectionLimits,
 ) -> std::io::Result<usize> {
-    // Every connection task holds a receiver: the sender's receiver count is the number of
-    // open connections, and `closed()` resolves when all have ended.
-    let (drain_tx, _) = watch::channel(false);
-    let drain_tx = Arc::new(drain_tx);
+    // Every connection task holds a receiver, until it ends.
+    let closing = Arc::new(conn::Drain::new());
     let builder = conn::builder();
     // One cap for all listeners: they share the process's file descriptors.
     let max = limits::effective_max(limits.max, limits::raise_open_files_limit());
@@ -241,7 +239,7 @@ pub(crate) async fn serve(
             builder: builder.clone(),
             limits,
             caps: caps.clone(),
-            drain: drain_tx.clone(),
+            drain: closing.clone(),
             accept_errors: accept_errors.clone(),
         };
         loops.push(tokio::spawn(conn::accept_loop(listener, conns, stop.stop.subscribe())));
@@ -258,15 +256,15 @@ pub(crate) async fn serve(
     if !grace.is_zero() {
         tokio::time::sleep(grace.min(drain)).await;
     }
-    let drain_tx = Arc::try_unwrap(drain_tx)
+    let closing = Arc::try_unwrap(closing)
         .map_err(|_| std::io::Error::other("accept loops still hold connections"))?;
-    let open = drain_tx.receiver_count();
+    let open = closing.open();
     if open > 0 {
         tracing::info!(connections = open, "draining in-flight connections");
     }
-    let _ = drain_tx.send(true);
+    closing.start();
     tokio::select! {
-        _ = drain_tx.closed() => Ok(0),
+        _ = closing.closed() => Ok(0),
         _ = tokio::time::sleep_until(deadline) => {
             tracing::warn!(
                 timeout_s = drain.as_secs_f64(),

@@ -391,6 +391,28 @@ fn a_keep_alive_connection_is_closed_after_the_idle_timeout() {
     );
 }
 
+// Draining asks an idle keep-alive connection to close at once, also one that answered
+// many requests after it registered for the signal (a connection looks at the signal's
+// waiters only once it was sent, `serve::conn::DrainRx`), well before its idle or header
+// timeout or the shutdown timeout would close it.
+#[test]
+fn sigterm_closes_an_idle_keep_alive_connection_at_once() {
+    let dir = tempdir();
+    let mut server = Launch::serve(dir.path())
+        .args(["--idle-timeout", "60s", "--header-timeout", "30s", "--shutdown-timeout", "30s"])
+        .start();
+    let mut stream = connect(server.port).unwrap();
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    for _ in 0..20 {
+        write!(stream, "GET /healthz/live HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(read_response(&mut reader).unwrap().status, 200);
+    }
+    assert!(signal(server.pid(), "TERM"));
+    wait_closed(&mut stream, Duration::from_secs(5)).expect("an idle connection after SIGTERM");
+    let status = server.wait_exit(Duration::from_secs(10)).expect("the server exits after SIGTERM");
+    assert_eq!(status.code(), Some(0), "exit status after SIGTERM: {status:?}");
+}
+
 // A slowloris on a kept-alive connection: the next request's headers begin and never end.
 // No request is in flight (hyper sees none before its headers are complete), so the idle
 // timeout asks the connection to close and the header timeout drops it.
