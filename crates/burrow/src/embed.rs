@@ -2,6 +2,8 @@
 //! folders, embedded together with [`app_files!`](crate::app_files) (or one by one with
 //! [`embed_dir!`](crate::embed_dir)) and walked here.
 
+use std::borrow::Cow;
+
 pub use include_dir::{Dir, File};
 
 /// An app's folders, compiled in by [`app_files!`](crate::app_files): its
@@ -98,10 +100,17 @@ macro_rules! embed_dir {
     }};
 }
 
-/// Every file of an embedded directory, recursively, with `/`-separated paths.
-pub(crate) fn files(dir: &'static Dir<'static>) -> Vec<(String, &'static File<'static>)> {
+/// Every file of an embedded directory, recursively, with `/`-separated paths: the
+/// embedded path itself where it has no `\\` (a build on Windows writes those).
+pub(crate) fn files(
+    dir: &'static Dir<'static>,
+) -> Vec<(Cow<'static, str>, &'static File<'static>)> {
+    let slashed = |path: &'static str| match path.contains('\\') {
+        true => Cow::Owned(path.replace('\\', "/")),
+        false => Cow::Borrowed(path),
+    };
     let mut out: Vec<_> =
-        dir.files().filter_map(|f| Some((f.path().to_str()?.replace('\\', "/"), f))).collect();
+        dir.files().filter_map(|f| Some((slashed(f.path().to_str()?), f))).collect();
     for sub in dir.dirs() {
         out.extend(files(sub));
     }

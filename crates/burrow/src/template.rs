@@ -432,7 +432,7 @@ fn add_request_functions(env: &mut TemplateEnv, nav: Arc<[NavItem]>, i18n: &Arc<
 /// The environment of `sources`: core templates, then each app's in order.
 fn compile(sources: &Sources, configure: &Configure) -> Result<Inner, String> {
     let mut env = Environment::new();
-    let mut templates: BTreeMap<String, Cow<'static, str>> = BTreeMap::new();
+    let mut templates: BTreeMap<Cow<'static, str>, Cow<'static, str>> = BTreeMap::new();
     collect(&CORE_TEMPLATES, &mut templates);
     for dir in &sources.dirs {
         match dir {
@@ -441,6 +441,10 @@ fn compile(sources: &Sources, configure: &Configure) -> Result<Inner, String> {
         }
     }
     for (name, source) in templates {
+        // An embedded template (name and source borrowed) is kept in minijinja's map of
+        // borrowed templates, which a render looks up without a lock; one read from disk
+        // (`--dev`) in its map of owned ones, which takes a shared mutex and hashes the
+        // name on each lookup (a page and its layout are two: bench/README.md, step 51).
         env.add_template_owned(name.clone(), source)
             .map_err(|e| format!("template {name}: {}", one_line(&e)))?;
     }
@@ -473,7 +477,10 @@ fn current_item(nav: &[NavItem], path: &str) -> Option<usize> {
         .map(|(i, _)| i)
 }
 
-fn collect(dir: &'static include_dir::Dir<'static>, out: &mut BTreeMap<String, Cow<'static, str>>) {
+fn collect(
+    dir: &'static include_dir::Dir<'static>,
+    out: &mut BTreeMap<Cow<'static, str>, Cow<'static, str>>,
+) {
     for (name, file) in crate::embed::files(dir) {
         if let Some(source) = file.contents_utf8() {
             out.insert(name, Cow::Borrowed(source));
@@ -487,7 +494,7 @@ fn collect(dir: &'static include_dir::Dir<'static>, out: &mut BTreeMap<String, C
 fn collect_disk(
     root: &Path,
     dir: &Path,
-    out: &mut BTreeMap<String, Cow<'static, str>>,
+    out: &mut BTreeMap<Cow<'static, str>, Cow<'static, str>>,
 ) -> Result<(), String> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(()) };
     for entry in entries.flatten() {
@@ -504,7 +511,7 @@ fn collect_disk(
         let name = name.join("/");
         match std::fs::read_to_string(&path) {
             Ok(source) => {
-                out.insert(name, Cow::Owned(source));
+                out.insert(Cow::Owned(name), Cow::Owned(source));
             }
             Err(e) => return Err(format!("template {name}: cannot read {}: {e}", path.display())),
         }

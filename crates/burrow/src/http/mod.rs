@@ -38,6 +38,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use axum::Router;
@@ -222,21 +223,32 @@ pub(crate) fn core_stack(
 /// Set while the server drains: HTTP/1.1 responses then carry `Connection: close`, so
 /// keep-alive clients open their next connection to the successor, and event streams end
 /// at once ([`crate::live`]), so none holds the drain.
+///
+/// `is_set` reads a flag of its own: the token's `is_cancelled` locks a mutex that every
+/// connection shares, and the core layer asks on every HTTP/1 response, so each response
+/// would move that mutex's cache line between the cores (bench/README.md, step 51).
 #[derive(Clone, Default)]
-pub(crate) struct Draining(CancellationToken);
+pub(crate) struct Draining(Arc<DrainingState>);
+
+#[derive(Default)]
+struct DrainingState {
+    set: AtomicBool,
+    token: CancellationToken,
+}
 
 impl Draining {
     pub(crate) fn set(&self) {
-        self.0.cancel();
+        self.0.set.store(true, Ordering::Release);
+        self.0.token.cancel();
     }
 
     pub(crate) fn is_set(&self) -> bool {
-        self.0.is_cancelled()
+        self.0.set.load(Ordering::Acquire)
     }
 
     /// Resolves once draining starts.
     pub(crate) fn wait(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
-        self.0.clone().cancelled_owned()
+        self.0.token.clone().cancelled_owned()
     }
 }
 
@@ -249,4 +261,37 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or("(no message)");
     // Logged by the error renderer, which knows the request id.
     Error::internal(format!("handler panicked: {message}")).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::{Request, header};
+    use tower::ServiceExt;
+
+    async fn connection_header(booted: &crate::Booted) -> Option<String> {
+        let request = Request::get("/healthz/live").body(Body::empty()).unwrap();
+        let response = booted.stack.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let value = response.headers().get(header::CONNECTION)?;
+        Some(value.to_str().unwrap().to_string())
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn responses_say_connection_close_once_draining_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let dsn = dir.path().join("app.db").display().to_string();
+        let server = crate::Server::new("server", "0.1.0");
+        let booted =
+            tokio::task::block_in_place(|| server.build(["server", "--database-dsn", &dsn]))
+                .expect("server builds");
+        let drained = booted.draining.wait();
+        assert_eq!(connection_header(&booted).await, None);
+        booted.draining.set();
+        assert_eq!(connection_header(&booted).await.as_deref(), Some("close"));
+        tokio::time::timeout(std::time::Duration::from_secs(5), drained)
+            .await
+            .expect("the drain's waiters are woken");
+        booted.shutdown().await;
+    }
 }

@@ -193,7 +193,8 @@ impl StaticFiles {
 }
 
 fn walk(dir: &'static Dir<'static>, out: &mut HashMap<String, &'static [u8]>) {
-    out.extend(crate::embed::files(dir).into_iter().map(|(path, file)| (path, file.contents())));
+    let files = crate::embed::files(dir).into_iter();
+    out.extend(files.map(|(path, file)| (path.into_owned(), file.contents())));
 }
 
 fn content_type(path: &str) -> &'static str {
