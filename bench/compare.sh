@@ -22,7 +22,10 @@
 #                info included, written to a file); e.g. APP_ARGS='--log-level warn'
 #   WORKLOADS    which of "plaintext page post" to run (all three)
 #   PERF         a directory: `perf record -g` of the server during each measured run, into
-#                PERF/KIND-WORKLOAD-ROUND.data (build unstripped for symbols, see bench/README.md)
+#                PERF/KIND-WORKLOAD-ROUND.data (build unstripped for symbols, see bench/README.md),
+#                with its request count in .requests; at the end bench/atomics.py says what the
+#                atomic instructions took per request
+#   PERF_FREQ    perf's samples per second and CPU (999)
 #   PAUSE        milliseconds each connection waits between an answer and its next
 #                request (bench/pace.lua): a fixed load below both servers' capacity, at
 #                which p50/p99 compare latency rather than capacity (none: full load)
@@ -127,7 +130,8 @@ measure() { # round kind workload
     local perf_pid=
     if [ -n "${PERF:-}" ]; then
         mkdir -p "$PERF"
-        perf record -q -F 999 -g -p "$SERVER_PID" -o "$PERF/$kind-$workload-$round.data" 2>/dev/null &
+        perf record -q -F "${PERF_FREQ:-999}" -g -p "$SERVER_PID" \
+            -o "$PERF/$kind-$workload-$round.data" 2>/dev/null &
         perf_pid=$!
     fi
     "${CLIENT_ON[@]}" wrk -d "$DURATION" "${wrk_args[@]}" >"$out"
@@ -136,6 +140,7 @@ measure() { # round kind workload
     running "$SERVER_PID" || { tail -20 "$SERVER_LOG" >&2; die "$kind died during $workload"; }
     wrk_figures "$out"
     [ -n "$WRK_TOTAL" ] && [ "$WRK_TOTAL" -gt 0 ] || { cat "$out" >&2; die "$kind $workload: no requests"; }
+    if [ -n "$perf_pid" ]; then echo "$WRK_TOTAL" >"$PERF/$kind-$workload-$round.requests"; fi
     local errors=$((${WRK_NON2XX:-0} + ${WRK_SOCKERR:-0} + ${WRK_NOT303:-0}))
     local cpu_us
     cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$WRK_TOTAL" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
@@ -216,5 +221,10 @@ END {
             printf "%-10s %-7s %10.2f× req/s, %.2f× CPU per request\n", w[i], "ratio", m_rps["burrow"] / m_rps["bare"], m_cpu["burrow"] / m_cpu["bare"]
     }
 }' "$RESULTS"
+if [ -n "${PERF:-}" ]; then
+    echo
+    echo "Atomic instructions (perf's samples at them, per request; bench/atomics.py):"
+    python3 "$BENCH_DIR/atomics.py" "$PERF" "$BARE_BIN" "$APP_BIN"
+fi
 errors=$(awk '{ s += $9 } END { print s + 0 }' "$RESULTS")
 [ "$errors" = 0 ] || die "$errors responses were errors or not the expected status (see the table)"
