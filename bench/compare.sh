@@ -21,7 +21,7 @@
 #   APP_ARGS     extra flags for bench-app (none: every burrow default, the access log at
 #                info included, written to a file); e.g. APP_ARGS='--log-level warn'
 #   WORKLOADS    which of "plaintext page post" to run (all three)
-#   PERF         a directory: `perf record -g` of the server during each measured run, into
+#   PERF         a new or empty directory: `perf record -g` of the server during each measured run, into
 #                PERF/KIND-WORKLOAD-ROUND.data (build unstripped for symbols, see bench/README.md),
 #                with its request count in .requests; at the end bench/atomics.py says what the
 #                atomic instructions took per request
@@ -51,6 +51,11 @@ if [ -n "${PIN:-}" ]; then
     command -v taskset >/dev/null || die "PIN needs taskset (util-linux)"
     SERVER_ON=(taskset -c 0)
     CLIENT_ON=(taskset -c "1-$(($(nproc) - 1))")
+fi
+if [ -n "${PERF:-}" ]; then
+    command -v perf >/dev/null || die "PERF needs perf (apt-get install linux-perf)"
+    # atomics.py reads every profile in it: another run's would mix with this one's.
+    ! compgen -G "$PERF/*.data" >/dev/null || die "PERF=$PERF holds profiles already; give an empty or new directory"
 fi
 CLK_TCK=$(getconf CLK_TCK)
 
