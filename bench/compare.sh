@@ -21,10 +21,10 @@
 #   APP_ARGS     extra flags for bench-app (none: every burrow default, the access log at
 #                info included, written to a file); e.g. APP_ARGS='--log-level warn'
 #   WORKLOADS    which of "plaintext page post" to run (all three)
-#   PERF         a new or empty directory: `perf record -g` of the server during each measured run, into
-#                PERF/KIND-WORKLOAD-ROUND.data (build unstripped for symbols, see bench/README.md),
-#                with its request count in .requests; at the end bench/atomics.py says what the
-#                atomic instructions took per request
+#   PERF         a new or empty directory: `perf record -g` of the server during each
+#                measured run, into PERF/KIND-WORKLOAD-ROUND.data (build unstripped for
+#                symbols, see bench/README.md), its request count in .requests; at the end
+#                bench/atomics.py says what the atomic instructions took per request
 #   PERF_FREQ    perf's samples per second and CPU (999)
 #   PAUSE        milliseconds each connection waits between an answer and its next
 #                request (bench/pace.lua): a fixed load below both servers' capacity, at
@@ -55,7 +55,8 @@ fi
 if [ -n "${PERF:-}" ]; then
     command -v perf >/dev/null || die "PERF needs perf (apt-get install linux-perf)"
     # atomics.py reads every profile in it: another run's would mix with this one's.
-    ! compgen -G "$PERF/*.data" >/dev/null || die "PERF=$PERF holds profiles already; give an empty or new directory"
+    ! compgen -G "$PERF/*.data" >/dev/null ||
+        die "PERF=$PERF holds profiles already; give an empty or new directory"
 fi
 CLK_TCK=$(getconf CLK_TCK)
 

@@ -651,6 +651,19 @@ mod tests {
     }
 
     #[test]
+    fn embedded_templates_are_added_borrowed() {
+        // minijinja looks borrowed templates up without its owned store's shared mutex;
+        // only both name and source borrowed put a template there.
+        let mut templates = BTreeMap::new();
+        collect(&CORE_TEMPLATES, &mut templates);
+        assert!(templates.contains_key("error.html"));
+        for (name, source) in &templates {
+            assert!(matches!(name, Cow::Borrowed(_)), "{name}: name copied");
+            assert!(matches!(source, Cow::Borrowed(_)), "{name}: source copied");
+        }
+    }
+
+    #[test]
     fn one_nav_item_is_current_the_longest_match() {
         let nav = [
             NavItem::new("Home", "/"),
