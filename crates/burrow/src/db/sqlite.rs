@@ -139,11 +139,16 @@ const WAS_SLOW: u32 = 1 << 31;
 impl Speeds {
     /// What closure type `F`'s runs have shown so far.
     fn of<F: 'static>(&self) -> Arc<Speed> {
-        let id = TypeId::of::<F>();
-        if let Some(speed) = self.0.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
-            return speed.clone();
+        if let Some(speed) = self.known::<F>() {
+            return speed;
         }
+        let id = TypeId::of::<F>();
         self.0.write().unwrap_or_else(|e| e.into_inner()).entry(id).or_default().clone()
+    }
+
+    /// What closure type `F`'s runs have shown, once it has run.
+    fn known<F: 'static>(&self) -> Option<Arc<Speed>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).get(&TypeId::of::<F>()).cloned()
     }
 }
 
@@ -591,6 +596,10 @@ impl SqlitePool {
         T: Send + 'static,
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
+        let f = match self.read_now(f) {
+            Ok(result) => return result,
+            Err(f) => f,
+        };
         let speed = self.speeds.of::<F>();
         // Held until this read is done, on the pool or inline (see `Speeds`); let go at
         // once if the run before settled it while this one waited.
@@ -606,12 +615,7 @@ impl SqlitePool {
         let mut opener = None;
         if speed.is_fast() {
             match self.readers.for_inline(&self.reader_slots).await? {
-                Idle::Conn(mut conn) => {
-                    let stop = self.stop(Some(self.read_timeout));
-                    let result = run_under(&mut conn, &stop, &self.running, &speed, f);
-                    self.readers.put(conn);
-                    return result;
-                }
+                Idle::Conn(conn) => return self.read_inline(conn, &speed, f),
                 Idle::Open(opening) => opener = Some(opening),
             }
         }
@@ -644,6 +648,36 @@ impl SqlitePool {
         .await;
         cancel.0 = None;
         result.map_err(|e| DbError::Other(format!("read task failed: {e}")))?
+    }
+
+    /// Runs a read of a closure that has earned its place inline (see [`Speeds`]) here and
+    /// now, when a reader slot and an idle connection are free at once: the common case,
+    /// with no await. [`read`](Self::read)'s general path polls a future for each of these
+    /// (the probe, the slot, the wait for a connection), which costs every read their code
+    /// even when each is ready at once. `Err(f)` when one of them is not ready.
+    fn read_now<T, F>(&self, f: F) -> Result<Result<T, DbError>, F>
+    where
+        F: FnOnce(&Conn) -> Result<T, DbError> + 'static,
+    {
+        let Some(speed) = self.speeds.known::<F>().filter(|speed| speed.is_fast()) else {
+            return Err(f);
+        };
+        let Ok(_slot) = self.reader_slots.try_acquire() else { return Err(f) };
+        let Some(conn) = self.readers.take() else { return Err(f) };
+        Ok(self.read_inline(conn, &speed, f))
+    }
+
+    /// Runs a read on this thread, on an idle connection it then gives back.
+    fn read_inline<T>(
+        &self,
+        mut conn: Conn,
+        speed: &Speed,
+        f: impl FnOnce(&Conn) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let stop = self.stop(Some(self.read_timeout));
+        let result = run_under(&mut conn, &stop, &self.running, speed, f);
+        self.readers.put(conn);
+        result
     }
 
     /// The file is still there and accessible, a reader can query, and the writer
