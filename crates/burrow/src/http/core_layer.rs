@@ -278,9 +278,11 @@ struct After {
 impl After {
     /// The end for a response that needs no error page and no script.
     fn finish(self, mut response: Response) -> Response {
-        // Room for the id and the security headers, and no more: a small response's map
-        // then keeps its first allocation (6 entries, 624 bytes) instead of moving to a
-        // 1,248-byte one (with glibc's allocator, one from the locked arena).
+        // Room for exactly the id and the security headers: reserving more would grow a
+        // map that fits them. A map's first allocation holds 6 entries, so a response that
+        // arrives with one header keeps it; axum's string responses arrive with two
+        // (`Content-Type`, `Content-Length`) and grow once here (bench/README.md, step 52).
+        // `Html` builds its maps with room for 12.
         let security_headers = &self.core.security_headers;
         response.headers_mut().reserve(1 + security_headers.len());
         if let Some(id) = &self.summary.request_id {
