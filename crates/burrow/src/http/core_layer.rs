@@ -103,8 +103,8 @@ pub(crate) struct CoreService {
     /// The routes for a request with a safe method and without a body (most GETs), as the
     /// apps made them. Not the `checked` ones: the CSRF app's route layer would cost every
     /// GET a boxed service clone and a boxed future to find that a GET needs no check.
-    /// Without axum's limit: switching it off puts an extension in the request, which
-    /// would be its fourth, and the fourth grows the extensions' table a second time.
+    /// Without axum's limit: switching it off puts an extension in the request, an
+    /// allocation and a hash-table insert that a request without a body does not need.
     routes: Router,
     /// The routes behind the CSRF check (the same ones without the CSRF app), with axum's
     /// limit off (burrow's [`body_limit`](super::body_limit) is the limit), for every other
@@ -170,8 +170,8 @@ impl Service<Request> for CoreService {
         let id = summary.request_id.clone().expect("the summary was given an id");
         let extensions = request.extensions_mut();
         // Without a trusted proxy the client is the peer, which `ClientIp::of` falls back
-        // to: one extension less (the map then fits the common request without growing
-        // a third time).
+        // to: one extension less (an allocation, and a request's map keeps room for at
+        // most 3 without growing: tests/it/http.rs).
         if client.0 != canonical {
             extensions.insert(client);
         }

@@ -351,3 +351,27 @@ async fn responses_are_gzipped_on_request_and_vary_by_accept_encoding() {
     assert_eq!(small.status, StatusCode::OK);
     assert_eq!(varies(&small), 0, "{:?}", small.headers);
 }
+
+/// A request reaches its handler with few enough extensions that their map keeps its first
+/// allocation (room for 3): a 4th would grow it, an allocation and a rehash in every
+/// request. Burrow adds its `Scope`, axum the route's parameters; axum's `matched-path`
+/// and `original-uri` features, which would add one each, are off (bench/README.md, step
+/// 53), and the client's address is added only behind a trusted proxy.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_reach_handlers_with_at_most_three_extensions() {
+    use burrow::AppBuilder;
+    use burrow::axum::extract::Request as Incoming;
+    use burrow::axum::routing;
+
+    let count = |request: Incoming| async move { request.extensions().len().to_string() };
+    let routes = burrow::axum::Router::new().route("/n", routing::get(count));
+    let probe = AppBuilder::new("probe").routes(routes);
+    // Every default app: sessions, CSRF, flash messages, theme.
+    let server = Server::new("s", "1").defaults("Site").app(probe);
+    let site = Site::new();
+    let booted = site.build(server, &[]).unwrap();
+    let reply = get(&booted.stack, "/n").await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let extensions: usize = reply.body.parse().unwrap();
+    assert!(extensions <= 3, "{extensions} extensions: the map grew a second time");
+}
