@@ -30,7 +30,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, StatusCode, Version, header};
+use axum::http::{HeaderValue, Method, StatusCode, Version, header};
 use axum::response::{IntoResponse, Response};
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
@@ -278,13 +278,9 @@ struct After {
 impl After {
     /// The end for a response that needs no error page and no script.
     fn finish(self, mut response: Response) -> Response {
-        // Room for exactly the id and the security headers: reserving more would grow a
-        // map that fits them. A map's first allocation holds 6 entries, so a response that
-        // arrives with one header keeps it; axum's string responses arrive with two
-        // (`Content-Type`, `Content-Length`) and grow once here (bench/README.md, step 52).
-        // `Html` builds its maps with room for 12.
         let security_headers = &self.core.security_headers;
-        response.headers_mut().reserve(1 + security_headers.len());
+        let head = self.summary.method == Method::HEAD;
+        make_room(&mut response, 1 + security_headers.len(), head);
         if let Some(id) = &self.summary.request_id {
             request_id::echo(id, &mut response);
         }
@@ -310,5 +306,96 @@ impl After {
             response = dev::inject_script(response).await;
         }
         self.finish(response)
+    }
+}
+
+/// Room in the response's header map for `adding` more headers (the id and the security
+/// headers), and no more: reserving more would grow a map that fits them. A map's first
+/// allocation holds 6 entries. axum's string and redirect responses arrive with two, their
+/// own and the `Content-Length` axum adds, so the id and four security headers would make
+/// 7 and grow the map (a new table, every entry hashed again: 718 instructions of a
+/// plaintext request's 19,848, bench/README.md step 52). Then, when the length only repeats
+/// the body's exact size, it goes: hyper writes that header itself for such a body (HTTP/1
+/// and HTTP/2), and tower-http's compression takes the size from the body first. The answer
+/// to a `HEAD` keeps it: its body is empty, its length the `GET`'s, which hyper does not
+/// write. `Html` sizes its maps for 12, so a page's map has the room and is not looked at.
+/// Not inlined: inlined, it changed what else the compiler inlined around it, and a page
+/// ran 28–40 more lines of code (bench/README.md, step 54).
+#[inline(never)]
+fn make_room(response: &mut Response, adding: usize, head: bool) {
+    let headers = response.headers();
+    let (len, room) = (headers.len(), headers.capacity());
+    if len + adding == room + 1 && !head {
+        let exact = http_body::Body::size_hint(response.body()).exact();
+        let given = headers.get(header::CONTENT_LENGTH).map(HeaderValue::as_bytes);
+        let given = given.and_then(|bytes| std::str::from_utf8(bytes).ok()?.parse().ok());
+        if given.is_some() && given == exact {
+            response.headers_mut().remove(header::CONTENT_LENGTH);
+        }
+    }
+    response.headers_mut().reserve(adding);
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use axum::http::HeaderName;
+
+    use super::*;
+
+    /// A response as axum's routes give it: a body, `Content-Type`, `Content-Length`.
+    fn response(body: &'static str, length: &str) -> Response {
+        let mut response = Response::new(Body::from(body));
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from_str(length).unwrap());
+        response
+    }
+
+    #[test]
+    fn make_room_drops_only_a_length_that_repeats_the_body_and_would_grow_the_map() {
+        // The id and four security headers: 2 + 5 would be one more than the 6 it holds.
+        let mut small = response("Hello, World!", "13");
+        let room = small.headers().capacity();
+        make_room(&mut small, 5, false);
+        assert_eq!(small.headers().get(header::CONTENT_LENGTH), None);
+        for n in 0..5 {
+            small.headers_mut().insert(format!("x-{n}").parse::<HeaderName>().unwrap(), 1.into());
+        }
+        assert_eq!(small.headers().capacity(), room, "the map did not grow");
+
+        let kept_after = |mut response: Response, adding, head| {
+            make_room(&mut response, adding, head);
+            response.headers().get(header::CONTENT_LENGTH).cloned()
+        };
+        let kept = |response, adding| kept_after(response, adding, false);
+        // The answer to a HEAD: no body, the GET's length, even when that is 0.
+        assert_eq!(kept_after(response("", "13"), 5, true).unwrap(), "13");
+        assert_eq!(kept_after(response("", "0"), 5, true).unwrap(), "0");
+        assert_eq!(kept(response("", "0"), 5), None, "a GET's empty body: hyper writes 0");
+        assert_eq!(kept(response("Hello", "13"), 5).unwrap(), "13", "not the body's size");
+        assert_eq!(kept(response("Hello", "5"), 4).unwrap(), "5", "room enough");
+        assert_eq!(kept(response("Hello", "5"), 6).unwrap(), "5", "would grow anyway");
+        let mut streamed = response("", "5");
+        *streamed.body_mut() = Body::new(Unsized);
+        assert_eq!(kept(streamed, 5).unwrap(), "5", "a body of unknown size");
+        let mut roomy = response("Hello", "5");
+        roomy.headers_mut().reserve(12);
+        assert_eq!(kept(roomy, 5).unwrap(), "5", "a map sized by `Html`");
+    }
+
+    /// A body whose size is not known in advance (a stream).
+    struct Unsized;
+
+    impl http_body::Body for Unsized {
+        type Data = bytes::Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Infallible>>> {
+            Poll::Ready(None)
+        }
     }
 }

@@ -204,6 +204,34 @@ async fn health_checks_answer_json() {
     assert_eq!(json["status"], "ready", "{json}");
 }
 
+/// A small answer's `Content-Length` reaches the client. The admin's redirect from
+/// `/admin` to `/admin/` arrives in the core layer with two headers, `Location` and axum's
+/// `Content-Length: 0`, and the id and four security headers would grow its header map: so
+/// the core layer takes the length out and hyper writes it (`core_layer::make_room`). The
+/// answer to a `HEAD` keeps axum's: hyper would not write it.
+#[tokio::test]
+async fn small_answers_carry_their_length_on_the_wire() {
+    use std::io::{Read, Write};
+
+    let dir = tempdir();
+    let server = Launch::serve(dir.path()).start();
+    let get = RawRequest::get(server.port, "/admin").send().unwrap();
+    assert_eq!(get.status, 308);
+    assert_eq!(get.header("location"), Some("/admin/"));
+    assert_eq!(get.header("content-length"), Some("0"), "{:?}", get.headers);
+    assert_eq!(get.header("transfer-encoding"), None, "{:?}", get.headers);
+    assert!(get.header("x-request-id").is_some(), "{:?}", get.headers);
+
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    write!(stream, "HEAD /admin HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a complete head");
+    assert!(head.starts_with("HTTP/1.1 308"), "{head}");
+    assert!(head.lines().any(|line| line.eq_ignore_ascii_case("content-length: 0")), "{head}");
+    assert_eq!(body, "", "a HEAD answer has no body");
+}
+
 /// Readiness follows the database: an unreadable file makes it 503, naming "database".
 /// File permissions do not apply to root, so the server runs as `nobody`.
 #[tokio::test]
