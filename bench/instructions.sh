@@ -29,9 +29,13 @@
 # request fetches most of it again. `footprint.py KEEP/bare-page.out N KEEP/burrow-page.out
 # M` then says which functions make the difference.
 #
+# BRANCHES=1 adds callgrind's branch-prediction simulation (`--branch-sim=yes`): the
+# conditional and indirect branches it mispredicted, per request. Its predictor is a simple
+# model, not this CPU's, so again a comparison, not a time.
+#
 # Environment: BARE_BIN and APP_BIN (both, or the static release builds are built),
 # WORKLOADS (plaintext page post), WARMUP (2s), DURATION (4s), KEEP (a directory), CACHE,
-# FOOTPRINT.
+# FOOTPRINT, BRANCHES.
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -52,6 +56,7 @@ count() { # kind bin workload
     BASE=http://127.0.0.1:$PORT
     valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out" \
         --cache-sim="$([ -n "${CACHE:-}" ] && echo yes || echo no)" \
+        --branch-sim="$([ -n "${BRANCHES:-}" ] && echo yes || echo no)" \
         --dump-instr="$([ -n "${FOOTPRINT:-}" ] && echo yes || echo no)" \
         "$bin" --host 127.0.0.1 --port "$PORT" --database-dsn "$TMP/$kind-$workload.db" \
         >"$SERVER_LOG" 2>&1 &
@@ -86,6 +91,10 @@ count() { # kind bin workload
                     ($column["ILmr"] + $column["DLmr"] + $column["DLmw"]) / requests
             else
                 printf " - - -"
+            if ("Bcm" in column)
+                printf " %.1f", ($column["Bcm"] + $column["Bim"]) / requests
+            else
+                printf " -"
         }' "$dump"
     if [ -n "${FOOTPRINT:-}" ]; then
         echo " $(python3 "$BENCH_DIR/footprint.py" "$dump" "$requests")"
@@ -101,8 +110,8 @@ for workload in $WORKLOADS; do
     # Command substitutions, so a failing count stops the script (set -e).
     bare=$(count bare "$BARE_BIN" "$workload")
     app=$(count burrow "$APP_BIN" "$workload")
-    read -r bare_requests bare bare_i1 bare_d1 bare_ll bare_lines <<<"$bare"
-    read -r app_requests app app_i1 app_d1 app_ll app_lines <<<"$app"
+    read -r bare_requests bare bare_i1 bare_d1 bare_ll bare_br bare_lines <<<"$bare"
+    read -r app_requests app app_i1 app_d1 app_ll app_br app_lines <<<"$app"
     printf '%-10s %14s %14s %8s   (%s and %s requests)\n' "$workload" "$bare" "$app" \
         "$(ratio "$app" "$bare")" "$bare_requests" "$app_requests"
     if [ -n "${CACHE:-}" ]; then
@@ -111,6 +120,10 @@ for workload in $WORKLOADS; do
             printf '  %-8s %14s %14s %8s   (misses per request)\n' "${miss^^}" "${!b}" \
                 "${!a}" "$(ratio "${!a}" "${!b}")"
         done
+    fi
+    if [ -n "${BRANCHES:-}" ]; then
+        printf '  %-8s %14s %14s %8s   (mispredicted branches per request)\n' branches \
+            "$bare_br" "$app_br" "$(ratio "$app_br" "$bare_br")"
     fi
     if [ -n "${FOOTPRINT:-}" ]; then
         printf '  %-8s %14s %14s %8s   (64-byte lines of code per request)\n' code \
