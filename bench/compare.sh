@@ -122,7 +122,7 @@ to_ms() {
 }
 
 # Runs one workload against the running server; appends a line to $RESULTS:
-# round kind workload rps p50_ms p99_ms cpu_us_per_request hwm_kib errors
+# round kind workload rps p50_ms p99_ms cpu_us_per_request hwm_kib errors mean_ms
 measure() { # round kind workload
     local round=$1 kind=$2 workload=$3 out=$TMP/wrk-$2-$3-$1.txt
     local wrk_args=(--latency -t "$THREADS" -c "$CONNECTIONS" --timeout 5s)
@@ -150,7 +150,7 @@ measure() { # round kind workload
     local errors=$((${WRK_NON2XX:-0} + ${WRK_SOCKERR:-0} + ${WRK_NOT303:-0}))
     local cpu_us
     cpu_us=$(awk -v t=$((after - before)) -v hz="$CLK_TCK" -v n="$WRK_TOTAL" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-    echo "$round $kind $workload $WRK_RPS $(to_ms "$WRK_P50") $(to_ms "$WRK_P99") $cpu_us $(hwm_kib "$SERVER_PID") $errors" >>"$RESULTS"
+    echo "$round $kind $workload $WRK_RPS $(to_ms "$WRK_P50") $(to_ms "$WRK_P99") $cpu_us $(hwm_kib "$SERVER_PID") $errors $(to_ms "$WRK_AVG")" >>"$RESULTS"
     log "round $round $kind $workload: $WRK_RPS req/s, p50 $WRK_P50, p99 $WRK_P99, $cpu_us µs CPU/request, errors $errors"
 }
 
@@ -202,13 +202,19 @@ echo "Every round (p50/p99 in ms, CPU in µs of server CPU time per request, pea
 awk 'BEGIN { printf "%-6s %-10s %-7s %10s %8s %8s %8s %9s %7s\n", "round", "workload", "server", "req/s", "p50", "p99", "CPU µs", "RSS MiB", "errors" }
      { printf "%-6s %-10s %-7s %10.0f %8.2f %8.2f %8.1f %9.1f %7d\n", $1, $3, $2, $4, $5, $6, $7, $8 / 1024, $9 }' "$RESULTS"
 echo
-echo "Medians across rounds (burrow / bare: req/s ratio, CPU per request ratio):"
-awk '
-function median(list,   n, a, i, j, t) {
+# The tables' awk functions: a list of numbers ("1.5 0.9 2") sorted into an array, its
+# median, and its median with its range.
+STATS='
+function sorted(list, a,   n, i, j, t) {
     n = split(list, a, " ")
     for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] > t; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    return n
 }
+function median(list,   a, n) { n = sorted(list, a); return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2 }
+function spread(list,   a, n) { n = sorted(list, a); return sprintf("%.2f× (%.2f-%.2f)", median(list), a[1], a[n]) }
+'
+echo "Medians across rounds (burrow / bare: req/s ratio, CPU per request ratio):"
+awk "$STATS"'
 { k = $3 SUBSEP $2; rps[k] = rps[k] " " $4; p50[k] = p50[k] " " $5; p99[k] = p99[k] " " $6
   cpu[k] = cpu[k] " " $7; if ($8 > hwm[k]) hwm[k] = $8; err[k] += $9 }
 END {
@@ -225,6 +231,32 @@ END {
         }
         if (m_rps["bare"] > 0 && m_cpu["bare"] > 0 && m_rps["burrow"] > 0)
             printf "%-10s %-7s %10.2f× req/s, %.2f× CPU per request\n", w[i], "ratio", m_rps["burrow"] / m_rps["bare"], m_cpu["burrow"] / m_cpu["bare"]
+    }
+}' "$RESULTS"
+echo
+echo "Paired rounds (burrow / bare within each round: median, then lowest-highest):"
+awk "$STATS"'
+{ k = $1 SUBSEP $3 SUBSEP $2; rps[k] = $4; p99[k] = $6; cpu[k] = $7
+  # p99 over the mean latency: how long the tail is for the load the server carried. At
+  # full load the mean is connections / req/s (Little: the requests in flight are their
+  # rate times their time), so a server that does fewer requests per second has a higher
+  # p99 with a tail of the same shape.
+  if ($10 > 0) shape[$3 SUBSEP $2] = shape[$3 SUBSEP $2] " " $6 / $10
+  rounds[$1] = 1 }
+END {
+    printf "%-10s %-21s %-21s %-21s %-12s %s\n", "workload", "CPU per request", "req/s", "p99", "p99 lower", "p99 / mean (bare, burrow)"
+    split("plaintext page post", w, " ")
+    for (i = 1; i <= 3; i++) {
+        c = r = p = ""; n = lower = 0
+        for (round in rounds) {
+            b = round SUBSEP w[i] SUBSEP "bare"; a = round SUBSEP w[i] SUBSEP "burrow"
+            if (!(b in cpu) || !(a in cpu) || cpu[b] == 0 || rps[b] == 0 || p99[b] == 0) continue
+            c = c " " cpu[a] / cpu[b]; r = r " " rps[a] / rps[b]; p = p " " p99[a] / p99[b]
+            n++; if (p99[a] <= p99[b]) lower++
+        }
+        if (n == 0) continue
+        printf "%-10s %-22s %-22s %-22s %-12s %.2f, %.2f\n", w[i], spread(c), spread(r), spread(p), lower " of " n,
+            median(shape[w[i] SUBSEP "bare"]), median(shape[w[i] SUBSEP "burrow"])
     }
 }' "$RESULTS"
 if [ -n "${PERF:-}" ]; then

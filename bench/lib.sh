@@ -237,12 +237,15 @@ sign_in() {
 
 # --- wrk output ----------------------------------------------------------------------
 # Reads a wrk output file (run with --latency) and sets WRK_TOTAL (requests), WRK_RPS
-# (requests/s), WRK_P50, WRK_P99, WRK_NON2XX ("Non-2xx or 3xx responses"), WRK_SOCKERR
-# (all socket errors: connect, read, write, timeout) and WRK_NOT303 (bench/post_note.lua's
-# "Unexpected status (not 303)"); each is empty when the line is absent.
+# (requests/s), WRK_AVG (the mean latency), WRK_P50, WRK_P99, WRK_NON2XX ("Non-2xx or 3xx
+# responses"), WRK_SOCKERR (all socket errors: connect, read, write, timeout) and
+# WRK_NOT303 (bench/post_note.lua's "Unexpected status (not 303)"); each is empty when the
+# line is absent.
 wrk_figures() { # file
     WRK_TOTAL=$(awk '/ requests in / { print $1 }' "$1")
     WRK_RPS=$(awk '/^Requests\/sec:/ { print $2 }' "$1")
+    # Not the "Latency Distribution" heading.
+    WRK_AVG=$(awk '$1 == "Latency" && NF > 2 { print $2 }' "$1")
     WRK_P50=$(awk '$1 == "50%" { print $2 }' "$1")
     WRK_P99=$(awk '$1 == "99%" { print $2 }' "$1")
     WRK_NON2XX=$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$1")
