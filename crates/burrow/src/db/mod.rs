@@ -61,7 +61,7 @@ pub(crate) use sqlite::configure_sqlite;
 pub use burrow_macros::FromRow;
 pub use row::{FromRow, Row};
 pub use sqlite::{Checkpoints, WAL_RESTART_BYTES};
-pub use value::{FromValue, Value, utc_at, utc_now};
+pub use value::{FromValue, Value, ValueRef, utc_at, utc_now};
 
 use crate::live::Hub;
 use postgres::PgPool;

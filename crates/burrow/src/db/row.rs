@@ -153,17 +153,12 @@ impl Row<'_> {
     }
 
     #[inline]
-    fn value(&self, index: usize) -> Result<Value, DbError> {
-        match &self.0 {
-            RowInner::Sqlite(row, _) => Ok(super::sqlite::value_from_ref(row.get_ref(index)?)),
-            RowInner::Postgres(row) => super::postgres::value_at(row, index),
-        }
-    }
-
-    #[inline]
     fn convert<T: FromValue>(&self, index: usize, column: &str) -> Result<T, DbError> {
-        T::from_value(self.value(index)?)
-            .map_err(|reason| DbError::Decode { column: column.to_string(), reason })
+        let converted = match &self.0 {
+            RowInner::Sqlite(row, _) => super::sqlite::convert(row.get_ref(index)?),
+            RowInner::Postgres(row) => T::from_value(super::postgres::value_at(row, index)?),
+        };
+        converted.map_err(|reason| DbError::Decode { column: column.to_string(), reason })
     }
 }
 
@@ -252,7 +247,7 @@ tuple_from_row!(A 0, B 1, C 2, D 3, E 4, F 5, G 6, H 7, I 8, J 9, K 10, L 11);
 #[cfg(test)]
 mod tests {
     use crate::db::conn::Conn;
-    use crate::db::{DbError, FromRow};
+    use crate::db::{DbError, FromRow, Value};
 
     // The derive inside the crate itself: its `::burrow::db` paths resolve through
     // `extern crate self as burrow` in lib.rs.
@@ -320,6 +315,8 @@ mod tests {
         // Text that is not UTF-8 reads with replacement characters.
         let text: String = conn.query_one("SELECT CAST(x'41ff42' AS TEXT)", &[]).unwrap();
         assert_eq!(text, "A\u{FFFD}B");
+        let value: Value = conn.query_one("SELECT CAST(x'41ff42' AS TEXT)", &[]).unwrap();
+        assert_eq!(value, Value::Text("A\u{FFFD}B".into()));
     }
 
     /// The lookup starts after the last column found; names found out of order, again, or

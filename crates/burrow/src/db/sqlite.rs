@@ -906,19 +906,29 @@ fn check_access(path: &Path) -> Result<(), DbError> {
     Ok(())
 }
 
+/// SQLite's borrowed column value converted to `T`: text and bytes copied once, into `T`.
 #[inline]
-pub(super) fn value_from_ref(value: ValueRef<'_>) -> Value {
-    match value {
-        ValueRef::Null => Value::Null,
-        ValueRef::Integer(i) => Value::Integer(i),
-        ValueRef::Real(f) => Value::Real(f),
-        // Checked first: `from_utf8_lossy` walks valid text more slowly.
-        ValueRef::Text(t) => Value::Text(match std::str::from_utf8(t) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(t).into_owned(),
-        }),
-        ValueRef::Blob(b) => Value::Blob(b.to_vec()),
-    }
+pub(super) fn convert<T: super::FromValue>(value: ValueRef<'_>) -> Result<T, String> {
+    T::from_value_ref(match value {
+        ValueRef::Null => super::ValueRef::Null,
+        ValueRef::Integer(i) => super::ValueRef::Integer(i),
+        ValueRef::Real(f) => super::ValueRef::Real(f),
+        // SQLite does not check that text is UTF-8; what is not goes to `from_value`
+        // with each invalid sequence replaced, as an owned value.
+        ValueRef::Text(t) => match std::str::from_utf8(t) {
+            Ok(text) => super::ValueRef::Text(text),
+            Err(_) => return T::from_value(lossy(t)),
+        },
+        ValueRef::Blob(b) => super::ValueRef::Blob(b),
+    })
+}
+
+/// Text that is not UTF-8 with each invalid sequence replaced: apart, as it is rare, so
+/// that [`convert`] stays small enough to be inlined where rows are read.
+#[cold]
+#[inline(never)]
+fn lossy(text: &[u8]) -> Value {
+    Value::Text(String::from_utf8_lossy(text).into_owned())
 }
 
 impl rusqlite::ToSql for Value {

@@ -66,21 +66,122 @@ macro_rules! params {
     };
 }
 
+/// A column's value borrowed from the row it is read from: what
+/// [`FromValue::from_value_ref`] converts without copying text or bytes into a [`Value`]
+/// first. Text is valid UTF-8; SQLite text that is not reaches [`FromValue::from_value`]
+/// instead, as a [`Value::Text`] with each invalid sequence replaced by U+FFFD.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ValueRef<'a> {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(&'a str),
+    Blob(&'a [u8]),
+}
+
+impl From<ValueRef<'_>> for Value {
+    fn from(value: ValueRef<'_>) -> Value {
+        match value {
+            ValueRef::Null => Value::Null,
+            ValueRef::Integer(i) => Value::Integer(i),
+            ValueRef::Real(f) => Value::Real(f),
+            ValueRef::Text(s) => Value::Text(s.to_owned()),
+            ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+        }
+    }
+}
+
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    fn from(value: &'a Value) -> ValueRef<'a> {
+        match value {
+            Value::Null => ValueRef::Null,
+            Value::Integer(i) => ValueRef::Integer(*i),
+            Value::Real(f) => ValueRef::Real(*f),
+            Value::Text(s) => ValueRef::Text(s),
+            Value::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
+impl ValueRef<'_> {
+    /// The kind of the value, for decode errors: never the value itself, which may be
+    /// private.
+    fn kind(self) -> &'static str {
+        match self {
+            ValueRef::Null => "NULL",
+            ValueRef::Integer(_) => "an integer",
+            ValueRef::Real(_) => "a real number",
+            ValueRef::Text(_) => "text",
+            ValueRef::Blob(_) => "a blob",
+        }
+    }
+}
+
 /// Converts a column value into a Rust type.
+///
+/// Implement [`from_value`](FromValue::from_value) for a type of your own. Rows are read
+/// through [`from_value_ref`](FromValue::from_value_ref), which by default makes the owned
+/// [`Value`] and calls it; override it too when the type can be built from the borrowed
+/// text or bytes directly, as `String` and `Vec<u8>` are (one copy instead of two).
+///
+/// ```
+/// use burrow::db::{FromValue, Value, ValueRef};
+///
+/// /// A tag stored as text, kept in lower case.
+/// struct Tag(String);
+///
+/// impl FromValue for Tag {
+///     fn from_value(value: Value) -> Result<Tag, String> {
+///         Tag::from_value_ref(ValueRef::from(&value))
+///     }
+///     fn from_value_ref(value: ValueRef<'_>) -> Result<Tag, String> {
+///         match value {
+///             ValueRef::Text(text) => Ok(Tag(text.to_lowercase())),
+///             _ => Err("expected a tag".into()),
+///         }
+///     }
+/// }
+///
+/// assert_eq!(Tag::from_value(Value::Text("Rust".into())).unwrap().0, "rust");
+/// assert!(Tag::from_value(Value::Integer(1)).is_err());
+/// ```
 pub trait FromValue: Sized {
+    /// Converts an owned value.
     fn from_value(value: Value) -> Result<Self, String>;
+
+    /// Converts a value borrowed from a row.
+    #[inline]
+    fn from_value_ref(value: ValueRef<'_>) -> Result<Self, String> {
+        Self::from_value(value.into())
+    }
 }
 
 impl FromValue for Value {
     fn from_value(value: Value) -> Result<Self, String> {
         Ok(value)
     }
+    #[inline]
+    fn from_value_ref(value: ValueRef<'_>) -> Result<Self, String> {
+        Ok(value.into())
+    }
 }
+
+/// For types built from the borrowed value either way: the owned value is borrowed.
+macro_rules! from_owned_by_ref {
+    () => {
+        fn from_value(value: Value) -> Result<Self, String> {
+            Self::from_value_ref(ValueRef::from(&value))
+        }
+    };
+}
+
 impl FromValue for i64 {
-    fn from_value(value: Value) -> Result<Self, String> {
+    from_owned_by_ref!();
+    #[inline]
+    fn from_value_ref(value: ValueRef<'_>) -> Result<Self, String> {
         match value {
-            Value::Integer(i) => Ok(i),
-            other => Err(format!("expected an integer, found {}", describe(&other))),
+            ValueRef::Integer(i) => Ok(i),
+            other => Err(format!("expected an integer, found {}", other.kind())),
         }
     }
 }
@@ -88,8 +189,10 @@ impl FromValue for i64 {
 macro_rules! from_integer {
     ($($t:ty),*) => {$(
         impl FromValue for $t {
-            fn from_value(value: Value) -> Result<Self, String> {
-                <$t>::try_from(i64::from_value(value)?).map_err(|e| e.to_string())
+            from_owned_by_ref!();
+            #[inline]
+            fn from_value_ref(value: ValueRef<'_>) -> Result<Self, String> {
+                <$t>::try_from(i64::from_value_ref(value)?).map_err(|e| e.to_string())
             }
         }
     )*};
@@ -97,16 +200,20 @@ macro_rules! from_integer {
 from_integer!(i32, i16, u32, u64, usize);
 
 impl FromValue for bool {
-    fn from_value(value: Value) -> Result<Self, String> {
-        Ok(i64::from_value(value)? != 0)
+    from_owned_by_ref!();
+    #[inline]
+    fn from_value_ref(value: ValueRef<'_>) -> Result<Self, String> {
+        Ok(i64::from_value_ref(value)? != 0)
     }
 }
 impl FromValue for f64 {
-    fn from_value(value: Value) -> Result<Self, String> {
+    from_owned_by_ref!();
+    #[inline]
+    fn from_value_ref(value: ValueRef<'_>) -> Result<Self, String> {
         match value {
-            Value::Real(f) => Ok(f),
-            Value::Integer(i) => Ok(i as f64),
-            other => Err(format!("expected a number, found {}", describe(&other))),
+            ValueRef::Real(f) => Ok(f),
+            ValueRef::Integer(i) => Ok(i as f64),
+            other => Err(format!("expected a number, found {}", other.kind())),
         }
     }
 }
@@ -114,7 +221,14 @@ impl FromValue for String {
     fn from_value(value: Value) -> Result<Self, String> {
         match value {
             Value::Text(s) => Ok(s),
-            other => Err(format!("expected text, found {}", describe(&other))),
+            other => Self::from_value_ref(ValueRef::from(&other)),
+        }
+    }
+    #[inline]
+    fn from_value_ref(value: ValueRef<'_>) -> Result<Self, String> {
+        match value {
+            ValueRef::Text(s) => Ok(s.to_owned()),
+            other => Err(format!("expected text, found {}", other.kind())),
         }
     }
 }
@@ -123,7 +237,15 @@ impl FromValue for Vec<u8> {
         match value {
             Value::Blob(b) => Ok(b),
             Value::Text(s) => Ok(s.into_bytes()),
-            other => Err(format!("expected a blob, found {}", describe(&other))),
+            other => Self::from_value_ref(ValueRef::from(&other)),
+        }
+    }
+    #[inline]
+    fn from_value_ref(value: ValueRef<'_>) -> Result<Self, String> {
+        match value {
+            ValueRef::Blob(b) => Ok(b.to_vec()),
+            ValueRef::Text(s) => Ok(s.as_bytes().to_vec()),
+            other => Err(format!("expected a blob, found {}", other.kind())),
         }
     }
 }
@@ -134,16 +256,12 @@ impl<T: FromValue> FromValue for Option<T> {
             other => T::from_value(other).map(Some),
         }
     }
-}
-
-/// The kind of a value, for decode errors: never the value itself, which may be private.
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "NULL",
-        Value::Integer(_) => "an integer",
-        Value::Real(_) => "a real number",
-        Value::Text(_) => "text",
-        Value::Blob(_) => "a blob",
+    #[inline]
+    fn from_value_ref(value: ValueRef<'_>) -> Result<Self, String> {
+        match value {
+            ValueRef::Null => Ok(None),
+            other => T::from_value_ref(other).map(Some),
+        }
     }
 }
 

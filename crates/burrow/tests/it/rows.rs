@@ -2,7 +2,7 @@
 //! SQLite and once on PostgreSQL (`both!`, see db.rs). Only the prelude is imported, as an
 //! app would: the derive comes with the trait.
 
-use burrow::db::FromValue;
+use burrow::db::{Engine, FromValue, Value, ValueRef};
 use burrow::prelude::*;
 
 /// Written once for both engines: portable types, ids given explicitly.
@@ -281,4 +281,67 @@ crate::both!(errors_name_the_column, |db: Db| async move {
         .unwrap_err();
     let DbError::Decode { column, reason } = &missing else { panic!("{missing:?}") };
     assert_eq!((column.as_str(), reason.as_str()), ("extra", "no such column in the result"));
+});
+
+/// A type of the app's own that implements only `from_value`: rows reach it through the
+/// default `from_value_ref`, with the owned value.
+#[derive(Debug, PartialEq)]
+struct Upper(String);
+
+impl FromValue for Upper {
+    fn from_value(value: Value) -> Result<Upper, String> {
+        String::from_value(value).map(|s| Upper(s.to_uppercase()))
+    }
+}
+
+/// One that reads the borrowed value too, and says which way it was built.
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Owned(String),
+    Borrowed(String),
+}
+
+impl FromValue for Seen {
+    fn from_value(value: Value) -> Result<Seen, String> {
+        String::from_value(value).map(Seen::Owned)
+    }
+    fn from_value_ref(value: ValueRef<'_>) -> Result<Seen, String> {
+        match value {
+            ValueRef::Text(text) => Ok(Seen::Borrowed(text.to_string())),
+            _ => Err("expected text".into()),
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, FromRow)]
+struct Custom {
+    title: Upper,
+    body: Option<Upper>,
+    seen: Seen,
+}
+
+crate::both!(values_of_the_apps_own_types, |db: Db| async move {
+    schema(&db).await;
+    let rows: Vec<Custom> = db
+        .read(|c| c.query("SELECT title, body, title AS seen FROM posts ORDER BY id", &[]))
+        .await
+        .unwrap();
+    let titles: Vec<_> = rows.iter().map(|r| (r.title.0.as_str(), r.body.is_some())).collect();
+    assert_eq!(titles, [("ENGINES", true), ("COMPILERS", false), ("NOTES", true)]);
+    // SQLite's rows hand the borrowed text over; PostgreSQL's the owned value.
+    let expected = match db.engine() {
+        Engine::Sqlite => Seen::Borrowed("Engines".into()),
+        Engine::Postgres => Seen::Owned("Engines".into()),
+    };
+    assert_eq!(rows[0].seen, expected);
+    let wrong = db
+        .read(|c| c.query_one::<Custom>("SELECT title, body, id AS seen FROM posts", &[]))
+        .await
+        .unwrap_err();
+    let DbError::Decode { column, reason } = &wrong else { panic!("{wrong:?}") };
+    let reason_expected = match db.engine() {
+        Engine::Sqlite => "expected text",
+        Engine::Postgres => "expected text, found an integer",
+    };
+    assert_eq!((column.as_str(), reason.as_str()), ("seen", reason_expected));
 });
