@@ -119,10 +119,11 @@ impl ValueRef<'_> {
 
 /// Converts a column value into a Rust type.
 ///
-/// Implement [`from_value`](FromValue::from_value) for a type of your own. Rows are read
-/// through [`from_value_ref`](FromValue::from_value_ref), which by default makes the owned
-/// [`Value`] and calls it; override it too when the type can be built from the borrowed
-/// text or bytes directly, as `String` and `Vec<u8>` are (one copy instead of two).
+/// Implement [`from_value`](FromValue::from_value) for a type of your own. SQLite's rows
+/// are read through [`from_value_ref`](FromValue::from_value_ref), which by default makes
+/// the owned [`Value`] and calls `from_value`; override it too when the type can be built
+/// from the borrowed text or bytes directly, as `String` and `Vec<u8>` are (one copy
+/// instead of two). PostgreSQL's rows call `from_value`: their values arrive owned.
 ///
 /// ```
 /// use burrow::db::{FromValue, Value, ValueRef};
