@@ -19,6 +19,7 @@ use super::events::{self, Event};
 use super::guards::{AuthState, RequireAuth, login};
 use super::users::{self, User};
 use crate::contrib::messages::Messages;
+use crate::contrib::securecookie::same_bytes;
 use crate::db::{Conn, DbError, params, utc_now};
 use crate::error::{Error, Result};
 use crate::i18n::Locale;
@@ -95,7 +96,7 @@ pub(crate) fn find(typed: &str, stored: &[StoredCode]) -> Option<i64> {
                 None => (None, vec![0u8; 16], vec![0u8; 32]),
             };
         let got = derive(code.as_deref().unwrap_or("-"), &salt);
-        if equal(&got, &expected) && code.is_some() && found.is_none() {
+        if same_bytes(&got, &expected) && code.is_some() && found.is_none() {
             found = id;
         }
     }
@@ -105,10 +106,6 @@ pub(crate) fn find(typed: &str, stored: &[StoredCode]) -> Option<i64> {
 fn split(stored: &str) -> Option<(Vec<u8>, Vec<u8>)> {
     let (salt, hash) = stored.split_once('$')?;
     Some((unhex(salt)?, unhex(hash)?))
-}
-
-fn equal(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn hex(bytes: &[u8]) -> String {
