@@ -7,7 +7,8 @@
 //! Work on a blocking thread cannot be cancelled by dropping its future, so every closure
 //! runs under a [`Stop`]: SQLite's progress handler asks it every [`PROGRESS_STEPS`]
 //! virtual-machine steps whether to go on, and a statement told to stop fails with
-//! SQLITE_INTERRUPT. A read stops when its caller goes away (request timeout, client
+//! SQLITE_INTERRUPT. Each connection gets its handler once, when it opens; the handler
+//! asks the `Stop` of the closure running on its thread ([`WATCHED`]). A read stops when its caller goes away (request timeout, client
 //! gone), when it outlives its budget (`--database-read-timeout`), or when the pool
 //! closes; a write only when the pool closes (a write whose request was cancelled still
 //! commits, as the client may have been told nothing either way).
@@ -212,6 +213,36 @@ impl Stop {
     }
 }
 
+thread_local! {
+    /// The [`Stop`] of the closure running on this thread ([`run_under`]), which the
+    /// progress handler of every connection asks ([`stop_requested`]). Set per closure
+    /// rather than handing each closure's `Stop` to SQLite: setting a handler allocates
+    /// its closure and frees the last one, twice per read.
+    static WATCHED: std::cell::RefCell<Option<Arc<Stop>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Watches a closure's statements while it lives; the `Stop` watched before (none, or an
+/// outer closure's) again after, even when the closure panics.
+struct Watched(Option<Arc<Stop>>);
+
+impl Watched {
+    fn start(stop: &Arc<Stop>) -> Watched {
+        Watched(WATCHED.replace(Some(stop.clone())))
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        WATCHED.set(self.0.take());
+    }
+}
+
+/// Every connection's progress handler: whether the closure running on this thread
+/// should stop. Statements outside [`run_under`] (the migrations) run to the end.
+fn stop_requested() -> bool {
+    WATCHED.with_borrow(|stop| stop.as_ref().is_some_and(|stop| stop.now()))
+}
+
 /// Work this long may have used a lot of memory (FTS5 builds large intermediate results,
 /// sorts spill into memory): see [`release_freed_memory`].
 const LONG_WORK: Duration = Duration::from_millis(100);
@@ -235,7 +266,7 @@ fn release_freed_memory() {
 /// Runs `f` on `conn` with `stop` watching its statements (see the module docs), counted
 /// in `running` while it runs; its time goes into the closure's `speed` ([`Speeds`]).
 fn run_under<T>(
-    conn: &mut Conn,
+    conn: &Conn,
     stop: &Arc<Stop>,
     running: &AtomicUsize,
     speed: &Speed,
@@ -249,12 +280,10 @@ fn run_under<T>(
     }
     running.fetch_add(1, Ordering::Relaxed);
     let _running = Running(running);
-    let watch = stop.clone();
     let started = Instant::now();
-    let _ = conn.sqlite_mut().progress_handler(PROGRESS_STEPS, Some(move || watch.now()));
+    let watched = Watched::start(stop);
     let result = f(conn);
-    // Drops the handler's reference to this closure's Stop.
-    let _ = conn.sqlite_mut().progress_handler(0, None::<fn() -> bool>);
+    drop(watched);
     let took = started.elapsed();
     speed.record(took);
     if took >= LONG_WORK {
@@ -633,11 +662,11 @@ impl SqlitePool {
         // must not close a pooled connection.
         let result = tokio::task::spawn_blocking(move || {
             let pooled = readers.take();
-            let mut conn = match pooled {
+            let conn = match pooled {
                 Some(conn) => conn,
                 None => connect(&target, &dsn, &live)?,
             };
-            let result = run_under(&mut conn, &stop, &running, &speed, f);
+            let result = run_under(&conn, &stop, &running, &speed, f);
             readers.put(conn);
             if let Some(opening) = opener {
                 opening.done();
@@ -670,12 +699,12 @@ impl SqlitePool {
     /// Runs a read on this thread, on an idle connection it then gives back.
     fn read_inline<T>(
         &self,
-        mut conn: Conn,
+        conn: Conn,
         speed: &Speed,
         f: impl FnOnce(&Conn) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         let stop = self.stop(Some(self.read_timeout));
-        let result = run_under(&mut conn, &stop, &self.running, speed, f);
+        let result = run_under(&conn, &stop, &self.running, speed, f);
         self.readers.put(conn);
         result
     }
@@ -796,11 +825,13 @@ fn connect(target: &str, dsn: &Dsn, live: &Hub) -> Result<Conn, DbError> {
         | OpenFlags::SQLITE_OPEN_CREATE
         | OpenFlags::SQLITE_OPEN_URI
         | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let conn = Connection::open_with_flags(target, flags)
+    let mut conn = Connection::open_with_flags(target, flags)
         .map_err(|e| DbError::Setup(format!("cannot open database {dsn}: {e}")))?;
     conn.execute_batch(PRAGMAS)
         .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
     conn.set_prepared_statement_cache_capacity(64);
+    conn.progress_handler(PROGRESS_STEPS, Some(stop_requested))
+        .map_err(|e| DbError::Setup(format!("cannot configure database {dsn}: {e}")))?;
     Ok(Conn::new(Inner::Sqlite(conn), live.clone()))
 }
 
