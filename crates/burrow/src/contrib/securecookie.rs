@@ -148,14 +148,13 @@ impl Codec {
 /// It changes no answer: whether a value is authentic depends on the value and the
 /// codec's keys only, and both are the cache's key; the age is checked on every decode.
 /// Only authentic values go in, so a client can only fill it with cookies it was given.
-/// A value is found by a hash keyed with a random seed and compared in constant time,
-/// so the time a decode takes says nothing about other clients' cookies. Per thread, so
-/// a lookup takes no lock; direct-mapped, so a value pushed out by another is verified
-/// again. A thread keeps at most [`SLOTS`] values of up to [`LONGEST`] bytes: about 40 KB
-/// with session-sized cookies, at most 250 KB.
+/// A value's slot comes from its MAC, which no client chooses, and the value is compared
+/// in constant time, so the time a decode takes says nothing about other clients'
+/// cookies. Per thread, so a lookup takes no lock; direct-mapped, so a value pushed out by
+/// another is verified again. A thread keeps at most [`SLOTS`] values of up to
+/// [`LONGEST`] bytes: about 40 KB with session-sized cookies, at most 250 KB.
 mod verified {
     use std::cell::RefCell;
-    use std::hash::{BuildHasher, Hasher, RandomState};
     use std::sync::atomic::{AtomicU64, Ordering};
 
     /// Values a thread keeps: more than the browsers a worker thread serves at once on a
@@ -165,9 +164,6 @@ mod verified {
     /// Longer values (large sessions) are verified every time: a slot holds the value
     /// and its decoded bytes, and 128 of 4 KB cookies would keep 1 MB per thread.
     const LONGEST: usize = 1024;
-
-    /// How many of a value's last bytes choose its slot.
-    const MAC_TAIL: usize = 16;
 
     pub(super) fn new_codec() -> u64 {
         static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -183,8 +179,23 @@ mod verified {
     }
 
     struct Cache {
-        seed: RandomState,
+        /// Mixed into the slot's choice, so that no two processes share a layout.
+        key: u64,
         slots: Vec<Option<Entry>>,
+    }
+
+    /// A value's slot, from its last 16 bytes: its MAC's, random for every value that can
+    /// be in the cache, so they spread values over the slots as well as a hash of the
+    /// whole value would, at a few instructions (the value is compared whole).
+    fn slot_of(key: u64, codec: u64, value: &[u8]) -> usize {
+        let mut tail = [0u8; 16];
+        let last = &value[value.len().saturating_sub(16)..];
+        tail[16 - last.len()..].copy_from_slice(last);
+        let (a, b) = tail.split_at(8);
+        let a = u64::from_le_bytes(a.try_into().expect("8 bytes")) ^ key;
+        let b = u64::from_le_bytes(b.try_into().expect("8 bytes")) ^ codec;
+        let product = u128::from(a) * u128::from(b | 1);
+        ((product as u64) ^ ((product >> 64) as u64)) as usize % SLOTS
     }
 
     thread_local! {
@@ -204,16 +215,14 @@ mod verified {
         }
         CACHE.with_borrow_mut(|cache| {
             let cache = cache.get_or_insert_with(|| Cache {
-                seed: RandomState::new(),
+                key: {
+                    let mut key = [0u8; 8];
+                    crate::random::fill(&mut key);
+                    u64::from_le_bytes(key)
+                },
                 slots: (0..SLOTS).map(|_| None).collect(),
             });
-            // The value's last bytes are its MAC's: random for every value that can be in
-            // the cache, so they spread values over the slots as well as the whole value
-            // would, at a fifth of the hashing (a value is compared whole below).
-            let mut hasher = cache.seed.build_hasher();
-            hasher.write_u64(codec);
-            hasher.write(&value.as_bytes()[value.len().saturating_sub(MAC_TAIL)..]);
-            let slot = &mut cache.slots[hasher.finish() as usize % SLOTS];
+            let slot = &mut cache.slots[slot_of(cache.key, codec, value.as_bytes())];
             if let Some(entry) = slot
                 && entry.codec == codec
                 && super::same_bytes(entry.name.as_bytes(), name.as_bytes())
