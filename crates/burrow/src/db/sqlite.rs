@@ -8,10 +8,11 @@
 //! runs under a [`Stop`]: SQLite's progress handler asks it every [`PROGRESS_STEPS`]
 //! virtual-machine steps whether to go on, and a statement told to stop fails with
 //! SQLITE_INTERRUPT. Each connection gets its handler once, when it opens; the handler
-//! asks the `Stop` of the closure running on its thread ([`WATCHED`]). A read stops when its caller goes away (request timeout, client
-//! gone), when it outlives its budget (`--database-read-timeout`), or when the pool
-//! closes; a write only when the pool closes (a write whose request was cancelled still
-//! commits, as the client may have been told nothing either way).
+//! asks the `Stop` of the closure running on its thread ([`WATCHED`]). A read stops when
+//! its caller goes away (request timeout, client gone), when it outlives its budget
+//! (`--database-read-timeout`), or when the pool closes; a write only when the pool
+//! closes (a write whose request was cancelled still commits, as the client may have been
+//! told nothing either way).
 
 use std::any::TypeId;
 use std::collections::HashMap;
@@ -78,9 +79,9 @@ pub(super) struct SqlitePool {
 /// worker threads for at most three runs, of which only the last can take longer than
 /// [`SLOW`] (at most the read timeout for a read), then goes back to the blocking pool
 /// until it has earned four again. The slack is for a loaded machine: a 10 µs query whose
-/// thread is preempted takes a scheduler slice (0.5–8 ms seen under wrk, 40–57 times in 200,000 reads, sometimes on
-/// both workers at once), and without it each of those sent the next reads to the pool,
-/// which started threads and opened connections for them.
+/// thread is preempted takes a scheduler slice (0.5–8 ms seen under wrk, 40–57 times in
+/// 200,000 reads, sometimes on both workers at once), and without it each of those sent
+/// the next reads to the pool, which started threads and opened connections for them.
 ///
 /// A new closure's first reads wait for each other ([`Speed::probe`]): 64 requests arriving
 /// at once would otherwise start 16 blocking threads and open 16 reader connections to
