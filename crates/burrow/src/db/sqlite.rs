@@ -1205,6 +1205,36 @@ mod tests {
         assert!(third.await.unwrap().unwrap(), "the third ran beside the second");
     }
 
+    /// The progress handler stops a closure's statements through the `Stop` it runs
+    /// under, and only while it runs: afterwards, and after a panic, statements on the
+    /// same thread and connection run to the end again.
+    #[test]
+    fn a_closures_stop_is_watched_while_it_runs_and_no_longer() {
+        let (dsn, live) = (Dsn::SqliteMemory, Hub::default());
+        let conn = connect("file:watched?mode=memory&cache=shared", &dsn, &live).unwrap();
+        let (running, speed) = (AtomicUsize::new(0), Speed::default());
+        let stop = Arc::new(Stop {
+            cancelled: AtomicBool::new(true),
+            closing: Arc::new(AtomicBool::new(false)),
+            deadline: None,
+            budget: None,
+        });
+        // Far more than PROGRESS_STEPS virtual-machine steps: the handler is asked.
+        const LONG: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+                            WHERE x < 100000) SELECT count(*) FROM c";
+        let stopped = run_under(&conn, &stop, &running, &speed, |c| c.query_one::<i64>(LONG, &[]));
+        assert!(matches!(stopped, Err(DbError::Interrupted)), "{stopped:?}");
+        assert_eq!(conn.query_one::<i64>(LONG, &[]).unwrap(), 100_000, "the Stop stayed");
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_under(&conn, &stop, &running, &speed, |_| -> Result<(), DbError> {
+                panic!("the closure panics")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert_eq!(conn.query_one::<i64>(LONG, &[]).unwrap(), 100_000, "kept after a panic");
+        assert_eq!(running.load(Ordering::Relaxed), 0);
+    }
+
     #[tokio::test]
     async fn dropping_a_read_stops_its_statement_and_frees_the_reader() {
         // One reader and no useful budget: only the cancellation can free it.
