@@ -218,7 +218,7 @@ impl CsrfConfig {
         };
         let mut token = [0u8; 2 * SECRET_LEN];
         let (mask, masked) = token.split_at_mut(SECRET_LEN);
-        crate::random::fill(mask);
+        crate::random::fill_per_request(mask);
         for ((out, m), s) in masked.iter_mut().zip(mask.iter()).zip(current.iter()) {
             *out = s ^ m;
         }
