@@ -44,7 +44,10 @@
 //!
 //! [`Client`] has an example; docs/guide/testing.md shows more.
 
+mod port;
 pub mod smtp;
+
+pub use port::free_port;
 
 use std::collections::BTreeMap;
 use std::fmt;

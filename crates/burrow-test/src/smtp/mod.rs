@@ -86,7 +86,7 @@ impl SmtpSink {
         let script = dir.path().join("sink.py");
         std::fs::write(&script, include_str!("sink.py")).expect("writing the sink script");
         let ca = write_pki(dir.path());
-        let port = free_port();
+        let port = crate::free_port();
         let (mode, password) = match security {
             Security::None => ("none", None),
             Security::Starttls { password } => ("starttls", password),
@@ -196,11 +196,6 @@ impl Drop for SmtpSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// A CA and a certificate for `localhost` and 127.0.0.1 it signed: `smtp-ca.pem`,

@@ -43,6 +43,7 @@ pub mod raw;
 pub mod server;
 pub mod tools;
 
+pub use burrow_test::free_port;
 pub use csrf::{Credentials, TESTER, cookie_set_by, csrf_token, set_cookie_value};
 pub use files::{NOBODY, chmod, db_path, files_in, mode, sidecar, tempdir};
 pub use http::{
@@ -52,7 +53,7 @@ pub use launch::{
     BIN, CSRF_KEY, Launch, Output, SESSION_HASH_KEY, VERSION, generate_notes, generate_notes_in,
 };
 pub use postgres::{Database, Engine};
-pub use raw::{RawRequest, RawResponse, connect, free_port, raw_get, read_response};
+pub use raw::{RawRequest, RawResponse, connect, raw_get, read_response};
 pub use server::{Server, signal};
 pub use tools::require_nobody;
 

@@ -15,17 +15,6 @@ pub fn connect(port: u16) -> std::io::Result<TcpStream> {
     Ok(stream)
 }
 
-/// A port nobody listens on right now (bound on all interfaces, then released), for
-/// servers and tools that cannot be given port 0.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("[::]:0")
-        .or_else(|_| std::net::TcpListener::bind("0.0.0.0:0"))
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A request to 127.0.0.1:`port` that asks the server to close the connection after its
 /// answer (`Connection: close`), so the answer ends at EOF at the latest.
 pub struct RawRequest {
