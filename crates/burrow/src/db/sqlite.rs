@@ -56,8 +56,13 @@ pub(super) struct SqlitePool {
     activity: Arc<Activity>,
     /// How long one read may run.
     read_timeout: Duration,
-    /// Set by [`SqlitePool::close`]: every running statement stops.
-    closing: Arc<AtomicBool>,
+    /// Set by [`SqlitePool::close`]: every running statement stops. Leaked, one flag per
+    /// pool for the process's life, so that each closure's [`Stop`] holds a plain reference:
+    /// an `Arc` would be counted up and down by every read on both workers, a write to a
+    /// cache line the two cores share.
+    closing: &'static AtomicBool,
+    /// Tells this pool's entries in a thread's [`KNOWN_SPEEDS`] from other pools'.
+    id: u64,
     /// Closures running on blocking threads right now.
     running: Arc<AtomicUsize>,
     /// Which read closures have been fast enough to run inline.
@@ -90,7 +95,10 @@ pub(super) struct SqlitePool {
 /// read timeout and by closing like any other; a read that would have to open a
 /// connection goes to the pool.
 #[derive(Default)]
-struct Speeds(StdRwLock<HashMap<TypeId, Arc<Speed>, BuildHasherDefault<TypeIdHasher>>>);
+struct Speeds(StdRwLock<SpeedTable<TypeId>>);
+
+/// Closures' [`Speed`]s by `K`: a closure type, or a pool and a closure type.
+type SpeedTable<K> = HashMap<K, Arc<Speed>, BuildHasherDefault<TypeIdHasher>>;
 
 /// A `TypeId` is a hash already: used as it is rather than hashed again with SipHash, on
 /// every read and write.
@@ -137,6 +145,17 @@ const LONG_RUN_COST: u32 = 2;
 const SLOW: Duration = Duration::from_millis(10);
 /// Set in [`Speed::state`] once a run was not fast.
 const WAS_SLOW: u32 = 1 << 31;
+
+thread_local! {
+    /// The entries of [`Speeds`] this thread has looked up, by pool ([`SqlitePool::id`]) and
+    /// closure type. A fast read finds its closure's [`Speed`] here and runs while borrowing
+    /// it: the pool's table is read under a lock, and its `Arc` is cloned and dropped, three
+    /// writes to lines that both workers write on every read. An entry only ever points to
+    /// the pool's own `Speed`, so what it says is current; a dropped pool's entries stay
+    /// until the thread ends (a pool lives as long as its server).
+    static KNOWN_SPEEDS: std::cell::RefCell<SpeedTable<(u64, TypeId)>> =
+        const { std::cell::RefCell::new(HashMap::with_hasher(BuildHasherDefault::new())) };
+}
 
 impl Speeds {
     /// What closure type `F`'s runs have shown so far.
@@ -190,12 +209,16 @@ const WAL_CHECK_EVERY: u64 = 64;
 const PROGRESS_STEPS: i32 = 1000;
 
 /// Why a statement should stop, checked from SQLite's progress handler on the thread
-/// running the statement; set from any thread.
+/// running the statement; set from any thread. Copied into [`WATCHED`] for each closure:
+/// one inline costs no allocation and touches no count that another thread writes.
+#[derive(Clone)]
 struct Stop {
-    /// The caller went away (its future was dropped).
-    cancelled: AtomicBool,
+    /// The caller went away (its future was dropped). Only a closure on the blocking pool
+    /// has one: an inline one runs inside its caller's poll, which cannot be dropped
+    /// meanwhile, and a write commits even when its caller went away.
+    cancelled: Option<Arc<AtomicBool>>,
     /// The pool is closing.
-    closing: Arc<AtomicBool>,
+    closing: &'static AtomicBool,
     /// The read budget runs out at this instant.
     deadline: Option<Instant>,
     /// The read budget, for the error message.
@@ -204,7 +227,7 @@ struct Stop {
 
 impl Stop {
     fn now(&self) -> bool {
-        self.cancelled.load(Ordering::Relaxed)
+        self.cancelled.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
             || self.closing.load(Ordering::Relaxed)
             || self.deadline.is_some_and(|d| Instant::now() >= d)
     }
@@ -219,15 +242,15 @@ thread_local! {
     /// progress handler of every connection asks ([`stop_requested`]). Set per closure
     /// rather than handing each closure's `Stop` to SQLite: setting a handler allocates
     /// its closure and frees the last one, twice per read.
-    static WATCHED: std::cell::RefCell<Option<Arc<Stop>>> = const { std::cell::RefCell::new(None) };
+    static WATCHED: std::cell::RefCell<Option<Stop>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Watches a closure's statements while it lives; the `Stop` watched before (none, or an
 /// outer closure's) again after, even when the closure panics.
-struct Watched(Option<Arc<Stop>>);
+struct Watched(Option<Stop>);
 
 impl Watched {
-    fn start(stop: &Arc<Stop>) -> Watched {
+    fn start(stop: &Stop) -> Watched {
         Watched(WATCHED.replace(Some(stop.clone())))
     }
 }
@@ -268,7 +291,7 @@ fn release_freed_memory() {
 /// in `running` while it runs; its time goes into the closure's `speed` ([`Speeds`]).
 fn run_under<T>(
     conn: &Conn,
-    stop: &Arc<Stop>,
+    stop: &Stop,
     running: &AtomicUsize,
     speed: &Speed,
     f: impl FnOnce(&Conn) -> Result<T, DbError>,
@@ -311,12 +334,12 @@ fn restart_wal(conn: &Conn) {
 }
 
 /// Cancels a read when its future is dropped before the read finished.
-struct CancelOnDrop(Option<Arc<Stop>>);
+struct CancelOnDrop(Option<Arc<AtomicBool>>);
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(stop) = self.0.take() {
-            stop.cancelled.store(true, Ordering::Relaxed);
+        if let Some(cancelled) = self.0.take() {
+            cancelled.store(true, Ordering::Relaxed);
         }
     }
 }
@@ -354,8 +377,13 @@ pub(super) struct Activity {
 #[derive(Default)]
 struct Readers {
     idle: StdMutex<Vec<Conn>>,
-    /// Told each time a connection goes back, and when the pool closes.
+    /// Told when a connection goes back while a read waits for one, and when the pool
+    /// closes.
     returned: Notify,
+    /// Reads in [`Readers::for_inline`]. `put` tells `returned` only when there are any:
+    /// `notify_one` writes the `Notify`'s state even when nobody waits, and every inline
+    /// read puts its connection back, on both workers.
+    waiting: AtomicUsize,
     /// Set while a read of a fast closure opens a connection (see [`Readers::for_inline`]).
     opening: AtomicBool,
 }
@@ -421,7 +449,11 @@ impl Readers {
 
     fn put(&self, conn: Conn) {
         self.idle.lock().expect("reader pool poisoned").push(conn);
-        self.returned.notify_one();
+        // A read counted itself in `waiting` before it last looked at `idle` (under the same
+        // lock): either that look found this connection, or this sees the read waiting.
+        if self.waiting.load(Ordering::Relaxed) > 0 {
+            self.returned.notify_one();
+        }
     }
 
     /// A connection for a read that runs inline. When none is idle, one read at a time
@@ -432,6 +464,15 @@ impl Readers {
     /// connection of its own on a new blocking thread: 35 threads and connections, which
     /// then stayed.
     async fn for_inline(self: &Arc<Self>, slots: &Semaphore) -> Result<Idle, DbError> {
+        /// Counts a read in `waiting` until it got a connection, failed or was dropped.
+        struct Waiting<'a>(&'a AtomicUsize);
+        impl Drop for Waiting<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        self.waiting.fetch_add(1, Ordering::Relaxed);
+        let _waiting = Waiting(&self.waiting);
         loop {
             let returned = self.returned.notified();
             tokio::pin!(returned);
@@ -460,6 +501,8 @@ impl Readers {
 impl SqlitePool {
     pub(super) fn open(dsn: &Dsn, options: &DbOptions, live: Hub) -> Result<SqlitePool, DbError> {
         let DbOptions { readers, checkpoints, read_timeout, .. } = *options;
+        static NEXT_POOL: AtomicU64 = AtomicU64::new(0);
+        let id = NEXT_POOL.fetch_add(1, Ordering::Relaxed);
         let target = match dsn {
             Dsn::SqliteFile(path) => {
                 check_file(path)?;
@@ -469,9 +512,7 @@ impl SqlitePool {
             Dsn::Postgres(_) => unreachable!("a PostgreSQL DSN opens a PostgreSQL pool"),
             Dsn::SqliteMemory => {
                 // Every connection must see the same in-memory database.
-                static NEXT: AtomicU64 = AtomicU64::new(0);
-                let n = NEXT.fetch_add(1, Ordering::Relaxed);
-                format!("file:burrow-memory-{}-{n}?mode=memory&cache=shared", std::process::id())
+                format!("file:burrow-memory-{}-{id}?mode=memory&cache=shared", std::process::id())
             }
         };
         let writer = connect(&target, dsn, &live)?;
@@ -496,7 +537,8 @@ impl SqlitePool {
             readers: Arc::default(),
             reader_slots: Arc::new(Semaphore::new(readers.max(1))),
             read_timeout,
-            closing: Arc::default(),
+            closing: Box::leak(Box::default()),
+            id,
             running: Arc::default(),
             speeds: Speeds::default(),
             live,
@@ -583,13 +625,13 @@ impl SqlitePool {
     }
 
     /// A [`Stop`] for one closure; reads get a deadline.
-    fn stop(&self, budget: Option<Duration>) -> Arc<Stop> {
-        Arc::new(Stop {
-            cancelled: AtomicBool::new(false),
-            closing: self.closing.clone(),
+    fn stop(&self, budget: Option<Duration>) -> Stop {
+        Stop {
+            cancelled: None,
+            closing: self.closing,
             deadline: budget.map(|b| Instant::now() + b),
             budget,
-        })
+        }
     }
 
     /// The idle checkpointer: once writes pause for [`IDLE_AFTER`], a TRUNCATE checkpoint
@@ -653,12 +695,13 @@ impl SqlitePool {
         let target = self.target.clone();
         let dsn = self.dsn.clone();
         let live = self.live.clone();
-        let stop = self.stop(Some(self.read_timeout));
+        let mut stop = self.stop(Some(self.read_timeout));
+        let cancelled = stop.cancelled.insert(Arc::default()).clone();
         let running = self.running.clone();
         let speed = speed.clone();
         // Dropped with this future: a request that timed out or whose client left stops
         // its statement instead of leaving it running on a blocking thread.
-        let mut cancel = CancelOnDrop(Some(stop.clone()));
+        let mut cancel = CancelOnDrop(Some(cancelled));
         // The blocking task returns the connection to the pool itself: a cancelled request
         // must not close a pooled connection.
         let result = tokio::task::spawn_blocking(move || {
@@ -689,12 +732,37 @@ impl SqlitePool {
     where
         F: FnOnce(&Conn) -> Result<T, DbError> + 'static,
     {
-        let Some(speed) = self.speeds.known::<F>().filter(|speed| speed.is_fast()) else {
-            return Err(f);
+        let key = (self.id, TypeId::of::<F>());
+        let cached = KNOWN_SPEEDS.with_borrow(|known| match known.get(&key) {
+            Some(speed) => Ok(self.read_now_as(speed, f)),
+            None => Err(f),
+        });
+        let f = match cached {
+            Ok(ran) => return ran,
+            Err(f) => f,
         };
+        let Some(speed) = self.speeds.known::<F>() else { return Err(f) };
+        KNOWN_SPEEDS.with(|known| {
+            // Borrowed only when a closure that runs inline reads again from inside: then
+            // this one is remembered on its next read.
+            if let Ok(mut known) = known.try_borrow_mut() {
+                known.insert(key, speed.clone());
+            }
+        });
+        self.read_now_as(&speed, f)
+    }
+
+    /// [`read_now`](Self::read_now) of a closure whose runs have shown `speed`.
+    fn read_now_as<T, F>(&self, speed: &Speed, f: F) -> Result<Result<T, DbError>, F>
+    where
+        F: FnOnce(&Conn) -> Result<T, DbError>,
+    {
+        if !speed.is_fast() {
+            return Err(f);
+        }
         let Ok(_slot) = self.reader_slots.try_acquire() else { return Err(f) };
         let Some(conn) = self.readers.take() else { return Err(f) };
-        Ok(self.read_inline(conn, &speed, f))
+        Ok(self.read_inline(conn, speed, f))
     }
 
     /// Runs a read on this thread, on an idle connection it then gives back.
@@ -1095,6 +1163,33 @@ mod tests {
         assert_eq!(rows.unwrap().0, i64::from(writes) + 1);
     }
 
+    /// A closure's speed is learnt per pool: one that runs inline on one pool goes to the
+    /// blocking pool on a new one, although this thread knows its speed on the first
+    /// ([`KNOWN_SPEEDS`]).
+    #[tokio::test]
+    async fn a_closure_fast_on_one_pool_starts_over_on_another() {
+        // One closure type for every call, whichever the pool.
+        async fn read(db: &Db) -> std::thread::ThreadId {
+            let ran_on = db.read(|c| {
+                c.query_one::<(i64,)>("SELECT 1", &[])?;
+                Ok(std::thread::current().id())
+            });
+            ran_on.await.unwrap()
+        }
+        let (first, second) =
+            (memory_db(2, Duration::from_secs(10)), memory_db(2, Duration::from_secs(10)));
+        let here = std::thread::current().id();
+        // A run preempted past `INLINE_MAX` on a busy machine costs credit: a few more earn it.
+        let mut runs = 0;
+        while read(&first).await != here {
+            runs += 1;
+            assert!(runs < 4 * INLINE_AT, "{runs} fast reads and none ran inline");
+        }
+        // Another closure opens the new pool's reader: one would be idle for an inline run.
+        second.read(|c| c.query_one::<(i64,)>("SELECT 2", &[])).await.unwrap();
+        assert_ne!(read(&second).await, here, "the new pool ran it inline at once");
+    }
+
     /// Reads arriving together once their closure runs inline, and finding no idle
     /// connection, open one or two more, not one each (on a blocking thread each).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1118,7 +1213,9 @@ mod tests {
         assert!(!busy.is_empty());
         let reads: Vec<_> = (0..64).map(|_| tokio::spawn(read(db.clone()))).collect();
         for read in reads {
-            assert_eq!(read.await.unwrap().unwrap(), (1,));
+            // A connection that went back without telling a waiting read leaves it waiting.
+            let read = tokio::time::timeout(Duration::from_secs(30), read).await;
+            assert_eq!(read.expect("a read waited 30 s for a connection").unwrap().unwrap(), (1,));
         }
         let opened = pool.readers.idle.lock().unwrap().len();
         assert!(opened <= 3, "64 reads opened {opened} connections, on two worker threads");
@@ -1213,12 +1310,13 @@ mod tests {
         let (dsn, live) = (Dsn::SqliteMemory, Hub::default());
         let conn = connect("file:watched?mode=memory&cache=shared", &dsn, &live).unwrap();
         let (running, speed) = (AtomicUsize::new(0), Speed::default());
-        let stop = Arc::new(Stop {
-            cancelled: AtomicBool::new(true),
-            closing: Arc::new(AtomicBool::new(false)),
+        static OPEN: AtomicBool = AtomicBool::new(false);
+        let stop = Stop {
+            cancelled: Some(Arc::new(AtomicBool::new(true))),
+            closing: &OPEN,
             deadline: None,
             budget: None,
-        });
+        };
         // Far more than PROGRESS_STEPS virtual-machine steps: the handler is asked.
         const LONG: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
                             WHERE x < 100000) SELECT count(*) FROM c";
