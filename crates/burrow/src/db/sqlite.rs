@@ -149,7 +149,7 @@ const WAS_SLOW: u32 = 1 << 31;
 thread_local! {
     /// The entries of [`Speeds`] this thread has looked up, by pool ([`SqlitePool::id`]) and
     /// closure type. A fast read finds its closure's [`Speed`] here and runs while borrowing
-    /// it: the pool's table is read under a lock, and its `Arc` is cloned and dropped, three
+    /// it, where reading the pool's table takes its lock and clones and drops the `Arc`:
     /// writes to lines that both workers write on every read. An entry only ever points to
     /// the pool's own `Speed`, so what it says is current; a dropped pool's entries stay
     /// until the thread ends (a pool lives as long as its server).
@@ -210,7 +210,7 @@ const PROGRESS_STEPS: i32 = 1000;
 
 /// Why a statement should stop, checked from SQLite's progress handler on the thread
 /// running the statement; set from any thread. Copied into [`WATCHED`] for each closure:
-/// one inline costs no allocation and touches no count that another thread writes.
+/// an inline closure's copy allocates nothing and changes no reference count.
 #[derive(Clone)]
 struct Stop {
     /// The caller went away (its future was dropped). Only a closure on the blocking pool
@@ -743,8 +743,8 @@ impl SqlitePool {
         };
         let Some(speed) = self.speeds.known::<F>() else { return Err(f) };
         KNOWN_SPEEDS.with(|known| {
-            // Borrowed only when a closure that runs inline reads again from inside: then
-            // this one is remembered on its next read.
+            // Borrowed only if a closure running inline blocked on another read on this
+            // thread: then this one is looked up in the pool's table again next time.
             if let Ok(mut known) = known.try_borrow_mut() {
                 known.insert(key, speed.clone());
             }
