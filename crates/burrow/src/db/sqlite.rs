@@ -2,7 +2,8 @@
 //!
 //! Writers take an async FIFO lock (tokio's `Mutex` is fair) before moving to a blocking
 //! thread, so queued writes wait without occupying threads. Readers are a stack of
-//! connections guarded by a semaphore.
+//! connections guarded by a semaphore, and one more per thread that runs reads inline
+//! ([`Kept`]).
 //!
 //! Work on a blocking thread cannot be cancelled by dropping its future, so every closure
 //! runs under a [`Stop`]: SQLite's progress handler asks it every [`PROGRESS_STEPS`]
@@ -19,7 +20,7 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex as StdMutex, RwLock as StdRwLock};
+use std::sync::{Arc, Mutex as StdMutex, MutexGuard, PoisonError, RwLock as StdRwLock};
 use std::time::{Duration, Instant};
 
 use rusqlite::types::{ToSqlOutput, ValueRef};
@@ -63,7 +64,8 @@ pub(super) struct SqlitePool {
     closing: &'static AtomicBool,
     /// Tells this pool's entries in a thread's [`KNOWN_SPEEDS`] from other pools'.
     id: u64,
-    /// Closures running on blocking threads right now.
+    /// Closures running right now, but for inline reads on a [`Kept`] connection (whose
+    /// lock says so).
     running: Arc<AtomicUsize>,
     /// Which read closures have been fast enough to run inline.
     speeds: Speeds,
@@ -288,11 +290,12 @@ fn release_freed_memory() {
 }
 
 /// Runs `f` on `conn` with `stop` watching its statements (see the module docs), counted
-/// in `running` while it runs; its time goes into the closure's `speed` ([`Speeds`]).
+/// in `running` (if given) while it runs; its time goes into the closure's `speed`
+/// ([`Speeds`]).
 fn run_under<T>(
     conn: &Conn,
     stop: &Stop,
-    running: &AtomicUsize,
+    running: Option<&AtomicUsize>,
     speed: &Speed,
     f: impl FnOnce(&Conn) -> Result<T, DbError>,
 ) -> Result<T, DbError> {
@@ -302,8 +305,10 @@ fn run_under<T>(
             self.0.fetch_sub(1, Ordering::Relaxed);
         }
     }
-    running.fetch_add(1, Ordering::Relaxed);
-    let _running = Running(running);
+    let _running = running.map(|running| {
+        running.fetch_add(1, Ordering::Relaxed);
+        Running(running)
+    });
     let started = Instant::now();
     let watched = Watched::start(stop);
     let result = f(conn);
@@ -386,10 +391,50 @@ struct Readers {
     waiting: AtomicUsize,
     /// Set while a read of a fast closure opens a connection (see [`Readers::for_inline`]).
     opening: AtomicBool,
+    /// The connections that threads keep ([`Kept`]), so that closing the pool closes them.
+    kept: StdMutex<Vec<Arc<Kept>>>,
+}
+
+/// A reader connection that one thread keeps for its inline reads of one pool, outside the
+/// idle list and the reader slots (each thread runs one inline read at a time anyway).
+/// Taking a connection and a slot from the pool and giving them back writes the slots'
+/// semaphore, the idle list's lock and the running count: lines that both workers write
+/// on every read, each write moving the line between the cores (issue 13, bench/README
+/// steps 50 and 61). A kept connection's lock is only ever taken by its thread, but when
+/// the pool closes or is dropped. bench-bare keeps a connection per thread the same way.
+struct Kept {
+    pool: u64,
+    /// `None` once the pool closed it, or a closure panicked while using it.
+    conn: StdMutex<Option<Conn>>,
+}
+
+impl Kept {
+    fn conn(&self) -> MutexGuard<'_, Option<Conn>> {
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A thread's [`Kept`] connections, closed when the thread ends.
+struct KeptHere(Vec<Arc<Kept>>);
+
+impl Drop for KeptHere {
+    fn drop(&mut self) {
+        for kept in &self.0 {
+            kept.conn().take();
+        }
+    }
+}
+
+thread_local! {
+    /// The reader connection this thread keeps for each pool it reads from inline.
+    static KEPT: std::cell::RefCell<KeptHere> =
+        const { std::cell::RefCell::new(KeptHere(Vec::new())) };
 }
 
 /// What a fast read gets from [`Readers::for_inline`].
 enum Idle {
+    /// This thread keeps a connection for the pool now ([`SqlitePool::read_kept`]).
+    Kept,
     Conn(Conn),
     /// No connection is idle and none is being opened: this read opens one, on the pool;
     /// the next may open one once this one is dropped (after its run).
@@ -432,11 +477,12 @@ fn reader_id(conn: &Conn) -> usize {
 
 impl Readers {
     /// An idle connection: the one this thread used last when it is idle, so that each
-    /// worker thread keeps reading through its own connection while there are enough.
-    /// A connection's page cache, statements and pager then stay in one core's cache, as
-    /// in a server with a connection per thread; taking whichever went back last moved
-    /// them between the two workers on most reads (issue 13: SQLite's own code took 1 µs
-    /// more per page than the same instructions in bench-bare).
+    /// thread keeps reading through its own connection while there are enough (inline
+    /// reads, through the one their thread keeps: [`Kept`]). A connection's page cache,
+    /// statements and pager then stay in one core's cache, as in a server with a
+    /// connection per thread; taking whichever went back last moved them between the two
+    /// workers on most reads (issue 13: SQLite's own code took 1 µs more per page than the
+    /// same instructions in bench-bare).
     fn take(&self) -> Option<Conn> {
         let mut idle = self.idle.lock().expect("reader pool poisoned");
         let last = LAST_READER.get();
@@ -463,7 +509,7 @@ impl Readers {
     /// together) found the pool empty while both workers ran reads, and each opened a
     /// connection of its own on a new blocking thread: 35 threads and connections, which
     /// then stayed.
-    async fn for_inline(self: &Arc<Self>, slots: &Semaphore) -> Result<Idle, DbError> {
+    async fn for_inline(self: &Arc<Self>, pool: u64, slots: &Semaphore) -> Result<Idle, DbError> {
         /// Counts a read in `waiting` until it got a connection, failed or was dropped.
         struct Waiting<'a>(&'a AtomicUsize);
         impl Drop for Waiting<'_> {
@@ -479,6 +525,9 @@ impl Readers {
             returned.as_mut().enable();
             if slots.is_closed() {
                 return Err(DbError::Closed);
+            }
+            if keeps(pool) {
+                return Ok(Idle::Kept);
             }
             if let Some(conn) = self.take() {
                 return Ok(Idle::Conn(conn));
@@ -496,6 +545,67 @@ impl Readers {
         drop(std::mem::take(&mut *self.idle.lock().expect("reader pool poisoned")));
         self.returned.notify_waiters();
     }
+
+    /// Has this thread keep `conn` for its inline reads of `pool`, if it keeps none yet;
+    /// otherwise gives it back, for the idle list.
+    fn keep(&self, pool: u64, conn: Conn, closing: &AtomicBool) -> Option<Conn> {
+        let back = KEPT.with(|here| {
+            // Borrowed only by a read inside a read's closure: that one gives it back.
+            let Ok(mut here) = here.try_borrow_mut() else { return Some(conn) };
+            // Closed pools' entries (their list let go of them), and this pool's when a
+            // closure panicked on it.
+            here.0.retain(|kept| {
+                Arc::strong_count(kept) > 1 && (kept.pool != pool || kept.conn().is_some())
+            });
+            if here.0.iter().any(|kept| kept.pool == pool) {
+                return Some(conn);
+            }
+            let mut all = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+            // Set before `close_kept` takes this lock: a connection kept after that would
+            // stay open until its thread ends.
+            if closing.load(Ordering::Relaxed) {
+                return Some(conn);
+            }
+            // Threads that ended (they closed theirs).
+            all.retain(|kept| Arc::strong_count(kept) > 1);
+            let kept = Arc::new(Kept { pool, conn: StdMutex::new(Some(conn)) });
+            all.push(kept.clone());
+            here.0.push(kept);
+            None
+        });
+        // A read waiting for a connection on this thread can use this one now.
+        if back.is_none() {
+            self.returned.notify_waiters();
+        }
+        back
+    }
+
+    /// Closes the kept connections that are not in use; returns how many are (each is
+    /// closed by its thread when its read ends).
+    fn close_kept(&self) -> usize {
+        let mut all = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        all.retain(|kept| match kept.conn.try_lock() {
+            Ok(mut conn) => {
+                drop(conn.take());
+                false
+            }
+            Err(std::sync::TryLockError::Poisoned(conn)) => {
+                drop(conn.into_inner().take());
+                false
+            }
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        });
+        all.len()
+    }
+}
+
+/// Whether this thread keeps a connection for `pool` that is free.
+fn keeps(pool: u64) -> bool {
+    KEPT.with_borrow(|here| {
+        here.0
+            .iter()
+            .any(|kept| kept.pool == pool && kept.conn.try_lock().is_ok_and(|conn| conn.is_some()))
+    })
 }
 
 impl SqlitePool {
@@ -594,7 +704,7 @@ impl SqlitePool {
         // the WAL's size, but a RESTART may wait for readers, so it never does.
         if speed.is_fast() {
             let conn = guard.as_mut().ok_or(DbError::Closed)?;
-            let result = run_under(conn, &stop, &self.running, &speed, |c| {
+            let result = run_under(conn, &stop, Some(&self.running), &speed, |c| {
                 c.transaction("BEGIN IMMEDIATE", f)
             });
             activity.committed();
@@ -612,8 +722,9 @@ impl SqlitePool {
         let running = self.running.clone();
         tokio::task::spawn_blocking(move || {
             let conn = guard.as_mut().ok_or(DbError::Closed)?;
-            let result =
-                run_under(conn, &stop, &running, &speed, |c| c.transaction("BEGIN IMMEDIATE", f));
+            let result = run_under(conn, &stop, Some(&running), &speed, |c| {
+                c.transaction("BEGIN IMMEDIATE", f)
+            });
             activity.committed();
             if wal.is_some_and(|wal| wal_too_big(&wal)) {
                 restart_wal(conn);
@@ -668,7 +779,7 @@ impl SqlitePool {
         T: Send + 'static,
         F: FnOnce(&Conn) -> Result<T, DbError> + Send + 'static,
     {
-        let f = match self.read_now(f) {
+        let mut f = match self.read_now(f) {
             Ok(result) => return result,
             Err(f) => f,
         };
@@ -686,7 +797,12 @@ impl SqlitePool {
             self.reader_slots.clone().acquire_owned().await.map_err(|_| DbError::Closed)?;
         let mut opener = None;
         if speed.is_fast() {
-            match self.readers.for_inline(&self.reader_slots).await? {
+            match self.readers.for_inline(self.id, &self.reader_slots).await? {
+                // In use only by a read inside a read's closure: this one goes to the pool.
+                Idle::Kept => match self.read_kept(&speed, f) {
+                    Ok(result) => return result,
+                    Err(back) => f = back,
+                },
                 Idle::Conn(conn) => return self.read_inline(conn, &speed, f),
                 Idle::Open(opening) => opener = Some(opening),
             }
@@ -710,7 +826,7 @@ impl SqlitePool {
                 Some(conn) => conn,
                 None => connect(&target, &dsn, &live)?,
             };
-            let result = run_under(&conn, &stop, &running, &speed, f);
+            let result = run_under(&conn, &stop, Some(&running), &speed, f);
             readers.put(conn);
             if let Some(opening) = opener {
                 opening.done();
@@ -724,10 +840,11 @@ impl SqlitePool {
     }
 
     /// Runs a read of a closure that has earned its place inline (see [`Speeds`]) here and
-    /// now, when a reader slot and an idle connection are free at once: the common case,
-    /// with no await. [`read`](Self::read)'s general path polls a future for each of these
-    /// (the probe, the slot, the wait for a connection), which costs every read their code
-    /// even when each is ready at once. `Err(f)` when one of them is not ready.
+    /// now, on the connection this thread keeps ([`Kept`]), or when a reader slot and an
+    /// idle connection are free at once: the common case, with no await.
+    /// [`read`](Self::read)'s general path polls a future for each of these (the probe, the
+    /// slot, the wait for a connection), which costs every read their code even when each
+    /// is ready at once. `Err(f)` when one of them is not ready.
     fn read_now<T, F>(&self, f: F) -> Result<Result<T, DbError>, F>
     where
         F: FnOnce(&Conn) -> Result<T, DbError> + 'static,
@@ -760,12 +877,43 @@ impl SqlitePool {
         if !speed.is_fast() {
             return Err(f);
         }
+        let f = match self.read_kept(speed, f) {
+            Ok(ran) => return Ok(ran),
+            Err(f) => f,
+        };
         let Ok(_slot) = self.reader_slots.try_acquire() else { return Err(f) };
         let Some(conn) = self.readers.take() else { return Err(f) };
         Ok(self.read_inline(conn, speed, f))
     }
 
-    /// Runs a read on this thread, on an idle connection it then gives back.
+    /// Runs a read on the connection this thread keeps for this pool ([`Kept`]): no slot,
+    /// no lock or count that another thread writes. `Err(f)` when the thread keeps none,
+    /// or it is in use (by a read inside a read's closure) or closed.
+    fn read_kept<T, F>(&self, speed: &Speed, f: F) -> Result<Result<T, DbError>, F>
+    where
+        F: FnOnce(&Conn) -> Result<T, DbError>,
+    {
+        KEPT.with_borrow(|here| {
+            let Some(kept) = here.0.iter().find(|kept| kept.pool == self.id) else {
+                return Err(f);
+            };
+            let Ok(mut slot) = kept.conn.try_lock() else { return Err(f) };
+            let Some(conn) = slot.take() else { return Err(f) };
+            // Out of its slot while it runs: a closure that panics drops it with the stack,
+            // as on the pool, since it may be left in the middle of a statement.
+            let stop = self.stop(Some(self.read_timeout));
+            let result = run_under(&conn, &stop, None, speed, f);
+            // Closing takes the kept connections that are not in use, and leaves this one
+            // to its thread.
+            if !self.closing.load(Ordering::Relaxed) {
+                *slot = Some(conn);
+            }
+            Ok(result)
+        })
+    }
+
+    /// Runs a read on this thread, on an idle connection that it then keeps ([`Kept`]) or
+    /// gives back.
     fn read_inline<T>(
         &self,
         conn: Conn,
@@ -773,8 +921,10 @@ impl SqlitePool {
         f: impl FnOnce(&Conn) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         let stop = self.stop(Some(self.read_timeout));
-        let result = run_under(&conn, &stop, &self.running, speed, f);
-        self.readers.put(conn);
+        let result = run_under(&conn, &stop, Some(&self.running), speed, f);
+        if let Some(conn) = self.readers.keep(self.id, conn, self.closing) {
+            self.readers.put(conn);
+        }
         result
     }
 
@@ -800,13 +950,15 @@ impl SqlitePool {
     }
 
     /// Stops every running statement, refuses new work and closes the connections, waiting
-    /// at most `grace` for closures still running on blocking threads. Returns how many
-    /// were still running when it gave up (they end with the process).
+    /// at most `grace` for closures still running. Returns how many were still running
+    /// when it gave up (they end with the process).
     pub(super) async fn close(&self, grace: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + grace;
         self.closing.store(true, Ordering::Relaxed);
         self.reader_slots.close();
         self.readers.close();
+        // Before the writer: the last connection to close checkpoints the WAL.
+        let mut kept_busy = self.readers.close_kept();
         if let Ok(mut guard) = tokio::time::timeout_at(deadline, self.writer.lock()).await
             && let Some(writer) = guard.take()
         {
@@ -820,10 +972,21 @@ impl SqlitePool {
         }
         // Interrupted statements end within a progress step; what is still running now
         // is stuck outside SQLite's virtual machine (e.g. waiting on a file lock).
-        while self.running.load(Ordering::Relaxed) > 0 && tokio::time::Instant::now() < deadline {
+        while self.running.load(Ordering::Relaxed) + kept_busy > 0
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
+            kept_busy = self.readers.close_kept();
         }
-        self.running.load(Ordering::Relaxed)
+        self.running.load(Ordering::Relaxed) + kept_busy
+    }
+}
+
+impl Drop for SqlitePool {
+    /// A dropped pool's connections close although threads keep some ([`Kept`]); none is
+    /// in use, as a read borrows the pool.
+    fn drop(&mut self) {
+        self.readers.close_kept();
     }
 }
 
@@ -1208,18 +1371,137 @@ mod tests {
         for _ in 0..CREDIT_MAX {
             read(db.clone()).await.unwrap();
         }
-        // The connections there are stay busy (as while both workers run reads).
+        // The idle connections there are stay busy (as while both workers run reads); the
+        // one this thread keeps is of no use to the workers.
         let busy = std::mem::take(&mut *pool.readers.idle.lock().unwrap());
-        assert!(!busy.is_empty());
+        let kept_before = pool.readers.kept.lock().unwrap().len();
         let reads: Vec<_> = (0..64).map(|_| tokio::spawn(read(db.clone()))).collect();
         for read in reads {
             // A connection that went back without telling a waiting read leaves it waiting.
             let read = tokio::time::timeout(Duration::from_secs(30), read).await;
             assert_eq!(read.expect("a read waited 30 s for a connection").unwrap().unwrap(), (1,));
         }
-        let opened = pool.readers.idle.lock().unwrap().len();
+        let opened = pool.readers.idle.lock().unwrap().len()
+            + pool.readers.kept.lock().unwrap().len()
+            - kept_before;
         assert!(opened <= 3, "64 reads opened {opened} connections, on two worker threads");
         pool.readers.idle.lock().unwrap().extend(busy);
+    }
+
+    /// Reads one closure type until it runs inline on this thread; `Ok` holds the handle
+    /// of the connection it ran on, `panic` makes the closure panic.
+    async fn read_inline_here(db: &Db, panic: bool) -> Result<usize, DbError> {
+        let here = std::thread::current().id();
+        let mut runs = 0;
+        loop {
+            let (thread, conn) = db
+                .read(move |c| {
+                    assert!(!panic, "the closure panics");
+                    c.query_one::<(i64,)>("SELECT 1", &[])?;
+                    Ok((std::thread::current().id(), reader_id(c)))
+                })
+                .await?;
+            if thread == here {
+                return Ok(conn);
+            }
+            // A run preempted past `INLINE_MAX` on a busy machine costs credit: a few more
+            // earn it.
+            runs += 1;
+            assert!(runs < 4 * INLINE_AT, "{runs} fast reads and none ran inline");
+        }
+    }
+
+    /// Asserts that this thread's inline reads run on the connection it keeps, with no
+    /// reader slot or idle connection free, and on the same one each time.
+    async fn reads_inline_without_the_pool(db: &Db) {
+        let super::super::Pool::Sqlite(pool) = &db.pool else { unreachable!() };
+        let _slot = pool.reader_slots.try_acquire().expect("a slot is free");
+        assert_eq!(pool.reader_slots.available_permits(), 0, "a pool of one reader");
+        let idle = std::mem::take(&mut *pool.readers.idle.lock().unwrap());
+        let mut conns = Vec::new();
+        for _ in 0..3 {
+            let read = tokio::time::timeout(Duration::from_secs(5), read_inline_here(db, false));
+            conns.push(read.await.expect("an inline read waited for the pool's slot").unwrap());
+        }
+        assert!(conns.iter().all(|&conn| conn == conns[0]), "reads ran on two connections");
+        pool.readers.idle.lock().unwrap().extend(idle);
+    }
+
+    /// What [`Kept`] connections the pool knows of: whether each is open.
+    fn kept_open(db: &Db) -> Vec<bool> {
+        let super::super::Pool::Sqlite(pool) = &db.pool else { unreachable!() };
+        pool.readers.kept.lock().unwrap().iter().map(|kept| kept.conn().is_some()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_thread_reads_inline_through_the_connection_it_keeps() {
+        let db = memory_db(1, Duration::from_secs(10));
+        read_inline_here(&db, false).await.unwrap();
+        assert_eq!(kept_open(&db), [true], "this thread keeps one");
+        reads_inline_without_the_pool(&db).await;
+    }
+
+    /// A closure that panics on a kept connection takes it down with it, as on the pool
+    /// (it may be in the middle of a statement); the thread then keeps another.
+    #[tokio::test]
+    async fn a_panic_on_a_kept_connection_closes_it() {
+        let db = memory_db(1, Duration::from_secs(10));
+        read_inline_here(&db, false).await.unwrap();
+        let panicked = tokio::spawn({
+            let db = db.clone();
+            async move { read_inline_here(&db, true).await }
+        });
+        assert!(panicked.await.unwrap_err().is_panic());
+        assert_eq!(kept_open(&db), [false], "the connection stayed open");
+        read_inline_here(&db, false).await.unwrap();
+        assert_eq!(kept_open(&db), [true], "the thread keeps none again");
+        reads_inline_without_the_pool(&db).await;
+    }
+
+    /// Closing the pool closes the connections threads keep, also that of a thread that
+    /// stays: the writer then closes last, and SQLite removes the WAL. A thread that ends
+    /// closes its own.
+    #[tokio::test]
+    async fn closing_the_pool_closes_the_connections_threads_keep() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.db");
+        let setup = Connection::open(&path).unwrap();
+        setup.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t(x);").unwrap();
+        drop(setup);
+        let options = DbOptions { readers: 4, ..DbOptions::default() };
+        let db = Db::open_with(&Dsn::SqliteFile(path.clone()), &options).unwrap();
+        let super::super::Pool::Sqlite(pool) = &db.pool else { unreachable!() };
+        db.write(|c| c.execute("INSERT INTO t VALUES (1)", &[])).await.unwrap();
+        read_inline_here(&db, false).await.unwrap();
+
+        let on_thread = |db: Db, stay: Option<std::sync::mpsc::Receiver<()>>| {
+            let (read, reads) = std::sync::mpsc::channel();
+            let thread = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                read.send(runtime.block_on(read_inline_here(&db, false)).unwrap()).unwrap();
+                if let Some(stay) = stay {
+                    let _ = stay.recv();
+                }
+            });
+            reads.recv().unwrap();
+            thread
+        };
+        on_thread(db.clone(), None).join().unwrap();
+        assert_eq!(kept_open(&db), [true, false], "the thread that ended left its connection open");
+        let (leave, stay) = std::sync::mpsc::channel();
+        let staying = on_thread(db.clone(), Some(stay));
+        // The ended thread's entry went when this one's came.
+        assert_eq!(kept_open(&db), [true, true]);
+
+        let wal = super::super::sidecar(&path, "-wal");
+        assert!(wal.exists());
+        assert_eq!(db.close(Duration::from_secs(10)).await, 0);
+        assert!(pool.readers.kept.lock().unwrap().is_empty());
+        assert!(!wal.exists(), "a connection was still open when the writer closed");
+        let read = db.read(|c| c.query_one::<(i64,)>("SELECT 1", &[])).await;
+        assert!(matches!(read, Err(DbError::Closed)), "{read:?}");
+        leave.send(()).unwrap();
+        staying.join().unwrap();
     }
 
     #[test]
@@ -1320,11 +1602,12 @@ mod tests {
         // Far more than PROGRESS_STEPS virtual-machine steps: the handler is asked.
         const LONG: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
                             WHERE x < 100000) SELECT count(*) FROM c";
-        let stopped = run_under(&conn, &stop, &running, &speed, |c| c.query_one::<i64>(LONG, &[]));
+        let stopped =
+            run_under(&conn, &stop, Some(&running), &speed, |c| c.query_one::<i64>(LONG, &[]));
         assert!(matches!(stopped, Err(DbError::Interrupted)), "{stopped:?}");
         assert_eq!(conn.query_one::<i64>(LONG, &[]).unwrap(), 100_000, "the Stop stayed");
         let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_under(&conn, &stop, &running, &speed, |_| -> Result<(), DbError> {
+            run_under(&conn, &stop, Some(&running), &speed, |_| -> Result<(), DbError> {
                 panic!("the closure panics")
             })
         }));
