@@ -243,13 +243,29 @@ impl Launch {
     /// The started child, its stdout and stderr as they are captured, and the threads
     /// capturing them.
     fn spawn_captured(&self) -> (Child, Lines, Lines, Vec<JoinHandle<()>>) {
-        let mut child = self
-            .command()
-            .spawn()
+        let mut child = spawn_when_not_busy(&mut self.command())
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.describe()));
         let (stdout, out_reader) = Lines::capture(child.stdout.take().expect("piped stdout"));
         let (stderr, err_reader) = Lines::capture(child.stderr.take().expect("piped stderr"));
         (child, stdout, stderr, vec![out_reader, err_reader])
+    }
+}
+
+/// Starts `command`, and again for up to a second while its program is busy (ETXTBSY). A
+/// test that has just written a binary (`install_binary`) can find it still open for
+/// writing: a child that another test thread forked in the meantime holds a copy of the
+/// descriptor until its own exec closes it, microseconds later. Go's `os/exec` tests retry
+/// the same way.
+fn spawn_when_not_busy(command: &mut Command) -> std::io::Result<Child> {
+    let mut tries = 0;
+    loop {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            spawned => return spawned,
+        }
     }
 }
 
@@ -272,4 +288,25 @@ fn generate(launch: Launch, count: usize) {
     let out =
         launch.args(["generate-notes", "--user", TESTER, "--count", &count.to_string()]).run();
     assert_eq!(out.code(), Some(0), "generate-notes: {out:?}");
+}
+
+/// A program still open for writing elsewhere is started once it is closed, where a plain
+/// spawn fails with ETXTBSY.
+#[test]
+fn a_program_open_for_writing_starts_once_it_is_closed() {
+    use std::io::Write;
+    let dir = super::files::tempdir();
+    let program = dir.path().join("exits");
+    let mut file = std::fs::File::create(&program).unwrap();
+    file.write_all(b"#!/bin/sh\nexit 0\n").unwrap();
+    super::files::chmod(&program, 0o755);
+    let err = Command::new(&program).spawn().expect_err("started while open for writing");
+    assert_eq!(err.kind(), std::io::ErrorKind::ExecutableFileBusy, "{err}");
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(file);
+    });
+    let mut child = spawn_when_not_busy(&mut Command::new(&program)).unwrap();
+    assert!(child.wait().unwrap().success());
+    closer.join().unwrap();
 }
